@@ -1,0 +1,2 @@
+//! Turning entries into text.
+pub mod safe_json;

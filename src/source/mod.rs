@@ -1,0 +1,2 @@
+//! Where sockets come from.
+pub mod procnet;
