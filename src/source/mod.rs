@@ -1,2 +1,190 @@
-//! Where sockets come from.
+//! Where sockets come from: netlink sock_diag first, and per (protocol, family) the
+//! `/proc/net` tables where netlink fails or is not wanted.
+//!
+//! Each table is collected on its own, so a missing `udp_diag` module costs only UDP its
+//! netlink detail, and a failure is reported (with `--verbose`) rather than read as "no
+//! sockets".
+
+pub mod netlink;
 pub mod procnet;
+
+use std::path::PathBuf;
+
+use crate::error::{ParseWarning, SourceError};
+use crate::model::{Family, Protocol, Socket, SourceKind};
+use netlink::{SockDiag, StateSelection};
+
+/// Which source the user asked for (`--source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceChoice {
+    /// Netlink, falling back to `/proc/net` per table.
+    Auto,
+    /// Netlink only; a table it cannot dump is an error.
+    Netlink,
+    /// `/proc/net` only.
+    Proc,
+}
+
+/// What to collect.
+#[derive(Debug, Clone)]
+pub struct CollectRequest {
+    /// The (protocol, family) tables to read.
+    pub tables: Vec<(Protocol, Family)>,
+    /// Listening sockets only, or every state.
+    pub states: StateSelection,
+    /// The source choice.
+    pub choice: SourceChoice,
+    /// Root of the proc filesystem (normally `/proc`).
+    pub proc_root: PathBuf,
+}
+
+/// How one table was collected, for `--verbose` and for the exit code.
+#[derive(Debug)]
+pub struct TableReport {
+    /// Protocol of the table.
+    pub protocol: Protocol,
+    /// Family of the table.
+    pub family: Family,
+    /// The source that fed it, or `None` when every source failed.
+    pub source: Option<SourceKind>,
+    /// Sockets it contributed.
+    pub count: usize,
+    /// Why netlink was not used, when it was tried and failed.
+    pub netlink_error: Option<SourceError>,
+    /// Why `/proc/net` failed, when it was tried and failed.
+    pub proc_error: Option<SourceError>,
+}
+
+/// Everything collected.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Sockets from every table that could be read.
+    pub sockets: Vec<Socket>,
+    /// One report per requested table.
+    pub reports: Vec<TableReport>,
+    /// Lines of `/proc/net` tables that could not be parsed.
+    pub warnings: Vec<ParseWarning>,
+}
+
+impl Collected {
+    /// True when no requested table could be read at all.
+    pub fn nothing_read(&self) -> bool {
+        self.reports.iter().all(|r| r.source.is_none())
+    }
+}
+
+/// Collect sockets for every requested table.
+pub fn collect(request: &CollectRequest) -> Collected {
+    let mut netlink = match request.choice {
+        SourceChoice::Proc => None,
+        _ => Some(SockDiag::open()),
+    };
+    let mut collected = Collected::default();
+    for &(protocol, family) in &request.tables {
+        let report = collect_table(request, netlink.as_mut(), protocol, family, &mut collected);
+        collected.reports.push(report);
+    }
+    collected
+}
+
+fn collect_table(
+    request: &CollectRequest,
+    netlink: Option<&mut Result<SockDiag, SourceError>>,
+    protocol: Protocol,
+    family: Family,
+    collected: &mut Collected,
+) -> TableReport {
+    let mut report = TableReport {
+        protocol,
+        family,
+        source: None,
+        count: 0,
+        netlink_error: None,
+        proc_error: None,
+    };
+    if let Some(netlink) = netlink {
+        match dump_netlink(netlink, protocol, family, request.states) {
+            Ok(sockets) => {
+                report.source = Some(SourceKind::Netlink);
+                report.count = sockets.len();
+                collected.sockets.extend(sockets);
+                return report;
+            }
+            Err(error) => report.netlink_error = Some(error),
+        }
+    }
+    if request.choice == SourceChoice::Netlink {
+        return report;
+    }
+    match procnet::read_table(&request.proc_root, protocol, family) {
+        Ok(table) => {
+            let before = collected.sockets.len();
+            collected.sockets.extend(
+                table
+                    .sockets
+                    .into_iter()
+                    .filter(|s| wanted_state(s, request.states)),
+            );
+            collected.warnings.extend(table.warnings);
+            report.source = Some(SourceKind::Proc);
+            report.count = collected.sockets.len() - before;
+        }
+        Err(error) => report.proc_error = Some(error),
+    }
+    report
+}
+
+fn dump_netlink(
+    netlink: &mut Result<SockDiag, SourceError>,
+    protocol: Protocol,
+    family: Family,
+    states: StateSelection,
+) -> Result<Vec<Socket>, SourceError> {
+    match netlink {
+        Ok(diag) => diag.dump(protocol, family, states),
+        // Opening failed once; every table reports the same cause.
+        Err(error) => Err(SourceError::NetlinkIo {
+            context: "socket",
+            source: match error {
+                SourceError::NetlinkIo { source, .. } => {
+                    std::io::Error::new(source.kind(), source.to_string())
+                }
+                other => std::io::Error::other(other.to_string()),
+            },
+        }),
+    }
+}
+
+/// `/proc/net` tables list every state; keep what a netlink request would have asked for.
+fn wanted_state(socket: &Socket, states: StateSelection) -> bool {
+    match states {
+        StateSelection::All => true,
+        StateSelection::Listening => socket.state.is_listening(socket.protocol),
+    }
+}
+
+/// Fill in device names for sockets bound to a device, one lookup per index.
+pub fn name_devices(sockets: &mut [Socket]) {
+    let mut cache: std::collections::HashMap<u32, Option<String>> = Default::default();
+    for socket in sockets {
+        if let crate::model::DeviceBinding::Device { index, name } = &mut socket.device {
+            *name = cache
+                .entry(*index)
+                .or_insert_with(|| interface_name(*index))
+                .clone();
+        }
+    }
+}
+
+/// `if_indextoname` in this process's network namespace.
+fn interface_name(index: u32) -> Option<String> {
+    let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buffer` is IF_NAMESIZE bytes, as if_indextoname requires.
+    let result = unsafe { libc::if_indextoname(index, buffer.as_mut_ptr()) };
+    if result.is_null() {
+        return None;
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}

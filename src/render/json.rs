@@ -1,0 +1,112 @@
+//! JSON output: wire types separate from the model, so the schema documented in README.md is
+//! stated once, here, and the model can change without changing it.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::labels::Labels;
+use super::safe_json;
+use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, SourceKind};
+use crate::sanitize;
+
+/// One socket as JSON.
+#[derive(Debug, Serialize)]
+pub struct JsonSocket {
+    proto: &'static str,
+    family: &'static str,
+    local_addr: String,
+    local_port: u16,
+    remote_addr: String,
+    remote_port: u16,
+    state: &'static str,
+    recv_q: Option<u32>,
+    send_q: Option<u32>,
+    uid: u32,
+    user: Option<String>,
+    inode: u64,
+    v6only: Option<bool>,
+    interface: Option<String>,
+    source: &'static str,
+    unknown_fields: Vec<&'static str>,
+    processes: Vec<JsonProcess>,
+    owner_unknown_reason: Option<&'static str>,
+}
+
+/// One holder as JSON.
+#[derive(Debug, Serialize)]
+pub struct JsonProcess {
+    pid: u32,
+    name: Option<String>,
+    cmdline: Option<String>,
+    uid: Option<u32>,
+    user: Option<String>,
+    fd: u32,
+}
+
+/// Write `entries` as one pretty-printed JSON array.
+pub fn write_json(entries: &[Entry], labels: &mut Labels, out: &mut dyn Write) -> io::Result<()> {
+    let sockets: Vec<JsonSocket> = entries.iter().map(|e| json_socket(e, labels)).collect();
+    safe_json::to_writer(&mut *out, &sockets, true).map_err(io::Error::from)?;
+    writeln!(out)
+}
+
+/// The JSON form of one entry.
+pub fn json_socket(entry: &Entry, labels: &mut Labels) -> JsonSocket {
+    let socket = &entry.socket;
+    JsonSocket {
+        proto: socket.protocol.name(),
+        family: socket.family.name(),
+        local_addr: socket.local_addr.to_string(),
+        local_port: socket.local_port,
+        remote_addr: socket.remote_addr.to_string(),
+        remote_port: socket.remote_port,
+        state: socket.state.label(socket.protocol),
+        recv_q: Some(socket.recv_q),
+        send_q: socket.send_q,
+        uid: socket.uid,
+        user: labels.user_name(socket.uid),
+        inode: socket.inode,
+        v6only: socket.v6only,
+        interface: match &socket.device {
+            DeviceBinding::Device { index, name } => {
+                Some(name.clone().unwrap_or_else(|| index.to_string()))
+            }
+            _ => None,
+        },
+        source: socket.source.name(),
+        unknown_fields: unknown_fields(entry),
+        processes: entry
+            .processes
+            .iter()
+            .map(|p| json_process(p, labels))
+            .collect(),
+        owner_unknown_reason: entry.owner_unknown.map(|r| r.name()),
+    }
+}
+
+fn unknown_fields(entry: &Entry) -> Vec<&'static str> {
+    let socket = &entry.socket;
+    let mut fields = Vec::new();
+    if socket.send_q.is_none() {
+        fields.push("send_q");
+    }
+    if socket.source == SourceKind::Proc && socket.family == Family::Ipv6 {
+        fields.push("v6only");
+    }
+    if socket.device == DeviceBinding::Unknown {
+        fields.push("interface");
+    }
+    fields
+}
+
+fn json_process(process: &OwnerProcess, labels: &mut Labels) -> JsonProcess {
+    JsonProcess {
+        pid: process.pid,
+        name: process.name.as_deref().map(|n| sanitize::lossy(n).into_owned()),
+        cmdline: process.cmdline.as_deref().map(sanitize::cmdline_lossy),
+        uid: process.uid,
+        user: process.uid.and_then(|uid| labels.user_name(uid)),
+        fd: process.fd,
+    }
+}

@@ -1,0 +1,172 @@
+//! Display text for addresses, ports, users and holders, in netstat's and ss's notation.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::config::Numeric;
+use crate::model::{DeviceBinding, Entry, OwnerProcess, Protocol, Socket};
+use crate::names::{Services, UserNames, resolve_hosts};
+use crate::sanitize;
+
+/// How long all reverse lookups of one table may take together.
+const HOST_LOOKUP_BUDGET: Duration = Duration::from_secs(1);
+/// Without `-W`, a group of more PIDs than this is shortened to its first few and a count.
+const PIDS_SHOWN: usize = 4;
+
+/// Resolved names for one rendering.
+#[derive(Debug, Default)]
+pub struct Labels {
+    numeric: Numeric,
+    services: Services,
+    users: UserNames,
+    hosts: HashMap<IpAddr, String>,
+}
+
+impl Labels {
+    /// Names needing no lookups at all (for machine formats and `-n`).
+    pub fn numeric() -> Self {
+        Labels {
+            numeric: Numeric {
+                hosts: true,
+                ports: true,
+                users: false,
+            },
+            ..Labels::default()
+        }
+    }
+
+    /// Load what `numeric` does not rule out, resolving the hosts of `entries` up front.
+    pub fn for_table(numeric: Numeric, entries: &[Entry]) -> Self {
+        let services = if numeric.ports {
+            Services::default()
+        } else {
+            Services::load_system()
+        };
+        let hosts = if numeric.hosts {
+            HashMap::new()
+        } else {
+            let addrs: Vec<IpAddr> = entries
+                .iter()
+                .flat_map(|e| [e.socket.local_addr, e.socket.remote_addr])
+                .collect();
+            resolve_hosts(&addrs, HOST_LOOKUP_BUDGET)
+        };
+        Labels {
+            numeric,
+            services,
+            users: UserNames::default(),
+            hosts,
+        }
+    }
+
+    /// The user name of `uid` (for JSON, regardless of `-n`).
+    pub fn user_name(&mut self, uid: u32) -> Option<String> {
+        self.users.name(uid).map(str::to_string)
+    }
+
+    /// The User column: a name unless numeric users were asked for or none exists.
+    pub fn user_cell(&mut self, uid: u32) -> String {
+        if self.numeric.users {
+            return uid.to_string();
+        }
+        self.users
+            .name(uid)
+            .map_or_else(|| uid.to_string(), str::to_string)
+    }
+
+    /// Local Address, e.g. `0.0.0.0:22`, `*:22`, `[::]:22`, `[::1]%lo:53`, `localhost:ssh`.
+    pub fn local(&self, socket: &Socket) -> String {
+        let host = self.host(socket.local_addr, socket, true);
+        format!("{host}:{}", self.port(socket.local_port, socket.protocol))
+    }
+
+    /// Foreign Address: `0.0.0.0:*` when unconnected, else the peer.
+    pub fn remote(&self, socket: &Socket) -> String {
+        let host = self.host(socket.remote_addr, socket, false);
+        if socket.remote_port == 0 && socket.remote_addr.is_unspecified() {
+            return format!("{host}:*");
+        }
+        format!("{host}:{}", self.port(socket.remote_port, socket.protocol))
+    }
+
+    fn host(&self, addr: IpAddr, socket: &Socket, local: bool) -> String {
+        let mut host = match addr {
+            // ss's notation: `*` is a dual-stack wildcard that also accepts IPv4.
+            IpAddr::V6(v6) if v6.is_unspecified() && socket.v6only == Some(false) => "*".into(),
+            _ if addr.is_unspecified() => bracket(addr),
+            _ => match self.hosts.get(&addr) {
+                Some(name) => sanitize::terminal_safe(name.as_bytes()).into_owned(),
+                None => bracket(addr),
+            },
+        };
+        if local {
+            if let DeviceBinding::Device { index, name } = &socket.device {
+                host.push('%');
+                host.push_str(&device_label(*index, name.as_deref()));
+            }
+        }
+        host
+    }
+
+    fn port(&self, port: u16, protocol: Protocol) -> String {
+        match self.services.name(port, protocol) {
+            Some(name) if !self.numeric.ports => name.to_string(),
+            _ => port.to_string(),
+        }
+    }
+}
+
+fn bracket(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// A device's name made terminal-safe, or its index when the name is unknown.
+pub fn device_label(index: u32, name: Option<&str>) -> String {
+    match name {
+        Some(name) => sanitize::terminal_safe(name.as_bytes()).into_owned(),
+        None => index.to_string(),
+    }
+}
+
+/// The program column: every holder, grouped by name in pid order, e.g. `812,813/nginx` or
+/// `700/master;701,702/worker`; `-` when no process was found. Without `wide`, a group of many
+/// PIDs shows its first few and how many more (`812,813,814,+37/nginx`), never silently one.
+pub fn program_cell(processes: &[OwnerProcess], wide: bool) -> String {
+    if processes.is_empty() {
+        return "-".into();
+    }
+    let mut groups: Vec<(Option<&[u8]>, Vec<u32>)> = Vec::new();
+    for process in processes {
+        let name = process.name.as_deref();
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, pids)) => pids.push(process.pid),
+            None => groups.push((name, vec![process.pid])),
+        }
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(name, pids)| group_label(*name, pids, wide))
+        .collect();
+    parts.join(";")
+}
+
+fn group_label(name: Option<&[u8]>, pids: &[u32], wide: bool) -> String {
+    let shown = if wide || pids.len() <= PIDS_SHOWN {
+        pids.len()
+    } else {
+        PIDS_SHOWN - 1
+    };
+    let mut text: Vec<String> = pids[..shown].iter().map(u32::to_string).collect();
+    if shown < pids.len() {
+        text.push(format!("+{}", pids.len() - shown));
+    }
+    let pids = text.join(",");
+    match name {
+        Some(name) => format!("{pids}/{}", sanitize::terminal_safe(name)),
+        None => pids,
+    }
+}
