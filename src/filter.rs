@@ -9,7 +9,11 @@ pub fn select(mut entries: Vec<Entry>) -> Vec<Entry> {
         let (a, b) = (&a.socket, &b.socket);
         (a.protocol, a.local_port, a.local_addr, a.family)
             .cmp(&(b.protocol, b.local_port, b.local_addr, b.family))
-            .then((a.remote_addr, a.remote_port, a.inode).cmp(&(b.remote_addr, b.remote_port, b.inode)))
+            .then((a.remote_addr, a.remote_port, a.inode).cmp(&(
+                b.remote_addr,
+                b.remote_port,
+                b.inode,
+            )))
     });
     entries
 }

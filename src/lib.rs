@@ -62,6 +62,11 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> std::io
     };
     render::render(&entries, config, &mut labels, out)?;
     out.flush()?;
-    report::attribution(&attributed.denied, attributed.scan_error.as_ref(), config, err)?;
+    report::attribution(
+        &attributed.denied,
+        attributed.scan_error.as_ref(),
+        config,
+        err,
+    )?;
     Ok(ExitCode::Success)
 }

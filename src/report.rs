@@ -15,7 +15,7 @@ pub fn sources(collected: &Collected, verbose: bool, err: &mut dyn Write) -> io:
         }
     }
     for warning in &collected.warnings {
-        writeln!(err, "lsports: warning: skipped a malformed line: {warning}")?;
+        writeln!(err, "lsports: warning: {warning}")?;
     }
     Ok(())
 }

@@ -153,14 +153,7 @@ fn outcome_of(error: &io::Error) -> PidOutcome {
 fn socket_inode_at(dir: RawFd, name: &CStr) -> Option<u64> {
     let mut link = [0u8; 64];
     // SAFETY: `name` is NUL-terminated and `link` is a valid writable buffer of its length.
-    let len = unsafe {
-        libc::readlinkat(
-            dir,
-            name.as_ptr(),
-            link.as_mut_ptr().cast(),
-            link.len(),
-        )
-    };
+    let len = unsafe { libc::readlinkat(dir, name.as_ptr(), link.as_mut_ptr().cast(), link.len()) };
     let len = usize::try_from(len).ok()?;
     parse_socket_link(&link[..len])
 }
@@ -282,14 +275,7 @@ fn open_at(dir: RawFd, path: &CStr) -> io::Result<OwnedFd> {
 
 fn getdents(dir: RawFd, buffer: &mut [u8]) -> io::Result<usize> {
     // SAFETY: the kernel writes at most `buffer.len()` bytes into `buffer`.
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_getdents64,
-            dir,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-        )
-    };
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buffer.as_mut_ptr(), buffer.len()) };
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 

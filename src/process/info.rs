@@ -38,14 +38,11 @@ fn strip_newline(mut name: Vec<u8>) -> Vec<u8> {
 
 /// The effective uid: the second number of the `Uid:` line of `status`.
 pub fn effective_uid(status: impl BufRead) -> Option<u32> {
-    status
-        .split(b'\n')
-        .map_while(Result::ok)
-        .find_map(|line| {
-            let rest = line.strip_prefix(b"Uid:")?;
-            let text = std::str::from_utf8(rest).ok()?;
-            text.split_ascii_whitespace().nth(1)?.parse().ok()
-        })
+    status.split(b'\n').map_while(Result::ok).find_map(|line| {
+        let rest = line.strip_prefix(b"Uid:")?;
+        let text = std::str::from_utf8(rest).ok()?;
+        text.split_ascii_whitespace().nth(1)?.parse().ok()
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,11 @@ pub struct Attributed {
 
 /// Attribute every socket to the processes holding it.
 pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
-    let wanted: HashSet<u64> = sockets.iter().map(|s| s.inode).filter(|&i| i != 0).collect();
+    let wanted: HashSet<u64> = sockets
+        .iter()
+        .map(|s| s.inode)
+        .filter(|&i| i != 0)
+        .collect();
     let (scan, scan_error) = match fdscan::scan(proc_root, &wanted) {
         Ok(scan) => (scan, None),
         Err(error) => (fdscan::FdScan::default(), Some(error)),
@@ -37,7 +41,10 @@ pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
     let entries = sockets
         .into_iter()
         .map(|socket| {
-            let holders = scan.holders.get(&socket.inode).map_or(&[][..], Vec::as_slice);
+            let holders = scan
+                .holders
+                .get(&socket.inode)
+                .map_or(&[][..], Vec::as_slice);
             make_entry(socket, holders, &details, blind)
         })
         .collect();
@@ -66,9 +73,7 @@ fn make_entry(
     blind: bool,
 ) -> Entry {
     let processes = owner_processes(holders, details);
-    let owner_unknown = processes
-        .is_empty()
-        .then(|| unknown_reason(&socket, blind));
+    let owner_unknown = processes.is_empty().then(|| unknown_reason(&socket, blind));
     Entry {
         socket,
         processes,
@@ -77,7 +82,10 @@ fn make_entry(
 }
 
 /// One owner per pid (a process may hold the socket through several fds: keep the lowest).
-fn owner_processes(holders: &[Holder], details: &HashMap<u32, ProcessDetails>) -> Vec<OwnerProcess> {
+fn owner_processes(
+    holders: &[Holder],
+    details: &HashMap<u32, ProcessDetails>,
+) -> Vec<OwnerProcess> {
     let mut owners: Vec<OwnerProcess> = Vec::new();
     for holder in holders {
         if owners.last().is_some_and(|o| o.pid == holder.pid) {

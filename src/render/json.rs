@@ -103,7 +103,10 @@ fn unknown_fields(entry: &Entry) -> Vec<&'static str> {
 fn json_process(process: &OwnerProcess, labels: &mut Labels) -> JsonProcess {
     JsonProcess {
         pid: process.pid,
-        name: process.name.as_deref().map(|n| sanitize::lossy(n).into_owned()),
+        name: process
+            .name
+            .as_deref()
+            .map(|n| sanitize::lossy(n).into_owned()),
         cmdline: process.cmdline.as_deref().map(sanitize::cmdline_lossy),
         uid: process.uid,
         user: process.uid.and_then(|uid| labels.user_name(uid)),

@@ -96,6 +96,34 @@ impl SockDiag {
         }
     }
 
+    /// Dump like [`SockDiag::dump`] but return the raw reply bytes, every chunk back to back,
+    /// with the sequence number used: how the test fixtures in `fixtures/netlink` are recorded.
+    pub fn record(
+        &mut self,
+        protocol: Protocol,
+        family: Family,
+        states: StateSelection,
+    ) -> Result<(Vec<u8>, u32), SourceError> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let request = encode_request(protocol, family, states, self.sequence);
+        self.socket
+            .send(&request, 0)
+            .map_err(|source| SourceError::NetlinkIo {
+                context: "send",
+                source,
+            })?;
+        let mut raw = Vec::new();
+        let mut scratch = Vec::new();
+        loop {
+            let len = self.recv_chunk()?;
+            let chunk = &self.buffer[..len];
+            raw.extend_from_slice(chunk);
+            if decode_chunk(chunk, self.sequence, protocol, &mut scratch)? == Progress::Done {
+                return Ok((raw, self.sequence));
+            }
+        }
+    }
+
     fn recv_chunk(&mut self) -> Result<usize, SourceError> {
         loop {
             match self.socket.recv(&mut &mut self.buffer[..], 0) {
@@ -271,5 +299,202 @@ pub fn socket_from_response(response: &InetResponse, protocol: Protocol) -> Sock
             index => DeviceBinding::Device { index, name: None },
         },
         source: SourceKind::Netlink,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// A recorded reply: 4 bytes of little-endian sequence number, then the kernel's bytes.
+    fn recorded(name: &str, protocol: Protocol) -> Result<Vec<Socket>, SourceError> {
+        let path = format!("{}/fixtures/netlink/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(path).unwrap();
+        let sequence = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+        let mut sockets = Vec::new();
+        let progress = decode_chunk(&bytes[4..], sequence, protocol, &mut sockets)?;
+        assert_eq!(
+            progress,
+            Progress::Done,
+            "recording must end with NLMSG_DONE"
+        );
+        Ok(sockets)
+    }
+
+    fn summary(
+        sockets: &[Socket],
+    ) -> Vec<(IpAddr, u16, &'static str, Option<bool>, DeviceBinding)> {
+        sockets
+            .iter()
+            .map(|s| {
+                let state = s.state.label(s.protocol);
+                (
+                    s.local_addr,
+                    s.local_port,
+                    state,
+                    s.v6only,
+                    s.device.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recorded_tcp4_listeners_decode_exactly() {
+        let sockets = recorded("tcp4-listen.bin", Protocol::Tcp).unwrap();
+        let mut got = summary(&sockets);
+        got.sort_by_key(|s| s.1);
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            got,
+            vec![
+                (lo, 631, "LISTEN", None, DeviceBinding::Unbound),
+                (any, 2222, "LISTEN", None, DeviceBinding::Unbound),
+            ]
+        );
+        // Listener queues: backlog 77 in Send-Q, one connection waiting to be accepted.
+        let ipp = sockets.iter().find(|s| s.local_port == 631).unwrap();
+        assert_eq!((ipp.recv_q, ipp.send_q), (1, Some(77)));
+        assert!(sockets.iter().all(|s| s.inode != 0 && s.uid == 0));
+        assert!(sockets.iter().all(|s| s.source == SourceKind::Netlink));
+    }
+
+    #[test]
+    fn recorded_tcp4_all_states_include_both_ends_of_a_connection() {
+        let sockets = recorded("tcp4-all.bin", Protocol::Tcp).unwrap();
+        let established: Vec<_> = sockets
+            .iter()
+            .filter(|s| s.state == SocketState::ESTABLISHED)
+            .collect();
+        assert_eq!(established.len(), 2);
+        // The server end not yet accepted has no file: inode 0.
+        let server = established.iter().find(|s| s.local_port == 631).unwrap();
+        assert_eq!(server.inode, 0);
+        let client = established.iter().find(|s| s.remote_port == 631).unwrap();
+        assert_ne!(client.inode, 0);
+        assert_eq!(client.remote_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn recorded_tcp6_tells_dual_stack_from_v6_only() {
+        let sockets = recorded("tcp6-listen.bin", Protocol::Tcp).unwrap();
+        let mut got = summary(&sockets);
+        got.sort_by_key(|s| s.1);
+        let any = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        assert_eq!(
+            got,
+            vec![
+                (any, 22, "LISTEN", Some(false), DeviceBinding::Unbound),
+                (any, 80, "LISTEN", Some(true), DeviceBinding::Unbound),
+            ]
+        );
+        assert!(sockets.iter().all(|s| s.family == Family::Ipv6));
+    }
+
+    #[test]
+    fn recorded_udp_shows_device_binding_and_unconn() {
+        let v4 = recorded("udp4-listen.bin", Protocol::Udp).unwrap();
+        let lo_index = DeviceBinding::Device {
+            index: 1,
+            name: None,
+        };
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        assert_eq!(summary(&v4), vec![(any, 53, "UNCONN", None, lo_index)]);
+        let v6 = recorded("udp6-listen.bin", Protocol::Udp).unwrap();
+        let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(
+            summary(&v6),
+            vec![(lo6, 5353, "UNCONN", Some(true), DeviceBinding::Unbound)]
+        );
+    }
+
+    #[test]
+    fn reply_with_another_sequence_number_is_rejected() {
+        let path = format!(
+            "{}/fixtures/netlink/tcp4-listen.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let sequence = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+        let mut sockets = Vec::new();
+        let result = decode_chunk(&bytes[4..], sequence + 1, Protocol::Tcp, &mut sockets);
+        assert!(matches!(result, Err(SourceError::NetlinkDecode(m)) if m.contains("sequence")));
+    }
+
+    /// An nlmsghdr of `kind` carrying `code` (and, for NLMSG_ERROR, the request's header).
+    fn control_message(kind: u16, code: i32, sequence: u32) -> Vec<u8> {
+        let extra = if kind == 2 { 16 } else { 0 };
+        let len = 16 + 4 + extra;
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&(len as u32).to_ne_bytes());
+        bytes.extend_from_slice(&kind.to_ne_bytes());
+        bytes.extend_from_slice(&2u16.to_ne_bytes()); // NLM_F_MULTI
+        bytes.extend_from_slice(&sequence.to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        bytes.extend_from_slice(&code.to_ne_bytes());
+        bytes.resize(len, 0);
+        bytes
+    }
+
+    #[test]
+    fn error_inside_done_is_an_error_not_an_empty_table() {
+        // How the kernel answers a dump for a protocol whose diag module is missing.
+        let done = control_message(3, -libc::ENOENT, 7);
+        let mut sockets = Vec::new();
+        let err = decode_chunk(&done, 7, Protocol::Udp, &mut sockets).unwrap_err();
+        assert!(matches!(err, SourceError::NetlinkRefused { .. }));
+        assert!(err.to_string().contains("modprobe"), "{err}");
+    }
+
+    #[test]
+    fn nlmsg_error_is_an_error() {
+        let error = control_message(2, -libc::EPERM, 9);
+        let mut sockets = Vec::new();
+        let err = decode_chunk(&error, 9, Protocol::Tcp, &mut sockets).unwrap_err();
+        assert!(matches!(err, SourceError::NetlinkRefused { .. }), "{err}");
+    }
+
+    #[test]
+    fn clean_done_ends_the_dump() {
+        let done = control_message(3, 0, 1);
+        let mut sockets = Vec::new();
+        assert_eq!(
+            decode_chunk(&done, 1, Protocol::Tcp, &mut sockets).unwrap(),
+            Progress::Done
+        );
+        assert!(sockets.is_empty());
+    }
+
+    #[test]
+    fn truncated_and_garbage_replies_are_errors_not_panics() {
+        let path = format!(
+            "{}/fixtures/netlink/tcp4-all.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let sequence = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+        let reply = &bytes[4..];
+        for cut in [1, 15, 16, 40, 100, reply.len() - 5] {
+            let mut sockets = Vec::new();
+            let result = decode_chunk(&reply[..cut], sequence, Protocol::Tcp, &mut sockets);
+            assert!(!matches!(result, Ok(Progress::Done)), "cut at {cut}");
+        }
+        let mut sockets = Vec::new();
+        assert!(decode_chunk(&[0xff; 64], sequence, Protocol::Tcp, &mut sockets).is_err());
+    }
+
+    #[test]
+    fn request_asks_the_kernel_for_listeners_only() {
+        let request = encode_request(Protocol::Tcp, Family::Ipv4, StateSelection::Listening, 5);
+        // nlmsghdr (16) + inet_diag_req_v2: family, protocol, ext, pad, states (u32).
+        assert_eq!(request[16], AF_INET);
+        assert_eq!(request[17], IPPROTO_TCP);
+        let states = u32::from_ne_bytes(request[20..24].try_into().unwrap());
+        assert_eq!(states, 1 << 10);
+        let udp = encode_request(Protocol::Udp, Family::Ipv6, StateSelection::Listening, 5);
+        assert_eq!(u32::from_ne_bytes(udp[20..24].try_into().unwrap()), 1 << 7);
+        assert_eq!(u32::from_ne_bytes(udp[8..12].try_into().unwrap()), 5);
     }
 }

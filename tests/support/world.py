@@ -19,6 +19,7 @@ Optional extra keys:
     "name_hex":    the process name as hex bytes (instead of "name"), for names
                    that are not UTF-8.
     "client_name": process name of the client of "connect" (default "client").
+    "worker_name": process name of prefork workers (default: the group's name).
 
 Once every child has reported ready, TRUTH.json is written (atomically) and the
 ready marker (default TRUTH.json + ".ready") is created.  Then this process
@@ -27,9 +28,10 @@ its parent (PR_SET_PDEATHSIG).
 
 TRUTH.json is a list with one object per socket:
     {"proto", "family" ("ipv4"|"ipv6"), "addr", "port", "remote_addr",
-     "remote_port", "pids" (sorted), "inode", "kind" ("listen"|"unconn"|
-     "established"|"udp_connected"), "name" (comm of the holders, decoded as
-     UTF-8 with replacement), "name_hex" (exact comm bytes), "v6only" (bool for
+     "remote_port", "pids" (sorted), "procs" (sorted by pid: {"pid", "role",
+     "name", "name_hex", "cmdline", "fd"}), "inode", "kind" ("listen"|"unconn"|
+     "established"|"udp_connected"), "name" (comm of the creating process, decoded
+     as UTF-8 with replacement), "name_hex" (its exact comm bytes), "v6only" (bool for
      IPv6, null for IPv4), "device" (or null), "backlog" (TCP listeners, else
      null), "group" (index in the spec)}
 """
@@ -78,6 +80,16 @@ def read_comm():
     return data
 
 
+def read_cmdline():
+    """/proc/self/cmdline with arguments joined by spaces."""
+    with open("/proc/self/cmdline", "rb") as f:
+        data = f.read()
+    args = data.split(b"\0")
+    if args and args[-1] == b"":
+        args.pop()
+    return b" ".join(args).decode("utf-8", errors="replace")
+
+
 def close_all_except(keep):
     keep = set(keep)
     for entry in os.listdir("/proc/self/fd"):
@@ -122,6 +134,7 @@ class Child:
             local = s.getsockname()
             d = {
                 "inode": st.st_ino,
+                "fd": s.fileno(),
                 "kind": kind,
                 "proto": "tcp" if s.type == socket.SOCK_STREAM else "udp",
                 "family": family_name(s.family),
@@ -154,6 +167,7 @@ class Child:
             "group": self.group,
             "role": self.role,
             "comm_hex": read_comm().hex(),
+            "cmdline": read_cmdline(),
         }
         chunk = 8
         for i in range(0, max(len(socks), 1), chunk):
@@ -260,7 +274,7 @@ def group_body(g, gi, wfd, port_for_reuse=None):
         # prefork workers inherit the listeners (and nothing else: no other
         # sockets exist yet in this process).
         for _ in range(int(g.get("prefork", 0))):
-            fork_child(worker_body(listeners), wfd, gi, "worker")
+            fork_child(worker_body(g, listeners), wfd, gi, "worker")
         if g.get("connect"):
             lst = listeners[0][0]
             target = loopback_for(lst.family)
@@ -288,13 +302,15 @@ def group_body(g, gi, wfd, port_for_reuse=None):
     return body
 
 
-def worker_body(listeners):
+def worker_body(g, listeners):
     """A prefork worker: inherits the master's name and its listeners only.
 
     It is forked before any accepted or connected socket exists in the master.
     """
 
     def body(c):
+        if g.get("worker_name") is not None:
+            set_name(g["worker_name"].encode("utf-8"))
         c.socks = list(listeners)
         close_all_except(own_fds(c))
         c.report()
@@ -411,25 +427,34 @@ class Parent:
         by_inode = {}
         for r in self.reports:
             comm = bytes.fromhex(r["comm_hex"])
-            for s in r["socks"]:
-                t = by_inode.get(s["inode"])
+            for sk in r["socks"]:
+                t = by_inode.get(sk["inode"])
                 if t is None:
-                    t = dict(s)
-                    t["pids"] = []
+                    t = dict(sk)
+                    del t["fd"]
+                    t["procs"] = []
                     t["group"] = r["group"]
-                    t["name"] = comm.decode("utf-8", errors="replace")
-                    t["name_hex"] = comm.hex()
                     t.setdefault("device", None)
                     t.setdefault("backlog", None)
-                    by_inode[s["inode"]] = t
-                elif t["name_hex"] != comm.hex():
-                    raise WorldError(
-                        "socket %d held by processes with different names" % s["inode"]
-                    )
-                t["pids"].append(r["pid"])
+                    by_inode[sk["inode"]] = t
+                t["procs"].append(
+                    {
+                        "pid": r["pid"],
+                        "role": r["role"],
+                        "name": comm.decode("utf-8", errors="replace"),
+                        "name_hex": comm.hex(),
+                        "cmdline": r["cmdline"],
+                        "fd": sk["fd"],
+                    }
+                )
         out = []
         for t in by_inode.values():
-            t["pids"] = sorted(set(t["pids"]))
+            t["procs"].sort(key=lambda p: p["pid"])
+            t["pids"] = [p["pid"] for p in t["procs"]]
+            # "name": the creator's name (a prefork master, not its workers)
+            creator = [p for p in t["procs"] if p["role"] != "worker"] or t["procs"]
+            t["name"] = creator[0]["name"]
+            t["name_hex"] = creator[0]["name_hex"]
             out.append(t)
         out.sort(key=lambda t: (t["proto"], t["family"], t["addr"], t["port"], t["inode"]))
         return out
