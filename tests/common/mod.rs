@@ -39,7 +39,10 @@ pub fn is_root() -> bool {
 /// The environment lsports runs with: nothing inherited from the test runner.
 pub fn scrubbed_env() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
         ("LANG", "C"),
         ("LC_ALL", "C"),
         ("HOME", "/"),
@@ -524,7 +527,9 @@ pub fn by_inode(v: &Value, inode: u64) -> &Value {
 /// Check every object has the documented fields with the documented types.
 pub fn assert_json_schema(v: &Value) {
     for s in v.as_array().expect("array") {
-        let o = s.as_object().unwrap_or_else(|| panic!("not an object: {s}"));
+        let o = s
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {s}"));
         let ctx = || serde_json::to_string(s).unwrap();
         let is_str = |k: &str| o.get(k).is_some_and(Value::is_string);
         let is_uint = |k: &str| o.get(k).is_some_and(Value::is_u64);
@@ -557,7 +562,8 @@ pub fn assert_json_schema(v: &Value) {
             ctx()
         );
         assert!(
-            o.get("v6only").is_some_and(|x| x.is_boolean() || x.is_null()),
+            o.get("v6only")
+                .is_some_and(|x| x.is_boolean() || x.is_null()),
             "v6only in {}",
             ctx()
         );
@@ -583,13 +589,11 @@ pub fn assert_json_schema(v: &Value) {
             ctx()
         );
         assert!(
-            matches!(
-                o.get("owner_unknown_reason"),
-                Some(Value::Null)
-            ) || matches!(
-                o.get("owner_unknown_reason").and_then(Value::as_str),
-                Some("kernel" | "permission" | "not_found")
-            ),
+            matches!(o.get("owner_unknown_reason"), Some(Value::Null))
+                || matches!(
+                    o.get("owner_unknown_reason").and_then(Value::as_str),
+                    Some("kernel" | "permission" | "not_found")
+                ),
             "owner_unknown_reason in {}",
             ctx()
         );
@@ -690,6 +694,23 @@ impl Table {
             .iter()
             .filter(|r| r.get(i).map(String::as_str) == Some(local))
             .collect()
+    }
+
+    /// The only row with this Proto cell and Local Address cell.
+    pub fn row_proto(&self, proto: &str, local: &str) -> &Vec<String> {
+        let p = self.col_index("Proto");
+        let v: Vec<&Vec<String>> = self
+            .rows_with_local(local)
+            .into_iter()
+            .filter(|r| r.get(p).map(String::as_str) == Some(proto))
+            .collect();
+        assert_eq!(
+            v.len(),
+            1,
+            "expected one {proto} row with local address {local:?} in:\n{}",
+            self.raw
+        );
+        v[0]
     }
 
     /// The only row whose Local Address is `local`.
