@@ -1,11 +1,15 @@
-//! The resolved configuration: what to collect, what to show and how. Plain data, built by
-//! `Cli::resolve`, read by every stage.
+//! The resolved configuration: what to do, what to collect, what to show and how. Plain data,
+//! built by `Cli::resolve`, read by every stage.
 
 use std::path::PathBuf;
 
+use crate::filter::Filter;
+use crate::generate::Generated;
 use crate::model::{Family, Protocol};
+use crate::render::columns::Column;
 use crate::source::SourceChoice;
 use crate::source::netlink::StateSelection;
+use crate::wait::WaitSpec;
 
 /// Which lookups to skip.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,24 +22,52 @@ pub struct Numeric {
     pub users: bool,
 }
 
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Output format (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// netstat-style table.
     Table,
-    /// One JSON array.
+    /// One JSON array of socket objects.
     Json,
+    /// One JSON socket object per line (JSON Lines).
+    Jsonl,
+    /// Comma-separated values with a header row (RFC 4180 quoting).
+    Csv,
+    /// Prometheus text exposition format, for node_exporter's textfile collector.
+    Prometheus,
+}
+
+impl OutputFormat {
+    /// Whether the format is made of columns (`--columns`, `--no-header` apply).
+    pub fn has_columns(self) -> bool {
+        matches!(self, OutputFormat::Table | OutputFormat::Csv)
+    }
+}
+
+/// What a run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// List sockets (the default).
+    List,
+    /// Wait until ports are listened on, or free (`--wait`, `--wait-free`).
+    Wait(WaitSpec),
+    /// Print a man page or a shell completion script (`--generate`).
+    Generate(Generated),
 }
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What to do.
+    pub action: Action,
     /// Protocols to show, in display order.
     pub protocols: Vec<Protocol>,
     /// Families to show.
     pub families: Vec<Family>,
     /// Listening only, or every state.
     pub states: StateSelection,
+    /// Which sockets to keep beyond protocol, family and state.
+    pub filter: Filter,
     /// Lookups to skip.
     pub numeric: Numeric,
     /// Add the User and Inode columns.
@@ -44,6 +76,10 @@ pub struct Config {
     pub wide: bool,
     /// Output format.
     pub format: OutputFormat,
+    /// Columns of the table or CSV, in order; `None` for the format's default.
+    pub columns: Option<Vec<Column>>,
+    /// Print the header row of the table or CSV.
+    pub header: bool,
     /// Where sockets come from.
     pub source: SourceChoice,
     /// Report sources and fallbacks on stderr.
@@ -59,5 +95,30 @@ impl Config {
             .iter()
             .flat_map(|&p| self.families.iter().map(move |&f| (p, f)))
             .collect()
+    }
+
+    /// The columns the table or CSV shows: the chosen ones, or the format's default.
+    pub fn shown_columns(&self) -> Vec<Column> {
+        match &self.columns {
+            Some(columns) => columns.clone(),
+            None if self.format == OutputFormat::Csv => {
+                Column::csv_default(self.states == StateSelection::All)
+            }
+            None => Column::table_default(self.extend),
+        }
+    }
+
+    /// Whether the run must find the processes holding each socket: for a filter on them,
+    /// for a column showing them, and for the formats that always describe them.
+    pub fn needs_processes(&self) -> bool {
+        self.filter.needs_processes()
+            || !self.format.has_columns()
+            || self.shown_columns().iter().any(|c| c.needs_processes())
+    }
+
+    /// Whether the executable path of each shown process must be read.
+    pub fn needs_executables(&self) -> bool {
+        matches!(self.format, OutputFormat::Json | OutputFormat::Jsonl)
+            || (self.format.has_columns() && self.shown_columns().contains(&Column::Exe))
     }
 }

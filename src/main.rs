@@ -7,24 +7,23 @@ use clap::Parser;
 use lsports::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let config = match Cli::try_parse().and_then(Cli::resolve) {
+        Ok(config) => config,
         Err(error) => {
             // Help and version go to stdout with 0; usage errors to stderr with 2.
             let _ = error.print();
             return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
         }
     };
-    let config = cli.resolve();
     let mut stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let mut stderr = io::stderr().lock();
     match lsports::run(&config, &mut stdout, &mut stderr) {
-        Ok(code) => ExitCode::from(code as u8),
+        Ok(code) => ExitCode::from(code.code()),
         // `lsports | head` closes the pipe early: that is the reader's choice, not a failure.
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(error) => {
             let _ = writeln!(stderr, "lsports: {error}");
-            ExitCode::from(lsports::ExitCode::NoSource as u8)
+            ExitCode::from(lsports::ExitCode::NoSource.code())
         }
     }
 }

@@ -6,6 +6,10 @@
 //! the directory fd into a stack buffer — no path strings, no allocation per fd. Pids are spread
 //! over threads through a shared counter, because fd counts per process are very skewed.
 //!
+//! A process found holding a wanted socket has its details (name, command line, uid) read by
+//! the same worker right away: in parallel, and as close as possible to the moment its fds
+//! were seen, so a pid reused in between is unlikely to lend its name to the socket.
+//!
 //! A process that exits mid-scan is skipped. A process whose fds cannot be read (another
 //! user's, or non-dumpable) is counted, never mistaken for one without sockets.
 
@@ -17,6 +21,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::info::{self, ProcessDetails};
 use crate::model::Holder;
 
 /// Size of the `getdents64` buffer: one call reads ~1,500 fd entries.
@@ -29,6 +34,8 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 pub struct FdScan {
     /// Every holder of each wanted inode, sorted by (pid, fd).
     pub holders: HashMap<u64, Vec<Holder>>,
+    /// Details of every pid that holds a wanted inode.
+    pub details: HashMap<u32, ProcessDetails>,
     /// User processes whose fd directory could not be read.
     pub denied: usize,
     /// Processes whose fds were read.
@@ -39,6 +46,7 @@ pub struct FdScan {
 #[derive(Default)]
 struct Partial {
     found: Vec<(u64, Holder)>,
+    details: Vec<(u32, ProcessDetails)>,
     denied: usize,
     scanned: usize,
 }
@@ -51,7 +59,7 @@ pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> io::Result<FdScan> {
     let next = AtomicUsize::new(0);
     let partials: Vec<Partial> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| scan_worker(root.as_raw_fd(), &pids, &next, wanted)))
+            .map(|_| scope.spawn(|| scan_worker(proc_root, root.as_raw_fd(), &pids, &next, wanted)))
             .collect();
         workers
             .into_iter()
@@ -72,6 +80,7 @@ fn merge(partials: Vec<Partial>) -> FdScan {
     for partial in partials {
         scan.denied += partial.denied;
         scan.scanned += partial.scanned;
+        scan.details.extend(partial.details);
         for (inode, holder) in partial.found {
             scan.holders.entry(inode).or_default().push(holder);
         }
@@ -82,7 +91,13 @@ fn merge(partials: Vec<Partial>) -> FdScan {
     scan
 }
 
-fn scan_worker(root: RawFd, pids: &[u32], next: &AtomicUsize, wanted: &HashSet<u64>) -> Partial {
+fn scan_worker(
+    proc_root: &Path,
+    root: RawFd,
+    pids: &[u32],
+    next: &AtomicUsize,
+    wanted: &HashSet<u64>,
+) -> Partial {
     let mut partial = Partial::default();
     let mut dents = vec![0u8; DENTS_BUFFER];
     loop {
@@ -90,6 +105,7 @@ fn scan_worker(root: RawFd, pids: &[u32], next: &AtomicUsize, wanted: &HashSet<u
         let Some(&pid) = pids.get(index) else {
             return partial;
         };
+        let before = partial.found.len();
         match scan_pid(root, pid, wanted, &mut dents, &mut partial.found) {
             PidOutcome::Scanned => partial.scanned += 1,
             PidOutcome::Gone => {}
@@ -98,6 +114,11 @@ fn scan_worker(root: RawFd, pids: &[u32], next: &AtomicUsize, wanted: &HashSet<u
                     partial.denied += 1;
                 }
             }
+        }
+        if partial.found.len() > before {
+            partial
+                .details
+                .push((pid, info::read_details(proc_root, pid)));
         }
     }
 }

@@ -1,11 +1,17 @@
-//! What `/proc/PID` says about one process: name, command line, effective uid. Read only for
-//! processes that hold a shown socket.
+//! What `/proc` says about processes: one process's name, command line and effective uid (read
+//! only for processes that hold a shown socket), and whether the proc mount hides processes.
+//!
+//! Parsers take readers and never open a path; [`read_details`] and [`proc_visibility`] are
+//! the thin wrappers that own the paths under a configurable proc root, so the same code reads
+//! the live `/proc`, a fixture tree or an opened snapshot.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
+use crate::error::ParseWarning;
+
 /// The details of one process; every field is `None` when it could not be read (the process
-/// exited, or the file is not readable).
+/// exited, or the file is not readable) or did not parse.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessDetails {
     /// Raw `comm`, without the trailing newline.
@@ -14,21 +20,38 @@ pub struct ProcessDetails {
     pub cmdline: Option<Vec<u8>>,
     /// Effective uid from `status`.
     pub uid: Option<u32>,
+    /// Files that were read but did not parse (a `status` without a usable `Uid:` line).
+    /// A file that could not be read at all is not a warning: processes exit all the time.
+    pub warnings: Vec<ParseWarning>,
 }
 
 /// Read `comm`, `cmdline` and `status` of `pid` under `proc_root`.
 pub fn read_details(proc_root: &Path, pid: u32) -> ProcessDetails {
     let dir = proc_root.join(pid.to_string());
-    ProcessDetails {
+    let mut details = ProcessDetails {
         name: std::fs::read(dir.join("comm")).ok().map(strip_newline),
         cmdline: std::fs::read(dir.join("cmdline")).ok(),
-        uid: std::fs::read(dir.join("status"))
-            .ok()
-            .and_then(|s| effective_uid(&s[..])),
+        ..ProcessDetails::default()
+    };
+    let status_path = dir.join("status");
+    // Read whole first, so a process exiting mid-read is "unreadable", not "malformed".
+    if let Ok(status) = std::fs::read(&status_path) {
+        match effective_uid(&status[..], &status_path.display().to_string()) {
+            Ok(uid) => details.uid = Some(uid),
+            Err(warning) => details.warnings.push(warning),
+        }
     }
+    details
 }
 
-/// `comm` ends with one newline that is not part of the name (a name may contain others).
+/// `comm` from a reader: the name without the one newline the kernel appends (a name may
+/// contain others, and any byte but NUL).
+pub fn parse_comm(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
+    let mut name = Vec::with_capacity(16);
+    reader.read_to_end(&mut name)?;
+    Ok(strip_newline(name))
+}
+
 fn strip_newline(mut name: Vec<u8>) -> Vec<u8> {
     if name.last() == Some(&b'\n') {
         name.pop();
@@ -36,12 +59,140 @@ fn strip_newline(mut name: Vec<u8>) -> Vec<u8> {
     name
 }
 
-/// The effective uid: the second number of the `Uid:` line of `status`.
-pub fn effective_uid(status: impl BufRead) -> Option<u32> {
-    status.split(b'\n').map_while(Result::ok).find_map(|line| {
-        let rest = line.strip_prefix(b"Uid:")?;
-        let text = std::str::from_utf8(rest).ok()?;
-        text.split_ascii_whitespace().nth(1)?.parse().ok()
+/// The effective uid: the second number of the `Uid:` line of `status`. `path_label` names
+/// the file in the warning when there is no such line or it does not hold four uids.
+pub fn effective_uid(status: impl BufRead, path_label: &str) -> Result<u32, ParseWarning> {
+    let warning = |line, problem: String| ParseWarning {
+        path: path_label.to_owned(),
+        line,
+        field: "Uid",
+        problem,
+    };
+    let mut line_no = 0;
+    for line in status.split(b'\n') {
+        line_no += 1;
+        let line = line.map_err(|e| warning(line_no, format!("read failed: {e}")))?;
+        let Some(rest) = line.strip_prefix(b"Uid:") else {
+            continue;
+        };
+        return parse_uid_line(rest)
+            .ok_or_else(|| warning(line_no, "expected four decimal uids".to_owned()));
+    }
+    Err(warning(line_no + 1, "no `Uid:` line".to_owned()))
+}
+
+/// `real effective saved filesystem`, tab-separated: the second.
+fn parse_uid_line(rest: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(rest).ok()?;
+    let uids: Vec<u32> = text
+        .split_ascii_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (uids.len() == 4).then(|| uids[1])
+}
+
+/// How a proc mount hides other users' processes (its `hidepid=` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HidePid {
+    /// `hidepid=1` / `noaccess`: every process is listed, but others' directories are closed.
+    NoAccess,
+    /// `hidepid=2` / `invisible`: other users' processes are not even listed.
+    Invisible,
+    /// `hidepid=4` / `ptraceable`: only processes the reader may ptrace are listed.
+    Ptraceable,
+}
+
+/// What the proc mount lets an unprivileged reader see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcVisibility {
+    /// The `hidepid=` level.
+    pub hidepid: HidePid,
+    /// The `gid=` option: members of this group see every process.
+    pub gid: Option<u32>,
+}
+
+/// Whether the proc filesystem at `proc_root` is mounted with `hidepid=`: processes of other
+/// users are then missing from it rather than unreadable, and an unprivileged scan cannot
+/// count them. `None` when it is not, or when `proc_root` is not a proc mount (a fixture tree
+/// or an opened snapshot) or its `self/mountinfo` cannot be read.
+pub fn proc_visibility(proc_root: &Path) -> Option<ProcVisibility> {
+    let mount_point = std::fs::canonicalize(proc_root).ok()?;
+    let mountinfo = std::fs::read(proc_root.join("self/mountinfo")).ok()?;
+    parse_mountinfo(&mountinfo[..], &mount_point)
+}
+
+/// The `hidepid=` level of the topmost proc mount at `mount_point` in a `mountinfo` file.
+pub fn parse_mountinfo(mountinfo: impl BufRead, mount_point: &Path) -> Option<ProcVisibility> {
+    let want = mount_point.as_os_str().as_encoded_bytes();
+    let mut found = None;
+    for line in mountinfo.split(b'\n').map_while(Result::ok) {
+        if let Some(options) = proc_mount_options(&line, want) {
+            // Later lines are mounted over earlier ones on the same point: the last one wins.
+            found = Some(visibility(&options));
+        }
+    }
+    found.flatten()
+}
+
+/// The super-block options of a mountinfo line, if it is a proc mount at `mount_point`.
+///
+/// `36 35 0:21 / /proc rw,relatime shared:14 - proc proc rw,hidepid=invisible`: the mount
+/// point is the fifth field (octal-escaped), the fields after ` - ` are type, source, options.
+fn proc_mount_options(line: &[u8], mount_point: &[u8]) -> Option<Vec<u8>> {
+    let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    if unescape_octal(fields.get(4)?) != mount_point {
+        return None;
+    }
+    let dash = fields.iter().position(|f| *f == b"-")?;
+    if fields.get(dash + 1)? != b"proc" {
+        return None;
+    }
+    Some(fields.get(dash + 3)?.to_vec())
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\040`-style octal.
+fn unescape_octal(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut rest = field;
+    while let Some((&byte, tail)) = rest.split_first() {
+        let octal = tail
+            .get(..3)
+            .filter(|d| byte == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                let value = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                rest = &tail[3..];
+            }
+            None => {
+                out.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    out
+}
+
+/// The visibility described by proc mount options, `None` for `hidepid=0`/`off` or none.
+fn visibility(options: &[u8]) -> Option<ProcVisibility> {
+    let mut hidepid = None;
+    let mut gid = None;
+    for option in options.split(|&b| b == b',') {
+        if let Some(level) = option.strip_prefix(b"hidepid=") {
+            hidepid = match level {
+                b"1" | b"noaccess" => Some(HidePid::NoAccess),
+                b"2" | b"invisible" => Some(HidePid::Invisible),
+                b"4" | b"ptraceable" => Some(HidePid::Ptraceable),
+                _ => None,
+            };
+        } else if let Some(value) = option.strip_prefix(b"gid=") {
+            gid = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+        }
+    }
+    Some(ProcVisibility {
+        hidepid: hidepid?,
+        gid,
     })
 }
 
@@ -52,15 +203,31 @@ mod tests {
     #[test]
     fn effective_uid_is_the_second_field() {
         let status = b"Name:\tx\nUmask:\t0022\nUid:\t1000\t33\t33\t33\nGid:\t0\t0\t0\t0\n";
-        assert_eq!(effective_uid(&status[..]), Some(33));
-        assert_eq!(effective_uid(&b"Name:\tx\n"[..]), None);
-        assert_eq!(effective_uid(&b"Uid:\tx\ty\n"[..]), None);
+        assert_eq!(effective_uid(&status[..], "s"), Ok(33));
+    }
+
+    #[test]
+    fn malformed_status_names_file_line_and_field() {
+        let missing = effective_uid(&b"Name:\tx\n"[..], "/proc/7/status").unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "/proc/7/status:2: field Uid: no `Uid:` line"
+        );
+        let bad = effective_uid(&b"Name:\tx\nUid:\tx\ty\n"[..], "s").unwrap_err();
+        assert_eq!((bad.line, bad.field), (2, "Uid"));
+        let short = effective_uid(&b"Uid:\t1\t2\n"[..], "s").unwrap_err();
+        assert_eq!(short.line, 1);
+        assert!(effective_uid(&b"Uid:\t1\t99999999999\t1\t1\n"[..], "s").is_err());
     }
 
     #[test]
     fn comm_keeps_inner_newlines_but_drops_the_last() {
-        assert_eq!(strip_newline(b"a\nb\n".to_vec()), b"a\nb".to_vec());
-        assert_eq!(strip_newline(b"nginx".to_vec()), b"nginx".to_vec());
+        assert_eq!(parse_comm(&b"a\nb\n"[..]).unwrap(), b"a\nb".to_vec());
+        assert_eq!(parse_comm(&b"nginx"[..]).unwrap(), b"nginx".to_vec());
+        assert_eq!(
+            parse_comm(&b"\xff\xfe\n"[..]).unwrap(),
+            b"\xff\xfe".to_vec()
+        );
     }
 
     #[test]
@@ -68,11 +235,59 @@ mod tests {
         let me = read_details(Path::new("/proc"), std::process::id());
         assert!(me.name.is_some_and(|n| !n.is_empty()));
         assert_eq!(me.uid, Some(nix::unistd::geteuid().as_raw()));
+        assert!(me.warnings.is_empty());
     }
 
     #[test]
     fn vanished_process_gives_nothing() {
         let gone = read_details(Path::new("/proc"), u32::MAX);
         assert_eq!(gone, ProcessDetails::default());
+    }
+
+    #[test]
+    fn garbage_status_in_a_tree_is_a_warning_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("42")).unwrap();
+        std::fs::write(dir.path().join("42/status"), b"\xff\nUid:\n").unwrap();
+        let details = read_details(dir.path(), 42);
+        assert_eq!(details.uid, None);
+        let want = dir.path().join("42/status").display().to_string();
+        assert_eq!(details.warnings[0].path, want);
+        assert_eq!(details.warnings[0].line, 2);
+    }
+
+    const MOUNTINFO: &[u8] = b"\
+22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+85 22 0:40 / /proc rw,relatime - proc proc rw,gid=4,hidepid=invisible
+86 22 0:41 / /mnt/my\\040proc rw - proc proc rw,hidepid=1
+87 22 0:42 / /srv rw - tmpfs none rw,hidepid=2
+";
+
+    #[test]
+    fn hidepid_of_the_topmost_proc_mount() {
+        let got = parse_mountinfo(MOUNTINFO, Path::new("/proc"));
+        let want = ProcVisibility {
+            hidepid: HidePid::Invisible,
+            gid: Some(4),
+        };
+        assert_eq!(got, Some(want));
+        let spaced = parse_mountinfo(MOUNTINFO, Path::new("/mnt/my proc")).unwrap();
+        assert_eq!(spaced.hidepid, HidePid::NoAccess);
+    }
+
+    #[test]
+    fn no_hidepid_and_other_filesystems_are_none() {
+        let plain = b"22 1 0:21 / /proc rw - proc proc rw\n";
+        assert_eq!(parse_mountinfo(&plain[..], Path::new("/proc")), None);
+        assert_eq!(parse_mountinfo(MOUNTINFO, Path::new("/srv")), None);
+        assert_eq!(parse_mountinfo(&b"\xff - -\n\n"[..], Path::new("/")), None);
+        let off = b"22 1 0:21 / /proc rw - proc proc rw,hidepid=off\n";
+        assert_eq!(parse_mountinfo(&off[..], Path::new("/proc")), None);
+    }
+
+    #[test]
+    fn a_snapshot_tree_is_not_a_proc_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(proc_visibility(dir.path()), None);
     }
 }

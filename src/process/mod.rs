@@ -35,7 +35,6 @@ pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
         Ok(scan) => (scan, None),
         Err(error) => (fdscan::FdScan::default(), Some(error)),
     };
-    let details = read_owner_details(proc_root, &scan.holders);
     // A failed scan hides every owner: report it as a permission problem, the likely cause.
     let blind = scan.denied > 0 || scan_error.is_some();
     let entries = sockets
@@ -45,7 +44,7 @@ pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
                 .holders
                 .get(&socket.inode)
                 .map_or(&[][..], Vec::as_slice);
-            make_entry(socket, holders, &details, blind)
+            make_entry(socket, holders, &scan.details, blind)
         })
         .collect();
     Attributed {
@@ -54,16 +53,6 @@ pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
         scanned: scan.scanned,
         scan_error,
     }
-}
-
-fn read_owner_details(
-    proc_root: &Path,
-    holders: &HashMap<u64, Vec<Holder>>,
-) -> HashMap<u32, ProcessDetails> {
-    let pids: HashSet<u32> = holders.values().flatten().map(|h| h.pid).collect();
-    pids.into_iter()
-        .map(|pid| (pid, info::read_details(proc_root, pid)))
-        .collect()
 }
 
 fn make_entry(

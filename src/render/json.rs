@@ -1,5 +1,8 @@
-//! JSON output: wire types separate from the model, so the schema documented in README.md is
-//! stated once, here, and the model can change without changing it.
+//! JSON and JSON Lines output: wire types separate from the model, so the schema documented in
+//! README.md and published in `schema/lsports.schema.json` is stated once, here, and the model
+//! can change without changing it. Both formats carry the same socket objects: `--json` as one
+//! indented array, `--format jsonl` one compact object per line (a stream `jq -c`, `grep` and
+//! log shippers read line by line).
 
 use std::io::{self, Write};
 
@@ -7,6 +10,8 @@ use serde::Serialize;
 
 use super::labels::Labels;
 use super::safe_json;
+use crate::exe::Executables;
+use crate::exposure;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, SourceKind};
 use crate::sanitize;
 
@@ -27,6 +32,8 @@ pub struct JsonSocket {
     inode: u64,
     v6only: Option<bool>,
     interface: Option<String>,
+    exposure: &'static str,
+    reachable_families: Vec<&'static str>,
     source: &'static str,
     unknown_fields: Vec<&'static str>,
     processes: Vec<JsonProcess>,
@@ -39,20 +46,50 @@ pub struct JsonProcess {
     pid: u32,
     name: Option<String>,
     cmdline: Option<String>,
+    exe: Option<String>,
     uid: Option<u32>,
     user: Option<String>,
     fd: u32,
 }
 
-/// Write `entries` as one pretty-printed JSON array.
+/// Write `entries` as one pretty-printed JSON array, with `exe` unknown (null) for every
+/// process; [`write_json_array`] fills it in.
 pub fn write_json(entries: &[Entry], labels: &mut Labels, out: &mut dyn Write) -> io::Result<()> {
-    let sockets: Vec<JsonSocket> = entries.iter().map(|e| json_socket(e, labels)).collect();
+    write_json_array(entries, labels, &Executables::default(), out)
+}
+
+/// Write `entries` as one pretty-printed JSON array, with executables from `exes`.
+pub fn write_json_array(
+    entries: &[Entry],
+    labels: &mut Labels,
+    exes: &Executables,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let sockets: Vec<JsonSocket> = entries
+        .iter()
+        .map(|e| json_socket(e, labels, exes))
+        .collect();
     safe_json::to_writer(&mut *out, &sockets, true).map_err(io::Error::from)?;
     writeln!(out)
 }
 
+/// Write `entries` as JSON Lines: one compact socket object per line, nothing for no sockets.
+pub fn write_jsonl(
+    entries: &[Entry],
+    labels: &mut Labels,
+    exes: &Executables,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for entry in entries {
+        let socket = json_socket(entry, labels, exes);
+        safe_json::to_writer(&mut *out, &socket, false).map_err(io::Error::from)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
 /// The JSON form of one entry.
-pub fn json_socket(entry: &Entry, labels: &mut Labels) -> JsonSocket {
+pub fn json_socket(entry: &Entry, labels: &mut Labels, exes: &Executables) -> JsonSocket {
     let socket = &entry.socket;
     JsonSocket {
         proto: socket.protocol.name(),
@@ -74,12 +111,17 @@ pub fn json_socket(entry: &Entry, labels: &mut Labels) -> JsonSocket {
             }
             _ => None,
         },
+        exposure: exposure::classify(socket).name(),
+        reachable_families: exposure::reachable_families(socket)
+            .iter()
+            .map(|f| f.name())
+            .collect(),
         source: socket.source.name(),
         unknown_fields: unknown_fields(entry),
         processes: entry
             .processes
             .iter()
-            .map(|p| json_process(p, labels))
+            .map(|p| json_process(p, labels, exes))
             .collect(),
         owner_unknown_reason: entry.owner_unknown.map(|r| r.name()),
     }
@@ -100,7 +142,7 @@ fn unknown_fields(entry: &Entry) -> Vec<&'static str> {
     fields
 }
 
-fn json_process(process: &OwnerProcess, labels: &mut Labels) -> JsonProcess {
+fn json_process(process: &OwnerProcess, labels: &mut Labels, exes: &Executables) -> JsonProcess {
     JsonProcess {
         pid: process.pid,
         name: process
@@ -108,6 +150,9 @@ fn json_process(process: &OwnerProcess, labels: &mut Labels) -> JsonProcess {
             .as_deref()
             .map(|n| sanitize::lossy(n).into_owned()),
         cmdline: process.cmdline.as_deref().map(sanitize::cmdline_lossy),
+        exe: exes
+            .get(process.pid)
+            .map(|path| sanitize::lossy(path).into_owned()),
         uid: process.uid,
         user: process.uid.and_then(|uid| labels.user_name(uid)),
         fd: process.fd,

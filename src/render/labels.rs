@@ -78,7 +78,10 @@ impl Labels {
     /// Local Address, e.g. `0.0.0.0:22`, `*:22`, `[::]:22`, `[::1]%lo:53`, `localhost:ssh`.
     pub fn local(&self, socket: &Socket) -> String {
         let host = self.host(socket.local_addr, socket, true);
-        format!("{host}:{}", self.port(socket.local_port, socket.protocol))
+        format!(
+            "{host}:{}",
+            self.port_label(socket.local_port, socket.protocol)
+        )
     }
 
     /// Foreign Address: `0.0.0.0:*` when unconnected, else the peer.
@@ -87,7 +90,25 @@ impl Labels {
         if socket.remote_port == 0 && socket.remote_addr.is_unspecified() {
             return format!("{host}:*");
         }
-        format!("{host}:{}", self.port(socket.remote_port, socket.protocol))
+        format!(
+            "{host}:{}",
+            self.port_label(socket.remote_port, socket.protocol)
+        )
+    }
+
+    /// An address alone, for the Address columns: its resolved name, `*` for a dual-stack
+    /// local wildcard, else the address without brackets (`::1`, `0.0.0.0`).
+    pub fn address(&self, addr: IpAddr, socket: &Socket, local: bool) -> String {
+        match addr {
+            IpAddr::V6(v6) if local && v6.is_unspecified() && socket.v6only == Some(false) => {
+                "*".into()
+            }
+            _ if addr.is_unspecified() => addr.to_string(),
+            _ => match self.hosts.get(&addr) {
+                Some(name) => sanitize::terminal_safe(name.as_bytes()).into_owned(),
+                None => addr.to_string(),
+            },
+        }
     }
 
     fn host(&self, addr: IpAddr, socket: &Socket, local: bool) -> String {
@@ -109,7 +130,8 @@ impl Labels {
         host
     }
 
-    fn port(&self, port: u16, protocol: Protocol) -> String {
+    /// A port alone: its service name unless numeric ports were asked for or it has none.
+    pub fn port_label(&self, port: u16, protocol: Protocol) -> String {
         match self.services.name(port, protocol) {
             Some(name) if !self.numeric.ports => name.to_string(),
             _ => port.to_string(),
@@ -155,6 +177,16 @@ pub fn program_cell(processes: &[OwnerProcess], wide: bool) -> String {
 }
 
 fn group_label(name: Option<&[u8]>, pids: &[u32], wide: bool) -> String {
+    let pids = pid_list(pids, wide);
+    match name {
+        Some(name) => format!("{pids}/{}", sanitize::terminal_safe(name)),
+        None => pids,
+    }
+}
+
+/// PIDs joined by commas; without `wide`, a list of many shows its first few and how many
+/// more (`812,813,814,+37`).
+pub fn pid_list(pids: &[u32], wide: bool) -> String {
     let shown = if wide || pids.len() <= PIDS_SHOWN {
         pids.len()
     } else {
@@ -164,9 +196,5 @@ fn group_label(name: Option<&[u8]>, pids: &[u32], wide: bool) -> String {
     if shown < pids.len() {
         text.push(format!("+{}", pids.len() - shown));
     }
-    let pids = text.join(",");
-    match name {
-        Some(name) => format!("{pids}/{}", sanitize::terminal_safe(name)),
-        None => pids,
-    }
+    text.join(",")
 }

@@ -1,26 +1,48 @@
 //! Turning entries into output: one dispatch point over any writer, and the text shared by the
-//! renderers (endpoints, the program column) built from one [`Labels`] of resolved names.
+//! renderers (endpoints, the program column, table and CSV cells) built from one [`Labels`] of
+//! resolved names.
+//!
+//! Only the table resolves names (unless `-n`); every machine format is numeric for hosts and
+//! ports, so scripts never parse `ssh` where they expect `22`.
 
+pub mod columns;
+pub mod csv;
 pub mod json;
 pub mod labels;
+pub mod prometheus;
 pub mod safe_json;
 pub mod table;
 
 use std::io::{self, Write};
 
 use crate::config::{Config, OutputFormat};
+use crate::exe::Executables;
 use crate::model::Entry;
+use columns::{Cells, Style};
 pub use labels::Labels;
 
-/// Render `entries` in the configured format.
+/// Render `entries` in the configured format. `exes` holds the executable paths the format
+/// shows (empty when it shows none).
 pub fn render(
     entries: &[Entry],
     config: &Config,
-    labels: &mut Labels,
+    exes: &Executables,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     match config.format {
-        OutputFormat::Table => table::write_table(entries, config, labels, out),
-        OutputFormat::Json => json::write_json(entries, labels, out),
+        OutputFormat::Table => {
+            let labels = Labels::for_table(config.numeric, entries);
+            let style = Style::Display { wide: config.wide };
+            table::write_table(entries, config, &mut Cells::new(labels, exes, style), out)
+        }
+        OutputFormat::Csv => {
+            let mut cells = Cells::new(Labels::numeric(), exes, Style::Machine);
+            csv::write_csv(entries, config, &mut cells, out)
+        }
+        OutputFormat::Json => json::write_json_array(entries, &mut Labels::numeric(), exes, out),
+        OutputFormat::Jsonl => json::write_jsonl(entries, &mut Labels::numeric(), exes, out),
+        OutputFormat::Prometheus => {
+            prometheus::write_prometheus(entries, config, &mut Labels::numeric(), out)
+        }
     }
 }

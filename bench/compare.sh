@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark: lsports against ss and netstat, side by side, in throwaway worlds of processes and
+# sockets built by the workplace's world builder (fresh user, network, pid and mount
+# namespaces, so the host is neither touched nor seen). Prints median wall time, the ratio to
+# ss, the range and peak RSS of each command, then checks that lsports' JSON listing equals the
+# world's ground truth exactly (speed must never trade accuracy).
+#
+#   bash bench/compare.sh                 # large and small world
+#   RUNS=9 bash bench/compare.sh large    # one world, more runs
+#
+# WORLD points at world.py (default: ../shared/bench/world.py beside this checkout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORLD=${WORLD:-../shared/bench/world.py}
+RUNS=${RUNS:-5}
+[ -f "$WORLD" ] || { echo "world builder not found at $WORLD (set WORLD=…)" >&2; exit 1; }
+cargo build --release --quiet
+BIN=target/release/lsports
+truth=$(mktemp -d)
+trap 'rm -rf "$truth"' EXIT
+
+# Compare `lsports --json` with world.py's --expect file: (proto, address, port) -> pids.
+check_exact() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+from collections import Counter
+expect = json.load(open(sys.argv[1]))
+got = json.load(open(sys.argv[2]))
+def norm(addr): return addr.strip("[]")
+# A multiset: SO_REUSEPORT siblings are separate sockets with the same address and port.
+want = Counter((e["proto"], norm(e["addr"]), e["port"], tuple(sorted(e["pids"]))) for e in expect)
+have = Counter((s["proto"], s["local_addr"], s["local_port"], tuple(sorted(p["pid"] for p in s["processes"]))) for s in got)
+missing, extra = want - have, have - want
+print(f"exactness: {sum(want.values())} expected, {sum(have.values())} listed, "
+      f"{sum(missing.values())} missing, {sum(extra.values())} extra")
+for row in sorted(missing)[:5]: print("  missing", row)
+for row in sorted(extra)[:5]: print("  extra  ", row)
+sys.exit(1 if missing or extra else 0)
+PY
+}
+
+world() {
+  local name=$1; shift
+  echo "== $name world: $*"
+  python3 "$WORLD" "$@" --runs "$RUNS" \
+    --time 'ss -ltnup' --time 'netstat -tulpn' --time "$BIN -ltnup"
+  python3 "$WORLD" "$@" --expect "$truth/$name.json" -- \
+    sh -c "$BIN -ltnu --json > $truth/$name.out.json"
+  check_exact "$truth/$name.json" "$truth/$name.out.json"
+}
+
+case "${1:-all}" in
+  large|all) world large --procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 ;;&
+  small|all) world small --procs 5 --tcp 10 --udp 5 --prefork 1 --reuseport 1 ;;
+esac

@@ -1,0 +1,221 @@
+//! Parsing and resolving the command line: netstat compatibility, formats, filters, waits.
+
+use super::*;
+
+fn config(args: &[&str]) -> Config {
+    Cli::config_from(std::iter::once("lsports").chain(args.iter().copied())).unwrap()
+}
+
+fn usage_error(args: &[&str]) -> clap::Error {
+    Cli::config_from(std::iter::once("lsports").chain(args.iter().copied())).unwrap_err()
+}
+
+#[test]
+fn clap_definition_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn combined_short_flags_work_like_netstat() {
+    let c = config(&["-tulpn"]);
+    assert_eq!(c.protocols, vec![Protocol::Tcp, Protocol::Udp]);
+    assert_eq!(c.states, StateSelection::Listening);
+    assert!(c.numeric.hosts && c.numeric.ports && c.numeric.users);
+    assert!(c.filter.programs.is_empty());
+    let c = config(&["-tlnp"]);
+    assert_eq!(c.protocols, vec![Protocol::Tcp]);
+}
+
+#[test]
+fn repeated_flags_are_accepted() {
+    let c = config(&["-t", "-t", "--tcp", "-nn"]);
+    assert_eq!(c.protocols, vec![Protocol::Tcp]);
+}
+
+#[test]
+fn long_netstat_spelling_works() {
+    let c = config(&["--tcp", "--listening", "--numeric", "--program"]);
+    assert_eq!(c.protocols, vec![Protocol::Tcp]);
+    assert_eq!(c.families, vec![Family::Ipv4, Family::Ipv6]);
+    assert!(c.numeric.ports);
+    assert!(
+        c.filter.programs.is_empty(),
+        "bare --program is netstat's -p"
+    );
+}
+
+#[test]
+fn families_and_all() {
+    assert_eq!(config(&["-4"]).families, vec![Family::Ipv4]);
+    assert_eq!(config(&["-6"]).families, vec![Family::Ipv6]);
+    assert_eq!(config(&["-46"]).families.len(), 2);
+    assert_eq!(config(&["-a"]).states, StateSelection::All);
+}
+
+#[test]
+fn numeric_parts_are_separate() {
+    let c = config(&["--numeric-ports"]);
+    assert!(c.numeric.ports && !c.numeric.hosts && !c.numeric.users);
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let err = Cli::try_parse_from(["lsports", "--bogus"]).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn json_is_short_for_format_json() {
+    assert_eq!(config(&[]).format, OutputFormat::Table);
+    assert_eq!(config(&["--json"]).format, OutputFormat::Json);
+    assert_eq!(config(&["--format", "jsonl"]).format, OutputFormat::Jsonl);
+    assert_eq!(config(&["--format=csv"]).format, OutputFormat::Csv);
+    assert_eq!(usage_error(&["--json", "--format", "csv"]).exit_code(), 2);
+}
+
+#[test]
+fn columns_parse_in_order_with_either_spelling() {
+    let c = config(&["-o", "port,Recv-Q,send_q", "--columns", "PROGRAM", "-H"]);
+    assert_eq!(
+        c.columns,
+        Some(vec![
+            Column::Port,
+            Column::RecvQ,
+            Column::SendQ,
+            Column::Program
+        ])
+    );
+    assert!(!c.header);
+    assert_eq!(usage_error(&["-o", "bogus"]).exit_code(), 2);
+}
+
+#[test]
+fn columns_and_header_only_with_column_formats() {
+    assert_eq!(
+        config(&["--format", "csv", "-o", "port"])
+            .columns
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(usage_error(&["--json", "-o", "port"]).exit_code(), 2);
+    assert_eq!(
+        usage_error(&["--format", "prometheus", "-H"]).exit_code(),
+        2
+    );
+    assert_eq!(
+        usage_error(&["--format", "prometheus", "-a"]).exit_code(),
+        2
+    );
+}
+
+#[test]
+fn filters_accumulate_and_combine() {
+    let c = config(&[
+        "--port",
+        "22,8000-8100",
+        "--port",
+        "443",
+        "--address",
+        "127.0.0.1,10.0.0.0/8",
+        "--pid",
+        "1,2",
+        "--pid",
+        "3",
+        "--user",
+        "root,33",
+        "--program",
+        "nginx",
+        "--program",
+        "py*",
+    ]);
+    let f = &c.filter;
+    assert_eq!(
+        f.ports.as_ref().unwrap().ranges(),
+        [(22, 22), (443, 443), (8000, 8100)]
+    );
+    assert_eq!(f.addresses.len(), 2);
+    assert_eq!(f.pids, [1, 2, 3]);
+    assert_eq!(f.uids, [0, 33]);
+    assert_eq!(f.programs.len(), 2);
+    assert!(f.exposures.is_none());
+}
+
+#[test]
+fn exposed_is_everything_but_loopback() {
+    let c = config(&["--exposed"]);
+    let kept = c.filter.exposures.unwrap();
+    assert_eq!(kept.len(), 4);
+    assert!(!kept.contains(&Exposure::Loopback));
+    let c = config(&["--exposure", "all,link-local"]);
+    assert_eq!(
+        c.filter.exposures.unwrap(),
+        [Exposure::All, Exposure::LinkLocal]
+    );
+    assert_eq!(
+        usage_error(&["--exposed", "--exposure", "all"]).exit_code(),
+        2
+    );
+}
+
+#[test]
+fn bad_filter_values_are_usage_errors() {
+    for args in [
+        &["--port", "ssh"][..],
+        &["--port", "90-80"],
+        &["--address", "localhost"],
+        &["--pid", "x"],
+        &["--user", "no-such-user-lsports"],
+        &["--exposure", "public"],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn wait_resolves_ports_and_timeout() {
+    let c = config(&[
+        "--wait",
+        "8080,9090",
+        "--wait",
+        "7000",
+        "--timeout",
+        "1m30s",
+    ]);
+    let Action::Wait(spec) = c.action else {
+        panic!("not a wait: {:?}", c.action)
+    };
+    assert_eq!(spec.ports.ports().collect::<Vec<_>>(), [7000, 8080, 9090]);
+    assert_eq!(spec.until, Until::Listening);
+    assert_eq!(spec.timeout, Some(Duration::from_secs(90)));
+    let c = config(&["--wait-free", "80", "-t"]);
+    let Action::Wait(spec) = c.action else {
+        panic!("not a wait")
+    };
+    assert_eq!((spec.until, spec.timeout), (Until::Free, None));
+}
+
+#[test]
+fn wait_rejects_what_cannot_apply() {
+    for args in [
+        &["--timeout", "5s"][..],
+        &["--wait", "80", "--wait-free", "81"],
+        &["--wait", "80", "--json"],
+        &["--wait", "80", "-a"],
+        &["--wait", "80", "--port", "81"],
+        &["--wait", "0"],
+        &["--wait", "80", "--timeout", "soon"],
+        &["--wait", "80", "--generate", "bash"],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn generate_is_an_action() {
+    assert_eq!(
+        config(&["--generate", "zsh"]).action,
+        Action::Generate(Generated::Zsh)
+    );
+    assert_eq!(config(&[]).action, Action::List);
+}

@@ -1,0 +1,224 @@
+//! Who can reach a socket: the question behind "open port". A service bound to 127.0.0.1 is
+//! running but not reachable from outside; one bound to 0.0.0.0 is reachable on every address
+//! of the host. The class is derived from the bound address and device only (no firewall is
+//! consulted), so it is an upper bound on reachability.
+
+use std::net::IpAddr;
+
+use crate::model::{DeviceBinding, Family, Socket};
+
+/// Reachability class of a socket, from narrowest to widest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Exposure {
+    /// Bound to a loopback address (127.0.0.0/8, ::1) or to the loopback device: only this
+    /// host can connect.
+    Loopback,
+    /// Bound to a link-local address (169.254.0.0/16, fe80::/10): only the attached link.
+    LinkLocal,
+    /// Bound to one network device (`SO_BINDTODEVICE`): whatever that device reaches.
+    Interface,
+    /// Bound to one non-loopback address: whoever can route to that address.
+    Specific,
+    /// Bound to the wildcard address (0.0.0.0 or `[::]`): every address of the host.
+    All,
+}
+
+impl Exposure {
+    /// Every class, narrowest first (the order of summary metrics).
+    pub const EVERY: [Exposure; 5] = [
+        Exposure::Loopback,
+        Exposure::LinkLocal,
+        Exposure::Interface,
+        Exposure::Specific,
+        Exposure::All,
+    ];
+
+    /// Name used in every output format (`loopback`, `link-local`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Exposure::Loopback => "loopback",
+            Exposure::LinkLocal => "link-local",
+            Exposure::Interface => "interface",
+            Exposure::Specific => "specific",
+            Exposure::All => "all",
+        }
+    }
+
+    /// Whether something outside this host may reach the socket (everything but loopback).
+    pub fn is_external(self) -> bool {
+        self != Exposure::Loopback
+    }
+}
+
+/// Classify `socket` by its bound address and device.
+///
+/// Link-local wins over the device binding because the kernel binds every socket on an IPv6
+/// link-local address to that address's device: "link-local" is the more telling answer.
+pub fn classify(socket: &Socket) -> Exposure {
+    let addr = unmapped(socket.local_addr);
+    if addr.is_loopback() || bound_to_loopback_device(&socket.device) {
+        Exposure::Loopback
+    } else if is_link_local(addr) {
+        Exposure::LinkLocal
+    } else if matches!(socket.device, DeviceBinding::Device { .. }) {
+        Exposure::Interface
+    } else if addr.is_unspecified() {
+        Exposure::All
+    } else {
+        Exposure::Specific
+    }
+}
+
+/// The address families over which `socket` accepts traffic. A dual-stack `[::]` socket also
+/// accepts IPv4, and a socket bound to an IPv4-mapped address (`::ffff:a.b.c.d`) only IPv4.
+///
+/// When `v6only` is unknown (the `/proc/net` source cannot read it) a `[::]` socket is taken to
+/// be dual-stack, the kernel's default (`net.ipv6.bindv6only = 0`): overstating reach is the
+/// safe mistake for a question about exposure.
+pub fn reachable_families(socket: &Socket) -> &'static [Family] {
+    const V4: &[Family] = &[Family::Ipv4];
+    const V6: &[Family] = &[Family::Ipv6];
+    const BOTH: &[Family] = &[Family::Ipv4, Family::Ipv6];
+    match socket.local_addr {
+        IpAddr::V4(_) => V4,
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => V4,
+        IpAddr::V6(v6) if v6.is_unspecified() && socket.v6only != Some(true) => BOTH,
+        IpAddr::V6(_) => V6,
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it stands for; anything else unchanged.
+pub fn unmapped(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn is_link_local(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    }
+}
+
+/// The loopback device is `lo` in every network namespace.
+fn bound_to_loopback_device(device: &DeviceBinding) -> bool {
+    matches!(device, DeviceBinding::Device { name: Some(name), .. } if name == "lo")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Protocol, SocketState, SourceKind};
+
+    fn socket(addr: &str, device: DeviceBinding, v6only: Option<bool>) -> Socket {
+        let local_addr: IpAddr = addr.parse().unwrap();
+        Socket {
+            protocol: Protocol::Tcp,
+            family: if local_addr.is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            },
+            local_addr,
+            local_port: 22,
+            remote_addr: if local_addr.is_ipv4() {
+                "0.0.0.0".parse().unwrap()
+            } else {
+                "::".parse().unwrap()
+            },
+            remote_port: 0,
+            state: SocketState::LISTEN,
+            recv_q: 0,
+            send_q: Some(128),
+            uid: 0,
+            inode: 1,
+            v6only,
+            device,
+            source: SourceKind::Netlink,
+        }
+    }
+
+    fn class(addr: &str) -> Exposure {
+        classify(&socket(addr, DeviceBinding::Unbound, None))
+    }
+
+    fn device(name: &str) -> DeviceBinding {
+        DeviceBinding::Device {
+            index: 7,
+            name: Some(name.into()),
+        }
+    }
+
+    #[test]
+    fn loopback_addresses() {
+        assert_eq!(class("127.0.0.1"), Exposure::Loopback);
+        assert_eq!(class("127.5.6.7"), Exposure::Loopback);
+        assert_eq!(class("::1"), Exposure::Loopback);
+        assert_eq!(class("::ffff:127.0.0.1"), Exposure::Loopback);
+    }
+
+    #[test]
+    fn wildcard_is_all_and_one_address_is_specific() {
+        assert_eq!(class("0.0.0.0"), Exposure::All);
+        assert_eq!(class("::"), Exposure::All);
+        assert_eq!(class("192.0.2.7"), Exposure::Specific);
+        assert_eq!(class("2001:db8::7"), Exposure::Specific);
+        assert_eq!(class("::ffff:192.0.2.7"), Exposure::Specific);
+    }
+
+    #[test]
+    fn link_local_addresses() {
+        assert_eq!(class("169.254.1.2"), Exposure::LinkLocal);
+        assert_eq!(class("fe80::1"), Exposure::LinkLocal);
+        assert_eq!(class("febf::1"), Exposure::LinkLocal);
+        assert_eq!(class("fec0::1"), Exposure::Specific);
+    }
+
+    #[test]
+    fn device_binding_narrows_the_wildcard() {
+        let on_eth = socket("0.0.0.0", device("eth0"), None);
+        assert_eq!(classify(&on_eth), Exposure::Interface);
+        let on_lo = socket("::", device("lo"), Some(false));
+        assert_eq!(classify(&on_lo), Exposure::Loopback);
+        // Link-local v6 sockets are always device-bound by the kernel.
+        let scoped = socket("fe80::1", device("eth0"), Some(false));
+        assert_eq!(classify(&scoped), Exposure::LinkLocal);
+        let unnamed = socket(
+            "0.0.0.0",
+            DeviceBinding::Device {
+                index: 9,
+                name: None,
+            },
+            None,
+        );
+        assert_eq!(classify(&unnamed), Exposure::Interface);
+    }
+
+    #[test]
+    fn dual_stack_wildcard_reaches_ipv4_too() {
+        let dual = socket("::", DeviceBinding::Unbound, Some(false));
+        assert_eq!(reachable_families(&dual), [Family::Ipv4, Family::Ipv6]);
+        let v6only = socket("::", DeviceBinding::Unbound, Some(true));
+        assert_eq!(reachable_families(&v6only), [Family::Ipv6]);
+        let unknown = socket("::", DeviceBinding::Unknown, None);
+        assert_eq!(reachable_families(&unknown), [Family::Ipv4, Family::Ipv6]);
+        let mapped = socket("::ffff:192.0.2.1", DeviceBinding::Unbound, Some(false));
+        assert_eq!(reachable_families(&mapped), [Family::Ipv4]);
+        let v4 = socket("0.0.0.0", DeviceBinding::Unbound, None);
+        assert_eq!(reachable_families(&v4), [Family::Ipv4]);
+        let specific6 = socket("2001:db8::1", DeviceBinding::Unbound, Some(false));
+        assert_eq!(reachable_families(&specific6), [Family::Ipv6]);
+    }
+
+    #[test]
+    fn only_loopback_is_internal() {
+        let external: Vec<Exposure> = Exposure::EVERY
+            .into_iter()
+            .filter(|e| e.is_external())
+            .collect();
+        assert_eq!(external.len(), 4);
+        assert!(!Exposure::Loopback.is_external());
+    }
+}

@@ -1,0 +1,83 @@
+//! `--generate man|bash|zsh|fish|elvish|powershell`: the man page and shell completions, made
+//! from the clap definition itself so they can never drift from the real flags.
+
+use std::io::{self, Write};
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    /// The man page, roff source for `man -l -` or `/usr/share/man/man1/lsports.1`.
+    Man,
+    /// bash completion, for `/usr/share/bash-completion/completions/lsports`.
+    Bash,
+    /// zsh completion, for a directory on `$fpath` as `_lsports`.
+    Zsh,
+    /// fish completion, for `~/.config/fish/completions/lsports.fish`.
+    Fish,
+    /// elvish completion.
+    Elvish,
+    /// PowerShell completion.
+    Powershell,
+}
+
+/// Write the man page or completion script to `out`.
+pub fn write(what: Generated, out: &mut dyn Write) -> io::Result<()> {
+    // Generate into memory first: clap_complete panics on a write error, and a closed pipe
+    // (`lsports --generate bash | head`) must end quietly like every other output.
+    let mut buffer = Vec::new();
+    let mut command = Cli::command();
+    match shell(what) {
+        Some(shell) => clap_complete::generate(shell, &mut command, "lsports", &mut buffer),
+        None => clap_mangen::Man::new(command).render(&mut buffer)?,
+    }
+    out.write_all(&buffer)
+}
+
+fn shell(what: Generated) -> Option<Shell> {
+    match what {
+        Generated::Man => None,
+        Generated::Bash => Some(Shell::Bash),
+        Generated::Zsh => Some(Shell::Zsh),
+        Generated::Fish => Some(Shell::Fish),
+        Generated::Elvish => Some(Shell::Elvish),
+        Generated::Powershell => Some(Shell::PowerShell),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    fn generated(what: Generated) -> String {
+        let mut out = Vec::new();
+        write(what, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn every_target_generates_and_knows_the_new_flags() {
+        for &what in Generated::value_variants() {
+            // roff writes hyphens as `\-`.
+            let text = generated(what).replace("\\-", "-");
+            for flag in ["wait-free", "columns", "exposed"] {
+                assert!(text.contains(flag), "{what:?} lacks --{flag}");
+            }
+        }
+    }
+
+    #[test]
+    fn man_page_is_roff_for_lsports() {
+        let man = generated(Generated::Man);
+        assert!(
+            man.contains(".TH lsports 1"),
+            "{}",
+            &man[..200.min(man.len())]
+        );
+    }
+}

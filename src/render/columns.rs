@@ -1,0 +1,466 @@
+//! The columns of the table and the CSV (`-o/--columns`): their names, headers and cells.
+//!
+//! A column means the same in both formats; only the notation differs. The table writes
+//! netstat's (`tcp6`, names unless `-n`, `-` for unknown, long PID lists shortened), the CSV
+//! the JSON values (`tcp` plus a `family` column, numbers, an empty cell for unknown). Every
+//! string a process or the network controls goes through the terminal-safe escaping, so no
+//! cell of either carries a raw control character.
+
+use std::net::IpAddr;
+
+use super::labels::{Labels, device_label, pid_list, program_cell};
+use crate::exe::Executables;
+use crate::exposure;
+use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, Socket};
+use crate::sanitize;
+
+/// One column. The value names are what `-o` accepts and what the CSV header says; `-` and
+/// `_` are interchangeable (`recv-q`, `recv_q`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Column {
+    /// Protocol: `tcp`, `udp` (the table adds `6` for IPv6, as netstat).
+    Proto,
+    /// Address family: `ipv4`, `ipv6`.
+    Family,
+    /// Connections waiting to be accepted (listeners), or unread bytes.
+    #[value(name = "recv_q", alias = "recv-q")]
+    RecvQ,
+    /// Accept backlog limit (listeners), or unsent bytes.
+    #[value(name = "send_q", alias = "send-q")]
+    SendQ,
+    /// Local address and port, netstat's `Local Address` (`0.0.0.0:22`, `*:22`, `[::1]%lo:53`).
+    Local,
+    /// Local address alone.
+    #[value(alias = "local_addr", alias = "local-addr")]
+    Address,
+    /// Local port alone.
+    #[value(alias = "local_port", alias = "local-port")]
+    Port,
+    /// Peer address and port, netstat's `Foreign Address`.
+    #[value(alias = "remote")]
+    Foreign,
+    /// Peer address alone.
+    #[value(name = "remote_addr", alias = "remote-addr")]
+    RemoteAddr,
+    /// Peer port alone.
+    #[value(name = "remote_port", alias = "remote-port")]
+    RemotePort,
+    /// Socket state: `LISTEN`, `UNCONN`, `ESTABLISHED` and so on.
+    State,
+    /// Owner uid of the socket.
+    Uid,
+    /// Owner of the socket, by name.
+    User,
+    /// Socket inode.
+    Inode,
+    /// Device the socket is bound to (`SO_BINDTODEVICE`).
+    #[value(alias = "device")]
+    Interface,
+    /// `IPV6_V6ONLY` of an IPv6 socket.
+    #[value(name = "v6only")]
+    V6only,
+    /// Who can reach the socket: `loopback`, `link-local`, `interface`, `specific`, `all`.
+    Exposure,
+    /// Which source described the socket: `netlink`, `proc`.
+    Source,
+    /// Every process id holding the socket.
+    #[value(alias = "pids")]
+    Pid,
+    /// Names of the processes holding the socket.
+    #[value(alias = "name")]
+    Program,
+    /// netstat's `PID/Program name`: pids grouped by name (`812,813/nginx`).
+    #[value(alias = "pid/program")]
+    Process,
+    /// Command lines of the processes holding the socket.
+    #[value(alias = "command")]
+    Cmdline,
+    /// Executables of the processes holding the socket (`readlink /proc/PID/exe`).
+    Exe,
+}
+
+impl Column {
+    /// The table's header for the column.
+    pub fn header(self) -> &'static str {
+        match self {
+            Column::Proto => "Proto",
+            Column::Family => "Family",
+            Column::RecvQ => "Recv-Q",
+            Column::SendQ => "Send-Q",
+            Column::Local => "Local Address",
+            Column::Address => "Address",
+            Column::Port => "Port",
+            Column::Foreign => "Foreign Address",
+            Column::RemoteAddr => "Remote Address",
+            Column::RemotePort => "Remote Port",
+            Column::State => "State",
+            Column::Uid => "UID",
+            Column::User => "User",
+            Column::Inode => "Inode",
+            Column::Interface => "Interface",
+            Column::V6only => "V6only",
+            Column::Exposure => "Exposure",
+            Column::Source => "Source",
+            Column::Pid => "PID",
+            Column::Program => "Program",
+            Column::Process => "PID/Program name",
+            Column::Cmdline => "Command",
+            Column::Exe => "Executable",
+        }
+    }
+
+    /// The CSV's header for the column: the name `-o` accepts.
+    pub fn key(self) -> &'static str {
+        match self {
+            Column::Proto => "proto",
+            Column::Family => "family",
+            Column::RecvQ => "recv_q",
+            Column::SendQ => "send_q",
+            Column::Local => "local",
+            Column::Address => "address",
+            Column::Port => "port",
+            Column::Foreign => "foreign",
+            Column::RemoteAddr => "remote_addr",
+            Column::RemotePort => "remote_port",
+            Column::State => "state",
+            Column::Uid => "uid",
+            Column::User => "user",
+            Column::Inode => "inode",
+            Column::Interface => "interface",
+            Column::V6only => "v6only",
+            Column::Exposure => "exposure",
+            Column::Source => "source",
+            Column::Pid => "pid",
+            Column::Program => "program",
+            Column::Process => "process",
+            Column::Cmdline => "cmdline",
+            Column::Exe => "exe",
+        }
+    }
+
+    /// Queues are numbers and read best right-aligned, as in netstat.
+    pub fn right_aligned(self) -> bool {
+        matches!(self, Column::RecvQ | Column::SendQ)
+    }
+
+    /// Whether the column shows something about the processes holding the socket.
+    pub fn needs_processes(self) -> bool {
+        matches!(
+            self,
+            Column::Pid | Column::Program | Column::Process | Column::Cmdline | Column::Exe
+        )
+    }
+
+    /// netstat's table: `Proto Recv-Q Send-Q Local Address Foreign Address State`, then
+    /// `User Inode` under `-e`, then `PID/Program name`.
+    pub fn table_default(extend: bool) -> Vec<Column> {
+        let mut columns = vec![
+            Column::Proto,
+            Column::RecvQ,
+            Column::SendQ,
+            Column::Local,
+            Column::Foreign,
+            Column::State,
+        ];
+        if extend {
+            columns.extend([Column::User, Column::Inode]);
+        }
+        columns.push(Column::Process);
+        columns
+    }
+
+    /// The CSV's default: one value per cell, the peer only when every state is shown.
+    pub fn csv_default(all_states: bool) -> Vec<Column> {
+        let mut columns = vec![Column::Proto, Column::Family, Column::Address, Column::Port];
+        if all_states {
+            columns.extend([Column::RemoteAddr, Column::RemotePort]);
+        }
+        columns.extend([
+            Column::State,
+            Column::RecvQ,
+            Column::SendQ,
+            Column::Uid,
+            Column::User,
+            Column::Inode,
+            Column::Interface,
+            Column::Exposure,
+            Column::Pid,
+            Column::Program,
+        ]);
+        columns
+    }
+}
+
+/// The notation of the cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// netstat's, for people; `wide` keeps long PID lists whole.
+    Display {
+        /// Never shorten PID lists.
+        wide: bool,
+    },
+    /// The JSON values, for programs.
+    Machine,
+}
+
+/// Makes the cells of one rendering.
+pub struct Cells<'a> {
+    labels: Labels,
+    exes: &'a Executables,
+    style: Style,
+}
+
+impl<'a> Cells<'a> {
+    /// Cells in `style`, with names from `labels` and executables from `exes`.
+    pub fn new(labels: Labels, exes: &'a Executables, style: Style) -> Self {
+        Cells {
+            labels,
+            exes,
+            style,
+        }
+    }
+
+    /// The text of `column` for `entry`.
+    pub fn text(&mut self, column: Column, entry: &Entry) -> String {
+        let socket = &entry.socket;
+        match column {
+            Column::Proto => self.proto(socket),
+            Column::Family => socket.family.name().into(),
+            Column::RecvQ => socket.recv_q.to_string(),
+            Column::SendQ => self.or_missing(socket.send_q.map(|q| q.to_string())),
+            Column::Local => self.labels.local(socket),
+            Column::Address => self.address(socket.local_addr, socket, true),
+            Column::Port => self.port(socket.local_port, socket),
+            Column::Foreign => self.labels.remote(socket),
+            Column::RemoteAddr => self.address(socket.remote_addr, socket, false),
+            Column::RemotePort => self.port(socket.remote_port, socket),
+            Column::State => socket.state.label(socket.protocol).into(),
+            Column::Uid => socket.uid.to_string(),
+            Column::User => self.user(socket.uid),
+            Column::Inode => socket.inode.to_string(),
+            Column::Interface => self.or_missing(interface(socket)),
+            Column::V6only => self.v6only(socket.v6only),
+            Column::Exposure => exposure::classify(socket).name().into(),
+            Column::Source => socket.source.name().into(),
+            Column::Pid => self.pids(entry),
+            Column::Program => self.joined(entry, |p, _| p.name.as_deref().map(safe)),
+            Column::Process => program_cell(&entry.processes, self.whole_lists()),
+            Column::Cmdline => self.joined(entry, |p, _| cmdline(p.cmdline.as_deref()?)),
+            Column::Exe => self.joined(entry, |p, exes| exes.get(p.pid).map(safe)),
+        }
+    }
+
+    fn proto(&self, socket: &Socket) -> String {
+        match (self.style, socket.family) {
+            (Style::Display { .. }, Family::Ipv6) => format!("{}6", socket.protocol.name()),
+            _ => socket.protocol.name().into(),
+        }
+    }
+
+    fn address(&self, addr: IpAddr, socket: &Socket, local: bool) -> String {
+        match self.style {
+            Style::Display { .. } => self.labels.address(addr, socket, local),
+            Style::Machine => addr.to_string(),
+        }
+    }
+
+    fn port(&self, port: u16, socket: &Socket) -> String {
+        match self.style {
+            Style::Display { .. } => self.labels.port_label(port, socket.protocol),
+            Style::Machine => port.to_string(),
+        }
+    }
+
+    fn user(&mut self, uid: u32) -> String {
+        match self.style {
+            Style::Display { .. } => self.labels.user_cell(uid),
+            Style::Machine => self.labels.user_name(uid).unwrap_or_default(),
+        }
+    }
+
+    fn v6only(&self, flag: Option<bool>) -> String {
+        let text = match (self.style, flag) {
+            (_, None) => return self.or_missing(None),
+            (Style::Display { .. }, Some(true)) => "yes",
+            (Style::Display { .. }, Some(false)) => "no",
+            (Style::Machine, Some(flag)) => return flag.to_string(),
+        };
+        text.into()
+    }
+
+    fn pids(&self, entry: &Entry) -> String {
+        let pids: Vec<u32> = entry.processes.iter().map(|p| p.pid).collect();
+        let text = (!pids.is_empty()).then(|| pid_list(&pids, self.whole_lists()));
+        self.or_missing(text)
+    }
+
+    /// The distinct values of `value` over the holders, in pid order, joined by `;`.
+    fn joined(
+        &self,
+        entry: &Entry,
+        value: impl Fn(&OwnerProcess, &Executables) -> Option<String>,
+    ) -> String {
+        let mut seen: Vec<String> = Vec::new();
+        for text in entry.processes.iter().filter_map(|p| value(p, self.exes)) {
+            if !text.is_empty() && !seen.contains(&text) {
+                seen.push(text);
+            }
+        }
+        self.or_missing((!seen.is_empty()).then(|| seen.join(";")))
+    }
+
+    fn whole_lists(&self) -> bool {
+        match self.style {
+            Style::Display { wide } => wide,
+            Style::Machine => true,
+        }
+    }
+
+    /// `-` in the table (as netstat), an empty cell in the CSV.
+    fn or_missing(&self, text: Option<String>) -> String {
+        text.unwrap_or_else(|| match self.style {
+            Style::Display { .. } => "-".into(),
+            Style::Machine => String::new(),
+        })
+    }
+}
+
+fn safe(bytes: &[u8]) -> String {
+    sanitize::terminal_safe(bytes).into_owned()
+}
+
+fn cmdline(raw: &[u8]) -> Option<String> {
+    Some(sanitize::cmdline_terminal_safe(raw))
+}
+
+fn interface(socket: &Socket) -> Option<String> {
+    match &socket.device {
+        DeviceBinding::Device { index, name } => Some(device_label(*index, name.as_deref())),
+        DeviceBinding::Unbound | DeviceBinding::Unknown => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Protocol, SocketState, SourceKind};
+    use clap::ValueEnum;
+
+    fn entry(processes: Vec<OwnerProcess>) -> Entry {
+        Entry {
+            socket: Socket {
+                protocol: Protocol::Tcp,
+                family: Family::Ipv6,
+                local_addr: "::".parse().unwrap(),
+                local_port: 22,
+                remote_addr: "::".parse().unwrap(),
+                remote_port: 0,
+                state: SocketState::LISTEN,
+                recv_q: 0,
+                send_q: None,
+                uid: 0,
+                inode: 99,
+                v6only: Some(false),
+                device: DeviceBinding::Device {
+                    index: 3,
+                    name: Some("eth\x1b0".into()),
+                },
+                source: SourceKind::Netlink,
+            },
+            processes,
+            owner_unknown: None,
+        }
+    }
+
+    fn process(pid: u32, name: &[u8], cmdline: &[u8]) -> OwnerProcess {
+        OwnerProcess {
+            pid,
+            fd: 3,
+            name: Some(name.to_vec()),
+            cmdline: Some(cmdline.to_vec()),
+            uid: Some(0),
+        }
+    }
+
+    fn cells(style: Style) -> Cells<'static> {
+        static NONE: std::sync::OnceLock<Executables> = std::sync::OnceLock::new();
+        Cells::new(
+            Labels::numeric(),
+            NONE.get_or_init(Executables::default),
+            style,
+        )
+    }
+
+    #[test]
+    fn every_column_has_a_distinct_key_that_parses_back() {
+        let mut keys = std::collections::HashSet::new();
+        for column in Column::value_variants() {
+            assert!(keys.insert(column.key()), "{column:?}");
+            assert_eq!(Column::from_str(column.key(), true), Ok(*column));
+        }
+        assert_eq!(Column::from_str("recv-q", true), Ok(Column::RecvQ));
+        assert_eq!(
+            Column::from_str("REMOTE-PORT", true),
+            Ok(Column::RemotePort)
+        );
+    }
+
+    #[test]
+    fn table_and_csv_notations_differ_only_in_form() {
+        let e = entry(vec![
+            process(700, b"master", b"nginx\0-g\0daemon off;\0"),
+            process(701, b"worker", b"nginx: worker"),
+            process(702, b"worker", b"nginx: worker"),
+        ]);
+        let mut table = cells(Style::Display { wide: false });
+        let mut csv = cells(Style::Machine);
+        assert_eq!(table.text(Column::Proto, &e), "tcp6");
+        assert_eq!(csv.text(Column::Proto, &e), "tcp");
+        assert_eq!(table.text(Column::Address, &e), "*");
+        assert_eq!(csv.text(Column::Address, &e), "::");
+        assert_eq!(table.text(Column::SendQ, &e), "-");
+        assert_eq!(csv.text(Column::SendQ, &e), "");
+        assert_eq!(table.text(Column::V6only, &e), "no");
+        assert_eq!(csv.text(Column::V6only, &e), "false");
+        assert_eq!(table.text(Column::Pid, &e), "700,701,702");
+        assert_eq!(csv.text(Column::Program, &e), "master;worker");
+        assert_eq!(
+            csv.text(Column::Cmdline, &e),
+            "nginx -g daemon off;;nginx: worker"
+        );
+        assert_eq!(csv.text(Column::Process, &e), "700/master;701,702/worker");
+        assert_eq!(csv.text(Column::Exposure, &e), "interface");
+        assert_eq!(csv.text(Column::Exe, &e), "");
+        assert_eq!(table.text(Column::Exe, &e), "-");
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_in_every_cell() {
+        let e = entry(vec![process(9, b"\x1b[2J\nx", b"sh\0-c\0\x1b]0;t\x07\0")]);
+        let mut csv = cells(Style::Machine);
+        for column in Column::value_variants() {
+            let text = csv.text(*column, &e);
+            assert!(
+                !text.chars().any(sanitize::is_terminal_unsafe),
+                "{column:?}: {text:?}"
+            );
+        }
+        assert_eq!(csv.text(Column::Program, &e), "\\e[2J\\nx");
+        assert_eq!(csv.text(Column::Interface, &e), "eth\\e0");
+    }
+
+    #[test]
+    fn long_pid_lists_are_cut_only_in_the_table() {
+        let many: Vec<OwnerProcess> = (1..=9).map(|pid| process(pid, b"w", b"")).collect();
+        let e = entry(many);
+        assert_eq!(
+            cells(Style::Display { wide: false }).text(Column::Pid, &e),
+            "1,2,3,+6"
+        );
+        assert_eq!(
+            cells(Style::Machine).text(Column::Pid, &e),
+            "1,2,3,4,5,6,7,8,9"
+        );
+        assert_eq!(cells(Style::Machine).text(Column::Cmdline, &e), "");
+    }
+}

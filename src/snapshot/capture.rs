@@ -1,0 +1,473 @@
+//! `lsports capture`: read a proc tree the way lsports does and write it as one tar.
+//!
+//! The tables are read first, then every process; only fds holding a socket of those tables
+//! are kept (and only processes with at least one), so the snapshot is small and holds no
+//! process that could not matter. Processes that exit during the capture are skipped whole;
+//! processes whose fds cannot be read are recorded as such, so that the opened snapshot says
+//! "owner unknown: permission" exactly as the live run would have.
+//!
+//! The file appears atomically: the archive is written to a temporary file in the target's
+//! directory, synced, then renamed into place (refusing to replace an existing file unless
+//! forced). Any failure drops the temporary file, so no half-written snapshot is ever left.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::SnapshotError;
+use super::layout::{MANIFEST, PROCESS_FILES, TABLES};
+use super::manifest::Manifest;
+use super::procfs::ProcTree;
+use crate::model::{Family, Protocol};
+use crate::process::fdscan::parse_socket_link;
+use crate::source::procnet::{self, ByteOrder};
+
+/// Compression of a snapshot file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// A gzip-compressed tar.
+    Gzip,
+}
+
+impl Compression {
+    /// Gzip for names ending in `.gz` or `.tgz`, else none.
+    pub fn for_path(path: &Path) -> Compression {
+        let name = path.as_os_str().as_encoded_bytes();
+        if name.ends_with(b".gz") || name.ends_with(b".tgz") {
+            Compression::Gzip
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// What a capture wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureSummary {
+    /// The socket tables captured (`tcp`, `tcp6`, …); a missing IPv6 table is simply absent.
+    pub tables: Vec<&'static str>,
+    /// Tables that exist but could not be read, with the reason.
+    pub table_errors: Vec<String>,
+    /// Socket rows in the captured tables.
+    pub sockets: usize,
+    /// Processes holding at least one of those sockets.
+    pub processes: usize,
+    /// fd links recorded.
+    pub links: usize,
+    /// Processes whose fds could not be read (recorded as such).
+    pub denied: usize,
+    /// Processes that exited during the capture (skipped).
+    pub vanished: usize,
+}
+
+impl CaptureSummary {
+    /// One line for stderr, e.g. `captured 4 tables (12 sockets) and 3 processes (5 socket fds)`.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "captured {} tables ({} sockets) and {} processes ({} socket fds)",
+            self.tables.len(),
+            self.sockets,
+            self.processes,
+            self.links
+        );
+        if self.vanished > 0 {
+            text.push_str(&format!(
+                "; {} processes exited during the capture and were skipped",
+                self.vanished
+            ));
+        }
+        if self.denied > 0 {
+            text.push_str(&format!(
+                "; {} processes could not be inspected, so their sockets will show no owner \
+                 (capture as root to include them)",
+                self.denied
+            ));
+        }
+        for error in &self.table_errors {
+            text.push_str(&format!("; {error}"));
+        }
+        text
+    }
+}
+
+/// Capture the proc tree at `proc_root` into the file `out` (gzip if it ends in `.gz` or
+/// `.tgz`). Refuses to replace an existing `out` unless `force`; on any error no file is
+/// left behind. The file is created readable by its owner only: command lines may hold
+/// secrets.
+pub fn capture(proc_root: &Path, out: &Path, force: bool) -> Result<CaptureSummary, SnapshotError> {
+    if !force && out.symlink_metadata().is_ok() {
+        return Err(SnapshotError::Exists {
+            path: out.to_owned(),
+        });
+    }
+    let write_error = |source| SnapshotError::Write {
+        path: out.to_owned(),
+        source,
+    };
+    let dir = parent_dir(out);
+    let mut temp = tempfile::Builder::new()
+        .prefix(".lsports-capture-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|source| SnapshotError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+    let summary = write_to(
+        proc_root,
+        Compression::for_path(out),
+        temp.as_file_mut(),
+        out,
+    )?;
+    temp.as_file().sync_all().map_err(write_error)?;
+    persist(temp, out, force)?;
+    // Make the rename itself durable; a failure here loses nothing already written.
+    let _ = File::open(&dir).and_then(|d| d.sync_all());
+    Ok(summary)
+}
+
+/// Write a snapshot of `proc_root` to any writer (a pipe to ssh, a buffer in a test).
+pub fn write_snapshot<W: Write>(
+    proc_root: &Path,
+    compression: Compression,
+    out: W,
+) -> Result<CaptureSummary, SnapshotError> {
+    write_to(proc_root, compression, out, Path::new("the output stream"))
+}
+
+/// Collect, then encode to `out`; `label` names `out` in errors.
+fn write_to<W: Write>(
+    proc_root: &Path,
+    compression: Compression,
+    out: W,
+    label: &Path,
+) -> Result<CaptureSummary, SnapshotError> {
+    let captured = collect(proc_root)?;
+    let written = match compression {
+        Compression::None => write_archive(&captured, BufWriter::new(out)).and_then(flush),
+        Compression::Gzip => write_gzip(&captured, out, label)?,
+    };
+    written.map_err(|source| SnapshotError::Write {
+        path: label.to_owned(),
+        source,
+    })?;
+    Ok(captured.summary)
+}
+
+fn flush<W: Write>(mut out: W) -> io::Result<()> {
+    out.flush()
+}
+
+#[cfg(feature = "gzip")]
+fn write_gzip<W: Write>(
+    captured: &Captured,
+    out: W,
+    _label: &Path,
+) -> Result<io::Result<()>, SnapshotError> {
+    let level = flate2::Compression::default();
+    let encoder = flate2::write::GzEncoder::new(BufWriter::new(out), level);
+    Ok(write_archive(captured, encoder)
+        .and_then(|e| e.finish())
+        .and_then(flush))
+}
+
+/// Without gzip support a `.gz` name is an error before anything is read.
+#[cfg(not(feature = "gzip"))]
+fn write_gzip<W: Write>(
+    _captured: &Captured,
+    _out: W,
+    label: &Path,
+) -> Result<io::Result<()>, SnapshotError> {
+    Err(SnapshotError::CompressionUnsupported {
+        path: label.to_owned(),
+    })
+}
+
+fn parent_dir(out: &Path) -> PathBuf {
+    match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn persist(temp: tempfile::NamedTempFile, out: &Path, force: bool) -> Result<(), SnapshotError> {
+    let result = if force {
+        temp.persist(out)
+    } else {
+        // link(2)-based: fails if `out` appeared since the check above.
+        temp.persist_noclobber(out)
+    };
+    result.map(drop).map_err(|e| match e.error.kind() {
+        io::ErrorKind::AlreadyExists if !force => SnapshotError::Exists {
+            path: out.to_owned(),
+        },
+        _ => SnapshotError::Write {
+            path: out.to_owned(),
+            source: e.error,
+        },
+    })
+}
+
+/// Everything read from the tree, ready to be written.
+struct Captured {
+    manifest: Manifest,
+    tables: Vec<(&'static str, Vec<u8>)>,
+    processes: Vec<ProcessCapture>,
+    summary: CaptureSummary,
+}
+
+/// One process as it goes into the archive.
+struct ProcessCapture {
+    pid: u32,
+    fds: FdCapture,
+    files: Vec<(&'static str, Vec<u8>)>,
+}
+
+enum FdCapture {
+    /// fd number and link target of every fd holding a captured socket.
+    Links(Vec<(u32, Vec<u8>)>),
+    /// The fd directory could not be read: why.
+    Denied(String),
+}
+
+/// What capturing one process gave.
+enum Outcome {
+    Captured(ProcessCapture),
+    NoSockets,
+    Vanished,
+}
+
+fn collect(proc_root: &Path) -> Result<Captured, SnapshotError> {
+    let root_error = |source| SnapshotError::ProcRoot {
+        path: proc_root.to_owned(),
+        source,
+    };
+    let tree = ProcTree::open(proc_root).map_err(root_error)?;
+    let mut summary = CaptureSummary::default();
+    let tables = read_tables(&tree, &mut summary);
+    if tables.is_empty() {
+        return Err(SnapshotError::NothingCaptured {
+            path: proc_root.to_owned(),
+        });
+    }
+    let inodes = table_inodes(&tables, &mut summary);
+    let mut processes = Vec::new();
+    for pid in tree.pids().map_err(root_error)? {
+        match capture_process(&tree, pid, &inodes) {
+            Outcome::Captured(process) => {
+                record(&process, &mut summary);
+                processes.push(process);
+            }
+            Outcome::NoSockets => {}
+            Outcome::Vanished => summary.vanished += 1,
+        }
+    }
+    Ok(Captured {
+        manifest: Manifest::for_this_host(&proc_root.display().to_string()),
+        tables,
+        processes,
+        summary,
+    })
+}
+
+fn record(process: &ProcessCapture, summary: &mut CaptureSummary) {
+    match &process.fds {
+        FdCapture::Links(links) => {
+            summary.processes += 1;
+            summary.links += links.len();
+        }
+        FdCapture::Denied(_) => summary.denied += 1,
+    }
+}
+
+fn read_tables(tree: &ProcTree, summary: &mut CaptureSummary) -> Vec<(&'static str, Vec<u8>)> {
+    let mut tables = Vec::new();
+    for name in TABLES {
+        match tree.read_file(&format!("net/{name}")) {
+            Ok(data) => {
+                summary.tables.push(name);
+                tables.push((name, data));
+            }
+            // No IPv6 on the host: the table is absent there too, and lsports reads that as
+            // "no IPv6 sockets".
+            Err(e) if e.kind() == io::ErrorKind::NotFound && name.ends_with('6') => {}
+            Err(e) => summary
+                .table_errors
+                .push(format!("cannot read net/{name}: {e}")),
+        }
+    }
+    tables
+}
+
+/// Inodes of every socket in the tables (all states: the snapshot may be read with `-a`).
+fn table_inodes(tables: &[(&'static str, Vec<u8>)], summary: &mut CaptureSummary) -> HashSet<u64> {
+    let mut inodes = HashSet::new();
+    for (name, data) in tables {
+        let (protocol, family) = table_kind(name);
+        let parsed = procnet::parse_table(&data[..], protocol, family, ByteOrder::native(), name);
+        summary.sockets += parsed.sockets.len();
+        inodes.extend(parsed.sockets.iter().map(|s| s.inode).filter(|&i| i != 0));
+    }
+    inodes
+}
+
+fn table_kind(name: &str) -> (Protocol, Family) {
+    let protocol = if name.starts_with("tcp") {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    };
+    let family = if name.ends_with('6') {
+        Family::Ipv6
+    } else {
+        Family::Ipv4
+    };
+    (protocol, family)
+}
+
+fn capture_process(tree: &ProcTree, pid: u32, inodes: &HashSet<u64>) -> Outcome {
+    let links = match tree.fd_links(pid) {
+        Ok(links) => links,
+        Err(e) if is_gone(&e) => return Outcome::Vanished,
+        Err(e) => return denied_process(tree, pid, &e),
+    };
+    let links: Vec<(u32, Vec<u8>)> = links
+        .into_iter()
+        .filter(|(_, target)| parse_socket_link(target).is_some_and(|i| inodes.contains(&i)))
+        .collect();
+    if links.is_empty() {
+        return Outcome::NoSockets;
+    }
+    match process_files(tree, pid, &PROCESS_FILES) {
+        Some(files) => Outcome::Captured(ProcessCapture {
+            pid,
+            fds: FdCapture::Links(links),
+            files,
+        }),
+        None => Outcome::Vanished,
+    }
+}
+
+/// A process whose fds cannot be read: keep why, and its `stat`, from which lsports tells a
+/// kernel thread (never counted as hidden) from a user process.
+fn denied_process(tree: &ProcTree, pid: u32, error: &io::Error) -> Outcome {
+    let Some(files) = process_files(tree, pid, &["stat"]) else {
+        return Outcome::Vanished;
+    };
+    Outcome::Captured(ProcessCapture {
+        pid,
+        fds: FdCapture::Denied(denied_note(tree, pid, error)),
+        files,
+    })
+}
+
+/// Why the fds of `pid` are missing. Capturing an unpacked snapshot finds the note the first
+/// capture left where the directory would be (`fd` is then a file): keep that one, so a
+/// snapshot of a snapshot is the same snapshot.
+fn denied_note(tree: &ProcTree, pid: u32, error: &io::Error) -> String {
+    if error.raw_os_error() == Some(libc::ENOTDIR) {
+        if let Ok(note) = tree.read_file(&format!("{pid}/fd")) {
+            return String::from_utf8_lossy(&note).into_owned();
+        }
+    }
+    format!(
+        "lsports: the fd directory of this process could not be read at capture time: {error}\n"
+    )
+}
+
+/// The readable ones of `names`; `None` if the process exited meanwhile.
+fn process_files(
+    tree: &ProcTree,
+    pid: u32,
+    names: &[&'static str],
+) -> Option<Vec<(&'static str, Vec<u8>)>> {
+    let mut files = Vec::with_capacity(names.len());
+    for &name in names {
+        match tree.read_file(&format!("{pid}/{name}")) {
+            Ok(data) => files.push((name, data)),
+            // A missing file may be a tree written by hand; a missing process has exited.
+            Err(e) if is_gone(&e) && !tree.has_process(pid) => return None,
+            Err(_) => {}
+        }
+    }
+    Some(files)
+}
+
+fn is_gone(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH))
+}
+
+/// Entry metadata: files read-only, directories traversable, owned by root, dated at capture.
+fn header(kind: tar::EntryType, size: u64, mtime: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(match kind {
+        tar::EntryType::Directory => 0o555,
+        tar::EntryType::Symlink => 0o777,
+        _ => 0o444,
+    });
+    header.set_mtime(mtime);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+}
+
+fn write_archive<W: Write>(captured: &Captured, out: W) -> io::Result<W> {
+    let mtime = captured.manifest.captured_at;
+    let mut builder = tar::Builder::new(out);
+    let manifest = serde_json::to_vec_pretty(&captured.manifest)?;
+    append_file(&mut builder, MANIFEST, &manifest, mtime)?;
+    append_dir(&mut builder, "proc/", mtime)?;
+    append_dir(&mut builder, "proc/net/", mtime)?;
+    for (name, data) in &captured.tables {
+        append_file(&mut builder, &format!("proc/net/{name}"), data, mtime)?;
+    }
+    for process in &captured.processes {
+        append_process(&mut builder, process, mtime)?;
+    }
+    builder.into_inner()
+}
+
+fn append_process<W: Write>(
+    builder: &mut tar::Builder<W>,
+    process: &ProcessCapture,
+    mtime: u64,
+) -> io::Result<()> {
+    let dir = format!("proc/{}", process.pid);
+    append_dir(builder, &format!("{dir}/"), mtime)?;
+    for (name, data) in &process.files {
+        append_file(builder, &format!("{dir}/{name}"), data, mtime)?;
+    }
+    match &process.fds {
+        FdCapture::Denied(why) => append_file(builder, &format!("{dir}/fd"), why.as_bytes(), mtime),
+        FdCapture::Links(links) => {
+            append_dir(builder, &format!("{dir}/fd/"), mtime)?;
+            for (fd, target) in links {
+                let mut h = header(tar::EntryType::Symlink, 0, mtime);
+                let target = Path::new(std::ffi::OsStr::from_bytes(target));
+                builder.append_link(&mut h, format!("{dir}/fd/{fd}"), target)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    data: &[u8],
+    mtime: u64,
+) -> io::Result<()> {
+    let mut h = header(tar::EntryType::Regular, data.len() as u64, mtime);
+    builder.append_data(&mut h, path, data)
+}
+
+fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &str, mtime: u64) -> io::Result<()> {
+    let mut h = header(tar::EntryType::Directory, 0, mtime);
+    builder.append_data(&mut h, path, io::empty())
+}

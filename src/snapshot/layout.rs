@@ -1,0 +1,204 @@
+//! What a snapshot archive holds, by name. Capture writes these names; open accepts only these,
+//! so the check of an untrusted archive is one pure function, [`classify`].
+//!
+//! ```text
+//! lsports-snapshot.json           manifest: who captured what, where, when (see Manifest)
+//! proc/net/{tcp,tcp6,udp,udp6}    the socket tables, byte for byte as the kernel wrote them
+//! proc/PID/{comm,cmdline,status,stat}
+//! proc/PID/fd/FD -> socket:[N]    one symlink per fd holding a socket in the tables
+//! proc/PID/fd                     a regular file instead of the directory: the fd directory
+//!                                 could not be read at capture time (its text says why)
+//! ```
+//!
+//! `proc/` is laid out like `/proc` itself, so `tar -xf SNAP proc` followed by
+//! `lsports --proc-root proc` reads it too.
+
+/// Name of the manifest entry.
+pub const MANIFEST: &str = "lsports-snapshot.json";
+/// Directory holding the proc tree inside the archive.
+pub const PROC_DIR: &str = "proc";
+/// The socket tables a snapshot may hold.
+pub const TABLES: [&str; 4] = ["tcp", "tcp6", "udp", "udp6"];
+/// The per-process files a snapshot may hold.
+pub const PROCESS_FILES: [&str; 4] = ["comm", "cmdline", "status", "stat"];
+
+/// What an archive entry is, judged by its name alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// The manifest.
+    Manifest,
+    /// A directory on the way to other entries (`proc/`, `proc/PID/`, …).
+    Directory,
+    /// `proc/net/NAME`, one of [`TABLES`].
+    Table(&'static str),
+    /// `proc/PID/NAME`, one of [`PROCESS_FILES`].
+    ProcessFile {
+        /// Process id.
+        pid: u32,
+        /// File name.
+        name: &'static str,
+    },
+    /// `proc/PID/fd`: a directory of fd links, or a file saying why it could not be read.
+    FdDir {
+        /// Process id.
+        pid: u32,
+    },
+    /// `proc/PID/fd/FD`: an fd link.
+    FdLink {
+        /// Process id.
+        pid: u32,
+        /// File descriptor number.
+        fd: u32,
+    },
+    /// A harmless name a snapshot does not use (from a newer lsports, or added by hand):
+    /// skipped.
+    Unknown,
+}
+
+/// Why a name is refused outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafeName {
+    /// Absolute path.
+    Absolute,
+    /// A `..` component.
+    ParentDir,
+    /// An empty name or a NUL byte.
+    Malformed,
+}
+
+impl UnsafeName {
+    /// Short explanation for error messages.
+    pub fn reason(self) -> &'static str {
+        match self {
+            UnsafeName::Absolute => "absolute path",
+            UnsafeName::ParentDir => "`..` in the path",
+            UnsafeName::Malformed => "empty name or NUL byte",
+        }
+    }
+}
+
+/// Classify an archive entry by its raw name.
+pub fn classify(name: &[u8]) -> Result<EntryKind, UnsafeName> {
+    let parts = components(name)?;
+    Ok(match parts.as_slice() {
+        [] | [b"proc"] => EntryKind::Directory,
+        [m] if *m == MANIFEST.as_bytes() => EntryKind::Manifest,
+        [b"proc", b"net"] => EntryKind::Directory,
+        [b"proc", b"net", table] => {
+            known(table, &TABLES).map_or(EntryKind::Unknown, EntryKind::Table)
+        }
+        [b"proc", pid, rest @ ..] => match canonical_u32(pid) {
+            Some(pid) => process_entry(pid, rest),
+            None => EntryKind::Unknown,
+        },
+        _ => EntryKind::Unknown,
+    })
+}
+
+fn process_entry(pid: u32, rest: &[&[u8]]) -> EntryKind {
+    match rest {
+        [] => EntryKind::Directory,
+        [b"fd"] => EntryKind::FdDir { pid },
+        [b"fd", fd] => {
+            canonical_u32(fd).map_or(EntryKind::Unknown, |fd| EntryKind::FdLink { pid, fd })
+        }
+        [name] => known(name, &PROCESS_FILES).map_or(EntryKind::Unknown, |name| {
+            EntryKind::ProcessFile { pid, name }
+        }),
+        _ => EntryKind::Unknown,
+    }
+}
+
+/// Split on `/`, dropping `.` components and empty ones (`./proc//net/` is `proc/net`).
+fn components(name: &[u8]) -> Result<Vec<&[u8]>, UnsafeName> {
+    if name.is_empty() || name.contains(&0) {
+        return Err(UnsafeName::Malformed);
+    }
+    if name.starts_with(b"/") {
+        return Err(UnsafeName::Absolute);
+    }
+    let mut parts = Vec::new();
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(UnsafeName::ParentDir),
+            _ => parts.push(part),
+        }
+    }
+    Ok(parts)
+}
+
+fn known(name: &[u8], names: &[&'static str]) -> Option<&'static str> {
+    names.iter().copied().find(|n| n.as_bytes() == name)
+}
+
+/// A decimal u32 written the way `/proc` writes it: no sign, no leading zero. `0042` would be
+/// a different directory name than the `42` the fd scan looks for.
+pub fn canonical_u32(text: &[u8]) -> Option<u32> {
+    if text.is_empty() || text.len() > 10 || (text.len() > 1 && text[0] == b'0') {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// Whether `target` is acceptable as an fd link's target: a short name with no `/`, so that
+/// nothing following the link after extraction could leave the snapshot directory.
+pub fn safe_link_target(target: &[u8]) -> bool {
+    !target.is_empty() && target.len() <= 255 && !target.contains(&b'/') && !target.contains(&0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_capture_writes_are_recognised() {
+        assert_eq!(classify(b"lsports-snapshot.json"), Ok(EntryKind::Manifest));
+        assert_eq!(classify(b"proc/net/tcp6"), Ok(EntryKind::Table("tcp6")));
+        assert_eq!(
+            classify(b"./proc/812/comm"),
+            Ok(EntryKind::ProcessFile {
+                pid: 812,
+                name: "comm"
+            })
+        );
+        assert_eq!(classify(b"proc/812/fd/"), Ok(EntryKind::FdDir { pid: 812 }));
+        assert_eq!(
+            classify(b"proc/812/fd/3"),
+            Ok(EntryKind::FdLink { pid: 812, fd: 3 })
+        );
+        assert_eq!(classify(b"proc//812/"), Ok(EntryKind::Directory));
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        assert_eq!(classify(b"/etc/passwd"), Err(UnsafeName::Absolute));
+        assert_eq!(classify(b"proc/../../x"), Err(UnsafeName::ParentDir));
+        assert_eq!(classify(b"proc/1/fd/.."), Err(UnsafeName::ParentDir));
+        assert_eq!(classify(b""), Err(UnsafeName::Malformed));
+        assert_eq!(classify(b"proc/1\0/comm"), Err(UnsafeName::Malformed));
+    }
+
+    #[test]
+    fn other_names_are_unknown() {
+        for name in [
+            &b"proc/net/unix"[..],
+            b"proc/0042/comm",
+            b"proc/1/environ",
+            b"proc/1/fd/3/x",
+            b"proc/self/comm",
+            b"proc/4294967296/comm",
+            b"README",
+        ] {
+            assert_eq!(classify(name), Ok(EntryKind::Unknown), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn link_targets() {
+        assert!(safe_link_target(b"socket:[123]"));
+        assert!(!safe_link_target(b"/etc/shadow"));
+        assert!(!safe_link_target(b"../x"));
+        assert!(!safe_link_target(b""));
+    }
+}

@@ -1,0 +1,187 @@
+//! The manifest: the first entry of a snapshot, saying which host and kernel it came from,
+//! when, and how to read its tables (the writer's byte order).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::procnet::ByteOrder;
+
+/// The `format` value that marks an lsports snapshot.
+pub const FORMAT: &str = "lsports-snapshot";
+/// The layout version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// What a snapshot says about itself. Every field but `format` and `version` is informational
+/// except `byte_order`, which is needed to read the tables of a host unlike this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Layout version ([`VERSION`] when written by this build).
+    pub version: u32,
+    /// lsports version that captured it.
+    #[serde(default)]
+    pub lsports: String,
+    /// Capture time, seconds since the Unix epoch (UTC).
+    #[serde(default)]
+    pub captured_at: u64,
+    /// Host name of the captured machine (`uname -n`).
+    #[serde(default)]
+    pub hostname: String,
+    /// Kernel release (`uname -r`).
+    #[serde(default)]
+    pub kernel: String,
+    /// Machine architecture (`uname -m`).
+    #[serde(default)]
+    pub machine: String,
+    /// Byte order of the captured host: `little` or `big`.
+    #[serde(default = "native_order_name")]
+    pub byte_order: String,
+    /// The proc root that was captured.
+    #[serde(default)]
+    pub proc_root: String,
+    /// Effective uid of the capturing process: a snapshot taken without root may lack owners.
+    #[serde(default)]
+    pub captured_by_uid: Option<u32>,
+}
+
+fn native_order_name() -> String {
+    ByteOrder::native().name().to_owned()
+}
+
+impl Manifest {
+    /// A manifest describing this host now, for a capture of `proc_root`.
+    pub fn for_this_host(proc_root: &str) -> Manifest {
+        let [hostname, kernel, machine] = uname();
+        Manifest {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            lsports: env!("CARGO_PKG_VERSION").to_owned(),
+            captured_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            hostname,
+            kernel,
+            machine,
+            byte_order: native_order_name(),
+            proc_root: proc_root.to_owned(),
+            captured_by_uid: Some(nix::unistd::geteuid().as_raw()),
+        }
+    }
+
+    /// What to assume of an archive with no manifest (a proc tree tarred by hand): this host's
+    /// byte order, nothing else known.
+    pub fn unknown() -> Manifest {
+        Manifest {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            lsports: String::new(),
+            captured_at: 0,
+            hostname: String::new(),
+            kernel: String::new(),
+            machine: String::new(),
+            byte_order: native_order_name(),
+            proc_root: String::new(),
+            captured_by_uid: None,
+        }
+    }
+
+    /// The byte order the tables were written in, `None` if the manifest names no known one.
+    pub fn byte_order(&self) -> Option<ByteOrder> {
+        ByteOrder::from_name(&self.byte_order)
+    }
+
+    /// One line for humans: `web1 (Linux 6.8.0, x86_64), captured 2026-11-26 00:08:51 UTC`.
+    pub fn describe(&self) -> String {
+        let host = if self.hostname.is_empty() {
+            "unknown host"
+        } else {
+            &self.hostname
+        };
+        let mut text = host.to_owned();
+        if !self.kernel.is_empty() {
+            text.push_str(&format!(" (Linux {}, {})", self.kernel, self.machine));
+        }
+        if self.captured_at > 0 {
+            text.push_str(&format!(", captured {}", utc_timestamp(self.captured_at)));
+        }
+        text
+    }
+}
+
+/// `uname -n`, `uname -r` and `uname -m`; empty strings if uname fails.
+fn uname() -> [String; 3] {
+    // SAFETY: an all-zero utsname is a valid value for uname(2) to fill in.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return Default::default();
+    }
+    let text = |field: &[libc::c_char]| {
+        let bytes: Vec<u8> = field
+            .iter()
+            .map(|&c| c as u8)
+            .take_while(|&b| b != 0)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    [text(&uts.nodename), text(&uts.release), text(&uts.machine)]
+}
+
+/// `YYYY-MM-DD hh:mm:ss UTC` for seconds since the epoch (proleptic Gregorian calendar).
+pub fn utc_timestamp(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's `civil_from_days`, for
+/// non-negative day counts.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_timestamp(1_795_652_931), "2026-11-26 00:28:51 UTC");
+    }
+
+    #[test]
+    fn this_host_round_trips_through_json() {
+        let m = Manifest::for_this_host("/proc");
+        assert_eq!(m.byte_order(), Some(ByteOrder::native()));
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);
+        assert!(m.describe().contains(&m.kernel));
+    }
+
+    #[test]
+    fn minimal_manifest_fills_defaults() {
+        let m: Manifest =
+            serde_json::from_str(r#"{"format":"lsports-snapshot","version":1,"new":1}"#).unwrap();
+        assert_eq!(m.byte_order(), Some(ByteOrder::native()));
+        assert_eq!(m.describe(), "unknown host");
+    }
+}

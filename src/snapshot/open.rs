@@ -1,0 +1,411 @@
+//! `lsports --snapshot FILE`: unpack a snapshot into a private temporary directory that then
+//! serves as the proc root, so every flag and format works on it as on a live system.
+//!
+//! The archive is untrusted (it may come from any machine, or anyone): every entry is checked
+//! by name against the snapshot layout before anything is written, only fd entries may be
+//! symlinks and only to plain names like `socket:[N]`, and sizes are bounded. Files are
+//! written at paths built from the checked name's parts, never from the name itself.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::SnapshotError;
+use super::layout::{self, EntryKind};
+use super::manifest::{self, Manifest};
+use crate::source::procnet::{ByteOrder, transcode::transcode};
+
+/// Largest socket table accepted (a host with millions of sockets writes ~150 bytes each).
+const MAX_TABLE: u64 = 1 << 30;
+/// Largest per-process file (`cmdline` is bounded by ARG_MAX, a few MiB at most).
+const MAX_PROCESS_FILE: u64 = 16 << 20;
+/// Largest manifest or unreadable-fd note.
+const MAX_SMALL_FILE: u64 = 64 << 10;
+/// Largest total unpacked size.
+const MAX_TOTAL: u64 = 4 << 30;
+/// Most entries accepted.
+const MAX_ENTRIES: usize = 8_000_000;
+
+/// A snapshot unpacked into a private temporary directory, removed when this is dropped.
+#[derive(Debug)]
+pub struct OpenedSnapshot {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    manifest: Manifest,
+    has_manifest: bool,
+    skipped: usize,
+}
+
+impl OpenedSnapshot {
+    /// The unpacked proc tree: pass it as the proc root (the `/proc` source is implied, since
+    /// netlink only describes the live kernel).
+    pub fn proc_root(&self) -> &Path {
+        &self.root
+    }
+
+    /// What the snapshot says about itself (defaults when it has no manifest).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Whether the archive had a manifest (a proc tree tarred by hand has none).
+    pub fn has_manifest(&self) -> bool {
+        self.has_manifest
+    }
+
+    /// Entries with names a snapshot does not use, skipped.
+    pub fn skipped_entries(&self) -> usize {
+        self.skipped
+    }
+
+    /// One line for `--verbose`: `snapshot of web1 (Linux 6.8.0, x86_64), captured …`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("snapshot of {}", self.manifest.describe());
+        if self.skipped > 0 {
+            text.push_str(&format!("; {} unknown entries skipped", self.skipped));
+        }
+        text
+    }
+
+    /// The temporary directory holding the unpacked tree.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Open the snapshot file at `file`.
+pub fn open(file: &Path) -> Result<OpenedSnapshot, SnapshotError> {
+    let reader = File::open(file).map_err(|source| SnapshotError::Read {
+        path: file.to_owned(),
+        source,
+    })?;
+    open_reader(reader, file)
+}
+
+/// Open a snapshot from any reader (standard input, a network stream); `label` names it in
+/// errors. Gzip compression is recognised by its magic bytes, whatever the name.
+pub fn open_reader(reader: impl Read, label: &Path) -> Result<OpenedSnapshot, SnapshotError> {
+    let mut reader = BufReader::new(reader);
+    let head = reader.fill_buf().map_err(|source| SnapshotError::Read {
+        path: label.to_owned(),
+        source,
+    })?;
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let dir = tempfile::Builder::new()
+        .prefix("lsports-snapshot-")
+        .tempdir()
+        .map_err(|source| SnapshotError::Unpack {
+            path: label.to_owned(),
+            dir: std::env::temp_dir(),
+            source,
+        })?;
+    let mut unpacker = Unpacker::new(label, dir.path().join(layout::PROC_DIR));
+    if gzip {
+        unpacker.unpack(decompress(reader, label)?)?;
+    } else {
+        unpacker.unpack(reader)?;
+    }
+    unpacker.finish(dir)
+}
+
+#[cfg(feature = "gzip")]
+fn decompress<R: BufRead>(reader: R, _label: &Path) -> Result<impl Read, SnapshotError> {
+    Ok(flate2::bufread::MultiGzDecoder::new(reader))
+}
+
+#[cfg(not(feature = "gzip"))]
+fn decompress<R: BufRead>(_reader: R, label: &Path) -> Result<R, SnapshotError> {
+    Err(SnapshotError::CompressionUnsupported {
+        path: label.to_owned(),
+    })
+}
+
+/// State of one unpacking.
+struct Unpacker<'a> {
+    label: &'a Path,
+    root: PathBuf,
+    manifest: Option<Vec<u8>>,
+    tables: Vec<&'static str>,
+    total: u64,
+    entries: usize,
+    skipped: usize,
+}
+
+impl<'a> Unpacker<'a> {
+    fn new(label: &'a Path, root: PathBuf) -> Self {
+        Unpacker {
+            label,
+            root,
+            manifest: None,
+            tables: Vec::new(),
+            total: 0,
+            entries: 0,
+            skipped: 0,
+        }
+    }
+
+    fn unpack(&mut self, reader: impl Read) -> Result<(), SnapshotError> {
+        self.create_dir(&self.root.clone())?;
+        let mut archive = tar::Archive::new(reader);
+        let entries = archive.entries().map_err(|e| self.not_tar(e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| self.not_tar(e))?;
+            self.entry(&mut entry)?;
+        }
+        Ok(())
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), SnapshotError> {
+        self.entries += 1;
+        if self.entries > MAX_ENTRIES {
+            return Err(self.too_large("the number of entries".into(), MAX_ENTRIES as u64));
+        }
+        let name = entry.path_bytes().into_owned();
+        let kind = layout::classify(&name).map_err(|u| self.unsafe_entry(&name, u.reason()))?;
+        let entry_type = entry.header().entry_type();
+        match kind {
+            EntryKind::Directory => Ok(()),
+            EntryKind::Unknown => {
+                self.skipped += 1;
+                Ok(())
+            }
+            EntryKind::Manifest => {
+                self.expect_file(&name, entry_type)?;
+                self.manifest = Some(self.read_limited(entry, &name, MAX_SMALL_FILE)?);
+                Ok(())
+            }
+            EntryKind::Table(table) => {
+                self.expect_file(&name, entry_type)?;
+                let data = self.read_limited(entry, &name, MAX_TABLE)?;
+                let dir = self.root.join("net");
+                self.create_dir(&dir)?;
+                self.write_file(&dir.join(table), &data)?;
+                // A repeated entry replaces the file; list the table once, or a byte-order
+                // rewrite would be applied twice and undo itself.
+                if !self.tables.contains(&table) {
+                    self.tables.push(table);
+                }
+                Ok(())
+            }
+            EntryKind::ProcessFile { pid, name: file } => {
+                self.expect_file(&name, entry_type)?;
+                let data = self.read_limited(entry, &name, MAX_PROCESS_FILE)?;
+                let dir = self.root.join(pid.to_string());
+                self.create_dir(&dir)?;
+                self.write_file(&dir.join(file), &data)
+            }
+            EntryKind::FdDir { pid } => self.fd_dir(entry, &name, entry_type, pid),
+            EntryKind::FdLink { pid, fd } => self.fd_link(entry, &name, entry_type, pid, fd),
+        }
+    }
+
+    /// `proc/PID/fd`: a directory, or a file recording that it could not be read.
+    fn fd_dir<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        name: &[u8],
+        entry_type: tar::EntryType,
+        pid: u32,
+    ) -> Result<(), SnapshotError> {
+        let process = self.root.join(pid.to_string());
+        self.create_dir(&process)?;
+        let path = process.join("fd");
+        if entry_type.is_dir() {
+            return self.create_dir(&path);
+        }
+        self.expect_file(name, entry_type)?;
+        let note = self.read_limited(entry, name, MAX_SMALL_FILE)?;
+        // A directory already made for this process's links wins over a note saying it was
+        // unreadable: the links are the more specific record.
+        if path.is_dir() {
+            return Ok(());
+        }
+        self.write_file(&path, &note)
+    }
+
+    /// `proc/PID/fd/FD -> socket:[N]`.
+    fn fd_link<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        name: &[u8],
+        entry_type: tar::EntryType,
+        pid: u32,
+        fd: u32,
+    ) -> Result<(), SnapshotError> {
+        if entry_type != tar::EntryType::Symlink {
+            return Err(self.unsafe_entry(name, "an fd entry must be a symlink"));
+        }
+        let target = entry
+            .link_name_bytes()
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        if !layout::safe_link_target(&target) {
+            return Err(self.unsafe_entry(name, "an fd link may only point to a plain name"));
+        }
+        let dir = self.root.join(pid.to_string()).join("fd");
+        if dir.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            self.unpack_io(&dir, fs::remove_file(&dir))?;
+        }
+        self.create_dir(&dir)?;
+        let path = dir.join(fd.to_string());
+        if path.symlink_metadata().is_ok() {
+            self.unpack_io(&path, fs::remove_file(&path))?;
+        }
+        let target =
+            Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&target));
+        self.unpack_io(&path, std::os::unix::fs::symlink(target, &path))
+    }
+
+    fn expect_file(&self, name: &[u8], entry_type: tar::EntryType) -> Result<(), SnapshotError> {
+        if entry_type.is_file() {
+            Ok(())
+        } else {
+            Err(self.unsafe_entry(name, "expected a regular file"))
+        }
+    }
+
+    /// The entry's content, refusing more than `limit` bytes or a total beyond [`MAX_TOTAL`].
+    fn read_limited<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        name: &[u8],
+        limit: u64,
+    ) -> Result<Vec<u8>, SnapshotError> {
+        let display = String::from_utf8_lossy(name).into_owned();
+        if entry.header().size().unwrap_or(u64::MAX) > limit {
+            return Err(self.too_large(display, limit));
+        }
+        let mut data = Vec::new();
+        entry
+            .take(limit + 1)
+            .read_to_end(&mut data)
+            .map_err(|source| SnapshotError::Read {
+                path: self.label.to_owned(),
+                source,
+            })?;
+        if data.len() as u64 > limit {
+            return Err(self.too_large(display, limit));
+        }
+        self.total += data.len() as u64;
+        if self.total > MAX_TOTAL {
+            return Err(self.too_large("the unpacked snapshot".into(), MAX_TOTAL));
+        }
+        Ok(data)
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8]) -> Result<(), SnapshotError> {
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            // Nothing this unpacker makes is a link at a file's path; refuse to write through one.
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|mut file| file.write_all(data));
+        self.unpack_io(path, written)
+    }
+
+    fn create_dir(&self, path: &Path) -> Result<(), SnapshotError> {
+        match fs::create_dir(path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+            other => self.unpack_io(path, other),
+        }
+    }
+
+    fn unpack_io(&self, path: &Path, result: io::Result<()>) -> Result<(), SnapshotError> {
+        result.map_err(|source| SnapshotError::Unpack {
+            path: self.label.to_owned(),
+            dir: path.to_owned(),
+            source,
+        })
+    }
+
+    fn not_tar(&self, error: io::Error) -> SnapshotError {
+        SnapshotError::NotASnapshot {
+            path: self.label.to_owned(),
+            reason: format!("not a readable tar archive ({error})"),
+        }
+    }
+
+    fn unsafe_entry(&self, name: &[u8], reason: &'static str) -> SnapshotError {
+        SnapshotError::UnsafeEntry {
+            path: self.label.to_owned(),
+            entry: String::from_utf8_lossy(name).into_owned(),
+            reason,
+        }
+    }
+
+    fn too_large(&self, what: String, limit: u64) -> SnapshotError {
+        SnapshotError::TooLarge {
+            path: self.label.to_owned(),
+            what,
+            limit,
+        }
+    }
+
+    /// Check the manifest, require tables, and bring tables into this host's byte order.
+    fn finish(self, dir: tempfile::TempDir) -> Result<OpenedSnapshot, SnapshotError> {
+        let has_manifest = self.manifest.is_some();
+        let manifest = match &self.manifest {
+            Some(bytes) => self.check_manifest(bytes)?,
+            None => Manifest::unknown(),
+        };
+        if self.tables.is_empty() {
+            return Err(SnapshotError::NotASnapshot {
+                path: self.label.to_owned(),
+                reason: "it holds no socket table (proc/net/tcp, tcp6, udp or udp6)".into(),
+            });
+        }
+        let order = manifest.byte_order().unwrap_or_else(ByteOrder::native);
+        if order != ByteOrder::native() {
+            self.transcode_tables(order)?;
+        }
+        Ok(OpenedSnapshot {
+            root: self.root,
+            dir,
+            manifest,
+            has_manifest,
+            skipped: self.skipped,
+        })
+    }
+
+    fn check_manifest(&self, bytes: &[u8]) -> Result<Manifest, SnapshotError> {
+        let bad = |reason: String| SnapshotError::NotASnapshot {
+            path: self.label.to_owned(),
+            reason,
+        };
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("its {} does not parse ({e})", layout::MANIFEST)))?;
+        if manifest.format != manifest::FORMAT {
+            return Err(bad(format!(
+                "its manifest says format {:?}",
+                manifest.format
+            )));
+        }
+        if manifest.version > manifest::VERSION {
+            return Err(SnapshotError::UnsupportedVersion {
+                path: self.label.to_owned(),
+                version: manifest.version,
+                supported: manifest::VERSION,
+            });
+        }
+        if manifest.byte_order().is_none() {
+            return Err(bad(format!("unknown byte order {:?}", manifest.byte_order)));
+        }
+        Ok(manifest)
+    }
+
+    fn transcode_tables(&self, from: ByteOrder) -> Result<(), SnapshotError> {
+        for table in &self.tables {
+            let path = self.root.join("net").join(table);
+            let data = fs::read(&path).map_err(|source| SnapshotError::Unpack {
+                path: self.label.to_owned(),
+                dir: path.clone(),
+                source,
+            })?;
+            self.write_file(&path, &transcode(&data, from, ByteOrder::native()))?;
+        }
+        Ok(())
+    }
+}

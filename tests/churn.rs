@@ -1,0 +1,309 @@
+//! Churn: processes holding listeners fork and exit as fast as they can while lsports runs
+//! again and again. lsports must never crash or fail, must always list the listeners that
+//! stay, and must never name as a holder a process that did not hold the socket.
+//!
+//! The churner (Python, in a private network namespace) logs every (pid, socket inode) pair it
+//! creates, before or after the fact; every lsports run is checked against the complete log
+//! once the churn has stopped. Loop counts are fixed; nothing is timed.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// lsports runs against the churn (spread over three argument sets).
+const RUNS: usize = 24;
+/// Library captures against the churn.
+const CAPTURES: usize = 4;
+
+const CHURNER: &str = r#"
+import os, random, socket, sys, time
+log_path, ready_path, stop_path = sys.argv[1:4]
+log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+def record(pid, socks):
+    inodes = " ".join(str(os.fstat(s.fileno()).st_ino) for s in socks)
+    os.write(log, ("%d %s\n" % (pid, inodes)).encode())
+
+def listener(family, kind=socket.SOCK_STREAM):
+    s = socket.socket(family, kind)
+    s.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
+    if kind == socket.SOCK_STREAM:
+        s.listen(16)
+    return s
+
+keep = [listener(socket.AF_INET), listener(socket.AF_INET6), listener(socket.AF_INET),
+        listener(socket.AF_INET, socket.SOCK_DGRAM), listener(socket.AF_INET6, socket.SOCK_DGRAM)]
+record(os.getpid(), keep)
+with open(ready_path + ".tmp", "w") as f:
+    f.write("%d\n" % os.getpid())
+os.rename(ready_path + ".tmp", ready_path)
+
+def child():
+    own = []
+    if random.random() < 0.5:
+        own.append(listener(random.choice([socket.AF_INET, socket.AF_INET6])))
+        record(os.getpid(), own)
+    if random.random() < 0.2:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        record(pid, keep + own)
+    time.sleep(random.random() * 0.003)
+
+live = set()
+while not os.path.exists(stop_path):
+    while len(live) >= 16:
+        pid, _ = os.wait()
+        live.discard(pid)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child()
+        finally:
+            os._exit(0)
+    record(pid, keep)
+    live.add(pid)
+    while live:
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            break
+        live.discard(pid)
+for pid in live:
+    os.waitpid(pid, 0)
+with open(stop_path + ".done", "w") as f:
+    f.write("done\n")
+"#;
+
+/// The churner in its own network namespace.
+struct Churn {
+    child: Option<Child>,
+    pid: u32,
+    dir: tempfile::TempDir,
+    listener_pid: u32,
+}
+
+impl Churn {
+    fn start() -> Churn {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("churn.py");
+        fs::write(&script, CHURNER).unwrap();
+        let ready = dir.path().join("ready");
+        let shell = format!(
+            "ip link set lo up && exec python3 {} {} {} {}",
+            script.display(),
+            dir.path().join("log").display(),
+            ready.display(),
+            dir.path().join("stop").display()
+        );
+        let mut cmd = Command::new("unshare");
+        if is_root() {
+            cmd.arg("--net");
+        } else {
+            cmd.args(["--user", "--map-root-user", "--net"]);
+        }
+        cmd.args(["bash", "-c", &shell])
+            .env_clear()
+            .envs(scrubbed_env())
+            .stdin(Stdio::null());
+        let child = cmd.spawn().expect("unshare");
+        let pid = child.id();
+        while !ready.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let listener_pid = fs::read_to_string(&ready).unwrap().trim().parse().unwrap();
+        Churn {
+            child: Some(child),
+            pid,
+            dir,
+            listener_pid,
+        }
+    }
+
+    fn nsenter(&self) -> Command {
+        let mut cmd = scrubbed("nsenter");
+        if is_root() {
+            cmd.arg(format!("--net=/proc/{}/ns/net", self.pid));
+        } else {
+            cmd.args(["--user", "--net", "--preserve-credentials", "-t"])
+                .arg(self.pid.to_string());
+        }
+        cmd.arg("--");
+        cmd
+    }
+
+    fn lsports(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = self.nsenter();
+        cmd.arg(lsports_bin()).args(args);
+        output_guarded(cmd, &format!("lsports {args:?} under churn"))
+    }
+
+    /// Capture the namespace through the library (see tests/snapshot.rs for the pattern).
+    fn capture(&self, out: &Path) -> std::process::Output {
+        let mut cmd = self.nsenter();
+        cmd.arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "capture_helper",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env("LSPORTS_TEST_CAPTURE", out);
+        output_guarded(cmd, "capture under churn")
+    }
+
+    /// Stop forking, wait until every child is reaped, and return the (pid, inode) log.
+    fn stop(mut self) -> HashSet<(u32, u64)> {
+        let stop = self.dir.path().join("stop");
+        fs::write(&stop, b"").unwrap();
+        let done = self.dir.path().join("stop.done");
+        while !done.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = fs::read_to_string(self.dir.path().join("log")).unwrap();
+        let mut held = HashSet::new();
+        for line in log.lines() {
+            let mut words = line.split_whitespace();
+            let pid: u32 = words.next().unwrap().parse().unwrap();
+            held.extend(words.map(|inode| (pid, inode.parse::<u64>().unwrap())));
+        }
+        self.kill();
+        held
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = fs::write(self.dir.path().join("stop"), b"");
+            self.kill();
+        }
+    }
+}
+
+/// Not a test of its own: the library capture, run inside the namespace by `Churn::capture`.
+#[test]
+fn capture_helper() {
+    let Some(out) = std::env::var_os("LSPORTS_TEST_CAPTURE") else {
+        return;
+    };
+    lsports::snapshot::capture(Path::new("/proc"), Path::new(&out), false)
+        .unwrap_or_else(|e| panic!("capture failed: {e}"));
+}
+
+/// Every (pid, inode) lsports attributed.
+fn attributions(v: &Value) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    for s in v.as_array().unwrap() {
+        let inode = s["inode"].as_u64().unwrap();
+        for pid in json_pids(s) {
+            out.push((pid, inode));
+        }
+    }
+    out
+}
+
+fn inodes(v: &Value) -> BTreeSet<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["inode"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn listings_under_fork_and_exit_churn_stay_true() {
+    let churn = Churn::start();
+    let arg_sets: [&[&str]; 3] = [
+        &["--json"],
+        &["--json", "-a"],
+        &["--json", "--source", "proc"],
+    ];
+    let mut listings = Vec::new();
+    for run in 0..RUNS {
+        let args = arg_sets[run % arg_sets.len()];
+        let out = churn.lsports(args);
+        assert_success(&out, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        listings.push(parse_json(&out.stdout));
+    }
+    let listener_pid = churn.listener_pid;
+    let held = churn.stop();
+    let permanent: BTreeSet<u64> = held
+        .iter()
+        .filter(|(pid, _)| *pid == listener_pid)
+        .map(|&(_, inode)| inode)
+        .collect();
+    assert_eq!(permanent.len(), 5);
+    for (run, listing) in listings.iter().enumerate() {
+        for pair in attributions(listing) {
+            assert!(
+                held.contains(&pair),
+                "run {run}: pid {} never held inode {}",
+                pair.0,
+                pair.1
+            );
+        }
+        let listed = inodes(listing);
+        let missing: Vec<_> = permanent.difference(&listed).collect();
+        assert!(
+            missing.is_empty(),
+            "run {run}: listeners {missing:?} not listed"
+        );
+        for inode in &permanent {
+            let socket = by_inode(listing, *inode);
+            assert!(
+                json_pids(socket).contains(&listener_pid),
+                "run {run}: {socket}"
+            );
+        }
+    }
+}
+
+#[test]
+fn snapshots_captured_under_churn_stay_true() {
+    let churn = Churn::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for i in 0..CAPTURES {
+        let file = dir.path().join(format!("churn-{i}.tar"));
+        let out = churn.capture(&file);
+        assert_success(&out, &["(test) capture_helper under churn"]);
+        files.push(file);
+    }
+    let listener_pid = churn.listener_pid;
+    let held = churn.stop();
+    for file in &files {
+        let opened = lsports::snapshot::open(file).unwrap();
+        let root = opened.proc_root().to_str().unwrap();
+        let args = ["--proc-root", root, "--source", "proc", "-a", "--json"];
+        let out = run_host(&args);
+        assert_success(&out, &args);
+        let listing = parse_json(&out.stdout);
+        for pair in attributions(&listing) {
+            assert!(
+                held.contains(&pair),
+                "{}: pid {} never held inode {}",
+                file.display(),
+                pair.0,
+                pair.1
+            );
+        }
+        let attributed: BTreeSet<u32> = attributions(&listing).iter().map(|p| p.0).collect();
+        assert!(attributed.contains(&listener_pid), "{}", file.display());
+    }
+}

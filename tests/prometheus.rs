@@ -1,0 +1,202 @@
+//! `--format prometheus` against the real consumers: `promtool check metrics` (Debian package
+//! `prometheus`) lints the output, and a real `prometheus-node-exporter` on the namespace's
+//! loopback reads it from its textfile directory and serves lsports' gauges on /metrics.
+//! `.ci/run` installs both; these tests skip (saying why) only where a binary is truly absent.
+
+mod common;
+mod scripting;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+use scripting::*;
+use serde_json::json;
+
+/// Fetch a URL, retrying for up to a minute while the server starts.
+const FETCH_METRICS: &str = r#"
+import sys, time, urllib.request
+deadline = time.time() + 60
+while True:
+    try:
+        print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
+        break
+    except OSError:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.2)
+"#;
+
+fn have(binary: &str) -> bool {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain(["/usr/bin".into(), "/usr/sbin".into()])
+        .any(|dir| dir.join(binary).is_file());
+    if !found {
+        eprintln!("SKIP: {binary} is not installed (Debian package; .ci/run installs it)");
+    }
+    found
+}
+
+/// A world with the cases that stress the format: SO_REUSEPORT siblings (same labels), a
+/// dual-stack socket, a device-bound one, prefork workers and a hostile process name.
+fn world() -> World {
+    World::start(&json!([
+        group_with("tcp", "0.0.0.0", "sshd", json!({"port": 2222})),
+        group_with("tcp", "::", "dual", json!({"port": 8443, "v6only": false})),
+        group_with("tcp", "127.0.0.1", "pool", json!({"reuseport": 3})),
+        group_with("tcp", "0.0.0.0", "web", json!({"port": 8080, "prefork": 2})),
+        group_with("udp", "0.0.0.0", "dhcp", json!({"device": "lsp0"})),
+        group_with(
+            "tcp",
+            "127.0.0.1",
+            "x",
+            json!({"name_hex": "1b5b324a0a225c7b7d3d"})
+        ),
+    ]))
+}
+
+fn metrics(world: &World) -> String {
+    let out = world.run(&["--format", "prometheus"]);
+    assert_success(&out, &["--format", "prometheus"]);
+    stdout(&out)
+}
+
+#[test]
+fn promtool_accepts_the_output() {
+    if !have("promtool") {
+        return;
+    }
+    let world = world();
+    let text = metrics(&world);
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    // promtool exits 1 on parse errors and 3 on lint problems; both print what is wrong.
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics ({}):\n{}{}\n--- input ---\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn gauges_describe_the_world() {
+    let world = world();
+    let text = metrics(&world);
+    assert_terminal_safe("prometheus", text.as_bytes());
+    let has = |line: &str| text.lines().any(|l| l == line);
+    let sample = |labels: &str, value: u32| format!("lsports_listening_socket{{{labels}}} {value}");
+    assert!(
+        has(&sample(
+            r#"proto="tcp",family="ipv4",address="0.0.0.0",port="2222",interface="",exposure="all",program="sshd",user="root""#,
+            1
+        )),
+        "{text}"
+    );
+    assert!(
+        has(&sample(
+            r#"proto="tcp",family="ipv6",address="::",port="8443",interface="",exposure="all",program="dual",user="root""#,
+            1
+        )),
+        "{text}"
+    );
+    // Three SO_REUSEPORT siblings are one series with the value 3, not duplicates.
+    let pool_port = world.truth.iter().find(|t| t.group == 2).unwrap().port;
+    assert!(
+        has(&sample(
+            &format!(
+                r#"proto="tcp",family="ipv4",address="127.0.0.1",port="{pool_port}",interface="",exposure="loopback",program="pool",user="root""#
+            ),
+            3
+        )),
+        "{text}"
+    );
+    let dhcp_port = world.one(4, "unconn").port;
+    assert!(
+        has(&sample(
+            &format!(
+                r#"proto="udp",family="ipv4",address="0.0.0.0",port="{dhcp_port}",interface="lsp0",exposure="interface",program="dhcp",user="root""#
+            ),
+            1
+        )),
+        "{text}"
+    );
+    // ESC and newline made visible, then `\` and `"` escaped for the format.
+    assert!(text.contains(r#"program="\\e[2J\\n\"\\\\{}=""#), "{text}");
+    // Summaries: per protocol and exposure, and by the family that reaches them.
+    for line in [
+        r#"lsports_listening_sockets{proto="tcp",exposure="all"} 3"#,
+        r#"lsports_listening_sockets{proto="tcp",exposure="loopback"} 4"#,
+        r#"lsports_listening_sockets{proto="udp",exposure="interface"} 1"#,
+        r#"lsports_listening_sockets{proto="udp",exposure="all"} 0"#,
+        r#"lsports_listening_sockets_reachable{proto="tcp",family="ipv4",exposure="all"} 3"#,
+        r#"lsports_listening_sockets_reachable{proto="tcp",family="ipv6",exposure="all"} 1"#,
+    ] {
+        assert!(has(line), "missing {line} in\n{text}");
+    }
+}
+
+#[test]
+fn node_exporter_textfile_collector_serves_the_gauges() {
+    if !have("prometheus-node-exporter") {
+        return;
+    }
+    let world = world();
+    let dir = world.dir().join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let dir = dir.to_str().unwrap();
+    // The README's atomic write: a temp name the collector ignores (not *.prom), then rename.
+    // node_exporter runs in the namespace, on its own loopback, and dies with the script.
+    let fetch = world.dir().join("fetch.py");
+    std::fs::write(&fetch, FETCH_METRICS).unwrap();
+    let fetch = fetch.to_str().unwrap();
+    let script = format!(
+        "set -e\n\
+         $LSPORTS --format prometheus > {dir}/lsports.prom.$$\n\
+         mv {dir}/lsports.prom.$$ {dir}/lsports.prom\n\
+         timeout 120 prometheus-node-exporter --web.listen-address=127.0.0.1:9100 \
+           --collector.disable-defaults --collector.textfile \
+           --collector.textfile.directory={dir} > {dir}/../node-exporter.log 2>&1 &\n\
+         NE=$!\n\
+         trap 'kill $NE 2>/dev/null; wait $NE 2>/dev/null || true' EXIT\n\
+         python3 {fetch} http://127.0.0.1:9100/metrics\n"
+    );
+    let out = world.run_shell(&script);
+    let log = std::fs::read_to_string(world.dir().join("node-exporter.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "script failed: {}\nnode-exporter log:\n{log}",
+        stderr(&out)
+    );
+    let page = stdout(&out);
+    let has = |prefix: &str| page.lines().any(|l| l.starts_with(prefix));
+    assert!(has("node_textfile_scrape_error 0"), "{page}\n{log}");
+    assert!(
+        has(
+            r#"lsports_listening_socket{address="0.0.0.0",exposure="all",family="ipv4",interface="",port="2222",program="sshd",proto="tcp",user="root"} 1"#
+        ),
+        "{page}"
+    );
+    assert!(
+        has(r#"lsports_listening_sockets{exposure="loopback",proto="tcp"} 4"#),
+        "{page}"
+    );
+    assert!(has("# HELP lsports_listening_sockets_reachable "), "{page}");
+    assert!(
+        has(r#"node_textfile_mtime_seconds{file="#),
+        "the collector read the file: {page}"
+    );
+}

@@ -1,0 +1,254 @@
+//! Restricted `/proc`: when lsports cannot see who holds a socket it still lists the socket,
+//! leaves the owner blank, exits 0 and says why.
+//!
+//! - `hidepid=2`: in a private mount namespace `/proc` is mounted again with `hidepid=2`, and
+//!   lsports runs as nobody: other users' processes are not hidden behind a permission error
+//!   but missing from `/proc` altogether, so lsports has to notice the mount option.
+//! - Non-dumpable processes (`prctl(PR_SET_DUMPABLE, 0)`, as setuid programs and many daemons
+//!   are): their fd directory belongs to root even when the process is the reader's own user.
+//!
+//! Both need root (to mount proc, to become nobody); without it they say so and pass.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// (proto, family, addr, port) of every socket, holders aside.
+fn endpoints_of_json(v: &Value) -> BTreeSet<(String, String, String, u16)> {
+    rows_from_json(v)
+        .into_iter()
+        .map(|r| (r.proto, r.family, r.addr, r.port))
+        .collect()
+}
+
+fn endpoints_of_truth(world: &World) -> BTreeSet<(String, String, String, u16)> {
+    rows_from_truth(world.listening())
+        .into_iter()
+        .map(|r| (r.proto, r.family, r.addr, r.port))
+        .collect()
+}
+
+fn hidepid_spec() -> Value {
+    json!([
+        group("tcp", "0.0.0.0", "sshd"),
+        group_with("tcp", "::", "nginx", json!({"v6only": false, "prefork": 2})),
+        group("udp", "127.0.0.1", "dnsmasq"),
+    ])
+}
+
+/// lsports `args` inside the world's network namespace, in a private mount namespace whose
+/// `/proc` is mounted with `options`, as `user` (`root` or `nobody`).
+fn run_under_proc_mount(world: &World, options: &str, user: &str, args: &[&str]) -> Output {
+    let become_user = match user {
+        "nobody" => "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --",
+        _ => "",
+    };
+    let script =
+        format!("mount -t proc -o {options} proc /proc && exec {become_user} \"$LSPORTS\" \"$@\"");
+    let mut cmd = scrubbed("nsenter");
+    cmd.arg(format!("--net=/proc/{}/ns/net", world.pid()))
+        .args(["--", "unshare", "--mount", "--propagation", "private", "--"])
+        .args(["sh", "-c", &script, "sh"])
+        .args(args)
+        .env("LSPORTS", lsports_bin());
+    output_guarded(
+        cmd,
+        &format!("lsports {args:?} under /proc {options} as {user}"),
+    )
+}
+
+#[test]
+fn hidepid_2_lists_every_socket_and_says_why_owners_are_blank() {
+    if !is_root() {
+        eprintln!("SKIP: mounting proc and becoming nobody need root");
+        return;
+    }
+    let world = World::start(&hidepid_spec());
+    let out = run_under_proc_mount(&world, "hidepid=2", "nobody", &["--json"]);
+    assert_success(&out, &["--json (nobody, hidepid=2)"]);
+    let v = parse_json(&out.stdout);
+    assert_json_schema(&v);
+    assert_eq!(endpoints_of_json(&v), endpoints_of_truth(&world));
+    for socket in v.as_array().unwrap() {
+        assert_eq!(socket["processes"], json!([]), "{socket}");
+        assert_eq!(socket["owner_unknown_reason"], "permission", "{socket}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hidepid"),
+        "no hint about hidepid:\n{stderr}"
+    );
+
+    // The table says the same: every socket, a blank owner, and the hint.
+    let out = run_under_proc_mount(&world, "hidepid=2", "nobody", &["-n"]);
+    assert_success(&out, &["-n (nobody, hidepid=2)"]);
+    let table = Table::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(table.rows.len(), world.listening().count());
+    for row in &table.rows {
+        assert_eq!(table.cell(row, "PID/Program name"), "-", "{row:?}");
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hidepid"));
+}
+
+#[test]
+fn hidepid_2_does_not_hide_anything_from_root() {
+    if !is_root() {
+        eprintln!("SKIP: mounting proc needs root");
+        return;
+    }
+    let world = World::start(&hidepid_spec());
+    let out = run_under_proc_mount(&world, "hidepid=2", "root", &["--json"]);
+    assert_success(&out, &["--json (root, hidepid=2)"]);
+    let v = parse_json(&out.stdout);
+    assert_same_rows(
+        "root under hidepid=2",
+        &rows_from_json(&v),
+        &rows_from_truth(world.listening()),
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hidepid"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Non-dumpable processes of the reader's own user
+
+/// Two listeners held by nobody, one of them non-dumpable. Runs as pid 1 (nobody) of a private
+/// pid namespace, so that every process lsports can see there is nobody's.
+const NOBODY_WORLD: &str = r#"
+import ctypes, json, os, socket, sys, time
+out, ready = sys.argv[1], sys.argv[2]
+r, w = os.pipe()
+for dumpable in (True, False):
+    if os.fork() == 0:
+        os.close(r)
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        if not dumpable and ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:
+            os._exit(1)
+        report = {"pid": os.getpid(), "port": s.getsockname()[1], "dumpable": dumpable,
+                  "inode": os.fstat(s.fileno()).st_ino}
+        os.write(w, (json.dumps(report) + "\n").encode())
+        while True:
+            time.sleep(3600)
+os.close(w)
+with os.fdopen(r) as f:
+    reports = [json.loads(f.readline()) for _ in range(2)]
+with open(out, "w") as f:
+    json.dump(reports, f)
+with open(ready, "w") as f:
+    f.write("ready\n")
+while True:
+    time.sleep(3600)
+"#;
+
+/// The world of `NOBODY_WORLD` in private net, pid and mount namespaces.
+struct NobodyWorld {
+    child: Child,
+    holder: u32,
+    reports: Vec<Value>,
+    _dir: tempfile::TempDir,
+}
+
+impl NobodyWorld {
+    fn start() -> NobodyWorld {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let script = dir.path().join("world.py");
+        fs::write(&script, NOBODY_WORLD).unwrap();
+        let (out, ready) = (dir.path().join("out.json"), dir.path().join("ready"));
+        let mut cmd = scrubbed("unshare");
+        cmd.args(["--net", "--pid", "--fork", "--mount", "--mount-proc", "--"])
+            .args(["sh", "-c", "ip link set lo up && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- python3 \"$@\"", "sh"])
+            .arg(&script)
+            .args([&out, &ready])
+            .stdin(Stdio::null());
+        let child = cmd.spawn().expect("unshare");
+        let unshare_pid = child.id();
+        while !ready.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let children = format!("/proc/{unshare_pid}/task/{unshare_pid}/children");
+        let holder = fs::read_to_string(children)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let reports = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+        NobodyWorld {
+            child,
+            holder,
+            reports,
+            _dir: dir,
+        }
+    }
+
+    /// lsports as nobody inside the world's namespaces.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = scrubbed("nsenter");
+        cmd.args(["--net", "--pid", "--mount", "-t"])
+            .arg(self.holder.to_string())
+            .args([
+                "--",
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ])
+            .args(["--inh-caps=-all", "--"])
+            .arg(lsports_bin())
+            .args(args);
+        output_guarded(cmd, &format!("(nobody) lsports {args:?}"))
+    }
+
+    fn report(&self, dumpable: bool) -> &Value {
+        self.reports
+            .iter()
+            .find(|r| r["dumpable"] == dumpable)
+            .unwrap()
+    }
+}
+
+impl Drop for NobodyWorld {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of pid 1 of a namespace this test made ends everything in it.
+        unsafe { libc::kill(self.holder as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn non_dumpable_process_of_the_same_user_is_listed_without_owner_and_explained() {
+    if !is_root() {
+        eprintln!("SKIP: becoming nobody needs root");
+        return;
+    }
+    let world = NobodyWorld::start();
+    let out = world.run(&["--json"]);
+    assert_success(&out, &["--json (nobody)"]);
+    let v = parse_json(&out.stdout);
+    assert_json_schema(&v);
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+
+    let dumpable = world.report(true);
+    let open = by_inode(&v, dumpable["inode"].as_u64().unwrap());
+    assert_eq!(json_pids(open), [dumpable["pid"].as_u64().unwrap() as u32]);
+    assert_eq!(open["processes"][0]["name"], "python3");
+
+    let hidden = world.report(false);
+    let closed = by_inode(&v, hidden["inode"].as_u64().unwrap());
+    assert_eq!(closed["local_port"], hidden["port"]);
+    assert_eq!(closed["processes"], json!([]));
+    assert_eq!(closed["owner_unknown_reason"], "permission");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 processes could not be inspected"),
+        "exactly the non-dumpable process is uninspectable:\n{stderr}"
+    );
+}
