@@ -160,6 +160,7 @@ fn world_captured_as_root() {
 }
 
 /// The same kind of world captured as nobody: every socket, no owner, and why.
+#[cfg(feature = "gzip")]
 #[test]
 fn world_captured_as_nobody() {
     snapshot_case("snapshot-world-nobody", "netns-world-nobody.tar.gz");

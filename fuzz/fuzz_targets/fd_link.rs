@@ -7,6 +7,9 @@ use lsports::process::fdscan::parse_socket_link;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(inode) = parse_socket_link(data) {
-        assert_eq!(parse_socket_link(format!("socket:[{inode}]").as_bytes()), Some(inode));
+        assert_eq!(
+            parse_socket_link(format!("socket:[{inode}]").as_bytes()),
+            Some(inode)
+        );
     }
 });

@@ -103,6 +103,18 @@ pub enum HidePid {
     Ptraceable,
 }
 
+impl HidePid {
+    /// The option's value as the kernel shows it in `mountinfo`: `noaccess`, `invisible` or
+    /// `ptraceable`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HidePid::NoAccess => "noaccess",
+            HidePid::Invisible => "invisible",
+            HidePid::Ptraceable => "ptraceable",
+        }
+    }
+}
+
 /// What the proc mount lets an unprivileged reader see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcVisibility {
@@ -273,6 +285,7 @@ mod tests {
         assert_eq!(got, Some(want));
         let spaced = parse_mountinfo(MOUNTINFO, Path::new("/mnt/my proc")).unwrap();
         assert_eq!(spaced.hidepid, HidePid::NoAccess);
+        assert_eq!(spaced.hidepid.name(), "noaccess");
     }
 
     #[test]

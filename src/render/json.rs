@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::labels::Labels;
 use super::safe_json;
@@ -65,11 +65,13 @@ pub fn write_json_array(
     exes: &Executables,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let sockets: Vec<JsonSocket> = entries
-        .iter()
-        .map(|e| json_socket(e, labels, exes))
-        .collect();
-    safe_json::to_writer(&mut *out, &sockets, true).map_err(io::Error::from)?;
+    // Streamed: each object is built, written and dropped in turn, so memory does not grow
+    // with a second copy of every socket.
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut *out, safe_json::SafeJsonFormatter::pretty());
+    serializer
+        .collect_seq(entries.iter().map(|e| json_socket(e, labels, exes)))
+        .map_err(io::Error::from)?;
     writeln!(out)
 }
 

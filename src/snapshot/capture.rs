@@ -225,6 +225,8 @@ struct ProcessCapture {
     pid: u32,
     fds: FdCapture,
     files: Vec<(&'static str, Vec<u8>)>,
+    /// Target of the `exe` link, when it could be read.
+    exe: Option<Vec<u8>>,
 }
 
 enum FdCapture {
@@ -267,7 +269,7 @@ fn collect(proc_root: &Path) -> Result<Captured, SnapshotError> {
         }
     }
     Ok(Captured {
-        manifest: Manifest::for_this_host(&proc_root.display().to_string()),
+        manifest: Manifest::for_this_host(proc_root),
         tables,
         processes,
         summary,
@@ -347,6 +349,8 @@ fn capture_process(tree: &ProcTree, pid: u32, inodes: &HashSet<u64>) -> Outcome 
             pid,
             fds: FdCapture::Links(links),
             files,
+            // Another user's link needs ptrace rights, and a kernel thread has none: optional.
+            exe: tree.process_link(pid, "exe").ok(),
         }),
         None => Outcome::Vanished,
     }
@@ -362,6 +366,7 @@ fn denied_process(tree: &ProcTree, pid: u32, error: &io::Error) -> Outcome {
         pid,
         fds: FdCapture::Denied(denied_note(tree, pid, error)),
         files,
+        exe: None,
     })
 }
 
@@ -443,18 +448,29 @@ fn append_process<W: Write>(
     for (name, data) in &process.files {
         append_file(builder, &format!("{dir}/{name}"), data, mtime)?;
     }
+    if let Some(exe) = &process.exe {
+        append_link(builder, &format!("{dir}/exe"), exe, mtime)?;
+    }
     match &process.fds {
         FdCapture::Denied(why) => append_file(builder, &format!("{dir}/fd"), why.as_bytes(), mtime),
         FdCapture::Links(links) => {
             append_dir(builder, &format!("{dir}/fd/"), mtime)?;
             for (fd, target) in links {
-                let mut h = header(tar::EntryType::Symlink, 0, mtime);
-                let target = Path::new(std::ffi::OsStr::from_bytes(target));
-                builder.append_link(&mut h, format!("{dir}/fd/{fd}"), target)?;
+                append_link(builder, &format!("{dir}/fd/{fd}"), target, mtime)?;
             }
             Ok(())
         }
     }
+}
+
+fn append_link<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    target: &[u8],
+    mtime: u64,
+) -> io::Result<()> {
+    let mut h = header(tar::EntryType::Symlink, 0, mtime);
+    builder.append_link(&mut h, path, Path::new(std::ffi::OsStr::from_bytes(target)))
 }
 
 fn append_file<W: Write>(

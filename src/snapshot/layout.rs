@@ -6,6 +6,7 @@
 //! proc/net/{tcp,tcp6,udp,udp6}    the socket tables, byte for byte as the kernel wrote them
 //! proc/PID/{comm,cmdline,status,stat}
 //! proc/PID/fd/FD -> socket:[N]    one symlink per fd holding a socket in the tables
+//! proc/PID/exe -> /usr/sbin/sshd  the executable, as `readlink` gave it (never followed)
 //! proc/PID/fd                     a regular file instead of the directory: the fd directory
 //!                                 could not be read at capture time (its text says why)
 //! ```
@@ -40,6 +41,11 @@ pub enum EntryKind {
     },
     /// `proc/PID/fd`: a directory of fd links, or a file saying why it could not be read.
     FdDir {
+        /// Process id.
+        pid: u32,
+    },
+    /// `proc/PID/exe`: the executable's path, as a link that is read, never followed.
+    ExeLink {
         /// Process id.
         pid: u32,
     },
@@ -99,6 +105,7 @@ fn process_entry(pid: u32, rest: &[&[u8]]) -> EntryKind {
     match rest {
         [] => EntryKind::Directory,
         [b"fd"] => EntryKind::FdDir { pid },
+        [b"exe"] => EntryKind::ExeLink { pid },
         [b"fd", fd] => {
             canonical_u32(fd).map_or(EntryKind::Unknown, |fd| EntryKind::FdLink { pid, fd })
         }
@@ -147,6 +154,14 @@ pub fn safe_link_target(target: &[u8]) -> bool {
     !target.is_empty() && target.len() <= 255 && !target.contains(&b'/') && !target.contains(&0)
 }
 
+/// Whether `target` is acceptable as an `exe` link's target: any path the kernel could print
+/// (absolute, possibly ending in ` (deleted)`), bounded, without NUL. Such a link points
+/// outside the snapshot, which is harmless because lsports only ever reads it with `readlink`;
+/// the unpacker never writes through it either.
+pub fn safe_exe_target(target: &[u8]) -> bool {
+    !target.is_empty() && target.len() <= 4096 && !target.contains(&0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +181,10 @@ mod tests {
         assert_eq!(
             classify(b"proc/812/fd/3"),
             Ok(EntryKind::FdLink { pid: 812, fd: 3 })
+        );
+        assert_eq!(
+            classify(b"proc/812/exe"),
+            Ok(EntryKind::ExeLink { pid: 812 })
         );
         assert_eq!(classify(b"proc//812/"), Ok(EntryKind::Directory));
     }
@@ -200,5 +219,7 @@ mod tests {
         assert!(!safe_link_target(b"/etc/shadow"));
         assert!(!safe_link_target(b"../x"));
         assert!(!safe_link_target(b""));
+        assert!(safe_exe_target(b"/usr/sbin/nginx (deleted)"));
+        assert!(!safe_exe_target(b"/a\0b"));
     }
 }

@@ -1,6 +1,7 @@
 //! The manifest: the first entry of a snapshot, saying which host and kernel it came from,
 //! when, and how to read its tables (the writer's byte order).
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,10 @@ pub struct Manifest {
     /// Effective uid of the capturing process: a snapshot taken without root may lack owners.
     #[serde(default)]
     pub captured_by_uid: Option<u32>,
+    /// The `hidepid=` option of the captured proc mount when it hid other users' processes
+    /// from the (unprivileged) capture: their sockets have no owner in the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidepid: Option<String>,
 }
 
 fn native_order_name() -> String {
@@ -52,8 +57,10 @@ fn native_order_name() -> String {
 
 impl Manifest {
     /// A manifest describing this host now, for a capture of `proc_root`.
-    pub fn for_this_host(proc_root: &str) -> Manifest {
+    pub fn for_this_host(proc_root: &Path) -> Manifest {
         let [hostname, kernel, machine] = uname();
+        let euid = nix::unistd::geteuid();
+        let visibility = crate::process::info::proc_visibility(proc_root);
         Manifest {
             format: FORMAT.to_owned(),
             version: VERSION,
@@ -65,8 +72,11 @@ impl Manifest {
             kernel,
             machine,
             byte_order: native_order_name(),
-            proc_root: proc_root.to_owned(),
-            captured_by_uid: Some(nix::unistd::geteuid().as_raw()),
+            proc_root: proc_root.display().to_string(),
+            captured_by_uid: Some(euid.as_raw()),
+            hidepid: visibility
+                .filter(|_| !euid.is_root())
+                .map(|v| v.hidepid.name().to_owned()),
         }
     }
 
@@ -84,6 +94,7 @@ impl Manifest {
             byte_order: native_order_name(),
             proc_root: String::new(),
             captured_by_uid: None,
+            hidepid: None,
         }
     }
 
@@ -170,7 +181,7 @@ mod tests {
 
     #[test]
     fn this_host_round_trips_through_json() {
-        let m = Manifest::for_this_host("/proc");
+        let m = Manifest::for_this_host(Path::new("/proc"));
         assert_eq!(m.byte_order(), Some(ByteOrder::native()));
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);

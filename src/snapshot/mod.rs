@@ -2,14 +2,14 @@
 //! and open such a file later, anywhere, as a proc root the normal pipeline reads.
 //!
 //! ```text
-//! capture: proc root --(tables, then each process's socket fds, comm, cmdline, status, stat)--> tar
+//! capture: proc root --(tables, then each holder's socket fds, comm, cmdline, status, stat, exe)--> tar
 //! open:    tar --(checked entry by entry, into a private temp dir)--> proc root --> lsports run
 //! ```
 //!
 //! A snapshot is a plain tar (gzip-compressed when its name ends in `.gz` or `.tgz`), so it can
 //! be inspected with standard tools; its layout is in [`layout`]. Opening never trusts the
 //! archive: paths are checked against that layout before anything is written, links may only
-//! be fd links, and sizes are bounded.
+//! be fd and `exe` links (read, never followed), and sizes are bounded.
 
 mod capture;
 pub mod layout;

@@ -2,9 +2,11 @@
 //! serves as the proc root, so every flag and format works on it as on a live system.
 //!
 //! The archive is untrusted (it may come from any machine, or anyone): every entry is checked
-//! by name against the snapshot layout before anything is written, only fd entries may be
-//! symlinks and only to plain names like `socket:[N]`, and sizes are bounded. Files are
-//! written at paths built from the checked name's parts, never from the name itself.
+//! by name against the snapshot layout before anything is written, only fd and `exe` entries
+//! may be symlinks (fd links only to plain names like `socket:[N]`; `exe` links are only ever
+//! read with `readlink`, by lsports and by this unpacker alike), and sizes are bounded. Files
+//! are written at paths built from the checked name's parts, never from the name itself, and
+//! never through a link.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -197,6 +199,7 @@ impl<'a> Unpacker<'a> {
             }
             EntryKind::FdDir { pid } => self.fd_dir(entry, &name, entry_type, pid),
             EntryKind::FdLink { pid, fd } => self.fd_link(entry, &name, entry_type, pid, fd),
+            EntryKind::ExeLink { pid } => self.exe_link(entry, &name, entry_type, pid),
         }
     }
 
@@ -233,28 +236,58 @@ impl<'a> Unpacker<'a> {
         pid: u32,
         fd: u32,
     ) -> Result<(), SnapshotError> {
-        if entry_type != tar::EntryType::Symlink {
-            return Err(self.unsafe_entry(name, "an fd entry must be a symlink"));
-        }
-        let target = entry
-            .link_name_bytes()
-            .map(|t| t.into_owned())
-            .unwrap_or_default();
-        if !layout::safe_link_target(&target) {
-            return Err(self.unsafe_entry(name, "an fd link may only point to a plain name"));
-        }
+        let target = self.link_target(entry, name, entry_type, layout::safe_link_target)?;
         let dir = self.root.join(pid.to_string()).join("fd");
         if dir.symlink_metadata().is_ok_and(|m| m.is_file()) {
             self.unpack_io(&dir, fs::remove_file(&dir))?;
         }
         self.create_dir(&dir)?;
-        let path = dir.join(fd.to_string());
+        self.make_link(&dir.join(fd.to_string()), &target)
+    }
+
+    /// `proc/PID/exe -> /usr/sbin/sshd`.
+    fn exe_link<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        name: &[u8],
+        entry_type: tar::EntryType,
+        pid: u32,
+    ) -> Result<(), SnapshotError> {
+        let target = self.link_target(entry, name, entry_type, layout::safe_exe_target)?;
+        let dir = self.root.join(pid.to_string());
+        self.create_dir(&dir)?;
+        self.make_link(&dir.join("exe"), &target)
+    }
+
+    /// The target of a symlink entry, if the entry is one and `acceptable` approves it.
+    fn link_target<R: Read>(
+        &self,
+        entry: &mut tar::Entry<R>,
+        name: &[u8],
+        entry_type: tar::EntryType,
+        acceptable: fn(&[u8]) -> bool,
+    ) -> Result<Vec<u8>, SnapshotError> {
+        if entry_type != tar::EntryType::Symlink {
+            return Err(self.unsafe_entry(name, "a link entry must be a symlink"));
+        }
+        let target = entry
+            .link_name_bytes()
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        if !acceptable(&target) {
+            return Err(self.unsafe_entry(name, "its link target is not one a snapshot holds"));
+        }
+        Ok(target)
+    }
+
+    /// A symlink at `path` (replacing a repeated entry's), to be read, never followed.
+    fn make_link(&self, path: &Path, target: &[u8]) -> Result<(), SnapshotError> {
         if path.symlink_metadata().is_ok() {
-            self.unpack_io(&path, fs::remove_file(&path))?;
+            self.unpack_io(path, fs::remove_file(path))?;
         }
         let target =
-            Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&target));
-        self.unpack_io(&path, std::os::unix::fs::symlink(target, &path))
+            Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target));
+        self.unpack_io(path, std::os::unix::fs::symlink(target, path))
     }
 
     fn expect_file(&self, name: &[u8], entry_type: tar::EntryType) -> Result<(), SnapshotError> {

@@ -75,6 +75,14 @@ impl ProcTree {
         Ok(links)
     }
 
+    /// The target of the link `name` in the directory of `pid` (like `exe`), read with
+    /// `readlinkat` relative to that directory: the link itself is never followed.
+    pub fn process_link(&self, pid: u32, name: &str) -> io::Result<Vec<u8>> {
+        let dir = self.open_beneath(&pid.to_string(), OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+        let target = readlinkat(Some(dir.as_raw_fd()), name)?;
+        Ok(target.into_vec())
+    }
+
     /// Whether the process directory of `pid` still exists.
     pub fn has_process(&self, pid: u32) -> bool {
         self.open_beneath(&pid.to_string(), OFlag::O_RDONLY | OFlag::O_DIRECTORY)
@@ -170,5 +178,10 @@ mod tests {
         assert!(tree.read_file(&format!("{me}/root/etc/hostname")).is_err());
         let links = tree.fd_links(me).unwrap();
         assert!(!links.is_empty());
+        let exe = tree.process_link(me, "exe").unwrap();
+        assert_eq!(
+            exe,
+            std::env::current_exe().unwrap().into_os_string().into_vec()
+        );
     }
 }
