@@ -39,11 +39,17 @@ sys.exit(1 if missing or extra else 0)
 PY
 }
 
+# Both attribution paths when the binary has them (the BPF iterator needs root and BTF).
+paths=(--time "$BIN -ltnup")
+if "$BIN" --help 2>/dev/null | grep -q -- '--attribution'; then
+  paths=(--time "$BIN -ltnup --attribution walk" --time "$BIN -ltnup --attribution auto")
+fi
+
 world() {
   local name=$1; shift
   echo "== $name world: $*"
   python3 "$WORLD" "$@" --runs "$RUNS" \
-    --time 'ss -ltnup' --time 'netstat -tulpn' --time "$BIN -ltnup"
+    --time 'ss -ltnup' --time 'netstat -tulpn' "${paths[@]}"
   python3 "$WORLD" "$@" --expect "$truth/$name.json" -- \
     sh -c "$BIN -ltnu --json > $truth/$name.out.json"
   check_exact "$truth/$name.json" "$truth/$name.out.json"

@@ -2,16 +2,19 @@
 //! harmless, and `Cli::resolve` turns raw flags into a plain [`Config`], rejecting the
 //! combinations that make no sense with a usage error (exit 2).
 //!
-//! Everything is a top-level flag, so subcommands can be added later as an optional
-//! `#[command(subcommand)]` without changing what a bare `lsports -tlnp` means.
+//! Listing is what a bare `lsports -tlnp` does; the subcommands ([`commands`]: `audit`,
+//! `baseline save`, `watch`, `capture`) do something else with the same sockets. The listing
+//! flags are global, so they narrow a subcommand too (`lsports watch -t --port 22`); which
+//! flags make sense where is checked in one place (`checks`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{ArgGroup, CommandFactory, Parser, ValueEnum};
+use clap::{ArgGroup, CommandFactory, Parser};
 use ipnet::IpNet;
 
+use crate::audit::{AuditSpec, FailSet};
 use crate::config::{Action, Config, Numeric, OutputFormat};
 use crate::exposure::Exposure;
 use crate::filter::{self, Filter, Glob, PortSet};
@@ -21,10 +24,19 @@ use crate::render::columns::Column;
 use crate::source::SourceChoice;
 use crate::source::netlink::StateSelection;
 use crate::wait::{Until, WaitSpec, duration};
+use crate::watch::WatchSpec;
+pub use commands::{BaselineCommand, Command};
+
+/// The proc filesystem read unless `--proc-root` or `--snapshot` says otherwise.
+const PROC: &str = "/proc";
+/// Time between polls of `watch` and `-c`: netstat -c's.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
 const OUTPUT: &str = "Output";
 const FILTERS: &str = "Filters";
 const WAITING: &str = "Waiting for ports";
+const WATCHING: &str = "Watching";
+const OFFLINE: &str = "Offline";
 
 /// Which ports have a service listening, and who owns them.
 #[derive(Debug, Parser)]
@@ -37,18 +49,20 @@ const WAITING: &str = "Waiting for ports";
         interface, falling back to /proc/net per protocol, with every process holding each \
         socket. Flags follow netstat and combine as netstat's do: lsports -tulpn.",
     after_long_help = "Exit status: 0 on success (also when nothing listens, and when a wait \
-        ends as wanted), 1 when no source could enumerate sockets or a wait timed out, 2 on \
-        usage errors.",
+        ends as wanted), 1 when no source could enumerate sockets, a wait timed out or a \
+        capture or snapshot failed, 2 on usage errors. audit: 0 nothing unexpected, 1 something \
+        unexpected, 2 the audit could not be done. watch and -c: 0 when stopped by SIGTERM, 130 \
+        by Ctrl-C.",
     args_override_self = true,
     group(ArgGroup::new("waiting").args(["wait", "wait_free"]))
 )]
 pub struct Cli {
     /// Show TCP sockets
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, global = true)]
     pub tcp: bool,
 
     /// Show UDP sockets
-    #[arg(short = 'u', long)]
+    #[arg(short = 'u', long, global = true)]
     pub udp: bool,
 
     /// Show listening sockets only (the default)
@@ -56,7 +70,8 @@ pub struct Cli {
         short = 'l',
         long,
         long_help = "Show listening TCP sockets and bound, unconnected UDP sockets (UNCONN). \
-            This is the default; the flag exists for netstat compatibility."
+            This is the default; the flag exists for netstat compatibility.",
+        global = true
     )]
     pub listening: bool,
 
@@ -65,40 +80,41 @@ pub struct Cli {
         short = 'a',
         long,
         long_help = "Show sockets in every state: established connections, TIME_WAIT, \
-            connected UDP and so on, as well as listeners."
+            connected UDP and so on, as well as listeners.",
+        global = true
     )]
     pub all: bool,
 
     /// Don't resolve names (hosts, ports, users)
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, global = true)]
     pub numeric: bool,
 
     /// Show numeric host addresses
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub numeric_hosts: bool,
 
     /// Show numeric port numbers
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub numeric_ports: bool,
 
     /// Show numeric user ids
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub numeric_users: bool,
 
     /// Show the PID/Program name column (always shown; for netstat compatibility)
-    #[arg(short = 'p')]
+    #[arg(short = 'p', global = true)]
     pub show_program: bool,
 
     /// Show the User and Inode columns
-    #[arg(short = 'e', long)]
+    #[arg(short = 'e', long, global = true)]
     pub extend: bool,
 
     /// Show IPv4 sockets only (with -6: both)
-    #[arg(short = '4', long)]
+    #[arg(short = '4', long, global = true)]
     pub inet: bool,
 
     /// Show IPv6 sockets only (with -4: both)
-    #[arg(short = '6', long)]
+    #[arg(short = '6', long, global = true)]
     pub inet6: bool,
 
     /// Don't shorten the program column
@@ -106,7 +122,8 @@ pub struct Cli {
         short = 'W',
         long,
         long_help = "Never shorten: by default a socket held by many processes shows the \
-            first few PIDs and a count (812,813,814,+40/nginx); with -W every PID is listed."
+            first few PIDs and a count (812,813,814,+40/nginx); with -W every PID is listed.",
+        global = true
     )]
     pub wide: bool,
 
@@ -119,12 +136,13 @@ pub struct Cli {
         long_help = "Output format. table: netstat's table (the default). json: one array of \
             socket objects (schema/lsports.schema.json). jsonl: the same objects, one per \
             line. csv: a header row and one row per socket. prometheus: text exposition \
-            format for node_exporter's textfile collector."
+            format for node_exporter's textfile collector.",
+        global = true
     )]
     pub format: Option<OutputFormat>,
 
     /// Print JSON instead of a table (same as --format json)
-    #[arg(long, conflicts_with = "format", help_heading = OUTPUT)]
+    #[arg(long, conflicts_with = "format", help_heading = OUTPUT, global = true)]
     pub json: bool,
 
     /// Columns of the table or CSV, in order (e.g. proto,port,state,pid,program)
@@ -140,16 +158,17 @@ pub struct Cli {
             family, recv_q, send_q, local (address:port), address, port, foreign, remote_addr, \
             remote_port, state, uid, user, inode, interface, v6only, exposure, source, pid, \
             program, process (netstat's PID/Program name), cmdline, exe. `-` and `_` are \
-            interchangeable."
+            interchangeable.",
+        global = true
     )]
     pub columns: Vec<Column>,
 
     /// Don't print the header row of the table or CSV
-    #[arg(short = 'H', long, help_heading = OUTPUT)]
+    #[arg(short = 'H', long, help_heading = OUTPUT, global = true)]
     pub no_header: bool,
 
     /// Only sockets reachable from outside this host (everything but loopback)
-    #[arg(long, help_heading = FILTERS)]
+    #[arg(long, help_heading = FILTERS, global = true)]
     pub exposed: bool,
 
     /// Only sockets of these exposures (comma-separated)
@@ -159,12 +178,13 @@ pub struct Cli {
         value_delimiter = ',',
         value_name = "EXPOSURES",
         conflicts_with = "exposed",
-        help_heading = FILTERS
+        help_heading = FILTERS,
+        global = true
     )]
     pub exposure: Vec<Exposure>,
 
     /// Only these local ports: 22,80,8000-8100
-    #[arg(long = "port", value_name = "PORTS", help_heading = FILTERS)]
+    #[arg(long = "port", value_name = "PORTS", help_heading = FILTERS, global = true)]
     pub ports: Vec<PortSet>,
 
     /// Only these local addresses or networks: 127.0.0.1, ::1, 10.0.0.0/8
@@ -173,16 +193,17 @@ pub struct Cli {
         value_name = "ADDRESS",
         value_delimiter = ',',
         value_parser = filter::parse_network,
-        help_heading = FILTERS
+        help_heading = FILTERS,
+        global = true
     )]
     pub addresses: Vec<IpNet>,
 
     /// Only sockets held by these process ids
-    #[arg(long = "pid", value_name = "PIDS", value_delimiter = ',', help_heading = FILTERS)]
+    #[arg(long = "pid", value_name = "PIDS", value_delimiter = ',', help_heading = FILTERS, global = true)]
     pub pids: Vec<u32>,
 
     /// Only sockets owned by, or held by a process of, these users (names or uids)
-    #[arg(long = "user", value_name = "USERS", value_delimiter = ',', help_heading = FILTERS)]
+    #[arg(long = "user", value_name = "USERS", value_delimiter = ',', help_heading = FILTERS, global = true)]
     pub users: Vec<String>,
 
     /// Only sockets held by a process with this name (exact or glob: 'python*')
@@ -194,7 +215,8 @@ pub struct Cli {
         long_help = "Only sockets held by a process with this name: exact, or a shell glob \
             ('python*', 'worker-[0-9]'). Matches the process name (comm) or the file name of \
             its argv[0], so names cut to 15 characters still match in full. Repeat for \
-            several. Without a NAME, --program is netstat's spelling of -p and changes nothing."
+            several. Without a NAME, --program is netstat's spelling of -p and changes nothing.",
+        global = true
     )]
     pub programs: Vec<String>,
 
@@ -231,20 +253,63 @@ pub struct Cli {
     #[arg(
         long,
         value_enum,
-        default_value_t = SourceChoice::Auto,
-        long_help = "Where sockets come from. auto: netlink sock_diag, and for each protocol \
-            where netlink fails, /proc/net/{tcp,tcp6,udp,udp6}. netlink: netlink only. proc: \
-            /proc/net only (no backlog, v6only or device binding)."
+        value_name = "SOURCE",
+        long_help = "Where sockets come from. auto (the default): netlink sock_diag, and for \
+            each protocol where netlink fails, /proc/net/{tcp,tcp6,udp,udp6}. netlink: netlink \
+            only. proc: /proc/net only (no backlog, v6only or device binding). --proc-root and \
+            --snapshot imply proc.",
+        global = true
     )]
-    pub source: SourceChoice,
+    pub source: Option<SourceChoice>,
 
     /// Say which source fed each protocol and why a fallback happened
-    #[arg(short = 'v', long)]
+    #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
 
-    /// Read processes from this proc filesystem instead of /proc
-    #[arg(long, hide = true, default_value = "/proc")]
-    pub proc_root: PathBuf,
+    /// Read sockets and processes from this proc tree instead of /proc (implies --source proc)
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = OFFLINE,
+        long_help = "Read DIR/net/{tcp,tcp6,udp,udp6} and DIR/PID/{fd,comm,cmdline,status} \
+            instead of /proc: an unpacked snapshot, a copied tree, a test fixture, or the proc \
+            filesystem of another mount. Implies --source proc, since netlink only ever \
+            describes the live kernel; with --source auto, the live kernel's sockets are \
+            attributed to DIR's processes (a host's /proc mounted into a container).",
+        global = true
+    )]
+    pub proc_root: Option<PathBuf>,
+
+    /// Read a snapshot written by `lsports capture` instead of the live system
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "proc_root",
+        help_heading = OFFLINE,
+        long_help = "Read a snapshot written by `lsports capture` (plain or gzip-compressed \
+            tar) as if it were the live system: every flag, format and subcommand but watch \
+            and -c works on it. Implies --source proc.",
+        global = true
+    )]
+    pub snapshot: Option<PathBuf>,
+
+    /// Reprint the listing every interval, as netstat -c does
+    #[arg(short = 'c', long, help_heading = WATCHING, global = true)]
+    pub continuous: bool,
+
+    /// Time between polls of watch and -c (default 1s; 500ms, 2s, 1m)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = duration::parse_duration,
+        help_heading = WATCHING,
+        global = true
+    )]
+    pub interval: Option<Duration>,
+
+    /// What to do instead of listing
+    #[command(subcommand)]
+    pub command: Option<Command>,
 }
 
 impl Cli {
@@ -282,9 +347,10 @@ impl Cli {
             format,
             columns: (!self.columns.is_empty()).then(|| self.columns.clone()),
             header: !self.no_header,
-            source: self.source,
+            source: self.source_choice(),
             verbose: self.verbose,
-            proc_root: self.proc_root,
+            proc_root: self.proc_root.clone().unwrap_or_else(|| PROC.into()),
+            snapshot: self.snapshot.clone(),
         })
     }
 
@@ -296,61 +362,31 @@ impl Cli {
         }
     }
 
-    /// Combinations clap's declarations cannot express.
-    fn check_combinations(&self, format: OutputFormat) -> Result<(), clap::Error> {
-        self.check_output_flags(format)?;
-        self.check_wait_flags()
+    /// A snapshot is read through the `/proc` source only; `--proc-root` implies it too,
+    /// unless `--source auto` asks for the live kernel's sockets with DIR's processes (a host's
+    /// `/proc` mounted into a container). `--source netlink` with either is a usage error.
+    fn source_choice(&self) -> SourceChoice {
+        match (self.source, &self.proc_root, &self.snapshot) {
+            (_, _, Some(_)) => SourceChoice::Proc,
+            (Some(choice), _, None) => choice,
+            (None, Some(_), None) => SourceChoice::Proc,
+            (None, None, None) => SourceChoice::Auto,
+        }
     }
 
-    fn check_output_flags(&self, format: OutputFormat) -> Result<(), clap::Error> {
-        let name = format.to_possible_value().map(|v| v.get_name().to_string());
-        let name = name.unwrap_or_default();
-        let column_flag = if !self.columns.is_empty() {
-            Some("--columns")
-        } else if self.no_header {
-            Some("--no-header")
-        } else {
-            None
-        };
-        if let Some(flag) = column_flag.filter(|_| !format.has_columns()) {
-            return Err(usage(format!(
-                "{flag} applies to the table and csv formats, not {name}"
-            )));
-        }
-        if format == OutputFormat::Prometheus && self.all {
-            return Err(usage(
-                "--format prometheus describes listening sockets; -a/--all cannot be used with it"
-                    .into(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_wait_flags(&self) -> Result<(), clap::Error> {
-        if self.wait.is_empty() && self.wait_free.is_empty() {
-            return Ok(());
-        }
-        if self.all || !self.ports.is_empty() {
-            return Err(usage(
-                "--wait and --wait-free watch listening sockets on their own ports; \
-                 -a/--all and --port cannot be used with them"
-                    .into(),
-            ));
-        }
-        let output_flags = self.format.is_some() || self.json || !self.columns.is_empty();
-        if output_flags || self.no_header {
-            return Err(usage(
-                "--wait and --wait-free print nothing on success; output flags \
-                 (--format, --json, --columns, --no-header) cannot be used with them"
-                    .into(),
-            ));
-        }
-        Ok(())
+    fn interval(&self) -> Duration {
+        self.interval.unwrap_or(DEFAULT_INTERVAL)
     }
 
     fn action(&self) -> Result<Action, clap::Error> {
+        if let Some(command) = &self.command {
+            return Ok(self.command_action(command));
+        }
         if let Some(what) = self.generate {
             return Ok(Action::Generate(what));
+        }
+        if self.continuous {
+            return Ok(Action::Continuous(self.interval()));
         }
         let (sets, until) = if !self.wait.is_empty() {
             (&self.wait, Until::Listening)
@@ -368,6 +404,30 @@ impl Cli {
             until,
             timeout: self.timeout,
         }))
+    }
+
+    fn command_action(&self, command: &Command) -> Action {
+        match command {
+            Command::Audit(args) => Action::Audit(AuditSpec {
+                baseline: args.baseline.clone(),
+                policy: args.policy.clone(),
+                fail: FailSet::from_choices(&args.fail_on),
+            }),
+            Command::Baseline(BaselineCommand::Save(args)) => Action::SaveBaseline {
+                file: args.file.clone(),
+                force: args.force,
+            },
+            Command::Watch(_) if self.continuous => Action::Continuous(self.interval()),
+            Command::Watch(args) => Action::Watch(WatchSpec {
+                interval: self.interval(),
+                changes_only: args.changes_only,
+                ignore_ephemeral: args.ignore_ephemeral,
+            }),
+            Command::Capture(args) => Action::Capture {
+                out: args.out.clone(),
+                force: args.force,
+            },
+        }
     }
 
     fn filter(&self) -> Result<Filter, clap::Error> {
@@ -400,6 +460,7 @@ impl Cli {
     }
 }
 
+/// A usage error (exit status 2) saying why flags cannot be combined.
 fn usage(message: String) -> clap::Error {
     Cli::command().error(ErrorKind::ArgumentConflict, message)
 }
@@ -413,5 +474,7 @@ fn pick_both<T>(first: bool, second: bool, a: T, b: T) -> Vec<T> {
     }
 }
 
+mod checks;
+pub mod commands;
 #[cfg(test)]
 mod tests;

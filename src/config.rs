@@ -2,7 +2,9 @@
 //! built by `Cli::resolve`, read by every stage.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use crate::audit::AuditSpec;
 use crate::filter::Filter;
 use crate::generate::Generated;
 use crate::model::{Family, Protocol};
@@ -10,6 +12,7 @@ use crate::render::columns::Column;
 use crate::source::SourceChoice;
 use crate::source::netlink::StateSelection;
 use crate::wait::WaitSpec;
+use crate::watch::WatchSpec;
 
 /// Which lookups to skip.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +56,26 @@ pub enum Action {
     Wait(WaitSpec),
     /// Print a man page or a shell completion script (`--generate`).
     Generate(Generated),
+    /// Reprint the listing every interval, as netstat -c does (`-c`).
+    Continuous(Duration),
+    /// Print an event each time a listener opens or closes (`watch`).
+    Watch(WatchSpec),
+    /// Compare the listeners with a baseline and/or a policy (`audit`).
+    Audit(AuditSpec),
+    /// Record the listeners into a baseline file (`baseline save FILE`).
+    SaveBaseline {
+        /// The file (`-`: standard output).
+        file: PathBuf,
+        /// Replace an existing file.
+        force: bool,
+    },
+    /// Write a snapshot of the proc tree (`capture OUT`).
+    Capture {
+        /// The snapshot file.
+        out: PathBuf,
+        /// Replace an existing file.
+        force: bool,
+    },
 }
 
 /// Everything a run needs to know.
@@ -84,8 +107,10 @@ pub struct Config {
     pub source: SourceChoice,
     /// Report sources and fallbacks on stderr.
     pub verbose: bool,
-    /// Root of the proc filesystem.
+    /// Root of the proc filesystem (`--proc-root`; for `--snapshot`, set once it is unpacked).
     pub proc_root: PathBuf,
+    /// Snapshot file to read instead of the live system (`--snapshot`); unpacked by `run`.
+    pub snapshot: Option<PathBuf>,
 }
 
 impl Config {

@@ -111,17 +111,16 @@ pub fn keep_entries(entries: Vec<Entry>, filter: &Filter) -> Vec<Entry> {
 
 /// Sort entries as netstat users read them: by protocol, then port, then address.
 pub fn select(mut entries: Vec<Entry>) -> Vec<Entry> {
-    entries.sort_by(|a, b| {
-        let (a, b) = (&a.socket, &b.socket);
-        (a.protocol, a.local_port, a.local_addr, a.family)
-            .cmp(&(b.protocol, b.local_port, b.local_addr, b.family))
-            .then((a.remote_addr, a.remote_port, a.inode).cmp(&(
-                b.remote_addr,
-                b.remote_port,
-                b.inode,
-            )))
-    });
+    entries.sort_by(|a, b| display_order(&a.socket, &b.socket));
     entries
+}
+
+/// The display order of sockets: protocol, port, address, family, then the peer and inode so
+/// that the order is total.
+pub fn display_order(a: &Socket, b: &Socket) -> std::cmp::Ordering {
+    (a.protocol, a.local_port, a.local_addr, a.family)
+        .cmp(&(b.protocol, b.local_port, b.local_addr, b.family))
+        .then((a.remote_addr, a.remote_port, a.inode).cmp(&(b.remote_addr, b.remote_port, b.inode)))
 }
 
 /// Parse `--address`: an address (`127.0.0.1`, `::1`, `[::1]`) or a network in CIDR

@@ -1,6 +1,6 @@
 //! lsports: which ports on this machine have a service listening, and who owns them.
 //!
-//! A listing is four stages over plain data ([`model`]):
+//! A listing is four stages over plain data ([`model`]), in [`pipeline`]:
 //!
 //! ```text
 //! collect (source: netlink sock_diag, /proc/net fallback)   -> Vec<Socket>
@@ -11,62 +11,151 @@
 //! ```
 //!
 //! Socket filters run before attribution so process details are read only for sockets that
-//! can be shown, and attribution is skipped when nothing shown needs processes. Besides
-//! listing, a run can wait for ports ([`wait`]) or print the man page and completions
-//! ([`generate`]). [`run`] picks one and returns the exit status; `main` only parses
-//! arguments and exits.
+//! can be shown, and attribution is skipped when nothing shown needs processes.
+//!
+//! The other actions reuse the pipeline: [`audit`] compares the listeners with a
+//! [`baseline`] and a [`policy`] and flags [`suspicious`] ones; [`watch`] polls it and reports
+//! what opens and closes; [`continuous`] reprints it (netstat -c); [`wait`] waits for ports;
+//! [`snapshot`] captures a proc tree or opens one to read instead of the live system;
+//! [`generate`] prints the man page and completions. [`run`] picks one and returns the exit
+//! status; `main` only parses arguments and exits.
 
+pub mod audit;
+pub mod baseline;
 pub mod cli;
 pub mod config;
+pub mod continuous;
+pub mod ephemeral;
 pub mod error;
 pub mod exe;
 pub mod exposure;
 pub mod filter;
 pub mod generate;
+pub mod identity;
 pub mod model;
 pub mod names;
+pub mod pipeline;
+pub mod policy;
 pub mod process;
 pub mod render;
 pub mod report;
 pub mod sanitize;
+pub mod signals;
 pub mod snapshot;
 pub mod source;
+pub mod suspicious;
+pub mod tomlfile;
 pub mod wait;
+pub mod watch;
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::io::{self, Write};
+use std::path::Path;
 
 use config::{Action, Config};
-use exe::Executables;
-use model::{Entry, Socket};
-use source::CollectRequest;
+use snapshot::OpenedSnapshot;
+use source::SourceChoice;
 
 /// Exit status of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
-    /// Listed what there was (possibly nothing), or a wait ended as wanted.
+    /// Listed what there was (possibly nothing), a wait ended as wanted, an audit found
+    /// nothing unexpected, or a watch was stopped with SIGTERM.
     Success,
     /// No source could enumerate sockets.
     NoSource,
     /// `--wait` or `--wait-free` ran out of time.
     WaitTimedOut,
+    /// An audit found something unexpected.
+    Unexpected,
+    /// A capture, a snapshot or a baseline could not be written or read.
+    Failed,
     /// The command line was wrong.
     Usage,
+    /// An audit could not be done (a bad baseline or policy, no source).
+    AuditError,
+    /// A watch or `-c` was stopped with Ctrl-C (SIGINT).
+    Interrupted,
 }
 
 impl ExitCode {
-    /// The process exit status: 0, 1 (no source, or a wait timed out), 2 (usage).
+    /// The process exit status: 0; 1 (no source, a wait timed out, something unexpected, a
+    /// failed capture); 2 (usage, an audit that could not be done); 130 (Ctrl-C).
     pub fn code(self) -> u8 {
         match self {
             ExitCode::Success => 0,
-            ExitCode::NoSource | ExitCode::WaitTimedOut => 1,
-            ExitCode::Usage => 2,
+            ExitCode::NoSource
+            | ExitCode::WaitTimedOut
+            | ExitCode::Unexpected
+            | ExitCode::Failed => 1,
+            ExitCode::Usage | ExitCode::AuditError => 2,
+            ExitCode::Interrupted => 130,
         }
     }
 }
 
 /// Run lsports with a resolved configuration, writing the output to `out` and diagnostics to
 /// `err`. A write error on `out` (such as a closed pipe) is returned for the caller to judge.
-pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<ExitCode> {
+///
+/// With `--snapshot`, the snapshot is unpacked first and read as the proc root for the whole
+/// run; its temporary directory is removed when the run ends.
+pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<ExitCode> {
+    let opened = match &config.snapshot {
+        Some(file) => match snapshot::open(file) {
+            Ok(opened) => Some(opened),
+            Err(error) => {
+                writeln!(err, "lsports: {error}")?;
+                return Ok(failure(config));
+            }
+        },
+        None => None,
+    };
+    if let Some(opened) = opened.as_ref().filter(|_| config.verbose) {
+        writeln!(err, "lsports: {}", opened.describe())?;
+    }
+    let config = reading(config, opened.as_ref());
+    let host = host_name(&config, opened.as_ref());
+    dispatch(&config, host.as_deref(), out, err)
+}
+
+/// The configuration reading `opened` (the `/proc` source over its unpacked tree).
+fn reading<'a>(config: &'a Config, opened: Option<&OpenedSnapshot>) -> Cow<'a, Config> {
+    match opened {
+        Some(opened) => Cow::Owned(Config {
+            proc_root: opened.proc_root().to_owned(),
+            source: SourceChoice::Proc,
+            ..config.clone()
+        }),
+        None => Cow::Borrowed(config),
+    }
+}
+
+/// The exit status for a snapshot that cannot be read: an audit could not be done, anything
+/// else failed.
+fn failure(config: &Config) -> ExitCode {
+    match config.action {
+        Action::Audit(_) => ExitCode::AuditError,
+        _ => ExitCode::Failed,
+    }
+}
+
+/// The name of the machine being looked at: the snapshot's, or the proc tree's.
+fn host_name(config: &Config, opened: Option<&OpenedSnapshot>) -> Option<String> {
+    if let Some(opened) = opened {
+        let name = &opened.manifest().hostname;
+        return (!name.is_empty()).then(|| name.clone());
+    }
+    let name = std::fs::read_to_string(config.proc_root.join("sys/kernel/hostname")).ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| sanitize::terminal_safe(name.as_bytes()).into_owned())
+}
+
+fn dispatch(
+    config: &Config,
+    host: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<ExitCode> {
     match &config.action {
         Action::List => list(config, out, err),
         Action::Wait(spec) => wait::run(spec, config, err),
@@ -75,57 +164,37 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> std::io
             out.flush()?;
             Ok(ExitCode::Success)
         }
+        Action::Continuous(interval) => continuous::run(*interval, config, out, err),
+        Action::Watch(spec) => watch::run(spec, config, out, err),
+        Action::Audit(spec) => audit::run(spec, config, host, out, err),
+        Action::SaveBaseline { file, force } => {
+            baseline::save::run(file, *force, config, host.map(str::to_owned), out, err)
+        }
+        Action::Capture { out: file, force } => capture(file, *force, config, err),
     }
 }
 
 /// List sockets: collect, filter, attribute, select, render.
-fn list(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<ExitCode> {
-    let mut collected = source::collect(&CollectRequest {
-        tables: config.tables(),
-        states: config.states,
-        choice: config.source,
-        proc_root: config.proc_root.clone(),
-    });
-    report::sources(&collected, config.verbose, err)?;
-    if collected.nothing_read() {
+fn list(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<ExitCode> {
+    let Some(listing) = pipeline::gather(config, pipeline::Needs::of(config), err)? else {
         return Ok(ExitCode::NoSource);
-    }
-    source::name_devices(&mut collected.sockets);
-    let sockets = filter::keep_sockets(collected.sockets, &config.filter);
-    let (entries, attributed) = if config.needs_processes() {
-        let mut attributed = process::attribute(sockets, &config.proc_root);
-        (std::mem::take(&mut attributed.entries), Some(attributed))
-    } else {
-        (unattributed(sockets), None)
     };
-    let entries = filter::keep_entries(entries, &config.filter);
-    let exes = if config.needs_executables() {
-        Executables::read(&config.proc_root, &entries)
-    } else {
-        Executables::default()
-    };
-    render::render(&entries, config, &exes, out)?;
+    render::render(&listing.entries, config, &listing.exes, out)?;
     out.flush()?;
-    if let Some(attributed) = attributed {
-        report::attribution(
-            &attributed.denied,
-            attributed.scan_error.as_ref(),
-            config,
-            err,
-        )?;
-    }
+    listing.report_attribution(config, err)?;
     Ok(ExitCode::Success)
 }
 
-/// Entries for an output that shows nothing about processes: the scan is skipped, so no owner
-/// is known and none is claimed missing (`owner_unknown` stays `None`).
-fn unattributed(sockets: Vec<Socket>) -> Vec<Entry> {
-    sockets
-        .into_iter()
-        .map(|socket| Entry {
-            socket,
-            processes: Vec::new(),
-            owner_unknown: None,
-        })
-        .collect()
+/// `lsports capture OUT`: the summary on stderr, where diagnostics go, so stdout stays empty.
+fn capture(file: &Path, force: bool, config: &Config, err: &mut dyn Write) -> io::Result<ExitCode> {
+    match snapshot::capture(&config.proc_root, file, force) {
+        Ok(summary) => {
+            writeln!(err, "lsports: {}", summary.describe())?;
+            Ok(ExitCode::Success)
+        }
+        Err(error) => {
+            writeln!(err, "lsports: {error}")?;
+            Ok(ExitCode::Failed)
+        }
+    }
 }

@@ -9,15 +9,43 @@ use crate::source::{Collected, TableReport};
 
 /// Report sources (all of them under `verbose`; failures always) and parse warnings.
 pub fn sources(collected: &Collected, verbose: bool, err: &mut dyn Write) -> io::Result<()> {
-    for report in &collected.reports {
-        if verbose || report.source.is_none() {
-            writeln!(err, "lsports: {}", describe(report))?;
-        }
-    }
-    for warning in &collected.warnings {
-        writeln!(err, "lsports: warning: {warning}")?;
+    for line in source_lines(collected, verbose) {
+        writeln!(err, "lsports: {line}")?;
     }
     Ok(())
+}
+
+/// The lines [`sources`] prints, without the `lsports: ` prefix.
+pub fn source_lines(collected: &Collected, verbose: bool) -> Vec<String> {
+    let tables = collected
+        .reports
+        .iter()
+        .filter(|report| verbose || report.source.is_none())
+        .map(describe);
+    let warnings = collected
+        .warnings
+        .iter()
+        .map(|warning| format!("warning: {warning}"));
+    tables.chain(warnings).collect()
+}
+
+/// Diagnostics for a loop that polls again and again (`watch`, `-c`): a line is printed when
+/// it first appears, not again while it repeats poll after poll, and again if it comes back
+/// after a poll without it. Only the previous poll's lines are kept, so memory stays flat.
+#[derive(Debug, Default)]
+pub struct Repeats {
+    previous: Vec<String>,
+}
+
+impl Repeats {
+    /// Print those of `lines` the previous poll did not print.
+    pub fn report(&mut self, lines: Vec<String>, err: &mut dyn Write) -> io::Result<()> {
+        for line in lines.iter().filter(|l| !self.previous.contains(l)) {
+            writeln!(err, "lsports: {line}")?;
+        }
+        self.previous = lines;
+        Ok(())
+    }
 }
 
 fn describe(report: &TableReport) -> String {
@@ -68,4 +96,13 @@ pub fn attribution(
         )?;
     }
     Ok(())
+}
+
+/// `1 listener`, `2 listeners`: a count with its noun (regular plurals only).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

@@ -129,6 +129,7 @@ fn wait_without_process_filters_scans_no_process() {
         json!({"port": 18097})
     )]));
     // With /proc out of reach a process scan would fail loudly; a wait does not need one.
+    // (--proc-root alone implies --source proc; auto keeps the live sockets.)
     let out = world.run(&[
         "--wait",
         "18097",
@@ -136,6 +137,8 @@ fn wait_without_process_filters_scans_no_process() {
         "30s",
         "--proc-root",
         "/nonexistent",
+        "--source",
+        "auto",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(out.stderr.is_empty(), "{}", stderr(&out));

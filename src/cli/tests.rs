@@ -219,3 +219,124 @@ fn generate_is_an_action() {
     );
     assert_eq!(config(&[]).action, Action::List);
 }
+
+#[test]
+fn subcommands_resolve_to_actions() {
+    let c = config(&[
+        "audit",
+        "--baseline",
+        "b.toml",
+        "-t",
+        "--fail-on",
+        "missing",
+    ]);
+    let Action::Audit(spec) = c.action else {
+        panic!("not an audit: {:?}", c.action)
+    };
+    assert_eq!(spec.baseline, Some(PathBuf::from("b.toml")));
+    assert!(spec.fail.missing && spec.fail.flags.is_empty());
+    assert_eq!(
+        c.protocols,
+        vec![Protocol::Tcp],
+        "listing flags work after a subcommand"
+    );
+    assert_eq!(
+        config(&["-u", "baseline", "save", "--force", "x.toml"]).action,
+        Action::SaveBaseline {
+            file: "x.toml".into(),
+            force: true
+        }
+    );
+    assert_eq!(
+        config(&["capture", "--force", "out.tar"]).action,
+        Action::Capture {
+            out: "out.tar".into(),
+            force: true
+        }
+    );
+    let Action::Watch(spec) = config(&["watch", "--interval", "250ms", "--changes-only"]).action
+    else {
+        panic!("not a watch")
+    };
+    assert_eq!(spec.interval, Duration::from_millis(250));
+    assert!(spec.changes_only && !spec.ignore_ephemeral);
+}
+
+#[test]
+fn continuous_is_netstats_c_also_under_watch() {
+    assert_eq!(
+        config(&["-tlnc"]).action,
+        Action::Continuous(Duration::from_secs(1))
+    );
+    assert_eq!(
+        config(&["watch", "-c", "--interval", "2s", "--json"]).action,
+        Action::Continuous(Duration::from_secs(2))
+    );
+}
+
+#[test]
+fn proc_root_and_snapshot_imply_the_proc_source() {
+    let c = config(&["--proc-root", "/tmp/p"]);
+    assert_eq!(
+        (c.source, c.proc_root),
+        (SourceChoice::Proc, PathBuf::from("/tmp/p"))
+    );
+    let c = config(&["--snapshot", "s.tar", "-tln"]);
+    assert_eq!(c.source, SourceChoice::Proc);
+    assert_eq!(c.snapshot, Some(PathBuf::from("s.tar")));
+    assert_eq!(config(&[]).source, SourceChoice::Auto);
+    assert_eq!(
+        config(&["--source", "netlink"]).source,
+        SourceChoice::Netlink
+    );
+}
+
+#[test]
+fn what_cannot_combine_is_a_usage_error() {
+    for args in [
+        &["--proc-root", "/p", "--source", "netlink"][..],
+        &["--snapshot", "s.tar", "--source", "netlink"],
+        &["--snapshot", "s.tar", "--source", "auto"],
+        &["--snapshot", "s.tar", "--proc-root", "/p"],
+        &["--snapshot", "s.tar", "watch"],
+        &["--snapshot", "s.tar", "-c"],
+        &["--snapshot", "s.tar", "--wait", "80"],
+        &["--snapshot", "s.tar", "capture", "x"],
+        &["audit"],
+        &["audit", "--baseline", "b", "-a"],
+        &["audit", "--baseline", "b", "--format", "csv"],
+        &["audit", "--baseline", "b", "-o", "port"],
+        &["audit", "--baseline", "b", "-c"],
+        &["audit", "--baseline", "b", "--fail-on", "sometimes"],
+        &["baseline", "save", "x", "--json"],
+        &["baseline", "save", "x", "-a"],
+        &["baseline", "save"],
+        &["watch", "--json"],
+        &["watch", "-a"],
+        &["watch", "--format", "csv"],
+        &["watch", "--interval", "0"],
+        &["watch", "-c", "--changes-only"],
+        &["--interval", "1s"],
+        &["-c", "--wait", "80"],
+        &["-c", "--generate", "man"],
+        &["capture"],
+        &["capture", "-t", "x"],
+        &["capture", "x", "--port", "22"],
+        &["--generate", "bash", "audit", "--baseline", "b"],
+        &["--wait", "80", "watch"],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn a_policy_alone_is_enough_for_an_audit() {
+    let Action::Audit(spec) = config(&["audit", "--policy", "p.toml", "--format", "json"]).action
+    else {
+        panic!("not an audit")
+    };
+    assert_eq!(
+        (spec.baseline, spec.policy),
+        (None, Some(PathBuf::from("p.toml")))
+    );
+}

@@ -1,15 +1,24 @@
-//! Who holds each socket: one pass over `/proc/*/fd` maps socket inodes to every (pid, fd)
-//! holding them, then details are read for just those pids.
+//! Who holds each socket: socket inodes are mapped to every (pid, fd) holding them, then
+//! details are read for just those pids.
+//!
+//! Two ways find the holders ([`strategy`]): the kernel's BPF `task_file` iterator ([`bpf`]),
+//! one pass in the kernel where root may load it, and the `/proc/*/fd` walk ([`fdscan`]), one
+//! `readlinkat` per fd, which works for anyone. Both give the same [`fdscan::FdScan`], so the
+//! listing does not depend on which ran.
 
+pub mod bpf;
 pub mod fdscan;
 pub mod info;
+pub mod strategy;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 
 use crate::model::{Entry, Holder, OwnerProcess, OwnerUnknownReason, Socket};
+pub use bpf::BpfUnavailable;
 use info::ProcessDetails;
+pub use strategy::{AttributionChoice, Method, Scanned};
 
 /// Sockets with their owners, and what the scan could not see.
 #[derive(Debug, Default)]
@@ -18,20 +27,67 @@ pub struct Attributed {
     pub entries: Vec<Entry>,
     /// User processes whose fds could not be read.
     pub denied: usize,
-    /// Processes scanned.
+    /// Processes scanned: by the walk, every process read; by the BPF iterator, every process
+    /// holding at least one socket (it never sees the others).
     pub scanned: usize,
     /// Set when `/proc` itself could not be scanned.
     pub scan_error: Option<io::Error>,
+    /// Which way the owners were found, and why the BPF iterator was not used.
+    pub method: Method,
 }
 
-/// Attribute every socket to the processes holding it.
+/// Attribute every socket to the processes holding it, by the BPF iterator where it can run
+/// and the fd walk otherwise ([`AttributionChoice::Auto`]).
 pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
-    let wanted: HashSet<u64> = sockets
+    let started = strategy::start(proc_root, AttributionChoice::Auto);
+    let scanned = started.finish_or_walk(&wanted_inodes(&sockets));
+    attributed(sockets, scanned)
+}
+
+/// Attribute every socket to the processes holding it, the way `choice` says. Fails only for
+/// [`AttributionChoice::Bpf`] when the iterator cannot run here, naming the missing piece.
+pub fn attribute_with(
+    sockets: Vec<Socket>,
+    proc_root: &Path,
+    choice: AttributionChoice,
+) -> Result<Attributed, BpfUnavailable> {
+    start(proc_root, choice).finish(sockets)
+}
+
+/// Attribution begun before the sockets are collected, so the kernel's pass over every fd
+/// overlaps with the collection; [`Started::finish`] attributes the collected sockets.
+///
+/// A `Started` dropped unfinished (nothing was collected) leaves its thread to end on its own:
+/// the iterator holds nothing but file descriptors, closed when it ends or the process exits.
+#[derive(Debug)]
+pub struct Started(strategy::Started);
+
+/// Start attributing the way `choice` says, before the sockets are known.
+pub fn start(proc_root: &Path, choice: AttributionChoice) -> Started {
+    Started(strategy::start(proc_root, choice))
+}
+
+impl Started {
+    /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
+    /// cannot run here, naming the missing piece.
+    pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
+        let scanned = self.0.finish(&wanted_inodes(&sockets))?;
+        Ok(attributed(sockets, scanned))
+    }
+}
+
+/// The inodes worth looking for: 0 means no file refers to the socket.
+fn wanted_inodes(sockets: &[Socket]) -> HashSet<u64> {
+    sockets
         .iter()
         .map(|s| s.inode)
         .filter(|&i| i != 0)
-        .collect();
-    let (scan, scan_error) = match fdscan::scan(proc_root, &wanted) {
+        .collect()
+}
+
+/// One entry per socket, with its holders from `scanned`.
+fn attributed(sockets: Vec<Socket>, scanned: Scanned) -> Attributed {
+    let (scan, scan_error) = match scanned.scan {
         Ok(scan) => (scan, None),
         Err(error) => (fdscan::FdScan::default(), Some(error)),
     };
@@ -52,6 +108,7 @@ pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
         denied: scan.denied,
         scanned: scan.scanned,
         scan_error,
+        method: scanned.method,
     }
 }
 

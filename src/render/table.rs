@@ -47,8 +47,9 @@ pub fn write_table(
 pub struct Grid {
     columns: usize,
     text: String,
-    ends: Vec<usize>,
-    widths: Vec<usize>,
+    // u32 offsets and u16 widths: a 25,000-row table keeps 175,000 of each.
+    ends: Vec<u32>,
+    widths: Vec<u16>,
     column_widths: Vec<usize>,
 }
 
@@ -74,11 +75,13 @@ impl Grid {
     /// Append the next cell, filling rows left to right.
     pub fn push_cell(&mut self, cell: &str) {
         let column = self.ends.len() % self.columns.max(1);
-        let width = cell.width();
+        // Cells are short (the widest is a PID list); saturate rather than wrap if not.
+        let width = u16::try_from(cell.width()).unwrap_or(u16::MAX);
         self.text.push_str(cell);
-        self.ends.push(self.text.len());
+        self.ends
+            .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
         self.widths.push(width);
-        self.column_widths[column] = self.column_widths[column].max(width);
+        self.column_widths[column] = self.column_widths[column].max(usize::from(width));
     }
 
     /// Write every row; `right[i]` right-aligns column `i`.
@@ -87,8 +90,9 @@ impl Grid {
         let mut start = 0;
         for (index, (&end, &width)) in self.ends.iter().zip(&self.widths).enumerate() {
             let column = index % self.columns;
-            let pad = self.column_widths[column] - width;
-            let cell = &self.text[start..end];
+            let pad = self.column_widths[column] - usize::from(width);
+            let end = end as usize;
+            let cell = self.text.get(start..end).unwrap_or_default();
             start = end;
             if right.get(column).copied().unwrap_or(false) {
                 push_blanks(&mut line, pad);

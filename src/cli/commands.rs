@@ -1,0 +1,147 @@
+//! The subcommands: `audit`, `baseline save`, `watch` and `capture`. Every listing flag of the
+//! top level is global, so it works after a subcommand too (`lsports watch -t --port 22`) and
+//! narrows what the subcommand looks at.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::audit::FailOn;
+
+/// What to do instead of listing.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Compare what listens now with a baseline or a policy; exit 1 on anything unexpected
+    #[command(
+        args_override_self = true,
+        long_about = "Compare what listens now with a baseline (from `lsports baseline save`), \
+            a policy (a TOML allowlist), or both, and print the unexpected listeners, the \
+            missing ones and the suspicious ones.\n\n\
+            A listener is recognised by protocol, address, port, user and program (name and \
+            executable), never by PID: a service restarted with a new PID is still expected. \
+            UDP sockets on ports of the kernel's ephemeral range (client sockets of resolvers \
+            and browsers) are matched by program and user whatever their port, and are never \
+            reported missing.",
+        after_long_help = "Exit status: 0 when nothing is unexpected, 1 when something is (or a \
+            check named by --fail-on fails), 2 when the audit could not be done (an unreadable \
+            or invalid baseline or policy, named with file and line; no socket source)."
+    )]
+    Audit(AuditArgs),
+
+    /// Record what listens now, to audit against later
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+
+    /// Print an event each time a listener opens or closes (-c: reprint the listing)
+    #[command(
+        args_override_self = true,
+        long_about = "Poll every --interval (default 1s) and print an event each time a \
+            listener appears or disappears: time, opened/closed, protocol, address, port, \
+            program and pid, as a line of text or, with --format jsonl, as JSON Lines for log \
+            shippers. The first poll prints the listeners present then, as `present` events, \
+            unless --changes-only. With -c, reprint the whole listing every interval instead, \
+            as netstat -c does.",
+        after_long_help = "Stops cleanly on Ctrl-C (exit status 130, the shell's convention \
+            for SIGINT) and on SIGTERM (exit status 0, a service manager's normal stop)."
+    )]
+    Watch(WatchArgs),
+
+    /// Save everything lsports reads from /proc into one file, to inspect elsewhere
+    #[command(
+        args_override_self = true,
+        long_about = "Write a snapshot of the socket tables and of every process holding one of \
+            their sockets (its socket fd links, comm, cmdline, status, stat) into OUT: a tar \
+            archive, gzip-compressed when OUT ends in .gz or .tgz, readable by its owner only. \
+            Read it anywhere with `lsports --snapshot OUT`. Capture as root, so that every owner \
+            is recorded."
+    )]
+    Capture(CaptureArgs),
+}
+
+/// `lsports audit`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Audit")]
+pub struct AuditArgs {
+    /// Baseline file to compare with (written by `lsports baseline save`; `-`: standard input)
+    #[arg(long, value_name = "FILE", required_unless_present = "policy")]
+    pub baseline: Option<PathBuf>,
+
+    /// Policy file: TOML allow and deny rules, tried in order
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// What else fails the audit besides unexpected listeners (default: exe-deleted,exe-writable-dir)
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "CHECKS",
+        long_help = "What else makes the audit exit 1 besides unexpected listeners, \
+            comma-separated: missing (a baseline listener no longer listens), exe-deleted, \
+            exe-writable-dir, root-exposed, no-owner (the suspicious-listener flags), all, or \
+            none. Default: exe-deleted,exe-writable-dir. Whatever is not named here is still \
+            reported. Unmet `required` policy rules always fail."
+    )]
+    pub fail_on: Vec<FailOn>,
+}
+
+/// `lsports baseline …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BaselineCommand {
+    /// Record the listeners of now into FILE (a sorted TOML file, one listener per line)
+    #[command(
+        args_override_self = true,
+        long_about = "Record the listeners of now into FILE, by identity rather than PID: \
+            protocol, address, port, user, program name and executable. The file is sorted \
+            TOML with one listener per line, so that it diffs well and can be edited by hand. \
+            It is written to a temporary file and renamed into place, so it is never \
+            half-written, and an existing FILE is only replaced with --force. `-` writes to \
+            standard output. Listing flags narrow what is recorded (-t, --port, --exposed…): \
+            give the audit the same ones."
+    )]
+    Save(SaveArgs),
+}
+
+/// `lsports baseline save`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Baseline")]
+pub struct SaveArgs {
+    /// Replace FILE if it exists
+    #[arg(long)]
+    pub force: bool,
+
+    /// Where to write the baseline (`-`: standard output)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `lsports watch`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Watch")]
+pub struct WatchArgs {
+    /// Don't print the listeners present at the first poll, only changes
+    #[arg(long)]
+    pub changes_only: bool,
+
+    /// Leave out UDP client sockets on ephemeral ports (resolvers, browsers)
+    #[arg(
+        long,
+        long_help = "Leave out UDP sockets on a port of the kernel's ephemeral range \
+            (net.ipv4.ip_local_port_range): the client sockets of resolvers, browsers and NTP \
+            clients, which come and go all the time. TCP listeners are always watched."
+    )]
+    pub ignore_ephemeral: bool,
+}
+
+/// `lsports capture`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Capture")]
+pub struct CaptureArgs {
+    /// Replace OUT if it exists
+    #[arg(long)]
+    pub force: bool,
+
+    /// The snapshot file to write (.tar, or .tar.gz / .tgz for gzip)
+    #[arg(value_name = "OUT")]
+    pub out: PathBuf,
+}

@@ -1,0 +1,139 @@
+//! The listing pipeline every socket-reading action shares: collect, keep what the socket
+//! filters keep, attribute to processes, keep what the process filters keep, sort, and read
+//! the executables of what is left.
+//!
+//! A plain listing asks only for what its output shows ([`Needs::of`]); an audit or a baseline
+//! always needs the holders and their executables, since those are a listener's identity.
+
+use std::io::{self, Write};
+
+use crate::config::Config;
+use crate::exe::Executables;
+use crate::model::{Entry, Socket};
+use crate::source::{self, CollectRequest, Collected};
+use crate::{filter, process, report};
+
+/// What to read beyond the sockets themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Find the processes holding each socket.
+    pub processes: bool,
+    /// Read the executable of each of those processes.
+    pub executables: bool,
+}
+
+impl Needs {
+    /// Everything: a listener's full identity.
+    pub const EVERYTHING: Needs = Needs {
+        processes: true,
+        executables: true,
+    };
+
+    /// What the configured output and filters need.
+    pub fn of(config: &Config) -> Needs {
+        Needs {
+            processes: config.needs_processes(),
+            executables: config.needs_executables(),
+        }
+    }
+}
+
+/// The sockets to show, sorted, with what the process scan could not see.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The kept entries, in display order.
+    pub entries: Vec<Entry>,
+    /// Executables of their holders (empty unless asked for).
+    pub exes: Executables,
+    /// Whether processes were scanned at all.
+    pub attributed: bool,
+    /// Processes whose fds could not be read.
+    pub denied: usize,
+    /// Why `/proc` itself could not be scanned, if it could not.
+    pub scan_error: Option<io::Error>,
+}
+
+impl Listing {
+    /// Say on `err` what the process scan could not see, and what would fix it.
+    pub fn report_attribution(&self, config: &Config, err: &mut dyn Write) -> io::Result<()> {
+        if !self.attributed {
+            return Ok(());
+        }
+        report::attribution(&self.denied, self.scan_error.as_ref(), config, err)
+    }
+
+    /// Whether every process could be inspected, so a socket without holders truly has none.
+    pub fn saw_everything(&self) -> bool {
+        self.attributed && self.denied == 0 && self.scan_error.is_none()
+    }
+}
+
+/// Run the pipeline. Source failures and parse warnings are reported on `err`; `None` when
+/// no source could read any table.
+pub fn gather(config: &Config, needs: Needs, err: &mut dyn Write) -> io::Result<Option<Listing>> {
+    let Some(sockets) = collect(config, err)? else {
+        return Ok(None);
+    };
+    Ok(Some(attribute(sockets, config, needs)))
+}
+
+/// Collect the configured tables and keep what the socket filters keep; `None` when nothing
+/// could be read.
+pub fn collect(config: &Config, err: &mut dyn Write) -> io::Result<Option<Vec<Socket>>> {
+    let collected = source::collect(&request(config));
+    report::sources(&collected, config.verbose, err)?;
+    Ok(keep(collected, config))
+}
+
+/// The sockets of `collected` that the socket filters keep, with their devices named; `None`
+/// when no table could be read.
+pub fn keep(mut collected: Collected, config: &Config) -> Option<Vec<Socket>> {
+    if collected.nothing_read() {
+        return None;
+    }
+    source::name_devices(&mut collected.sockets);
+    Some(filter::keep_sockets(collected.sockets, &config.filter))
+}
+
+/// What [`source::collect`] is asked for under `config`.
+pub fn request(config: &Config) -> CollectRequest {
+    CollectRequest {
+        tables: config.tables(),
+        states: config.states,
+        choice: config.source,
+        proc_root: config.proc_root.clone(),
+    }
+}
+
+/// Attribute `sockets` (when `needs` says so), apply the process filters, sort, and read
+/// executables.
+pub fn attribute(sockets: Vec<Socket>, config: &Config, needs: Needs) -> Listing {
+    let mut listing = Listing::default();
+    let entries = if needs.processes {
+        let attributed = process::attribute(sockets, &config.proc_root);
+        listing.attributed = true;
+        listing.denied = attributed.denied;
+        listing.scan_error = attributed.scan_error;
+        attributed.entries
+    } else {
+        unattributed(sockets)
+    };
+    listing.entries = filter::keep_entries(entries, &config.filter);
+    if needs.executables {
+        listing.exes = Executables::read(&config.proc_root, &listing.entries);
+    }
+    listing
+}
+
+/// Entries for an output that shows nothing about processes: the scan is skipped, so no owner
+/// is known and none is claimed missing (`owner_unknown` stays `None`).
+fn unattributed(sockets: Vec<Socket>) -> Vec<Entry> {
+    sockets
+        .into_iter()
+        .map(|socket| Entry {
+            socket,
+            processes: Vec::new(),
+            owner_unknown: None,
+        })
+        .collect()
+}

@@ -1,0 +1,136 @@
+//! Load `task_sockets.bpf.o`, run it once as an anonymous `task_file` iterator and return what
+//! it wrote.
+//!
+//! Nothing is pinned: the program, its link and the iterator are file descriptors owned by
+//! this function's values, so they are released when it returns, on success or on error, and
+//! nothing outlives the process.
+
+use std::error::Error;
+use std::fs::File;
+use std::io::Read;
+
+use aya::programs::{Iter, ProgramError};
+use aya::{Btf, Ebpf, EbpfLoader, Endianness};
+
+use super::BTF_PATH;
+use super::error::BpfUnavailable;
+use super::preflight::ReaderPidNs;
+
+/// The compiled program, built from `task_sockets.bpf.c` by `bpf/build.sh`.
+static OBJECT: &[u8] = include_bytes!("task_sockets.bpf.o");
+/// The function in `task_sockets.bpf.c`.
+const PROGRAM: &str = "task_sockets";
+/// First read size: room for about 16,000 socket fds before the buffer grows.
+const INITIAL_BUFFER: usize = 256 * 1024;
+
+/// Run the iterator and return its raw output (see `records`).
+pub fn run(reader: ReaderPidNs) -> Result<Vec<u8>, BpfUnavailable> {
+    let mut output = open(reader)?;
+    // The program, its BTF and aya's copy of the kernel's are released by now: the open
+    // iterator holds the kernel's references, so only the output costs memory from here on.
+    let mut bytes = Vec::with_capacity(INITIAL_BUFFER);
+    output
+        .read_to_end(&mut bytes)
+        .map_err(BpfUnavailable::Read)?;
+    Ok(bytes)
+}
+
+/// Load, attach and open one pass of the iterator.
+fn open(reader: ReaderPidNs) -> Result<File, BpfUnavailable> {
+    let (mut loader, btf) = loader_and_btf()?;
+    let mut ebpf = loader
+        .btf(Some(&btf))
+        .override_global("reader_level", &reader.level, true)
+        .override_global("reader_ns_inum", &reader.inum, true)
+        .load(OBJECT)
+        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+    open_iterator(&mut ebpf, &btf)
+}
+
+/// A loader and the parsed kernel BTF, made on two threads: `EbpfLoader::new` always parses
+/// the kernel's BTF for itself, and the iterator's attach point needs a parse we can borrow,
+/// so the two ~20 ms parses overlap instead of adding up.
+fn loader_and_btf() -> Result<(EbpfLoader<'static>, Btf), BpfUnavailable> {
+    std::thread::scope(|scope| {
+        let loader = scope.spawn(|| {
+            let mut loader = EbpfLoader::new();
+            // Free its own parse now; it is given ours before loading.
+            loader.btf(None);
+            loader
+        });
+        let btf = parse_kernel_btf();
+        let loader = loader
+            .join()
+            .map_err(|_| BpfUnavailable::Load("the loader thread panicked".into()))?;
+        Ok((loader, btf?))
+    })
+}
+
+fn parse_kernel_btf() -> Result<Btf, BpfUnavailable> {
+    Btf::parse_file(BTF_PATH, Endianness::default()).map_err(|e| BpfUnavailable::NoBtf {
+        path: BTF_PATH.into(),
+        reason: chain(&e),
+    })
+}
+
+/// Load the program as a `task_file` iterator, attach it and open one pass over it.
+fn open_iterator(ebpf: &mut Ebpf, btf: &Btf) -> Result<File, BpfUnavailable> {
+    let program: &mut Iter = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| BpfUnavailable::Load(format!("no program {PROGRAM} in the object")))?
+        .try_into()
+        .map_err(|e: ProgramError| BpfUnavailable::Load(chain(&e)))?;
+    program.load("task_file", btf).map_err(|e| match e {
+        // The attach point `bpf_iter_task_file` is missing from the kernel's BTF.
+        ProgramError::Btf(_) => BpfUnavailable::NoIterator(chain(&e)),
+        _ => BpfUnavailable::Load(chain(&e)),
+    })?;
+    let link_id = program
+        .attach()
+        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+    let link = program
+        .take_link(link_id)
+        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+    link.into_file()
+        .map_err(|e| BpfUnavailable::Load(chain(&e)))
+}
+
+/// An error and its causes on one line: aya's outer messages alone rarely say which errno.
+fn chain(error: &dyn Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Whether the embedded object is present and looks like an ELF file (a cheap guard against a
+/// build that committed a placeholder).
+pub fn object_is_elf() -> bool {
+    OBJECT.starts_with(b"\x7fELF")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_embedded_object_is_an_elf_file() {
+        assert!(object_is_elf());
+    }
+
+    #[test]
+    fn chained_messages_name_the_cause_once() {
+        let io = std::io::Error::from_raw_os_error(libc::EPERM);
+        let message = chain(&io);
+        assert!(message.contains("Operation not permitted"), "{message}");
+        assert!(!Path::new(BTF_PATH).as_os_str().is_empty());
+    }
+}

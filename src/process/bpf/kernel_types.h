@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
+/*
+ * The few kernel types task_sockets.bpf.c reads, instead of a generated vmlinux.h.
+ *
+ * Only the fields the program touches are declared. `preserve_access_index` makes clang record
+ * every access as a CO-RE relocation, so offsets are taken from the running kernel's BTF
+ * (/sys/kernel/btf/vmlinux) at load time: the layouts below need not match any kernel.
+ */
+#ifndef LSPORTS_KERNEL_TYPES_H
+#define LSPORTS_KERNEL_TYPES_H
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+
+#define CORE __attribute__((preserve_access_index))
+
+struct ns_common {
+	unsigned int inum;
+} CORE;
+
+struct pid_namespace {
+	struct ns_common ns;
+} CORE;
+
+/* A pid as one pid namespace sees it. */
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+} CORE;
+
+/* numbers[0..=level]: the pid in every namespace from the initial one down to its own. */
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+} CORE;
+
+struct task_struct {
+	int pid;
+	int tgid;
+	struct pid *thread_pid;
+} CORE;
+
+struct inode {
+	unsigned short i_mode;
+	unsigned long i_ino;
+} CORE;
+
+struct file {
+	struct inode *f_inode;
+} CORE;
+
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+} CORE;
+
+/* The context of a task_file iterator: the kernel's bpf_iter_task_file(meta, task, fd, file). */
+struct bpf_iter__task_file {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+	__u32 fd;
+	struct file *file;
+} CORE;
+
+/* Helper ids from the kernel's uapi enum bpf_func_id (stable ABI). */
+static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
+static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
+
+#define SEC(name) __attribute__((section(name), used))
+
+#endif

@@ -1,0 +1,114 @@
+//! The iterator's output: a stream of fixed-size records, `{ u32 pid; u32 fd; u64 inode; }` in
+//! native byte order (`struct record` in `task_sockets.bpf.c`), one per socket fd.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::Holder;
+
+/// Size of one record in bytes.
+pub const RECORD_SIZE: usize = 16;
+
+/// One socket file descriptor of one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// Process id, as the reader's pid namespace numbers it.
+    pub pid: u32,
+    /// File descriptor number.
+    pub fd: u32,
+    /// Socket inode.
+    pub inode: u64,
+}
+
+/// Decode whole records; a trailing partial record (which the kernel never writes) is ignored.
+pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
+    bytes.chunks_exact(RECORD_SIZE).map(|chunk| {
+        let (pid, rest) = chunk.split_at(4);
+        let (fd, inode) = rest.split_at(4);
+        Record {
+            pid: u32::from_ne_bytes(pid.try_into().unwrap_or_default()),
+            fd: u32::from_ne_bytes(fd.try_into().unwrap_or_default()),
+            inode: u64::from_ne_bytes(inode.try_into().unwrap_or_default()),
+        }
+    })
+}
+
+/// Every holder of each wanted inode, sorted by (pid, fd) as the fd walk gives them, and the
+/// number of distinct processes that hold any socket.
+pub fn holders(
+    records: impl Iterator<Item = Record>,
+    wanted: &HashSet<u64>,
+) -> (HashMap<u64, Vec<Holder>>, usize) {
+    let mut holders: HashMap<u64, Vec<Holder>> = HashMap::new();
+    let mut processes: HashSet<u32> = HashSet::new();
+    for record in records {
+        processes.insert(record.pid);
+        if wanted.contains(&record.inode) {
+            let holder = Holder {
+                pid: record.pid,
+                fd: record.fd,
+            };
+            holders.entry(record.inode).or_default().push(holder);
+        }
+    }
+    for list in holders.values_mut() {
+        list.sort_unstable();
+    }
+    (holders, processes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(records: &[(u32, u32, u64)]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for &(pid, fd, inode) in records {
+            bytes.extend_from_slice(&pid.to_ne_bytes());
+            bytes.extend_from_slice(&fd.to_ne_bytes());
+            bytes.extend_from_slice(&inode.to_ne_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn records_decode_in_native_order_and_partial_tails_are_dropped() {
+        let mut bytes = encode(&[(7, 3, 1 << 40), (8, 4, 99)]);
+        bytes.extend_from_slice(&[1, 2, 3]);
+        let got: Vec<Record> = decode(&bytes).collect();
+        assert_eq!(
+            got,
+            vec![
+                Record {
+                    pid: 7,
+                    fd: 3,
+                    inode: 1 << 40
+                },
+                Record {
+                    pid: 8,
+                    fd: 4,
+                    inode: 99
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn holders_keep_every_pid_and_fd_of_wanted_inodes_sorted() {
+        // A prefork listener (inode 10) in three processes, one of them through two fds.
+        let bytes = encode(&[
+            (30, 5, 10),
+            (10, 4, 10),
+            (20, 3, 10),
+            (10, 3, 10),
+            (10, 9, 11),
+        ]);
+        let (holders, processes) = holders(decode(&bytes), &HashSet::from([10]));
+        let want: Vec<Holder> = [(10, 3), (10, 4), (20, 3), (30, 5)]
+            .into_iter()
+            .map(|(pid, fd)| Holder { pid, fd })
+            .collect();
+        assert_eq!(holders[&10], want);
+        assert!(!holders.contains_key(&11), "unwanted inodes are dropped");
+        assert_eq!(processes, 3);
+    }
+}

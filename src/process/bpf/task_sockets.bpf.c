@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
+/*
+ * task_sockets: for every socket file descriptor of every process, emit one record
+ * { u32 pid; u32 fd; u64 inode; } -- the same facts lsports' /proc/PID/fd walk reads with one
+ * readlinkat per descriptor, gathered by the kernel in a single pass.
+ *
+ * Rebuild with bpf/build.sh; the object next to this file is what lsports embeds.
+ */
+#include "kernel_types.h"
+
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+
+/*
+ * The reader's pid namespace: its nesting level and inode number, set by lsports before
+ * loading. Pids are emitted as that namespace numbers them, which is what the reader's /proc
+ * shows; task->tgid is the number in the initial namespace.
+ */
+const volatile __u32 reader_level = 0;
+const volatile __u32 reader_ns_inum = 0;
+
+struct record {
+	__u32 pid;
+	__u32 fd;
+	__u64 inode;
+};
+
+/* The pid of `task` in the reader's namespace, or 0 when the reader cannot see it. */
+static __u32 reader_pid(struct task_struct *task)
+{
+	struct pid *pid = task->thread_pid;
+	struct upid upid = {};
+	unsigned int inum = 0;
+
+	if (reader_level == 0)
+		return task->tgid;
+	if (!pid || pid->level < reader_level)
+		return 0;
+	if (bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[reader_level]))
+		return 0;
+	if (!upid.ns || bpf_probe_read_kernel(&inum, sizeof(inum), &upid.ns->ns.inum))
+		return 0;
+	return inum == reader_ns_inum ? upid.nr : 0;
+}
+
+SEC("iter/task_file")
+int task_sockets(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct record record = {};
+
+	if (!task || !file)
+		return 0;
+	/* Threads with their own fd table are not what /proc/PID/fd shows: leaders only. */
+	if (task->pid != task->tgid)
+		return 0;
+	if ((file->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	record.pid = reader_pid(task);
+	if (!record.pid)
+		return 0;
+	record.fd = ctx->fd;
+	record.inode = file->f_inode->i_ino;
+	bpf_seq_write(ctx->meta->seq, &record, sizeof(record));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

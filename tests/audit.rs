@@ -1,0 +1,619 @@
+//! `lsports baseline save` and `lsports audit` in private network namespaces: a baseline is
+//! saved, listeners come, go and restart, and the audit's exit status and report say exactly
+//! what changed. Policies allow and deny as written; a listener whose binary was deleted, or
+//! lives where anyone can write, is flagged.
+
+mod common;
+mod scripting;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use scripting::*;
+use serde_json::{Value, json};
+
+/// The world every test starts from: an "sshd" on TCP and a "dnsmasq" on UDP, fixed ports.
+fn base_world() -> World {
+    World::start(&json!([
+        group_with("tcp", "0.0.0.0", "sshd", json!({"port": 18022})),
+        group_with("udp", "0.0.0.0", "dnsmasq", json!({"port": 18053})),
+    ]))
+}
+
+/// A file in the world's directory, as a string for scripts and arguments.
+fn world_file(world: &World, name: &str) -> String {
+    world.dir().join(name).to_str().unwrap().to_string()
+}
+
+/// Run `script` in the world; require exit 0 and return its stdout split into `=== NAME`
+/// sections (see `scripting::sections`), with stderr for messages.
+fn script_sections(
+    world: &World,
+    script: &str,
+) -> (std::collections::BTreeMap<String, String>, String) {
+    let out = world.run_shell(script);
+    assert!(
+        out.status.success(),
+        "script failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    (sections(&stdout(&out)), stderr(&out))
+}
+
+/// Shell lines that run lsports with `args` and print `=== name`, its stdout, and `rc=N`.
+fn run_section(name: &str, args: &str) -> String {
+    format!("echo '=== {name}'; $LSPORTS {args} 2>>\"$WORLD_DIR/{name}.err\"; echo \"rc=$?\"\n")
+}
+
+/// The exit status a section printed last.
+fn rc(section: &str) -> i32 {
+    let line = section
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("rc="))
+        .expect("rc= line");
+    line[3..].parse().unwrap()
+}
+
+#[test]
+fn a_new_listener_fails_the_audit_and_is_named() {
+    let world = base_world();
+    let baseline = world_file(&world, "baseline.toml");
+    let saved = world.run(&["baseline", "save", &baseline]);
+    assert_success(&saved, &["baseline", "save"]);
+    assert!(
+        stderr(&saved).contains("saved 2 listeners"),
+        "{}",
+        stderr(&saved)
+    );
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    assert!(
+        text.contains(
+            r#"{ proto = "tcp", address = "0.0.0.0", port = 18022, user = "root", program = "sshd""#
+        ),
+        "{text}"
+    );
+    let intruder = Listener::new("intruder", json!([{"addr": "0.0.0.0", "port": 18099}]));
+    let script = format!(
+        "{before}{start}{after}{json}{stop}",
+        before = run_section("before", &format!("audit --baseline {baseline}")),
+        start = intruder.start(None),
+        after = run_section("after", &format!("audit --baseline {baseline}")),
+        json = run_section(
+            "json",
+            &format!("audit --baseline {baseline} --format json")
+        ),
+        stop = intruder.stop(),
+    );
+    let (sections, err) = script_sections(&world, &script);
+    assert_eq!(rc(&sections["before"]), 0, "{sections:?}\n{err}");
+    assert!(
+        sections["before"].starts_with("lsports audit: OK: 0 unexpected, 0 missing"),
+        "{sections:?}"
+    );
+    let after = &sections["after"];
+    assert_eq!(rc(after), 1, "{after}");
+    assert!(
+        after.starts_with("lsports audit: FAIL: 1 unexpected"),
+        "{after}"
+    );
+    let row = after
+        .lines()
+        .find(|l| l.contains("0.0.0.0:18099"))
+        .expect("the intruder's row");
+    assert!(
+        row.contains("/intruder") && row.ends_with("not in the baseline"),
+        "{row}"
+    );
+    let json = &sections["json"];
+    assert_eq!(rc(json), 1);
+    let report: Value = serde_json::from_str(json.rsplit_once("rc=").unwrap().0).unwrap();
+    assert_eq!(report["result"], "fail");
+    let unexpected = report["unexpected"].as_array().unwrap();
+    assert_eq!(unexpected.len(), 1, "{report}");
+    assert_eq!(unexpected[0]["listener"]["port"], 18099);
+    assert_eq!(
+        unexpected[0]["listener"]["processes"][0]["name"],
+        "intruder"
+    );
+    assert_eq!(unexpected[0]["reasons"][0]["reason"], "new");
+}
+
+#[test]
+fn a_removed_listener_is_reported_missing() {
+    let world = base_world();
+    let baseline = world_file(&world, "baseline.toml");
+    let temp = Listener::new("temporary", json!([{"addr": "127.0.0.1", "port": 18098}]));
+    let script = format!(
+        "{start}{save}{stop}{audit}{strict}",
+        start = temp.start(None),
+        save = run_section("save", &format!("baseline save {baseline}")),
+        stop = temp.stop(),
+        audit = run_section("audit", &format!("audit --baseline {baseline}")),
+        strict = run_section(
+            "strict",
+            &format!("audit --baseline {baseline} --fail-on missing")
+        ),
+    );
+    let (sections, _) = script_sections(&world, &script);
+    assert_eq!(rc(&sections["save"]), 0);
+    let audit = &sections["audit"];
+    // Reported, but by default only unexpected listeners fail the audit.
+    assert_eq!(rc(audit), 0, "{audit}");
+    assert!(
+        audit.starts_with("lsports audit: OK: 0 unexpected, 1 missing"),
+        "{audit}"
+    );
+    let row = audit
+        .lines()
+        .find(|l| l.contains("127.0.0.1:18098"))
+        .expect("missing row");
+    assert!(
+        row.contains("temporary") && row.ends_with("nothing listens there now"),
+        "{row}"
+    );
+    assert!(
+        row.contains("baseline.toml:"),
+        "names the baseline line: {row}"
+    );
+    assert_eq!(rc(&sections["strict"]), 1, "{}", sections["strict"]);
+}
+
+#[test]
+fn the_same_program_restarted_with_a_new_pid_is_expected() {
+    let world = base_world();
+    let baseline = world_file(&world, "baseline.toml");
+    let daemon = Listener::new(
+        "daemon",
+        json!([{"addr": "::", "port": 18097, "v6only": false}]),
+    );
+    let script = format!(
+        "{start}echo \"=== first\"; echo ${var}\n{save}{stop}{again}echo \"=== second\"; echo ${var}\n{audit}{stop}",
+        start = daemon.start(None),
+        var = daemon.var,
+        save = run_section("save", &format!("baseline save {baseline}")),
+        stop = daemon.stop(),
+        again = daemon.start(None),
+        audit = run_section(
+            "audit",
+            &format!("audit --baseline {baseline} --format json")
+        ),
+    );
+    let (sections, _) = script_sections(&world, &script);
+    assert_ne!(
+        sections["first"].trim(),
+        sections["second"].trim(),
+        "a new pid"
+    );
+    let audit = &sections["audit"];
+    assert_eq!(rc(audit), 0, "{audit}");
+    let report: Value = serde_json::from_str(audit.rsplit_once("rc=").unwrap().0).unwrap();
+    assert_eq!(report["unexpected"], json!([]));
+    assert_eq!(report["missing"], json!([]));
+    assert_eq!(report["listeners"], 3);
+}
+
+#[test]
+fn another_program_on_an_expected_port_is_unexpected() {
+    let world = World::start(&json!([]));
+    let baseline = world_file(&world, "baseline.toml");
+    let real = Listener::new("sshd", json!([{"addr": "0.0.0.0", "port": 18096}]));
+    let fake = Listener::new("imposter", json!([{"addr": "0.0.0.0", "port": 18096}]));
+    let script = format!(
+        "{start}{save}{stop}{fake}{audit}{fake_stop}",
+        start = real.start(None),
+        save = run_section("save", &format!("baseline save {baseline}")),
+        stop = real.stop(),
+        fake = fake.start(None),
+        audit = run_section("audit", &format!("audit --baseline {baseline}")),
+        fake_stop = fake.stop(),
+    );
+    let (sections, _) = script_sections(&world, &script);
+    let audit = &sections["audit"];
+    assert_eq!(rc(audit), 1, "{audit}");
+    // A change, not a new listener plus a missing one.
+    assert!(
+        audit.starts_with("lsports audit: FAIL: 1 unexpected, 0 missing"),
+        "{audit}"
+    );
+    let row = audit.lines().find(|l| l.contains(":18096")).unwrap();
+    assert!(
+        row.contains("/imposter") && row.contains("the baseline expects sshd ("),
+        "{row}"
+    );
+}
+
+const POLICY: &str = r#"
+default = "deny"
+
+[[rule]]
+name = "ssh"
+action = "allow"
+proto = "tcp"
+port = 18022
+program = "sshd"
+required = true
+
+[[rule]]
+name = "dns"
+action = "allow"
+proto = "udp"
+port = 18053
+program = "dnsmasq"
+
+[[rule]]
+name = "loopback by root"
+action = "allow"
+exposure = "loopback"
+user = "root"
+
+[[rule]]
+name = "nothing else exposed"
+action = "deny"
+exposure = "external"
+"#;
+
+#[test]
+fn a_policy_allows_and_denies_as_written() {
+    let world = base_world();
+    let policy = world_file(&world, "policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let local = Listener::new("local", json!([{"addr": "127.0.0.1", "port": 18095}]));
+    let exposed = Listener::new("exposed", json!([{"addr": "0.0.0.0", "port": 18094}]));
+    let imposter = Listener::new(
+        "sshd",
+        json!([{"proto": "udp", "addr": "0.0.0.0", "port": 18022}]),
+    );
+    let script = format!(
+        "{a}{local}{b}{exposed}{imposter}{c}",
+        a = run_section("base", &format!("audit --policy {policy}")),
+        local = local.start(None),
+        b = run_section("local", &format!("audit --policy {policy}")),
+        exposed = exposed.start(None),
+        imposter = imposter.start(None),
+        c = run_section("exposed", &format!("audit --policy {policy}")),
+    );
+    let (sections, err) = script_sections(&world, &script);
+    assert_eq!(rc(&sections["base"]), 0, "{sections:?}\n{err}");
+    assert_eq!(
+        rc(&sections["local"]),
+        0,
+        "rule 3 allows loopback by root: {sections:?}"
+    );
+    let exposed = &sections["exposed"];
+    assert_eq!(rc(exposed), 1, "{exposed}");
+    assert!(
+        exposed.starts_with("lsports audit: FAIL: 2 unexpected"),
+        "{exposed}"
+    );
+    let denied = |port: &str| {
+        let row = exposed
+            .lines()
+            .find(|l| l.contains(port))
+            .unwrap_or_else(|| panic!("{port}: {exposed}"));
+        assert!(
+            row.ends_with(&format!(
+                "denied by rule 4 \"nothing else exposed\" ({policy}:25)"
+            )),
+            "{row}"
+        );
+    };
+    denied("0.0.0.0:18094");
+    // The right name on the wrong protocol is not the allowed sshd.
+    denied("0.0.0.0:18022  ");
+    assert!(!exposed.contains("18095"), "{exposed}");
+}
+
+#[test]
+fn a_required_rule_without_listener_fails() {
+    let world = World::start(&json!([group_with(
+        "tcp",
+        "127.0.0.1",
+        "web",
+        json!({"port": 18080})
+    )]));
+    let policy = world_file(&world, "policy.toml");
+    std::fs::write(
+        &policy,
+        POLICY.replace("default = \"deny\"", "default = \"allow\""),
+    )
+    .unwrap();
+    let out = world.run(&["audit", "--policy", &policy]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("lsports audit: FAIL: 0 unexpected, 1 missing"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "rule 1 \"ssh\" ({policy}:4) is required, and no listener matches it"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn broken_files_exit_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("b.toml");
+    std::fs::write(
+        &baseline,
+        "version = 1\nlisteners = [\n  { proto = \"tcp\", address = \"0.0.0.0\", port = 22 },\n  { proto = \"tcp\", address = \"0.0.0.0\", port = \"ssh\" },\n]\n",
+    )
+    .unwrap();
+    let b = baseline.to_str().unwrap();
+    let out = run_host(&["audit", "--baseline", b]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!("lsports: {b}:4: port must be a number from 0 to 65535, or \"ephemeral\"")
+    );
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "[[rule]]\naction = \"allow\"\n\n[[rule]]\naction = \"allow\"\nprogram = \"x\"\nprot = \"tcp\"\n").unwrap();
+    let p = policy.to_str().unwrap();
+    let out = run_host(&["audit", "--policy", p]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(&format!("lsports: {p}:7: unknown field `prot`")),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_host(&["audit", "--baseline", "/nonexistent/b.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("lsports: cannot read baseline /nonexistent/b.toml: "));
+}
+
+#[test]
+fn baseline_save_is_atomic_and_refuses_to_overwrite() {
+    let world = base_world();
+    let dir = world.dir().join("out");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("b.toml");
+    let f = file.to_str().unwrap();
+    std::fs::write(&file, "precious").unwrap();
+    let out = world.run(&["baseline", "save", f]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already exists; pass --force to replace it"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious");
+    let out = world.run(&["baseline", "save", "--force", f]);
+    assert_success(&out, &["baseline", "save", "--force"]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("port = 18053"), "{text}");
+    // Nothing but the baseline is left in the directory: no temporary file.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["b.toml"]);
+    // `-` writes to standard output, the same text but for the time.
+    let out = world.run(&["baseline", "save", "-"]);
+    assert_success(&out, &["baseline", "save", "-"]);
+    let listeners = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("  {"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(listeners(&stdout(&out)), listeners(&text));
+}
+
+/// Not a test of its own: with `LSPORTS_TEST_LISTEN=PORT` and `LSPORTS_TEST_READY=FILE` set
+/// (by a copy of this binary, started from a test's script) it listens on PORT, creates FILE,
+/// and sleeps until its parent shell exits.
+#[test]
+fn listener_helper() {
+    let (Some(port), Some(ready)) = (
+        std::env::var_os("LSPORTS_TEST_LISTEN"),
+        std::env::var_os("LSPORTS_TEST_READY"),
+    ) else {
+        return;
+    };
+    // SAFETY: prctl(PR_SET_PDEATHSIG) with a signal number; no memory is passed.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let port: u16 = port.to_str().unwrap().parse().unwrap();
+    let _listener = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+    std::fs::write(&ready, b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(120));
+}
+
+/// Copy this test binary to `dir/name`, to run as a listener whose executable we control.
+fn copy_of_this_binary(dir: &Path, name: &str) -> PathBuf {
+    let copy = dir.join(name);
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+/// Shell lines that start `binary` as a listener on `port` and wait until it listens.
+fn start_helper(binary: &Path, port: u16, world: &World) -> String {
+    let ready = world.dir().join(format!("helper-{port}.ready"));
+    let ready = ready.to_str().unwrap();
+    format!(
+        "LSPORTS_TEST_LISTEN={port} LSPORTS_TEST_READY={ready} {bin} --exact listener_helper --nocapture --test-threads=1 >/dev/null 2>&1 &\n\
+         for _ in $(seq 1200); do [ -e {ready} ] && break; sleep 0.05; done\n\
+         [ -e {ready} ] || {{ echo 'helper on {port} not ready' >&2; exit 96; }}\n",
+        bin = binary.display(),
+    )
+}
+
+#[test]
+fn a_deleted_or_planted_executable_is_flagged() {
+    let world = World::start(&json!([]));
+    // One copy in a private directory, deleted once it runs; one in a directory anyone may
+    // write to. Neither is under /tmp, so each flag has one cause.
+    let scratch = tempfile::Builder::new()
+        .prefix("lsports-audit-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let private = scratch.path().join("private");
+    let open = scratch.path().join("open");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let doomed = copy_of_this_binary(&private, "vanishing");
+    let planted = copy_of_this_binary(&open, "planted");
+    let policy = world_file(&world, "allow-all.toml");
+    std::fs::write(&policy, "default = \"allow\"\n").unwrap();
+    let script = format!(
+        "{a}{b}rm {doomed}\n{audit}{report}",
+        a = start_helper(&doomed, 18091, &world),
+        b = start_helper(&planted, 18092, &world),
+        doomed = doomed.display(),
+        audit = run_section("audit", &format!("audit --policy {policy}")),
+        report = run_section(
+            "none",
+            &format!("audit --policy {policy} --fail-on none --format json")
+        ),
+    );
+    let (sections, err) = script_sections(&world, &script);
+    let audit = &sections["audit"];
+    // Allowed by the policy, but the flags fail the audit by default.
+    assert_eq!(rc(audit), 1, "{audit}\n{err}");
+    assert!(
+        audit.starts_with("lsports audit: FAIL: 0 unexpected, 0 missing, 2 suspicious"),
+        "{audit}"
+    );
+    let flag = |port: &str, name: &str| -> String {
+        audit
+            .lines()
+            .find(|l| l.contains(port) && l.contains(name))
+            .unwrap_or_else(|| panic!("no {name} row for {port}:\n{audit}"))
+            .to_string()
+    };
+    let deleted = flag("0.0.0.0:18091", "exe-deleted");
+    assert!(
+        deleted.contains(&format!(
+            "executable {} was deleted or replaced after it started",
+            doomed.display()
+        )),
+        "{deleted}"
+    );
+    let planted_row = flag("0.0.0.0:18092", "exe-writable-dir");
+    assert!(
+        planted_row.contains(&format!(
+            "is under {}, a directory every user can write to",
+            open.display()
+        )),
+        "{planted_row}"
+    );
+    // --fail-on none still reports them, without failing.
+    let none = &sections["none"];
+    assert_eq!(rc(none), 0, "{none}");
+    let report: Value = serde_json::from_str(none.rsplit_once("rc=").unwrap().0).unwrap();
+    let mut flags: Vec<(u64, String, bool)> = report["suspicious"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            let port = s["listener"]["port"].as_u64().unwrap();
+            s["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |f| {
+                    (
+                        port,
+                        f["flag"].as_str().unwrap().to_string(),
+                        f["fails"].as_bool().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|(_, flag, _)| flag != "root-exposed")
+        .collect();
+    flags.sort();
+    assert_eq!(
+        flags,
+        [
+            (18091, "exe-deleted".to_string(), false),
+            (18092, "exe-writable-dir".to_string(), false)
+        ]
+    );
+}
+
+#[test]
+fn ephemeral_udp_client_sockets_do_not_flap() {
+    let world = base_world();
+    let baseline = world_file(&world, "baseline.toml");
+    // A resolver-like UDP socket on a port of the ephemeral range, here then elsewhere.
+    let first = Listener::new(
+        "resolver",
+        json!([{"proto": "udp", "addr": "0.0.0.0", "port": 45001}]),
+    );
+    let second = Listener::new(
+        "resolver",
+        json!([{"proto": "udp", "addr": "0.0.0.0", "port": 45002}]),
+    );
+    let script = format!(
+        "echo '=== range'; cat /proc/sys/net/ipv4/ip_local_port_range\n{a}{save}{a_stop}{b}{moved}{b_stop}{gone}",
+        a = first.start(None),
+        save = run_section("save", &format!("baseline save {baseline}")),
+        a_stop = first.stop(),
+        b = second.start(None),
+        moved = run_section(
+            "moved",
+            &format!("audit --baseline {baseline} --fail-on missing")
+        ),
+        b_stop = second.stop(),
+        gone = run_section(
+            "gone",
+            &format!("audit --baseline {baseline} --fail-on missing")
+        ),
+    );
+    let (sections, _) = script_sections(&world, &script);
+    let range: Vec<u32> = sections["range"]
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        range[0] <= 45001 && 45002 <= range[1],
+        "test ports outside the range {range:?}"
+    );
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    assert!(
+        text.contains(r#"port = "ephemeral", user = "root", program = "resolver""#),
+        "{text}"
+    );
+    assert_eq!(rc(&sections["moved"]), 0, "{}", sections["moved"]);
+    assert_eq!(
+        rc(&sections["gone"]),
+        0,
+        "never missing: {}",
+        sections["gone"]
+    );
+}
+
+#[test]
+fn audit_reads_a_snapshot_as_the_live_system() {
+    let world = base_world();
+    let baseline = world_file(&world, "baseline.toml");
+    let snapshot = world_file(&world, "snap.tar");
+    assert_success(
+        &world.run(&["baseline", "save", &baseline]),
+        &["baseline", "save"],
+    );
+    assert_success(&world.run(&["capture", &snapshot]), &["capture"]);
+    // On the host, outside the namespace: the snapshot is what is audited.
+    let out = run_host(&["--snapshot", &snapshot, "audit", "--baseline", &baseline]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).starts_with("lsports audit: OK: 0 unexpected, 0 missing"),
+        "{}",
+        stdout(&out)
+    );
+}
