@@ -144,6 +144,10 @@ impl Config {
     /// Whether the executable path of each shown process must be read.
     pub fn needs_executables(&self) -> bool {
         matches!(self.format, OutputFormat::Json | OutputFormat::Jsonl)
-            || (self.format.has_columns() && self.shown_columns().contains(&Column::Exe))
+            || (self.format.has_columns()
+                && self
+                    .shown_columns()
+                    .iter()
+                    .any(|c| matches!(c, Column::Exe | Column::Flags)))
     }
 }

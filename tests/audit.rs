@@ -473,7 +473,7 @@ fn a_deleted_or_planted_executable_is_flagged() {
             "none",
             &format!("audit --policy {policy} --fail-on none --format json")
         ),
-    );
+    ) + &run_section("column", "-tln --port 18091,18092 -H -o port,flags");
     let (sections, err) = script_sections(&world, &script);
     let audit = &sections["audit"];
     // Allowed by the policy, but the flags fail the audit by default.
@@ -504,6 +504,18 @@ fn a_deleted_or_planted_executable_is_flagged() {
             open.display()
         )),
         "{planted_row}"
+    );
+    // The same flags as a listing column (root-exposed too: root holds both, on 0.0.0.0).
+    let column = &sections["column"];
+    assert_eq!(rc(column), 0, "{column}");
+    let rows: Vec<&str> = column.lines().filter(|l| !l.starts_with("rc=")).collect();
+    assert_eq!(
+        rows,
+        [
+            "18091  exe-deleted,root-exposed",
+            "18092  exe-writable-dir,root-exposed"
+        ],
+        "{column}"
     );
     // --fail-on none still reports them, without failing.
     let none = &sections["none"];

@@ -12,41 +12,72 @@
 //! container. The result has the shape of [`fdscan::scan`](super::fdscan::scan)'s, so both
 //! paths feed the same entry building and give the same listing.
 
-pub mod details;
 pub mod error;
 pub mod iterator;
 pub mod preflight;
 pub mod records;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::fdscan::FdScan;
+use super::info::{self, ProcessDetails};
 pub use error::BpfUnavailable;
 
 /// Where the kernel describes its own types.
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
-/// Find every (pid, fd) holding each inode in `wanted`, then read details of those pids under
-/// `proc_root`, which must be this process's live `/proc`.
+/// Find every (pid, fd) holding each inode in `wanted`, with the details of those pids read
+/// under `proc_root`, which must be this process's live `/proc`.
 pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavailable> {
     let reader = preflight::check(proc_root)?;
-    let output = iterator::run(reader)?;
-    Ok(select(&output, proc_root, wanted))
+    let mut gather = Gather::new(proc_root, wanted);
+    iterator::run(reader, |records| gather.add(records))?;
+    Ok(gather.finish())
 }
 
-/// The scan from the iterator's `output`: holders of the inodes in `wanted`, and the details
-/// of just those processes.
-pub fn select(output: &[u8], proc_root: &Path, wanted: &HashSet<u64>) -> FdScan {
-    let (holders, processes) = records::holders(records::decode(output), wanted);
-    let mut pids: Vec<u32> = holders.values().flatten().map(|h| h.pid).collect();
-    pids.sort_unstable();
-    pids.dedup();
-    FdScan {
-        holders,
-        details: details::read_all(proc_root, &pids),
-        // The kernel shows every process of the reader's pid namespace: none is hidden.
-        denied: 0,
-        scanned: processes,
+/// Builds the scan from the iterator's output as it arrives: the holders of the wanted inodes,
+/// and the details of each holder process, read as soon as it is first seen, while the kernel
+/// is still visiting the others (and close to when it saw the fds, so a reused pid is
+/// unlikely to lend its name).
+#[derive(Debug)]
+pub struct Gather<'a> {
+    proc_root: &'a Path,
+    selection: records::Selection<'a>,
+    details: HashMap<u32, ProcessDetails>,
+}
+
+impl<'a> Gather<'a> {
+    /// Gather the holders of `wanted`, reading details under `proc_root`.
+    pub fn new(proc_root: &'a Path, wanted: &'a HashSet<u64>) -> Self {
+        Gather {
+            proc_root,
+            selection: records::Selection::new(wanted),
+            details: HashMap::new(),
+        }
+    }
+
+    /// Take whole records of the iterator's output.
+    pub fn add(&mut self, records: &[u8]) {
+        let Gather {
+            proc_root,
+            selection,
+            details,
+        } = self;
+        selection.add(records::decode(records), |pid| {
+            details.insert(pid, info::read_details(proc_root, pid));
+        });
+    }
+
+    /// The scan, in the shape the fd walk gives.
+    pub fn finish(self) -> FdScan {
+        let (holders, processes) = self.selection.finish();
+        FdScan {
+            holders,
+            details: self.details,
+            // The kernel shows every process of the reader's pid namespace: none is hidden.
+            denied: 0,
+            scanned: processes,
+        }
     }
 }

@@ -39,9 +39,7 @@ pub struct Attributed {
 /// Attribute every socket to the processes holding it, by the BPF iterator where it can run
 /// and the fd walk otherwise ([`AttributionChoice::Auto`]).
 pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
-    let started = strategy::start(proc_root, AttributionChoice::Auto);
-    let scanned = started.finish_or_walk(&wanted_inodes(&sockets));
-    attributed(sockets, scanned)
+    start(proc_root, AttributionChoice::Auto).finish_or_walk(sockets)
 }
 
 /// Attribute every socket to the processes holding it, the way `choice` says. Fails only for
@@ -73,6 +71,13 @@ impl Started {
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
         let scanned = self.0.finish(&wanted_inodes(&sockets))?;
         Ok(attributed(sockets, scanned))
+    }
+
+    /// Attribute `sockets`, walking `/proc` when the BPF iterator cannot run, whatever the
+    /// choice ([`Attributed::method`] says why): for callers with nowhere to report a refusal.
+    pub fn finish_or_walk(self, sockets: Vec<Socket>) -> Attributed {
+        let scanned = self.0.finish_or_walk(&wanted_inodes(&sockets));
+        attributed(sockets, scanned)
     }
 }
 

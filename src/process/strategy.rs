@@ -5,8 +5,10 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 
+use super::bpf::preflight::ReaderPidNs;
 use super::bpf::{self, BpfUnavailable};
 use super::fdscan::{self, FdScan};
 
@@ -74,8 +76,12 @@ pub struct Started {
 enum Kernel {
     /// Cannot run here, known before anything was loaded.
     Unavailable(BpfUnavailable),
-    /// Running: the iterator's raw output when it ends.
-    Running(JoinHandle<Result<Vec<u8>, BpfUnavailable>>),
+    /// Running on its own thread, which sends its output in chunks of whole records as the
+    /// kernel produces them and ends with the outcome.
+    Running {
+        chunks: Receiver<Vec<u8>>,
+        outcome: JoinHandle<Result<(), BpfUnavailable>>,
+    },
 }
 
 /// Start a scan the way `choice` says.
@@ -85,9 +91,7 @@ pub fn start(proc_root: &Path, choice: AttributionChoice) -> Started {
         // The checks cost a few file reads: a run that cannot use BPF starts no thread.
         AttributionChoice::Auto | AttributionChoice::Bpf => {
             Some(match bpf::preflight::check(proc_root) {
-                Ok(reader) => {
-                    Kernel::Running(std::thread::spawn(move || bpf::iterator::run(reader)))
-                }
+                Ok(reader) => Kernel::run(reader),
                 Err(why) => Kernel::Unavailable(why),
             })
         }
@@ -104,9 +108,10 @@ impl Started {
     /// cannot run.
     pub fn finish(self, wanted: &HashSet<u64>) -> Result<Scanned, BpfUnavailable> {
         match (self.choice, self.kernel) {
-            (AttributionChoice::Bpf, Some(kernel)) => {
-                Ok(kernel_scanned(&kernel.output()?, &self.proc_root, wanted))
-            }
+            (AttributionChoice::Bpf, Some(kernel)) => Ok(Scanned {
+                scan: Ok(kernel.gather(&self.proc_root, wanted)?),
+                method: Method::Bpf,
+            }),
             (_, kernel) => Ok(finish_or_walk(&self.proc_root, kernel, wanted)),
         }
     }
@@ -119,33 +124,48 @@ impl Started {
 }
 
 impl Kernel {
-    /// The iterator's output, once it has ended.
-    fn output(self) -> Result<Vec<u8>, BpfUnavailable> {
-        match self {
-            Kernel::Unavailable(why) => Err(why),
-            Kernel::Running(handle) => handle.join().unwrap_or_else(|_| {
-                Err(BpfUnavailable::Load("the iterator thread panicked".into()))
-            }),
+    /// Start the iterator on its own thread.
+    fn run(reader: ReaderPidNs) -> Kernel {
+        let (sender, chunks) = mpsc::channel();
+        let outcome = std::thread::spawn(move || {
+            // A receiver gone means the run ended without attributing: nothing to do.
+            bpf::iterator::run(reader, |records| drop(sender.send(records.to_vec())))
+        });
+        Kernel::Running { chunks, outcome }
+    }
+
+    /// The holders of `wanted` and their details, from the iterator's output as it arrives.
+    fn gather(self, proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavailable> {
+        let (chunks, outcome) = match self {
+            Kernel::Unavailable(why) => return Err(why),
+            Kernel::Running { chunks, outcome } => (chunks, outcome),
+        };
+        let mut gather = bpf::Gather::new(proc_root, wanted);
+        // Ends when the thread is done and drops its sender.
+        for chunk in chunks {
+            gather.add(&chunk);
         }
+        outcome
+            .join()
+            .unwrap_or_else(|_| Err(BpfUnavailable::Load("the iterator thread panicked".into())))?;
+        Ok(gather.finish())
     }
 }
 
 fn finish_or_walk(proc_root: &Path, kernel: Option<Kernel>, wanted: &HashSet<u64>) -> Scanned {
-    let method = match kernel.map(Kernel::output) {
-        Some(Ok(output)) => return kernel_scanned(&output, proc_root, wanted),
+    let method = match kernel.map(|k| k.gather(proc_root, wanted)) {
+        Some(Ok(scan)) => {
+            return Scanned {
+                scan: Ok(scan),
+                method: Method::Bpf,
+            };
+        }
         Some(Err(why)) => Method::WalkFallback(why),
         None => Method::Walk,
     };
     Scanned {
         scan: fdscan::scan(proc_root, wanted),
         method,
-    }
-}
-
-fn kernel_scanned(output: &[u8], proc_root: &Path, wanted: &HashSet<u64>) -> Scanned {
-    Scanned {
-        scan: Ok(bpf::select(output, proc_root, wanted)),
-        method: Method::Bpf,
     }
 }
 

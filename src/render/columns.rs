@@ -7,12 +7,14 @@
 //! cell of either carries a raw control character.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use super::labels::{Labels, device_label, pid_list, program_cell};
 use crate::exe::Executables;
 use crate::exposure;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, Socket};
 use crate::sanitize;
+use crate::suspicious;
 
 /// One column. The value names are what `-o` accepts and what the CSV header says; `-` and
 /// `_` are interchangeable (`recv-q`, `recv_q`).
@@ -77,6 +79,10 @@ pub enum Column {
     Cmdline,
     /// Executables of the processes holding the socket (`readlink /proc/PID/exe`).
     Exe,
+    /// Suspicious-listener flags (`exe-deleted`, `exe-writable-dir`, `root-exposed`,
+    /// `no-owner`), as `lsports audit` explains them.
+    #[value(alias = "suspicious")]
+    Flags,
 }
 
 impl Column {
@@ -106,6 +112,7 @@ impl Column {
             Column::Process => "PID/Program name",
             Column::Cmdline => "Command",
             Column::Exe => "Executable",
+            Column::Flags => "Flags",
         }
     }
 
@@ -135,6 +142,7 @@ impl Column {
             Column::Process => "process",
             Column::Cmdline => "cmdline",
             Column::Exe => "exe",
+            Column::Flags => "flags",
         }
     }
 
@@ -147,7 +155,12 @@ impl Column {
     pub fn needs_processes(self) -> bool {
         matches!(
             self,
-            Column::Pid | Column::Program | Column::Process | Column::Cmdline | Column::Exe
+            Column::Pid
+                | Column::Program
+                | Column::Process
+                | Column::Cmdline
+                | Column::Exe
+                | Column::Flags
         )
     }
 
@@ -208,6 +221,7 @@ pub struct Cells<'a> {
     labels: Labels,
     exes: &'a Executables,
     style: Style,
+    proc_root: PathBuf,
 }
 
 impl<'a> Cells<'a> {
@@ -217,7 +231,23 @@ impl<'a> Cells<'a> {
             labels,
             exes,
             style,
+            proc_root: PathBuf::from("/proc"),
         }
+    }
+
+    /// Inspect processes under `proc_root` (for the `flags` column) instead of `/proc`.
+    pub fn with_proc_root(mut self, proc_root: &Path) -> Self {
+        self.proc_root = proc_root.to_path_buf();
+        self
+    }
+
+    /// The `flags` cell: comma-separated flag names, `-` (table) or empty (CSV) when none.
+    fn flags(&self, entry: &Entry) -> String {
+        let names = suspicious::flag_names(entry, self.exes, &self.proc_root);
+        if names.is_empty() {
+            return self.or_missing(None);
+        }
+        names.join(",")
     }
 
     /// The text of `column` for `entry`.
@@ -247,6 +277,7 @@ impl<'a> Cells<'a> {
             Column::Process => program_cell(&entry.processes, self.whole_lists()),
             Column::Cmdline => self.joined(entry, |p, _| cmdline(p.cmdline.as_deref()?)),
             Column::Exe => self.joined(entry, |p, exes| exes.get(p.pid).map(safe)),
+            Column::Flags => self.flags(entry),
         }
     }
 

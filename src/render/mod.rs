@@ -33,10 +33,12 @@ pub fn render(
         OutputFormat::Table => {
             let labels = Labels::for_table(config.numeric, entries);
             let style = Style::Display { wide: config.wide };
-            table::write_table(entries, config, &mut Cells::new(labels, exes, style), out)
+            let mut cells = Cells::new(labels, exes, style).with_proc_root(&config.proc_root);
+            table::write_table(entries, config, &mut cells, out)
         }
         OutputFormat::Csv => {
-            let mut cells = Cells::new(Labels::numeric(), exes, Style::Machine);
+            let mut cells = Cells::new(Labels::numeric(), exes, Style::Machine)
+                .with_proc_root(&config.proc_root);
             csv::write_csv(entries, config, &mut cells, out)
         }
         OutputFormat::Json => json::write_json_array(entries, &mut Labels::numeric(), exes, out),

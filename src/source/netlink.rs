@@ -78,22 +78,9 @@ impl SockDiag {
         family: Family,
         states: StateSelection,
     ) -> Result<Vec<Socket>, SourceError> {
-        self.sequence = self.sequence.wrapping_add(1);
-        let request = encode_request(protocol, family, states, self.sequence);
-        self.socket
-            .send(&request, 0)
-            .map_err(|source| SourceError::NetlinkIo {
-                context: "send",
-                source,
-            })?;
-        let mut sockets = Vec::new();
-        loop {
-            let len = self.recv_chunk()?;
-            let chunk = &self.buffer[..len];
-            if decode_chunk(chunk, self.sequence, protocol, &mut sockets)? == Progress::Done {
-                return Ok(sockets);
-            }
-        }
+        let sequence = self.next_sequence();
+        let request = encode_request(protocol, family, states, sequence);
+        self.exchange(&request, protocol, None)
     }
 
     /// Dump like [`SockDiag::dump`] but return the raw reply bytes, every chunk back to back,
@@ -104,22 +91,43 @@ impl SockDiag {
         family: Family,
         states: StateSelection,
     ) -> Result<(Vec<u8>, u32), SourceError> {
+        let sequence = self.next_sequence();
+        let request = encode_request(protocol, family, states, sequence);
+        let mut raw = Vec::new();
+        self.exchange(&request, protocol, Some(&mut raw))?;
+        Ok((raw, sequence))
+    }
+
+    /// The sequence number for the next request (built with [`encode_request`], possibly
+    /// extended, e.g. with a kernel filter, then sent with [`SockDiag::exchange`]).
+    pub fn next_sequence(&mut self) -> u32 {
         self.sequence = self.sequence.wrapping_add(1);
-        let request = encode_request(protocol, family, states, self.sequence);
+        self.sequence
+    }
+
+    /// Send a dump request made for the current sequence number and decode every reply until
+    /// `NLMSG_DONE`; with `raw`, also keep the reply bytes as received.
+    pub fn exchange(
+        &mut self,
+        request: &[u8],
+        protocol: Protocol,
+        mut raw: Option<&mut Vec<u8>>,
+    ) -> Result<Vec<Socket>, SourceError> {
         self.socket
-            .send(&request, 0)
+            .send(request, 0)
             .map_err(|source| SourceError::NetlinkIo {
                 context: "send",
                 source,
             })?;
-        let mut raw = Vec::new();
-        let mut scratch = Vec::new();
+        let mut sockets = Vec::new();
         loop {
             let len = self.recv_chunk()?;
             let chunk = &self.buffer[..len];
-            raw.extend_from_slice(chunk);
-            if decode_chunk(chunk, self.sequence, protocol, &mut scratch)? == Progress::Done {
-                return Ok((raw, self.sequence));
+            if let Some(raw) = raw.as_deref_mut() {
+                raw.extend_from_slice(chunk);
+            }
+            if decode_chunk(chunk, self.sequence, protocol, &mut sockets)? == Progress::Done {
+                return Ok(sockets);
             }
         }
     }

@@ -5,21 +5,15 @@
 //! `--source netlink`), once and for the rest of the wait.
 
 use std::collections::HashSet;
-use std::io;
 use std::path::PathBuf;
-
-use netlink_sys::{Socket as NlSocket, SocketAddr as NlAddr, protocols::NETLINK_SOCK_DIAG};
 
 use super::bytecode;
 use crate::config::Config;
 use crate::error::SourceError;
 use crate::filter::PortSet;
 use crate::model::{Family, Protocol, Socket};
-use crate::source::netlink::{Progress, StateSelection, decode_chunk, encode_request};
+use crate::source::netlink::{SockDiag, StateSelection, encode_request};
 use crate::source::{SourceChoice, procnet};
-
-/// Receive buffer per `recv`, as for the full listing.
-const RECV_CHUNK: usize = 64 * 1024;
 
 /// A table that no source could read.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +36,7 @@ pub struct Prober {
     tables: Vec<(Protocol, Family)>,
     choice: SourceChoice,
     proc_root: PathBuf,
-    netlink: Option<PortDiag>,
+    netlink: Option<SockDiag>,
     /// Why netlink could not be opened, kept for the first poll under `--source netlink`.
     open_error: Option<SourceError>,
     /// Tables read from `/proc/net`: by choice, or since netlink failed for them.
@@ -64,7 +58,7 @@ impl Prober {
         };
         match config.source {
             SourceChoice::Proc => prober.on_proc.extend(config.tables()),
-            _ => match PortDiag::open() {
+            _ => match SockDiag::open() {
                 Ok(diag) => prober.netlink = Some(diag),
                 Err(error) => prober.netlink_unavailable(error),
             },
@@ -96,7 +90,7 @@ impl Prober {
         let mut netlink_error = None;
         if !self.on_proc.contains(&(protocol, family)) {
             match &mut self.netlink {
-                Some(diag) => match diag.listening(protocol, family, ports) {
+                Some(diag) => match listening(diag, protocol, family, ports) {
                     Ok(sockets) => return Ok(sockets),
                     Err(error) => netlink_error = Some(error),
                 },
@@ -176,74 +170,19 @@ impl Prober {
     }
 }
 
-/// A sock_diag socket for filtered dumps of listeners.
-struct PortDiag {
-    socket: NlSocket,
-    sequence: u32,
-    buffer: Vec<u8>,
-}
-
-impl PortDiag {
-    fn open() -> Result<Self, SourceError> {
-        let io_err = |context| move |source| SourceError::NetlinkIo { context, source };
-        let mut socket = NlSocket::new(NETLINK_SOCK_DIAG).map_err(io_err("socket"))?;
-        socket.bind_auto().map_err(io_err("bind"))?;
-        socket
-            .connect(&NlAddr::new(0, 0))
-            .map_err(io_err("connect"))?;
-        Ok(PortDiag {
-            socket,
-            sequence: 0,
-            buffer: vec![0; RECV_CHUNK],
-        })
-    }
-
-    /// Dump the listeners of one table whose local port is in `ports`.
-    fn listening(
-        &mut self,
-        protocol: Protocol,
-        family: Family,
-        ports: &PortSet,
-    ) -> Result<Vec<Socket>, SourceError> {
-        self.sequence = self.sequence.wrapping_add(1);
-        let request = encode_request(protocol, family, StateSelection::Listening, self.sequence);
-        let request = match bytecode::port_filter(ports.ranges()) {
-            Some(program) => bytecode::with_program(request, &program),
-            None => request,
-        };
-        self.socket
-            .send(&request, 0)
-            .map_err(|source| SourceError::NetlinkIo {
-                context: "send",
-                source,
-            })?;
-        let mut sockets = Vec::new();
-        loop {
-            let len = self.recv_chunk()?;
-            let chunk = &self.buffer[..len];
-            if decode_chunk(chunk, self.sequence, protocol, &mut sockets)? == Progress::Done {
-                return Ok(sockets);
-            }
-        }
-    }
-
-    fn recv_chunk(&mut self) -> Result<usize, SourceError> {
-        loop {
-            match self.socket.recv(&mut &mut self.buffer[..], 0) {
-                Ok(0) => {
-                    return Err(SourceError::NetlinkDecode(
-                        "the kernel closed the dump before NLMSG_DONE".into(),
-                    ));
-                }
-                Ok(len) => return Ok(len),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(SourceError::NetlinkIo {
-                        context: "recv",
-                        source,
-                    });
-                }
-            }
-        }
-    }
+/// Dump the listeners of one table whose local port is in `ports`, the filter run by the
+/// kernel.
+fn listening(
+    diag: &mut SockDiag,
+    protocol: Protocol,
+    family: Family,
+    ports: &PortSet,
+) -> Result<Vec<Socket>, SourceError> {
+    let sequence = diag.next_sequence();
+    let request = encode_request(protocol, family, StateSelection::Listening, sequence);
+    let request = match bytecode::port_filter(ports.ranges()) {
+        Some(program) => bytecode::with_program(request, &program),
+        None => request,
+    };
+    diag.exchange(&request, protocol, None)
 }

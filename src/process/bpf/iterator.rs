@@ -7,7 +7,7 @@
 
 use std::error::Error;
 use std::fs::File;
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 
 use aya::programs::{Iter, ProgramError};
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
@@ -15,24 +15,37 @@ use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 use super::BTF_PATH;
 use super::error::BpfUnavailable;
 use super::preflight::ReaderPidNs;
+use super::records::RECORD_SIZE;
 
 /// The compiled program, built from `task_sockets.bpf.c` by `bpf/build.sh`.
 static OBJECT: &[u8] = include_bytes!("task_sockets.bpf.o");
 /// The function in `task_sockets.bpf.c`.
 const PROGRAM: &str = "task_sockets";
-/// First read size: room for about 16,000 socket fds before the buffer grows.
-const INITIAL_BUFFER: usize = 256 * 1024;
+/// Read size: the kernel fills at most 8 pages per read, so this takes all it has.
+const READ_BUFFER: usize = 64 * 1024;
 
-/// Run the iterator and return its raw output (see `records`).
-pub fn run(reader: ReaderPidNs) -> Result<Vec<u8>, BpfUnavailable> {
+/// Run the iterator, handing its output to `each` as it is read, in whole records (see
+/// `records`), so the caller can work on the first processes while the kernel visits the rest.
+pub fn run(reader: ReaderPidNs, mut each: impl FnMut(&[u8])) -> Result<(), BpfUnavailable> {
     let mut output = open(reader)?;
     // The program, its BTF and aya's copy of the kernel's are released by now: the open
     // iterator holds the kernel's references, so only the output costs memory from here on.
-    let mut bytes = Vec::with_capacity(INITIAL_BUFFER);
-    output
-        .read_to_end(&mut bytes)
-        .map_err(BpfUnavailable::Read)?;
-    Ok(bytes)
+    let mut buffer = vec![0u8; READ_BUFFER];
+    let mut filled = 0;
+    loop {
+        let read = match output.read(&mut buffer[filled..]) {
+            Ok(0) => return Ok(()),
+            Ok(read) => read,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(BpfUnavailable::Read(e)),
+        };
+        filled += read;
+        // The kernel writes whole records, but a short read must not split one.
+        let whole = filled - filled % RECORD_SIZE;
+        each(&buffer[..whole]);
+        buffer.copy_within(whole..filled, 0);
+        filled -= whole;
+    }
 }
 
 /// Load, attach and open one pass of the iterator.
@@ -41,7 +54,6 @@ fn open(reader: ReaderPidNs) -> Result<File, BpfUnavailable> {
     let mut ebpf = loader
         .btf(Some(&btf))
         .override_global("reader_level", &reader.level, true)
-        .override_global("reader_ns_inum", &reader.inum, true)
         .load(OBJECT)
         .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
     open_iterator(&mut ebpf, &btf)

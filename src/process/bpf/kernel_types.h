@@ -16,19 +16,16 @@ typedef unsigned long long __u64;
 
 #define CORE __attribute__((preserve_access_index))
 
-struct ns_common {
-	unsigned int inum;
-} CORE;
+struct pid_namespace;
 
-struct pid_namespace {
-	struct ns_common ns;
-} CORE;
-
-/* A pid as one pid namespace sees it. */
+/*
+ * A pid as one pid namespace sees it. Not relocated: numbers[] is indexed by a run-time level,
+ * which CO-RE cannot relocate, so the element layout is taken as it has been since Linux 2.6.24.
+ */
 struct upid {
 	int nr;
 	struct pid_namespace *ns;
-} CORE;
+};
 
 /* numbers[0..=level]: the pid in every namespace from the initial one down to its own. */
 struct pid {
@@ -42,28 +39,40 @@ struct task_struct {
 	struct pid *thread_pid;
 } CORE;
 
+struct super_block {
+	unsigned long s_magic;
+} CORE;
+
 struct inode {
 	unsigned short i_mode;
+	struct super_block *i_sb;
 	unsigned long i_ino;
 } CORE;
 
+struct file_operations;
+
 struct file {
+	const struct file_operations *f_op;
 	struct inode *f_inode;
 } CORE;
 
 struct seq_file;
 
+/*
+ * The iterator's context is the argument list of the kernel's bpf_iter_task_file(meta, task,
+ * fd, file), one 8-byte slot each: a fixed ABI, so these two need no relocation (and every
+ * relocated type costs a search through the kernel's BTF at load time).
+ */
 struct bpf_iter_meta {
 	struct seq_file *seq;
-} CORE;
+};
 
-/* The context of a task_file iterator: the kernel's bpf_iter_task_file(meta, task, fd, file). */
 struct bpf_iter__task_file {
 	struct bpf_iter_meta *meta;
 	struct task_struct *task;
 	__u32 fd;
 	struct file *file;
-} CORE;
+};
 
 /* Helper ids from the kernel's uapi enum bpf_func_id (stable ABI). */
 static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;

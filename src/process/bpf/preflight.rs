@@ -5,7 +5,6 @@
 //! piece precisely where the kernel would only say `EPERM` or `EINVAL`. Parsers take the file
 //! contents, so they are tested without privileges.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::BTF_PATH;
@@ -23,8 +22,6 @@ const CAP_BPF: u32 = 39;
 pub struct ReaderPidNs {
     /// Nesting depth: 0 for the initial namespace.
     pub level: u32,
-    /// Inode number of the namespace (`/proc/self/ns/pid`).
-    pub inum: u32,
 }
 
 /// Run every check and return the reader's pid namespace, or the first missing piece.
@@ -37,13 +34,8 @@ pub fn check(proc_root: &Path) -> Result<ReaderPidNs, BpfUnavailable> {
         return Err(BpfUnavailable::UserNamespace);
     }
     check_btf(Path::new(BTF_PATH))?;
-    let inum = std::fs::metadata(proc_root.join("self/ns/pid"))
-        .map_err(BpfUnavailable::Read)?
-        .ino();
     Ok(ReaderPidNs {
         level: pid_ns_level(&status).unwrap_or(0),
-        // Namespace inode numbers come from a 32-bit allocator (`ns_common.inum`).
-        inum: u32::try_from(inum).unwrap_or(0),
     })
 }
 

@@ -32,28 +32,53 @@ pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
     })
 }
 
-/// Every holder of each wanted inode, sorted by (pid, fd) as the fd walk gives them, and the
-/// number of distinct processes that hold any socket.
-pub fn holders(
-    records: impl Iterator<Item = Record>,
-    wanted: &HashSet<u64>,
-) -> (HashMap<u64, Vec<Holder>>, usize) {
-    let mut holders: HashMap<u64, Vec<Holder>> = HashMap::new();
-    let mut processes: HashSet<u32> = HashSet::new();
-    for record in records {
-        processes.insert(record.pid);
-        if wanted.contains(&record.inode) {
+/// The holders of the wanted inodes among the records seen so far.
+#[derive(Debug)]
+pub struct Selection<'a> {
+    wanted: &'a HashSet<u64>,
+    holders: HashMap<u64, Vec<Holder>>,
+    holder_pids: HashSet<u32>,
+    processes: HashSet<u32>,
+}
+
+impl<'a> Selection<'a> {
+    /// An empty selection of the holders of `wanted`.
+    pub fn new(wanted: &'a HashSet<u64>) -> Self {
+        Selection {
+            wanted,
+            holders: HashMap::new(),
+            holder_pids: HashSet::new(),
+            processes: HashSet::new(),
+        }
+    }
+
+    /// Add `records`, calling `new_holder` with each pid the first time it is seen holding a
+    /// wanted inode, so its details can be read while the iterator goes on.
+    pub fn add(&mut self, records: impl Iterator<Item = Record>, mut new_holder: impl FnMut(u32)) {
+        for record in records {
+            self.processes.insert(record.pid);
+            if !self.wanted.contains(&record.inode) {
+                continue;
+            }
             let holder = Holder {
                 pid: record.pid,
                 fd: record.fd,
             };
-            holders.entry(record.inode).or_default().push(holder);
+            self.holders.entry(record.inode).or_default().push(holder);
+            if self.holder_pids.insert(record.pid) {
+                new_holder(record.pid);
+            }
         }
     }
-    for list in holders.values_mut() {
-        list.sort_unstable();
+
+    /// Every holder of each wanted inode, sorted by (pid, fd) as the fd walk gives them, and
+    /// the number of distinct processes that hold any socket.
+    pub fn finish(mut self) -> (HashMap<u64, Vec<Holder>>, usize) {
+        for list in self.holders.values_mut() {
+            list.sort_unstable();
+        }
+        (self.holders, self.processes.len())
     }
-    (holders, processes.len())
 }
 
 #[cfg(test)]
@@ -102,7 +127,18 @@ mod tests {
             (10, 3, 10),
             (10, 9, 11),
         ]);
-        let (holders, processes) = holders(decode(&bytes), &HashSet::from([10]));
+        let wanted = HashSet::from([10]);
+        let mut selection = Selection::new(&wanted);
+        let mut new_holders = Vec::new();
+        let (first, rest) = bytes.split_at(2 * RECORD_SIZE);
+        selection.add(decode(first), |pid| new_holders.push(pid));
+        selection.add(decode(rest), |pid| new_holders.push(pid));
+        assert_eq!(
+            new_holders,
+            vec![30, 10, 20],
+            "each holder pid once, as first seen"
+        );
+        let (holders, processes) = selection.finish();
         let want: Vec<Holder> = [(10, 3), (10, 4), (20, 3), (30, 5)]
             .into_iter()
             .map(|(pid, fd)| Holder { pid, fd })

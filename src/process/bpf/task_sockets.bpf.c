@@ -10,14 +10,22 @@
 
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
+#define SOCKFS_MAGIC 0x534F434B
 
 /*
- * The reader's pid namespace: its nesting level and inode number, set by lsports before
- * loading. Pids are emitted as that namespace numbers them, which is what the reader's /proc
- * shows; task->tgid is the number in the initial namespace.
+ * The nesting level of the reader's pid namespace, set by lsports before loading. Pids are
+ * emitted as that namespace numbers them, which is what the reader's /proc shows; task->tgid
+ * is the number in the initial namespace. The kernel only visits tasks the reader's namespace
+ * can see, and such a task's pid has an entry at the reader's level, in the reader's namespace.
  */
 const volatile __u32 reader_level = 0;
-const volatile __u32 reader_ns_inum = 0;
+
+/*
+ * The file operations every socket file shares (the kernel's socket_file_ops), learned from
+ * the first socket seen. Comparing a file's f_op with it reads only the file, which the
+ * iterator has just touched, instead of its inode: most descriptors are not sockets.
+ */
+const struct file_operations *socket_fops = 0;
 
 struct record {
 	__u32 pid;
@@ -30,7 +38,6 @@ static __u32 reader_pid(struct task_struct *task)
 {
 	struct pid *pid = task->thread_pid;
 	struct upid upid = {};
-	unsigned int inum = 0;
 
 	if (reader_level == 0)
 		return task->tgid;
@@ -38,9 +45,24 @@ static __u32 reader_pid(struct task_struct *task)
 		return 0;
 	if (bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[reader_level]))
 		return 0;
-	if (!upid.ns || bpf_probe_read_kernel(&inum, sizeof(inum), &upid.ns->ns.inum))
+	return upid.nr;
+}
+
+/*
+ * Whether `file` is a socket: an inode of the socket filesystem. A path opened with O_PATH on a
+ * socket in another filesystem has the socket mode too, but is not one.
+ */
+static int is_socket(struct file *file)
+{
+	struct inode *inode;
+
+	if (socket_fops)
+		return file->f_op == socket_fops;
+	inode = file->f_inode;
+	if ((inode->i_mode & S_IFMT) != S_IFSOCK || inode->i_sb->s_magic != SOCKFS_MAGIC)
 		return 0;
-	return inum == reader_ns_inum ? upid.nr : 0;
+	socket_fops = file->f_op;
+	return 1;
 }
 
 SEC("iter/task_file")
@@ -55,7 +77,7 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 	/* Threads with their own fd table are not what /proc/PID/fd shows: leaders only. */
 	if (task->pid != task->tgid)
 		return 0;
-	if ((file->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+	if (!is_socket(file))
 		return 0;
 	record.pid = reader_pid(task);
 	if (!record.pid)
