@@ -9,7 +9,8 @@ use std::io::{self, Write};
 
 use crate::config::Config;
 use crate::exe::Executables;
-use crate::model::{Entry, Socket};
+use crate::model::{Entry, OwnerUnknownReason, Socket};
+use crate::process::info::{self, HidePid, ProcVisibility};
 use crate::source::{self, CollectRequest, Collected};
 use crate::{filter, process, report};
 
@@ -51,6 +52,9 @@ pub struct Listing {
     pub denied: usize,
     /// Why `/proc` itself could not be scanned, if it could not.
     pub scan_error: Option<io::Error>,
+    /// Set when the proc mount hides other users' processes from this reader (`hidepid=`):
+    /// they cannot be counted as denied, since they are not listed at all.
+    pub hidden: Option<ProcVisibility>,
 }
 
 impl Listing {
@@ -59,12 +63,15 @@ impl Listing {
         if !self.attributed {
             return Ok(());
         }
+        if let Some(hidden) = &self.hidden {
+            report::hidden_processes(hidden, config, err)?;
+        }
         report::attribution(&self.denied, self.scan_error.as_ref(), config, err)
     }
 
     /// Whether every process could be inspected, so a socket without holders truly has none.
     pub fn saw_everything(&self) -> bool {
-        self.attributed && self.denied == 0 && self.scan_error.is_none()
+        self.attributed && self.denied == 0 && self.scan_error.is_none() && self.hidden.is_none()
     }
 }
 
@@ -114,7 +121,12 @@ pub fn attribute(sockets: Vec<Socket>, config: &Config, needs: Needs) -> Listing
         listing.attributed = true;
         listing.denied = attributed.denied;
         listing.scan_error = attributed.scan_error;
-        attributed.entries
+        listing.hidden = hiding(&config.proc_root);
+        let mut entries = attributed.entries;
+        if listing.hidden.is_some() {
+            blame_hidden_processes(&mut entries);
+        }
+        entries
     } else {
         unattributed(sockets)
     };
@@ -123,6 +135,34 @@ pub fn attribute(sockets: Vec<Socket>, config: &Config, needs: Needs) -> Listing
         listing.exes = Executables::read(&config.proc_root, &listing.entries);
     }
     listing
+}
+
+/// The proc mount's `hidepid=` restriction, when it hides processes from this reader: not
+/// root, not in the mount's `gid=` group, and processes left out of the listing rather than
+/// merely closed (`hidepid=1` closes them, and the walk counts those as denied).
+fn hiding(proc_root: &std::path::Path) -> Option<ProcVisibility> {
+    if nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let visibility = info::proc_visibility(proc_root)?;
+    if visibility.hidepid == HidePid::NoAccess {
+        return None;
+    }
+    let exempt = visibility.gid.is_some_and(|gid| {
+        let gid = nix::unistd::Gid::from_raw(gid);
+        nix::unistd::getegid() == gid || nix::unistd::getgroups().is_ok_and(|g| g.contains(&gid))
+    });
+    (!exempt).then_some(visibility)
+}
+
+/// Under `hidepid`, an ownerless socket's holder is most likely a hidden process: say
+/// "permission", not "kernel" or "not found". Inode 0 sockets have no holder at all.
+fn blame_hidden_processes(entries: &mut [Entry]) {
+    for entry in entries {
+        if entry.socket.inode != 0 && entry.owner_unknown.is_some() {
+            entry.owner_unknown = Some(OwnerUnknownReason::Permission);
+        }
+    }
 }
 
 /// Entries for an output that shows nothing about processes: the scan is skipped, so no owner

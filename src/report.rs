@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use crate::config::Config;
 use crate::model::SourceKind;
+use crate::process::info::ProcVisibility;
 use crate::source::{Collected, TableReport};
 
 /// Report sources (all of them under `verbose`; failures always) and parse warnings.
@@ -74,6 +75,25 @@ fn describe(report: &TableReport) -> String {
     }
 }
 
+/// Report that the proc mount hides other users' processes, with what would fix it.
+pub fn hidden_processes(
+    hidden: &ProcVisibility,
+    config: &Config,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    let group = hidden
+        .gid
+        .map(|gid| format!(", or as a member of group {gid}"))
+        .unwrap_or_default();
+    writeln!(
+        err,
+        "lsports: {} is mounted with hidepid={}, which hides other users' processes, so their \
+         sockets show no owner; run as root{group}",
+        config.proc_root.display(),
+        hidden.hidepid.name()
+    )
+}
+
 /// Report processes that could not be inspected, with what would fix it.
 pub fn attribution(
     denied: &usize,
@@ -86,6 +106,13 @@ pub fn attribution(
             err,
             "lsports: cannot scan {} for socket owners: {error}; owners are shown blank",
             config.proc_root.display()
+        )?;
+    } else if *denied > 0 && config.snapshot.is_some() {
+        // Nothing run here can fix a snapshot: the capture itself lacked the privilege.
+        writeln!(
+            err,
+            "lsports: {denied} processes could not be inspected when the snapshot was captured, \
+             so their sockets show no owner; capture as root to record every owner"
         )?;
     } else if *denied > 0 {
         writeln!(

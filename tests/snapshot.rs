@@ -362,3 +362,31 @@ fn cli_proc_root_implies_the_proc_source() {
     assert_eq!(ports, [443, 5432]);
     assert!(v.as_array().unwrap().iter().all(|s| s["source"] == "proc"));
 }
+
+/// A snapshot taken without root names every socket but not their owners; the hint says what
+/// would have recorded them (capturing as root), not what cannot help now (running as root).
+#[cfg(feature = "gzip")]
+#[test]
+fn snapshot_captured_unprivileged_says_to_capture_as_root() {
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/netns-world-nobody.tar.gz");
+    let out = run_host(&["--snapshot", file.to_str().unwrap(), "-n"]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("could not be inspected"))
+        .collect();
+    assert_eq!(hints.len(), 1, "{stderr}");
+    assert!(
+        hints[0].contains("when the snapshot was captured"),
+        "{stderr}"
+    );
+    assert!(hints[0].contains("capture as root"), "{stderr}");
+    assert!(!hints[0].contains("setcap"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().count() > 1,
+        "every socket is still listed:\n{stdout}"
+    );
+}
