@@ -7,7 +7,9 @@
 #                         and relocations, as llvm-objdump prints them) with the committed one
 #
 # Needs clang and llvm (Debian: apt-get install clang llvm). The object is committed so that
-# building lsports needs neither. DWARF is stripped: it carries the build directory and is not
+# building lsports needs neither; it was built with Debian 12's clang 14, which CI installs. A
+# different clang may compile the same source to different instructions: then rebuild, check
+# that the tests pass as root, and commit the new object. DWARF is stripped: it carries the build directory and is not
 # needed, while .BTF and .BTF.ext (types and CO-RE relocations) are kept.
 set -euo pipefail
 cd "$(dirname "$0")/../src/process/bpf"

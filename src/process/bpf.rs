@@ -7,8 +7,8 @@
 //! later with BTF, and root or `CAP_BPF` + `CAP_PERFMON` in the initial user namespace;
 //! [`preflight`] checks each so a refusal names what is missing.
 //!
-//! Pids are emitted as the reader's pid namespace numbers them (the program walks the task's
-//! `struct pid` to the reader's level), so they match the reader's `/proc` even inside a
+//! Pids are emitted as the reader's pid namespace numbers them (the program reads the task's
+//! `struct pid` at the reader's level), so they match the reader's `/proc` even inside a
 //! container. The result has the shape of [`fdscan::scan`](super::fdscan::scan)'s, so both
 //! paths feed the same entry building and give the same listing.
 
@@ -30,9 +30,9 @@ pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 /// Find every (pid, fd) holding each inode in `wanted`, with the details of those pids read
 /// under `proc_root`, which must be this process's live `/proc`.
 pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavailable> {
-    let reader = preflight::check(proc_root)?;
+    let checked = preflight::check(proc_root)?;
     let mut gather = Gather::new(proc_root, wanted);
-    iterator::run(reader, |records| gather.add(records))?;
+    iterator::run(checked, |records| gather.add(records))?;
     Ok(gather.finish())
 }
 

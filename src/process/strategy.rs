@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 
-use super::bpf::preflight::ReaderPidNs;
+use super::bpf::preflight::Checked;
 use super::bpf::{self, BpfUnavailable};
 use super::fdscan::{self, FdScan};
 
@@ -91,7 +91,7 @@ pub fn start(proc_root: &Path, choice: AttributionChoice) -> Started {
         // The checks cost a few file reads: a run that cannot use BPF starts no thread.
         AttributionChoice::Auto | AttributionChoice::Bpf => {
             Some(match bpf::preflight::check(proc_root) {
-                Ok(reader) => Kernel::run(reader),
+                Ok(checked) => Kernel::run(checked),
                 Err(why) => Kernel::Unavailable(why),
             })
         }
@@ -125,11 +125,11 @@ impl Started {
 
 impl Kernel {
     /// Start the iterator on its own thread.
-    fn run(reader: ReaderPidNs) -> Kernel {
+    fn run(checked: Checked) -> Kernel {
         let (sender, chunks) = mpsc::channel();
         let outcome = std::thread::spawn(move || {
             // A receiver gone means the run ended without attributing: nothing to do.
-            bpf::iterator::run(reader, |records| drop(sender.send(records.to_vec())))
+            bpf::iterator::run(checked, |records| drop(sender.send(records.to_vec())))
         });
         Kernel::Running { chunks, outcome }
     }

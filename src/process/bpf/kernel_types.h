@@ -75,6 +75,7 @@ struct bpf_iter__task_file {
 };
 
 /* Helper ids from the kernel's uapi enum bpf_func_id (stable ABI). */
+static __u64 (*bpf_get_current_task)(void) = (void *)35;
 static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
 static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
 

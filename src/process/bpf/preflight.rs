@@ -1,5 +1,7 @@
 //! What must hold before the kernel is asked to load anything: the proc root is this process's
-//! live `/proc`, the process may load tracing programs, and the kernel describes its types.
+//! live `/proc` (so the pids the kernel gives, numbered in this process's pid namespace, are
+//! the ones it shows), the process may load tracing programs, and the kernel describes its
+//! types.
 //!
 //! Each check costs a file read, far less than a refused `bpf()` call, and names the missing
 //! piece precisely where the kernel would only say `EPERM` or `EINVAL`. Parsers take the file
@@ -17,15 +19,12 @@ const CAP_PERFMON: u32 = 38;
 /// `CAP_BPF`: loading programs.
 const CAP_BPF: u32 = 39;
 
-/// The pid namespace of the reader: the iterator must number processes as it does.
+/// Proof that every check passed: the iterator is only run with one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReaderPidNs {
-    /// Nesting depth: 0 for the initial namespace.
-    pub level: u32,
-}
+pub struct Checked(());
 
-/// Run every check and return the reader's pid namespace, or the first missing piece.
-pub fn check(proc_root: &Path) -> Result<ReaderPidNs, BpfUnavailable> {
+/// Run every check, or say which piece is missing.
+pub fn check(proc_root: &Path) -> Result<Checked, BpfUnavailable> {
     check_live_proc(proc_root)?;
     let status = std::fs::read(proc_root.join("self/status")).map_err(BpfUnavailable::Read)?;
     check_capabilities(&status)?;
@@ -34,9 +33,7 @@ pub fn check(proc_root: &Path) -> Result<ReaderPidNs, BpfUnavailable> {
         return Err(BpfUnavailable::UserNamespace);
     }
     check_btf(Path::new(BTF_PATH))?;
-    Ok(ReaderPidNs {
-        level: pid_ns_level(&status).unwrap_or(0),
-    })
+    Ok(Checked(()))
 }
 
 /// The proc root must be a proc mount whose `self` is this process: otherwise it is a fixture
@@ -90,15 +87,6 @@ pub fn is_initial_user_ns(uid_map: &[u8]) -> bool {
     lines.len() == 1 && lines[0] == ["0", "0", "4294967295"]
 }
 
-/// Depth of the reader's pid namespace: `NSpid:` lists the pid in every namespace from the
-/// initial one down, so one field means level 0. `None` on kernels without the line (< 4.1),
-/// which are far too old for BPF iterators anyway.
-pub fn pid_ns_level(status: &[u8]) -> Option<u32> {
-    let fields = status_field(status, "NSpid:")?;
-    let count = fields.split_ascii_whitespace().count();
-    u32::try_from(count.checked_sub(1)?).ok()
-}
-
 fn check_btf(path: &Path) -> Result<(), BpfUnavailable> {
     std::fs::metadata(path)
         .map(drop)
@@ -142,13 +130,6 @@ mod tests {
         assert!(!is_initial_user_ns(b"         0       1000          1\n"));
         assert!(!is_initial_user_ns(b"0 0 1000\n1000 1000 1\n"));
         assert!(!is_initial_user_ns(b""));
-    }
-
-    #[test]
-    fn nspid_fields_give_the_namespace_depth() {
-        assert_eq!(pid_ns_level(b"Pid:\t42\nNSpid:\t42\n"), Some(0));
-        assert_eq!(pid_ns_level(b"NSpid:\t4242\t17\t1\n"), Some(2));
-        assert_eq!(pid_ns_level(b"Pid:\t42\n"), None);
     }
 
     #[test]

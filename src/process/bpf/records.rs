@@ -38,7 +38,10 @@ pub struct Selection<'a> {
     wanted: &'a HashSet<u64>,
     holders: HashMap<u64, Vec<Holder>>,
     holder_pids: HashSet<u32>,
-    processes: HashSet<u32>,
+    /// Processes seen; the kernel visits one process's fds together, so a pid differing from
+    /// the previous record's is a new process.
+    processes: usize,
+    last_pid: Option<u32>,
 }
 
 impl<'a> Selection<'a> {
@@ -48,7 +51,8 @@ impl<'a> Selection<'a> {
             wanted,
             holders: HashMap::new(),
             holder_pids: HashSet::new(),
-            processes: HashSet::new(),
+            processes: 0,
+            last_pid: None,
         }
     }
 
@@ -56,7 +60,10 @@ impl<'a> Selection<'a> {
     /// wanted inode, so its details can be read while the iterator goes on.
     pub fn add(&mut self, records: impl Iterator<Item = Record>, mut new_holder: impl FnMut(u32)) {
         for record in records {
-            self.processes.insert(record.pid);
+            if self.last_pid != Some(record.pid) {
+                self.processes += 1;
+                self.last_pid = Some(record.pid);
+            }
             if !self.wanted.contains(&record.inode) {
                 continue;
             }
@@ -77,7 +84,7 @@ impl<'a> Selection<'a> {
         for list in self.holders.values_mut() {
             list.sort_unstable();
         }
-        (self.holders, self.processes.len())
+        (self.holders, self.processes)
     }
 }
 
@@ -119,13 +126,14 @@ mod tests {
 
     #[test]
     fn holders_keep_every_pid_and_fd_of_wanted_inodes_sorted() {
-        // A prefork listener (inode 10) in three processes, one of them through two fds.
+        // A prefork listener (inode 10) in three processes, one of them through two fds. The
+        // kernel gives each process's fds together, and lists must not rely on its order.
         let bytes = encode(&[
             (30, 5, 10),
             (10, 4, 10),
-            (20, 3, 10),
             (10, 3, 10),
             (10, 9, 11),
+            (20, 3, 10),
         ]);
         let wanted = HashSet::from([10]);
         let mut selection = Selection::new(&wanted);

@@ -13,12 +13,12 @@
 #define SOCKFS_MAGIC 0x534F434B
 
 /*
- * The nesting level of the reader's pid namespace, set by lsports before loading. Pids are
- * emitted as that namespace numbers them, which is what the reader's /proc shows; task->tgid
- * is the number in the initial namespace. The kernel only visits tasks the reader's namespace
- * can see, and such a task's pid has an entry at the reader's level, in the reader's namespace.
+ * The nesting level of the reader's pid namespace, plus one; 0 until first needed. Pids are
+ * emitted as that namespace numbers them, which is what the reader's /proc shows (task->tgid
+ * is the number in the initial namespace). The reader is the task running this program: the
+ * iterator runs in its read(2), and visits only the tasks its pid namespace can see.
  */
-const volatile __u32 reader_level = 0;
+__u32 reader_level_plus_one = 0;
 
 /*
  * The file operations every socket file shares (the kernel's socket_file_ops), learned from
@@ -33,17 +33,34 @@ struct record {
 	__u64 inode;
 };
 
+/* The nesting level of the pid namespace of the task reading the iterator. */
+static __u32 reader_level(void)
+{
+	struct task_struct *reader = (struct task_struct *)bpf_get_current_task();
+	struct pid *pid = 0;
+	unsigned int level = 0;
+
+	if (!reader_level_plus_one) {
+		bpf_probe_read_kernel(&pid, sizeof(pid), &reader->thread_pid);
+		if (pid)
+			bpf_probe_read_kernel(&level, sizeof(level), &pid->level);
+		reader_level_plus_one = level + 1;
+	}
+	return reader_level_plus_one - 1;
+}
+
 /* The pid of `task` in the reader's namespace, or 0 when the reader cannot see it. */
 static __u32 reader_pid(struct task_struct *task)
 {
 	struct pid *pid = task->thread_pid;
 	struct upid upid = {};
+	__u32 level = reader_level();
 
-	if (reader_level == 0)
+	if (level == 0)
 		return task->tgid;
-	if (!pid || pid->level < reader_level)
+	if (!pid || pid->level < level)
 		return 0;
-	if (bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[reader_level]))
+	if (bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level]))
 		return 0;
 	return upid.nr;
 }
