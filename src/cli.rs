@@ -20,6 +20,7 @@ use crate::exposure::Exposure;
 use crate::filter::{self, Filter, Glob, PortSet};
 use crate::generate::Generated;
 use crate::model::{Family, Protocol};
+use crate::process::AttributionChoice;
 use crate::render::columns::Column;
 use crate::source::SourceChoice;
 use crate::source::netlink::StateSelection;
@@ -266,6 +267,21 @@ pub struct Cli {
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
 
+    /// How to find socket owners: auto, bpf (kernel iterator) or walk (/proc/*/fd)
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = AttributionChoice::Auto,
+        long_help = "How to find the processes holding each socket. auto (the default): the \
+            kernel's BPF task_file iterator where it can run (root or CAP_BPF and CAP_PERFMON, \
+            Linux 5.8 or later with BTF, the live /proc) on a host with 65,536 open files or \
+            more; otherwise the /proc/*/fd walk, which is faster on smaller hosts. -v says \
+            which ran and why. bpf: the iterator only; exit 1 naming what is missing when it \
+            cannot run. walk: the /proc/*/fd walk only.",
+        global = true
+    )]
+    pub attribution: AttributionChoice,
+
     /// Read sockets and processes from this proc tree instead of /proc (implies --source proc)
     #[arg(
         long,
@@ -349,6 +365,7 @@ impl Cli {
             header: !self.no_header,
             source: self.source_choice(),
             verbose: self.verbose,
+            attribution: self.attribution,
             proc_root: self.proc_root.clone().unwrap_or_else(|| PROC.into()),
             snapshot: self.snapshot.clone(),
         })

@@ -8,6 +8,7 @@ use crate::audit::AuditSpec;
 use crate::filter::Filter;
 use crate::generate::Generated;
 use crate::model::{Family, Protocol};
+use crate::process::AttributionChoice;
 use crate::render::columns::Column;
 use crate::source::SourceChoice;
 use crate::source::netlink::StateSelection;
@@ -107,6 +108,8 @@ pub struct Config {
     pub source: SourceChoice,
     /// Report sources and fallbacks on stderr.
     pub verbose: bool,
+    /// How socket owners are found (`--attribution`).
+    pub attribution: AttributionChoice,
     /// Root of the proc filesystem (`--proc-root`; for `--snapshot`, set once it is unpacked).
     pub proc_root: PathBuf,
     /// Snapshot file to read instead of the live system (`--snapshot`); unpacked by `run`.

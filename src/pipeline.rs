@@ -55,6 +55,8 @@ pub struct Listing {
     /// Set when the proc mount hides other users' processes from this reader (`hidepid=`):
     /// they cannot be counted as denied, since they are not listed at all.
     pub hidden: Option<ProcVisibility>,
+    /// Which way owners were found (for `--verbose`).
+    pub method: Option<process::Method>,
 }
 
 impl Listing {
@@ -62,6 +64,9 @@ impl Listing {
     pub fn report_attribution(&self, config: &Config, err: &mut dyn Write) -> io::Result<()> {
         if !self.attributed {
             return Ok(());
+        }
+        if let (true, Some(method)) = (config.verbose, &self.method) {
+            writeln!(err, "lsports: {method}")?;
         }
         if let Some(hidden) = &self.hidden {
             report::hidden_processes(hidden, config, err)?;
@@ -76,12 +81,25 @@ impl Listing {
 }
 
 /// Run the pipeline. Source failures and parse warnings are reported on `err`; `None` when
-/// no source could read any table.
+/// no source could read any table, or `--attribution bpf` cannot run (said on `err`).
 pub fn gather(config: &Config, needs: Needs, err: &mut dyn Write) -> io::Result<Option<Listing>> {
+    // Started before collecting: the kernel's pass over every fd overlaps with the collection.
+    let started = needs
+        .processes
+        .then(|| process::start(&config.proc_root, config.attribution));
     let Some(sockets) = collect(config, err)? else {
         return Ok(None);
     };
-    Ok(Some(attribute(sockets, config, needs)))
+    let Some(started) = started else {
+        return Ok(Some(listing(unattributed(sockets), None, config, needs)));
+    };
+    match started.finish(sockets) {
+        Ok(attributed) => Ok(Some(listing(Vec::new(), Some(attributed), config, needs))),
+        Err(why) => {
+            writeln!(err, "lsports: --attribution bpf: {why}")?;
+            Ok(None)
+        }
+    }
 }
 
 /// Collect the configured tables and keep what the socket filters keep; `None` when nothing
@@ -115,10 +133,31 @@ pub fn request(config: &Config) -> CollectRequest {
 /// Attribute `sockets` (when `needs` says so), apply the process filters, sort, and read
 /// executables.
 pub fn attribute(sockets: Vec<Socket>, config: &Config, needs: Needs) -> Listing {
+    if !needs.processes {
+        return listing(unattributed(sockets), None, config, needs);
+    }
+    // Nowhere to report a refusal here (watch, -c): the walk stands in, and -v says why.
+    let started = process::start(&config.proc_root, config.attribution);
+    listing(
+        Vec::new(),
+        Some(started.finish_or_walk(sockets)),
+        config,
+        needs,
+    )
+}
+
+/// Keep what the process filters keep and read executables: of `attributed`'s entries when
+/// processes were scanned, else of `unscanned`.
+fn listing(
+    unscanned: Vec<Entry>,
+    attributed: Option<process::Attributed>,
+    config: &Config,
+    needs: Needs,
+) -> Listing {
     let mut listing = Listing::default();
-    let entries = if needs.processes {
-        let attributed = process::attribute(sockets, &config.proc_root);
+    let entries = if let Some(attributed) = attributed {
         listing.attributed = true;
+        listing.method = Some(attributed.method);
         listing.denied = attributed.denied;
         listing.scan_error = attributed.scan_error;
         listing.hidden = hiding(&config.proc_root);
@@ -128,7 +167,7 @@ pub fn attribute(sockets: Vec<Socket>, config: &Config, needs: Needs) -> Listing
         }
         entries
     } else {
-        unattributed(sockets)
+        unscanned
     };
     listing.entries = filter::keep_entries(entries, &config.filter);
     if needs.executables {

@@ -220,8 +220,49 @@ fn bpf_and_walk_give_identical_json_in_a_busy_world() {
     );
 }
 
+/// Processes holding open files enough for `auto` to find the host big (fs.file-nr counts
+/// file handles, so each is its own open, not a dup), killed when dropped. Several, since one
+/// process may not hold that many fds.
+struct BigHost(Vec<std::process::Child>);
+
+impl BigHost {
+    fn start() -> BigHost {
+        let per_process = 12_000;
+        let want = lsports::process::strategy::BPF_PAYS_FROM_OPEN_FILES + 1_000;
+        let script = format!(
+            "import time\nfs = [open('/dev/null') for _ in range({per_process})]\n\
+             print('ready', flush=True)\ntime.sleep(120)"
+        );
+        let holders = (0..want.div_ceil(per_process))
+            .map(|_| {
+                let mut child = Command::new("python3")
+                    .args(["-c", &script])
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("python3");
+                let mut ready = String::new();
+                let stdout = child.stdout.take().unwrap();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)
+                    .unwrap();
+                assert_eq!(ready.trim(), "ready", "file holder did not start");
+                child
+            })
+            .collect();
+        BigHost(holders)
+    }
+}
+
+impl Drop for BigHost {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
-fn auto_uses_the_iterator_as_root() {
+fn auto_uses_the_iterator_on_a_big_host() {
     require_bpf!();
     let world = World::start(&json!([group_with(
         "tcp",
@@ -229,9 +270,32 @@ fn auto_uses_the_iterator_as_root() {
         "forky",
         json!({"prefork": 2})
     )]));
+    let big = BigHost::start();
     let v = json_by(&world, "auto", &["-n"], "BPF task_file iterator");
+    drop(big);
     let t = world.one(0, "listen");
     assert_eq!(json_pids(by_inode(&v, t.inode)), t.pids);
+}
+
+#[test]
+fn auto_as_root_says_which_path_ran_and_why() {
+    require_bpf!();
+    let world = World::start(&json!([group("udp", "::1", "svc")]));
+    let args = ["--attribution", "auto", "-v", "-n", "--json"];
+    let out = world.run(&args);
+    assert_success(&out, &args);
+    // Which one depends on how busy the host is (other tests open files too).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("process owners from the kernel (BPF task_file iterator)")
+            || stderr.contains("open files on this host, where the walk is faster"),
+        "-v must say which path ran, and why not the iterator:\n{stderr}"
+    );
+    let t = world.one(0, "unconn");
+    assert_eq!(
+        json_pids(by_inode(&parse_json(&out.stdout), t.inode)),
+        t.pids
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! container. The result has the shape of [`fdscan::scan`](super::fdscan::scan)'s, so both
 //! paths feed the same entry building and give the same listing.
 
+pub mod background;
 pub mod error;
 pub mod iterator;
 pub mod preflight;

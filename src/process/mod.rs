@@ -3,8 +3,8 @@
 //!
 //! Two ways find the holders ([`strategy`]): the kernel's BPF `task_file` iterator ([`bpf`]),
 //! one pass in the kernel where root may load it, and the `/proc/*/fd` walk ([`fdscan`]), one
-//! `readlinkat` per fd, which works for anyone. Both give the same [`fdscan::FdScan`], so the
-//! listing does not depend on which ran.
+//! `readlinkat` per fd, which works for anyone and is faster on small hosts. Both give the
+//! same [`fdscan::FdScan`], so the listing does not depend on which ran.
 
 pub mod bpf;
 pub mod fdscan;
@@ -37,7 +37,7 @@ pub struct Attributed {
 }
 
 /// Attribute every socket to the processes holding it, by the BPF iterator where it can run
-/// and the fd walk otherwise ([`AttributionChoice::Auto`]).
+/// and pays off, and the fd walk otherwise ([`AttributionChoice::Auto`]).
 pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
     start(proc_root, AttributionChoice::Auto).finish_or_walk(sockets)
 }

@@ -1,0 +1,47 @@
+//! The iterator on its own thread, started before the sockets are known: the kernel reports
+//! every socket fd, so its pass can overlap with collecting the sockets, and the caller keeps
+//! the wanted ones as the output arrives.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+
+use super::error::BpfUnavailable;
+use super::preflight::Checked;
+use super::{Gather, iterator};
+use crate::process::fdscan::FdScan;
+
+/// A running iterator: chunks of whole records as the kernel produces them, then the outcome.
+#[derive(Debug)]
+pub struct Background {
+    chunks: Receiver<Vec<u8>>,
+    outcome: JoinHandle<Result<(), BpfUnavailable>>,
+}
+
+impl Background {
+    /// Load and run the iterator on a new thread.
+    pub fn start(checked: Checked) -> Background {
+        let (sender, chunks) = mpsc::channel();
+        let outcome = std::thread::spawn(move || {
+            // A receiver gone means the run ended without attributing: nothing to do.
+            iterator::run(checked, |records| drop(sender.send(records.to_vec())))
+        });
+        Background { chunks, outcome }
+    }
+
+    /// The holders of `wanted` and their details (read under `proc_root`), gathered from the
+    /// output as it arrives; the details of early processes are read while the kernel is still
+    /// visiting later ones.
+    pub fn gather(self, proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavailable> {
+        let mut gather = Gather::new(proc_root, wanted);
+        // Ends when the thread is done and drops its sender.
+        for chunk in self.chunks {
+            gather.add(&chunk);
+        }
+        self.outcome
+            .join()
+            .unwrap_or_else(|_| Err(BpfUnavailable::Load("the iterator thread panicked".into())))?;
+        Ok(gather.finish())
+    }
+}
