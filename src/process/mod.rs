@@ -137,7 +137,8 @@ fn owner_processes(
     holders: &[Holder],
     details: &HashMap<u32, ProcessDetails>,
 ) -> Vec<OwnerProcess> {
-    let mut owners: Vec<OwnerProcess> = Vec::new();
+    // Sized to the holders: an empty Vec grows to 4 on first push, and most sockets have one.
+    let mut owners: Vec<OwnerProcess> = Vec::with_capacity(holders.len());
     for holder in holders {
         if owners.last().is_some_and(|o| o.pid == holder.pid) {
             continue;
