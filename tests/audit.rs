@@ -445,6 +445,22 @@ fn start_helper(binary: &Path, port: u16, world: &World) -> String {
     )
 }
 
+/// Where the test's binaries go: the target's scratch directory, unless the checkout itself
+/// is under a temporary directory (CI may clone anywhere), which would raise
+/// `exe-writable-dir` for every copy; then, as root, a directory under `/var/lib`.
+fn scratch_parent() -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let temporary = ["/tmp", "/var/tmp", "/dev/shm"]
+        .iter()
+        .any(|t| target.starts_with(t));
+    if temporary && is_root() {
+        let dir = PathBuf::from("/var/lib/lsports-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        return dir;
+    }
+    target
+}
+
 #[test]
 fn a_deleted_or_planted_executable_is_flagged() {
     let world = World::start(&json!([]));
@@ -452,7 +468,7 @@ fn a_deleted_or_planted_executable_is_flagged() {
     // write to. Neither is under /tmp, so each flag has one cause.
     let scratch = tempfile::Builder::new()
         .prefix("lsports-audit-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .tempdir_in(scratch_parent())
         .unwrap();
     let private = scratch.path().join("private");
     let open = scratch.path().join("open");
