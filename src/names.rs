@@ -1,10 +1,10 @@
 //! Names for numbers, as netstat shows them without `-n`: ports from `/etc/services`, users
 //! from the passwd database, hosts by reverse lookup under a hard time budget.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::net::IpAddr;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::model::Protocol;
@@ -82,39 +82,62 @@ impl UserNames {
     }
 }
 
+/// At most this many reverse lookups run at once: a busy host's `-a` listing can have
+/// thousands of distinct peers, and one thread each would be a thread storm.
+const LOOKUP_THREADS: usize = 16;
+
 /// Reverse-resolve `addrs` with a total time budget. Loopback is `localhost` without a lookup;
-/// an address that does not resolve in time is left out (shown numeric). Lookups run on
-/// detached threads, so a hung resolver costs at most `budget`.
+/// an address that does not resolve in time is left out (shown numeric). Each distinct address
+/// is looked up once, by a small pool of detached threads, so a hung resolver costs at most
+/// `budget`.
 pub fn resolve_hosts(addrs: &[IpAddr], budget: Duration) -> HashMap<IpAddr, String> {
     let mut names = HashMap::new();
-    let (tx, rx) = mpsc::channel();
-    let mut pending = 0usize;
+    let mut queue: Vec<IpAddr> = Vec::new();
+    let mut seen = HashSet::new();
     for &addr in addrs {
-        if names.contains_key(&addr) || addr.is_unspecified() {
+        if addr.is_unspecified() || !seen.insert(addr) {
             continue;
         }
         if addr.is_loopback() {
             names.insert(addr, "localhost".to_string());
-            continue;
+        } else {
+            queue.push(addr);
         }
-        let tx = tx.clone();
-        let spawned = std::thread::Builder::new().spawn(move || {
-            let _ = tx.send((addr, reverse_lookup(addr)));
-        });
-        pending += usize::from(spawned.is_ok());
     }
+    let pending = queue.len();
+    let queue = Arc::new(Mutex::new(queue));
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..pending.min(LOOKUP_THREADS) {
+        let (queue, tx) = (Arc::clone(&queue), tx.clone());
+        // A pool that cannot grow only makes more addresses stay numeric.
+        let _ = std::thread::Builder::new().spawn(move || lookup_worker(&queue, &tx));
+    }
+    drop(tx);
     let deadline = Instant::now() + budget;
-    while pending > 0 {
+    for _ in 0..pending {
         let left = deadline.saturating_duration_since(Instant::now());
         let Ok((addr, name)) = rx.recv_timeout(left) else {
             break;
         };
-        pending -= 1;
         if let Some(name) = name {
             names.insert(addr, name);
         }
     }
     names
+}
+
+/// Take addresses off `queue` until it is empty (or nobody listens any more), sending each
+/// one's name.
+fn lookup_worker(queue: &Mutex<Vec<IpAddr>>, tx: &mpsc::Sender<(IpAddr, Option<String>)>) {
+    loop {
+        let next = queue.lock().ok().and_then(|mut q| q.pop());
+        let Some(addr) = next else {
+            return;
+        };
+        if tx.send((addr, reverse_lookup(addr))).is_err() {
+            return;
+        }
+    }
 }
 
 /// `getnameinfo` with `NI_NAMEREQD`: a name, or `None`.
@@ -163,6 +186,22 @@ mod tests {
         assert_eq!(users.name(0), Some("root"));
         assert_eq!(users.name(0), Some("root"));
         assert_eq!(users.name(4_000_000_123), None);
+    }
+
+    #[test]
+    fn many_peers_are_looked_up_by_a_bounded_pool_within_the_budget() {
+        // Documentation-range addresses: no name, and no thread per address either.
+        let addrs: Vec<IpAddr> = (0..2000u32)
+            .map(|i| IpAddr::from([203, 0, 113, (i % 250) as u8]))
+            .chain((0..300u32).map(|i| IpAddr::from([198, 51, 100, (i % 250) as u8])))
+            .collect();
+        let started = Instant::now();
+        let names = resolve_hosts(&addrs, Duration::from_millis(300));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the budget holds"
+        );
+        assert!(names.keys().all(|a| addrs.contains(a)));
     }
 
     #[test]

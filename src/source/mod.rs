@@ -154,15 +154,22 @@ fn dump_netlink(
     match netlink {
         Ok(diag) => diag.dump(protocol, family, states),
         // Opening failed once; every table reports the same cause.
-        Err(error) => Err(SourceError::NetlinkIo {
-            context: "socket",
-            source: match error {
-                SourceError::NetlinkIo { source, .. } => {
-                    std::io::Error::new(source.kind(), source.to_string())
-                }
-                other => std::io::Error::other(other.to_string()),
+        Err(error) => Err(same_failure(error)),
+    }
+}
+
+/// A copy of the error that kept netlink from opening (`io::Error` is not `Clone`), keeping
+/// the step that failed and the errno, which the fallback report shows.
+fn same_failure(error: &SourceError) -> SourceError {
+    match error {
+        SourceError::NetlinkIo { context, source } => SourceError::NetlinkIo {
+            context,
+            source: match source.raw_os_error() {
+                Some(errno) => std::io::Error::from_raw_os_error(errno),
+                None => std::io::Error::new(source.kind(), source.to_string()),
             },
-        }),
+        },
+        other => SourceError::NetlinkDecode(other.to_string()),
     }
 }
 
@@ -198,4 +205,24 @@ fn interface_name(index: u32) -> Option<String> {
     // SAFETY: on success the buffer holds a NUL-terminated name.
     let name = unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) };
     Some(name.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_reports_the_step_and_errno_that_kept_netlink_closed() {
+        let opened = SourceError::NetlinkIo {
+            context: "bind",
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        };
+        let again = same_failure(&opened);
+        assert!(
+            matches!(&again, SourceError::NetlinkIo { context: "bind", source }
+                if source.raw_os_error() == Some(libc::EPERM)),
+            "{again:?}"
+        );
+        assert_eq!(again.to_string(), opened.to_string());
+    }
 }
