@@ -8,7 +8,7 @@ use crate::audit::AuditSpec;
 use crate::filter::Filter;
 use crate::generate::Generated;
 use crate::model::{Family, Protocol};
-use crate::process::AttributionChoice;
+use crate::process::{AttributionChoice, DetailFields};
 use crate::render::columns::Column;
 use crate::source::SourceChoice;
 use crate::source::netlink::StateSelection;
@@ -142,6 +142,21 @@ impl Config {
         self.filter.needs_processes()
             || !self.format.has_columns()
             || self.shown_columns().iter().any(|c| c.needs_processes())
+    }
+
+    /// Which process details beyond the name the output and filters use: every one for the
+    /// machine formats, else what the shown columns and the filters read (the command line
+    /// for `--program`'s match on `argv[0]` and the `cmdline` column, the uid for `--user`
+    /// and the `flags` column).
+    pub fn needs_details(&self) -> DetailFields {
+        if !self.format.has_columns() {
+            return DetailFields::ALL;
+        }
+        let columns = self.shown_columns();
+        DetailFields {
+            cmdline: !self.filter.programs.is_empty() || columns.contains(&Column::Cmdline),
+            uid: !self.filter.uids.is_empty() || columns.contains(&Column::Flags),
+        }
     }
 
     /// Whether the executable path of each shown process must be read.

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::exposure::{self, Exposure};
-use crate::model::{Entry, OwnerProcess, Socket};
+use crate::model::{Entry, Family, OwnerProcess, Protocol, Socket};
 pub use glob::Glob;
 pub use ports::{PortSet, PortSpecError};
 
@@ -111,16 +111,31 @@ pub fn keep_entries(entries: Vec<Entry>, filter: &Filter) -> Vec<Entry> {
 
 /// Sort entries as netstat users read them: by protocol, then port, then address.
 pub fn select(mut entries: Vec<Entry>) -> Vec<Entry> {
-    entries.sort_by(|a, b| display_order(&a.socket, &b.socket));
+    // Keys first, then one move per entry: entries are large, and sorting them by comparison
+    // moves each many times.
+    entries.sort_by_cached_key(|e| order_key(&e.socket));
     entries
 }
 
 /// The display order of sockets: protocol, port, address, family, then the peer and inode so
 /// that the order is total.
 pub fn display_order(a: &Socket, b: &Socket) -> std::cmp::Ordering {
-    (a.protocol, a.local_port, a.local_addr, a.family)
-        .cmp(&(b.protocol, b.local_port, b.local_addr, b.family))
-        .then((a.remote_addr, a.remote_port, a.inode).cmp(&(b.remote_addr, b.remote_port, b.inode)))
+    order_key(a).cmp(&order_key(b))
+}
+
+/// What [`display_order`] compares.
+type OrderKey = (Protocol, u16, IpAddr, Family, IpAddr, u16, u64);
+
+fn order_key(s: &Socket) -> OrderKey {
+    (
+        s.protocol,
+        s.local_port,
+        s.local_addr,
+        s.family,
+        s.remote_addr,
+        s.remote_port,
+        s.inode,
+    )
 }
 
 /// Parse `--address`: an address (`127.0.0.1`, `::1`, `[::1]`) or a network in CIDR
@@ -191,8 +206,8 @@ mod tests {
                 .map(|&(pid, name, cmdline, uid)| OwnerProcess {
                     pid,
                     fd: 3,
-                    name: Some(name.as_bytes().to_vec()),
-                    cmdline: Some(cmdline.as_bytes().to_vec()),
+                    name: Some(name.as_bytes().into()),
+                    cmdline: Some(cmdline.as_bytes().into()),
                     uid: Some(uid),
                 })
                 .collect(),

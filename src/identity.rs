@@ -148,7 +148,7 @@ mod tests {
                 .map(|(i, name)| OwnerProcess {
                     pid: 100 + i as u32,
                     fd: 3,
-                    name: Some(name.to_vec()),
+                    name: Some(std::sync::Arc::from(*name)),
                     cmdline: None,
                     uid: Some(0),
                 })

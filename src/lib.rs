@@ -44,6 +44,7 @@ pub mod signals;
 pub mod snapshot;
 pub mod source;
 pub mod suspicious;
+pub mod timing;
 pub mod tomlfile;
 pub mod wait;
 pub mod watch;
@@ -179,7 +180,9 @@ fn list(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Result
     let Some(listing) = pipeline::gather(config, pipeline::Needs::of(config), err)? else {
         return Ok(ExitCode::NoSource);
     };
+    crate::timing::mark("listing ready");
     render::render(&listing.entries, config, &listing.exes, out)?;
+    crate::timing::mark("rendered");
     out.flush()?;
     listing.report_attribution(config, err)?;
     Ok(ExitCode::Success)

@@ -7,6 +7,7 @@ use clap::Parser;
 use lsports::cli::Cli;
 
 fn main() -> ExitCode {
+    lsports::timing::enable_from_env();
     let config = match Cli::try_parse().and_then(Cli::resolve) {
         Ok(config) => config,
         Err(error) => {
@@ -17,7 +18,10 @@ fn main() -> ExitCode {
     };
     let mut stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let mut stderr = io::stderr().lock();
-    match lsports::run(&config, &mut stdout, &mut stderr) {
+    let outcome = lsports::run(&config, &mut stdout, &mut stderr);
+    let _ = stdout.flush();
+    let _ = lsports::timing::report(&mut stderr);
+    match outcome {
         Ok(code) => ExitCode::from(code.code()),
         // `lsports | head` closes the pipe early: that is the reader's choice, not a failure.
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

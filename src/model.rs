@@ -3,6 +3,7 @@
 //! tested with values built by hand.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Transport protocol of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -177,9 +178,12 @@ pub struct OwnerProcess {
     /// Lowest fd number through which this process holds the socket.
     pub fd: u32,
     /// Raw `comm` (at most 15 bytes, any bytes but NUL); `None` if the process vanished.
-    pub name: Option<Vec<u8>>,
-    /// Raw `cmdline`, arguments separated by NUL; empty for kernel threads or zombies.
-    pub cmdline: Option<Vec<u8>>,
+    /// Shared with every other socket the process holds: a prefork server or a process with
+    /// thousands of listeners keeps one copy.
+    pub name: Option<Arc<[u8]>>,
+    /// Raw `cmdline`, arguments separated by NUL; empty for kernel threads or zombies. Shared
+    /// like `name`.
+    pub cmdline: Option<Arc<[u8]>>,
     /// Effective uid of the process, from `status`.
     pub uid: Option<u32>,
 }

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use crate::config::Config;
 use crate::exe::Executables;
 use crate::model::{Entry, OwnerUnknownReason, Socket};
-use crate::process::info::{self, HidePid, ProcVisibility};
+use crate::process::info::{self, DetailFields, HidePid, ProcVisibility};
 use crate::source::{self, CollectRequest, Collected};
 use crate::{filter, process, report};
 
@@ -21,6 +21,8 @@ pub struct Needs {
     pub processes: bool,
     /// Read the executable of each of those processes.
     pub executables: bool,
+    /// Which details of those processes to read beyond their names.
+    pub details: DetailFields,
 }
 
 impl Needs {
@@ -28,6 +30,7 @@ impl Needs {
     pub const EVERYTHING: Needs = Needs {
         processes: true,
         executables: true,
+        details: DetailFields::ALL,
     };
 
     /// What the configured output and filters need.
@@ -35,6 +38,7 @@ impl Needs {
         Needs {
             processes: config.needs_processes(),
             executables: config.needs_executables(),
+            details: config.needs_details(),
         }
     }
 }
@@ -86,14 +90,17 @@ pub fn gather(config: &Config, needs: Needs, err: &mut dyn Write) -> io::Result<
     // Started before collecting: the kernel's pass over every fd overlaps with the collection.
     let started = needs
         .processes
-        .then(|| process::start(&config.proc_root, config.attribution));
+        .then(|| process::start(&config.proc_root, config.attribution, needs.details));
     let Some(sockets) = collect(config, err)? else {
         return Ok(None);
     };
     let Some(started) = started else {
         return Ok(Some(listing(unattributed(sockets), None, config, needs)));
     };
-    match started.finish(sockets) {
+    crate::timing::mark("sockets collected");
+    let attributed = started.finish(sockets);
+    crate::timing::mark("owners found");
+    match attributed {
         Ok(attributed) => Ok(Some(listing(Vec::new(), Some(attributed), config, needs))),
         Err(why) => {
             writeln!(err, "lsports: --attribution bpf: {why}")?;
@@ -137,7 +144,7 @@ pub fn attribute(sockets: Vec<Socket>, config: &Config, needs: Needs) -> Listing
         return listing(unattributed(sockets), None, config, needs);
     }
     // Nowhere to report a refusal here (watch, -c): the walk stands in, and -v says why.
-    let started = process::start(&config.proc_root, config.attribution);
+    let started = process::start(&config.proc_root, config.attribution, needs.details);
     listing(
         Vec::new(),
         Some(started.finish_or_walk(sockets)),

@@ -70,6 +70,13 @@ fn is_format_or_separator(c: char) -> bool {
 /// each byte of invalid UTF-8 becomes `\xNN`. Hex digits are uppercase.
 #[must_use]
 pub fn terminal_safe(bytes: &[u8]) -> Cow<'_, str> {
+    // Printable ASCII without backslashes, nearly every name: nothing to look up per char.
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\')
+    {
+        return Cow::Borrowed(std::str::from_utf8(bytes).unwrap_or_default());
+    }
     match std::str::from_utf8(bytes) {
         Ok(text) if !text.chars().any(needs_terminal_escape) => Cow::Borrowed(text),
         _ => Cow::Owned(escape_for_terminal(bytes)),

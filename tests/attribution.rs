@@ -74,7 +74,7 @@ fn bpf_and_walk_find_the_same_holders_of_our_own_sockets() {
         .collect();
     let scan = scan_both(&wanted);
     let me = std::process::id();
-    let tcp_holders = &scan.holders[&socket_inode(tcp.as_raw_fd())];
+    let tcp_holders = scan.holders.of(socket_inode(tcp.as_raw_fd()));
     let fds: Vec<u32> = tcp_holders.iter().map(|h| h.fd).collect();
     assert_eq!(fds, vec![tcp.as_raw_fd() as u32, dup.as_raw_fd() as u32]);
     assert!(tcp_holders.iter().all(|h| h.pid == me));
@@ -101,8 +101,8 @@ fn a_thread_with_its_own_fd_table_is_not_the_process() {
     let scan = scan_both(&HashSet::from([hidden, visible]));
     done_tx.send(()).unwrap();
     thread.join().unwrap();
-    assert!(!scan.holders.contains_key(&hidden));
-    assert_eq!(scan.holders[&visible].len(), 1);
+    assert!(!scan.holders.contains(hidden));
+    assert_eq!(scan.holders.of(visible).len(), 1);
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn inner_bpf_matches_walk_in_this_pid_namespace() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let inode = socket_inode(listener.as_raw_fd());
     let scan = scan_both(&HashSet::from([inode]));
-    assert_eq!(scan.holders[&inode][0].pid, 1);
+    assert_eq!(scan.holders.of(inode)[0].pid, 1);
 }
 
 // ---------------------------------------------------------------------------

@@ -53,7 +53,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
             processes: vec![OwnerProcess {
                 pid,
                 fd: 3,
-                name: Some(name.as_bytes().to_vec()),
+                name: Some(name.as_bytes().into()),
                 cmdline: None,
                 uid: Some(0),
             }],

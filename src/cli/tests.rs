@@ -340,3 +340,49 @@ fn a_policy_alone_is_enough_for_an_audit() {
         (None, Some(PathBuf::from("p.toml")))
     );
 }
+
+#[test]
+fn process_details_read_are_what_the_output_and_filters_use() {
+    use crate::process::DetailFields;
+    let name_only = DetailFields {
+        cmdline: false,
+        uid: false,
+    };
+    assert_eq!(config(&["-ltnp"]).needs_details(), name_only);
+    assert_eq!(
+        config(&["-ltnp", "--json"]).needs_details(),
+        DetailFields::ALL
+    );
+    let cmdline = config(&["-ltn", "-o", "local,cmdline"]).needs_details();
+    assert_eq!(
+        cmdline,
+        DetailFields {
+            cmdline: true,
+            ..name_only
+        }
+    );
+    let program = config(&["-ltnp", "--program", "nginx"]).needs_details();
+    assert_eq!(
+        program,
+        DetailFields {
+            cmdline: true,
+            ..name_only
+        }
+    );
+    let user = config(&["-ltnp", "--user", "0"]).needs_details();
+    assert_eq!(
+        user,
+        DetailFields {
+            uid: true,
+            ..name_only
+        }
+    );
+    let flags = config(&["-ltn", "-o", "local,flags"]).needs_details();
+    assert_eq!(
+        flags,
+        DetailFields {
+            uid: true,
+            ..name_only
+        }
+    );
+}

@@ -54,8 +54,8 @@ fn listener(
         processes: vec![OwnerProcess {
             pid: 100,
             fd: 3,
-            name: Some(name.as_bytes().to_vec()),
-            cmdline: Some(exe.as_bytes().to_vec()),
+            name: Some(name.as_bytes().into()),
+            cmdline: Some(exe.as_bytes().into()),
             uid: Some(uid),
         }],
         owner_unknown: None,

@@ -13,6 +13,7 @@
 //! paths feed the same entry building and give the same listing.
 
 pub mod background;
+pub mod btf_digest;
 pub mod error;
 pub mod iterator;
 pub mod preflight;
@@ -22,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::fdscan::FdScan;
-use super::info::{self, ProcessDetails};
+use super::info::{DetailFields, DetailsReader, ProcessDetails};
 pub use error::BpfUnavailable;
 
 /// Where the kernel describes its own types.
@@ -32,7 +33,7 @@ pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 /// under `proc_root`, which must be this process's live `/proc`.
 pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavailable> {
     let checked = preflight::check(proc_root)?;
-    let mut gather = Gather::new(proc_root, wanted);
+    let mut gather = Gather::new(proc_root, wanted, DetailFields::ALL);
     iterator::run(checked, |records| gather.add(records))?;
     Ok(gather.finish())
 }
@@ -43,16 +44,17 @@ pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavai
 /// unlikely to lend its name).
 #[derive(Debug)]
 pub struct Gather<'a> {
-    proc_root: &'a Path,
+    reader: DetailsReader,
     selection: records::Selection<'a>,
     details: HashMap<u32, ProcessDetails>,
 }
 
 impl<'a> Gather<'a> {
-    /// Gather the holders of `wanted`, reading details under `proc_root`.
-    pub fn new(proc_root: &'a Path, wanted: &'a HashSet<u64>) -> Self {
+    /// Gather the holders of `wanted`, reading the name and `fields` of each under
+    /// `proc_root`.
+    pub fn new(proc_root: &'a Path, wanted: &'a HashSet<u64>, fields: DetailFields) -> Self {
         Gather {
-            proc_root,
+            reader: DetailsReader::new(proc_root).only(fields),
             selection: records::Selection::new(wanted),
             details: HashMap::new(),
         }
@@ -61,12 +63,12 @@ impl<'a> Gather<'a> {
     /// Take whole records of the iterator's output.
     pub fn add(&mut self, records: &[u8]) {
         let Gather {
-            proc_root,
+            reader,
             selection,
             details,
         } = self;
         selection.add(records::decode(records), |pid| {
-            details.insert(pid, info::read_details(proc_root, pid));
+            details.insert(pid, reader.read(pid));
         });
     }
 

@@ -13,15 +13,20 @@
 //! A process that exits mid-scan is skipped. A process whose fds cannot be read (another
 //! user's, or non-dumpable) is counted, never mistaken for one without sockets.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
-use super::info::{self, ProcessDetails};
+use super::at::{self, StackPath};
+use super::holders::Holders;
+use super::info::{DetailFields, DetailsReader, ProcessDetails};
 use crate::model::Holder;
 
 /// Size of the `getdents64` buffer: one call reads ~1,500 fd entries.
@@ -33,7 +38,7 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 #[derive(Debug, Default)]
 pub struct FdScan {
     /// Every holder of each wanted inode, sorted by (pid, fd).
-    pub holders: HashMap<u64, Vec<Holder>>,
+    pub holders: Holders,
     /// Details of every pid that holds a wanted inode.
     pub details: HashMap<u32, ProcessDetails>,
     /// User processes whose fd directory could not be read.
@@ -47,26 +52,105 @@ pub struct FdScan {
 struct Partial {
     found: Vec<(u64, Holder)>,
     details: Vec<(u32, ProcessDetails)>,
+    /// Every socket fd of the processes scanned before the wanted inodes were known.
+    unsorted: Vec<(u64, Holder)>,
     denied: usize,
     scanned: usize,
 }
 
 /// Scan every process under `proc_root` for fds referring to the inodes in `wanted`.
 pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> io::Result<FdScan> {
-    let root = open_dir(proc_root)?;
-    let pids = list_pids(proc_root)?;
-    let threads = worker_count(pids.len());
-    let next = AtomicUsize::new(0);
-    let partials: Vec<Partial> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| scan_worker(proc_root, root.as_raw_fd(), &pids, &next, wanted)))
-            .collect();
-        workers
+    start(proc_root, DetailFields::ALL).finish(wanted.clone())
+}
+
+/// A walk begun before the wanted inodes are known, so that it overlaps with collecting the
+/// sockets: processes scanned before [`Walk::finish`] keep all their socket fds, sorted out
+/// (and their details read) at the end; the rest are sorted out as they are scanned.
+#[derive(Debug)]
+pub struct Walk {
+    /// The walking threads' shared state, or why the walk could not start (the proc root
+    /// cannot be read).
+    shared: Result<Arc<Shared>, Option<io::Error>>,
+    workers: Vec<JoinHandle<Partial>>,
+}
+
+/// What the walking threads share.
+#[derive(Debug)]
+struct Shared {
+    proc_root: PathBuf,
+    fields: DetailFields,
+    root: OwnedFd,
+    pids: Vec<u32>,
+    next: AtomicUsize,
+    wanted: OnceLock<HashSet<u64>>,
+    /// Set when the walk is dropped unfinished (nothing was collected): workers stop early.
+    abandoned: AtomicBool,
+}
+
+/// Start walking every process under `proc_root`, to read the name and `fields` of each
+/// holder.
+pub fn start(proc_root: &Path, fields: DetailFields) -> Walk {
+    let opened = open_dir(proc_root).and_then(|root| Ok((root, list_pids(proc_root)?)));
+    let shared = match opened {
+        Ok((root, pids)) => Arc::new(Shared {
+            proc_root: proc_root.to_path_buf(),
+            fields,
+            root,
+            pids,
+            next: AtomicUsize::new(0),
+            wanted: OnceLock::new(),
+            abandoned: AtomicBool::new(false),
+        }),
+        Err(error) => {
+            return Walk {
+                shared: Err(Some(error)),
+                workers: Vec::new(),
+            };
+        }
+    };
+    let workers = (0..worker_count(shared.pids.len()))
+        .map(|_| {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || scan_worker(&shared))
+        })
+        .collect();
+    Walk {
+        shared: Ok(shared),
+        workers,
+    }
+}
+
+impl Walk {
+    /// The holders of `wanted`, once every process has been scanned.
+    pub fn finish(mut self, wanted: HashSet<u64>) -> io::Result<FdScan> {
+        let shared = match &mut self.shared {
+            Ok(shared) => Arc::clone(shared),
+            Err(error) => {
+                return Err(error
+                    .take()
+                    .unwrap_or_else(|| io::Error::other("the /proc walk was not started")));
+            }
+        };
+        // Set once, here: workers look at it after each process.
+        let _ = shared.wanted.set(wanted);
+        let partials: Vec<Partial> = std::mem::take(&mut self.workers)
             .into_iter()
             .map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    Ok(merge(partials))
+            .collect();
+        crate::timing::mark("walk: every process scanned");
+        // Always set by now; an empty set stands in rather than a panic.
+        let empty = HashSet::new();
+        let wanted = shared.wanted.get().unwrap_or(&empty);
+        Ok(merge(partials, wanted, &shared))
+    }
+}
+
+impl Drop for Walk {
+    fn drop(&mut self) {
+        if let Ok(shared) = &self.shared {
+            shared.abandoned.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 fn worker_count(pids: usize) -> usize {
@@ -75,38 +159,48 @@ fn worker_count(pids: usize) -> usize {
     cores.min(pids / 64 + 1).clamp(1, 16)
 }
 
-fn merge(partials: Vec<Partial>) -> FdScan {
+/// One scan from the workers' partial results: the early processes' socket fds are sorted
+/// out now that `wanted` is known, and their holders' details read.
+fn merge(partials: Vec<Partial>, wanted: &HashSet<u64>, shared: &Shared) -> FdScan {
     let mut scan = FdScan::default();
+    let mut found = Vec::new();
+    let mut unsorted = Vec::new();
     for partial in partials {
         scan.denied += partial.denied;
         scan.scanned += partial.scanned;
         scan.details.extend(partial.details);
-        for (inode, holder) in partial.found {
-            scan.holders.entry(inode).or_default().push(holder);
+        unsorted.extend(partial.unsorted);
+        found.extend(partial.found);
+    }
+    let mut reader = None;
+    for (inode, holder) in unsorted {
+        if !wanted.contains(&inode) {
+            continue;
+        }
+        found.push((inode, holder));
+        if let Entry::Vacant(details) = scan.details.entry(holder.pid) {
+            let reader = reader
+                .get_or_insert_with(|| DetailsReader::new(&shared.proc_root).only(shared.fields));
+            details.insert(reader.read(holder.pid));
         }
     }
-    for holders in scan.holders.values_mut() {
-        holders.sort_unstable();
-    }
+    scan.holders = Holders::from_pairs(found);
     scan
 }
 
-fn scan_worker(
-    proc_root: &Path,
-    root: RawFd,
-    pids: &[u32],
-    next: &AtomicUsize,
-    wanted: &HashSet<u64>,
-) -> Partial {
+fn scan_worker(shared: &Shared) -> Partial {
     let mut partial = Partial::default();
     let mut dents = vec![0u8; DENTS_BUFFER];
-    loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        let Some(&pid) = pids.get(index) else {
-            return partial;
+    let mut sockets = Vec::new();
+    let mut reader = DetailsReader::new(&shared.proc_root).only(shared.fields);
+    let root = shared.root.as_raw_fd();
+    while !shared.abandoned.load(Ordering::Relaxed) {
+        let index = shared.next.fetch_add(1, Ordering::Relaxed);
+        let Some(&pid) = shared.pids.get(index) else {
+            break;
         };
-        let before = partial.found.len();
-        match scan_pid(root, pid, wanted, &mut dents, &mut partial.found) {
+        sockets.clear();
+        match scan_pid(root, pid, &mut dents, &mut sockets) {
             PidOutcome::Scanned => partial.scanned += 1,
             PidOutcome::Gone => {}
             PidOutcome::Denied => {
@@ -115,12 +209,36 @@ fn scan_worker(
                 }
             }
         }
+        let Some(wanted) = shared.wanted.get() else {
+            partial.unsorted.extend_from_slice(&sockets);
+            continue;
+        };
+        let before = partial.found.len();
+        let held = sockets.iter().filter(|(inode, _)| wanted.contains(inode));
+        partial.found.extend(held);
         if partial.found.len() > before {
-            partial
-                .details
-                .push((pid, info::read_details(proc_root, pid)));
+            partial.details.push((pid, reader.read(pid)));
         }
     }
+    if let Some(wanted) = shared.wanted.get() {
+        // The walk outlasted the collection, as it does on any busy host: sort out the
+        // processes scanned before the wanted inodes were known here, on every worker at
+        // once, rather than in `merge` on one thread.
+        let unsorted = std::mem::take(&mut partial.unsorted);
+        let mut last_pid = None;
+        for (inode, holder) in unsorted {
+            if !wanted.contains(&inode) {
+                continue;
+            }
+            partial.found.push((inode, holder));
+            // A process's socket fds are consecutive: its details are read once.
+            if last_pid != Some(holder.pid) {
+                last_pid = Some(holder.pid);
+                partial.details.push((holder.pid, reader.read(holder.pid)));
+            }
+        }
+    }
+    partial
 }
 
 /// What happened when one pid was scanned.
@@ -132,17 +250,15 @@ enum PidOutcome {
     Denied,
 }
 
+/// Every socket fd of `pid`, appended to `sockets`.
 fn scan_pid(
     root: RawFd,
     pid: u32,
-    wanted: &HashSet<u64>,
     dents: &mut [u8],
-    found: &mut Vec<(u64, Holder)>,
+    sockets: &mut Vec<(u64, Holder)>,
 ) -> PidOutcome {
-    let mut path = PathBuf32::new();
-    path.push_u32(pid);
-    path.push_bytes(b"/fd");
-    let dir = match open_at(root, path.as_cstr()) {
+    let path = StackPath::pid_file(pid, b"fd");
+    let dir = match at::open_dir_at(root, path.as_cstr()) {
         Ok(dir) => dir,
         Err(e) => return outcome_of(&e),
     };
@@ -154,9 +270,7 @@ fn scan_pid(
         };
         for (name, fd) in DirEntries::new(&dents[..len]) {
             if let Some(inode) = socket_inode_at(dir.as_raw_fd(), name) {
-                if wanted.contains(&inode) {
-                    found.push((inode, Holder { pid, fd }));
-                }
+                sockets.push((inode, Holder { pid, fd }));
             }
         }
     }
@@ -232,66 +346,9 @@ fn parse_u32(bytes: &[u8]) -> Option<u32> {
     })
 }
 
-/// A NUL-terminated relative path on the stack, so opening `PID/fd` allocates nothing.
-struct PathBuf32 {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl PathBuf32 {
-    fn new() -> Self {
-        PathBuf32 {
-            bytes: [0; 32],
-            len: 0,
-        }
-    }
-
-    fn push_bytes(&mut self, bytes: &[u8]) {
-        // Callers push at most 10 digits and a short suffix: always fits with the NUL.
-        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    fn push_u32(&mut self, value: u32) {
-        let mut digits = [0u8; 10];
-        let mut n = value;
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push_bytes(&digits[start..]);
-    }
-
-    fn as_cstr(&self) -> &CStr {
-        // The buffer is zeroed beyond `len`, and `len` < 32.
-        CStr::from_bytes_until_nul(&self.bytes[..=self.len]).unwrap_or_default()
-    }
-}
-
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let file = File::open(path)?;
     Ok(OwnedFd::from(file))
-}
-
-fn open_at(dir: RawFd, path: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: `path` is NUL-terminated; the returned fd is owned by the OwnedFd below.
-    let fd = unsafe {
-        libc::openat(
-            dir,
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn getdents(dir: RawFd, buffer: &mut [u8]) -> io::Result<usize> {
@@ -314,17 +371,12 @@ fn list_pids(proc_root: &Path) -> io::Result<Vec<u32>> {
 /// Kernel threads' fd directories are root-only, yet they hold no sockets: an unprivileged
 /// run must not count them as "could not be inspected".
 fn is_kernel_thread(root: RawFd, pid: u32) -> bool {
-    let mut path = PathBuf32::new();
-    path.push_u32(pid);
-    path.push_bytes(b"/stat");
-    let Ok(fd) = open_file_at(root, path.as_cstr()) else {
-        return false;
-    };
-    let mut stat = String::new();
-    if io::Read::read_to_string(&mut File::from(fd), &mut stat).is_err() {
+    let path = StackPath::pid_file(pid, b"stat");
+    let mut stat = Vec::new();
+    if at::read_file_at(root, path.as_cstr(), &mut stat).is_err() {
         return false;
     }
-    stat_flags(&stat).is_some_and(|flags| flags & PF_KTHREAD != 0)
+    stat_flags(&String::from_utf8_lossy(&stat)).is_some_and(|flags| flags & PF_KTHREAD != 0)
 }
 
 /// The `flags` field of `/proc/PID/stat` (the 9th), counted after the `)` that ends the
@@ -332,16 +384,6 @@ fn is_kernel_thread(root: RawFd, pid: u32) -> bool {
 fn stat_flags(stat: &str) -> Option<u64> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_ascii_whitespace().nth(6)?.parse().ok()
-}
-
-fn open_file_at(dir: RawFd, path: &CStr) -> io::Result<OwnedFd> {
-    // SAFETY: as in `open_at`.
-    let fd = unsafe { libc::openat(dir, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as in `open_at`.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]
@@ -379,7 +421,7 @@ mod tests {
         let wanted = HashSet::from([inode]);
         let scan = scan(Path::new("/proc"), &wanted).unwrap();
         let me = std::process::id();
-        assert_eq!(scan.holders[&inode], vec![Holder { pid: me, fd }]);
+        assert_eq!(scan.holders.of(inode), [Holder { pid: me, fd }]);
         assert!(scan.scanned > 0);
     }
 

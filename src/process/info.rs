@@ -6,18 +6,21 @@
 //! the live `/proc`, a fixture tree or an opened snapshot.
 
 use std::io::{BufRead, Read};
-use std::path::Path;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::at::{self, StackPath};
 use crate::error::ParseWarning;
 
 /// The details of one process; every field is `None` when it could not be read (the process
 /// exited, or the file is not readable) or did not parse.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessDetails {
-    /// Raw `comm`, without the trailing newline.
-    pub name: Option<Vec<u8>>,
-    /// Raw `cmdline`.
-    pub cmdline: Option<Vec<u8>>,
+    /// Raw `comm`, without the trailing newline; shared by every socket the process holds.
+    pub name: Option<Arc<[u8]>>,
+    /// Raw `cmdline`; shared like `name`.
+    pub cmdline: Option<Arc<[u8]>>,
     /// Effective uid from `status`.
     pub uid: Option<u32>,
     /// Files that were read but did not parse (a `status` without a usable `Uid:` line).
@@ -27,21 +30,98 @@ pub struct ProcessDetails {
 
 /// Read `comm`, `cmdline` and `status` of `pid` under `proc_root`.
 pub fn read_details(proc_root: &Path, pid: u32) -> ProcessDetails {
-    let dir = proc_root.join(pid.to_string());
-    let mut details = ProcessDetails {
-        name: std::fs::read(dir.join("comm")).ok().map(strip_newline),
-        cmdline: std::fs::read(dir.join("cmdline")).ok(),
-        ..ProcessDetails::default()
+    DetailsReader::new(proc_root).read(pid)
+}
+
+/// Which details to read beyond the name: each is one more file per process, and the default
+/// table shows only the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetailFields {
+    /// Read `cmdline`.
+    pub cmdline: bool,
+    /// Read `status` for the effective uid.
+    pub uid: bool,
+}
+
+impl DetailFields {
+    /// Every detail.
+    pub const ALL: DetailFields = DetailFields {
+        cmdline: true,
+        uid: true,
     };
-    let status_path = dir.join("status");
-    // Read whole first, so a process exiting mid-read is "unreadable", not "malformed".
-    if let Ok(status) = std::fs::read(&status_path) {
-        match effective_uid(&status[..], &status_path.display().to_string()) {
-            Ok(uid) => details.uid = Some(uid),
-            Err(warning) => details.warnings.push(warning),
+}
+
+/// Reads the details of many processes under one proc root: files are opened relative to the
+/// root's directory descriptor by paths on the stack, and read into one reused buffer, so a
+/// process costs its three files' open, read and close, and the three copies kept.
+#[derive(Debug)]
+pub struct DetailsReader {
+    proc_root: PathBuf,
+    /// `None` when the root cannot be opened: every process then reads as vanished.
+    root: Option<OwnedFd>,
+    buffer: Vec<u8>,
+    fields: DetailFields,
+}
+
+impl DetailsReader {
+    /// A reader of processes under `proc_root`.
+    pub fn new(proc_root: &Path) -> Self {
+        DetailsReader {
+            proc_root: proc_root.to_path_buf(),
+            root: std::fs::File::open(proc_root).ok().map(OwnedFd::from),
+            buffer: Vec::with_capacity(4096),
+            fields: DetailFields::ALL,
         }
     }
-    details
+
+    /// Read only the name and `fields` (the others stay `None`).
+    pub fn only(mut self, fields: DetailFields) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// `comm`, `cmdline` and `status` of `pid`; fields that cannot be read are `None`.
+    pub fn read(&mut self, pid: u32) -> ProcessDetails {
+        let mut details = ProcessDetails::default();
+        if self.read_file(pid, b"comm") {
+            details.name = Some(strip_newline(&self.buffer).into());
+        }
+        if self.fields.cmdline && self.read_file(pid, b"cmdline") {
+            details.cmdline = Some(self.buffer[..].into());
+        }
+        // Read whole first, so a process exiting mid-read is "unreadable", not "malformed".
+        if self.fields.uid && self.read_file(pid, b"status") {
+            let label = || {
+                self.proc_root
+                    .join(format!("{pid}/status"))
+                    .display()
+                    .to_string()
+            };
+            match effective_uid_of(&self.buffer, label) {
+                Ok(uid) => details.uid = Some(uid),
+                Err(warning) => details.warnings.push(warning),
+            }
+        }
+        details
+    }
+
+    /// Read `PID/name` into the buffer; false when it cannot be read.
+    fn read_file(&mut self, pid: u32, name: &[u8]) -> bool {
+        let Some(root) = &self.root else {
+            return false;
+        };
+        let path = StackPath::pid_file(pid, name);
+        at::read_file_at(root.as_raw_fd(), path.as_cstr(), &mut self.buffer).is_ok()
+    }
+}
+
+/// [`effective_uid`] of a `status` held in memory, naming the file only when it is malformed.
+fn effective_uid_of(status: &[u8], label: impl Fn() -> String) -> Result<u32, ParseWarning> {
+    // The common case first: no label string is built for a status that parses.
+    effective_uid(status, "").map_err(|mut warning| {
+        warning.path = label();
+        warning
+    })
 }
 
 /// `comm` from a reader: the name without the one newline the kernel appends (a name may
@@ -49,14 +129,11 @@ pub fn read_details(proc_root: &Path, pid: u32) -> ProcessDetails {
 pub fn parse_comm(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
     let mut name = Vec::with_capacity(16);
     reader.read_to_end(&mut name)?;
-    Ok(strip_newline(name))
+    Ok(strip_newline(&name).to_vec())
 }
 
-fn strip_newline(mut name: Vec<u8>) -> Vec<u8> {
-    if name.last() == Some(&b'\n') {
-        name.pop();
-    }
-    name
+fn strip_newline(name: &[u8]) -> &[u8] {
+    name.strip_suffix(b"\n").unwrap_or(name)
 }
 
 /// The effective uid: the second number of the `Uid:` line of `status`. `path_label` names
@@ -248,6 +325,24 @@ mod tests {
         assert!(me.name.is_some_and(|n| !n.is_empty()));
         assert_eq!(me.uid, Some(nix::unistd::geteuid().as_raw()));
         assert!(me.warnings.is_empty());
+    }
+
+    #[test]
+    fn only_the_fields_asked_for_are_read() {
+        let me = std::process::id();
+        let none = DetailFields {
+            cmdline: false,
+            uid: false,
+        };
+        let name_only = DetailsReader::new(Path::new("/proc")).only(none).read(me);
+        assert!(name_only.name.is_some());
+        assert_eq!((name_only.cmdline, name_only.uid), (None, None));
+        let uid = DetailFields { uid: true, ..none };
+        let with_uid = DetailsReader::new(Path::new("/proc")).only(uid).read(me);
+        assert_eq!(with_uid.uid, Some(nix::unistd::geteuid().as_raw()));
+        assert_eq!(with_uid.cmdline, None);
+        let all = DetailsReader::new(Path::new("/proc")).read(me);
+        assert!(all.cmdline.is_some_and(|c| !c.is_empty()));
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! `readlinkat` per fd, which works for anyone and is faster on small hosts. Both give the
 //! same [`fdscan::FdScan`], so the listing does not depend on which ran.
 
+pub mod at;
 pub mod bpf;
 pub mod fdscan;
+pub mod holders;
 pub mod info;
 pub mod strategy;
 
@@ -17,6 +19,7 @@ use std::path::Path;
 
 use crate::model::{Entry, Holder, OwnerProcess, OwnerUnknownReason, Socket};
 pub use bpf::BpfUnavailable;
+pub use info::DetailFields;
 use info::ProcessDetails;
 pub use strategy::{AttributionChoice, Method, Scanned};
 
@@ -39,7 +42,7 @@ pub struct Attributed {
 /// Attribute every socket to the processes holding it, by the BPF iterator where it can run
 /// and pays off, and the fd walk otherwise ([`AttributionChoice::Auto`]).
 pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
-    start(proc_root, AttributionChoice::Auto).finish_or_walk(sockets)
+    start(proc_root, AttributionChoice::Auto, DetailFields::ALL).finish_or_walk(sockets)
 }
 
 /// Attribute every socket to the processes holding it, the way `choice` says. Fails only for
@@ -49,7 +52,7 @@ pub fn attribute_with(
     proc_root: &Path,
     choice: AttributionChoice,
 ) -> Result<Attributed, BpfUnavailable> {
-    start(proc_root, choice).finish(sockets)
+    start(proc_root, choice, DetailFields::ALL).finish(sockets)
 }
 
 /// Attribution begun before the sockets are collected, so the kernel's pass over every fd
@@ -60,23 +63,24 @@ pub fn attribute_with(
 #[derive(Debug)]
 pub struct Started(strategy::Started);
 
-/// Start attributing the way `choice` says, before the sockets are known.
-pub fn start(proc_root: &Path, choice: AttributionChoice) -> Started {
-    Started(strategy::start(proc_root, choice))
+/// Start attributing the way `choice` says, before the sockets are known, to read the name and
+/// `fields` of each holder.
+pub fn start(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Started {
+    Started(strategy::start(proc_root, choice, fields))
 }
 
 impl Started {
     /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
     /// cannot run here, naming the missing piece.
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
-        let scanned = self.0.finish(&wanted_inodes(&sockets))?;
+        let scanned = self.0.finish(wanted_inodes(&sockets))?;
         Ok(attributed(sockets, scanned))
     }
 
     /// Attribute `sockets`, walking `/proc` when the BPF iterator cannot run, whatever the
     /// choice ([`Attributed::method`] says why): for callers with nowhere to report a refusal.
     pub fn finish_or_walk(self, sockets: Vec<Socket>) -> Attributed {
-        let scanned = self.0.finish_or_walk(&wanted_inodes(&sockets));
+        let scanned = self.0.finish_or_walk(wanted_inodes(&sockets));
         attributed(sockets, scanned)
     }
 }
@@ -101,10 +105,7 @@ fn attributed(sockets: Vec<Socket>, scanned: Scanned) -> Attributed {
     let entries = sockets
         .into_iter()
         .map(|socket| {
-            let holders = scan
-                .holders
-                .get(&socket.inode)
-                .map_or(&[][..], Vec::as_slice);
+            let holders = scan.holders.of(socket.inode);
             make_entry(socket, holders, &scan.details, blind)
         })
         .collect();
@@ -143,13 +144,13 @@ fn owner_processes(
         if owners.last().is_some_and(|o| o.pid == holder.pid) {
             continue;
         }
-        let found = details.get(&holder.pid).cloned().unwrap_or_default();
+        let found = details.get(&holder.pid);
         owners.push(OwnerProcess {
             pid: holder.pid,
             fd: holder.fd,
-            name: found.name,
-            cmdline: found.cmdline,
-            uid: found.uid,
+            name: found.and_then(|d| d.name.clone()),
+            cmdline: found.and_then(|d| d.cmdline.clone()),
+            uid: found.and_then(|d| d.uid),
         });
     }
     owners

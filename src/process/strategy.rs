@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::bpf::background::Background;
 use super::bpf::{self, BpfUnavailable};
 use super::fdscan::{self, FdScan};
+use super::info::DetailFields;
 
 /// Below this many open files on the host (`fs.file-nr`), `auto` walks `/proc`: loading the
 /// iterator costs about 45 ms and 20 MiB (mostly parsing the kernel's BTF), while the walk
@@ -75,54 +76,57 @@ pub struct Scanned {
     pub method: Method,
 }
 
-/// A scan begun before the sockets are known: the kernel iterator, when chosen, runs in the
-/// background ([`Background`]); the walk needs the wanted inodes and starts in `finish`.
+/// A scan begun before the sockets are known: the kernel iterator ([`Background`]) or the walk
+/// ([`fdscan::Walk`]) runs while the sockets are collected.
 #[derive(Debug)]
 pub struct Started {
     proc_root: PathBuf,
+    fields: DetailFields,
     plan: Plan,
 }
 
 /// What a started scan will do.
 #[derive(Debug)]
 enum Plan {
-    /// Walk, as asked.
-    Walk,
-    /// Walk, and say why the iterator was not used.
-    WalkInstead(Method),
+    /// Walk, as asked, or saying why the iterator was not used.
+    Walk(fdscan::Walk, Method),
     /// `bpf` was asked for and cannot run.
     Refused(BpfUnavailable),
     /// The iterator is running.
     Kernel(Background),
 }
 
-/// Start a scan the way `choice` says.
-pub fn start(proc_root: &Path, choice: AttributionChoice) -> Started {
+/// Start a scan the way `choice` says, to read the name and `fields` of each holder.
+pub fn start(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Started {
     let plan = match choice {
-        AttributionChoice::Walk => Plan::Walk,
+        AttributionChoice::Walk => Plan::Walk(fdscan::start(proc_root, fields), Method::Walk),
         AttributionChoice::Bpf => match bpf::preflight::check(proc_root) {
             Ok(checked) => Plan::Kernel(Background::start(checked)),
             Err(why) => Plan::Refused(why),
         },
-        AttributionChoice::Auto => plan_auto(proc_root),
+        AttributionChoice::Auto => plan_auto(proc_root, fields),
     };
     Started {
         proc_root: proc_root.to_path_buf(),
+        fields,
         plan,
     }
 }
 
 /// The iterator if it can run and the host is big enough; the checks cost a few file reads,
 /// so a run that will walk starts no thread and loads nothing.
-fn plan_auto(proc_root: &Path) -> Plan {
+fn plan_auto(proc_root: &Path, fields: DetailFields) -> Plan {
     let checked = match bpf::preflight::check(proc_root) {
         Ok(checked) => checked,
-        Err(why) => return Plan::WalkInstead(Method::WalkFallback(why)),
+        Err(why) => {
+            return Plan::Walk(fdscan::start(proc_root, fields), Method::WalkFallback(why));
+        }
     };
     match open_files(proc_root) {
-        Some(open_files) if open_files < BPF_PAYS_FROM_OPEN_FILES => {
-            Plan::WalkInstead(Method::WalkSmallHost { open_files })
-        }
+        Some(open_files) if open_files < BPF_PAYS_FROM_OPEN_FILES => Plan::Walk(
+            fdscan::start(proc_root, fields),
+            Method::WalkSmallHost { open_files },
+        ),
         _ => Plan::Kernel(Background::start(checked)),
     }
 }
@@ -136,28 +140,34 @@ fn open_files(proc_root: &Path) -> Option<u64> {
 impl Started {
     /// Finish the scan for the inodes in `wanted`: `Err` only when `bpf` was asked for and
     /// cannot run.
-    pub fn finish(self, wanted: &HashSet<u64>) -> Result<Scanned, BpfUnavailable> {
+    pub fn finish(self, wanted: HashSet<u64>) -> Result<Scanned, BpfUnavailable> {
         let proc_root = self.proc_root.as_path();
         match self.plan {
             Plan::Refused(why) => Err(why),
             Plan::Kernel(background) => Ok(Scanned {
-                scan: Ok(background.gather(proc_root, wanted)?),
+                scan: Ok(background.gather(proc_root, &wanted, self.fields)?),
                 method: Method::Bpf,
             }),
-            Plan::Walk => Ok(walk(proc_root, wanted, Method::Walk)),
-            Plan::WalkInstead(method) => Ok(walk(proc_root, wanted, method)),
+            Plan::Walk(walk, method) => Ok(Scanned {
+                scan: walk.finish(wanted),
+                method,
+            }),
         }
     }
 
     /// Finish the scan for the inodes in `wanted`, walking `/proc` when the kernel iterator
     /// was not wanted or could not run: never refuses, whatever the choice.
-    pub fn finish_or_walk(self, wanted: &HashSet<u64>) -> Scanned {
+    pub fn finish_or_walk(self, wanted: HashSet<u64>) -> Scanned {
         let proc_root = self.proc_root.as_path();
         let method = match self.plan {
-            Plan::Walk => Method::Walk,
-            Plan::WalkInstead(method) => method,
+            Plan::Walk(walk, method) => {
+                return Scanned {
+                    scan: walk.finish(wanted),
+                    method,
+                };
+            }
             Plan::Refused(why) => Method::WalkFallback(why),
-            Plan::Kernel(background) => match background.gather(proc_root, wanted) {
+            Plan::Kernel(background) => match background.gather(proc_root, &wanted, self.fields) {
                 Ok(scan) => {
                     return Scanned {
                         scan: Ok(scan),
@@ -167,14 +177,10 @@ impl Started {
                 Err(why) => Method::WalkFallback(why),
             },
         };
-        walk(proc_root, wanted, method)
-    }
-}
-
-fn walk(proc_root: &Path, wanted: &HashSet<u64>, method: Method) -> Scanned {
-    Scanned {
-        scan: fdscan::scan(proc_root, wanted),
-        method,
+        Scanned {
+            scan: fdscan::start(proc_root, self.fields).finish(wanted),
+            method,
+        }
     }
 }
 
@@ -201,20 +207,21 @@ mod tests {
     fn a_fixture_tree_falls_back_under_auto_and_fails_under_bpf() {
         let dir = tempfile::tempdir().unwrap();
         let wanted = HashSet::new();
-        let walked = start(dir.path(), AttributionChoice::Auto)
-            .finish(&wanted)
+        let walked = start(dir.path(), AttributionChoice::Auto, DetailFields::ALL)
+            .finish(wanted.clone())
             .unwrap();
         assert!(walked.scan.is_ok());
         assert!(matches!(
             walked.method,
             Method::WalkFallback(BpfUnavailable::NotLiveProc { .. })
         ));
-        let refused = start(dir.path(), AttributionChoice::Bpf)
-            .finish(&wanted)
+        let refused = start(dir.path(), AttributionChoice::Bpf, DetailFields::ALL)
+            .finish(wanted.clone())
             .unwrap_err();
         assert_eq!(refused.kind(), "proc_root");
         // Where nothing can be reported, bpf walks instead and says why.
-        let walked = start(dir.path(), AttributionChoice::Bpf).finish_or_walk(&wanted);
+        let walked =
+            start(dir.path(), AttributionChoice::Bpf, DetailFields::ALL).finish_or_walk(wanted);
         assert!(matches!(walked.method, Method::WalkFallback(_)));
     }
 

@@ -9,7 +9,9 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::labels::{Labels, device_label, pid_list, program_cell};
+use super::labels::{
+    Labels, device_label, pid_list, program_cell, push_number, write_program_cell,
+};
 use crate::exe::Executables;
 use crate::exposure;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, Socket};
@@ -250,6 +252,31 @@ impl<'a> Cells<'a> {
         names.join(",")
     }
 
+    /// Append the text of `column` for `entry` to `out`, as [`Cells::text`] gives it: the
+    /// table's path, which writes the commonest cells in place instead of through a `String`
+    /// each (a 25,000-row table has 175,000 cells).
+    pub fn write(&mut self, column: Column, entry: &Entry, out: &mut String) {
+        let socket = &entry.socket;
+        match column {
+            Column::Proto => {
+                out.push_str(socket.protocol.name());
+                if matches!(self.style, Style::Display { .. }) && socket.family == Family::Ipv6 {
+                    out.push('6');
+                }
+            }
+            Column::RecvQ => push_number(out, socket.recv_q),
+            Column::SendQ => match socket.send_q {
+                Some(queue) => push_number(out, queue),
+                None => out.push_str(&self.or_missing(None)),
+            },
+            Column::Local => self.labels.write_local(socket, out),
+            Column::Foreign => self.labels.write_remote(socket, out),
+            Column::State => out.push_str(socket.state.label(socket.protocol)),
+            Column::Process => write_program_cell(&entry.processes, self.whole_lists(), out),
+            _ => out.push_str(&self.text(column, entry)),
+        }
+    }
+
     /// The text of `column` for `entry`.
     pub fn text(&mut self, column: Column, entry: &Entry) -> String {
         let socket = &entry.socket;
@@ -407,8 +434,8 @@ mod tests {
         OwnerProcess {
             pid,
             fd: 3,
-            name: Some(name.to_vec()),
-            cmdline: Some(cmdline.to_vec()),
+            name: Some(name.into()),
+            cmdline: Some(cmdline.into()),
             uid: Some(0),
         }
     }
@@ -463,6 +490,39 @@ mod tests {
         assert_eq!(csv.text(Column::Exposure, &e), "interface");
         assert_eq!(csv.text(Column::Exe, &e), "");
         assert_eq!(table.text(Column::Exe, &e), "-");
+    }
+
+    #[test]
+    fn written_cells_equal_their_text_in_every_column_and_style() {
+        let mut v4 = entry(vec![process(812, b"ss\x1bhd", b"")]);
+        v4.socket.family = Family::Ipv4;
+        v4.socket.local_addr = "10.0.0.1".parse().unwrap();
+        v4.socket.remote_addr = "10.0.0.2".parse().unwrap();
+        v4.socket.remote_port = 40_000;
+        v4.socket.send_q = Some(128);
+        v4.socket.recv_q = 3;
+        let mut nameless = entry(vec![OwnerProcess {
+            name: None,
+            ..process(5, b"", b"")
+        }]);
+        nameless.socket.device = DeviceBinding::Unbound;
+        let many = entry((0..7).map(|i| process(100 + i, b"worker", b"")).collect());
+        let entries = [v4, nameless, many, entry(Vec::new())];
+        for style in [
+            Style::Display { wide: false },
+            Style::Display { wide: true },
+            Style::Machine,
+        ] {
+            let mut cells = cells(style);
+            for e in &entries {
+                for column in Column::value_variants() {
+                    let mut written = String::from("x");
+                    cells.write(*column, e, &mut written);
+                    let text = cells.text(*column, e);
+                    assert_eq!(written, format!("x{text}"), "{column:?} {style:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Display text for addresses, ports, users and holders, in netstat's and ss's notation.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -77,23 +78,34 @@ impl Labels {
 
     /// Local Address, e.g. `0.0.0.0:22`, `*:22`, `[::]:22`, `[::1]%lo:53`, `localhost:ssh`.
     pub fn local(&self, socket: &Socket) -> String {
-        let host = self.host(socket.local_addr, socket, true);
-        format!(
-            "{host}:{}",
-            self.port_label(socket.local_port, socket.protocol)
-        )
+        let mut text = String::new();
+        self.write_local(socket, &mut text);
+        text
+    }
+
+    /// [`Labels::local`], appended to `out`.
+    pub fn write_local(&self, socket: &Socket, out: &mut String) {
+        self.write_host(socket.local_addr, socket, true, out);
+        out.push(':');
+        self.write_port(socket.local_port, socket.protocol, out);
     }
 
     /// Foreign Address: `0.0.0.0:*` when unconnected, else the peer.
     pub fn remote(&self, socket: &Socket) -> String {
-        let host = self.host(socket.remote_addr, socket, false);
+        let mut text = String::new();
+        self.write_remote(socket, &mut text);
+        text
+    }
+
+    /// [`Labels::remote`], appended to `out`.
+    pub fn write_remote(&self, socket: &Socket, out: &mut String) {
+        self.write_host(socket.remote_addr, socket, false, out);
         if socket.remote_port == 0 && socket.remote_addr.is_unspecified() {
-            return format!("{host}:*");
+            out.push_str(":*");
+            return;
         }
-        format!(
-            "{host}:{}",
-            self.port_label(socket.remote_port, socket.protocol)
-        )
+        out.push(':');
+        self.write_port(socket.remote_port, socket.protocol, out);
     }
 
     /// An address alone, for the Address columns: its resolved name, `*` for a dual-stack
@@ -111,39 +123,52 @@ impl Labels {
         }
     }
 
-    fn host(&self, addr: IpAddr, socket: &Socket, local: bool) -> String {
-        let mut host = match addr {
+    fn write_host(&self, addr: IpAddr, socket: &Socket, local: bool, out: &mut String) {
+        match addr {
             // ss's notation: `*` is a dual-stack wildcard that also accepts IPv4.
-            IpAddr::V6(v6) if v6.is_unspecified() && socket.v6only == Some(false) => "*".into(),
-            _ if addr.is_unspecified() => bracket(addr),
+            IpAddr::V6(v6) if v6.is_unspecified() && socket.v6only == Some(false) => out.push('*'),
+            _ if addr.is_unspecified() => write_bracketed(addr, out),
             _ => match self.hosts.get(&addr) {
-                Some(name) => sanitize::terminal_safe(name.as_bytes()).into_owned(),
-                None => bracket(addr),
+                Some(name) => out.push_str(&sanitize::terminal_safe(name.as_bytes())),
+                None => write_bracketed(addr, out),
             },
-        };
+        }
         if local {
             if let DeviceBinding::Device { index, name } = &socket.device {
-                host.push('%');
-                host.push_str(&device_label(*index, name.as_deref()));
+                out.push('%');
+                out.push_str(&device_label(*index, name.as_deref()));
             }
         }
-        host
     }
 
     /// A port alone: its service name unless numeric ports were asked for or it has none.
     pub fn port_label(&self, port: u16, protocol: Protocol) -> String {
+        let mut text = String::new();
+        self.write_port(port, protocol, &mut text);
+        text
+    }
+
+    fn write_port(&self, port: u16, protocol: Protocol, out: &mut String) {
         match self.services.name(port, protocol) {
-            Some(name) if !self.numeric.ports => name.to_string(),
-            _ => port.to_string(),
+            Some(name) if !self.numeric.ports => out.push_str(name),
+            _ => push_number(out, port),
         }
     }
 }
 
-fn bracket(addr: IpAddr) -> String {
-    match addr {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
+/// An address as it goes before `:port`: IPv6 in brackets.
+fn write_bracketed(addr: IpAddr, out: &mut String) {
+    // Writing to a String cannot fail.
+    let _ = match addr {
+        IpAddr::V4(v4) => write!(out, "{v4}"),
+        IpAddr::V6(v6) => write!(out, "[{v6}]"),
+    };
+}
+
+/// Append a number's decimal digits.
+pub fn push_number(out: &mut String, number: impl std::fmt::Display) {
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{number}");
 }
 
 /// A device's name made terminal-safe, or its index when the name is unknown.
@@ -181,6 +206,20 @@ fn group_label(name: Option<&[u8]>, pids: &[u32], wide: bool) -> String {
     match name {
         Some(name) => format!("{pids}/{}", sanitize::terminal_safe(name)),
         None => pids,
+    }
+}
+
+/// [`program_cell`], appended to `out`, without building the groups for the commonest case:
+/// a socket held by one process.
+pub fn write_program_cell(processes: &[OwnerProcess], wide: bool, out: &mut String) {
+    let [process] = processes else {
+        out.push_str(&program_cell(processes, wide));
+        return;
+    };
+    push_number(out, process.pid);
+    if let Some(name) = process.name.as_deref() {
+        out.push('/');
+        out.push_str(&sanitize::terminal_safe(name));
     }
 }
 

@@ -218,7 +218,7 @@ mod tests {
             processes: vec![OwnerProcess {
                 pid: 1,
                 fd: 3,
-                name: Some(name.to_vec()),
+                name: Some(name.into()),
                 cmdline: None,
                 uid: Some(0),
             }],

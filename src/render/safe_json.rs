@@ -157,6 +157,10 @@ fn write_escaped<W: ?Sized + io::Write>(
     text: &str,
     must_escape: impl Fn(char) -> bool,
 ) -> io::Result<()> {
+    // Printable ASCII, nearly all text, is never escaped here: skip the per-char checks.
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return writer.write_all(text.as_bytes());
+    }
     let mut start = 0;
     for (i, c) in text.char_indices().filter(|&(_, c)| must_escape(c)) {
         writer.write_all(&text.as_bytes()[start..i])?;

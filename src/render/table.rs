@@ -35,7 +35,7 @@ pub fn write_table(
     }
     for entry in entries {
         for &column in &columns {
-            grid.push_cell(&cells.text(column, entry));
+            grid.push_cell_with(|text| cells.write(column, entry, text));
         }
     }
     grid.write(&right, out)
@@ -74,10 +74,16 @@ impl Grid {
 
     /// Append the next cell, filling rows left to right.
     pub fn push_cell(&mut self, cell: &str) {
+        self.push_cell_with(|text| text.push_str(cell));
+    }
+
+    /// Append the next cell as `write` appends it to the grid's text.
+    pub fn push_cell_with(&mut self, write: impl FnOnce(&mut String)) {
         let column = self.ends.len() % self.columns.max(1);
+        let start = self.text.len();
+        write(&mut self.text);
         // Cells are short (the widest is a PID list); saturate rather than wrap if not.
-        let width = u16::try_from(cell.width()).unwrap_or(u16::MAX);
-        self.text.push_str(cell);
+        let width = u16::try_from(display_width(&self.text[start..])).unwrap_or(u16::MAX);
         self.ends
             .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
         self.widths.push(width);
@@ -109,6 +115,15 @@ impl Grid {
             line.clear();
         }
         Ok(())
+    }
+}
+
+/// Columns `cell` takes on a terminal; printable ASCII, nearly every cell, is one per byte.
+fn display_width(cell: &str) -> usize {
+    if cell.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        cell.len()
+    } else {
+        cell.width()
     }
 }
 

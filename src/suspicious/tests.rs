@@ -32,7 +32,7 @@ fn entry(addr: &str, holders: &[(u32, u32)], unknown: Option<OwnerUnknownReason>
             .map(|&(pid, uid)| OwnerProcess {
                 pid,
                 fd: 3,
-                name: Some(b"sshd".to_vec()),
+                name: Some(b"sshd"[..].into()),
                 cmdline: None,
                 uid: Some(uid),
             })

@@ -11,6 +11,7 @@ use super::error::BpfUnavailable;
 use super::preflight::Checked;
 use super::{Gather, iterator};
 use crate::process::fdscan::FdScan;
+use crate::process::info::DetailFields;
 
 /// A running iterator: chunks of whole records as the kernel produces them, then the outcome.
 #[derive(Debug)]
@@ -33,12 +34,18 @@ impl Background {
     /// The holders of `wanted` and their details (read under `proc_root`), gathered from the
     /// output as it arrives; the details of early processes are read while the kernel is still
     /// visiting later ones.
-    pub fn gather(self, proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavailable> {
-        let mut gather = Gather::new(proc_root, wanted);
+    pub fn gather(
+        self,
+        proc_root: &Path,
+        wanted: &HashSet<u64>,
+        fields: DetailFields,
+    ) -> Result<FdScan, BpfUnavailable> {
+        let mut gather = Gather::new(proc_root, wanted, fields);
         // Ends when the thread is done and drops its sender.
         for chunk in self.chunks {
             gather.add(&chunk);
         }
+        crate::timing::mark("bpf: records gathered");
         self.outcome
             .join()
             .unwrap_or_else(|_| Err(BpfUnavailable::Load("the iterator thread panicked".into())))?;

@@ -1,9 +1,10 @@
 //! The iterator's output: a stream of fixed-size records, `{ u32 pid; u32 fd; u64 inode; }` in
 //! native byte order (`struct record` in `task_sockets.bpf.c`), one per socket fd.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::model::Holder;
+use crate::process::holders::Holders;
 
 /// Size of one record in bytes.
 pub const RECORD_SIZE: usize = 16;
@@ -36,7 +37,7 @@ pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
 #[derive(Debug)]
 pub struct Selection<'a> {
     wanted: &'a HashSet<u64>,
-    holders: HashMap<u64, Vec<Holder>>,
+    found: Vec<(u64, Holder)>,
     holder_pids: HashSet<u32>,
     /// Processes seen; the kernel visits one process's fds together, so a pid differing from
     /// the previous record's is a new process.
@@ -49,7 +50,7 @@ impl<'a> Selection<'a> {
     pub fn new(wanted: &'a HashSet<u64>) -> Self {
         Selection {
             wanted,
-            holders: HashMap::new(),
+            found: Vec::new(),
             holder_pids: HashSet::new(),
             processes: 0,
             last_pid: None,
@@ -71,7 +72,7 @@ impl<'a> Selection<'a> {
                 pid: record.pid,
                 fd: record.fd,
             };
-            self.holders.entry(record.inode).or_default().push(holder);
+            self.found.push((record.inode, holder));
             if self.holder_pids.insert(record.pid) {
                 new_holder(record.pid);
             }
@@ -80,11 +81,8 @@ impl<'a> Selection<'a> {
 
     /// Every holder of each wanted inode, sorted by (pid, fd) as the fd walk gives them, and
     /// the number of distinct processes that hold any socket.
-    pub fn finish(mut self) -> (HashMap<u64, Vec<Holder>>, usize) {
-        for list in self.holders.values_mut() {
-            list.sort_unstable();
-        }
-        (self.holders, self.processes)
+    pub fn finish(self) -> (Holders, usize) {
+        (Holders::from_pairs(self.found), self.processes)
     }
 }
 
@@ -151,8 +149,8 @@ mod tests {
             .into_iter()
             .map(|(pid, fd)| Holder { pid, fd })
             .collect();
-        assert_eq!(holders[&10], want);
-        assert!(!holders.contains_key(&11), "unwanted inodes are dropped");
+        assert_eq!(holders.of(10), want);
+        assert!(!holders.contains(11), "unwanted inodes are dropped");
         assert_eq!(processes, 3);
     }
 }

@@ -1,0 +1,69 @@
+//! Which (pid, fd) pairs hold each socket inode, as both attribution paths find them.
+//!
+//! Kept as two sorted columns rather than a map of lists: a busy host has tens of thousands of
+//! wanted inodes, most with one holder, and a list per inode would be an allocation each.
+
+use crate::model::Holder;
+
+/// Every holder of each inode, sorted by (inode, pid, fd).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holders {
+    inodes: Vec<u64>,
+    holders: Vec<Holder>,
+}
+
+impl Holders {
+    /// The holders in `pairs`, in any order; a pair given twice counts once.
+    pub fn from_pairs(mut pairs: Vec<(u64, Holder)>) -> Self {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let (inodes, holders) = pairs.into_iter().unzip();
+        Holders { inodes, holders }
+    }
+
+    /// The holders of `inode`, by (pid, fd); empty when nothing holds it.
+    pub fn of(&self, inode: u64) -> &[Holder] {
+        let start = self.inodes.partition_point(|&i| i < inode);
+        let end = start + self.inodes[start..].partition_point(|&i| i == inode);
+        &self.holders[start..end]
+    }
+
+    /// Whether any holder of `inode` was found.
+    pub fn contains(&self, inode: u64) -> bool {
+        !self.of(inode).is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(pid: u32, fd: u32) -> Holder {
+        Holder { pid, fd }
+    }
+
+    #[test]
+    fn holders_of_an_inode_are_sorted_and_others_are_empty() {
+        let holders = Holders::from_pairs(vec![
+            (20, holder(9, 4)),
+            (10, holder(30, 5)),
+            (10, holder(10, 4)),
+            (10, holder(10, 3)),
+            (20, holder(9, 4)),
+            (u64::MAX, holder(1, 0)),
+        ]);
+        assert_eq!(
+            holders.of(10),
+            [holder(10, 3), holder(10, 4), holder(30, 5)]
+        );
+        assert_eq!(
+            holders.of(20),
+            [holder(9, 4)],
+            "a repeated pair counts once"
+        );
+        assert_eq!(holders.of(u64::MAX), [holder(1, 0)]);
+        assert!(holders.of(0).is_empty() && holders.of(15).is_empty());
+        assert!(holders.contains(20) && !holders.contains(21));
+        assert!(Holders::default().of(10).is_empty());
+    }
+}
