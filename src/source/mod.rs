@@ -106,7 +106,8 @@ fn collect_table(
     };
     if let Some(netlink) = netlink {
         match dump_netlink(netlink, protocol, family, request.states) {
-            Ok(sockets) => {
+            Ok(mut sockets) => {
+                drop_repeated(&mut sockets);
                 report.source = Some(SourceKind::Netlink);
                 report.count = sockets.len();
                 append(&mut collected.sockets, sockets);
@@ -173,6 +174,33 @@ fn same_failure(error: &SourceError) -> SourceError {
     }
 }
 
+/// Keep the first of sockets that describe the same socket.
+///
+/// Both sources read the kernel's socket hash a piece at a time (a buffer of `/proc/net/tcp`,
+/// a netlink dump message), finding their place again before each; sockets created or closed
+/// meanwhile shift that place, so on a busy host a socket can come twice (or be skipped, which
+/// nothing can undo). Repeats go: by inode, which no two sockets share, or for inode 0
+/// (TIME_WAIT, not yet accepted) by endpoints and state.
+pub fn drop_repeated(sockets: &mut Vec<Socket>) {
+    let mut seen = std::collections::HashSet::with_capacity(sockets.len());
+    sockets.retain(|s| {
+        let key = match s.inode {
+            0 => (
+                0,
+                Some((
+                    s.local_addr,
+                    s.local_port,
+                    s.remote_addr,
+                    s.remote_port,
+                    s.state,
+                )),
+            ),
+            inode => (inode, None),
+        };
+        seen.insert(key)
+    });
+}
+
 /// `/proc/net` tables list every state; keep what a netlink request would have asked for.
 fn wanted_state(socket: &Socket, states: StateSelection) -> bool {
     match states {
@@ -210,6 +238,26 @@ fn interface_name(index: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_a_dump_repeats_is_listed_once() {
+        // A recorded netlink reply, as if the kernel had sent its sockets twice over.
+        let path = format!(
+            "{}/fixtures/netlink/tcp4-all.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let sequence = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+        let mut once = Vec::new();
+        netlink::decode_chunk(&bytes[4..], sequence, Protocol::Tcp, &mut once).unwrap();
+        assert!(
+            once.iter().any(|s| s.inode == 0),
+            "the fixture has inode-0 sockets"
+        );
+        let mut twice: Vec<Socket> = once.iter().chain(&once).cloned().collect();
+        drop_repeated(&mut twice);
+        assert_eq!(twice, once);
+    }
 
     #[test]
     fn every_table_reports_the_step_and_errno_that_kept_netlink_closed() {

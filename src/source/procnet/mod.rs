@@ -136,35 +136,10 @@ pub fn read_table(
     }
     let label = path.display().to_string();
     let mut table = parse_table(reader, protocol, family, ByteOrder::native(), &label);
-    drop_repeated_rows(&mut table);
+    // The kernel writes the table a buffer at a time, finding its place again in the socket
+    // hash before each one: a busy host's table can repeat a row.
+    super::drop_repeated(&mut table.sockets);
     Ok(table)
-}
-
-/// Keep the first of rows that describe the same socket.
-///
-/// The kernel writes the table a buffer at a time, finding its place again in the socket
-/// hash before each one; sockets created or closed meanwhile shift that place, so a busy host's
-/// table can repeat a row (or skip one, which nothing can undo). The same socket twice would
-/// be listed twice, so repeats go: by inode, which no two sockets share, or for inode 0
-/// (TIME_WAIT, not yet accepted) by endpoints and state.
-pub fn drop_repeated_rows(table: &mut ParsedTable) {
-    let mut seen = std::collections::HashSet::new();
-    table.sockets.retain(|s| {
-        let key = match s.inode {
-            0 => (
-                0,
-                Some((
-                    s.local_addr,
-                    s.local_port,
-                    s.remote_addr,
-                    s.remote_port,
-                    s.state,
-                )),
-            ),
-            inode => (inode, None),
-        };
-        seen.insert(key)
-    });
 }
 
 /// Parse a table from any reader. `path_label` names the file in warnings.

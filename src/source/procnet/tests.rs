@@ -507,7 +507,7 @@ fn rows_repeated_by_a_busy_kernel_are_listed_once() {
     let repeated = lines.join("\n") + "\n";
     let mut t = parse_le(repeated.as_bytes(), Protocol::Tcp, Family::Ipv4);
     assert_eq!(t.sockets.len(), 10);
-    drop_repeated_rows(&mut t);
+    crate::source::drop_repeated(&mut t.sockets);
     assert_eq!(t.sockets.len(), 8);
     // Two inode-0 rows that differ stay apart.
     assert_eq!(t.sockets.iter().filter(|s| s.inode == 0).count(), 2);
