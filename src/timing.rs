@@ -12,6 +12,8 @@ use std::time::Instant;
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static START: OnceLock<Instant> = OnceLock::new();
 static MARKS: Mutex<Vec<Mark>> = Mutex::new(Vec::new());
+/// Marks kept at most: `-c` and `watch` mark every poll, and run for days.
+const MAX_MARKS: usize = 10_000;
 
 /// One phase's end.
 struct Mark {
@@ -37,6 +39,9 @@ pub fn mark(label: &'static str) {
     let millis = START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0;
     let thread = std::thread::current().name().unwrap_or("worker").to_owned();
     if let Ok(mut marks) = MARKS.lock() {
+        if marks.len() >= MAX_MARKS {
+            return;
+        }
         marks.push(Mark {
             label,
             thread,

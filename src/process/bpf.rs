@@ -34,7 +34,10 @@ pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavailable> {
     let checked = preflight::check(proc_root)?;
     let mut gather = Gather::new(proc_root, wanted, DetailFields::ALL);
-    iterator::run(checked, |records| gather.add(records))?;
+    let (go, ready) = std::sync::mpsc::channel();
+    // The wanted sockets are known already: run at once.
+    let _ = go.send(());
+    iterator::run(checked, &ready, |records| gather.add(records))?;
     Ok(gather.finish())
 }
 

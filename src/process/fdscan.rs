@@ -10,6 +10,13 @@
 //! the same worker right away: in parallel, and as close as possible to the moment its fds
 //! were seen, so a pid reused in between is unlikely to lend its name to the socket.
 //!
+//! The walk starts while the sockets are still being collected ([`start`], then
+//! [`Walk::finish`] with the wanted inodes). Processes scanned before the inodes are known keep
+//! all their socket fds until then (their details are read then, a little later). A socket
+//! opened during the collection by a process already scanned, or by one started after the
+//! walk listed `/proc`, would be missed: when a wanted inode has no holder at the end, just
+//! those processes are looked at again ([`rescue`]).
+//!
 //! A process that exits mid-scan is skipped. A process whose fds cannot be read (another
 //! user's, or non-dumpable) is counted, never mistaken for one without sockets.
 
@@ -54,6 +61,8 @@ struct Partial {
     details: Vec<(u32, ProcessDetails)>,
     /// Every socket fd of the processes scanned before the wanted inodes were known.
     unsorted: Vec<(u64, Holder)>,
+    /// Processes whose scan began before the wanted inodes were known.
+    early: Vec<u32>,
     denied: usize,
     scanned: usize,
 }
@@ -141,7 +150,58 @@ impl Walk {
         // Always set by now; an empty set stands in rather than a panic.
         let empty = HashSet::new();
         let wanted = shared.wanted.get().unwrap_or(&empty);
-        Ok(merge(partials, wanted, &shared))
+        let early: Vec<u32> = partials
+            .iter()
+            .flat_map(|p| p.early.iter().copied())
+            .collect();
+        let mut scan = merge(partials, wanted, &shared);
+        rescue(&mut scan, wanted, &shared, early);
+        Ok(scan)
+    }
+}
+
+/// Look again, for the wanted inodes still without a holder, at the processes that could hold
+/// them unseen: those scanned before the sockets were collected (`early`: a listener they
+/// opened afterwards is in the collection) and those started since the walk listed `/proc`.
+/// Costs nothing when every socket has a holder; on a host with sockets no process holds (the
+/// kernel's own, nfsd or WireGuard), a second look at the early processes.
+fn rescue(scan: &mut FdScan, wanted: &HashSet<u64>, shared: &Shared, early: Vec<u32>) {
+    let missing: HashSet<u64> = wanted
+        .iter()
+        .copied()
+        .filter(|&inode| !scan.holders.contains(inode))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut again = early;
+    if let Ok(now) = list_pids(&shared.proc_root) {
+        // `shared.pids` is sorted.
+        again.extend(
+            now.into_iter()
+                .filter(|p| shared.pids.binary_search(p).is_err()),
+        );
+    }
+    again.sort_unstable();
+    again.dedup();
+    let mut dents = vec![0u8; DENTS_BUFFER];
+    let mut sockets = Vec::new();
+    let mut found = Vec::new();
+    let mut reader = DetailsReader::new(&shared.proc_root).only(shared.fields);
+    for pid in again {
+        sockets.clear();
+        // Already counted as scanned, denied or gone the first time.
+        let _ = scan_pid(shared.root.as_raw_fd(), pid, &mut dents, &mut sockets);
+        let before = found.len();
+        found.extend(sockets.iter().filter(|(inode, _)| missing.contains(inode)));
+        if found.len() > before {
+            if let Entry::Vacant(details) = scan.details.entry(pid) {
+                details.insert(reader.read(pid));
+            }
+        }
+    }
+    if !found.is_empty() {
+        scan.holders.add(found);
     }
 }
 
@@ -200,6 +260,9 @@ fn scan_worker(shared: &Shared) -> Partial {
             break;
         };
         sockets.clear();
+        if shared.wanted.get().is_none() {
+            partial.early.push(pid);
+        }
         match scan_pid(root, pid, &mut dents, &mut sockets) {
             PidOutcome::Scanned => partial.scanned += 1,
             PidOutcome::Gone => {}
@@ -423,6 +486,57 @@ mod tests {
         let me = std::process::id();
         assert_eq!(scan.holders.of(inode), [Holder { pid: me, fd }]);
         assert!(scan.scanned > 0);
+    }
+
+    /// A proc-like tree: `PID/fd/FD` links to `socket:[INODE]`, and each pid's `comm`.
+    fn link(root: &Path, pid: u32, fd: u32, inode: u64) {
+        let dir = root.join(format!("{pid}/fd"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(root.join(format!("{pid}/comm")), format!("p{pid}\n")).unwrap();
+        std::os::unix::fs::symlink(format!("socket:[{inode}]"), dir.join(fd.to_string())).unwrap();
+    }
+
+    #[test]
+    fn sockets_opened_while_collecting_are_found_by_a_second_look() {
+        let dir = tempfile::tempdir().unwrap();
+        link(dir.path(), 100, 3, 1);
+        link(dir.path(), 100, 5, 7);
+        let walk = start(dir.path(), DetailFields::ALL);
+        // Whether or not the workers have scanned pid 100 by now, the result is the same:
+        // pid 100 opening fd 4 and pid 200 starting while the sockets are collected.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        link(dir.path(), 100, 4, 2);
+        link(dir.path(), 200, 3, 3);
+        let scan = walk.finish(HashSet::from([1, 2, 3, 99])).unwrap();
+        let holder = |pid, fd| Holder { pid, fd };
+        assert_eq!(scan.holders.of(1), [holder(100, 3)]);
+        assert_eq!(scan.holders.of(2), [holder(100, 4)]);
+        assert_eq!(scan.holders.of(3), [holder(200, 3)]);
+        assert!(scan.holders.of(7).is_empty(), "not wanted");
+        assert!(scan.holders.of(99).is_empty(), "held by nobody");
+        let mut pids: Vec<u32> = scan.details.keys().copied().collect();
+        pids.sort_unstable();
+        assert_eq!(pids, [100, 200], "details of each holder, once");
+        assert_eq!(scan.details[&200].name.as_deref(), Some(&b"p200"[..]));
+    }
+
+    #[test]
+    fn a_walk_finished_late_or_dropped_unfinished_is_sound() {
+        let dir = tempfile::tempdir().unwrap();
+        for pid in 1..200 {
+            link(dir.path(), pid, 3, u64::from(pid));
+        }
+        // Finished after every worker is done: every holder comes from the early list.
+        let walk = start(dir.path(), DetailFields::ALL);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let scan = walk.finish((1..200).collect()).unwrap();
+        for pid in 1..200 {
+            assert_eq!(scan.holders.of(u64::from(pid)), [Holder { pid, fd: 3 }]);
+        }
+        assert_eq!(scan.details.len(), 199);
+        assert_eq!(scan.scanned, 199);
+        // Dropped unfinished: the workers stop on their own, nothing panics.
+        drop(start(dir.path(), DetailFields::ALL));
     }
 
     #[test]

@@ -21,6 +21,14 @@ impl Holders {
         Holders { inodes, holders }
     }
 
+    /// Add the holders in `pairs`.
+    pub fn add(&mut self, pairs: Vec<(u64, Holder)>) {
+        let mut all: Vec<(u64, Holder)> =
+            self.inodes.drain(..).zip(self.holders.drain(..)).collect();
+        all.extend(pairs);
+        *self = Holders::from_pairs(all);
+    }
+
     /// The holders of `inode`, by (pid, fd); empty when nothing holds it.
     pub fn of(&self, inode: u64) -> &[Holder] {
         let start = self.inodes.partition_point(|&i| i < inode);
@@ -65,5 +73,13 @@ mod tests {
         assert!(holders.of(0).is_empty() && holders.of(15).is_empty());
         assert!(holders.contains(20) && !holders.contains(21));
         assert!(Holders::default().of(10).is_empty());
+        let mut more = holders.clone();
+        more.add(vec![(15, holder(2, 2)), (10, holder(11, 1))]);
+        assert_eq!(more.of(15), [holder(2, 2)]);
+        assert_eq!(
+            more.of(10),
+            [holder(10, 3), holder(10, 4), holder(11, 1), holder(30, 5)]
+        );
+        assert_eq!(more.of(20), holders.of(20));
     }
 }

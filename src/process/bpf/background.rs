@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use super::error::BpfUnavailable;
@@ -16,19 +16,28 @@ use crate::process::info::DetailFields;
 /// A running iterator: chunks of whole records as the kernel produces them, then the outcome.
 #[derive(Debug)]
 pub struct Background {
+    /// Tells the loaded iterator to start visiting processes (see [`iterator::run`]).
+    go: Sender<()>,
     chunks: Receiver<Vec<u8>>,
     outcome: JoinHandle<Result<(), BpfUnavailable>>,
 }
 
 impl Background {
-    /// Load and run the iterator on a new thread.
+    /// Load the iterator on a new thread; it runs once [`Background::gather`] is called.
     pub fn start(checked: Checked) -> Background {
         let (sender, chunks) = mpsc::channel();
+        let (go, ready) = mpsc::channel();
         let outcome = std::thread::spawn(move || {
             // A receiver gone means the run ended without attributing: nothing to do.
-            iterator::run(checked, |records| drop(sender.send(records.to_vec())))
+            iterator::run(checked, &ready, |records| {
+                drop(sender.send(records.to_vec()))
+            })
         });
-        Background { chunks, outcome }
+        Background {
+            go,
+            chunks,
+            outcome,
+        }
     }
 
     /// The holders of `wanted` and their details (read under `proc_root`), gathered from the
@@ -41,6 +50,9 @@ impl Background {
         fields: DetailFields,
     ) -> Result<FdScan, BpfUnavailable> {
         let mut gather = Gather::new(proc_root, wanted, fields);
+        // The sockets are collected: every one of them exists by now, so its holders will be
+        // found. A thread that already failed has hung up, and says why below.
+        let _ = self.go.send(());
         // Ends when the thread is done and drops its sender.
         for chunk in self.chunks {
             gather.add(&chunk);

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
+use std::sync::mpsc::Receiver;
 
 use aya::programs::{Iter, ProgramError};
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
@@ -36,10 +37,22 @@ const ITER_TYPE: &str = "task_file";
 /// The kernel function named after [`ITER_TYPE`], whose BTF id is the attach point.
 const ITER_FUNC: &str = "bpf_iter_task_file";
 
-/// Run the iterator, handing its output to `each` as it is read, in whole records (see
-/// `records`), so the caller can work on the first processes while the kernel visits the rest.
-pub fn run(_checked: Checked, mut each: impl FnMut(&[u8])) -> Result<(), BpfUnavailable> {
+/// Load the iterator, wait for `go`, then run it, handing its output to `each` as it is read,
+/// in whole records (see `records`), so the caller can work on the first processes while the
+/// kernel visits the rest. A `go` that hangs up means nobody wants the output: nothing runs.
+///
+/// The kernel visits the processes only once `go` arrives, which the caller sends when the
+/// sockets are collected: a process visited before that could open a listener the collection
+/// then sees, and it would look ownerless. Loading, most of the cost, still overlaps.
+pub fn run(
+    _checked: Checked,
+    go: &Receiver<()>,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), BpfUnavailable> {
     let mut output = open()?;
+    if go.recv().is_err() {
+        return Ok(());
+    }
     // The program and the BTF are released by now: the open iterator holds the kernel's
     // references, so only the output costs memory from here on.
     let mut buffer = vec![0u8; READ_BUFFER];
@@ -70,10 +83,20 @@ fn open() -> Result<File, BpfUnavailable> {
     crate::timing::mark("bpf: loader made");
     let btf = KernelBtf::load()?;
     crate::timing::mark("bpf: kernel types digested");
-    let mut ebpf = loader
-        .btf(Some(&btf.relocations))
-        .load(OBJECT)
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+    let (mut ebpf, btf) = match loader.btf(Some(&btf.relocations)).load(OBJECT) {
+        Ok(ebpf) => (ebpf, btf),
+        // A digest that parses yet lacks what a relocation needs would be a bug of the
+        // digest, not of the kernel: the whole BTF still loads the program.
+        Err(_) if btf.attach.is_some() => {
+            let full = KernelBtf::full()?;
+            let ebpf = loader_without_btf()
+                .btf(Some(&full.relocations))
+                .load(OBJECT)
+                .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+            (ebpf, full)
+        }
+        Err(e) => return Err(BpfUnavailable::Load(chain(&e))),
+    };
     crate::timing::mark("bpf: program loaded");
     let opened = open_iterator(&mut ebpf, btf.attach());
     crate::timing::mark("bpf: iterator opened");
@@ -135,22 +158,11 @@ struct KernelBtf {
 
 impl KernelBtf {
     fn load() -> Result<KernelBtf, BpfUnavailable> {
-        let no_btf = |reason: String| BpfUnavailable::NoBtf {
-            path: BTF_PATH.into(),
-            reason,
-        };
-        let full = |raw: &[u8]| match Btf::parse(raw, Endianness::default()) {
-            Ok(relocations) => Ok(KernelBtf {
-                relocations,
-                attach: None,
-            }),
-            Err(e) => Err(no_btf(chain(&e))),
-        };
         let raw = RawBtf::open().map_err(|e| no_btf(e.to_string()))?;
         let digest = match btf_digest::digest(raw.bytes(), RELOCATED_STRUCTS, ITER_FUNC) {
             Ok(digest) => digest,
             // Unexpected BTF: aya reads it whole, as it would have without the digest.
-            Err(_) => return full(raw.bytes()),
+            Err(_) => return Self::parse_whole(raw.bytes()),
         };
         // The raw bytes (5 MiB when read rather than mapped) are not needed once digested.
         drop(raw);
@@ -161,12 +173,35 @@ impl KernelBtf {
                 attach: Some(attach),
             }),
             // A digest aya refuses would be a bug here, not a kernel problem: read it whole.
-            _ => full(RawBtf::open().map_err(|e| no_btf(e.to_string()))?.bytes()),
+            _ => Self::full(),
+        }
+    }
+
+    /// The whole kernel BTF, parsed by aya: what a failed digest falls back to.
+    fn full() -> Result<KernelBtf, BpfUnavailable> {
+        Self::parse_whole(RawBtf::open().map_err(|e| no_btf(e.to_string()))?.bytes())
+    }
+
+    fn parse_whole(raw: &[u8]) -> Result<KernelBtf, BpfUnavailable> {
+        match Btf::parse(raw, Endianness::default()) {
+            Ok(relocations) => Ok(KernelBtf {
+                relocations,
+                attach: None,
+            }),
+            Err(e) => Err(no_btf(chain(&e))),
         }
     }
 
     fn attach(&self) -> &Btf {
         self.attach.as_ref().unwrap_or(&self.relocations)
+    }
+}
+
+/// The kernel BTF could not be read or parsed, for `reason`.
+fn no_btf(reason: String) -> BpfUnavailable {
+    BpfUnavailable::NoBtf {
+        path: BTF_PATH.into(),
+        reason,
     }
 }
 
