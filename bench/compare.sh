@@ -50,9 +50,20 @@ world() {
   echo "== $name world: $*"
   python3 "$WORLD" "$@" --runs "$RUNS" \
     --time 'ss -ltnup' --time 'netstat -tulpn' "${paths[@]}"
-  python3 "$WORLD" "$@" --expect "$truth/$name.json" -- \
-    sh -c "$BIN -ltnu --json > $truth/$name.out.json"
-  check_exact "$truth/$name.json" "$truth/$name.out.json"
+  # Every attribution path this binary has, each against the same ground truth.
+  local modes=(default)
+  if "$BIN" --help 2>/dev/null | grep -q -- '--attribution'; then modes=(walk auto); fi
+  local runs=""
+  for mode in "${modes[@]}"; do
+    local flag=""
+    [ "$mode" = default ] || flag="--attribution $mode"
+    runs+="$BIN -ltnu --json $flag > $truth/$name.$mode.json; "
+  done
+  python3 "$WORLD" "$@" --expect "$truth/$name.json" -- sh -c "$runs"
+  for mode in "${modes[@]}"; do
+    printf '%s: ' "$mode"
+    check_exact "$truth/$name.json" "$truth/$name.$mode.json"
+  done
 }
 
 case "${1:-all}" in
