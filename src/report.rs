@@ -114,6 +114,14 @@ pub fn attribution(
             "lsports: {denied} processes could not be inspected when the snapshot was captured, \
              so their sockets show no owner; capture as root to record every owner"
         )?;
+    } else if *denied > 0 && nix::unistd::geteuid().is_root() && is_live_proc(config) {
+        // Root was refused: there is no privilege to suggest.
+        writeln!(
+            err,
+            "lsports: {denied} processes could not be inspected even as root (refused by a \
+             security module such as Yama, SELinux, AppArmor or a sandbox's), so their \
+             sockets show no owner"
+        )?;
     } else if *denied > 0 {
         writeln!(
             err,
@@ -123,6 +131,11 @@ pub fn attribution(
         )?;
     }
     Ok(())
+}
+
+/// Whether the proc root is this machine's own `/proc`, not a fixture tree or a snapshot.
+fn is_live_proc(config: &Config) -> bool {
+    config.snapshot.is_none() && config.proc_root == std::path::Path::new("/proc")
 }
 
 /// `1 listener`, `2 listeners`: a count with its noun (regular plurals only).

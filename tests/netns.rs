@@ -1048,8 +1048,10 @@ fn verbose_says_which_source_fed_each_protocol() {
         let quiet = world.run(&quiet_args);
         assert_success(&quiet, &quiet_args);
         let err = stderr_lines(&quiet);
+        // The one line a quiet run may print: processes it could not inspect (other users'
+        // when unprivileged; a sandbox's guarded init even as root).
         assert!(
-            err.iter().all(|l| l.contains("CAP_DAC_READ_SEARCH")),
+            err.iter().all(|l| l.contains("could not be inspected")),
             "lsports {quiet_args:?}: without -v, no source chatter: {err:?}"
         );
 

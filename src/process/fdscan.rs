@@ -332,8 +332,13 @@ fn scan_pid(
             Err(e) => return outcome_of(&e),
         };
         for (name, fd) in DirEntries::new(&dents[..len]) {
-            if let Some(inode) = socket_inode_at(dir.as_raw_fd(), name) {
-                sockets.push((inode, Holder { pid, fd }));
+            match link_at(dir.as_raw_fd(), name) {
+                Link::Socket(inode) => sockets.push((inode, Holder { pid, fd })),
+                Link::Other => {}
+                // The directory may be listed while its links are closed to us (a process
+                // that is not dumpable, or a sandbox's guarded init): its sockets are not
+                // ownerless, they are unseen, and the listing must say so.
+                Link::Denied => return PidOutcome::Denied,
             }
         }
     }
@@ -346,14 +351,35 @@ fn outcome_of(error: &io::Error) -> PidOutcome {
     }
 }
 
-/// `readlinkat` one fd entry and parse `socket:[N]`; `None` for anything else or on error
-/// (an fd closed between `getdents` and `readlinkat` is simply gone).
-fn socket_inode_at(dir: RawFd, name: &CStr) -> Option<u64> {
+/// What one fd entry refers to.
+#[derive(Debug, PartialEq, Eq)]
+enum Link {
+    /// A socket, by inode.
+    Socket(u64),
+    /// Anything else, or an fd closed between `getdents` and `readlinkat`.
+    Other,
+    /// The link may not be read.
+    Denied,
+}
+
+/// `readlinkat` one fd entry and parse `socket:[N]`.
+fn link_at(dir: RawFd, name: &CStr) -> Link {
     let mut link = [0u8; 64];
     // SAFETY: `name` is NUL-terminated and `link` is a valid writable buffer of its length.
     let len = unsafe { libc::readlinkat(dir, name.as_ptr(), link.as_mut_ptr().cast(), link.len()) };
-    let len = usize::try_from(len).ok()?;
-    parse_socket_link(&link[..len])
+    match usize::try_from(len) {
+        Ok(len) => parse_socket_link(&link[..len]).map_or(Link::Other, Link::Socket),
+        Err(_) => link_error(io::Error::last_os_error().raw_os_error()),
+    }
+}
+
+/// A failed `readlinkat`: permission errors mean unseen sockets, anything else (the fd or
+/// the process is gone) means nothing to see.
+fn link_error(errno: Option<i32>) -> Link {
+    match errno {
+        Some(libc::EACCES) | Some(libc::EPERM) => Link::Denied,
+        _ => Link::Other,
+    }
 }
 
 /// Parse the target of an fd link: `socket:[12345]` gives 12345.
@@ -466,6 +492,25 @@ mod tests {
         assert_eq!(parse_socket_link(b"socket:[]"), None);
         assert_eq!(parse_socket_link(b"socket:[12a]"), None);
         assert_eq!(parse_socket_link(b"socket:[12"), None);
+    }
+
+    #[test]
+    fn unreadable_links_are_denied_and_vanished_ones_are_nothing() {
+        assert_eq!(link_error(Some(libc::EACCES)), Link::Denied);
+        assert_eq!(link_error(Some(libc::EPERM)), Link::Denied);
+        assert_eq!(link_error(Some(libc::ENOENT)), Link::Other);
+        assert_eq!(link_error(None), Link::Other);
+        let dir = tempfile::tempdir().unwrap();
+        link(dir.path(), 9, 3, 42);
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("9/fd/4")).unwrap();
+        let fds = File::open(dir.path().join("9/fd")).unwrap();
+        assert_eq!(link_at(fds.as_raw_fd(), c"3"), Link::Socket(42));
+        assert_eq!(link_at(fds.as_raw_fd(), c"4"), Link::Other);
+        assert_eq!(
+            link_at(fds.as_raw_fd(), c"5"),
+            Link::Other,
+            "closed meanwhile"
+        );
     }
 
     #[test]
