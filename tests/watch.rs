@@ -182,11 +182,22 @@ fn jsonl_events_are_exactly_what_happened() {
             .is_some_and(|e| e.contains("python")),
         "{text}"
     );
-    assert!(
-        read(&world, "w.err").is_empty(),
-        "{}",
-        read(&world, "w.err")
-    );
+    // The one line allowed: some processes could not be inspected (on a host with a guarded
+    // init, a sandbox's, even root is told), which is no error.
+    let err = read(&world, "w.err");
+    let errors = err
+        .lines()
+        .filter(|l| !l.contains("could not be inspected"));
+    assert_eq!(errors.count(), 0, "{err}");
+}
+
+/// The `lsports:` lines of a screen other than the hint that some processes could not be
+/// inspected (see above).
+fn errors_on_screen(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .filter(|l| l.starts_with("lsports:") && !l.contains("could not be inspected"))
+        .collect()
 }
 
 #[test]
@@ -358,7 +369,7 @@ fn watch_in_a_terminal_stops_on_ctrl_c() {
     assert!(screen.contains(&present), "{screen}");
     assert!(!screen.contains("closed"), "{screen}");
     assert!(
-        !screen.contains("lsports:"),
+        errors_on_screen(&screen).is_empty(),
         "no error on the way out:\n{screen}"
     );
 }
