@@ -46,27 +46,12 @@ fn read_link(proc_root: &Path, pid: u32) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SourceKind;
-    use crate::model::{DeviceBinding, Family, OwnerProcess, Protocol, Socket, SocketState};
+
+    use crate::model::{OwnerProcess, Protocol, Socket};
 
     fn entry_held_by(pid: u32) -> Entry {
         Entry {
-            socket: Socket {
-                protocol: Protocol::Tcp,
-                family: Family::Ipv4,
-                local_addr: "127.0.0.1".parse().unwrap(),
-                local_port: 1,
-                remote_addr: "0.0.0.0".parse().unwrap(),
-                remote_port: 0,
-                state: SocketState::LISTEN,
-                recv_q: 0,
-                send_q: None,
-                uid: 0,
-                inode: 1,
-                v6only: None,
-                device: DeviceBinding::Unbound,
-                source: SourceKind::Netlink,
-            },
+            socket: Socket::listening(Protocol::Tcp, "127.0.0.1", 1),
             processes: vec![OwnerProcess {
                 pid,
                 fd: 3,

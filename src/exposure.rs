@@ -110,33 +110,14 @@ fn bound_to_loopback_device(device: &DeviceBinding) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Protocol, SocketState, SourceKind};
+    use crate::model::Protocol;
 
     fn socket(addr: &str, device: DeviceBinding, v6only: Option<bool>) -> Socket {
-        let local_addr: IpAddr = addr.parse().unwrap();
         Socket {
-            protocol: Protocol::Tcp,
-            family: if local_addr.is_ipv4() {
-                Family::Ipv4
-            } else {
-                Family::Ipv6
-            },
-            local_addr,
-            local_port: 22,
-            remote_addr: if local_addr.is_ipv4() {
-                "0.0.0.0".parse().unwrap()
-            } else {
-                "::".parse().unwrap()
-            },
-            remote_port: 0,
-            state: SocketState::LISTEN,
-            recv_q: 0,
             send_q: Some(128),
-            uid: 0,
-            inode: 1,
             v6only,
             device,
-            source: SourceKind::Netlink,
+            ..Socket::listening(Protocol::Tcp, addr, 22)
         }
     }
 

@@ -172,29 +172,16 @@ pub fn resolve_user(text: &str) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceBinding, Family, Protocol, SocketState, SourceKind};
+    use crate::model::Protocol;
 
     fn socket(addr: &str, port: u16, uid: u32) -> Socket {
-        let local_addr: IpAddr = addr.parse().unwrap();
+        let listening = Socket::listening(Protocol::Tcp, addr, port);
         Socket {
-            protocol: Protocol::Tcp,
-            family: if local_addr.is_ipv4() {
-                Family::Ipv4
-            } else {
-                Family::Ipv6
-            },
-            local_addr,
-            local_port: port,
-            remote_addr: local_addr,
-            remote_port: 0,
-            state: SocketState::LISTEN,
-            recv_q: 0,
+            remote_addr: listening.local_addr,
             send_q: Some(5),
             uid,
             inode: u64::from(port),
-            v6only: None,
-            device: DeviceBinding::Unbound,
-            source: SourceKind::Netlink,
+            ..listening
         }
     }
 

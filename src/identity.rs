@@ -122,25 +122,13 @@ impl Program {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceBinding, Family, OwnerProcess, Socket, SocketState, SourceKind};
+    use crate::model::{OwnerProcess, Socket, SourceKind};
 
     fn entry(protocol: Protocol, port: u16, names: &[&[u8]]) -> Entry {
         Entry {
             socket: Socket {
-                protocol,
-                family: Family::Ipv4,
-                local_addr: "0.0.0.0".parse().unwrap(),
-                local_port: port,
-                remote_addr: "0.0.0.0".parse().unwrap(),
-                remote_port: 0,
-                state: SocketState::LISTEN,
-                recv_q: 0,
-                send_q: None,
-                uid: 0,
-                inode: 1,
-                v6only: None,
-                device: DeviceBinding::Unbound,
                 source: SourceKind::Proc,
+                ..Socket::listening(protocol, "0.0.0.0", port)
             },
             processes: names
                 .iter()

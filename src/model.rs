@@ -222,3 +222,32 @@ pub struct Entry {
     /// Set exactly when `processes` is empty.
     pub owner_unknown: Option<OwnerUnknownReason>,
 }
+
+#[cfg(test)]
+impl Socket {
+    /// A listening socket for unit tests: bound to `addr:port`, unconnected, owned by root,
+    /// inode 1, from netlink. Tests change what they look at with struct update syntax.
+    pub fn listening(protocol: Protocol, addr: &str, port: u16) -> Socket {
+        let local_addr: IpAddr = addr.parse().expect("a test address");
+        let (family, remote_addr) = match local_addr {
+            IpAddr::V4(_) => (Family::Ipv4, IpAddr::from([0u8; 4])),
+            IpAddr::V6(_) => (Family::Ipv6, IpAddr::from([0u16; 8])),
+        };
+        Socket {
+            protocol,
+            family,
+            local_addr,
+            local_port: port,
+            remote_addr,
+            remote_port: 0,
+            state: SocketState::LISTEN,
+            recv_q: 0,
+            send_q: None,
+            uid: 0,
+            inode: 1,
+            v6only: None,
+            device: DeviceBinding::Unbound,
+            source: SourceKind::Netlink,
+        }
+    }
+}

@@ -213,24 +213,12 @@ fn port_list(ports: &[u16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceBinding, Family, Protocol, SocketState, SourceKind};
+    use crate::model::Protocol;
 
     fn listener(port: u16) -> Socket {
         Socket {
-            protocol: Protocol::Tcp,
-            family: Family::Ipv4,
-            local_addr: "127.0.0.1".parse().unwrap(),
-            local_port: port,
-            remote_addr: "0.0.0.0".parse().unwrap(),
-            remote_port: 0,
-            state: SocketState::LISTEN,
-            recv_q: 0,
             send_q: Some(1),
-            uid: 0,
-            inode: 1,
-            v6only: None,
-            device: DeviceBinding::Unbound,
-            source: SourceKind::Netlink,
+            ..Socket::listening(Protocol::Tcp, "127.0.0.1", port)
         }
     }
 

@@ -7,34 +7,16 @@ use super::*;
 use crate::baseline::file;
 use crate::exposure;
 use crate::identity::{Identity, Program};
-use crate::model::{
-    DeviceBinding, Entry, Family, OwnerProcess, Protocol, Socket, SocketState, SourceKind,
-};
+use crate::model::{Entry, OwnerProcess, Protocol, Socket};
 use crate::suspicious::Finding;
 use crate::tomlfile::Source;
 
 fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Audited {
-    let local_addr: std::net::IpAddr = addr.parse().unwrap();
     let socket = Socket {
-        protocol: proto,
-        family: if local_addr.is_ipv4() {
-            Family::Ipv4
-        } else {
-            Family::Ipv6
-        },
-        local_addr,
-        local_port: port,
-        remote_addr: "0.0.0.0".parse().unwrap(),
-        remote_port: 0,
-        state: SocketState::LISTEN,
-        recv_q: 0,
-        send_q: None,
-        uid: 0,
         inode: u64::from(pid),
-        v6only: None,
-        device: DeviceBinding::Unbound,
-        source: SourceKind::Netlink,
+        ..Socket::listening(proto, addr, port)
     };
+    let local_addr = socket.local_addr;
     Audited {
         identity: Identity {
             protocol: proto,

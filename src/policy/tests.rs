@@ -4,7 +4,7 @@
 use super::parse::parse;
 use super::*;
 use crate::identity::Program;
-use crate::model::{DeviceBinding, Family, OwnerProcess, Socket, SocketState, SourceKind};
+use crate::model::{OwnerProcess, Socket};
 use crate::tomlfile::Source;
 
 /// A listener: (entry, identity), held by `name` running `exe` as `uid`.
@@ -16,27 +16,12 @@ fn listener(
     name: &str,
     exe: &str,
 ) -> (Entry, Identity) {
-    let local_addr: std::net::IpAddr = addr.parse().unwrap();
     let socket = Socket {
-        protocol: proto,
-        family: if local_addr.is_ipv4() {
-            Family::Ipv4
-        } else {
-            Family::Ipv6
-        },
-        local_addr,
-        local_port: port,
-        remote_addr: "0.0.0.0".parse().unwrap(),
-        remote_port: 0,
-        state: SocketState::LISTEN,
-        recv_q: 0,
-        send_q: None,
         uid,
-        inode: 1,
         v6only: Some(false),
-        device: DeviceBinding::Unbound,
-        source: SourceKind::Netlink,
+        ..Socket::listening(proto, addr, port)
     };
+    let local_addr = socket.local_addr;
     let identity = Identity {
         protocol: proto,
         address: local_addr,

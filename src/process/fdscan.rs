@@ -224,28 +224,41 @@ fn worker_count(pids: usize) -> usize {
 fn merge(partials: Vec<Partial>, wanted: &HashSet<u64>, shared: &Shared) -> FdScan {
     let mut scan = FdScan::default();
     let mut found = Vec::new();
-    let mut unsorted = Vec::new();
-    for partial in partials {
+    let mut reader = None;
+    for mut partial in partials {
+        // Left only by workers that ended before the sockets were collected (a small host).
+        if !partial.unsorted.is_empty() {
+            let reader = reader
+                .get_or_insert_with(|| DetailsReader::new(&shared.proc_root).only(shared.fields));
+            partial.sort_out(wanted, reader);
+        }
         scan.denied += partial.denied;
         scan.scanned += partial.scanned;
         scan.details.extend(partial.details);
-        unsorted.extend(partial.unsorted);
         found.extend(partial.found);
-    }
-    let mut reader = None;
-    for (inode, holder) in unsorted {
-        if !wanted.contains(&inode) {
-            continue;
-        }
-        found.push((inode, holder));
-        if let Entry::Vacant(details) = scan.details.entry(holder.pid) {
-            let reader = reader
-                .get_or_insert_with(|| DetailsReader::new(&shared.proc_root).only(shared.fields));
-            details.insert(reader.read(holder.pid));
-        }
     }
     scan.holders = Holders::from_pairs(found);
     scan
+}
+
+impl Partial {
+    /// Keep the wanted sockets of the processes scanned before the wanted inodes were known,
+    /// reading each holder's details.
+    fn sort_out(&mut self, wanted: &HashSet<u64>, reader: &mut DetailsReader) {
+        let mut last_pid = None;
+        for (inode, holder) in std::mem::take(&mut self.unsorted) {
+            if !wanted.contains(&inode) {
+                continue;
+            }
+            self.found.push((inode, holder));
+            // A process's socket fds are consecutive, and it was scanned once: its details
+            // are read once.
+            if last_pid != Some(holder.pid) {
+                last_pid = Some(holder.pid);
+                self.details.push((holder.pid, reader.read(holder.pid)));
+            }
+        }
+    }
 }
 
 fn scan_worker(shared: &Shared) -> Partial {
@@ -284,22 +297,9 @@ fn scan_worker(shared: &Shared) -> Partial {
         }
     }
     if let Some(wanted) = shared.wanted.get() {
-        // The walk outlasted the collection, as it does on any busy host: sort out the
-        // processes scanned before the wanted inodes were known here, on every worker at
-        // once, rather than in `merge` on one thread.
-        let unsorted = std::mem::take(&mut partial.unsorted);
-        let mut last_pid = None;
-        for (inode, holder) in unsorted {
-            if !wanted.contains(&inode) {
-                continue;
-            }
-            partial.found.push((inode, holder));
-            // A process's socket fds are consecutive: its details are read once.
-            if last_pid != Some(holder.pid) {
-                last_pid = Some(holder.pid);
-                partial.details.push((holder.pid, reader.read(holder.pid)));
-            }
-        }
+        // The walk outlasted the collection, as it does on any busy host: sort out the early
+        // processes here, on every worker at once, rather than in `merge` on one thread.
+        partial.sort_out(wanted, &mut reader);
     }
     partial
 }

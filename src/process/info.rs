@@ -1,7 +1,7 @@
 //! What `/proc` says about processes: one process's name, command line and effective uid (read
 //! only for processes that hold a shown socket), and whether the proc mount hides processes.
 //!
-//! Parsers take readers and never open a path; [`read_details`] and [`proc_visibility`] are
+//! Parsers take readers and never open a path; [`DetailsReader`] and [`proc_visibility`] are
 //! the thin wrappers that own the paths under a configurable proc root, so the same code reads
 //! the live `/proc`, a fixture tree or an opened snapshot.
 
@@ -26,11 +26,6 @@ pub struct ProcessDetails {
     /// Files that were read but did not parse (a `status` without a usable `Uid:` line).
     /// A file that could not be read at all is not a warning: processes exit all the time.
     pub warnings: Vec<ParseWarning>,
-}
-
-/// Read `comm`, `cmdline` and `status` of `pid` under `proc_root`.
-pub fn read_details(proc_root: &Path, pid: u32) -> ProcessDetails {
-    DetailsReader::new(proc_root).read(pid)
 }
 
 /// Which details to read beyond the name: each is one more file per process, and the default
@@ -321,7 +316,7 @@ mod tests {
 
     #[test]
     fn details_of_this_process() {
-        let me = read_details(Path::new("/proc"), std::process::id());
+        let me = DetailsReader::new(Path::new("/proc")).read(std::process::id());
         assert!(me.name.is_some_and(|n| !n.is_empty()));
         assert_eq!(me.uid, Some(nix::unistd::geteuid().as_raw()));
         assert!(me.warnings.is_empty());
@@ -347,7 +342,7 @@ mod tests {
 
     #[test]
     fn vanished_process_gives_nothing() {
-        let gone = read_details(Path::new("/proc"), u32::MAX);
+        let gone = DetailsReader::new(Path::new("/proc")).read(u32::MAX);
         assert_eq!(gone, ProcessDetails::default());
     }
 
@@ -356,7 +351,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("42")).unwrap();
         std::fs::write(dir.path().join("42/status"), b"\xff\nUid:\n").unwrap();
-        let details = read_details(dir.path(), 42);
+        let details = DetailsReader::new(dir.path()).read(42);
         assert_eq!(details.uid, None);
         let want = dir.path().join("42/status").display().to_string();
         assert_eq!(details.warnings[0].path, want);

@@ -190,30 +190,17 @@ pub fn escape_label_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{OwnerProcess, Socket, SocketState, SourceKind};
+    use crate::model::{OwnerProcess, Socket};
 
     fn entry(addr: &str, port: u16, v6only: Option<bool>, name: &[u8]) -> Entry {
-        let local_addr: std::net::IpAddr = addr.parse().unwrap();
+        let listening = Socket::listening(Protocol::Tcp, addr, port);
         Entry {
             socket: Socket {
-                protocol: Protocol::Tcp,
-                family: if local_addr.is_ipv4() {
-                    Family::Ipv4
-                } else {
-                    Family::Ipv6
-                },
-                local_addr,
-                local_port: port,
-                remote_addr: local_addr,
-                remote_port: 0,
-                state: SocketState::LISTEN,
-                recv_q: 0,
+                remote_addr: listening.local_addr,
                 send_q: Some(1),
-                uid: 0,
                 inode: u64::from(port),
                 v6only,
-                device: DeviceBinding::Unbound,
-                source: SourceKind::Netlink,
+                ..listening
             },
             processes: vec![OwnerProcess {
                 pid: 1,

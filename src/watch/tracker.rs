@@ -107,24 +107,11 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeviceBinding, SocketState, SourceKind};
 
     fn socket(protocol: Protocol, port: u16, inode: u64) -> Socket {
         Socket {
-            protocol,
-            family: Family::Ipv4,
-            local_addr: "127.0.0.1".parse().unwrap(),
-            local_port: port,
-            remote_addr: "0.0.0.0".parse().unwrap(),
-            remote_port: 0,
-            state: SocketState::LISTEN,
-            recv_q: 0,
-            send_q: None,
-            uid: 0,
             inode,
-            v6only: None,
-            device: DeviceBinding::Unbound,
-            source: SourceKind::Netlink,
+            ..Socket::listening(protocol, "127.0.0.1", port)
         }
     }
 
