@@ -1,5 +1,7 @@
 //! `--generate man|bash|zsh|fish|elvish|powershell`: the man page and shell completions, made
-//! from the clap definition itself so they can never drift from the real flags.
+//! from the clap definition itself so they can never drift from the real flags. The man page is
+//! one complete `lsports(1)` with a section per command ([`man`]); the completions are
+//! clap_complete's.
 
 use std::io::{self, Write};
 
@@ -7,6 +9,10 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
+
+mod man;
+mod man_extra;
+mod man_text;
 
 /// What `--generate` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,12 +35,15 @@ pub enum Generated {
 pub fn write(what: Generated, out: &mut dyn Write) -> io::Result<()> {
     // Generate into memory first: clap_complete panics on a write error, and a closed pipe
     // (`lsports --generate bash | head`) must end quietly like every other output.
-    let mut buffer = Vec::new();
     let mut command = Cli::command();
-    match shell(what) {
-        Some(shell) => clap_complete::generate(shell, &mut command, "lsports", &mut buffer),
-        None => clap_mangen::Man::new(command).render(&mut buffer)?,
-    }
+    let buffer = match shell(what) {
+        Some(shell) => {
+            let mut buffer = Vec::new();
+            clap_complete::generate(shell, &mut command, "lsports", &mut buffer);
+            buffer
+        }
+        None => man::render(command).into_bytes(),
+    };
     out.write_all(&buffer)
 }
 
@@ -75,7 +84,7 @@ mod tests {
     fn man_page_is_roff_for_lsports() {
         let man = generated(Generated::Man);
         assert!(
-            man.contains(".TH lsports 1"),
+            man.contains(".TH LSPORTS 1"),
             "{}",
             &man[..200.min(man.len())]
         );
