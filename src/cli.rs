@@ -10,13 +10,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{ArgGroup, CommandFactory, Parser};
 use ipnet::IpNet;
 
 use crate::audit::{AuditSpec, FailSet};
 use crate::config::{Action, Config, Numeric, OutputFormat};
-use crate::exposure::Exposure;
+use crate::exposure::{self, Exposure};
 use crate::filter::{self, Filter, Glob, PortSet};
 use crate::generate::Generated;
 use crate::model::{Family, Protocol};
@@ -172,17 +173,17 @@ pub struct Cli {
     #[arg(long, help_heading = FILTERS, global = true)]
     pub exposed: bool,
 
-    /// Only sockets of these exposures (comma-separated)
+    /// Only sockets of these exposures (comma-separated; external: all but loopback)
     #[arg(
         long,
-        value_enum,
         value_delimiter = ',',
         value_name = "EXPOSURES",
+        value_parser = PossibleValuesParser::new(exposure::WORDS).try_map(|w| exposure::parse_word(&w)),
         conflicts_with = "exposed",
         help_heading = FILTERS,
         global = true
     )]
-    pub exposure: Vec<Exposure>,
+    pub exposure: Vec<Vec<Exposure>>,
 
     /// Only these local ports: 22,80,8000-8100
     #[arg(long = "port", value_name = "PORTS", help_heading = FILTERS, global = true)]
@@ -457,14 +458,9 @@ impl Cli {
                 Cli::command().error(ErrorKind::ValueValidation, format!("--user: {message}"))
             })?;
         let exposures = if self.exposed {
-            Some(
-                Exposure::EVERY
-                    .into_iter()
-                    .filter(|e| e.is_external())
-                    .collect(),
-            )
+            Some(Exposure::external())
         } else {
-            (!self.exposure.is_empty()).then(|| self.exposure.clone())
+            (!self.exposure.is_empty()).then(|| self.exposure.concat())
         };
         Ok(Filter {
             ports: (!self.ports.is_empty()).then(|| PortSet::union(&self.ports)),

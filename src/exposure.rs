@@ -48,6 +48,44 @@ impl Exposure {
     pub fn is_external(self) -> bool {
         self != Exposure::Loopback
     }
+
+    /// Every class outside this host can reach, narrowest first (what `external` stands for).
+    pub fn external() -> Vec<Exposure> {
+        Exposure::EVERY
+            .into_iter()
+            .filter(|e| e.is_external())
+            .collect()
+    }
+}
+
+/// Every word that names exposure classes, in `--exposure` and in policies alike: the five
+/// class names and `external` (all but loopback, the meaning of `--exposed`).
+pub const WORDS: [&str; 6] = [
+    "loopback",
+    "link-local",
+    "interface",
+    "specific",
+    "all",
+    "external",
+];
+
+/// The classes one word of [`WORDS`] stands for. The one parser of exposure words, so that a
+/// filter accepts exactly what a policy does.
+pub fn parse_word(text: &str) -> Result<Vec<Exposure>, String> {
+    if text == "external" {
+        return Ok(Exposure::external());
+    }
+    Exposure::EVERY
+        .into_iter()
+        .find(|e| e.name() == text)
+        .map(|e| vec![e])
+        .ok_or_else(|| {
+            format!(
+                "exposure {text:?} is not {} or {}",
+                WORDS[..WORDS.len() - 1].join(", "),
+                WORDS[WORDS.len() - 1]
+            )
+        })
 }
 
 /// Classify `socket` by its bound address and device.
@@ -191,6 +229,28 @@ mod tests {
         assert_eq!(reachable_families(&v4), [Family::Ipv4]);
         let specific6 = socket("2001:db8::1", DeviceBinding::Unbound, Some(false));
         assert_eq!(reachable_families(&specific6), [Family::Ipv6]);
+    }
+
+    #[test]
+    fn every_word_parses_and_external_is_all_but_loopback() {
+        for exposure in Exposure::EVERY {
+            assert_eq!(parse_word(exposure.name()), Ok(vec![exposure]));
+            assert!(WORDS.contains(&exposure.name()));
+        }
+        assert_eq!(
+            parse_word("external").unwrap(),
+            [
+                Exposure::LinkLocal,
+                Exposure::Interface,
+                Exposure::Specific,
+                Exposure::All
+            ]
+        );
+        let error = parse_word("public").unwrap_err();
+        assert_eq!(
+            error,
+            "exposure \"public\" is not loopback, link-local, interface, specific, all or external"
+        );
     }
 
     #[test]

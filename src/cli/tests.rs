@@ -159,6 +159,22 @@ fn exposed_is_everything_but_loopback() {
 }
 
 #[test]
+fn exposure_filter_accepts_every_word_a_policy_does() {
+    for word in crate::exposure::WORDS {
+        let c = config(&["--exposure", word]);
+        assert_eq!(
+            c.filter.exposures,
+            Some(crate::exposure::parse_word(word).unwrap()),
+            "{word}"
+        );
+    }
+    assert_eq!(
+        config(&["--exposure", "external"]).filter.exposures,
+        config(&["--exposed"]).filter.exposures
+    );
+}
+
+#[test]
 fn bad_filter_values_are_usage_errors() {
     for args in [
         &["--port", "ssh"][..],

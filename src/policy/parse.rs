@@ -21,7 +21,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::{Action, Matcher, Policy, Rule};
-use crate::exposure::Exposure;
+use crate::exposure::{self, Exposure};
 use crate::filter::{self, Glob, PortSet};
 use crate::model::Protocol;
 use crate::tomlfile::{FileError, Source};
@@ -198,23 +198,8 @@ impl RuleReader<'_> {
     fn exposures(&self, value: &Spanned<Value>) -> Result<Vec<Exposure>, FileError> {
         let mut exposures = Vec::new();
         for text in self.texts(value, "exposure")? {
-            if text == "external" {
-                exposures.extend(Exposure::EVERY.into_iter().filter(|e| e.is_external()));
-                continue;
-            }
-            let exposure = Exposure::EVERY
-                .into_iter()
-                .find(|e| e.name() == text)
-                .ok_or_else(|| {
-                    self.error(
-                        value.span(),
-                        format!(
-                            "exposure {text:?} is not loopback, link-local, interface, \
-                             specific, all or external"
-                        ),
-                    )
-                })?;
-            exposures.push(exposure);
+            let words = exposure::parse_word(&text).map_err(|e| self.error(value.span(), e))?;
+            exposures.extend(words);
         }
         Ok(exposures)
     }
