@@ -2,6 +2,12 @@
 //! running but not reachable from outside; one bound to 0.0.0.0 is reachable on every address
 //! of the host. The class is derived from the bound address and device only (no firewall is
 //! consulted), so it is an upper bound on reachability.
+//!
+//! A device is known by its index, never by its name: any local administrator (or a container
+//! runtime) can rename the loopback device and give its name to a veth that reaches another
+//! host. Where the source cannot tell the device at all (`/proc/net`, snapshots), the class is
+//! the one the address gives, the widest the socket can have, since a device binding only
+//! narrows reach; JSON lists `interface` in `unknown_fields` then.
 
 use std::net::IpAddr;
 
@@ -10,8 +16,8 @@ use crate::model::{DeviceBinding, Family, Socket};
 /// Reachability class of a socket, from narrowest to widest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Exposure {
-    /// Bound to a loopback address (127.0.0.0/8, ::1) or to the loopback device: only this
-    /// host can connect.
+    /// Bound to a loopback address (127.0.0.0/8, ::1) or to the loopback device (index 1,
+    /// whatever its name): only this host can connect.
     Loopback,
     /// Bound to a link-local address (169.254.0.0/16, fe80::/10): only the attached link.
     LinkLocal,
@@ -140,9 +146,16 @@ fn is_link_local(addr: IpAddr) -> bool {
     }
 }
 
-/// The loopback device is `lo` in every network namespace.
+/// The interface index of the loopback device, the same in every network namespace: the kernel
+/// registers the loopback device first in each namespace and checks that it got
+/// `LOOPBACK_IFINDEX` (1); it can be neither deleted nor moved to another namespace, so no other
+/// device ever has that index. Its name (`lo`) proves nothing: it can be renamed, and any
+/// device can take the name.
+pub const LOOPBACK_INDEX: u32 = 1;
+
+/// Whether the socket is bound to the loopback device, known by its index.
 fn bound_to_loopback_device(device: &DeviceBinding) -> bool {
-    matches!(device, DeviceBinding::Device { name: Some(name), .. } if name == "lo")
+    matches!(device, DeviceBinding::Device { index, .. } if *index == LOOPBACK_INDEX)
 }
 
 #[cfg(test)]
@@ -165,7 +178,7 @@ mod tests {
 
     fn device(name: &str) -> DeviceBinding {
         DeviceBinding::Device {
-            index: 7,
+            index: if name == "lo" { LOOPBACK_INDEX } else { 7 },
             name: Some(name.into()),
         }
     }
@@ -213,6 +226,30 @@ mod tests {
             None,
         );
         assert_eq!(classify(&unnamed), Exposure::Interface);
+    }
+
+    #[test]
+    fn loopback_is_the_device_index_never_the_name() {
+        let at = |index, name: Option<&str>| {
+            let device = DeviceBinding::Device {
+                index,
+                name: name.map(str::to_string),
+            };
+            classify(&socket("0.0.0.0", device, None))
+        };
+        // A veth renamed `lo` reaches another namespace: it is an interface like any other.
+        assert_eq!(at(3, Some("lo")), Exposure::Interface);
+        // The loopback device renamed away, or its name not resolved, is still loopback.
+        assert_eq!(at(LOOPBACK_INDEX, Some("realo")), Exposure::Loopback);
+        assert_eq!(at(LOOPBACK_INDEX, None), Exposure::Loopback);
+    }
+
+    #[test]
+    fn an_unknown_device_leaves_the_widest_class_of_the_address() {
+        let unknown = |addr| classify(&socket(addr, DeviceBinding::Unknown, None));
+        assert_eq!(unknown("0.0.0.0"), Exposure::All);
+        assert_eq!(unknown("192.0.2.7"), Exposure::Specific);
+        assert_eq!(unknown("127.0.0.1"), Exposure::Loopback);
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! fd scan matches sockets by inode.
 
 mod common;
+mod scripting;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
+use scripting::{Listener, sections, stderr, stdout};
 use serde_json::{Value, json};
 
 /// The Local Address cell lsports should print for a socket (numeric).
@@ -1070,4 +1072,116 @@ fn verbose_says_which_source_fed_each_protocol() {
             );
         }
     }
+}
+
+/// Connect to ADDR PORT from the namespace the script runs in and print `connected`,
+/// `refused` or the error. With `retry`, keep trying for up to 20s (a new veth link).
+const CONNECT_PY: &str = r#"
+import socket, sys, time
+deadline = time.time() + (20 if sys.argv[3] == "retry" else 0)
+while True:
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+        print("connected")
+        break
+    except OSError as error:
+        if time.time() >= deadline:
+            print("refused" if isinstance(error, ConnectionRefusedError) else f"error {error}")
+            break
+        time.sleep(0.1)
+"#;
+
+/// Issue #11, item 5: loopback is the device with index 1, never the device named `lo`. In the
+/// listener's namespace the real loopback is renamed `realo` and one end of a veth pair to a
+/// second namespace takes the name `lo`. A listener bound (SO_BINDTODEVICE) to the veth `lo`
+/// takes connections from the other namespace, so it is exposed; one bound to `realo` refuses
+/// them, so it is loopback. The kernel's answer to a real connection is the truth compared with.
+#[test]
+fn loopback_is_known_by_device_index_not_by_name() {
+    if !is_root() {
+        return skip_unless_ci("a veth pair between two namespaces needs root");
+    }
+    let peer = World::start(&json!([]));
+    let world = World::start(&json!([]));
+    let listener = Listener::new(
+        "bound",
+        json!([
+            {"proto": "tcp", "addr": "0.0.0.0", "port": 7501, "device": "lo"},
+            {"proto": "tcp", "addr": "0.0.0.0", "port": 7502, "device": "realo"},
+        ]),
+    );
+    let connect = world.dir().join("connect.py");
+    std::fs::write(&connect, CONNECT_PY).unwrap();
+    let in_peer = format!("nsenter --net=/proc/{}/ns/net", peer.pid());
+    let script = format!(
+        "set -e\n\
+         ip link add vA type veth peer name vB netns {peer}\n\
+         ip link set lo down\n\
+         ip link set lo name realo\n\
+         ip link set realo up\n\
+         ip link set vA name lo\n\
+         ip addr add 10.231.0.1/24 dev lo\n\
+         ip link set lo up\n\
+         {in_peer} ip addr add 10.231.0.2/24 dev vB\n\
+         {in_peer} ip link set vB up\n\
+         {start}\
+         echo '=== via veth named lo'; {in_peer} python3 {connect} 10.231.0.1 7501 retry\n\
+         echo '=== via loopback named realo'; {in_peer} python3 {connect} 10.231.0.1 7502 once\n\
+         echo '=== listing'; $LSPORTS -n --json --port 7501,7502\n\
+         echo '=== exposed'; $LSPORTS -n --json --exposed\n\
+         echo '=== external'; $LSPORTS -n --json --exposure external\n\
+         echo '=== loopback'; $LSPORTS -n --json --exposure loopback\n\
+         {stop}",
+        peer = peer.pid(),
+        connect = connect.display(),
+        start = listener.start(None),
+        stop = listener.stop(),
+    );
+    let out = world.run_shell(&script);
+    assert!(out.status.success(), "script failed:\n{}", stderr(&out));
+    let parts = sections(&stdout(&out));
+    // The kernel's verdict: the veth called `lo` reaches the other namespace, `realo` does not.
+    assert_eq!(parts["via veth named lo"].trim(), "connected", "{parts:?}");
+    assert_eq!(
+        parts["via loopback named realo"].trim(),
+        "refused",
+        "{parts:?}"
+    );
+    let listing = parse_json(parts["listing"].as_bytes());
+    let by_port = |port: u64| -> &Value {
+        let found: Vec<&Value> = listing
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["local_port"] == port)
+            .collect();
+        assert_eq!(found.len(), 1, "port {port} in {listing}");
+        found[0]
+    };
+    assert_eq!(by_port(7501)["interface"], "lo");
+    assert_eq!(by_port(7501)["exposure"], "interface");
+    assert_eq!(by_port(7502)["interface"], "realo");
+    assert_eq!(by_port(7502)["exposure"], "loopback");
+    let ports = |name: &str| -> Vec<u64> {
+        let v = parse_json(parts[name].as_bytes());
+        let mut ports: Vec<u64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["local_port"].as_u64().unwrap())
+            .collect();
+        ports.sort();
+        ports
+    };
+    assert_eq!(
+        ports("exposed"),
+        [7501],
+        "--exposed keeps what another host reaches"
+    );
+    assert_eq!(
+        ports("external"),
+        [7501],
+        "--exposure external is --exposed"
+    );
+    assert_eq!(ports("loopback"), [7502], "--exposure loopback");
 }
