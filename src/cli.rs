@@ -17,6 +17,7 @@ use ipnet::IpNet;
 
 use crate::audit::{AuditSpec, FailSet};
 use crate::config::{Action, Config, Numeric, OutputFormat};
+use crate::ephemeral::EphemeralPorts;
 use crate::exposure::{self, Exposure};
 use crate::filter::{self, Filter, Glob, PortSet};
 use crate::generate::Generated;
@@ -184,6 +185,19 @@ pub struct Cli {
         global = true
     )]
     pub exposure: Vec<Vec<Exposure>>,
+
+    /// Leave out UDP client sockets on ephemeral ports (resolvers, browsers)
+    #[arg(
+        long,
+        help_heading = FILTERS,
+        long_help = "Leave out UDP sockets on a port of the kernel's ephemeral range \
+            (net.ipv4.ip_local_port_range; for a snapshot, the kernel's default 32768-60999): \
+            the client sockets of resolvers, browsers and NTP clients, which come and go all \
+            the time, each on a new port. Works with every format and with watch, -c, audit \
+            and baseline save. TCP sockets are always kept.",
+        global = true
+    )]
+    pub ignore_ephemeral: bool,
 
     /// Only these local ports: 22,80,8000-8100
     #[arg(long = "port", value_name = "PORTS", help_heading = FILTERS, global = true)]
@@ -439,7 +453,6 @@ impl Cli {
             Command::Watch(args) => Action::Watch(WatchSpec {
                 interval: self.interval(),
                 changes_only: args.changes_only,
-                ignore_ephemeral: args.ignore_ephemeral,
             }),
             Command::Capture(args) => Action::Capture {
                 out: args.out.clone(),
@@ -469,7 +482,18 @@ impl Cli {
             pids: self.pids.clone(),
             uids,
             programs: self.programs.iter().map(|p| Glob::new(p)).collect(),
+            ephemeral: self.ignore_ephemeral.then(|| self.ephemeral_ports()),
         })
+    }
+
+    /// The ephemeral range of the system looked at: the live kernel's or the proc tree's; a
+    /// snapshot does not record it, so the kernel's default.
+    fn ephemeral_ports(&self) -> EphemeralPorts {
+        match (&self.snapshot, &self.proc_root) {
+            (Some(_), _) => EphemeralPorts::default(),
+            (None, Some(root)) => EphemeralPorts::read(root),
+            (None, None) => EphemeralPorts::read(PROC.as_ref()),
+        }
     }
 }
 

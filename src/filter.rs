@@ -2,7 +2,7 @@
 //!
 //! Protocol, family and state are selected at collection (in the kernel where possible). The
 //! rest happens here in two steps, so that process details are read only for sockets that can
-//! still be shown: [`Filter::keeps_socket`] (port, address, exposure) before attribution,
+//! still be shown: [`Filter::keeps_socket`] (port, address, exposure, ephemeral) before attribution,
 //! [`Filter::keeps_entry`] (pid, user, program) after it. Values within one filter are
 //! alternatives; different filters must all match.
 
@@ -13,6 +13,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::ephemeral::EphemeralPorts;
 use crate::exposure::{self, Exposure};
 use crate::model::{Entry, Family, OwnerProcess, Protocol, Socket};
 pub use glob::Glob;
@@ -33,6 +34,9 @@ pub struct Filter {
     pub uids: Vec<u32>,
     /// Keep sockets held by a process whose name matches one of these (`--program`).
     pub programs: Vec<Glob>,
+    /// Leave out UDP client sockets on ports of this range (`--ignore-ephemeral`); `None`
+    /// keeps them.
+    pub ephemeral: Option<EphemeralPorts>,
 }
 
 impl Filter {
@@ -49,7 +53,11 @@ impl Filter {
             .exposures
             .as_ref()
             .is_none_or(|kept| kept.contains(&exposure::classify(socket)));
-        port_ok && address_ok && exposure_ok
+        let client_ok = self
+            .ephemeral
+            .as_ref()
+            .is_none_or(|range| !range.is_client_udp(socket));
+        port_ok && address_ok && exposure_ok && client_ok
     }
 
     /// Whether [`Filter::keeps_entry`] needs the processes holding each socket.
@@ -227,6 +235,25 @@ mod tests {
         };
         assert!(exposed.keeps_socket(&socket("0.0.0.0", 22, 0)));
         assert!(!exposed.keeps_socket(&socket("::1", 22, 0)));
+    }
+
+    #[test]
+    fn ignore_ephemeral_leaves_out_udp_on_the_range_only() {
+        let filter = Filter {
+            ephemeral: EphemeralPorts::parse("40000 40100"),
+            ..Filter::default()
+        };
+        let udp = |port| Socket {
+            protocol: Protocol::Udp,
+            ..socket("0.0.0.0", port, 0)
+        };
+        assert!(!filter.keeps_socket(&udp(40000)) && !filter.keeps_socket(&udp(40100)));
+        assert!(filter.keeps_socket(&udp(39999)) && filter.keeps_socket(&udp(53)));
+        assert!(
+            filter.keeps_socket(&socket("0.0.0.0", 40050, 0)),
+            "TCP is kept"
+        );
+        assert!(Filter::default().keeps_socket(&udp(40050)));
     }
 
     #[test]

@@ -562,3 +562,73 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// Issue #11, item 19: `--ignore-ephemeral` is a listing filter. With the namespace's range set
+/// to 45000-45999, UDP sockets on it are left out of every format, of `-c` and of `watch`;
+/// TCP on the range and UDP outside it stay.
+#[test]
+fn ignore_ephemeral_applies_to_every_format_and_action() {
+    let world = World::start(&json!([]));
+    let listener = Listener::new(
+        "clients",
+        json!([
+            {"proto": "udp", "addr": "0.0.0.0", "port": 45500},
+            {"proto": "udp", "addr": "::", "port": 45999},
+            {"proto": "udp", "addr": "0.0.0.0", "port": 5353},
+            {"proto": "tcp", "addr": "0.0.0.0", "port": 45600},
+        ]),
+    );
+    let poll = "timeout --preserve-status -s TERM 1.5 $LSPORTS --interval 200ms";
+    let script = format!(
+        "set -e\n\
+         echo '45000 45999' > /proc/sys/net/ipv4/ip_local_port_range\n\
+         {start}\
+         echo '=== unfiltered'; $LSPORTS --json\n\
+         echo '=== table'; $LSPORTS -n --ignore-ephemeral\n\
+         echo '=== json'; $LSPORTS --ignore-ephemeral --json\n\
+         echo '=== jsonl'; $LSPORTS --ignore-ephemeral --format jsonl\n\
+         echo '=== csv'; $LSPORTS --ignore-ephemeral --format csv -o port\n\
+         echo '=== continuous'; {poll} -c --ignore-ephemeral --format jsonl\n\
+         echo '=== watch'; {poll} watch --ignore-ephemeral --format jsonl\n\
+         {stop}",
+        start = listener.start(None),
+        stop = listener.stop(),
+    );
+    let out = world.run_shell(&script);
+    assert!(out.status.success(), "script failed:\n{}", stderr(&out));
+    let parts = sections(&stdout(&out));
+    let from_json_lines = |text: &str, key: &str| -> BTreeSet<u64> {
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()[key]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let table = Table::parse(&parts["table"]);
+    let from_table: BTreeSet<u64> = table
+        .rows
+        .iter()
+        .map(|r| {
+            let local = table.cell(r, "Local Address");
+            local.rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    let from_csv: BTreeSet<u64> = parse_csv(&parts["csv"])[1..]
+        .iter()
+        .map(|r| r[0].parse().unwrap())
+        .collect();
+    let kept = set(&[5353, 45600]);
+    assert_eq!(
+        ports_of_json(&parse_json(parts["unfiltered"].as_bytes())),
+        set(&[5353, 45500, 45600, 45999]),
+        "without the flag every socket is listed"
+    );
+    assert_eq!(from_table, kept, "table:\n{}", parts["table"]);
+    assert_eq!(ports_of_json(&parse_json(parts["json"].as_bytes())), kept);
+    assert_eq!(from_json_lines(&parts["jsonl"], "local_port"), kept);
+    assert_eq!(from_csv, kept, "csv:\n{}", parts["csv"]);
+    assert_eq!(from_json_lines(&parts["continuous"], "local_port"), kept);
+    assert_eq!(from_json_lines(&parts["watch"], "port"), kept);
+}

@@ -6,6 +6,12 @@ use super::{Cli, usage};
 use crate::config::OutputFormat;
 use crate::source::SourceChoice;
 
+/// Why `-c --format prometheus` is refused, and what to do instead.
+const PROMETHEUS_CONTINUOUS: &str = "-c would print one exposition after another, which no \
+    Prometheus reader accepts as one; for node_exporter's textfile collector, run \
+    `lsports --format prometheus > DIR/lsports.prom.tmp && mv DIR/lsports.prom.tmp \
+    DIR/lsports.prom` from a timer, so that each scrape reads one whole exposition";
+
 impl Cli {
     /// Every check, in the order a user would want to hear about them.
     pub(super) fn check_combinations(&self, format: OutputFormat) -> Result<(), clap::Error> {
@@ -31,6 +37,9 @@ impl Cli {
                 "--format prometheus describes listening sockets; -a/--all cannot be used with it"
                     .into(),
             ));
+        }
+        if format == OutputFormat::Prometheus && self.continuous {
+            return Err(usage(PROMETHEUS_CONTINUOUS.into()));
         }
         Ok(())
     }
@@ -132,10 +141,10 @@ impl Cli {
             ),
             Command::Baseline(_) => self.check_baseline_flags(),
             Command::Watch(args) if self.continuous => {
-                if args.changes_only || args.ignore_ephemeral {
+                if args.changes_only {
                     return Err(usage(
-                        "with -c, watch reprints the whole listing; --changes-only and \
-                         --ignore-ephemeral apply to its events"
+                        "with -c, watch reprints the whole listing; --changes-only applies to \
+                         its events"
                             .into(),
                     ));
                 }
@@ -243,6 +252,7 @@ impl Cli {
             (!self.pids.is_empty(), "--pid"),
             (!self.users.is_empty(), "--user"),
             (self.programs.iter().any(|p| !p.is_empty()), "--program"),
+            (self.ignore_ephemeral, "--ignore-ephemeral"),
             (self.format.is_some() || self.json, "--format"),
             (self.column_flag().is_some(), "--columns"),
             (self.continuous, "-c"),

@@ -122,15 +122,6 @@ pub struct WatchArgs {
     /// Don't print the listeners present at the first poll, only changes
     #[arg(long)]
     pub changes_only: bool,
-
-    /// Leave out UDP client sockets on ephemeral ports (resolvers, browsers)
-    #[arg(
-        long,
-        long_help = "Leave out UDP sockets on a port of the kernel's ephemeral range \
-            (net.ipv4.ip_local_port_range): the client sockets of resolvers, browsers and NTP \
-            clients, which come and go all the time. TCP listeners are always watched."
-    )]
-    pub ignore_ephemeral: bool,
 }
 
 /// `lsports capture`.

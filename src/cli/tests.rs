@@ -275,7 +275,44 @@ fn subcommands_resolve_to_actions() {
         panic!("not a watch")
     };
     assert_eq!(spec.interval, Duration::from_millis(250));
-    assert!(spec.changes_only && !spec.ignore_ephemeral);
+    assert!(spec.changes_only);
+}
+
+#[test]
+fn ignore_ephemeral_is_a_listing_filter_everywhere() {
+    use crate::ephemeral::EphemeralPorts;
+    assert_eq!(config(&[]).filter.ephemeral, None);
+    for args in [
+        &["--ignore-ephemeral"][..],
+        &["--ignore-ephemeral", "--format", "prometheus"],
+        &["watch", "--ignore-ephemeral"],
+        &["watch", "-c", "--ignore-ephemeral"],
+        &["-c", "--ignore-ephemeral", "--format", "csv"],
+        &["audit", "--policy", "p.toml", "--ignore-ephemeral"],
+    ] {
+        assert!(config(args).filter.ephemeral.is_some(), "{args:?}");
+    }
+    // A snapshot does not record its range: the kernel's default, not this host's.
+    let snapshot = config(&["--snapshot", "s.tar", "--ignore-ephemeral"]);
+    assert_eq!(snapshot.filter.ephemeral, Some(EphemeralPorts::default()));
+    assert_eq!(
+        usage_error(&["capture", "out.tar", "--ignore-ephemeral"]).exit_code(),
+        2
+    );
+}
+
+#[test]
+fn continuous_prometheus_is_refused_naming_the_textfile_collector() {
+    for args in [
+        &["-c", "--format", "prometheus"][..],
+        &["watch", "-c", "--format", "prometheus"],
+    ] {
+        let error = usage_error(args);
+        assert_eq!(error.exit_code(), 2, "{args:?}");
+        let text = error.to_string();
+        assert!(text.contains("textfile collector"), "{text}");
+        assert!(text.contains("lsports --format prometheus >"), "{text}");
+    }
 }
 
 #[test]

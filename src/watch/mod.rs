@@ -19,7 +19,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::ExitCode;
 use crate::config::{Config, OutputFormat};
-use crate::ephemeral::EphemeralPorts;
 use crate::exe::Executables;
 use crate::filter;
 use crate::model::{Entry, Family, Protocol, Socket};
@@ -38,8 +37,6 @@ pub struct WatchSpec {
     pub interval: Duration,
     /// Print no `present` events for the first poll.
     pub changes_only: bool,
-    /// Leave out UDP client sockets on ephemeral ports.
-    pub ignore_ephemeral: bool,
 }
 
 /// Watch as `spec` says, until a stop signal. Exit status: 0 on SIGTERM, 130 on Ctrl-C, 1 when
@@ -91,7 +88,6 @@ struct Watcher<'a> {
     tracker: Tracker,
     writer: EventWriter,
     repeats: Repeats,
-    ephemeral: EphemeralPorts,
 }
 
 impl<'a> Watcher<'a> {
@@ -102,7 +98,6 @@ impl<'a> Watcher<'a> {
             tracker: Tracker::default(),
             writer: EventWriter::new(config.format == OutputFormat::Jsonl),
             repeats: Repeats::default(),
-            ephemeral: EphemeralPorts::read(&config.proc_root),
         }
     }
 
@@ -126,12 +121,9 @@ impl<'a> Watcher<'a> {
             .filter(|r| r.source.is_some())
             .map(|r| (r.protocol, r.family))
             .collect();
-        let Some(mut sockets) = pipeline::keep(collected, self.config) else {
+        let Some(sockets) = pipeline::keep(collected, self.config) else {
             return Ok(None);
         };
-        if self.spec.ignore_ephemeral {
-            sockets.retain(|s| !self.ephemeral.is_client_udp(s));
-        }
         let (new, closed) = self.tracker.compare(sockets, &read);
         let opened = self.look_at(&new, first, err)?;
         self.tracker.admit(&new, &opened);
