@@ -1,5 +1,6 @@
 //! `-c`/`--continuous`: netstat's meaning, the whole listing again every interval, in any
-//! format, until Ctrl-C or SIGTERM.
+//! format but Prometheus (the CLI refuses it: expositions one after another are not one
+//! exposition), until Ctrl-C or SIGTERM.
 //!
 //! A listing that has not changed since the last poll is written again from the bytes of the
 //! last rendering, so an idle host costs no name lookups (services, users, hosts) per tick;

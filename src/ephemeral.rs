@@ -5,8 +5,10 @@
 //! the kernel it is indistinguishable from a UDP service (both are bound and unconnected), but
 //! its port changes every time, so auditing it by port would flap. The rule: a UDP socket on a
 //! port in the ephemeral range is a *client socket*; audits and baselines recognise it by
-//! program and user, whatever its port, and never report it missing. TCP is not affected: a TCP
-//! socket in LISTEN accepts connections whatever its port.
+//! program and user, whatever its port, and never report it missing; `--ignore-ephemeral`
+//! leaves such sockets out of any listing (`Filter::ephemeral`), so that a Prometheus series or
+//! a watch event is not made per client port. TCP is not affected: a TCP socket in LISTEN
+//! accepts connections whatever its port.
 
 use std::ops::RangeInclusive;
 use std::path::Path;
