@@ -179,7 +179,7 @@ pub struct Cli {
         long,
         value_delimiter = ',',
         value_name = "EXPOSURES",
-        value_parser = PossibleValuesParser::new(exposure::WORDS).try_map(|w| exposure::parse_word(&w)),
+        value_parser = PossibleValuesParser::new(exposure::possible_values()).try_map(|w| exposure::parse_word(&w)),
         conflicts_with = "exposed",
         help_heading = FILTERS,
         global = true

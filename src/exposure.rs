@@ -75,6 +75,17 @@ pub const WORDS: [&str; 6] = [
     "external",
 ];
 
+/// [`WORDS`] as clap shows them, each with what it means.
+pub fn possible_values() -> Vec<clap::builder::PossibleValue> {
+    use clap::ValueEnum;
+    let classes = Exposure::value_variants()
+        .iter()
+        .filter_map(|e| e.to_possible_value());
+    let external = clap::builder::PossibleValue::new(WORDS[5])
+        .help("Every class but loopback: whatever something outside this host may reach");
+    classes.chain([external]).collect()
+}
+
 /// The classes one word of [`WORDS`] stands for. The one parser of exposure words, so that a
 /// filter accepts exactly what a policy does.
 pub fn parse_word(text: &str) -> Result<Vec<Exposure>, String> {
@@ -273,6 +284,14 @@ mod tests {
         for exposure in Exposure::EVERY {
             assert_eq!(parse_word(exposure.name()), Ok(vec![exposure]));
             assert!(WORDS.contains(&exposure.name()));
+        }
+        let shown: Vec<String> = possible_values()
+            .iter()
+            .map(|v| v.get_name().to_string())
+            .collect();
+        assert_eq!(shown, WORDS);
+        for word in WORDS {
+            assert!(parse_word(word).is_ok(), "{word}");
         }
         assert_eq!(
             parse_word("external").unwrap(),
