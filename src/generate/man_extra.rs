@@ -61,7 +61,7 @@ pub const FILES: &[Entry] = &[
     (
         "/proc/sys/net/ipv4/ip_local_port_range",
         "The ephemeral port range: UDP client sockets on these ports are matched by program \
-         rather than port in baselines and audits.",
+         rather than port in baselines and audits, and left out by `--ignore-ephemeral`.",
     ),
     (
         "/sys/kernel/btf/vmlinux",
@@ -166,7 +166,7 @@ pub const EXAMPLES: &[Example] = &[
     },
     Example {
         what: "Metrics for node_exporter's textfile collector:",
-        args: &["--format", "prometheus"],
+        args: &["--format", "prometheus", "--ignore-ephemeral"],
         shell: " > lsports.prom.tmp && mv lsports.prom.tmp lsports.prom",
     },
     Example {
