@@ -415,3 +415,95 @@ fn walk_is_used_when_asked_even_as_root() {
     let t = world.one(0, "unconn");
     assert_eq!(json_pids(by_inode(&v, t.inode)), t.pids);
 }
+
+// ---------------------------------------------------------------------------
+// No thread to be had
+
+/// A pids cgroup whose `pids.max` is 1: a process moved into it can make no thread. Removed
+/// when dropped.
+struct OneTaskCgroup(std::path::PathBuf);
+
+impl OneTaskCgroup {
+    /// Under the pids controller (cgroup v2's unified tree, or v1's `pids` hierarchy); `None`
+    /// (after saying why) where there is none or it cannot be written, which fails under CI.
+    fn create() -> Option<OneTaskCgroup> {
+        let why = match Self::try_create() {
+            Ok(cgroup) => return Some(cgroup),
+            Err(why) => why,
+        };
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to make a pids cgroup: {why}"
+        );
+        eprintln!("SKIP: {why}");
+        None
+    }
+
+    fn try_create() -> Result<OneTaskCgroup, String> {
+        if !is_root() {
+            return Err("making a cgroup needs root".into());
+        }
+        let unified = Path::new("/sys/fs/cgroup");
+        let base = if unified.join("cgroup.controllers").exists() {
+            // The root cgroup holds no process rules: its children may get the controller.
+            let _ = std::fs::write(unified.join("cgroup.subtree_control"), "+pids");
+            unified.to_path_buf()
+        } else {
+            unified.join("pids")
+        };
+        let dir = base.join(format!("lsports-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let cgroup = OneTaskCgroup(dir);
+        std::fs::write(cgroup.0.join("pids.max"), "1")
+            .map_err(|e| format!("{}/pids.max: {e}", cgroup.0.display()))?;
+        Ok(cgroup)
+    }
+
+    /// lsports `args` in `world`'s network namespace, moved into the cgroup first.
+    fn run(&self, world: &World, args: &[&str]) -> std::process::Output {
+        let mut cmd = scrubbed("nsenter");
+        cmd.arg(format!("--net=/proc/{}/ns/net", world.pid()))
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "echo $$ > \"$CG/cgroup.procs\" && exec \"$@\"",
+                "sh",
+            ])
+            .arg(lsports_bin())
+            .args(args)
+            .env("CG", &self.0);
+        output_guarded(cmd, &format!("lsports {args:?} in a one-task cgroup"))
+    }
+}
+
+impl Drop for OneTaskCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn no_thread_to_be_had_still_gives_a_true_listing() {
+    let Some(cgroup) = OneTaskCgroup::create() else {
+        return;
+    };
+    let world = busy_world();
+    let mut choices = vec!["walk"];
+    if bpf_skip_reason().is_none() {
+        choices.push("bpf");
+    }
+    for choice in choices {
+        let args = ["--attribution", choice, "-n", "--json"];
+        let out = cgroup.run(&world, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{choice}: {stderr}");
+        assert_success(&out, &args);
+        let listed = parse_json(&out.stdout);
+        assert_same_rows(
+            &format!("{choice}, no thread"),
+            &rows_from_json(&listed),
+            &rows_from_truth(world.listening()),
+        );
+    }
+}

@@ -117,10 +117,15 @@ pub fn start(proc_root: &Path, fields: DetailFields) -> Walk {
             };
         }
     };
+    // A thread that cannot be made (a `pids.max` or `RLIMIT_NPROC` reached: just when an
+    // admin reaches for this tool) is no failure: `finish` walks on its own thread too.
     let workers = (0..worker_count(shared.pids.len()))
-        .map(|_| {
+        .map_while(|_| {
             let shared = Arc::clone(&shared);
-            std::thread::spawn(move || scan_worker(&shared))
+            std::thread::Builder::new()
+                .name("fd-walk".into())
+                .spawn(move || scan_worker(&shared))
+                .ok()
         })
         .collect();
     Walk {
@@ -142,10 +147,13 @@ impl Walk {
         };
         // Set once, here: workers look at it after each process.
         let _ = shared.wanted.set(wanted);
-        let partials: Vec<Partial> = std::mem::take(&mut self.workers)
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect();
+        // This thread takes its share of what is left: all of it when no worker could start.
+        let mut partials = vec![scan_worker(&shared)];
+        partials.extend(
+            std::mem::take(&mut self.workers)
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default()),
+        );
         crate::timing::mark("walk: every process scanned");
         // Always set by now; an empty set stands in rather than a panic.
         let empty = HashSet::new();

@@ -86,13 +86,18 @@ pub fn collect(request: &CollectRequest) -> Collected {
     let (mine, theirs): (Vec<_>, Vec<_>) = tables.into_iter().partition(|(i, _)| i % 2 == 0);
     let mut parts = if cores > 1 && !theirs.is_empty() {
         std::thread::scope(|scope| {
-            let other = scope.spawn(|| collect_tables(request, &theirs));
+            // No thread to be had (a `pids.max` or `RLIMIT_NPROC` reached): this one collects
+            // every table.
+            let other = std::thread::Builder::new()
+                .name("collect".into())
+                .spawn_scoped(scope, || collect_tables(request, &theirs))
+                .ok();
             let mut parts = collect_tables(request, &mine);
             // A panicked collector would have lost its tables: collect them here instead.
             parts.extend(
                 other
-                    .join()
-                    .unwrap_or_else(|_| collect_tables(request, &theirs)),
+                    .and_then(|other| other.join().ok())
+                    .unwrap_or_else(|| collect_tables(request, &theirs)),
             );
             parts
         })

@@ -19,7 +19,18 @@ pub struct Background {
     /// Tells the loaded iterator to start visiting processes (see [`iterator::run`]).
     go: Sender<()>,
     chunks: Receiver<Vec<u8>>,
-    outcome: JoinHandle<Result<(), BpfUnavailable>>,
+    outcome: Outcome,
+}
+
+/// Where the iterator runs.
+#[derive(Debug)]
+enum Outcome {
+    /// On its own thread, which says how it ended.
+    Thread(JoinHandle<Result<(), BpfUnavailable>>),
+    /// Nowhere yet: no thread could be made (a `pids.max` or `RLIMIT_NPROC` reached, just when
+    /// an admin reaches for this tool), so [`Background::gather`] runs it on the caller's
+    /// thread, without the overlap.
+    Inline(Checked),
 }
 
 impl Background {
@@ -27,12 +38,16 @@ impl Background {
     pub fn start(checked: Checked) -> Background {
         let (sender, chunks) = mpsc::channel();
         let (go, ready) = mpsc::channel();
-        let outcome = std::thread::spawn(move || {
-            // A receiver gone means the run ended without attributing: nothing to do.
-            iterator::run(checked, &ready, |records| {
-                drop(sender.send(records.to_vec()))
-            })
-        });
+        let spawned = std::thread::Builder::new()
+            .name("bpf-iterator".into())
+            .spawn(move || {
+                // A receiver gone means the run ended without attributing: nothing to do.
+                iterator::run(checked, &ready, |records| {
+                    drop(sender.send(records.to_vec()))
+                })
+            });
+        // `checked` is a copy: the thread that could not be made took only its own.
+        let outcome = spawned.map_or(Outcome::Inline(checked), Outcome::Thread);
         Background {
             go,
             chunks,
@@ -53,12 +68,21 @@ impl Background {
         // The sockets are collected: every one of them exists by now, so its holders will be
         // found. A thread that already failed has hung up, and says why below.
         let _ = self.go.send(());
+        let thread = match self.outcome {
+            Outcome::Thread(thread) => thread,
+            Outcome::Inline(checked) => {
+                let (go, ready) = mpsc::channel();
+                let _ = go.send(());
+                iterator::run(checked, &ready, |records| gather.add(records))?;
+                return Ok(gather.finish());
+            }
+        };
         // Ends when the thread is done and drops its sender.
         for chunk in self.chunks {
             gather.add(&chunk);
         }
         crate::timing::mark("bpf: records gathered");
-        self.outcome
+        thread
             .join()
             .unwrap_or_else(|_| Err(BpfUnavailable::Load("the iterator thread panicked".into())))?;
         Ok(gather.finish())
