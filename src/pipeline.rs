@@ -72,10 +72,17 @@ impl Listing {
         if let (true, Some(method)) = (config.verbose, &self.method) {
             writeln!(err, "lsports: {method}")?;
         }
-        if let Some(hidden) = &self.hidden {
+        // Said only when a shown socket lacks its owner because of it: `--port 9` showing
+        // nothing, or every socket with its owner, has nothing to explain.
+        let blamed = self
+            .entries
+            .iter()
+            .any(|e| e.owner_unknown == Some(OwnerUnknownReason::Permission));
+        if let (Some(hidden), true) = (&self.hidden, blamed) {
             report::hidden_processes(hidden, config, err)?;
         }
-        report::attribution(&self.denied, self.scan_error.as_ref(), config, err)
+        let denied = if blamed { self.denied } else { 0 };
+        report::attribution(denied, self.scan_error.as_ref(), config, err)
     }
 
     /// Whether every process could be inspected, so a socket without holders truly has none.

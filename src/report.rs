@@ -94,43 +94,52 @@ pub fn hidden_processes(
     )
 }
 
-/// Report processes that could not be inspected, with what would fix it.
+/// Report processes that could not be inspected, with what would fix it. `denied` counts only
+/// when a shown socket lacks an owner because of them (the caller passes 0 otherwise): a line
+/// about processes that change nothing on the screen is noise, and a cron job mails it.
 pub fn attribution(
-    denied: &usize,
+    denied: usize,
     scan_error: Option<&io::Error>,
     config: &Config,
     err: &mut dyn Write,
 ) -> io::Result<()> {
     if let Some(error) = scan_error {
-        writeln!(
+        return writeln!(
             err,
             "lsports: cannot scan {} for socket owners: {error}; owners are shown blank",
             config.proc_root.display()
-        )?;
-    } else if *denied > 0 && config.snapshot.is_some() {
+        );
+    }
+    if denied == 0 {
+        return Ok(());
+    }
+    let (processes, their) = (
+        count(denied, "process"),
+        if denied == 1 { "its" } else { "their" },
+    );
+    if config.snapshot.is_some() {
         // Nothing run here can fix a snapshot: the capture itself lacked the privilege.
         writeln!(
             err,
-            "lsports: {denied} processes could not be inspected when the snapshot was captured, \
-             so their sockets show no owner; capture as root to record every owner"
-        )?;
-    } else if *denied > 0 && nix::unistd::geteuid().is_root() && is_live_proc(config) {
+            "lsports: {processes} could not be inspected when the snapshot was captured, so \
+             {their} sockets show no owner; capture as root to record every owner"
+        )
+    } else if nix::unistd::geteuid().is_root() && is_live_proc(config) {
         // Root was refused: there is no privilege to suggest.
         writeln!(
             err,
-            "lsports: {denied} processes could not be inspected even as root (refused by a \
-             security module such as Yama, SELinux, AppArmor or a sandbox's), so their \
-             sockets show no owner"
-        )?;
-    } else if *denied > 0 {
+            "lsports: {processes} could not be inspected even as root (refused by a security \
+             module such as Yama, SELinux, AppArmor or a sandbox's), so {their} sockets show no \
+             owner"
+        )
+    } else {
         writeln!(
             err,
-            "lsports: {denied} processes could not be inspected, so their sockets show no owner; \
+            "lsports: {processes} could not be inspected, so {their} sockets show no owner; \
              run as root, or grant CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE \
              (setcap cap_dac_read_search,cap_sys_ptrace+ep lsports)"
-        )?;
+        )
     }
-    Ok(())
 }
 
 /// Whether the proc root is this machine's own `/proc`, not a fixture tree or a snapshot.
@@ -138,11 +147,45 @@ fn is_live_proc(config: &Config) -> bool {
     config.snapshot.is_none() && config.proc_root == std::path::Path::new("/proc")
 }
 
-/// `1 listener`, `2 listeners`: a count with its noun (regular plurals only).
+/// `1 listener`, `2 listeners`, `2 processes`: a count with its noun (regular plurals only).
 pub fn count(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
+    } else if ["s", "x", "z", "ch", "sh"]
+        .iter()
+        .any(|end| noun.ends_with(end))
+    {
+        format!("{n} {noun}es")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_in_number() {
+        assert_eq!(count(1, "process"), "1 process");
+        assert_eq!(count(2, "process"), "2 processes");
+        assert_eq!(count(0, "listener"), "0 listeners");
+        assert_eq!(count(1, "socket"), "1 socket");
+    }
+
+    #[test]
+    fn one_process_is_one_process_with_its_sockets() {
+        let args = ["lsports", "--proc-root", "/nonexistent/proc"];
+        let config = crate::cli::Cli::config_from(args).unwrap();
+        let mut out = Vec::new();
+        attribution(1, None, &config, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("lsports: 1 process could not be inspected, so its sockets"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        attribution(0, None, &config, &mut out).unwrap();
+        assert!(out.is_empty(), "nothing to say about nobody");
     }
 }

@@ -248,7 +248,42 @@ fn non_dumpable_process_of_the_same_user_is_listed_without_owner_and_explained()
     assert_eq!(closed["owner_unknown_reason"], "permission");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("1 processes could not be inspected"),
+        stderr.contains("1 process could not be inspected, so its sockets show no owner"),
         "exactly the non-dumpable process is uninspectable:\n{stderr}"
     );
+}
+
+#[test]
+fn uninspectable_processes_are_not_mentioned_when_no_shown_socket_lacks_its_owner() {
+    if !is_root() {
+        eprintln!("SKIP: becoming nobody needs root");
+        return;
+    }
+    let world = NobodyWorld::start();
+    let open = world.report(true);
+    let port = open["port"].to_string();
+    // The dumpable listener alone: shown with its owner, so the closed process changes nothing.
+    // A port nobody uses: nothing shown at all. Neither says a word on stderr.
+    let unused = (1..u16::MAX)
+        .find(|p| world.reports.iter().all(|r| r["port"] != *p))
+        .unwrap()
+        .to_string();
+    for wanted in [&port, &unused] {
+        for format in [&["--json"][..], &[][..]] {
+            let mut args = vec!["-n", "--port", wanted.as_str()];
+            args.extend_from_slice(format);
+            let out = world.run(&args);
+            assert_success(&out, &args);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                "",
+                "lsports {args:?} must be silent"
+            );
+        }
+    }
+    let out = world.run(&["-n", "--port", &port, "--json"]);
+    let shown = parse_json(&out.stdout);
+    assert_eq!(json_pids(&shown[0]), [open["pid"].as_u64().unwrap() as u32]);
+    let out = world.run(&["-n", "--port", &unused, "--json"]);
+    assert_eq!(parse_json(&out.stdout), json!([]));
 }
