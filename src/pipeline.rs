@@ -82,7 +82,13 @@ impl Listing {
             report::hidden_processes(hidden, config, err)?;
         }
         let denied = if blamed { self.denied } else { 0 };
-        report::attribution(denied, self.scan_error.as_ref(), config, err)
+        report::attribution(denied, self.scan_error.as_ref(), config, err)?;
+        let outside = self
+            .entries
+            .iter()
+            .filter(|e| e.owner_unknown == Some(OwnerUnknownReason::OtherPidNamespace))
+            .count();
+        report::held_outside(outside, err)
     }
 
     /// Whether every process could be inspected, so a socket without holders truly has none.

@@ -142,6 +142,23 @@ pub fn attribution(
     }
 }
 
+/// Report the `shown` sockets whose holders are presumably outside this PID namespace.
+pub fn held_outside(shown: usize, err: &mut dyn Write) -> io::Result<()> {
+    if shown == 0 {
+        return Ok(());
+    }
+    let (sockets, have) = (
+        count(shown, "socket"),
+        if shown == 1 { "has" } else { "have" },
+    );
+    writeln!(
+        err,
+        "lsports: {sockets} {have} no owner in this PID namespace: held outside it, as a \
+         container sharing the host's network sees the host's sockets but not its processes; \
+         run lsports in the host's PID namespace to see every owner"
+    )
+}
+
 /// Whether the proc root is this machine's own `/proc`, not a fixture tree or a snapshot.
 fn is_live_proc(config: &Config) -> bool {
     config.snapshot.is_none() && config.proc_root == std::path::Path::new("/proc")

@@ -507,3 +507,61 @@ fn no_thread_to_be_had_still_gives_a_true_listing() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// A PID namespace sharing the network namespace (a host-network container)
+
+#[test]
+fn sockets_held_outside_a_child_pid_namespace_are_not_called_kernel() {
+    let world = World::start(&json!([
+        group("tcp", "0.0.0.0", "sshd"),
+        group_with("tcp", "::", "nginx", json!({"prefork": 2})),
+    ]));
+    let mut choices = vec!["walk"];
+    if bpf_skip_reason().is_none() {
+        choices.push("bpf");
+    }
+    let mut listings = Vec::new();
+    for choice in choices {
+        // The world's processes hold the sockets from outside the new PID namespace.
+        let script = format!(
+            "exec unshare --pid --fork --mount-proc \"$LSPORTS\" --attribution {choice} -n --json"
+        );
+        let out = world.run_shell(&script);
+        assert_success(&out, &[choice, "in a child PID namespace"]);
+        let listed = parse_json(&out.stdout);
+        assert_json_schema(&listed);
+        let mut sockets = rows_from_json(&listed);
+        sockets.iter_mut().for_each(|r| r.pids.clear());
+        let mut truth = rows_from_truth(world.listening());
+        truth.iter_mut().for_each(|r| r.pids.clear());
+        assert_same_rows(choice, &sockets, &truth);
+        for socket in listed.as_array().unwrap() {
+            assert_eq!(socket["processes"], json!([]), "{choice}: {socket}");
+            assert_eq!(
+                socket["owner_unknown_reason"], "other_pid_namespace",
+                "{choice}: {socket}"
+            );
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("2 sockets have no owner in this PID namespace: held outside it"),
+            "{choice}: the hint must say why:\n{stderr}"
+        );
+        // The flags column must not call them ownerless as if every process had been seen.
+        let out = world.run_shell(&format!(
+            "exec unshare --pid --fork --mount-proc \"$LSPORTS\" --attribution {choice} -n \
+             -o local,flags"
+        ));
+        assert_success(&out, &[choice, "-o local,flags in a child PID namespace"]);
+        let table = Table::parse(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(table.rows.len(), 2, "{}", table.raw);
+        for row in &table.rows {
+            assert_eq!(table.cell(row, "Flags"), "-", "{choice}: {}", table.raw);
+        }
+        listings.push(listed);
+    }
+    if let [kernel, walked] = &listings[..] {
+        assert_eq!(kernel, walked, "bpf and walk must agree");
+    }
+}

@@ -164,6 +164,21 @@ fn parse_uid_line(rest: &[u8]) -> Option<u32> {
     (uids.len() == 4).then(|| uids[1])
 }
 
+/// The inode of the initial PID namespace (`PROC_PID_INIT_INO`), fixed by the kernel.
+const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
+
+/// Whether `proc_root` is this process's live `/proc` and this process runs in a PID
+/// namespace other than the initial one: processes outside it cannot be seen, yet may hold
+/// sockets of the network namespace it shares (a container with the host's network). `false`
+/// for a fixture tree or a snapshot, whose processes are all there is.
+pub fn in_nested_pid_namespace(proc_root: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::process::id().to_string();
+    let live = std::fs::read_link(proc_root.join("self")).is_ok_and(|pid| pid == Path::new(&me));
+    live && std::fs::metadata(proc_root.join("self/ns/pid"))
+        .is_ok_and(|ns| ns.ino() != INITIAL_PID_NAMESPACE)
+}
+
 /// How a proc mount hides other users' processes (its `hidepid=` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HidePid {
@@ -386,6 +401,15 @@ mod tests {
         assert_eq!(parse_mountinfo(&b"\xff - -\n\n"[..], Path::new("/")), None);
         let off = b"22 1 0:21 / /proc rw - proc proc rw,hidepid=off\n";
         assert_eq!(parse_mountinfo(&off[..], Path::new("/proc")), None);
+    }
+
+    #[test]
+    fn only_a_live_proc_can_show_a_nested_pid_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!in_nested_pid_namespace(dir.path()));
+        let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+        let initial = ns == Path::new("pid:[4026531836]");
+        assert_eq!(in_nested_pid_namespace(Path::new("/proc")), !initial);
     }
 
     #[test]

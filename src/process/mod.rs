@@ -61,27 +61,34 @@ pub fn attribute_with(
 /// A `Started` dropped unfinished (nothing was collected) leaves its thread to end on its own:
 /// the iterator holds nothing but file descriptors, closed when it ends or the process exits.
 #[derive(Debug)]
-pub struct Started(strategy::Started);
+pub struct Started {
+    scan: strategy::Started,
+    /// Processes outside this PID namespace may hold sockets unseen.
+    nested: bool,
+}
 
 /// Start attributing the way `choice` says, before the sockets are known, to read the name and
 /// `fields` of each holder.
 pub fn start(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Started {
-    Started(strategy::start(proc_root, choice, fields))
+    Started {
+        scan: strategy::start(proc_root, choice, fields),
+        nested: info::in_nested_pid_namespace(proc_root),
+    }
 }
 
 impl Started {
     /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
     /// cannot run here, naming the missing piece.
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
-        let scanned = self.0.finish(wanted_inodes(&sockets))?;
-        Ok(attributed(sockets, scanned))
+        let scanned = self.scan.finish(wanted_inodes(&sockets))?;
+        Ok(attributed(sockets, scanned, self.nested))
     }
 
     /// Attribute `sockets`, walking `/proc` when the BPF iterator cannot run, whatever the
     /// choice ([`Attributed::method`] says why): for callers with nowhere to report a refusal.
     pub fn finish_or_walk(self, sockets: Vec<Socket>) -> Attributed {
-        let scanned = self.0.finish_or_walk(wanted_inodes(&sockets));
-        attributed(sockets, scanned)
+        let scanned = self.scan.finish_or_walk(wanted_inodes(&sockets));
+        attributed(sockets, scanned, self.nested)
     }
 }
 
@@ -94,19 +101,23 @@ fn wanted_inodes(sockets: &[Socket]) -> HashSet<u64> {
         .collect()
 }
 
-/// One entry per socket, with its holders from `scanned`.
-fn attributed(sockets: Vec<Socket>, scanned: Scanned) -> Attributed {
+/// One entry per socket, with its holders from `scanned`; `nested` when this PID namespace is
+/// not the initial one.
+fn attributed(sockets: Vec<Socket>, scanned: Scanned, nested: bool) -> Attributed {
     let (scan, scan_error) = match scanned.scan {
         Ok(scan) => (scan, None),
         Err(error) => (fdscan::FdScan::default(), Some(error)),
     };
     // A failed scan hides every owner: report it as a permission problem, the likely cause.
-    let blind = scan.denied > 0 || scan_error.is_some();
+    let view = View {
+        blind: scan.denied > 0 || scan_error.is_some(),
+        nested,
+    };
     let entries = sockets
         .into_iter()
         .map(|socket| {
             let holders = scan.holders.of(socket.inode);
-            make_entry(socket, holders, &scan.details, blind)
+            make_entry(socket, holders, &scan.details, view)
         })
         .collect();
     Attributed {
@@ -118,14 +129,23 @@ fn attributed(sockets: Vec<Socket>, scanned: Scanned) -> Attributed {
     }
 }
 
+/// What the scan could see, which decides why a socket without holders has none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct View {
+    /// Some processes could not be inspected, or `/proc` could not be scanned.
+    pub blind: bool,
+    /// The PID namespace is not the initial one: processes outside it are not seen.
+    pub nested: bool,
+}
+
 fn make_entry(
     socket: Socket,
     holders: &[Holder],
     details: &HashMap<u32, ProcessDetails>,
-    blind: bool,
+    view: View,
 ) -> Entry {
     let processes = owner_processes(holders, details);
-    let owner_unknown = processes.is_empty().then(|| unknown_reason(&socket, blind));
+    let owner_unknown = processes.is_empty().then(|| unknown_reason(&socket, view));
     Entry {
         socket,
         processes,
@@ -156,12 +176,15 @@ fn owner_processes(
     owners
 }
 
-/// Why nobody was found holding `socket`.
-pub fn unknown_reason(socket: &Socket, blind: bool) -> OwnerUnknownReason {
+/// Why nobody was found holding `socket`, given what the scan could see.
+pub fn unknown_reason(socket: &Socket, view: View) -> OwnerUnknownReason {
     if socket.inode == 0 {
         OwnerUnknownReason::Kernel
-    } else if blind {
+    } else if view.blind {
         OwnerUnknownReason::Permission
+    } else if view.nested {
+        // A file refers to it, so some process holds it: never "kernel" from here.
+        OwnerUnknownReason::OtherPidNamespace
     } else if socket.uid == 0 {
         OwnerUnknownReason::Kernel
     } else {
