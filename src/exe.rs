@@ -6,10 +6,10 @@
 //! path is unknown, not an error.
 
 use std::collections::HashMap;
-use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use crate::model::Entry;
+use crate::process::info::{DetailsReader, Hold};
 
 /// Executable paths by pid, as raw bytes (a path need not be UTF-8).
 #[derive(Debug, Clone, Default)]
@@ -18,13 +18,21 @@ pub struct Executables {
 }
 
 impl Executables {
-    /// Read the link of every process holding one of `entries`.
+    /// Read the link of every process holding one of `entries`, through the process's own
+    /// directory once it shows the process still holds the socket: a pid reused since the
+    /// scan must not lend its executable (see `process::confirm`).
     pub fn read(proc_root: &Path, entries: &[Entry]) -> Self {
+        let reader = DetailsReader::new(proc_root);
         let mut paths = HashMap::new();
-        for process in entries.iter().flat_map(|e| &e.processes) {
-            paths
-                .entry(process.pid)
-                .or_insert_with(|| read_link(proc_root, process.pid));
+        for entry in entries {
+            for process in &entry.processes {
+                paths.entry(process.pid).or_insert_with(|| {
+                    let dir = reader.open(process.pid)?;
+                    (dir.holds(process.fd, entry.socket.inode) == Hold::Yes)
+                        .then(|| dir.exe())
+                        .flatten()
+                });
+            }
         }
         Executables { paths }
     }
@@ -36,13 +44,6 @@ impl Executables {
     }
 }
 
-fn read_link(proc_root: &Path, pid: u32) -> Option<Vec<u8>> {
-    let link = proc_root.join(pid.to_string()).join("exe");
-    std::fs::read_link(link)
-        .ok()
-        .map(|path| path.into_os_string().into_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,11 +51,18 @@ mod tests {
     use crate::model::{OwnerProcess, Protocol, Socket};
 
     fn entry_held_by(pid: u32) -> Entry {
+        held_as(pid, 3, 1)
+    }
+
+    fn held_as(pid: u32, fd: u32, inode: u64) -> Entry {
         Entry {
-            socket: Socket::listening(Protocol::Tcp, "127.0.0.1", 1),
+            socket: Socket {
+                inode,
+                ..Socket::listening(Protocol::Tcp, "127.0.0.1", 1)
+            },
             processes: vec![OwnerProcess {
                 pid,
-                fd: 3,
+                fd,
                 name: None,
                 cmdline: None,
                 uid: None,
@@ -65,10 +73,30 @@ mod tests {
 
     #[test]
     fn own_executable_is_found() {
+        use std::os::fd::AsRawFd;
         let me = std::process::id();
-        let exes = Executables::read(Path::new("/proc"), &[entry_held_by(me)]);
-        let expected = std::env::current_exe().unwrap().into_os_string().into_vec();
-        assert_eq!(exes.get(me), Some(&expected[..]));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = listener.as_raw_fd();
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        let inode =
+            crate::process::fdscan::parse_socket_link(link.as_os_str().as_encoded_bytes()).unwrap();
+        let exes = Executables::read(Path::new("/proc"), &[held_as(me, fd as u32, inode)]);
+        let expected = std::env::current_exe().unwrap().into_os_string();
+        assert_eq!(exes.get(me), Some(expected.as_encoded_bytes()));
+    }
+
+    #[test]
+    fn a_reused_pid_lends_no_executable() {
+        // pid 7 held socket 99 as fd 3 when scanned; now pid 7 is another process, whose fd 3
+        // is another socket and whose executable is not the holder's.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("7/fd")).unwrap();
+        std::os::unix::fs::symlink("socket:[5]", dir.path().join("7/fd/3")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin/intruder", dir.path().join("7/exe")).unwrap();
+        let exes = Executables::read(dir.path(), &[held_as(7, 3, 99)]);
+        assert_eq!(exes.get(7), None);
+        let exes = Executables::read(dir.path(), &[held_as(7, 3, 5)]);
+        assert_eq!(exes.get(7), Some(&b"/usr/bin/intruder"[..]));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The churner (Python, in a private network namespace) logs every (pid, socket inode) pair it
 //! creates, before or after the fact; every lsports run is checked against the complete log
-//! once the churn has stopped. Loop counts are fixed; nothing is timed.
+//! once the churn has stopped, and every holder's name and uid against the churner's (a pid
+//! reused by another process must not lend them). Loop counts are fixed; nothing is timed.
 
 mod common;
 
@@ -257,6 +258,14 @@ fn listings_under_fork_and_exit_churn_stay_true() {
                 pair.0,
                 pair.1
             );
+        }
+        // A pid reused between the scan and the reading of its details must not lend its name
+        // or uid: every holder here is the churner (python3, root in its namespace).
+        for socket in listing.as_array().unwrap() {
+            for process in socket["processes"].as_array().unwrap() {
+                assert_eq!(process["name"], "python3", "run {run}: {socket}");
+                assert_eq!(process["uid"], 0, "run {run}: {socket}");
+            }
         }
         let listed = inodes(listing);
         let missing: Vec<_> = permanent.difference(&listed).collect();

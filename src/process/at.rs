@@ -26,6 +26,31 @@ impl StackPath {
         path
     }
 
+    /// A name relative to a process's own directory, e.g. `comm`.
+    pub fn name(name: &[u8]) -> Self {
+        let mut path = StackPath {
+            bytes: [0; 32],
+            len: 0,
+        };
+        path.push_bytes(name);
+        path
+    }
+
+    /// `fd/FD`, one fd link relative to a process's own directory.
+    pub fn fd_link(fd: u32) -> Self {
+        let mut path = StackPath::name(b"fd/");
+        path.push_u32(fd);
+        path
+    }
+
+    /// Drop the last byte (the trailing `/` of `pid_file(pid, b"")`).
+    pub fn pop(&mut self) {
+        if self.len > 0 {
+            self.len -= 1;
+            self.bytes[self.len] = 0;
+        }
+    }
+
     fn push_bytes(&mut self, bytes: &[u8]) {
         // At most 10 digits, a slash and a name of under 20 bytes: always fits with the NUL.
         let end = (self.len + bytes.len()).min(self.bytes.len() - 1);
@@ -63,6 +88,25 @@ pub fn open_dir_at(dir: RawFd, path: &CStr) -> io::Result<OwnedFd> {
         path,
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
     )
+}
+
+/// Open `path` relative to `dir` as a handle for further `*at` calls only (`O_PATH`): no
+/// permission is needed to hold it, and it is cheaper than opening the directory to read.
+pub fn open_path_at(dir: RawFd, path: &CStr) -> io::Result<OwnedFd> {
+    open_at(
+        dir,
+        path,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )
+}
+
+/// `readlinkat` `path` relative to `dir` into `buffer`: the length of the target (cut at the
+/// buffer's length).
+pub fn read_link_at(dir: RawFd, path: &CStr, buffer: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `path` is NUL-terminated and `buffer` is valid for writes of its length.
+    let len =
+        unsafe { libc::readlinkat(dir, path.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) };
+    usize::try_from(len).map_err(|_| io::Error::last_os_error())
 }
 
 /// Open the file `path` relative to `dir` for reading.

@@ -19,11 +19,12 @@ pub mod iterator;
 pub mod preflight;
 pub mod records;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
-use super::fdscan::FdScan;
-use super::info::{DetailFields, DetailsReader, ProcessDetails};
+use super::confirm::Confirm;
+use super::fdscan::{self, FdScan};
+use super::info::{DetailFields, DetailsReader};
 pub use error::BpfUnavailable;
 
 /// Where the kernel describes its own types.
@@ -42,14 +43,13 @@ pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavai
 }
 
 /// Builds the scan from the iterator's output as it arrives: the holders of the wanted inodes,
-/// and the details of each holder process, read as soon as it is first seen, while the kernel
-/// is still visiting the others (and close to when it saw the fds, so a reused pid is
-/// unlikely to lend its name).
+/// each confirmed and its process's details read as soon as it is first seen, while the kernel
+/// is still visiting the others (see `confirm`: a reused pid does not lend its name).
 #[derive(Debug)]
 pub struct Gather<'a> {
-    reader: DetailsReader,
+    proc_root: &'a Path,
+    confirm: Confirm,
     selection: records::Selection<'a>,
-    details: HashMap<u32, ProcessDetails>,
 }
 
 impl<'a> Gather<'a> {
@@ -57,33 +57,70 @@ impl<'a> Gather<'a> {
     /// `proc_root`.
     pub fn new(proc_root: &'a Path, wanted: &'a HashSet<u64>, fields: DetailFields) -> Self {
         Gather {
-            reader: DetailsReader::new(proc_root).only(fields),
+            proc_root,
+            confirm: Confirm::new(DetailsReader::new(proc_root).only(fields)),
             selection: records::Selection::new(wanted),
-            details: HashMap::new(),
         }
     }
 
     /// Take whole records of the iterator's output.
     pub fn add(&mut self, records: &[u8]) {
-        let Gather {
-            reader,
-            selection,
-            details,
-        } = self;
-        selection.add(records::decode(records), |pid| {
-            details.insert(pid, reader.read(pid));
-        });
+        let confirm = &mut self.confirm;
+        self.selection
+            .add(records::decode(records), |inode, holder| {
+                confirm.keep(inode, holder)
+            });
     }
 
     /// The scan, in the shape the fd walk gives.
     pub fn finish(self) -> FdScan {
+        let wanted = self.selection.wanted();
         let (holders, processes) = self.selection.finish();
+        let (details, mut denied) = self.confirm.finish_map();
+        // The kernel sees every process, but a process whose fd links are refused (a security
+        // module's, or a sandbox's guarded init) is one the walk cannot inspect, and it may
+        // emit nothing for it: when a wanted socket has no holder, count those processes as
+        // the walk does, so that both paths give the same reasons.
+        if wanted.iter().any(|&inode| !holders.contains(inode)) {
+            denied = denied.max(fdscan::count_denied(self.proc_root));
+        }
         FdScan {
             holders,
-            details: self.details,
-            // The kernel shows every process of the reader's pid namespace: none is hidden.
-            denied: 0,
+            details,
+            denied,
             scanned: processes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_reused_after_the_kernel_saw_it_lends_no_name() {
+        // The kernel saw pid 7 holding socket 99 as fd 3 and pid 8 holding socket 100 as fd 4;
+        // by the time the details are read, pid 7 is another process.
+        let dir = tempfile::tempdir().unwrap();
+        for (pid, fd, inode, name) in [(7, 3, 5, "intruder"), (8, 4, 100, "sshd")] {
+            std::fs::create_dir_all(dir.path().join(format!("{pid}/fd"))).unwrap();
+            let fd_link = dir.path().join(format!("{pid}/fd/{fd}"));
+            std::os::unix::fs::symlink(format!("socket:[{inode}]"), fd_link).unwrap();
+            std::fs::write(dir.path().join(format!("{pid}/comm")), name).unwrap();
+        }
+        let wanted = HashSet::from([99, 100]);
+        let mut gather = Gather::new(dir.path(), &wanted, DetailFields::ALL);
+        let mut records = Vec::new();
+        for (pid, fd, inode) in [(7u32, 3u32, 99u64), (8, 4, 100)] {
+            records.extend_from_slice(&pid.to_ne_bytes());
+            records.extend_from_slice(&fd.to_ne_bytes());
+            records.extend_from_slice(&inode.to_ne_bytes());
+        }
+        gather.add(&records);
+        let scan = gather.finish();
+        assert!(scan.holders.of(99).is_empty());
+        assert!(!scan.details.contains_key(&7));
+        assert_eq!(scan.holders.of(100).len(), 1);
+        assert_eq!(scan.details[&8].name.as_deref(), Some(&b"sshd"[..]));
     }
 }

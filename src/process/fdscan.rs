@@ -32,6 +32,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use super::at::{self, StackPath};
+use super::confirm::Confirm;
 use super::holders::Holders;
 use super::info::{DetailFields, DetailsReader, ProcessDetails};
 use crate::model::Holder;
@@ -195,17 +196,18 @@ fn rescue(scan: &mut FdScan, wanted: &HashSet<u64>, shared: &Shared, early: Vec<
     let mut dents = vec![0u8; DENTS_BUFFER];
     let mut sockets = Vec::new();
     let mut found = Vec::new();
-    let mut reader = DetailsReader::new(&shared.proc_root).only(shared.fields);
+    let mut confirm = Confirm::new(shared.reader());
     for pid in again {
         sockets.clear();
         // Already counted as scanned, denied or gone the first time.
         let _ = scan_pid(shared.root.as_raw_fd(), pid, &mut dents, &mut sockets);
-        let before = found.len();
-        found.extend(sockets.iter().filter(|(inode, _)| missing.contains(inode)));
-        if found.len() > before {
-            if let Entry::Vacant(details) = scan.details.entry(pid) {
-                details.insert(reader.read(pid));
-            }
+        let held = sockets.iter().filter(|(inode, _)| missing.contains(inode));
+        found.extend(held.filter(|&&(inode, holder)| confirm.keep(inode, holder)));
+    }
+    let (details, _) = confirm.finish();
+    for (pid, read) in details {
+        if let Entry::Vacant(details) = scan.details.entry(pid) {
+            details.insert(read);
         }
     }
     if !found.is_empty() {
@@ -221,6 +223,13 @@ impl Drop for Walk {
     }
 }
 
+impl Shared {
+    /// A reader of the details the walk was asked for.
+    fn reader(&self) -> DetailsReader {
+        DetailsReader::new(&self.proc_root).only(self.fields)
+    }
+}
+
 fn worker_count(pids: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Tiny worlds are faster on one thread than the cost of spawning more.
@@ -232,13 +241,12 @@ fn worker_count(pids: usize) -> usize {
 fn merge(partials: Vec<Partial>, wanted: &HashSet<u64>, shared: &Shared) -> FdScan {
     let mut scan = FdScan::default();
     let mut found = Vec::new();
-    let mut reader = None;
     for mut partial in partials {
         // Left only by workers that ended before the sockets were collected (a small host).
         if !partial.unsorted.is_empty() {
-            let reader = reader
-                .get_or_insert_with(|| DetailsReader::new(&shared.proc_root).only(shared.fields));
-            partial.sort_out(wanted, reader);
+            let mut confirm = Confirm::new(shared.reader());
+            partial.sort_out(wanted, &mut confirm);
+            partial.take_details(confirm);
         }
         scan.denied += partial.denied;
         scan.scanned += partial.scanned;
@@ -251,21 +259,21 @@ fn merge(partials: Vec<Partial>, wanted: &HashSet<u64>, shared: &Shared) -> FdSc
 
 impl Partial {
     /// Keep the wanted sockets of the processes scanned before the wanted inodes were known,
-    /// reading each holder's details.
-    fn sort_out(&mut self, wanted: &HashSet<u64>, reader: &mut DetailsReader) {
-        let mut last_pid = None;
+    /// if their processes still hold them (their details are read then: see `confirm`).
+    fn sort_out(&mut self, wanted: &HashSet<u64>, confirm: &mut Confirm) {
+        // A process's socket fds are consecutive, and it was scanned once.
         for (inode, holder) in std::mem::take(&mut self.unsorted) {
-            if !wanted.contains(&inode) {
-                continue;
-            }
-            self.found.push((inode, holder));
-            // A process's socket fds are consecutive, and it was scanned once: its details
-            // are read once.
-            if last_pid != Some(holder.pid) {
-                last_pid = Some(holder.pid);
-                self.details.push((holder.pid, reader.read(holder.pid)));
+            if wanted.contains(&inode) && confirm.keep(inode, holder) {
+                self.found.push((inode, holder));
             }
         }
+    }
+
+    /// The details `confirm` read, and the processes it found closed since they were scanned.
+    fn take_details(&mut self, confirm: Confirm) {
+        let (details, denied) = confirm.finish();
+        self.details.extend(details);
+        self.denied += denied;
     }
 }
 
@@ -273,7 +281,7 @@ fn scan_worker(shared: &Shared) -> Partial {
     let mut partial = Partial::default();
     let mut dents = vec![0u8; DENTS_BUFFER];
     let mut sockets = Vec::new();
-    let mut reader = DetailsReader::new(&shared.proc_root).only(shared.fields);
+    let mut confirm = Confirm::new(shared.reader());
     let root = shared.root.as_raw_fd();
     while !shared.abandoned.load(Ordering::Relaxed) {
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -297,18 +305,16 @@ fn scan_worker(shared: &Shared) -> Partial {
             partial.unsorted.extend_from_slice(&sockets);
             continue;
         };
-        let before = partial.found.len();
         let held = sockets.iter().filter(|(inode, _)| wanted.contains(inode));
-        partial.found.extend(held);
-        if partial.found.len() > before {
-            partial.details.push((pid, reader.read(pid)));
-        }
+        let confirmed = held.filter(|&&(inode, holder)| confirm.keep(inode, holder));
+        partial.found.extend(confirmed);
     }
     if let Some(wanted) = shared.wanted.get() {
         // The walk outlasted the collection, as it does on any busy host: sort out the early
         // processes here, on every worker at once, rather than in `merge` on one thread.
-        partial.sort_out(wanted, &mut reader);
+        partial.sort_out(wanted, &mut confirm);
     }
+    partial.take_details(confirm);
     partial
 }
 
@@ -465,6 +471,39 @@ fn list_pids(proc_root: &Path) -> io::Result<Vec<u32>> {
     Ok(pids)
 }
 
+/// How many processes under `proc_root` refuse their fd links, counted as the walk counts
+/// them, at the cost of one link per process: for the kernel iterator, which sees every
+/// process, yet cannot say which ones the walk could not have inspected.
+pub fn count_denied(proc_root: &Path) -> usize {
+    let Ok((root, pids)) = open_dir(proc_root).and_then(|root| Ok((root, list_pids(proc_root)?)))
+    else {
+        return 0;
+    };
+    let mut dents = vec![0u8; 4096];
+    let root = root.as_raw_fd();
+    pids.into_iter()
+        .filter(|&pid| matches!(first_link(root, pid, &mut dents), PidOutcome::Denied))
+        .filter(|&pid| !is_kernel_thread(root, pid))
+        .count()
+}
+
+/// Whether the first fd link of `pid` can be read: [`scan_pid`] stopping at the first link.
+fn first_link(root: RawFd, pid: u32, dents: &mut [u8]) -> PidOutcome {
+    let path = StackPath::pid_file(pid, b"fd");
+    let dir = match at::open_dir_at(root, path.as_cstr()) {
+        Ok(dir) => dir,
+        Err(e) => return outcome_of(&e),
+    };
+    let len = match getdents(dir.as_raw_fd(), dents) {
+        Ok(len) => len,
+        Err(e) => return outcome_of(&e),
+    };
+    match DirEntries::new(&dents[..len]).next() {
+        Some((name, _)) if link_at(dir.as_raw_fd(), name) == Link::Denied => PidOutcome::Denied,
+        _ => PidOutcome::Scanned,
+    }
+}
+
 /// Kernel threads' fd directories are root-only, yet they hold no sockets: an unprivileged
 /// run must not count them as "could not be inspected".
 fn is_kernel_thread(root: RawFd, pid: u32) -> bool {
@@ -590,6 +629,30 @@ mod tests {
         assert_eq!(scan.scanned, 199);
         // Dropped unfinished: the workers stop on their own, nothing panics.
         drop(start(dir.path(), DetailFields::ALL));
+    }
+
+    #[test]
+    fn a_pid_reused_after_the_scan_lends_neither_name_nor_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        for pid in 1..100 {
+            link(dir.path(), pid, 3, u64::from(pid));
+        }
+        // Scanned before the sockets are known, as on a host whose collection takes long.
+        let walk = start(dir.path(), DetailFields::ALL);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Pid 42 exits and an unrelated process takes its number: its fd 3 is another socket.
+        std::fs::remove_dir_all(dir.path().join("42")).unwrap();
+        link(dir.path(), 42, 3, 4242);
+        std::fs::write(dir.path().join("42/comm"), "intruder\n").unwrap();
+        let scan = walk.finish((1..100).collect()).unwrap();
+        assert!(scan.holders.of(42).is_empty(), "{:?}", scan.holders.of(42));
+        assert!(
+            !scan.details.contains_key(&42),
+            "{:?}",
+            scan.details.get(&42)
+        );
+        assert_eq!(scan.holders.of(41), [Holder { pid: 41, fd: 3 }]);
+        assert_eq!(scan.details[&41].name.as_deref(), Some(&b"p41"[..]));
     }
 
     #[test]

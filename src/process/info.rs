@@ -77,15 +77,36 @@ impl DetailsReader {
 
     /// `comm`, `cmdline` and `status` of `pid`; fields that cannot be read are `None`.
     pub fn read(&mut self, pid: u32) -> ProcessDetails {
+        match self.open(pid) {
+            Some(dir) => self.read_in(&dir),
+            None => ProcessDetails::default(),
+        }
+    }
+
+    /// The directory of `pid`, opened once: whatever is read through it is of the process
+    /// that had the pid when it was opened; if that process exits and the pid is reused, reads
+    /// fail rather than describe the newcomer. `None` when there is no such process.
+    pub fn open(&self, pid: u32) -> Option<ProcessDir> {
+        let root = self.root.as_ref()?;
+        let mut path = StackPath::pid_file(pid, b"");
+        path.pop();
+        let fd = at::open_path_at(root.as_raw_fd(), path.as_cstr()).ok()?;
+        Some(ProcessDir { pid, fd })
+    }
+
+    /// `comm`, `cmdline` and `status` of the process of `dir`; fields that cannot be read are
+    /// `None`.
+    pub fn read_in(&mut self, dir: &ProcessDir) -> ProcessDetails {
+        let pid = dir.pid;
         let mut details = ProcessDetails::default();
-        if self.read_file(pid, b"comm") {
+        if self.read_file(dir, b"comm") {
             details.name = Some(strip_newline(&self.buffer).into());
         }
-        if self.fields.cmdline && self.read_file(pid, b"cmdline") {
+        if self.fields.cmdline && self.read_file(dir, b"cmdline") {
             details.cmdline = Some(self.buffer[..].into());
         }
         // Read whole first, so a process exiting mid-read is "unreadable", not "malformed".
-        if self.fields.uid && self.read_file(pid, b"status") {
+        if self.fields.uid && self.read_file(dir, b"status") {
             let label = || {
                 self.proc_root
                     .join(format!("{pid}/status"))
@@ -100,13 +121,56 @@ impl DetailsReader {
         details
     }
 
-    /// Read `PID/name` into the buffer; false when it cannot be read.
-    fn read_file(&mut self, pid: u32, name: &[u8]) -> bool {
-        let Some(root) = &self.root else {
-            return false;
-        };
-        let path = StackPath::pid_file(pid, name);
-        at::read_file_at(root.as_raw_fd(), path.as_cstr(), &mut self.buffer).is_ok()
+    /// Read `name` of the process of `dir` into the buffer; false when it cannot be read.
+    fn read_file(&mut self, dir: &ProcessDir, name: &[u8]) -> bool {
+        let path = StackPath::name(name);
+        at::read_file_at(dir.fd.as_raw_fd(), path.as_cstr(), &mut self.buffer).is_ok()
+    }
+}
+
+/// One process's directory under the proc root (see [`DetailsReader::open`]).
+#[derive(Debug)]
+pub struct ProcessDir {
+    pid: u32,
+    fd: OwnedFd,
+}
+
+/// Whether a process holds a socket through an fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// It does.
+    Yes,
+    /// It does not (any more): the fd was closed or reused, or the process is gone.
+    No,
+    /// Its fd links may not be read.
+    Denied,
+}
+
+impl ProcessDir {
+    /// The process's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the process holds socket `inode` as `fd`, read through this directory: a
+    /// `Yes` proves that what is read through it describes a holder of the socket.
+    pub fn holds(&self, fd: u32, inode: u64) -> Hold {
+        let path = StackPath::fd_link(fd);
+        let mut link = [0u8; 64];
+        match at::read_link_at(self.fd.as_raw_fd(), path.as_cstr(), &mut link) {
+            Ok(len) if super::fdscan::parse_socket_link(&link[..len]) == Some(inode) => Hold::Yes,
+            Ok(_) => Hold::No,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => Hold::Denied,
+            Err(_) => Hold::No,
+        }
+    }
+
+    /// The target of the process's `exe` link, read through this directory.
+    pub fn exe(&self) -> Option<Vec<u8>> {
+        let mut link = vec![0u8; 4096];
+        let len = at::read_link_at(self.fd.as_raw_fd(), c"exe", &mut link).ok()?;
+        link.truncate(len);
+        Some(link)
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod at;
 pub mod bpf;
+pub mod confirm;
 pub mod fdscan;
 pub mod holders;
 pub mod info;

@@ -38,7 +38,6 @@ pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
 pub struct Selection<'a> {
     wanted: &'a HashSet<u64>,
     found: Vec<(u64, Holder)>,
-    holder_pids: HashSet<u32>,
     /// Processes seen; the kernel visits one process's fds together, so a pid differing from
     /// the previous record's is a new process.
     processes: usize,
@@ -51,15 +50,18 @@ impl<'a> Selection<'a> {
         Selection {
             wanted,
             found: Vec::new(),
-            holder_pids: HashSet::new(),
             processes: 0,
             last_pid: None,
         }
     }
 
-    /// Add `records`, calling `new_holder` with each pid the first time it is seen holding a
-    /// wanted inode, so its details can be read while the iterator goes on.
-    pub fn add(&mut self, records: impl Iterator<Item = Record>, mut new_holder: impl FnMut(u32)) {
+    /// Add `records`, keeping each holder of a wanted inode that `keep` confirms (reading its
+    /// details while the iterator goes on).
+    pub fn add(
+        &mut self,
+        records: impl Iterator<Item = Record>,
+        mut keep: impl FnMut(u64, Holder) -> bool,
+    ) {
         for record in records {
             if self.last_pid != Some(record.pid) {
                 self.processes += 1;
@@ -72,11 +74,15 @@ impl<'a> Selection<'a> {
                 pid: record.pid,
                 fd: record.fd,
             };
-            self.found.push((record.inode, holder));
-            if self.holder_pids.insert(record.pid) {
-                new_holder(record.pid);
+            if keep(record.inode, holder) {
+                self.found.push((record.inode, holder));
             }
         }
+    }
+
+    /// The inodes asked for.
+    pub fn wanted(&self) -> &'a HashSet<u64> {
+        self.wanted
     }
 
     /// Every holder of each wanted inode, sorted by (pid, fd) as the fd walk gives them, and
@@ -135,15 +141,15 @@ mod tests {
         ]);
         let wanted = HashSet::from([10]);
         let mut selection = Selection::new(&wanted);
-        let mut new_holders = Vec::new();
+        let mut asked = Vec::new();
         let (first, rest) = bytes.split_at(2 * RECORD_SIZE);
-        selection.add(decode(first), |pid| new_holders.push(pid));
-        selection.add(decode(rest), |pid| new_holders.push(pid));
-        assert_eq!(
-            new_holders,
-            vec![30, 10, 20],
-            "each holder pid once, as first seen"
-        );
+        let mut keep = |_, holder: Holder| {
+            asked.push(holder.pid);
+            true
+        };
+        selection.add(decode(first), &mut keep);
+        selection.add(decode(rest), &mut keep);
+        assert_eq!(asked, vec![30, 10, 10, 20], "every wanted holder, in order");
         let (holders, processes) = selection.finish();
         let want: Vec<Holder> = [(10, 3), (10, 4), (20, 3), (30, 5)]
             .into_iter()
