@@ -348,6 +348,40 @@ fn exe_links_are_kept_as_text_and_never_followed() {
 }
 
 #[test]
+fn an_fd_link_listed_before_its_process_directory_is_unpacked() {
+    // Another tar writer may list `proc/5/fd/3` first, or never list directories at all.
+    let bytes = TarBuilder::new()
+        .link(tar::EntryType::Symlink, "proc/5/fd/3", "socket:[7801]")
+        .file("proc/5/comm", b"early-fd\n")
+        .tcp()
+        .bytes();
+    let opened = open_bytes(&bytes).unwrap();
+    let v = json_of_root(opened.proc_root(), &[]);
+    let owner = &by_inode(&v, 7801)["processes"][0];
+    assert_eq!(owner["pid"], 5);
+    assert_eq!(owner["name"], "early-fd");
+}
+
+#[test]
+fn the_unpacked_tree_is_private_from_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let bytes = TarBuilder::new()
+        .tcp()
+        .file("proc/5/cmdline", b"mysqld\0--password=hunter2\0")
+        .link(tar::EntryType::Symlink, "proc/5/fd/3", "socket:[7801]")
+        .bytes();
+    let opened = open_bytes(&bytes).unwrap();
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(opened.dir()), 0o700, "{}", opened.dir().display());
+    for dir in ["", "net", "5", "5/fd"] {
+        assert_eq!(mode(&opened.proc_root().join(dir)), 0o700, "proc/{dir}");
+    }
+    for file in ["net/tcp", "5/cmdline"] {
+        assert_eq!(mode(&opened.proc_root().join(file)), 0o600, "proc/{file}");
+    }
+}
+
+#[test]
 fn an_archive_without_manifest_is_read_in_this_hosts_order() {
     let bytes = TarBuilder::new().tcp().file("README", b"hello").bytes();
     let opened = open_bytes(&bytes).unwrap();

@@ -105,18 +105,23 @@ pub fn write_atomically(path: &Path, contents: &[u8], force: bool) -> Result<(),
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
     };
-    // 0666 less the umask, as any file the user creates (tempfile's default is 0600).
+    // The final mode is decided before anything is written: the replaced file's (a 0600
+    // baseline stays 0600), or 0666 less the umask for a new file, as the user's shell would
+    // create it. The temporary file is 0600 (tempfile's default) until it is complete.
+    let mode = final_mode(path);
     let mut temp = tempfile::Builder::new()
         .prefix(".lsports-baseline-")
         .suffix(".tmp")
-        .permissions(Permissions::from_mode(0o666))
         .tempfile_in(&dir)
         .map_err(|source| SaveError::Write {
             path: dir.clone(),
             source,
         })?;
     temp.write_all(contents).map_err(write_error)?;
-    temp.as_file().sync_all().map_err(write_error)?;
+    temp.as_file()
+        .set_permissions(Permissions::from_mode(mode))
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(write_error)?;
     let persisted = if force {
         temp.persist(path)
     } else {
@@ -131,4 +136,24 @@ pub fn write_atomically(path: &Path, contents: &[u8], force: bool) -> Result<(),
     // Make the rename itself durable; a failure here loses nothing already written.
     let _ = File::open(&dir).and_then(|d| d.sync_all());
     Ok(())
+}
+
+/// The mode `path` gets: that of the regular file it replaces, or 0666 less the umask.
+fn final_mode(path: &Path) -> u32 {
+    match path.symlink_metadata() {
+        Ok(meta) if meta.is_file() => meta.permissions().mode() & 0o7777,
+        _ => 0o666 & !umask(),
+    }
+}
+
+/// The process umask, read from `/proc/self/status` (Linux 4.7+): umask(2) can only read it
+/// by changing it, which would race with files other threads create. 022 if it cannot be read.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
 }

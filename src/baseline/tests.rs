@@ -235,3 +235,27 @@ fn hand_widened_lines_match_more() {
     assert!(accepted(&pg) && accepted(&web) && accepted(&client));
     assert!(!accepted(&server));
 }
+
+#[test]
+fn replacing_a_private_baseline_keeps_it_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baseline.toml");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    std::fs::write(&path, "old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    save::write_atomically(&path, b"new", true).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    assert_eq!(mode(&path), 0o600, "--force must not widen the file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    save::write_atomically(&path, b"newer", true).unwrap();
+    assert_eq!(mode(&path), 0o640);
+    // A new file: 0666 less the umask, as the shell would create it (the test runner's umask
+    // is read the way lsports reads it, from the kernel).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap();
+    let umask = u32::from_str_radix(umask.trim(), 8).unwrap();
+    let fresh = dir.path().join("fresh.toml");
+    save::write_atomically(&fresh, b"x", false).unwrap();
+    assert_eq!(mode(&fresh), 0o666 & !umask);
+}

@@ -10,7 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::SnapshotError;
@@ -94,8 +94,10 @@ pub fn open_reader(reader: impl Read, label: &Path) -> Result<OpenedSnapshot, Sn
         source,
     })?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
+    // 0700 from creation on: the tree holds command lines, which may hold secrets.
     let dir = tempfile::Builder::new()
         .prefix("lsports-snapshot-")
+        .permissions(fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(|source| SnapshotError::Unpack {
             path: label.to_owned(),
@@ -332,6 +334,8 @@ impl<'a> Unpacker<'a> {
             .write(true)
             .create(true)
             .truncate(true)
+            // Readable by the owner only, like the directory: command lines may hold secrets.
+            .mode(0o600)
             // Nothing this unpacker makes is a link at a file's path; refuse to write through one.
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
@@ -339,8 +343,14 @@ impl<'a> Unpacker<'a> {
         self.unpack_io(path, written)
     }
 
+    /// Create `path` (0700) and any missing parent below the root: an archive may list
+    /// `proc/5/fd/3` before `proc/5/`, or never list the directories at all.
     fn create_dir(&self, path: &Path) -> Result<(), SnapshotError> {
-        match fs::create_dir(path) {
+        let made = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path);
+        match made {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
             other => self.unpack_io(path, other),
         }
