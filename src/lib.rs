@@ -140,13 +140,13 @@ fn failure(config: &Config) -> ExitCode {
     }
 }
 
-/// The name of the machine being looked at: the snapshot's, or the proc tree's.
+/// The name of the machine being looked at: the snapshot's, or the proc tree's, in the
+/// terminal-safe form identities use (both come from files anyone may have written).
 fn host_name(config: &Config, opened: Option<&OpenedSnapshot>) -> Option<String> {
-    if let Some(opened) = opened {
-        let name = &opened.manifest().hostname;
-        return (!name.is_empty()).then(|| name.clone());
-    }
-    let name = std::fs::read_to_string(config.proc_root.join("sys/kernel/hostname")).ok()?;
+    let name = match opened {
+        Some(opened) => opened.manifest().hostname.clone(),
+        None => std::fs::read_to_string(config.proc_root.join("sys/kernel/hostname")).ok()?,
+    };
     let name = name.trim();
     (!name.is_empty()).then(|| sanitize::terminal_safe(name.as_bytes()).into_owned())
 }

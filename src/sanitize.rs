@@ -123,6 +123,19 @@ fn join_args(raw: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// `text` from a file lsports writes in terminal-safe form (a baseline's host, user, program
+/// and exe): kept as it is when it holds nothing unsafe, so that escapes already in it are not
+/// doubled; escaped with [`terminal_safe`] when a hand (or an attacker) put a control, bidi or
+/// invisible character in it.
+#[must_use]
+pub fn terminal_safe_text(text: String) -> String {
+    if text.chars().any(is_terminal_unsafe) {
+        terminal_safe(text.as_bytes()).into_owned()
+    } else {
+        text
+    }
+}
+
 /// Whether [`terminal_safe`] has to rewrite `c`.
 fn needs_terminal_escape(c: char) -> bool {
     c == '\\' || is_terminal_unsafe(c)

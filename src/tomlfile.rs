@@ -124,8 +124,10 @@ impl Source {
 
     fn toml_error(&self, error: &toml::de::Error) -> FileError {
         // toml's messages can span lines (a caret diagram); the location says the same.
+        // They quote keys and values from the file, which may hold any character: escaped.
         let message: Vec<&str> = error.message().lines().map(str::trim).collect();
-        self.error_at(error.span(), message.join("; "))
+        let message = crate::sanitize::terminal_safe(message.join("; ").as_bytes()).into_owned();
+        self.error_at(error.span(), message)
     }
 }
 

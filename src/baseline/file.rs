@@ -11,7 +11,9 @@
 //! ]
 //! ```
 //!
-//! Reading checks every field and names the line of the first bad one.
+//! Reading checks every field and names the line of the first bad one. Names are kept in the
+//! terminal-safe form lsports writes them in; a control character put in by hand is escaped
+//! on reading, since every name is printed sooner or later.
 
 use std::net::IpAddr;
 
@@ -21,6 +23,7 @@ use toml::Spanned;
 use super::{AddressPattern, Baseline, Expected, PortPattern};
 use crate::exposure::Exposure;
 use crate::model::Protocol;
+use crate::sanitize::terminal_safe_text;
 use crate::tomlfile::{FileError, Source};
 
 /// The format version this build writes and reads.
@@ -89,7 +92,7 @@ pub fn parse(source: &Source) -> Result<Baseline, FileError> {
         .collect::<Result<Vec<_>, _>>()?;
     expected.sort();
     Ok(Baseline {
-        host: raw.host,
+        host: raw.host.map(terminal_safe_text),
         saved: raw.saved,
         expected,
     })
@@ -120,9 +123,9 @@ fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, Fil
         protocol,
         port,
         address,
-        user: raw.user,
-        program: raw.program,
-        exe: raw.exe,
+        user: raw.user.map(terminal_safe_text),
+        program: raw.program.map(terminal_safe_text),
+        exe: raw.exe.map(terminal_safe_text),
         line: Some(at),
     })
 }

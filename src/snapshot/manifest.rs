@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::sanitize::terminal_safe;
 use crate::source::procnet::ByteOrder;
 
 /// The `format` value that marks an lsports snapshot.
@@ -104,15 +105,18 @@ impl Manifest {
     }
 
     /// One line for humans: `web1 (Linux 6.8.0, x86_64), captured 2026-11-26 00:08:51 UTC`.
+    /// The names come from another machine (or anyone who wrote the file): they are escaped
+    /// like process names.
     pub fn describe(&self) -> String {
-        let host = if self.hostname.is_empty() {
-            "unknown host"
+        let safe = |text: &str| terminal_safe(text.as_bytes()).into_owned();
+        let mut text = if self.hostname.is_empty() {
+            "unknown host".to_owned()
         } else {
-            &self.hostname
+            safe(&self.hostname)
         };
-        let mut text = host.to_owned();
         if !self.kernel.is_empty() {
-            text.push_str(&format!(" (Linux {}, {})", self.kernel, self.machine));
+            let (kernel, machine) = (safe(&self.kernel), safe(&self.machine));
+            text.push_str(&format!(" (Linux {kernel}, {machine})"));
         }
         if self.captured_at > 0 {
             text.push_str(&format!(", captured {}", utc_timestamp(self.captured_at)));
@@ -186,6 +190,17 @@ mod tests {
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);
         assert!(m.describe().contains(&m.kernel));
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_in_the_description() {
+        let mut m = Manifest::unknown();
+        m.hostname = "web1\x1b]0;owned\x07\r".into();
+        m.kernel = "6.8\u{202E}0".into();
+        m.machine = "x86\u{200B}64\n".into();
+        let text = m.describe();
+        assert!(!text.chars().any(crate::sanitize::is_terminal_unsafe), "{text:?}");
+        assert_eq!(text, "web1\\e]0;owned\\a\\r (Linux 6.8\\u{202E}0, x86\\u{200B}64\\n)");
     }
 
     #[test]

@@ -307,7 +307,7 @@ impl<'a> Unpacker<'a> {
         name: &[u8],
         limit: u64,
     ) -> Result<Vec<u8>, SnapshotError> {
-        let display = String::from_utf8_lossy(name).into_owned();
+        let display = crate::sanitize::terminal_safe(name).into_owned();
         if entry.header().size().unwrap_or(u64::MAX) > limit {
             return Err(self.too_large(display, limit));
         }
