@@ -84,7 +84,9 @@ fn a_snapshots_host_kernel_and_machine_are_escaped_in_verbose_output() {
     let err = stderr_text(&out);
     assert!(!has_raw_controls(&err), "raw controls on stderr: {err:?}");
     assert!(
-        err.contains(r"snapshot of web1\e[2J\r\u{202E}evil (Linux 6.8\e]0;pwned\a, x86_64\u{200B}\n)"),
+        err.contains(
+            r"snapshot of web1\e[2J\r\u{202E}evil (Linux 6.8\e]0;pwned\a, x86_64\u{200B}\n)"
+        ),
         "{err}"
     );
 }
@@ -134,4 +136,122 @@ fn a_hostile_key_in_a_baseline_is_escaped_in_the_error() {
     let err = stderr_text(&out);
     assert!(!has_raw_controls(&err), "raw controls on stderr: {err:?}");
     assert!(err.contains(r"\e[2Jx\u{202E}"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile archives: bounded memory and time
+
+/// Run python3 `script` with `args`; its stdout.
+fn python(script: &str, args: &[&str]) -> String {
+    let mut cmd = scrubbed("python3");
+    cmd.arg("-c").arg(script).args(args);
+    let out = output_guarded(cmd, "python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs argv[2:] with TMPDIR=argv[1]; prints the exit status, then the child's peak RSS in KiB.
+const MEASURE: &str = r#"
+import os, resource, subprocess, sys
+p = subprocess.run(sys.argv[2:], env={"TMPDIR": sys.argv[1], "PATH": "/usr/bin:/bin"},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+sys.stderr.buffer.write(p.stderr)
+print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"#;
+
+/// lsports --snapshot `file` with its own TMPDIR: (exit status, peak RSS in KiB, stderr).
+fn open_measured(file: &Path, tmp: &Path) -> (i32, u64, String) {
+    let mut cmd = scrubbed("python3");
+    cmd.arg("-c").arg(MEASURE).arg(tmp).arg(lsports_bin());
+    cmd.args(["--snapshot", file.to_str().unwrap(), "--json"]);
+    let out = output_guarded(cmd, "lsports --snapshot (measured)");
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let mut fields = stdout.split_whitespace().map(|f| f.parse::<i64>().unwrap());
+    let (status, rss) = (fields.next().unwrap(), fields.next().unwrap());
+    (status as i32, rss as u64, stderr_text(&out))
+}
+
+fn assert_empty_dir(dir: &Path) {
+    let left: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        dir.display()
+    );
+}
+
+/// A gzip of one GNU long-name header declaring 256 MiB, followed by that much name.
+const LONG_NAME_BOMB: &str = r#"
+import sys, tarfile, zlib
+size = 256 << 20
+h = tarfile.TarInfo("././@LongLink"); h.type = tarfile.GNUTYPE_LONGNAME; h.size = size
+header = h.tobuf(format=tarfile.GNU_FORMAT)
+z = zlib.compressobj(6, zlib.DEFLATED, 31)
+with open(sys.argv[1], "wb") as f:
+    f.write(z.compress(header))
+    chunk = b"a" * (1 << 20)
+    for _ in range(size >> 20):
+        f.write(z.compress(chunk))
+    f.write(z.compress(b"\0" * 1024))
+    f.write(z.flush())
+"#;
+
+#[test]
+fn a_long_name_bomb_is_refused_in_little_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let file = dir.path().join("bomb.tar.gz");
+    python(LONG_NAME_BOMB, &[file.to_str().unwrap()]);
+    assert!(fs::metadata(&file).unwrap().len() < 2 << 20, "a small file");
+    let (status, rss_kib, err) = open_measured(&file, &tmp);
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("tar extension header") && err.contains("damaged or hostile"),
+        "{err}"
+    );
+    // The tar parser alone would have buffered the 256 MiB name.
+    assert!(rss_kib < 64 << 10, "peak RSS {rss_kib} KiB");
+    assert_empty_dir(&tmp);
+}
+
+/// A tar of the tcp table and then one empty `comm` for each of 100k processes.
+const MANY_PROCESSES: &str = r#"
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.GNU_FORMAT) as t:
+    data = open(sys.argv[2], "rb").read()
+    h = tarfile.TarInfo("proc/net/tcp"); h.size = len(data); t.addfile(h, io.BytesIO(data))
+    for pid in range(1, 100_001):
+        t.addfile(tarfile.TarInfo(f"proc/{pid}/comm"), io.BytesIO(b""))
+"#;
+
+#[test]
+fn a_hundred_thousand_empty_processes_are_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let file = dir.path().join("many.tar");
+    let table = Path::new(PROC_ROOTS).join("empty-table/net/tcp");
+    python(
+        MANY_PROCESSES,
+        &[file.to_str().unwrap(), table.to_str().unwrap()],
+    );
+    let started = std::time::Instant::now();
+    let (status, _, err) = open_measured(&file, &tmp);
+    let took = started.elapsed();
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("the number of processes exceeds the limit of 16384 processes"),
+        "{err}"
+    );
+    // Unpacking all of them took minutes on a slow disk; the limit stops it after a fraction.
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    assert_empty_dir(&tmp);
 }

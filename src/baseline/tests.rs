@@ -253,7 +253,10 @@ fn replacing_a_private_baseline_keeps_it_private() {
     // A new file: 0666 less the umask, as the shell would create it (the test runner's umask
     // is read the way lsports reads it, from the kernel).
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap();
+    let umask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .unwrap();
     let umask = u32::from_str_radix(umask.trim(), 8).unwrap();
     let fresh = dir.path().join("fresh.toml");
     save::write_atomically(&fresh, b"x", false).unwrap();

@@ -199,8 +199,14 @@ mod tests {
         m.kernel = "6.8\u{202E}0".into();
         m.machine = "x86\u{200B}64\n".into();
         let text = m.describe();
-        assert!(!text.chars().any(crate::sanitize::is_terminal_unsafe), "{text:?}");
-        assert_eq!(text, "web1\\e]0;owned\\a\\r (Linux 6.8\\u{202E}0, x86\\u{200B}64\\n)");
+        assert!(
+            !text.chars().any(crate::sanitize::is_terminal_unsafe),
+            "{text:?}"
+        );
+        assert_eq!(
+            text,
+            "web1\\e]0;owned\\a\\r (Linux 6.8\\u{202E}0, x86\\u{200B}64\\n)"
+        );
     }
 
     #[test]

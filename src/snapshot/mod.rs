@@ -12,6 +12,7 @@
 //! be fd and `exe` links (read, never followed), and sizes are bounded.
 
 mod capture;
+mod guard;
 pub mod layout;
 mod manifest;
 mod open;
@@ -101,14 +102,19 @@ pub enum SnapshotError {
         reason: &'static str,
     },
     /// The snapshot expands beyond the bounds lsports sets (a damaged or hostile archive).
-    #[error("{path}: {what} exceeds the limit of {limit} bytes; the archive is damaged or hostile")]
+    #[error(
+        "{path}: {what} exceeds the limit of {limit} {unit}; the archive is damaged or hostile"
+    )]
     TooLarge {
         /// The snapshot file.
         path: PathBuf,
-        /// What is too large (an entry's name, or "the unpacked snapshot").
+        /// What is too large (an entry's name, "the unpacked snapshot", "the number of
+        /// processes"), terminal-safe.
         what: String,
         /// The limit.
         limit: u64,
+        /// What the limit counts: "bytes", "entries", "processes".
+        unit: &'static str,
     },
     /// The snapshot is gzip-compressed and this build has no gzip support.
     #[error("{path} is gzip-compressed, but this lsports was built without the `gzip` feature")]

@@ -8,26 +8,37 @@
 //! are written at paths built from the checked name's parts, never from the name itself, and
 //! never through a link.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::SnapshotError;
+use super::guard::{self, TarGuard};
 use super::layout::{self, EntryKind};
 use super::manifest::{self, Manifest};
 use crate::source::procnet::{ByteOrder, transcode::transcode};
 
-/// Largest socket table accepted (a host with millions of sockets writes ~150 bytes each).
-const MAX_TABLE: u64 = 1 << 30;
+// The bounds keep a hostile archive from costing much memory, disk or time, while leaving
+// room for the largest real hosts. Tables and per-process files are read into memory whole.
+
+/// Largest socket table accepted: ~1.7 million sockets at ~150 bytes each.
+const MAX_TABLE: u64 = 256 << 20;
 /// Largest per-process file (`cmdline` is bounded by ARG_MAX, a few MiB at most).
 const MAX_PROCESS_FILE: u64 = 16 << 20;
 /// Largest manifest or unreadable-fd note.
 const MAX_SMALL_FILE: u64 = 64 << 10;
 /// Largest total unpacked size.
-const MAX_TOTAL: u64 = 4 << 30;
-/// Most entries accepted.
-const MAX_ENTRIES: usize = 8_000_000;
+const MAX_TOTAL: u64 = 1 << 30;
+/// Most tar stream read, headers and skipped entries included (after decompression).
+const MAX_STREAM: u64 = 2 << 30;
+/// Most entries accepted: a busy proxy may hold hundreds of thousands of sockets.
+const MAX_ENTRIES: usize = 1_000_000;
+/// Most processes accepted. A capture holds only processes holding a socket; each costs a
+/// directory and a few files to unpack (and to remove), which takes seconds per ten thousand
+/// on a slow disk, so thousands of empty entries are refused early.
+const MAX_PROCESSES: usize = 16_384;
 
 /// A snapshot unpacked into a private temporary directory, removed when this is dropped.
 #[derive(Debug)]
@@ -106,9 +117,9 @@ pub fn open_reader(reader: impl Read, label: &Path) -> Result<OpenedSnapshot, Sn
         })?;
     let mut unpacker = Unpacker::new(label, dir.path().join(layout::PROC_DIR));
     if gzip {
-        unpacker.unpack(decompress(reader, label)?)?;
+        unpacker.unpack(TarGuard::new(decompress(reader, label)?, MAX_STREAM))?;
     } else {
-        unpacker.unpack(reader)?;
+        unpacker.unpack(TarGuard::new(reader, MAX_STREAM))?;
     }
     unpacker.finish(dir)
 }
@@ -133,6 +144,7 @@ struct Unpacker<'a> {
     tables: Vec<&'static str>,
     total: u64,
     entries: usize,
+    processes: HashSet<u32>,
     skipped: usize,
 }
 
@@ -145,6 +157,7 @@ impl<'a> Unpacker<'a> {
             tables: Vec::new(),
             total: 0,
             entries: 0,
+            processes: HashSet::new(),
             skipped: 0,
         }
     }
@@ -163,10 +176,12 @@ impl<'a> Unpacker<'a> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), SnapshotError> {
         self.entries += 1;
         if self.entries > MAX_ENTRIES {
-            return Err(self.too_large("the number of entries".into(), MAX_ENTRIES as u64));
+            let limit = MAX_ENTRIES as u64;
+            return Err(self.too_many("the number of entries".into(), limit, "entries"));
         }
         let name = entry.path_bytes().into_owned();
         let kind = layout::classify(&name).map_err(|u| self.unsafe_entry(&name, u.reason()))?;
+        self.count_process(&kind)?;
         let entry_type = entry.header().entry_type();
         match kind {
             EntryKind::Directory => Ok(()),
@@ -203,6 +218,25 @@ impl<'a> Unpacker<'a> {
             EntryKind::FdLink { pid, fd } => self.fd_link(entry, &name, entry_type, pid, fd),
             EntryKind::ExeLink { pid } => self.exe_link(entry, &name, entry_type, pid),
         }
+    }
+
+    /// Refuse more than [`MAX_PROCESSES`] distinct processes.
+    fn count_process(&mut self, kind: &EntryKind) -> Result<(), SnapshotError> {
+        let pid = match *kind {
+            EntryKind::ProcessFile { pid, .. }
+            | EntryKind::FdDir { pid }
+            | EntryKind::FdLink { pid, .. }
+            | EntryKind::ExeLink { pid } => pid,
+            _ => return Ok(()),
+        };
+        if self.processes.insert(pid) && self.processes.len() > MAX_PROCESSES {
+            return Err(self.too_many(
+                "the number of processes".into(),
+                MAX_PROCESSES as u64,
+                "processes",
+            ));
+        }
+        Ok(())
     }
 
     /// `proc/PID/fd`: a directory, or a file recording that it could not be read.
@@ -315,10 +349,7 @@ impl<'a> Unpacker<'a> {
         entry
             .take(limit + 1)
             .read_to_end(&mut data)
-            .map_err(|source| SnapshotError::Read {
-                path: self.label.to_owned(),
-                source,
-            })?;
+            .map_err(|e| self.stream_error(e))?;
         if data.len() as u64 > limit {
             return Err(self.too_large(display, limit));
         }
@@ -364,7 +395,29 @@ impl<'a> Unpacker<'a> {
         })
     }
 
+    /// A read error inside an entry: the guard's refusal, or a failing read.
+    fn stream_error(&self, error: io::Error) -> SnapshotError {
+        match guard::refusal(&error) {
+            Some(refused) => self.refused(refused),
+            None => SnapshotError::Read {
+                path: self.label.to_owned(),
+                source: error,
+            },
+        }
+    }
+
+    fn refused(&self, refused: &guard::Refused) -> SnapshotError {
+        let limit = match refused {
+            guard::Refused::Extension { .. } => guard::MAX_EXTENSION,
+            guard::Refused::Stream { budget } => *budget,
+        };
+        self.too_large(refused.to_string(), limit)
+    }
+
     fn not_tar(&self, error: io::Error) -> SnapshotError {
+        if let Some(refused) = guard::refusal(&error) {
+            return self.refused(refused);
+        }
         SnapshotError::NotASnapshot {
             path: self.label.to_owned(),
             reason: format!("not a readable tar archive ({error})"),
@@ -380,10 +433,15 @@ impl<'a> Unpacker<'a> {
     }
 
     fn too_large(&self, what: String, limit: u64) -> SnapshotError {
+        self.too_many(what, limit, "bytes")
+    }
+
+    fn too_many(&self, what: String, limit: u64, unit: &'static str) -> SnapshotError {
         SnapshotError::TooLarge {
             path: self.label.to_owned(),
             what,
             limit,
+            unit,
         }
     }
 
