@@ -255,3 +255,190 @@ fn a_hundred_thousand_empty_processes_are_refused_quickly() {
     assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
     assert_empty_dir(&tmp);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Signals and permissions while lsports runs
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A directory tree the test owns with a TMPDIR anyone may traverse, like /tmp.
+fn shared_tmp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
+    (dir, tmp)
+}
+
+/// Wait (bounded) until `found` finds something; panics with `what` on a hang.
+fn wait_for<T>(what: &str, child: &mut Child, mut found: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = found() {
+            return t;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what}: lsports ended first ({status})");
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{what}: hang");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("lsports did not end after the signal");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The first half of a snapshot: everything up to the end-of-archive blocks, which never come.
+fn unfinished_snapshot() -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    let mut tar = Tar::new()
+        .manifest("web1", "6.8.0", "x86_64")
+        .tcp()
+        .file("proc/5/cmdline", b"mysqld\0--password=hunter2\0");
+    tar.0
+        .append_link(&mut h, "proc/5/fd/3", "socket:[7801]")
+        .unwrap();
+    let mut bytes = tar.bytes();
+    bytes.truncate(bytes.len() - 1024);
+    bytes
+}
+
+fn kill(child: &Child, signal: i32) {
+    // SAFETY: kill(2) with a pid this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+/// Run `lsports --snapshot FIFO` until the tree is unpacked and lsports waits for more; call
+/// `during` with the unpacked directory, then send `signal`.
+fn interrupt_a_snapshot(signal: i32, during: impl FnOnce(&Path)) {
+    let (dir, tmp) = shared_tmp();
+    let fifo = dir.path().join("snap.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut cmd = scrubbed(lsports_bin());
+    cmd.env("TMPDIR", &tmp)
+        .args(["--snapshot", fifo.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut writer = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    std::io::Write::write_all(&mut writer, &unfinished_snapshot()).unwrap();
+    let unpacked = wait_for("the unpacked tree", &mut child, || {
+        let entry = fs::read_dir(&tmp).unwrap().next()?.unwrap().path();
+        entry
+            .join("proc/5/fd/3")
+            .symlink_metadata()
+            .is_ok()
+            .then_some(entry)
+    });
+    during(&unpacked);
+    kill(&child, signal);
+    let status = wait_exit(&mut child);
+    drop(writer);
+    assert_eq!(
+        status.signal(),
+        Some(signal),
+        "killed by the signal: {status}"
+    );
+    assert_empty_dir(&tmp);
+}
+
+#[test]
+fn an_interrupted_snapshot_leaves_nothing_behind() {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        interrupt_a_snapshot(signal, |_| {});
+    }
+}
+
+#[test]
+fn nobody_can_read_the_unpacked_tree_while_lsports_runs() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("SKIP: running as another user needs root");
+        return;
+    }
+    interrupt_a_snapshot(libc::SIGTERM, |unpacked| {
+        let secret = unpacked.join("proc/5/cmdline");
+        assert_eq!(fs::read(&secret).unwrap(), b"mysqld\0--password=hunter2\0");
+        // A world-readable file beside the tree: proves nobody can get that far.
+        let control = unpacked.parent().unwrap().join("control");
+        fs::write(&control, b"readable").unwrap();
+        fs::set_permissions(&control, fs::Permissions::from_mode(0o644)).unwrap();
+        let as_nobody = |path: &Path| {
+            let mut cmd = scrubbed("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+                .arg(path);
+            output_guarded(cmd, "setpriv cat")
+        };
+        assert_eq!(as_nobody(&control).stdout, b"readable");
+        let out = as_nobody(&secret);
+        assert!(!out.status.success(), "nobody read {}", secret.display());
+        assert!(out.stdout.is_empty());
+        assert!(!as_nobody(&unpacked.join("proc/net/tcp")).status.success());
+        fs::remove_file(&control).unwrap();
+    });
+}
+
+/// A proc root whose tcp table is big enough that a gzip capture of it takes a while.
+fn big_proc_root(root: &Path) {
+    fs::create_dir_all(root.join("net")).unwrap();
+    let mut table = tcp_table();
+    let row = String::from_utf8(table.clone())
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    for i in 0..400_000u32 {
+        // Distinct inodes, so rows do not compress to nothing.
+        table.extend_from_slice(format!("{row} {i:08x}\n").as_bytes());
+    }
+    fs::write(root.join("net/tcp"), table).unwrap();
+}
+
+#[test]
+fn an_interrupted_capture_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("proc");
+    big_proc_root(&root);
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let out = out_dir.join("snap.tar.gz");
+        let mut cmd = scrubbed(lsports_bin());
+        cmd.args(["--proc-root", root.to_str().unwrap(), "capture"])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        wait_for("the temporary file", &mut child, || {
+            fs::read_dir(&out_dir).unwrap().next().map(|_| ())
+        });
+        kill(&child, signal);
+        let status = wait_exit(&mut child);
+        assert_eq!(
+            status.signal(),
+            Some(signal),
+            "killed by the signal: {status}"
+        );
+        assert_empty_dir(&out_dir);
+    }
+}

@@ -22,6 +22,7 @@ use super::manifest::Manifest;
 use super::procfs::ProcTree;
 use crate::model::{Family, Protocol};
 use crate::process::fdscan::parse_socket_link;
+use crate::signals::Cleanup;
 use crate::source::procnet::{self, ByteOrder};
 
 /// Compression of a snapshot file.
@@ -109,11 +110,15 @@ pub fn capture(proc_root: &Path, out: &Path, force: bool) -> Result<CaptureSumma
         source,
     };
     let dir = parent_dir(out);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".lsports-capture-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|source| SnapshotError::Write {
+    // 0600 (tempfile's default) from creation on, and removed if a signal ends the capture.
+    let make = || {
+        tempfile::Builder::new()
+            .prefix(".lsports-capture-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+    };
+    let (mut temp, _cleanup) =
+        Cleanup::create(make, |t| t.path()).map_err(|source| SnapshotError::Write {
             path: dir.clone(),
             source,
         })?;

@@ -18,6 +18,7 @@ use super::SnapshotError;
 use super::guard::{self, TarGuard};
 use super::layout::{self, EntryKind};
 use super::manifest::{self, Manifest};
+use crate::signals::Cleanup;
 use crate::source::procnet::{ByteOrder, transcode::transcode};
 
 // The bounds keep a hostile archive from costing much memory, disk or time, while leaving
@@ -44,6 +45,8 @@ const MAX_PROCESSES: usize = 16_384;
 #[derive(Debug)]
 pub struct OpenedSnapshot {
     dir: tempfile::TempDir,
+    /// Unregisters the directory from removal on a signal once it is removed normally.
+    _cleanup: Cleanup,
     root: PathBuf,
     manifest: Manifest,
     has_manifest: bool,
@@ -105,12 +108,16 @@ pub fn open_reader(reader: impl Read, label: &Path) -> Result<OpenedSnapshot, Sn
         source,
     })?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
-    // 0700 from creation on: the tree holds command lines, which may hold secrets.
-    let dir = tempfile::Builder::new()
-        .prefix("lsports-snapshot-")
-        .permissions(fs::Permissions::from_mode(0o700))
-        .tempdir()
-        .map_err(|source| SnapshotError::Unpack {
+    // 0700 from creation on: the tree holds command lines, which may hold secrets. Removed if
+    // a signal ends the run as well as when dropped.
+    let make = || {
+        tempfile::Builder::new()
+            .prefix("lsports-snapshot-")
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir()
+    };
+    let (dir, cleanup) =
+        Cleanup::create(make, |d| d.path()).map_err(|source| SnapshotError::Unpack {
             path: label.to_owned(),
             dir: std::env::temp_dir(),
             source,
@@ -121,7 +128,7 @@ pub fn open_reader(reader: impl Read, label: &Path) -> Result<OpenedSnapshot, Sn
     } else {
         unpacker.unpack(TarGuard::new(reader, MAX_STREAM))?;
     }
-    unpacker.finish(dir)
+    unpacker.finish(dir, cleanup)
 }
 
 #[cfg(feature = "gzip")]
@@ -375,13 +382,21 @@ impl<'a> Unpacker<'a> {
     }
 
     /// Create `path` (0700) and any missing parent below the root: an archive may list
-    /// `proc/5/fd/3` before `proc/5/`, or never list the directories at all.
+    /// `proc/5/fd/3` before `proc/5/`, or never list the directories at all. Nothing above
+    /// the root is created: once a signal has removed the tree, writing fails.
     fn create_dir(&self, path: &Path) -> Result<(), SnapshotError> {
-        let made = fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path);
-        match made {
+        let below_root = path.strip_prefix(&self.root).unwrap_or(Path::new(""));
+        let mut dir = self.root.clone();
+        self.make_one_dir(&dir)?;
+        for part in below_root.components() {
+            dir.push(part);
+            self.make_one_dir(&dir)?;
+        }
+        Ok(())
+    }
+
+    fn make_one_dir(&self, path: &Path) -> Result<(), SnapshotError> {
+        match fs::DirBuilder::new().mode(0o700).create(path) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
             other => self.unpack_io(path, other),
         }
@@ -446,7 +461,11 @@ impl<'a> Unpacker<'a> {
     }
 
     /// Check the manifest, require tables, and bring tables into this host's byte order.
-    fn finish(self, dir: tempfile::TempDir) -> Result<OpenedSnapshot, SnapshotError> {
+    fn finish(
+        self,
+        dir: tempfile::TempDir,
+        cleanup: Cleanup,
+    ) -> Result<OpenedSnapshot, SnapshotError> {
         let has_manifest = self.manifest.is_some();
         let manifest = match &self.manifest {
             Some(bytes) => self.check_manifest(bytes)?,
@@ -465,6 +484,7 @@ impl<'a> Unpacker<'a> {
         Ok(OpenedSnapshot {
             root: self.root,
             dir,
+            _cleanup: cleanup,
             manifest,
             has_manifest,
             skipped: self.skipped,
