@@ -171,7 +171,7 @@ fn dispatch(
         Action::SaveBaseline { file, force } => {
             baseline::save::run(file, *force, config, host.map(str::to_owned), out, err)
         }
-        Action::Capture { out: file, force } => capture(file, *force, config, err),
+        Action::Capture { out: file, force } => capture(file, *force, config, out, err),
     }
 }
 
@@ -189,8 +189,29 @@ fn list(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Result
 }
 
 /// `lsports capture OUT`: the summary on stderr, where diagnostics go, so stdout stays empty.
-fn capture(file: &Path, force: bool, config: &Config, err: &mut dyn Write) -> io::Result<ExitCode> {
-    match snapshot::capture(&config.proc_root, file, force) {
+/// `OUT` `-` is standard output (a plain tar, as `baseline save -` writes the baseline
+/// there), unless that is a terminal, which a binary archive would only garble.
+fn capture(
+    file: &Path,
+    force: bool,
+    config: &Config,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    let captured = if file == Path::new("-") {
+        if io::IsTerminal::is_terminal(&io::stdout()) {
+            writeln!(
+                err,
+                "lsports: capture - writes a binary archive to standard output, which is a \
+                 terminal: redirect it (lsports capture - > FILE, or | ssh …) or name a file"
+            )?;
+            return Ok(ExitCode::Usage);
+        }
+        snapshot::write_snapshot(&config.proc_root, snapshot::Compression::None, out)
+    } else {
+        snapshot::capture(&config.proc_root, file, force)
+    };
+    match captured {
         Ok(summary) => {
             writeln!(err, "lsports: {}", summary.describe())?;
             Ok(ExitCode::Success)

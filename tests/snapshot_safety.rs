@@ -442,3 +442,47 @@ fn an_interrupted_capture_leaves_nothing_behind() {
         assert_empty_dir(&out_dir);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// capture -
+
+#[test]
+fn capture_dash_writes_the_archive_to_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(PROC_ROOTS).join("crlf");
+    let args = ["--proc-root", root.to_str().unwrap(), "capture", "-"];
+    let mut cmd = scrubbed(lsports_bin());
+    cmd.args(args).current_dir(dir.path());
+    let out = output_guarded(cmd, "lsports capture -");
+    assert_success(&out, &args);
+    assert!(!dir.path().join("-").exists(), "no file named -");
+    let opened = lsports::snapshot::open_reader(&out.stdout[..], Path::new("stdout")).unwrap();
+    assert_eq!(
+        fs::read(opened.proc_root().join("net/tcp")).unwrap(),
+        fs::read(root.join("net/tcp")).unwrap()
+    );
+}
+
+#[test]
+fn capture_dash_refuses_a_terminal() {
+    // script(1) gives lsports a pseudo-terminal as standard output.
+    let root = Path::new(PROC_ROOTS).join("crlf");
+    let line = format!(
+        "{} --proc-root {} capture -; echo status=$?",
+        lsports_bin().display(),
+        root.display()
+    );
+    let mut cmd = scrubbed("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    let out = output_guarded(cmd, "script lsports capture -");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("standard output, which is a terminal"),
+        "{text}"
+    );
+    assert!(text.contains("status=2"), "{text}");
+    assert!(
+        !text.contains("lsports-snapshot.json"),
+        "no archive on the terminal"
+    );
+}

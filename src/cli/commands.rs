@@ -132,7 +132,8 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// The snapshot file to write (.tar, or .tar.gz / .tgz for gzip)
+    /// The snapshot file to write (.tar, or .tar.gz / .tgz for gzip; `-`: a plain tar to
+    /// standard output, never a terminal)
     #[arg(value_name = "OUT")]
     pub out: PathBuf,
 }
