@@ -37,10 +37,19 @@ impl ProcTree {
     }
 
     /// The whole content of the file at `rel` (relative to the root).
+    /// Opened without blocking and read only if it is a regular file: a FIFO (or a device)
+    /// planted in a proc root would otherwise hang the capture forever.
     pub fn read_file(&self, rel: &str) -> io::Result<Vec<u8>> {
-        let fd = self.open_beneath(rel, OFlag::O_RDONLY)?;
+        let fd = self.open_beneath(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
+        let mut file = File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{rel} is not a regular file"),
+            ));
+        }
         let mut data = Vec::new();
-        File::from(fd).read_to_end(&mut data)?;
+        file.read_to_end(&mut data)?;
         Ok(data)
     }
 
@@ -169,6 +178,17 @@ mod tests {
         assert!(tree.read_file("net/passwd").is_err());
         assert!(tree.read_file("1/comm").is_err());
         assert_eq!(tree.fd_links(1).unwrap(), vec![(3, b"socket:[9]".to_vec())]);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("net")).unwrap();
+        let fifo = dir.path().join("net/tcp");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let tree = ProcTree::open(dir.path()).unwrap();
+        let error = tree.read_file("net/tcp").unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 
     #[test]
