@@ -51,11 +51,19 @@ impl Confirm {
             return false;
         };
         match dir.holds(holder.fd, inode) {
+            Hold::Yes if *read => true,
             Hold::Yes => {
-                if !*read {
-                    *read = true;
-                    self.details.push((*pid, self.reader.read_in(dir)));
+                let details = self.reader.read_in(dir);
+                // Asked again after reading: a process that exited while its details were read
+                // (a forked child inheriting the socket, say) left some of them unread, and is
+                // gone from the moment the listing describes; it is dropped with all its
+                // holders rather than shown with half its details.
+                if dir.holds(holder.fd, inode) != Hold::Yes {
+                    self.current = Some((*pid, None, false));
+                    return false;
                 }
+                *read = true;
+                self.details.push((*pid, details));
                 true
             }
             Hold::No => false,
