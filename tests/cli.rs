@@ -99,3 +99,21 @@ fn combined_and_repeated_flags_are_accepted() {
         assert_same_rows(&format!("lsports {args:?}"), &rows_from_json(&v), want);
     }
 }
+
+/// A number too large for a duration is a usage error naming it, never a panic (exit 101).
+#[test]
+fn overflowing_durations_are_usage_errors() {
+    let huge = "10000000000000000000s10000000000000000000s";
+    for args in [
+        &["--wait", "80", "--timeout", huge][..],
+        &["watch", "--interval", huge],
+        &["-c", "--interval", huge],
+        &["--wait", "80", "--timeout", "8761h"],
+    ] {
+        let out = run_host(args);
+        assert_eq!(out.status.code(), Some(2), "lsports {args:?}: {out:?}");
+        let err = stderr(&out);
+        assert!(err.contains("longer than a year"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
