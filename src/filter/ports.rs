@@ -1,4 +1,6 @@
-//! Port lists as users type them: `22,80,8000-8100`.
+//! Port lists as users type them: `22,80,8000-8100`, and on the command line service names
+//! too (`ssh,http-alt`), looked up by the caller in the services file the table names ports
+//! from.
 
 use std::str::FromStr;
 
@@ -14,6 +16,12 @@ pub enum PortSpecError {
     /// A range whose end is below its start.
     #[error("port range {0}-{1} ends before it starts")]
     Reversed(u16, u16),
+    /// A name the services file does not know.
+    #[error("{0:?} is not a port number (0-65535) or a service name in {1}")]
+    UnknownService(String, String),
+    /// A name, but the services file could not be read.
+    #[error("{0:?} is not a port number, and service names cannot be read: {1}")]
+    NoServices(String, String),
 }
 
 /// A set of ports, kept as sorted, merged inclusive ranges so that `1-65535` costs nothing.
@@ -65,24 +73,50 @@ impl PortSet {
     }
 }
 
+impl PortSet {
+    /// Parse a list whose items may also be service names: `names` gives the ports of a
+    /// name (an error when it knows none). An item with a letter in it is a name, whole:
+    /// `http-alt` is one service, not a range.
+    pub fn parse_with(
+        text: &str,
+        names: &mut dyn FnMut(&str) -> Result<Vec<u16>, PortSpecError>,
+    ) -> Result<Self, PortSpecError> {
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            if is_name(part) {
+                ranges.extend(names(part)?.into_iter().map(|port| (port, port)));
+            } else {
+                ranges.push(parse_range(part, text)?);
+            }
+        }
+        Ok(Self::from_ranges(ranges))
+    }
+}
+
 impl FromStr for PortSet {
     type Err = PortSpecError;
 
+    /// Numbers and ranges only.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let ranges = text
-            .split(',')
-            .map(|part| parse_range(part.trim(), text))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::from_ranges(ranges))
+        Self::parse_with(text, &mut |name| {
+            Err(PortSpecError::NotAPort(name.to_string()))
+        })
     }
+}
+
+/// Whether `part` names a service: services(5) names start with a letter.
+fn is_name(part: &str) -> bool {
+    part.starts_with(|c: char| c.is_ascii_alphabetic())
 }
 
 fn parse_range(part: &str, whole: &str) -> Result<(u16, u16), PortSpecError> {
     if part.is_empty() {
         return Err(PortSpecError::Empty(whole.to_string()));
     }
+    // A side missing (`-5`, `80-`) makes the whole item wrong, not an empty port.
+    let port = |text: &str| parse_port(text).map_err(|_| PortSpecError::NotAPort(part.into()));
     let (lo, hi) = match part.split_once('-') {
-        Some((lo, hi)) => (parse_port(lo.trim())?, parse_port(hi.trim())?),
+        Some((lo, hi)) => (port(lo.trim())?, port(hi.trim())?),
         None => {
             let port = parse_port(part)?;
             (port, port)
@@ -147,7 +181,28 @@ mod tests {
         assert_eq!(err("ssh"), PortSpecError::NotAPort("ssh".into()));
         assert_eq!(err("65536"), PortSpecError::NotAPort("65536".into()));
         assert_eq!(err("+22"), PortSpecError::NotAPort("+22".into()));
-        assert_eq!(err("-5"), PortSpecError::NotAPort(String::new()));
+        assert_eq!(err("-5"), PortSpecError::NotAPort("-5".into()));
+        assert_eq!(err("-1"), PortSpecError::NotAPort("-1".into()));
+        assert_eq!(err("80-"), PortSpecError::NotAPort("80-".into()));
+        assert_eq!(err("1-65536"), PortSpecError::NotAPort("1-65536".into()));
         assert_eq!(err("90-80"), PortSpecError::Reversed(90, 80));
+    }
+
+    #[test]
+    fn names_are_looked_up_whole() {
+        let mut asked = Vec::new();
+        let mut names = |name: &str| {
+            asked.push(name.to_string());
+            match name {
+                "ssh" => Ok(vec![22]),
+                "http-alt" => Ok(vec![8080]),
+                _ => Err(PortSpecError::UnknownService(name.into(), "f".into())),
+            }
+        };
+        let set = PortSet::parse_with("ssh, http-alt,1000-1002", &mut names).unwrap();
+        assert_eq!(set.ranges(), [(22, 22), (1000, 1002), (8080, 8080)]);
+        let error = PortSet::parse_with("22,sshh", &mut names).unwrap_err();
+        assert_eq!(error, PortSpecError::UnknownService("sshh".into(), "f".into()));
+        assert_eq!(asked, ["ssh", "http-alt", "sshh"]);
     }
 }

@@ -236,6 +236,11 @@ impl RuleReader<'_> {
             single => one(single).map(|t| vec![t]),
         };
         match texts {
+            // An empty text would match nothing and hide the rule's mistake.
+            Some(texts) if texts.iter().any(|t| t.trim().is_empty()) => Err(self.error(
+                value.span(),
+                format!("{key}: an empty value matches nothing"),
+            )),
             Some(texts) if !texts.is_empty() => Ok(texts),
             _ => Err(self.error(
                 value.span(),

@@ -203,6 +203,22 @@ fn mistakes_point_at_the_line_and_rule() {
             "p.toml:5: rule 2: port: \"ssh\" is not a port number",
         ),
         (
+            "[[rule]]\naction = \"allow\"\nport = -1\n",
+            "p.toml:3: rule 1: port: \"-1\" is not a port number (0-65535)",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nport = [22, 65536]\n",
+            "p.toml:3: rule 1: port: \"65536\" is not a port number (0-65535)",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nprogram = \"\"\n",
+            "p.toml:3: rule 1: program: an empty value matches nothing",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nuser = [\"root\", \"\"]\n",
+            "p.toml:3: rule 1: user: an empty value matches nothing",
+        ),
+        (
             "[[rule]]\naction = \"allow\"\nproto = \"icmp\"\n",
             "p.toml:3: rule 1: proto \"icmp\" is not \"tcp\" or \"udp\"",
         ),
