@@ -1,48 +1,113 @@
 //! Names for numbers, as netstat shows them without `-n`: ports from `/etc/services`, users
 //! from the passwd database, hosts by reverse lookup under a hard time budget.
 
-use std::collections::{HashMap, HashSet};
-use std::io::BufRead;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{self, BufRead, Read};
 use std::net::IpAddr;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::model::Protocol;
 
+/// The services database the table names ports from, and `--port NAME` reads.
+pub const SERVICES_PATH: &str = "/etc/services";
+
+/// The most of a services file read: the full IANA list is under 1 MiB.
+const SERVICES_MAX_BYTES: u64 = 4 << 20;
+
 /// Port names from a services database.
 #[derive(Debug, Default, Clone)]
 pub struct Services {
     names: HashMap<(u16, Protocol), String>,
+    ports: HashMap<String, BTreeSet<u16>>,
 }
 
 impl Services {
-    /// Load `/etc/services`; a missing or unreadable file gives an empty table (ports stay
+    /// Load [`SERVICES_PATH`]; a missing or unreadable file gives an empty table (ports stay
     /// numeric), as netstat does.
     pub fn load_system() -> Self {
-        std::fs::File::open("/etc/services")
-            .map(|f| Self::parse(std::io::BufReader::new(f)))
-            .unwrap_or_default()
+        Self::load(Path::new(SERVICES_PATH)).unwrap_or_default()
+    }
+
+    /// Load a services file. It must be a regular file reached without following a symbolic
+    /// link (a link or a FIFO planted there is not a database), and at most 4 MiB.
+    pub fn load(path: &Path) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            // O_NONBLOCK: opening a FIFO must not wait for a writer.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => io::Error::other("a symbolic link, which is not followed"),
+                _ => e,
+            })?;
+        let kind = file.metadata()?.file_type();
+        if !kind.is_file() {
+            let what = if kind.is_fifo() {
+                "a FIFO"
+            } else {
+                "not a regular file"
+            };
+            return Err(io::Error::other(what));
+        }
+        let mut bytes = Vec::new();
+        file.take(SERVICES_MAX_BYTES + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > SERVICES_MAX_BYTES {
+            return Err(io::Error::other("larger than 4 MiB"));
+        }
+        Ok(Self::parse(&bytes[..]))
     }
 
     /// Parse services(5) lines: `name port/proto [aliases…] [# comment]`. The first name
     /// listed for a port wins, as with `getservbyport`.
     pub fn parse(reader: impl BufRead) -> Self {
-        let mut names = HashMap::new();
+        let mut services = Services::default();
         for line in reader.split(b'\n').map_while(Result::ok) {
-            if let Some((key, name)) = parse_service_line(&line) {
-                names.entry(key).or_insert(name);
+            if let Some(entry) = parse_service_line(&line) {
+                services.add(entry);
             }
         }
-        Services { names }
+        services
+    }
+
+    fn add(&mut self, entry: ServiceLine) {
+        for alias in &entry.aliases {
+            self.ports
+                .entry(alias.clone())
+                .or_default()
+                .insert(entry.port);
+        }
+        let key = (entry.port, entry.protocol);
+        self.names
+            .entry(key)
+            .or_insert_with(|| entry.aliases[0].clone());
     }
 
     /// The service name of `port`/`protocol`, if any.
     pub fn name(&self, port: u16, protocol: Protocol) -> Option<&str> {
         self.names.get(&(port, protocol)).map(String::as_str)
     }
+
+    /// The ports of the service called `name` (its name or an alias) for TCP or UDP,
+    /// ascending; empty when there is no such service.
+    pub fn ports_named(&self, name: &str) -> Vec<u16> {
+        self.ports
+            .get(name)
+            .map(|ports| ports.iter().copied().collect())
+            .unwrap_or_default()
+    }
 }
 
-fn parse_service_line(line: &[u8]) -> Option<((u16, Protocol), String)> {
+/// One line of a services file: the name first, then its aliases.
+struct ServiceLine {
+    port: u16,
+    protocol: Protocol,
+    aliases: Vec<String>,
+}
+
+fn parse_service_line(line: &[u8]) -> Option<ServiceLine> {
     let text = std::str::from_utf8(line).ok()?;
     let text = text.split('#').next()?;
     let mut fields = text.split_ascii_whitespace();
@@ -54,10 +119,19 @@ fn parse_service_line(line: &[u8]) -> Option<((u16, Protocol), String)> {
         _ => return None,
     };
     // Names go into a terminal cell: keep only plain printable ones.
-    if !name.bytes().all(|b| b.is_ascii_graphic()) {
+    let printable = |name: &&str| name.bytes().all(|b| b.is_ascii_graphic());
+    if !printable(&name) {
         return None;
     }
-    Some(((port.parse().ok()?, protocol), name.to_string()))
+    let aliases = std::iter::once(name)
+        .chain(fields.filter(printable))
+        .map(str::to_string)
+        .collect();
+    Some(ServiceLine {
+        port: port.parse().ok()?,
+        protocol,
+        aliases,
+    })
 }
 
 /// User names by uid, looked up once each: a miss in the passwd database can cost a
@@ -178,6 +252,40 @@ mod tests {
         assert_eq!(services.name(53, Protocol::Udp), Some("domain"));
         assert_eq!(services.name(53, Protocol::Tcp), None);
         assert_eq!(services.name(9, Protocol::Tcp), None);
+    }
+
+    #[test]
+    fn services_are_found_by_name_and_alias() {
+        let text =
+            b"http 80/tcp www\nhttp 80/udp\nhttp-alt 8080/tcp webcache\nodd 7/tcp\nodd 9/udp\n";
+        let services = Services::parse(&text[..]);
+        assert_eq!(services.ports_named("http"), [80]);
+        assert_eq!(services.ports_named("www"), [80]);
+        assert_eq!(services.ports_named("http-alt"), [8080]);
+        assert_eq!(services.ports_named("webcache"), [8080]);
+        assert_eq!(services.ports_named("odd"), [7, 9], "each protocol's port");
+        assert!(services.ports_named("gopher").is_empty());
+    }
+
+    #[test]
+    fn services_file_is_read_without_following_links_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("services");
+        std::fs::write(&real, "ssh 22/tcp\n").unwrap();
+        assert_eq!(Services::load(&real).unwrap().ports_named("ssh"), [22]);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let error = Services::load(&link).unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let error = Services::load(&fifo).unwrap_err().to_string();
+        assert!(error.contains("FIFO"), "{error}");
+        let huge = dir.path().join("huge");
+        let file = std::fs::File::create(&huge).unwrap();
+        file.set_len(SERVICES_MAX_BYTES + 1).unwrap();
+        let error = Services::load(&huge).unwrap_err().to_string();
+        assert!(error.contains("larger than 4 MiB"), "{error}");
     }
 
     #[test]

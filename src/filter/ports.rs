@@ -202,7 +202,10 @@ mod tests {
         let set = PortSet::parse_with("ssh, http-alt,1000-1002", &mut names).unwrap();
         assert_eq!(set.ranges(), [(22, 22), (1000, 1002), (8080, 8080)]);
         let error = PortSet::parse_with("22,sshh", &mut names).unwrap_err();
-        assert_eq!(error, PortSpecError::UnknownService("sshh".into(), "f".into()));
+        assert_eq!(
+            error,
+            PortSpecError::UnknownService("sshh".into(), "f".into())
+        );
         assert_eq!(asked, ["ssh", "http-alt", "sshh"]);
     }
 }
