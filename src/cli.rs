@@ -7,12 +7,14 @@
 //! flags are global, so they narrow a subcommand too (`lsports watch -t --port 22`); which
 //! flags make sense where is checked in one place (`checks`).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
-use clap::{ArgGroup, CommandFactory, Parser};
+use clap::parser::ValueSource;
+use clap::{ArgGroup, ArgMatches, CommandFactory, FromArgMatches, Parser};
 use ipnet::IpNet;
 
 use crate::audit::{AuditSpec, FailSet};
@@ -22,6 +24,7 @@ use crate::exposure::{self, Exposure};
 use crate::filter::{self, Filter, Glob, PortSet};
 use crate::generate::Generated;
 use crate::model::{Family, Protocol};
+use crate::names::SERVICES_PATH;
 use crate::process::AttributionChoice;
 use crate::render::columns::Column;
 use crate::source::SourceChoice;
@@ -29,6 +32,7 @@ use crate::source::netlink::StateSelection;
 use crate::wait::{Until, WaitSpec, duration};
 use crate::watch::WatchSpec;
 pub use commands::{BaselineCommand, Command};
+pub use services::ServiceNames;
 
 /// The proc filesystem read unless `--proc-root` or `--snapshot` says otherwise.
 const PROC: &str = "/proc";
@@ -157,14 +161,17 @@ pub struct Cli {
         ignore_case = true,
         value_name = "COLUMNS",
         help_heading = OUTPUT,
-        long_help = "Choose and order the columns of the table or CSV, comma-separated: proto, \
-            family, recv_q, send_q, local (address:port), address, port, foreign, remote_addr, \
-            remote_port, state, uid, user, inode, interface, v6only, exposure, source, pid, \
-            program, process (netstat's PID/Program name), cmdline, exe. `-` and `_` are \
-            interchangeable.",
+        long_help = "Choose and order the columns of the table or CSV, comma-separated, from \
+            the values below (`-` and `_` are interchangeable). Without a list, as at the end \
+            of `-tlnpo`, -o is netstat's timers flag: lsports notes that it shows no timers \
+            and lists as usual.",
         global = true
     )]
     pub columns: Vec<Column>,
+
+    /// netstat's -o/--timers: accepted with a note, since lsports shows no socket timers
+    #[arg(long, hide = true, global = true)]
+    pub timers: bool,
 
     /// Don't print the header row of the table or CSV
     #[arg(short = 'H', long, help_heading = OUTPUT, global = true)]
@@ -199,9 +206,16 @@ pub struct Cli {
     )]
     pub ignore_ephemeral: bool,
 
-    /// Only these local ports: 22,80,8000-8100
-    #[arg(long = "port", value_name = "PORTS", help_heading = FILTERS, global = true)]
-    pub ports: Vec<PortSet>,
+    /// Only these local ports: 22,80,8000-8100, or service names (ssh)
+    #[arg(
+        long = "port",
+        value_name = "PORTS",
+        help_heading = FILTERS,
+        long_help = "Only these local ports, comma-separated: numbers, ranges (8000-8100) and \
+            service names from /etc/services (ssh, http-alt), the names the table shows.",
+        global = true
+    )]
+    pub ports: Vec<String>,
 
     /// Only these local addresses or networks: 127.0.0.1, ::1, 10.0.0.0/8
     #[arg(
@@ -219,7 +233,14 @@ pub struct Cli {
     pub pids: Vec<u32>,
 
     /// Only sockets owned by, or held by a process of, these users (names or uids)
-    #[arg(long = "user", value_name = "USERS", value_delimiter = ',', help_heading = FILTERS, global = true)]
+    #[arg(
+        long = "user",
+        value_name = "USERS",
+        value_delimiter = ',',
+        value_parser = non_empty,
+        help_heading = FILTERS,
+        global = true
+    )]
     pub users: Vec<String>,
 
     /// Only sockets held by a process with this name (exact or glob: 'python*')
@@ -227,6 +248,7 @@ pub struct Cli {
         long = "program",
         value_name = "NAME",
         num_args = 0..=1,
+        value_parser = non_empty,
         help_heading = FILTERS,
         long_help = "Only sockets held by a process with this name: exact, or a shell glob \
             ('python*', 'worker-[0-9]'). Matches the process name (comm) or the file name of \
@@ -243,13 +265,14 @@ pub struct Cli {
         help_heading = WAITING,
         long_help = "Wait until something listens on every one of these ports (TCP LISTEN or \
             bound UDP; -t/-u, -4/-6 and the filters narrow it), then exit 0 without output. \
-            Exits 1 with a message naming the missing ports when --timeout passes first."
+            Exits 1 with a message naming the missing ports when --timeout passes first. \
+            Ports as for --port: numbers, ranges and service names."
     )]
-    pub wait: Vec<PortSet>,
+    pub wait: Vec<String>,
 
     /// Wait until nothing listens on any of these ports
     #[arg(long, value_name = "PORTS", conflicts_with = "wait", help_heading = WAITING)]
-    pub wait_free: Vec<PortSet>,
+    pub wait_free: Vec<String>,
 
     /// Give up waiting after this long (30s, 500ms, 2m; 0 checks once; default: no limit)
     #[arg(
@@ -341,25 +364,53 @@ pub struct Cli {
     /// What to do instead of listing
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// The flags given at the top level, as typed (`-t`, `--port`), for messages.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 impl Cli {
-    /// Parse `args` (the first is the program name) and resolve them.
+    /// Parse `args` (the first is the program name) and resolve them, with service names
+    /// from /etc/services.
     pub fn config_from<I, T>(args: I) -> Result<Config, clap::Error>
     where
         I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
+        T: Into<OsString> + Clone,
     {
-        Cli::try_parse_from(args)?.resolve()
+        Cli::parse_args(args)?.resolve(&mut ServiceNames::new(SERVICES_PATH))
+    }
+
+    /// The clap command: the derived one, with each subcommand's help showing only the
+    /// flags that apply to it.
+    pub fn clap_command() -> clap::Command {
+        commands::hide_what_does_not_apply(Cli::command())
+    }
+
+    /// Parse `args` (the first is the program name), with netstat's and ss's habits
+    /// translated or explained (`netstat`).
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = Cli::clap_command();
+        let args = netstat::rewrite_timers(args.into_iter().map(Into::into).collect(), &command);
+        let matches = command
+            .try_get_matches_from_mut(&args)
+            .map_err(|error| netstat::with_hint(error, &args, &mut command))?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.given = given_flags(&command, &matches);
+        Ok(cli)
     }
 
     /// Turn raw flags into the resolved configuration, or a usage error for combinations
-    /// that make no sense.
-    pub fn resolve(self) -> Result<Config, clap::Error> {
+    /// that make no sense; service names in port lists are looked up in `services`.
+    pub fn resolve(self, services: &mut ServiceNames) -> Result<Config, clap::Error> {
         let format = self.output_format();
         self.check_combinations(format)?;
         Ok(Config {
-            action: self.action()?,
+            action: self.action(services)?,
             protocols: pick_both(self.tcp, self.udp, Protocol::Tcp, Protocol::Udp),
             families: pick_both(self.inet, self.inet6, Family::Ipv4, Family::Ipv6),
             states: if self.all {
@@ -367,7 +418,7 @@ impl Cli {
             } else {
                 StateSelection::Listening
             },
-            filter: self.filter()?,
+            filter: self.filter(services)?,
             numeric: Numeric {
                 hosts: self.numeric || self.numeric_hosts,
                 ports: self.numeric || self.numeric_ports,
@@ -383,7 +434,14 @@ impl Cli {
             attribution: self.attribution,
             proc_root: self.proc_root.clone().unwrap_or_else(|| PROC.into()),
             snapshot: self.snapshot.clone(),
+            notes: self.notes(),
         })
+    }
+
+    /// What the user should know about how their flags were read.
+    fn notes(&self) -> Vec<String> {
+        let timers = self.timers.then(|| netstat::TIMERS_NOTE.to_string());
+        timers.into_iter().collect()
     }
 
     fn output_format(&self) -> OutputFormat {
@@ -410,7 +468,7 @@ impl Cli {
         self.interval.unwrap_or(DEFAULT_INTERVAL)
     }
 
-    fn action(&self) -> Result<Action, clap::Error> {
+    fn action(&self, services: &mut ServiceNames) -> Result<Action, clap::Error> {
         if let Some(command) = &self.command {
             return Ok(self.command_action(command));
         }
@@ -420,14 +478,14 @@ impl Cli {
         if self.continuous {
             return Ok(Action::Continuous(self.interval()));
         }
-        let (sets, until) = if !self.wait.is_empty() {
-            (&self.wait, Until::Listening)
+        let (lists, until, flag) = if !self.wait.is_empty() {
+            (&self.wait, Until::Listening, "--wait")
         } else if !self.wait_free.is_empty() {
-            (&self.wait_free, Until::Free)
+            (&self.wait_free, Until::Free, "--wait-free")
         } else {
             return Ok(Action::List);
         };
-        let ports = PortSet::union(sets);
+        let ports = port_set(lists, flag, services)?;
         if ports.contains(0) {
             return Err(usage("port 0 cannot be waited for".into()));
         }
@@ -461,7 +519,7 @@ impl Cli {
         }
     }
 
-    fn filter(&self) -> Result<Filter, clap::Error> {
+    fn filter(&self, services: &mut ServiceNames) -> Result<Filter, clap::Error> {
         let uids = self
             .users
             .iter()
@@ -475,8 +533,12 @@ impl Cli {
         } else {
             (!self.exposure.is_empty()).then(|| self.exposure.concat())
         };
+        let ports = match self.ports.is_empty() {
+            true => None,
+            false => Some(port_set(&self.ports, "--port", services)?),
+        };
         Ok(Filter {
-            ports: (!self.ports.is_empty()).then(|| PortSet::union(&self.ports)),
+            ports,
             addresses: self.addresses.clone(),
             exposures,
             pids: self.pids.clone(),
@@ -497,6 +559,42 @@ impl Cli {
     }
 }
 
+/// The union of the port lists given to `flag`, with service names looked up.
+fn port_set(
+    lists: &[String],
+    flag: &str,
+    services: &mut ServiceNames,
+) -> Result<PortSet, clap::Error> {
+    let sets = lists
+        .iter()
+        .map(|list| PortSet::parse_with(list, &mut |name| services.lookup(name)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Cli::command().error(ErrorKind::ValueValidation, format!("{flag}: {e}")))?;
+    Ok(PortSet::union(&sets))
+}
+
+/// A `--user` or `--program` value: an empty one would match nothing, silently.
+fn non_empty(text: &str) -> Result<String, String> {
+    match text.trim().is_empty() {
+        true => Err("an empty value matches nothing; give a name".into()),
+        false => Ok(text.to_string()),
+    }
+}
+
+/// The flags given on the command line at the top level, by their names (`-t/--tcp`).
+fn given_flags(command: &clap::Command, matches: &ArgMatches) -> Vec<String> {
+    command
+        .get_arguments()
+        .filter(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .map(|arg| match (arg.get_short(), arg.get_long()) {
+            (Some(short), Some(long)) => format!("-{short}/--{long}"),
+            (None, Some(long)) => format!("--{long}"),
+            (Some(short), None) => format!("-{short}"),
+            (None, None) => arg.get_id().to_string(),
+        })
+        .collect()
+}
+
 /// A usage error (exit status 2) saying why flags cannot be combined.
 fn usage(message: String) -> clap::Error {
     Cli::command().error(ErrorKind::ArgumentConflict, message)
@@ -513,5 +611,7 @@ fn pick_both<T>(first: bool, second: bool, a: T, b: T) -> Vec<T> {
 
 mod checks;
 pub mod commands;
+mod netstat;
+mod services;
 #[cfg(test)]
 mod tests;

@@ -114,6 +114,9 @@ pub struct Config {
     pub proc_root: PathBuf,
     /// Snapshot file to read instead of the live system (`--snapshot`); unpacked by `run`.
     pub snapshot: Option<PathBuf>,
+    /// Notes on how the command line was read (netstat's `-o` timers), printed on stderr
+    /// before the run.
+    pub notes: Vec<String>,
 }
 
 impl Config {

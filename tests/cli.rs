@@ -117,3 +117,139 @@ fn overflowing_durations_are_usage_errors() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// Output that cannot be written is an error (exit 1, a message), whether stdout is full or
+/// closed (`>&-`); a reader closing the pipe early (`| head`) is the reader's choice: exit 0,
+/// without a word about it.
+#[test]
+fn output_that_cannot_be_written_is_an_error_but_a_closed_pipe_is_not() {
+    let world = World::start(&json!([group("tcp", "127.0.0.1", "cliout")]));
+    let script = "$LSPORTS -tln >&- 2>\"$WORLD_DIR/closed.err\"; echo \"closed=$?\"\n\
+         $LSPORTS -tln >/dev/full 2>\"$WORLD_DIR/full.err\"; echo \"full=$?\"\n\
+         $LSPORTS -tln 2>\"$WORLD_DIR/pipe.err\" | head -c 1 >/dev/null; echo \"pipe=${PIPESTATUS[0]}\"\n\
+         $LSPORTS --wait 1 --timeout 5s >&- 2>\"$WORLD_DIR/wait.err\"; echo \"wait=$?\"\n";
+    let out = world.run_shell(script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = |name: &str| std::fs::read_to_string(world.dir().join(name)).unwrap();
+    assert!(text.contains("closed=1"), "{text}\n{}", err("closed.err"));
+    assert!(
+        err("closed.err").contains("standard output is closed"),
+        "{}",
+        err("closed.err")
+    );
+    assert!(text.contains("full=1"), "{text}");
+    assert!(
+        err("full.err").contains("No space left"),
+        "{}",
+        err("full.err")
+    );
+    assert!(text.contains("pipe=0"), "{text}");
+    assert!(!err("pipe.err").contains("pipe"), "quietly: {}", err("pipe.err"));
+    // Nothing was to be written: a closed stdout is no loss.
+    assert!(text.contains("wait=1"), "the wait times out: {text}");
+    assert!(!err("wait.err").contains("closed"), "{}", err("wait.err"));
+}
+
+/// `--port` and `--wait` take the service names the table prints, from a services file the
+/// test writes into a private /etc (a tmpfs in a private mount namespace).
+#[test]
+fn ports_are_given_by_the_service_names_the_table_prints() {
+    let world = World::start(&json!([
+        group("tcp", "127.0.0.1", "named"),
+        group("tcp", "127.0.0.1", "unnamed"),
+    ]));
+    let named = world.one(0, "listen");
+    let other = world.one(1, "listen");
+    std::fs::write(
+        world.dir().join("services"),
+        format!(
+            "# test services\nlsports-test {}/tcp lt-alias\n",
+            named.port
+        ),
+    )
+    .unwrap();
+    let script = "unshare --mount --propagation private bash -e -c '\
+         mount -t tmpfs lsports-etc /etc\n\
+         cp \"$WORLD_DIR/services\" /etc/services\n\
+         $LSPORTS -tl --numeric-hosts --numeric-users --port lsports-test\n\
+         echo ---\n\
+         $LSPORTS -tln --port lt-alias\n\
+         echo ---\n\
+         $LSPORTS --wait lsports-test --timeout 5s && echo wait=0\n\
+         $LSPORTS -tln --port no-such-service 2>&1 || echo rc=$?\n\
+         rm /etc/services; ln -s \"$WORLD_DIR/services\" /etc/services\n\
+         $LSPORTS -tln --port lsports-test 2>&1 || echo rc=$?\n'";
+    let out = world.run_shell(script);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let parts: Vec<&str> = text.split("---\n").collect();
+    let by_name = Table::parse(parts[0]);
+    assert_eq!(by_name.rows.len(), 1, "{}", by_name.raw);
+    let local = by_name.cell(&by_name.rows[0], "Local Address");
+    assert_eq!(local, "127.0.0.1:lsports-test", "the table prints the name");
+    let by_alias = Table::parse(parts[1]);
+    assert_eq!(by_alias.rows.len(), 1, "{}", by_alias.raw);
+    let local = by_alias.cell(&by_alias.rows[0], "Local Address");
+    assert_eq!(local, format!("127.0.0.1:{}", named.port));
+    assert!(!text.contains(&format!(":{}", other.port)), "{text}");
+    assert!(parts[2].contains("wait=0"), "{text}");
+    assert!(
+        parts[2].contains(
+            "\"no-such-service\" is not a port number (0-65535) or a service name in /etc/services"
+        ),
+        "{text}"
+    );
+    assert!(
+        parts[2].contains("symbolic link"),
+        "a linked file is not read: {text}"
+    );
+    assert_eq!(parts[2].matches("rc=2").count(), 2, "{text}");
+}
+
+/// netstat's `-tlnpo` lists as `-tlnp` does, with a note that lsports shows no timers.
+#[test]
+fn netstat_timers_flag_lists_with_a_note() {
+    let world = World::start(&json!([group("tcp", "127.0.0.1", "clitimers")]));
+    let want = rows_from_truth(world.truth.iter().filter(|t| t.proto == "tcp"));
+    let out = world.run(&["-tlnpo"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stderr(&out).contains("timers"), "{}", stderr(&out));
+    let table = Table::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(table.rows.len(), want.len(), "{}", table.raw);
+    assert_same_rows(
+        "-tlnpo --json",
+        &rows_from_json(&world.json(&["-tlnpo"])),
+        &want,
+    );
+}
+
+#[test]
+fn netstat_habits_get_a_hint_not_a_guess() {
+    for (args, tip) in [
+        (&["22"][..], "--port 22"),
+        (&["sport", "=", ":22"], "--port 22"),
+        (&["--sctp"], "ss -Slp"),
+        (&["-tulpnx"], "ss -xlp"),
+    ] {
+        let out = run_host(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = stderr(&out);
+        assert!(err.contains(tip), "{args:?}: {err}");
+        assert!(!err.contains("--tcp"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn capture_help_shows_only_what_capture_takes() {
+    let out = run_host(&["capture", "-h"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for refused in ["--tcp", "--format", "--columns", "--all"] {
+        assert!(
+            !help.contains(refused),
+            "capture -h shows {refused}:\n{help}"
+        );
+        let out = run_host(&["capture", "x.tar", refused]);
+        assert_ne!(out.status.code(), Some(0), "capture {refused} is refused");
+    }
+}

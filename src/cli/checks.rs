@@ -5,6 +5,7 @@ use super::commands::Command;
 use super::{Cli, usage};
 use crate::config::OutputFormat;
 use crate::source::SourceChoice;
+use clap::CommandFactory;
 
 /// Why `-c --format prometheus` is refused, and what to do instead.
 const PROMETHEUS_CONTINUOUS: &str = "-c would print one exposition after another, which no \
@@ -15,12 +16,28 @@ const PROMETHEUS_CONTINUOUS: &str = "-c would print one exposition after another
 impl Cli {
     /// Every check, in the order a user would want to hear about them.
     pub(super) fn check_combinations(&self, format: OutputFormat) -> Result<(), clap::Error> {
+        self.check_generate_flags()?;
         self.check_output_flags(format)?;
         self.check_wait_flags()?;
         self.check_offline_flags()?;
         self.check_polling_flags()?;
         match &self.command {
             Some(command) => self.check_command(command, format),
+            None => Ok(()),
+        }
+    }
+
+    /// A man page or a completion script is the same whatever else is asked: any other flag
+    /// is a mistake (`--generate man -t`), not something to ignore.
+    fn check_generate_flags(&self) -> Result<(), clap::Error> {
+        if self.generate.is_none() {
+            return Ok(());
+        }
+        match self.given.iter().find(|flag| !flag.ends_with("--generate")) {
+            Some(flag) => Err(usage(format!(
+                "--generate prints the man page or a completion script, the same whatever \
+                 else is asked; {flag} cannot be used with it"
+            ))),
             None => Ok(()),
         }
     }
@@ -134,6 +151,13 @@ impl Cli {
             return Err(usage(format!("{flag} cannot be used with a subcommand")));
         }
         match command {
+            Command::Audit(args) if args.baseline.is_none() && args.policy.is_none() => {
+                Err(Cli::command().error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "audit needs --baseline FILE (written by `lsports baseline save`), \
+                     --policy FILE (TOML allow and deny rules), or both",
+                ))
+            }
             Command::Audit(_) => self.check_report_command(
                 "audit",
                 format,

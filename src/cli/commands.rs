@@ -6,6 +6,66 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+/// The listing flags (global, so that every subcommand parses them) that each subcommand's
+/// `-h` shows: not those it refuses (`checks` explains the refusal when one is given anyway).
+/// `capture` shows only `--proc-root`: it records everything, and the listing flags apply
+/// when the snapshot is read. `watch` keeps the output flags, which apply with `-c`.
+const SHOWN: &[(&str, Shown)] = &[
+    (
+        "audit",
+        Shown::AllBut(&["all", "columns", "no_header", "continuous", "interval"]),
+    ),
+    (
+        "baseline",
+        Shown::AllBut(&[
+            "format",
+            "json",
+            "columns",
+            "no_header",
+            "all",
+            "continuous",
+            "interval",
+        ]),
+    ),
+    ("watch", Shown::AllBut(&["snapshot"])),
+    ("capture", Shown::Only(&["proc_root"])),
+];
+
+/// Which of the global flags a subcommand's help shows, by id.
+enum Shown {
+    AllBut(&'static [&'static str]),
+    Only(&'static [&'static str]),
+}
+
+impl Shown {
+    fn hides(&self, id: &str) -> bool {
+        match self {
+            Shown::AllBut(hidden) => hidden.contains(&id),
+            Shown::Only(shown) => !shown.contains(&id),
+        }
+    }
+}
+
+/// `command` with the flags a subcommand refuses or ignores left out of its help. The global
+/// flags are copied into each subcommand here, hidden where they do not apply, as clap would
+/// copy them when it builds the command (it leaves alone those already there).
+pub(super) fn hide_what_does_not_apply(command: clap::Command) -> clap::Command {
+    let globals: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    command.mut_subcommands(|sub| {
+        let Some((_, shown)) = SHOWN.iter().find(|(name, _)| *name == sub.get_name()) else {
+            return sub;
+        };
+        globals.iter().fold(sub, |sub, arg| {
+            let hidden = arg.is_hide_set() || shown.hides(arg.get_id().as_str());
+            sub.arg(arg.clone().hide(hidden))
+        })
+    })
+}
+
 use crate::audit::FailOn;
 
 /// What to do instead of listing.
@@ -63,7 +123,7 @@ pub enum Command {
 #[command(next_help_heading = "Audit")]
 pub struct AuditArgs {
     /// Baseline file to compare with (written by `lsports baseline save`; `-`: standard input)
-    #[arg(long, value_name = "FILE", required_unless_present = "policy")]
+    #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
 
     /// Policy file: TOML allow and deny rules, tried in order

@@ -13,6 +13,7 @@ fn usage_error(args: &[&str]) -> clap::Error {
 #[test]
 fn clap_definition_is_consistent() {
     Cli::command().debug_assert();
+    Cli::clap_command().debug_assert();
 }
 
 #[test]
@@ -177,8 +178,12 @@ fn exposure_filter_accepts_every_word_a_policy_does() {
 #[test]
 fn bad_filter_values_are_usage_errors() {
     for args in [
-        &["--port", "ssh"][..],
-        &["--port", "90-80"],
+        &["--port", "90-80"][..],
+        &["--port=-1"],
+        &["--program", ""],
+        &["--program", " "],
+        &["--user", ""],
+        &["--user", "root,"],
         &["--address", "localhost"],
         &["--pid", "x"],
         &["--user", "no-such-user-lsports"],
@@ -437,5 +442,261 @@ fn process_details_read_are_what_the_output_and_filters_use() {
             uid: true,
             ..name_only
         }
+    );
+}
+
+/// The error `args` give, rendered as the user sees it.
+fn usage_text(args: &[&str]) -> String {
+    usage_error(args).render().to_string()
+}
+
+#[test]
+fn netstat_timers_flag_ends_a_cluster_without_taking_the_next_word() {
+    for args in [
+        &["-tlnpo"][..],
+        &["-tlnp", "-o"],
+        &["-tlnpo", "--port", "22"],
+        &["--timers"],
+    ] {
+        let c = config(args);
+        assert_eq!(c.columns, None, "{args:?}");
+        assert_eq!(c.notes.len(), 1, "{args:?}");
+        assert!(c.notes[0].contains("timers"), "{:?}", c.notes);
+    }
+    assert_eq!(config(&["-tlnpo"]).protocols, vec![Protocol::Tcp]);
+    let c = config(&["-tlnpo", "watch"]);
+    assert!(
+        matches!(c.action, Action::Watch(_)),
+        "watch is not a column list"
+    );
+    let c = config(&["-Ho", "proto,local"]);
+    assert_eq!(c.columns, Some(vec![Column::Proto, Column::Local]));
+    assert!(!c.header && c.notes.is_empty());
+    assert_eq!(config(&["-o", "port"]).columns, Some(vec![Column::Port]));
+    assert!(config(&["-tln"]).notes.is_empty());
+    // A lone -o still takes its list, so a misspelt column is reported as one.
+    assert!(usage_text(&["-o", "prot"]).contains("'proto'"));
+    assert!(usage_text(&["-tlnpo", "22"]).contains("--port 22"));
+}
+
+#[test]
+fn netstat_and_ss_habits_get_a_hint_naming_the_lsports_way() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["22"], "--port 22"),
+        (&["-tln", "22,80"], "--port 22,80"),
+        (&["sport", "=", ":22"], "--port 22"),
+        (&["-tln", "dport", "=", ":443"], "--port 443"),
+        (&["watch", "22"], "--port 22"),
+        (&["-s"], "nstat"),
+        (&["-r"], "ip route"),
+        (&["-i"], "ip -s link"),
+        (&["-g"], "ip maddress"),
+        (&["-M"], "conntrack"),
+        (&["-tulpnx"], "ss -xlp"),
+        (&["-w"], "ss -wlp"),
+        (&["-Z"], "ss -Z"),
+        (&["-m"], "ss -m"),
+        (&["-K"], "ss -K"),
+        (&["-U"], "ss -Ulp"),
+        (&["-A", "inet"], "-t/-u and -4/-6"),
+        (&["--sctp"], "ss -Slp"),
+        (&["--statistics"], "nstat"),
+    ];
+    for (args, tip) in cases {
+        let error = usage_error(args);
+        assert_eq!(error.exit_code(), 2, "{args:?}");
+        let text = error.render().to_string();
+        assert!(text.contains(tip), "{args:?}: {text}");
+        assert_eq!(text.matches("tip:").count(), 1, "one tip only: {text}");
+    }
+    assert!(
+        !usage_text(&["--sctp"]).contains("--tcp"),
+        "SCTP is not TCP"
+    );
+}
+
+/// Every flag a subcommand's `-h` shows is one it accepts: given with the smallest command
+/// line of that subcommand (for watch, alone or with -c), it resolves.
+#[test]
+fn subcommand_help_shows_only_flags_that_apply() {
+    let bases: &[(&str, &[&[&str]])] = &[
+        ("audit", &[&["audit", "--baseline", "b"]]),
+        ("baseline", &[&["baseline", "save", "x"]]),
+        ("watch", &[&["watch"], &["watch", "-c"]]),
+        ("capture", &[&["capture", "x"]]),
+    ];
+    let mut command = Cli::clap_command();
+    command.build();
+    for (name, lines) in bases {
+        let sub = command.find_subcommand_mut(name).unwrap();
+        sub.build();
+        let shown: Vec<clap::Arg> = sub
+            .get_arguments()
+            .filter(|a| a.is_global_set() && !a.is_hide_set())
+            .cloned()
+            .collect();
+        for arg in shown {
+            let flag = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => format!("-{}", arg.get_short().unwrap()),
+            };
+            let value = arg.get_action().takes_values().then(|| sample_value(&arg));
+            let accepted = lines.iter().any(|line| {
+                let mut args: Vec<&str> = line.to_vec();
+                args.push(&flag);
+                args.extend(value.as_deref());
+                Cli::config_from(std::iter::once("lsports").chain(args)).is_ok()
+            });
+            assert!(accepted, "`{name} -h` shows {flag}, which {name} refuses");
+        }
+    }
+}
+
+/// A value `arg` accepts, for the test above.
+fn sample_value(arg: &clap::Arg) -> String {
+    if let Some(first) = arg.get_possible_values().first() {
+        return first.get_name().to_string();
+    }
+    let name = arg.get_value_names().unwrap()[0].as_str();
+    match name {
+        "PORTS" => "22",
+        "ADDRESS" => "127.0.0.1",
+        "PIDS" => "1",
+        "USERS" => "0",
+        "NAME" => "sshd",
+        "DURATION" => "1s",
+        "DIR" => "/p",
+        "FILE" => "s.tar",
+        other => panic!("no sample value for {other}"),
+    }
+    .to_string()
+}
+
+#[test]
+fn capture_help_shows_none_of_the_listing_flags() {
+    let mut command = Cli::clap_command();
+    let help = command
+        .find_subcommand_mut("capture")
+        .unwrap()
+        .render_help()
+        .to_string();
+    for flag in [
+        "--tcp",
+        "--format",
+        "--columns",
+        "--all",
+        "--port",
+        "--interval",
+    ] {
+        assert!(!help.contains(flag), "capture -h shows {flag}:\n{help}");
+    }
+    assert!(
+        help.contains("--proc-root") && help.contains("--force"),
+        "{help}"
+    );
+}
+
+#[test]
+fn audit_without_a_baseline_or_policy_says_it_needs_one() {
+    let error = usage_error(&["audit"]);
+    assert_eq!(error.exit_code(), 2);
+    let text = error.render().to_string();
+    assert!(
+        text.contains("--baseline") && text.contains("--policy"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("required arguments were not provided"),
+        "{text}"
+    );
+}
+
+#[test]
+fn generate_refuses_every_other_flag() {
+    for args in [
+        &["--generate", "man", "-t"][..],
+        &["--generate", "bash", "-n"],
+        &["--generate", "man", "--source", "proc"],
+        &["-v", "--generate", "zsh"],
+    ] {
+        let text = usage_text(args);
+        assert!(text.contains("cannot be used with it"), "{args:?}: {text}");
+    }
+    assert!(usage_text(&["--generate", "man", "-t"]).contains("-t/--tcp"));
+}
+
+#[test]
+fn columns_long_help_names_every_column() {
+    use clap::ValueEnum;
+    let help = Cli::clap_command().render_long_help().to_string();
+    for column in Column::value_variants() {
+        let name = column.to_possible_value().unwrap().get_name().to_string();
+        assert!(help.contains(&format!("- {name}:")), "--help omits {name}");
+    }
+    // The prose gives an example, not a second list that can drift from the table.
+    let command = Cli::command();
+    let columns = command.get_arguments().find(|a| a.get_id() == "columns");
+    let prose = columns.unwrap().get_long_help().unwrap().to_string();
+    let named = Column::value_variants()
+        .iter()
+        .map(|c| c.to_possible_value().unwrap().get_name().to_string())
+        .filter(|name| {
+            prose
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|w| w == name)
+        })
+        .count();
+    assert!(
+        named <= 2,
+        "the -o long help lists {named} columns by hand: {prose}"
+    );
+}
+
+/// `args` resolved with the services file holding `services`.
+fn config_with_services(args: &[&str], services: &str) -> Result<Config, clap::Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("services");
+    std::fs::write(&path, services).unwrap();
+    let cli = Cli::parse_args(std::iter::once("lsports").chain(args.iter().copied()))?;
+    cli.resolve(&mut ServiceNames::new(path))
+}
+
+#[test]
+fn ports_and_waits_take_service_names() {
+    let services = "ssh 22/tcp\nhttp-alt 8080/tcp webcache\nhttp-alt 8080/udp\n";
+    let c = config_with_services(&["--port", "ssh,http-alt", "--port", "9000"], services).unwrap();
+    assert_eq!(
+        c.filter.ports.unwrap().ranges(),
+        [(22, 22), (8080, 8080), (9000, 9000)]
+    );
+    let Action::Wait(spec) = config_with_services(&["--wait", "webcache"], services)
+        .unwrap()
+        .action
+    else {
+        panic!("not a wait")
+    };
+    assert_eq!(spec.ports.ports().collect::<Vec<_>>(), [8080]);
+    let error = config_with_services(&["--wait-free", "sshh"], services).unwrap_err();
+    assert_eq!(error.exit_code(), 2);
+    let text = error.render().to_string();
+    assert!(text.contains("\"sshh\" is not a port number (0-65535) or a service name"));
+    assert!(text.contains("--wait-free"), "{text}");
+}
+
+#[test]
+fn numbers_need_no_services_file() {
+    let missing = ServiceNames::new("/nonexistent/lsports/services");
+    let cli = Cli::parse_args(["lsports", "--port", "22,80-81"]).unwrap();
+    let c = cli.resolve(&mut { missing }).unwrap();
+    assert_eq!(c.filter.ports.unwrap().ranges(), [(22, 22), (80, 81)]);
+    let cli = Cli::parse_args(["lsports", "--port", "ssh"]).unwrap();
+    let text = cli
+        .resolve(&mut ServiceNames::new("/nonexistent/lsports/services"))
+        .unwrap_err()
+        .render()
+        .to_string();
+    assert!(
+        text.contains("service names cannot be read: /nonexistent/lsports/services"),
+        "{text}"
     );
 }
