@@ -57,7 +57,7 @@ const OFFLINE: &str = "Offline";
         socket. Flags follow netstat and combine as netstat's do: lsports -tulpn.",
     after_long_help = "Exit status: 0 on success (also when nothing listens, and when a wait \
         ends as wanted), 1 when no source could enumerate sockets, a wait timed out or a \
-        capture or snapshot failed, 2 on usage errors. audit: 0 nothing unexpected, 1 something \
+        capture or snapshot failed or the output could not be written, 2 on usage errors. audit: 0 nothing unexpected, 1 something \
         unexpected, 2 the audit could not be done. watch and -c: 0 when stopped by SIGTERM, 130 \
         by Ctrl-C.",
     args_override_self = true,
@@ -378,7 +378,7 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        Cli::parse_args(args)?.resolve(&mut ServiceNames::new(SERVICES_PATH))
+        Cli::parse_args(args)?.resolve()
     }
 
     /// The clap command: the derived one, with each subcommand's help showing only the
@@ -405,8 +405,13 @@ impl Cli {
     }
 
     /// Turn raw flags into the resolved configuration, or a usage error for combinations
-    /// that make no sense; service names in port lists are looked up in `services`.
-    pub fn resolve(self, services: &mut ServiceNames) -> Result<Config, clap::Error> {
+    /// that make no sense; service names in port lists are looked up in /etc/services.
+    pub fn resolve(self) -> Result<Config, clap::Error> {
+        self.resolve_with(&mut ServiceNames::new(SERVICES_PATH))
+    }
+
+    /// [`Cli::resolve`], with service names looked up in `services`.
+    pub fn resolve_with(self, services: &mut ServiceNames) -> Result<Config, clap::Error> {
         let format = self.output_format();
         self.check_combinations(format)?;
         Ok(Config {

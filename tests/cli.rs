@@ -144,7 +144,11 @@ fn output_that_cannot_be_written_is_an_error_but_a_closed_pipe_is_not() {
         err("full.err")
     );
     assert!(text.contains("pipe=0"), "{text}");
-    assert!(!err("pipe.err").contains("pipe"), "quietly: {}", err("pipe.err"));
+    assert!(
+        !err("pipe.err").contains("pipe"),
+        "quietly: {}",
+        err("pipe.err")
+    );
     // Nothing was to be written: a closed stdout is no loss.
     assert!(text.contains("wait=1"), "the wait times out: {text}");
     assert!(!err("wait.err").contains("closed"), "{}", err("wait.err"));

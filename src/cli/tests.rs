@@ -658,7 +658,7 @@ fn config_with_services(args: &[&str], services: &str) -> Result<Config, clap::E
     let path = dir.path().join("services");
     std::fs::write(&path, services).unwrap();
     let cli = Cli::parse_args(std::iter::once("lsports").chain(args.iter().copied()))?;
-    cli.resolve(&mut ServiceNames::new(path))
+    cli.resolve_with(&mut ServiceNames::new(path))
 }
 
 #[test]
@@ -687,11 +687,11 @@ fn ports_and_waits_take_service_names() {
 fn numbers_need_no_services_file() {
     let missing = ServiceNames::new("/nonexistent/lsports/services");
     let cli = Cli::parse_args(["lsports", "--port", "22,80-81"]).unwrap();
-    let c = cli.resolve(&mut { missing }).unwrap();
+    let c = cli.resolve_with(&mut { missing }).unwrap();
     assert_eq!(c.filter.ports.unwrap().ranges(), [(22, 22), (80, 81)]);
     let cli = Cli::parse_args(["lsports", "--port", "ssh"]).unwrap();
     let text = cli
-        .resolve(&mut ServiceNames::new("/nonexistent/lsports/services"))
+        .resolve_with(&mut ServiceNames::new("/nonexistent/lsports/services"))
         .unwrap_err()
         .render()
         .to_string();

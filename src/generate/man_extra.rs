@@ -21,7 +21,9 @@ pub const EXIT_STATUS: &[Entry] = &[
         "1",
         "No source could enumerate sockets; `--wait` or `--wait-free` timed out; `audit`: \
          something unexpected, a check named by `--fail-on`, or an unmet `required` policy \
-         rule; `capture`, `--snapshot`, `baseline save`: the file could not be written or read.",
+         rule; `capture`, `--snapshot`, `baseline save`: the file could not be written or read; \
+         the output could not be written (standard output full or closed, but not a pipe closed \
+         by its reader).",
     ),
     (
         "2",
@@ -69,7 +71,9 @@ pub const FILES: &[Entry] = &[
     ),
     (
         "/etc/services",
-        "Port names, shown in the table unless `-n` or `--numeric-ports`.",
+        "Port names, shown in the table unless `-n` or `--numeric-ports`, and accepted by \
+         `--port`, `--wait` and `--wait-free`. Read only as a regular file of at most 4 MiB, \
+         never through a symbolic link.",
     ),
 ];
 
