@@ -496,7 +496,7 @@ fn user_filter_matches_socket_owner_or_process_user() {
 #[test]
 fn bad_filters_and_misplaced_flags_are_usage_errors() {
     for args in [
-        &["--port", "http"][..],
+        &["--port", "no-such-service-lsports"][..],
         &["--address", "example.org"],
         &["--user", "no-such-user-lsports"],
         &["--json", "-o", "port"],
