@@ -216,7 +216,8 @@ fn wait_flags_that_cannot_apply_are_usage_errors() {
         &["--wait", "80", "--format", "csv"],
         &["--wait", "80", "-a"],
         &["--wait", "0"],
-        &["--wait", "http"],
+        &["--wait", "no-such-service-lsports"],
+        &["--wait", "80", "--timeout", "8761h"],
         &["--wait", "80", "--timeout", "soon"],
     ] {
         let out = run_host(args);
