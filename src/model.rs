@@ -202,17 +202,17 @@ pub enum OwnerUnknownReason {
     /// Every process of this PID namespace was inspected and none holds it, but the namespace
     /// is not the initial one: the holder most likely runs outside it (a container sharing
     /// the host's network sees the host's sockets, not its processes).
-    OtherPidNamespace,
+    OutsidePidNamespace,
 }
 
 impl OwnerUnknownReason {
-    /// Name used in JSON (`kernel`, `permission`, `not_found`, `other_pid_namespace`).
+    /// Name used in JSON (`kernel`, `permission`, `not_found`, `outside_pid_namespace`).
     pub fn name(self) -> &'static str {
         match self {
             OwnerUnknownReason::Kernel => "kernel",
             OwnerUnknownReason::Permission => "permission",
             OwnerUnknownReason::NotFound => "not_found",
-            OwnerUnknownReason::OtherPidNamespace => "other_pid_namespace",
+            OwnerUnknownReason::OutsidePidNamespace => "outside_pid_namespace",
         }
     }
 }

@@ -86,7 +86,7 @@ impl Listing {
         let outside = self
             .entries
             .iter()
-            .filter(|e| e.owner_unknown == Some(OwnerUnknownReason::OtherPidNamespace))
+            .filter(|e| e.owner_unknown == Some(OwnerUnknownReason::OutsidePidNamespace))
             .count();
         report::held_outside(outside, err)
     }

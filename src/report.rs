@@ -155,7 +155,8 @@ pub fn held_outside(shown: usize, err: &mut dyn Write) -> io::Result<()> {
         err,
         "lsports: {sockets} {have} no owner in this PID namespace: held outside it, as a \
          container sharing the host's network sees the host's sockets but not its processes; \
-         run lsports in the host's PID namespace to see every owner"
+         run lsports in the host's PID namespace, or point it at the host's /proc (--proc-root DIR \
+         --source auto), to see every owner"
     )
 }
 

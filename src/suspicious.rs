@@ -212,7 +212,7 @@ fn no_owner(entry: &Entry) -> Option<Finding> {
     let explanation = match entry.owner_unknown? {
         // Not every process could be inspected, or not every process is visible from this PID
         // namespace: the holder is probably among those, and "no owner" would be a guess.
-        OwnerUnknownReason::Permission | OwnerUnknownReason::OtherPidNamespace => return None,
+        OwnerUnknownReason::Permission | OwnerUnknownReason::OutsidePidNamespace => return None,
         OwnerUnknownReason::Kernel => {
             "no process holds it although every process was inspected: a socket of the kernel \
              itself (nfsd, WireGuard, VXLAN) or of a process hidden from /proc"

@@ -547,7 +547,7 @@ fn sockets_held_outside_a_child_pid_namespace_are_not_called_kernel() {
         for socket in listed.as_array().unwrap() {
             assert_eq!(socket["processes"], json!([]), "{choice}: {socket}");
             assert_eq!(
-                socket["owner_unknown_reason"], "other_pid_namespace",
+                socket["owner_unknown_reason"], "outside_pid_namespace",
                 "{choice}: {socket}"
             );
         }

@@ -185,7 +185,7 @@ pub fn unknown_reason(socket: &Socket, view: View) -> OwnerUnknownReason {
         OwnerUnknownReason::Permission
     } else if view.nested {
         // A file refers to it, so some process holds it: never "kernel" from here.
-        OwnerUnknownReason::OtherPidNamespace
+        OwnerUnknownReason::OutsidePidNamespace
     } else if socket.uid == 0 {
         OwnerUnknownReason::Kernel
     } else {
