@@ -523,7 +523,7 @@ fn capture_summary_reads_well() {
     assert_eq!((summary.denied, summary.processes), (1, 1));
     let text = summary.describe();
     assert!(
-        text.contains("1 processes could not be inspected"),
+        text.contains("1 process could not be inspected, so its sockets will show no owner"),
         "{text}"
     );
 }

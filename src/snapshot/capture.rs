@@ -68,24 +68,26 @@ pub struct CaptureSummary {
 impl CaptureSummary {
     /// One line for stderr, e.g. `captured 4 tables (12 sockets) and 3 processes (5 socket fds)`.
     pub fn describe(&self) -> String {
+        use crate::report::count;
         let mut text = format!(
-            "captured {} tables ({} sockets) and {} processes ({} socket fds)",
-            self.tables.len(),
-            self.sockets,
-            self.processes,
-            self.links
+            "captured {} ({}) and {} ({})",
+            count(self.tables.len(), "table"),
+            count(self.sockets, "socket"),
+            count(self.processes, "process"),
+            count(self.links, "socket fd")
         );
         if self.vanished > 0 {
+            let (processes, was) = (count(self.vanished, "process"), were(self.vanished));
             text.push_str(&format!(
-                "; {} processes exited during the capture and were skipped",
-                self.vanished
+                "; {processes} exited during the capture and {was} skipped"
             ));
         }
         if self.denied > 0 {
+            let their = if self.denied == 1 { "its" } else { "their" };
             text.push_str(&format!(
-                "; {} processes could not be inspected, so their sockets will show no owner \
+                "; {} could not be inspected, so {their} sockets will show no owner \
                  (capture as root to include them)",
-                self.denied
+                count(self.denied, "process")
             ));
         }
         for error in &self.table_errors {
@@ -93,6 +95,11 @@ impl CaptureSummary {
         }
         text
     }
+}
+
+/// `was` for one, `were` for more.
+fn were(n: usize) -> &'static str {
+    if n == 1 { "was" } else { "were" }
 }
 
 /// Capture the proc tree at `proc_root` into the file `out` (gzip if it ends in `.gz` or
@@ -491,4 +498,43 @@ fn append_file<W: Write>(
 fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &str, mtime: u64) -> io::Result<()> {
     let mut h = header(tar::EntryType::Directory, 0, mtime);
     builder.append_data(&mut h, path, io::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_in_the_right_grammatical_number() {
+        let one = CaptureSummary {
+            tables: vec!["tcp"],
+            table_errors: Vec::new(),
+            sockets: 1,
+            processes: 1,
+            links: 1,
+            denied: 1,
+            vanished: 1,
+        };
+        assert_eq!(
+            one.describe(),
+            "captured 1 table (1 socket) and 1 process (1 socket fd); 1 process exited during \
+             the capture and was skipped; 1 process could not be inspected, so its sockets will \
+             show no owner (capture as root to include them)"
+        );
+        let two = CaptureSummary {
+            tables: vec!["tcp", "udp"],
+            sockets: 2,
+            processes: 2,
+            links: 2,
+            denied: 2,
+            vanished: 2,
+            ..one
+        };
+        assert_eq!(
+            two.describe(),
+            "captured 2 tables (2 sockets) and 2 processes (2 socket fds); 2 processes exited \
+             during the capture and were skipped; 2 processes could not be inspected, so their \
+             sockets will show no owner (capture as root to include them)"
+        );
+    }
 }
