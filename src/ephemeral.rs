@@ -14,6 +14,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use crate::model::{Protocol, Socket};
+use crate::procroot::ProcRoot;
 
 /// The kernel's default `ip_local_port_range`, used when the live value cannot be read (a
 /// snapshot does not record it).
@@ -35,12 +36,13 @@ impl Default for EphemeralPorts {
 
 impl EphemeralPorts {
     /// The range of the network namespace whose proc tree is `proc_root`
-    /// (`sys/net/ipv4/ip_local_port_range`, which also governs IPv6), or the kernel default.
+    /// (`sys/net/ipv4/ip_local_port_range`, which also governs IPv6), or the kernel default
+    /// when that is no readable regular file under the root.
     pub fn read(proc_root: &Path) -> EphemeralPorts {
-        let path = proc_root.join("sys/net/ipv4/ip_local_port_range");
-        std::fs::read_to_string(path)
+        ProcRoot::open(proc_root)
+            .and_then(|root| root.read_file("sys/net/ipv4/ip_local_port_range"))
             .ok()
-            .and_then(|text| Self::parse(&text))
+            .and_then(|bytes| Self::parse(std::str::from_utf8(&bytes).ok()?))
             .unwrap_or_default()
     }
 

@@ -37,6 +37,7 @@ pub mod names;
 pub mod pipeline;
 pub mod policy;
 pub mod process;
+pub mod procroot;
 pub mod render;
 pub mod report;
 pub mod sanitize;
@@ -145,7 +146,10 @@ fn failure(config: &Config) -> ExitCode {
 fn host_name(config: &Config, opened: Option<&OpenedSnapshot>) -> Option<String> {
     let name = match opened {
         Some(opened) => opened.manifest().hostname.clone(),
-        None => std::fs::read_to_string(config.proc_root.join("sys/kernel/hostname")).ok()?,
+        None => {
+            let root = procroot::ProcRoot::open(&config.proc_root).ok()?;
+            String::from_utf8(root.read_file("sys/kernel/hostname").ok()?).ok()?
+        }
     };
     let name = name.trim();
     (!name.is_empty()).then(|| sanitize::terminal_safe(name.as_bytes()).into_owned())

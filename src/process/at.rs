@@ -1,11 +1,11 @@
-//! Files opened relative to a directory descriptor, by paths built on the stack: the fd walk
-//! and the details reader open hundreds of thousands of `PID/…` paths under `/proc`, and
-//! neither a path string per open nor a lookup of the proc root each time is worth paying.
+//! Paths built on the stack, for files opened relative to a directory descriptor (through
+//! [`crate::procroot::ProcRoot`]): the fd walk and the details reader open hundreds of
+//! thousands of `PID/…` paths under `/proc`, and neither a path string per open nor a lookup
+//! of the proc root each time is worth paying.
 
 use std::ffi::CStr;
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::RawFd;
 
 /// A NUL-terminated relative path like `1234/fd` on the stack.
 pub struct StackPath {
@@ -81,25 +81,6 @@ impl StackPath {
     }
 }
 
-/// Open the directory `path` relative to `dir`.
-pub fn open_dir_at(dir: RawFd, path: &CStr) -> io::Result<OwnedFd> {
-    open_at(
-        dir,
-        path,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    )
-}
-
-/// Open `path` relative to `dir` as a handle for further `*at` calls only (`O_PATH`): no
-/// permission is needed to hold it, and it is cheaper than opening the directory to read.
-pub fn open_path_at(dir: RawFd, path: &CStr) -> io::Result<OwnedFd> {
-    open_at(
-        dir,
-        path,
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    )
-}
-
 /// `readlinkat` `path` relative to `dir` into `buffer`: the length of the target (cut at the
 /// buffer's length).
 pub fn read_link_at(dir: RawFd, path: &CStr, buffer: &mut [u8]) -> io::Result<usize> {
@@ -107,44 +88,6 @@ pub fn read_link_at(dir: RawFd, path: &CStr, buffer: &mut [u8]) -> io::Result<us
     let len =
         unsafe { libc::readlinkat(dir, path.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) };
     usize::try_from(len).map_err(|_| io::Error::last_os_error())
-}
-
-/// Open the file `path` relative to `dir` for reading.
-pub fn open_file_at(dir: RawFd, path: &CStr) -> io::Result<OwnedFd> {
-    open_at(dir, path, libc::O_RDONLY | libc::O_CLOEXEC)
-}
-
-fn open_at(dir: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: `path` is NUL-terminated; the returned fd is owned by the OwnedFd below.
-    let fd = unsafe { libc::openat(dir, path.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh, valid descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Read the whole of `path` under `dir` into `buffer` (cleared first; its allocation is kept
-/// for the next file). Unlike `File::read_to_end`, no `statx` and `lseek` for a size hint:
-/// proc files report a size of 0 anyway.
-pub fn read_file_at(dir: RawFd, path: &CStr, buffer: &mut Vec<u8>) -> io::Result<()> {
-    let mut file = File::from(open_file_at(dir, path)?);
-    buffer.clear();
-    loop {
-        if buffer.capacity() - buffer.len() < 512 {
-            buffer.reserve(4096);
-        }
-        let start = buffer.len();
-        buffer.resize(buffer.capacity(), 0);
-        let read = file.read(&mut buffer[start..]);
-        buffer.truncate(start + *read.as_ref().unwrap_or(&0));
-        match read {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -161,28 +104,5 @@ mod tests {
         // Too long is cut, never a panic.
         let long = StackPath::pid_file(u32::MAX, &[b'x'; 40]);
         assert_eq!(long.as_cstr().to_bytes().len(), 31);
-    }
-
-    #[test]
-    fn whole_files_are_read_whatever_their_size() {
-        let dir = tempfile::tempdir().unwrap();
-        let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::create_dir(dir.path().join("7")).unwrap();
-        std::fs::write(dir.path().join("7/big"), &big).unwrap();
-        std::fs::write(dir.path().join("7/empty"), b"").unwrap();
-        let root = File::open(dir.path()).unwrap();
-        let root = std::os::fd::AsRawFd::as_raw_fd(&root);
-        let mut buffer = Vec::new();
-        read_file_at(root, StackPath::pid_file(7, b"big").as_cstr(), &mut buffer).unwrap();
-        assert_eq!(buffer, big);
-        read_file_at(
-            root,
-            StackPath::pid_file(7, b"empty").as_cstr(),
-            &mut buffer,
-        )
-        .unwrap();
-        assert!(buffer.is_empty());
-        let missing = read_file_at(root, StackPath::pid_file(8, b"big").as_cstr(), &mut buffer);
-        assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 }

@@ -1,7 +1,8 @@
 //! One pass over `/proc/*/fd`: which (pid, fd) pairs refer to each wanted socket inode.
 //!
 //! This is where netstat and ss spend nearly all their time on a busy host, so it is written
-//! for speed: `/proc` is opened once, each pid's fd directory is opened relative to it, entries
+//! for speed: `/proc` is opened once ([`ProcRoot`]: never left, no magic link followed), each
+//! pid's fd directory is opened relative to it, entries
 //! are read with large `getdents64` buffers and each link is read with `readlinkat` relative to
 //! the directory fd into a stack buffer — no path strings, no allocation per fd. Pids are spread
 //! over threads through a shared counter, because fd counts per process are very skewed.
@@ -23,19 +24,19 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use super::at::{self, StackPath};
+use super::at::StackPath;
 use super::confirm::Confirm;
 use super::holders::Holders;
 use super::info::{DetailFields, DetailsReader, ProcessDetails};
 use crate::model::Holder;
+use crate::procroot::ProcRoot;
 
 /// Size of the `getdents64` buffer: one call reads ~1,500 fd entries.
 const DENTS_BUFFER: usize = 32 * 1024;
@@ -87,9 +88,8 @@ pub struct Walk {
 /// What the walking threads share.
 #[derive(Debug)]
 struct Shared {
-    proc_root: PathBuf,
     fields: DetailFields,
-    root: OwnedFd,
+    root: Arc<ProcRoot>,
     pids: Vec<u32>,
     next: AtomicUsize,
     wanted: OnceLock<HashSet<u64>>,
@@ -100,12 +100,11 @@ struct Shared {
 /// Start walking every process under `proc_root`, to read the name and `fields` of each
 /// holder.
 pub fn start(proc_root: &Path, fields: DetailFields) -> Walk {
-    let opened = open_dir(proc_root).and_then(|root| Ok((root, list_pids(proc_root)?)));
+    let opened = ProcRoot::open(proc_root).and_then(|root| Ok((root.pids()?, root)));
     let shared = match opened {
-        Ok((root, pids)) => Arc::new(Shared {
-            proc_root: proc_root.to_path_buf(),
+        Ok((pids, root)) => Arc::new(Shared {
             fields,
-            root,
+            root: Arc::new(root),
             pids,
             next: AtomicUsize::new(0),
             wanted: OnceLock::new(),
@@ -184,7 +183,7 @@ fn rescue(scan: &mut FdScan, wanted: &HashSet<u64>, shared: &Shared, early: Vec<
         return;
     }
     let mut again = early;
-    if let Ok(now) = list_pids(&shared.proc_root) {
+    if let Ok(now) = shared.root.pids() {
         // `shared.pids` is sorted.
         again.extend(
             now.into_iter()
@@ -200,7 +199,7 @@ fn rescue(scan: &mut FdScan, wanted: &HashSet<u64>, shared: &Shared, early: Vec<
     for pid in again {
         sockets.clear();
         // Already counted as scanned, denied or gone the first time.
-        let _ = scan_pid(shared.root.as_raw_fd(), pid, &mut dents, &mut sockets);
+        let _ = scan_pid(&shared.root, pid, &mut dents, &mut sockets);
         let held = sockets.iter().filter(|(inode, _)| missing.contains(inode));
         found.extend(held.filter(|&&(inode, holder)| confirm.keep(inode, holder)));
     }
@@ -226,7 +225,7 @@ impl Drop for Walk {
 impl Shared {
     /// A reader of the details the walk was asked for.
     fn reader(&self) -> DetailsReader {
-        DetailsReader::new(&self.proc_root).only(self.fields)
+        DetailsReader::with_root(Arc::clone(&self.root)).only(self.fields)
     }
 }
 
@@ -282,7 +281,7 @@ fn scan_worker(shared: &Shared) -> Partial {
     let mut dents = vec![0u8; DENTS_BUFFER];
     let mut sockets = Vec::new();
     let mut confirm = Confirm::new(shared.reader());
-    let root = shared.root.as_raw_fd();
+    let root = &*shared.root;
     while !shared.abandoned.load(Ordering::Relaxed) {
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
         let Some(&pid) = shared.pids.get(index) else {
@@ -329,13 +328,13 @@ enum PidOutcome {
 
 /// Every socket fd of `pid`, appended to `sockets`.
 fn scan_pid(
-    root: RawFd,
+    root: &ProcRoot,
     pid: u32,
     dents: &mut [u8],
     sockets: &mut Vec<(u64, Holder)>,
 ) -> PidOutcome {
     let path = StackPath::pid_file(pid, b"fd");
-    let dir = match at::open_dir_at(root, path.as_cstr()) {
+    let dir = match root.open_dir(path.as_cstr()) {
         Ok(dir) => dir,
         Err(e) => return outcome_of(&e),
     };
@@ -449,48 +448,31 @@ fn parse_u32(bytes: &[u8]) -> Option<u32> {
     })
 }
 
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    let file = File::open(path)?;
-    Ok(OwnedFd::from(file))
-}
-
 fn getdents(dir: RawFd, buffer: &mut [u8]) -> io::Result<usize> {
     // SAFETY: the kernel writes at most `buffer.len()` bytes into `buffer`.
     let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buffer.as_mut_ptr(), buffer.len()) };
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
-/// Numeric entries of the proc root, i.e. every visible process.
-fn list_pids(proc_root: &Path) -> io::Result<Vec<u32>> {
-    let mut pids: Vec<u32> = std::fs::read_dir(proc_root)?
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| parse_u32(entry.file_name().as_encoded_bytes()))
-        .collect();
-    // Stable order makes holder lists deterministic before their final sort.
-    pids.sort_unstable();
-    Ok(pids)
-}
-
 /// How many processes under `proc_root` refuse their fd links, counted as the walk counts
 /// them, at the cost of one link per process: for the kernel iterator, which sees every
 /// process, yet cannot say which ones the walk could not have inspected.
 pub fn count_denied(proc_root: &Path) -> usize {
-    let Ok((root, pids)) = open_dir(proc_root).and_then(|root| Ok((root, list_pids(proc_root)?)))
+    let Ok((pids, root)) = ProcRoot::open(proc_root).and_then(|root| Ok((root.pids()?, root)))
     else {
         return 0;
     };
     let mut dents = vec![0u8; 4096];
-    let root = root.as_raw_fd();
     pids.into_iter()
-        .filter(|&pid| matches!(first_link(root, pid, &mut dents), PidOutcome::Denied))
-        .filter(|&pid| !is_kernel_thread(root, pid))
+        .filter(|&pid| matches!(first_link(&root, pid, &mut dents), PidOutcome::Denied))
+        .filter(|&pid| !is_kernel_thread(&root, pid))
         .count()
 }
 
 /// Whether the first fd link of `pid` can be read: [`scan_pid`] stopping at the first link.
-fn first_link(root: RawFd, pid: u32, dents: &mut [u8]) -> PidOutcome {
+fn first_link(root: &ProcRoot, pid: u32, dents: &mut [u8]) -> PidOutcome {
     let path = StackPath::pid_file(pid, b"fd");
-    let dir = match at::open_dir_at(root, path.as_cstr()) {
+    let dir = match root.open_dir(path.as_cstr()) {
         Ok(dir) => dir,
         Err(e) => return outcome_of(&e),
     };
@@ -506,10 +488,10 @@ fn first_link(root: RawFd, pid: u32, dents: &mut [u8]) -> PidOutcome {
 
 /// Kernel threads' fd directories are root-only, yet they hold no sockets: an unprivileged
 /// run must not count them as "could not be inspected".
-fn is_kernel_thread(root: RawFd, pid: u32) -> bool {
+fn is_kernel_thread(root: &ProcRoot, pid: u32) -> bool {
     let path = StackPath::pid_file(pid, b"stat");
     let mut stat = Vec::new();
-    if at::read_file_at(root, path.as_cstr(), &mut stat).is_err() {
+    if root.read_into(None, path.as_cstr(), &mut stat).is_err() {
         return false;
     }
     stat_flags(&String::from_utf8_lossy(&stat)).is_some_and(|flags| flags & PF_KTHREAD != 0)
@@ -525,6 +507,7 @@ fn stat_flags(stat: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     #[test]
     fn socket_links_parse_and_others_do_not() {

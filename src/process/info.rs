@@ -6,12 +6,13 @@
 //! the live `/proc`, a fixture tree or an opened snapshot.
 
 use std::io::{BufRead, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::at::{self, StackPath};
 use crate::error::ParseWarning;
+use crate::procroot::ProcRoot;
 
 /// The details of one process; every field is `None` when it could not be read (the process
 /// exited, or the file is not readable) or did not parse.
@@ -47,13 +48,14 @@ impl DetailFields {
 }
 
 /// Reads the details of many processes under one proc root: files are opened relative to the
-/// root's directory descriptor by paths on the stack, and read into one reused buffer, so a
-/// process costs its three files' open, read and close, and the three copies kept.
+/// root's directory descriptor by paths on the stack (never leaving the root, never blocking:
+/// a FIFO or a link out of the tree where a file should be leaves that field unknown), and
+/// read into one reused buffer, so a process costs its three files' open, check, read and
+/// close, and the three copies kept.
 #[derive(Debug)]
 pub struct DetailsReader {
-    proc_root: PathBuf,
     /// `None` when the root cannot be opened: every process then reads as vanished.
-    root: Option<OwnedFd>,
+    root: Option<Arc<ProcRoot>>,
     buffer: Vec<u8>,
     fields: DetailFields,
 }
@@ -61,9 +63,17 @@ pub struct DetailsReader {
 impl DetailsReader {
     /// A reader of processes under `proc_root`.
     pub fn new(proc_root: &Path) -> Self {
+        Self::reading(ProcRoot::open(proc_root).ok().map(Arc::new))
+    }
+
+    /// A reader of processes under `root`, already open.
+    pub fn with_root(root: Arc<ProcRoot>) -> Self {
+        Self::reading(Some(root))
+    }
+
+    fn reading(root: Option<Arc<ProcRoot>>) -> Self {
         DetailsReader {
-            proc_root: proc_root.to_path_buf(),
-            root: std::fs::File::open(proc_root).ok().map(OwnedFd::from),
+            root,
             buffer: Vec::with_capacity(4096),
             fields: DetailFields::ALL,
         }
@@ -90,7 +100,7 @@ impl DetailsReader {
         let root = self.root.as_ref()?;
         let mut path = StackPath::pid_file(pid, b"");
         path.pop();
-        let fd = at::open_path_at(root.as_raw_fd(), path.as_cstr()).ok()?;
+        let fd = root.open_dir_path(path.as_cstr()).ok()?;
         Some(ProcessDir { pid, fd })
     }
 
@@ -108,8 +118,8 @@ impl DetailsReader {
         // Read whole first, so a process exiting mid-read is "unreadable", not "malformed".
         if self.fields.uid && self.read_file(dir, b"status") {
             let label = || {
-                self.proc_root
-                    .join(format!("{pid}/status"))
+                let root = self.root.as_ref().map_or(Path::new(""), |r| r.path());
+                root.join(format!("{pid}/status"))
                     .display()
                     .to_string()
             };
@@ -123,8 +133,12 @@ impl DetailsReader {
 
     /// Read `name` of the process of `dir` into the buffer; false when it cannot be read.
     fn read_file(&mut self, dir: &ProcessDir, name: &[u8]) -> bool {
+        let Some(root) = &self.root else {
+            return false;
+        };
         let path = StackPath::name(name);
-        at::read_file_at(dir.fd.as_raw_fd(), path.as_cstr(), &mut self.buffer).is_ok()
+        root.read_into(Some(dir.fd.as_fd()), path.as_cstr(), &mut self.buffer)
+            .is_ok()
     }
 }
 
@@ -236,11 +250,25 @@ const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
 /// sockets of the network namespace it shares (a container with the host's network). `false`
 /// for a fixture tree or a snapshot, whose processes are all there is.
 pub fn in_nested_pid_namespace(proc_root: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
+    let Ok(root) = ProcRoot::open(proc_root) else {
+        return false;
+    };
     let me = std::process::id().to_string();
-    let live = std::fs::read_link(proc_root.join("self")).is_ok_and(|pid| pid == Path::new(&me));
-    live && std::fs::metadata(proc_root.join("self/ns/pid"))
-        .is_ok_and(|ns| ns.ino() != INITIAL_PID_NAMESPACE)
+    let live = root.read_link("self").is_ok_and(|pid| pid == me.as_bytes());
+    // `ns/pid` is a magic link: its target names the namespace, and it is never followed.
+    let namespace = || {
+        let ns = root.open_dir_path("self/ns").ok()?;
+        let target = nix::fcntl::readlinkat(Some(ns.as_raw_fd()), "pid").ok()?;
+        namespace_inode(target.as_encoded_bytes())
+    };
+    live && namespace().is_some_and(|ino| ino != INITIAL_PID_NAMESPACE)
+}
+
+/// The inode in a namespace link's target: `pid:[4026531836]` gives 4026531836.
+fn namespace_inode(target: &[u8]) -> Option<u64> {
+    let start = target.iter().position(|&b| b == b'[')? + 1;
+    let digits = target.get(start..target.len().checked_sub(1)?)?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// How a proc mount hides other users' processes (its `hidepid=` option).
@@ -281,7 +309,9 @@ pub struct ProcVisibility {
 /// or an opened snapshot) or its `self/mountinfo` cannot be read.
 pub fn proc_visibility(proc_root: &Path) -> Option<ProcVisibility> {
     let mount_point = std::fs::canonicalize(proc_root).ok()?;
-    let mountinfo = std::fs::read(proc_root.join("self/mountinfo")).ok()?;
+    let mountinfo = ProcRoot::open(proc_root)
+        .and_then(|root| root.read_file("self/mountinfo"))
+        .ok()?;
     parse_mountinfo(&mountinfo[..], &mount_point)
 }
 
@@ -474,6 +504,14 @@ mod tests {
         let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
         let initial = ns == Path::new("pid:[4026531836]");
         assert_eq!(in_nested_pid_namespace(Path::new("/proc")), !initial);
+    }
+
+    #[test]
+    fn namespace_links_give_their_inode() {
+        assert_eq!(namespace_inode(b"pid:[4026531836]"), Some(4_026_531_836));
+        assert_eq!(namespace_inode(b"pid:[]"), None);
+        assert_eq!(namespace_inode(b"pid:["), None);
+        assert_eq!(namespace_inode(b""), None);
     }
 
     #[test]

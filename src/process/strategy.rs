@@ -133,8 +133,15 @@ fn plan_auto(proc_root: &Path, fields: DetailFields) -> Plan {
 
 /// Open files on the host: the first field of `sys/fs/file-nr` (allocated file handles).
 fn open_files(proc_root: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(proc_root.join("sys/fs/file-nr")).ok()?;
-    text.split_ascii_whitespace().next()?.parse().ok()
+    let text = crate::procroot::ProcRoot::open(proc_root)
+        .and_then(|root| root.read_file("sys/fs/file-nr"))
+        .ok()?;
+    std::str::from_utf8(&text)
+        .ok()?
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl Started {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use super::SnapshotError;
 use super::layout::{MANIFEST, PROCESS_FILES, TABLES};
 use super::manifest::Manifest;
-use super::procfs::ProcTree;
+use crate::procroot::ProcRoot;
 use crate::model::{Family, Protocol};
 use crate::process::fdscan::parse_socket_link;
 use crate::signals::Cleanup;
@@ -260,7 +260,7 @@ fn collect(proc_root: &Path) -> Result<Captured, SnapshotError> {
         path: proc_root.to_owned(),
         source,
     };
-    let tree = ProcTree::open(proc_root).map_err(root_error)?;
+    let tree = ProcRoot::open(proc_root).map_err(root_error)?;
     let mut summary = CaptureSummary::default();
     let tables = read_tables(&tree, &mut summary);
     if tables.is_empty() {
@@ -298,7 +298,7 @@ fn record(process: &ProcessCapture, summary: &mut CaptureSummary) {
     }
 }
 
-fn read_tables(tree: &ProcTree, summary: &mut CaptureSummary) -> Vec<(&'static str, Vec<u8>)> {
+fn read_tables(tree: &ProcRoot, summary: &mut CaptureSummary) -> Vec<(&'static str, Vec<u8>)> {
     let mut tables = Vec::new();
     for name in TABLES {
         match tree.read_file(&format!("net/{name}")) {
@@ -343,7 +343,7 @@ fn table_kind(name: &str) -> (Protocol, Family) {
     (protocol, family)
 }
 
-fn capture_process(tree: &ProcTree, pid: u32, inodes: &HashSet<u64>) -> Outcome {
+fn capture_process(tree: &ProcRoot, pid: u32, inodes: &HashSet<u64>) -> Outcome {
     let links = match tree.fd_links(pid) {
         Ok(links) => links,
         Err(e) if is_gone(&e) => return Outcome::Vanished,
@@ -370,7 +370,7 @@ fn capture_process(tree: &ProcTree, pid: u32, inodes: &HashSet<u64>) -> Outcome 
 
 /// A process whose fds cannot be read: keep why, and its `stat`, from which lsports tells a
 /// kernel thread (never counted as hidden) from a user process.
-fn denied_process(tree: &ProcTree, pid: u32, error: &io::Error) -> Outcome {
+fn denied_process(tree: &ProcRoot, pid: u32, error: &io::Error) -> Outcome {
     let Some(files) = process_files(tree, pid, &["stat"]) else {
         return Outcome::Vanished;
     };
@@ -385,7 +385,7 @@ fn denied_process(tree: &ProcTree, pid: u32, error: &io::Error) -> Outcome {
 /// Why the fds of `pid` are missing. Capturing an unpacked snapshot finds the note the first
 /// capture left where the directory would be (`fd` is then a file): keep that one, so a
 /// snapshot of a snapshot is the same snapshot.
-fn denied_note(tree: &ProcTree, pid: u32, error: &io::Error) -> String {
+fn denied_note(tree: &ProcRoot, pid: u32, error: &io::Error) -> String {
     if error.raw_os_error() == Some(libc::ENOTDIR) {
         if let Ok(note) = tree.read_file(&format!("{pid}/fd")) {
             return String::from_utf8_lossy(&note).into_owned();
@@ -398,7 +398,7 @@ fn denied_note(tree: &ProcTree, pid: u32, error: &io::Error) -> String {
 
 /// The readable ones of `names`; `None` if the process exited meanwhile.
 fn process_files(
-    tree: &ProcTree,
+    tree: &ProcRoot,
     pid: u32,
     names: &[&'static str],
 ) -> Option<Vec<(&'static str, Vec<u8>)>> {

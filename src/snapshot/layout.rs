@@ -139,14 +139,9 @@ fn known(name: &[u8], names: &[&'static str]) -> Option<&'static str> {
     names.iter().copied().find(|n| n.as_bytes() == name)
 }
 
-/// A decimal u32 written the way `/proc` writes it: no sign, no leading zero. `0042` would be
-/// a different directory name than the `42` the fd scan looks for.
-pub fn canonical_u32(text: &[u8]) -> Option<u32> {
-    if text.is_empty() || text.len() > 10 || (text.len() > 1 && text[0] == b'0') {
-        return None;
-    }
-    std::str::from_utf8(text).ok()?.parse().ok()
-}
+/// A decimal u32 written the way `/proc` writes it (`0042` would be a different directory
+/// name than the `42` the fd scan looks for).
+pub use crate::procroot::canonical_u32;
 
 /// Whether `target` is acceptable as an fd link's target: a short name with no `/`, so that
 /// nothing following the link after extraction could leave the snapshot directory.

@@ -16,7 +16,6 @@ mod guard;
 pub mod layout;
 mod manifest;
 mod open;
-mod procfs;
 
 use std::io;
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::BTF_PATH;
 use super::error::BpfUnavailable;
+use crate::procroot::ProcRoot;
 
 /// `CAP_SYS_ADMIN`: implies both of the others for BPF.
 const CAP_SYS_ADMIN: u32 = 21;
@@ -26,9 +27,10 @@ pub struct Checked(());
 /// Run every check, or say which piece is missing.
 pub fn check(proc_root: &Path) -> Result<Checked, BpfUnavailable> {
     check_live_proc(proc_root)?;
-    let status = std::fs::read(proc_root.join("self/status")).map_err(BpfUnavailable::Read)?;
+    let root = ProcRoot::open(proc_root).map_err(BpfUnavailable::Read)?;
+    let status = root.read_file("self/status").map_err(BpfUnavailable::Read)?;
     check_capabilities(&status)?;
-    let uid_map = std::fs::read(proc_root.join("self/uid_map")).map_err(BpfUnavailable::Read)?;
+    let uid_map = root.read_file("self/uid_map").map_err(BpfUnavailable::Read)?;
     if !is_initial_user_ns(&uid_map) {
         return Err(BpfUnavailable::UserNamespace);
     }

@@ -19,13 +19,13 @@ pub mod transcode;
 pub use format::format_table;
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use crate::error::{ParseWarning, SourceError};
 use crate::model::{DeviceBinding, Family, Protocol, Socket, SocketState, SourceKind};
+use crate::procroot::ProcRoot;
 
 /// Result of parsing one table: every row that parsed, and a warning per row that did not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,8 +116,10 @@ pub fn read_table(
     protocol: Protocol,
     family: Family,
 ) -> Result<ParsedTable, SourceError> {
-    let path = proc_root.join("net").join(table_name(protocol, family));
-    let file = match File::open(&path) {
+    let name = format!("net/{}", table_name(protocol, family));
+    let path = proc_root.join(&name);
+    // Never out of the root, never blocking: a FIFO here would hang the listing forever.
+    let file = match ProcRoot::open(proc_root).and_then(|root| root.open_file(&name)) {
         Ok(file) => file,
         // With `ipv6.disable=1` (or no IPv6 in the kernel) the v6 tables are simply absent;
         // that is a machine with no IPv6 sockets, not a failure worth falling back over.

@@ -1,0 +1,436 @@
+//! The one way into a proc root — the live `/proc`, a fixture tree or an unpacked snapshot —
+//! for every reader: the fd walk, process details, executables, the `/proc/net` tables, the
+//! few sysctls read, and capture.
+//!
+//! A proc root given with `--proc-root` is a tree anyone may have written, so nothing under it
+//! is trusted:
+//!
+//! - Everything is opened relative to one directory fd with `openat2(RESOLVE_BENEATH |
+//!   RESOLVE_NO_MAGICLINKS)`. Relative symlinks that stay inside are followed, because the
+//!   kernel puts two in every `/proc` (`net -> self/net`, `self -> PID`); an absolute or `..`
+//!   link that would leave the root, and a magic link (`PID/root`, `PID/cwd`, `PID/fd/N`), are
+//!   refused by the kernel itself. The links a reader needs (`fd/N`, `exe`, `self`) are read
+//!   with `readlinkat`, never opened.
+//! - Files are opened with `O_NONBLOCK` and read only if they are regular files: `open(2)` of
+//!   a FIFO waits for a writer forever, and a device can be read forever.
+//!
+//! On kernels without openat2 (before 5.6, or under a seccomp filter that does not know it)
+//! a file is opened normally, still without blocking, and then checked to lie under the root.
+
+use std::ffi::{CStr, OsStr};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use nix::NixPath;
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2, readlinkat};
+use nix::sys::stat::Mode;
+
+/// Whether this kernel has openat2: probed once per process.
+static OPENAT2: AtomicU8 = AtomicU8::new(OPENAT2_UNKNOWN);
+const OPENAT2_UNKNOWN: u8 = 0;
+const OPENAT2_YES: u8 = 1;
+const OPENAT2_NO: u8 = 2;
+
+/// An opened proc root.
+#[derive(Debug)]
+pub struct ProcRoot {
+    root: OwnedFd,
+    path: PathBuf,
+    /// Only where openat2 is missing: the root's real path, under which every file opened
+    /// must lie.
+    confined_to: Option<PathBuf>,
+}
+
+impl ProcRoot {
+    /// Open the tree rooted at `path` (which must be a directory).
+    pub fn open(path: &Path) -> io::Result<ProcRoot> {
+        // O_DIRECTORY: a FIFO given as the root fails at once rather than blocking.
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(path, flags, Mode::empty())?;
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let root = unsafe { OwnedFd::from_raw_fd(fd) };
+        let confined_to = if has_openat2(root.as_fd()) {
+            None
+        } else {
+            Some(real_path(root.as_fd())?)
+        };
+        Ok(ProcRoot {
+            root,
+            path: path.to_path_buf(),
+            confined_to,
+        })
+    }
+
+    /// The path the root was opened at, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The root's directory descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// Open `rel` relative to `dir` (a directory opened through this root), or to the root
+    /// when `dir` is `None`, with `flags`, never leaving the root nor following a magic link.
+    /// Errors keep the kernel's errno: `ENOENT` for a process gone, `EXDEV` for a link that
+    /// leads outside, `ELOOP` for a magic link.
+    pub fn open_at<P: ?Sized + NixPath>(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        rel: &P,
+        flags: OFlag,
+    ) -> io::Result<OwnedFd> {
+        let dir = dir.unwrap_or(self.root.as_fd());
+        let Some(confined_to) = &self.confined_to else {
+            let how = OpenHow::new()
+                .flags(flags | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            let fd = openat2(dir.as_raw_fd(), rel, how)?;
+            // SAFETY: a fresh descriptor that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        };
+        let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), rel, flags | OFlag::O_CLOEXEC, Mode::empty())?;
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if real_path(fd.as_fd())?.starts_with(confined_to) {
+            Ok(fd)
+        } else {
+            Err(Errno::EXDEV.into())
+        }
+    }
+
+    /// Open the directory `rel` for reading its entries.
+    pub fn open_dir<P: ?Sized + NixPath>(&self, rel: &P) -> io::Result<OwnedFd> {
+        self.open_at(None, rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+    }
+
+    /// Open the directory `rel` as a handle for `*at` calls only (`O_PATH`): no permission is
+    /// needed to hold it, and it is cheaper than opening the directory to read.
+    pub fn open_dir_path<P: ?Sized + NixPath>(&self, rel: &P) -> io::Result<OwnedFd> {
+        self.open_at(None, rel, OFlag::O_PATH | OFlag::O_DIRECTORY)
+    }
+
+    /// Open the regular file `rel` under `dir` (see [`ProcRoot::open_at`]) for reading,
+    /// without blocking; anything but a regular file is refused with
+    /// [`io::ErrorKind::InvalidInput`] naming what it is.
+    pub fn open_file_in<P: ?Sized + NixPath>(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        rel: &P,
+    ) -> io::Result<File> {
+        let file = File::from(self.open_at(dir, rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?);
+        let kind = file.metadata()?.file_type();
+        if kind.is_file() {
+            Ok(file)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}, not a regular file", file_kind(kind)),
+            ))
+        }
+    }
+
+    /// Read the whole of `rel` under `dir` into `buffer` (cleared first; its allocation is
+    /// kept for the next file), as [`ProcRoot::open_file_in`] opens it. Errors keep the
+    /// kernel's errno, for the callers that tell a process gone from one refused.
+    pub fn read_into<P: ?Sized + NixPath>(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        rel: &P,
+        buffer: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let file = self.open_file_in(dir, rel)?;
+        read_all(file, buffer)
+    }
+
+    /// Open the regular file at `rel` (relative to the root) for reading. Errors say, in
+    /// words, why a file was refused.
+    pub fn open_file(&self, rel: &str) -> io::Result<File> {
+        self.open_file_in(None, rel).map_err(explain)
+    }
+
+    /// The whole content of the regular file at `rel` (relative to the root). Errors say, in
+    /// words, why a file was refused.
+    pub fn read_file(&self, rel: &str) -> io::Result<Vec<u8>> {
+        let mut data = Vec::new();
+        self.read_into(None, rel, &mut data).map_err(explain)?;
+        Ok(data)
+    }
+
+    /// The target of the link `rel` (relative to the root), read, never followed.
+    pub fn read_link(&self, rel: &str) -> io::Result<Vec<u8>> {
+        Ok(readlinkat(Some(self.root.as_raw_fd()), rel)?.into_vec())
+    }
+
+    /// Process ids: the entries of the root named as `/proc` names them, sorted.
+    pub fn pids(&self) -> io::Result<Vec<u32>> {
+        let names = read_names(self.open_dir(".")?)?;
+        let mut pids: Vec<u32> = names.iter().filter_map(|n| canonical_u32(n)).collect();
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// The fds of `pid` with their link targets, sorted by fd. An fd closed while listing is
+    /// left out.
+    pub fn fd_links(&self, pid: u32) -> io::Result<Vec<(u32, Vec<u8>)>> {
+        let dir = self.open_dir(format!("{pid}/fd").as_str())?;
+        let mut links = Vec::new();
+        for name in read_names(dir.try_clone()?)? {
+            let Some(fd) = canonical_u32(&name) else {
+                continue;
+            };
+            match readlinkat(Some(dir.as_raw_fd()), OsStr::from_bytes(&name)) {
+                Ok(target) => links.push((fd, target.into_vec())),
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        links.sort_unstable();
+        Ok(links)
+    }
+
+    /// The target of the link `name` in the directory of `pid` (like `exe`), read with
+    /// `readlinkat` relative to that directory: the link itself is never followed.
+    pub fn process_link(&self, pid: u32, name: &str) -> io::Result<Vec<u8>> {
+        let dir = self.open_dir_path(pid.to_string().as_str())?;
+        let target = readlinkat(Some(dir.as_raw_fd()), name)?;
+        Ok(target.into_vec())
+    }
+
+    /// Whether the process directory of `pid` still exists.
+    pub fn has_process(&self, pid: u32) -> bool {
+        self.open_dir_path(pid.to_string().as_str()).is_ok()
+    }
+}
+
+/// Whether openat2 works here, probed on `root` the first time it is asked.
+fn has_openat2(root: BorrowedFd<'_>) -> bool {
+    match OPENAT2.load(Ordering::Relaxed) {
+        OPENAT2_YES => return true,
+        OPENAT2_NO => return false,
+        _ => {}
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH);
+    // ENOSYS: a kernel before 5.6; EPERM: a seccomp filter that predates the call. Any other
+    // outcome means the call itself exists.
+    let works = match openat2(root.as_raw_fd(), ".", how) {
+        Ok(fd) => {
+            // SAFETY: a fresh descriptor that nothing else owns; dropped at once.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            true
+        }
+        Err(errno) => !matches!(errno, Errno::ENOSYS | Errno::EPERM),
+    };
+    OPENAT2.store(if works { OPENAT2_YES } else { OPENAT2_NO }, Ordering::Relaxed);
+    works
+}
+
+/// Where the open file `fd` really is.
+fn real_path(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// The whole of `file` into `buffer`. Unlike `File::read_to_end`, no `statx` and `lseek` for a
+/// size hint: proc files report a size of 0 anyway.
+fn read_all(mut file: File, buffer: &mut Vec<u8>) -> io::Result<()> {
+    buffer.clear();
+    loop {
+        if buffer.capacity() - buffer.len() < 512 {
+            buffer.reserve(4096);
+        }
+        let start = buffer.len();
+        buffer.resize(buffer.capacity(), 0);
+        let read = file.read(&mut buffer[start..]);
+        buffer.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
+    }
+}
+
+/// The refusals of [`ProcRoot::open_at`] in words; other errors as they are. The errno is
+/// lost, so only for callers that show the error rather than act on it.
+fn explain(error: io::Error) -> io::Error {
+    let why = match error.raw_os_error() {
+        Some(libc::EXDEV) => "a symbolic link or `..` leads outside the proc root (refused)",
+        Some(libc::ELOOP) => {
+            "reached through a magic link (like PID/root) or a loop of links (refused)"
+        }
+        _ => return error,
+    };
+    io::Error::new(io::ErrorKind::PermissionDenied, why)
+}
+
+/// A decimal u32 written the way `/proc` writes it: no sign, no leading zero (`0042` is not
+/// the directory of pid 42).
+pub fn canonical_u32(text: &[u8]) -> Option<u32> {
+    let digits = text.iter().all(u8::is_ascii_digit);
+    if !digits || text.is_empty() || text.len() > 10 || (text.len() > 1 && text[0] == b'0') {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// Entry names of an open directory, without `.` and `..`.
+fn read_names(fd: OwnedFd) -> io::Result<Vec<Vec<u8>>> {
+    let mut dir = Dir::from(fd)?;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry?;
+        let name: &CStr = entry.file_name();
+        let bytes = name.to_bytes();
+        if bytes != b"." && bytes != b".." {
+            names.push(bytes.to_vec());
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fifo(path: &Path) {
+        nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    #[test]
+    fn reads_proc_net_through_its_relative_link() {
+        let tree = ProcRoot::open(Path::new("/proc")).unwrap();
+        let tcp = tree.read_file("net/tcp").unwrap();
+        assert!(tcp.starts_with(b"  sl"));
+        assert!(tree.pids().unwrap().contains(&std::process::id()));
+        let me = tree.read_link("self").unwrap();
+        assert_eq!(me, std::process::id().to_string().into_bytes());
+    }
+
+    #[test]
+    fn refuses_links_that_leave_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), b"x").unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("1/fd")).unwrap();
+        std::fs::create_dir_all(dir.path().join("outside/fd")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("net")).unwrap();
+        std::os::unix::fs::symlink("../../secret", root.join("1/comm")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("1/status")).unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("2")).unwrap();
+        std::os::unix::fs::symlink("socket:[9]", root.join("1/fd/3")).unwrap();
+        let tree = ProcRoot::open(&root).unwrap();
+        for rel in ["net/passwd", "1/comm", "1/status"] {
+            let error = tree.read_file(rel).unwrap_err();
+            assert!(error.to_string().contains("outside the proc root"), "{rel}: {error}");
+        }
+        let error = tree.open_dir("2/fd").unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EXDEV));
+        assert_eq!(tree.fd_links(1).unwrap(), vec![(3, b"socket:[9]".to_vec())]);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("net")).unwrap();
+        fifo(&dir.path().join("net/tcp"));
+        let tree = ProcRoot::open(dir.path()).unwrap();
+        let error = tree.read_file("net/tcp").unwrap_err();
+        assert_eq!(error.to_string(), "a FIFO, not a regular file");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(tree.open_file("net").is_err(), "a directory is no file");
+    }
+
+    #[test]
+    fn a_fifo_as_the_root_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        fifo(&dir.path().join("proc"));
+        let error = ProcRoot::open(&dir.path().join("proc")).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOTDIR));
+    }
+
+    #[test]
+    fn magic_links_are_never_followed() {
+        let tree = ProcRoot::open(Path::new("/proc")).unwrap();
+        let me = std::process::id();
+        let error = tree.read_file(&format!("{me}/root/etc/hostname")).unwrap_err();
+        assert!(error.to_string().contains("magic link"), "{error}");
+        let links = tree.fd_links(me).unwrap();
+        assert!(!links.is_empty());
+        let exe = tree.process_link(me, "exe").unwrap();
+        assert_eq!(
+            exe,
+            std::env::current_exe().unwrap().into_os_string().into_vec()
+        );
+    }
+
+    #[test]
+    fn the_fallback_confines_like_openat2() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), b"x").unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("1")).unwrap();
+        std::fs::write(root.join("1/stat"), b"1 (a) S").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("1/status")).unwrap();
+        let mut tree = ProcRoot::open(&root).unwrap();
+        // As on a kernel without openat2.
+        tree.confined_to = Some(std::fs::canonicalize(&root).unwrap());
+        assert_eq!(tree.read_file("1/stat").unwrap(), b"1 (a) S");
+        let error = tree.read_file("1/status").unwrap_err();
+        assert!(error.to_string().contains("outside the proc root"), "{error}");
+    }
+
+    #[test]
+    fn whole_files_are_read_whatever_their_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::create_dir(dir.path().join("7")).unwrap();
+        std::fs::write(dir.path().join("7/big"), &big).unwrap();
+        std::fs::write(dir.path().join("7/empty"), b"").unwrap();
+        let tree = ProcRoot::open(dir.path()).unwrap();
+        let mut buffer = Vec::new();
+        tree.read_into(None, c"7/big", &mut buffer).unwrap();
+        assert_eq!(buffer, big);
+        let seven = tree.open_dir_path("7").unwrap();
+        tree.read_into(Some(seven.as_fd()), c"empty", &mut buffer).unwrap();
+        assert!(buffer.is_empty());
+        let missing = tree.read_into(None, c"8/big", &mut buffer).unwrap_err();
+        assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn canonical_numbers_only() {
+        assert_eq!(canonical_u32(b"42"), Some(42));
+        assert_eq!(canonical_u32(b"0"), Some(0));
+        for bad in [&b"042"[..], b"", b"+1", b"4294967296", b"self"] {
+            assert_eq!(canonical_u32(bad), None, "{bad:?}");
+        }
+    }
+}
