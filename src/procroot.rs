@@ -96,7 +96,12 @@ impl ProcRoot {
             // SAFETY: a fresh descriptor that nothing else owns.
             return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
         };
-        let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), rel, flags | OFlag::O_CLOEXEC, Mode::empty())?;
+        let fd = nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            rel,
+            flags | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
         // SAFETY: a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         if real_path(fd.as_fd())?.starts_with(confined_to) {
@@ -230,7 +235,10 @@ fn has_openat2(root: BorrowedFd<'_>) -> bool {
         }
         Err(errno) => !matches!(errno, Errno::ENOSYS | Errno::EPERM),
     };
-    OPENAT2.store(if works { OPENAT2_YES } else { OPENAT2_NO }, Ordering::Relaxed);
+    OPENAT2.store(
+        if works { OPENAT2_YES } else { OPENAT2_NO },
+        Ordering::Relaxed,
+    );
     works
 }
 
@@ -349,7 +357,10 @@ mod tests {
         let tree = ProcRoot::open(&root).unwrap();
         for rel in ["net/passwd", "1/comm", "1/status"] {
             let error = tree.read_file(rel).unwrap_err();
-            assert!(error.to_string().contains("outside the proc root"), "{rel}: {error}");
+            assert!(
+                error.to_string().contains("outside the proc root"),
+                "{rel}: {error}"
+            );
         }
         let error = tree.open_dir("2/fd").unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EXDEV));
@@ -380,7 +391,9 @@ mod tests {
     fn magic_links_are_never_followed() {
         let tree = ProcRoot::open(Path::new("/proc")).unwrap();
         let me = std::process::id();
-        let error = tree.read_file(&format!("{me}/root/etc/hostname")).unwrap_err();
+        let error = tree
+            .read_file(&format!("{me}/root/etc/hostname"))
+            .unwrap_err();
         assert!(error.to_string().contains("magic link"), "{error}");
         let links = tree.fd_links(me).unwrap();
         assert!(!links.is_empty());
@@ -404,7 +417,10 @@ mod tests {
         tree.confined_to = Some(std::fs::canonicalize(&root).unwrap());
         assert_eq!(tree.read_file("1/stat").unwrap(), b"1 (a) S");
         let error = tree.read_file("1/status").unwrap_err();
-        assert!(error.to_string().contains("outside the proc root"), "{error}");
+        assert!(
+            error.to_string().contains("outside the proc root"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -419,7 +435,8 @@ mod tests {
         tree.read_into(None, c"7/big", &mut buffer).unwrap();
         assert_eq!(buffer, big);
         let seven = tree.open_dir_path("7").unwrap();
-        tree.read_into(Some(seven.as_fd()), c"empty", &mut buffer).unwrap();
+        tree.read_into(Some(seven.as_fd()), c"empty", &mut buffer)
+            .unwrap();
         assert!(buffer.is_empty());
         let missing = tree.read_into(None, c"8/big", &mut buffer).unwrap_err();
         assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));

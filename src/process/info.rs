@@ -119,9 +119,7 @@ impl DetailsReader {
         if self.fields.uid && self.read_file(dir, b"status") {
             let label = || {
                 let root = self.root.as_ref().map_or(Path::new(""), |r| r.path());
-                root.join(format!("{pid}/status"))
-                    .display()
-                    .to_string()
+                root.join(format!("{pid}/status")).display().to_string()
             };
             match effective_uid_of(&self.buffer, label) {
                 Ok(uid) => details.uid = Some(uid),

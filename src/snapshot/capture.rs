@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use super::SnapshotError;
 use super::layout::{MANIFEST, PROCESS_FILES, TABLES};
 use super::manifest::Manifest;
-use crate::procroot::ProcRoot;
 use crate::model::{Family, Protocol};
 use crate::process::fdscan::parse_socket_link;
+use crate::procroot::ProcRoot;
 use crate::signals::Cleanup;
 use crate::source::procnet::{self, ByteOrder};
 

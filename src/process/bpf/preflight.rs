@@ -28,9 +28,13 @@ pub struct Checked(());
 pub fn check(proc_root: &Path) -> Result<Checked, BpfUnavailable> {
     check_live_proc(proc_root)?;
     let root = ProcRoot::open(proc_root).map_err(BpfUnavailable::Read)?;
-    let status = root.read_file("self/status").map_err(BpfUnavailable::Read)?;
+    let status = root
+        .read_file("self/status")
+        .map_err(BpfUnavailable::Read)?;
     check_capabilities(&status)?;
-    let uid_map = root.read_file("self/uid_map").map_err(BpfUnavailable::Read)?;
+    let uid_map = root
+        .read_file("self/uid_map")
+        .map_err(BpfUnavailable::Read)?;
     if !is_initial_user_ns(&uid_map) {
         return Err(BpfUnavailable::UserNamespace);
     }
