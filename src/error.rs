@@ -29,6 +29,16 @@ pub enum SourceError {
     /// The reply could not be decoded.
     #[error("netlink sock_diag reply could not be decoded: {0}")]
     NetlinkDecode(String),
+    /// A snapshot holds no such table. A kernel always has the IPv4 tables, so the snapshot
+    /// was made without it (by hand, or from a tree that lacked it): its sockets are unknown,
+    /// which the unpacked file's path would not tell.
+    #[error("the snapshot {} holds no {table} table, so these sockets are unknown", .snapshot.display())]
+    NotInSnapshot {
+        /// The snapshot file, as given.
+        snapshot: PathBuf,
+        /// The table's path in the proc tree: `net/udp`.
+        table: String,
+    },
     /// A `/proc/net` table could not be read.
     #[error("cannot read {path}: {source}")]
     ProcRead {

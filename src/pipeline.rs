@@ -147,6 +147,7 @@ pub fn request(config: &Config) -> CollectRequest {
         states: config.states,
         choice: config.source,
         proc_root: config.proc_root.clone(),
+        snapshot: config.snapshot.clone(),
     }
 }
 

@@ -527,3 +527,29 @@ fn capture_summary_reads_well() {
         "{text}"
     );
 }
+
+#[test]
+fn a_snapshot_without_a_table_says_so_once() {
+    // A tree with no net/udp, as a snapshot made by hand or from a damaged tree would be.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("net")).unwrap();
+    let tcp = fs::read(fixture_root("mapped-v6").join("net/tcp")).unwrap();
+    fs::write(root.join("net/tcp"), tcp).unwrap();
+    let file = dir.path().join("no-udp.tar");
+    snapshot::capture(&root, &file, false).unwrap();
+    let args = ["--snapshot", file.to_str().unwrap(), "-ltu"];
+    let out = run_host(&args);
+    assert_success(&out, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "lsports: udp/ipv4: cannot list sockets (the snapshot {} holds no net/udp table, so \
+         these sockets are unknown)",
+        file.display()
+    );
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [want.as_str()],
+        "{stderr}"
+    );
+}

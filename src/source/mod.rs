@@ -36,6 +36,9 @@ pub struct CollectRequest {
     pub choice: SourceChoice,
     /// Root of the proc filesystem (normally `/proc`).
     pub proc_root: PathBuf,
+    /// The snapshot file `proc_root` was unpacked from, if it was: a table missing from it is
+    /// said to be missing from the snapshot.
+    pub snapshot: Option<PathBuf>,
 }
 
 /// How one table was collected, for `--verbose` and for the exit code.
@@ -180,9 +183,30 @@ fn collect_table(
             report.source = Some(SourceKind::Proc);
             report.count = collected.sockets.len() - before;
         }
-        Err(error) => report.proc_error = Some(error),
+        Err(error) => report.proc_error = Some(in_snapshot(error, request, protocol, family)),
     }
     report
+}
+
+/// `error` as the user of a snapshot needs it: a table absent from the unpacked tree is one
+/// the snapshot lacks, not a file of a temporary directory that does not exist.
+fn in_snapshot(
+    error: SourceError,
+    request: &CollectRequest,
+    protocol: Protocol,
+    family: Family,
+) -> SourceError {
+    match (&request.snapshot, &error) {
+        (Some(snapshot), SourceError::ProcRead { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            SourceError::NotInSnapshot {
+                snapshot: snapshot.clone(),
+                table: format!("net/{}", procnet::table_name(protocol, family)),
+            }
+        }
+        _ => error,
+    }
 }
 
 /// Move the first table's sockets instead of copying them: it is usually the largest.
