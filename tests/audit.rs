@@ -4,13 +4,11 @@
 //! lives where anyone can write, is flagged.
 
 mod common;
-mod scripting;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use scripting::*;
 use serde_json::{Value, json};
 
 /// The world every test starts from: an "sshd" on TCP and a "dnsmasq" on UDP, fixed ports.

@@ -2,13 +2,11 @@
 //! network namespace. JSON and JSONL are validated against the published schema file.
 
 mod common;
-mod scripting;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use lsports::sanitize::terminal_safe;
-use scripting::*;
 use serde_json::{Value, json};
 
 /// A world with one socket of each interesting kind.

@@ -5,12 +5,10 @@
 //! fd scan matches sockets by inode.
 
 mod common;
-mod scripting;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
-use scripting::{Listener, sections, stderr, stdout};
 use serde_json::{Value, json};
 
 /// The Local Address cell lsports should print for a socket (numeric).

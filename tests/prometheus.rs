@@ -4,14 +4,12 @@
 //! `.ci/run` installs both; these tests skip (saying why) only where a binary is truly absent.
 
 mod common;
-mod scripting;
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::*;
-use scripting::*;
 use serde_json::json;
 
 /// Fetch a URL, retrying for up to a minute while the server starts.

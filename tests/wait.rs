@@ -3,12 +3,10 @@
 //! catch a hang (the harness also kills anything running for minutes).
 
 mod common;
-mod scripting;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use scripting::*;
 use serde_json::json;
 
 /// Run `script` in `world`'s namespace and return (stdout, stderr), requiring exit 0.

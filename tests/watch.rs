@@ -4,14 +4,12 @@
 //! outcome, with a generous guard against a hang.
 
 mod common;
-mod scripting;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use scripting::{sections, stderr, stdout};
 use serde_json::{Value, json};
 
 /// Generous bound on any single wait; a hang guard, not a performance assertion.

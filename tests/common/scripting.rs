@@ -1,5 +1,4 @@
-//! Helpers shared by the scripting tests (formats, wait, prometheus, generate), on top of the
-//! namespace harness in `tests/common`.
+//! Helpers for tests that script a world (formats, wait, watch, audit, prometheus, netns).
 //!
 //! world.py builds a fixed world before a test starts; these tests also need sockets that
 //! appear or vanish while lsports runs, sockets on addresses the world does not have, and
@@ -7,11 +6,8 @@
 //! world's namespace from a `World::run_shell` script. It dies with the script's shell
 //! (`PR_SET_PDEATHSIG`), so a failing test leaves nothing behind.
 
-#![allow(dead_code)]
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
 
 use serde_json::{Value, json};
 
@@ -221,16 +217,6 @@ pub fn assert_terminal_safe(what: &str, bytes: &[u8]) {
         bad.is_empty(),
         "{what}: raw control characters {bad:?} in:\n{text:?}"
     );
-}
-
-/// stdout as UTF-8 text.
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
-}
-
-/// stderr as text.
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Split a script's stdout into the sections it printed after `=== NAME` marker lines.
