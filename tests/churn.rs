@@ -12,11 +12,9 @@ mod common;
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// lsports runs against the churn (spread over three argument sets).
 const RUNS: usize = 24;
@@ -82,127 +80,55 @@ with open(stop_path + ".done", "w") as f:
     f.write("done\n")
 "#;
 
-/// The churner in its own network namespace.
+/// The churner, started in an empty world's network namespace.
 struct Churn {
-    child: Option<Child>,
-    pid: u32,
-    dir: tempfile::TempDir,
+    world: World,
+    churner: Spawned,
     listener_pid: u32,
 }
 
 impl Churn {
     fn start() -> Churn {
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("churn.py");
+        let world = World::start(&json!([]));
+        let script = world.dir().join("churn.py");
         fs::write(&script, CHURNER).unwrap();
-        let ready = dir.path().join("ready");
-        let shell = format!(
-            "ip link set lo up && exec python3 {} {} {} {}",
-            script.display(),
-            dir.path().join("log").display(),
-            ready.display(),
-            dir.path().join("stop").display()
+        // Named apart from world.py's own files (its `ready` is there already).
+        let file = |name: &str| world.dir().join(name).to_str().unwrap().to_string();
+        let ready = file("churn.ready");
+        let mut churner = world.spawn(
+            "the churner",
+            "python3",
+            &[&file("churn.py"), &file("churn.log"), &ready, &file("churn.stop")],
         );
-        let mut cmd = Command::new("unshare");
-        if is_root() {
-            cmd.arg("--net");
-        } else {
-            cmd.args(["--user", "--map-root-user", "--net"]);
-        }
-        cmd.args(["bash", "-c", &shell])
-            .env_clear()
-            .envs(scrubbed_env())
-            .stdin(Stdio::null());
-        let child = cmd.spawn().expect("unshare");
-        let pid = child.id();
-        while !ready.exists() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        churner.wait_for_file(Path::new(&ready));
         let listener_pid = fs::read_to_string(&ready).unwrap().trim().parse().unwrap();
         Churn {
-            child: Some(child),
-            pid,
-            dir,
+            world,
+            churner,
             listener_pid,
         }
     }
 
-    fn nsenter(&self) -> Command {
-        let mut cmd = scrubbed("nsenter");
-        if is_root() {
-            cmd.arg(format!("--net=/proc/{}/ns/net", self.pid));
-        } else {
-            cmd.args(["--user", "--net", "--preserve-credentials", "-t"])
-                .arg(self.pid.to_string());
-        }
-        cmd.arg("--");
-        cmd
-    }
-
-    fn lsports(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = self.nsenter();
-        cmd.arg(lsports_bin()).args(args);
-        output_guarded(cmd, &format!("lsports {args:?} under churn"))
-    }
-
-    /// Capture the namespace through the library (see tests/snapshot.rs for the pattern).
-    fn capture(&self, out: &Path) -> std::process::Output {
-        let mut cmd = self.nsenter();
-        cmd.arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "capture_helper",
-                "--test-threads=1",
-                "--nocapture",
-            ])
-            .env("LSPORTS_TEST_CAPTURE", out);
-        output_guarded(cmd, "capture under churn")
-    }
-
     /// Stop forking, wait until every child is reaped, and return the (pid, inode) log.
     fn stop(mut self) -> HashSet<(u32, u64)> {
-        let stop = self.dir.path().join("stop");
-        fs::write(&stop, b"").unwrap();
-        let done = self.dir.path().join("stop.done");
-        while !done.exists() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let log = fs::read_to_string(self.dir.path().join("log")).unwrap();
+        fs::write(self.world.dir().join("churn.stop"), b"").unwrap();
+        let done = self.world.dir().join("churn.stop.done");
+        self.churner.wait_for_file(&done);
+        let log = fs::read_to_string(self.world.dir().join("churn.log")).unwrap();
         let mut held = HashSet::new();
         for line in log.lines() {
             let mut words = line.split_whitespace();
             let pid: u32 = words.next().unwrap().parse().unwrap();
             held.extend(words.map(|inode| (pid, inode.parse::<u64>().unwrap())));
         }
-        self.kill();
         held
     }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
-impl Drop for Churn {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            let _ = fs::write(self.dir.path().join("stop"), b"");
-            self.kill();
-        }
-    }
-}
-
-/// Not a test of its own: the library capture, run inside the namespace by `Churn::capture`.
+/// Not a test of its own: the library capture, run inside the namespace by `World::capture`.
 #[test]
 fn capture_helper() {
-    let Some(out) = std::env::var_os("LSPORTS_TEST_CAPTURE") else {
-        return;
-    };
-    lsports::snapshot::capture(Path::new("/proc"), Path::new(&out), false)
-        .unwrap_or_else(|e| panic!("capture failed: {e}"));
+    capture_helper_body();
 }
 
 /// Every (pid, inode) lsports attributed.
@@ -236,7 +162,7 @@ fn listings_under_fork_and_exit_churn_stay_true() {
     let mut listings = Vec::new();
     for run in 0..RUNS {
         let args = arg_sets[run % arg_sets.len()];
-        let out = churn.lsports(args);
+        let out = churn.world.run(args);
         assert_success(&out, args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{stderr}");
@@ -290,19 +216,14 @@ fn snapshots_captured_under_churn_stay_true() {
     let mut files: Vec<PathBuf> = Vec::new();
     for i in 0..CAPTURES {
         let file = dir.path().join(format!("churn-{i}.tar"));
-        let out = churn.capture(&file);
-        assert_success(&out, &["(test) capture_helper under churn"]);
+        churn.world.capture(&file);
         files.push(file);
     }
     let listener_pid = churn.listener_pid;
     let held = churn.stop();
     for file in &files {
         let opened = lsports::snapshot::open(file).unwrap();
-        let root = opened.proc_root().to_str().unwrap();
-        let args = ["--proc-root", root, "--source", "proc", "-a", "--json"];
-        let out = run_host(&args);
-        assert_success(&out, &args);
-        let listing = parse_json(&out.stdout);
+        let listing = json_of_root(opened.proc_root(), &["-a"]);
         for pair in attributions(&listing) {
             assert!(
                 held.contains(&pair),

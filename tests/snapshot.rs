@@ -11,7 +11,6 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use lsports::snapshot;
@@ -45,45 +44,11 @@ fn world_spec() -> Value {
     ])
 }
 
-/// `nsenter` into the world's network namespace (the harness's own is private).
-fn in_world(world: &World) -> Command {
-    let mut cmd = scrubbed("nsenter");
-    if is_root() {
-        cmd.arg(format!("--net=/proc/{}/ns/net", world.pid()));
-    } else {
-        cmd.args(["--user", "--net", "--preserve-credentials", "-t"])
-            .arg(world.pid().to_string());
-    }
-    cmd.arg("--");
-    cmd
-}
-
-/// Not a test of its own: with `LSPORTS_TEST_CAPTURE=OUT` set (by `capture_in_world`, inside a
+/// Not a test of its own: with `LSPORTS_TEST_CAPTURE=OUT` set (by `World::capture`, inside a
 /// world's namespace) it captures `/proc` to OUT through the library.
 #[test]
 fn capture_helper() {
-    let Some(out) = std::env::var_os("LSPORTS_TEST_CAPTURE") else {
-        return;
-    };
-    let summary = snapshot::capture(Path::new("/proc"), Path::new(&out), false)
-        .unwrap_or_else(|e| panic!("capture failed: {e}"));
-    eprintln!("{}", summary.describe());
-}
-
-/// Capture the world's namespace with the library, from inside it.
-fn capture_in_world(world: &World, out: &Path) {
-    let mut cmd = in_world(world);
-    cmd.arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "capture_helper",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .env("LSPORTS_TEST_CAPTURE", out);
-    let output = output_guarded(cmd, "capture_helper in the world");
-    assert_success(&output, &["(test) capture_helper"]);
-    assert!(out.is_file(), "capture_helper wrote nothing");
+    capture_helper_body();
 }
 
 /// Not a test of its own: with `LSPORTS_REGENERATE_FIXTURES=1` it rewrites the snapshots under
@@ -99,7 +64,7 @@ fn regenerate_world_fixtures() {
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots");
     fs::create_dir_all(&dir).unwrap();
-    let world = IsolatedWorld::start(&world_spec());
+    let world = isolated_world(&world_spec());
     // Written to a directory anyone may write to (nobody captures too), then moved.
     let scratch = tempfile::tempdir().unwrap();
     fs::set_permissions(
@@ -117,97 +82,21 @@ fn regenerate_world_fixtures() {
     }
 }
 
-/// A world in private network, pid and mount namespaces (fixture regeneration only).
-struct IsolatedWorld {
-    child: std::process::Child,
-    holder: u32,
-    _dir: tempfile::TempDir,
-}
-
-impl IsolatedWorld {
-    fn start(spec: &Value) -> IsolatedWorld {
-        let dir = tempfile::tempdir().unwrap();
-        let spec_path = dir.path().join("spec.json");
-        let ready = dir.path().join("ready");
-        fs::write(&spec_path, spec.to_string()).unwrap();
-        let script = format!(
-            "ip link set lo up && exec python3 {} {} {} {}",
-            world_py().display(),
-            spec_path.display(),
-            dir.path().join("truth.json").display(),
-            ready.display()
-        );
-        let mut cmd = scrubbed("unshare");
-        cmd.args(["--net", "--pid", "--fork", "--mount", "--mount-proc"])
-            .args(["bash", "-c", &script]);
-        let child = cmd.spawn().expect("unshare");
-        let unshare_pid = child.id();
-        while !ready.exists() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        // The forked child of unshare: world.py, pid 1 inside.
-        let children = format!("/proc/{unshare_pid}/task/{unshare_pid}/children");
-        let holder = fs::read_to_string(children)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        IsolatedWorld {
-            child,
-            holder,
-            _dir: dir,
-        }
-    }
-
-    fn capture(&self, out: &Path, as_nobody: bool) {
-        let mut cmd = scrubbed("nsenter");
-        cmd.args(["--net", "--pid", "--mount", "-t"])
-            .arg(self.holder.to_string())
-            .arg("--");
-        if as_nobody {
-            cmd.args([
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-            ]);
-        }
-        cmd.arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "capture_helper",
-                "--test-threads=1",
-                "--nocapture",
-            ])
-            .env("LSPORTS_TEST_CAPTURE", out);
-        let output = output_guarded(cmd, "capture_helper in an isolated world");
-        assert_success(&output, &["(test) capture_helper"]);
-    }
-}
-
-impl Drop for IsolatedWorld {
-    fn drop(&mut self) {
-        // Killing pid 1 of the namespace ends every process in it.
-        // SAFETY: plain kill(2) of a process this test started.
-        unsafe { libc::kill(self.holder as i32, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-/// lsports on the host (outside any namespace) over an unpacked proc root.
-fn json_of_root(root: &Path, args: &[&str]) -> Value {
-    let mut a = vec![
-        "--proc-root",
-        root.to_str().unwrap(),
-        "--source",
-        "proc",
-        "--json",
-    ];
-    a.extend_from_slice(args);
-    let out = run_host(&a);
-    assert_success(&out, &a);
-    parse_json(&out.stdout)
+/// The world of `spec` in private network, pid and mount namespaces (fixture regeneration
+/// only): world.py as pid 1.
+fn isolated_world(spec: &Value) -> Isolated {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("spec.json");
+    fs::write(&spec_path, spec.to_string()).unwrap();
+    let (truth, ready) = (dir.path().join("truth.json"), dir.path().join("ready"));
+    let world = Isolated::start(
+        "exec python3 \"$@\"",
+        &[&world_py(), &spec_path, &truth, &ready],
+        &ready,
+    );
+    // world.py has read its spec and written its truth by now; the files are not needed.
+    drop(dir);
+    world
 }
 
 /// (inode, pids, names) of every socket, to compare holders whatever the source.
@@ -243,7 +132,7 @@ fn library_capture_of_a_world_reads_back_as_the_live_run() {
     let file = dir.path().join("world.tar");
     let live_proc = world.json(&["-a", "--source", "proc"]);
     let live_netlink = world.json(&[]);
-    capture_in_world(&world, &file);
+    world.capture(&file);
 
     let opened = snapshot::open(&file).unwrap();
     assert!(opened.has_manifest());
@@ -302,7 +191,7 @@ fn cli_snapshot_honours_every_flag_as_the_unpacked_tree_does() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("world.tar");
     let file_arg = file.to_str().unwrap();
-    capture_in_world(&world, &file);
+    world.capture(&file);
     let opened = snapshot::open(&file).unwrap();
     let root = opened.proc_root().to_str().unwrap();
     for flags in [
