@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{parse_json, run_host};
+use common::*;
 use serde_json::Value;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 
 /// stdout, then stderr under a marker, with `root` replaced by `[ROOT]`.
 fn run_redacted(root: &Path, args: &[&str]) -> (String, String) {
@@ -21,12 +19,7 @@ fn run_redacted(root: &Path, args: &[&str]) -> (String, String) {
     let mut all = vec!["--proc-root", root_text, "--source", "proc"];
     all.extend_from_slice(args);
     let out = run_host(&all);
-    assert!(
-        out.status.success(),
-        "lsports {all:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &all);
     let redact = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(root_text, "[ROOT]");
     (redact(&out.stdout), redact(&out.stderr))
 }
@@ -66,10 +59,6 @@ fn check(name: &str, root: &Path) {
     insta::assert_snapshot!(format!("{name}__json"), json(root));
 }
 
-fn proc_root_case(case: &str) -> PathBuf {
-    Path::new(FIXTURES).join("proc-roots").join(case)
-}
-
 /// Hand-written trees under fixtures/proc-roots (see fixtures/README.md).
 const PROC_ROOT_CASES: [&str; 13] = [
     "cmdline-nul-newline",
@@ -92,7 +81,7 @@ macro_rules! proc_root_tests {
         $(
             #[test]
             fn $test() {
-                check($case, &proc_root_case($case));
+                check($case, &fixture_root($case));
             }
         )*
     };
@@ -116,7 +105,7 @@ proc_root_tests! {
 
 #[test]
 fn every_proc_root_fixture_is_rendered() {
-    let mut dirs: Vec<String> = std::fs::read_dir(Path::new(FIXTURES).join("proc-roots"))
+    let mut dirs: Vec<String> = std::fs::read_dir(fixture("proc-roots"))
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().unwrap().is_dir())
@@ -134,7 +123,7 @@ fn every_proc_root_fixture_is_rendered() {
 fn captured_netns_tables_without_processes() {
     check(
         "netns-6.18",
-        &Path::new(FIXTURES).join("proc-net/netns-6.18"),
+        &fixture("proc-net/netns-6.18"),
     );
 }
 
@@ -143,12 +132,12 @@ fn captured_netns_tables_without_processes() {
 fn captured_link_local_tables_without_ipv4() {
     check(
         "link-local-6.18",
-        &Path::new(FIXTURES).join("proc-net/link-local-6.18"),
+        &fixture("proc-net/link-local-6.18"),
     );
 }
 
 fn snapshot_case(name: &str, file: &str) {
-    let opened = lsports::snapshot::open(&Path::new(FIXTURES).join("snapshots").join(file))
+    let opened = lsports::snapshot::open(&fixture("snapshots").join(file))
         .unwrap_or_else(|e| panic!("{file}: {e}"));
     check(name, opened.proc_root());
 }

@@ -10,18 +10,13 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use lsports::snapshot;
 use lsports::source::procnet::ByteOrder;
 use serde_json::{Value, json};
 
-const PROC_ROOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/proc-roots");
-
-fn fixture_root(case: &str) -> PathBuf {
-    Path::new(PROC_ROOTS).join(case)
-}
 
 /// A spec touching every kind of socket and holder world.py can make.
 fn world_spec() -> Value {

@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use lsports::model::{Family, Protocol};
@@ -14,27 +14,7 @@ use lsports::snapshot::{self, Compression, SnapshotError};
 use lsports::source::procnet;
 use serde_json::{Value, json};
 
-const PROC_ROOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/proc-roots");
 const EDGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/proc-net/edge");
-
-fn fixture_root(case: &str) -> PathBuf {
-    Path::new(PROC_ROOTS).join(case)
-}
-
-/// lsports on the host (outside any namespace) over an unpacked proc root.
-fn json_of_root(root: &Path, args: &[&str]) -> Value {
-    let mut a = vec![
-        "--proc-root",
-        root.to_str().unwrap(),
-        "--source",
-        "proc",
-        "--json",
-    ];
-    a.extend_from_slice(args);
-    let out = run_host(&a);
-    assert_success(&out, &a);
-    parse_json(&out.stdout)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Library API on fixture trees
@@ -250,59 +230,10 @@ fn the_unpacked_tree_is_removed_when_the_snapshot_is_dropped() {
 // ---------------------------------------------------------------------------------------------
 // Hand-built archives: other hosts, and hostile or damaged files
 
-/// A tar built entry by entry.
-struct TarBuilder(tar::Builder<Vec<u8>>);
-
-impl TarBuilder {
-    fn new() -> Self {
-        TarBuilder(tar::Builder::new(Vec::new()))
-    }
-
-    fn file(mut self, name: &str, data: &[u8]) -> Self {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o444);
-        h.set_entry_type(tar::EntryType::Regular);
-        // Write the name raw: the tar crate's own setters refuse `..` and absolute names.
-        raw_name(&mut h, name);
-        self.0.append(&h, data).unwrap();
-        self
-    }
-
-    fn link(mut self, kind: tar::EntryType, name: &str, target: &str) -> Self {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(0);
-        h.set_entry_type(kind);
-        h.set_link_name_literal(target).unwrap();
-        raw_name(&mut h, name);
-        self.0.append(&h, &[][..]).unwrap();
-        self
-    }
-
-    fn manifest(self, byte_order: &str) -> Self {
-        let m = json!({"format": "lsports-snapshot", "version": 1, "hostname": "s390-db1",
-            "kernel": "5.14.0-427.el9.s390x", "machine": "s390x", "byte_order": byte_order,
-            "captured_at": 1_780_000_000u64});
-        self.file("lsports-snapshot.json", m.to_string().as_bytes())
-    }
-
-    fn tcp(self) -> Self {
-        self.file(
-            "proc/net/tcp",
-            &fs::read(fixture_root("empty-table").join("net/tcp")).unwrap(),
-        )
-    }
-
-    fn bytes(self) -> Vec<u8> {
-        self.0.into_inner().unwrap()
-    }
-}
-
-fn raw_name(h: &mut tar::Header, name: &str) {
-    let field = &mut h.as_old_mut().name;
-    field.fill(0);
-    field[..name.len()].copy_from_slice(name.as_bytes());
-    h.set_cksum();
+/// Manifest fields of an s390x host with `byte_order`.
+fn s390_host(byte_order: &str) -> Value {
+    json!({"hostname": "s390-db1", "kernel": "5.14.0-427.el9.s390x", "machine": "s390x",
+        "byte_order": byte_order})
 }
 
 fn open_bytes(bytes: &[u8]) -> Result<snapshot::OpenedSnapshot, SnapshotError> {
@@ -314,7 +245,7 @@ fn a_big_endian_hosts_snapshot_reads_correctly_here() {
     let tcp = fs::read(Path::new(EDGE).join("tcp-big-endian")).unwrap();
     let tcp6 = fs::read(Path::new(EDGE).join("tcp6-big-endian")).unwrap();
     let bytes = TarBuilder::new()
-        .manifest("big")
+        .manifest(s390_host("big"))
         .file("proc/net/tcp", &tcp)
         .file("proc/net/tcp6", &tcp6)
         .file("proc/77/comm", b"postgres\n")

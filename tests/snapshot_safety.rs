@@ -10,53 +10,11 @@ use std::path::{Path, PathBuf};
 use common::*;
 use serde_json::json;
 
-const PROC_ROOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/proc-roots");
-
-/// The `net/tcp` of a fixture holding one listener (inode 7801).
-fn tcp_table() -> Vec<u8> {
-    fs::read(Path::new(PROC_ROOTS).join("empty-table/net/tcp")).unwrap()
-}
-
-/// A tar built entry by entry.
-struct Tar(tar::Builder<Vec<u8>>);
-
-impl Tar {
-    fn new() -> Self {
-        Tar(tar::Builder::new(Vec::new()))
-    }
-
-    fn file(mut self, name: &str, data: &[u8]) -> Self {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o444);
-        h.set_entry_type(tar::EntryType::Regular);
-        self.0.append_data(&mut h, name, data).unwrap();
-        self
-    }
-
-    fn manifest(self, hostname: &str, kernel: &str, machine: &str) -> Self {
-        let m = json!({"format": "lsports-snapshot", "version": 1, "hostname": hostname,
-            "kernel": kernel, "machine": machine, "captured_at": 1_780_000_000u64});
-        self.file("lsports-snapshot.json", m.to_string().as_bytes())
-    }
-
-    fn tcp(self) -> Self {
-        self.file("proc/net/tcp", &tcp_table())
-    }
-
-    fn bytes(self) -> Vec<u8> {
-        self.0.into_inner().unwrap()
-    }
-}
 
 /// Whether `text` holds anything that must not reach a terminal raw, besides the line ends.
 fn has_raw_controls(text: &str) -> bool {
     text.lines()
         .any(|line| line.chars().any(lsports::sanitize::is_terminal_unsafe))
-}
-
-fn stderr_text(out: &std::process::Output) -> String {
-    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -66,8 +24,8 @@ const EVIL_HOST: &str = "web1\x1b[2J\r\u{202E}evil";
 
 fn hostile_snapshot(dir: &Path) -> PathBuf {
     let file = dir.join("evil.tar");
-    let bytes = Tar::new()
-        .manifest(EVIL_HOST, "6.8\x1b]0;pwned\x07", "x86_64\u{200B}\n")
+    let bytes = TarBuilder::new()
+        .manifest(json!({"hostname": EVIL_HOST, "kernel": "6.8\x1b]0;pwned\x07", "machine": "x86_64\u{200B}\n"}))
         .tcp()
         .bytes();
     fs::write(&file, bytes).unwrap();
@@ -81,7 +39,7 @@ fn a_snapshots_host_kernel_and_machine_are_escaped_in_verbose_output() {
     let args = ["--snapshot", file.to_str().unwrap(), "-v", "--json"];
     let out = run_host(&args);
     assert_success(&out, &args);
-    let err = stderr_text(&out);
+    let err = stderr_utf8(&out);
     assert!(!has_raw_controls(&err), "raw controls on stderr: {err:?}");
     assert!(
         err.contains(
@@ -110,7 +68,7 @@ fn the_audit_host_warning_escapes_both_host_names() {
         baseline.to_str().unwrap(),
     ];
     let out = run_host(&args);
-    let err = stderr_text(&out);
+    let err = stderr_utf8(&out);
     assert!(!has_raw_controls(&err), "raw controls on stderr: {err:?}");
     assert!(
         err.contains(r"was recorded on db\e[31m\r\u{2066}, and this is web1\e[2J\r\u{202E}evil"),
@@ -132,8 +90,8 @@ fn a_hostile_key_in_a_baseline_is_escaped_in_the_error() {
         baseline.to_str().unwrap(),
     ];
     let out = run_host(&args);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_text(&out));
-    let err = stderr_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_utf8(&out));
+    let err = stderr_utf8(&out);
     assert!(!has_raw_controls(&err), "raw controls on stderr: {err:?}");
     assert!(err.contains(r"\e[2Jx\u{202E}"), "{err}");
 }
@@ -146,12 +104,8 @@ fn python(script: &str, args: &[&str]) -> String {
     let mut cmd = scrubbed("python3");
     cmd.arg("-c").arg(script).args(args);
     let out = output_guarded(cmd, "python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
 }
 
 /// Runs argv[2:] with TMPDIR=argv[1]; prints the exit status, then the child's peak RSS in KiB.
@@ -169,10 +123,10 @@ fn open_measured(file: &Path, tmp: &Path) -> (i32, u64, String) {
     cmd.arg("-c").arg(MEASURE).arg(tmp).arg(lsports_bin());
     cmd.args(["--snapshot", file.to_str().unwrap(), "--json"]);
     let out = output_guarded(cmd, "lsports --snapshot (measured)");
-    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
-    let mut fields = stdout.split_whitespace().map(|f| f.parse::<i64>().unwrap());
+    let printed = stdout(&out);
+    let mut fields = printed.split_whitespace().map(|f| f.parse::<i64>().unwrap());
     let (status, rss) = (fields.next().unwrap(), fields.next().unwrap());
-    (status as i32, rss as u64, stderr_text(&out))
+    (status as i32, rss as u64, stderr_utf8(&out))
 }
 
 fn assert_empty_dir(dir: &Path) {
@@ -238,7 +192,7 @@ fn a_hundred_thousand_empty_processes_are_refused_quickly() {
     let tmp = dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
     let file = dir.path().join("many.tar");
-    let table = Path::new(PROC_ROOTS).join("empty-table/net/tcp");
+    let table = fixture_root("empty-table").join("net/tcp");
     python(
         MANY_PROCESSES,
         &[file.to_str().unwrap(), table.to_str().unwrap()],
@@ -261,8 +215,9 @@ fn a_hundred_thousand_empty_processes_are_refused_quickly() {
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+
+use nix::sys::signal::Signal;
 
 /// A directory tree the test owns with a TMPDIR anyone may traverse, like /tmp.
 fn shared_tmp() -> (tempfile::TempDir, PathBuf) {
@@ -274,60 +229,21 @@ fn shared_tmp() -> (tempfile::TempDir, PathBuf) {
     (dir, tmp)
 }
 
-/// Wait (bounded) until `found` finds something; panics with `what` on a hang.
-fn wait_for<T>(what: &str, child: &mut Child, mut found: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(t) = found() {
-            return t;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("{what}: lsports ended first ({status})");
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "{what}: hang");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("lsports did not end after the signal");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// The first half of a snapshot: everything up to the end-of-archive blocks, which never come.
 fn unfinished_snapshot() -> Vec<u8> {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Symlink);
-    h.set_size(0);
-    let mut tar = Tar::new()
-        .manifest("web1", "6.8.0", "x86_64")
+    let mut bytes = TarBuilder::new()
+        .manifest(json!({}))
         .tcp()
-        .file("proc/5/cmdline", b"mysqld\0--password=hunter2\0");
-    tar.0
-        .append_link(&mut h, "proc/5/fd/3", "socket:[7801]")
-        .unwrap();
-    let mut bytes = tar.bytes();
+        .file("proc/5/cmdline", b"mysqld\0--password=hunter2\0")
+        .link(tar::EntryType::Symlink, "proc/5/fd/3", "socket:[7801]")
+        .bytes();
     bytes.truncate(bytes.len() - 1024);
     bytes
 }
 
-fn kill(child: &Child, signal: i32) {
-    // SAFETY: kill(2) with a pid this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-}
-
 /// Run `lsports --snapshot FIFO` until the tree is unpacked and lsports waits for more; call
 /// `during` with the unpacked directory, then send `signal`.
-fn interrupt_a_snapshot(signal: i32, during: impl FnOnce(&Path)) {
+fn interrupt_a_snapshot(signal: Signal, during: impl FnOnce(&Path)) {
     let (dir, tmp) = shared_tmp();
     let fifo = dir.path().join("snap.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
@@ -337,10 +253,10 @@ fn interrupt_a_snapshot(signal: i32, during: impl FnOnce(&Path)) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = Spawned::start(cmd, "lsports --snapshot FIFO");
     let mut writer = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     std::io::Write::write_all(&mut writer, &unfinished_snapshot()).unwrap();
-    let unpacked = wait_for("the unpacked tree", &mut child, || {
+    let unpacked = child.wait_for("the unpacked tree", || {
         let entry = fs::read_dir(&tmp).unwrap().next()?.unwrap().path();
         entry
             .join("proc/5/fd/3")
@@ -349,12 +265,12 @@ fn interrupt_a_snapshot(signal: i32, during: impl FnOnce(&Path)) {
             .then_some(entry)
     });
     during(&unpacked);
-    kill(&child, signal);
-    let status = wait_exit(&mut child);
+    child.signal(signal);
+    let status = child.wait();
     drop(writer);
     assert_eq!(
         status.signal(),
-        Some(signal),
+        Some(signal as i32),
         "killed by the signal: {status}"
     );
     assert_empty_dir(&tmp);
@@ -362,19 +278,17 @@ fn interrupt_a_snapshot(signal: i32, during: impl FnOnce(&Path)) {
 
 #[test]
 fn an_interrupted_snapshot_leaves_nothing_behind() {
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         interrupt_a_snapshot(signal, |_| {});
     }
 }
 
 #[test]
 fn nobody_can_read_the_unpacked_tree_while_lsports_runs() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("SKIP: running as another user needs root");
+    if !need_root("running as another user") {
         return;
     }
-    interrupt_a_snapshot(libc::SIGTERM, |unpacked| {
+    interrupt_a_snapshot(Signal::SIGTERM, |unpacked| {
         let secret = unpacked.join("proc/5/cmdline");
         assert_eq!(fs::read(&secret).unwrap(), b"mysqld\0--password=hunter2\0");
         // A world-readable file beside the tree: proves nobody can get that far.
@@ -420,7 +334,7 @@ fn an_interrupted_capture_leaves_nothing_behind() {
     big_proc_root(&root);
     let out_dir = dir.path().join("out");
     fs::create_dir(&out_dir).unwrap();
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         let out = out_dir.join("snap.tar.gz");
         let mut cmd = scrubbed(lsports_bin());
         cmd.args(["--proc-root", root.to_str().unwrap(), "capture"])
@@ -428,15 +342,15 @@ fn an_interrupted_capture_leaves_nothing_behind() {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        wait_for("the temporary file", &mut child, || {
+        let mut child = Spawned::start(cmd, "lsports capture");
+        child.wait_for("the temporary file", || {
             fs::read_dir(&out_dir).unwrap().next().map(|_| ())
         });
-        kill(&child, signal);
-        let status = wait_exit(&mut child);
+        child.signal(signal);
+        let status = child.wait();
         assert_eq!(
             status.signal(),
-            Some(signal),
+            Some(signal as i32),
             "killed by the signal: {status}"
         );
         assert_empty_dir(&out_dir);
@@ -449,7 +363,7 @@ fn an_interrupted_capture_leaves_nothing_behind() {
 #[test]
 fn capture_dash_writes_the_archive_to_standard_output() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(PROC_ROOTS).join("crlf");
+    let root = fixture_root("crlf");
     let args = ["--proc-root", root.to_str().unwrap(), "capture", "-"];
     let mut cmd = scrubbed(lsports_bin());
     cmd.args(args).current_dir(dir.path());
@@ -466,7 +380,7 @@ fn capture_dash_writes_the_archive_to_standard_output() {
 #[test]
 fn capture_dash_refuses_a_terminal() {
     // script(1) gives lsports a pseudo-terminal as standard output.
-    let root = Path::new(PROC_ROOTS).join("crlf");
+    let root = fixture_root("crlf");
     let line = format!(
         "{} --proc-root {} capture -; echo status=$?",
         lsports_bin().display(),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -32,6 +32,16 @@ pub fn json_of_root(root: &Path, args: &[&str]) -> Value {
     let out = run_host(&a);
     assert_success(&out, &a);
     parse_json(&out.stdout)
+}
+
+/// A file or directory under the repository's `fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// The captured proc tree `fixtures/proc-roots/CASE`.
+pub fn fixture_root(case: &str) -> PathBuf {
+    fixture("proc-roots").join(case)
 }
 
 // ---------------------------------------------------------------------------

@@ -7,11 +7,13 @@
 //!   `tests/support/world.py`, and the truth to compare lsports with; worlds in private pid
 //!   and mount namespaces too ([`Isolated`]).
 //! - [`json`], [`table`]: reading lsports' output and comparing it with the truth.
+//! - [`archive`]: snapshot archives built by hand.
 //! - [`scripting`]: listeners that come and go inside a world's shell scripts, the JSON
 //!   Schema, CSV, terminal safety and `=== NAME` sections.
 
 #![allow(dead_code, unused_imports)]
 
+pub mod archive;
 pub mod json;
 pub mod run;
 pub mod scripting;
@@ -19,6 +21,7 @@ pub mod table;
 pub mod tools;
 pub mod world;
 
+pub use archive::*;
 pub use json::*;
 pub use run::*;
 pub use scripting::*;

@@ -238,6 +238,11 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// stderr as UTF-8 text, which it must be (for checks that invalid bytes would slip past).
+pub fn stderr_utf8(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8")
+}
+
 /// The non-blank lines of stderr.
 pub fn stderr_lines(out: &Output) -> Vec<String> {
     stderr(out)
