@@ -14,8 +14,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use common::*;
 use serde_json::{Value, json};
@@ -47,14 +46,13 @@ fn hidepid_spec() -> Value {
 /// `/proc` is mounted with `options`, as `user` (`root` or `nobody`).
 fn run_under_proc_mount(world: &World, options: &str, user: &str, args: &[&str]) -> Output {
     let become_user = match user {
-        "nobody" => "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --",
-        _ => "",
+        "nobody" => AS_NOBODY.join(" "),
+        _ => String::new(),
     };
     let script =
         format!("mount -t proc -o {options} proc /proc && exec {become_user} \"$LSPORTS\" \"$@\"");
-    let mut cmd = scrubbed("nsenter");
-    cmd.arg(format!("--net=/proc/{}/ns/net", world.pid()))
-        .args(["--", "unshare", "--mount", "--propagation", "private", "--"])
+    let mut cmd = world.enter();
+    cmd.args(["unshare", "--mount", "--propagation", "private", "--"])
         .args(["sh", "-c", &script, "sh"])
         .args(args)
         .env("LSPORTS", lsports_bin());
@@ -66,8 +64,7 @@ fn run_under_proc_mount(world: &World, options: &str, user: &str, args: &[&str])
 
 #[test]
 fn hidepid_2_lists_every_socket_and_says_why_owners_are_blank() {
-    if !is_root() {
-        eprintln!("SKIP: mounting proc and becoming nobody need root");
+    if !need_root("mounting proc and becoming nobody") {
         return;
     }
     let world = World::start(&hidepid_spec());
@@ -99,8 +96,7 @@ fn hidepid_2_lists_every_socket_and_says_why_owners_are_blank() {
 
 #[test]
 fn hidepid_2_does_not_hide_anything_from_root() {
-    if !is_root() {
-        eprintln!("SKIP: mounting proc needs root");
+    if !need_root("mounting proc") {
         return;
     }
     let world = World::start(&hidepid_spec());
@@ -148,10 +144,10 @@ while True:
     time.sleep(3600)
 "#;
 
-/// The world of `NOBODY_WORLD` in private net, pid and mount namespaces.
+/// The world of `NOBODY_WORLD` in private net, pid and mount namespaces, with the reports of
+/// its two listeners.
 struct NobodyWorld {
-    child: Child,
-    holder: u32,
+    world: Isolated,
     reports: Vec<Value>,
     _dir: tempfile::TempDir,
 }
@@ -163,27 +159,14 @@ impl NobodyWorld {
         let script = dir.path().join("world.py");
         fs::write(&script, NOBODY_WORLD).unwrap();
         let (out, ready) = (dir.path().join("out.json"), dir.path().join("ready"));
-        let mut cmd = scrubbed("unshare");
-        cmd.args(["--net", "--pid", "--fork", "--mount", "--mount-proc", "--"])
-            .args(["sh", "-c", "ip link set lo up && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- python3 \"$@\"", "sh"])
-            .arg(&script)
-            .args([&out, &ready])
-            .stdin(Stdio::null());
-        let child = cmd.spawn().expect("unshare");
-        let unshare_pid = child.id();
-        while !ready.exists() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let children = format!("/proc/{unshare_pid}/task/{unshare_pid}/children");
-        let holder = fs::read_to_string(children)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let world = Isolated::start(
+            "exec setpriv --reuid=65534 --regid=65534 --clear-groups -- python3 \"$@\"",
+            &[&script, &out, &ready],
+            &ready,
+        );
         let reports = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
         NobodyWorld {
-            child,
-            holder,
+            world,
             reports,
             _dir: dir,
         }
@@ -191,20 +174,7 @@ impl NobodyWorld {
 
     /// lsports as nobody inside the world's namespaces.
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = scrubbed("nsenter");
-        cmd.args(["--net", "--pid", "--mount", "-t"])
-            .arg(self.holder.to_string())
-            .args([
-                "--",
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-            ])
-            .args(["--inh-caps=-all", "--"])
-            .arg(lsports_bin())
-            .args(args);
-        output_guarded(cmd, &format!("(nobody) lsports {args:?}"))
+        self.world.run_as_nobody(args)
     }
 
     fn report(&self, dumpable: bool) -> &Value {
@@ -215,18 +185,9 @@ impl NobodyWorld {
     }
 }
 
-impl Drop for NobodyWorld {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) of pid 1 of a namespace this test made ends everything in it.
-        unsafe { libc::kill(self.holder as i32, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn non_dumpable_process_of_the_same_user_is_listed_without_owner_and_explained() {
-    if !is_root() {
-        eprintln!("SKIP: becoming nobody needs root");
+    if !need_root("becoming nobody") {
         return;
     }
     let world = NobodyWorld::start();
@@ -255,8 +216,7 @@ fn non_dumpable_process_of_the_same_user_is_listed_without_owner_and_explained()
 
 #[test]
 fn uninspectable_processes_are_not_mentioned_when_no_shown_socket_lacks_its_owner() {
-    if !is_root() {
-        eprintln!("SKIP: becoming nobody needs root");
+    if !need_root("becoming nobody") {
         return;
     }
     let world = NobodyWorld::start();
