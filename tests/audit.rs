@@ -24,23 +24,6 @@ fn world_file(world: &World, name: &str) -> String {
     world.dir().join(name).to_str().unwrap().to_string()
 }
 
-/// Run `script` in the world; require exit 0 and return its stdout split into `=== NAME`
-/// sections (see `scripting::sections`), with stderr for messages.
-fn script_sections(
-    world: &World,
-    script: &str,
-) -> (std::collections::BTreeMap<String, String>, String) {
-    let out = world.run_shell(script);
-    assert!(
-        out.status.success(),
-        "script failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    (sections(&stdout(&out)), stderr(&out))
-}
-
 /// Shell lines that run lsports with `args` and print `=== name`, its stdout, and `rc=N`.
 fn run_section(name: &str, args: &str) -> String {
     format!("echo '=== {name}'; $LSPORTS {args} 2>>\"$WORLD_DIR/{name}.err\"; echo \"rc=$?\"\n")
@@ -86,7 +69,7 @@ fn a_new_listener_fails_the_audit_and_is_named() {
         ),
         stop = intruder.stop(),
     );
-    let (sections, err) = script_sections(&world, &script);
+    let (sections, err) = world.script_sections(&script);
     assert_eq!(rc(&sections["before"]), 0, "{sections:?}\n{err}");
     assert!(
         sections["before"].starts_with("lsports audit: OK: 0 unexpected, 0 missing"),
@@ -136,7 +119,7 @@ fn a_removed_listener_is_reported_missing() {
             &format!("audit --baseline {baseline} --fail-on missing")
         ),
     );
-    let (sections, _) = script_sections(&world, &script);
+    let (sections, _) = world.script_sections(&script);
     assert_eq!(rc(&sections["save"]), 0);
     let audit = &sections["audit"];
     // Reported, but by default only unexpected listeners fail the audit.
@@ -180,7 +163,7 @@ fn the_same_program_restarted_with_a_new_pid_is_expected() {
             &format!("audit --baseline {baseline} --format json")
         ),
     );
-    let (sections, _) = script_sections(&world, &script);
+    let (sections, _) = world.script_sections(&script);
     assert_ne!(
         sections["first"].trim(),
         sections["second"].trim(),
@@ -209,7 +192,7 @@ fn another_program_on_an_expected_port_is_unexpected() {
         audit = run_section("audit", &format!("audit --baseline {baseline}")),
         fake_stop = fake.stop(),
     );
-    let (sections, _) = script_sections(&world, &script);
+    let (sections, _) = world.script_sections(&script);
     let audit = &sections["audit"];
     assert_eq!(rc(audit), 1, "{audit}");
     // A change, not a new listener plus a missing one.
@@ -274,7 +257,7 @@ fn a_policy_allows_and_denies_as_written() {
         imposter = imposter.start(None),
         c = run_section("exposed", &format!("audit --policy {policy}")),
     );
-    let (sections, err) = script_sections(&world, &script);
+    let (sections, err) = world.script_sections(&script);
     assert_eq!(rc(&sections["base"]), 0, "{sections:?}\n{err}");
     assert_eq!(
         rc(&sections["local"]),
@@ -488,7 +471,7 @@ fn a_deleted_or_planted_executable_is_flagged() {
             &format!("audit --policy {policy} --fail-on none --format json")
         ),
     ) + &run_section("column", "-tln --port 18091,18092 -H -o port,flags");
-    let (sections, err) = script_sections(&world, &script);
+    let (sections, err) = world.script_sections(&script);
     let audit = &sections["audit"];
     // Allowed by the policy, but the flags fail the audit by default.
     assert_eq!(rc(audit), 1, "{audit}\n{err}");
@@ -595,7 +578,7 @@ fn ephemeral_udp_client_sockets_do_not_flap() {
             &format!("audit --baseline {baseline} --fail-on missing")
         ),
     );
-    let (sections, _) = script_sections(&world, &script);
+    let (sections, _) = world.script_sections(&script);
     let range: Vec<u32> = sections["range"]
         .split_whitespace()
         .map(|n| n.parse().unwrap())

@@ -9,19 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 
-/// Run `script` in `world`'s namespace and return (stdout, stderr), requiring exit 0.
-fn script_ok(world: &World, script: &str) -> (String, String) {
-    let out = world.run_shell(script);
-    assert!(
-        out.status.success(),
-        "script failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    (stdout(&out), stderr(&out))
-}
-
 /// The lines of a script that start lsports with `args` in the background, let it wait for a
 /// second, and fail unless it is still waiting by then.
 fn start_waiting(args: &str) -> String {
@@ -47,7 +34,7 @@ fn wait_returns_once_a_delayed_listener_appears() {
         stop = late.stop(),
     );
     let started = Instant::now();
-    let (out, err) = script_ok(&world, &script);
+    let (out, err) = world.script_ok(&script);
     assert!(out.contains("rc=0"), "stdout: {out}\nstderr: {err}");
     assert!(err.is_empty(), "a successful wait is silent: {err}");
     assert!(started.elapsed() < Duration::from_secs(100), "hang guard");
@@ -70,7 +57,7 @@ fn wait_for_several_ports_and_protocols() {
         collect = COLLECT,
         stop = late.stop(),
     );
-    let (out, err) = script_ok(&world, &script);
+    let (out, err) = world.script_ok(&script);
     assert!(out.contains("rc=0"), "stdout: {out}\nstderr: {err}");
     // -v says how it polls: a kernel-side port filter, and no process scan.
     assert!(
@@ -163,7 +150,7 @@ fn wait_works_from_the_proc_source_too() {
         collect = COLLECT,
         stop = late.stop(),
     );
-    let (out, err) = script_ok(&world, &script);
+    let (out, err) = world.script_ok(&script);
     assert!(out.contains("rc=0"), "stdout: {out}\nstderr: {err}");
 }
 
@@ -178,7 +165,7 @@ fn wait_free_returns_once_the_listener_is_gone() {
         stop = busy.stop(),
         collect = COLLECT,
     );
-    let (out, err) = script_ok(&world, &script);
+    let (out, err) = world.script_ok(&script);
     assert!(out.contains("rc=0"), "stdout: {out}\nstderr: {err}");
 }
 

@@ -6,13 +6,13 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 
-/// Generous bound on any single wait; a hang guard, not a performance assertion.
+/// Generous bound on any single wait of a script's shell loop; a hang guard, not a performance
+/// assertion (the harness guards the script as a whole).
 const GUARD: Duration = Duration::from_secs(120);
 
 /// Names itself *before* binding, so no poll can see the socket under python's name, then
@@ -53,15 +53,9 @@ fn prelude(world: &World) -> String {
 
 /// Run `script` (after the prelude) in the world; require exit 0; its stdout's sections.
 fn run_script(world: &World, script: &str) -> std::collections::BTreeMap<String, String> {
-    let out = world.run_shell(&format!("{}{script}", prelude(world)));
-    assert!(
-        out.status.success(),
-        "script failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
-    sections(&stdout(&out))
+    world
+        .script_sections(&format!("{}{script}", prelude(world)))
+        .0
 }
 
 fn read(world: &World, name: &str) -> String {
@@ -265,23 +259,6 @@ fn continuous_reprints_the_table_until_sigterm() {
     );
 }
 
-/// `nsenter` into the world's network namespace, as the harness does.
-fn nsenter_args(world: &World) -> Vec<String> {
-    if is_root() {
-        vec![
-            "nsenter".into(),
-            format!("--net=/proc/{}/ns/net", world.pid()),
-            "--".into(),
-        ]
-    } else {
-        ["nsenter", "--user", "--net", "--preserve-credentials", "-t"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([world.pid().to_string(), "--".into()])
-            .collect()
-    }
-}
-
 /// A private tmux server, killed when dropped.
 struct Tmux {
     socket: PathBuf,
@@ -322,21 +299,12 @@ impl Drop for Tmux {
     }
 }
 
-/// Poll `check` until it is true, or panic with `what` after the guard.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < GUARD, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn watch_in_a_terminal_stops_on_ctrl_c() {
-    assert!(
-        Command::new("tmux").arg("-V").output().is_ok(),
-        "this test runs lsports in a real terminal: install tmux (apt-get install tmux)"
-    );
+    // lsports runs in a real terminal.
+    if !have("tmux") {
+        return;
+    }
     let world = World::start(&json!([group_with(
         "tcp",
         "127.0.0.1",
@@ -345,7 +313,9 @@ fn watch_in_a_terminal_stops_on_ctrl_c() {
     )]));
     let pid = world.one(0, "listen").pids[0];
     let rc = world.dir().join("rc");
-    let mut inner: Vec<String> = nsenter_args(&world);
+    let mut inner: Vec<String> = vec!["nsenter".into()];
+    inner.extend(world.nsenter_args());
+    inner.push("--".into());
     inner.push(lsports_bin().display().to_string());
     inner.extend(["watch", "--interval", "100ms"].map(String::from));
     let quoted: Vec<String> = inner.iter().map(|a| format!("'{a}'")).collect();
