@@ -8,10 +8,6 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn unknown_long_flag_is_usage_error_naming_it() {
     let out = run_host(&["--frobnicate"]);

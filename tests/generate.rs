@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use clap::CommandFactory;
 use common::*;
@@ -15,38 +14,24 @@ fn generate(what: &str) -> String {
     String::from_utf8(out.stdout).expect("generated text is UTF-8")
 }
 
-/// Run `program args… file` on `text` written to a file; `None` when the program is absent,
-/// which only a developer's machine may be: under `CI=true` a missing tool fails the test.
+/// Run `program args… file` on `text` written to a file: (exit 0?, what it said). `None`
+/// when the program is absent, which only a developer's machine may be (see `have`).
 fn check_with(program: &str, args: &[&str], text: &str, name: &str) -> Option<(bool, String)> {
+    if !have(program) {
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(name);
     std::fs::write(&file, text).unwrap();
-    let out = match Command::new(program).args(args).arg(&file).output() {
-        Ok(out) => out,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none_or(|ci| ci != "true"),
-                "{program} is not installed (CI=true: .ci/run installs it)"
-            );
-            eprintln!("SKIP: {program} is not installed");
-            return None;
-        }
-        Err(error) => panic!("cannot run {program}: {error}"),
-    };
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((out.status.success(), said))
+    let mut cmd = scrubbed(program);
+    cmd.args(args).arg(&file);
+    let out = output_guarded(cmd, program);
+    Some((out.status.success(), format!("{}{}", stdout(&out), stderr(&out))))
 }
 
 /// The man page as `man` shows it, in plain ASCII (no bold overstrikes): `None` without groff.
 fn man_page_text() -> Option<String> {
     let man = generate("man");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lsports.1");
-    std::fs::write(&file, &man).unwrap();
     let (ok, said) = check_with(
         "groff",
         &["-man", "-Tascii", "-P-cbou", "-rLL=200n", "-ww"],
@@ -255,17 +240,12 @@ fn bash_completion_loads_and_registers() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lsports.bash");
     std::fs::write(&file, &script).unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!("source {} && complete -p lsports", file.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("lsports"));
+    let mut cmd = scrubbed("bash");
+    cmd.arg("-c")
+        .arg(format!("source {} && complete -p lsports", file.display()));
+    let out = output_guarded(cmd, "bash: source the completion");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("lsports"));
     assert!(script.contains("--wait-free") && script.contains("prometheus"));
 }
 
@@ -289,25 +269,14 @@ fn zsh_and_fish_completions_parse() {
 #[test]
 fn generate_into_a_closed_pipe_is_quiet() {
     let bin = lsports_bin();
-    let out = scrubbed("bash")
-        .arg("-c")
-        .arg(format!(
-            "{} --generate man | head -c 10 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
-            Path::new(&bin).display()
-        ))
-        .output()
-        .unwrap();
-    let status = String::from_utf8_lossy(&out.stdout);
+    let mut cmd = scrubbed("bash");
+    cmd.arg("-c").arg(format!(
+        "{} --generate man | head -c 10 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        Path::new(&bin).display()
+    ));
+    let out = output_guarded(cmd, "lsports --generate man | head");
+    let status = stdout(&out);
     // 0: finished before head closed; 141 would be SIGPIPE, which lsports turns into exit 0.
-    assert_eq!(
-        status.trim(),
-        "0",
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(status.trim(), "0", "stderr: {}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
 }

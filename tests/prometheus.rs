@@ -6,8 +6,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::json;
@@ -26,35 +24,11 @@ while True:
         time.sleep(0.2)
 "#;
 
-/// Whether `binary` is installed; says why a test skips when not, and fails under CI=true.
-fn have(binary: &str) -> bool {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .chain(["/usr/bin".into(), "/usr/sbin".into()])
-        .any(|dir| dir.join(binary).is_file());
-    if !found {
-        skip_unless_ci(&format!(
-            "{binary} is not installed (Debian package; .ci/run installs it)"
-        ));
-    }
-    found
-}
-
 /// Run `promtool check metrics` on `text` and fail with its complaints unless it is silent.
 fn assert_promtool_accepts(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = scrubbed("promtool");
+    cmd.args(["check", "metrics"]);
+    let out = output_with_input(cmd, Some(text.as_bytes()), "promtool check metrics");
     // promtool exits 1 on parse errors and 3 on lint problems; both print what is wrong.
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),

@@ -68,11 +68,24 @@ pub fn run_host(args: &[&str]) -> Output {
 
 /// Run `cmd` to completion with stdin closed, collecting stdout and stderr, under the hang
 /// guard. Whatever it left running in its process group is killed once it exits.
-pub fn output_guarded(mut cmd: Command, what: &str) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+pub fn output_guarded(cmd: Command, what: &str) -> Output {
+    output_with_input(cmd, None, what)
+}
+
+/// [`output_guarded`], with `input` (when given) written to the program's stdin.
+pub fn output_with_input(mut cmd: Command, input: Option<&[u8]>, what: &str) -> Output {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = Spawned::start(cmd, what);
+    if let (Some(input), Some(mut pipe)) = (input, child.child_mut().stdin.take()) {
+        let input = input.to_vec();
+        // On a thread: a program may fill its output pipes before it reads all of its input.
+        thread::spawn(move || std::io::Write::write_all(&mut pipe, &input));
+    }
     let stdout = drain(child.child_mut().stdout.take().expect("piped stdout"));
     let stderr = drain(child.child_mut().stderr.take().expect("piped stderr"));
     let status = child.wait();
