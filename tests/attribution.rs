@@ -356,12 +356,7 @@ s=socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen(); time.sleep(60)" &
             echo "$!" > "$WORLD_DIR/pid"
             kill $!'
     "#;
-    let out = world.run_shell(script);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    world.script_ok(script);
     let read = |name: &str| parse_json(&std::fs::read(world.dir().join(name)).unwrap());
     let (kernel, walked) = (read("bpf.json"), read("walk.json"));
     assert_eq!(kernel, walked);
@@ -610,12 +605,7 @@ time.sleep(60)" &
                 > "$WORLD_DIR/$choice.json" 2> "$WORLD_DIR/$choice.err"
         done
         kill $!"#;
-    let out = world.run_shell(script);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    world.script_ok(script);
     let read = |name: &str| std::fs::read(world.dir().join(name)).unwrap();
     let (kernel, walked) = (
         parse_json(&read("bpf.json")),

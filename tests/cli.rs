@@ -124,8 +124,7 @@ fn output_that_cannot_be_written_is_an_error_but_a_closed_pipe_is_not() {
          $LSPORTS -tln >/dev/full 2>\"$WORLD_DIR/full.err\"; echo \"full=$?\"\n\
          $LSPORTS -tln 2>\"$WORLD_DIR/pipe.err\" | head -c 1 >/dev/null; echo \"pipe=${PIPESTATUS[0]}\"\n\
          $LSPORTS --wait 1 --timeout 5s >&- 2>\"$WORLD_DIR/wait.err\"; echo \"wait=$?\"\n";
-    let out = world.run_shell(script);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (text, _) = world.script_ok(script);
     let err = |name: &str| std::fs::read_to_string(world.dir().join(name)).unwrap();
     assert!(text.contains("closed=1"), "{text}\n{}", err("closed.err"));
     assert!(
@@ -179,9 +178,7 @@ fn ports_are_given_by_the_service_names_the_table_prints() {
          $LSPORTS -tln --port no-such-service 2>&1 || echo rc=$?\n\
          rm /etc/services; ln -s \"$WORLD_DIR/services\" /etc/services\n\
          $LSPORTS -tln --port lsports-test 2>&1 || echo rc=$?\n'";
-    let out = world.run_shell(script);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let (text, _) = world.script_ok(script);
     let parts: Vec<&str> = text.split("---\n").collect();
     let by_name = Table::parse(parts[0]);
     assert_eq!(by_name.rows.len(), 1, "{}", by_name.raw);

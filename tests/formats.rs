@@ -21,12 +21,6 @@ fn mixed_world() -> World {
     ]))
 }
 
-fn ok(world: &World, args: &[&str]) -> String {
-    let out = world.run(args);
-    assert_success(&out, args);
-    stdout(&out)
-}
-
 fn ports_of_json(v: &Value) -> BTreeSet<u64> {
     v.as_array()
         .unwrap()
@@ -73,7 +67,7 @@ fn json_matches_the_schema_file_and_the_world() {
 fn jsonl_carries_the_json_objects_one_per_line() {
     let world = mixed_world();
     let array = world.json(&["-n"]);
-    let text = ok(&world, &["--format", "jsonl"]);
+    let text = world.text(&["--format", "jsonl"]);
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -89,10 +83,10 @@ fn jsonl_carries_the_json_objects_one_per_line() {
 fn empty_world_gives_empty_documents() {
     let world = World::start(&json!([]));
     assert_eq!(world.json(&[]), json!([]));
-    assert_eq!(ok(&world, &["--format", "jsonl"]), "");
-    let csv = ok(&world, &["--format", "csv", "-o", "proto,port"]);
+    assert_eq!(world.text(&["--format", "jsonl"]), "");
+    let csv = world.text(&["--format", "csv", "-o", "proto,port"]);
     assert_eq!(csv, "proto,port\n");
-    assert_eq!(ok(&world, &["--format", "csv", "-o", "port", "-H"]), "");
+    assert_eq!(world.text(&["--format", "csv", "-o", "port", "-H"]), "");
 }
 
 #[test]
@@ -103,7 +97,7 @@ fn csv_has_a_header_and_one_quoted_row_per_socket() {
         group_with("tcp", "0.0.0.0", "workers", json!({"prefork": 2})),
         group_with("udp", "::", "dns", json!({"v6only": false})),
     ]));
-    let text = ok(&world, &["--format", "csv"]);
+    let text = world.text(&["--format", "csv"]);
     assert_terminal_safe("csv", text.as_bytes());
     let rows = parse_csv(&text);
     let header: Vec<&str> = rows[0].iter().map(String::as_str).collect();
@@ -152,7 +146,7 @@ fn csv_has_a_header_and_one_quoted_row_per_socket() {
     }
     // The quoting is needed: the tricky name holds a comma and a quote.
     assert!(text.contains("\"a,\"\"b\"\" c\\nd\""), "{text}");
-    let bare = ok(&world, &["--format", "csv", "--no-header"]);
+    let bare = world.text(&["--format", "csv", "--no-header"]);
     assert_eq!(bare, text.split_once('\n').unwrap().1);
 }
 
@@ -175,11 +169,11 @@ fn columns_choose_and_order_table_and_csv() {
         assert_eq!(row[2], pids.join(","));
         assert_eq!(row[3], t.name);
     }
-    let headless = ok(&world, &["-n", "-H", "-o", "port,proto"]);
+    let headless = world.text(&["-n", "-H", "-o", "port,proto"]);
     assert_eq!(headless.lines().count(), world.listening().count());
     assert!(!headless.contains("Port"), "{headless}");
 
-    let csv = parse_csv(&ok(&world, &["--format", "csv", "-o", "exe,port,cmdline"]));
+    let csv = parse_csv(&world.text(&["--format", "csv", "-o", "exe,port,cmdline"]));
     assert_eq!(csv[0], ["exe", "port", "cmdline"]);
     for row in &csv[1..] {
         assert!(row[0].starts_with('/'), "exe cell {row:?}");
@@ -202,7 +196,7 @@ fn default_table_is_the_netstat_column_set() {
     ] {
         let mut args = plain.to_vec();
         args.extend(["-o", explicit]);
-        assert_eq!(ok(&world, plain), ok(&world, &args), "{plain:?}");
+        assert_eq!(world.text(plain), world.text(&args), "{plain:?}");
     }
     let table = world.table(&["-tln"]);
     assert_eq!(
@@ -302,9 +296,7 @@ fn exposure_classes_and_the_exposed_filter() {
         start = listener.start(None),
         stop = listener.stop(),
     );
-    let out = world.run_shell(&script);
-    assert!(out.status.success(), "script failed: {}", stderr(&out));
-    let parts = sections(&stdout(&out));
+    let (parts, _) = world.script_sections(&script);
 
     let v: Value = serde_json::from_str(&parts["json"]).unwrap();
     assert_valid(&v, "exposure --json");
@@ -440,13 +432,13 @@ fn filters_apply_in_every_format() {
         ports_of_json(&world.json(&["--port", "7101"])),
         set(&[7101])
     );
-    let jsonl = ok(&world, &args("jsonl"));
+    let jsonl = world.text(&args("jsonl"));
     assert_eq!(jsonl.lines().count(), 1);
     assert!(jsonl.contains("\"local_port\":7101"), "{jsonl}");
-    let csv = parse_csv(&ok(&world, &args("csv")));
+    let csv = parse_csv(&world.text(&args("csv")));
     assert_eq!(csv.len(), 2);
     assert_eq!(csv[1][3], "7101");
-    let prom = ok(&world, &args("prometheus"));
+    let prom = world.text(&args("prometheus"));
     let series: Vec<&str> = prom
         .lines()
         .filter(|l| l.starts_with("lsports_listening_socket{"))
@@ -478,9 +470,7 @@ fn user_filter_matches_socket_owner_or_process_user() {
         start = nobody.start(Some(65534)),
         stop = nobody.stop(),
     );
-    let out = world.run_shell(&script);
-    assert!(out.status.success(), "script failed: {}", stderr(&out));
-    let parts = sections(&stdout(&out));
+    let (parts, _) = world.script_sections(&script);
     let ports_in = |name: &str| ports_of_json(&serde_json::from_str(&parts[name]).unwrap());
     assert_eq!(ports_in("uid"), set(&[7302]));
     assert_eq!(ports_in("root"), set(&[7301]));
@@ -537,7 +527,7 @@ fn hostile_names_never_reach_any_format_raw() {
         &["--format", "prometheus"],
     ];
     for args in runs {
-        let text = ok(&world, args);
+        let text = world.text(args);
         assert_terminal_safe(&format!("lsports {args:?}"), text.as_bytes());
         let expected = if args.contains(&"--json") || args.contains(&"jsonl") {
             // JSON escapes, and the document parses back to the lossy name.
@@ -592,9 +582,7 @@ fn ignore_ephemeral_applies_to_every_format_and_action() {
         start = listener.start(None),
         stop = listener.stop(),
     );
-    let out = world.run_shell(&script);
-    assert!(out.status.success(), "script failed:\n{}", stderr(&out));
-    let parts = sections(&stdout(&out));
+    let (parts, _) = world.script_sections(&script);
     let from_json_lines = |text: &str, key: &str| -> BTreeSet<u64> {
         text.lines()
             .map(|l| {

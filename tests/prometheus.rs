@@ -58,9 +58,7 @@ fn world() -> World {
 }
 
 fn metrics(world: &World) -> String {
-    let out = world.run(&["--format", "prometheus"]);
-    assert_success(&out, &["--format", "prometheus"]);
-    stdout(&out)
+    world.text(&["--format", "prometheus"])
 }
 
 #[test]
@@ -113,9 +111,7 @@ fn ignore_ephemeral_leaves_udp_client_ports_out_of_the_exposition() {
         start = listener.start(None),
         stop = listener.stop(),
     );
-    let out = world.run_shell(&script);
-    assert!(out.status.success(), "script failed:\n{}", stderr(&out));
-    let parts = sections(&stdout(&out));
+    let (parts, _) = world.script_sections(&script);
     let owned = |list: &[(&str, u16)]| -> BTreeSet<(String, u16)> {
         list.iter().map(|&(p, n)| (p.to_string(), n)).collect()
     };

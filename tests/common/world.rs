@@ -287,6 +287,13 @@ impl World {
         parse_json(&out.stdout)
     }
 
+    /// Run lsports `args`, require exit 0, and return stdout.
+    pub fn text(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_success(&out, args);
+        stdout(&out)
+    }
+
     /// Run lsports `args` (table), require exit 0, and parse the table.
     pub fn table(&self, args: &[&str]) -> Table {
         let out = self.run(args);
