@@ -305,15 +305,20 @@ fn auto_as_root_says_which_path_ran_and_why() {
     // agree with the count lsports gives and with the host as measured around the run.
     let stderr = stderr(&out);
     let threshold = lsports::process::strategy::BPF_PAYS_FROM_OPEN_FILES;
-    let walked = stderr.split_once("BPF iterator not used: ").map(|(_, why)| {
-        let (count, _) = why
-            .split_once(" open files on this host, where the walk is faster")
-            .unwrap_or_else(|| panic!("-v must say why not the iterator:\n{stderr}"));
-        count.parse::<u64>().expect("the open-file count")
-    });
+    let walked = stderr
+        .split_once("BPF iterator not used: ")
+        .map(|(_, why)| {
+            let (count, _) = why
+                .split_once(" open files on this host, where the walk is faster")
+                .unwrap_or_else(|| panic!("-v must say why not the iterator:\n{stderr}"));
+            count.parse::<u64>().expect("the open-file count")
+        });
     match walked {
         Some(count) => {
-            assert!(count < threshold, "walked with {count} open files:\n{stderr}");
+            assert!(
+                count < threshold,
+                "walked with {count} open files:\n{stderr}"
+            );
             assert!(
                 before.min(after) < threshold,
                 "walked on a host with {before}..{after} open files:\n{stderr}"
@@ -481,14 +486,14 @@ impl OneTaskCgroup {
     fn run(&self, world: &World, args: &[&str]) -> std::process::Output {
         let mut cmd = world.enter();
         cmd.args([
-                "sh",
-                "-c",
-                "echo $$ > \"$CG/cgroup.procs\" && exec \"$@\"",
-                "sh",
-            ])
-            .arg(lsports_bin())
-            .args(args)
-            .env("CG", &self.0);
+            "sh",
+            "-c",
+            "echo $$ > \"$CG/cgroup.procs\" && exec \"$@\"",
+            "sh",
+        ])
+        .arg(lsports_bin())
+        .args(args)
+        .env("CG", &self.0);
         output_guarded(cmd, &format!("lsports {args:?} in a one-task cgroup"))
     }
 }

@@ -98,7 +98,12 @@ impl Churn {
         let mut churner = world.spawn(
             "the churner",
             "python3",
-            &[&file("churn.py"), &file("churn.log"), &ready, &file("churn.stop")],
+            &[
+                &file("churn.py"),
+                &file("churn.log"),
+                &ready,
+                &file("churn.stop"),
+            ],
         );
         churner.wait_for_file(Path::new(&ready));
         let listener_pid = fs::read_to_string(&ready).unwrap().trim().parse().unwrap();

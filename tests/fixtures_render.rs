@@ -121,19 +121,13 @@ fn every_proc_root_fixture_is_rendered() {
 /// Captured tables with no processes: every owner blank.
 #[test]
 fn captured_netns_tables_without_processes() {
-    check(
-        "netns-6.18",
-        &fixture("proc-net/netns-6.18"),
-    );
+    check("netns-6.18", &fixture("proc-net/netns-6.18"));
 }
 
 /// Captured IPv6 tables only: the IPv4 tables are missing, which is reported, not fatal.
 #[test]
 fn captured_link_local_tables_without_ipv4() {
-    check(
-        "link-local-6.18",
-        &fixture("proc-net/link-local-6.18"),
-    );
+    check("link-local-6.18", &fixture("proc-net/link-local-6.18"));
 }
 
 fn snapshot_case(name: &str, file: &str) {

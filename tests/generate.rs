@@ -26,7 +26,10 @@ fn check_with(program: &str, args: &[&str], text: &str, name: &str) -> Option<(b
     let mut cmd = scrubbed(program);
     cmd.args(args).arg(&file);
     let out = output_guarded(cmd, program);
-    Some((out.status.success(), format!("{}{}", stdout(&out), stderr(&out))))
+    Some((
+        out.status.success(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    ))
 }
 
 /// The man page as `man` shows it, in plain ASCII (no bold overstrikes): `None` without groff.

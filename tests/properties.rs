@@ -2,6 +2,8 @@
 //! bytes without panicking, and valid tables round-trip: render(parse(format(x))) is
 //! render(x). The fuzz targets under fuzz/ explore the same parsers for longer.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
@@ -219,7 +221,7 @@ proptest! {
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
         cut in any::<prop::sample::Index>(),
     ) {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/proc-roots/mapped-v6");
+        let root = common::fixture_root("mapped-v6");
         let mut bytes = Vec::new();
         snapshot::write_snapshot(&root, snapshot::Compression::None, &mut bytes).unwrap();
         for (at, byte) in edits {

@@ -17,7 +17,6 @@ use lsports::snapshot;
 use lsports::source::procnet::ByteOrder;
 use serde_json::{Value, json};
 
-
 /// A spec touching every kind of socket and holder world.py can make.
 fn world_spec() -> Value {
     json!([

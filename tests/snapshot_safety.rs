@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use common::*;
 use serde_json::json;
 
-
 /// Whether `text` holds anything that must not reach a terminal raw, besides the line ends.
 fn has_raw_controls(text: &str) -> bool {
     text.lines()
@@ -124,7 +123,9 @@ fn open_measured(file: &Path, tmp: &Path) -> (i32, u64, String) {
     cmd.args(["--snapshot", file.to_str().unwrap(), "--json"]);
     let out = output_guarded(cmd, "lsports --snapshot (measured)");
     let printed = stdout(&out);
-    let mut fields = printed.split_whitespace().map(|f| f.parse::<i64>().unwrap());
+    let mut fields = printed
+        .split_whitespace()
+        .map(|f| f.parse::<i64>().unwrap());
     let (status, rss) = (fields.next().unwrap(), fields.next().unwrap());
     (status as i32, rss as u64, stderr_utf8(&out))
 }

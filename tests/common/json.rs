@@ -36,7 +36,9 @@ pub fn json_of_root(root: &Path, args: &[&str]) -> Value {
 
 /// A file or directory under the repository's `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 /// The captured proc tree `fixtures/proc-roots/CASE`.
@@ -293,4 +295,3 @@ pub fn assert_json_schema(v: &Value) {
         }
     }
 }
-

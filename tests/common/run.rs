@@ -79,7 +79,9 @@ pub fn output_with_input(mut cmd: Command, input: Option<&[u8]>, what: &str) -> 
     } else {
         Stdio::null()
     };
-    cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = Spawned::start(cmd, what);
     if let (Some(input), Some(mut pipe)) = (input, child.child_mut().stdin.take()) {
         let input = input.to_vec();

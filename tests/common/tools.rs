@@ -44,9 +44,7 @@ pub fn have(program: &str) -> bool {
         .split(':')
         .any(|dir| Path::new(dir).join(program).is_file());
     if !found {
-        skip_unless_ci(&format!(
-            "{program} is not installed (.ci/run installs it)"
-        ));
+        skip_unless_ci(&format!("{program} is not installed (.ci/run installs it)"));
     }
     found
 }

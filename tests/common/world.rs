@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use super::json::parse_json;
 use super::run::{
-    Spawned, assert_success, lsports_bin, output_guarded, scrubbed, scrubbed_env, stderr,
-    stdout, this_test_binary,
+    Spawned, assert_success, lsports_bin, output_guarded, scrubbed, scrubbed_env, stderr, stdout,
+    this_test_binary,
 };
 use super::scripting::sections;
 use super::table::Table;
@@ -95,7 +95,6 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-
 /// The script that makes `groups`' devices and then becomes world.py.
 fn world_script(groups: &[Value], spec: &Path, truth: &Path, ready: &Path) -> String {
     // Interfaces to create for SO_BINDTODEVICE: dummy where the kernel has it, else a bridge
@@ -145,7 +144,8 @@ impl World {
             .tempdir()
             .expect("tempdir");
         let path = |name: &str| dir.path().join(name);
-        let (spec_path, truth_path, ready_path) = (path("spec.json"), path("truth.json"), path("ready"));
+        let (spec_path, truth_path, ready_path) =
+            (path("spec.json"), path("truth.json"), path("ready"));
         let log_path = path("world.log");
         std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).unwrap()).unwrap();
         let script = world_script(groups, &spec_path, &truth_path, &ready_path);
