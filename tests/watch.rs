@@ -351,13 +351,7 @@ fn watch_and_continuous_refuse_what_cannot_apply() {
         &["--snapshot", "x.tar", "watch"],
         &["--interval", "1s"],
     ] {
-        let out = run_host(args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "lsports {args:?}: {}",
-            stderr(&out)
-        );
+        usage_error(args);
     }
     let out = run_host(&["watch", "--json"]);
     assert!(

@@ -231,6 +231,20 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     wait_until(what, || check().then_some(()));
 }
 
+/// Run lsports `args` on the host and require a usage error: exit 2, nothing on stdout, a
+/// message (no panic) on stderr, which is returned.
+pub fn usage_error(args: &[&str]) -> String {
+    let out = run_host(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "lsports {args:?}: {out:?}");
+    assert!(out.stdout.is_empty(), "lsports {args:?}: stdout {out:?}");
+    assert!(
+        !err.trim().is_empty() && !err.contains("panicked"),
+        "lsports {args:?}: {err}"
+    );
+    err
+}
+
 /// Require exit 0 of lsports `args`, showing both streams otherwise.
 pub fn assert_success(out: &Output, args: &[&str]) {
     assert!(
