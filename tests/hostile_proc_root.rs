@@ -8,13 +8,12 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use common::{lsports_bin, parse_json, scrubbed};
+use common::*;
 use serde_json::Value;
 
 /// Longer than any listing of a tree this size could take, however loaded the machine; a
@@ -111,12 +110,8 @@ impl Tree {
         cmd.arg("--proc-root")
             .arg(self.root())
             .args(["--source", "proc"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = cmd.spawn().expect("start lsports");
-        let out = finish_within(child, PATIENCE, args);
+            .args(args);
+        let out = output_within(cmd, PATIENCE, &format!("lsports {args:?}"));
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -136,38 +131,6 @@ impl Tree {
         assert_eq!(out.status.code(), Some(0), "{stderr}");
         let listing = parse_json(&out.stdout);
         (listing.as_array().unwrap().clone(), stderr)
-    }
-}
-
-/// Wait for `child`, killing it (and failing) after `limit`.
-fn finish_within(mut child: Child, limit: Duration, args: &[&str]) -> Output {
-    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        bytes
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("lsports {args:?}: still running after {limit:?}, killed (hang)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
     }
 }
 

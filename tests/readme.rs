@@ -6,7 +6,10 @@
 //! save` writes, its policy parses and holds the rules and lines the report cites, and its JSON
 //! report has no field, and its summary line no word, that a real audit does not write.
 
+mod common;
+
 use clap::Parser;
+use common::*;
 use lsports::cli::Cli;
 
 /// The README's code blocks, line by line (continuation lines joined).
@@ -286,24 +289,22 @@ fn audit_of_fixture() -> (String, String) {
     let policy = dir.path().join("policy.toml");
     std::fs::write(&baseline, readme_baseline()).unwrap();
     std::fs::write(&policy, readme_policy()).unwrap();
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/snapshots/netns-world-root.tar"
-    );
+    let fixture = fixture("snapshots/netns-world-root.tar");
     let run = |format: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lsports"))
-            .args(["--snapshot", fixture, "audit", "--format", format])
-            .arg("--baseline")
-            .arg(&baseline)
-            .arg("--policy")
-            .arg(&policy)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .output()
-            .unwrap();
+        let args = [
+            "--snapshot",
+            fixture.to_str().unwrap(),
+            "audit",
+            "--format",
+            format,
+            "--baseline",
+            baseline.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ];
+        let out = run_host(&args);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
-        String::from_utf8(out.stdout)
-            .unwrap()
+        stdout(&out)
             .replace(baseline.to_str().unwrap(), "/etc/lsports/baseline.toml")
             .replace(policy.to_str().unwrap(), "/etc/lsports/policy.toml")
     };

@@ -73,7 +73,16 @@ pub fn output_guarded(cmd: Command, what: &str) -> Output {
 }
 
 /// [`output_guarded`], with `input` (when given) written to the program's stdin.
-pub fn output_with_input(mut cmd: Command, input: Option<&[u8]>, what: &str) -> Output {
+pub fn output_with_input(cmd: Command, input: Option<&[u8]>, what: &str) -> Output {
+    run_to_end(cmd, input, HANG_GUARD, what)
+}
+
+/// [`output_guarded`] with a shorter `limit`, for a test whose failure is a hang.
+pub fn output_within(cmd: Command, limit: Duration, what: &str) -> Output {
+    run_to_end(cmd, None, limit, what)
+}
+
+fn run_to_end(mut cmd: Command, input: Option<&[u8]>, limit: Duration, what: &str) -> Output {
     let stdin = if input.is_some() {
         Stdio::piped()
     } else {
@@ -90,7 +99,7 @@ pub fn output_with_input(mut cmd: Command, input: Option<&[u8]>, what: &str) -> 
     }
     let stdout = drain(child.child_mut().stdout.take().expect("piped stdout"));
     let stderr = drain(child.child_mut().stderr.take().expect("piped stderr"));
-    let status = child.wait();
+    let status = child.wait_within(limit);
     Output {
         status,
         stdout: stdout.join().expect("stdout reader"),
@@ -157,8 +166,13 @@ impl Spawned {
 
     /// Wait for the child to exit (bounded by the hang guard).
     pub fn wait(&mut self) -> ExitStatus {
+        self.wait_within(HANG_GUARD)
+    }
+
+    /// Wait for the child to exit; after `limit`, kill its group and fail (a hang).
+    pub fn wait_within(&mut self, limit: Duration) -> ExitStatus {
         let what = format!("{} to exit", self.what);
-        wait_until(&what, || self.try_status())
+        wait_until_within(&what, limit, || self.try_status())
     }
 
     /// Wait until `found` finds something, failing early if the child exits first.
@@ -210,7 +224,16 @@ impl Drop for Spawned {
 
 /// Poll `found` until it returns something; panic naming `what` after the hang guard. Polls
 /// fast at first (a state may last only moments) and backs off to a few times a second.
-pub fn wait_until<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(what: &str, found: impl FnMut() -> Option<T>) -> T {
+    wait_until_within(what, HANG_GUARD, found)
+}
+
+/// [`wait_until`] with a `limit` of its own.
+pub fn wait_until_within<T>(
+    what: &str,
+    limit: Duration,
+    mut found: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
@@ -218,8 +241,8 @@ pub fn wait_until<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
             return t;
         }
         assert!(
-            start.elapsed() < HANG_GUARD,
-            "gave up waiting for {what} after {HANG_GUARD:?} (hang)"
+            start.elapsed() < limit,
+            "gave up waiting for {what} after {limit:?} (hang)"
         );
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
