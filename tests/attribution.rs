@@ -11,7 +11,6 @@ mod common;
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use lsports::process::bpf::{self, BpfUnavailable};
@@ -138,7 +137,7 @@ fn bpf_numbers_pids_as_a_nested_pid_namespace_does() {
     require_bpf!();
     // Re-run one test of this binary as pid 1 of a new pid namespace with its own /proc: the
     // kernel's numbers differ from the namespace's, which /proc shows.
-    let mut cmd = Command::new("unshare");
+    let mut cmd = scrubbed("unshare");
     cmd.args(["--pid", "--fork", "--mount-proc", "--"])
         .arg(std::env::current_exe().unwrap())
         .args([
