@@ -20,35 +20,21 @@
 //! [`generate`] prints the man page and completions. [`run`] picks one and returns the exit
 //! status; `main` only parses arguments and exits.
 
-pub mod audit;
-pub mod baseline;
+pub mod actions;
 pub mod cli;
 pub mod config;
-pub mod continuous;
-pub mod ephemeral;
+pub mod enrich;
 pub mod error;
-pub mod exe;
-pub mod exposure;
 pub mod filter;
-pub mod generate;
-pub mod identity;
 pub mod model;
-pub mod names;
 pub mod pipeline;
-pub mod policy;
 pub mod process;
 pub mod procroot;
 pub mod render;
-pub mod report;
-pub mod sanitize;
-pub mod signals;
 pub mod snapshot;
 pub mod source;
-pub mod suspicious;
-pub mod timing;
-pub mod tomlfile;
-pub mod wait;
-pub mod watch;
+pub mod sys;
+pub mod text;
 
 use std::borrow::Cow;
 use std::io::{self, Write};
@@ -152,7 +138,7 @@ fn host_name(config: &Config, opened: Option<&OpenedSnapshot>) -> Option<String>
         }
     };
     let name = name.trim();
-    (!name.is_empty()).then(|| sanitize::terminal_safe(name.as_bytes()).into_owned())
+    (!name.is_empty()).then(|| text::sanitize::terminal_safe(name.as_bytes()).into_owned())
 }
 
 fn dispatch(
@@ -163,18 +149,23 @@ fn dispatch(
 ) -> io::Result<ExitCode> {
     match &config.action {
         Action::List => list(config, out, err),
-        Action::Wait(spec) => wait::run(spec, config, err),
+        Action::Wait(spec) => actions::wait::run(spec, config, err),
         Action::Generate(what) => {
-            generate::write(*what, out)?;
+            actions::generate::write(*what, out)?;
             out.flush()?;
             Ok(ExitCode::Success)
         }
-        Action::Continuous(interval) => continuous::run(*interval, config, out, err),
-        Action::Watch(spec) => watch::run(spec, config, out, err),
-        Action::Audit(spec) => audit::run(spec, config, host, out, err),
-        Action::SaveBaseline { file, force } => {
-            baseline::save::run(file, *force, config, host.map(str::to_owned), out, err)
-        }
+        Action::Continuous(interval) => actions::continuous::run(*interval, config, out, err),
+        Action::Watch(spec) => actions::watch::run(spec, config, out, err),
+        Action::Audit(spec) => actions::audit::run(spec, config, host, out, err),
+        Action::SaveBaseline { file, force } => actions::audit::baseline::save::run(
+            file,
+            *force,
+            config,
+            host.map(str::to_owned),
+            out,
+            err,
+        ),
         Action::Capture { out: file, force } => capture(file, *force, config, out, err),
     }
 }
@@ -184,9 +175,9 @@ fn list(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Result
     let Some(listing) = pipeline::gather(config, pipeline::Needs::of(config), err)? else {
         return Ok(ExitCode::NoSource);
     };
-    crate::timing::mark("listing ready");
+    crate::sys::timing::mark("listing ready");
     render::render(&listing.entries, config, &listing.exes, out)?;
-    crate::timing::mark("rendered");
+    crate::sys::timing::mark("rendered");
     out.flush()?;
     listing.report_attribution(config, err)?;
     Ok(ExitCode::Success)

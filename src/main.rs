@@ -7,7 +7,7 @@ use lsports::cli::Cli;
 
 fn main() -> ExitCode {
     let stdout_closed = stdout_was_closed();
-    lsports::timing::enable_from_env();
+    lsports::sys::timing::enable_from_env();
     let config = match Cli::config_from(std::env::args_os()) {
         Ok(config) => config,
         Err(error) => {
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     }
     let outcome = lsports::run(&config, &mut stdout, &mut stderr)
         .and_then(|code| stdout.flush().map(|()| code));
-    let _ = lsports::timing::report(&mut stderr);
+    let _ = lsports::sys::timing::report(&mut stderr);
     match outcome {
         Ok(code) => ExitCode::from(code.code()),
         // `lsports | head` closes the pipe early: that is the reader's choice, not a failure.

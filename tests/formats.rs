@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
-use lsports::sanitize::terminal_safe;
+use lsports::text::sanitize::terminal_safe;
 use serde_json::{Value, json};
 
 /// A world with one socket of each interesting kind.

@@ -178,8 +178,8 @@ fn readme_policy() -> &'static str {
 
 #[test]
 fn the_readme_baseline_is_what_baseline_save_writes() {
-    use lsports::baseline::file;
-    use lsports::tomlfile::Source;
+    use lsports::actions::audit::baseline::file;
+    use lsports::actions::audit::tomlfile::Source;
     let shown = readme_baseline();
     let source = Source::from_text("/etc/lsports/baseline.toml", shown);
     let baseline = file::parse(&source).unwrap_or_else(|e| panic!("README baseline: {e}"));
@@ -192,14 +192,14 @@ fn the_readme_baseline_is_what_baseline_save_writes() {
 
 #[test]
 fn the_readme_audit_cites_lines_of_the_readme_baseline_and_policy() {
-    use lsports::tomlfile::Source;
+    use lsports::actions::audit::tomlfile::Source;
     let readme = include_str!("../README.md");
-    let policy = lsports::policy::parse::parse(&Source::from_text(
+    let policy = lsports::actions::audit::policy::parse::parse(&Source::from_text(
         "/etc/lsports/policy.toml",
         readme_policy(),
     ))
     .unwrap_or_else(|e| panic!("README policy: {e}"));
-    let baseline = lsports::baseline::file::parse(&Source::from_text(
+    let baseline = lsports::actions::audit::baseline::file::parse(&Source::from_text(
         "/etc/lsports/baseline.toml",
         readme_baseline(),
     ))

@@ -12,8 +12,10 @@ use serde_json::json;
 
 /// Whether `text` holds anything that must not reach a terminal raw, besides the line ends.
 fn has_raw_controls(text: &str) -> bool {
-    text.lines()
-        .any(|line| line.chars().any(lsports::sanitize::is_terminal_unsafe))
+    text.lines().any(|line| {
+        line.chars()
+            .any(lsports::text::sanitize::is_terminal_unsafe)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::enrich::names::Services;
 use crate::filter::ports::PortSpecError;
-use crate::names::Services;
 
 /// The services file, loaded on the first name looked up.
 #[derive(Debug)]

@@ -161,11 +161,11 @@ fn exposed_is_everything_but_loopback() {
 
 #[test]
 fn exposure_filter_accepts_every_word_a_policy_does() {
-    for word in crate::exposure::WORDS {
+    for word in crate::model::exposure::WORDS {
         let c = config(&["--exposure", word]);
         assert_eq!(
             c.filter.exposures,
-            Some(crate::exposure::parse_word(word).unwrap()),
+            Some(crate::model::exposure::parse_word(word).unwrap()),
             "{word}"
         );
     }
@@ -285,7 +285,7 @@ fn subcommands_resolve_to_actions() {
 
 #[test]
 fn ignore_ephemeral_is_a_listing_filter_everywhere() {
-    use crate::ephemeral::EphemeralPorts;
+    use crate::filter::ephemeral::EphemeralPorts;
     assert_eq!(config(&[]).filter.ephemeral, None);
     for args in [
         &["--ignore-ephemeral"][..],

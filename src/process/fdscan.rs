@@ -154,7 +154,7 @@ impl Walk {
                 .into_iter()
                 .map(|w| w.join().unwrap_or_default()),
         );
-        crate::timing::mark("walk: every process scanned");
+        crate::sys::timing::mark("walk: every process scanned");
         // Always set by now; an empty set stands in rather than a panic.
         let empty = HashSet::new();
         let wanted = shared.wanted.get().unwrap_or(&empty);

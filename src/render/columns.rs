@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use super::labels::{
     Labels, device_label, pid_list, program_cell, push_number, write_program_cell,
 };
-use crate::exe::Executables;
-use crate::exposure;
+use crate::enrich::exe::Executables;
+use crate::enrich::suspicious;
+use crate::model::exposure;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, Socket};
-use crate::sanitize;
-use crate::suspicious;
+use crate::text::sanitize;
 
 /// One column. The value names are what `-o` accepts and what the CSV header says; `-` and
 /// `_` are interchangeable (`recv-q`, `recv_q`).

@@ -9,11 +9,11 @@ use std::io::{self, Write};
 use serde::{Serialize, Serializer};
 
 use super::labels::Labels;
-use super::safe_json;
-use crate::exe::Executables;
-use crate::exposure;
+use crate::enrich::exe::Executables;
+use crate::model::exposure;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, SourceKind};
-use crate::sanitize;
+use crate::text::safe_json;
+use crate::text::sanitize;
 
 /// One socket as JSON.
 #[derive(Debug, Serialize)]

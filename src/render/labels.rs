@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::Numeric;
+use crate::enrich::names::{Services, UserNames, resolve_hosts};
 use crate::model::{DeviceBinding, Entry, OwnerProcess, Protocol, Socket};
-use crate::names::{Services, UserNames, resolve_hosts};
-use crate::sanitize;
+use crate::text::sanitize;
 
 /// How long all reverse lookups of one table may take together.
 const HOST_LOOKUP_BUDGET: Duration = Duration::from_secs(1);

@@ -10,13 +10,12 @@ pub mod csv;
 pub mod json;
 pub mod labels;
 pub mod prometheus;
-pub mod safe_json;
 pub mod table;
 
 use std::io::{self, Write};
 
 use crate::config::{Config, OutputFormat};
-use crate::exe::Executables;
+use crate::enrich::exe::Executables;
 use crate::model::Entry;
 use columns::{Cells, Style};
 pub use labels::Labels;

@@ -19,9 +19,9 @@ use std::io::{self, Write};
 
 use super::labels::{Labels, device_label};
 use crate::config::Config;
-use crate::exposure::{self, Exposure};
+use crate::model::exposure::{self, Exposure};
 use crate::model::{DeviceBinding, Entry, Family, Protocol};
-use crate::sanitize;
+use crate::text::sanitize;
 
 /// A label set, in the order it is written.
 type LabelSet = Vec<(&'static str, String)>;

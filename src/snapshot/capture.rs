@@ -22,8 +22,8 @@ use super::manifest::Manifest;
 use crate::model::{Family, Protocol};
 use crate::process::fdscan::parse_socket_link;
 use crate::procroot::ProcRoot;
-use crate::signals::Cleanup;
 use crate::source::procnet::{self, ByteOrder};
+use crate::sys::signals::Cleanup;
 
 /// Compression of a snapshot file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub struct CaptureSummary {
 impl CaptureSummary {
     /// One line for stderr, e.g. `captured 4 tables (12 sockets) and 3 processes (5 socket fds)`.
     pub fn describe(&self) -> String {
-        use crate::report::count;
+        use crate::pipeline::report::count;
         let mut text = format!(
             "captured {} ({}) and {} ({})",
             count(self.tables.len(), "table"),

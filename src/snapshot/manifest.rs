@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sanitize::terminal_safe;
 use crate::source::procnet::ByteOrder;
+use crate::text::sanitize::terminal_safe;
 
 /// The `format` value that marks an lsports snapshot.
 pub const FORMAT: &str = "lsports-snapshot";
@@ -200,7 +200,7 @@ mod tests {
         m.machine = "x86\u{200B}64\n".into();
         let text = m.describe();
         assert!(
-            !text.chars().any(crate::sanitize::is_terminal_unsafe),
+            !text.chars().any(crate::text::sanitize::is_terminal_unsafe),
             "{text:?}"
         );
         assert_eq!(

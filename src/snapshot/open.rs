@@ -18,8 +18,8 @@ use super::SnapshotError;
 use super::guard::{self, TarGuard};
 use super::layout::{self, EntryKind};
 use super::manifest::{self, Manifest};
-use crate::signals::Cleanup;
 use crate::source::procnet::{ByteOrder, transcode::transcode};
+use crate::sys::signals::Cleanup;
 
 // The bounds keep a hostile archive from costing much memory, disk or time, while leaving
 // room for the largest real hosts. Tables and per-process files are read into memory whole.
@@ -348,7 +348,7 @@ impl<'a> Unpacker<'a> {
         name: &[u8],
         limit: u64,
     ) -> Result<Vec<u8>, SnapshotError> {
-        let display = crate::sanitize::terminal_safe(name).into_owned();
+        let display = crate::text::sanitize::terminal_safe(name).into_owned();
         if entry.header().size().unwrap_or(u64::MAX) > limit {
             return Err(self.too_large(display, limit));
         }

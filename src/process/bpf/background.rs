@@ -81,7 +81,7 @@ impl Background {
         for chunk in self.chunks {
             gather.add(&chunk);
         }
-        crate::timing::mark("bpf: records gathered");
+        crate::sys::timing::mark("bpf: records gathered");
         thread
             .join()
             .unwrap_or_else(|_| Err(BpfUnavailable::Load("the iterator thread panicked".into())))?;

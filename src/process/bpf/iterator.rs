@@ -60,7 +60,7 @@ pub fn run(
     loop {
         let read = match output.read(&mut buffer[filled..]) {
             Ok(0) => {
-                crate::timing::mark("bpf: iterator drained");
+                crate::sys::timing::mark("bpf: iterator drained");
                 return Ok(());
             }
             Ok(read) => read,
@@ -78,11 +78,11 @@ pub fn run(
 
 /// Load, attach and open one pass of the iterator.
 fn open() -> Result<File, BpfUnavailable> {
-    crate::timing::mark("bpf: started");
+    crate::sys::timing::mark("bpf: started");
     let mut loader = loader_without_btf();
-    crate::timing::mark("bpf: loader made");
+    crate::sys::timing::mark("bpf: loader made");
     let btf = KernelBtf::load()?;
-    crate::timing::mark("bpf: kernel types digested");
+    crate::sys::timing::mark("bpf: kernel types digested");
     let (mut ebpf, btf) = match loader.btf(Some(&btf.relocations)).load(OBJECT) {
         Ok(ebpf) => (ebpf, btf),
         // A digest that parses yet lacks what a relocation needs would be a bug of the
@@ -97,9 +97,9 @@ fn open() -> Result<File, BpfUnavailable> {
         }
         Err(e) => return Err(BpfUnavailable::Load(chain(&e))),
     };
-    crate::timing::mark("bpf: program loaded");
+    crate::sys::timing::mark("bpf: program loaded");
     let opened = open_iterator(&mut ebpf, btf.attach());
-    crate::timing::mark("bpf: iterator opened");
+    crate::sys::timing::mark("bpf: iterator opened");
     opened
 }
 

@@ -1,0 +1,204 @@
+//! The baseline file: TOML, sorted, one expected listener per line, so that `diff` and code
+//! review show exactly which listeners came and went, and a person can edit it.
+//!
+//! ```toml
+//! version = 1
+//! host = "web1"
+//! saved = "2026-11-26T03:00:00Z"
+//! listeners = [
+//!   { proto = "tcp", address = "0.0.0.0", port = 22, user = "root", program = "sshd", exe = "/usr/sbin/sshd" },
+//!   { proto = "udp", address = "0.0.0.0", port = "ephemeral", user = "root", program = "chronyd", exe = "/usr/sbin/chronyd" },
+//! ]
+//! ```
+//!
+//! Reading checks every field and names the line of the first bad one. Names are kept in the
+//! terminal-safe form lsports writes them in; a control character put in by hand is escaped
+//! on reading, since every name is printed sooner or later.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{AddressPattern, Baseline, Expected, PortPattern};
+use crate::actions::audit::tomlfile::{FileError, Source};
+use crate::model::Protocol;
+use crate::model::exposure::Exposure;
+use crate::text::sanitize::terminal_safe_text;
+
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Explains the file to whoever opens it.
+const HEADER: &str = "\
+# lsports baseline: the listeners expected on this host, one per line.
+# Written by `lsports baseline save`, read by `lsports audit --baseline FILE`.
+# A line matches a listener with the same proto, address and port, owned by `user` and held
+# by `program` (process name) running `exe`. A line may be widened by hand: leave out user,
+# program or exe to match any; write address = \"any\" or an exposure class (\"loopback\",
+# \"link-local\", \"interface\", \"specific\", \"all\"); port = \"ephemeral\" is any UDP port of
+# the ephemeral range (client sockets, never reported missing).
+";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBaseline {
+    version: Spanned<u32>,
+    host: Option<String>,
+    saved: Option<String>,
+    #[serde(default)]
+    listeners: Vec<Spanned<RawExpected>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpected {
+    proto: Spanned<String>,
+    address: Spanned<String>,
+    port: Spanned<RawPort>,
+    user: Option<String>,
+    program: Option<String>,
+    exe: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPort {
+    Number(i64),
+    Word(String),
+}
+
+/// Read a baseline from its text.
+pub fn parse(source: &Source) -> Result<Baseline, FileError> {
+    let raw: RawBaseline = source.parse()?;
+    if *raw.version.get_ref() != VERSION {
+        return Err(source.error_at(
+            Some(raw.version.span()),
+            format!(
+                "baseline format version {} is not the version {VERSION} this lsports reads{}",
+                raw.version.get_ref(),
+                if *raw.version.get_ref() > VERSION {
+                    ": upgrade lsports"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let mut expected = raw
+        .listeners
+        .into_iter()
+        .map(|line| expected(source, line))
+        .collect::<Result<Vec<_>, _>>()?;
+    expected.sort();
+    Ok(Baseline {
+        host: raw.host.map(terminal_safe_text),
+        saved: raw.saved,
+        expected,
+    })
+}
+
+fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, FileError> {
+    let at = source.line(line.span().start);
+    let raw = line.into_inner();
+    let protocol = match raw.proto.get_ref().as_str() {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        other => {
+            return Err(source.error_at(
+                Some(raw.proto.span()),
+                format!("proto {other:?} is not \"tcp\" or \"udp\""),
+            ));
+        }
+    };
+    let address = address(raw.address.get_ref())
+        .ok_or_else(|| source.error_at(Some(raw.address.span()), address_help(&raw.address)))?;
+    let port = port(raw.port.get_ref()).ok_or_else(|| {
+        source.error_at(
+            Some(raw.port.span()),
+            "port must be a number from 0 to 65535, or \"ephemeral\"",
+        )
+    })?;
+    Ok(Expected {
+        protocol,
+        port,
+        address,
+        user: raw.user.map(terminal_safe_text),
+        program: raw.program.map(terminal_safe_text),
+        exe: raw.exe.map(terminal_safe_text),
+        line: Some(at),
+    })
+}
+
+fn address(text: &str) -> Option<AddressPattern> {
+    if text == "any" {
+        return Some(AddressPattern::Any);
+    }
+    if let Some(exposure) = Exposure::EVERY.into_iter().find(|e| e.name() == text) {
+        return Some(AddressPattern::Exposure(exposure));
+    }
+    text.parse::<IpAddr>().ok().map(AddressPattern::Exact)
+}
+
+fn address_help(text: &Spanned<String>) -> String {
+    format!(
+        "address {:?} is not an IP address, \"any\", or an exposure class (loopback, \
+         link-local, interface, specific, all)",
+        text.get_ref()
+    )
+}
+
+fn port(raw: &RawPort) -> Option<PortPattern> {
+    match raw {
+        RawPort::Number(n) => u16::try_from(*n).ok().map(PortPattern::Number),
+        RawPort::Word(word) if word == "ephemeral" => Some(PortPattern::Ephemeral),
+        RawPort::Word(_) => None,
+    }
+}
+
+/// The file's text for `baseline`.
+pub fn format(baseline: &Baseline) -> String {
+    let mut text = String::from(HEADER);
+    text.push_str(&format!("version = {VERSION}\n"));
+    if let Some(host) = &baseline.host {
+        text.push_str(&format!("host = {}\n", quote(host)));
+    }
+    if let Some(saved) = &baseline.saved {
+        text.push_str(&format!("saved = {}\n", quote(saved)));
+    }
+    text.push_str("listeners = [\n");
+    for expected in &baseline.expected {
+        text.push_str(&format!("  {},\n", line(expected)));
+    }
+    text.push_str("]\n");
+    text
+}
+
+/// One expected listener as an inline table.
+fn line(expected: &Expected) -> String {
+    let port = match expected.port {
+        PortPattern::Number(port) => port.to_string(),
+        PortPattern::Ephemeral => quote("ephemeral"),
+    };
+    let mut fields = vec![
+        format!("proto = {}", quote(expected.protocol.name())),
+        format!("address = {}", quote(&expected.address.to_string())),
+        format!("port = {port}"),
+    ];
+    let optional = [
+        ("user", &expected.user),
+        ("program", &expected.program),
+        ("exe", &expected.exe),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            fields.push(format!("{key} = {}", quote(value)));
+        }
+    }
+    format!("{{ {} }}", fields.join(", "))
+}
+
+/// A TOML basic string: toml's own quoting, so anything a name holds reads back unchanged.
+fn quote(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}

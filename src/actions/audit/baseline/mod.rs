@@ -1,0 +1,184 @@
+//! Baselines: the listeners expected on a host, recorded by identity ([`crate::actions::audit::identity`]) with
+//! `lsports baseline save FILE` and compared with `lsports audit --baseline FILE`.
+//!
+//! A baseline is a list of expected listeners. Each line says where (protocol, address, port)
+//! and who (user, program, executable); a line left without `user`, `program` or `exe` matches
+//! any, and the address may be widened by hand to `any` or an exposure class, so one file can
+//! describe a fleet. The file format is in [`file`]; writing it safely in [`save`].
+
+pub mod file;
+pub mod save;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::actions::audit::identity::{Identity, Program};
+use crate::model::Protocol;
+use crate::model::exposure::Exposure;
+
+/// Where an expected listener may be bound.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AddressPattern {
+    /// Exactly this address (`0.0.0.0`, `::`, `127.0.0.1`).
+    Exact(IpAddr),
+    /// Any address whose exposure is this class (`loopback`, `all`, …).
+    Exposure(Exposure),
+    /// Any address at all.
+    Any,
+}
+
+/// Which port an expected listener may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PortPattern {
+    /// Exactly this port.
+    Number(u16),
+    /// Any ephemeral port: a UDP client socket (see [`crate::filter::ephemeral`]).
+    Ephemeral,
+}
+
+/// One expected listener: one line of a baseline.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Expected {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The port.
+    pub port: PortPattern,
+    /// The address.
+    pub address: AddressPattern,
+    /// The socket's owner (name, or uid); `None` matches any user.
+    pub user: Option<String>,
+    /// The process name (`comm`); `None` matches any program, and sockets no process holds.
+    pub program: Option<String>,
+    /// The executable; `None` matches any.
+    pub exe: Option<String>,
+    /// Line in the file it was read from (`None` when made here).
+    pub line: Option<usize>,
+}
+
+/// A baseline: what listened, when and where it was recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Baseline {
+    /// Host name of the machine it was recorded on.
+    pub host: Option<String>,
+    /// When it was recorded (RFC 3339, UTC).
+    pub saved: Option<String>,
+    /// The expected listeners, sorted.
+    pub expected: Vec<Expected>,
+}
+
+impl Baseline {
+    /// The baseline recording `identities`: one line per program holding each listener (one
+    /// without a program for a socket no process holds), sorted, without repeats.
+    pub fn record(identities: &[Identity], host: Option<String>, saved: Option<String>) -> Self {
+        let mut expected: Vec<Expected> = identities.iter().flat_map(Expected::recording).collect();
+        expected.sort();
+        expected.dedup();
+        Baseline {
+            host,
+            saved,
+            expected,
+        }
+    }
+}
+
+impl Expected {
+    /// The lines recording `identity`.
+    fn recording(identity: &Identity) -> Vec<Expected> {
+        let line = |program: Option<&Program>| Expected {
+            protocol: identity.protocol,
+            port: if identity.ephemeral {
+                PortPattern::Ephemeral
+            } else {
+                PortPattern::Number(identity.port)
+            },
+            address: AddressPattern::Exact(identity.address),
+            user: Some(identity.user.clone()),
+            program: program.map(|p| p.name.clone()),
+            exe: program.and_then(|p| p.exe.clone()),
+            line: None,
+        };
+        if identity.programs.is_empty() {
+            return vec![line(None)];
+        }
+        identity.programs.iter().map(|p| line(Some(p))).collect()
+    }
+
+    /// Whether the listener is where this line expects one: same protocol, address, port.
+    pub fn covers(&self, identity: &Identity) -> bool {
+        let port_ok = match self.port {
+            PortPattern::Number(port) => port == identity.port,
+            PortPattern::Ephemeral => identity.ephemeral,
+        };
+        let address_ok = match &self.address {
+            AddressPattern::Exact(address) => *address == identity.address,
+            AddressPattern::Exposure(exposure) => *exposure == identity.exposure,
+            AddressPattern::Any => true,
+        };
+        self.protocol == identity.protocol && port_ok && address_ok
+    }
+
+    /// Whether the listener is the one this line expects: where it expects it, owned by its
+    /// user and held by its program.
+    pub fn accepts(&self, identity: &Identity) -> bool {
+        let user_ok = self.user.as_ref().is_none_or(|user| *user == identity.user);
+        self.covers(identity) && user_ok && self.accepts_programs(&identity.programs)
+    }
+
+    /// One holder with the expected name and executable is enough: a socket-activated
+    /// service is held by systemd and the service, a prefork server by master and workers.
+    /// An executable that could not be read on either side is not held against it.
+    fn accepts_programs(&self, programs: &[Program]) -> bool {
+        let Some(name) = &self.program else {
+            return true;
+        };
+        programs.iter().any(|p| {
+            p.name == *name
+                && match (&self.exe, &p.exe) {
+                    (Some(expected), Some(found)) => expected == found,
+                    _ => true,
+                }
+        })
+    }
+
+    /// Lines recorded from one socket share protocol, port, address and user: a socket held
+    /// by several programs is recorded as several lines, any one of which accounts for it.
+    pub fn same_socket(&self, other: &Expected) -> bool {
+        (self.protocol, self.port, &self.address, &self.user)
+            == (other.protocol, other.port, &other.address, &other.user)
+    }
+
+    /// `sshd (/usr/sbin/sshd) as root`, for messages.
+    pub fn describe_holder(&self) -> String {
+        let program = match (&self.program, &self.exe) {
+            (Some(name), Some(exe)) => format!("{name} ({exe})"),
+            (Some(name), None) => name.clone(),
+            (None, _) => "any program".into(),
+        };
+        match &self.user {
+            Some(user) => format!("{program} as {user}"),
+            None => program,
+        }
+    }
+}
+
+impl fmt::Display for AddressPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressPattern::Exact(address) => write!(f, "{address}"),
+            AddressPattern::Exposure(exposure) => f.write_str(exposure.name()),
+            AddressPattern::Any => f.write_str("any"),
+        }
+    }
+}
+
+impl fmt::Display for PortPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortPattern::Number(port) => write!(f, "{port}"),
+            PortPattern::Ephemeral => f.write_str("ephemeral"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+//! Baselines: the file round-trips, bad lines are named, and matching ignores PIDs but not
+//! programs or users.
+
+use super::file::{format, parse};
+use super::*;
+use crate::actions::audit::tomlfile::Source;
+
+fn identity(
+    protocol: Protocol,
+    address: &str,
+    port: u16,
+    user: &str,
+    programs: &[(&str, Option<&str>)],
+) -> Identity {
+    let address: IpAddr = address.parse().unwrap();
+    Identity {
+        protocol,
+        address,
+        port,
+        ephemeral: protocol == Protocol::Udp && port >= 32768,
+        exposure: if address.is_loopback() {
+            Exposure::Loopback
+        } else {
+            Exposure::All
+        },
+        user: user.into(),
+        programs: programs
+            .iter()
+            .map(|(name, exe)| Program {
+                name: (*name).into(),
+                exe: exe.map(str::to_string),
+            })
+            .collect(),
+    }
+}
+
+fn sshd() -> Identity {
+    identity(
+        Protocol::Tcp,
+        "0.0.0.0",
+        22,
+        "root",
+        &[("sshd", Some("/usr/sbin/sshd"))],
+    )
+}
+
+fn read(text: &str) -> Result<Baseline, String> {
+    parse(&Source::from_text("b.toml", text)).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_file_round_trips_sorted_with_one_listener_per_line() {
+    let identities = [
+        identity(
+            Protocol::Udp,
+            "0.0.0.0",
+            45123,
+            "root",
+            &[("chronyd", Some("/usr/sbin/chronyd"))],
+        ),
+        sshd(),
+        identity(
+            Protocol::Tcp,
+            "::",
+            80,
+            "root",
+            &[("nginx", None), ("systemd", Some("/lib/systemd/systemd"))],
+        ),
+        identity(
+            Protocol::Tcp,
+            "127.0.0.1",
+            5432,
+            "postgres",
+            &[("we\"ird\\", Some("/opt/a b"))],
+        ),
+        identity(Protocol::Tcp, "0.0.0.0", 2049, "root", &[]),
+    ];
+    let baseline = Baseline::record(
+        &identities,
+        Some("web1".into()),
+        Some("2026-11-26T03:00:00Z".into()),
+    );
+    let text = format(&baseline);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("  {")).collect();
+    assert_eq!(
+        lines,
+        [
+            r#"  { proto = "tcp", address = "0.0.0.0", port = 22, user = "root", program = "sshd", exe = "/usr/sbin/sshd" },"#,
+            r#"  { proto = "tcp", address = "::", port = 80, user = "root", program = "nginx" },"#,
+            r#"  { proto = "tcp", address = "::", port = 80, user = "root", program = "systemd", exe = "/lib/systemd/systemd" },"#,
+            r#"  { proto = "tcp", address = "0.0.0.0", port = 2049, user = "root" },"#,
+            r#"  { proto = "tcp", address = "127.0.0.1", port = 5432, user = "postgres", program = 'we"ird\', exe = "/opt/a b" },"#,
+            r#"  { proto = "udp", address = "0.0.0.0", port = "ephemeral", user = "root", program = "chronyd", exe = "/usr/sbin/chronyd" },"#,
+        ]
+    );
+    let back = read(&text).unwrap();
+    let strip = |b: &Baseline| -> Vec<Expected> {
+        b.expected
+            .iter()
+            .cloned()
+            .map(|e| Expected { line: None, ..e })
+            .collect()
+    };
+    assert_eq!(strip(&back), strip(&baseline));
+    assert_eq!(back.host.as_deref(), Some("web1"));
+    // Lines are numbered as in the file.
+    let first = text.lines().position(|l| l.contains("port = 22,")).unwrap() + 1;
+    assert_eq!(back.expected[0].line, Some(first));
+}
+
+#[test]
+fn bad_lines_are_named_with_file_and_line() {
+    let cases = [
+        (
+            "version = 1\nlisteners = [\n  { proto = \"sctp\", address = \"::\", port = 1 },\n]\n",
+            "b.toml:3: proto \"sctp\" is not \"tcp\" or \"udp\"",
+        ),
+        (
+            "version = 1\nlisteners = [\n  { proto = \"tcp\", address = \"::\", port = 1 },\n  { proto = \"tcp\", address = \"localhost\", port = 1 },\n]\n",
+            "b.toml:4: address \"localhost\" is not an IP address",
+        ),
+        (
+            "version = 1\nlisteners = [\n\n  { proto = \"tcp\", address = \"::\", port = 70000 },\n]\n",
+            "b.toml:4: port must be a number from 0 to 65535",
+        ),
+        (
+            "version = 1\nlisteners = [\n  { proto = \"tcp\", address = \"::\", port = 1, prgram = \"x\" },\n]\n",
+            "b.toml:3: unknown field `prgram`",
+        ),
+        (
+            "version = 2\nlisteners = []\n",
+            "b.toml:1: baseline format version 2 is not the version 1 this lsports reads: upgrade lsports",
+        ),
+        ("listeners = []\n", "b.toml:1: missing field `version`"),
+        (
+            "version = 1\nlisteners = [\n  { proto = \"tcp\", address = \"::\" port = 1 },\n]\n",
+            "b.toml:3: ",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = read(text).unwrap_err();
+        assert!(
+            error.starts_with(expected),
+            "{error:?}\nexpected to start with {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn a_restart_with_a_new_pid_is_the_same_listener() {
+    let baseline = Baseline::record(&[sshd()], None, None);
+    // Identities carry no PID or inode at all: a restart yields the same identity.
+    assert!(baseline.expected.iter().any(|e| e.accepts(&sshd())));
+}
+
+#[test]
+fn another_program_or_user_on_an_expected_port_is_not_accepted() {
+    let baseline = Baseline::record(&[sshd()], None, None);
+    let line = &baseline.expected[0];
+    let evil = identity(
+        Protocol::Tcp,
+        "0.0.0.0",
+        22,
+        "root",
+        &[("sshd", Some("/tmp/sshd"))],
+    );
+    let nobody = identity(
+        Protocol::Tcp,
+        "0.0.0.0",
+        22,
+        "nobody",
+        &[("sshd", Some("/usr/sbin/sshd"))],
+    );
+    for other in [evil, nobody] {
+        assert!(line.covers(&other) && !line.accepts(&other), "{other:?}");
+    }
+    let elsewhere = identity(
+        Protocol::Tcp,
+        "127.0.0.1",
+        22,
+        "root",
+        &[("sshd", Some("/usr/sbin/sshd"))],
+    );
+    assert!(!line.covers(&elsewhere));
+    // An executable that could not be read is not held against the listener.
+    let unread = identity(Protocol::Tcp, "0.0.0.0", 22, "root", &[("sshd", None)]);
+    assert!(line.accepts(&unread));
+}
+
+#[test]
+fn one_of_several_programs_accounts_for_a_shared_socket() {
+    let activated = identity(
+        Protocol::Tcp,
+        "::",
+        80,
+        "root",
+        &[("nginx", None), ("systemd", None)],
+    );
+    let baseline = Baseline::record(&[activated], None, None);
+    let systemd_only = identity(Protocol::Tcp, "::", 80, "root", &[("systemd", None)]);
+    assert!(baseline.expected.iter().any(|e| e.accepts(&systemd_only)));
+    assert!(baseline.expected[0].same_socket(&baseline.expected[1]));
+}
+
+#[test]
+fn hand_widened_lines_match_more() {
+    let text = "version = 1\nlisteners = [\n\
+        { proto = \"tcp\", address = \"loopback\", port = 5432, program = \"postgres\" },\n\
+        { proto = \"tcp\", address = \"any\", port = 8080 },\n\
+        { proto = \"udp\", address = \"0.0.0.0\", port = \"ephemeral\", user = \"root\" },\n]\n";
+    let baseline = read(text).unwrap();
+    let pg = identity(
+        Protocol::Tcp,
+        "127.0.0.2",
+        5432,
+        "postgres",
+        &[("postgres", Some("/usr/bin/postgres"))],
+    );
+    let web = identity(
+        Protocol::Tcp,
+        "10.1.2.3",
+        8080,
+        "www",
+        &[("anything", None)],
+    );
+    let client = identity(
+        Protocol::Udp,
+        "0.0.0.0",
+        51234,
+        "root",
+        &[("resolver", None)],
+    );
+    let server = identity(Protocol::Udp, "0.0.0.0", 514, "root", &[("rsyslogd", None)]);
+    let accepted = |id: &Identity| baseline.expected.iter().any(|e| e.accepts(id));
+    assert!(accepted(&pg) && accepted(&web) && accepted(&client));
+    assert!(!accepted(&server));
+}
+
+#[test]
+fn replacing_a_private_baseline_keeps_it_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baseline.toml");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    std::fs::write(&path, "old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    save::write_atomically(&path, b"new", true).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    assert_eq!(mode(&path), 0o600, "--force must not widen the file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    save::write_atomically(&path, b"newer", true).unwrap();
+    assert_eq!(mode(&path), 0o640);
+    // A new file: 0666 less the umask, as the shell would create it (the test runner's umask
+    // is read the way lsports reads it, from the kernel).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let umask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .unwrap();
+    let umask = u32::from_str_radix(umask.trim(), 8).unwrap();
+    let fresh = dir.path().join("fresh.toml");
+    save::write_atomically(&fresh, b"x", false).unwrap();
+    assert_eq!(mode(&fresh), 0o666 & !umask);
+}

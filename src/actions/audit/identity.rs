@@ -1,0 +1,187 @@
+//! What a listener *is*, as opposed to which process happens to hold it now: protocol,
+//! address, port, owning user and program (name and executable). Baselines record identities
+//! and audits compare them, so a service restarted with a new PID (and a new socket inode) is
+//! the same listener, and the same port held by another program or user is not.
+//!
+//! Names and paths are kept in their terminal-safe form ([`sanitize::terminal_safe`], which
+//! is injective), so a baseline file is safe to `cat` and compares byte for byte.
+
+use std::net::IpAddr;
+
+use crate::enrich::exe::Executables;
+use crate::enrich::names::UserNames;
+use crate::filter::ephemeral::EphemeralPorts;
+use crate::model::exposure::{self, Exposure};
+use crate::model::{Entry, Protocol};
+use crate::text::sanitize;
+
+/// A program holding a listener.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Program {
+    /// Process name (`comm`), terminal-safe.
+    pub name: String,
+    /// Executable path without the kernel's ` (deleted)`, terminal-safe; `None` when it could
+    /// not be read (another user's process, without privileges).
+    pub exe: Option<String>,
+}
+
+/// A listener's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// Bound address.
+    pub address: IpAddr,
+    /// Bound port.
+    pub port: u16,
+    /// A UDP client socket on an ephemeral port (see [`crate::filter::ephemeral`]).
+    pub ephemeral: bool,
+    /// Who can reach it.
+    pub exposure: Exposure,
+    /// Owner of the socket: a user name, or the uid when it has none.
+    pub user: String,
+    /// The distinct programs holding it, sorted; empty when no holder is known.
+    pub programs: Vec<Program>,
+}
+
+/// Computes identities, caching user names across listeners (and, in a loop, across polls).
+#[derive(Debug, Default)]
+pub struct Identifier {
+    users: UserNames,
+    ephemeral: EphemeralPorts,
+}
+
+impl Identifier {
+    /// An identifier using `ephemeral` as the ephemeral port range.
+    pub fn new(ephemeral: EphemeralPorts) -> Identifier {
+        Identifier {
+            users: UserNames::default(),
+            ephemeral,
+        }
+    }
+
+    /// The identity of `entry`, whose holders' executables are in `exes`.
+    pub fn identify(&mut self, entry: &Entry, exes: &Executables) -> Identity {
+        let socket = &entry.socket;
+        Identity {
+            protocol: socket.protocol,
+            address: socket.local_addr,
+            port: socket.local_port,
+            ephemeral: self.ephemeral.is_client_udp(socket),
+            exposure: exposure::classify(socket),
+            user: self.user(socket.uid),
+            programs: programs(entry, exes),
+        }
+    }
+
+    /// The name of `uid`, or the number when the passwd database has none.
+    pub fn user(&mut self, uid: u32) -> String {
+        match self.users.name(uid) {
+            Some(name) => sanitize::terminal_safe(name.as_bytes()).into_owned(),
+            None => uid.to_string(),
+        }
+    }
+}
+
+/// The distinct programs holding `entry`, sorted.
+fn programs(entry: &Entry, exes: &Executables) -> Vec<Program> {
+    let mut programs: Vec<Program> = entry
+        .processes
+        .iter()
+        .map(|process| Program {
+            name: process
+                .name
+                .as_deref()
+                .map(|n| sanitize::terminal_safe(n).into_owned())
+                .unwrap_or_default(),
+            exe: exes.get(process.pid).map(exe_path),
+        })
+        .collect();
+    programs.sort();
+    programs.dedup();
+    programs
+}
+
+/// An executable link as a path: the kernel's ` (deleted)` is a fact about the process, not
+/// part of the path (the suspicious-listener flags report it).
+pub fn exe_path(link: &[u8]) -> String {
+    let path = link.strip_suffix(b" (deleted)").unwrap_or(link);
+    sanitize::terminal_safe(path).into_owned()
+}
+
+impl Program {
+    /// `sshd (/usr/sbin/sshd)`, or the name alone when the executable is unknown.
+    pub fn describe(&self) -> String {
+        match &self.exe {
+            Some(exe) => format!("{} ({exe})", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{OwnerProcess, Socket, SourceKind};
+
+    fn entry(protocol: Protocol, port: u16, names: &[&[u8]]) -> Entry {
+        Entry {
+            socket: Socket {
+                source: SourceKind::Proc,
+                ..Socket::listening(protocol, "0.0.0.0", port)
+            },
+            processes: names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| OwnerProcess {
+                    pid: 100 + i as u32,
+                    fd: 3,
+                    name: Some(std::sync::Arc::from(*name)),
+                    cmdline: None,
+                    uid: Some(0),
+                })
+                .collect(),
+            owner_unknown: None,
+        }
+    }
+
+    #[test]
+    fn prefork_workers_are_one_program_and_names_are_escaped() {
+        let mut identifier = Identifier::default();
+        let id = identifier.identify(
+            &entry(Protocol::Tcp, 80, &[b"nginx", b"nginx", b"ev\x1bil"]),
+            &Executables::default(),
+        );
+        let names: Vec<&str> = id.programs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["ev\\eil", "nginx"]);
+        assert_eq!((id.user.as_str(), id.exposure), ("root", Exposure::All));
+        assert!(!id.ephemeral);
+    }
+
+    #[test]
+    fn udp_on_an_ephemeral_port_is_a_client_socket() {
+        let mut identifier = Identifier::default();
+        let exes = Executables::default();
+        assert!(
+            identifier
+                .identify(&entry(Protocol::Udp, 45000, &[]), &exes)
+                .ephemeral
+        );
+        assert!(
+            !identifier
+                .identify(&entry(Protocol::Tcp, 45000, &[]), &exes)
+                .ephemeral
+        );
+        assert!(
+            !identifier
+                .identify(&entry(Protocol::Udp, 53, &[]), &exes)
+                .ephemeral
+        );
+    }
+
+    #[test]
+    fn deleted_is_not_part_of_the_path() {
+        assert_eq!(exe_path(b"/usr/sbin/sshd (deleted)"), "/usr/sbin/sshd");
+        assert_eq!(exe_path(b"/opt/a\xffb"), "/opt/a\\xFFb");
+    }
+}

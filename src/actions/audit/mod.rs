@@ -1,0 +1,251 @@
+//! `lsports audit`: compare the listeners of now with a baseline and/or a policy, report the
+//! unexpected, missing and suspicious ones, and exit 0 (nothing unexpected), 1 (something is)
+//! or 2 (the audit could not be done), so that cron and CI can act on it.
+//!
+//! ```text
+//! baseline file ─┐                        ┌─ text report (people, cron mail)
+//! policy file ───┼─ judge (verdict) ──────┤
+//! listing ───────┘  identify, inspect     └─ JSON report (--format json)
+//! ```
+//!
+//! The files are read and checked before any socket is: a broken baseline is reported at once
+//! with its file and line, and exits 2.
+
+pub mod baseline;
+pub mod identity;
+mod json;
+pub mod policy;
+mod text;
+pub mod tomlfile;
+pub mod verdict;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::ExitCode;
+use crate::actions::audit::identity::Identifier;
+use crate::actions::audit::tomlfile::{FileError, Source};
+use crate::config::{Config, OutputFormat};
+use crate::enrich::suspicious::{self, Flag};
+use crate::filter::ephemeral::EphemeralPorts;
+use crate::pipeline::{self, Listing, Needs};
+use baseline::Baseline;
+use policy::Policy;
+pub use verdict::{Audited, Missing, Reason, Verdict};
+
+/// A resolved `lsports audit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSpec {
+    /// `--baseline FILE`.
+    pub baseline: Option<PathBuf>,
+    /// `--policy FILE`.
+    pub policy: Option<PathBuf>,
+    /// `--fail-on`.
+    pub fail: FailSet,
+}
+
+/// One choice of `--fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A baseline listener no longer listens.
+    Missing,
+    /// A holder's executable was deleted or replaced since it started.
+    ExeDeleted,
+    /// A holder's executable is in a temporary or world-writable directory.
+    ExeWritableDir,
+    /// Reachable from outside and held by root.
+    RootExposed,
+    /// No process holds it although every process could be inspected.
+    NoOwner,
+    /// Every check above.
+    All,
+    /// None of them: only unexpected listeners fail.
+    None,
+}
+
+/// What fails an audit besides unexpected listeners and unmet `required` rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailSet {
+    /// Missing baseline listeners.
+    pub missing: bool,
+    /// These suspicious-listener flags.
+    pub flags: Vec<Flag>,
+}
+
+impl Default for FailSet {
+    /// Executables that are gone or that anyone could have planted: rare on a healthy host,
+    /// and worth a failing cron job. Root on an exposed port is the normal state of sshd, and
+    /// a kernel socket has no owner by nature, so those are reported without failing.
+    fn default() -> Self {
+        FailSet {
+            missing: false,
+            flags: vec![Flag::ExeDeleted, Flag::ExeWritableDir],
+        }
+    }
+}
+
+impl FailSet {
+    /// The set `--fail-on` chose, in order (`none,missing` is missing alone); the default
+    /// when it was not given.
+    pub fn from_choices(choices: &[FailOn]) -> FailSet {
+        if choices.is_empty() {
+            return FailSet::default();
+        }
+        let mut set = FailSet {
+            missing: false,
+            flags: Vec::new(),
+        };
+        for choice in choices {
+            match choice {
+                FailOn::Missing => set.missing = true,
+                FailOn::ExeDeleted => set.flags.push(Flag::ExeDeleted),
+                FailOn::ExeWritableDir => set.flags.push(Flag::ExeWritableDir),
+                FailOn::RootExposed => set.flags.push(Flag::RootExposed),
+                FailOn::NoOwner => set.flags.push(Flag::NoOwner),
+                FailOn::All => {
+                    set.missing = true;
+                    set.flags = Flag::EVERY.to_vec();
+                }
+                FailOn::None => {
+                    set.missing = false;
+                    set.flags.clear();
+                }
+            }
+        }
+        set.flags.sort();
+        set.flags.dedup();
+        set
+    }
+}
+
+/// What the report is about: the files checked and the audited listeners.
+pub struct Audit {
+    /// The baseline, with its file.
+    pub baseline: Option<(PathBuf, Baseline)>,
+    /// The policy.
+    pub policy: Option<Policy>,
+    /// Every listener, in display order.
+    pub listeners: Vec<Audited>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What fails the audit.
+    pub fail: FailSet,
+}
+
+/// Run the audit `spec` over the listeners `config` selects. `host` is the audited machine's
+/// name, to warn when a baseline was recorded elsewhere.
+pub fn run(
+    spec: &AuditSpec,
+    config: &Config,
+    host: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    let (baseline, policy) = match load(spec) {
+        Ok(files) => files,
+        Err(error) => {
+            writeln!(err, "lsports: {error}")?;
+            return Ok(ExitCode::AuditError);
+        }
+    };
+    warn_about_files(baseline.as_ref(), policy.as_ref(), host, err)?;
+    let Some(listing) = pipeline::gather(config, Needs::EVERYTHING, err)? else {
+        writeln!(err, "lsports: cannot audit: no source could list sockets")?;
+        return Ok(ExitCode::AuditError);
+    };
+    let audit = Audit::judge(baseline, policy, audited(&listing, config), &spec.fail);
+    match config.format {
+        OutputFormat::Json => json::write(&audit, out)?,
+        _ => text::write(&audit, out)?,
+    }
+    out.flush()?;
+    listing.report_attribution(config, err)?;
+    Ok(if audit.verdict.fails {
+        ExitCode::Unexpected
+    } else {
+        ExitCode::Success
+    })
+}
+
+impl Audit {
+    /// Judge `listeners` against the files, keeping everything the reports show.
+    pub fn judge(
+        baseline: Option<(PathBuf, Baseline)>,
+        policy: Option<Policy>,
+        listeners: Vec<Audited>,
+        fail: &FailSet,
+    ) -> Audit {
+        let verdict = verdict::judge(
+            &listeners,
+            baseline.as_ref().map(|(_, b)| b),
+            policy.as_ref(),
+            fail,
+        );
+        Audit {
+            baseline,
+            policy,
+            listeners,
+            verdict,
+            fail: fail.clone(),
+        }
+    }
+}
+
+type Files = (Option<(PathBuf, Baseline)>, Option<Policy>);
+
+/// Read and check the baseline and the policy.
+fn load(spec: &AuditSpec) -> Result<Files, FileError> {
+    let baseline = match &spec.baseline {
+        Some(path) => Some((path.clone(), load_baseline(path)?)),
+        None => None,
+    };
+    let policy = match &spec.policy {
+        Some(path) => Some(policy::parse::parse(&Source::read(path, "policy")?)?),
+        None => None,
+    };
+    Ok((baseline, policy))
+}
+
+/// Read and check a baseline file.
+pub fn load_baseline(path: &Path) -> Result<Baseline, FileError> {
+    baseline::file::parse(&Source::read(path, "baseline")?)
+}
+
+fn warn_about_files(
+    baseline: Option<&(PathBuf, Baseline)>,
+    policy: Option<&Policy>,
+    host: Option<&str>,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    for warning in policy.iter().flat_map(|p| &p.warnings) {
+        writeln!(err, "lsports: warning: {warning}")?;
+    }
+    let Some(((path, baseline), host)) = baseline.zip(host) else {
+        return Ok(());
+    };
+    match baseline.host.as_deref() {
+        Some(recorded) if recorded != host => writeln!(
+            err,
+            "lsports: warning: {} was recorded on {recorded}, and this is {host}",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Identify and inspect every listener of `listing`.
+fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
+    let mut identifier = Identifier::new(EphemeralPorts::read(&config.proc_root));
+    listing
+        .entries
+        .iter()
+        .map(|entry| Audited {
+            identity: identifier.identify(entry, &listing.exes),
+            findings: suspicious::inspect(entry, &listing.exes, &config.proc_root),
+            entry: entry.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

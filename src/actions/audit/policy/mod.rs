@@ -1,0 +1,197 @@
+//! Policies: a hand-written TOML allowlist (`lsports audit --policy FILE`).
+//!
+//! ```toml
+//! default = "deny"            # a listener no rule matches is unexpected ("allow": expected)
+//!
+//! [[rule]]
+//! name = "ssh"
+//! action = "allow"
+//! proto = "tcp"
+//! port = 22
+//! program = "sshd"
+//! exe = "/usr/sbin/sshd"
+//! required = true             # and report it missing when nothing matches
+//!
+//! [[rule]]
+//! action = "deny"
+//! exposure = "external"       # nothing else reachable from outside
+//!
+//! [[rule]]
+//! action = "allow"
+//! exposure = "loopback"
+//! user = "postgres"
+//! ```
+//!
+//! Rules are tried in order and the first one that matches a listener decides, as in a
+//! firewall; the keys of one rule must all match. The file format and its checks are in
+//! [`parse`].
+
+pub mod parse;
+
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use crate::actions::audit::identity::Identity;
+use crate::filter::{Filter, Glob, PortSet};
+use crate::model::exposure::{self, Exposure};
+use crate::model::{Entry, Protocol};
+
+/// What a rule (or the default) does with a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The listener is expected.
+    Allow,
+    /// The listener is unexpected.
+    Deny,
+}
+
+/// A policy file, checked.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// What happens to a listener no rule matches.
+    pub default: Action,
+    /// The rules, in file order.
+    pub rules: Vec<Rule>,
+    /// Things worth saying that do not stop the audit (a user unknown on this host).
+    pub warnings: Vec<String>,
+}
+
+/// One `[[rule]]`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// 1-based position among the rules.
+    pub number: usize,
+    /// Line of its `[[rule]]` header.
+    pub line: usize,
+    /// Its `name`, if given.
+    pub name: Option<String>,
+    /// Allow or deny.
+    pub action: Action,
+    /// Report it missing when no listener matches (allow rules only).
+    pub required: bool,
+    /// What it matches.
+    pub matcher: Matcher,
+}
+
+/// The conditions of a rule; an absent one matches anything.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    /// `proto`.
+    pub protocol: Option<Protocol>,
+    /// `port`: numbers and ranges.
+    pub ports: Option<PortSet>,
+    /// `port = "ephemeral"`: UDP client sockets (see [`crate::filter::ephemeral`]).
+    pub ephemeral: bool,
+    /// `address`: addresses and networks.
+    pub addresses: Vec<IpNet>,
+    /// `exposure`: classes.
+    pub exposures: Vec<Exposure>,
+    /// `user`: the uids it resolved to; `Some(empty)` when no name resolved (never matches).
+    pub uids: Option<Vec<u32>>,
+    /// `program`: globs over the process name or argv[0].
+    pub programs: Vec<Glob>,
+    /// `exe`: globs over the executable path.
+    pub exes: Vec<Glob>,
+}
+
+/// What decided about a listener.
+#[derive(Debug, Clone, Copy)]
+pub enum Decision<'a> {
+    /// The first rule that matched.
+    Rule(&'a Rule),
+    /// No rule matched; the policy's default applies.
+    Default(Action),
+}
+
+impl Decision<'_> {
+    /// The resulting action.
+    pub fn action(self) -> Action {
+        match self {
+            Decision::Rule(rule) => rule.action,
+            Decision::Default(action) => action,
+        }
+    }
+}
+
+impl Policy {
+    /// The decision for the listener `entry`, whose identity is `identity`.
+    pub fn decide(&self, entry: &Entry, identity: &Identity) -> Decision<'_> {
+        self.rules
+            .iter()
+            .find(|rule| rule.matcher.matches(entry, identity))
+            .map_or(Decision::Default(self.default), Decision::Rule)
+    }
+
+    /// Why the default decided, for messages.
+    pub fn describe_default(&self) -> String {
+        format!(
+            "no rule of {} matches it, and its default is {}",
+            self.path.display(),
+            match self.default {
+                Action::Allow => "allow",
+                Action::Deny => "deny",
+            }
+        )
+    }
+}
+
+impl Rule {
+    /// `rule 3 "ssh" (policy.toml:12)`, for messages.
+    pub fn describe(&self, path: &std::path::Path) -> String {
+        let name = self
+            .name
+            .as_ref()
+            .map(|n| format!(" {:?}", crate::text::sanitize::terminal_safe(n.as_bytes())))
+            .unwrap_or_default();
+        format!(
+            "rule {}{name} ({}:{})",
+            self.number,
+            path.display(),
+            self.line
+        )
+    }
+}
+
+impl Matcher {
+    /// Whether every condition holds for the listener.
+    pub fn matches(&self, entry: &Entry, identity: &Identity) -> bool {
+        let socket = &entry.socket;
+        let protocol_ok = self.protocol.is_none_or(|p| p == socket.protocol);
+        let port_ok = match &self.ports {
+            None => !self.ephemeral || identity.ephemeral,
+            Some(ports) => {
+                ports.contains(socket.local_port) || (self.ephemeral && identity.ephemeral)
+            }
+        };
+        let address = exposure::unmapped(socket.local_addr);
+        let address_ok =
+            self.addresses.is_empty() || self.addresses.iter().any(|net| net.contains(&address));
+        let exposure_ok = self.exposures.is_empty() || self.exposures.contains(&identity.exposure);
+        protocol_ok && port_ok && address_ok && exposure_ok && self.matches_holders(entry, identity)
+    }
+
+    /// User, program and executable, with `--user` and `--program`'s meaning.
+    fn matches_holders(&self, entry: &Entry, identity: &Identity) -> bool {
+        if self.uids.as_ref().is_some_and(Vec::is_empty) {
+            return false;
+        }
+        let filter = Filter {
+            uids: self.uids.clone().unwrap_or_default(),
+            programs: self.programs.clone(),
+            ..Filter::default()
+        };
+        let exe_ok = self.exes.is_empty()
+            || identity.programs.iter().any(|p| {
+                p.exe
+                    .as_ref()
+                    .is_some_and(|exe| self.exes.iter().any(|g| g.matches(exe.as_bytes())))
+            });
+        filter.keeps_entry(entry) && exe_ok
+    }
+}
+
+#[cfg(test)]
+mod tests;

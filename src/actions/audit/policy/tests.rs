@@ -1,0 +1,289 @@
+//! Policies: the examples of the documentation decide as written, and every kind of mistake
+//! in a file is named with its line and rule.
+
+use super::parse::parse;
+use super::*;
+use crate::actions::audit::identity::Program;
+use crate::actions::audit::tomlfile::Source;
+use crate::model::{OwnerProcess, Socket};
+
+/// A listener: (entry, identity), held by `name` running `exe` as `uid`.
+fn listener(
+    proto: Protocol,
+    addr: &str,
+    port: u16,
+    uid: u32,
+    name: &str,
+    exe: &str,
+) -> (Entry, Identity) {
+    let socket = Socket {
+        uid,
+        v6only: Some(false),
+        ..Socket::listening(proto, addr, port)
+    };
+    let local_addr = socket.local_addr;
+    let identity = Identity {
+        protocol: proto,
+        address: local_addr,
+        port,
+        ephemeral: proto == Protocol::Udp && port >= 32768,
+        exposure: exposure::classify(&socket),
+        user: uid.to_string(),
+        programs: vec![Program {
+            name: name.into(),
+            exe: Some(exe.into()),
+        }],
+    };
+    let entry = Entry {
+        socket,
+        processes: vec![OwnerProcess {
+            pid: 100,
+            fd: 3,
+            name: Some(name.as_bytes().into()),
+            cmdline: Some(exe.as_bytes().into()),
+            uid: Some(uid),
+        }],
+        owner_unknown: None,
+    };
+    (entry, identity)
+}
+
+const EXAMPLE: &str = r#"
+default = "deny"
+
+[[rule]]
+name = "ssh"
+action = "allow"
+proto = "tcp"
+port = 22
+address = "any"
+program = "sshd"
+required = true
+
+[[rule]]
+name = "postgres on loopback"
+action = "allow"
+exposure = "loopback"
+user = "root"
+
+[[rule]]
+action = "allow"
+proto = "udp"
+port = 5353
+program = "avahi-*"
+
+[[rule]]
+name = "nothing else exposed"
+action = "deny"
+exposure = "external"
+
+[[rule]]
+action = "allow"
+port = ["8000-8100", "ephemeral"]
+exe = "/usr/bin/*"
+"#;
+
+fn example() -> Policy {
+    parse(&Source::from_text("p.toml", EXAMPLE)).unwrap()
+}
+
+/// The deciding rule's number, or 0 for the default; and the action.
+fn decide(policy: &Policy, l: &(Entry, Identity)) -> (usize, Action) {
+    match policy.decide(&l.0, &l.1) {
+        Decision::Rule(rule) => (rule.number, rule.action),
+        Decision::Default(action) => (0, action),
+    }
+}
+
+#[test]
+fn the_first_matching_rule_decides() {
+    let policy = example();
+    assert_eq!(policy.rules.len(), 5);
+    assert_eq!(policy.rules[0].line, 4);
+    let ssh = listener(Protocol::Tcp, "::", 22, 0, "sshd", "/usr/sbin/sshd");
+    assert_eq!(decide(&policy, &ssh), (1, Action::Allow));
+    let fake_ssh = listener(Protocol::Udp, "0.0.0.0", 22, 0, "sshd", "/tmp/sshd");
+    assert_eq!(decide(&policy, &fake_ssh), (4, Action::Deny));
+    let loopback = listener(
+        Protocol::Tcp,
+        "127.0.0.1",
+        5432,
+        0,
+        "postgres",
+        "/usr/lib/pg",
+    );
+    assert_eq!(decide(&policy, &loopback), (2, Action::Allow));
+    let loopback_other_user = listener(Protocol::Tcp, "127.0.0.1", 5432, 1000, "pg", "/x");
+    assert_eq!(decide(&policy, &loopback_other_user), (0, Action::Deny));
+    let avahi = listener(
+        Protocol::Udp,
+        "0.0.0.0",
+        5353,
+        105,
+        "avahi-daemon",
+        "/usr/sbin/avahi-daemon",
+    );
+    assert_eq!(decide(&policy, &avahi), (3, Action::Allow));
+    let exposed = listener(Protocol::Tcp, "0.0.0.0", 4444, 1000, "nc", "/usr/bin/nc");
+    assert_eq!(decide(&policy, &exposed), (4, Action::Deny));
+}
+
+#[test]
+fn ports_ranges_ephemeral_and_exe_globs_match() {
+    let policy = example();
+    let mut dev = listener(
+        Protocol::Tcp,
+        "127.0.0.1",
+        8080,
+        1000,
+        "python3",
+        "/usr/bin/python3",
+    );
+    // Not on loopback's rule 2 (uid 1000), rule 5 allows by port range and exe.
+    assert_eq!(decide(&policy, &dev), (5, Action::Allow));
+    dev.1.programs[0].exe = Some("/home/u/python3".into());
+    assert_eq!(decide(&policy, &dev), (0, Action::Deny));
+    let client = listener(
+        Protocol::Udp,
+        "127.0.0.1",
+        50123,
+        1000,
+        "firefox",
+        "/usr/bin/firefox",
+    );
+    assert_eq!(decide(&policy, &client), (5, Action::Allow));
+}
+
+#[test]
+fn a_rule_needs_every_condition() {
+    let policy = parse(&Source::from_text(
+        "p.toml",
+        "[[rule]]\naction = \"allow\"\nproto = \"tcp\"\nport = 22\nprogram = \"sshd\"\n",
+    ))
+    .unwrap();
+    let by_other = listener(
+        Protocol::Tcp,
+        "0.0.0.0",
+        22,
+        0,
+        "dropbear",
+        "/usr/sbin/dropbear",
+    );
+    let other_port = listener(Protocol::Tcp, "0.0.0.0", 2222, 0, "sshd", "/usr/sbin/sshd");
+    assert_eq!(decide(&policy, &by_other), (0, Action::Deny));
+    assert_eq!(decide(&policy, &other_port), (0, Action::Deny));
+}
+
+#[test]
+fn the_default_can_allow() {
+    let policy = parse(&Source::from_text(
+        "p.toml",
+        "default = \"allow\"\n[[rule]]\naction = \"deny\"\nport = 23\n",
+    ))
+    .unwrap();
+    let telnet = listener(Protocol::Tcp, "0.0.0.0", 23, 0, "telnetd", "/x");
+    let web = listener(Protocol::Tcp, "0.0.0.0", 80, 0, "nginx", "/x");
+    assert_eq!(decide(&policy, &telnet), (1, Action::Deny));
+    assert_eq!(decide(&policy, &web), (0, Action::Allow));
+}
+
+#[test]
+fn mistakes_point_at_the_line_and_rule() {
+    let cases = [
+        (
+            "[[rule]]\naction = \"permit\"\n",
+            "p.toml:2: rule 1: action must be \"allow\" or \"deny\"",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\n\n[[rule]]\naction = \"deny\"\nprot = \"tcp\"\n",
+            "p.toml:6: unknown field `prot`",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\n[[rule]]\naction = \"allow\"\nport = \"ssh\"\n",
+            "p.toml:5: rule 2: port: \"ssh\" is not a port number",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nport = -1\n",
+            "p.toml:3: rule 1: port: \"-1\" is not a port number (0-65535)",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nport = [22, 65536]\n",
+            "p.toml:3: rule 1: port: \"65536\" is not a port number (0-65535)",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nprogram = \"\"\n",
+            "p.toml:3: rule 1: program: an empty value matches nothing",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nuser = [\"root\", \"\"]\n",
+            "p.toml:3: rule 1: user: an empty value matches nothing",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nproto = \"icmp\"\n",
+            "p.toml:3: rule 1: proto \"icmp\" is not \"tcp\" or \"udp\"",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\naddress = \"localhost\"\n",
+            "p.toml:3: rule 1: address: \"localhost\" is not an address",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nexposure = \"public\"\n",
+            "p.toml:3: rule 1: exposure \"public\" is not loopback",
+        ),
+        (
+            "[[rule]]\naction = \"deny\"\nrequired = true\n",
+            "p.toml:3: rule 1: required applies to allow rules",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nprogram = []\n",
+            "p.toml:3: rule 1: program must be a string",
+        ),
+        (
+            "[[rule]]\naction = \"allow\"\nport = 1.5\n",
+            "p.toml:3: rule 1: port must be a string",
+        ),
+        (
+            "default = \"maybe\"\n",
+            "p.toml:1: default must be \"allow\" or \"deny\"",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\n",
+            "p.toml:1: missing field `action`",
+        ),
+        ("[rule\n", "p.toml:1: "),
+    ];
+    for (text, expected) in cases {
+        let error = parse(&Source::from_text("p.toml", text))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(expected),
+            "{error:?}\nexpected to start with {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_user_warns_and_matches_nobody() {
+    let policy = parse(&Source::from_text(
+        "p.toml",
+        "[[rule]]\naction = \"allow\"\nuser = \"no-such-user-lsports\"\n",
+    ))
+    .unwrap();
+    assert_eq!(policy.warnings.len(), 1);
+    assert!(
+        policy.warnings[0].starts_with("p.toml:3: rule 1: no such user"),
+        "{:?}",
+        policy.warnings
+    );
+    let any = listener(Protocol::Tcp, "0.0.0.0", 80, 0, "nginx", "/x");
+    assert_eq!(decide(&policy, &any), (0, Action::Deny));
+}
+
+#[test]
+fn rules_describe_themselves_with_file_and_line() {
+    let policy = example();
+    let path = std::path::Path::new("p.toml");
+    assert_eq!(policy.rules[0].describe(path), "rule 1 \"ssh\" (p.toml:4)");
+    assert_eq!(policy.rules[2].describe(path), "rule 3 (p.toml:19)");
+}

@@ -1,0 +1,200 @@
+//! Verdicts on hand-made listeners: what is unexpected, what is missing, what fails.
+
+use std::path::PathBuf;
+
+use super::verdict::judge;
+use super::*;
+use crate::actions::audit::baseline::file;
+use crate::actions::audit::identity::{Identity, Program};
+use crate::actions::audit::tomlfile::Source;
+use crate::enrich::suspicious::Finding;
+use crate::model::exposure;
+use crate::model::{Entry, OwnerProcess, Protocol, Socket};
+
+fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Audited {
+    let socket = Socket {
+        inode: u64::from(pid),
+        ..Socket::listening(proto, addr, port)
+    };
+    let local_addr = socket.local_addr;
+    Audited {
+        identity: Identity {
+            protocol: proto,
+            address: local_addr,
+            port,
+            ephemeral: proto == Protocol::Udp && port >= 32768,
+            exposure: exposure::classify(&socket),
+            user: "root".into(),
+            programs: vec![Program {
+                name: name.into(),
+                exe: Some(format!("/usr/sbin/{name}")),
+            }],
+        },
+        entry: Entry {
+            socket,
+            processes: vec![OwnerProcess {
+                pid,
+                fd: 3,
+                name: Some(name.as_bytes().into()),
+                cmdline: None,
+                uid: Some(0),
+            }],
+            owner_unknown: None,
+        },
+        findings: Vec::new(),
+    }
+}
+
+fn baseline_of(listeners: &[Audited]) -> Baseline {
+    let identities: Vec<Identity> = listeners.iter().map(|l| l.identity.clone()).collect();
+    let text = file::format(&Baseline::record(&identities, None, None));
+    file::parse(&Source::from_text("b.toml", &text)).unwrap()
+}
+
+fn ports(verdict: &Verdict, listeners: &[Audited]) -> Vec<u16> {
+    verdict
+        .unexpected
+        .iter()
+        .map(|(i, _)| listeners[*i].identity.port)
+        .collect()
+}
+
+#[test]
+fn nothing_changed_nothing_unexpected() {
+    let now = vec![
+        listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812),
+        listener(Protocol::Udp, "0.0.0.0", 41000, "chronyd", 640),
+    ];
+    let baseline = baseline_of(&now);
+    // The same programs after a restart: new pids, and the client socket on another port.
+    let restarted = vec![
+        listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 9001),
+        listener(Protocol::Udp, "0.0.0.0", 52000, "chronyd", 9002),
+    ];
+    let verdict = judge(&restarted, Some(&baseline), None, &FailSet::default());
+    assert!(verdict.unexpected.is_empty() && verdict.missing.is_empty());
+    assert!(!verdict.fails);
+    // And with the client socket gone: ephemeral sockets are never missing.
+    let verdict = judge(&restarted[..1], Some(&baseline), None, &FailSet::default());
+    assert!(verdict.missing.is_empty() && !verdict.fails);
+}
+
+#[test]
+fn new_and_changed_listeners_are_unexpected_and_fail() {
+    let before = vec![listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812)];
+    let baseline = baseline_of(&before);
+    let now = vec![
+        listener(Protocol::Tcp, "0.0.0.0", 22, "evil", 812),
+        listener(Protocol::Tcp, "0.0.0.0", 4444, "nc", 900),
+    ];
+    let verdict = judge(&now, Some(&baseline), None, &FailSet::default());
+    assert_eq!(ports(&verdict, &now), [22, 4444]);
+    assert!(matches!(
+        verdict.unexpected[0].1[..],
+        [Reason::Changed { .. }]
+    ));
+    assert_eq!(verdict.unexpected[1].1, [Reason::New]);
+    // The changed port is reported as changed, not also as missing.
+    assert!(verdict.missing.is_empty());
+    assert!(verdict.fails);
+}
+
+#[test]
+fn missing_listeners_are_reported_and_fail_only_when_asked() {
+    let before = vec![
+        listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812),
+        listener(Protocol::Tcp, "127.0.0.1", 5432, "postgres", 700),
+    ];
+    let baseline = baseline_of(&before);
+    let verdict = judge(&before[..1], Some(&baseline), None, &FailSet::default());
+    assert_eq!(verdict.missing.len(), 1);
+    let Missing::Baseline(line) = &verdict.missing[0] else {
+        panic!("{:?}", verdict.missing)
+    };
+    assert_eq!(
+        (line.program.as_deref(), line.line),
+        (Some("postgres"), Some(11))
+    );
+    assert!(!verdict.fails);
+    let strict = FailSet::from_choices(&[FailOn::Missing]);
+    assert!(judge(&before[..1], Some(&baseline), None, &strict).fails);
+}
+
+#[test]
+fn failing_flags_fail_and_others_are_only_reported() {
+    let mut flagged = listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812);
+    flagged.findings.push(Finding {
+        flag: Flag::RootExposed,
+        explanation: "x".into(),
+    });
+    let baseline = baseline_of(std::slice::from_ref(&flagged));
+    let now = [flagged.clone()];
+    assert!(!judge(&now, Some(&baseline), None, &FailSet::default()).fails);
+    let fail = FailSet::from_choices(&[FailOn::RootExposed]);
+    assert!(judge(&now, Some(&baseline), None, &fail).fails);
+    flagged.findings[0].flag = Flag::ExeDeleted;
+    assert!(judge(&[flagged], Some(&baseline), None, &FailSet::default()).fails);
+}
+
+#[test]
+fn baseline_and_policy_must_both_accept() {
+    let policy_text = "default = \"allow\"\n[[rule]]\nname = \"no-telnet\"\naction = \"deny\"\nport = 23\n\
+        [[rule]]\naction = \"allow\"\nport = 22\nrequired = true\n";
+    let policy = policy::parse::parse(&Source::from_text("p.toml", policy_text)).unwrap();
+    let telnet = listener(Protocol::Tcp, "0.0.0.0", 23, "telnetd", 23);
+    let baseline = baseline_of(std::slice::from_ref(&telnet));
+    let verdict = judge(
+        std::slice::from_ref(&telnet),
+        Some(&baseline),
+        Some(&policy),
+        &FailSet::default(),
+    );
+    assert_eq!(verdict.unexpected, [(0, vec![Reason::Denied(0)])]);
+    // Rule 2 is required and nothing matches it.
+    assert_eq!(verdict.missing, [Missing::Rule(1)]);
+    assert!(verdict.fails);
+}
+
+#[test]
+fn fail_on_choices_combine_in_order() {
+    assert_eq!(FailSet::from_choices(&[]), FailSet::default());
+    let none = FailSet::from_choices(&[FailOn::None]);
+    assert!(!none.missing && none.flags.is_empty());
+    let all = FailSet::from_choices(&[FailOn::All]);
+    assert!(all.missing && all.flags == Flag::EVERY);
+    let some =
+        FailSet::from_choices(&[FailOn::All, FailOn::None, FailOn::NoOwner, FailOn::NoOwner]);
+    assert!(!some.missing && some.flags == [Flag::NoOwner]);
+}
+
+#[test]
+fn the_text_report_names_what_and_why() {
+    let before = vec![
+        listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812),
+        listener(Protocol::Tcp, "127.0.0.1", 5432, "postgres", 700),
+    ];
+    let baseline = baseline_of(&before);
+    let now = vec![
+        listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812),
+        listener(Protocol::Tcp, "0.0.0.0", 4444, "nc", 900),
+    ];
+    let audit = Audit::judge(
+        Some((PathBuf::from("b.toml"), baseline)),
+        None,
+        now,
+        &FailSet::default(),
+    );
+    let mut out = Vec::new();
+    text::write(&audit, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        text,
+        "lsports audit: FAIL: 1 unexpected, 1 missing, 0 suspicious (2 listeners; baseline b.toml)\n\
+         \n\
+         Unexpected\n\
+         \x20 tcp  0.0.0.0:4444  900/nc  root  not in the baseline\n\
+         \n\
+         Missing (reported only; --fail-on missing fails the audit)\n\
+         \x20 tcp  127.0.0.1:5432  postgres (/usr/sbin/postgres)  root  b.toml:11: nothing listens there now\n"
+    );
+}

@@ -1,0 +1,214 @@
+//! The audit report for people (and cron mail): a summary line first, then a section per kind
+//! of finding, each row aligned and ending with why.
+//!
+//! ```text
+//! lsports audit: FAIL: 1 unexpected, 1 missing, 1 suspicious (3 listeners; baseline b.toml)
+//!
+//! Unexpected
+//!   tcp   0.0.0.0:4444    9123/nc    nobody  not in the baseline
+//! Missing
+//!   tcp   127.0.0.1:5432  postgres   postgres  b.toml:9: nothing listens there now
+//! ```
+
+use std::io::{self, Write};
+
+use super::{Audit, Audited, Missing, Reason};
+use crate::actions::audit::baseline::{AddressPattern, Expected};
+use crate::pipeline::report;
+use crate::render::Labels;
+use crate::render::labels::program_cell;
+
+/// Write the report.
+pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "lsports audit: {}", summary(audit))?;
+    let labels = Labels::numeric();
+    let unexpected: Vec<Vec<String>> = audit
+        .verdict
+        .unexpected
+        .iter()
+        .map(|(index, reasons)| {
+            let listener = &audit.listeners[*index];
+            let why: Vec<String> = reasons.iter().map(|r| reason(audit, r)).collect();
+            listener_row(listener, &labels, why.join("; "))
+        })
+        .collect();
+    section(out, "Unexpected", &unexpected)?;
+    let missing: Vec<Vec<String>> = audit
+        .verdict
+        .missing
+        .iter()
+        .map(|m| missing_row(audit, m))
+        .collect();
+    section(out, &missing_title(audit), &missing)?;
+    let (failing, reported) = suspicious_rows(audit, &labels);
+    section(out, "Suspicious (fails the audit, see --fail-on)", &failing)?;
+    section(out, "Suspicious (reported only)", &reported)
+}
+
+/// `FAIL: 1 unexpected, 0 missing, 2 suspicious (14 listeners; baseline b.toml, policy p.toml)`.
+fn summary(audit: &Audit) -> String {
+    let suspicious = audit
+        .listeners
+        .iter()
+        .filter(|l| !l.findings.is_empty())
+        .count();
+    let mut checked = Vec::new();
+    if let Some((path, _)) = &audit.baseline {
+        checked.push(format!("baseline {}", path.display()));
+    }
+    if let Some(policy) = &audit.policy {
+        checked.push(format!("policy {}", policy.path.display()));
+    }
+    format!(
+        "{}: {} unexpected, {} missing, {} suspicious ({}; {})",
+        if audit.verdict.fails { "FAIL" } else { "OK" },
+        audit.verdict.unexpected.len(),
+        audit.verdict.missing.len(),
+        suspicious,
+        report::count(audit.listeners.len(), "listener"),
+        checked.join(", ")
+    )
+}
+
+fn missing_title(audit: &Audit) -> String {
+    let reported_only = !audit.fail.missing
+        && audit
+            .verdict
+            .missing
+            .iter()
+            .all(|m| matches!(m, Missing::Baseline(_)));
+    if reported_only {
+        "Missing (reported only; --fail-on missing fails the audit)".into()
+    } else {
+        "Missing".into()
+    }
+}
+
+/// Protocol, address, holders and owner of a listener, then `why`.
+fn listener_row(listener: &Audited, labels: &Labels, why: String) -> Vec<String> {
+    let socket = &listener.entry.socket;
+    let proto = match socket.family {
+        crate::model::Family::Ipv4 => socket.protocol.name().to_string(),
+        crate::model::Family::Ipv6 => format!("{}6", socket.protocol.name()),
+    };
+    vec![
+        proto,
+        labels.local(socket),
+        program_cell(&listener.entry.processes, false),
+        listener.identity.user.clone(),
+        why,
+    ]
+}
+
+/// Why a listener is unexpected, in words.
+pub fn reason(audit: &Audit, reason: &Reason) -> String {
+    match reason {
+        Reason::New => "not in the baseline".into(),
+        Reason::Changed { expected } => {
+            let holders: Vec<String> = expected.iter().map(Expected::describe_holder).collect();
+            format!("the baseline expects {} here", holders.join(" or "))
+        }
+        Reason::Denied(index) => match &audit.policy {
+            Some(policy) => format!("denied by {}", policy.rules[*index].describe(&policy.path)),
+            None => "denied by the policy".into(),
+        },
+        Reason::NotAllowed => match &audit.policy {
+            Some(policy) => policy.describe_default(),
+            None => "not allowed by the policy".into(),
+        },
+    }
+}
+
+fn missing_row(audit: &Audit, missing: &Missing) -> Vec<String> {
+    let (what, why) = missing_text(audit, missing);
+    match missing {
+        Missing::Baseline(expected) => vec![
+            expected.protocol.name().into(),
+            place(expected),
+            what,
+            expected.user.clone().unwrap_or_else(|| "-".into()),
+            why,
+        ],
+        Missing::Rule(_) => vec!["-".into(), "-".into(), what, "-".into(), why],
+    }
+}
+
+/// What is missing and why it counts, in words (shared with the JSON report).
+pub fn missing_text(audit: &Audit, missing: &Missing) -> (String, String) {
+    match missing {
+        Missing::Baseline(expected) => {
+            let program = match (&expected.program, &expected.exe) {
+                (Some(name), Some(exe)) => format!("{name} ({exe})"),
+                (Some(name), None) => name.clone(),
+                (None, _) => "-".into(),
+            };
+            let at = match (&audit.baseline, expected.line) {
+                (Some((path, _)), Some(line)) => format!("{}:{line}: ", path.display()),
+                _ => String::new(),
+            };
+            (program, format!("{at}nothing listens there now"))
+        }
+        Missing::Rule(index) => {
+            let Some(policy) = &audit.policy else {
+                return ("-".into(), "a required rule matches no listener".into());
+            };
+            let rule = &policy.rules[*index];
+            (
+                "-".into(),
+                format!(
+                    "{} is required, and no listener matches it",
+                    rule.describe(&policy.path)
+                ),
+            )
+        }
+    }
+}
+
+/// `127.0.0.1:5432`, `[::]:22`, `loopback:5432`, `any:ephemeral`.
+fn place(expected: &Expected) -> String {
+    match &expected.address {
+        AddressPattern::Exact(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{}", expected.port),
+        address => format!("{address}:{}", expected.port),
+    }
+}
+
+/// One row per finding: those that fail the audit, and those only reported.
+fn suspicious_rows(audit: &Audit, labels: &Labels) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let (mut failing, mut reported) = (Vec::new(), Vec::new());
+    for listener in &audit.listeners {
+        for finding in &listener.findings {
+            let mut row = listener_row(listener, labels, finding.explanation.clone());
+            row[3] = finding.flag.name().into();
+            if audit.fail.flags.contains(&finding.flag) {
+                failing.push(row);
+            } else {
+                reported.push(row);
+            }
+        }
+    }
+    (failing, reported)
+}
+
+/// A titled section of aligned rows; nothing at all when there are no rows.
+fn section(out: &mut dyn Write, title: &str, rows: &[Vec<String>]) -> io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{title}")?;
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (c, cell) in row.iter().enumerate() {
+            line.push(' ');
+            line.push_str(cell);
+            if c + 1 < columns {
+                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 1));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}

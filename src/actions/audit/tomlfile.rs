@@ -1,0 +1,183 @@
+//! Reading the hand-editable TOML files (baselines, policies) with errors that point at the
+//! file and line, as a compiler's would: `policy.toml:14: rule 3: unknown field `prot``.
+
+use std::fmt;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// A baseline or policy file that could not be used. `Display` is the whole message.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be read.
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        /// "baseline" or "policy".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but is not valid.
+    #[error("{at}: {message}")]
+    Invalid {
+        /// Where.
+        at: Location,
+        /// What is wrong, and what to do where that is not obvious.
+        message: String,
+    },
+}
+
+/// A file and, when known, a 1-based line in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file, as the user named it.
+    pub path: PathBuf,
+    /// The line.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}", self.path.display()),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+/// A file's text, to parse and to place errors in.
+#[derive(Debug)]
+pub struct Source {
+    /// The file, as named (`-` is standard input).
+    pub path: PathBuf,
+    /// Its contents.
+    pub text: String,
+}
+
+impl Source {
+    /// Read `path` (`-`: standard input); `what` names the kind of file in errors.
+    pub fn read(path: &Path, what: &'static str) -> Result<Source, FileError> {
+        let read_error = |source| FileError::Read {
+            what,
+            path: path.to_owned(),
+            source,
+        };
+        let bytes = if path == Path::new("-") {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(read_error)?;
+            bytes
+        } else {
+            std::fs::read(path).map_err(read_error)?
+        };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let line = line_of(
+                &String::from_utf8_lossy(e.as_bytes()),
+                e.utf8_error().valid_up_to(),
+            );
+            FileError::Invalid {
+                at: Location {
+                    path: path.to_owned(),
+                    line: Some(line),
+                },
+                message: "not valid UTF-8 (TOML files are UTF-8 text)".into(),
+            }
+        })?;
+        Ok(Source {
+            path: path.to_owned(),
+            text,
+        })
+    }
+
+    /// A source from text in memory (tests, examples); `path` names it in errors.
+    pub fn from_text(path: &str, text: &str) -> Source {
+        Source {
+            path: PathBuf::from(path),
+            text: text.to_owned(),
+        }
+    }
+
+    /// Deserialize the whole file, turning a TOML error into a located one.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, FileError> {
+        toml::from_str(&self.text).map_err(|e| self.toml_error(&e))
+    }
+
+    /// An error at the start of `span` (a byte range of the text).
+    pub fn error_at(&self, span: Option<Range<usize>>, message: impl Into<String>) -> FileError {
+        FileError::Invalid {
+            at: Location {
+                path: self.path.clone(),
+                line: span.map(|s| line_of(&self.text, s.start)),
+            },
+            message: message.into(),
+        }
+    }
+
+    /// The 1-based line holding byte `offset`.
+    pub fn line(&self, offset: usize) -> usize {
+        line_of(&self.text, offset)
+    }
+
+    fn toml_error(&self, error: &toml::de::Error) -> FileError {
+        // toml's messages can span lines (a caret diagram); the location says the same.
+        // They quote keys and values from the file, which may hold any character: escaped.
+        let message: Vec<&str> = error.message().lines().map(str::trim).collect();
+        let message =
+            crate::text::sanitize::terminal_safe(message.join("; ").as_bytes()).into_owned();
+        self.error_at(error.span(), message)
+    }
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        a: u32,
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let source = Source::from_text("x.toml", "# comment\n\nb = 1\n");
+        let error = source.parse::<Doc>().unwrap_err().to_string();
+        assert!(error.starts_with("x.toml:3: unknown field `b`"), "{error}");
+        let source = Source::from_text("x.toml", "a = 1\na = [\n");
+        let error = source.parse::<Doc>().unwrap_err().to_string();
+        assert!(error.starts_with("x.toml:2: "), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn lines_count_from_one() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
+    }
+
+    #[test]
+    fn unreadable_files_name_the_path() {
+        let error = Source::read(Path::new("/nonexistent/b.toml"), "baseline").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read baseline /nonexistent/b.toml: ")
+        );
+    }
+}

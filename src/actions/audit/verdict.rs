@@ -1,0 +1,164 @@
+//! The verdict of an audit: which listeners are unexpected and why, which expected ones are
+//! missing, which are suspicious, and whether all that fails the audit. Pure: the inputs are
+//! listeners already identified and inspected, so every rule here is tested without sockets.
+
+use super::FailSet;
+use crate::actions::audit::baseline::{Baseline, Expected};
+use crate::actions::audit::identity::Identity;
+use crate::actions::audit::policy::{Action, Decision, Policy};
+use crate::enrich::suspicious::Finding;
+use crate::model::Entry;
+
+/// One listener, with everything an audit needs to know about it.
+#[derive(Debug, Clone)]
+pub struct Audited {
+    /// The socket and its holders.
+    pub entry: Entry,
+    /// What it is.
+    pub identity: Identity,
+    /// What looks suspicious about it.
+    pub findings: Vec<Finding>,
+}
+
+/// Why a listener is unexpected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The baseline expects nothing at its protocol, address and port.
+    New,
+    /// The baseline expects a listener there, but of another program or user.
+    Changed {
+        /// The baseline lines for that place.
+        expected: Vec<Expected>,
+    },
+    /// A deny rule of the policy matched it (index into the rules).
+    Denied(usize),
+    /// No rule matched, and the policy's default is deny.
+    NotAllowed,
+}
+
+/// An expected listener that is not there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// A baseline line (the first of its socket's lines).
+    Baseline(Expected),
+    /// A `required` policy rule no listener matches (index into the rules).
+    Rule(usize),
+}
+
+/// Everything an audit found.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    /// Unexpected listeners: index into the listeners, and every reason.
+    pub unexpected: Vec<(usize, Vec<Reason>)>,
+    /// Expected listeners not found.
+    pub missing: Vec<Missing>,
+    /// Whether the audit fails (exit status 1).
+    pub fails: bool,
+}
+
+/// Judge `listeners` against a baseline and/or a policy; both must accept a listener for it
+/// to be expected.
+pub fn judge(
+    listeners: &[Audited],
+    baseline: Option<&Baseline>,
+    policy: Option<&Policy>,
+    fail: &FailSet,
+) -> Verdict {
+    let mut verdict = Verdict::default();
+    for (index, listener) in listeners.iter().enumerate() {
+        let mut reasons = Vec::new();
+        reasons.extend(baseline.and_then(|b| baseline_reason(b, &listener.identity)));
+        reasons.extend(policy.and_then(|p| policy_reason(p, listener)));
+        if !reasons.is_empty() {
+            verdict.unexpected.push((index, reasons));
+        }
+    }
+    let identities: Vec<&Identity> = listeners.iter().map(|l| &l.identity).collect();
+    let baseline_missing = baseline
+        .map(|b| missing_lines(b, &identities))
+        .unwrap_or_default();
+    let rules_missing = policy
+        .map(|p| missing_rules(p, listeners))
+        .unwrap_or_default();
+    let flag_fails = listeners
+        .iter()
+        .flat_map(|l| &l.findings)
+        .any(|f| fail.flags.contains(&f.flag));
+    verdict.fails = !verdict.unexpected.is_empty()
+        || (fail.missing && !baseline_missing.is_empty())
+        || !rules_missing.is_empty()
+        || flag_fails;
+    verdict.missing = baseline_missing
+        .into_iter()
+        .map(Missing::Baseline)
+        .collect();
+    verdict
+        .missing
+        .extend(rules_missing.into_iter().map(Missing::Rule));
+    verdict
+}
+
+fn baseline_reason(baseline: &Baseline, identity: &Identity) -> Option<Reason> {
+    if baseline.expected.iter().any(|e| e.accepts(identity)) {
+        return None;
+    }
+    let here: Vec<Expected> = baseline
+        .expected
+        .iter()
+        .filter(|e| e.covers(identity))
+        .cloned()
+        .collect();
+    Some(if here.is_empty() {
+        Reason::New
+    } else {
+        Reason::Changed { expected: here }
+    })
+}
+
+fn policy_reason(policy: &Policy, listener: &Audited) -> Option<Reason> {
+    match policy.decide(&listener.entry, &listener.identity) {
+        Decision::Rule(rule) if rule.action == Action::Deny => {
+            Some(Reason::Denied(rule.number - 1))
+        }
+        Decision::Default(Action::Deny) => Some(Reason::NotAllowed),
+        _ => None,
+    }
+}
+
+/// Baseline lines with nothing where they expect a listener. The lines of one socket (one per
+/// holding program) go together: any one present accounts for all. A place now held by
+/// another program is reported as a change, not also as missing; ephemeral client sockets
+/// come and go, and are never missing.
+fn missing_lines(baseline: &Baseline, identities: &[&Identity]) -> Vec<Expected> {
+    let mut missing: Vec<Expected> = Vec::new();
+    for line in &baseline.expected {
+        if line.port == crate::actions::audit::baseline::PortPattern::Ephemeral
+            || missing.iter().any(|m| m.same_socket(line))
+        {
+            continue;
+        }
+        let group = baseline.expected.iter().filter(|e| e.same_socket(line));
+        let present = group
+            .clone()
+            .any(|e| identities.iter().any(|identity| e.covers(identity)));
+        if !present {
+            missing.push(line.clone());
+        }
+    }
+    missing
+}
+
+fn missing_rules(policy: &Policy, listeners: &[Audited]) -> Vec<usize> {
+    policy
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| rule.required)
+        .filter(|(_, rule)| {
+            !listeners
+                .iter()
+                .any(|l| rule.matcher.matches(&l.entry, &l.identity))
+        })
+        .map(|(index, _)| index)
+        .collect()
+}

@@ -1,0 +1,79 @@
+//! `-c`/`--continuous`: netstat's meaning, the whole listing again every interval, in any
+//! format but Prometheus (the CLI refuses it: expositions one after another are not one
+//! exposition), until Ctrl-C or SIGTERM.
+//!
+//! A listing that has not changed since the last poll is written again from the bytes of the
+//! last rendering, so an idle host costs no name lookups (services, users, hosts) per tick;
+//! only the last listing and its rendering are kept, so memory stays flat.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use crate::ExitCode;
+use crate::actions::watch::stopped;
+use crate::config::Config;
+use crate::model::Entry;
+use crate::pipeline::report::{self, Repeats};
+use crate::pipeline::{self, Needs};
+use crate::render;
+use crate::source;
+use crate::sys::signals::StopSignals;
+
+/// Reprint the listing every `interval` until a stop signal. Exit status: 0 on SIGTERM, 130
+/// on Ctrl-C, 1 when the first poll cannot list sockets at all.
+pub fn run(
+    interval: Duration,
+    config: &Config,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    let signals = StopSignals::block()?;
+    let mut repeats = Repeats::default();
+    let mut last: Option<(Vec<Entry>, Vec<u8>)> = None;
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let collected = source::collect(&pipeline::request(config));
+        repeats.report(
+            report::source_lines(&collected, first && config.verbose),
+            err,
+        )?;
+        match pipeline::keep(collected, config) {
+            Some(sockets) => {
+                let listing = pipeline::attribute(sockets, config, Needs::of(config));
+                if first {
+                    listing.report_attribution(config, err)?;
+                }
+                let rendered = render_again(listing.entries, &listing.exes, config, last.take())?;
+                out.write_all(&rendered.1)?;
+                out.flush()?;
+                last = Some(rendered);
+            }
+            None if first => return Ok(ExitCode::NoSource),
+            None => {}
+        }
+        first = false;
+        if let Some(stop) = signals.sleep(interval.saturating_sub(started.elapsed())) {
+            return Ok(stopped(stop));
+        }
+    }
+}
+
+/// The rendering of `entries`: the last one when nothing changed (and no executable is shown,
+/// which could change under the same pid), a fresh one otherwise.
+fn render_again(
+    entries: Vec<Entry>,
+    exes: &crate::enrich::exe::Executables,
+    config: &Config,
+    last: Option<(Vec<Entry>, Vec<u8>)>,
+) -> io::Result<(Vec<Entry>, Vec<u8>)> {
+    match last {
+        Some((previous, bytes)) if previous == entries && !config.needs_executables() => {
+            return Ok((previous, bytes));
+        }
+        _ => {}
+    }
+    let mut bytes = Vec::new();
+    render::render(&entries, config, exes, &mut bytes)?;
+    Ok((entries, bytes))
+}

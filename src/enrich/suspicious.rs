@@ -1,0 +1,232 @@
+//! Suspicious listeners: what about a listener deserves a second look, whether or not it was
+//! expected, each with a one-line explanation.
+//!
+//! | flag | when |
+//! |---|---|
+//! | `exe-deleted` | a holder's executable was deleted or replaced after it started (`/proc/PID/exe` ends in ` (deleted)`) |
+//! | `exe-writable-dir` | a holder's executable lies in `/tmp`, `/var/tmp`, `/dev/shm` or any directory every user may write to, or is itself writable by every user |
+//! | `root-exposed` | reachable from outside this host and held by a root process |
+//! | `no-owner` | no process holds it although every process could be inspected |
+//!
+//! Directories are checked through `/proc/PID/root`, the process's own view of the file
+//! system, so a container's `/srv/app` is the container's, not the host's. Where that link
+//! cannot be followed (another user's process without privileges, a snapshot) only the
+//! temporary directories are recognised, by path.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::enrich::exe::Executables;
+use crate::model::exposure;
+use crate::model::{Entry, OwnerUnknownReason};
+use crate::render::labels::pid_list;
+use crate::text::sanitize;
+
+/// What the kernel appends to the link of an executable that is no longer on disk.
+const DELETED_SUFFIX: &[u8] = b" (deleted)";
+/// Directories for temporary files, writable by everyone on any normal system.
+const TEMPORARY_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
+/// `S_IWOTH`.
+const WORLD_WRITABLE: u32 = 0o002;
+
+/// One reason to look twice at a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flag {
+    /// The executable was deleted or replaced since the process started.
+    ExeDeleted,
+    /// The executable lies in a temporary or world-writable directory.
+    ExeWritableDir,
+    /// Reachable from outside and held by root.
+    RootExposed,
+    /// Nobody holds it, although every process could be inspected.
+    NoOwner,
+}
+
+impl Flag {
+    /// Every flag, in report order.
+    pub const EVERY: [Flag; 4] = [
+        Flag::ExeDeleted,
+        Flag::ExeWritableDir,
+        Flag::RootExposed,
+        Flag::NoOwner,
+    ];
+
+    /// The flag's name in every output (`exe-deleted`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::ExeDeleted => "exe-deleted",
+            Flag::ExeWritableDir => "exe-writable-dir",
+            Flag::RootExposed => "root-exposed",
+            Flag::NoOwner => "no-owner",
+        }
+    }
+}
+
+/// A flag raised on one listener, with the explanation shown beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Which flag.
+    pub flag: Flag,
+    /// One line saying what was seen and why it matters (terminal-safe).
+    pub explanation: String,
+}
+
+/// Every flag `entry` raises, one finding per flag and executable, in [`Flag::EVERY`] order.
+/// `exes` must hold the holders' executables (see [`Executables::read`]).
+pub fn inspect(entry: &Entry, exes: &Executables, proc_root: &Path) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (exe, pids) in executables(entry, exes) {
+        findings.extend(exe_findings(&exe, &pids, proc_root));
+    }
+    findings.extend(root_exposed(entry));
+    findings.extend(no_owner(entry));
+    findings.sort_by_key(|f| f.flag);
+    findings
+}
+
+/// The names of the flags `entry` raises, distinct, in [`Flag::EVERY`] order: the cell of a
+/// `flags` column (`exe-deleted,root-exposed`).
+pub fn flag_names(entry: &Entry, exes: &Executables, proc_root: &Path) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = inspect(entry, exes, proc_root)
+        .iter()
+        .map(|f| f.flag.name())
+        .collect();
+    names.dedup();
+    names
+}
+
+/// The distinct executables of the holders, each with the pids running it.
+fn executables(entry: &Entry, exes: &Executables) -> Vec<(Vec<u8>, Vec<u32>)> {
+    let mut found: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
+    for process in &entry.processes {
+        let Some(exe) = exes.get(process.pid) else {
+            continue;
+        };
+        match found.iter_mut().find(|(e, _)| e == exe) {
+            Some((_, pids)) => pids.push(process.pid),
+            None => found.push((exe.to_vec(), vec![process.pid])),
+        }
+    }
+    found
+}
+
+/// The flags raised by one executable link (as `readlink /proc/PID/exe` gave it), run by
+/// `pids`; the directories are looked up through the first pid's root.
+pub fn exe_findings(exe: &[u8], pids: &[u32], proc_root: &Path) -> Vec<Finding> {
+    let who = holders(pids);
+    let mut findings = Vec::new();
+    let (path, deleted) = match exe.strip_suffix(DELETED_SUFFIX) {
+        Some(path) => (path, true),
+        None => (exe, false),
+    };
+    let shown = sanitize::terminal_safe(path);
+    if deleted {
+        findings.push(Finding {
+            flag: Flag::ExeDeleted,
+            explanation: format!(
+                "{who}: executable {shown} was deleted or replaced after it started (an upgrade \
+                 awaiting a restart, or a program hiding its binary)"
+            ),
+        });
+    }
+    let path = Path::new(std::ffi::OsStr::from_bytes(path));
+    if let Some(reason) = pids.first().and_then(|&pid| writable(path, pid, proc_root)) {
+        findings.push(Finding {
+            flag: Flag::ExeWritableDir,
+            explanation: format!(
+                "{who}: executable {shown} {reason}, so anyone could have put it there"
+            ),
+        });
+    }
+    findings
+}
+
+/// `pid 812` or `pids 700,701,702`.
+fn holders(pids: &[u32]) -> String {
+    let list = pid_list(pids, false);
+    if pids.len() == 1 {
+        format!("pid {list}")
+    } else {
+        format!("pids {list}")
+    }
+}
+
+/// Why `path` is writable by anyone, if it is: in a temporary directory, under a
+/// world-writable directory, or world-writable itself.
+fn writable(path: &Path, pid: u32, proc_root: &Path) -> Option<String> {
+    if let Some(dir) = TEMPORARY_DIRS.iter().find(|dir| path.starts_with(dir)) {
+        return Some(format!("is in {dir}, a temporary directory"));
+    }
+    // The process's own root: its mount namespace, its chroot.
+    let root = proc_root.join(pid.to_string()).join("root");
+    let mode = |p: &Path| -> Option<u32> {
+        let relative = p.strip_prefix("/").unwrap_or(p);
+        std::fs::symlink_metadata(root.join(relative))
+            .ok()
+            .map(|m| m.mode())
+    };
+    if mode(path).is_some_and(|m| m & WORLD_WRITABLE != 0) {
+        return Some("is writable by every user".into());
+    }
+    let dir: PathBuf = path
+        .ancestors()
+        .skip(1)
+        .find(|dir| mode(dir).is_some_and(|m| m & WORLD_WRITABLE != 0))?
+        .to_path_buf();
+    let dir = sanitize::terminal_safe(dir.as_os_str().as_bytes()).into_owned();
+    Some(format!(
+        "is under {dir}, a directory every user can write to"
+    ))
+}
+
+fn root_exposed(entry: &Entry) -> Option<Finding> {
+    let exposure = exposure::classify(&entry.socket);
+    if !exposure.is_external() {
+        return None;
+    }
+    let root_pids: Vec<u32> = entry
+        .processes
+        .iter()
+        .filter(|p| p.uid == Some(0))
+        .map(|p| p.pid)
+        .collect();
+    if root_pids.is_empty() {
+        return None;
+    }
+    Some(Finding {
+        flag: Flag::RootExposed,
+        explanation: format!(
+            "{}: reachable from outside (exposure {}) and running as root, so a flaw in it is a \
+             flaw in the whole host",
+            holders(&root_pids),
+            exposure.name()
+        ),
+    })
+}
+
+fn no_owner(entry: &Entry) -> Option<Finding> {
+    if !entry.processes.is_empty() {
+        return None;
+    }
+    let explanation = match entry.owner_unknown? {
+        // Not every process could be inspected, or not every process is visible from this PID
+        // namespace: the holder is probably among those, and "no owner" would be a guess.
+        OwnerUnknownReason::Permission | OwnerUnknownReason::OutsidePidNamespace => return None,
+        OwnerUnknownReason::Kernel => {
+            "no process holds it although every process was inspected: a socket of the kernel \
+             itself (nfsd, WireGuard, VXLAN) or of a process hidden from /proc"
+        }
+        OwnerUnknownReason::NotFound => {
+            "no process holds it although every process was inspected: its holder exited \
+             during the scan, passed it on, or is hidden from /proc"
+        }
+    };
+    Some(Finding {
+        flag: Flag::NoOwner,
+        explanation: explanation.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+//! Plain data shared by every stage: what a socket is, who holds it, and why an owner may be
+//! blank. Nothing here does I/O, so collectors, attribution, filters and renderers can all be
+//! tested with values built by hand.
+
+pub mod exposure;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Transport protocol of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// TCP (`IPPROTO_TCP`).
+    Tcp,
+    /// UDP (`IPPROTO_UDP`).
+    Udp,
+}
+
+impl Protocol {
+    /// Lower-case name, as used in JSON and in `/etc/services` (`tcp`, `udp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// Address family of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// `AF_INET`.
+    Ipv4,
+    /// `AF_INET6`.
+    Ipv6,
+}
+
+impl Family {
+    /// Name used in JSON (`ipv4`, `ipv6`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// Where a socket's description came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// The kernel's `NETLINK_SOCK_DIAG` interface.
+    Netlink,
+    /// The text tables `/proc/net/{tcp,tcp6,udp,udp6}`.
+    Proc,
+}
+
+impl SourceKind {
+    /// Name used in JSON and `--verbose` (`netlink`, `proc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Netlink => "netlink",
+            SourceKind::Proc => "proc",
+        }
+    }
+}
+
+/// Kernel socket state: the `TCP_*` numbering that both sock_diag and `/proc/net/*` use, for UDP
+/// too (an unconnected UDP socket is `TCP_CLOSE`, a connected one `TCP_ESTABLISHED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SocketState(pub u8);
+
+impl SocketState {
+    /// `TCP_ESTABLISHED`.
+    pub const ESTABLISHED: SocketState = SocketState(1);
+    /// `TCP_TIME_WAIT`.
+    pub const TIME_WAIT: SocketState = SocketState(6);
+    /// `TCP_CLOSE`: for UDP, a bound but unconnected socket.
+    pub const CLOSE: SocketState = SocketState(7);
+    /// `TCP_LISTEN`.
+    pub const LISTEN: SocketState = SocketState(10);
+
+    /// The state's name as netstat and ss print it. An unconnected UDP socket is `UNCONN`
+    /// (ss's word; netstat leaves the column blank, which scripts cannot match on).
+    pub fn label(self, protocol: Protocol) -> &'static str {
+        if protocol == Protocol::Udp && self == Self::CLOSE {
+            return "UNCONN";
+        }
+        match self.0 {
+            1 => "ESTABLISHED",
+            2 => "SYN_SENT",
+            3 => "SYN_RECV",
+            4 => "FIN_WAIT1",
+            5 => "FIN_WAIT2",
+            6 => "TIME_WAIT",
+            7 => "CLOSE",
+            8 => "CLOSE_WAIT",
+            9 => "LAST_ACK",
+            10 => "LISTEN",
+            11 => "CLOSING",
+            12 => "NEW_SYN_RECV",
+            _ => "UNKNOWN",
+        }
+    }
+
+    /// Whether this is the "service is waiting here" state for `protocol`: LISTEN for TCP,
+    /// bound-and-unconnected for UDP.
+    pub fn is_listening(self, protocol: Protocol) -> bool {
+        match protocol {
+            Protocol::Tcp => self == Self::LISTEN,
+            Protocol::Udp => self == Self::CLOSE,
+        }
+    }
+}
+
+/// Which network device, if any, a socket is bound to (`SO_BINDTODEVICE`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DeviceBinding {
+    /// The source cannot tell (`/proc/net/*` does not carry it).
+    Unknown,
+    /// Not bound to a device.
+    Unbound,
+    /// Bound to the device with this index; `name` is filled in when the index resolves.
+    Device {
+        /// Kernel interface index.
+        index: u32,
+        /// Interface name, when the index could be resolved in this network namespace.
+        name: Option<String>,
+    },
+}
+
+/// One socket as the kernel describes it, before attribution to processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// IPv4 or IPv6.
+    pub family: Family,
+    /// Local (bound) address.
+    pub local_addr: IpAddr,
+    /// Local port.
+    pub local_port: u16,
+    /// Peer address (the unspecified address when not connected).
+    pub remote_addr: IpAddr,
+    /// Peer port (0 when not connected).
+    pub remote_port: u16,
+    /// Kernel state.
+    pub state: SocketState,
+    /// Receive queue; for listeners, connections waiting to be accepted.
+    pub recv_q: u32,
+    /// Send queue; for TCP listeners, the accept backlog limit. `None` when the source cannot
+    /// tell (the backlog is not in `/proc/net/tcp`).
+    pub send_q: Option<u32>,
+    /// Owner uid of the socket (the creating process's effective uid).
+    pub uid: u32,
+    /// Socket inode: the key that links a socket to the file descriptors holding it. 0 for
+    /// sockets no file refers to (TIME_WAIT, not yet accepted).
+    pub inode: u64,
+    /// For IPv6 sockets, whether `IPV6_V6ONLY` is set; `None` for IPv4 or when unknown.
+    pub v6only: Option<bool>,
+    /// Device binding.
+    pub device: DeviceBinding,
+    /// Which source described this socket.
+    pub source: SourceKind,
+}
+
+/// One file descriptor that refers to a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Holder {
+    /// Process id (thread-group id).
+    pub pid: u32,
+    /// File descriptor number in that process.
+    pub fd: u32,
+}
+
+/// A process holding a shown socket, with what `/proc/PID` said about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerProcess {
+    /// Process id.
+    pub pid: u32,
+    /// Lowest fd number through which this process holds the socket.
+    pub fd: u32,
+    /// Raw `comm` (at most 15 bytes, any bytes but NUL); `None` if the process vanished.
+    /// Shared with every other socket the process holds: a prefork server or a process with
+    /// thousands of listeners keeps one copy.
+    pub name: Option<Arc<[u8]>>,
+    /// Raw `cmdline`, arguments separated by NUL; empty for kernel threads or zombies. Shared
+    /// like `name`.
+    pub cmdline: Option<Arc<[u8]>>,
+    /// Effective uid of the process, from `status`.
+    pub uid: Option<u32>,
+}
+
+/// Why a shown socket has no owning process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OwnerUnknownReason {
+    /// Every process was inspected, none holds it and it belongs to root: a socket created
+    /// inside the kernel (nfsd, WireGuard, VXLAN, …), or one with no file at all (inode 0).
+    Kernel,
+    /// Some processes could not be inspected; the holder is probably among them.
+    Permission,
+    /// Every process was inspected and none holds it (a process exited during the scan, or
+    /// the socket is in flight over a UNIX socket).
+    NotFound,
+    /// Every process of this PID namespace was inspected and none holds it, but the namespace
+    /// is not the initial one: the holder most likely runs outside it (a container sharing
+    /// the host's network sees the host's sockets, not its processes).
+    OutsidePidNamespace,
+}
+
+impl OwnerUnknownReason {
+    /// Name used in JSON (`kernel`, `permission`, `not_found`, `outside_pid_namespace`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnerUnknownReason::Kernel => "kernel",
+            OwnerUnknownReason::Permission => "permission",
+            OwnerUnknownReason::NotFound => "not_found",
+            OwnerUnknownReason::OutsidePidNamespace => "outside_pid_namespace",
+        }
+    }
+}
+
+/// A socket together with every process that holds it: the unit every renderer prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The socket.
+    pub socket: Socket,
+    /// Every process holding it, by pid.
+    pub processes: Vec<OwnerProcess>,
+    /// Set exactly when `processes` is empty.
+    pub owner_unknown: Option<OwnerUnknownReason>,
+}
+
+#[cfg(test)]
+impl Socket {
+    /// A listening socket for unit tests: bound to `addr:port`, unconnected, owned by root,
+    /// inode 1, from netlink. Tests change what they look at with struct update syntax.
+    pub fn listening(protocol: Protocol, addr: &str, port: u16) -> Socket {
+        let local_addr: IpAddr = addr.parse().expect("a test address");
+        let (family, remote_addr) = match local_addr {
+            IpAddr::V4(_) => (Family::Ipv4, IpAddr::from([0u8; 4])),
+            IpAddr::V6(_) => (Family::Ipv6, IpAddr::from([0u16; 8])),
+        };
+        Socket {
+            protocol,
+            family,
+            local_addr,
+            local_port: port,
+            remote_addr,
+            remote_port: 0,
+            state: SocketState::LISTEN,
+            recv_q: 0,
+            send_q: None,
+            uid: 0,
+            inode: 1,
+            v6only: None,
+            device: DeviceBinding::Unbound,
+            source: SourceKind::Netlink,
+        }
+    }
+}
