@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
+use lsports::config::StateSelection;
 use lsports::model::{Family, Protocol};
-use lsports::source::netlink::{SockDiag, StateSelection};
+use lsports::source::netlink::SockDiag;
 
 fn main() -> anyhow::Result<()> {
     let out: PathBuf = std::env::args_os()

@@ -40,9 +40,8 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 use std::path::Path;
 
-use config::{Action, Config};
+use config::{Action, Config, SourceChoice};
 use snapshot::OpenedSnapshot;
-use source::SourceChoice;
 
 /// Exit status of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,11 +171,16 @@ fn dispatch(
 
 /// List sockets: collect, filter, attribute, select, render.
 fn list(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<ExitCode> {
-    let Some(listing) = pipeline::gather(config, pipeline::Needs::of(config), err)? else {
+    let Some(listing) = pipeline::gather(config, config.needs(), err)? else {
         return Ok(ExitCode::NoSource);
     };
     crate::sys::timing::mark("listing ready");
-    render::render(&listing.entries, config, &listing.exes, out)?;
+    render::render(
+        &listing.entries,
+        &config.render_options(),
+        &listing.exes,
+        out,
+    )?;
     crate::sys::timing::mark("rendered");
     out.flush()?;
     listing.report_attribution(config, err)?;

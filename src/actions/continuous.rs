@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use crate::ExitCode;
 use crate::actions::watch::stopped;
-use crate::config::Config;
+use crate::config::{Config, RenderOptions};
+use crate::enrich::exe::Executables;
 use crate::model::Entry;
+use crate::pipeline;
 use crate::pipeline::report::{self, Repeats};
-use crate::pipeline::{self, Needs};
 use crate::render;
 use crate::source;
 use crate::sys::signals::StopSignals;
@@ -31,6 +32,8 @@ pub fn run(
     let mut repeats = Repeats::default();
     let mut last: Option<(Vec<Entry>, Vec<u8>)> = None;
     let mut first = true;
+    let needs = config.needs();
+    let options = config.render_options();
     loop {
         let started = Instant::now();
         let collected = source::collect(&pipeline::request(config));
@@ -40,11 +43,16 @@ pub fn run(
         )?;
         match pipeline::keep(collected, config) {
             Some(sockets) => {
-                let listing = pipeline::attribute(sockets, config, Needs::of(config));
+                let listing = pipeline::attribute(sockets, config, needs);
                 if first {
                     listing.report_attribution(config, err)?;
                 }
-                let rendered = render_again(listing.entries, &listing.exes, config, last.take())?;
+                let again = Again {
+                    options: &options,
+                    exes: &listing.exes,
+                    exes_shown: needs.executables,
+                };
+                let rendered = again.render(listing.entries, last.take())?;
                 out.write_all(&rendered.1)?;
                 out.flush()?;
                 last = Some(rendered);
@@ -59,21 +67,30 @@ pub fn run(
     }
 }
 
-/// The rendering of `entries`: the last one when nothing changed (and no executable is shown,
-/// which could change under the same pid), a fresh one otherwise.
-fn render_again(
-    entries: Vec<Entry>,
-    exes: &crate::enrich::exe::Executables,
-    config: &Config,
-    last: Option<(Vec<Entry>, Vec<u8>)>,
-) -> io::Result<(Vec<Entry>, Vec<u8>)> {
-    match last {
-        Some((previous, bytes)) if previous == entries && !config.needs_executables() => {
-            return Ok((previous, bytes));
+/// One poll's rendering, which may reuse the last one.
+struct Again<'a> {
+    options: &'a RenderOptions,
+    exes: &'a Executables,
+    /// Executables are shown: they could change under the same pid, so no reuse.
+    exes_shown: bool,
+}
+
+impl Again<'_> {
+    /// The rendering of `entries`: the last one when nothing changed (and no executable is
+    /// shown, which could change under the same pid), a fresh one otherwise.
+    fn render(
+        &self,
+        entries: Vec<Entry>,
+        last: Option<(Vec<Entry>, Vec<u8>)>,
+    ) -> io::Result<(Vec<Entry>, Vec<u8>)> {
+        match last {
+            Some((previous, bytes)) if previous == entries && !self.exes_shown => {
+                return Ok((previous, bytes));
+            }
+            _ => {}
         }
-        _ => {}
+        let mut bytes = Vec::new();
+        render::render(&entries, self.options, self.exes, &mut bytes)?;
+        Ok((entries, bytes))
     }
-    let mut bytes = Vec::new();
-    render::render(&entries, config, exes, &mut bytes)?;
-    Ok((entries, bytes))
 }

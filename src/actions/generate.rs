@@ -9,27 +9,11 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
+use crate::config::Generated;
 
 mod man;
 mod man_extra;
 mod man_text;
-
-/// What `--generate` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Generated {
-    /// The man page, roff source for `man -l -` or `/usr/share/man/man1/lsports.1`.
-    Man,
-    /// bash completion, for `/usr/share/bash-completion/completions/lsports`.
-    Bash,
-    /// zsh completion, for a directory on `$fpath` as `_lsports`.
-    Zsh,
-    /// fish completion, for `~/.config/fish/completions/lsports.fish`.
-    Fish,
-    /// elvish completion.
-    Elvish,
-    /// PowerShell completion.
-    Powershell,
-}
 
 /// Write the man page or completion script to `out`.
 pub fn write(what: Generated, out: &mut dyn Write) -> io::Result<()> {

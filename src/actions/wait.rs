@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::ExitCode;
-use crate::config::Config;
-use crate::filter::{self, PortSet};
+use crate::config::{Config, Until, WaitSpec};
+use crate::filter;
 use crate::model::{Entry, Socket};
 use crate::process;
 use crate::render::labels::{Labels, program_cell};
@@ -26,26 +26,6 @@ use probe::Prober;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How many ports a message lists before it says "and N more".
 const PORTS_NAMED: usize = 10;
-
-/// What to wait for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Until {
-    /// Something listens on every port (`--wait`).
-    Listening,
-    /// Nothing listens on any port (`--wait-free`).
-    Free,
-}
-
-/// A resolved `--wait` or `--wait-free`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaitSpec {
-    /// The ports.
-    pub ports: PortSet,
-    /// Listening or free.
-    pub until: Until,
-    /// Give up after this long; `None` waits forever, zero checks once.
-    pub timeout: Option<Duration>,
-}
 
 impl WaitSpec {
     /// The flag the user typed, for messages.

@@ -4,7 +4,7 @@
 use super::commands::Command;
 use super::{Cli, usage};
 use crate::config::OutputFormat;
-use crate::source::SourceChoice;
+use crate::config::SourceChoice;
 use clap::CommandFactory;
 
 /// Why `-c --format prometheus` is refused, and what to do instead.

@@ -66,7 +66,7 @@ pub(super) fn hide_what_does_not_apply(command: clap::Command) -> clap::Command 
     })
 }
 
-use crate::actions::audit::FailOn;
+use crate::config::FailOn;
 
 /// What to do instead of listing.
 #[derive(Debug, Clone, Subcommand)]

@@ -17,20 +17,15 @@ use clap::parser::ValueSource;
 use clap::{ArgGroup, ArgMatches, CommandFactory, FromArgMatches, Parser};
 use ipnet::IpNet;
 
-use crate::actions::audit::{AuditSpec, FailSet};
-use crate::actions::generate::Generated;
-use crate::actions::wait::{Until, WaitSpec};
-use crate::actions::watch::WatchSpec;
-use crate::config::{Action, Config, Numeric, OutputFormat};
+use crate::config::{
+    Action, AttributionChoice, AuditSpec, Column, Config, FailSet, Generated, Numeric,
+    OutputFormat, SourceChoice, StateSelection, Until, WaitSpec, WatchSpec,
+};
 use crate::enrich::names::SERVICES_PATH;
 use crate::filter::ephemeral::EphemeralPorts;
 use crate::filter::{self, Filter, Glob, PortSet};
 use crate::model::exposure::{self, Exposure};
 use crate::model::{Family, Protocol};
-use crate::process::AttributionChoice;
-use crate::render::columns::Column;
-use crate::source::SourceChoice;
-use crate::source::netlink::StateSelection;
 use crate::text::duration;
 pub use commands::{BaselineCommand, Command};
 pub use services::ServiceNames;

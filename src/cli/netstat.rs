@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Command, ValueEnum};
 
-use crate::render::columns::Column;
+use crate::config::Column;
 
 /// The hidden flag netstat's `-o` becomes.
 pub(super) const TIMERS: &str = "--timers";

@@ -401,17 +401,17 @@ fn a_policy_alone_is_enough_for_an_audit() {
 
 #[test]
 fn process_details_read_are_what_the_output_and_filters_use() {
-    use crate::process::DetailFields;
+    use crate::config::DetailFields;
     let name_only = DetailFields {
         cmdline: false,
         uid: false,
     };
-    assert_eq!(config(&["-ltnp"]).needs_details(), name_only);
+    assert_eq!(config(&["-ltnp"]).needs().details, name_only);
     assert_eq!(
-        config(&["-ltnp", "--json"]).needs_details(),
+        config(&["-ltnp", "--json"]).needs().details,
         DetailFields::ALL
     );
-    let cmdline = config(&["-ltn", "-o", "local,cmdline"]).needs_details();
+    let cmdline = config(&["-ltn", "-o", "local,cmdline"]).needs().details;
     assert_eq!(
         cmdline,
         DetailFields {
@@ -419,7 +419,7 @@ fn process_details_read_are_what_the_output_and_filters_use() {
             ..name_only
         }
     );
-    let program = config(&["-ltnp", "--program", "nginx"]).needs_details();
+    let program = config(&["-ltnp", "--program", "nginx"]).needs().details;
     assert_eq!(
         program,
         DetailFields {
@@ -427,7 +427,7 @@ fn process_details_read_are_what_the_output_and_filters_use() {
             ..name_only
         }
     );
-    let user = config(&["-ltnp", "--user", "0"]).needs_details();
+    let user = config(&["-ltnp", "--user", "0"]).needs().details;
     assert_eq!(
         user,
         DetailFields {
@@ -435,7 +435,7 @@ fn process_details_read_are_what_the_output_and_filters_use() {
             ..name_only
         }
     );
-    let flags = config(&["-ltn", "-o", "local,flags"]).needs_details();
+    let flags = config(&["-ltn", "-o", "local,flags"]).needs().details;
     assert_eq!(
         flags,
         DetailFields {
@@ -443,6 +443,30 @@ fn process_details_read_are_what_the_output_and_filters_use() {
             ..name_only
         }
     );
+}
+
+#[test]
+fn holders_and_executables_are_read_only_when_the_output_or_a_filter_shows_them() {
+    // (processes, executables) for each command line, as the output and filters use them.
+    let cases: [(&[&str], (bool, bool)); 10] = [
+        (&["-ltn", "-o", "local,state"], (false, false)),
+        (&["-ltn"], (true, false)),
+        (&["-ltnp"], (true, false)),
+        (&["-ltn", "-o", "local", "--pid", "1"], (true, false)),
+        (&["-ltn", "-o", "local,exe"], (true, true)),
+        (&["-ltn", "-o", "local,flags"], (true, true)),
+        (
+            &["-ltn", "--format", "csv", "-o", "local,port"],
+            (false, false),
+        ),
+        (&["-ltn", "--json"], (true, true)),
+        (&["-ltn", "--format", "jsonl"], (true, true)),
+        (&["-ltn", "--format", "prometheus"], (true, false)),
+    ];
+    for (args, want) in cases {
+        let needs = config(args).needs();
+        assert_eq!((needs.processes, needs.executables), want, "{args:?}");
+    }
 }
 
 /// The error `args` give, rendered as the user sees it.

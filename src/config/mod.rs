@@ -1,83 +1,19 @@
 //! The resolved configuration: what to do, what to collect, what to show and how. Plain data,
 //! built by `Cli::resolve`, read by every stage.
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod action;
+mod choices;
+mod columns;
+mod output;
 
-use crate::actions::audit::AuditSpec;
-use crate::actions::generate::Generated;
-use crate::actions::wait::WaitSpec;
-use crate::actions::watch::WatchSpec;
+use std::path::PathBuf;
+
 use crate::filter::Filter;
 use crate::model::{Family, Protocol};
-use crate::process::{AttributionChoice, DetailFields};
-use crate::render::columns::Column;
-use crate::source::SourceChoice;
-use crate::source::netlink::StateSelection;
-
-/// Which lookups to skip.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Numeric {
-    /// Show addresses, not host names.
-    pub hosts: bool,
-    /// Show port numbers, not service names.
-    pub ports: bool,
-    /// Show uids, not user names.
-    pub users: bool,
-}
-
-/// Output format (`--format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// netstat-style table.
-    Table,
-    /// One JSON array of socket objects.
-    Json,
-    /// One JSON socket object per line (JSON Lines).
-    Jsonl,
-    /// Comma-separated values with a header row (RFC 4180 quoting).
-    Csv,
-    /// Prometheus text exposition format, for node_exporter's textfile collector.
-    Prometheus,
-}
-
-impl OutputFormat {
-    /// Whether the format is made of columns (`--columns`, `--no-header` apply).
-    pub fn has_columns(self) -> bool {
-        matches!(self, OutputFormat::Table | OutputFormat::Csv)
-    }
-}
-
-/// What a run does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// List sockets (the default).
-    List,
-    /// Wait until ports are listened on, or free (`--wait`, `--wait-free`).
-    Wait(WaitSpec),
-    /// Print a man page or a shell completion script (`--generate`).
-    Generate(Generated),
-    /// Reprint the listing every interval, as netstat -c does (`-c`).
-    Continuous(Duration),
-    /// Print an event each time a listener opens or closes (`watch`).
-    Watch(WatchSpec),
-    /// Compare the listeners with a baseline and/or a policy (`audit`).
-    Audit(AuditSpec),
-    /// Record the listeners into a baseline file (`baseline save FILE`).
-    SaveBaseline {
-        /// The file (`-`: standard output).
-        file: PathBuf,
-        /// Replace an existing file.
-        force: bool,
-    },
-    /// Write a snapshot of the proc tree (`capture OUT`).
-    Capture {
-        /// The snapshot file.
-        out: PathBuf,
-        /// Replace an existing file.
-        force: bool,
-    },
-}
+pub use action::{Action, AuditSpec, FailOn, FailSet, Generated, Until, WaitSpec, WatchSpec};
+pub use choices::{AttributionChoice, DetailFields, Needs, SourceChoice, StateSelection};
+pub use columns::Column;
+pub use output::{Numeric, OutputFormat, RenderOptions};
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
@@ -139,36 +75,38 @@ impl Config {
         }
     }
 
-    /// Whether the run must find the processes holding each socket: for a filter on them,
-    /// for a column showing them, and for the formats that always describe them.
-    pub fn needs_processes(&self) -> bool {
-        self.filter.needs_processes()
-            || !self.format.has_columns()
-            || self.shown_columns().iter().any(|c| c.needs_processes())
+    /// What the output and the filters need read beyond the sockets: the format's own needs,
+    /// each shown column's, and the process filters' (the command line for `--program`'s
+    /// match on `argv[0]`, the uid for `--user`).
+    pub fn needs(&self) -> Needs {
+        let filter = Needs {
+            processes: self.filter.needs_processes(),
+            executables: false,
+            details: DetailFields {
+                cmdline: !self.filter.programs.is_empty(),
+                uid: !self.filter.uids.is_empty(),
+            },
+        };
+        let mut needs = self.format.needs().and(filter);
+        if self.format.has_columns() {
+            for column in self.shown_columns() {
+                needs = needs.and(column.needs());
+            }
+        }
+        needs
     }
 
-    /// Which process details beyond the name the output and filters use: every one for the
-    /// machine formats, else what the shown columns and the filters read (the command line
-    /// for `--program`'s match on `argv[0]` and the `cmdline` column, the uid for `--user`
-    /// and the `flags` column).
-    pub fn needs_details(&self) -> DetailFields {
-        if !self.format.has_columns() {
-            return DetailFields::ALL;
+    /// What the renderer needs to know, and nothing else.
+    pub fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            format: self.format,
+            columns: self.shown_columns(),
+            header: self.header,
+            numeric: self.numeric,
+            wide: self.wide,
+            protocols: self.protocols.clone(),
+            families: self.families.clone(),
+            proc_root: self.proc_root.clone(),
         }
-        let columns = self.shown_columns();
-        DetailFields {
-            cmdline: !self.filter.programs.is_empty() || columns.contains(&Column::Cmdline),
-            uid: !self.filter.uids.is_empty() || columns.contains(&Column::Flags),
-        }
-    }
-
-    /// Whether the executable path of each shown process must be read.
-    pub fn needs_executables(&self) -> bool {
-        matches!(self.format, OutputFormat::Json | OutputFormat::Jsonl)
-            || (self.format.has_columns()
-                && self
-                    .shown_columns()
-                    .iter()
-                    .any(|c| matches!(c, Column::Exe | Column::Flags)))
     }
 }

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use crate::enrich::exe::Executables;
 use crate::model::exposure;
+use crate::model::finding::{Finding, Flag};
 use crate::model::{Entry, OwnerUnknownReason};
-use crate::render::labels::pid_list;
+use crate::text::pids::pid_list;
 use crate::text::sanitize;
 
 /// What the kernel appends to the link of an executable that is no longer on disk.
@@ -29,48 +30,6 @@ const DELETED_SUFFIX: &[u8] = b" (deleted)";
 const TEMPORARY_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 /// `S_IWOTH`.
 const WORLD_WRITABLE: u32 = 0o002;
-
-/// One reason to look twice at a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Flag {
-    /// The executable was deleted or replaced since the process started.
-    ExeDeleted,
-    /// The executable lies in a temporary or world-writable directory.
-    ExeWritableDir,
-    /// Reachable from outside and held by root.
-    RootExposed,
-    /// Nobody holds it, although every process could be inspected.
-    NoOwner,
-}
-
-impl Flag {
-    /// Every flag, in report order.
-    pub const EVERY: [Flag; 4] = [
-        Flag::ExeDeleted,
-        Flag::ExeWritableDir,
-        Flag::RootExposed,
-        Flag::NoOwner,
-    ];
-
-    /// The flag's name in every output (`exe-deleted`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            Flag::ExeDeleted => "exe-deleted",
-            Flag::ExeWritableDir => "exe-writable-dir",
-            Flag::RootExposed => "root-exposed",
-            Flag::NoOwner => "no-owner",
-        }
-    }
-}
-
-/// A flag raised on one listener, with the explanation shown beside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// Which flag.
-    pub flag: Flag,
-    /// One line saying what was seen and why it matters (terminal-safe).
-    pub explanation: String,
-}
 
 /// Every flag `entry` raises, one finding per flag and executable, in [`Flag::EVERY`] order.
 /// `exes` must hold the holders' executables (see [`Executables::read`]).

@@ -3,6 +3,7 @@
 //! tested with values built by hand.
 
 pub mod exposure;
+pub mod finding;
 
 use std::net::IpAddr;
 use std::sync::Arc;

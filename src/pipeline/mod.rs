@@ -2,48 +2,19 @@
 //! filters keep, attribute to processes, keep what the process filters keep, sort, and read
 //! the executables of what is left.
 //!
-//! A plain listing asks only for what its output shows ([`Needs::of`]); an audit or a baseline
+//! A plain listing asks only for what its output shows ([`Config::needs`]); an audit or a baseline
 //! always needs the holders and their executables, since those are a listener's identity.
 
 pub mod report;
 
 use std::io::{self, Write};
 
-use crate::config::Config;
+use crate::config::{Config, Needs};
 use crate::enrich::exe::Executables;
 use crate::model::{Entry, OwnerUnknownReason, Socket};
-use crate::process::info::{self, DetailFields, HidePid, ProcVisibility};
+use crate::process::info::{self, HidePid, ProcVisibility};
 use crate::source::{self, CollectRequest, Collected};
 use crate::{filter, process};
-
-/// What to read beyond the sockets themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Needs {
-    /// Find the processes holding each socket.
-    pub processes: bool,
-    /// Read the executable of each of those processes.
-    pub executables: bool,
-    /// Which details of those processes to read beyond their names.
-    pub details: DetailFields,
-}
-
-impl Needs {
-    /// Everything: a listener's full identity.
-    pub const EVERYTHING: Needs = Needs {
-        processes: true,
-        executables: true,
-        details: DetailFields::ALL,
-    };
-
-    /// What the configured output and filters need.
-    pub fn of(config: &Config) -> Needs {
-        Needs {
-            processes: config.needs_processes(),
-            executables: config.needs_executables(),
-            details: config.needs_details(),
-        }
-    }
-}
 
 /// The sockets to show, sorted, with what the process scan could not see.
 #[derive(Debug, Default)]

@@ -24,7 +24,8 @@ use std::path::Path;
 
 use super::confirm::Confirm;
 use super::fdscan::{self, FdScan};
-use super::info::{DetailFields, DetailsReader};
+use super::info::DetailsReader;
+use crate::config::DetailFields;
 pub use error::BpfUnavailable;
 
 /// Where the kernel describes its own types.

@@ -34,7 +34,8 @@ use std::thread::JoinHandle;
 use super::at::StackPath;
 use super::confirm::Confirm;
 use super::holders::Holders;
-use super::info::{DetailFields, DetailsReader, ProcessDetails};
+use super::info::{DetailsReader, ProcessDetails};
+use crate::config::DetailFields;
 use crate::model::Holder;
 use crate::procroot::ProcRoot;
 

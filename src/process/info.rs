@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::at::{self, StackPath};
+use crate::config::DetailFields;
 use crate::error::ParseWarning;
 use crate::procroot::ProcRoot;
 
@@ -27,24 +28,6 @@ pub struct ProcessDetails {
     /// Files that were read but did not parse (a `status` without a usable `Uid:` line).
     /// A file that could not be read at all is not a warning: processes exit all the time.
     pub warnings: Vec<ParseWarning>,
-}
-
-/// Which details to read beyond the name: each is one more file per process, and the default
-/// table shows only the name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DetailFields {
-    /// Read `cmdline`.
-    pub cmdline: bool,
-    /// Read `status` for the effective uid.
-    pub uid: bool,
-}
-
-impl DetailFields {
-    /// Every detail.
-    pub const ALL: DetailFields = DetailFields {
-        cmdline: true,
-        uid: true,
-    };
 }
 
 /// Reads the details of many processes under one proc root: files are opened relative to the

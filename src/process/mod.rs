@@ -18,11 +18,11 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 
+use crate::config::{AttributionChoice, DetailFields};
 use crate::model::{Entry, Holder, OwnerProcess, OwnerUnknownReason, Socket};
 pub use bpf::BpfUnavailable;
-pub use info::DetailFields;
 use info::ProcessDetails;
-pub use strategy::{AttributionChoice, Method, Scanned};
+pub use strategy::{Method, Scanned};
 
 /// Sockets with their owners, and what the scan could not see.
 #[derive(Debug, Default)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::bpf::background::Background;
 use super::bpf::{self, BpfUnavailable};
 use super::fdscan::{self, FdScan};
-use super::info::DetailFields;
+use crate::config::{AttributionChoice, DetailFields};
 
 /// Below this many open files on the host (`fs.file-nr`), `auto` walks `/proc`: loading the
 /// iterator costs about 12 ms and 6 MiB (mostly digesting the kernel's BTF), while the walk
@@ -17,19 +17,6 @@ use super::info::DetailFields;
 /// walk is ahead at 4,000 open files (13 ms against 18) and behind from about 8,000 (at
 /// 15,000, 70 ms against 37; at 140,000 fds, 0.38 s against 0.09 s).
 pub const BPF_PAYS_FROM_OPEN_FILES: u64 = 8_192;
-
-/// How to find the processes holding each socket (`--attribution`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum AttributionChoice {
-    /// The BPF iterator when it can run here and the host is big enough for it to pay off,
-    /// otherwise the fd walk.
-    #[default]
-    Auto,
-    /// The BPF iterator only; when it cannot run, that is an error.
-    Bpf,
-    /// The `/proc/*/fd` walk only.
-    Walk,
-}
 
 /// Which way the owners were found.
 #[derive(Debug, Default)]

@@ -10,18 +10,18 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 
 use super::columns::Cells;
-use crate::config::Config;
+use crate::config::RenderOptions;
 use crate::model::Entry;
 
 /// Write `entries` as CSV.
 pub fn write_csv(
     entries: &[Entry],
-    config: &Config,
+    options: &RenderOptions,
     cells: &mut Cells<'_>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let columns = config.shown_columns();
-    if config.header {
+    let columns = &options.columns;
+    if options.header {
         let header: Vec<&str> = columns.iter().map(|c| c.key()).collect();
         write_record(out, header.into_iter())?;
     }

@@ -8,12 +8,11 @@ use std::time::Duration;
 use crate::config::Numeric;
 use crate::enrich::names::{Services, UserNames, resolve_hosts};
 use crate::model::{DeviceBinding, Entry, OwnerProcess, Protocol, Socket};
+use crate::text::pids::pid_list;
 use crate::text::sanitize;
 
 /// How long all reverse lookups of one table may take together.
 const HOST_LOOKUP_BUDGET: Duration = Duration::from_secs(1);
-/// Without `-W`, a group of more PIDs than this is shortened to its first few and a count.
-const PIDS_SHOWN: usize = 4;
 
 /// Resolved names for one rendering.
 #[derive(Debug, Default)]
@@ -221,19 +220,4 @@ pub fn write_program_cell(processes: &[OwnerProcess], wide: bool, out: &mut Stri
         out.push('/');
         out.push_str(&sanitize::terminal_safe(name));
     }
-}
-
-/// PIDs joined by commas; without `wide`, a list of many shows its first few and how many
-/// more (`812,813,814,+37`).
-pub fn pid_list(pids: &[u32], wide: bool) -> String {
-    let shown = if wide || pids.len() <= PIDS_SHOWN {
-        pids.len()
-    } else {
-        PIDS_SHOWN - 1
-    };
-    let mut text: Vec<String> = pids[..shown].iter().map(u32::to_string).collect();
-    if shown < pids.len() {
-        text.push(format!("+{}", pids.len() - shown));
-    }
-    text.join(",")
 }

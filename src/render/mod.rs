@@ -14,36 +14,36 @@ pub mod table;
 
 use std::io::{self, Write};
 
-use crate::config::{Config, OutputFormat};
+use crate::config::{OutputFormat, RenderOptions};
 use crate::enrich::exe::Executables;
 use crate::model::Entry;
 use columns::{Cells, Style};
 pub use labels::Labels;
 
-/// Render `entries` in the configured format. `exes` holds the executable paths the format
-/// shows (empty when it shows none).
+/// Render `entries` as `options` say. `exes` holds the executable paths the format shows
+/// (empty when it shows none).
 pub fn render(
     entries: &[Entry],
-    config: &Config,
+    options: &RenderOptions,
     exes: &Executables,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    match config.format {
+    match options.format {
         OutputFormat::Table => {
-            let labels = Labels::for_table(config.numeric, entries);
-            let style = Style::Display { wide: config.wide };
-            let mut cells = Cells::new(labels, exes, style).with_proc_root(&config.proc_root);
-            table::write_table(entries, config, &mut cells, out)
+            let labels = Labels::for_table(options.numeric, entries);
+            let style = Style::Display { wide: options.wide };
+            let mut cells = Cells::new(labels, exes, style).with_proc_root(&options.proc_root);
+            table::write_table(entries, options, &mut cells, out)
         }
         OutputFormat::Csv => {
             let mut cells = Cells::new(Labels::numeric(), exes, Style::Machine)
-                .with_proc_root(&config.proc_root);
-            csv::write_csv(entries, config, &mut cells, out)
+                .with_proc_root(&options.proc_root);
+            csv::write_csv(entries, options, &mut cells, out)
         }
         OutputFormat::Json => json::write_json_array(entries, &mut Labels::numeric(), exes, out),
         OutputFormat::Jsonl => json::write_jsonl(entries, &mut Labels::numeric(), exes, out),
         OutputFormat::Prometheus => {
-            prometheus::write_prometheus(entries, config, &mut Labels::numeric(), out)
+            prometheus::write_prometheus(entries, options, &mut Labels::numeric(), out)
         }
     }
 }

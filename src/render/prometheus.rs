@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::labels::{Labels, device_label};
-use crate::config::Config;
+use crate::config::RenderOptions;
 use crate::model::exposure::{self, Exposure};
 use crate::model::{DeviceBinding, Entry, Family, Protocol};
 use crate::text::sanitize;
@@ -29,7 +29,7 @@ type LabelSet = Vec<(&'static str, String)>;
 /// Write the metrics for the listening sockets among `entries`.
 pub fn write_prometheus(
     entries: &[Entry],
-    config: &Config,
+    options: &RenderOptions,
     labels: &mut Labels,
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -47,13 +47,13 @@ pub fn write_prometheus(
         out,
         "lsports_listening_sockets",
         "Listening sockets by protocol and exposure (loopback, link-local, interface, specific, all).",
-        &by_exposure(&listening, &config.protocols),
+        &by_exposure(&listening, &options.protocols),
     )?;
     write_family(
         out,
         "lsports_listening_sockets_reachable",
         "Listening sockets by protocol, exposure and the address family that reaches them; a dual-stack [::] socket counts for ipv4 and ipv6.",
-        &by_reachable_family(&listening, &config.protocols, &config.families),
+        &by_reachable_family(&listening, &options.protocols, &options.families),
     )
 }
 
@@ -216,7 +216,8 @@ mod tests {
     fn render(entries: &[Entry]) -> String {
         let config = crate::cli::Cli::config_from(["lsports", "--format", "prometheus"]).unwrap();
         let mut out = Vec::new();
-        write_prometheus(entries, &config, &mut Labels::numeric(), &mut out).unwrap();
+        let options = config.render_options();
+        write_prometheus(entries, &options, &mut Labels::numeric(), &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 

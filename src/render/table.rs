@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
 
 use super::columns::Cells;
-use crate::config::Config;
+use crate::config::RenderOptions;
 use crate::model::Entry;
 
 /// Blanks between columns (comfy-table's right padding of 2).
@@ -23,18 +23,18 @@ const GAP: usize = 2;
 /// Write the table for `entries` (already sorted).
 pub fn write_table(
     entries: &[Entry],
-    config: &Config,
+    options: &RenderOptions,
     cells: &mut Cells<'_>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let columns = config.shown_columns();
+    let columns = &options.columns;
     let right: Vec<bool> = columns.iter().map(|c| c.right_aligned()).collect();
     let mut grid = Grid::new(columns.len(), entries.len() + 1);
-    if config.header {
+    if options.header {
         grid.push_row(columns.iter().map(|c| c.header()));
     }
     for entry in entries {
-        for &column in &columns {
+        for &column in columns {
             grid.push_cell_with(|text| cells.write(column, entry, text));
         }
     }

@@ -10,20 +10,10 @@ pub mod procnet;
 
 use std::path::PathBuf;
 
+use crate::config::{SourceChoice, StateSelection};
 use crate::error::{ParseWarning, SourceError};
 use crate::model::{Family, Protocol, Socket, SourceKind};
-use netlink::{SockDiag, StateSelection};
-
-/// Which source the user asked for (`--source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SourceChoice {
-    /// Netlink, falling back to `/proc/net` per table.
-    Auto,
-    /// Netlink only; a table it cannot dump is an error.
-    Netlink,
-    /// `/proc/net` only.
-    Proc,
-}
+use netlink::SockDiag;
 
 /// What to collect.
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{Socket as NlSocket, SocketAddr as NlAddr, protocols::NETLINK_SOCK_DIAG};
 
+use crate::config::StateSelection;
 use crate::error::SourceError;
 use crate::model::{DeviceBinding, Family, Protocol, Socket, SocketState, SourceKind};
 
@@ -27,15 +28,6 @@ use crate::model::{DeviceBinding, Family, Protocol, Socket, SocketState, SourceK
 const RECV_CHUNK: usize = 64 * 1024;
 /// Socket receive buffer, so a large dump is not throttled by a small default `SO_RCVBUF`.
 const SOCKET_RCVBUF: usize = 1024 * 1024;
-
-/// Which sockets a dump asks the kernel for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateSelection {
-    /// TCP LISTEN, or UDP bound-and-unconnected (`TCP_CLOSE`).
-    Listening,
-    /// Every state.
-    All,
-}
 
 /// An open sock_diag socket; dumps are made one after another over it.
 pub struct SockDiag {

@@ -1,6 +1,8 @@
 //! Text helpers shared by every output: terminal-safe escaping ([`sanitize`]), JSON that stays
-//! safe on a terminal ([`safe_json`]), and durations as people write them ([`duration`]).
+//! safe on a terminal ([`safe_json`]), durations as people write them ([`duration`]), and pid
+//! lists ([`pids`]).
 
 pub mod duration;
+pub mod pids;
 pub mod safe_json;
 pub mod sanitize;

@@ -25,98 +25,13 @@ use std::path::{Path, PathBuf};
 use crate::ExitCode;
 use crate::actions::audit::identity::Identifier;
 use crate::actions::audit::tomlfile::{FileError, Source};
-use crate::config::{Config, OutputFormat};
-use crate::enrich::suspicious::{self, Flag};
+use crate::config::{AuditSpec, Config, FailSet, Needs, OutputFormat};
+use crate::enrich::suspicious;
 use crate::filter::ephemeral::EphemeralPorts;
-use crate::pipeline::{self, Listing, Needs};
+use crate::pipeline::{self, Listing};
 use baseline::Baseline;
 use policy::Policy;
 pub use verdict::{Audited, Missing, Reason, Verdict};
-
-/// A resolved `lsports audit`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditSpec {
-    /// `--baseline FILE`.
-    pub baseline: Option<PathBuf>,
-    /// `--policy FILE`.
-    pub policy: Option<PathBuf>,
-    /// `--fail-on`.
-    pub fail: FailSet,
-}
-
-/// One choice of `--fail-on`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FailOn {
-    /// A baseline listener no longer listens.
-    Missing,
-    /// A holder's executable was deleted or replaced since it started.
-    ExeDeleted,
-    /// A holder's executable is in a temporary or world-writable directory.
-    ExeWritableDir,
-    /// Reachable from outside and held by root.
-    RootExposed,
-    /// No process holds it although every process could be inspected.
-    NoOwner,
-    /// Every check above.
-    All,
-    /// None of them: only unexpected listeners fail.
-    None,
-}
-
-/// What fails an audit besides unexpected listeners and unmet `required` rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailSet {
-    /// Missing baseline listeners.
-    pub missing: bool,
-    /// These suspicious-listener flags.
-    pub flags: Vec<Flag>,
-}
-
-impl Default for FailSet {
-    /// Executables that are gone or that anyone could have planted: rare on a healthy host,
-    /// and worth a failing cron job. Root on an exposed port is the normal state of sshd, and
-    /// a kernel socket has no owner by nature, so those are reported without failing.
-    fn default() -> Self {
-        FailSet {
-            missing: false,
-            flags: vec![Flag::ExeDeleted, Flag::ExeWritableDir],
-        }
-    }
-}
-
-impl FailSet {
-    /// The set `--fail-on` chose, in order (`none,missing` is missing alone); the default
-    /// when it was not given.
-    pub fn from_choices(choices: &[FailOn]) -> FailSet {
-        if choices.is_empty() {
-            return FailSet::default();
-        }
-        let mut set = FailSet {
-            missing: false,
-            flags: Vec::new(),
-        };
-        for choice in choices {
-            match choice {
-                FailOn::Missing => set.missing = true,
-                FailOn::ExeDeleted => set.flags.push(Flag::ExeDeleted),
-                FailOn::ExeWritableDir => set.flags.push(Flag::ExeWritableDir),
-                FailOn::RootExposed => set.flags.push(Flag::RootExposed),
-                FailOn::NoOwner => set.flags.push(Flag::NoOwner),
-                FailOn::All => {
-                    set.missing = true;
-                    set.flags = Flag::EVERY.to_vec();
-                }
-                FailOn::None => {
-                    set.missing = false;
-                    set.flags.clear();
-                }
-            }
-        }
-        set.flags.sort();
-        set.flags.dedup();
-        set
-    }
-}
 
 /// What the report is about: the files checked and the audited listeners.
 pub struct Audit {

@@ -7,8 +7,9 @@ use super::*;
 use crate::actions::audit::baseline::file;
 use crate::actions::audit::identity::{Identity, Program};
 use crate::actions::audit::tomlfile::Source;
-use crate::enrich::suspicious::Finding;
+use crate::config::FailOn;
 use crate::model::exposure;
+use crate::model::finding::{Finding, Flag};
 use crate::model::{Entry, OwnerProcess, Protocol, Socket};
 
 fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Audited {

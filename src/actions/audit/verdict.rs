@@ -2,12 +2,12 @@
 //! missing, which are suspicious, and whether all that fails the audit. Pure: the inputs are
 //! listeners already identified and inspected, so every rule here is tested without sockets.
 
-use super::FailSet;
 use crate::actions::audit::baseline::{Baseline, Expected};
 use crate::actions::audit::identity::Identity;
 use crate::actions::audit::policy::{Action, Decision, Policy};
-use crate::enrich::suspicious::Finding;
+use crate::config::FailSet;
 use crate::model::Entry;
+use crate::model::finding::Finding;
 
 /// One listener, with everything an audit needs to know about it.
 #[derive(Debug, Clone)]

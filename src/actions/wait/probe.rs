@@ -8,12 +8,12 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::bytecode;
-use crate::config::Config;
+use crate::config::{Config, SourceChoice, StateSelection};
 use crate::error::SourceError;
 use crate::filter::PortSet;
 use crate::model::{Family, Protocol, Socket};
-use crate::source::netlink::{SockDiag, StateSelection, encode_request};
-use crate::source::{SourceChoice, procnet};
+use crate::source::netlink::{SockDiag, encode_request};
+use crate::source::procnet;
 
 /// A table that no source could read.
 #[derive(Debug, thiserror::Error)]

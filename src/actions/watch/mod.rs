@@ -15,29 +15,20 @@ pub mod event;
 pub mod tracker;
 
 use std::io::{self, Write};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use crate::ExitCode;
-use crate::config::{Config, OutputFormat};
+use crate::config::{Config, Needs, OutputFormat, WatchSpec};
 use crate::enrich::exe::Executables;
 use crate::enrich::suspicious;
 use crate::filter;
 use crate::model::{Entry, Family, Protocol, Socket};
+use crate::pipeline;
 use crate::pipeline::report::{self, Repeats};
-use crate::pipeline::{self, Needs};
 use crate::source;
 use crate::sys::signals::{Stop, StopSignals};
 use event::{EventWriter, Kind};
 use tracker::{Subject, Tracker};
-
-/// A resolved `lsports watch`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchSpec {
-    /// Time between polls.
-    pub interval: Duration,
-    /// Print no `present` events for the first poll.
-    pub changes_only: bool,
-}
 
 /// Watch as `spec` says, until a stop signal. Exit status: 0 on SIGTERM, 130 on Ctrl-C, 1 when
 /// the first poll cannot list sockets at all.

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::enrich::suspicious::Finding;
+use crate::model::finding::Finding;
 use crate::model::{Entry, Family, Protocol, Socket};
 
 /// What identifies one socket across polls.

@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 use super::error::BpfUnavailable;
 use super::preflight::Checked;
 use super::{Gather, iterator};
+use crate::config::DetailFields;
 use crate::process::fdscan::FdScan;
-use crate::process::info::DetailFields;
 
 /// A running iterator: chunks of whole records as the kernel produces them, then the outcome.
 #[derive(Debug)]

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use super::{Baseline, file};
 use crate::ExitCode;
 use crate::actions::audit::identity::{Identifier, Identity};
-use crate::config::Config;
+use crate::config::{Config, Needs};
 use crate::filter::ephemeral::EphemeralPorts;
 use crate::pipeline::report;
-use crate::pipeline::{self, Listing, Needs};
+use crate::pipeline::{self, Listing};
 
 /// Why the baseline could not be written.
 #[derive(Debug, thiserror::Error)]

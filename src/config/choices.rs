@@ -1,0 +1,101 @@
+//! The choices of how to read the system: where sockets come from, which states, how owners
+//! are found, and which process details and enrichments a run needs.
+
+/// Which source the user asked for (`--source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceChoice {
+    /// Netlink, falling back to `/proc/net` per table.
+    Auto,
+    /// Netlink only; a table it cannot dump is an error.
+    Netlink,
+    /// `/proc/net` only.
+    Proc,
+}
+
+/// Which sockets a dump asks the kernel for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSelection {
+    /// TCP LISTEN, or UDP bound-and-unconnected (`TCP_CLOSE`).
+    Listening,
+    /// Every state.
+    All,
+}
+
+/// How to find the processes holding each socket (`--attribution`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttributionChoice {
+    /// The BPF iterator when it can run here and the host is big enough for it to pay off,
+    /// otherwise the fd walk.
+    #[default]
+    Auto,
+    /// The BPF iterator only; when it cannot run, that is an error.
+    Bpf,
+    /// The `/proc/*/fd` walk only.
+    Walk,
+}
+
+/// Which details to read beyond the name: each is one more file per process, and the default
+/// table shows only the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetailFields {
+    /// Read `cmdline`.
+    pub cmdline: bool,
+    /// Read `status` for the effective uid.
+    pub uid: bool,
+}
+
+impl DetailFields {
+    /// Every detail.
+    pub const ALL: DetailFields = DetailFields {
+        cmdline: true,
+        uid: true,
+    };
+    /// The name alone.
+    pub const NONE: DetailFields = DetailFields {
+        cmdline: false,
+        uid: false,
+    };
+
+    /// Every detail either asks for.
+    pub fn and(self, other: DetailFields) -> DetailFields {
+        DetailFields {
+            cmdline: self.cmdline || other.cmdline,
+            uid: self.uid || other.uid,
+        }
+    }
+}
+
+/// What a run must read beyond the sockets themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// Find the processes holding each socket.
+    pub processes: bool,
+    /// Read the executable of each of those processes.
+    pub executables: bool,
+    /// Which details of those processes to read beyond their names.
+    pub details: DetailFields,
+}
+
+impl Needs {
+    /// Nothing beyond the sockets.
+    pub const NOTHING: Needs = Needs {
+        processes: false,
+        executables: false,
+        details: DetailFields::NONE,
+    };
+    /// Everything: a listener's full identity.
+    pub const EVERYTHING: Needs = Needs {
+        processes: true,
+        executables: true,
+        details: DetailFields::ALL,
+    };
+
+    /// Everything either needs.
+    pub fn and(self, other: Needs) -> Needs {
+        Needs {
+            processes: self.processes || other.processes,
+            executables: self.executables || other.executables,
+            details: self.details.and(other.details),
+        }
+    }
+}
