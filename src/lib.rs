@@ -29,7 +29,6 @@ pub mod filter;
 pub mod model;
 pub mod pipeline;
 pub mod process;
-pub mod procroot;
 pub mod render;
 pub mod snapshot;
 pub mod source;
@@ -132,7 +131,7 @@ fn host_name(config: &Config, opened: Option<&OpenedSnapshot>) -> Option<String>
     let name = match opened {
         Some(opened) => opened.manifest().hostname.clone(),
         None => {
-            let root = procroot::ProcRoot::open(&config.proc_root).ok()?;
+            let root = sys::procroot::ProcRoot::open(&config.proc_root).ok()?;
             String::from_utf8(root.read_file("sys/kernel/hostname").ok()?).ok()?
         }
     };

@@ -14,7 +14,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use crate::model::{Protocol, Socket};
-use crate::procroot::ProcRoot;
+use crate::sys::procroot::ProcRoot;
 
 /// The kernel's default `ip_local_port_range`, used when the live value cannot be read (a
 /// snapshot does not record it).

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::model::SourceKind;
 use crate::process::info::ProcVisibility;
 use crate::source::{Collected, TableReport};
+use crate::text::counts::count;
 
 /// Report sources (all of them under `verbose`; failures always) and parse warnings.
 pub fn sources(collected: &Collected, verbose: bool, err: &mut dyn Write) -> io::Result<()> {
@@ -165,31 +166,9 @@ fn is_live_proc(config: &Config) -> bool {
     config.snapshot.is_none() && config.proc_root == std::path::Path::new("/proc")
 }
 
-/// `1 listener`, `2 listeners`, `2 processes`: a count with its noun (regular plurals only).
-pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else if ["s", "x", "z", "ch", "sh"]
-        .iter()
-        .any(|end| noun.ends_with(end))
-    {
-        format!("{n} {noun}es")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_agree_in_number() {
-        assert_eq!(count(1, "process"), "1 process");
-        assert_eq!(count(2, "process"), "2 processes");
-        assert_eq!(count(0, "listener"), "0 listeners");
-        assert_eq!(count(1, "socket"), "1 socket");
-    }
 
     #[test]
     fn one_process_is_one_process_with_its_sockets() {

@@ -1,5 +1,5 @@
 //! Paths built on the stack, for files opened relative to a directory descriptor (through
-//! [`crate::procroot::ProcRoot`]): the fd walk and the details reader open hundreds of
+//! [`crate::sys::procroot::ProcRoot`]): the fd walk and the details reader open hundreds of
 //! thousands of `PID/…` paths under `/proc`, and neither a path string per open nor a lookup
 //! of the proc root each time is worth paying.
 

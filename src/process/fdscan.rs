@@ -37,7 +37,7 @@ use super::holders::Holders;
 use super::info::{DetailsReader, ProcessDetails};
 use crate::config::DetailFields;
 use crate::model::Holder;
-use crate::procroot::ProcRoot;
+use crate::sys::procroot::ProcRoot;
 
 /// Size of the `getdents64` buffer: one call reads ~1,500 fd entries.
 const DENTS_BUFFER: usize = 32 * 1024;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::at::{self, StackPath};
 use crate::config::DetailFields;
 use crate::error::ParseWarning;
-use crate::procroot::ProcRoot;
+use crate::sys::procroot::ProcRoot;
 
 /// The details of one process; every field is `None` when it could not be read (the process
 /// exited, or the file is not readable) or did not parse.

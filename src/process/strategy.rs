@@ -120,7 +120,7 @@ fn plan_auto(proc_root: &Path, fields: DetailFields) -> Plan {
 
 /// Open files on the host: the first field of `sys/fs/file-nr` (allocated file handles).
 fn open_files(proc_root: &Path) -> Option<u64> {
-    let text = crate::procroot::ProcRoot::open(proc_root)
+    let text = crate::sys::procroot::ProcRoot::open(proc_root)
         .and_then(|root| root.read_file("sys/fs/file-nr"))
         .ok()?;
     std::str::from_utf8(&text)

@@ -21,8 +21,8 @@ use super::layout::{MANIFEST, PROCESS_FILES, TABLES};
 use super::manifest::Manifest;
 use crate::model::{Family, Protocol};
 use crate::process::fdscan::parse_socket_link;
-use crate::procroot::ProcRoot;
 use crate::source::procnet::{self, ByteOrder};
+use crate::sys::procroot::ProcRoot;
 use crate::sys::signals::Cleanup;
 
 /// Compression of a snapshot file.
@@ -68,7 +68,7 @@ pub struct CaptureSummary {
 impl CaptureSummary {
     /// One line for stderr, e.g. `captured 4 tables (12 sockets) and 3 processes (5 socket fds)`.
     pub fn describe(&self) -> String {
-        use crate::pipeline::report::count;
+        use crate::text::counts::count;
         let mut text = format!(
             "captured {} ({}) and {} ({})",
             count(self.tables.len(), "table"),

@@ -141,7 +141,7 @@ fn known(name: &[u8], names: &[&'static str]) -> Option<&'static str> {
 
 /// A decimal u32 written the way `/proc` writes it (`0042` would be a different directory
 /// name than the `42` the fd scan looks for).
-pub use crate::procroot::canonical_u32;
+pub use crate::sys::procroot::canonical_u32;
 
 /// Whether `target` is acceptable as an fd link's target: a short name with no `/`, so that
 /// nothing following the link after extraction could leave the snapshot directory.

@@ -1,5 +1,7 @@
-//! The run's own plumbing, below every stage: signal handling and cleanup ([`signals`]) and
-//! the timing marks of `LSPORTS_TIMING` ([`timing`]).
+//! What the run needs from the system, below every stage: the one way into a proc root
+//! ([`procroot`]), signal handling and cleanup ([`signals`]), and the timing marks of
+//! `LSPORTS_TIMING` ([`timing`]).
 
+pub mod procroot;
 pub mod signals;
 pub mod timing;

@@ -1,7 +1,8 @@
 //! Text helpers shared by every output: terminal-safe escaping ([`sanitize`]), JSON that stays
-//! safe on a terminal ([`safe_json`]), durations as people write them ([`duration`]), and pid
-//! lists ([`pids`]).
+//! safe on a terminal ([`safe_json`]), durations as people write them ([`duration`]), pid lists
+//! ([`pids`]), and counts with their nouns ([`counts`]).
 
+pub mod counts;
 pub mod duration;
 pub mod pids;
 pub mod safe_json;

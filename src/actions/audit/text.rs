@@ -14,9 +14,9 @@ use std::io::{self, Write};
 
 use super::{Audit, Audited, Missing, Reason};
 use crate::actions::audit::baseline::{AddressPattern, Expected};
-use crate::pipeline::report;
 use crate::render::Labels;
 use crate::render::labels::program_cell;
+use crate::text::counts;
 
 /// Write the report.
 pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
@@ -65,7 +65,7 @@ fn summary(audit: &Audit) -> String {
         audit.verdict.unexpected.len(),
         audit.verdict.missing.len(),
         suspicious,
-        report::count(audit.listeners.len(), "listener"),
+        counts::count(audit.listeners.len(), "listener"),
         checked.join(", ")
     )
 }

@@ -27,6 +27,7 @@ use crate::pipeline;
 use crate::pipeline::report::{self, Repeats};
 use crate::source;
 use crate::sys::signals::{Stop, StopSignals};
+use crate::text::counts;
 use event::{EventWriter, Kind};
 use tracker::{Subject, Tracker};
 
@@ -52,7 +53,7 @@ pub fn run(
             writeln!(
                 err,
                 "lsports: watching {}, polling every {}",
-                report::count(watcher.tracker.len(), "listener"),
+                counts::count(watcher.tracker.len(), "listener"),
                 crate::text::duration::display(spec.interval)
             )?;
         }

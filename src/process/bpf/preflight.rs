@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::BTF_PATH;
 use super::error::BpfUnavailable;
-use crate::procroot::ProcRoot;
+use crate::sys::procroot::ProcRoot;
 
 /// `CAP_SYS_ADMIN`: implies both of the others for BPF.
 const CAP_SYS_ADMIN: u32 = 21;

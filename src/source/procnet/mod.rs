@@ -25,7 +25,7 @@ use std::path::Path;
 
 use crate::error::{ParseWarning, SourceError};
 use crate::model::{DeviceBinding, Family, Protocol, Socket, SocketState, SourceKind};
-use crate::procroot::ProcRoot;
+use crate::sys::procroot::ProcRoot;
 
 /// Result of parsing one table: every row that parsed, and a warning per row that did not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use crate::ExitCode;
 use crate::actions::audit::identity::{Identifier, Identity};
 use crate::config::{Config, Needs};
 use crate::filter::ephemeral::EphemeralPorts;
-use crate::pipeline::report;
 use crate::pipeline::{self, Listing};
+use crate::text::counts;
 
 /// Why the baseline could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +66,8 @@ pub fn run(
             writeln!(
                 err,
                 "lsports: saved {} ({}) to {}",
-                report::count(identities.len(), "listener"),
-                report::count(baseline.expected.len(), "line"),
+                counts::count(identities.len(), "listener"),
+                counts::count(baseline.expected.len(), "line"),
                 path.display()
             )?;
             Ok(ExitCode::Success)
