@@ -1,24 +1,36 @@
 //! lsports: which ports on this machine have a service listening, and who owns them.
 //!
-//! A listing is four stages over plain data ([`model`]), in [`pipeline`]:
+//! The stages sit at the top of `src/`, over plain data ([`model`]) and a plain
+//! configuration ([`config`]); [`pipeline`] stitches them; the [`actions`] are thin layers
+//! over the pipeline:
 //!
 //! ```text
-//! collect (source: netlink sock_diag, /proc/net fallback)   -> Vec<Socket>
-//!   keep what port, address and exposure filters keep      -> Vec<Socket>
-//! attribute (process: one pass over /proc/*/fd, by inode)   -> Vec<Entry>
-//! select (filter: pid, user, program; display order)        -> Vec<Entry>
-//! render (render: table, JSON, JSONL, CSV, Prometheus, to any writer)
+//! cli ──> config: Config, Action and its specs, Column, RenderOptions     (plain data)
+//!
+//! pipeline::gather, for every action that reads sockets:
+//!   collect    source/    netlink sock_diag, /proc/net fallback     -> Vec<Socket>
+//!   select     filter/    port, address, exposure, ephemeral        -> Vec<Socket>
+//!   attribute  process/   BPF iterator or /proc/*/fd walk, by inode -> Vec<Entry>
+//!   select     filter/    pid, user, program; display order         -> Vec<Entry>
+//!   enrich     enrich/    executables (exe)                         -> Listing
+//! render       render/    table, CSV, JSON, JSONL, Prometheus (RenderOptions, any writer);
+//!                         names and suspicious flags are looked up here, from enrich/
+//!
+//! actions/   list, audit/ (baseline/, policy/, identity, tomlfile), watch/, continuous
+//!            (-c), wait/, capture, generate/ (man page, completions)
+//! snapshot/  a proc tree captured to a file, and opened to read instead of /proc
+//! text/      sanitize, safe JSON, durations, pid lists, counts
+//! sys/       procroot (the one way into a proc root), signals, timing;   error.rs
 //! ```
 //!
 //! Socket filters run before attribution so process details are read only for sockets that
-//! can be shown, and attribution is skipped when nothing shown needs processes.
+//! can be shown, and attribution is skipped when nothing shown needs processes
+//! ([`config::Config::needs`]: what the format, each column and the filters need).
 //!
-//! The other actions reuse the pipeline: [`audit`] compares the listeners with a
-//! [`baseline`] and a [`policy`] and flags [`suspicious`] ones; [`watch`] polls it and reports
-//! what opens and closes; [`continuous`] reprints it (netstat -c); [`wait`] waits for ports;
-//! [`snapshot`] captures a proc tree or opens one to read instead of the live system;
-//! [`generate`] prints the man page and completions. [`run`] picks one and returns the exit
-//! status; `main` only parses arguments and exits.
+//! The import graph has no cycle between these top-level modules, and `src/` keeps at most 16
+//! of them (`tests/module_graph.rs`): configuration, model, text and sys at the bottom; the
+//! stages above them; actions and the command line on top. [`run`] opens a snapshot when one
+//! is given and runs the action; `main` only parses arguments and exits.
 
 pub mod actions;
 pub mod cli;
@@ -37,7 +49,6 @@ pub mod text;
 
 use std::borrow::Cow;
 use std::io::{self, Write};
-use std::path::Path;
 
 use config::{Action, Config, SourceChoice};
 use snapshot::OpenedSnapshot;
@@ -101,7 +112,7 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Res
     }
     let config = reading(config, opened.as_ref());
     let host = host_name(&config, opened.as_ref());
-    dispatch(&config, host.as_deref(), out, err)
+    actions::run(&config, host.as_deref(), out, err)
 }
 
 /// The configuration reading `opened` (the `/proc` source over its unpacked tree).
@@ -137,86 +148,4 @@ fn host_name(config: &Config, opened: Option<&OpenedSnapshot>) -> Option<String>
     };
     let name = name.trim();
     (!name.is_empty()).then(|| text::sanitize::terminal_safe(name.as_bytes()).into_owned())
-}
-
-fn dispatch(
-    config: &Config,
-    host: Option<&str>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> io::Result<ExitCode> {
-    match &config.action {
-        Action::List => list(config, out, err),
-        Action::Wait(spec) => actions::wait::run(spec, config, err),
-        Action::Generate(what) => {
-            actions::generate::write(*what, out)?;
-            out.flush()?;
-            Ok(ExitCode::Success)
-        }
-        Action::Continuous(interval) => actions::continuous::run(*interval, config, out, err),
-        Action::Watch(spec) => actions::watch::run(spec, config, out, err),
-        Action::Audit(spec) => actions::audit::run(spec, config, host, out, err),
-        Action::SaveBaseline { file, force } => actions::audit::baseline::save::run(
-            file,
-            *force,
-            config,
-            host.map(str::to_owned),
-            out,
-            err,
-        ),
-        Action::Capture { out: file, force } => capture(file, *force, config, out, err),
-    }
-}
-
-/// List sockets: collect, filter, attribute, select, render.
-fn list(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<ExitCode> {
-    let Some(listing) = pipeline::gather(config, config.needs(), err)? else {
-        return Ok(ExitCode::NoSource);
-    };
-    crate::sys::timing::mark("listing ready");
-    render::render(
-        &listing.entries,
-        &config.render_options(),
-        &listing.exes,
-        out,
-    )?;
-    crate::sys::timing::mark("rendered");
-    out.flush()?;
-    listing.report_attribution(config, err)?;
-    Ok(ExitCode::Success)
-}
-
-/// `lsports capture OUT`: the summary on stderr, where diagnostics go, so stdout stays empty.
-/// `OUT` `-` is standard output (a plain tar, as `baseline save -` writes the baseline
-/// there), unless that is a terminal, which a binary archive would only garble.
-fn capture(
-    file: &Path,
-    force: bool,
-    config: &Config,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> io::Result<ExitCode> {
-    let captured = if file == Path::new("-") {
-        if io::IsTerminal::is_terminal(&io::stdout()) {
-            writeln!(
-                err,
-                "lsports: capture - writes a binary archive to standard output, which is a \
-                 terminal: redirect it (lsports capture - > FILE, or | ssh …) or name a file"
-            )?;
-            return Ok(ExitCode::Usage);
-        }
-        snapshot::write_snapshot(&config.proc_root, snapshot::Compression::None, out)
-    } else {
-        snapshot::capture(&config.proc_root, file, force)
-    };
-    match captured {
-        Ok(summary) => {
-            writeln!(err, "lsports: {}", summary.describe())?;
-            Ok(ExitCode::Success)
-        }
-        Err(error) => {
-            writeln!(err, "lsports: {error}")?;
-            Ok(ExitCode::Failed)
-        }
-    }
 }
