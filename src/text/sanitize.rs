@@ -6,7 +6,7 @@
 //! text with bidi controls on the screen of whoever runs the tool. Everything
 //! headed for a terminal therefore goes through [`terminal_safe`]. Machine
 //! formats use [`lossy`] and leave escaping to the JSON formatter in
-//! `render::safe_json`, which escapes the same characters, using
+//! [`super::safe_json`], which escapes the same characters, using
 //! [`is_terminal_unsafe`].
 
 use std::borrow::Cow;
