@@ -1,0 +1,256 @@
+//! Who a socket or a process belongs to, in the words a person would use: the systemd unit
+//! and the container (with its Kubernetes pod), read from the kernel's cgroup paths and the
+//! runtimes' state files, never from a daemon.
+//!
+//! ```text
+//! /proc/PID/cgroup ──▶ cgroup path ──┐
+//! INET_DIAG_CGROUP_ID ─▶ CgroupIndex ┴▶ cgroup::derive ─▶ unit, runtime + id ─▶ StateReader ─▶ Labels
+//! ```
+//!
+//! The cgroup names each runtime writes (from the runtimes' cgroup drivers: moby's
+//! `daemon/oci_linux.go` and runc's systemd driver, Podman's `libpod` and conmon, the
+//! kubelet's `cgroup_manager_linux.go`, containerd's CRI plugin and nerdctl, CRI-O's
+//! `internal/config/cgmgr`, LXC's `lxc.payload.` naming, systemd-machined):
+//!
+//! | runtime | systemd driver | cgroupfs driver |
+//! |---|---|---|
+//! | Docker | `system.slice/docker-<id>.scope` | `/docker/<id>` |
+//! | Podman | `machine.slice/libpod-<id>.scope` (conmon: `libpod-conmon-<id>.scope`); rootless under `user@UID.service` | `libpod_parent/libpod-<id>` |
+//! | containerd (Kubernetes) | `kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice/cri-containerd-<id>.scope` | `/kubepods/<qos>/pod<uid>/<id>` (runtime read from state) |
+//! | CRI-O | `…-pod<uid>.slice/crio-<id>.scope` (conmon: `crio-conmon-<id>.scope`) | as containerd |
+//! | containerd (nerdctl) | `system.slice/nerdctl-<id>.scope` | `/default/<id>`, `/k8s.io/<id>` |
+//! | LXC | `lxc.payload.<name>`, `lxc.monitor.<name>`; before LXC 4 `/lxc/<name>` | |
+//! | systemd-nspawn, libvirt | `machine.slice/machine-<name>.scope` (runtime `machine`: machined cannot tell them apart) | |
+//!
+//! The first match from the root of the path wins: the host's runtime, not one nested inside
+//! a container. The unit follows systemd's own rule (`cg_path_get_unit`): the first unit
+//! below the slices (`nginx.service`, `sshd.socket` for a socket systemd made in the socket
+//! unit's cgroup, `docker-<id>.scope`); under a user manager, the manager and the user's unit,
+//! `user@1000.service/app.service`, which says both whose manager and what to give
+//! `systemctl --user`. Paths are as the reader's cgroup namespace shows them.
+//!
+//! All strings are raw: whoever starts a container or makes a cgroup picks its name, so
+//! anything shown on a terminal goes through the `display_*` accessors, which escape as
+//! process names are escaped ([`crate::text::sanitize::terminal_safe`]).
+
+pub mod cgroup;
+pub mod cgroupid;
+pub mod safefile;
+pub mod state;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::text::sanitize::terminal_safe;
+use cgroupid::CgroupIndex;
+use state::{Key, StateReader};
+
+/// A container runtime, or the kind of container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// Docker (moby).
+    Docker,
+    /// Podman.
+    Podman,
+    /// containerd, under Kubernetes' CRI or nerdctl.
+    Containerd,
+    /// CRI-O.
+    CriO,
+    /// A Kubernetes container whose runtime neither its cgroup nor any state file tells.
+    Cri,
+    /// An LXC (or LXD, Incus) container.
+    Lxc,
+    /// A machine registered with systemd-machined: a systemd-nspawn container or a VM.
+    Machine,
+}
+
+impl Runtime {
+    /// The name shown and written to JSON: `docker`, `podman`, `containerd`, `cri-o`, `cri`,
+    /// `lxc`, `machine`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Podman => "podman",
+            Runtime::Containerd => "containerd",
+            Runtime::CriO => "cri-o",
+            Runtime::Cri => "cri",
+            Runtime::Lxc => "lxc",
+            Runtime::Machine => "machine",
+        }
+    }
+}
+
+/// A container, as far as it is known. Strings are raw (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// Its runtime.
+    pub runtime: Runtime,
+    /// The runtime's id: 64 hex digits, or the name for LXC and machines.
+    pub id: String,
+    /// Its name, where a state file (or, for LXC and machines, the cgroup) gives one.
+    pub name: Option<String>,
+    /// Its Kubernetes pod.
+    pub pod: Option<String>,
+    /// Its pod's Kubernetes namespace.
+    pub pod_namespace: Option<String>,
+}
+
+impl Container {
+    /// The name, safe for a terminal.
+    pub fn display_name(&self) -> Option<Cow<'_, str>> {
+        self.name.as_deref().map(|n| terminal_safe(n.as_bytes()))
+    }
+
+    /// The id, safe for a terminal (an LXC or machine id is a name anyone may pick).
+    pub fn display_id(&self) -> Cow<'_, str> {
+        terminal_safe(self.id.as_bytes())
+    }
+
+    /// The pod, safe for a terminal.
+    pub fn display_pod(&self) -> Option<Cow<'_, str>> {
+        self.pod.as_deref().map(|n| terminal_safe(n.as_bytes()))
+    }
+
+    /// The pod's namespace, safe for a terminal.
+    pub fn display_pod_namespace(&self) -> Option<Cow<'_, str>> {
+        self.pod_namespace
+            .as_deref()
+            .map(|n| terminal_safe(n.as_bytes()))
+    }
+}
+
+/// Who a process or socket belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels {
+    /// The systemd unit (raw).
+    pub unit: Option<String>,
+    /// The container.
+    pub container: Option<Container>,
+}
+
+impl Labels {
+    /// The unit, safe for a terminal.
+    pub fn display_unit(&self) -> Option<Cow<'_, str>> {
+        self.unit.as_deref().map(|u| terminal_safe(u.as_bytes()))
+    }
+}
+
+/// Labels cgroups, reading each state file once and deriving each cgroup path once per run.
+/// One per run: state changes between runs are seen, not within one.
+#[derive(Debug)]
+pub struct Labeler {
+    state: StateReader,
+    by_path: HashMap<Vec<u8>, Arc<Labels>>,
+    cgroup_mount: Option<PathBuf>,
+    /// Built on the first cgroup id asked for; `Some(None)` if the walk failed.
+    index: Option<Option<CgroupIndex>>,
+}
+
+impl Labeler {
+    /// A labeler reading runtime state files under `root` (`/` on a live system) and socket
+    /// cgroup ids from the cgroup2 mount in `/proc/self/mountinfo` (or `/sys/fs/cgroup`).
+    pub fn new(root: &Path) -> Labeler {
+        Labeler {
+            state: StateReader::new(root),
+            by_path: HashMap::new(),
+            cgroup_mount: None,
+            index: None,
+        }
+    }
+
+    /// Resolve cgroup ids under the cgroup2 file system mounted at `mount` instead.
+    pub fn with_cgroup_mount(mut self, mount: PathBuf) -> Labeler {
+        self.cgroup_mount = Some(mount);
+        self
+    }
+
+    /// The labels of a process, from the content of its `/proc/PID/cgroup`.
+    pub fn for_process_cgroup(&mut self, content: &[u8]) -> Arc<Labels> {
+        match cgroup::process_cgroup_path(content) {
+            Some(path) => self.for_cgroup_path(path),
+            None => Arc::default(),
+        }
+    }
+
+    /// The labels of the cgroup at `path` (as `/proc/PID/cgroup` writes it).
+    pub fn for_cgroup_path(&mut self, path: &[u8]) -> Arc<Labels> {
+        if let Some(known) = self.by_path.get(path) {
+            return Arc::clone(known);
+        }
+        let labels = Arc::new(self.derive(path));
+        self.by_path.insert(path.to_vec(), Arc::clone(&labels));
+        labels
+    }
+
+    /// The labels of the cgroup v2 `id` (a socket's `INET_DIAG_CGROUP_ID`); `None` if no
+    /// cgroup has that id (it was removed, or the cgroup2 file system is not mounted).
+    pub fn for_cgroup_id(&mut self, id: u64) -> Option<Arc<Labels>> {
+        let path = self.cgroup_path(id)?.to_vec();
+        Some(self.for_cgroup_path(&path))
+    }
+
+    /// The path of the cgroup v2 `id`, walking the cgroup2 mount the first time.
+    pub fn cgroup_path(&mut self, id: u64) -> Option<&[u8]> {
+        if self.index.is_none() {
+            let mount = self.cgroup_mount.clone().unwrap_or_else(live_cgroup2_mount);
+            self.index = Some(CgroupIndex::build(&mount).ok());
+        }
+        self.index.as_ref()?.as_ref()?.path(id)
+    }
+
+    fn derive(&mut self, path: &[u8]) -> Labels {
+        let derived = cgroup::derive(path);
+        let unit = derived
+            .unit
+            .map(|u| String::from_utf8_lossy(&u.to_bytes()).into_owned());
+        let container = derived
+            .container
+            .map(|found| self.container(found, derived.user));
+        Labels { unit, container }
+    }
+
+    fn container(&mut self, found: cgroup::ContainerRef<'_>, user: Option<u32>) -> Container {
+        if matches!(found.runtime, Runtime::Lxc | Runtime::Machine) {
+            let name = cgroup::unescape_unit_name(found.id);
+            let name = String::from_utf8_lossy(&name).into_owned();
+            return Container {
+                runtime: found.runtime,
+                id: name.clone(),
+                name: Some(name),
+                pod: None,
+                pod_namespace: None,
+            };
+        }
+        let key = Key {
+            runtime: found.runtime,
+            // Checked to be 64 hex digits by `cgroup::derive`.
+            id: String::from_utf8_lossy(found.id).into_owned(),
+            namespace: found.namespace,
+            user,
+        };
+        let (runtime, names) = self
+            .state
+            .names(&key)
+            .unwrap_or((found.runtime, state::Names::default()));
+        Container {
+            runtime,
+            id: key.id,
+            name: names.name,
+            pod: names.pod,
+            pod_namespace: names.pod_namespace,
+        }
+    }
+}
+
+/// The live cgroup2 mount: from `/proc/self/mountinfo`, else `/sys/fs/cgroup`.
+fn live_cgroup2_mount() -> PathBuf {
+    std::fs::read("/proc/self/mountinfo")
+        .ok()
+        .and_then(|info| cgroupid::cgroup2_mount(&info))
+        .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! Reading a runtime's state file as hostile input.
+//!
+//! The files are written by daemons, but what is in them (a container's name) is chosen by
+//! whoever starts the container, and a rootless runtime's files lie in a home directory their
+//! user controls completely. So a path is read in two halves:
+//!
+//! - the *base*, a directory an administrator chose (`var/lib/docker/containers`, a user's
+//!   home from `etc/passwd`), resolved as if the injected root were `/`
+//!   (`RESOLVE_IN_ROOT`): a relocated `/var/lib/docker -> /srv/docker` link keeps working,
+//!   even under a fake root, and nothing leads out of that root;
+//! - the rest, below the base, where no symbolic link at all is followed
+//!   (`RESOLVE_NO_SYMLINKS`; on kernels without openat2, `O_NOFOLLOW` on each component).
+//!
+//! The file is opened without blocking, must be a regular file no larger than a cap given by
+//! the caller, and, when an owner is asked for, must belong to that user: a user's hard link
+//! to a file of root's is refused.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
+use nix::sys::stat::Mode;
+
+/// One state file to read: where it is and what it must be.
+#[derive(Debug, Clone, Copy)]
+pub struct StateFile<'a> {
+    /// The administrator's directory, relative to the root (links followed inside the root).
+    pub base: &'a str,
+    /// The file below `base` (no link followed).
+    pub rel: &'a str,
+    /// Refuse files larger than this many bytes.
+    pub cap: u64,
+    /// Refuse files not owned by this uid.
+    pub owner: Option<u32>,
+}
+
+/// Read `file` under the directory `root` (see the module docs). Errors name the refusal.
+pub fn read(root: BorrowedFd<'_>, file: &StateFile<'_>) -> io::Result<Vec<u8>> {
+    let base = open_base(root, file.base)?;
+    let opened = File::from(open_below(base.as_fd(), file.rel)?);
+    let meta = opened.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(refused("not a regular file"));
+    }
+    if file.owner.is_some_and(|uid| uid != meta.uid()) {
+        return Err(refused("not owned by the user whose container it describes"));
+    }
+    if meta.len() > file.cap {
+        return Err(refused("larger than lsports reads"));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // The file may grow after the fstat: read one byte past the cap to notice.
+    opened.take(file.cap + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > file.cap {
+        return Err(refused("larger than lsports reads"));
+    }
+    Ok(data)
+}
+
+/// Open the root directory itself.
+pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn open_base(root: BorrowedFd<'_>, base: &str) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    match open2(root, base, flags, resolve) {
+        // No openat2: the administrator's path, links followed as the kernel follows them.
+        Err(Errno::ENOSYS | Errno::EPERM) => plain_open(root, base, flags),
+        other => Ok(other?),
+    }
+}
+
+/// Open the regular file at `rel` below `base`, following no link.
+pub fn open_below(base: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let resolve = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS;
+    match open2(base, rel, flags, resolve) {
+        Err(Errno::ENOSYS | Errno::EPERM) => open_below_fallback(base, rel),
+        Err(Errno::ELOOP) => Err(refused("reached through a symbolic link")),
+        other => Ok(other?),
+    }
+}
+
+/// [`open_below`] without openat2: one component at a time, each with `O_NOFOLLOW`.
+pub fn open_below_fallback(base: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    let mut parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    let last = parts.pop().ok_or_else(|| refused("an empty path"))?;
+    if parts.iter().chain([&last]).any(|p| *p == "..") {
+        return Err(refused("a path that climbs out with .."));
+    }
+    let mut dir = plain_open(base, ".", OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+    for part in parts {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
+        dir = plain_open(dir.as_fd(), part, flags).map_err(symlink_refused)?;
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW;
+    plain_open(dir.as_fd(), last, flags).map_err(symlink_refused)
+}
+
+fn open2(dir: BorrowedFd<'_>, rel: &str, flags: OFlag, resolve: ResolveFlag) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(resolve);
+    let fd = openat2(dir.as_raw_fd(), rel, how)?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn plain_open(dir: BorrowedFd<'_>, rel: &str, flags: OFlag) -> io::Result<OwnedFd> {
+    let fd = openat(Some(dir.as_raw_fd()), rel, flags | OFlag::O_CLOEXEC, Mode::empty())?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `O_NOFOLLOW` on a link fails with `ELOOP` (or `ENOTDIR` with `O_DIRECTORY` on some
+/// kernels); say so in words.
+fn symlink_refused(error: io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(libc::ELOOP) => refused("reached through a symbolic link"),
+        _ => error,
+    }
+}
+
+fn refused(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("refused: {why}"))
+}
