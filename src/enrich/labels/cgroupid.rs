@@ -105,7 +105,13 @@ fn subdirectories(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
 /// Open the subdirectory `name` of `dir`, never through a link.
 fn open_subdirectory(dir: &OwnedFd, name: &[u8]) -> Option<OwnedFd> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = openat(Some(dir.as_raw_fd()), OsStr::from_bytes(name), flags, Mode::empty()).ok()?;
+    let fd = openat(
+        Some(dir.as_raw_fd()),
+        OsStr::from_bytes(name),
+        flags,
+        Mode::empty(),
+    )
+    .ok()?;
     // SAFETY: a fresh descriptor that nothing else owns.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -118,7 +124,8 @@ pub fn cgroup2_mount(mountinfo: &[u8]) -> Option<PathBuf> {
         // After the optional fields, a lone `-`, then the file system type.
         let dash = fields.iter().position(|f| *f == b"-")?;
         let mount = fields.get(4)?;
-        (fields.get(dash + 1)? == &b"cgroup2").then(|| PathBuf::from(OsStr::from_bytes(&unescape_octal(mount))))
+        (fields.get(dash + 1)? == &b"cgroup2")
+            .then(|| PathBuf::from(OsStr::from_bytes(&unescape_octal(mount))))
     })
 }
 

@@ -47,7 +47,9 @@ pub fn read(root: BorrowedFd<'_>, file: &StateFile<'_>) -> io::Result<Vec<u8>> {
         return Err(refused("not a regular file"));
     }
     if file.owner.is_some_and(|uid| uid != meta.uid()) {
-        return Err(refused("not owned by the user whose container it describes"));
+        return Err(refused(
+            "not owned by the user whose container it describes",
+        ));
     }
     if meta.len() > file.cap {
         return Err(refused("larger than lsports reads"));
@@ -109,15 +111,27 @@ pub fn open_below_fallback(base: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedF
     plain_open(dir.as_fd(), last, flags).map_err(symlink_refused)
 }
 
-fn open2(dir: BorrowedFd<'_>, rel: &str, flags: OFlag, resolve: ResolveFlag) -> nix::Result<OwnedFd> {
-    let how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(resolve);
+fn open2(
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    flags: OFlag,
+    resolve: ResolveFlag,
+) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(resolve);
     let fd = openat2(dir.as_raw_fd(), rel, how)?;
     // SAFETY: a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn plain_open(dir: BorrowedFd<'_>, rel: &str, flags: OFlag) -> io::Result<OwnedFd> {
-    let fd = openat(Some(dir.as_raw_fd()), rel, flags | OFlag::O_CLOEXEC, Mode::empty())?;
+    let fd = openat(
+        Some(dir.as_raw_fd()),
+        rel,
+        flags | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     // SAFETY: a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -218,7 +218,9 @@ pub fn parse_docker(data: &[u8]) -> Option<Names> {
     let state: DockerState = serde_json::from_slice(data).ok()?;
     let labels = state.config.and_then(|c| c.labels).unwrap_or_default();
     let label = |key: &str| labels.get(key).cloned();
-    let own = state.name.map(|n| n.strip_prefix('/').map(str::to_owned).unwrap_or(n));
+    let own = state
+        .name
+        .map(|n| n.strip_prefix('/').map(str::to_owned).unwrap_or(n));
     Some(Names {
         name: label("io.kubernetes.container.name").or(own),
         pod: label("io.kubernetes.pod.name"),
@@ -256,7 +258,10 @@ pub fn parse_oci_annotations(data: &[u8]) -> Option<Names> {
     let config: OciConfig = serde_json::from_slice(data).ok()?;
     let notes = config.annotations.unwrap_or_default();
     let first = |keys: &[&str]| keys.iter().find_map(|k| notes.get(*k).cloned());
-    let sandbox = notes.get("io.kubernetes.cri.container-type").map(String::as_str) == Some("sandbox");
+    let sandbox = notes
+        .get("io.kubernetes.cri.container-type")
+        .map(String::as_str)
+        == Some("sandbox");
     let name = first(&[
         "io.kubernetes.cri.container-name",
         "io.kubernetes.container.name",

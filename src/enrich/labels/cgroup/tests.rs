@@ -25,14 +25,25 @@ fn every_runtime_naming_is_recognised() {
         (format!("/docker/{ID}"), Docker, None),
         // Podman: container, conmon, in a pod, cgroupfs driver, systemd inside (`/container`).
         (format!("/machine.slice/libpod-{ID}.scope"), Podman, None),
-        (format!("/machine.slice/libpod-conmon-{ID}.scope"), Podman, None),
         (
-            format!("/machine.slice/machine-libpod_pod_{}.slice/libpod-{ID}.scope", &ID[..12]),
+            format!("/machine.slice/libpod-conmon-{ID}.scope"),
+            Podman,
+            None,
+        ),
+        (
+            format!(
+                "/machine.slice/machine-libpod_pod_{}.slice/libpod-{ID}.scope",
+                &ID[..12]
+            ),
             Podman,
             None,
         ),
         (format!("/libpod_parent/libpod-{ID}"), Podman, None),
-        (format!("/machine.slice/libpod-{ID}.scope/container"), Podman, None),
+        (
+            format!("/machine.slice/libpod-{ID}.scope/container"),
+            Podman,
+            None,
+        ),
         // Kubernetes with containerd and CRI-O, systemd driver.
         (
             format!(
@@ -47,12 +58,24 @@ fn every_runtime_naming_is_recognised() {
             CriO,
             None,
         ),
-        (format!("/kubepods.slice/kubepods-pod1.slice/crio-conmon-{ID}.scope"), CriO, None),
+        (
+            format!("/kubepods.slice/kubepods-pod1.slice/crio-conmon-{ID}.scope"),
+            CriO,
+            None,
+        ),
         // Kubernetes, cgroupfs driver: the runtime is not in the path.
-        (format!("/kubepods/burstable/pod0d3c1e2f-4a5b-6c7d/{ID}"), Cri, None),
+        (
+            format!("/kubepods/burstable/pod0d3c1e2f-4a5b-6c7d/{ID}"),
+            Cri,
+            None,
+        ),
         (format!("/kubepods/pod0d3c1e2f-4a5b-6c7d/{ID}"), Cri, None),
         // nerdctl and plain containerd.
-        (format!("/system.slice/nerdctl-{ID}.scope"), Containerd, Some("default")),
+        (
+            format!("/system.slice/nerdctl-{ID}.scope"),
+            Containerd,
+            Some("default"),
+        ),
         (format!("/default/{ID}"), Containerd, Some("default")),
         // Rootless Podman and Docker under a user manager.
         (
@@ -67,7 +90,11 @@ fn every_runtime_naming_is_recognised() {
         ),
     ];
     for (path, runtime, namespace) in cases {
-        assert_eq!(container(path), Some((*runtime, ID.to_owned(), *namespace)), "{path}");
+        assert_eq!(
+            container(path),
+            Some((*runtime, ID.to_owned(), *namespace)),
+            "{path}"
+        );
     }
 }
 
@@ -120,10 +147,19 @@ fn units_follow_systemds_rule() {
     let cases = [
         ("/system.slice/nginx.service", Some("nginx.service")),
         ("/system.slice/sshd.socket", Some("sshd.socket")),
-        ("/system.slice/nginx.service/workers/a", Some("nginx.service")),
+        (
+            "/system.slice/nginx.service/workers/a",
+            Some("nginx.service"),
+        ),
         ("/init.scope", Some("init.scope")),
-        ("/system.slice/system-getty.slice/getty@tty1.service", Some("getty@tty1.service")),
-        ("/user.slice/user-1000.slice/session-3.scope", Some("session-3.scope")),
+        (
+            "/system.slice/system-getty.slice/getty@tty1.service",
+            Some("getty@tty1.service"),
+        ),
+        (
+            "/user.slice/user-1000.slice/session-3.scope",
+            Some("session-3.scope"),
+        ),
         (
             "/user.slice/user-1000.slice/user@1000.service/app.slice/app-firefox.service",
             Some("user@1000.service/app-firefox.service"),
@@ -132,9 +168,15 @@ fn units_follow_systemds_rule() {
             "/user.slice/user-1000.slice/user@1000.service/init.scope",
             Some("user@1000.service/init.scope"),
         ),
-        ("/user.slice/user-1000.slice/user@1000.service", Some("user@1000.service")),
+        (
+            "/user.slice/user-1000.slice/user@1000.service",
+            Some("user@1000.service"),
+        ),
         // Prefixes a cgroup namespace or a test parent adds do not hide the unit.
-        ("/lsports-test-1/system.slice/nginx.service", Some("nginx.service")),
+        (
+            "/lsports-test-1/system.slice/nginx.service",
+            Some("nginx.service"),
+        ),
         // The host's unit, not one a container's own systemd made.
         (
             "/system.slice/docker-x.scope/system.slice/nginx.service",
@@ -154,7 +196,8 @@ fn units_follow_systemds_rule() {
 
 #[test]
 fn the_user_manager_names_the_user() {
-    let path = format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope");
+    let path =
+        format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope");
     assert_eq!(derive(path.as_bytes()).user, Some(1000));
     assert_eq!(derive(b"/system.slice/nginx.service").user, None);
     assert_eq!(derive(b"/user.slice/user@x.service").user, None);
@@ -165,17 +208,26 @@ fn the_user_manager_names_the_user() {
 fn process_cgroup_files_in_every_layout() {
     // cgroup v2 only (`cat /proc/self/cgroup` on Fedora, Debian 11+, Ubuntu 21.10+).
     let v2 = b"0::/system.slice/nginx.service\n";
-    assert_eq!(process_cgroup_path(v2), Some(&b"/system.slice/nginx.service"[..]));
+    assert_eq!(
+        process_cgroup_path(v2),
+        Some(&b"/system.slice/nginx.service"[..])
+    );
     // Hybrid: v1 controllers, name=systemd, and the unified tree (Ubuntu 20.04).
     let hybrid = b"12:pids:/system.slice/nginx.service\n\
         1:name=systemd:/system.slice/nginx.service\n0::/system.slice/nginx.service\n";
-    assert_eq!(process_cgroup_path(hybrid), Some(&b"/system.slice/nginx.service"[..]));
+    assert_eq!(
+        process_cgroup_path(hybrid),
+        Some(&b"/system.slice/nginx.service"[..])
+    );
     // Hybrid where the runtime only joined the v1 hierarchies: the unified path is the root.
     let v1_only = b"4:memory:/docker/abc\n1:name=systemd:/docker/abc\n0::/\n";
     assert_eq!(process_cgroup_path(v1_only), Some(&b"/docker/abc"[..]));
     // Legacy v1 without the unified tree (CentOS 7).
     let legacy = b"2:cpu,cpuacct:/x\n1:name=systemd:/system.slice/sshd.service\n";
-    assert_eq!(process_cgroup_path(legacy), Some(&b"/system.slice/sshd.service"[..]));
+    assert_eq!(
+        process_cgroup_path(legacy),
+        Some(&b"/system.slice/sshd.service"[..])
+    );
     assert_eq!(process_cgroup_path(b"0::/\n"), Some(&b"/"[..]));
     assert_eq!(process_cgroup_path(b""), None);
     assert_eq!(process_cgroup_path(b"garbage\n1:cpu\n"), None);

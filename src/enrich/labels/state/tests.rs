@@ -39,7 +39,9 @@ fn docker_names_from_config_v2() {
     put(
         root.path(),
         &format!("var/lib/docker/containers/{ID}/config.v2.json"),
-        &format!(r#"{{"ID":"{ID}","Name":"/web","State":{{"Running":true}},"Config":{{"Image":"nginx","Labels":{{"com.example":"x"}}}}}}"#),
+        &format!(
+            r#"{{"ID":"{ID}","Name":"/web","State":{{"Running":true}},"Config":{{"Image":"nginx","Labels":{{"com.example":"x"}}}}}}"#
+        ),
     );
     let mut reader = StateReader::new(root.path());
     let got = reader.names(&key(Runtime::Docker, None, None));
@@ -55,7 +57,10 @@ fn docker_under_kubernetes_uses_its_labels() {
         parse_docker(data.as_bytes()),
         Some(named(Some("app"), Some("web-0"), Some("shop")))
     );
-    assert_eq!(parse_docker(br#"{"Config":{"Labels":null}}"#), Some(Names::default()));
+    assert_eq!(
+        parse_docker(br#"{"Config":{"Labels":null}}"#),
+        Some(Names::default())
+    );
 }
 
 #[test]
@@ -65,7 +70,9 @@ fn podman_names_from_containers_json_read_once() {
     put(
         root.path(),
         list,
-        &format!(r#"[{{"id":"{ID}","names":["db"],"image":"x","layer":"y","metadata":"{{}}","created":"2024-01-01T00:00:00Z"}},{{"id":"other","names":[]}}]"#),
+        &format!(
+            r#"[{{"id":"{ID}","names":["db"],"image":"x","layer":"y","metadata":"{{}}","created":"2024-01-01T00:00:00Z"}},{{"id":"other","names":[]}}]"#
+        ),
     );
     let mut reader = StateReader::new(root.path());
     let want = Some((Runtime::Podman, named(Some("db"), None, None)));
@@ -75,7 +82,11 @@ fn podman_names_from_containers_json_read_once() {
     assert_eq!(reader.names(&key(Runtime::Podman, None, None)), want);
     let mut other = key(Runtime::Podman, None, None);
     other.id = "f".repeat(64);
-    assert_eq!(reader.names(&other), None, "the list was read once, and it has no such id");
+    assert_eq!(
+        reader.names(&other),
+        None,
+        "the list was read once, and it has no such id"
+    );
 }
 
 #[test]
@@ -146,7 +157,10 @@ fn malformed_state_is_unknown_never_a_panic() {
         b"\xff\xfe",
     ] {
         assert_eq!(parse_docker(bad), None, "{bad:?}");
-        assert!(parse_podman_list(bad).is_none_or(|l| l.is_empty()), "{bad:?}");
+        assert!(
+            parse_podman_list(bad).is_none_or(|l| l.is_empty()),
+            "{bad:?}"
+        );
     }
     assert_eq!(parse_oci_annotations(br#"{"annotations":[]}"#), None);
 }
@@ -154,7 +168,11 @@ fn malformed_state_is_unknown_never_a_panic() {
 /// A rootless user's tree: `home/alice` owned by uid 1000.
 fn rootless_tree() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
-    put(root.path(), "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nbad:x:zz:0::/x:/x\n");
+    put(
+        root.path(),
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nbad:x:zz:0::/x:/x\n",
+    );
     put(
         root.path(),
         "home/alice/.local/share/containers/storage/overlay-containers/containers.json",
@@ -208,7 +226,10 @@ fn rootless_containers_are_named_from_the_users_own_state() {
     );
     // No home, no state; and the system's runtimes are never asked for a user's cgroup.
     assert_eq!(reader.names(&key(Runtime::Docker, None, Some(1001))), None);
-    assert_eq!(reader.names(&key(Runtime::Containerd, Some("k8s.io"), Some(1000))), None);
+    assert_eq!(
+        reader.names(&key(Runtime::Containerd, Some("k8s.io"), Some(1000))),
+        None
+    );
 }
 
 #[test]
@@ -219,9 +240,9 @@ fn a_users_file_must_be_the_users() {
     }
     let root = rootless_tree();
     // A file of root's in the user's tree (think: a hard link to one) is refused.
-    let file = root
-        .path()
-        .join(format!("home/alice/.local/share/docker/containers/{ID}/config.v2.json"));
+    let file = root.path().join(format!(
+        "home/alice/.local/share/docker/containers/{ID}/config.v2.json"
+    ));
     chown_tree(&file, 0);
     let mut reader = StateReader::new(root.path());
     assert_eq!(reader.names(&key(Runtime::Docker, None, Some(1000))), None);
