@@ -124,7 +124,7 @@ pub fn cgroup2_mount(mountinfo: &[u8]) -> Option<PathBuf> {
         // After the optional fields, a lone `-`, then the file system type.
         let dash = fields.iter().position(|f| *f == b"-")?;
         let mount = fields.get(4)?;
-        (fields.get(dash + 1)? == &b"cgroup2")
+        (*fields.get(dash + 1)? == b"cgroup2")
             .then(|| PathBuf::from(OsStr::from_bytes(&unescape_octal(mount))))
     })
 }

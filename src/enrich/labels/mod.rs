@@ -185,7 +185,9 @@ impl Labeler {
     }
 
     /// The labels of the cgroup v2 `id` (a socket's `INET_DIAG_CGROUP_ID`); `None` if no
-    /// cgroup has that id (it was removed, or the cgroup2 file system is not mounted).
+    /// cgroup has that id (it was removed, or the cgroup2 file system is not mounted). The
+    /// cgroups are walked once, at the first id asked for: ask after the sockets are dumped,
+    /// and a cgroup made later in the run stays unknown.
     pub fn for_cgroup_id(&mut self, id: u64) -> Option<Arc<Labels>> {
         let path = self.cgroup_path(id)?.to_vec();
         Some(self.for_cgroup_path(&path))

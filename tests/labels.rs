@@ -1,0 +1,347 @@
+//! Labels of real processes in real cgroup v2 directories named as Docker, Podman,
+//! containerd and CRI-O under Kubernetes, and systemd name them, with a fake runtime state
+//! tree: each process's `/proc/PID/cgroup`, and the cgroup id the kernel reports over
+//! sock_diag (`INET_DIAG_CGROUP_ID`) for a socket the process made, must name the container
+//! and unit the test built.
+//!
+//! The directories live under a test-owned parent, `<cgroup2 mount>/lsports-test-<pid>`,
+//! removed at the end even when the test fails. Needs root; under `CI=true` a cgroup2 mount
+//! that cannot be written is a failure.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use lsports::labels::{Container, Labeler, Labels, Runtime, cgroupid};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, recv, send, socket,
+};
+
+use common::{is_root, scrubbed, skip_unless_ci};
+
+const DOCKER: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const PODMAN: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const CONTAINERD: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+const CRIO: &str = "4444444444444444444444444444444444444444444444444444444444444444";
+
+/// Cgroups made under the cgroup2 mount and the processes put in them; on drop the
+/// processes are killed and the directories removed, deepest first.
+struct CgroupTree {
+    parent: PathBuf,
+    dirs: Vec<PathBuf>,
+    children: Vec<Child>,
+}
+
+impl CgroupTree {
+    fn create(mount: &Path) -> Result<CgroupTree, String> {
+        let parent = mount.join(format!("lsports-test-{}", std::process::id()));
+        fs::create_dir(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        Ok(CgroupTree {
+            parent,
+            dirs: Vec::new(),
+            children: Vec::new(),
+        })
+    }
+
+    /// Make the cgroup `rel` (and its parents) under the test's parent.
+    fn make(&mut self, rel: &str) -> PathBuf {
+        let mut dir = self.parent.clone();
+        for part in rel.split('/') {
+            dir.push(part);
+            if !dir.exists() {
+                fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                self.dirs.push(dir.clone());
+            }
+        }
+        dir
+    }
+
+    /// Start a process in `cgroup`, in a network namespace of its own, that listens on TCP;
+    /// returns its pid and its socket's inode once it listens.
+    fn listener_in(&mut self, cgroup: &Path) -> (u32, u64) {
+        let script = "import os,socket,sys\n\
+            s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n\
+            print(os.fstat(s.fileno()).st_ino, flush=True)\n\
+            sys.stdin.read()\n";
+        let mut cmd = scrubbed("sh");
+        cmd.args([
+            "-c",
+            "echo $$ > \"$1/cgroup.procs\" && exec unshare --net python3 -c \"$2\"",
+        ])
+        .args(["sh"])
+        .arg(cgroup)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("start sh");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        let inode = line.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "the process in {} did not listen: {line:?}",
+                cgroup.display()
+            )
+        });
+        (pid, inode)
+    }
+}
+
+impl Drop for CgroupTree {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for dir in self.dirs.iter().rev().chain([&self.parent]) {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The cgroup2 mount, made writable for this test: `None` (after saying why) where the test
+/// cannot run.
+fn cgroup_tree() -> Option<(PathBuf, CgroupTree)> {
+    if !is_root() {
+        skip_unless_ci("making cgroups needs root");
+        return None;
+    }
+    let info = fs::read("/proc/self/mountinfo").unwrap();
+    let Some(mount) = cgroupid::cgroup2_mount(&info) else {
+        skip_unless_ci("no cgroup2 file system is mounted");
+        return None;
+    };
+    match CgroupTree::create(&mount) {
+        Ok(tree) => Some((mount, tree)),
+        Err(why) => {
+            skip_unless_ci(&format!("the cgroup2 mount is not writable: {why}"));
+            None
+        }
+    }
+}
+
+fn put(root: &Path, rel: &str, content: &str) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+}
+
+/// The runtimes' state for the containers of [`cases`], in their formats.
+fn state_tree() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    put(
+        r,
+        &format!("var/lib/docker/containers/{DOCKER}/config.v2.json"),
+        r#"{"Name":"/web"}"#,
+    );
+    put(
+        r,
+        "var/lib/containers/storage/overlay-containers/containers.json",
+        &format!(r#"[{{"id":"{PODMAN}","names":["db"]}}]"#),
+    );
+    put(
+        r,
+        &format!("run/containerd/io.containerd.runtime.v2.task/k8s.io/{CONTAINERD}/config.json"),
+        r#"{"annotations":{"io.kubernetes.cri.container-name":"nginx",
+            "io.kubernetes.cri.sandbox-name":"web-5d9f","io.kubernetes.cri.sandbox-namespace":"shop"}}"#,
+    );
+    put(
+        r,
+        &format!("run/containers/storage/overlay-containers/{CRIO}/userdata/config.json"),
+        r#"{"annotations":{"io.kubernetes.container.name":"api",
+            "io.kubernetes.pod.name":"api-7c","io.kubernetes.pod.namespace":"prod"}}"#,
+    );
+    root
+}
+
+fn container(
+    runtime: Runtime,
+    id: &str,
+    name: &str,
+    pod: Option<(&str, &str)>,
+) -> Option<Container> {
+    Some(Container {
+        runtime,
+        id: id.to_owned(),
+        name: Some(name.to_owned()),
+        pod: pod.map(|p| p.0.to_owned()),
+        pod_namespace: pod.map(|p| p.1.to_owned()),
+    })
+}
+
+/// Each cgroup (relative to the test's parent) and the labels it must get.
+fn cases() -> Vec<(String, Labels)> {
+    let pod = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0d3c1e2f_4a5b_6c7d_8e9f_0a1b2c3d4e5f.slice";
+    vec![
+        (
+            format!("system.slice/docker-{DOCKER}.scope"),
+            Labels {
+                unit: Some(format!("docker-{DOCKER}.scope")),
+                container: container(Runtime::Docker, DOCKER, "web", None),
+            },
+        ),
+        (
+            format!("machine.slice/libpod-{PODMAN}.scope"),
+            Labels {
+                unit: Some(format!("libpod-{PODMAN}.scope")),
+                container: container(Runtime::Podman, PODMAN, "db", None),
+            },
+        ),
+        (
+            format!("{pod}/cri-containerd-{CONTAINERD}.scope"),
+            Labels {
+                unit: Some(format!("cri-containerd-{CONTAINERD}.scope")),
+                container: container(
+                    Runtime::Containerd,
+                    CONTAINERD,
+                    "nginx",
+                    Some(("web-5d9f", "shop")),
+                ),
+            },
+        ),
+        (
+            format!("kubepods/burstable/pod0d3c1e2f-4a5b-6c7d-8e9f-0a1b2c3d4e5f/{CRIO}"),
+            Labels {
+                unit: None,
+                container: container(Runtime::CriO, CRIO, "api", Some(("api-7c", "prod"))),
+            },
+        ),
+        (
+            "system.slice/nginx.service".to_owned(),
+            Labels {
+                unit: Some("nginx.service".to_owned()),
+                container: None,
+            },
+        ),
+        (
+            "user.slice/user-1000.slice/user@1000.service/app.slice/app.service".to_owned(),
+            Labels {
+                unit: Some("user@1000.service/app.service".to_owned()),
+                container: None,
+            },
+        ),
+    ]
+}
+
+#[test]
+fn real_cgroups_name_their_processes_and_sockets() {
+    let Some((mount, mut tree)) = cgroup_tree() else {
+        return;
+    };
+    let state = state_tree();
+    let mut labeler = Labeler::new(state.path()).with_cgroup_mount(mount);
+    // Every process and socket first, as on a host being listed: the cgroup index is built
+    // once, at the first id asked for.
+    let started: Vec<_> = cases()
+        .into_iter()
+        .map(|(rel, want)| {
+            let cgroup = tree.make(&rel);
+            let (pid, inode) = tree.listener_in(&cgroup);
+            (rel, want, cgroup, pid, inode)
+        })
+        .collect();
+    for (rel, want, cgroup, pid, inode) in started {
+        let content = fs::read(format!("/proc/{pid}/cgroup")).unwrap();
+        let got = labeler.for_process_cgroup(&content);
+        let seen = String::from_utf8_lossy(&content);
+        assert_eq!(
+            *got, want,
+            "process in {rel}: /proc/{pid}/cgroup says {seen:?}"
+        );
+        let id = socket_cgroup_id(pid, inode).expect("the kernel sends INET_DIAG_CGROUP_ID");
+        assert_eq!(
+            id,
+            fs::metadata(&cgroup).unwrap().ino(),
+            "a cgroup's id is its inode"
+        );
+        let got = labeler.for_cgroup_id(id);
+        assert_eq!(got.as_deref(), Some(&want), "socket made in {rel}");
+    }
+    assert_eq!(labeler.for_cgroup_id(u64::MAX), None);
+}
+
+/// The cgroup id sock_diag reports for the listening TCP socket `inode`, asked from the
+/// network namespace of `pid` (on a thread of its own, which alone enters it).
+fn socket_cgroup_id(pid: u32, inode: u64) -> Option<u64> {
+    let netns = fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    std::thread::spawn(move || {
+        // SAFETY: setns on a valid descriptor changes only this thread's network namespace.
+        let entered = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
+        dump_listeners().into_iter().find(|s| s.0 == inode)?.1
+    })
+    .join()
+    .unwrap()
+}
+
+/// Every listening IPv4 TCP socket: (inode, cgroup id).
+fn dump_listeners() -> Vec<(u64, Option<u64>)> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const INET_DIAG_CGROUP_ID: u16 = 21;
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    )
+    .unwrap();
+    // nlmsghdr (16 bytes), then inet_diag_req_v2: family, protocol, ext, pad, states, and a
+    // zeroed inet_diag_sockid (48 bytes).
+    let mut request = Vec::with_capacity(72);
+    request.extend_from_slice(&72u32.to_ne_bytes());
+    request.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    request.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    request.extend_from_slice(&[0; 8]);
+    request.extend_from_slice(&[libc::AF_INET as u8, libc::IPPROTO_TCP as u8, 0, 0]);
+    request.extend_from_slice(&(1u32 << 10).to_ne_bytes()); // TCP_LISTEN
+    request.extend_from_slice(&[0; 48]);
+    send(fd.as_raw_fd(), &request, MsgFlags::empty()).unwrap();
+    let mut found = Vec::new();
+    let mut buffer = vec![0u8; 65536];
+    loop {
+        let len = recv(fd.as_raw_fd(), &mut buffer, MsgFlags::empty()).unwrap();
+        let mut at = 0;
+        while at + 16 <= len {
+            let msg_len = u32_at(&buffer, at) as usize;
+            let kind = u16::from_ne_bytes([buffer[at + 4], buffer[at + 5]]);
+            match kind as i32 {
+                libc::NLMSG_DONE => return found,
+                libc::NLMSG_ERROR => panic!("sock_diag answered with an error"),
+                _ => {}
+            }
+            let msg = &buffer[at + 16..at + msg_len];
+            let inode = u64::from(u32_at(msg, 68));
+            found.push((inode, attribute_u64(&msg[72..], INET_DIAG_CGROUP_ID)));
+            at += (msg_len + 3) & !3;
+        }
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// The u64 value of the netlink attribute `kind` in `attrs`.
+fn attribute_u64(mut attrs: &[u8], kind: u16) -> Option<u64> {
+    while attrs.len() >= 4 {
+        let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+        let this = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if this == kind && len == 12 {
+            return Some(u64::from_ne_bytes(attrs[4..12].try_into().unwrap()));
+        }
+        attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
+    }
+    None
+}
