@@ -17,7 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use lsports::labels::{Container, Labeler, Labels, Runtime, cgroupid};
+use lsports::enrich::labels::{Container, Labeler, Labels, Runtime, cgroupid};
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, recv, send, socket,
 };
