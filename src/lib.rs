@@ -39,6 +39,7 @@ pub mod enrich;
 pub mod error;
 pub mod filter;
 pub mod model;
+pub mod netns;
 pub mod pipeline;
 pub mod process;
 pub mod render;

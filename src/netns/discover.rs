@@ -1,0 +1,167 @@
+//! Finding the network namespaces of a host: every process's `/proc/PID/ns/net`, and every
+//! nsfs bind mount in `/proc/self/mountinfo` (which also names them), de-duplicated by inode.
+//!
+//! Namespaces that only a socket keeps alive are found later, from the sockets themselves
+//! ([`super::pinned`]): neither a process nor a mount leads to them.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use super::mountinfo;
+use super::{Namespace, Origin};
+use crate::sys::procroot::ProcRoot;
+
+/// The namespaces found, and what could not be looked at.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Every namespace found, sorted by inode.
+    pub namespaces: Vec<Namespace>,
+    /// The inode of the caller's own namespace, where the proc root tells it.
+    pub current: Option<u64>,
+    /// Processes whose namespace could not be read (`EACCES`: another user's process, read
+    /// without `CAP_SYS_PTRACE`): their namespaces may be missing from `namespaces`.
+    pub unreadable: Vec<u32>,
+    /// Why the mount table could not be read, if it could not: named namespaces no process
+    /// lives in are then missing.
+    pub mounts_error: Option<io::Error>,
+}
+
+impl Discovery {
+    /// The namespace with this inode.
+    pub fn get(&self, inode: u64) -> Option<&Namespace> {
+        self.namespaces.iter().find(|ns| ns.inode == inode)
+    }
+}
+
+/// Discover the network namespaces under `root`: the processes' and the bind-mounted ones.
+/// Only listing the processes can fail; a process that vanishes meanwhile is skipped.
+pub fn discover(root: &ProcRoot) -> io::Result<Discovery> {
+    let mut found: BTreeMap<u64, Namespace> = BTreeMap::new();
+    let mut discovery = Discovery {
+        current: read_inode(root.read_link("thread-self/ns/net")).ok(),
+        ..Discovery::default()
+    };
+    for pid in root.pids()? {
+        match read_inode(root.process_link(pid, "ns/net")) {
+            Ok(inode) => found
+                .entry(inode)
+                .or_insert_with(|| Namespace::new(inode))
+                .pids
+                .push(pid),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => discovery.unreadable.push(pid),
+            // Gone meanwhile, or a kernel thread's odd entry: nothing to list.
+            Err(_) => {}
+        }
+    }
+    match root.read_file("self/mountinfo") {
+        Ok(text) => add_mounts(&mut found, mountinfo::net_mounts(&text)),
+        Err(e) => discovery.mounts_error = Some(e),
+    }
+    discovery.namespaces = found.into_values().collect();
+    Ok(discovery)
+}
+
+/// Record each mount on its namespace, naming the namespace after its most telling mount.
+fn add_mounts(found: &mut BTreeMap<u64, Namespace>, mounts: Vec<mountinfo::NetMount>) {
+    for mount in mounts {
+        let ns = found
+            .entry(mount.inode)
+            .or_insert_with(|| Namespace::new(mount.inode));
+        // Mount propagation can list one mount point twice.
+        if !ns.mounts.contains(&mount.path) {
+            ns.mounts.push(mount.path);
+        }
+    }
+    for ns in found.values_mut() {
+        ns.mounts.sort_by_key(|path| mountinfo::name_rank(path));
+        ns.name = ns.mounts.first().and_then(|path| mountinfo::name_of(path));
+        if !ns.mounts.is_empty() {
+            ns.origins.push(Origin::Mount);
+        }
+        if !ns.pids.is_empty() {
+            ns.origins.push(Origin::Process);
+        }
+    }
+}
+
+/// The inode in an `ns/net` link target, `net:[4026531840]`.
+fn read_inode(link: io::Result<Vec<u8>>) -> io::Result<u64> {
+    let target = link?;
+    mountinfo::net_inode(&target).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "not a network namespace link: {}",
+                crate::text::sanitize::terminal_safe(&target)
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    /// A fake proc tree: processes with `ns/net` links, and a mountinfo.
+    fn tree(pids: &[(u32, &str)], mountinfo: &[u8]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (pid, target) in pids {
+            let ns = dir.path().join(format!("{pid}/ns"));
+            std::fs::create_dir_all(&ns).unwrap();
+            symlink(target, ns.join("net")).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("77")).unwrap();
+        std::fs::write(dir.path().join("77/mountinfo"), mountinfo).unwrap();
+        symlink("77", dir.path().join("self")).unwrap();
+        symlink("77", dir.path().join("thread-self")).unwrap();
+        let ns = dir.path().join("77/ns");
+        std::fs::create_dir_all(&ns).unwrap();
+        symlink("net:[100]", ns.join("net")).unwrap();
+        dir
+    }
+
+    fn inodes(d: &Discovery) -> Vec<u64> {
+        d.namespaces.iter().map(|ns| ns.inode).collect()
+    }
+
+    #[test]
+    fn processes_sharing_a_namespace_make_one_entry_with_every_pid() {
+        let dir = tree(&[(1, "net:[100]"), (5, "net:[200]"), (9, "net:[200]")], b"");
+        let d = discover(&ProcRoot::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(inodes(&d), vec![100, 200]);
+        assert_eq!(d.get(100).unwrap().pids, vec![1, 77]);
+        assert_eq!(d.get(200).unwrap().pids, vec![5, 9]);
+        assert_eq!(d.current, Some(100));
+        assert!(d.get(200).unwrap().name.is_none());
+    }
+
+    #[test]
+    fn a_bind_mount_names_a_namespace_and_adds_one_no_process_lives_in() {
+        let mounts = b"1 2 0:4 net:[200] /run/netns/w1 rw - nsfs nsfs rw\n\
+                       3 2 0:4 net:[200] /run/netns/w1 rw - nsfs nsfs rw\n\
+                       4 2 0:4 net:[200] /tmp/also rw - nsfs nsfs rw\n\
+                       5 2 0:4 net:[300] /run/docker/netns/abc rw - nsfs nsfs rw\n";
+        let dir = tree(&[(5, "net:[200]")], mounts);
+        let d = discover(&ProcRoot::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(inodes(&d), vec![100, 200, 300]);
+        let w1 = d.get(200).unwrap();
+        assert_eq!(w1.name.as_deref(), Some("w1".as_ref()));
+        assert_eq!(
+            w1.mounts,
+            vec![Path::new("/run/netns/w1"), Path::new("/tmp/also")]
+        );
+        assert_eq!(w1.origins, vec![Origin::Mount, Origin::Process]);
+        let docker = d.get(300).unwrap();
+        assert!(docker.pids.is_empty());
+        assert_eq!(docker.name.as_deref(), Some("abc".as_ref()));
+    }
+
+    #[test]
+    fn a_link_that_is_not_a_network_namespace_is_skipped() {
+        let dir = tree(&[(1, "net:[100]"), (2, "mnt:[5]"), (3, "\x1b[2J")], b"");
+        let d = discover(&ProcRoot::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(inodes(&d), vec![100]);
+    }
+}

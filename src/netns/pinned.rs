@@ -1,0 +1,177 @@
+//! Namespaces that only a socket keeps alive.
+//!
+//! A socket belongs to the namespace it was created in, for good: a process can create a
+//! socket in a namespace and leave it (or pass the socket on and exit), and the namespace
+//! lives on with no process in it and no mount naming it (systemd's `PrivateNetwork=` socket
+//! units are made that way). No `/proc/*/ns` walk finds it, and no dump of the holder's own
+//! namespace lists the socket. So a socket someone holds that no dump listed is asked for its
+//! namespace (`SIOCGSKNS` on a duplicate of it, see [`SocketProbe`]), once per socket.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+
+use super::nsfd::SocketProbe;
+use super::{Namespace, Origin};
+use crate::sys::procroot::ProcRoot;
+
+/// A socket a process holds: `/proc/PID/fd/FD -> socket:[INODE]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldSocket {
+    /// The socket's inode.
+    pub inode: u64,
+    /// A process holding it.
+    pub pid: u32,
+    /// The descriptor it holds it as.
+    pub fd: u32,
+}
+
+/// Every socket every process under `root` holds, with each holder. Processes that vanish
+/// meanwhile or whose fds cannot be read are skipped.
+pub fn held_sockets(root: &ProcRoot) -> Vec<HeldSocket> {
+    let pids = root.pids().unwrap_or_default();
+    let mut held = Vec::new();
+    for pid in pids {
+        for (fd, target) in root.fd_links(pid).unwrap_or_default() {
+            if let Some(inode) = socket_inode(&target) {
+                held.push(HeldSocket { inode, pid, fd });
+            }
+        }
+    }
+    held
+}
+
+/// The inode in an fd link to a socket, `socket:[12345]`.
+fn socket_inode(target: &[u8]) -> Option<u64> {
+    let digits = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    crate::sys::procroot::canonical_u32(digits)
+        .map(u64::from)
+        .or_else(|| {
+            // Socket inodes are 32-bit today; a 64-bit one would still be an inode.
+            std::str::from_utf8(digits).ok()?.parse().ok()
+        })
+}
+
+/// A search over held sockets, each asked at most once.
+#[derive(Debug)]
+pub struct Search {
+    /// Holders of each socket, so a holder that refuses can be replaced by another.
+    holders: HashMap<u64, Vec<(u32, u32)>>,
+    asked: HashSet<u64>,
+    probe: SocketProbe,
+    unprobed: usize,
+}
+
+impl Search {
+    /// A search over `held`.
+    pub fn new(held: &[HeldSocket]) -> Search {
+        let mut holders: HashMap<u64, Vec<(u32, u32)>> = HashMap::new();
+        for h in held {
+            holders.entry(h.inode).or_default().push((h.pid, h.fd));
+        }
+        Search {
+            holders,
+            asked: HashSet::new(),
+            probe: SocketProbe::default(),
+            unprobed: 0,
+        }
+    }
+
+    /// Namespaces not in `known` that held sockets not in `listed` belong to, each with an
+    /// open handle from its socket. Sockets asked before are not asked again.
+    pub fn next_namespaces(
+        &mut self,
+        listed: &HashSet<u64>,
+        known: &HashSet<u64>,
+    ) -> Vec<Namespace> {
+        let mut found: Vec<Namespace> = Vec::new();
+        for (&inode, holders) in &self.holders {
+            if listed.contains(&inode) || !self.asked.insert(inode) {
+                continue;
+            }
+            let Some((handle, (pid, fd))) =
+                ask(&mut self.probe, inode, holders, &mut self.unprobed)
+            else {
+                continue;
+            };
+            let ns_inode = handle.inode();
+            if known.contains(&ns_inode) || found.iter().any(|ns| ns.inode == ns_inode) {
+                continue;
+            }
+            let mut ns = Namespace::new(ns_inode);
+            ns.origins.push(Origin::Socket);
+            ns.pinned_by = Some(HeldSocket { inode, pid, fd });
+            ns.handle = Some(handle);
+            found.push(ns);
+        }
+        found.sort_by_key(|ns| ns.inode);
+        found
+    }
+
+    /// Sockets whose namespace no holder would tell (no ptrace access, `SIOCGSKNS` refused).
+    pub fn unprobed(&self) -> usize {
+        self.unprobed
+    }
+}
+
+/// The namespace of socket `inode`, from the first holder that lets us ask. A socket that is
+/// gone from every holder is not counted as unprobed: there is nothing left to miss.
+fn ask(
+    probe: &mut SocketProbe,
+    inode: u64,
+    holders: &[(u32, u32)],
+    unprobed: &mut usize,
+) -> Option<(super::nsfd::NsFd, (u32, u32))> {
+    let mut refused = false;
+    for &(pid, fd) in holders {
+        match probe.namespace_of(pid, fd, inode) {
+            Ok(handle) => return Some((handle, (pid, fd))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => refused = true,
+        }
+    }
+    *unprobed += usize::from(refused);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_links_are_told_from_other_fds() {
+        assert_eq!(socket_inode(b"socket:[4026]"), Some(4026));
+        assert_eq!(socket_inode(b"socket:[5000000000]"), Some(5_000_000_000));
+        assert_eq!(socket_inode(b"pipe:[12]"), None);
+        assert_eq!(socket_inode(b"/tmp/socket:[12]"), None);
+        assert_eq!(socket_inode(b"socket:[]"), None);
+        assert_eq!(socket_inode(b"socket:[-1]"), None);
+    }
+
+    #[test]
+    fn sockets_already_listed_or_asked_are_not_asked_again() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = rustix::fs::fstat(&listener).unwrap().st_ino;
+        use std::os::fd::AsRawFd;
+        let held = [HeldSocket {
+            inode,
+            pid: std::process::id(),
+            fd: listener.as_raw_fd() as u32,
+        }];
+        let mut search = Search::new(&held);
+        let listed = HashSet::from([inode]);
+        assert!(search.next_namespaces(&listed, &HashSet::new()).is_empty());
+        assert!(search.asked.is_empty(), "a listed socket is not asked");
+        let found = search.next_namespaces(&HashSet::new(), &HashSet::new());
+        if search.unprobed() == 0 {
+            // Our own namespace, unknown to this search: found, with the socket that led to it.
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].pinned_by, Some(held[0]));
+            assert_eq!(found[0].origins, vec![Origin::Socket]);
+        }
+        assert!(
+            search
+                .next_namespaces(&HashSet::new(), &HashSet::new())
+                .is_empty()
+        );
+    }
+}
