@@ -26,9 +26,10 @@ pub struct DumpRequest {
     pub tables: Vec<(Protocol, Family)>,
     /// Listening sockets only, or every state.
     pub states: StateSelection,
-    /// Worker threads; 0 picks one per core. Each dump is mostly kernel time spent on the
-    /// reading thread's core, so more workers than cores gain nothing.
-    pub workers: usize,
+    /// Worker threads: `None` picks one per core (each dump is mostly kernel time spent on
+    /// the reading thread's core, so more workers than cores gain nothing); `Some(0)` does
+    /// everything on the calling thread, as happens when no thread can be started.
+    pub workers: Option<usize>,
 }
 
 /// How a namespace's sockets were read, or why they were not.
@@ -135,10 +136,9 @@ pub fn dump_all(
     Ok(done.into_values().collect())
 }
 
-fn worker_count(asked: usize, namespaces: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let wanted = if asked == 0 { cores } else { asked };
-    wanted.min(namespaces)
+fn worker_count(asked: Option<usize>, namespaces: usize) -> usize {
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    asked.unwrap_or_else(cores).min(namespaces)
 }
 
 /// A worker: take the next namespace until none is left.

@@ -1,0 +1,660 @@
+//! Integration tests of `lsports::netns` (every network namespace, each dumped): in real
+//! namespaces the test makes, with listeners it starts, compared by inode with what it built.
+//!
+//! A survey sees the whole host, so the test does not run on the host's view: the outer
+//! test re-runs this binary's `inner_*` test under `unshare --net --mount --pid --fork
+//! --mount-proc`. There `/proc` lists only the test's processes, the network namespace the test
+//! stands in is a fresh one, the host's nsfs mounts are unmounted (in the private mount
+//! namespace only) and `/run` is a fresh tmpfs, so `ip netns add` names land there. When the
+//! inner test ends, pid 1 of its PID namespace is gone, so every process it started is killed
+//! and every mount it made goes with its mount namespace, even on failure.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use lsports::model::{Family, Protocol, Socket};
+use lsports::netns::{self, DumpRequest, NotReached, Reach, Survey};
+use lsports::source::netlink::StateSelection;
+use serde_json::{Value, json};
+
+/// Set for the inner run; the inner tests do nothing without it.
+const INNER: &str = "LSPORTS_NETNS_ALL_INNER";
+
+/// One socket as the test compares it: (proto, family, port, socket inode).
+type Key = (String, String, u16, u64);
+
+#[test]
+fn every_namespace_is_found_and_each_dump_is_exactly_its_listeners() {
+    if !is_root() {
+        skip_unless_ci("netns_all needs root: it creates named namespaces with `ip netns add`");
+        return;
+    }
+    run_inner("inner_every_namespace");
+}
+
+/// Re-run this binary's `test` in private net, mount and PID namespaces; require it to pass.
+fn run_inner(test: &str) {
+    let mut cmd = scrubbed("unshare");
+    cmd.args(["--net", "--mount", "--propagation", "private"])
+        .args(["--pid", "--fork", "--mount-proc", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(INNER, "1");
+    let out = output_guarded(cmd, test);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{test} in private namespaces failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+/// Whether this is the inner run: pid 1 of its own PID namespace, told to run.
+fn inner() -> bool {
+    std::env::var_os(INNER).is_some() && std::process::id() == 1
+}
+
+#[test]
+#[ignore = "run inside private namespaces by every_namespace_is_found_and_each_dump_is_exactly_its_listeners"]
+fn inner_every_namespace() {
+    if !inner() {
+        return;
+    }
+    isolate_mounts();
+    sh("ip link set lo up");
+    let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let here = ns_inode(std::process::id());
+    let mut want: BTreeMap<u64, BTreeSet<Key>> = BTreeMap::new();
+    want.insert(here, BTreeSet::from([key_of_std(&own)]));
+
+    // Two named namespaces, each with a world; the second also with a listener run by nobody.
+    let named: Vec<NamedNs> = (1..=2).map(NamedNs::add).collect();
+    let named_worlds: Vec<NsWorld> = named
+        .iter()
+        .map(|ns| NsWorld::start(&ns.nsenter()))
+        .collect();
+    for (ns, world) in named.iter().zip(&named_worlds) {
+        want.insert(ns.inode, world.keys());
+    }
+    let nobody = Holder::start(&named[1].nsenter(), NOBODY_LISTENER, true, &[]);
+    want.get_mut(&named[1].inode).unwrap().extend(nobody.keys());
+
+    // Two unnamed namespaces (`unshare --net`), as the harness makes them.
+    let unnamed: Vec<World> = (0..2).map(|_| World::start(&spec())).collect();
+    for world in &unnamed {
+        want.insert(ns_inode(world.pid()), world_keys(&world.truth));
+    }
+
+    // Two namespaces only a socket keeps alive: one whose process went back home and whose
+    // mount was removed, one whose creator handed the socket over and exited.
+    let pin = NamedNs::add(3);
+    let pin_arg = pin.path.to_str().unwrap().to_string();
+    let holder = Holder::start(&[], PINNING_HOLDER, false, &[pin_arg]);
+    let pin_path = pin.path.clone();
+    drop(pin);
+    assert!(
+        !pin_path.exists(),
+        "ip netns delete left {}",
+        pin_path.display()
+    );
+    for (ns, sockets) in holder.by_netns() {
+        assert!(
+            !want.contains_key(&ns),
+            "a pinned namespace must be a new one"
+        );
+        want.insert(ns, sockets);
+    }
+
+    let survey = survey_all();
+    assert!(
+        survey.discovery.unreadable.is_empty(),
+        "root reads every process"
+    );
+    assert_eq!(survey.discovery.current, Some(here));
+    let found: BTreeSet<u64> = survey
+        .discovery
+        .namespaces
+        .iter()
+        .map(|ns| ns.inode)
+        .collect();
+    assert_eq!(found, want.keys().copied().collect(), "namespaces found");
+    assert_eq!(dumped(&survey), want, "each namespace's sockets");
+
+    for dump in &survey.dumps {
+        let expected = if dump.inode == here {
+            "current"
+        } else {
+            "entered"
+        };
+        assert_eq!(
+            reach_name(&dump.reach),
+            expected,
+            "namespace {}",
+            dump.inode
+        );
+    }
+    for ns in &named {
+        let got = survey
+            .discovery
+            .namespaces
+            .iter()
+            .find(|n| n.inode == ns.inode)
+            .unwrap();
+        assert_eq!(got.display_name().as_deref(), Some(ns.name.as_str()));
+        assert_eq!(got.mounts, vec![ns.path.clone()]);
+    }
+    for (ns, _) in holder.by_netns() {
+        let got = survey
+            .discovery
+            .namespaces
+            .iter()
+            .find(|n| n.inode == ns)
+            .unwrap();
+        assert_eq!(got.origins, vec![netns::Origin::Socket], "namespace {ns}");
+        assert_eq!(got.pinned_by.map(|h| h.pid), Some(holder.pid));
+        assert!(got.name.is_none() && got.pids.is_empty());
+    }
+    for world in &unnamed {
+        let ns = ns_inode(world.pid());
+        let got = survey
+            .discovery
+            .namespaces
+            .iter()
+            .find(|n| n.inode == ns)
+            .unwrap();
+        assert!(got.pids.contains(&world.pid()) && got.name.is_none());
+    }
+
+    // No worker thread (as when none can be started): this thread enters each namespace in
+    // turn, finds the same, and is back in its own namespace afterwards.
+    let alone = survey_with(Some(0));
+    assert_eq!(
+        dumped(&alone),
+        want,
+        "each namespace's sockets, read on this thread"
+    );
+    assert_eq!(
+        thread_ns(),
+        here,
+        "the calling thread came back to its namespace"
+    );
+    let fresh = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_eq!(
+        ns_of_socket(&fresh),
+        here,
+        "sockets made afterwards are made at home"
+    );
+    drop(fresh);
+
+    unprivileged_survey(here, &own, &named, &nobody, &want);
+    drop((named_worlds, unnamed, holder));
+}
+
+/// As nobody, in the same world: the current namespace is dumped, the named namespace with a
+/// process of nobody's is read from that process's `/proc/PID/net`, the other named one is
+/// reported as not reached for want of CAP_SYS_ADMIN, and the processes whose namespace could
+/// not be read are counted, not ignored.
+fn unprivileged_survey(
+    here: u64,
+    own: &std::net::TcpListener,
+    named: &[NamedNs],
+    nobody: &Holder,
+    want: &BTreeMap<u64, BTreeSet<Key>>,
+) {
+    let mut cmd = scrubbed("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+    ])
+    .arg(std::env::current_exe().unwrap())
+    .args([
+        "inner_unprivileged_probe",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ])
+    .args(["--test-threads=1"])
+    .env(INNER, "1");
+    let out = output_guarded(cmd, "survey as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("SURVEY ").map(|(_, json)| json))
+        .unwrap_or_else(|| panic!("no survey printed:\n{stdout}"));
+    let got: Value = serde_json::from_str(line).unwrap();
+    let reported: BTreeMap<u64, &Value> = got["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ns| (ns["inode"].as_u64().unwrap(), ns))
+        .collect();
+    let expect_inodes = BTreeSet::from([here, named[0].inode, named[1].inode]);
+    assert_eq!(
+        reported.keys().copied().collect::<BTreeSet<_>>(),
+        expect_inodes,
+        "{line}"
+    );
+
+    let current = reported[&here];
+    assert_eq!(current["reach"], "current", "{line}");
+    assert_eq!(keys_of_json(current), BTreeSet::from([key_of_std(own)]));
+
+    let read = reported[&named[1].inode];
+    assert_eq!(read["reach"], format!("proc:{}", nobody.pid), "{line}");
+    assert_eq!(&keys_of_json(read), &want[&named[1].inode]);
+
+    let refused = reported[&named[0].inode];
+    assert_eq!(refused["reach"], "not_reached", "{line}");
+    assert!(
+        refused["why"].as_str().unwrap().contains("CAP_SYS_ADMIN"),
+        "{line}"
+    );
+    assert!(keys_of_json(refused).is_empty());
+    assert!(
+        got["unreadable"].as_u64().unwrap() > 0,
+        "root's processes are counted: {line}"
+    );
+}
+
+#[test]
+#[ignore = "run as nobody by every_namespace_is_found_and_each_dump_is_exactly_its_listeners"]
+fn inner_unprivileged_probe() {
+    if std::env::var_os(INNER).is_none() {
+        return;
+    }
+    let survey = survey_all();
+    let namespaces: Vec<Value> = survey
+        .dumps
+        .iter()
+        .map(|d| {
+            let why = match &d.reach {
+                Reach::NotReached(why) => Some(why.to_string()),
+                _ => None,
+            };
+            let sockets: Vec<Key> = d.collected.sockets.iter().map(key_of).collect();
+            json!({"inode": d.inode, "reach": reach_name(&d.reach), "why": why, "sockets": sockets})
+        })
+        .collect();
+    let report = json!({
+        "namespaces": namespaces,
+        "unreadable": survey.discovery.unreadable.len(),
+    });
+    println!("SURVEY {report}");
+}
+
+fn survey_all() -> Survey {
+    survey_with(None)
+}
+
+fn survey_with(workers: Option<usize>) -> Survey {
+    let proc = Path::new("/proc");
+    let root = lsports::procroot::ProcRoot::open(proc).unwrap();
+    let request = DumpRequest {
+        tables: vec![
+            (Protocol::Tcp, Family::Ipv4),
+            (Protocol::Tcp, Family::Ipv6),
+            (Protocol::Udp, Family::Ipv4),
+            (Protocol::Udp, Family::Ipv6),
+        ],
+        states: StateSelection::Listening,
+        workers,
+    };
+    netns::survey(proc, &request, &netns::held_sockets(&root)).unwrap()
+}
+
+fn reach_name(reach: &Reach) -> String {
+    match reach {
+        Reach::Current => "current".into(),
+        Reach::Entered => "entered".into(),
+        Reach::Proc { pid } => format!("proc:{pid}"),
+        Reach::NotReached(
+            NotReached::NeedsCapSysAdmin | NotReached::Gone | NotReached::Failed(_),
+        ) => "not_reached".into(),
+    }
+}
+
+fn dumped(survey: &Survey) -> BTreeMap<u64, BTreeSet<Key>> {
+    survey
+        .dumps
+        .iter()
+        .map(|d| (d.inode, d.collected.sockets.iter().map(key_of).collect()))
+        .collect()
+}
+
+fn key_of(s: &Socket) -> Key {
+    (
+        s.protocol.name().into(),
+        s.family.name().into(),
+        s.local_port,
+        s.inode,
+    )
+}
+
+fn key_of_std(listener: &std::net::TcpListener) -> Key {
+    let port = listener.local_addr().unwrap().port();
+    let inode = std::fs::metadata(format!("/proc/self/fd/{}", {
+        use std::os::fd::AsRawFd;
+        listener.as_raw_fd()
+    }))
+    .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+    .unwrap();
+    ("tcp".into(), "ipv4".into(), port, inode)
+}
+
+/// The namespace of the calling thread.
+fn thread_ns() -> u64 {
+    let link = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    let text = link.to_str().unwrap().as_bytes().to_vec();
+    netns::mountinfo::net_inode(&text).unwrap()
+}
+
+/// The namespace a socket belongs to, by `SIOCGSKNS` as the library asks it.
+fn ns_of_socket(listener: &std::net::TcpListener) -> u64 {
+    let (_, _, _, inode) = key_of_std(listener);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(listener) as u32;
+    let mut probe = netns::nsfd::SocketProbe::default();
+    probe
+        .namespace_of(std::process::id(), fd, inode)
+        .unwrap()
+        .inode()
+}
+
+fn keys_of_json(ns: &Value) -> BTreeSet<Key> {
+    serde_json::from_value(ns["sockets"].clone()).unwrap()
+}
+
+fn world_keys(truth: &[Truth]) -> BTreeSet<Key> {
+    truth
+        .iter()
+        .filter(|t| t.is_listening())
+        .map(|t| (t.proto.clone(), t.family.clone(), t.port, t.inode))
+        .collect()
+}
+
+fn spec() -> Value {
+    json!([
+        group("tcp", "0.0.0.0", "ns-tcp"),
+        group("udp", "0.0.0.0", "ns-udp"),
+        group_with("tcp", "::", "ns-tcp6", json!({"v6only": true})),
+    ])
+}
+
+/// The network namespace inode of `pid`, as `stat -L /proc/PID/ns/net` gives it.
+fn ns_inode(pid: u32) -> u64 {
+    let out = Command::new("stat")
+        .args(["-L", "-c", "%i"])
+        .arg(format!("/proc/{pid}/ns/net"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn sh(script: &str) {
+    let out = Command::new("sh").args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// In the private mount namespace: unmount every inherited nsfs mount of a network namespace
+/// (the host's `ip netns` and container namespaces, which the survey would otherwise find),
+/// then put a fresh tmpfs on /run for this test's own `ip netns` names.
+fn isolate_mounts() {
+    let text = std::fs::read("/proc/self/mountinfo").unwrap();
+    for mount in netns::mountinfo::net_mounts(&text) {
+        let out = Command::new("umount")
+            .arg("-l")
+            .arg(&mount.path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "umount {}: {out:?}",
+            mount.path.display()
+        );
+    }
+    let left = netns::mountinfo::net_mounts(&std::fs::read("/proc/self/mountinfo").unwrap());
+    assert!(left.is_empty(), "host namespaces still mounted: {left:?}");
+    sh("mount -t tmpfs -o mode=755 lsports-test /run");
+}
+
+/// A namespace made with `ip netns add`, deleted on drop.
+struct NamedNs {
+    name: String,
+    path: PathBuf,
+    inode: u64,
+}
+
+impl NamedNs {
+    fn add(n: u32) -> NamedNs {
+        let name = format!("lsports-t-{}-{n}", std::process::id());
+        sh(&format!(
+            "ip netns add {name} && ip -n {name} link set lo up"
+        ));
+        let path = PathBuf::from(format!("/run/netns/{name}"));
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+        NamedNs { name, path, inode }
+    }
+
+    fn nsenter(&self) -> Vec<String> {
+        vec![
+            "nsenter".into(),
+            format!("--net={}", self.path.display()),
+            "--".into(),
+        ]
+    }
+}
+
+impl Drop for NamedNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+    }
+}
+
+/// world.py in another namespace (`prefix` enters it), killed with its process group on drop.
+struct NsWorld {
+    child: Child,
+    _dir: tempfile::TempDir,
+    truth: Vec<Truth>,
+}
+
+impl NsWorld {
+    fn start(prefix: &[String]) -> NsWorld {
+        let dir = tempfile::tempdir().unwrap();
+        let (spec_path, truth, ready) = (
+            dir.path().join("spec"),
+            dir.path().join("truth"),
+            dir.path().join("ready"),
+        );
+        std::fs::write(&spec_path, spec().to_string()).unwrap();
+        let mut cmd = scrubbed(&prefix[0]);
+        cmd.args(&prefix[1..])
+            .arg("python3")
+            .arg(world_py())
+            .args([&spec_path, &truth, &ready])
+            .stdin(Stdio::null())
+            .process_group(0);
+        let child = cmd.spawn().unwrap();
+        let start = Instant::now();
+        while !ready.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "world in {prefix:?} not ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let truth = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
+        NsWorld {
+            child,
+            _dir: dir,
+            truth,
+        }
+    }
+
+    fn keys(&self) -> BTreeSet<Key> {
+        world_keys(&self.truth)
+    }
+}
+
+impl Drop for NsWorld {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group this test started.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A python process holding sockets; it prints one JSON line describing them and lives until
+/// its stdin closes (on drop).
+struct Holder {
+    child: Child,
+    pid: u32,
+    report: Value,
+}
+
+/// Listens on a TCP port of its namespace (run as nobody).
+const NOBODY_LISTENER: &str = r#"
+import json, os, socket, sys
+s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen()
+print(json.dumps({"pid": os.getpid(), "sockets": [
+    {"proto": "tcp", "family": "ipv4", "port": s.getsockname()[1],
+     "inode": os.fstat(s.fileno()).st_ino, "netns": os.stat("/proc/self/ns/net").st_ino}]}),
+    flush=True)
+sys.stdin.read()
+"#;
+
+/// Makes two sockets whose namespaces nothing else keeps: a TCP listener made after setns
+/// into the namespace named in argv[1] and back, and a UDP socket made by a child in a
+/// namespace of its own (unshare), handed over with SCM_RIGHTS before the child exits.
+const PINNING_HOLDER: &str = r#"
+import ctypes, json, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+def check(rc, what):
+    if rc != 0:
+        raise OSError(ctypes.get_errno(), what)
+home = os.open("/proc/self/ns/net", os.O_RDONLY)
+target = os.open(sys.argv[1], os.O_RDONLY)
+check(libc.setns(target, CLONE_NEWNET), "setns")
+a = socket.socket(); a.bind(("0.0.0.0", 0)); a.listen()
+check(libc.setns(home, CLONE_NEWNET), "setns home")
+ns_a = os.fstat(target).st_ino
+os.close(target)
+left, right = socket.socketpair()
+child = os.fork()
+if child == 0:
+    try:
+        check(libc.unshare(CLONE_NEWNET), "unshare")
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 0))
+        ns = os.stat("/proc/self/ns/net").st_ino
+        socket.send_fds(right, [str(ns).encode()], [u.fileno()])
+    finally:
+        os._exit(0)
+msg, fds, _, _ = socket.recv_fds(left, 64, 1)
+os.waitpid(child, 0)
+b = socket.socket(fileno=fds[0])
+def info(s, proto, ns):
+    return {"proto": proto, "family": "ipv4", "port": s.getsockname()[1],
+            "inode": os.fstat(s.fileno()).st_ino, "netns": ns}
+print(json.dumps({"pid": os.getpid(),
+                  "sockets": [info(a, "tcp", ns_a), info(b, "udp", int(msg))]}), flush=True)
+sys.stdin.read()
+"#;
+
+impl Holder {
+    fn start(prefix: &[String], script: &str, as_nobody: bool, args: &[String]) -> Holder {
+        let mut argv: Vec<String> = prefix.to_vec();
+        if as_nobody {
+            argv.extend(
+                [
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--",
+                ]
+                .map(String::from),
+            );
+        }
+        argv.extend(["python3".into(), "-c".into(), script.into()]);
+        argv.extend_from_slice(args);
+        let mut child = scrubbed(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let report: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("holder printed {line:?}: {e}"));
+        let pid = report["pid"].as_u64().unwrap() as u32;
+        Holder { child, pid, report }
+    }
+
+    fn keys(&self) -> BTreeSet<Key> {
+        self.by_netns().into_values().flatten().collect()
+    }
+
+    fn by_netns(&self) -> BTreeMap<u64, BTreeSet<Key>> {
+        let mut by: BTreeMap<u64, BTreeSet<Key>> = BTreeMap::new();
+        for s in self.report["sockets"].as_array().unwrap() {
+            let key: Key = (
+                s["proto"].as_str().unwrap().into(),
+                s["family"].as_str().unwrap().into(),
+                s["port"].as_u64().unwrap() as u16,
+                s["inode"].as_u64().unwrap(),
+            );
+            by.entry(s["netns"].as_u64().unwrap())
+                .or_default()
+                .insert(key);
+        }
+        by
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
