@@ -312,14 +312,8 @@ fn survey_with(workers: Option<usize>) -> Survey {
     let proc = Path::new("/proc");
     let root = lsports::procroot::ProcRoot::open(proc).unwrap();
     let request = DumpRequest {
-        tables: vec![
-            (Protocol::Tcp, Family::Ipv4),
-            (Protocol::Tcp, Family::Ipv6),
-            (Protocol::Udp, Family::Ipv4),
-            (Protocol::Udp, Family::Ipv6),
-        ],
-        states: StateSelection::Listening,
         workers,
+        ..survey_request()
     };
     netns::survey(proc, &request, &netns::held_sockets(&root)).unwrap()
 }
@@ -656,5 +650,80 @@ impl Drop for Holder {
         drop(self.child.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Timing of a survey's stages where it runs (for the benchmark world:
+/// `world.py --netns 200 -- TESTBIN survey_timing --exact --ignored --nocapture` with
+/// `LSPORTS_NETNS_TIMING=1`); prints the median of each stage over 7 runs.
+#[test]
+#[ignore = "a measurement, run by hand in a benchmark world"]
+fn survey_timing() {
+    if std::env::var_os("LSPORTS_NETNS_TIMING").is_none() {
+        return;
+    }
+    let proc = Path::new("/proc");
+    let request = DumpRequest {
+        workers: None,
+        ..survey_request()
+    };
+    let mut stages: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut time = |stage, start: Instant| {
+        stages
+            .entry(stage)
+            .or_default()
+            .push(start.elapsed().as_secs_f64() * 1000.0)
+    };
+    let mut counts = (0, 0, 0, 0);
+    for _ in 0..7 {
+        let all = Instant::now();
+        let root = lsports::procroot::ProcRoot::open(proc).unwrap();
+        let start = Instant::now();
+        let discovery = netns::discover(&root).unwrap();
+        time("1 discover", start);
+        let start = Instant::now();
+        let dumps =
+            netns::dump_all(&discovery.namespaces, discovery.current, proc, &request).unwrap();
+        time("2 dump_all", start);
+        let start = Instant::now();
+        let held = netns::held_sockets(&root);
+        time("3 held_sockets (fd walk)", start);
+        let start = Instant::now();
+        let survey = netns::survey(proc, &request, &held).unwrap();
+        time("4 survey (1+2+pinned search)", start);
+        time("5 all", all);
+        counts = (
+            discovery.namespaces.len(),
+            dumps
+                .iter()
+                .map(|d| d.collected.sockets.len())
+                .sum::<usize>(),
+            held.len(),
+            survey.dumps.len(),
+        );
+    }
+    println!(
+        "namespaces {} sockets {} held {} surveyed namespaces {}",
+        counts.0, counts.1, counts.2, counts.3
+    );
+    for (stage, mut ms) in stages {
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{stage:32} median {:8.1} ms  (min {:.1}, max {:.1})",
+            ms[3], ms[0], ms[6]
+        );
+    }
+}
+
+fn survey_request() -> DumpRequest {
+    DumpRequest {
+        tables: vec![
+            (Protocol::Tcp, Family::Ipv4),
+            (Protocol::Tcp, Family::Ipv6),
+            (Protocol::Udp, Family::Ipv4),
+            (Protocol::Udp, Family::Ipv6),
+        ],
+        states: StateSelection::Listening,
+        workers: None,
     }
 }
