@@ -19,9 +19,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use lsports::config::StateSelection;
 use lsports::model::{Family, Protocol, Socket};
 use lsports::netns::{self, DumpRequest, NotReached, Reach, Survey};
-use lsports::source::netlink::StateSelection;
 use serde_json::{Value, json};
 
 /// Set for the inner run; the inner tests do nothing without it.
@@ -310,7 +310,7 @@ fn survey_all() -> Survey {
 
 fn survey_with(workers: Option<usize>) -> Survey {
     let proc = Path::new("/proc");
-    let root = lsports::procroot::ProcRoot::open(proc).unwrap();
+    let root = lsports::sys::procroot::ProcRoot::open(proc).unwrap();
     let request = DumpRequest {
         workers,
         ..survey_request()
@@ -677,7 +677,7 @@ fn survey_timing() {
     let mut counts = (0, 0, 0, 0);
     for _ in 0..7 {
         let all = Instant::now();
-        let root = lsports::procroot::ProcRoot::open(proc).unwrap();
+        let root = lsports::sys::procroot::ProcRoot::open(proc).unwrap();
         let start = Instant::now();
         let discovery = netns::discover(&root).unwrap();
         time("1 discover", start);
