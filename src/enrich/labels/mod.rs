@@ -29,10 +29,14 @@
 //! `user@1000.service/app.service`, which says both whose manager and what to give
 //! `systemctl --user`. Paths are as the reader's cgroup namespace shows them.
 //!
+//! A socket that systemd's socket activation made and passed on gets its `.socket` unit and
+//! service from [`activation`] (`sshd.socket → sshd.service`).
+//!
 //! All strings are raw: whoever starts a container or makes a cgroup picks its name, so
 //! anything shown on a terminal goes through the `display_*` accessors, which escape as
 //! process names are escaped ([`crate::text::sanitize::terminal_safe`]).
 
+pub mod activation;
 pub mod cgroup;
 pub mod cgroupid;
 pub mod safefile;

@@ -42,22 +42,52 @@ pub struct StateFile<'a> {
 pub fn read(root: BorrowedFd<'_>, file: &StateFile<'_>) -> io::Result<Vec<u8>> {
     let base = open_base(root, file.base)?;
     let opened = File::from(open_below(base.as_fd(), file.rel)?);
+    read_capped(opened, file.cap, file.owner)
+}
+
+/// Read the regular file at `rel` as if `root` were `/`: links are followed, but never out of
+/// the root (`RESOLVE_IN_ROOT`), for files an administrator places by links (systemd's unit
+/// files and their aliases). At most `cap` bytes.
+pub fn read_in_root(root: BorrowedFd<'_>, rel: &str, cap: u64) -> io::Result<Vec<u8>> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let opened = match open2(root, rel, flags, in_root()) {
+        Err(Errno::ENOSYS | Errno::EPERM) => plain_open(root, rel, flags)?,
+        other => other?,
+    };
+    read_capped(File::from(opened), cap, None)
+}
+
+/// Open the directory at `rel` for listing, resolved as [`read_in_root`] resolves files.
+pub fn open_dir_in_root(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
+    match open2(root, rel, flags, in_root()) {
+        Err(Errno::ENOSYS | Errno::EPERM) => plain_open(root, rel, flags),
+        other => Ok(other?),
+    }
+}
+
+fn in_root() -> ResolveFlag {
+    ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS
+}
+
+/// Read the opened `opened`: a regular file of at most `cap` bytes, owned by `owner` if given.
+fn read_capped(opened: File, cap: u64, owner: Option<u32>) -> io::Result<Vec<u8>> {
     let meta = opened.metadata()?;
     if !meta.file_type().is_file() {
         return Err(refused("not a regular file"));
     }
-    if file.owner.is_some_and(|uid| uid != meta.uid()) {
+    if owner.is_some_and(|uid| uid != meta.uid()) {
         return Err(refused(
             "not owned by the user whose container it describes",
         ));
     }
-    if meta.len() > file.cap {
+    if meta.len() > cap {
         return Err(refused("larger than lsports reads"));
     }
     let mut data = Vec::with_capacity(meta.len() as usize);
     // The file may grow after the fstat: read one byte past the cap to notice.
-    opened.take(file.cap + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > file.cap {
+    opened.take(cap + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > cap {
         return Err(refused("larger than lsports reads"));
     }
     Ok(data)
@@ -76,8 +106,7 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
 
 fn open_base(root: BorrowedFd<'_>, base: &str) -> io::Result<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
-    match open2(root, base, flags, resolve) {
+    match open2(root, base, flags, in_root()) {
         // No openat2: the administrator's path, links followed as the kernel follows them.
         Err(Errno::ENOSYS | Errno::EPERM) => plain_open(root, base, flags),
         other => Ok(other?),
