@@ -171,8 +171,8 @@ impl<'a> Activations<'a> {
             .cgroup
             .and_then(socket_unit_of_cgroup)
             .map(|unit| (unit, Evidence::Cgroup))
-            .or_else(|| self.from_fd_names(query.socket, &passed))
-            .or_else(|| self.from_unit_files(query.socket, held_by))?;
+            .or_else(|| self.by_fd_name(query.socket, &passed))
+            .or_else(|| self.by_unit_files(query.socket, held_by))?;
         let service = self.service(&passed, &socket_unit);
         Some(Activation {
             socket_unit,
@@ -244,7 +244,7 @@ impl<'a> Activations<'a> {
     }
 
     /// The socket unit named by the fd name of a holder systemd passed the socket to.
-    fn from_fd_names(&self, socket: &Socket, passed: &[Passed<'_>]) -> Option<(String, Evidence)> {
+    fn by_fd_name(&self, socket: &Socket, passed: &[Passed<'_>]) -> Option<(String, Evidence)> {
         passed.iter().find_map(|p| {
             let name = std::str::from_utf8(p.env?.name(p.fd)?).ok()?;
             let unit = if is_socket_unit(name) {
@@ -271,11 +271,7 @@ impl<'a> Activations<'a> {
 
     /// The one socket unit whose `Listen*=` makes `socket` (of those, the one whose service
     /// is `held_by` if several do).
-    fn from_unit_files(
-        &self,
-        socket: &Socket,
-        held_by: Option<&str>,
-    ) -> Option<(String, Evidence)> {
+    fn by_unit_files(&self, socket: &Socket, held_by: Option<&str>) -> Option<(String, Evidence)> {
         let making: Vec<&SocketUnit> = self.units().iter().filter(|u| u.makes(socket)).collect();
         let unit = match (making.as_slice(), held_by) {
             ([one], _) => *one,

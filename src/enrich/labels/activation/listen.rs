@@ -91,10 +91,10 @@ impl BindIpv6Only {
 
     /// Whether a socket whose `IPV6_V6ONLY` is `v6only` (`None`: unknown) fits this setting.
     fn allows(self, v6only: Option<bool>) -> bool {
-        match (self, v6only) {
-            (BindIpv6Only::Both, Some(true)) | (BindIpv6Only::Ipv6Only, Some(false)) => false,
-            _ => true,
-        }
+        !matches!(
+            (self, v6only),
+            (BindIpv6Only::Both, Some(true)) | (BindIpv6Only::Ipv6Only, Some(false))
+        )
     }
 }
 
