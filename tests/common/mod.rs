@@ -28,3 +28,7 @@ pub use scripting::*;
 pub use table::*;
 pub use tools::*;
 pub use world::*;
+
+/// [`sockdiag`]: what the kernel says about a socket a test made (its cgroup id).
+pub mod sockdiag;
+pub use sockdiag::*;
