@@ -32,7 +32,7 @@ use common::{have, is_root, scrubbed, skip_unless_ci, socket_cgroup_id};
 /// init.scope). Prints the socket's fd, inode and family, and the service's pid; then waits
 /// for its stdin to close.
 const MANAGER: &str = r#"
-import os, socket, sys
+import os, socket, sys, time
 sock_cg, service_cg, init_cg = sys.argv[1:4]
 def move(cg):
     with open(os.path.join(cg, "cgroup.procs"), "w") as f:
@@ -57,6 +57,9 @@ if child == 0:
     env = {"PATH": os.environ["PATH"], "LISTEN_PID": str(os.getpid()),
            "LISTEN_FDS": "1", "LISTEN_FDNAMES": "sshd.socket"}
     os.execve(sys.executable, [sys.executable, "-c", "import sys; sys.stdin.read()"], env)
+# Ready once the service runs its own program (its environ is then the one systemd set).
+while b"LISTEN_FDS=" not in open(f"/proc/{child}/environ", "rb").read():
+    time.sleep(0.01)
 print(s.fileno(), os.fstat(s.fileno()).st_ino, int(s.family == socket.AF_INET6), child,
       flush=True)
 sys.stdin.read()

@@ -10,7 +10,9 @@
 //! 1. the socket's own cgroup (`INET_DIAG_CGROUP_ID`): systemd creates an inet socket inside
 //!    the socket unit's cgroup where BPF firewalling is available
 //!    (`socket_address_listen_in_cgroup` in systemd's `src/core/socket.c`), so the path ends
-//!    in `system.slice/sshd.socket`; elsewhere it is pid 1's `init.scope`, which names none;
+//!    in `system.slice/sshd.socket`; elsewhere it is pid 1's `init.scope`, which names none
+//!    (a socket in any other unit's cgroup was made by that unit, and pid 1 holds it only in
+//!    the unit's fd store: no activation);
 //! 2. the service's `LISTEN_FDNAMES` ([`environ`]): the name of the fd through which the
 //!    service holds the socket, which is the socket unit's name unless the unit sets
 //!    `FileDescriptorName=` (then the unit files say which unit has that name);
@@ -156,20 +158,21 @@ impl<'a> Activations<'a> {
         if !query.holders.iter().any(|h| self.managers.contains(&h.pid)) {
             return None;
         }
+        let by_cgroup = match query.cgroup.map(CgroupSays::of) {
+            Some(CgroupSays::OtherUnit) => return None,
+            Some(CgroupSays::SocketUnit(unit)) => Some(unit),
+            Some(CgroupSays::Manager) | None => None,
+        };
         let others: Vec<Holder> = (query.holders.iter())
             .filter(|h| !self.managers.contains(&h.pid))
             .copied()
             .collect();
         self.load_holders(&others);
         let unnamed_service = others.iter().any(|h| self.passes_unnamed(h));
-        self.load_units_if(
-            unnamed_service || query.cgroup.and_then(socket_unit_of_cgroup).is_none(),
-        );
+        self.load_units_if(unnamed_service || by_cgroup.is_none());
         let passed = self.passed(&others);
         let held_by = passed.iter().find_map(|p| p.unit);
-        let (socket_unit, evidence) = query
-            .cgroup
-            .and_then(socket_unit_of_cgroup)
+        let (socket_unit, evidence) = by_cgroup
             .map(|unit| (unit, Evidence::Cgroup))
             .or_else(|| self.by_fd_name(query.socket, &passed))
             .or_else(|| self.by_unit_files(query.socket, held_by))?;
@@ -300,11 +303,31 @@ impl<'a> Activations<'a> {
     }
 }
 
-/// The `.socket` unit a cgroup path names, if any.
-fn socket_unit_of_cgroup(path: &[u8]) -> Option<String> {
-    let unit = cgroup::derive(path).unit?.to_bytes();
-    unit.ends_with(b".socket")
-        .then(|| String::from_utf8_lossy(&unit).into_owned())
+/// What a socket's cgroup says about who made it.
+enum CgroupSays {
+    /// A socket unit (systemd made it there).
+    SocketUnit(String),
+    /// The manager's own `init.scope` (systemd without BPF firewalling), or no unit at all:
+    /// nothing.
+    Manager,
+    /// Another unit, a service that made the socket itself: the manager holds it only in
+    /// that service's fd store (`FileDescriptorStoreMax=`), and no socket unit made it.
+    OtherUnit,
+}
+
+impl CgroupSays {
+    fn of(path: &[u8]) -> CgroupSays {
+        let Some(unit) = cgroup::derive(path).unit.map(|u| u.to_bytes()) else {
+            return CgroupSays::Manager;
+        };
+        if unit.ends_with(b".socket") {
+            CgroupSays::SocketUnit(String::from_utf8_lossy(&unit).into_owned())
+        } else if unit == b"init.scope" {
+            CgroupSays::Manager
+        } else {
+            CgroupSays::OtherUnit
+        }
+    }
 }
 
 /// The only item of `items`; `None` for none or several.

@@ -638,3 +638,28 @@ fn environ_is_read_bounded_and_never_through_a_link() {
         assert_eq!(trees.resolve(&query), None, "pid {pid}");
     }
 }
+
+#[test]
+fn a_socket_a_service_made_and_stored_with_the_manager_is_no_activation() {
+    let trees = Trees::new();
+    // The unit files and the fd name would name ssh.socket; the kernel says ssh.service made
+    // the socket, and pid 1 holds it in the service's fd store.
+    trees.unit("ssh.socket", SSH_SOCKET);
+    trees.process(812, "/system.slice/ssh.service", SSH_ENVIRON);
+    let socket = v6(22, Some(false));
+    let made_by = Some(&b"/system.slice/ssh.service"[..]);
+    let query = Query {
+        socket: &socket,
+        cgroup: made_by,
+        holders: &[MANAGER, SSHD],
+    };
+    assert_eq!(trees.resolve(&query), None);
+    let unnamed = Some(&b"/"[..]);
+    let query = Query {
+        socket: &socket,
+        cgroup: unnamed,
+        holders: &[MANAGER],
+    };
+    let got = trees.resolve(&query);
+    assert_eq!(got, activation("ssh.socket", None, Evidence::UnitFile));
+}
