@@ -94,6 +94,7 @@ fn render(sockets: &[Socket]) -> String {
             socket: socket.clone(),
             processes: Vec::new(),
             owner_unknown: Some(OwnerUnknownReason::NotFound),
+            findings: Vec::new(),
         })
         .collect();
     let mut out = Vec::new();

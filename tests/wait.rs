@@ -59,12 +59,16 @@ fn wait_for_several_ports_and_protocols() {
     );
     let (out, err) = world.script_ok(&script);
     assert!(out.contains("rc=0"), "stdout: {out}\nstderr: {err}");
-    // -v says how it polls: a kernel-side port filter, and no process scan.
+    // -v says how it polls: a kernel-side port filter; and at the end, who listens.
     assert!(
-        err.contains("tcp/ipv4: polling netlink sock_diag with a kernel port filter"),
+        err.contains("tcp/ipv4: 0 sockets from netlink sock_diag, ports filtered by the kernel"),
         "{err}"
     );
     assert!(err.contains("ports 18081, 18082: listening after"), "{err}");
+    for holder in ["tcp *:18081 held by ", "udp 0.0.0.0:18082 held by "] {
+        let line = err.lines().find(|l| l.contains(holder)).expect(holder);
+        assert!(line.ends_with("/several"), "{err}");
+    }
 }
 
 #[test]

@@ -14,10 +14,9 @@ use crate::actions::watch::stopped;
 use crate::config::{Config, RenderOptions};
 use crate::enrich::exe::Executables;
 use crate::model::Entry;
-use crate::pipeline;
 use crate::pipeline::report::{self, Repeats};
+use crate::pipeline::{self, Listing, Plan};
 use crate::render;
-use crate::source;
 use crate::sys::signals::StopSignals;
 
 /// Reprint the listing every `interval` until a stop signal. Exit status: 0 on SIGTERM, 130
@@ -32,25 +31,19 @@ pub fn run(
     let mut repeats = Repeats::default();
     let mut last: Option<(Vec<Entry>, Vec<u8>)> = None;
     let mut first = true;
-    let needs = config.needs();
+    let plan = Plan::new(config, config.needs()).polling();
     let options = config.render_options();
     loop {
         let started = Instant::now();
-        let collected = source::collect(&pipeline::request(config));
-        repeats.report(
-            report::source_lines(&collected, first && config.verbose),
-            err,
-        )?;
-        match pipeline::keep(collected, config) {
-            Some(sockets) => {
-                let listing = pipeline::attribute(sockets, config, needs);
+        match poll(&plan, first && config.verbose, &mut repeats, err)? {
+            Some(listing) => {
                 if first {
                     listing.report_attribution(config, err)?;
                 }
                 let again = Again {
                     options: &options,
                     exes: &listing.exes,
-                    exes_shown: needs.executables,
+                    exes_shown: plan.needs.executables,
                 };
                 let rendered = again.render(listing.entries, last.take())?;
                 out.write_all(&rendered.1)?;
@@ -65,6 +58,28 @@ pub fn run(
             return Ok(stopped(stop));
         }
     }
+}
+
+/// One poll through the stages; `None` when no table could be read. Which source fed each
+/// table is said on the first poll under `verbose`; failures and warnings when they start.
+fn poll(
+    plan: &Plan,
+    verbose: bool,
+    repeats: &mut Repeats,
+    err: &mut dyn Write,
+) -> io::Result<Option<Listing>> {
+    let begun = pipeline::begin(plan);
+    let collected = pipeline::collect(plan);
+    repeats.report(report::source_lines(&collected, verbose), err)?;
+    if collected.nothing_read() {
+        return Ok(None);
+    }
+    // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
+    let listing = pipeline::attribute(collected.sockets, begun, plan).unwrap_or_default();
+    Ok(Some(pipeline::enrich(
+        pipeline::select(listing, &plan.filter),
+        plan,
+    )))
 }
 
 /// One poll's rendering, which may reuse the last one.

@@ -4,22 +4,17 @@ use std::io::{self, Write};
 
 use crate::ExitCode;
 use crate::config::Config;
-use crate::pipeline;
-use crate::render;
+use crate::pipeline::{self, Plan};
 use crate::sys::timing::mark;
 
-/// List sockets: collect, attribute, select, enrich, render.
+/// List sockets: what the output shows, through every stage, rendered once.
 pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<ExitCode> {
-    let Some(listing) = pipeline::gather(config, config.needs(), err)? else {
+    let plan = Plan::new(config, config.needs());
+    let Some(listing) = pipeline::gather(&plan, config.verbose, err)? else {
         return Ok(ExitCode::NoSource);
     };
     mark("listing ready");
-    render::render(
-        &listing.entries,
-        &config.render_options(),
-        &listing.exes,
-        out,
-    )?;
+    pipeline::render(&listing, &config.render_options(), out)?;
     mark("rendered");
     out.flush()?;
     listing.report_attribution(config, err)?;

@@ -2,25 +2,24 @@
 //! `wait-for-it`. Poll until something listens on every port (or nothing listens on any), and
 //! say clearly what is still missing when the time is up.
 //!
-//! A poll is a kernel-filtered netlink dump of listeners ([`probe`]); processes are scanned
-//! only when a filter asks about them (`--pid`, `--user`, `--program`), and once more at a
-//! `--wait-free` timeout, to name who still holds the port.
-
-pub mod bytecode;
-pub mod probe;
+//! A poll is the pipeline's collection narrowed to the listeners on the waited-for ports, so
+//! the kernel sends only those and a poll costs a few small messages however many sockets the
+//! host has; `--source` and `--proc-root` choose where they come from, as for any action.
+//! Processes are scanned (the way `--attribution` says) only when a filter asks about them
+//! (`--pid`, `--user`, `--program`), and once at the end to name who holds the ports: at a
+//! `--wait-free` timeout, and under `-v`.
 
 use std::io::{self, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::ExitCode;
-use crate::config::{Config, Until, WaitSpec};
-use crate::filter;
+use crate::config::{Config, DetailFields, Needs, Until, WaitSpec};
 use crate::model::{Entry, Socket};
-use crate::process;
+use crate::pipeline::report::{self, Repeats};
+use crate::pipeline::{self, Listing, Plan};
 use crate::render::labels::{Labels, program_cell};
 use crate::text::duration;
-use probe::Prober;
 
 /// Time between polls: quick enough to feel immediate, and a poll is a few small messages.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -37,8 +36,8 @@ impl WaitSpec {
     }
 
     /// The ports not yet as wanted, given the matching listeners.
-    fn pending(&self, listeners: &[Socket]) -> Vec<u16> {
-        let busy = |port: u16| listeners.iter().any(|s| s.local_port == port);
+    fn pending(&self, listeners: &[Entry]) -> Vec<u16> {
+        let busy = |port: u16| listeners.iter().any(|e| e.socket.local_port == port);
         match self.until {
             Until::Listening => self.ports.ports().filter(|&p| !busy(p)).collect(),
             Until::Free => self.ports.ports().filter(|&p| busy(p)).collect(),
@@ -47,56 +46,96 @@ impl WaitSpec {
 }
 
 /// Wait as `spec` says. Exit status: success when the ports are as wanted, `WaitTimedOut`
-/// when the timeout passed first, `NoSource` when sockets cannot be listed at all.
+/// when the timeout passed first, `NoSource` when a table cannot be read at all.
 pub fn run(spec: &WaitSpec, config: &Config, err: &mut dyn Write) -> io::Result<ExitCode> {
     let started = Instant::now();
-    let mut prober = Prober::new(config);
-    if config.verbose {
-        for line in prober.describe(&spec.ports) {
-            writeln!(err, "lsports: {line}")?;
-        }
-    }
+    let plan = Plan::new(config, config.filter_needs())
+        .polling()
+        .listeners_on(&spec.ports);
+    let mut repeats = Repeats::default();
+    let mut first = true;
     loop {
-        let polled = prober.poll(&spec.ports);
-        if config.verbose {
-            for note in prober.take_notes() {
-                writeln!(err, "lsports: {note}")?;
-            }
-        }
-        let listeners = match polled {
-            Ok(sockets) => matching(sockets, config),
-            Err(error) => {
-                writeln!(err, "lsports: {error}")?;
-                return Ok(ExitCode::NoSource);
-            }
+        let Some(listeners) = poll(&plan, first && config.verbose, &mut repeats, err)? else {
+            return Ok(ExitCode::NoSource);
         };
-        let pending = spec.pending(&listeners);
+        if first {
+            listeners.report_attribution(config, err)?;
+        }
+        first = false;
+        let pending = spec.pending(&listeners.entries);
         if pending.is_empty() {
             report_done(spec, started.elapsed(), config.verbose, err)?;
+            if config.verbose {
+                name_holders(listeners, &plan, config, err)?;
+            }
             return Ok(ExitCode::Success);
         }
         let left = spec
             .timeout
             .map(|timeout| timeout.saturating_sub(started.elapsed()));
         if left.is_some_and(|left| left.is_zero()) {
-            report_timeout(spec, &pending, listeners, config, err)?;
+            report_timeout(spec, &pending, listeners, &plan, config, err)?;
             return Ok(ExitCode::WaitTimedOut);
         }
         thread::sleep(left.map_or(POLL_INTERVAL, |left| left.min(POLL_INTERVAL)));
     }
 }
 
-/// The listeners the filters keep; processes are scanned only if a filter needs them.
-fn matching(sockets: Vec<Socket>, config: &Config) -> Vec<Socket> {
-    let sockets = filter::keep_sockets(sockets, &config.filter);
-    if !config.filter.needs_processes() {
-        return sockets;
+/// One poll: the listeners on the ports that the filters keep, attributed only if a filter
+/// needs their processes. `None` when a table cannot be read (said on `err`): a port of that
+/// table could be listening or free, and the wait cannot tell.
+fn poll(
+    plan: &Plan,
+    verbose: bool,
+    repeats: &mut Repeats,
+    err: &mut dyn Write,
+) -> io::Result<Option<Listing>> {
+    let begun = pipeline::begin(plan);
+    let collected = pipeline::collect(plan);
+    repeats.report(report::source_lines(&collected, verbose), err)?;
+    if collected.reports.iter().any(|r| r.source.is_none()) {
+        return Ok(None);
     }
-    let attributed = process::attribute(sockets, &config.proc_root);
-    filter::keep_entries(attributed.entries, &config.filter)
-        .into_iter()
-        .map(|e| e.socket)
-        .collect()
+    // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
+    let listing = pipeline::attribute(collected.sockets, begun, plan).unwrap_or_default();
+    Ok(Some(pipeline::select(listing, &plan.filter)))
+}
+
+/// Say who holds the ports of `listeners`, scanning processes (the way `--attribution` says)
+/// unless the polls already did; then what the scan could not see, and under `-v` how it ran.
+fn name_holders(
+    listeners: Listing,
+    plan: &Plan,
+    config: &Config,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    if listeners.entries.is_empty() {
+        return Ok(());
+    }
+    if listeners.attributed {
+        return describe_holders(&listeners, err);
+    }
+    let names = Plan {
+        needs: Needs {
+            processes: true,
+            details: DetailFields::NONE,
+            ..Needs::NOTHING
+        },
+        ..plan.clone()
+    };
+    let sockets: Vec<Socket> = listeners.entries.into_iter().map(|e| e.socket).collect();
+    let holders = pipeline::attribute(sockets, pipeline::begin(&names), &names);
+    let holders = pipeline::select(holders.unwrap_or_default(), &names.filter);
+    describe_holders(&holders, err)?;
+    holders.report_attribution(config, err)
+}
+
+/// One line per listener: `lsports:   tcp 127.0.0.1:8080 held by 4242/python3`.
+fn describe_holders(holders: &Listing, err: &mut dyn Write) -> io::Result<()> {
+    for entry in &holders.entries {
+        writeln!(err, "lsports:   {}", describe_holder(entry))?;
+    }
+    Ok(())
 }
 
 fn report_done(
@@ -124,7 +163,8 @@ fn report_done(
 fn report_timeout(
     spec: &WaitSpec,
     pending: &[u16],
-    listeners: Vec<Socket>,
+    listeners: Listing,
+    plan: &Plan,
     config: &Config,
     err: &mut dyn Write,
 ) -> io::Result<()> {
@@ -150,11 +190,7 @@ fn report_timeout(
                 port_list(pending)
             )?;
             // The one process scan of a plain wait: who is in the way.
-            let holders = process::attribute(listeners, &config.proc_root);
-            for entry in filter::select(holders.entries) {
-                writeln!(err, "lsports:   {}", describe_holder(&entry))?;
-            }
-            Ok(())
+            name_holders(listeners, plan, config, err)
         }
     }
 }
@@ -195,10 +231,15 @@ mod tests {
     use super::*;
     use crate::model::Protocol;
 
-    fn listener(port: u16) -> Socket {
-        Socket {
-            send_q: Some(1),
-            ..Socket::listening(Protocol::Tcp, "127.0.0.1", port)
+    fn listener(port: u16) -> Entry {
+        Entry {
+            socket: Socket {
+                send_q: Some(1),
+                ..Socket::listening(Protocol::Tcp, "127.0.0.1", port)
+            },
+            processes: Vec::new(),
+            owner_unknown: None,
+            findings: Vec::new(),
         }
     }
 

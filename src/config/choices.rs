@@ -74,6 +74,9 @@ pub struct Needs {
     pub executables: bool,
     /// Which details of those processes to read beyond their names.
     pub details: DetailFields,
+    /// Inspect each listener for the suspicious-listener flags (which needs the executables
+    /// and the uids too: [`Needs::and`] does not add them, the column asks for them).
+    pub findings: bool,
 }
 
 impl Needs {
@@ -82,12 +85,14 @@ impl Needs {
         processes: false,
         executables: false,
         details: DetailFields::NONE,
+        findings: false,
     };
-    /// Everything: a listener's full identity.
+    /// Everything: a listener's full identity, and its findings.
     pub const EVERYTHING: Needs = Needs {
         processes: true,
         executables: true,
         details: DetailFields::ALL,
+        findings: true,
     };
 
     /// Everything either needs.
@@ -96,6 +101,7 @@ impl Needs {
             processes: self.processes || other.processes,
             executables: self.executables || other.executables,
             details: self.details.and(other.details),
+            findings: self.findings || other.findings,
         }
     }
 }

@@ -161,6 +161,7 @@ impl Column {
             },
             Column::Flags => Needs {
                 executables: true,
+                findings: true,
                 details: DetailFields {
                     cmdline: false,
                     uid: true,

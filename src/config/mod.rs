@@ -76,24 +76,29 @@ impl Config {
     }
 
     /// What the output and the filters need read beyond the sockets: the format's own needs,
-    /// each shown column's, and the process filters' (the command line for `--program`'s
-    /// match on `argv[0]`, the uid for `--user`).
+    /// each shown column's, and the filters' ([`Config::filter_needs`]).
     pub fn needs(&self) -> Needs {
-        let filter = Needs {
-            processes: self.filter.needs_processes(),
-            executables: false,
-            details: DetailFields {
-                cmdline: !self.filter.programs.is_empty(),
-                uid: !self.filter.uids.is_empty(),
-            },
-        };
-        let mut needs = self.format.needs().and(filter);
+        let mut needs = self.format.needs().and(self.filter_needs());
         if self.format.has_columns() {
             for column in self.shown_columns() {
                 needs = needs.and(column.needs());
             }
         }
         needs
+    }
+
+    /// What the process filters need read: the holders, the command line for `--program`'s
+    /// match on `argv[0]`, the uid for `--user`.
+    pub fn filter_needs(&self) -> Needs {
+        Needs {
+            processes: self.filter.needs_processes(),
+            executables: false,
+            details: DetailFields {
+                cmdline: !self.filter.programs.is_empty(),
+                uid: !self.filter.uids.is_empty(),
+            },
+            findings: false,
+        }
     }
 
     /// What the renderer needs to know, and nothing else.
@@ -106,7 +111,6 @@ impl Config {
             wide: self.wide,
             protocols: self.protocols.clone(),
             families: self.families.clone(),
-            proc_root: self.proc_root.clone(),
         }
     }
 }

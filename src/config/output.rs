@@ -1,8 +1,6 @@
 //! How the output looks: the format, the lookups to skip, and the [`RenderOptions`] a renderer
 //! gets instead of the whole configuration.
 
-use std::path::PathBuf;
-
 use super::{Column, Needs};
 use crate::model::{Family, Protocol};
 
@@ -40,14 +38,19 @@ impl OutputFormat {
 
     /// What the format itself needs read: the JSON formats describe every holder with its
     /// executable, Prometheus every holder; a table or CSV needs only what its columns show.
+    /// None shows the suspicious-listener flags but through the `flags` column.
     pub fn needs(self) -> Needs {
+        let every_exe = Needs {
+            findings: false,
+            ..Needs::EVERYTHING
+        };
         let every_holder = Needs {
             executables: false,
-            ..Needs::EVERYTHING
+            ..every_exe
         };
         match self {
             OutputFormat::Table | OutputFormat::Csv => Needs::NOTHING,
-            OutputFormat::Json | OutputFormat::Jsonl => Needs::EVERYTHING,
+            OutputFormat::Json | OutputFormat::Jsonl => every_exe,
             OutputFormat::Prometheus => every_holder,
         }
     }
@@ -70,6 +73,4 @@ pub struct RenderOptions {
     pub protocols: Vec<Protocol>,
     /// Families shown.
     pub families: Vec<Family>,
-    /// Root of the proc filesystem, where the `flags` column inspects processes.
-    pub proc_root: PathBuf,
 }

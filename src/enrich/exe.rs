@@ -68,6 +68,7 @@ mod tests {
                 uid: None,
             }],
             owner_unknown: None,
+            findings: Vec::new(),
         }
     }
 

@@ -44,17 +44,6 @@ pub fn inspect(entry: &Entry, exes: &Executables, proc_root: &Path) -> Vec<Findi
     findings
 }
 
-/// The names of the flags `entry` raises, distinct, in [`Flag::EVERY`] order: the cell of a
-/// `flags` column (`exe-deleted,root-exposed`).
-pub fn flag_names(entry: &Entry, exes: &Executables, proc_root: &Path) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = inspect(entry, exes, proc_root)
-        .iter()
-        .map(|f| f.flag.name())
-        .collect();
-    names.dedup();
-    names
-}
-
 /// The distinct executables of the holders, each with the pids running it.
 fn executables(entry: &Entry, exes: &Executables) -> Vec<(Vec<u8>, Vec<u32>)> {
     let mut found: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();

@@ -208,6 +208,7 @@ mod tests {
                 })
                 .collect(),
             owner_unknown: None,
+            findings: Vec::new(),
         }
     }
 

@@ -227,8 +227,14 @@ pub struct Entry {
     pub socket: Socket,
     /// Every process holding it, by pid.
     pub processes: Vec<OwnerProcess>,
-    /// Set exactly when `processes` is empty.
+    /// Why no process holds it: set when owners were looked for and none was found. `None`
+    /// when `processes` is not empty, and also when owners were not looked for at all (an
+    /// output that shows nothing about processes skips the scan, and claims nothing missing).
     pub owner_unknown: Option<OwnerUnknownReason>,
+    /// The suspicious-listener flags it raises, each with its explanation, in
+    /// [`finding::Flag::EVERY`] order: filled by the enrich stage when an output shows them or
+    /// an action uses them, empty otherwise.
+    pub findings: Vec<finding::Finding>,
 }
 
 #[cfg(test)]

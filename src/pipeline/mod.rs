@@ -1,20 +1,97 @@
-//! The listing pipeline every socket-reading action shares: collect, keep what the socket
-//! filters keep, attribute to processes, keep what the process filters keep, sort, and read
-//! the executables of what is left.
+//! The one pipeline every action goes through, as five stages over plain data:
 //!
-//! A plain listing asks only for what its output shows ([`Config::needs`]); an audit or a baseline
-//! always needs the holders and their executables, since those are a listener's identity.
+//! ```text
+//! collect    Plan -> Collected        the configured tables, narrowed to the wanted ports
+//!                                     (by the kernel) and to what the socket filters keep
+//! attribute  Vec<Socket> -> Listing   who holds each socket, when something needs it
+//! select     Listing -> Listing       what the process filters keep, in display order
+//! enrich     Listing -> Listing       executables and suspicious-listener findings, read
+//!                                     once per entry and only when shown or used
+//! render     &Listing -> bytes        formatting only: no lookup on the file system
+//! ```
+//!
+//! An action picks what to collect and what it needs read ([`Plan`], built from the one
+//! configuration, so `--source`, `--attribution` and `--proc-root` apply to every action) and
+//! what to do with the result. [`gather`] runs the first four stages for the one-shot actions;
+//! the polling ones (`watch`, `-c`, `--wait`) call the stages themselves, since they collect
+//! every interval and attribute only some polls.
+//!
+//! Attribution is [`begin`]-ed before collecting: the walk starts reading processes, and the
+//! BPF iterator loads, while the sockets are collected. The iterator's pass over the fds runs
+//! after the collection, once every socket it must find exists.
 
 pub mod report;
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 
-use crate::config::{Config, Needs};
+use crate::config::{AttributionChoice, Config, Needs, RenderOptions, StateSelection};
 use crate::enrich::exe::Executables;
+use crate::enrich::suspicious;
+use crate::filter::{self, Filter, PortSet};
 use crate::model::{Entry, OwnerUnknownReason, Socket};
 use crate::process::info::{self, HidePid, ProcVisibility};
+use crate::process::{self, BpfUnavailable};
+use crate::render;
 use crate::source::{self, CollectRequest, Collected};
-use crate::{filter, process};
+use crate::sys::timing::mark;
+
+/// What an action asks of the pipeline: which sockets, how their owners are found, and what
+/// is read about them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What to collect: tables, states, source, proc root, ports.
+    pub request: CollectRequest,
+    /// Which sockets and entries to keep.
+    pub filter: Filter,
+    /// How owners are found (`--attribution`).
+    pub attribution: AttributionChoice,
+    /// What to read beyond the sockets.
+    pub needs: Needs,
+    /// When `--attribution bpf` cannot run: fail (a one-shot action, which says why and
+    /// exits), or walk instead and say why under `-v` (a polling action, which keeps going).
+    pub walk_if_refused: bool,
+    /// Root of the proc filesystem, where processes and executables are read.
+    pub proc_root: PathBuf,
+}
+
+impl Plan {
+    /// The plan of `config` for an action that needs `needs` read: every flag about where
+    /// sockets and owners come from applies, whatever the action.
+    pub fn new(config: &Config, needs: Needs) -> Plan {
+        Plan {
+            request: CollectRequest {
+                tables: config.tables(),
+                states: config.states,
+                choice: config.source,
+                proc_root: config.proc_root.clone(),
+                snapshot: config.snapshot.clone(),
+                ports: config.filter.ports.clone(),
+            },
+            filter: config.filter.clone(),
+            attribution: config.attribution,
+            needs,
+            walk_if_refused: false,
+            proc_root: config.proc_root.clone(),
+        }
+    }
+
+    /// The same plan for an action that polls: a refused `--attribution bpf` walks instead.
+    pub fn polling(self) -> Plan {
+        Plan {
+            walk_if_refused: true,
+            ..self
+        }
+    }
+
+    /// The same plan narrowed to the listeners on `ports` (`--wait`): the kernel sends only
+    /// those.
+    pub fn listeners_on(mut self, ports: &PortSet) -> Plan {
+        self.request.ports = Some(ports.clone());
+        self.request.states = StateSelection::Listening;
+        self
+    }
+}
 
 /// The sockets to show, sorted, with what the process scan could not see.
 #[derive(Debug, Default)]
@@ -34,6 +111,112 @@ pub struct Listing {
     pub hidden: Option<ProcVisibility>,
     /// Which way owners were found (for `--verbose`).
     pub method: Option<process::Method>,
+}
+
+/// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
+/// action shows or uses needs the processes.
+#[derive(Debug)]
+pub struct Begun(Option<process::Started>);
+
+/// Run collect, attribute, select and enrich for `plan`. Source failures and parse warnings
+/// are reported on `err` (every table's source too under `verbose`); `None` when no source
+/// could read any table, or `--attribution bpf` cannot run (said on `err`).
+pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Option<Listing>> {
+    let begun = begin(plan);
+    let collected = collect(plan);
+    report::sources(&collected, verbose, err)?;
+    if collected.nothing_read() {
+        return Ok(None);
+    }
+    mark("sockets collected");
+    let listing = match attribute(collected.sockets, begun, plan) {
+        Ok(listing) => listing,
+        Err(why) => {
+            writeln!(err, "lsports: --attribution bpf: {why}")?;
+            return Ok(None);
+        }
+    };
+    mark("owners found");
+    Ok(Some(enrich(select(listing, &plan.filter), plan)))
+}
+
+/// Start finding owners the way `plan` says, if it needs them, before the sockets are known.
+pub fn begin(plan: &Plan) -> Begun {
+    let needs = plan.needs;
+    Begun(
+        needs
+            .processes
+            .then(|| process::start(&plan.proc_root, plan.attribution, needs.details)),
+    )
+}
+
+/// Collect the plan's tables, keeping what the socket filters keep, with their devices named.
+/// [`Collected::nothing_read`] says when no table could be read.
+pub fn collect(plan: &Plan) -> Collected {
+    let mut collected = source::collect(&plan.request);
+    let sockets = std::mem::take(&mut collected.sockets);
+    collected.sockets = filter::keep_sockets(sockets, &plan.filter);
+    source::name_devices(&mut collected.sockets);
+    collected
+}
+
+/// One entry per socket, with its holders when `begun` looks for them. Fails only when
+/// `--attribution bpf` cannot run and the plan does not walk instead.
+pub fn attribute(
+    sockets: Vec<Socket>,
+    begun: Begun,
+    plan: &Plan,
+) -> Result<Listing, BpfUnavailable> {
+    let Some(started) = begun.0 else {
+        return Ok(Listing {
+            entries: unattributed(sockets),
+            ..Listing::default()
+        });
+    };
+    let attributed = if plan.walk_if_refused {
+        started.finish_or_walk(sockets)
+    } else {
+        started.finish(sockets)?
+    };
+    let mut listing = Listing {
+        attributed: true,
+        method: Some(attributed.method),
+        denied: attributed.denied,
+        scan_error: attributed.scan_error,
+        hidden: hiding(&plan.proc_root),
+        entries: attributed.entries,
+        exes: Executables::default(),
+    };
+    if listing.hidden.is_some() {
+        blame_hidden_processes(&mut listing.entries);
+    }
+    Ok(listing)
+}
+
+/// Keep the entries the process filters keep, in display order.
+pub fn select(mut listing: Listing, filter: &Filter) -> Listing {
+    listing.entries = filter::keep_entries(listing.entries, filter);
+    listing
+}
+
+/// Read what the plan needs beyond the holders, once per entry: their executables, and the
+/// suspicious-listener findings (which look at those executables' directories).
+pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
+    let needs = plan.needs;
+    if needs.executables || needs.findings {
+        listing.exes = Executables::read(&plan.proc_root, &listing.entries);
+    }
+    if needs.findings {
+        for entry in &mut listing.entries {
+            entry.findings = suspicious::inspect(entry, &listing.exes, &plan.proc_root);
+        }
+    }
+    listing
+}
+
+/// Write `listing` as `options` say: formatting only, everything it shows was read before.
+pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    render::render(&listing.entries, options, &listing.exes, out)
 }
 
 impl Listing {
@@ -68,106 +251,6 @@ impl Listing {
     pub fn saw_everything(&self) -> bool {
         self.attributed && self.denied == 0 && self.scan_error.is_none() && self.hidden.is_none()
     }
-}
-
-/// Run the pipeline. Source failures and parse warnings are reported on `err`; `None` when
-/// no source could read any table, or `--attribution bpf` cannot run (said on `err`).
-pub fn gather(config: &Config, needs: Needs, err: &mut dyn Write) -> io::Result<Option<Listing>> {
-    // Started before collecting: the kernel's pass over every fd overlaps with the collection.
-    let started = needs
-        .processes
-        .then(|| process::start(&config.proc_root, config.attribution, needs.details));
-    let Some(sockets) = collect(config, err)? else {
-        return Ok(None);
-    };
-    let Some(started) = started else {
-        return Ok(Some(listing(unattributed(sockets), None, config, needs)));
-    };
-    crate::sys::timing::mark("sockets collected");
-    let attributed = started.finish(sockets);
-    crate::sys::timing::mark("owners found");
-    match attributed {
-        Ok(attributed) => Ok(Some(listing(Vec::new(), Some(attributed), config, needs))),
-        Err(why) => {
-            writeln!(err, "lsports: --attribution bpf: {why}")?;
-            Ok(None)
-        }
-    }
-}
-
-/// Collect the configured tables and keep what the socket filters keep; `None` when nothing
-/// could be read.
-pub fn collect(config: &Config, err: &mut dyn Write) -> io::Result<Option<Vec<Socket>>> {
-    let collected = source::collect(&request(config));
-    report::sources(&collected, config.verbose, err)?;
-    Ok(keep(collected, config))
-}
-
-/// The sockets of `collected` that the socket filters keep, with their devices named; `None`
-/// when no table could be read.
-pub fn keep(mut collected: Collected, config: &Config) -> Option<Vec<Socket>> {
-    if collected.nothing_read() {
-        return None;
-    }
-    source::name_devices(&mut collected.sockets);
-    Some(filter::keep_sockets(collected.sockets, &config.filter))
-}
-
-/// What [`source::collect`] is asked for under `config`.
-pub fn request(config: &Config) -> CollectRequest {
-    CollectRequest {
-        tables: config.tables(),
-        states: config.states,
-        choice: config.source,
-        proc_root: config.proc_root.clone(),
-        snapshot: config.snapshot.clone(),
-    }
-}
-
-/// Attribute `sockets` (when `needs` says so), apply the process filters, sort, and read
-/// executables.
-pub fn attribute(sockets: Vec<Socket>, config: &Config, needs: Needs) -> Listing {
-    if !needs.processes {
-        return listing(unattributed(sockets), None, config, needs);
-    }
-    // Nowhere to report a refusal here (watch, -c): the walk stands in, and -v says why.
-    let started = process::start(&config.proc_root, config.attribution, needs.details);
-    listing(
-        Vec::new(),
-        Some(started.finish_or_walk(sockets)),
-        config,
-        needs,
-    )
-}
-
-/// Keep what the process filters keep and read executables: of `attributed`'s entries when
-/// processes were scanned, else of `unscanned`.
-fn listing(
-    unscanned: Vec<Entry>,
-    attributed: Option<process::Attributed>,
-    config: &Config,
-    needs: Needs,
-) -> Listing {
-    let mut listing = Listing::default();
-    let entries = if let Some(attributed) = attributed {
-        listing.attributed = true;
-        listing.method = Some(attributed.method);
-        listing.denied = attributed.denied;
-        listing.scan_error = attributed.scan_error;
-        listing.hidden = hiding(&config.proc_root);
-        let mut entries = attributed.entries;
-        if listing.hidden.is_some() {
-            blame_hidden_processes(&mut entries);
-        }
-        entries
-    } else {
-        unscanned
-    };
-    listing.entries = filter::keep_entries(entries, &config.filter);
-    if needs.executables {
-        listing.exes = Executables::read(&config.proc_root, &listing.entries);
-    }
-    listing
 }
 
 /// The proc mount's `hidepid=` restriction, when it hides processes from this reader: not
@@ -207,6 +290,10 @@ fn unattributed(sockets: Vec<Socket>) -> Vec<Entry> {
             socket,
             processes: Vec::new(),
             owner_unknown: None,
+            findings: Vec::new(),
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

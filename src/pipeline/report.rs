@@ -59,7 +59,15 @@ fn describe(report: &TableReport) -> String {
         .unwrap_or_default();
     match report.source {
         Some(SourceKind::Netlink) => {
-            format!("{table}: {} sockets from netlink sock_diag", report.count)
+            let filtered = if report.port_filter {
+                ", ports filtered by the kernel"
+            } else {
+                ""
+            };
+            format!(
+                "{table}: {} sockets from netlink sock_diag{filtered}",
+                report.count
+            )
         }
         Some(SourceKind::Proc) => format!(
             "{table}: {} sockets from /proc/net{}",

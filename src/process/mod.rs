@@ -40,24 +40,9 @@ pub struct Attributed {
     pub method: Method,
 }
 
-/// Attribute every socket to the processes holding it, by the BPF iterator where it can run
-/// and pays off, and the fd walk otherwise ([`AttributionChoice::Auto`]).
-pub fn attribute(sockets: Vec<Socket>, proc_root: &Path) -> Attributed {
-    start(proc_root, AttributionChoice::Auto, DetailFields::ALL).finish_or_walk(sockets)
-}
-
-/// Attribute every socket to the processes holding it, the way `choice` says. Fails only for
-/// [`AttributionChoice::Bpf`] when the iterator cannot run here, naming the missing piece.
-pub fn attribute_with(
-    sockets: Vec<Socket>,
-    proc_root: &Path,
-    choice: AttributionChoice,
-) -> Result<Attributed, BpfUnavailable> {
-    start(proc_root, choice, DetailFields::ALL).finish(sockets)
-}
-
-/// Attribution begun before the sockets are collected, so the kernel's pass over every fd
-/// overlaps with the collection; [`Started::finish`] attributes the collected sockets.
+/// Attribution begun before the sockets are collected, so the walk, or the loading of the
+/// BPF iterator, overlaps with the collection (the iterator's pass itself runs once
+/// [`Started::finish`] is given the collected sockets).
 ///
 /// A `Started` dropped unfinished (nothing was collected) leaves its thread to end on its own:
 /// the iterator holds nothing but file descriptors, closed when it ends or the process exits.
@@ -151,6 +136,7 @@ fn make_entry(
         socket,
         processes,
         owner_unknown,
+        findings: Vec::new(),
     }
 }
 

@@ -7,12 +7,10 @@
 //! cell of either carries a raw control character.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use super::labels::{Labels, device_label, program_cell, push_number, write_program_cell};
 use crate::config::Column;
 use crate::enrich::exe::Executables;
-use crate::enrich::suspicious;
 use crate::model::exposure;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, Socket};
 use crate::text::pids::pid_list;
@@ -35,7 +33,6 @@ pub struct Cells<'a> {
     labels: Labels,
     exes: &'a Executables,
     style: Style,
-    proc_root: PathBuf,
 }
 
 impl<'a> Cells<'a> {
@@ -45,19 +42,15 @@ impl<'a> Cells<'a> {
             labels,
             exes,
             style,
-            proc_root: PathBuf::from("/proc"),
         }
     }
 
-    /// Inspect processes under `proc_root` (for the `flags` column) instead of `/proc`.
-    pub fn with_proc_root(mut self, proc_root: &Path) -> Self {
-        self.proc_root = proc_root.to_path_buf();
-        self
-    }
-
-    /// The `flags` cell: comma-separated flag names, `-` (table) or empty (CSV) when none.
+    /// The `flags` cell: the names of the flags the enrich stage found, distinct, in
+    /// [`Flag::EVERY`](crate::model::finding::Flag::EVERY) order, comma-separated; `-`
+    /// (table) or empty (CSV) when none. Formatting only: nothing is looked up here.
     fn flags(&self, entry: &Entry) -> String {
-        let names = suspicious::flag_names(entry, self.exes, &self.proc_root);
+        let mut names: Vec<&str> = entry.findings.iter().map(|f| f.flag.name()).collect();
+        names.dedup();
         if names.is_empty() {
             return self.or_missing(None);
         }
@@ -239,6 +232,7 @@ mod tests {
             },
             processes,
             owner_unknown: None,
+            findings: Vec::new(),
         }
     }
 

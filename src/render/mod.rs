@@ -32,12 +32,11 @@ pub fn render(
         OutputFormat::Table => {
             let labels = Labels::for_table(options.numeric, entries);
             let style = Style::Display { wide: options.wide };
-            let mut cells = Cells::new(labels, exes, style).with_proc_root(&options.proc_root);
+            let mut cells = Cells::new(labels, exes, style);
             table::write_table(entries, options, &mut cells, out)
         }
         OutputFormat::Csv => {
-            let mut cells = Cells::new(Labels::numeric(), exes, Style::Machine)
-                .with_proc_root(&options.proc_root);
+            let mut cells = Cells::new(Labels::numeric(), exes, Style::Machine);
             csv::write_csv(entries, options, &mut cells, out)
         }
         OutputFormat::Json => json::write_json_array(entries, &mut Labels::numeric(), exes, out),

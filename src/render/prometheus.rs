@@ -210,6 +210,7 @@ mod tests {
                 uid: Some(0),
             }],
             owner_unknown: None,
+            findings: Vec::new(),
         }
     }
 

@@ -3,8 +3,11 @@
 //!
 //! Each table is collected on its own, so a missing `udp_diag` module costs only UDP its
 //! netlink detail, and a failure is reported (with `--verbose`) rather than read as "no
-//! sockets".
+//! sockets". A collection narrowed to some local ports (`--port`, `--wait`) has the kernel
+//! filter them ([`bytecode`]), so it costs a few small messages however many sockets the
+//! host has.
 
+pub mod bytecode;
 pub mod netlink;
 pub mod procnet;
 
@@ -12,6 +15,7 @@ use std::path::PathBuf;
 
 use crate::config::{SourceChoice, StateSelection};
 use crate::error::{ParseWarning, SourceError};
+use crate::filter::PortSet;
 use crate::model::{Family, Protocol, Socket, SourceKind};
 use netlink::SockDiag;
 
@@ -22,6 +26,8 @@ pub struct CollectRequest {
     pub tables: Vec<(Protocol, Family)>,
     /// Listening sockets only, or every state.
     pub states: StateSelection,
+    /// Only sockets bound to one of these local ports; `None` for every port.
+    pub ports: Option<PortSet>,
     /// The source choice.
     pub choice: SourceChoice,
     /// Root of the proc filesystem (normally `/proc`).
@@ -42,6 +48,8 @@ pub struct TableReport {
     pub source: Option<SourceKind>,
     /// Sockets it contributed.
     pub count: usize,
+    /// The kernel kept only the sockets on the wanted ports (netlink with a port filter).
+    pub port_filter: bool,
     /// Why netlink was not used, when it was tried and failed.
     pub netlink_error: Option<SourceError>,
     /// Why `/proc/net` failed, when it was tried and failed.
@@ -142,15 +150,18 @@ fn collect_table(
         family,
         source: None,
         count: 0,
+        port_filter: false,
         netlink_error: None,
         proc_error: None,
     };
     if let Some(netlink) = netlink {
-        match dump_netlink(netlink, protocol, family, request.states) {
+        match dump_netlink(netlink, protocol, family, request) {
             Ok(mut sockets) => {
                 drop_repeated(&mut sockets);
+                keep_ports(&mut sockets, request.ports.as_ref());
                 report.source = Some(SourceKind::Netlink);
                 report.count = sockets.len();
+                report.port_filter = port_filter(request).is_some();
                 append(&mut collected.sockets, sockets);
                 return report;
             }
@@ -167,7 +178,13 @@ fn collect_table(
                 table
                     .sockets
                     .into_iter()
-                    .filter(|s| wanted_state(s, request.states)),
+                    .filter(|s| wanted_state(s, request.states))
+                    .filter(|s| {
+                        request
+                            .ports
+                            .as_ref()
+                            .is_none_or(|p| p.contains(s.local_port))
+                    }),
             );
             collected.warnings.extend(table.warnings);
             report.source = Some(SourceKind::Proc);
@@ -212,10 +229,15 @@ fn dump_netlink(
     netlink: &mut Result<SockDiag, SourceError>,
     protocol: Protocol,
     family: Family,
-    states: StateSelection,
+    request: &CollectRequest,
 ) -> Result<Vec<Socket>, SourceError> {
     match netlink {
-        Ok(diag) => diag.dump(protocol, family, states),
+        Ok(diag) => diag.dump_filtered(
+            protocol,
+            family,
+            request.states,
+            port_filter(request).as_deref(),
+        ),
         // Opening failed once; every table reports the same cause.
         Err(error) => Err(same_failure(error)),
     }
@@ -261,6 +283,19 @@ pub fn drop_repeated(sockets: &mut Vec<Socket>) {
         };
         seen.insert(key)
     });
+}
+
+/// The kernel's program for the request's ports, if it has ports the kernel can filter.
+fn port_filter(request: &CollectRequest) -> Option<Vec<u8>> {
+    bytecode::port_filter(request.ports.as_ref()?.ranges())
+}
+
+/// Keep the sockets on `ports`: the kernel's filter is left out for very many ranges
+/// ([`bytecode::MAX_RANGES`]).
+fn keep_ports(sockets: &mut Vec<Socket>, ports: Option<&PortSet>) {
+    if let Some(ports) = ports {
+        sockets.retain(|s| ports.contains(s.local_port));
+    }
 }
 
 /// `/proc/net` tables list every state; keep what a netlink request would have asked for.

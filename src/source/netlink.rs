@@ -70,8 +70,25 @@ impl SockDiag {
         family: Family,
         states: StateSelection,
     ) -> Result<Vec<Socket>, SourceError> {
+        self.dump_filtered(protocol, family, states, None)
+    }
+
+    /// Dump like [`SockDiag::dump`], with `program` (inet_diag bytecode, see
+    /// [`super::bytecode`]) run by the kernel on every socket, which sends only those it
+    /// accepts.
+    pub fn dump_filtered(
+        &mut self,
+        protocol: Protocol,
+        family: Family,
+        states: StateSelection,
+        program: Option<&[u8]>,
+    ) -> Result<Vec<Socket>, SourceError> {
         let sequence = self.next_sequence();
         let request = encode_request(protocol, family, states, sequence);
+        let request = match program {
+            Some(program) => super::bytecode::with_program(request, program),
+            None => request,
+        };
         self.exchange(&request, protocol, None)
     }
 

@@ -142,6 +142,7 @@ mod tests {
                 })
                 .collect(),
             owner_unknown: None,
+            findings: Vec::new(),
         }
     }
 

@@ -26,9 +26,8 @@ use crate::ExitCode;
 use crate::actions::audit::identity::Identifier;
 use crate::actions::audit::tomlfile::{FileError, Source};
 use crate::config::{AuditSpec, Config, FailSet, Needs, OutputFormat};
-use crate::enrich::suspicious;
 use crate::filter::ephemeral::EphemeralPorts;
-use crate::pipeline::{self, Listing};
+use crate::pipeline::{self, Listing, Plan};
 use baseline::Baseline;
 use policy::Policy;
 pub use verdict::{Audited, Missing, Reason, Verdict};
@@ -64,7 +63,8 @@ pub fn run(
         }
     };
     warn_about_files(baseline.as_ref(), policy.as_ref(), host, err)?;
-    let Some(listing) = pipeline::gather(config, Needs::EVERYTHING, err)? else {
+    let plan = Plan::new(config, Needs::EVERYTHING);
+    let Some(listing) = pipeline::gather(&plan, config.verbose, err)? else {
         writeln!(err, "lsports: cannot audit: no source could list sockets")?;
         return Ok(ExitCode::AuditError);
     };
@@ -148,7 +148,7 @@ fn warn_about_files(
     }
 }
 
-/// Identify and inspect every listener of `listing`.
+/// Identify every listener of `listing`, with the findings the enrich stage made.
 fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
     let mut identifier = Identifier::new(EphemeralPorts::read(&config.proc_root));
     listing
@@ -156,7 +156,7 @@ fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
         .iter()
         .map(|entry| Audited {
             identity: identifier.identify(entry, &listing.exes),
-            findings: suspicious::inspect(entry, &listing.exes, &config.proc_root),
+            findings: entry.findings.clone(),
             entry: entry.clone(),
         })
         .collect()

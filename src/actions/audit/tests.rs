@@ -41,6 +41,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
                 uid: Some(0),
             }],
             owner_unknown: None,
+            findings: Vec::new(),
         },
         findings: Vec::new(),
     }

@@ -2,9 +2,9 @@
 //! disappears, until Ctrl-C or SIGTERM.
 //!
 //! ```text
-//! every interval: collect (netlink, cheap) -> keep (socket filters) -> compare with the last poll
-//!                 new sockets only: attribute, executables, flags -> keep (process filters)
-//!                 -> events: closed, then opened, in display order -> flush
+//! every interval: collect (netlink, cheap; socket filters) -> compare with the last poll
+//!                 new sockets only: attribute -> select (process filters) -> enrich
+//!                 (executables, findings) -> events: closed, then opened, in display order
 //! ```
 //!
 //! Each poll costs one socket dump; the process scan runs only in polls where a socket
@@ -20,12 +20,10 @@ use std::time::{Instant, SystemTime};
 use crate::ExitCode;
 use crate::config::{Config, Needs, OutputFormat, WatchSpec};
 use crate::enrich::exe::Executables;
-use crate::enrich::suspicious;
 use crate::filter;
 use crate::model::{Entry, Family, Protocol, Socket};
-use crate::pipeline;
 use crate::pipeline::report::{self, Repeats};
-use crate::source;
+use crate::pipeline::{self, Plan};
 use crate::sys::signals::{Stop, StopSignals};
 use crate::text::counts;
 use event::{EventWriter, Kind};
@@ -77,6 +75,8 @@ pub fn stopped(stop: Stop) -> ExitCode {
 struct Watcher<'a> {
     spec: &'a WatchSpec,
     config: &'a Config,
+    /// Every poll collects; a poll with new sockets attributes and enriches them fully.
+    plan: Plan,
     tracker: Tracker,
     writer: EventWriter,
     repeats: Repeats,
@@ -87,6 +87,7 @@ impl<'a> Watcher<'a> {
         Watcher {
             spec,
             config,
+            plan: Plan::new(config, Needs::EVERYTHING).polling(),
             tracker: Tracker::default(),
             writer: EventWriter::new(config.format == OutputFormat::Jsonl),
             repeats: Repeats::default(),
@@ -101,7 +102,7 @@ impl<'a> Watcher<'a> {
         out: &mut dyn Write,
         err: &mut dyn Write,
     ) -> io::Result<Option<()>> {
-        let collected = source::collect(&pipeline::request(self.config));
+        let collected = pipeline::collect(&self.plan);
         // Which source fed each table is said once; failures and warnings when they start.
         self.repeats.report(
             report::source_lines(&collected, first && self.config.verbose),
@@ -113,10 +114,10 @@ impl<'a> Watcher<'a> {
             .filter(|r| r.source.is_some())
             .map(|r| (r.protocol, r.family))
             .collect();
-        let Some(sockets) = pipeline::keep(collected, self.config) else {
+        if collected.nothing_read() {
             return Ok(None);
-        };
-        let (new, closed) = self.tracker.compare(sockets, &read);
+        }
+        let (new, closed) = self.tracker.compare(collected.sockets, &read);
         let opened = self.look_at(&new, first, err)?;
         self.tracker.admit(&new, &opened);
         let time = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -133,7 +134,9 @@ impl<'a> Watcher<'a> {
         Ok(Some(()))
     }
 
-    /// Attribute and inspect new sockets; return those the process filters keep, sorted.
+    /// Attribute, select and enrich the new sockets: those the process filters keep, sorted,
+    /// with their executables and findings. The owners are looked for only now, and only for
+    /// these: most polls find nothing new and read no process at all.
     fn look_at(
         &self,
         new: &[Socket],
@@ -143,26 +146,30 @@ impl<'a> Watcher<'a> {
         if new.is_empty() {
             return Ok(Vec::new());
         }
-        let listing = pipeline::attribute(new.to_vec(), self.config, Needs::EVERYTHING);
+        let plan = &self.plan;
+        let begun = pipeline::begin(plan);
+        // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
+        let listing = pipeline::attribute(new.to_vec(), begun, plan).unwrap_or_default();
+        let listing = pipeline::enrich(pipeline::select(listing, &plan.filter), plan);
         if first {
             listing.report_attribution(self.config, err)?;
         }
         Ok(listing
             .entries
             .into_iter()
-            .map(|entry| subject(entry, &listing.exes, self.config))
+            .map(|entry| subject(entry, &listing.exes))
             .collect())
     }
 }
 
-fn subject(entry: Entry, exes: &Executables, config: &Config) -> Subject {
+fn subject(mut entry: Entry, exes: &Executables) -> Subject {
     Subject {
         exes: entry
             .processes
             .iter()
             .map(|p| exes.get(p.pid).map(<[u8]>::to_vec))
             .collect(),
-        findings: suspicious::inspect(&entry, exes, &config.proc_root),
+        findings: std::mem::take(&mut entry.findings),
         entry,
     }
 }

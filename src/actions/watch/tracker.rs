@@ -121,6 +121,7 @@ mod tests {
                 socket,
                 processes: Vec::new(),
                 owner_unknown: None,
+                findings: Vec::new(),
             },
             exes: Vec::new(),
             findings: Vec::new(),

@@ -38,6 +38,7 @@ fn entry(addr: &str, holders: &[(u32, u32)], unknown: Option<OwnerUnknownReason>
             })
             .collect(),
         owner_unknown: unknown,
+        findings: Vec::new(),
     }
 }
 

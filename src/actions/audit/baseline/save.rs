@@ -16,7 +16,7 @@ use crate::ExitCode;
 use crate::actions::audit::identity::{Identifier, Identity};
 use crate::config::{Config, Needs};
 use crate::filter::ephemeral::EphemeralPorts;
-use crate::pipeline::{self, Listing};
+use crate::pipeline::{self, Listing, Plan};
 use crate::text::counts;
 
 /// Why the baseline could not be written.
@@ -48,7 +48,13 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<ExitCode> {
-    let Some(listing) = pipeline::gather(config, Needs::EVERYTHING, err)? else {
+    // A listener's identity is its holders and their executables; findings are not recorded.
+    let needs = Needs {
+        findings: false,
+        ..Needs::EVERYTHING
+    };
+    let plan = Plan::new(config, needs);
+    let Some(listing) = pipeline::gather(&plan, config.verbose, err)? else {
         return Ok(ExitCode::NoSource);
     };
     let identities = identify(&listing, config);

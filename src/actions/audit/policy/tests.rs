@@ -44,6 +44,7 @@ fn listener(
             uid: Some(uid),
         }],
         owner_unknown: None,
+        findings: Vec::new(),
     };
     (entry, identity)
 }
