@@ -1,31 +1,36 @@
 //! lsports: which ports on this machine have a service listening, and who owns them.
 //!
 //! The stages sit at the top of `src/`, over plain data ([`model`]) and a plain
-//! configuration ([`config`]); [`pipeline`] stitches them; the [`actions`] are thin layers
-//! over the pipeline:
+//! configuration ([`config`]). Every action goes through the one pipeline, whose stages are
+//! the functions of [`pipeline`], each taking and giving plain data:
 //!
 //! ```text
 //! cli ──> config: Config, Action and its specs, Column, RenderOptions     (plain data)
 //!
-//! pipeline::gather, for every action that reads sockets:
-//!   collect    source/    netlink sock_diag, /proc/net fallback     -> Vec<Socket>
-//!   select     filter/    port, address, exposure, ephemeral        -> Vec<Socket>
-//!   attribute  process/   BPF iterator or /proc/*/fd walk, by inode -> Vec<Entry>
-//!   select     filter/    pid, user, program; display order         -> Vec<Entry>
-//!   enrich     enrich/    executables (exe)                         -> Listing
-//! render       render/    table, CSV, JSON, JSONL, Prometheus (RenderOptions, any writer);
-//!                         names and suspicious flags are looked up here, from enrich/
+//! pipeline::Plan::new(config, needs): what to collect, how owners are found, what to read
+//!   collect    source/    netlink sock_diag (ports filtered by the kernel), /proc/net
+//!                         fallback; then the socket filters (port, address, exposure,
+//!                         ephemeral)                                    -> Vec<Socket>
+//!   attribute  process/   BPF iterator or /proc/*/fd walk, by inode    -> Listing (entries)
+//!   select     filter/    pid, user, program; display order            -> Listing
+//!   enrich     enrich/    executables, suspicious-listener findings    -> Listing
+//!   render     render/    table, CSV, JSON, JSONL, Prometheus: formatting only, to any writer
 //!
-//! actions/   list, audit/ (baseline/, policy/, identity, tomlfile), watch/, continuous
-//!            (-c), wait/, capture, generate/ (man page, completions)
+//! actions/   each picks what to collect and read, and what to do with the result:
+//!            list (gather, render), audit/ (gather, judge; baseline/, policy/, identity,
+//!            tomlfile), watch/ (collect each poll; attribute and enrich what is new),
+//!            continuous (-c: every stage each poll), wait (collect narrowed to the waited
+//!            ports), capture, generate/ (man page, completions)
 //! snapshot/  a proc tree captured to a file, and opened to read instead of /proc
 //! text/      sanitize, safe JSON, durations, pid lists, counts
 //! sys/       procroot (the one way into a proc root), signals, timing;   error.rs
 //! ```
 //!
-//! Socket filters run before attribution so process details are read only for sockets that
-//! can be shown, and attribution is skipped when nothing shown needs processes
-//! ([`config::Config::needs`]: what the format, each column and the filters need).
+//! Socket filters run in collect, before attribution, so process details are read only for
+//! sockets that can be shown; attribution is skipped, and executables and findings are not
+//! read, when nothing shown or used needs them ([`config::Config::needs`]: what the format,
+//! each column and the filters need). Attribution is begun before collecting, so the walk (or
+//! the loading of the BPF iterator) overlaps with it.
 //!
 //! The import graph has no cycle between these top-level modules, and `src/` keeps at most 16
 //! of them (`tests/module_graph.rs`): configuration, model, text and sys at the bottom; the
