@@ -311,7 +311,8 @@ pub struct Cli {
             Linux 5.8 or later with BTF, the live /proc) on a host with 8,192 open files or \
             more; otherwise the /proc/*/fd walk, which is faster on smaller hosts. -v says \
             which ran and why. bpf: the iterator only; exit 1 naming what is missing when it \
-            cannot run. walk: the /proc/*/fd walk only.",
+            cannot run (watch, -c and --wait keep polling with the walk, and -v says why). \
+            walk: the /proc/*/fd walk only.",
         global = true
     )]
     pub attribution: AttributionChoice,
