@@ -93,10 +93,11 @@ impl Plan {
     }
 }
 
-/// The sockets to show, sorted, with what the process scan could not see.
+/// The entries as they go from attribute through select and enrich to render, with what the
+/// process scan could not see.
 #[derive(Debug, Default)]
 pub struct Listing {
-    /// The kept entries, in display order.
+    /// One entry per socket; from select on, only those kept, in display order.
     pub entries: Vec<Entry>,
     /// Executables of their holders (empty unless asked for).
     pub exes: Executables,
