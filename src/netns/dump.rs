@@ -293,5 +293,6 @@ fn collect_request(
         choice,
         proc_root,
         snapshot: None,
+        ports: None,
     }
 }
