@@ -165,6 +165,14 @@ const LOOKUP_THREADS: usize = 16;
 /// is looked up once, by a small pool of detached threads, so a hung resolver costs at most
 /// `budget`.
 pub fn resolve_hosts(addrs: &[IpAddr], budget: Duration) -> HashMap<IpAddr, String> {
+    resolve_with(addrs, budget, reverse_lookup)
+}
+
+/// A lookup of one address's name: `getnameinfo`, or a stand-in in tests.
+type Lookup = fn(IpAddr) -> Option<String>;
+
+/// [`resolve_hosts`] with `lookup` for each address that needs one.
+fn resolve_with(addrs: &[IpAddr], budget: Duration, lookup: Lookup) -> HashMap<IpAddr, String> {
     let mut names = HashMap::new();
     let mut queue: Vec<IpAddr> = Vec::new();
     let mut seen = HashSet::new();
@@ -184,7 +192,7 @@ pub fn resolve_hosts(addrs: &[IpAddr], budget: Duration) -> HashMap<IpAddr, Stri
     for _ in 0..pending.min(LOOKUP_THREADS) {
         let (queue, tx) = (Arc::clone(&queue), tx.clone());
         // A pool that cannot grow only makes more addresses stay numeric.
-        let _ = std::thread::Builder::new().spawn(move || lookup_worker(&queue, &tx));
+        let _ = std::thread::Builder::new().spawn(move || lookup_worker(&queue, &tx, lookup));
     }
     drop(tx);
     let deadline = Instant::now() + budget;
@@ -202,13 +210,17 @@ pub fn resolve_hosts(addrs: &[IpAddr], budget: Duration) -> HashMap<IpAddr, Stri
 
 /// Take addresses off `queue` until it is empty (or nobody listens any more), sending each
 /// one's name.
-fn lookup_worker(queue: &Mutex<Vec<IpAddr>>, tx: &mpsc::Sender<(IpAddr, Option<String>)>) {
+fn lookup_worker(
+    queue: &Mutex<Vec<IpAddr>>,
+    tx: &mpsc::Sender<(IpAddr, Option<String>)>,
+    lookup: Lookup,
+) {
     loop {
         let next = queue.lock().ok().and_then(|mut q| q.pop());
         let Some(addr) = next else {
             return;
         };
-        if tx.send((addr, reverse_lookup(addr))).is_err() {
+        if tx.send((addr, lookup(addr))).is_err() {
             return;
         }
     }
@@ -242,6 +254,7 @@ fn reverse_lookup(addr: IpAddr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn services_parse_first_name_and_ignore_comments() {
@@ -296,20 +309,56 @@ mod tests {
         assert_eq!(users.name(4_000_000_123), None);
     }
 
+    /// Lookups running now, and the most that ever ran at once, across the stand-in lookups.
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static MOST_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
+    /// How many times each address was looked up.
+    static LOOKED_UP: Mutex<Vec<IpAddr>> = Mutex::new(Vec::new());
+
+    /// A resolver that names every address `hA-B-C-D` after a short wait, counting how many
+    /// lookups run at once; addresses in 198.51.100.0/24 never answer within the budget.
+    fn stand_in(addr: IpAddr) -> Option<String> {
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        MOST_AT_ONCE.fetch_max(now, Ordering::SeqCst);
+        LOOKED_UP.lock().unwrap().push(addr);
+        let hangs = matches!(addr, IpAddr::V4(v4) if v4.octets()[..3] == [198, 51, 100]);
+        std::thread::sleep(Duration::from_millis(if hangs { 3_000 } else { 1 }));
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        Some(format!("h{}", addr.to_string().replace('.', "-")))
+    }
+
     #[test]
     fn many_peers_are_looked_up_by_a_bounded_pool_within_the_budget() {
-        // Documentation-range addresses: no name, and no thread per address either.
-        let addrs: Vec<IpAddr> = (0..2000u32)
-            .map(|i| IpAddr::from([203, 0, 113, (i % 250) as u8]))
-            .chain((0..300u32).map(|i| IpAddr::from([198, 51, 100, (i % 250) as u8])))
+        // 500 distinct answering peers, each given 4 times, then 16 that hang: every answering
+        // peer is named, once, by at most 16 lookups at a time, and the hung ones cost only
+        // the budget (they take the whole pool once the others are done).
+        let answering: Vec<IpAddr> = (0..500u32)
+            .map(|i| IpAddr::from([203, 0, (113 + i / 250) as u8, (i % 250) as u8]))
             .collect();
+        let hanging = (0..16u8).map(|i| IpAddr::from([198, 51, 100, i]));
+        let mut addrs: Vec<IpAddr> = answering.iter().copied().cycle().take(2000).collect();
+        addrs.extend(hanging);
+        // Popped from the end of the queue: put the hung peers first so they are asked last.
+        addrs.reverse();
         let started = Instant::now();
-        let names = resolve_hosts(&addrs, Duration::from_millis(300));
+        let names = resolve_with(&addrs, Duration::from_millis(1_500), stand_in);
+        let took = started.elapsed();
         assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the budget holds"
+            took < Duration::from_millis(2_500),
+            "the budget holds: {took:?}"
         );
-        assert!(names.keys().all(|a| addrs.contains(a)));
+        for addr in &answering {
+            let want = format!("h{}", addr.to_string().replace('.', "-"));
+            assert_eq!(names.get(addr), Some(&want), "{addr}");
+        }
+        assert_eq!(names.len(), answering.len(), "hung peers stay numeric");
+        let most = MOST_AT_ONCE.load(Ordering::SeqCst);
+        assert!(most <= LOOKUP_THREADS, "{most} lookups at once");
+        let mut looked_up = LOOKED_UP.lock().unwrap().clone();
+        looked_up.sort_unstable();
+        let asked = looked_up.len();
+        looked_up.dedup();
+        assert_eq!(asked, looked_up.len(), "each address is looked up once");
     }
 
     #[test]
