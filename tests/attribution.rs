@@ -51,7 +51,7 @@ fn socket_inode(fd: i32) -> u64 {
 ///
 /// Other tests of this binary start processes: a child between fork and exec holds a copy of
 /// every fd, our sockets included, for a moment. A scan that caught one is taken again.
-fn scan_both(wanted: &HashSet<u64>) -> fdscan::FdScan {
+fn scan_both(wanted: &HashSet<u64>) -> lsports::process::Scan {
     for _ in 0..10 {
         let walked = fdscan::scan(Path::new("/proc"), wanted).unwrap();
         let kernel = bpf::scan(Path::new("/proc"), wanted).unwrap();
@@ -71,7 +71,11 @@ fn scan_both(wanted: &HashSet<u64>) -> fdscan::FdScan {
 
 /// Where a wanted socket has no holder, both paths count the same processes as refused (the
 /// iterator counts them only then: otherwise they explain nothing).
-fn assert_same_refusals(wanted: &HashSet<u64>, kernel: &fdscan::FdScan, walked: &fdscan::FdScan) {
+fn assert_same_refusals(
+    wanted: &HashSet<u64>,
+    kernel: &lsports::process::Scan,
+    walked: &lsports::process::Scan,
+) {
     if wanted.iter().any(|&inode| !kernel.holders.contains(inode)) {
         assert_eq!(kernel.denied, walked.denied, "both count the same refusals");
     }

@@ -194,6 +194,30 @@ fn fifos_as_process_files_leave_the_details_unknown() {
 }
 
 #[test]
+fn a_status_that_does_not_parse_is_a_warning_under_verbose() {
+    let tree = Tree::new();
+    fs::write(
+        tree.root().join("100/status"),
+        "Name:\tweb\nUid:\tthirty-three\n",
+    )
+    .unwrap();
+    let (listing, quiet) = tree.json();
+    let web = holder(&listing, 8080);
+    assert_eq!(
+        (web["pid"].as_u64(), web["uid"].as_u64()),
+        (Some(100), None)
+    );
+    assert!(!quiet.contains("status"), "only under -v: {quiet}");
+    let out = tree.run(&["-lt", "--json", "-v"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "lsports: warning: {}:2: field Uid",
+        tree.root().join("100/status").display()
+    );
+    assert!(stderr.lines().any(|l| l.starts_with(&want)), "{stderr}");
+}
+
+#[test]
 fn a_fifo_as_the_host_name_or_port_range_is_skipped() {
     let tree = Tree::new();
     tree.fifo("sys/kernel/hostname");

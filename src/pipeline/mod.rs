@@ -112,6 +112,9 @@ pub struct Listing {
     pub hidden: Option<ProcVisibility>,
     /// Which way owners were found (for `--verbose`).
     pub method: Option<process::Method>,
+    /// What went wrong while finding owners (a failed walking thread; under `--verbose`, a
+    /// process file that did not parse).
+    pub scan_warnings: Vec<process::ScanWarning>,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
@@ -187,6 +190,7 @@ pub fn attribute(
         hidden: hiding(&plan.proc_root),
         entries: attributed.entries,
         exes: Executables::default(),
+        scan_warnings: attributed.warnings,
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
@@ -229,6 +233,10 @@ impl Listing {
         if let (true, Some(method)) = (config.verbose, &self.method) {
             writeln!(err, "lsports: {method}")?;
         }
+        let warnings = self.scan_warnings.iter();
+        for warning in warnings.filter(|w| config.verbose || w.always_shown()) {
+            writeln!(err, "lsports: {warning}")?;
+        }
         // Said only when a shown socket lacks its owner because of it: `--port 9` showing
         // nothing, or every socket with its owner, has nothing to explain.
         let blamed = self
@@ -250,7 +258,11 @@ impl Listing {
 
     /// Whether every process could be inspected, so a socket without holders truly has none.
     pub fn saw_everything(&self) -> bool {
-        self.attributed && self.denied == 0 && self.scan_error.is_none() && self.hidden.is_none()
+        self.attributed
+            && self.denied == 0
+            && self.scan_error.is_none()
+            && self.hidden.is_none()
+            && !self.scan_warnings.iter().any(|w| w.hides_owners())
     }
 }
 

@@ -9,13 +9,13 @@
 //!
 //! Pids are emitted as the reader's pid namespace numbers them (the program reads the task's
 //! `struct pid` at the reader's level), so they match the reader's `/proc` even inside a
-//! container. The result has the shape of [`fdscan::scan`](super::fdscan::scan)'s, so both
-//! paths feed the same entry building and give the same listing.
+//! container. The result is the walk's [`Scan`], so both paths feed the same entry building
+//! and give the same listing.
 
-pub mod background;
 pub mod btf_digest;
 pub mod error;
 pub mod iterator;
+pub mod pass;
 pub mod preflight;
 pub mod records;
 
@@ -23,17 +23,19 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::confirm::Confirm;
-use super::fdscan::{self, FdScan};
+use super::fdscan;
+use super::holders::Scan;
 use super::info::DetailsReader;
 use crate::config::DetailFields;
 pub use error::BpfUnavailable;
+pub use pass::Pass;
 
 /// Where the kernel describes its own types.
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
 /// Find every (pid, fd) holding each inode in `wanted`, with the details of those pids read
 /// under `proc_root`, which must be this process's live `/proc`.
-pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<FdScan, BpfUnavailable> {
+pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<Scan, BpfUnavailable> {
     let checked = preflight::check(proc_root)?;
     let mut gather = Gather::new(proc_root, wanted, DetailFields::ALL);
     let (go, ready) = std::sync::mpsc::channel();
@@ -74,7 +76,7 @@ impl<'a> Gather<'a> {
     }
 
     /// The scan, in the shape the fd walk gives.
-    pub fn finish(self) -> FdScan {
+    pub fn finish(self) -> Scan {
         let wanted = self.selection.wanted();
         let (holders, processes) = self.selection.finish();
         let (details, mut denied) = self.confirm.finish_map();
@@ -85,11 +87,12 @@ impl<'a> Gather<'a> {
         if wanted.iter().any(|&inode| !holders.contains(inode)) {
             denied = denied.max(fdscan::count_denied(self.proc_root));
         }
-        FdScan {
+        Scan {
             holders,
             details,
             denied,
             scanned: processes,
+            warnings: Vec::new(),
         }
     }
 }

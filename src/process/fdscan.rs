@@ -19,10 +19,12 @@
 //! those processes are looked at again ([`rescue`]).
 //!
 //! A process that exits mid-scan is skipped. A process whose fds cannot be read (another
-//! user's, or non-dumpable) is counted, never mistaken for one without sockets.
+//! user's, or non-dumpable) is counted, never mistaken for one without sockets. A walking
+//! thread that panics loses the processes it had taken: they are counted and reported
+//! ([`ScanWarning::WalkerFailed`]), so their sockets show "permission", never "kernel".
 
+use std::collections::HashSet;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -31,9 +33,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
+use super::ScanWarning;
 use super::at::StackPath;
 use super::confirm::Confirm;
-use super::holders::Holders;
+use super::holders::{Holders, Scan};
 use super::info::{DetailsReader, ProcessDetails};
 use crate::config::DetailFields;
 use crate::model::Holder;
@@ -43,19 +46,6 @@ use crate::sys::procroot::ProcRoot;
 const DENTS_BUFFER: usize = 32 * 1024;
 /// `PF_KTHREAD` in `/proc/PID/stat` flags: kernel threads have no fds worth counting.
 const PF_KTHREAD: u64 = 0x0020_0000;
-
-/// The result of a scan.
-#[derive(Debug, Default)]
-pub struct FdScan {
-    /// Every holder of each wanted inode, sorted by (pid, fd).
-    pub holders: Holders,
-    /// Details of every pid that holds a wanted inode.
-    pub details: HashMap<u32, ProcessDetails>,
-    /// User processes whose fd directory could not be read.
-    pub denied: usize,
-    /// Processes whose fds were read.
-    pub scanned: usize,
-}
 
 /// Per-thread accumulator, merged at the end so threads never contend on a map.
 #[derive(Default)]
@@ -68,10 +58,12 @@ struct Partial {
     early: Vec<u32>,
     denied: usize,
     scanned: usize,
+    /// Pids this worker took off the shared list, whatever came of them.
+    claimed: usize,
 }
 
 /// Scan every process under `proc_root` for fds referring to the inodes in `wanted`.
-pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> io::Result<FdScan> {
+pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> io::Result<Scan> {
     start(proc_root, DetailFields::ALL).finish(wanted.clone())
 }
 
@@ -96,11 +88,28 @@ struct Shared {
     wanted: OnceLock<HashSet<u64>>,
     /// Set when the walk is dropped unfinished (nothing was collected): workers stop early.
     abandoned: AtomicBool,
+    /// See [`Knobs::panic_at`].
+    #[cfg(test)]
+    panic_at: Option<u32>,
+}
+
+/// What a test fixes about a walk, to take one path for sure rather than race for it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Knobs {
+    /// Walking threads to start: `None` for as many as pay off ([`worker_count`]).
+    threads: Option<usize>,
+    /// A walking thread panics when it takes this pid, as a bug would make it.
+    #[cfg(test)]
+    panic_at: Option<u32>,
 }
 
 /// Start walking every process under `proc_root`, to read the name and `fields` of each
 /// holder.
 pub fn start(proc_root: &Path, fields: DetailFields) -> Walk {
+    start_with(proc_root, fields, Knobs::default())
+}
+
+fn start_with(proc_root: &Path, fields: DetailFields, knobs: Knobs) -> Walk {
     let opened = ProcRoot::open(proc_root).and_then(|root| Ok((root.pids()?, root)));
     let shared = match opened {
         Ok((pids, root)) => Arc::new(Shared {
@@ -110,6 +119,8 @@ pub fn start(proc_root: &Path, fields: DetailFields) -> Walk {
             next: AtomicUsize::new(0),
             wanted: OnceLock::new(),
             abandoned: AtomicBool::new(false),
+            #[cfg(test)]
+            panic_at: knobs.panic_at,
         }),
         Err(error) => {
             return Walk {
@@ -120,7 +131,10 @@ pub fn start(proc_root: &Path, fields: DetailFields) -> Walk {
     };
     // A thread that cannot be made (a `pids.max` or `RLIMIT_NPROC` reached: just when an
     // admin reaches for this tool) is no failure: `finish` walks on its own thread too.
-    let workers = (0..worker_count(shared.pids.len()))
+    let threads = knobs
+        .threads
+        .unwrap_or_else(|| worker_count(shared.pids.len()));
+    let workers = (0..threads)
         .map_while(|_| {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -137,7 +151,7 @@ pub fn start(proc_root: &Path, fields: DetailFields) -> Walk {
 
 impl Walk {
     /// The holders of `wanted`, once every process has been scanned.
-    pub fn finish(mut self, wanted: HashSet<u64>) -> io::Result<FdScan> {
+    pub fn finish(mut self, wanted: HashSet<u64>) -> io::Result<Scan> {
         let shared = match &mut self.shared {
             Ok(shared) => Arc::clone(shared),
             Err(error) => {
@@ -150,12 +164,15 @@ impl Walk {
         let _ = shared.wanted.set(wanted);
         // This thread takes its share of what is left: all of it when no worker could start.
         let mut partials = vec![scan_worker(&shared)];
-        partials.extend(
-            std::mem::take(&mut self.workers)
-                .into_iter()
-                .map(|w| w.join().unwrap_or_default()),
-        );
+        let mut panics = Vec::new();
+        for worker in std::mem::take(&mut self.workers) {
+            match worker.join() {
+                Ok(partial) => partials.push(partial),
+                Err(panic) => panics.push(panic_message(&*panic)),
+            }
+        }
         crate::sys::timing::mark("walk: every process scanned");
+        let claimed: usize = partials.iter().map(|p| p.claimed).sum();
         // Always set by now; an empty set stands in rather than a panic.
         let empty = HashSet::new();
         let wanted = shared.wanted.get().unwrap_or(&empty);
@@ -165,8 +182,34 @@ impl Walk {
             .collect();
         let mut scan = merge(partials, wanted, &shared);
         rescue(&mut scan, wanted, &shared, early);
+        if !panics.is_empty() {
+            // The failed threads' processes are neither scanned nor denied: they are lost,
+            // and their sockets must not pass for the kernel's.
+            scan.warnings.push(ScanWarning::WalkerFailed {
+                processes: shared.pids.len().saturating_sub(claimed),
+                message: panics.join("; "),
+            });
+        }
         Ok(scan)
     }
+
+    /// Wait until every walking thread has ended, so that a test knows every process was
+    /// scanned before the wanted inodes are given.
+    #[cfg(test)]
+    fn wait_for_workers(&self) {
+        while self.workers.iter().any(|w| !w.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// What a thread panicked with, when it is text (as `panic!` and `expect` make it).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_owned())
 }
 
 /// Look again, for the wanted inodes still without a holder, at the processes that could hold
@@ -174,7 +217,7 @@ impl Walk {
 /// opened afterwards is in the collection) and those started since the walk listed `/proc`.
 /// Costs nothing when every socket has a holder; on a host with sockets no process holds (the
 /// kernel's own, nfsd or WireGuard), a second look at the early processes.
-fn rescue(scan: &mut FdScan, wanted: &HashSet<u64>, shared: &Shared, early: Vec<u32>) {
+fn rescue(scan: &mut Scan, wanted: &HashSet<u64>, shared: &Shared, early: Vec<u32>) {
     let missing: HashSet<u64> = wanted
         .iter()
         .copied()
@@ -238,8 +281,8 @@ fn worker_count(pids: usize) -> usize {
 
 /// One scan from the workers' partial results: the early processes' socket fds are sorted
 /// out now that `wanted` is known, and their holders' details read.
-fn merge(partials: Vec<Partial>, wanted: &HashSet<u64>, shared: &Shared) -> FdScan {
-    let mut scan = FdScan::default();
+fn merge(partials: Vec<Partial>, wanted: &HashSet<u64>, shared: &Shared) -> Scan {
+    let mut scan = Scan::default();
     let mut found = Vec::new();
     for mut partial in partials {
         // Left only by workers that ended before the sockets were collected (a small host).
@@ -288,6 +331,11 @@ fn scan_worker(shared: &Shared) -> Partial {
         let Some(&pid) = shared.pids.get(index) else {
             break;
         };
+        partial.claimed += 1;
+        #[cfg(test)]
+        if shared.panic_at == Some(pid) && std::thread::current().name() == Some("fd-walk") {
+            panic!("walker stopped at pid {pid} by the test");
+        }
         sockets.clear();
         if shared.wanted.get().is_none() {
             partial.early.push(pid);
@@ -572,15 +620,36 @@ mod tests {
         std::os::unix::fs::symlink(format!("socket:[{inode}]"), dir.join(fd.to_string())).unwrap();
     }
 
+    /// A walk whose threads have all ended before it is finished: every process is scanned
+    /// before the wanted inodes are known, as on a host whose collection takes long.
+    fn walked_early(root: &Path) -> Walk {
+        let knobs = Knobs {
+            threads: Some(2),
+            ..Knobs::default()
+        };
+        let walk = start_with(root, DetailFields::ALL, knobs);
+        walk.wait_for_workers();
+        walk
+    }
+
+    /// A walk with no thread of its own: every process is scanned by `finish`, once the
+    /// wanted inodes are known, as on a host whose collection is quick.
+    fn walked_late(root: &Path) -> Walk {
+        let knobs = Knobs {
+            threads: Some(0),
+            ..Knobs::default()
+        };
+        start_with(root, DetailFields::ALL, knobs)
+    }
+
     #[test]
     fn sockets_opened_while_collecting_are_found_by_a_second_look() {
         let dir = tempfile::tempdir().unwrap();
         link(dir.path(), 100, 3, 1);
         link(dir.path(), 100, 5, 7);
-        let walk = start(dir.path(), DetailFields::ALL);
-        // Whether or not the workers have scanned pid 100 by now, the result is the same:
-        // pid 100 opening fd 4 and pid 200 starting while the sockets are collected.
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let walk = walked_early(dir.path());
+        // Pid 100, already scanned, opens fd 4, and pid 200 starts, while the sockets are
+        // collected: only a second look finds either.
         link(dir.path(), 100, 4, 2);
         link(dir.path(), 200, 3, 3);
         let scan = walk.finish(HashSet::from([1, 2, 3, 99])).unwrap();
@@ -597,20 +666,28 @@ mod tests {
     }
 
     #[test]
-    fn a_walk_finished_late_or_dropped_unfinished_is_sound() {
+    fn a_walk_finished_early_or_late_finds_every_holder_and_one_dropped_stops() {
         let dir = tempfile::tempdir().unwrap();
         for pid in 1..200 {
             link(dir.path(), pid, 3, u64::from(pid));
         }
-        // Finished after every worker is done: every holder comes from the early list.
-        let walk = start(dir.path(), DetailFields::ALL);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let scan = walk.finish((1..200).collect()).unwrap();
-        for pid in 1..200 {
-            assert_eq!(scan.holders.of(u64::from(pid)), [Holder { pid, fd: 3 }]);
+        // Scanned before the inodes are known (sorted out at the end), and after (sorted out
+        // as scanned): the same holders, details and counts.
+        for (path, walk) in [
+            ("early", walked_early(dir.path())),
+            ("late", walked_late(dir.path())),
+        ] {
+            let scan = walk.finish((1..200).collect()).unwrap();
+            for pid in 1..200 {
+                let got = scan.holders.of(u64::from(pid));
+                assert_eq!(got, [Holder { pid, fd: 3 }], "{path}");
+                let name = format!("p{pid}");
+                assert_eq!(scan.details[&pid].name.as_deref(), Some(name.as_bytes()));
+            }
+            assert_eq!(scan.details.len(), 199, "{path}");
+            assert_eq!((scan.scanned, scan.denied), (199, 0), "{path}");
+            assert!(scan.warnings.is_empty(), "{path}: {:?}", scan.warnings);
         }
-        assert_eq!(scan.details.len(), 199);
-        assert_eq!(scan.scanned, 199);
         // Dropped unfinished: the workers stop on their own, nothing panics.
         drop(start(dir.path(), DetailFields::ALL));
     }
@@ -621,9 +698,7 @@ mod tests {
         for pid in 1..100 {
             link(dir.path(), pid, 3, u64::from(pid));
         }
-        // Scanned before the sockets are known, as on a host whose collection takes long.
-        let walk = start(dir.path(), DetailFields::ALL);
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        let walk = walked_early(dir.path());
         // Pid 42 exits and an unrelated process takes its number: its fd 3 is another socket.
         std::fs::remove_dir_all(dir.path().join("42")).unwrap();
         link(dir.path(), 42, 3, 4242);
@@ -637,6 +712,33 @@ mod tests {
         );
         assert_eq!(scan.holders.of(41), [Holder { pid: 41, fd: 3 }]);
         assert_eq!(scan.details[&41].name.as_deref(), Some(&b"p41"[..]));
+    }
+
+    #[test]
+    fn a_panicked_walker_is_reported_and_its_processes_are_not_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        for pid in 1..100 {
+            link(dir.path(), pid, 3, u64::from(pid));
+        }
+        // One walking thread takes pids 1 to 50 and panics at 50; the rest are left to
+        // `finish`, which scans them.
+        let knobs = Knobs {
+            threads: Some(1),
+            panic_at: Some(50),
+        };
+        let walk = start_with(dir.path(), DetailFields::ALL, knobs);
+        walk.wait_for_workers();
+        let scan = walk.finish((1..100).collect()).unwrap();
+        let [ScanWarning::WalkerFailed { processes, message }] = &scan.warnings[..] else {
+            panic!("one failed walker: {:?}", scan.warnings);
+        };
+        assert_eq!(*processes, 50, "pids 1 to 50 were lost");
+        assert!(message.contains("pid 50"), "{message}");
+        for pid in 51..100 {
+            assert_eq!(scan.holders.of(u64::from(pid)), [Holder { pid, fd: 3 }]);
+        }
+        assert!((1..=50).all(|inode| scan.holders.of(inode).is_empty()));
+        assert_eq!(scan.scanned, 49);
     }
 
     #[test]

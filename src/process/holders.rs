@@ -1,9 +1,31 @@
-//! Which (pid, fd) pairs hold each socket inode, as both attribution paths find them.
+//! What both attribution paths find, in one shape ([`Scan`]): which (pid, fd) pairs hold each
+//! socket inode, the details of those processes, and what could not be seen.
 //!
-//! Kept as two sorted columns rather than a map of lists: a busy host has tens of thousands of
-//! wanted inodes, most with one holder, and a list per inode would be an allocation each.
+//! The holders are kept as two sorted columns rather than a map of lists: a busy host has tens
+//! of thousands of wanted inodes, most with one holder, and a list per inode would be an
+//! allocation each.
 
+use std::collections::HashMap;
+
+use super::ScanWarning;
+use super::info::ProcessDetails;
 use crate::model::Holder;
+
+/// What a scan found, by the `/proc/*/fd` walk or the kernel iterator alike.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Every holder of each wanted inode, sorted by (pid, fd).
+    pub holders: Holders,
+    /// Details of every pid that holds a wanted inode.
+    pub details: HashMap<u32, ProcessDetails>,
+    /// User processes whose fds could not be read.
+    pub denied: usize,
+    /// Processes whose fds were read: by the walk, every process; by the kernel iterator, every
+    /// process holding at least one socket (it never sees the others).
+    pub scanned: usize,
+    /// What went wrong on the way (a walking thread that failed, a file that did not parse).
+    pub warnings: Vec<ScanWarning>,
+}
 
 /// Every holder of each inode, sorted by (inode, pid, fd).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

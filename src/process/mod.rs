@@ -1,28 +1,45 @@
 //! Who holds each socket: socket inodes are mapped to every (pid, fd) holding them, then
 //! details are read for just those pids.
 //!
-//! Two ways find the holders ([`strategy`]): the kernel's BPF `task_file` iterator ([`bpf`]),
-//! one pass in the kernel where root may load it, and the `/proc/*/fd` walk ([`fdscan`]), one
-//! `readlinkat` per fd, which works for anyone and is faster on small hosts. Both give the
-//! same [`fdscan::FdScan`], so the listing does not depend on which ran.
+//! Attribution reads in one pass, from [`start`] to [`Attributed`]:
+//!
+//! ```text
+//! start(proc_root, choice)  ->  Started { plan }      before the sockets are collected
+//!   strategy::plan: Plan::Walk   fdscan::Walk          the /proc/*/fd walk, already walking
+//!                   Plan::Bpf    bpf::Pass             the kernel iterator, loading
+//!                   Plan::Refused                      `--attribution bpf` that cannot run
+//! Started::finish(sockets)  ->  Scan                   the same shape from either path
+//!                           ->  Attributed             one Entry per socket, the Method, warnings
+//! ```
+//!
+//! Two paths find the holders ([`strategy`] chooses): the kernel's BPF `task_file` iterator
+//! ([`bpf`]), one pass in the kernel where root may load it, and the `/proc/*/fd` walk
+//! ([`fdscan`]), one `readlinkat` per fd, which works for anyone and is faster on small hosts.
+//! Both give the same [`Scan`], so the listing does not depend on which ran. The walk runs
+//! while the sockets are collected; the kernel iterator only loads meanwhile, and visits the
+//! processes once the sockets are known (see [`bpf::iterator::run`] for why).
 
 pub mod at;
 pub mod bpf;
 pub mod confirm;
+pub mod entries;
 pub mod fdscan;
 pub mod holders;
 pub mod info;
 pub mod strategy;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::fmt;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::{AttributionChoice, DetailFields};
-use crate::model::{Entry, Holder, OwnerProcess, OwnerUnknownReason, Socket};
+use crate::error::ParseWarning;
+use crate::model::{Entry, Socket};
+use crate::text::counts::count;
 pub use bpf::BpfUnavailable;
-use info::ProcessDetails;
-pub use strategy::{Method, Scanned};
+pub use holders::Scan;
+pub use strategy::Method;
 
 /// Sockets with their owners, and what the scan could not see.
 #[derive(Debug, Default)]
@@ -38,17 +55,67 @@ pub struct Attributed {
     pub scan_error: Option<io::Error>,
     /// Which way the owners were found, and why the BPF iterator was not used.
     pub method: Method,
+    /// What went wrong on the way; each says whether it is shown without `--verbose`
+    /// ([`ScanWarning::always_shown`]).
+    pub warnings: Vec<ScanWarning>,
 }
 
-/// Attribution begun before the sockets are collected, so the walk, or the loading of the
-/// BPF iterator, overlaps with the collection (the iterator's pass itself runs once
-/// [`Started::finish`] is given the collected sockets).
+/// Something the scan met that the user may need to know, on stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanWarning {
+    /// A thread of the `/proc` walk panicked: the processes it had taken were not inspected,
+    /// so their sockets show no owner (reason "permission", as for a failed scan).
+    WalkerFailed {
+        /// Processes taken by the thread, whose results were lost.
+        processes: usize,
+        /// The panic's message.
+        message: String,
+    },
+    /// A process file was read but did not parse (a `status` without a usable `Uid:` line):
+    /// the field is left unknown. The live kernel writes these files well-formed; a fixture
+    /// tree or an edited snapshot may not.
+    Unparsed(ParseWarning),
+}
+
+impl ScanWarning {
+    /// Whether the warning is shown without `--verbose`: a failed walker hides owners that
+    /// are there, while an unknown uid is visible in the listing itself.
+    pub fn always_shown(&self) -> bool {
+        matches!(self, ScanWarning::WalkerFailed { .. })
+    }
+
+    /// Whether owners may be missing because of it.
+    pub fn hides_owners(&self) -> bool {
+        matches!(self, ScanWarning::WalkerFailed { .. })
+    }
+}
+
+impl fmt::Display for ScanWarning {
+    /// The stderr line, without the `lsports: ` prefix.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScanWarning::WalkerFailed { processes, message } => write!(
+                f,
+                "{} not inspected: a /proc walk thread failed ({message}), so their sockets may \
+                 show no owner; this is a bug in lsports, please report it",
+                count(*processes, "process")
+            ),
+            ScanWarning::Unparsed(warning) => write!(f, "warning: {warning}"),
+        }
+    }
+}
+
+/// Attribution begun before the sockets are collected: the walk runs, or the kernel iterator
+/// loads, while they are; [`Started::finish`] attributes the collected sockets.
 ///
-/// A `Started` dropped unfinished (nothing was collected) leaves its thread to end on its own:
-/// the iterator holds nothing but file descriptors, closed when it ends or the process exits.
+/// A `Started` dropped unfinished (nothing was collected) stops its walk, or leaves its
+/// iterator thread to end on its own: it holds nothing but file descriptors, closed when it
+/// ends or the process exits.
 #[derive(Debug)]
 pub struct Started {
-    scan: strategy::Started,
+    proc_root: PathBuf,
+    fields: DetailFields,
+    plan: strategy::Plan,
     /// Processes outside this PID namespace may hold sockets unseen.
     nested: bool,
 }
@@ -57,7 +124,9 @@ pub struct Started {
 /// `fields` of each holder.
 pub fn start(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Started {
     Started {
-        scan: strategy::start(proc_root, choice, fields),
+        proc_root: proc_root.to_path_buf(),
+        fields,
+        plan: strategy::plan(proc_root, choice, fields),
         nested: info::in_nested_pid_namespace(proc_root),
     }
 }
@@ -66,15 +135,19 @@ impl Started {
     /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
     /// cannot run here, naming the missing piece.
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
-        let scanned = self.scan.finish(wanted_inodes(&sockets))?;
-        Ok(attributed(sockets, scanned, self.nested))
+        let wanted = wanted_inodes(&sockets);
+        let (scan, method) = self.plan.finish(&self.proc_root, self.fields, wanted)?;
+        Ok(attributed(sockets, scan, method, self.nested))
     }
 
     /// Attribute `sockets`, walking `/proc` when the BPF iterator cannot run, whatever the
     /// choice ([`Attributed::method`] says why): for callers with nowhere to report a refusal.
     pub fn finish_or_walk(self, sockets: Vec<Socket>) -> Attributed {
-        let scanned = self.scan.finish_or_walk(wanted_inodes(&sockets));
-        attributed(sockets, scanned, self.nested)
+        let wanted = wanted_inodes(&sockets);
+        let (scan, method) = self
+            .plan
+            .finish_or_walk(&self.proc_root, self.fields, wanted);
+        attributed(sockets, scan, method, self.nested)
     }
 }
 
@@ -87,94 +160,113 @@ fn wanted_inodes(sockets: &[Socket]) -> HashSet<u64> {
         .collect()
 }
 
-/// One entry per socket, with its holders from `scanned`; `nested` when this PID namespace is
-/// not the initial one.
-fn attributed(sockets: Vec<Socket>, scanned: Scanned, nested: bool) -> Attributed {
-    let (scan, scan_error) = match scanned.scan {
+/// One entry per socket, with its holders from `scan` (found the way `method` says); `nested`
+/// when this PID namespace is not the initial one.
+fn attributed(
+    sockets: Vec<Socket>,
+    scan: io::Result<Scan>,
+    method: Method,
+    nested: bool,
+) -> Attributed {
+    let (mut scan, scan_error) = match scan {
         Ok(scan) => (scan, None),
-        Err(error) => (fdscan::FdScan::default(), Some(error)),
+        Err(error) => (Scan::default(), Some(error)),
     };
     // A failed scan hides every owner: report it as a permission problem, the likely cause.
-    let view = View {
-        blind: scan.denied > 0 || scan_error.is_some(),
+    let view = entries::View {
+        blind: scan.denied > 0
+            || scan_error.is_some()
+            || scan.warnings.iter().any(ScanWarning::hides_owners),
         nested,
     };
-    let entries = sockets
-        .into_iter()
-        .map(|socket| {
-            let holders = scan.holders.of(socket.inode);
-            make_entry(socket, holders, &scan.details, view)
-        })
-        .collect();
+    let entries = entries::build(sockets, &scan, view);
+    let mut warnings = std::mem::take(&mut scan.warnings);
+    warnings.extend(unparsed(&scan));
     Attributed {
         entries,
         denied: scan.denied,
         scanned: scan.scanned,
         scan_error,
-        method: scanned.method,
+        method,
+        warnings,
     }
 }
 
-/// What the scan could see, which decides why a socket without holders has none.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct View {
-    /// Some processes could not be inspected, or `/proc` could not be scanned.
-    pub blind: bool,
-    /// The PID namespace is not the initial one: processes outside it are not seen.
-    pub nested: bool,
+/// The files of the holders that did not parse, in pid order.
+fn unparsed(scan: &Scan) -> Vec<ScanWarning> {
+    let mut pids: Vec<&u32> = scan.details.keys().collect();
+    pids.sort_unstable();
+    pids.into_iter()
+        .flat_map(|pid| &scan.details[pid].warnings)
+        .map(|warning| ScanWarning::Unparsed(warning.clone()))
+        .collect()
 }
 
-fn make_entry(
-    socket: Socket,
-    holders: &[Holder],
-    details: &HashMap<u32, ProcessDetails>,
-    view: View,
-) -> Entry {
-    let processes = owner_processes(holders, details);
-    let owner_unknown = processes.is_empty().then(|| unknown_reason(&socket, view));
-    Entry {
-        socket,
-        processes,
-        owner_unknown,
-        findings: Vec::new(),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Holder, OwnerUnknownReason, Protocol};
+    use info::ProcessDetails;
 
-/// One owner per pid (a process may hold the socket through several fds: keep the lowest).
-fn owner_processes(
-    holders: &[Holder],
-    details: &HashMap<u32, ProcessDetails>,
-) -> Vec<OwnerProcess> {
-    // Sized to the holders: an empty Vec grows to 4 on first push, and most sockets have one.
-    let mut owners: Vec<OwnerProcess> = Vec::with_capacity(holders.len());
-    for holder in holders {
-        if owners.last().is_some_and(|o| o.pid == holder.pid) {
-            continue;
+    fn socket(inode: u64) -> Socket {
+        Socket {
+            inode,
+            uid: 0,
+            ..Socket::listening(Protocol::Tcp, "127.0.0.1", 8000 + inode as u16)
         }
-        let found = details.get(&holder.pid);
-        owners.push(OwnerProcess {
-            pid: holder.pid,
-            fd: holder.fd,
-            name: found.and_then(|d| d.name.clone()),
-            cmdline: found.and_then(|d| d.cmdline.clone()),
-            uid: found.and_then(|d| d.uid),
-        });
     }
-    owners
-}
 
-/// Why nobody was found holding `socket`, given what the scan could see.
-pub fn unknown_reason(socket: &Socket, view: View) -> OwnerUnknownReason {
-    if socket.inode == 0 {
-        OwnerUnknownReason::Kernel
-    } else if view.blind {
-        OwnerUnknownReason::Permission
-    } else if view.nested {
-        // A file refers to it, so some process holds it: never "kernel" from here.
-        OwnerUnknownReason::OutsidePidNamespace
-    } else if socket.uid == 0 {
-        OwnerUnknownReason::Kernel
-    } else {
-        OwnerUnknownReason::NotFound
+    #[test]
+    fn a_failed_walker_leaves_ownerless_sockets_unexplained_not_kernel() {
+        let lost = ScanWarning::WalkerFailed {
+            processes: 3,
+            message: "boom".into(),
+        };
+        let scan = Scan {
+            holders: holders::Holders::from_pairs(vec![(1, Holder { pid: 7, fd: 3 })]),
+            warnings: vec![lost.clone()],
+            ..Scan::default()
+        };
+        let got = attributed(vec![socket(1), socket(2)], Ok(scan), Method::Walk, false);
+        assert_eq!(got.entries[0].processes[0].pid, 7);
+        // Owned by root, held by nobody seen: "kernel" were every process inspected.
+        assert_eq!(
+            got.entries[1].owner_unknown,
+            Some(OwnerUnknownReason::Permission)
+        );
+        assert_eq!(got.warnings, std::slice::from_ref(&lost));
+        assert!(lost.always_shown());
+        let line = lost.to_string();
+        assert!(line.starts_with("3 processes not inspected: a /proc walk thread failed (boom)"));
+        // Without the warning, the same scan says "kernel".
+        let whole = attributed(vec![socket(2)], Ok(Scan::default()), Method::Walk, false);
+        let reason = whole.entries[0].owner_unknown;
+        assert_eq!(reason, Some(OwnerUnknownReason::Kernel));
+    }
+
+    #[test]
+    fn holders_files_that_did_not_parse_are_warnings_for_verbose() {
+        let unparsed = |pid: u32| ParseWarning {
+            path: format!("/t/{pid}/status"),
+            line: 2,
+            field: "Uid",
+            problem: "no uids".into(),
+        };
+        let details = |pid| ProcessDetails {
+            warnings: vec![unparsed(pid)],
+            ..ProcessDetails::default()
+        };
+        let scan = Scan {
+            details: [(9, details(9)), (4, details(4))].into(),
+            ..Scan::default()
+        };
+        let got = attributed(Vec::new(), Ok(scan), Method::Walk, false);
+        let want = [4, 9].map(|pid| ScanWarning::Unparsed(unparsed(pid)));
+        assert_eq!(got.warnings, want, "in pid order");
+        assert!(!want[0].always_shown() && !want[0].hides_owners());
+        assert_eq!(
+            want[0].to_string(),
+            "warning: /t/4/status:2: field Uid: no uids"
+        );
     }
 }

@@ -1,14 +1,14 @@
-//! Which way socket owners are found: the kernel BPF iterator where it can run and pays off,
+//! Which path finds the socket owners: the kernel BPF iterator where it can run and pays off,
 //! the `/proc/*/fd` walk otherwise, and a record of which ran and why, for `--verbose`.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::bpf::background::Background;
 use super::bpf::{self, BpfUnavailable};
-use super::fdscan::{self, FdScan};
+use super::fdscan;
+use super::holders::Scan;
 use crate::config::{AttributionChoice, DetailFields};
 
 /// Below this many open files on the host (`fs.file-nr`), `auto` walks `/proc`: loading the
@@ -54,49 +54,27 @@ impl fmt::Display for Method {
     }
 }
 
-/// What a scan found, and how.
+/// What a started attribution will do: the path chosen, already running.
 #[derive(Debug)]
-pub struct Scanned {
-    /// The holders and their details; an error when the walk could not read the proc root.
-    pub scan: io::Result<FdScan>,
-    /// Which way ran.
-    pub method: Method,
-}
-
-/// A scan begun before the sockets are known: the kernel iterator ([`Background`]) or the walk
-/// ([`fdscan::Walk`]) runs while the sockets are collected.
-#[derive(Debug)]
-pub struct Started {
-    proc_root: PathBuf,
-    fields: DetailFields,
-    plan: Plan,
-}
-
-/// What a started scan will do.
-#[derive(Debug)]
-enum Plan {
-    /// Walk, as asked, or saying why the iterator was not used.
+pub enum Plan {
+    /// The `/proc/*/fd` walk, as asked, or saying why the iterator was not used.
     Walk(fdscan::Walk, Method),
+    /// The kernel iterator, loading on its own thread.
+    Bpf(bpf::Pass),
     /// `bpf` was asked for and cannot run.
     Refused(BpfUnavailable),
-    /// The iterator is running.
-    Kernel(Background),
 }
 
-/// Start a scan the way `choice` says, to read the name and `fields` of each holder.
-pub fn start(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Started {
-    let plan = match choice {
+/// Choose the path the way `choice` says, and start it, to read the name and `fields` of each
+/// holder.
+pub fn plan(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Plan {
+    match choice {
         AttributionChoice::Walk => Plan::Walk(fdscan::start(proc_root, fields), Method::Walk),
         AttributionChoice::Bpf => match bpf::preflight::check(proc_root) {
-            Ok(checked) => Plan::Kernel(Background::start(checked)),
+            Ok(checked) => Plan::Bpf(bpf::Pass::start(checked)),
             Err(why) => Plan::Refused(why),
         },
         AttributionChoice::Auto => plan_auto(proc_root, fields),
-    };
-    Started {
-        proc_root: proc_root.to_path_buf(),
-        fields,
-        plan,
     }
 }
 
@@ -114,7 +92,7 @@ fn plan_auto(proc_root: &Path, fields: DetailFields) -> Plan {
             fdscan::start(proc_root, fields),
             Method::WalkSmallHost { open_files },
         ),
-        _ => Plan::Kernel(Background::start(checked)),
+        _ => Plan::Bpf(bpf::Pass::start(checked)),
     }
 }
 
@@ -131,50 +109,43 @@ fn open_files(proc_root: &Path) -> Option<u64> {
         .ok()
 }
 
-impl Started {
-    /// Finish the scan for the inodes in `wanted`: `Err` only when `bpf` was asked for and
-    /// cannot run.
-    pub fn finish(self, wanted: HashSet<u64>) -> Result<Scanned, BpfUnavailable> {
-        let proc_root = self.proc_root.as_path();
-        match self.plan {
+/// A scan's outcome (an error when the walk could not read the proc root), and which way ran.
+pub type Outcome = (io::Result<Scan>, Method);
+
+impl Plan {
+    /// Finish the scan for the inodes in `wanted`, reading details under `proc_root`: `Err`
+    /// only when `bpf` was asked for and cannot run.
+    pub fn finish(
+        self,
+        proc_root: &Path,
+        fields: DetailFields,
+        wanted: HashSet<u64>,
+    ) -> Result<Outcome, BpfUnavailable> {
+        match self {
+            Plan::Walk(walk, method) => Ok((walk.finish(wanted), method)),
+            Plan::Bpf(pass) => Ok((Ok(pass.gather(proc_root, &wanted, fields)?), Method::Bpf)),
             Plan::Refused(why) => Err(why),
-            Plan::Kernel(background) => Ok(Scanned {
-                scan: Ok(background.gather(proc_root, &wanted, self.fields)?),
-                method: Method::Bpf,
-            }),
-            Plan::Walk(walk, method) => Ok(Scanned {
-                scan: walk.finish(wanted),
-                method,
-            }),
         }
     }
 
     /// Finish the scan for the inodes in `wanted`, walking `/proc` when the kernel iterator
     /// was not wanted or could not run: never refuses, whatever the choice.
-    pub fn finish_or_walk(self, wanted: HashSet<u64>) -> Scanned {
-        let proc_root = self.proc_root.as_path();
-        let method = match self.plan {
-            Plan::Walk(walk, method) => {
-                return Scanned {
-                    scan: walk.finish(wanted),
-                    method,
-                };
-            }
-            Plan::Refused(why) => Method::WalkFallback(why),
-            Plan::Kernel(background) => match background.gather(proc_root, &wanted, self.fields) {
-                Ok(scan) => {
-                    return Scanned {
-                        scan: Ok(scan),
-                        method: Method::Bpf,
-                    };
-                }
-                Err(why) => Method::WalkFallback(why),
+    pub fn finish_or_walk(
+        self,
+        proc_root: &Path,
+        fields: DetailFields,
+        wanted: HashSet<u64>,
+    ) -> Outcome {
+        let why = match self {
+            Plan::Walk(walk, method) => return (walk.finish(wanted), method),
+            Plan::Bpf(pass) => match pass.gather(proc_root, &wanted, fields) {
+                Ok(scan) => return (Ok(scan), Method::Bpf),
+                Err(why) => why,
             },
+            Plan::Refused(why) => why,
         };
-        Scanned {
-            scan: fdscan::start(proc_root, self.fields).finish(wanted),
-            method,
-        }
+        let walked = fdscan::start(proc_root, fields).finish(wanted);
+        (walked, Method::WalkFallback(why))
     }
 }
 
@@ -201,22 +172,24 @@ mod tests {
     fn a_fixture_tree_falls_back_under_auto_and_fails_under_bpf() {
         let dir = tempfile::tempdir().unwrap();
         let wanted = HashSet::new();
-        let walked = start(dir.path(), AttributionChoice::Auto, DetailFields::ALL)
-            .finish(wanted.clone())
+        let all = DetailFields::ALL;
+        let (walked, method) = plan(dir.path(), AttributionChoice::Auto, all)
+            .finish(dir.path(), all, wanted.clone())
             .unwrap();
-        assert!(walked.scan.is_ok());
+        assert!(walked.is_ok());
         assert!(matches!(
-            walked.method,
+            method,
             Method::WalkFallback(BpfUnavailable::NotLiveProc { .. })
         ));
-        let refused = start(dir.path(), AttributionChoice::Bpf, DetailFields::ALL)
-            .finish(wanted.clone())
+        let refused = plan(dir.path(), AttributionChoice::Bpf, all)
+            .finish(dir.path(), all, wanted.clone())
             .unwrap_err();
         assert_eq!(refused.kind(), "proc_root");
         // Where nothing can be reported, bpf walks instead and says why.
-        let walked =
-            start(dir.path(), AttributionChoice::Bpf, DetailFields::ALL).finish_or_walk(wanted);
-        assert!(matches!(walked.method, Method::WalkFallback(_)));
+        let (walked, method) =
+            plan(dir.path(), AttributionChoice::Bpf, all).finish_or_walk(dir.path(), all, wanted);
+        assert!(walked.is_ok());
+        assert!(matches!(method, Method::WalkFallback(_)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The iterator on its own thread, started before the sockets are known: the kernel reports
-//! every socket fd, so its pass can overlap with collecting the sockets, and the caller keeps
-//! the wanted ones as the output arrives.
+//! One pass of the iterator on its own thread, started before the sockets are known: loading
+//! it (most of its cost) overlaps with collecting the sockets; the pass itself runs once they
+//! are collected (see [`iterator::run`]), and the caller keeps the wanted ones as the output
+//! arrives.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -11,11 +12,11 @@ use super::error::BpfUnavailable;
 use super::preflight::Checked;
 use super::{Gather, iterator};
 use crate::config::DetailFields;
-use crate::process::fdscan::FdScan;
+use crate::process::holders::Scan;
 
-/// A running iterator: chunks of whole records as the kernel produces them, then the outcome.
+/// An iterator loading or running: chunks of whole records as the kernel produces them, then the outcome.
 #[derive(Debug)]
-pub struct Background {
+pub struct Pass {
     /// Tells the loaded iterator to start visiting processes (see [`iterator::run`]).
     go: Sender<()>,
     chunks: Receiver<Vec<u8>>,
@@ -28,14 +29,14 @@ enum Outcome {
     /// On its own thread, which says how it ended.
     Thread(JoinHandle<Result<(), BpfUnavailable>>),
     /// Nowhere yet: no thread could be made (a `pids.max` or `RLIMIT_NPROC` reached, just when
-    /// an admin reaches for this tool), so [`Background::gather`] runs it on the caller's
-    /// thread, without the overlap.
+    /// an admin reaches for this tool), so [`Pass::gather`] loads and runs it on the
+    /// caller's thread, without the overlap.
     Inline(Checked),
 }
 
-impl Background {
-    /// Load the iterator on a new thread; it runs once [`Background::gather`] is called.
-    pub fn start(checked: Checked) -> Background {
+impl Pass {
+    /// Load the iterator on a new thread; it runs once [`Pass::gather`] is called.
+    pub fn start(checked: Checked) -> Pass {
         let (sender, chunks) = mpsc::channel();
         let (go, ready) = mpsc::channel();
         let spawned = std::thread::Builder::new()
@@ -48,7 +49,7 @@ impl Background {
             });
         // `checked` is a copy: the thread that could not be made took only its own.
         let outcome = spawned.map_or(Outcome::Inline(checked), Outcome::Thread);
-        Background {
+        Pass {
             go,
             chunks,
             outcome,
@@ -63,7 +64,7 @@ impl Background {
         proc_root: &Path,
         wanted: &HashSet<u64>,
         fields: DetailFields,
-    ) -> Result<FdScan, BpfUnavailable> {
+    ) -> Result<Scan, BpfUnavailable> {
         let mut gather = Gather::new(proc_root, wanted, fields);
         // The sockets are collected: every one of them exists by now, so its holders will be
         // found. A thread that already failed has hung up, and says why below.
