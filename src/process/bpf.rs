@@ -12,7 +12,7 @@
 //! container. The result is the walk's [`Scan`], so both paths feed the same entry building
 //! and give the same listing.
 
-pub mod btf_digest;
+pub mod aya_workaround;
 pub mod error;
 pub mod iterator;
 pub mod pass;

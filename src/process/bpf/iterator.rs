@@ -8,15 +8,12 @@
 use std::error::Error;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::fd::AsRawFd;
-use std::ptr::NonNull;
 use std::sync::mpsc::Receiver;
 
 use aya::programs::{Iter, ProgramError};
-use aya::{Btf, Ebpf, EbpfLoader, Endianness};
+use aya::{Btf, Ebpf};
 
-use super::BTF_PATH;
-use super::btf_digest;
+use super::aya_workaround;
 use super::error::BpfUnavailable;
 use super::preflight::Checked;
 use super::records::RECORD_SIZE;
@@ -32,10 +29,14 @@ const READ_BUFFER: usize = 64 * 1024;
 /// with all their members. A struct added to the program must be added here (a test checks).
 pub(crate) const RELOCATED_STRUCTS: &[&str] =
     &["task_struct", "pid", "upid", "super_block", "inode", "file"];
-/// The iterator type: the program attaches to the kernel function `bpf_iter_task_file`.
+/// The iterator type, as the program's section names it (`SEC("iter/task_file")`).
 const ITER_TYPE: &str = "task_file";
-/// The kernel function named after [`ITER_TYPE`], whose BTF id is the attach point.
-const ITER_FUNC: &str = "bpf_iter_task_file";
+
+/// The kernel function whose BTF id is the attach point: aya looks it up as `bpf_iter_` and
+/// the iterator type.
+pub(crate) fn iter_func() -> String {
+    format!("bpf_iter_{ITER_TYPE}")
+}
 
 /// Load the iterator, wait for `go`, then run it, handing its output to `each` as it is read,
 /// in whole records (see `records`), so the caller can work on the first processes while the
@@ -79,206 +80,11 @@ pub fn run(
 /// Load, attach and open one pass of the iterator.
 fn open() -> Result<File, BpfUnavailable> {
     crate::sys::timing::mark("bpf: started");
-    let mut loader = loader_without_btf();
-    crate::sys::timing::mark("bpf: loader made");
-    let btf = KernelBtf::load()?;
-    crate::sys::timing::mark("bpf: kernel types digested");
-    let (mut ebpf, btf) = match loader.btf(Some(&btf.relocations)).load(OBJECT) {
-        Ok(ebpf) => (ebpf, btf),
-        // A digest that parses yet lacks what a relocation needs would be a bug of the
-        // digest, not of the kernel: the whole BTF still loads the program.
-        Err(_) if btf.attach.is_some() => {
-            let full = KernelBtf::full()?;
-            let ebpf = loader_without_btf()
-                .btf(Some(&full.relocations))
-                .load(OBJECT)
-                .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
-            (ebpf, full)
-        }
-        Err(e) => return Err(BpfUnavailable::Load(chain(&e))),
-    };
+    let (mut ebpf, btf) = aya_workaround::load(OBJECT, RELOCATED_STRUCTS, &iter_func())?;
     crate::sys::timing::mark("bpf: program loaded");
     let opened = open_iterator(&mut ebpf, btf.attach());
     crate::sys::timing::mark("bpf: iterator opened");
     opened
-}
-
-/// A loader that has not parsed the kernel's BTF: [`KernelBtf`] gives it a digest instead.
-///
-/// aya 0.14's `EbpfLoader::new` always parses `/sys/kernel/btf/vmlinux` for itself (about
-/// 20 ms of CPU and 15 MiB here), even when `.btf()` replaces it right after, and there is no
-/// other way to make a loader. So it is made on a short-lived thread that first takes a filesystem
-/// context of its own (`unshare(CLONE_FS)`: that thread's root and working directory, allowed
-/// in a multithreaded process) and changes its root to [`BLIND_ROOT`], where aya's read fails
-/// at once. The process's root never changes. Without `CAP_SYS_CHROOT` (a process with only
-/// `CAP_BPF` and `CAP_PERFMON`), or when the thread cannot start, the loader is made the
-/// normal way: slower, same result.
-///
-/// Remove once aya 0.15 or later is usable (its target BTF is parsed lazily, only when
-/// needed): it needs Rust 1.98.
-fn loader_without_btf() -> EbpfLoader<'static> {
-    let blinded = std::thread::Builder::new()
-        .name("bpf-loader".into())
-        .spawn(|| {
-            blind_to_kernel_btf();
-            EbpfLoader::new()
-        })
-        .ok()
-        .and_then(|thread| thread.join().ok());
-    let mut loader = blinded.unwrap_or_default();
-    // Whatever it parsed (on the fallback) is dropped before our BTF is made.
-    loader.btf(None);
-    loader
-}
-
-/// A directory with no `sys/kernel/btf/vmlinux` in it for sure (its entries are numbers), and
-/// present wherever the BPF path runs (it requires the live `/proc`).
-const BLIND_ROOT: &str = "/proc/self/fdinfo";
-
-/// Give the calling thread alone a root where the kernel's BTF cannot be found. Failure leaves
-/// the thread's view unchanged (at worst with a private copy of the same root and cwd).
-fn blind_to_kernel_btf() {
-    // SAFETY: unshare(CLONE_FS) takes no pointers; it gives this thread a private copy of the
-    // root, working directory and umask it shared with the other threads, so the chroot below
-    // affects this thread only.
-    if unsafe { libc::unshare(libc::CLONE_FS) } == 0 {
-        // Needs CAP_SYS_CHROOT; without it the loader parses the BTF, as it would anyway.
-        let _ = nix::unistd::chroot(BLIND_ROOT);
-    }
-}
-
-/// The kernel's BTF as aya uses it: to relocate the program's field accesses, and to find
-/// the iterator's attach point. Both are small digests (see `btf_digest`), or the same full
-/// parse when no digest can be made.
-struct KernelBtf {
-    relocations: Btf,
-    /// `None`: `relocations` is the full BTF and serves for both.
-    attach: Option<Btf>,
-}
-
-impl KernelBtf {
-    fn load() -> Result<KernelBtf, BpfUnavailable> {
-        let raw = RawBtf::open().map_err(|e| no_btf(e.to_string()))?;
-        let digest = match btf_digest::digest(raw.bytes(), RELOCATED_STRUCTS, ITER_FUNC) {
-            Ok(digest) => digest,
-            // Unexpected BTF: aya reads it whole, as it would have without the digest.
-            Err(_) => return Self::parse_whole(raw.bytes()),
-        };
-        // The raw bytes (5 MiB when read rather than mapped) are not needed once digested.
-        drop(raw);
-        let parse = |bytes: &[u8]| Btf::parse(bytes, Endianness::default());
-        match (parse(&digest.relocations), parse(&digest.attach)) {
-            (Ok(relocations), Ok(attach)) => Ok(KernelBtf {
-                relocations,
-                attach: Some(attach),
-            }),
-            // A digest aya refuses would be a bug here, not a kernel problem: read it whole.
-            _ => Self::full(),
-        }
-    }
-
-    /// The whole kernel BTF, parsed by aya: what a failed digest falls back to.
-    fn full() -> Result<KernelBtf, BpfUnavailable> {
-        Self::parse_whole(RawBtf::open().map_err(|e| no_btf(e.to_string()))?.bytes())
-    }
-
-    fn parse_whole(raw: &[u8]) -> Result<KernelBtf, BpfUnavailable> {
-        match Btf::parse(raw, Endianness::default()) {
-            Ok(relocations) => Ok(KernelBtf {
-                relocations,
-                attach: None,
-            }),
-            Err(e) => Err(no_btf(chain(&e))),
-        }
-    }
-
-    fn attach(&self) -> &Btf {
-        self.attach.as_ref().unwrap_or(&self.relocations)
-    }
-}
-
-/// The kernel BTF could not be read or parsed, for `reason`.
-fn no_btf(reason: String) -> BpfUnavailable {
-    BpfUnavailable::NoBtf {
-        path: BTF_PATH.into(),
-        reason,
-    }
-}
-
-/// The kernel's raw BTF: mapped where the kernel allows it (Linux 6.16 and later map the BTF
-/// itself, read-only: no copy, none of sysfs' 4 KiB reads, and no memory of this process),
-/// otherwise read once into a buffer of its size.
-enum RawBtf {
-    Mapped(Mapping),
-    Read(Vec<u8>),
-}
-
-impl RawBtf {
-    fn open() -> std::io::Result<RawBtf> {
-        let mut file = File::open(BTF_PATH)?;
-        let len = usize::try_from(file.metadata()?.len())
-            .map_err(|_| std::io::Error::from(ErrorKind::InvalidData))?;
-        if let Some(mapping) = Mapping::new(&file, len) {
-            return Ok(RawBtf::Mapped(mapping));
-        }
-        let mut bytes = Vec::with_capacity(len);
-        file.read_to_end(&mut bytes)?;
-        Ok(RawBtf::Read(bytes))
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            RawBtf::Mapped(mapping) => mapping.bytes(),
-            RawBtf::Read(bytes) => bytes,
-        }
-    }
-}
-
-/// A read-only private mapping of a whole file, unmapped on drop.
-struct Mapping {
-    start: NonNull<libc::c_void>,
-    len: usize,
-}
-
-impl Mapping {
-    /// Map `len` bytes of `file`, or `None` where the file cannot be mapped (older kernels).
-    fn new(file: &File, len: usize) -> Option<Mapping> {
-        if len == 0 {
-            return None;
-        }
-        // SAFETY: a new read-only mapping at an address the kernel picks (null hint), so it
-        // overlaps no existing memory; `file` is an open descriptor for the whole call.
-        let start = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if start == libc::MAP_FAILED {
-            return None;
-        }
-        NonNull::new(start).map(|start| Mapping { start, len })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `len` readable bytes from `start` stay mapped until `drop`, which the borrow
-        // of `self` outlasts; the kernel's BTF never changes (unlike a regular file's pages,
-        // which a truncation could take away under a mapping).
-        unsafe { std::slice::from_raw_parts(self.start.as_ptr().cast::<u8>(), self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: exactly the mapping made in `new`; no slice of it outlives `self`.
-        unsafe {
-            libc::munmap(self.start.as_ptr(), self.len);
-        }
-    }
 }
 
 /// Load the program as a `task_file` iterator, attach it and open one pass over it.
@@ -304,7 +110,7 @@ fn open_iterator(ebpf: &mut Ebpf, btf: &Btf) -> Result<File, BpfUnavailable> {
 }
 
 /// An error and its causes on one line: aya's outer messages alone rarely say which errno.
-fn chain(error: &dyn Error) -> String {
+pub(super) fn chain(error: &dyn Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -370,8 +176,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_iterator_function_is_named_after_its_type() {
-        assert_eq!(ITER_FUNC, format!("bpf_iter_{ITER_TYPE}"));
+    fn the_program_is_the_iterator_type_it_is_loaded_as() {
+        // `Iter::load(ITER_TYPE, ..)` attaches to `bpf_iter_<ITER_TYPE>`, whatever the program
+        // was written for: the object's section must name the same type, or the kernel would
+        // run it over other objects (the live-BTF test in `btf_digest` checks the function).
+        let section = format!("\0iter/{ITER_TYPE}\0");
+        assert!(
+            OBJECT
+                .windows(section.len())
+                .any(|name| name == section.as_bytes()),
+            "no section iter/{ITER_TYPE} in task_sockets.bpf.o"
+        );
+        assert_eq!(iter_func(), "bpf_iter_task_file");
     }
 
     #[test]
