@@ -22,6 +22,17 @@
 //! user's, or non-dumpable) is counted, never mistaken for one without sockets. A walking
 //! thread that panics loses the processes it had taken: they are counted and reported
 //! ([`ScanWarning::WalkerFailed`]), so their sockets show "permission", never "kernel".
+//!
+//! How fast, measured (README, "Performance": 1,000 processes and 131,000 fds, 2 cores, medians
+//! of 7 interleaved runs): `lsports -ltnup --attribution walk` takes 0.39 s, against 1.18 s for
+//! `ss -ltnup` and 1.30 s for `netstat -tulpn` (3.0× and 3.3× faster), which read every link by
+//! path. A minimal C walker (open, `getdents64`, `readlinkat`, nothing else) needs 0.63 s of
+//! one core, so no walk on two cores ends before about 0.31 s: this one is within a quarter of
+//! that floor, attribution and output included. `statx` per link (5 % cheaper) and
+//! `pidfd_getfd` + `fstat` (30 % cheaper) were measured and not taken: the first may block on
+//! a hung filesystem, the second holds and closes other processes' files. Against the `procfs`
+//! crate's walk (`Process::fd()` for every process): PLACEHOLDER, measured by the `proclayer`
+//! part of issue #12.
 
 use std::collections::HashSet;
 use std::collections::hash_map::Entry;

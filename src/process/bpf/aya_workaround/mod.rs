@@ -7,7 +7,7 @@
 //! Left to itself, it parses all of it, twice: `EbpfLoader::new` parses it unasked, and
 //! `Iter::load` wants it again as a parsed `Btf`. This module instead
 //! - makes the loader on a short-lived thread whose root is a directory without the BTF
-//!   ([`loader_without_btf`]), so aya's own parse fails at once and costs nothing;
+//!   (`loader_without_btf`), so aya's own parse fails at once and costs nothing;
 //! - reads the raw BTF once (mapped where the kernel allows it) and writes two small BTFs
 //!   holding just what aya consults ([`btf_digest`]), which aya parses in well under a
 //!   millisecond;
