@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lsports::cli::Cli;
 
@@ -35,22 +36,32 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether standard output was closed when lsports was started (`lsports >&-`). Rust's
-/// runtime opens /dev/null on a standard stream that is closed at start, so that no file
-/// opened later takes its number; it opens it read-write, while a shell's `>/dev/null` opens
-/// it write-only. Standard output read-write on /dev/null is therefore a closed one.
+/// Whether standard output was closed when lsports was started (`lsports >&-`), as
+/// [`note_closed_stdout`] saw it before Rust's runtime started.
 fn stdout_was_closed() -> bool {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    use nix::sys::stat::{SFlag, fstat, major, minor};
-    let read_write = fcntl(1, FcntlArg::F_GETFL)
-        .is_ok_and(|flags| OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDWR);
-    // /dev/null is character device 1:3 on every Linux.
-    let dev_null = fstat(1).is_ok_and(|st| {
-        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
-            && (major(st.st_rdev), minor(st.st_rdev)) == (1, 3)
-    });
-    read_write && dev_null
+    STDOUT_CLOSED_AT_START.load(Ordering::Relaxed)
 }
+
+/// Set when fd 1 was closed at exec.
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+/// Looks at fd 1 before `main`: Rust's runtime opens /dev/null on a standard stream that is
+/// closed at start (so that no file opened later takes its number), after which a closed
+/// stdout cannot be told from `>/dev/null` or Python's `subprocess.DEVNULL` (which opens it
+/// read-write too). Functions in the ELF `.init_array` run before the runtime's set-up.
+extern "C" fn note_closed_stdout() {
+    use nix::errno::Errno;
+    use nix::fcntl::{FcntlArg, fcntl};
+    let closed = fcntl(1, FcntlArg::F_GETFD) == Err(Errno::EBADF);
+    STDOUT_CLOSED_AT_START.store(closed, Ordering::Relaxed);
+}
+
+// SAFETY: `.init_array` holds `extern "C" fn()` pointers the loader calls once, before `main`
+// and before Rust's runtime set-up; `note_closed_stdout` only makes one fcntl call and stores a
+// flag, needing nothing from the runtime.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = note_closed_stdout;
 
 /// Standard output, or, when it was closed, a writer that refuses every write: the output
 /// would be lost, and a script must hear of it as it does of `>/dev/full`.

@@ -120,7 +120,8 @@ fn output_that_cannot_be_written_is_an_error_but_a_closed_pipe_is_not() {
     let script = "$LSPORTS -tln >&- 2>\"$WORLD_DIR/closed.err\"; echo \"closed=$?\"\n\
          $LSPORTS -tln >/dev/full 2>\"$WORLD_DIR/full.err\"; echo \"full=$?\"\n\
          $LSPORTS -tln 2>\"$WORLD_DIR/pipe.err\" | head -c 1 >/dev/null; echo \"pipe=${PIPESTATUS[0]}\"\n\
-         $LSPORTS --wait 1 --timeout 5s >&- 2>\"$WORLD_DIR/wait.err\"; echo \"wait=$?\"\n";
+         $LSPORTS --wait 1 --timeout 5s >&- 2>\"$WORLD_DIR/wait.err\"; echo \"wait=$?\"\n\
+         $LSPORTS -tln 1<>/dev/null 2>\"$WORLD_DIR/devnull.err\"; echo \"devnull=$?\"\n";
     let (text, _) = world.script_ok(script);
     let err = |name: &str| std::fs::read_to_string(world.dir().join(name)).unwrap();
     assert!(text.contains("closed=1"), "{text}\n{}", err("closed.err"));
@@ -141,6 +142,10 @@ fn output_that_cannot_be_written_is_an_error_but_a_closed_pipe_is_not() {
         "quietly: {}",
         err("pipe.err")
     );
+    // /dev/null opened read-write (Python's subprocess.DEVNULL opens it so) is a place to
+    // discard the output, not a closed stdout.
+    assert!(text.contains("devnull=0"), "{text}\n{}", err("devnull.err"));
+    assert_eq!(err("devnull.err"), "");
     // Nothing was to be written: a closed stdout is no loss.
     assert!(text.contains("wait=1"), "the wait times out: {text}");
     assert!(!err("wait.err").contains("closed"), "{}", err("wait.err"));
