@@ -6,15 +6,14 @@
 //! processes whose fds cannot be read are recorded as such, so that the opened snapshot says
 //! "owner unknown: permission" exactly as the live run would have.
 //!
-//! The file appears atomically: the archive is written to a temporary file in the target's
-//! directory, synced, then renamed into place (refusing to replace an existing file unless
-//! forced). Any failure drops the temporary file, so no half-written snapshot is ever left.
+//! The file appears atomically, written by the one atomic writer ([`crate::sys::atomic`]),
+//! private (0600) from creation on: refusing to replace an existing file unless forced, and
+//! leaving no half-written snapshot behind on any failure or on a signal.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::SnapshotError;
 use super::layout::{MANIFEST, PROCESS_FILES, TABLES};
@@ -22,8 +21,8 @@ use super::manifest::Manifest;
 use crate::model::{Family, Protocol};
 use crate::process::fdscan::parse_socket_link;
 use crate::source::procnet::{self, ByteOrder};
+use crate::sys::atomic::{Access, AtomicFile, WriteError};
 use crate::sys::procroot::ProcRoot;
-use crate::sys::signals::Cleanup;
 
 /// Compression of a snapshot file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,38 +106,9 @@ fn were(n: usize) -> &'static str {
 /// left behind. The file is created readable by its owner only: command lines may hold
 /// secrets.
 pub fn capture(proc_root: &Path, out: &Path, force: bool) -> Result<CaptureSummary, SnapshotError> {
-    if !force && out.symlink_metadata().is_ok() {
-        return Err(SnapshotError::Exists {
-            path: out.to_owned(),
-        });
-    }
-    let write_error = |source| SnapshotError::Write {
-        path: out.to_owned(),
-        source,
-    };
-    let dir = parent_dir(out);
-    // 0600 (tempfile's default) from creation on, and removed if a signal ends the capture.
-    let make = || {
-        tempfile::Builder::new()
-            .prefix(".lsports-capture-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-    };
-    let (mut temp, _cleanup) =
-        Cleanup::create(make, |t| t.path()).map_err(|source| SnapshotError::Write {
-            path: dir.clone(),
-            source,
-        })?;
-    let summary = write_to(
-        proc_root,
-        Compression::for_path(out),
-        temp.as_file_mut(),
-        out,
-    )?;
-    temp.as_file().sync_all().map_err(write_error)?;
-    persist(temp, out, force)?;
-    // Make the rename itself durable; a failure here loses nothing already written.
-    let _ = File::open(&dir).and_then(|d| d.sync_all());
+    let mut file = AtomicFile::create(out, Access::Private, force).map_err(from_write)?;
+    let summary = write_to(proc_root, Compression::for_path(out), file.file(), out)?;
+    file.commit().map_err(from_write)?;
     Ok(summary)
 }
 
@@ -199,29 +169,11 @@ fn write_gzip<W: Write>(
     })
 }
 
-fn parent_dir(out: &Path) -> PathBuf {
-    match out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
+fn from_write(error: WriteError) -> SnapshotError {
+    match error {
+        WriteError::Exists { path } => SnapshotError::Exists { path },
+        WriteError::Io { path, source } => SnapshotError::Write { path, source },
     }
-}
-
-fn persist(temp: tempfile::NamedTempFile, out: &Path, force: bool) -> Result<(), SnapshotError> {
-    let result = if force {
-        temp.persist(out)
-    } else {
-        // link(2)-based: fails if `out` appeared since the check above.
-        temp.persist_noclobber(out)
-    };
-    result.map(drop).map_err(|e| match e.error.kind() {
-        io::ErrorKind::AlreadyExists if !force => SnapshotError::Exists {
-            path: out.to_owned(),
-        },
-        _ => SnapshotError::Write {
-            path: out.to_owned(),
-            source: e.error,
-        },
-    })
 }
 
 /// Everything read from the tree, ready to be written.

@@ -168,6 +168,13 @@ impl Cleanup {
     }
 }
 
+/// Whether `path` is registered for removal on a fatal signal (for the tests of the code
+/// that registers).
+#[cfg(test)]
+pub(crate) fn is_registered(path: &Path) -> bool {
+    shared().is_ok_and(|shared| lock(&shared.cleanup).iter().any(|(_, p)| p == path))
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Ok(shared) = shared() {

@@ -1,14 +1,12 @@
 //! `lsports baseline save FILE`: record the listeners and write the file so that it is never
 //! lost or half-written.
 //!
-//! The text goes to a temporary file in FILE's directory, is flushed to disk, and is renamed
-//! over FILE in one step: a reader (or a crash) sees the old file or the new one, never part
-//! of either. Without `--force` the rename refuses to replace anything, atomically, so a file
-//! that appears meanwhile is not clobbered either.
+//! The file is written by the one atomic writer ([`crate::sys::atomic`]): a reader (or a
+//! crash) sees the old file or the new one, never part of either; without `--force` nothing
+//! is replaced, not even a file that appears meanwhile; `--force` keeps the replaced file's
+//! mode.
 
-use std::fs::{File, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{Baseline, file};
@@ -17,6 +15,8 @@ use crate::actions::audit::identity::{Identifier, Identity};
 use crate::config::{Config, Needs};
 use crate::filter::ephemeral::EphemeralPorts;
 use crate::pipeline::{self, Listing, Plan};
+use crate::sys::atomic::{self, Access, WriteError};
+use crate::sys::signals;
 use crate::text::counts;
 
 /// Why the baseline could not be written.
@@ -48,6 +48,14 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<ExitCode> {
+    let to_file = path != Path::new("-");
+    // The temporary file is registered for removal on a signal, which works only if the
+    // signals are blocked before the pipeline starts threads (they inherit the mask).
+    let installed = if to_file { signals::install() } else { Ok(()) };
+    if let Err(error) = installed {
+        writeln!(err, "lsports: cannot set up signal handling: {error}")?;
+        return Ok(ExitCode::Failed);
+    }
     // A listener's identity is its holders and their executables; findings are not recorded.
     let needs = Needs {
         findings: false,
@@ -62,7 +70,7 @@ pub fn run(
     let baseline = Baseline::record(&identities, host, Some(saved));
     let text = file::format(&baseline);
     listing.report_attribution(config, err)?;
-    if path == Path::new("-") {
+    if !to_file {
         out.write_all(text.as_bytes())?;
         out.flush()?;
         return Ok(ExitCode::Success);
@@ -95,71 +103,12 @@ pub fn identify(listing: &Listing, config: &Config) -> Vec<Identity> {
         .collect()
 }
 
-/// Write `contents` to `path` through a temporary file and a rename; without `force`, fail
-/// rather than replace an existing file.
+/// Write `contents` to `path` with the one atomic writer ([`atomic`]), made as the shell
+/// would make it (a replaced file keeps its mode); without `force`, fail rather than replace
+/// an existing file.
 pub fn write_atomically(path: &Path, contents: &[u8], force: bool) -> Result<(), SaveError> {
-    if !force && path.symlink_metadata().is_ok() {
-        return Err(SaveError::Exists {
-            path: path.to_owned(),
-        });
-    }
-    let write_error = |source| SaveError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    // The final mode is decided before anything is written: the replaced file's (a 0600
-    // baseline stays 0600), or 0666 less the umask for a new file, as the user's shell would
-    // create it. The temporary file is 0600 (tempfile's default) until it is complete.
-    let mode = final_mode(path);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".lsports-baseline-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|source| SaveError::Write {
-            path: dir.clone(),
-            source,
-        })?;
-    temp.write_all(contents).map_err(write_error)?;
-    temp.as_file()
-        .set_permissions(Permissions::from_mode(mode))
-        .and_then(|()| temp.as_file().sync_all())
-        .map_err(write_error)?;
-    let persisted = if force {
-        temp.persist(path)
-    } else {
-        temp.persist_noclobber(path)
-    };
-    persisted.map_err(|e| match e.error.kind() {
-        io::ErrorKind::AlreadyExists => SaveError::Exists {
-            path: path.to_owned(),
-        },
-        _ => write_error(e.error),
-    })?;
-    // Make the rename itself durable; a failure here loses nothing already written.
-    let _ = File::open(&dir).and_then(|d| d.sync_all());
-    Ok(())
-}
-
-/// The mode `path` gets: that of the regular file it replaces, or 0666 less the umask.
-fn final_mode(path: &Path) -> u32 {
-    match path.symlink_metadata() {
-        Ok(meta) if meta.is_file() => meta.permissions().mode() & 0o7777,
-        _ => 0o666 & !umask(),
-    }
-}
-
-/// The process umask, read from `/proc/self/status` (Linux 4.7+): umask(2) can only read it
-/// by changing it, which would race with files other threads create. 022 if it cannot be read.
-fn umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
-            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
-        })
-        .unwrap_or(0o022)
+    atomic::write(path, contents, Access::LikeShell, force).map_err(|error| match error {
+        WriteError::Exists { path } => SaveError::Exists { path },
+        WriteError::Io { path, source } => SaveError::Write { path, source },
+    })
 }
