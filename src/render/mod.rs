@@ -11,6 +11,7 @@ pub mod json;
 pub mod labels;
 pub mod prometheus;
 pub mod table;
+pub mod wire;
 
 use std::io::{self, Write};
 

@@ -1,5 +1,6 @@
 //! What a listener *is*, as opposed to which process happens to hold it now: protocol,
-//! address, port, owning user and program (name and executable). Baselines record identities
+//! address, port, the device it is bound to (`0.0.0.0%eth0:67` is not `0.0.0.0:67`), owning
+//! user and program (name and executable). Baselines record identities
 //! and audits compare them, so a service restarted with a new PID (and a new socket inode) is
 //! the same listener, and the same port held by another program or user is not.
 //!
@@ -12,7 +13,8 @@ use crate::enrich::exe::Executables;
 use crate::enrich::names::UserNames;
 use crate::filter::ephemeral::EphemeralPorts;
 use crate::model::exposure::{self, Exposure};
-use crate::model::{Entry, Protocol};
+use crate::model::{DeviceBinding, Entry, Protocol};
+use crate::render::labels::device_label;
 use crate::text::sanitize;
 
 /// A program holding a listener.
@@ -25,6 +27,17 @@ pub struct Program {
     pub exe: Option<String>,
 }
 
+/// The device a listener is bound to (`SO_BINDTODEVICE`), part of where it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// Not bound to a device.
+    Unbound,
+    /// Bound to this device: its name, terminal-safe (or its index, when it has no name here).
+    Bound(String),
+    /// The source cannot tell (`/proc/net` does not say).
+    Unknown,
+}
+
 /// A listener's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -34,6 +47,8 @@ pub struct Identity {
     pub address: IpAddr,
     /// Bound port.
     pub port: u16,
+    /// Bound device.
+    pub device: Device,
     /// A UDP client socket on an ephemeral port (see [`crate::filter::ephemeral`]).
     pub ephemeral: bool,
     /// Who can reach it.
@@ -67,6 +82,7 @@ impl Identifier {
             protocol: socket.protocol,
             address: socket.local_addr,
             port: socket.local_port,
+            device: device(&socket.device),
             ephemeral: self.ephemeral.is_client_udp(socket),
             exposure: exposure::classify(socket),
             user: self.user(socket.uid),
@@ -79,6 +95,17 @@ impl Identifier {
         match self.users.name(uid) {
             Some(name) => sanitize::terminal_safe(name.as_bytes()).into_owned(),
             None => uid.to_string(),
+        }
+    }
+}
+
+/// The identity's form of a socket's device binding: the name as the table shows it.
+fn device(binding: &DeviceBinding) -> Device {
+    match binding {
+        DeviceBinding::Unbound => Device::Unbound,
+        DeviceBinding::Unknown => Device::Unknown,
+        DeviceBinding::Device { index, name } => {
+            Device::Bound(device_label(*index, name.as_deref()))
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The audit report as data (`lsports audit --format json`): the same verdict as the text,
-//! with every listener described in full. Wire types are separate from the model, so the
-//! report's shape is stated here once.
+//! with every listener described in full, as the listing's socket object
+//! ([`crate::render::wire::Socket`]) with the audit's `ephemeral` and `programs` beside it.
+//! `address` and `port` repeat `local_addr` and `local_port` for the scripts written before,
+//! and go away in the next release.
 //!
 //! ```json
 //! {"result": "fail", "exit_status": 1, "baseline": "b.toml", "policy": null, "listeners": 3,
@@ -17,9 +19,9 @@ use super::text::{missing_text, reason};
 use super::{Audit, Audited, Missing, Reason};
 use crate::actions::audit::baseline::PortPattern;
 use crate::actions::audit::identity::Program;
-use crate::enrich::names::UserNames;
+use crate::render::Labels;
+use crate::render::wire::Socket;
 use crate::text::safe_json;
-use crate::text::sanitize;
 
 #[derive(Serialize)]
 struct Report {
@@ -33,33 +35,24 @@ struct Report {
     suspicious: Vec<Suspicious>,
 }
 
+/// A listener: the listing's socket object, with what the audit knows beside it.
 #[derive(Serialize)]
 struct Listener {
-    proto: &'static str,
-    family: &'static str,
+    #[serde(flatten)]
+    socket: Socket,
+    /// Deprecated alias of `local_addr`, kept for one release for scripts written before
+    /// the socket object was shared.
     address: String,
+    /// Deprecated alias of `local_port`, likewise.
     port: u16,
-    exposure: &'static str,
     ephemeral: bool,
-    uid: u32,
-    user: String,
-    inode: u64,
     programs: Vec<ProgramJson>,
-    processes: Vec<ProcessJson>,
 }
 
 #[derive(Serialize)]
 struct ProgramJson {
     name: String,
     exe: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ProcessJson {
-    pid: u32,
-    name: Option<String>,
-    uid: Option<u32>,
-    user: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -89,6 +82,7 @@ struct MissingJson {
     line: Option<usize>,
     proto: Option<&'static str>,
     address: Option<String>,
+    interface: Option<String>,
     port: Option<serde_json::Value>,
     user: Option<String>,
     program: Option<String>,
@@ -113,7 +107,7 @@ struct FlagJson {
 
 /// Write the report as one indented JSON object.
 pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
-    let mut users = UserNames::default();
+    let mut labels = Labels::numeric();
     let report = Report {
         result: if audit.verdict.fails { "fail" } else { "ok" },
         exit_status: u8::from(audit.verdict.fails),
@@ -123,36 +117,36 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
             .map(|(p, _)| p.display().to_string()),
         policy: audit.policy.as_ref().map(|p| p.path.display().to_string()),
         listeners: audit.listeners.len(),
-        unexpected: unexpected(audit, &mut users),
+        unexpected: unexpected(audit, &mut labels),
         missing: audit
             .verdict
             .missing
             .iter()
             .map(|m| missing_json(audit, m))
             .collect(),
-        suspicious: suspicious(audit, &mut users),
+        suspicious: suspicious(audit, &mut labels),
     };
     safe_json::to_writer(&mut *out, &report, true).map_err(io::Error::from)?;
     writeln!(out)
 }
 
-fn unexpected(audit: &Audit, users: &mut UserNames) -> Vec<Unexpected> {
+fn unexpected(audit: &Audit, labels: &mut Labels) -> Vec<Unexpected> {
     let verdict = &audit.verdict;
     verdict
         .unexpected
         .iter()
         .map(|(index, reasons)| Unexpected {
-            listener: listener(&audit.listeners[*index], users),
+            listener: listener(&audit.listeners[*index], labels),
             reasons: reasons.iter().map(|r| reason_json(audit, r)).collect(),
         })
         .collect()
 }
 
-fn suspicious(audit: &Audit, users: &mut UserNames) -> Vec<Suspicious> {
+fn suspicious(audit: &Audit, labels: &mut Labels) -> Vec<Suspicious> {
     let flagged = audit.listeners.iter().filter(|l| !l.findings.is_empty());
     flagged
         .map(|l| Suspicious {
-            listener: listener(l, users),
+            listener: listener(l, labels),
             flags: l
                 .findings
                 .iter()
@@ -166,30 +160,19 @@ fn suspicious(audit: &Audit, users: &mut UserNames) -> Vec<Suspicious> {
         .collect()
 }
 
-fn listener(listener: &Audited, users: &mut UserNames) -> Listener {
-    let socket = &listener.entry.socket;
-    let identity = &listener.identity;
+fn listener(listener: &Audited, labels: &mut Labels) -> Listener {
+    let exe = |i: usize, _: &_| listener.exes.get(i).and_then(Option::as_deref);
+    let socket = Socket::of(&listener.entry, labels, exe);
     Listener {
-        proto: socket.protocol.name(),
-        family: socket.family.name(),
-        address: socket.local_addr.to_string(),
+        address: socket.local_addr.clone(),
         port: socket.local_port,
-        exposure: identity.exposure.name(),
-        ephemeral: identity.ephemeral,
-        uid: socket.uid,
-        user: identity.user.clone(),
-        inode: socket.inode,
-        programs: identity.programs.iter().map(program_json).collect(),
-        processes: listener
-            .entry
-            .processes
+        socket,
+        ephemeral: listener.identity.ephemeral,
+        programs: listener
+            .identity
+            .programs
             .iter()
-            .map(|p| ProcessJson {
-                pid: p.pid,
-                name: p.name.as_deref().map(|n| sanitize::lossy(n).into_owned()),
-                uid: p.uid,
-                user: p.uid.and_then(|uid| users.name(uid).map(str::to_string)),
-            })
+            .map(program_json)
             .collect(),
     }
 }
@@ -233,6 +216,7 @@ fn missing_json(audit: &Audit, missing: &Missing) -> MissingJson {
             line: expected.line,
             proto: Some(expected.protocol.name()),
             address: Some(expected.address.to_string()),
+            interface: expected.interface.clone(),
             port: Some(match expected.port {
                 PortPattern::Number(port) => port.into(),
                 PortPattern::Ephemeral => "ephemeral".into(),
@@ -249,6 +233,7 @@ fn missing_json(audit: &Audit, missing: &Missing) -> MissingJson {
             line: rule_json(audit, *index).map(|r| r.line),
             proto: None,
             address: None,
+            interface: None,
             port: None,
             user: None,
             program: None,

@@ -157,6 +157,9 @@ fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
         .map(|entry| Audited {
             identity: identifier.identify(entry, &listing.exes),
             findings: entry.findings.clone(),
+            exes: (entry.processes.iter())
+                .map(|p| listing.exes.get(p.pid).map(<[u8]>::to_vec))
+                .collect(),
             entry: entry.clone(),
         })
         .collect()

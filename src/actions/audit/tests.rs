@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::verdict::judge;
 use super::*;
 use crate::actions::audit::baseline::file;
-use crate::actions::audit::identity::{Identity, Program};
+use crate::actions::audit::identity::{Device, Identity, Program};
 use crate::actions::audit::tomlfile::Source;
 use crate::config::FailOn;
 use crate::model::exposure;
@@ -23,6 +23,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
             protocol: proto,
             address: local_addr,
             port,
+            device: Device::Unbound,
             ephemeral: proto == Protocol::Udp && port >= 32768,
             exposure: exposure::classify(&socket),
             user: "root".into(),
@@ -44,6 +45,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
             findings: Vec::new(),
         },
         findings: Vec::new(),
+        exes: Vec::new(),
     }
 }
 

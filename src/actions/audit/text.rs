@@ -13,7 +13,7 @@
 use std::io::{self, Write};
 
 use super::{Audit, Audited, Missing, Reason};
-use crate::actions::audit::baseline::{AddressPattern, Expected};
+use crate::actions::audit::baseline::Expected;
 use crate::render::Labels;
 use crate::render::labels::program_cell;
 use crate::text::counts;
@@ -124,7 +124,7 @@ fn missing_row(audit: &Audit, missing: &Missing) -> Vec<String> {
     match missing {
         Missing::Baseline(expected) => vec![
             expected.protocol.name().into(),
-            place(expected),
+            expected.place(),
             what,
             expected.user.clone().unwrap_or_else(|| "-".into()),
             why,
@@ -161,14 +161,6 @@ pub fn missing_text(audit: &Audit, missing: &Missing) -> (String, String) {
                 ),
             )
         }
-    }
-}
-
-/// `127.0.0.1:5432`, `[::]:22`, `loopback:5432`, `any:ephemeral`.
-fn place(expected: &Expected) -> String {
-    match &expected.address {
-        AddressPattern::Exact(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{}", expected.port),
-        address => format!("{address}:{}", expected.port),
     }
 }
 

@@ -18,6 +18,8 @@ pub struct Audited {
     pub identity: Identity,
     /// What looks suspicious about it.
     pub findings: Vec<Finding>,
+    /// The holders' executable links, in the order of `entry.processes` (for JSON).
+    pub exes: Vec<Option<Vec<u8>>>,
 }
 
 /// Why a listener is unexpected.

@@ -6,12 +6,17 @@
 //! 2026-11-26T03:00:09Z closed  tcp   127.0.0.1:8080         4242/python3
 //! ```
 //!
+//! In JSON an event is the listing's socket object ([`crate::render::wire::Socket`], so
+//! `local_addr` and `local_port` as everywhere) with the time, the event, the first holder
+//! and the flags beside it; `address` and `port` repeat `local_addr` and `local_port` for the
+//! scripts written before, and go away in the next release:
+//!
 //! ```json
 //! {"time":"2026-11-26T03:00:05Z","event":"opened","proto":"tcp","family":"ipv4",
-//!  "address":"127.0.0.1","port":8080,"exposure":"loopback","uid":0,"user":"root",
-//!  "inode":3912348,"pid":4242,"program":"python3","processes":[{"pid":4242,"name":"python3",
-//!  "cmdline":"python3 -m http.server","exe":"/usr/bin/python3.12","uid":0,"user":"root"}],
-//!  "flags":[]}
+//!  "local_addr":"127.0.0.1","local_port":8080,…,"exposure":"loopback",…,
+//!  "processes":[{"pid":4242,"name":"python3","cmdline":"python3 -m http.server",
+//!  "exe":"/usr/bin/python3.12","uid":0,"user":"root","fd":3}],"owner_unknown_reason":null,
+//!  "address":"127.0.0.1","port":8080,"pid":4242,"program":"python3","flags":[]}
 //! ```
 //!
 //! Addresses and ports are numeric in both: a lookup per event would make the stream as slow
@@ -23,9 +28,9 @@ use serde::Serialize;
 
 use super::tracker::Subject;
 use crate::model::Family;
-use crate::model::exposure;
 use crate::render::Labels;
 use crate::render::labels::program_cell;
+use crate::render::wire::Socket;
 use crate::text::safe_json;
 use crate::text::sanitize;
 
@@ -104,69 +109,39 @@ impl EventWriter {
 
     fn json_event<'a>(&mut self, time: &'a str, kind: Kind, subject: &'a Subject) -> JsonEvent<'a> {
         let entry = &subject.entry;
-        let socket = &entry.socket;
         let first = entry.processes.first();
         let mut flags: Vec<&'static str> = subject.findings.iter().map(|f| f.flag.name()).collect();
         flags.dedup();
+        let exe = |i: usize, _: &_| subject.exes.get(i).and_then(Option::as_deref);
+        let socket = Socket::of(entry, &mut self.labels, exe);
         JsonEvent {
             time,
             event: kind.name(),
-            proto: socket.protocol.name(),
-            family: socket.family.name(),
-            address: socket.local_addr.to_string(),
+            address: socket.local_addr.clone(),
             port: socket.local_port,
-            exposure: exposure::classify(socket).name(),
-            uid: socket.uid,
-            user: self.labels.user_name(socket.uid),
-            inode: socket.inode,
+            socket,
             pid: first.map(|p| p.pid),
-            program: first.and_then(|p| p.name.as_deref()).map(lossy),
-            processes: entry
-                .processes
-                .iter()
-                .zip(subject.exes.iter().chain(std::iter::repeat(&None)))
-                .map(|(p, exe)| JsonProcess {
-                    pid: p.pid,
-                    name: p.name.as_deref().map(lossy),
-                    cmdline: p.cmdline.as_deref().map(sanitize::cmdline_lossy),
-                    exe: exe.as_deref().map(lossy),
-                    uid: p.uid,
-                    user: p.uid.and_then(|uid| self.labels.user_name(uid)),
-                })
-                .collect(),
+            program: first
+                .and_then(|p| p.name.as_deref())
+                .map(|n| sanitize::lossy(n).into_owned()),
             flags,
         }
     }
 }
 
-fn lossy(bytes: &[u8]) -> String {
-    sanitize::lossy(bytes).into_owned()
-}
-
+/// An event: the listing's socket object, with what happened and when beside it.
 #[derive(Serialize)]
 struct JsonEvent<'a> {
     time: &'a str,
     event: &'static str,
-    proto: &'static str,
-    family: &'static str,
+    #[serde(flatten)]
+    socket: Socket,
+    /// Deprecated alias of `local_addr`, kept for one release for scripts written before
+    /// the socket object was shared.
     address: String,
+    /// Deprecated alias of `local_port`, likewise.
     port: u16,
-    exposure: &'static str,
-    uid: u32,
-    user: Option<String>,
-    inode: u64,
     pid: Option<u32>,
     program: Option<String>,
-    processes: Vec<JsonProcess>,
     flags: Vec<&'static str>,
-}
-
-#[derive(Serialize)]
-struct JsonProcess {
-    pid: u32,
-    name: Option<String>,
-    cmdline: Option<String>,
-    exe: Option<String>,
-    uid: Option<u32>,
-    user: Option<String>,
 }

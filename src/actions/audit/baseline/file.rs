@@ -7,6 +7,7 @@
 //! saved = "2026-11-26T03:00:00Z"
 //! listeners = [
 //!   { proto = "tcp", address = "0.0.0.0", port = 22, user = "root", program = "sshd", exe = "/usr/sbin/sshd" },
+//!   { proto = "udp", address = "0.0.0.0", port = 67, interface = "eth0", user = "root", program = "dnsmasq", exe = "/usr/sbin/dnsmasq" },
 //!   { proto = "udp", address = "0.0.0.0", port = "ephemeral", user = "root", program = "chronyd", exe = "/usr/sbin/chronyd" },
 //! ]
 //! ```
@@ -33,9 +34,9 @@ pub const VERSION: u32 = 1;
 const HEADER: &str = "\
 # lsports baseline: the listeners expected on this host, one per line.
 # Written by `lsports baseline save`, read by `lsports audit --baseline FILE`.
-# A line matches a listener with the same proto, address and port, owned by `user` and held
-# by `program` (process name) running `exe`. A line may be widened by hand: leave out user,
-# program or exe to match any; write address = \"any\" or an exposure class (\"loopback\",
+# A line matches a listener with the same proto, address and port (bound to the device
+# `interface`, when given), owned by `user` and held by `program` (process name) running `exe`.
+# A line may be widened by hand: leave out interface, user, program or exe to match any; write address = \"any\" or an exposure class (\"loopback\",
 # \"link-local\", \"interface\", \"specific\", \"all\"); port = \"ephemeral\" is any UDP port of
 # the ephemeral range (client sockets, never reported missing).
 ";
@@ -56,6 +57,7 @@ struct RawExpected {
     proto: Spanned<String>,
     address: Spanned<String>,
     port: Spanned<RawPort>,
+    interface: Option<Spanned<String>>,
     user: Option<String>,
     program: Option<String>,
     exe: Option<String>,
@@ -119,10 +121,16 @@ fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, Fil
             "port must be a number from 0 to 65535, or \"ephemeral\"",
         )
     })?;
+    let interface = raw
+        .interface
+        .map(interface)
+        .transpose()
+        .map_err(|(span, why)| source.error_at(Some(span), why))?;
     Ok(Expected {
         protocol,
         port,
         address,
+        interface,
         user: raw.user.map(terminal_safe_text),
         program: raw.program.map(terminal_safe_text),
         exe: raw.exe.map(terminal_safe_text),
@@ -146,6 +154,22 @@ fn address_help(text: &Spanned<String>) -> String {
          link-local, interface, specific, all)",
         text.get_ref()
     )
+}
+
+/// A device name as the kernel allows one (1 to 15 bytes, no `/`, no white space) is kept
+/// terminal-safe, as lsports writes it; anything else is named with its place in the file.
+fn interface(name: Spanned<String>) -> Result<String, (std::ops::Range<usize>, String)> {
+    let text = name.get_ref();
+    let valid =
+        (1..16).contains(&text.len()) && !text.contains(|c: char| c == '/' || c.is_whitespace());
+    if valid {
+        Ok(terminal_safe_text(name.into_inner()))
+    } else {
+        Err((
+            name.span(),
+            format!("interface {text:?} is not a device name (1 to 15 bytes, no '/' or spaces)"),
+        ))
+    }
 }
 
 fn port(raw: &RawPort) -> Option<PortPattern> {
@@ -186,6 +210,7 @@ fn line(expected: &Expected) -> String {
         format!("port = {port}"),
     ];
     let optional = [
+        ("interface", &expected.interface),
         ("user", &expected.user),
         ("program", &expected.program),
         ("exe", &expected.exe),

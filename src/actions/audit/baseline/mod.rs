@@ -1,10 +1,10 @@
 //! Baselines: the listeners expected on a host, recorded by identity ([`crate::actions::audit::identity`]) with
 //! `lsports baseline save FILE` and compared with `lsports audit --baseline FILE`.
 //!
-//! A baseline is a list of expected listeners. Each line says where (protocol, address, port)
-//! and who (user, program, executable); a line left without `user`, `program` or `exe` matches
-//! any, and the address may be widened by hand to `any` or an exposure class, so one file can
-//! describe a fleet. The file format is in [`file`]; writing it safely in [`save`].
+//! A baseline is a list of expected listeners. Each line says where (protocol, address, port,
+//! and the device when the listener is bound to one) and who (user, program, executable); a
+//! line left without `interface`, `user`, `program` or `exe` matches any, and the address may
+//! be widened by hand to `any` or an exposure class, so one file can describe a fleet. The file format is in [`file`]; writing it safely in [`save`].
 
 pub mod file;
 pub mod save;
@@ -12,7 +12,7 @@ pub mod save;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::actions::audit::identity::{Identity, Program};
+use crate::actions::audit::identity::{Device, Identity, Program};
 use crate::model::Protocol;
 use crate::model::exposure::Exposure;
 
@@ -45,6 +45,10 @@ pub struct Expected {
     pub port: PortPattern,
     /// The address.
     pub address: AddressPattern,
+    /// The device it is bound to (`interface = "eth0"`). `None` matches any binding: a line
+    /// without the key (all of them before lsports recorded bindings, and every line of an
+    /// unbound listener) matches what it always matched.
+    pub interface: Option<String>,
     /// The socket's owner (name, or uid); `None` matches any user.
     pub user: Option<String>,
     /// The process name (`comm`); `None` matches any program, and sockets no process holds.
@@ -92,6 +96,10 @@ impl Expected {
                 PortPattern::Number(identity.port)
             },
             address: AddressPattern::Exact(identity.address),
+            interface: match &identity.device {
+                Device::Bound(name) => Some(name.clone()),
+                Device::Unbound | Device::Unknown => None,
+            },
             user: Some(identity.user.clone()),
             program: program.map(|p| p.name.clone()),
             exe: program.and_then(|p| p.exe.clone()),
@@ -103,8 +111,14 @@ impl Expected {
         identity.programs.iter().map(|p| line(Some(p))).collect()
     }
 
-    /// Whether the listener is where this line expects one: same protocol, address, port.
+    /// Whether the listener is where this line expects one: same protocol, address, port and
+    /// device. A binding the source cannot tell (`/proc/net`) is not held against it.
     pub fn covers(&self, identity: &Identity) -> bool {
+        let device_ok = match (&self.interface, &identity.device) {
+            (None, _) | (Some(_), Device::Unknown) => true,
+            (Some(expected), Device::Bound(bound)) => expected == bound,
+            (Some(_), Device::Unbound) => false,
+        };
         let port_ok = match self.port {
             PortPattern::Number(port) => port == identity.port,
             PortPattern::Ephemeral => identity.ephemeral,
@@ -114,7 +128,7 @@ impl Expected {
             AddressPattern::Exposure(exposure) => *exposure == identity.exposure,
             AddressPattern::Any => true,
         };
-        self.protocol == identity.protocol && port_ok && address_ok
+        self.protocol == identity.protocol && port_ok && address_ok && device_ok
     }
 
     /// Whether the listener is the one this line expects: where it expects it, owned by its
@@ -140,11 +154,36 @@ impl Expected {
         })
     }
 
-    /// Lines recorded from one socket share protocol, port, address and user: a socket held
-    /// by several programs is recorded as several lines, any one of which accounts for it.
+    /// Lines recorded from one socket share protocol, port, address, device and user: a
+    /// socket held by several programs is recorded as several lines, any one of which
+    /// accounts for it.
     pub fn same_socket(&self, other: &Expected) -> bool {
-        (self.protocol, self.port, &self.address, &self.user)
-            == (other.protocol, other.port, &other.address, &other.user)
+        fn key(
+            e: &Expected,
+        ) -> (
+            Protocol,
+            PortPattern,
+            &AddressPattern,
+            &Option<String>,
+            &Option<String>,
+        ) {
+            (e.protocol, e.port, &e.address, &e.interface, &e.user)
+        }
+        key(self) == key(other)
+    }
+
+    /// Where it is expected, as the table writes a socket: `127.0.0.1:5432`, `[::]:22`,
+    /// `0.0.0.0%eth0:67`, `loopback:5432`, `any:ephemeral`.
+    pub fn place(&self) -> String {
+        let mut place = match &self.address {
+            AddressPattern::Exact(IpAddr::V6(v6)) => format!("[{v6}]"),
+            address => address.to_string(),
+        };
+        if let Some(interface) = &self.interface {
+            place.push('%');
+            place.push_str(interface);
+        }
+        format!("{place}:{}", self.port)
     }
 
     /// `sshd (/usr/sbin/sshd) as root`, for messages.

@@ -17,6 +17,7 @@ fn identity(
         protocol,
         address,
         port,
+        device: Device::Unbound,
         ephemeral: protocol == Protocol::Udp && port >= 32768,
         exposure: if address.is_loopback() {
             Exposure::Loopback
@@ -261,4 +262,81 @@ fn replacing_a_private_baseline_keeps_it_private() {
     let fresh = dir.path().join("fresh.toml");
     save::write_atomically(&fresh, b"x", false).unwrap();
     assert_eq!(mode(&fresh), 0o666 & !umask);
+}
+
+fn bound_to(device: Device, identity: Identity) -> Identity {
+    Identity { device, ..identity }
+}
+
+fn dnsmasq() -> Identity {
+    identity(Protocol::Udp, "0.0.0.0", 67, "root", &[("dnsmasq", None)])
+}
+
+#[test]
+fn a_device_binding_is_recorded_and_part_of_the_identity() {
+    let on_eth0 = bound_to(Device::Bound("eth0".into()), dnsmasq());
+    let baseline = Baseline::record(std::slice::from_ref(&on_eth0), None, None);
+    let text = format(&baseline);
+    assert!(
+        text.contains(
+            r#"{ proto = "udp", address = "0.0.0.0", port = 67, interface = "eth0", user = "root", program = "dnsmasq" }"#
+        ),
+        "{text}"
+    );
+    let back = read(&text).unwrap();
+    let line = &back.expected[0];
+    assert_eq!(line.interface.as_deref(), Some("eth0"));
+    assert_eq!(line.place(), "0.0.0.0%eth0:67");
+    assert!(line.accepts(&on_eth0));
+    // The same port on every device, or on another one, is another listener.
+    assert!(!line.covers(&dnsmasq()));
+    assert!(!line.covers(&bound_to(Device::Bound("eth1".into()), dnsmasq())));
+    // /proc/net cannot tell a binding: that is not held against the listener.
+    assert!(line.covers(&bound_to(Device::Unknown, dnsmasq())));
+    // An unbound listener is recorded without the key, as before.
+    let unbound = format(&Baseline::record(&[dnsmasq()], None, None));
+    assert!(!unbound.contains("interface ="), "{unbound}");
+}
+
+#[test]
+fn a_line_without_an_interface_matches_what_it_matched_before() {
+    let old = "version = 1\nlisteners = [\n\
+        { proto = \"udp\", address = \"0.0.0.0\", port = 67, user = \"root\", program = \"dnsmasq\" },\n]\n";
+    let line = &read(old).unwrap().expected[0];
+    assert_eq!(line.interface, None);
+    assert_eq!(line.place(), "0.0.0.0:67");
+    for device in [
+        Device::Unbound,
+        Device::Bound("eth0".into()),
+        Device::Unknown,
+    ] {
+        assert!(
+            line.accepts(&bound_to(device.clone(), dnsmasq())),
+            "{device:?}"
+        );
+    }
+}
+
+#[test]
+fn lines_on_different_devices_are_different_sockets() {
+    let eth0 = bound_to(Device::Bound("eth0".into()), dnsmasq());
+    let eth1 = bound_to(Device::Bound("eth1".into()), dnsmasq());
+    let baseline = Baseline::record(&[eth0, eth1], None, None);
+    assert_eq!(baseline.expected.len(), 2);
+    assert!(!baseline.expected[0].same_socket(&baseline.expected[1]));
+}
+
+#[test]
+fn a_bad_interface_is_named_with_its_line() {
+    for bad in ["", "a/b", "eth 0", "sixteen-bytes-xx"] {
+        let text = format!(
+            "version = 1\nlisteners = [\n\
+             {{ proto = \"udp\", address = \"0.0.0.0\", port = 67, interface = {bad:?} }},\n]\n"
+        );
+        let error = read(&text).unwrap_err();
+        assert!(
+            error.contains("b.toml:3") && error.contains("is not a device name"),
+            "{bad:?}: {error}"
+        );
+    }
 }

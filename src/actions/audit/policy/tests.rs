@@ -3,7 +3,7 @@
 
 use super::parse::parse;
 use super::*;
-use crate::actions::audit::identity::Program;
+use crate::actions::audit::identity::{Device, Program};
 use crate::actions::audit::tomlfile::Source;
 use crate::model::{OwnerProcess, Socket};
 
@@ -26,6 +26,7 @@ fn listener(
         protocol: proto,
         address: local_addr,
         port,
+        device: Device::Unbound,
         ephemeral: proto == Protocol::Udp && port >= 32768,
         exposure: exposure::classify(&socket),
         user: uid.to_string(),

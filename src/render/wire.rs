@@ -1,0 +1,169 @@
+//! The JSON wire types: one per concept, shared by every output that speaks JSON, so that a
+//! socket is the same object in the listing (`--json`, `--format jsonl`), in a `watch` event
+//! and in an audit report, and its schema (`schema/lsports.schema.json`, `#/$defs/socket` and
+//! `#/$defs/process`) is stated once, here.
+//!
+//! They are separate from the model, so the model can change without changing the contract.
+//! A watch event and an audit listener are this socket object with a few fields of their own
+//! beside it (`#[serde(flatten)]`): a script reads `local_addr` the same way from all three.
+//! The types deserialise too, so a Rust consumer (and the tests) can read every output back.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::labels::Labels;
+use crate::model::exposure;
+use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, SourceKind};
+use crate::text::sanitize;
+
+/// A name from a fixed set (`"tcp"`, `"LISTEN"`, …): borrowed when written, owned when read.
+pub type Word = Cow<'static, str>;
+
+/// One socket and every process holding it (`#/$defs/socket`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Socket {
+    /// `tcp` or `udp`.
+    pub proto: Word,
+    /// `ipv4` or `ipv6`.
+    pub family: Word,
+    /// Local address, without brackets or scope.
+    pub local_addr: String,
+    /// Local port.
+    pub local_port: u16,
+    /// Peer address (the unspecified address when not connected).
+    pub remote_addr: String,
+    /// Peer port (0 when not connected).
+    pub remote_port: u16,
+    /// `LISTEN`, `UNCONN`, `ESTABLISHED`, …
+    pub state: Word,
+    /// Receive queue; `None` when the source cannot tell.
+    pub recv_q: Option<u32>,
+    /// Send queue (a TCP listener's backlog limit); `None` from `/proc/net`.
+    pub send_q: Option<u32>,
+    /// Owner uid of the socket.
+    pub uid: u32,
+    /// Owner by name; `None` when the uid has none.
+    pub user: Option<String>,
+    /// Socket inode (0: no file refers to it).
+    pub inode: u64,
+    /// `IPV6_V6ONLY`; `None` for IPv4 or when unknown.
+    pub v6only: Option<bool>,
+    /// The device it is bound to (name, or index when the name is unknown); `None` when
+    /// unbound or unknown (then `unknown_fields` says `interface`).
+    pub interface: Option<String>,
+    /// Who can reach it: `loopback`, `link-local`, `interface`, `specific`, `all`.
+    pub exposure: Word,
+    /// Address families it accepts traffic from.
+    pub reachable_families: Vec<Word>,
+    /// `netlink` or `proc`.
+    pub source: Word,
+    /// Fields the source could not give.
+    pub unknown_fields: Vec<Word>,
+    /// Every process holding it.
+    pub processes: Vec<Process>,
+    /// Why `processes` is empty (`kernel`, `permission`, …); `None` when it is not.
+    pub owner_unknown_reason: Option<Word>,
+}
+
+/// A process holding a socket (`#/$defs/process`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    /// Process id.
+    pub pid: u32,
+    /// Process name (`comm`), bytes that are not UTF-8 as U+FFFD; `None` if it vanished.
+    pub name: Option<String>,
+    /// Arguments joined by spaces; `None` if unreadable.
+    pub cmdline: Option<String>,
+    /// Executable path, `/path (deleted)` when replaced since start; `None` when unreadable.
+    pub exe: Option<String>,
+    /// Effective uid; `None` if unreadable.
+    pub uid: Option<u32>,
+    /// Effective user by name; `None` when unknown.
+    pub user: Option<String>,
+    /// Lowest file descriptor through which it holds the socket.
+    pub fd: u32,
+}
+
+impl Socket {
+    /// The wire form of `entry`; `exe` gives the executable of the holder at an index of
+    /// `entry.processes` (each output keeps executables its own way).
+    pub fn of<'e>(
+        entry: &Entry,
+        labels: &mut Labels,
+        exe: impl Fn(usize, &OwnerProcess) -> Option<&'e [u8]>,
+    ) -> Socket {
+        let socket = &entry.socket;
+        Socket {
+            proto: Cow::Borrowed(socket.protocol.name()),
+            family: Cow::Borrowed(socket.family.name()),
+            local_addr: socket.local_addr.to_string(),
+            local_port: socket.local_port,
+            remote_addr: socket.remote_addr.to_string(),
+            remote_port: socket.remote_port,
+            state: Cow::Borrowed(socket.state.label(socket.protocol)),
+            recv_q: Some(socket.recv_q),
+            send_q: socket.send_q,
+            uid: socket.uid,
+            user: labels.user_name(socket.uid),
+            inode: socket.inode,
+            v6only: socket.v6only,
+            interface: interface(&socket.device),
+            exposure: Cow::Borrowed(exposure::classify(socket).name()),
+            reachable_families: exposure::reachable_families(socket)
+                .iter()
+                .map(|f| Cow::Borrowed(f.name()))
+                .collect(),
+            source: Cow::Borrowed(socket.source.name()),
+            unknown_fields: unknown_fields(entry),
+            processes: (entry.processes.iter().enumerate())
+                .map(|(i, p)| Process::of(p, labels, exe(i, p)))
+                .collect(),
+            owner_unknown_reason: entry.owner_unknown.map(|r| Cow::Borrowed(r.name())),
+        }
+    }
+}
+
+impl Process {
+    /// The wire form of a holder whose executable link reads `exe`.
+    pub fn of(process: &OwnerProcess, labels: &mut Labels, exe: Option<&[u8]>) -> Process {
+        Process {
+            pid: process.pid,
+            name: process.name.as_deref().map(lossy),
+            cmdline: process.cmdline.as_deref().map(sanitize::cmdline_lossy),
+            exe: exe.map(lossy),
+            uid: process.uid,
+            user: process.uid.and_then(|uid| labels.user_name(uid)),
+            fd: process.fd,
+        }
+    }
+}
+
+/// The `interface` of a socket: the device's name, or its index when the name is unknown.
+pub fn interface(device: &DeviceBinding) -> Option<String> {
+    match device {
+        DeviceBinding::Device { index, name } => {
+            Some(name.clone().unwrap_or_else(|| index.to_string()))
+        }
+        DeviceBinding::Unbound | DeviceBinding::Unknown => None,
+    }
+}
+
+fn unknown_fields(entry: &Entry) -> Vec<Word> {
+    let socket = &entry.socket;
+    let mut fields = Vec::new();
+    if socket.send_q.is_none() {
+        fields.push(Cow::Borrowed("send_q"));
+    }
+    if socket.source == SourceKind::Proc && socket.family == Family::Ipv6 {
+        fields.push(Cow::Borrowed("v6only"));
+    }
+    if socket.device == DeviceBinding::Unknown {
+        fields.push(Cow::Borrowed("interface"));
+    }
+    fields
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    sanitize::lossy(bytes).into_owned()
+}
