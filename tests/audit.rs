@@ -626,3 +626,76 @@ fn audit_reads_a_snapshot_as_the_live_system() {
         stdout(&out)
     );
 }
+
+/// The dnsmasq case: a DHCP socket bound to one device (`SO_BINDTODEVICE`, here a veth) is
+/// not the listener that takes the same port on every device. The baseline records the
+/// binding, the audit tells the two apart, and the Missing row keeps the `%device`.
+#[test]
+fn a_listener_bound_to_a_device_is_not_the_one_on_every_device() {
+    let world = base_world();
+    let baseline = world_file(&world, "baseline.toml");
+    let on_veth = json!([{"proto": "udp", "addr": "0.0.0.0", "port": 18067, "device": "lspv0"}]);
+    let everywhere = json!([{"proto": "udp", "addr": "0.0.0.0", "port": 18067}]);
+    let (bound, unbound) = (
+        Listener::new("dhcpd", on_veth),
+        Listener::new("dhcpd", everywhere),
+    );
+    let script = format!(
+        "ip link add lspv0 type veth peer name lspv1\nip link set lspv0 up\nip link set lspv1 up\n\
+         {start}{save}echo '=== file'; cat {baseline}\n{same}{stop}{again}{moved}{moved_json}{stop_again}",
+        start = bound.start(None),
+        save = run_section("save", &format!("baseline save {baseline}")),
+        same = run_section("same", &format!("audit --baseline {baseline}")),
+        stop = bound.stop(),
+        again = unbound.start(None),
+        moved = run_section("moved", &format!("audit --baseline {baseline}")),
+        moved_json = run_section(
+            "moved_json",
+            &format!("audit --baseline {baseline} --format json")
+        ),
+        stop_again = unbound.stop(),
+    );
+    let (sections, _) = world.script_sections(&script);
+    assert_eq!(rc(&sections["save"]), 0, "{}", sections["save"]);
+    let line = sections["file"]
+        .lines()
+        .find(|l| l.contains("port = 18067"))
+        .expect("the bound listener's line");
+    assert!(
+        line.contains(r#"address = "0.0.0.0", port = 18067, interface = "lspv0""#),
+        "the binding is recorded: {line}"
+    );
+    assert_eq!(rc(&sections["same"]), 0, "{}", sections["same"]);
+    let moved = &sections["moved"];
+    assert_eq!(rc(moved), 1, "{moved}");
+    assert!(
+        moved.starts_with("lsports audit: FAIL: 1 unexpected, 1 missing"),
+        "{moved}"
+    );
+    let row = |section: &str| -> String {
+        let (_, rest) = moved.split_once(&format!("\n{section}")).unwrap();
+        let row = rest.lines().find(|l| l.contains(":18067")).unwrap();
+        row.to_string()
+    };
+    let unexpected = row("Unexpected");
+    assert!(
+        unexpected.contains(" 0.0.0.0:18067 ") && unexpected.ends_with("not in the baseline"),
+        "{unexpected}"
+    );
+    let missing = row("Missing");
+    assert!(missing.contains(" 0.0.0.0%lspv0:18067 "), "{missing}");
+    let json_text = sections["moved_json"].rsplit_once("rc=").unwrap().0;
+    let report: Value = serde_json::from_str(json_text).unwrap();
+    assert_valid_as(&report, "audit_report", "audit --format json");
+    let listener = &report["unexpected"][0]["listener"];
+    assert_eq!(
+        (&listener["local_port"], &listener["interface"]),
+        (&json!(18067), &Value::Null)
+    );
+    let gone = &report["missing"][0];
+    assert_eq!(
+        (&gone["address"], &gone["port"], &gone["interface"]),
+        (&json!("0.0.0.0"), &json!(18067), &json!("lspv0")),
+        "{gone}"
+    );
+}

@@ -123,9 +123,13 @@ pub fn schema() -> Value {
 
 /// Validate `instance` (a whole `--json` array) against the schema file, with format checks.
 pub fn assert_valid(instance: &Value, what: &str) {
+    validate(&schema(), instance, what);
+}
+
+fn validate(schema: &Value, instance: &Value, what: &str) {
     let validator = jsonschema::options()
         .should_validate_formats(true)
-        .build(&schema())
+        .build(schema)
         .expect("schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(instance)
@@ -232,4 +236,19 @@ pub fn sections(text: &str) -> std::collections::BTreeMap<String, String> {
         }
     }
     map
+}
+
+/// Validate `instance` against one definition of the schema file (`socket`, `watch_event`,
+/// `audit_report`, …), with format checks: the file's root with its `$ref` pointed there.
+pub fn assert_valid_as(instance: &Value, def: &str, what: &str) {
+    let mut schema = schema();
+    assert!(
+        schema["$defs"].get(def).is_some(),
+        "no $defs/{def} in the schema"
+    );
+    let root = schema.as_object_mut().unwrap();
+    root.remove("type");
+    root.remove("items");
+    root.insert("$ref".into(), json!(format!("#/$defs/{def}")));
+    validate(&schema, instance, what);
 }
