@@ -135,7 +135,8 @@ fn listing_watch_and_audit_describe_a_socket_with_the_same_object() {
         assert_eq!(socket.interface, t.device, "{listed}");
         let mut pids: Vec<u32> = socket.processes.iter().map(|p| p.pid).collect();
         let mut want = t.pids.clone();
-        (pids.sort(), want.sort());
+        pids.sort();
+        want.sort();
         assert_eq!(pids, want, "{listed}");
         assert!(
             socket.processes.iter().all(|p| p.exe.is_some() && p.fd > 2),
