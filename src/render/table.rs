@@ -3,11 +3,14 @@
 //! columns of `-o` in their order; the header row unless `--no-header`.
 //!
 //! The layout is comfy-table's borderless preset (`NOTHING`, padding `(0, 2)`, queues
-//! right-aligned, trailing blanks trimmed), written by hand: comfy-table keeps several
-//! allocations per cell and a formatted copy of every row, which on a host with 25,000
-//! listeners cost ~0.1 s and ~30 MB. Here each cell's text is appended to one shared buffer
-//! and the rows are written in a second pass once the column widths are known. The unit tests
-//! hold this output to comfy-table's, byte for byte.
+//! right-aligned, trailing blanks trimmed), written by hand because it was measured faster:
+//! comfy-table keeps several allocations per cell and a formatted copy of every row. Here
+//! each cell's text is appended to one shared buffer and the rows are written in a second pass
+//! once the column widths are known. Rendering 25,000 rows of seven columns (release build,
+//! 2 cores, interleaved runs; `measure_25000_rows_against_comfy_table` below) took 15–35 ms
+//! and 4.5 MB of peak memory beyond the rows themselves, against comfy-table's 300–510 ms and
+//! 51 MB: about 15 times faster and 11 times smaller. The unit tests hold this output to
+//! comfy-table's, byte for byte, the measurement included.
 
 use std::io::{self, Write};
 
@@ -204,6 +207,75 @@ mod tests {
         let rows = vec![vec!["Port"], vec!["22"], vec!["8080"]];
         assert_eq!(ours(&rows, &[true]), comfy(&rows, &[true]));
         assert_eq!(ours(&[], &[false, false]), "");
+    }
+
+    /// 25,000 rows as a busy host lists them: a prefork server's PID lists, IPv6 and
+    /// device-bound addresses, a few names that need escaping.
+    fn busy_host(rows: usize) -> Vec<Vec<String>> {
+        let header = [
+            "Proto",
+            "Recv-Q",
+            "Send-Q",
+            "Local Address",
+            "Foreign Address",
+            "State",
+        ];
+        let mut table = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+        table[0].push("PID/Program name".into());
+        for i in 0..rows {
+            let local = match i % 3 {
+                0 => format!("10.{}.{}.1:{}", i / 250 % 250, i % 250, 1024 + i % 60000),
+                1 => format!("[fd00::{i:x}]:{}", 1024 + i % 60000),
+                _ => format!("0.0.0.0%eth{}:{}", i % 8, 1024 + i % 60000),
+            };
+            let program = match i % 50 {
+                0 => format!("{i},{},{},+37/nginx", i + 1, i + 2),
+                1 => format!("{i}/work\\e[31mer"),
+                _ => format!("{i}/svc{}", i % 97),
+            };
+            let row = ["tcp", "0", "128", &local, "0.0.0.0:*", "LISTEN", &program];
+            table.push(row.iter().map(|c| c.to_string()).collect());
+        }
+        table
+    }
+
+    /// The measurement behind the module doc, run on demand (in release mode, alone):
+    /// `cargo test --release --lib render::table::tests::measure -- --ignored --nocapture`.
+    /// `LSPORTS_TABLE_ONLY=ours|comfy` renders with one of them only, so that the process's
+    /// peak RSS (printed) is that renderer's.
+    #[test]
+    #[ignore = "a measurement, not a check: run it alone in release mode"]
+    fn measure_25000_rows_against_comfy_table() {
+        let owned = busy_host(25_000);
+        let rows: Vec<Vec<&str>> = owned
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        let right = [false, true, true, false, false, false, false];
+        let only = std::env::var("LSPORTS_TABLE_ONLY").unwrap_or_default();
+        let peak = || {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_string);
+            line.unwrap_or_default()
+        };
+        println!("the rows alone: {}", peak());
+        let time = |name: &str, render: &dyn Fn() -> String| -> Option<String> {
+            if !only.is_empty() && only != name {
+                return None;
+            }
+            let started = std::time::Instant::now();
+            let text = render();
+            println!("{name}: {:?} ({})", started.elapsed(), peak());
+            Some(text)
+        };
+        let ours = time("ours", &|| ours(&rows, &right));
+        let comfy = time("comfy", &|| comfy(&rows, &right));
+        if let (Some(ours), Some(comfy)) = (ours, comfy) {
+            assert_eq!(ours, comfy, "the same bytes at 25,000 rows");
+        }
     }
 
     #[test]
