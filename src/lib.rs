@@ -14,7 +14,8 @@
 //!   attribute  process/   BPF iterator or /proc/*/fd walk, by inode    -> Listing (entries)
 //!   select     filter/    pid, user, program; display order            -> Listing
 //!   enrich     enrich/    executables, suspicious-listener findings    -> Listing
-//!   render     render/    table, CSV, JSON, JSONL, Prometheus: formatting only, to any writer
+//!   render     render/    table, CSV, JSON, JSONL, Prometheus: formatting only, to any writer;
+//!                         wire.rs: the JSON socket object listing, watch and audit share
 //!
 //! actions/   each picks what to collect and read, and what to do with the result:
 //!            list (gather, render), audit/ (gather, judge; baseline/, policy/, identity,
@@ -23,7 +24,8 @@
 //!            ports), capture, generate/ (man page, completions)
 //! snapshot/  a proc tree captured to a file, and opened to read instead of /proc
 //! text/      sanitize, safe JSON, durations, pid lists, counts
-//! sys/       procroot (the one way into a proc root), signals, timing;   error.rs
+//! sys/       procroot (the one way into a proc root), atomic (the one way to write a
+//!            file), signals, timing;   error.rs
 //! ```
 //!
 //! Socket filters run in collect, before attribution, so process details are read only for
