@@ -152,10 +152,11 @@ pub enum BaselineCommand {
     #[command(
         args_override_self = true,
         long_about = "Record the listeners of now into FILE, by identity rather than PID: \
-            protocol, address, port, user, program name and executable. The file is sorted \
-            TOML with one listener per line, so that it diffs well and can be edited by hand. \
-            It is written to a temporary file and renamed into place, so it is never \
-            half-written, and an existing FILE is only replaced with --force. `-` writes to \
+            protocol, address, port, the device it is bound to (if any), user, program name \
+            and executable. The file is sorted TOML with one listener per line, so that it \
+            diffs well and can be edited by hand. It is written to a temporary file and \
+            renamed into place, so it is never half-written, and an existing FILE is only \
+            replaced with --force (keeping its mode). `-` writes to \
             standard output. Listing flags narrow what is recorded (-t, --port, --exposed…): \
             give the audit the same ones."
     )]
