@@ -229,14 +229,16 @@ fn lookup_worker(
 /// `getnameinfo` with `NI_NAMEREQD`: a name, or `None`.
 fn reverse_lookup(addr: IpAddr) -> Option<String> {
     let storage = nix::sys::socket::SockaddrStorage::from(std::net::SocketAddr::new(addr, 0));
-    let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: the sockaddr pointer and length come from a valid SockaddrStorage, and `host`
-    // is a writable buffer of the given length that getnameinfo NUL-terminates.
+    let mut host = [0u8; 1025];
+    // SAFETY: neither nix nor rustix wraps getnameinfo (the C library's resolver, through
+    // NSS: only libc can answer as `getent hosts` does). The sockaddr pointer and length come
+    // from a valid SockaddrStorage, and `host` is a writable buffer of the given length that
+    // getnameinfo NUL-terminates.
     let rc = unsafe {
         libc::getnameinfo(
             nix::sys::socket::SockaddrLike::as_ptr(&storage),
             nix::sys::socket::SockaddrLike::len(&storage),
-            host.as_mut_ptr(),
+            host.as_mut_ptr().cast(),
             host.len() as libc::socklen_t,
             std::ptr::null_mut(),
             0,
@@ -246,8 +248,7 @@ fn reverse_lookup(addr: IpAddr) -> Option<String> {
     if rc != 0 {
         return None;
     }
-    // SAFETY: on success getnameinfo wrote a NUL-terminated string into `host`.
-    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+    let name = std::ffi::CStr::from_bytes_until_nul(&host).ok()?;
     name.to_str().ok().map(str::to_string)
 }
 

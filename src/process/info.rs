@@ -6,14 +6,13 @@
 //! the live `/proc`, a fixture tree or an opened snapshot.
 
 use std::io::{BufRead, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::at::{self, StackPath};
 use crate::config::DetailFields;
 use crate::error::ParseWarning;
-use crate::sys::procroot::ProcRoot;
+pub use crate::sys::procroot::{Hold, ProcessDir};
+use crate::sys::procroot::{ProcRoot, StackPath};
 
 /// The details of one process; every field is `None` when it could not be read (the process
 /// exited, or the file is not readable) or did not parse.
@@ -80,17 +79,13 @@ impl DetailsReader {
     /// that had the pid when it was opened; if that process exits and the pid is reused, reads
     /// fail rather than describe the newcomer. `None` when there is no such process.
     pub fn open(&self, pid: u32) -> Option<ProcessDir> {
-        let root = self.root.as_ref()?;
-        let mut path = StackPath::pid_file(pid, b"");
-        path.pop();
-        let fd = root.open_dir_path(path.as_cstr()).ok()?;
-        Some(ProcessDir { pid, fd })
+        self.root.as_ref()?.process(pid).ok()
     }
 
     /// `comm`, `cmdline` and `status` of the process of `dir`; fields that cannot be read are
     /// `None`.
     pub fn read_in(&mut self, dir: &ProcessDir) -> ProcessDetails {
-        let pid = dir.pid;
+        let pid = dir.pid();
         let mut details = ProcessDetails::default();
         if self.read_file(dir, b"comm") {
             details.name = Some(strip_newline(&self.buffer).into());
@@ -118,54 +113,8 @@ impl DetailsReader {
             return false;
         };
         let path = StackPath::name(name);
-        root.read_into(Some(dir.fd.as_fd()), path.as_cstr(), &mut self.buffer)
+        root.read_into(Some(dir.fd()), path.as_cstr(), &mut self.buffer)
             .is_ok()
-    }
-}
-
-/// One process's directory under the proc root (see [`DetailsReader::open`]).
-#[derive(Debug)]
-pub struct ProcessDir {
-    pid: u32,
-    fd: OwnedFd,
-}
-
-/// Whether a process holds a socket through an fd.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hold {
-    /// It does.
-    Yes,
-    /// It does not (any more): the fd was closed or reused, or the process is gone.
-    No,
-    /// Its fd links may not be read.
-    Denied,
-}
-
-impl ProcessDir {
-    /// The process's pid.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// Whether the process holds socket `inode` as `fd`, read through this directory: a
-    /// `Yes` proves that what is read through it describes a holder of the socket.
-    pub fn holds(&self, fd: u32, inode: u64) -> Hold {
-        let path = StackPath::fd_link(fd);
-        let mut link = [0u8; 64];
-        match at::read_link_at(self.fd.as_raw_fd(), path.as_cstr(), &mut link) {
-            Ok(len) if super::fdscan::parse_socket_link(&link[..len]) == Some(inode) => Hold::Yes,
-            Ok(_) => Hold::No,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => Hold::Denied,
-            Err(_) => Hold::No,
-        }
-    }
-
-    /// The target of the process's `exe` link, read through this directory.
-    pub fn exe(&self) -> Option<Vec<u8>> {
-        let mut link = vec![0u8; 4096];
-        let len = at::read_link_at(self.fd.as_raw_fd(), c"exe", &mut link).ok()?;
-        link.truncate(len);
-        Some(link)
     }
 }
 
@@ -238,9 +187,8 @@ pub fn in_nested_pid_namespace(proc_root: &Path) -> bool {
     let live = root.read_link("self").is_ok_and(|pid| pid == me.as_bytes());
     // `ns/pid` is a magic link: its target names the namespace, and it is never followed.
     let namespace = || {
-        let ns = root.open_dir_path("self/ns").ok()?;
-        let target = nix::fcntl::readlinkat(Some(ns.as_raw_fd()), "pid").ok()?;
-        namespace_inode(target.as_encoded_bytes())
+        let target = root.read_link_in("self/ns", "pid").ok()?;
+        namespace_inode(&target)
     };
     live && namespace().is_some_and(|ino| ino != INITIAL_PID_NAMESPACE)
 }
@@ -408,7 +356,7 @@ mod tests {
     fn details_of_this_process() {
         let me = DetailsReader::new(Path::new("/proc")).read(std::process::id());
         assert!(me.name.is_some_and(|n| !n.is_empty()));
-        assert_eq!(me.uid, Some(nix::unistd::geteuid().as_raw()));
+        assert_eq!(me.uid, Some(rustix::process::geteuid().as_raw()));
         assert!(me.warnings.is_empty());
     }
 
@@ -424,7 +372,7 @@ mod tests {
         assert_eq!((name_only.cmdline, name_only.uid), (None, None));
         let uid = DetailFields { uid: true, ..none };
         let with_uid = DetailsReader::new(Path::new("/proc")).only(uid).read(me);
-        assert_eq!(with_uid.uid, Some(nix::unistd::geteuid().as_raw()));
+        assert_eq!(with_uid.uid, Some(rustix::process::geteuid().as_raw()));
         assert_eq!(with_uid.cmdline, None);
         let all = DetailsReader::new(Path::new("/proc")).read(me);
         assert!(all.cmdline.is_some_and(|c| !c.is_empty()));

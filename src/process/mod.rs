@@ -19,7 +19,6 @@
 //! while the sockets are collected; the kernel iterator only loads meanwhile, and visits the
 //! processes once the sockets are known (see [`bpf::iterator::run`] for why).
 
-pub mod at;
 pub mod bpf;
 pub mod confirm;
 pub mod entries;

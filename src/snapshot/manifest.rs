@@ -60,7 +60,7 @@ impl Manifest {
     /// A manifest describing this host now, for a capture of `proc_root`.
     pub fn for_this_host(proc_root: &Path) -> Manifest {
         let [hostname, kernel, machine] = uname();
-        let euid = nix::unistd::geteuid();
+        let euid = rustix::process::geteuid();
         let visibility = crate::process::info::proc_visibility(proc_root);
         Manifest {
             format: FORMAT.to_owned(),
@@ -125,23 +125,15 @@ impl Manifest {
     }
 }
 
-/// `uname -n`, `uname -r` and `uname -m`; empty strings if uname fails.
+/// `uname -n`, `uname -r` and `uname -m`.
 fn uname() -> [String; 3] {
-    // SAFETY: an all-zero utsname is a valid value for uname(2) to fill in.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `uts` is a valid, writable utsname.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return Default::default();
-    }
-    let text = |field: &[libc::c_char]| {
-        let bytes: Vec<u8> = field
-            .iter()
-            .map(|&c| c as u8)
-            .take_while(|&b| b != 0)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    [text(&uts.nodename), text(&uts.release), text(&uts.machine)]
+    let uts = rustix::system::uname();
+    let text = |field: &std::ffi::CStr| field.to_string_lossy().into_owned();
+    [
+        text(uts.nodename()),
+        text(uts.release()),
+        text(uts.machine()),
+    ]
 }
 
 /// `YYYY-MM-DD hh:mm:ss UTC` for seconds since the epoch (proleptic Gregorian calendar).
@@ -190,6 +182,11 @@ mod tests {
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);
         assert!(m.describe().contains(&m.kernel));
+        // The kernel's own words for what uname reports.
+        let sys = |name| std::fs::read_to_string(format!("/proc/sys/kernel/{name}")).unwrap();
+        assert_eq!(m.kernel, sys("osrelease").trim_end());
+        assert_eq!(m.hostname, sys("hostname").trim_end());
+        assert_eq!(m.machine, std::env::consts::ARCH);
     }
 
     #[test]

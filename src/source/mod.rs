@@ -309,32 +309,61 @@ fn wanted_state(socket: &Socket, states: StateSelection) -> bool {
 /// Fill in device names for sockets bound to a device, one lookup per index.
 pub fn name_devices(sockets: &mut [Socket]) {
     let mut cache: std::collections::HashMap<u32, Option<String>> = Default::default();
+    let mut probe = None;
     for socket in sockets {
         if let crate::model::DeviceBinding::Device { index, name } = &mut socket.device {
             *name = cache
                 .entry(*index)
-                .or_insert_with(|| interface_name(*index))
+                .or_insert_with(|| interface_name(&mut probe, *index))
                 .clone();
         }
     }
 }
 
-/// `if_indextoname` in this process's network namespace.
-fn interface_name(index: u32) -> Option<String> {
-    let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: `buffer` is IF_NAMESIZE bytes, as if_indextoname requires.
-    let result = unsafe { libc::if_indextoname(index, buffer.as_mut_ptr()) };
-    if result.is_null() {
-        return None;
+/// The name of interface `index` in this process's network namespace (`if_indextoname`: the
+/// `SIOCGIFNAME` ioctl on any socket, here a Unix datagram socket opened on the first call and
+/// kept in `probe`, as glibc does).
+fn interface_name(probe: &mut Option<std::os::fd::OwnedFd>, index: u32) -> Option<String> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    if probe.is_none() {
+        let flags = SocketFlags::CLOEXEC;
+        let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::DGRAM, flags, None);
+        *probe = Some(fd.ok()?);
     }
-    // SAFETY: on success the buffer holds a NUL-terminated name.
-    let name = unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
+    rustix::net::netdevice::index_to_name(probe.as_ref()?, index).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_are_named_as_the_kernel_names_them() {
+        // Every interface the kernel lists, by index, from /sys (the truth beside the ioctl).
+        let mut want = Vec::new();
+        for dir in std::fs::read_dir("/sys/class/net").unwrap() {
+            let name = dir.unwrap().file_name().into_string().unwrap();
+            let index = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"));
+            want.push((index.unwrap().trim().parse::<u32>().unwrap(), Some(name)));
+        }
+        want.push((u32::MAX, None));
+        let mut sockets: Vec<Socket> = want
+            .iter()
+            .map(|&(index, _)| Socket {
+                device: crate::model::DeviceBinding::Device { index, name: None },
+                ..Socket::listening(Protocol::Tcp, "127.0.0.1", 1)
+            })
+            .collect();
+        name_devices(&mut sockets);
+        let got: Vec<(u32, Option<String>)> = sockets
+            .into_iter()
+            .map(|s| match s.device {
+                crate::model::DeviceBinding::Device { index, name } => (index, name),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn a_socket_a_dump_repeats_is_listed_once() {

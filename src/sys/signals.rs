@@ -240,18 +240,16 @@ mod tests {
         let signals = StopSignals::block().unwrap();
         assert_eq!(signals.pending(), None);
         let thread = shared().unwrap().thread;
-        // Thread-directed, to the signal thread: the test runner's other threads never see it.
-        // SAFETY: pthread_kill to a live thread (the signal thread never ends), with a signal
-        // it has blocked and waits for.
-        unsafe { libc::pthread_kill(thread, libc::SIGTERM) };
+        // Thread-directed, to the signal thread (it never ends): the test runner's other
+        // threads never see it.
+        nix::sys::pthread::pthread_kill(thread, Signal::SIGTERM).unwrap();
         let started = std::time::Instant::now();
         assert_eq!(
             signals.sleep(Duration::from_secs(600)),
             Some(Stop::Terminate)
         );
         assert!(started.elapsed() < Duration::from_secs(300), "hang guard");
-        // SAFETY: as above.
-        unsafe { libc::pthread_kill(thread, libc::SIGINT) };
+        nix::sys::pthread::pthread_kill(thread, Signal::SIGINT).unwrap();
         assert_eq!(
             signals.sleep(Duration::from_secs(600)),
             Some(Stop::Interrupt)

@@ -17,19 +17,30 @@
 //! On kernels without openat2 (before 5.6, or under a seccomp filter that does not know it)
 //! a file is opened normally, still without blocking, and then checked to lie under the root.
 
-use std::ffi::{CStr, OsStr};
+//!
+//! The layer has four parts: [`ProcRoot`] (this file: the root, files, links, pid lists),
+//! [`ProcessDir`] (one process's directory, opened once: what is read through it is of the
+//! process that had the pid then), [`FdDir`] (a process's `fd` directory, for the walk) and
+//! [`StackPath`] (`PID/name` paths built on the stack). Every descriptor is an `OwnedFd` or a
+//! `BorrowedFd`, and every syscall goes through rustix: no `unsafe` here.
+
+mod fds;
+mod path;
+mod process;
+
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use nix::NixPath;
-use nix::dir::Dir;
-use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2, readlinkat};
-use nix::sys::stat::Mode;
+use rustix::fs::{Mode, OFlags, RawDir, ResolveFlags};
+use rustix::io::Errno;
+use rustix::path::Arg;
+
+pub use fds::{DentsBuffer, FdDir, FdEntry, FdLink, parse_socket_link};
+pub use path::StackPath;
+pub use process::{Hold, ProcessDir};
 
 /// Whether this kernel has openat2: probed once per process.
 static OPENAT2: AtomicU8 = AtomicU8::new(OPENAT2_UNKNOWN);
@@ -51,10 +62,8 @@ impl ProcRoot {
     /// Open the tree rooted at `path` (which must be a directory).
     pub fn open(path: &Path) -> io::Result<ProcRoot> {
         // O_DIRECTORY: a FIFO given as the root fails at once rather than blocking.
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(path, flags, Mode::empty())?;
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let root = unsafe { OwnedFd::from_raw_fd(fd) };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root = rustix::fs::open(path, flags, Mode::empty())?;
         let confined_to = if has_openat2(root.as_fd()) {
             None
         } else {
@@ -81,56 +90,61 @@ impl ProcRoot {
     /// when `dir` is `None`, with `flags`, never leaving the root nor following a magic link.
     /// Errors keep the kernel's errno: `ENOENT` for a process gone, `EXDEV` for a link that
     /// leads outside, `ELOOP` for a magic link.
-    pub fn open_at<P: ?Sized + NixPath>(
+    pub fn open_at<P: Arg>(
         &self,
         dir: Option<BorrowedFd<'_>>,
-        rel: &P,
-        flags: OFlag,
+        rel: P,
+        flags: OFlags,
     ) -> io::Result<OwnedFd> {
         let dir = dir.unwrap_or(self.root.as_fd());
+        let flags = flags | OFlags::CLOEXEC;
         let Some(confined_to) = &self.confined_to else {
-            let how = OpenHow::new()
-                .flags(flags | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-            let fd = openat2(dir.as_raw_fd(), rel, how)?;
-            // SAFETY: a fresh descriptor that nothing else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+            return Ok(rustix::fs::openat2(
+                dir,
+                rel,
+                flags,
+                Mode::empty(),
+                resolve,
+            )?);
         };
-        let fd = nix::fcntl::openat(
-            Some(dir.as_raw_fd()),
-            rel,
-            flags | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = rustix::fs::openat(dir, rel, flags, Mode::empty())?;
         if real_path(fd.as_fd())?.starts_with(confined_to) {
             Ok(fd)
         } else {
-            Err(Errno::EXDEV.into())
+            Err(Errno::XDEV.into())
         }
     }
 
     /// Open the directory `rel` for reading its entries.
-    pub fn open_dir<P: ?Sized + NixPath>(&self, rel: &P) -> io::Result<OwnedFd> {
-        self.open_at(None, rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+    pub fn open_dir<P: Arg>(&self, rel: P) -> io::Result<OwnedFd> {
+        self.open_at(None, rel, OFlags::RDONLY | OFlags::DIRECTORY)
     }
 
     /// Open the directory `rel` as a handle for `*at` calls only (`O_PATH`): no permission is
     /// needed to hold it, and it is cheaper than opening the directory to read.
-    pub fn open_dir_path<P: ?Sized + NixPath>(&self, rel: &P) -> io::Result<OwnedFd> {
-        self.open_at(None, rel, OFlag::O_PATH | OFlag::O_DIRECTORY)
+    pub fn open_dir_path<P: Arg>(&self, rel: P) -> io::Result<OwnedFd> {
+        self.open_at(None, rel, OFlags::PATH | OFlags::DIRECTORY)
+    }
+
+    /// The directory of `pid`, opened once (see [`ProcessDir`]). `ENOENT` when there is no
+    /// such process.
+    pub fn process(&self, pid: u32) -> io::Result<ProcessDir> {
+        let fd = self.open_dir_path(StackPath::pid(pid).as_cstr())?;
+        Ok(ProcessDir::new(pid, fd))
+    }
+
+    /// The `fd` directory of `pid`, opened to list (see [`FdDir`]).
+    pub fn fd_dir(&self, pid: u32) -> io::Result<FdDir> {
+        let fd = self.open_dir(StackPath::pid_file(pid, b"fd").as_cstr())?;
+        Ok(FdDir::new(fd))
     }
 
     /// Open the regular file `rel` under `dir` (see [`ProcRoot::open_at`]) for reading,
     /// without blocking; anything but a regular file is refused with
     /// [`io::ErrorKind::InvalidInput`] naming what it is.
-    pub fn open_file_in<P: ?Sized + NixPath>(
-        &self,
-        dir: Option<BorrowedFd<'_>>,
-        rel: &P,
-    ) -> io::Result<File> {
-        let file = File::from(self.open_at(dir, rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?);
+    pub fn open_file_in<P: Arg>(&self, dir: Option<BorrowedFd<'_>>, rel: P) -> io::Result<File> {
+        let file = File::from(self.open_at(dir, rel, OFlags::RDONLY | OFlags::NONBLOCK)?);
         let kind = file.metadata()?.file_type();
         if kind.is_file() {
             Ok(file)
@@ -145,10 +159,10 @@ impl ProcRoot {
     /// Read the whole of `rel` under `dir` into `buffer` (cleared first; its allocation is
     /// kept for the next file), as [`ProcRoot::open_file_in`] opens it. Errors keep the
     /// kernel's errno, for the callers that tell a process gone from one refused.
-    pub fn read_into<P: ?Sized + NixPath>(
+    pub fn read_into<P: Arg>(
         &self,
         dir: Option<BorrowedFd<'_>>,
-        rel: &P,
+        rel: P,
         buffer: &mut Vec<u8>,
     ) -> io::Result<()> {
         let file = self.open_file_in(dir, rel)?;
@@ -171,7 +185,14 @@ impl ProcRoot {
 
     /// The target of the link `rel` (relative to the root), read, never followed.
     pub fn read_link(&self, rel: &str) -> io::Result<Vec<u8>> {
-        Ok(readlinkat(Some(self.root.as_raw_fd()), rel)?.into_vec())
+        read_link_at(self.root.as_fd(), rel)
+    }
+
+    /// The target of the link `name` in the directory `rel` (opened through this root, so
+    /// `rel` may not leave it), read, never followed: for magic links like `self/ns/pid`.
+    pub fn read_link_in(&self, rel: &str, name: &str) -> io::Result<Vec<u8>> {
+        let dir = self.open_dir_path(rel)?;
+        read_link_at(dir.as_fd(), name)
     }
 
     /// Process ids: the entries of the root named as `/proc` names them, sorted.
@@ -185,17 +206,22 @@ impl ProcRoot {
     /// The fds of `pid` with their link targets, sorted by fd. An fd closed while listing is
     /// left out.
     pub fn fd_links(&self, pid: u32) -> io::Result<Vec<(u32, Vec<u8>)>> {
-        let dir = self.open_dir(format!("{pid}/fd").as_str())?;
+        let dir = self.fd_dir(pid)?;
         let mut links = Vec::new();
-        for name in read_names(dir.try_clone()?)? {
-            let Some(fd) = canonical_u32(&name) else {
-                continue;
-            };
-            match readlinkat(Some(dir.as_raw_fd()), OsStr::from_bytes(&name)) {
-                Ok(target) => links.push((fd, target.into_vec())),
-                Err(Errno::ENOENT) => {}
-                Err(e) => return Err(e.into()),
+        let mut failed = None;
+        dir.entries(&mut DentsBuffer::small(), |entry| {
+            match entry.target() {
+                Ok(target) => links.push((entry.fd, target)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    return std::ops::ControlFlow::Break(());
+                }
             }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        if let Some(error) = failed {
+            return Err(error);
         }
         links.sort_unstable();
         Ok(links)
@@ -204,15 +230,19 @@ impl ProcRoot {
     /// The target of the link `name` in the directory of `pid` (like `exe`), read with
     /// `readlinkat` relative to that directory: the link itself is never followed.
     pub fn process_link(&self, pid: u32, name: &str) -> io::Result<Vec<u8>> {
-        let dir = self.open_dir_path(pid.to_string().as_str())?;
-        let target = readlinkat(Some(dir.as_raw_fd()), name)?;
-        Ok(target.into_vec())
+        read_link_at(self.process(pid)?.fd(), name)
     }
 
     /// Whether the process directory of `pid` still exists.
     pub fn has_process(&self, pid: u32) -> bool {
-        self.open_dir_path(pid.to_string().as_str()).is_ok()
+        self.process(pid).is_ok()
     }
+}
+
+/// The whole target of the link `name` under `dir`, never followed.
+fn read_link_at<P: Arg>(dir: BorrowedFd<'_>, name: P) -> io::Result<Vec<u8>> {
+    let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+    Ok(target.into_bytes())
 }
 
 /// Whether openat2 works here, probed on `root` the first time it is asked.
@@ -222,18 +252,12 @@ fn has_openat2(root: BorrowedFd<'_>) -> bool {
         OPENAT2_NO => return false,
         _ => {}
     }
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_BENEATH);
     // ENOSYS: a kernel before 5.6; EPERM: a seccomp filter that predates the call. Any other
     // outcome means the call itself exists.
-    let works = match openat2(root.as_raw_fd(), ".", how) {
-        Ok(fd) => {
-            // SAFETY: a fresh descriptor that nothing else owns; dropped at once.
-            drop(unsafe { OwnedFd::from_raw_fd(fd) });
-            true
-        }
-        Err(errno) => !matches!(errno, Errno::ENOSYS | Errno::EPERM),
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let works = match rustix::fs::openat2(root, ".", flags, Mode::empty(), ResolveFlags::BENEATH) {
+        Ok(_) => true,
+        Err(errno) => !matches!(errno, Errno::NOSYS | Errno::PERM),
     };
     OPENAT2.store(
         if works { OPENAT2_YES } else { OPENAT2_NO },
@@ -302,21 +326,24 @@ fn explain(error: io::Error) -> io::Error {
 /// A decimal u32 written the way `/proc` writes it: no sign, no leading zero (`0042` is not
 /// the directory of pid 42).
 pub fn canonical_u32(text: &[u8]) -> Option<u32> {
-    let digits = text.iter().all(u8::is_ascii_digit);
-    if !digits || text.is_empty() || text.len() > 10 || (text.len() > 1 && text[0] == b'0') {
+    if text.is_empty() || (text.len() > 1 && text[0] == b'0') {
         return None;
     }
-    std::str::from_utf8(text).ok()?.parse().ok()
+    // Folded by hand: the walk calls this for every fd on the host.
+    text.iter().try_fold(0u32, |acc, &b| {
+        let digit = (b as char).to_digit(10)?;
+        acc.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// Entry names of an open directory, without `.` and `..`.
 fn read_names(fd: OwnedFd) -> io::Result<Vec<Vec<u8>>> {
-    let mut dir = Dir::from(fd)?;
+    let mut buffer = DentsBuffer::small();
+    let mut entries = RawDir::new(&fd, buffer.as_uninit());
     let mut names = Vec::new();
-    for entry in dir.iter() {
+    while let Some(entry) = entries.next() {
         let entry = entry?;
-        let name: &CStr = entry.file_name();
-        let bytes = name.to_bytes();
+        let bytes = entry.file_name().to_bytes();
         if bytes != b"." && bytes != b".." {
             names.push(bytes.to_vec());
         }
@@ -326,10 +353,12 @@ fn read_names(fd: OwnedFd) -> io::Result<Vec<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStringExt;
+
     use super::*;
 
     fn fifo(path: &Path) {
-        nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600)).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, path, Mode::from_bits_truncate(0o600)).unwrap();
     }
 
     #[test]
@@ -446,6 +475,7 @@ mod tests {
     fn canonical_numbers_only() {
         assert_eq!(canonical_u32(b"42"), Some(42));
         assert_eq!(canonical_u32(b"0"), Some(0));
+        assert_eq!(canonical_u32(b"4294967295"), Some(u32::MAX));
         for bad in [&b"042"[..], b"", b"+1", b"4294967296", b"self"] {
             assert_eq!(canonical_u32(bad), None, "{bad:?}");
         }

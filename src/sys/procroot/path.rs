@@ -1,11 +1,9 @@
 //! Paths built on the stack, for files opened relative to a directory descriptor (through
-//! [`crate::sys::procroot::ProcRoot`]): the fd walk and the details reader open hundreds of
-//! thousands of `PID/…` paths under `/proc`, and neither a path string per open nor a lookup
-//! of the proc root each time is worth paying.
+//! [`super::ProcRoot`]): the fd walk and the details reader open hundreds of thousands of
+//! `PID/…` paths under `/proc`, and neither a path string per open nor a lookup of the proc
+//! root each time is worth paying.
 
 use std::ffi::CStr;
-use std::io;
-use std::os::fd::RawFd;
 
 /// A NUL-terminated relative path like `1234/fd` on the stack.
 pub struct StackPath {
@@ -26,6 +24,13 @@ impl StackPath {
         path
     }
 
+    /// `PID`, a process's own directory.
+    pub fn pid(pid: u32) -> Self {
+        let mut path = StackPath::name(b"");
+        path.push_u32(pid);
+        path
+    }
+
     /// A name relative to a process's own directory, e.g. `comm`.
     pub fn name(name: &[u8]) -> Self {
         let mut path = StackPath {
@@ -41,14 +46,6 @@ impl StackPath {
         let mut path = StackPath::name(b"fd/");
         path.push_u32(fd);
         path
-    }
-
-    /// Drop the last byte (the trailing `/` of `pid_file(pid, b"")`).
-    pub fn pop(&mut self) {
-        if self.len > 0 {
-            self.len -= 1;
-            self.bytes[self.len] = 0;
-        }
     }
 
     fn push_bytes(&mut self, bytes: &[u8]) {
@@ -81,15 +78,6 @@ impl StackPath {
     }
 }
 
-/// `readlinkat` `path` relative to `dir` into `buffer`: the length of the target (cut at the
-/// buffer's length).
-pub fn read_link_at(dir: RawFd, path: &CStr, buffer: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `path` is NUL-terminated and `buffer` is valid for writes of its length.
-    let len =
-        unsafe { libc::readlinkat(dir, path.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) };
-    usize::try_from(len).map_err(|_| io::Error::last_os_error())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +85,8 @@ mod tests {
     #[test]
     fn stack_paths_hold_any_pid_and_name() {
         assert_eq!(StackPath::pid_file(0, b"fd").as_cstr(), c"0/fd");
+        assert_eq!(StackPath::pid(4242).as_cstr(), c"4242");
+        assert_eq!(StackPath::fd_link(17).as_cstr(), c"fd/17");
         assert_eq!(
             StackPath::pid_file(u32::MAX, b"cmdline").as_cstr(),
             c"4294967295/cmdline"
