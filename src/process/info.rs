@@ -4,6 +4,13 @@
 //! Parsers take readers and never open a path; [`DetailsReader`] and [`proc_visibility`] are
 //! the thin wrappers that own the paths under a configurable proc root, so the same code reads
 //! the live `/proc`, a fixture tree or an opened snapshot.
+//!
+//! The parsers are hand-written rather than the `procfs-core` crate's, because they were
+//! measured faster (`examples/procfs_compare.rs parsers`, best of five runs, in memory, 2
+//! cores): the effective uid from a `status` takes 0.73 µs here and 39 µs through
+//! `Status::from_buf_read` (54 times as long: it parses every line into a map), and the
+//! `hidepid` of `/proc` from a `mountinfo` 3.2 µs against 19 µs through `MountInfos` (6 times).
+//! `status` is read for every process holding a shown socket.
 
 use std::io::{BufRead, Read};
 use std::path::Path;

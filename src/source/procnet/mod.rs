@@ -12,6 +12,12 @@
 //!   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode …
 //!    0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5666 …
 //! ```
+//!
+//! Hand-written rather than the `procfs-core` crate's `TcpNetEntries`/`UdpNetEntries`: those
+//! fail the whole table on one bad row, where this parser keeps the rest and says which row, and
+//! they were measured slower: a 25,000-row `tcp` table parses in 12 ms here and 19 ms through
+//! procfs (1.6 times as long; `examples/procfs_compare.rs parsers`, best of five runs of 100,
+//! in memory).
 
 pub mod format;
 pub mod transcode;
