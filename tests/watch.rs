@@ -331,8 +331,10 @@ fn watch_in_a_terminal_stops_on_ctrl_c() {
     });
     let out = tmux.run(&["send-keys", "-t", "lsports", "C-c"]);
     assert!(out.status.success(), "send-keys: {}", stderr(&out));
-    eventually("lsports to exit after Ctrl-C", || rc.exists());
-    assert_eq!(std::fs::read_to_string(&rc).unwrap().trim(), "exit=130");
+    // The shell creates the file before it writes the status: wait for the whole line.
+    let status = || std::fs::read_to_string(&rc).unwrap_or_default();
+    eventually("lsports to exit after Ctrl-C", || status().ends_with('\n'));
+    assert_eq!(status().trim(), "exit=130");
     let screen = tmux.screen("lsports");
     assert!(screen.contains(&present), "{screen}");
     assert!(!screen.contains("closed"), "{screen}");
