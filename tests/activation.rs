@@ -153,6 +153,7 @@ impl Played {
             v6only: self.ipv6.then_some(false),
             device: DeviceBinding::Unbound,
             source: SourceKind::Netlink,
+            cgroup_id: None,
         }
     }
 

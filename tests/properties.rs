@@ -71,6 +71,7 @@ fn proc_socket(protocol: Protocol, family: Family) -> impl Strategy<Value = Sock
                     v6only: None,
                     device: DeviceBinding::Unknown,
                     source: SourceKind::Proc,
+                    cgroup_id: None,
                 }
             },
         )

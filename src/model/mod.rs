@@ -162,6 +162,10 @@ pub struct Socket {
     pub device: DeviceBinding,
     /// Which source described this socket.
     pub source: SourceKind,
+    /// The cgroup v2 id of the cgroup the socket was made in (`INET_DIAG_CGROUP_ID`): names
+    /// the unit or container that made it even when no holder is visible. `None` from
+    /// `/proc/net/*` and from kernels that do not send it.
+    pub cgroup_id: Option<u64>,
 }
 
 /// One file descriptor that refers to a socket.
@@ -262,6 +266,7 @@ impl Socket {
             v6only: None,
             device: DeviceBinding::Unbound,
             source: SourceKind::Netlink,
+            cgroup_id: None,
         }
     }
 }

@@ -229,6 +229,7 @@ mod tests {
                     name: Some("eth\x1b0".into()),
                 },
                 source: SourceKind::Netlink,
+                cgroup_id: None,
             },
             processes,
             owner_unknown: None,

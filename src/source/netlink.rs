@@ -9,6 +9,7 @@
 use std::io;
 use std::net::IpAddr;
 
+use netlink_packet_core::Nla as _;
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
@@ -301,6 +302,7 @@ pub fn socket_from_response(response: &InetResponse, protocol: Protocol) -> Sock
     Socket {
         protocol,
         family,
+        cgroup_id: cgroup_id(&response.nlas),
         local_addr: id.source_address,
         local_port: id.source_port,
         remote_addr: id.destination_address,
@@ -317,6 +319,23 @@ pub fn socket_from_response(response: &InetResponse, protocol: Protocol) -> Sock
         },
         source: SourceKind::Netlink,
     }
+}
+
+/// `INET_DIAG_CGROUP_ID` (linux/inet_diag.h): the cgroup v2 id of the socket's cgroup, which
+/// the kernel (5.7 and later, with `CONFIG_SOCK_CGROUP_DATA`) adds to every inet reply
+/// unasked. `netlink-packet-sock-diag` 0.5 does not name it, so it arrives as `Nla::Other`.
+const INET_DIAG_CGROUP_ID: u16 = 21;
+
+/// The socket's cgroup id, when the reply carries a well-formed one (8 bytes, host order).
+fn cgroup_id(nlas: &[Nla]) -> Option<u64> {
+    nlas.iter().find_map(|nla| match nla {
+        Nla::Other(other) if other.kind() == INET_DIAG_CGROUP_ID && other.value_len() == 8 => {
+            let mut value = [0u8; 8];
+            other.emit_value(&mut value);
+            Some(u64::from_ne_bytes(value))
+        }
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -513,5 +532,18 @@ mod tests {
         let udp = encode_request(Protocol::Udp, Family::Ipv6, StateSelection::Listening, 5);
         assert_eq!(u32::from_ne_bytes(udp[20..24].try_into().unwrap()), 1 << 7);
         assert_eq!(u32::from_ne_bytes(udp[8..12].try_into().unwrap()), 5);
+    }
+
+    #[test]
+    fn the_sockets_cgroup_id_is_read_from_its_attribute_and_a_malformed_one_is_ignored() {
+        use netlink_packet_core::DefaultNla;
+        let id: u64 = 0x0102_0304_0506_0708;
+        let attr = |kind, value: Vec<u8>| Nla::Other(DefaultNla::new(kind, value));
+        let nlas = vec![Nla::SkV6Only(true), attr(21, id.to_ne_bytes().to_vec())];
+        assert_eq!(cgroup_id(&nlas), Some(id));
+        // Another unknown attribute of the same size, or a short value, is not a cgroup id.
+        assert_eq!(cgroup_id(&[attr(22, id.to_ne_bytes().to_vec())]), None);
+        assert_eq!(cgroup_id(&[attr(21, vec![1, 2, 3, 4])]), None);
+        assert_eq!(cgroup_id(&[]), None);
     }
 }

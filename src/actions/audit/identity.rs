@@ -155,6 +155,7 @@ mod tests {
         Entry {
             socket: Socket {
                 source: SourceKind::Proc,
+                cgroup_id: None,
                 ..Socket::listening(protocol, "0.0.0.0", port)
             },
             processes: names

@@ -26,6 +26,7 @@ fn entry(addr: &str, holders: &[(u32, u32)], unknown: Option<OwnerUnknownReason>
             v6only: None,
             device: DeviceBinding::Unbound,
             source: SourceKind::Netlink,
+            cgroup_id: None,
         },
         processes: holders
             .iter()

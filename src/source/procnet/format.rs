@@ -139,6 +139,7 @@ mod tests {
             v6only: None,
             device: DeviceBinding::Unknown,
             source: SourceKind::Proc,
+            cgroup_id: None,
         }
     }
 

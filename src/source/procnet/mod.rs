@@ -309,6 +309,7 @@ fn parse_row(
         v6only: None,
         device: DeviceBinding::Unknown,
         source: SourceKind::Proc,
+        cgroup_id: None,
     })
 }
 
