@@ -96,6 +96,7 @@ fn render(sockets: &[Socket]) -> String {
             processes: Vec::new(),
             owner_unknown: Some(OwnerUnknownReason::NotFound),
             findings: Vec::new(),
+            labels: None,
         })
         .collect();
     let mut out = Vec::new();

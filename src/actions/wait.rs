@@ -240,6 +240,7 @@ mod tests {
             processes: Vec::new(),
             owner_unknown: None,
             findings: Vec::new(),
+            labels: None,
         }
     }
 

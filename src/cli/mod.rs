@@ -254,6 +254,37 @@ pub struct Cli {
     )]
     pub programs: Vec<String>,
 
+    /// Only sockets of a container with this name, id or pod (exact or glob: 'web-*')
+    #[arg(
+        long = "container",
+        value_name = "NAME",
+        value_parser = non_empty,
+        help_heading = FILTERS,
+        long_help = "Only sockets that a container made or whose holder runs in one: NAME \
+            matches the container's name, its id (a prefix glob such as '3f2a*' works) or its \
+            Kubernetes pod, exactly or as a shell glob. Repeat for several.",
+        global = true
+    )]
+    pub containers: Vec<String>,
+
+    /// Only sockets of a systemd unit with this name (exact or glob: 'nginx*')
+    #[arg(
+        long = "unit",
+        value_name = "NAME",
+        value_parser = non_empty,
+        help_heading = FILTERS,
+        long_help = "Only sockets made in, or held by a process of, a systemd unit matching \
+            NAME exactly or as a shell glob ('sshd.*', 'user@1000.service/*'). A socket that \
+            socket activation passed on matches by either unit (sshd.socket, sshd.service). \
+            Repeat for several.",
+        global = true
+    )]
+    pub units: Vec<String>,
+
+    /// Read container runtimes' state and unit files under DIR instead of / (for tests)
+    #[arg(long, value_name = "DIR", hide = true, global = true)]
+    pub state_root: Option<PathBuf>,
+
     /// Wait until something listens on every one of these ports
     #[arg(
         long,
@@ -436,6 +467,7 @@ impl Cli {
             attribution: self.attribution,
             proc_root: self.proc_root.clone().unwrap_or_else(|| PROC.into()),
             snapshot: self.snapshot.clone(),
+            state_root: self.state_root.clone().unwrap_or_else(|| "/".into()),
             notes: self.notes(),
         })
     }
@@ -546,6 +578,8 @@ impl Cli {
             pids: self.pids.clone(),
             uids,
             programs: self.programs.iter().map(|p| Glob::new(p)).collect(),
+            containers: self.containers.iter().map(|p| Glob::new(p)).collect(),
+            units: self.units.iter().map(|p| Glob::new(p)).collect(),
             ephemeral: self.ignore_ephemeral.then(|| self.ephemeral_ports()),
         })
     }

@@ -77,6 +77,9 @@ pub struct Needs {
     /// Inspect each listener for the suspicious-listener flags (which needs the executables
     /// and the uids too: [`Needs::and`] does not add them, the column asks for them).
     pub findings: bool,
+    /// Label each socket and holder with its systemd unit and container (which needs the
+    /// holders: the columns and filters that use labels ask for them too).
+    pub labels: bool,
 }
 
 impl Needs {
@@ -86,6 +89,7 @@ impl Needs {
         executables: false,
         details: DetailFields::NONE,
         findings: false,
+        labels: false,
     };
     /// Everything: a listener's full identity, and its findings.
     pub const EVERYTHING: Needs = Needs {
@@ -93,6 +97,7 @@ impl Needs {
         executables: true,
         details: DetailFields::ALL,
         findings: true,
+        labels: true,
     };
 
     /// Everything either needs.
@@ -102,6 +107,7 @@ impl Needs {
             executables: self.executables || other.executables,
             details: self.details.and(other.details),
             findings: self.findings || other.findings,
+            labels: self.labels || other.labels,
         }
     }
 }

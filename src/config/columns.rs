@@ -70,6 +70,12 @@ pub enum Column {
     /// `no-owner`), as `lsports audit` explains them.
     #[value(alias = "suspicious")]
     Flags,
+    /// The container that made the socket or runs its holder: its name, else its short id
+    /// (`web`, `3f2a9c1e0b7d`); under Kubernetes `pod-namespace/pod/name`.
+    Container,
+    /// The systemd unit that made the socket or runs its holder (`nginx.service`); a socket
+    /// that socket activation passed on shows both (`sshd.socket → sshd.service`).
+    Unit,
 }
 
 impl Column {
@@ -100,6 +106,8 @@ impl Column {
             Column::Cmdline => "Command",
             Column::Exe => "Executable",
             Column::Flags => "Flags",
+            Column::Container => "Container",
+            Column::Unit => "Unit",
         }
     }
 
@@ -130,6 +138,8 @@ impl Column {
             Column::Cmdline => "cmdline",
             Column::Exe => "exe",
             Column::Flags => "flags",
+            Column::Container => "container",
+            Column::Unit => "unit",
         }
     }
 
@@ -166,6 +176,10 @@ impl Column {
                     cmdline: false,
                     uid: true,
                 },
+                ..holders
+            },
+            Column::Container | Column::Unit => Needs {
+                labels: true,
                 ..holders
             },
             _ => Needs::NOTHING,

@@ -50,6 +50,9 @@ pub struct Config {
     pub proc_root: PathBuf,
     /// Snapshot file to read instead of the live system (`--snapshot`); unpacked by `run`.
     pub snapshot: Option<PathBuf>,
+    /// Root under which container runtimes' state files and systemd's unit files are read
+    /// for labels (`/`; the hidden `--state-root` points tests at a fake tree).
+    pub state_root: PathBuf,
     /// Notes on how the command line was read (netstat's `-o` timers), printed on stderr
     /// before the run.
     pub notes: Vec<String>,
@@ -88,9 +91,10 @@ impl Config {
     }
 
     /// What the process filters need read: the holders, the command line for `--program`'s
-    /// match on `argv[0]`, the uid for `--user`.
+    /// match on `argv[0]`, the uid for `--user`, the labels for `--container` and `--unit`.
     pub fn filter_needs(&self) -> Needs {
         Needs {
+            labels: self.filter.needs_labels(),
             processes: self.filter.needs_processes(),
             executables: false,
             details: DetailFields {

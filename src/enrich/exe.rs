@@ -66,9 +66,11 @@ mod tests {
                 name: None,
                 cmdline: None,
                 uid: None,
+                labels: None,
             }],
             owner_unknown: None,
             findings: Vec::new(),
+            labels: None,
         }
     }
 

@@ -16,6 +16,7 @@ use ipnet::IpNet;
 
 use crate::filter::ephemeral::EphemeralPorts;
 use crate::model::exposure::{self, Exposure};
+use crate::model::labels::Labels;
 use crate::model::{Entry, Family, OwnerProcess, Protocol, Socket};
 pub use glob::Glob;
 pub use ports::{PortSet, PortSpecError};
@@ -35,6 +36,11 @@ pub struct Filter {
     pub uids: Vec<u32>,
     /// Keep sockets held by a process whose name matches one of these (`--program`).
     pub programs: Vec<Glob>,
+    /// Keep sockets whose container, or a holder's, matches one of these by name, id or pod
+    /// (`--container`).
+    pub containers: Vec<Glob>,
+    /// Keep sockets whose systemd unit, or a holder's, matches one of these (`--unit`).
+    pub units: Vec<Glob>,
     /// Leave out UDP client sockets on ports of this range (`--ignore-ephemeral`); `None`
     /// keeps them.
     pub ephemeral: Option<EphemeralPorts>,
@@ -64,6 +70,12 @@ impl Filter {
     /// Whether [`Filter::keeps_entry`] needs the processes holding each socket.
     pub fn needs_processes(&self) -> bool {
         !(self.pids.is_empty() && self.uids.is_empty() && self.programs.is_empty())
+            || self.needs_labels()
+    }
+
+    /// Whether [`Filter::keeps_entry`] needs the labels of each socket and holder.
+    pub fn needs_labels(&self) -> bool {
+        !(self.containers.is_empty() && self.units.is_empty())
     }
 
     /// Whether the criteria about processes keep an attributed entry.
@@ -79,8 +91,45 @@ impl Filter {
             || processes
                 .iter()
                 .any(|p| self.programs.iter().any(|glob| program_matches(glob, p)));
-        pid_ok && user_ok && program_ok
+        pid_ok && user_ok && program_ok && self.keeps_labels(entry)
     }
+
+    /// Whether `--container` and `--unit` keep the entry: a match on the socket's own labels
+    /// or on any holder's.
+    fn keeps_labels(&self, entry: &Entry) -> bool {
+        let every = || {
+            let holders = entry.processes.iter().filter_map(|p| p.labels.as_deref());
+            entry.labels.as_deref().into_iter().chain(holders)
+        };
+        let container_ok = self.containers.is_empty()
+            || every().any(|l| self.containers.iter().any(|g| container_matches(g, l)));
+        let unit_ok =
+            self.units.is_empty() || every().any(|l| self.units.iter().any(|g| unit_matches(g, l)));
+        container_ok && unit_ok
+    }
+}
+
+/// A container matches by name, id (so a prefix glob such as `3f2a*` works), or pod name.
+fn container_matches(glob: &Glob, labels: &Labels) -> bool {
+    let Some(container) = &labels.container else {
+        return false;
+    };
+    [
+        Some(&container.id),
+        container.name.as_ref(),
+        container.pod.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|text| glob.matches(text.as_bytes()))
+}
+
+/// A unit matches whole, or by either side of an activation (`sshd.socket → sshd.service`).
+fn unit_matches(glob: &Glob, labels: &Labels) -> bool {
+    let Some(unit) = &labels.unit else {
+        return false;
+    };
+    glob.matches(unit.as_bytes()) || unit.split(" → ").any(|part| glob.matches(part.as_bytes()))
 }
 
 /// A process matches by `comm` or by the file name of `argv[0]`: `comm` is cut to 15 bytes
@@ -205,10 +254,12 @@ mod tests {
                     name: Some(name.as_bytes().into()),
                     cmdline: Some(cmdline.as_bytes().into()),
                     uid: Some(uid),
+                    labels: None,
                 })
                 .collect(),
             owner_unknown: None,
             findings: Vec::new(),
+            labels: None,
         }
     }
 

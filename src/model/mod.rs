@@ -4,6 +4,7 @@
 
 pub mod exposure;
 pub mod finding;
+pub mod labels;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -193,6 +194,10 @@ pub struct OwnerProcess {
     pub cmdline: Option<Arc<[u8]>>,
     /// Effective uid of the process, from `status`.
     pub uid: Option<u32>,
+    /// Its unit and container, from `/proc/PID/cgroup`: filled by the enrich stage when an
+    /// output shows them or a filter uses them, `None` otherwise. Shared by every process in
+    /// the same cgroup.
+    pub labels: Option<Arc<labels::Labels>>,
 }
 
 /// Why a shown socket has no owning process.
@@ -239,6 +244,10 @@ pub struct Entry {
     /// [`finding::Flag::EVERY`] order: filled by the enrich stage when an output shows them or
     /// an action uses them, empty otherwise.
     pub findings: Vec<finding::Finding>,
+    /// The socket's unit and container: from its own cgroup (`Socket::cgroup_id`), else from
+    /// its holders'; a socket systemd's socket activation made names both units
+    /// (`sshd.socket → sshd.service`). Filled like [`OwnerProcess::labels`].
+    pub labels: Option<Arc<labels::Labels>>,
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 use crate::config::{AttributionChoice, Config, Needs, RenderOptions, StateSelection};
 use crate::enrich::exe::Executables;
-use crate::enrich::suspicious;
+use crate::enrich::{labels, suspicious};
 use crate::filter::{self, Filter, PortSet};
 use crate::model::{Entry, OwnerUnknownReason, Socket};
 use crate::process::info::{self, HidePid, ProcVisibility};
@@ -53,6 +53,8 @@ pub struct Plan {
     pub walk_if_refused: bool,
     /// Root of the proc filesystem, where processes and executables are read.
     pub proc_root: PathBuf,
+    /// Root of the runtime state and unit files labels are read from (`/`).
+    pub state_root: PathBuf,
 }
 
 impl Plan {
@@ -73,6 +75,7 @@ impl Plan {
             needs,
             walk_if_refused: false,
             proc_root: config.proc_root.clone(),
+            state_root: config.state_root.clone(),
         }
     }
 
@@ -141,6 +144,7 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
         }
     };
     mark("owners found");
+    let listing = label(listing, plan);
     Ok(Some(enrich(select(listing, &plan.filter), plan)))
 }
 
@@ -196,6 +200,21 @@ pub fn attribute(
         blame_hidden_processes(&mut listing.entries);
     }
     Ok(listing)
+}
+
+/// Label every entry and holder with its systemd unit and container, when the plan needs
+/// them (an output shows them, or `--container`/`--unit` selects by them): before select,
+/// which filters on them.
+pub fn label(mut listing: Listing, plan: &Plan) -> Listing {
+    if plan.needs.labels {
+        let sources = labels::apply::Sources {
+            proc_root: &plan.proc_root,
+            state_root: &plan.state_root,
+        };
+        labels::apply::label_entries(&mut listing.entries, sources);
+        mark("labels read");
+    }
+    listing
 }
 
 /// Keep the entries the process filters keep, in display order.
@@ -304,6 +323,7 @@ fn unattributed(sockets: Vec<Socket>) -> Vec<Entry> {
             processes: Vec::new(),
             owner_unknown: None,
             findings: Vec::new(),
+            labels: None,
         })
         .collect()
 }

@@ -30,9 +30,11 @@ fn implant() -> Entry {
             name: Some(b"implant".as_slice().into()),
             cmdline: None,
             uid: Some(0),
+            labels: None,
         }],
         owner_unknown: None,
         findings: Vec::new(),
+        labels: None,
     }
 }
 

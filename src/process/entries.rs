@@ -40,6 +40,7 @@ fn entry(
         processes,
         owner_unknown,
         findings: Vec::new(),
+        labels: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn owner_processes(
             name: found.and_then(|d| d.name.clone()),
             cmdline: found.and_then(|d| d.cmdline.clone()),
             uid: found.and_then(|d| d.uid),
+            labels: None,
         });
     }
     owners

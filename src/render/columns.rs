@@ -6,6 +6,7 @@
 //! string a process or the network controls goes through the terminal-safe escaping, so no
 //! cell of either carries a raw control character.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use super::labels::{Labels, device_label, program_cell, push_number, write_program_cell};
@@ -110,6 +111,11 @@ impl<'a> Cells<'a> {
             Column::Cmdline => self.joined(entry, |p, _| cmdline(p.cmdline.as_deref()?)),
             Column::Exe => self.joined(entry, |p, exes| exes.get(p.pid).map(safe)),
             Column::Flags => self.flags(entry),
+            Column::Container => self.or_missing(self.container(entry)),
+            Column::Unit => {
+                let unit = entry.labels.as_deref().and_then(|l| l.display_unit());
+                self.or_missing(unit.map(Cow::into_owned))
+            }
         }
     }
 
@@ -180,6 +186,25 @@ impl<'a> Cells<'a> {
     }
 
     /// `-` in the table (as netstat), an empty cell in the CSV.
+    /// The container's name, else its id (cut to Docker's 12 digits in the table), after its
+    /// pod as `pod-namespace/pod/` under Kubernetes; escaped like process names.
+    fn container(&self, entry: &Entry) -> Option<String> {
+        let container = entry.labels.as_deref()?.container.as_ref()?;
+        let id = container.display_id();
+        let short = match self.style {
+            Style::Display { .. } if container.name.is_none() => id.chars().take(12).collect(),
+            _ => id.into_owned(),
+        };
+        let name = container.display_name().map_or(short, Cow::into_owned);
+        Some(
+            match (container.display_pod_namespace(), container.display_pod()) {
+                (Some(namespace), Some(pod)) => format!("{namespace}/{pod}/{name}"),
+                (None, Some(pod)) => format!("{pod}/{name}"),
+                _ => name,
+            },
+        )
+    }
+
     fn or_missing(&self, text: Option<String>) -> String {
         text.unwrap_or_else(|| match self.style {
             Style::Display { .. } => "-".into(),
@@ -234,6 +259,7 @@ mod tests {
             processes,
             owner_unknown: None,
             findings: Vec::new(),
+            labels: None,
         }
     }
 
@@ -244,6 +270,7 @@ mod tests {
             name: Some(name.into()),
             cmdline: Some(cmdline.into()),
             uid: Some(0),
+            labels: None,
         }
     }
 

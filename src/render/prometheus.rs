@@ -1,7 +1,7 @@
 //! Prometheus text exposition format (version 0.0.4), for node_exporter's textfile collector.
 //!
 //! ```text
-//! lsports_listening_socket{proto,family,address,port,interface,exposure,program,user}
+//! lsports_listening_socket{proto,family,address,port,interface,exposure,program,user[,container][,unit]}
 //!     one series per listening socket; the value is how many sockets share the labels
 //!     (1, or the number of SO_REUSEPORT siblings, which would otherwise be duplicates)
 //! lsports_listening_sockets{proto,exposure}
@@ -82,7 +82,7 @@ fn socket_labels(entry: &Entry, labels: &mut Labels) -> LabelSet {
     let user = labels
         .user_name(socket.uid)
         .unwrap_or_else(|| socket.uid.to_string());
-    vec![
+    let mut set = vec![
         ("proto", socket.protocol.name().into()),
         ("family", socket.family.name().into()),
         ("address", socket.local_addr.to_string()),
@@ -94,7 +94,24 @@ fn socket_labels(entry: &Entry, labels: &mut Labels) -> LabelSet {
             "user",
             sanitize::terminal_safe(user.as_bytes()).into_owned(),
         ),
-    ]
+    ];
+    set.extend(ownership_labels(entry));
+    set
+}
+
+/// `container` (its name, else its id) and `unit`, each only when known: Prometheus reads a
+/// missing label as an empty one, so hosts without containers keep their series as they were.
+/// Escaped like process names; the format's own escaping follows when written.
+fn ownership_labels(entry: &Entry) -> LabelSet {
+    let Some(labels) = entry.labels.as_deref() else {
+        return Vec::new();
+    };
+    let container = labels.container.as_ref().map(|c| {
+        let name = c.display_name().unwrap_or_else(|| c.display_id());
+        ("container", name.into_owned())
+    });
+    let unit = labels.display_unit().map(|u| ("unit", u.into_owned()));
+    container.into_iter().chain(unit).collect()
 }
 
 /// Distinct process names in pid order, joined by `;` (empty when no holder is known).
@@ -208,9 +225,11 @@ mod tests {
                 name: Some(name.into()),
                 cmdline: None,
                 uid: Some(0),
+                labels: None,
             }],
             owner_unknown: None,
             findings: Vec::new(),
+            labels: None,
         }
     }
 

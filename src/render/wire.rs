@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::labels::Labels;
 use crate::model::exposure;
+use crate::model::labels::Labels as ModelLabels;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, SourceKind};
 use crate::text::sanitize;
 
@@ -60,6 +61,14 @@ pub struct Socket {
     pub source: Word,
     /// Fields the source could not give.
     pub unknown_fields: Vec<Word>,
+    /// The container that made it, else its first labelled holder's; `None` when none is
+    /// known or labels were not read.
+    #[serde(default)]
+    pub container: Option<Container>,
+    /// The systemd unit that made it, else its first labelled holder's;
+    /// `sshd.socket → sshd.service` for a socket systemd's socket activation passed on.
+    #[serde(default)]
+    pub unit: Option<String>,
     /// Every process holding it.
     pub processes: Vec<Process>,
     /// Why `processes` is empty (`kernel`, `permission`, …); `None` when it is not.
@@ -83,6 +92,47 @@ pub struct Process {
     pub user: Option<String>,
     /// Lowest file descriptor through which it holds the socket.
     pub fd: u32,
+    /// The container it runs in, from `/proc/PID/cgroup`.
+    #[serde(default)]
+    pub container: Option<Container>,
+    /// The systemd unit it runs in, from `/proc/PID/cgroup`.
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+/// A container (`#/$defs/container`). Names are whatever its starter chose: kept as they
+/// are, the JSON writer escapes control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// `docker`, `podman`, `containerd`, `cri-o`, `cri`, `lxc`, `machine`.
+    pub runtime: Word,
+    /// The runtime's id (64 hex digits), or the name for LXC and machines.
+    pub id: String,
+    /// Its name, from the runtime's state files.
+    pub name: Option<String>,
+    /// Its Kubernetes pod.
+    pub pod: Option<String>,
+    /// Its pod's Kubernetes namespace.
+    pub pod_namespace: Option<String>,
+}
+
+impl Container {
+    /// The container of `labels`, if they name one.
+    fn of(labels: Option<&ModelLabels>) -> Option<Container> {
+        let container = labels?.container.as_ref()?;
+        Some(Container {
+            runtime: Cow::Borrowed(container.runtime.as_str()),
+            id: container.id.clone(),
+            name: container.name.clone(),
+            pod: container.pod.clone(),
+            pod_namespace: container.pod_namespace.clone(),
+        })
+    }
+}
+
+/// The unit of `labels`, if they name one.
+fn unit_of(labels: Option<&ModelLabels>) -> Option<String> {
+    labels?.unit.clone()
 }
 
 impl Socket {
@@ -116,6 +166,8 @@ impl Socket {
                 .collect(),
             source: Cow::Borrowed(socket.source.name()),
             unknown_fields: unknown_fields(entry),
+            container: Container::of(entry.labels.as_deref()),
+            unit: unit_of(entry.labels.as_deref()),
             processes: (entry.processes.iter().enumerate())
                 .map(|(i, p)| Process::of(p, labels, exe(i, p)))
                 .collect(),
@@ -135,6 +187,8 @@ impl Process {
             uid: process.uid,
             user: process.uid.and_then(|uid| labels.user_name(uid)),
             fd: process.fd,
+            container: Container::of(process.labels.as_deref()),
+            unit: unit_of(process.labels.as_deref()),
         }
     }
 }

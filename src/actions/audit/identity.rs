@@ -167,10 +167,12 @@ mod tests {
                     name: Some(std::sync::Arc::from(*name)),
                     cmdline: None,
                     uid: Some(0),
+                    labels: None,
                 })
                 .collect(),
             owner_unknown: None,
             findings: Vec::new(),
+            labels: None,
         }
     }
 

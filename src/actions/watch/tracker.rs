@@ -122,6 +122,7 @@ mod tests {
                 processes: Vec::new(),
                 owner_unknown: None,
                 findings: Vec::new(),
+                labels: None,
             },
             exes: Vec::new(),
             findings: Vec::new(),

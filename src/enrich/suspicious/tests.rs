@@ -36,10 +36,12 @@ fn entry(addr: &str, holders: &[(u32, u32)], unknown: Option<OwnerUnknownReason>
                 name: Some(b"sshd"[..].into()),
                 cmdline: None,
                 uid: Some(uid),
+                labels: None,
             })
             .collect(),
         owner_unknown: unknown,
         findings: Vec::new(),
+        labels: None,
     }
 }
 

@@ -43,9 +43,11 @@ fn listener(
             name: Some(name.as_bytes().into()),
             cmdline: Some(exe.as_bytes().into()),
             uid: Some(uid),
+            labels: None,
         }],
         owner_unknown: None,
         findings: Vec::new(),
+        labels: None,
     };
     (entry, identity)
 }
