@@ -1,0 +1,352 @@
+//! Container and unit labels end to end, through the binary as a user runs it: real
+//! processes in real cgroup v2 directories named as Docker, Podman, containerd under
+//! Kubernetes and systemd name them, each listening in one private network namespace, with a
+//! fake runtime state tree (`--state-root`). lsports' JSON must name, for every socket and
+//! its holder, the container and unit the test built; `--container` and `--unit` must keep
+//! exactly the sockets the test expects; a hostile container name must reach no terminal raw.
+//!
+//! The cgroups live under `<cgroup2 mount>/lsports-wired-<pid>`, removed even when the test
+//! fails. Needs root; under `CI=true` a cgroup2 mount that cannot be written is a failure.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+
+use lsports::enrich::labels::cgroupid;
+use serde_json::{Value, json};
+
+use common::{
+    assert_success, assert_terminal_safe, by_inode, is_root, output_guarded, parse_csv, parse_json,
+    scrubbed, skip_unless_ci,
+};
+
+const DOCKER: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const PODMAN: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const CONTAINERD: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+const HOSTILE: &str = "5555555555555555555555555555555555555555555555555555555555555555";
+/// The name whoever starts the container chose: an escape sequence and a newline.
+const HOSTILE_NAME: &str = "ev\u{1b}[31mil\nx";
+
+/// A network namespace held by a sleeping process, cgroups under the test's parent, and the
+/// listeners in them; on drop every process is killed and the directories removed.
+struct World {
+    holder: Child,
+    parent: PathBuf,
+    dirs: Vec<PathBuf>,
+    children: Vec<Child>,
+}
+
+impl World {
+    fn create(mount: &Path) -> Result<World, String> {
+        let parent = mount.join(format!("lsports-wired-{}", std::process::id()));
+        fs::create_dir(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let holder = scrubbed("unshare")
+            .args(["--net", "sleep", "infinity"])
+            .spawn()
+            .map_err(|e| format!("unshare: {e}"));
+        let holder = match holder {
+            Ok(holder) => holder,
+            Err(why) => {
+                let _ = fs::remove_dir(&parent);
+                return Err(why);
+            }
+        };
+        Ok(World {
+            holder,
+            parent,
+            dirs: Vec::new(),
+            children: Vec::new(),
+        })
+    }
+
+    fn netns(&self) -> String {
+        format!("--net=/proc/{}/ns/net", self.holder.id())
+    }
+
+    /// Make the cgroup `rel` (and its parents) under the test's parent.
+    fn make(&mut self, rel: &str) -> PathBuf {
+        let mut dir = self.parent.clone();
+        for part in rel.split('/') {
+            dir.push(part);
+            if !dir.exists() {
+                fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                self.dirs.push(dir.clone());
+            }
+        }
+        dir
+    }
+
+    /// Start a TCP listener in `cgroup` and the world's namespace; its socket's inode.
+    fn listener_in(&mut self, cgroup: &Path) -> u64 {
+        let script = "import os,socket,sys\n\
+            s=socket.socket(); s.bind(('0.0.0.0',0)); s.listen()\n\
+            print(os.fstat(s.fileno()).st_ino, flush=True)\n\
+            sys.stdin.read()\n";
+        let mut cmd = scrubbed("sh");
+        cmd.args([
+            "-c",
+            "echo $$ > \"$1/cgroup.procs\" && exec nsenter \"$2\" python3 -c \"$3\"",
+        ])
+        .args(["sh"])
+        .arg(cgroup)
+        .arg(self.netns())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("start sh");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        self.children.push(child);
+        line.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "the process in {} did not listen: {line:?}",
+                cgroup.display()
+            )
+        })
+    }
+
+    /// lsports in the world's namespace, reading runtime state under `state`.
+    fn lsports(&self, state: &Path, args: &[&str]) -> Output {
+        let mut cmd = scrubbed("nsenter");
+        cmd.arg(self.netns())
+            .arg(common::lsports_bin())
+            .arg("--state-root")
+            .arg(state)
+            .args(args);
+        let out = output_guarded(cmd, &format!("lsports {}", args.join(" ")));
+        assert_success(&out, args);
+        out
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().chain([&mut self.holder]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for dir in self.dirs.iter().rev().chain([&self.parent]) {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+fn world() -> Option<World> {
+    if !is_root() {
+        skip_unless_ci("making cgroups needs root");
+        return None;
+    }
+    let info = fs::read("/proc/self/mountinfo").unwrap();
+    let Some(mount) = cgroupid::cgroup2_mount(&info) else {
+        skip_unless_ci("no cgroup2 file system is mounted");
+        return None;
+    };
+    match World::create(&mount) {
+        Ok(world) => Some(world),
+        Err(why) => {
+            skip_unless_ci(&format!("cannot build the world: {why}"));
+            None
+        }
+    }
+}
+
+fn put(root: &Path, rel: &str, content: &str) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+}
+
+/// The runtimes' state files for the containers of [`cases`], in their formats.
+fn state_tree() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let docker = |id: &str, name: &str| {
+        let config = json!({ "Name": format!("/{name}") }).to_string();
+        put(
+            r,
+            &format!("var/lib/docker/containers/{id}/config.v2.json"),
+            &config,
+        );
+    };
+    docker(DOCKER, "web");
+    docker(HOSTILE, HOSTILE_NAME);
+    put(
+        r,
+        "var/lib/containers/storage/overlay-containers/containers.json",
+        &format!(r#"[{{"id":"{PODMAN}","names":["db"]}}]"#),
+    );
+    put(
+        r,
+        &format!("run/containerd/io.containerd.runtime.v2.task/k8s.io/{CONTAINERD}/config.json"),
+        r#"{"annotations":{"io.kubernetes.cri.container-name":"nginx",
+            "io.kubernetes.cri.sandbox-name":"web-5d9f","io.kubernetes.cri.sandbox-namespace":"shop"}}"#,
+    );
+    root
+}
+
+/// Each cgroup (under the test's parent), and the `container` and `unit` JSON it must get.
+fn cases() -> Vec<(String, Value, Value)> {
+    let pod = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0d3c1e2f_4a5b_6c7d_8e9f_0a1b2c3d4e5f.slice";
+    let container = |runtime: &str, id: &str, name: &str, pod: Value, ns: Value| json!({"runtime": runtime, "id": id, "name": name, "pod": pod, "pod_namespace": ns});
+    vec![
+        (
+            format!("system.slice/docker-{DOCKER}.scope"),
+            container("docker", DOCKER, "web", Value::Null, Value::Null),
+            json!(format!("docker-{DOCKER}.scope")),
+        ),
+        (
+            format!("machine.slice/libpod-{PODMAN}.scope"),
+            container("podman", PODMAN, "db", Value::Null, Value::Null),
+            json!(format!("libpod-{PODMAN}.scope")),
+        ),
+        (
+            format!("{pod}/cri-containerd-{CONTAINERD}.scope"),
+            container(
+                "containerd",
+                CONTAINERD,
+                "nginx",
+                json!("web-5d9f"),
+                json!("shop"),
+            ),
+            json!(format!("cri-containerd-{CONTAINERD}.scope")),
+        ),
+        (
+            format!("system.slice/docker-{HOSTILE}.scope"),
+            container("docker", HOSTILE, HOSTILE_NAME, Value::Null, Value::Null),
+            json!(format!("docker-{HOSTILE}.scope")),
+        ),
+        (
+            "system.slice/nginx.service".to_owned(),
+            Value::Null,
+            json!("nginx.service"),
+        ),
+    ]
+}
+
+/// The world of [`cases`]: each listener's inode with the labels it must get.
+fn build(world: &mut World) -> Vec<(String, u64, Value, Value)> {
+    cases()
+        .into_iter()
+        .map(|(rel, container, unit)| {
+            let cgroup = world.make(&rel);
+            let inode = world.listener_in(&cgroup);
+            (rel, inode, container, unit)
+        })
+        .collect()
+}
+
+#[test]
+fn json_names_the_container_and_unit_of_every_socket_and_holder() {
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let built = build(&mut world);
+    let out = world.lsports(state.path(), &["-tln", "--json"]);
+    let listing = parse_json(&out.stdout);
+    assert_eq!(
+        listing.as_array().unwrap().len(),
+        built.len(),
+        "one socket per listener: {listing:#}"
+    );
+    for (rel, inode, container, unit) in &built {
+        let socket = by_inode(&listing, *inode);
+        assert_eq!(socket["container"], *container, "socket made in {rel}");
+        assert_eq!(socket["unit"], *unit, "socket made in {rel}");
+        let holders = socket["processes"].as_array().unwrap();
+        assert_eq!(holders.len(), 1, "socket made in {rel}: {socket:#}");
+        assert_eq!(holders[0]["container"], *container, "holder in {rel}");
+        assert_eq!(holders[0]["unit"], *unit, "holder in {rel}");
+    }
+}
+
+#[test]
+fn container_and_unit_filters_keep_exactly_the_matching_sockets() {
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let built = build(&mut world);
+    let inode_of = |rel_part: &str| -> u64 {
+        let found = built.iter().find(|b| b.0.contains(rel_part)).unwrap();
+        found.1
+    };
+    let kept = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["-tln", "--json"];
+        all.extend_from_slice(args);
+        let listing = parse_json(&world.lsports(state.path(), &all).stdout);
+        let mut inodes: Vec<u64> = (listing.as_array().unwrap().iter())
+            .map(|s| s["inode"].as_u64().unwrap())
+            .collect();
+        inodes.sort_unstable();
+        inodes
+    };
+    assert_eq!(kept(&["--container", "web"]), vec![inode_of(DOCKER)]);
+    assert_eq!(kept(&["--container", "2222*"]), vec![inode_of(PODMAN)]);
+    assert_eq!(
+        kept(&["--container", "web-5d9f"]),
+        vec![inode_of(CONTAINERD)]
+    );
+    assert_eq!(kept(&["--unit", "nginx.service"]), vec![inode_of("nginx")]);
+    let mut libpod_or_nginx = vec![inode_of(PODMAN), inode_of("nginx")];
+    libpod_or_nginx.sort_unstable();
+    assert_eq!(
+        kept(&["--unit", "libpod-*", "--unit", "nginx.*"]),
+        libpod_or_nginx
+    );
+    assert_eq!(
+        kept(&["--container", "nothing-like-this"]),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn a_hostile_container_name_reaches_no_terminal_raw() {
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let built = build(&mut world);
+    let hostile = built.iter().find(|b| b.0.contains(HOSTILE)).unwrap().1;
+    let filter = ["--container", "ev*"];
+    let columns = "inode,container,unit";
+    let table = world.lsports(state.path(), &["-tln", "-o", columns, filter[0], filter[1]]);
+    assert_terminal_safe("table", &table.stdout);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        text.contains(&hostile.to_string()) && text.contains("ev\\e[31mil\\nx"),
+        "the table shows the name escaped:\n{text}"
+    );
+    let csv = world.lsports(
+        state.path(),
+        &[
+            "-tln", "--format", "csv", "-o", columns, filter[0], filter[1],
+        ],
+    );
+    assert_terminal_safe("csv", &csv.stdout);
+    let rows = parse_csv(&String::from_utf8(csv.stdout).unwrap());
+    assert_eq!(
+        rows[1],
+        [
+            hostile.to_string(),
+            "ev\\e[31mil\\nx".into(),
+            format!("docker-{HOSTILE}.scope")
+        ]
+    );
+    let prometheus = world.lsports(state.path(), &["-tln", "--format", "prometheus"]);
+    assert_terminal_safe("prometheus", &prometheus.stdout);
+    let text = String::from_utf8(prometheus.stdout).unwrap();
+    assert!(
+        text.contains(r#"container="ev\\e[31mil\\nx""#),
+        "the label is escaped, then quoted as the format says:\n{text}"
+    );
+    let jsonl = world.lsports(
+        state.path(),
+        &["-tln", "--format", "jsonl", filter[0], filter[1]],
+    );
+    assert_terminal_safe("jsonl", &jsonl.stdout);
+    let line: Value = serde_json::from_slice(&jsonl.stdout).unwrap();
+    assert_eq!(
+        line["container"]["name"], HOSTILE_NAME,
+        "JSON keeps the name, escaped"
+    );
+}
