@@ -350,3 +350,26 @@ fn a_hostile_container_name_reaches_no_terminal_raw() {
         "JSON keeps the name, escaped"
     );
 }
+
+/// A socket is labelled by the cgroup it was made in (`INET_DIAG_CGROUP_ID`), not by where
+/// its holder lives now: the holder moved to another unit after listening keeps its own
+/// labels, and the socket keeps the container's.
+#[test]
+fn a_socket_keeps_the_labels_of_the_cgroup_it_was_made_in() {
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let made_in = world.make(&format!("system.slice/docker-{DOCKER}.scope"));
+    let moved_to = world.make("system.slice/backup.service");
+    let inode = world.listener_in(&made_in);
+    let pid = fs::read_to_string(made_in.join("cgroup.procs")).unwrap();
+    let pid = pid.trim();
+    fs::write(moved_to.join("cgroup.procs"), pid).unwrap();
+    let listing = parse_json(&world.lsports(state.path(), &["-tln", "--json"]).stdout);
+    let socket = by_inode(&listing, inode);
+    assert_eq!(socket["container"]["name"], "web", "{socket:#}");
+    assert_eq!(socket["unit"], format!("docker-{DOCKER}.scope"));
+    let holder = &socket["processes"][0];
+    assert_eq!(holder["pid"].to_string(), pid);
+    assert_eq!(holder["container"], Value::Null, "{holder:#}");
+    assert_eq!(holder["unit"], "backup.service");
+}
