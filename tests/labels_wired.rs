@@ -247,6 +247,7 @@ fn json_names_the_container_and_unit_of_every_socket_and_holder() {
     let built = build(&mut world);
     let out = world.lsports(state.path(), &["-tln", "--json"]);
     let listing = parse_json(&out.stdout);
+    common::assert_valid(&listing, "the labelled listing");
     assert_eq!(
         listing.as_array().unwrap().len(),
         built.len(),
