@@ -154,6 +154,7 @@ impl Played {
             device: DeviceBinding::Unbound,
             source: SourceKind::Netlink,
             cgroup_id: None,
+            netns: None,
         }
     }
 

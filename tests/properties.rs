@@ -72,6 +72,7 @@ fn proc_socket(protocol: Protocol, family: Family) -> impl Strategy<Value = Sock
                     device: DeviceBinding::Unknown,
                     source: SourceKind::Proc,
                     cgroup_id: None,
+                    netns: None,
                 }
             },
         )

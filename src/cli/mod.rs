@@ -18,7 +18,7 @@ use clap::{ArgGroup, ArgMatches, CommandFactory, FromArgMatches, Parser};
 use ipnet::IpNet;
 
 use crate::config::{
-    Action, AttributionChoice, AuditSpec, Column, Config, FailSet, Generated, Numeric,
+    Action, AttributionChoice, AuditSpec, Column, Config, FailSet, Generated, NetnsChoice, Numeric,
     OutputFormat, SourceChoice, StateSelection, Until, WaitSpec, WatchSpec,
 };
 use crate::enrich::names::SERVICES_PATH;
@@ -348,6 +348,28 @@ pub struct Cli {
     )]
     pub attribution: AttributionChoice,
 
+    /// Network namespaces to list: current, all, an ip-netns NAME, a PATH or pid:PID
+    #[arg(
+        short = 'N',
+        long,
+        value_name = "NS",
+        default_value = "current",
+        value_parser = clap::builder::OsStringValueParser::new().try_map(|v| NetnsChoice::parse(&v)),
+        conflicts_with_all = ["snapshot", "proc_root"],
+        long_help = "Which network namespaces to list. current (the default, as ss and \
+            netstat): the one lsports runs in. all: every namespace of the host, found from \
+            /proc/*/ns/net, from nsfs bind mounts (ip netns, Docker, CNI) and from the sockets \
+            themselves (a namespace only a socket keeps alive), each read from inside it; \
+            entering another namespace needs CAP_SYS_ADMIN, and without it a namespace is read \
+            from /proc/PID/net of a process in it, and what could not be read is said on \
+            stderr. NAME: the one ip netns names so (/run/netns/NAME), as ss -N. PATH: the one \
+            bind-mounted there, or a /proc/PID/ns/net link. pid:PID: the one that process \
+            lives in. The netns column shows each socket's namespace, and is in the table by \
+            default when more than one namespace is listed.",
+        global = true
+    )]
+    pub netns: NetnsChoice,
+
     /// Read sockets and processes from this proc tree instead of /proc (implies --source proc)
     #[arg(
         long,
@@ -468,6 +490,7 @@ impl Cli {
             proc_root: self.proc_root.clone().unwrap_or_else(|| PROC.into()),
             snapshot: self.snapshot.clone(),
             state_root: self.state_root.clone().unwrap_or_else(|| "/".into()),
+            netns: self.netns.clone(),
             notes: self.notes(),
         })
     }

@@ -111,3 +111,49 @@ impl Needs {
         }
     }
 }
+
+/// Which network namespaces to list (`--netns`, `-N`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NetnsChoice {
+    /// The one lsports runs in, as ss and netstat do.
+    #[default]
+    Current,
+    /// Every namespace of the host, each read from inside it.
+    All,
+    /// The one `ip netns` names so (`/run/netns/NAME`).
+    Named(std::ffi::OsString),
+    /// The one bind-mounted at (or linked from) this path.
+    Path(std::path::PathBuf),
+    /// The one this process lives in.
+    Pid(u32),
+}
+
+impl NetnsChoice {
+    /// Read a `--netns` value: `all`, `current`, `pid:PID`, a path (it has a `/`), else an
+    /// `ip netns` name.
+    pub fn parse(value: &std::ffi::OsStr) -> Result<NetnsChoice, String> {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = value.as_bytes();
+        Ok(match bytes {
+            b"all" => NetnsChoice::All,
+            b"current" => NetnsChoice::Current,
+            b"" => {
+                return Err(
+                    "an empty namespace name; use all, current, NAME, PATH or pid:PID".into(),
+                );
+            }
+            _ if bytes.starts_with(b"pid:") => {
+                let digits = String::from_utf8_lossy(&bytes[4..]);
+                let pid = digits
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&pid| pid > 0 && digits.bytes().all(|b| b.is_ascii_digit()))
+                    // Debug formatting escapes whatever control characters were typed.
+                    .ok_or_else(|| format!("{digits:?} after pid: is not a process id"))?;
+                NetnsChoice::Pid(pid)
+            }
+            _ if bytes.contains(&b'/') => NetnsChoice::Path(value.into()),
+            _ => NetnsChoice::Named(value.into()),
+        })
+    }
+}

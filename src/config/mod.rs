@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use crate::filter::Filter;
 use crate::model::{Family, Protocol};
 pub use action::{Action, AuditSpec, FailOn, FailSet, Generated, Until, WaitSpec, WatchSpec};
-pub use choices::{AttributionChoice, DetailFields, Needs, SourceChoice, StateSelection};
+pub use choices::{
+    AttributionChoice, DetailFields, Needs, NetnsChoice, SourceChoice, StateSelection,
+};
 pub use columns::Column;
 pub use output::{Numeric, OutputFormat, RenderOptions};
 
@@ -53,6 +55,8 @@ pub struct Config {
     /// Root under which container runtimes' state files and systemd's unit files are read
     /// for labels (`/`; the hidden `--state-root` points tests at a fake tree).
     pub state_root: PathBuf,
+    /// Which network namespaces to list (`--netns`).
+    pub netns: NetnsChoice,
     /// Notes on how the command line was read (netstat's `-o` timers), printed on stderr
     /// before the run.
     pub notes: Vec<String>,

@@ -167,6 +167,31 @@ pub struct Socket {
     /// the unit or container that made it even when no holder is visible. `None` from
     /// `/proc/net/*` and from kernels that do not send it.
     pub cgroup_id: Option<u64>,
+    /// The network namespace it belongs to; `None` where unknown (a snapshot, a proc root
+    /// whose namespace cannot be read). Shared by every socket of that namespace.
+    pub netns: Option<Arc<Netns>>,
+}
+
+/// A network namespace, as a socket's `netns`: its nsfs inode (what `stat -L
+/// /proc/PID/ns/net` gives) and the name a bind mount gives it (`ip netns`, Docker, CNI).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Netns {
+    /// Its nsfs inode.
+    pub inode: u64,
+    /// The name as mounted, raw bytes: whoever may mount chose it, so it must be escaped
+    /// for display.
+    pub name: Option<Vec<u8>>,
+}
+
+impl Netns {
+    /// How the `netns` column shows it: its name if a mount names it, else `net:[INODE]`
+    /// as `/proc/PID/ns/net` does. Not yet escaped.
+    pub fn label(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.name {
+            Some(name) => name.as_slice().into(),
+            None => format!("net:[{}]", self.inode).into_bytes().into(),
+        }
+    }
 }
 
 /// One file descriptor that refers to a socket.
@@ -276,6 +301,7 @@ impl Socket {
             device: DeviceBinding::Unbound,
             source: SourceKind::Netlink,
             cgroup_id: None,
+            netns: None,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! namespace found is either dumped or reported as not reached with the reason, so a caller
 //! can say what it could not see instead of giving a silent partial answer.
 
+pub mod collect;
 pub mod discover;
 pub mod dump;
 pub mod mountinfo;
@@ -24,6 +25,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use collect::collect;
 pub use discover::{Discovery, discover};
 pub use dump::{DumpRequest, NotReached, NsDump, Reach, dump_all};
 pub use pinned::{HeldSocket, held_sockets};

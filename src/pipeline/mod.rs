@@ -25,15 +25,16 @@ pub mod report;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::config::{AttributionChoice, Config, Needs, RenderOptions, StateSelection};
+use crate::config::{AttributionChoice, Config, Needs, NetnsChoice, RenderOptions, StateSelection};
 use crate::enrich::exe::Executables;
 use crate::enrich::{labels, suspicious};
 use crate::filter::{self, Filter, PortSet};
 use crate::model::{Entry, OwnerUnknownReason, Socket};
+use crate::netns;
 use crate::process::info::{self, HidePid, ProcVisibility};
 use crate::process::{self, BpfUnavailable};
 use crate::render;
-use crate::source::{self, CollectRequest, Collected};
+use crate::source::{CollectRequest, Collected};
 use crate::sys::timing::mark;
 
 /// What an action asks of the pipeline: which sockets, how their owners are found, and what
@@ -55,6 +56,8 @@ pub struct Plan {
     pub proc_root: PathBuf,
     /// Root of the runtime state and unit files labels are read from (`/`).
     pub state_root: PathBuf,
+    /// Which network namespaces to collect in (`--netns`).
+    pub netns: NetnsChoice,
 }
 
 impl Plan {
@@ -76,6 +79,7 @@ impl Plan {
             walk_if_refused: false,
             proc_root: config.proc_root.clone(),
             state_root: config.state_root.clone(),
+            netns: config.netns.clone(),
         }
     }
 
@@ -158,13 +162,13 @@ pub fn begin(plan: &Plan) -> Begun {
     )
 }
 
-/// Collect the plan's tables, keeping what the socket filters keep, with their devices named.
+/// Collect the plan's tables in the plan's namespaces, keeping what the socket filters keep,
+/// with their devices named (each in its own namespace) and their namespace noted.
 /// [`Collected::nothing_read`] says when no table could be read.
 pub fn collect(plan: &Plan) -> Collected {
-    let mut collected = source::collect(&plan.request);
+    let mut collected = netns::collect(&plan.netns, &plan.request);
     let sockets = std::mem::take(&mut collected.sockets);
     collected.sockets = filter::keep_sockets(sockets, &plan.filter);
-    source::name_devices(&mut collected.sockets);
     collected
 }
 

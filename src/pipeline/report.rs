@@ -28,7 +28,8 @@ pub fn source_lines(collected: &Collected, verbose: bool) -> Vec<String> {
         .warnings
         .iter()
         .map(|warning| format!("warning: {warning}"));
-    tables.chain(warnings).collect()
+    let notes = collected.notes.iter().cloned();
+    tables.chain(warnings).chain(notes).collect()
 }
 
 /// Diagnostics for a loop that polls again and again (`watch`, `-c`): a line is printed when

@@ -255,6 +255,7 @@ mod tests {
                 },
                 source: SourceKind::Netlink,
                 cgroup_id: None,
+                netns: None,
             },
             processes,
             owner_unknown: None,

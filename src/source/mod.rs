@@ -65,6 +65,9 @@ pub struct Collected {
     pub reports: Vec<TableReport>,
     /// Lines of `/proc/net` tables that could not be parsed.
     pub warnings: Vec<ParseWarning>,
+    /// What else could not be read, one line each for stderr (network namespaces not
+    /// reached, and why).
+    pub notes: Vec<String>,
 }
 
 impl Collected {

@@ -318,6 +318,7 @@ pub fn socket_from_response(response: &InetResponse, protocol: Protocol) -> Sock
             index => DeviceBinding::Device { index, name: None },
         },
         source: SourceKind::Netlink,
+        netns: None,
     }
 }
 

@@ -27,6 +27,7 @@ fn entry(addr: &str, holders: &[(u32, u32)], unknown: Option<OwnerUnknownReason>
             device: DeviceBinding::Unbound,
             source: SourceKind::Netlink,
             cgroup_id: None,
+            netns: None,
         },
         processes: holders
             .iter()

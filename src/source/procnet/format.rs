@@ -140,6 +140,7 @@ mod tests {
             device: DeviceBinding::Unknown,
             source: SourceKind::Proc,
             cgroup_id: None,
+            netns: None,
         }
     }
 

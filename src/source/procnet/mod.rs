@@ -310,6 +310,7 @@ fn parse_row(
         device: DeviceBinding::Unknown,
         source: SourceKind::Proc,
         cgroup_id: None,
+        netns: None,
     })
 }
 

@@ -1,0 +1,279 @@
+//! The collect stage across namespaces (`--netns`): the chosen namespaces' sockets, each
+//! tagged with the namespace it belongs to, and one line per thing that could not be read.
+//!
+//! Every socket gets its namespace ([`Netns`]: inode and name), the current one's too, so the
+//! JSON can always say where a socket lives. Devices are named inside each socket's own
+//! namespace (by [`super::dump`] while it is entered), never after this one's interfaces:
+//! interface index 2 is `eth0` here and `veth-w1` there.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{DumpRequest, Namespace, NsDump, Reach, Survey, mountinfo};
+use crate::config::NetnsChoice;
+use crate::model::Netns;
+use crate::source::{self, CollectRequest, Collected};
+use crate::sys::procroot::ProcRoot;
+use crate::text::counts::count;
+use crate::text::sanitize::terminal_safe;
+
+/// Collect `request`'s tables in the namespaces `choice` names, each socket tagged with its
+/// namespace and its devices named there. What could not be read is in `notes`.
+pub fn collect(choice: &NetnsChoice, request: &CollectRequest) -> Collected {
+    match choice {
+        NetnsChoice::Current => current(request),
+        NetnsChoice::All => all(request),
+        NetnsChoice::Named(name) => {
+            let path = Path::new("/run/netns").join(name);
+            one(request, Target::Mount(path), choice)
+        }
+        NetnsChoice::Path(path) => one(request, target_of_path(path), choice),
+        NetnsChoice::Pid(pid) => one(request, Target::Process(*pid), choice),
+    }
+}
+
+/// The namespace lsports runs in, read as ever; tagged when the proc root tells which it is
+/// (a snapshot or a copied tree does not).
+fn current(request: &CollectRequest) -> Collected {
+    let mut collected = source::collect(request);
+    source::name_devices(&mut collected.sockets);
+    if request.snapshot.is_none() {
+        let own = std::fs::metadata(request.proc_root.join("thread-self/ns/net"));
+        if let Ok(meta) = own {
+            let names = mount_names(&request.proc_root);
+            tag(&mut collected.sockets, &netns(meta.ino(), &names));
+        }
+    }
+    collected
+}
+
+/// Every namespace found, each dumped from inside it.
+fn all(request: &CollectRequest) -> Collected {
+    let dump = dump_request(request);
+    let held = match ProcRoot::open(&request.proc_root) {
+        Ok(root) => super::held_sockets(&root),
+        Err(_) => Vec::new(),
+    };
+    match super::survey(&request.proc_root, &dump, &held) {
+        Ok(survey) => merge(survey),
+        Err(e) => failed(format!(
+            "--netns all: cannot list the network namespaces under {}: {e}",
+            request.proc_root.display()
+        )),
+    }
+}
+
+/// How a single namespace is reached.
+enum Target {
+    Mount(PathBuf),
+    Process(u32),
+}
+
+/// `/proc/PID/ns/net` is a link into a process, not a mount: reach it through the process.
+fn target_of_path(path: &Path) -> Target {
+    let parts: Vec<&[u8]> = path.as_os_str().as_bytes().split(|&b| b == b'/').collect();
+    if let [b"", b"proc", pid, b"ns", b"net"] = parts.as_slice()
+        && let Some(pid) = crate::sys::procroot::canonical_u32(pid)
+    {
+        return Target::Process(pid);
+    }
+    Target::Mount(path.to_path_buf())
+}
+
+/// One namespace, named by a mount or a process.
+fn one(request: &CollectRequest, target: Target, choice: &NetnsChoice) -> Collected {
+    let what = describe_choice(choice);
+    let stat_path = match &target {
+        Target::Mount(path) => path.clone(),
+        Target::Process(pid) => request.proc_root.join(format!("{pid}/ns/net")),
+    };
+    let inode = match std::fs::metadata(&stat_path) {
+        Ok(meta) => meta.ino(),
+        Err(e) => {
+            return failed(format!(
+                "--netns {what}: cannot open {}: {e}",
+                terminal_safe(stat_path.as_os_str().as_bytes())
+            ));
+        }
+    };
+    let mut namespace = Namespace::new(inode);
+    match target {
+        Target::Mount(path) => namespace.mounts.push(path),
+        Target::Process(pid) => namespace.pids.push(pid),
+    }
+    let names = mount_names(&request.proc_root);
+    namespace.name = names.get(&inode).cloned();
+    let current = std::fs::metadata(request.proc_root.join("thread-self/ns/net"))
+        .ok()
+        .map(|m| m.ino());
+    let dumps = super::dump_all(
+        std::slice::from_ref(&namespace),
+        current,
+        &request.proc_root,
+        &dump_request(request),
+    );
+    match dumps {
+        Ok(dumps) => {
+            let (mut collected, unreached) = merge_dumps(dumps, &[namespace]);
+            collected.notes = unreached
+                .iter()
+                .map(|why| format!("--netns {what}: cannot read network namespace {inode}: {why}"))
+                .collect();
+            collected
+        }
+        Err(e) => failed(format!("--netns {what}: {e}")),
+    }
+}
+
+fn describe_choice(choice: &NetnsChoice) -> String {
+    match choice {
+        NetnsChoice::Current => "current".into(),
+        NetnsChoice::All => "all".into(),
+        NetnsChoice::Named(name) => terminal_safe(name.as_bytes()).into_owned(),
+        NetnsChoice::Path(path) => terminal_safe(path.as_os_str().as_bytes()).into_owned(),
+        NetnsChoice::Pid(pid) => format!("pid:{pid}"),
+    }
+}
+
+fn dump_request(request: &CollectRequest) -> DumpRequest {
+    DumpRequest {
+        tables: request.tables.clone(),
+        states: request.states,
+        workers: None,
+    }
+}
+
+/// A survey as one collection: every reached namespace's sockets, the current namespace's
+/// table reports (or the first reached one's), and one line for what could not be read.
+fn merge(survey: Survey) -> Collected {
+    let Survey {
+        discovery,
+        dumps,
+        unprobed,
+    } = survey;
+    let (mut collected, unreached) = merge_dumps(dumps, &discovery.namespaces);
+    collected.notes = all_notes(&discovery, &unreached, unprobed);
+    collected
+}
+
+/// The line `--netns all` prints about what it could not see, if anything: namespaces found
+/// but not read (by reason), processes whose namespace could not be read, held sockets that
+/// could not be asked for theirs.
+fn all_notes(discovery: &super::Discovery, unreached: &[String], unprobed: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut reasons: Vec<(&String, usize)> = Vec::new();
+    for why in unreached {
+        match reasons.iter_mut().find(|(r, _)| *r == why) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((why, 1)),
+        }
+    }
+    for (why, n) in reasons {
+        parts.push(format!(
+            "{} of {} not read ({why})",
+            count(n, "network namespace"),
+            discovery.namespaces.len()
+        ));
+    }
+    if !discovery.unreadable.is_empty() {
+        parts.push(format!(
+            "the namespace of {} could not be read (another user's; needs root or \
+             CAP_SYS_PTRACE), so namespaces only they live in are missing",
+            count(discovery.unreadable.len(), "process")
+        ));
+    }
+    if unprobed > 0 {
+        parts.push(format!(
+            "{} could not be asked for their namespace (needs root), so a namespace only a \
+             socket keeps alive may be missing",
+            count(unprobed, "held socket")
+        ));
+    }
+    if let Some(e) = &discovery.mounts_error {
+        parts.push(format!(
+            "the mount table could not be read ({e}), so named namespaces no process lives in \
+             are missing"
+        ));
+    }
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    vec![format!("--netns all: {}", parts.join("; "))]
+}
+
+/// Dumps as one collection, with why each namespace not reached was not.
+fn merge_dumps(dumps: Vec<NsDump>, namespaces: &[Namespace]) -> (Collected, Vec<String>) {
+    let mut merged = Collected::default();
+    let mut unreached = Vec::new();
+    let mut reports_from_current = false;
+    for dump in dumps {
+        let name = namespaces
+            .iter()
+            .find(|ns| ns.inode == dump.inode)
+            .and_then(|ns| ns.name.clone());
+        let mut collected = dump.collected;
+        match &dump.reach {
+            Reach::NotReached(why) => {
+                unreached.push(why.to_string());
+                continue;
+            }
+            Reach::Current if !reports_from_current => {
+                merged.reports = std::mem::take(&mut collected.reports);
+                reports_from_current = true;
+            }
+            _ if merged.reports.is_empty() => {
+                merged.reports = std::mem::take(&mut collected.reports);
+            }
+            _ => {}
+        }
+        let ns = Arc::new(Netns {
+            inode: dump.inode,
+            name: name.map(OsString::into_vec),
+        });
+        tag(&mut collected.sockets, &ns);
+        merged.sockets.append(&mut collected.sockets);
+        merged.warnings.append(&mut collected.warnings);
+    }
+    (merged, unreached)
+}
+
+/// A collection with nothing read, and the line that says why.
+fn failed(note: String) -> Collected {
+    Collected {
+        notes: vec![note],
+        ..Collected::default()
+    }
+}
+
+fn tag(sockets: &mut [crate::model::Socket], ns: &Arc<Netns>) {
+    for socket in sockets {
+        socket.netns = Some(Arc::clone(ns));
+    }
+}
+
+fn netns(inode: u64, names: &HashMap<u64, OsString>) -> Arc<Netns> {
+    Arc::new(Netns {
+        inode,
+        name: names.get(&inode).map(|n| n.as_bytes().to_vec()),
+    })
+}
+
+/// The name each bind-mounted namespace's most telling mount gives it.
+fn mount_names(proc_root: &Path) -> HashMap<u64, OsString> {
+    let Ok(text) = std::fs::read(proc_root.join("self/mountinfo")) else {
+        return HashMap::new();
+    };
+    let mut mounts = mountinfo::net_mounts(&text);
+    mounts.sort_by_key(|m| mountinfo::name_rank(&m.path));
+    let mut names = HashMap::new();
+    for mount in mounts {
+        if let Some(name) = mountinfo::name_of(&mount.path) {
+            names.entry(mount.inode).or_insert(name);
+        }
+    }
+    names
+}
