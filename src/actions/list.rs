@@ -14,7 +14,7 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Res
         return Ok(ExitCode::NoSource);
     };
     mark("listing ready");
-    pipeline::render(&listing, &config.render_options(), out)?;
+    pipeline::render(&listing, &listing.render_options(config), out)?;
     mark("rendered");
     out.flush()?;
     listing.report_attribution(config, err)?;

@@ -50,6 +50,9 @@ pub enum Column {
     V6only,
     /// Who can reach the socket: `loopback`, `link-local`, `interface`, `specific`, `all`.
     Exposure,
+    /// The socket's network namespace: its name if a mount names it, else `net:[INODE]`.
+    #[value(alias = "namespace")]
+    Netns,
     /// Which source described the socket: `netlink`, `proc`.
     Source,
     /// Every process id holding the socket.
@@ -99,6 +102,7 @@ impl Column {
             Column::Interface => "Interface",
             Column::V6only => "V6only",
             Column::Exposure => "Exposure",
+            Column::Netns => "Netns",
             Column::Source => "Source",
             Column::Pid => "PID",
             Column::Program => "Program",
@@ -131,6 +135,7 @@ impl Column {
             Column::Interface => "interface",
             Column::V6only => "v6only",
             Column::Exposure => "exposure",
+            Column::Netns => "netns",
             Column::Source => "source",
             Column::Pid => "pid",
             Column::Program => "program",

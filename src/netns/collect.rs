@@ -181,8 +181,9 @@ fn all_notes(discovery: &super::Discovery, unreached: &[String], unprobed: usize
     }
     if !discovery.unreadable.is_empty() {
         parts.push(format!(
-            "the namespace of {} could not be read (another user's; needs root or \
-             CAP_SYS_PTRACE), so namespaces only they live in are missing",
+            "the namespace of {} could not be read (permission denied: another user's needs \
+             root or CAP_SYS_PTRACE, and a security module can refuse even root), so a \
+             namespace only they live in may be missing",
             count(discovery.unreadable.len(), "process")
         ));
     }

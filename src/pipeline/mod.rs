@@ -25,7 +25,9 @@ pub mod report;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::config::{AttributionChoice, Config, Needs, NetnsChoice, RenderOptions, StateSelection};
+use crate::config::{
+    AttributionChoice, Column, Config, Needs, NetnsChoice, RenderOptions, StateSelection,
+};
 use crate::enrich::exe::Executables;
 use crate::enrich::{labels, suspicious};
 use crate::filter::{self, Filter, PortSet};
@@ -248,6 +250,27 @@ pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -
 }
 
 impl Listing {
+    /// How `config` says to render this listing, with the `netns` column first in a table or
+    /// CSV whose columns were not chosen, when the listing spans more than one namespace
+    /// (`--netns all`): otherwise two namespaces' `0.0.0.0:80` would look like one.
+    pub fn render_options(&self, config: &Config) -> RenderOptions {
+        let mut options = config.render_options();
+        if config.columns.is_none() && self.namespace_count() > 1 {
+            options.columns.insert(0, Column::Netns);
+        }
+        options
+    }
+
+    /// How many network namespaces the entries' sockets belong to.
+    pub fn namespace_count(&self) -> usize {
+        let inodes: std::collections::HashSet<u64> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.socket.netns.as_ref().map(|ns| ns.inode))
+            .collect();
+        inodes.len()
+    }
+
     /// Say on `err` what the process scan could not see, and what would fix it.
     pub fn report_attribution(&self, config: &Config, err: &mut dyn Write) -> io::Result<()> {
         if !self.attributed {

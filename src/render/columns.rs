@@ -104,6 +104,12 @@ impl<'a> Cells<'a> {
             Column::Interface => self.or_missing(interface(socket)),
             Column::V6only => self.v6only(socket.v6only),
             Column::Exposure => exposure::classify(socket).name().into(),
+            Column::Netns => self.or_missing(
+                socket
+                    .netns
+                    .as_deref()
+                    .map(|ns| sanitize::terminal_safe(&ns.label()).into_owned()),
+            ),
             Column::Source => socket.source.name().into(),
             Column::Pid => self.pids(entry),
             Column::Program => self.joined(entry, |p, _| p.name.as_deref().map(safe)),

@@ -1,7 +1,7 @@
 //! Prometheus text exposition format (version 0.0.4), for node_exporter's textfile collector.
 //!
 //! ```text
-//! lsports_listening_socket{proto,family,address,port,interface,exposure,program,user[,container][,unit]}
+//! lsports_listening_socket{proto,family,address,port,interface,netns,exposure,program,user[,container][,unit]}
 //!     one series per listening socket; the value is how many sockets share the labels
 //!     (1, or the number of SO_REUSEPORT siblings, which would otherwise be duplicates)
 //! lsports_listening_sockets{proto,exposure}
@@ -79,6 +79,12 @@ fn socket_labels(entry: &Entry, labels: &mut Labels) -> LabelSet {
         DeviceBinding::Device { index, name } => device_label(*index, name.as_deref()),
         DeviceBinding::Unbound | DeviceBinding::Unknown => String::new(),
     };
+    // The namespace's name, else `net:[INODE]`; empty when unknown (a snapshot).
+    let netns = socket
+        .netns
+        .as_deref()
+        .map(|ns| sanitize::terminal_safe(&ns.label()).into_owned())
+        .unwrap_or_default();
     let user = labels
         .user_name(socket.uid)
         .unwrap_or_else(|| socket.uid.to_string());
@@ -88,6 +94,7 @@ fn socket_labels(entry: &Entry, labels: &mut Labels) -> LabelSet {
         ("address", socket.local_addr.to_string()),
         ("port", socket.local_port.to_string()),
         ("interface", interface),
+        ("netns", netns),
         ("exposure", exposure::classify(socket).name().into()),
         ("program", program_names(entry)),
         (

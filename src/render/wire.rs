@@ -53,6 +53,9 @@ pub struct Socket {
     /// The device it is bound to (name, or index when the name is unknown); `None` when
     /// unbound or unknown (then `unknown_fields` says `interface`).
     pub interface: Option<String>,
+    /// The network namespace it belongs to (its interface and exposure are that
+    /// namespace's); `None` when unknown (a snapshot, a copied proc tree).
+    pub netns: Option<Netns>,
     /// Who can reach it: `loopback`, `link-local`, `interface`, `specific`, `all`.
     pub exposure: Word,
     /// Address families it accepts traffic from.
@@ -73,6 +76,16 @@ pub struct Socket {
     pub processes: Vec<Process>,
     /// Why `processes` is empty (`kernel`, `permission`, …); `None` when it is not.
     pub owner_unknown_reason: Option<Word>,
+}
+
+/// A socket's network namespace: `{"inode": N, "name": "w1" | null}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Netns {
+    /// Its nsfs inode, as `stat -L /proc/PID/ns/net` gives it.
+    pub inode: u64,
+    /// The name a bind mount gives it (`ip netns`, Docker, CNI), escaped as process names
+    /// are, since whoever may mount chose it.
+    pub name: Option<String>,
 }
 
 /// A process holding a socket (`#/$defs/process`).
@@ -159,6 +172,10 @@ impl Socket {
             inode: socket.inode,
             v6only: socket.v6only,
             interface: interface(&socket.device),
+            netns: socket.netns.as_deref().map(|ns| Netns {
+                inode: ns.inode,
+                name: ns.name.as_deref().map(lossy),
+            }),
             exposure: Cow::Borrowed(exposure::classify(socket).name()),
             reachable_families: exposure::reachable_families(socket)
                 .iter()
