@@ -201,7 +201,167 @@ fn inner_every_namespace() {
     drop(fresh);
 
     unprivileged_survey(here, &own, &named, &nobody, &want);
+    let mut holders: BTreeMap<u64, u32> = BTreeMap::new();
+    for world in named_worlds
+        .iter()
+        .map(|w| &w.truth)
+        .chain(unnamed.iter().map(|w| &w.truth))
+    {
+        for t in world.iter().filter(|t| t.is_listening()) {
+            holders.insert(t.inode, t.pids.iter().copied().min().unwrap());
+        }
+    }
+    for (_, _, _, inode) in nobody.keys() {
+        holders.insert(inode, nobody.pid);
+    }
+    for (_, _, _, inode) in holder.keys() {
+        holders.insert(inode, holder.pid);
+    }
+    let names: BTreeMap<u64, &str> = named
+        .iter()
+        .map(|ns| (ns.inode, ns.name.as_str()))
+        .collect();
+    binary_lists_every_namespace(&want, &names, &holders);
+    binary_lists_one_namespace(&want, &named[0], unnamed[0].pid());
+    binary_as_nobody(here, &own, &named, &want);
+    hostile_name_is_escaped(unnamed[1].pid());
     drop((named_worlds, unnamed, holder));
+}
+
+/// lsports itself, as a user runs it: `--netns all` lists exactly each namespace's sockets
+/// under its inode and name, each with the process holding it (attribution crosses
+/// namespaces: socket inodes are host-wide), says nothing on stderr as root, and the table
+/// shows the netns column first.
+fn binary_lists_every_namespace(
+    want: &BTreeMap<u64, BTreeSet<Key>>,
+    names: &BTreeMap<u64, &str>,
+    holders: &BTreeMap<u64, u32>,
+) {
+    let args = ["--netns", "all", "-tulnp", "--json"];
+    let out = run_host(&args);
+    assert_success(&out, &args);
+    assert_eq!(stderr(&out), "", "root reads every namespace");
+    let v = parse_json(&out.stdout);
+    assert_json_schema(&v);
+    assert_eq!(
+        &json_by_netns(&v),
+        want,
+        "lsports --netns all, by namespace"
+    );
+    for sock in v.as_array().unwrap() {
+        let ns = &sock["netns"];
+        let inode = ns["inode"].as_u64().unwrap();
+        assert_eq!(ns["name"].as_str(), names.get(&inode).copied(), "{sock}");
+        if let Some(&pid) = holders.get(&sock["inode"].as_u64().unwrap()) {
+            assert!(json_pids(sock).contains(&pid), "holder {pid} of {sock}");
+        }
+    }
+    let args = ["--netns", "all", "-tln"];
+    let out = run_host(&args);
+    assert_success(&out, &args);
+    let table = stdout(&out);
+    assert!(table.starts_with("Netns "), "{table}");
+    for (inode, name) in names {
+        let (_, _, port, _) = want[inode].iter().next().unwrap();
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(&format!("{name} ")) && l.contains(&format!(":{port} "))),
+            "{name}'s port {port} in\n{table}"
+        );
+    }
+}
+
+/// `-N NAME` and `--netns pid:PID` list just that namespace, each socket under its inode.
+fn binary_lists_one_namespace(want: &BTreeMap<u64, BTreeSet<Key>>, ns: &NamedNs, pid: u32) {
+    let pid_arg = format!("pid:{pid}");
+    for (args, inode) in [
+        (vec!["-N", ns.name.as_str(), "-tuln", "--json"], ns.inode),
+        (
+            vec!["--netns", pid_arg.as_str(), "-tuln", "--json"],
+            ns_inode(pid),
+        ),
+    ] {
+        let out = run_host(&args);
+        assert_success(&out, &args);
+        let got = json_by_netns(&parse_json(&out.stdout));
+        assert_eq!(
+            got,
+            BTreeMap::from([(inode, want[&inode].clone())]),
+            "{args:?}"
+        );
+    }
+}
+
+/// As nobody, lsports lists what it can reach (its own namespace; the one nobody's process
+/// lives in, from that process's /proc/PID/net) and says in one stderr line what it could
+/// not, and why.
+fn binary_as_nobody(
+    here: u64,
+    own: &std::net::TcpListener,
+    named: &[NamedNs],
+    want: &BTreeMap<u64, BTreeSet<Key>>,
+) {
+    let mut cmd = scrubbed("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+    ])
+    .arg(lsports_bin())
+    .args(["--netns", "all", "-tuln", "--json"]);
+    let out = output_guarded(cmd, "lsports --netns all as nobody");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = json_by_netns(&parse_json(&out.stdout));
+    let expected = BTreeMap::from([
+        (here, BTreeSet::from([key_of_std(own)])),
+        (named[1].inode, want[&named[1].inode].clone()),
+    ]);
+    assert_eq!(got, expected, "what nobody can reach");
+    let lines = stderr_lines(&out);
+    let about: Vec<&String> = lines.iter().filter(|l| l.contains("--netns all")).collect();
+    assert_eq!(about.len(), 1, "one line on what was not read: {lines:?}");
+    assert!(
+        about[0].contains("not read") && about[0].contains("CAP_SYS_ADMIN"),
+        "{lines:?}"
+    );
+}
+
+/// A namespace name is chosen by whoever may mount: bound at a path with an escape sequence,
+/// it is shown escaped in the table and as the JSON string of those bytes.
+fn hostile_name_is_escaped(pid: u32) {
+    let name = "ev\x1b[2Jil";
+    sh(&format!(
+        "p=\"/run/netns/$(printf '{name}')\"; touch \"$p\" && mount --bind /proc/{pid}/ns/net \"$p\""
+    ));
+    let args = ["--netns", "all", "-tln"];
+    let out = run_host(&args);
+    sh(&format!(
+        "p=\"/run/netns/$(printf '{name}')\"; umount \"$p\" && rm \"$p\""
+    ));
+    assert_success(&out, &args);
+    assert!(!out.stdout.contains(&0x1b), "raw escape in the table");
+    assert!(stdout(&out).contains("ev\\e[2Jil "), "{}", stdout(&out));
+}
+
+/// A `--json` listing's sockets by their `netns.inode`.
+fn json_by_netns(v: &Value) -> BTreeMap<u64, BTreeSet<Key>> {
+    let mut by: BTreeMap<u64, BTreeSet<Key>> = BTreeMap::new();
+    for s in v.as_array().unwrap() {
+        let key: Key = (
+            s["proto"].as_str().unwrap().into(),
+            s["family"].as_str().unwrap().into(),
+            s["local_port"].as_u64().unwrap() as u16,
+            s["inode"].as_u64().unwrap(),
+        );
+        let inode = s["netns"]["inode"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no netns: {s}"));
+        by.entry(inode).or_default().insert(key);
+    }
+    by
 }
 
 /// As nobody, in the same world: the current namespace is dumped, the named namespace with a
