@@ -3,8 +3,8 @@
 
 use super::commands::Command;
 use super::{Cli, usage};
-use crate::config::OutputFormat;
 use crate::config::SourceChoice;
+use crate::config::{NetnsChoice, OutputFormat};
 use clap::CommandFactory;
 
 /// Why `-c --format prometheus` is refused, and what to do instead.
@@ -149,6 +149,20 @@ impl Cli {
         };
         if let Some(flag) = top_level_only {
             return Err(usage(format!("{flag} cannot be used with a subcommand")));
+        }
+        if self.netns != NetnsChoice::Current {
+            // Their identities, baselines and snapshots do not record namespaces yet: two
+            // containers' :80 would be one listener to them.
+            return Err(usage(format!(
+                "{} does not tell network namespaces apart yet; --netns applies to the \
+                 listing (and -c, --wait)",
+                match command {
+                    Command::Audit(_) => "audit",
+                    Command::Baseline(_) => "baseline save",
+                    Command::Watch(_) => "watch",
+                    Command::Capture(_) => "capture",
+                }
+            )));
         }
         match command {
             Command::Audit(args) if args.baseline.is_none() && args.policy.is_none() => {

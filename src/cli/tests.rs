@@ -591,6 +591,7 @@ fn sample_value(arg: &clap::Arg) -> String {
         "DURATION" => "1s",
         "DIR" => "/p",
         "FILE" => "s.tar",
+        "NS" => "current",
         other => panic!("no sample value for {other}"),
     }
     .to_string()
@@ -723,4 +724,38 @@ fn numbers_need_no_services_file() {
         text.contains("service names cannot be read: /nonexistent/lsports/services"),
         "{text}"
     );
+}
+
+#[test]
+fn netns_values_are_read_as_ss_reads_them() {
+    use crate::config::NetnsChoice;
+    let netns = |args: &[&str]| {
+        Cli::config_from(std::iter::once("lsports").chain(args.iter().copied())).map(|c| c.netns)
+    };
+    assert_eq!(netns(&[]).unwrap(), NetnsChoice::Current);
+    assert_eq!(netns(&["--netns", "all"]).unwrap(), NetnsChoice::All);
+    assert_eq!(
+        netns(&["-N", "w1"]).unwrap(),
+        NetnsChoice::Named("w1".into())
+    );
+    assert_eq!(
+        netns(&["--netns", "/run/docker/netns/abc"]).unwrap(),
+        NetnsChoice::Path("/run/docker/netns/abc".into())
+    );
+    assert_eq!(netns(&["--netns", "pid:42"]).unwrap(), NetnsChoice::Pid(42));
+    for bad in ["pid:", "pid:x", "pid:0", "pid:+1", ""] {
+        assert!(netns(&["--netns", bad]).is_err(), "{bad:?} accepted");
+    }
+    // Not yet namespace-aware: refused, not silently merged.
+    for sub in [
+        &["audit", "--policy", "p.toml"][..],
+        &["watch"],
+        &["capture", "x.tar"],
+    ] {
+        let mut args = vec!["--netns", "all"];
+        args.extend_from_slice(sub);
+        let err = netns(&args).unwrap_err().to_string();
+        assert!(err.contains("network namespaces apart"), "{args:?}: {err}");
+    }
+    assert!(netns(&["--netns", "all", "--snapshot", "s.tar"]).is_err());
 }
