@@ -382,6 +382,25 @@ mod tests {
     }
 
     #[test]
+    fn the_netns_column_names_the_namespace_escaped_or_shows_its_inode() {
+        let mut e = entry(Vec::new());
+        let mut table = cells(Style::Display { wide: false });
+        assert_eq!(table.text(Column::Netns, &e), "-");
+        let named = |name: Option<&[u8]>| {
+            Some(std::sync::Arc::new(crate::model::Netns {
+                inode: 4026532286,
+                name: name.map(<[u8]>::to_vec),
+            }))
+        };
+        e.socket.netns = named(None);
+        assert_eq!(table.text(Column::Netns, &e), "net:[4026532286]");
+        e.socket.netns = named(Some(b"w\x1b[2J1\n"));
+        for style in [Style::Display { wide: false }, Style::Machine] {
+            assert_eq!(cells(style).text(Column::Netns, &e), "w\\e[2J1\\n");
+        }
+    }
+
+    #[test]
     fn long_pid_lists_are_cut_only_in_the_table() {
         let many: Vec<OwnerProcess> = (1..=9).map(|pid| process(pid, b"w", b"")).collect();
         let e = entry(many);
