@@ -174,16 +174,15 @@ fn all_notes(discovery: &super::Discovery, unreached: &[String], unprobed: usize
     }
     for (why, n) in reasons {
         parts.push(format!(
-            "{} of {} not read ({why})",
-            count(n, "network namespace"),
+            "{n} of {} network namespaces not read: {why}",
             discovery.namespaces.len()
         ));
     }
     if !discovery.unreadable.is_empty() {
         parts.push(format!(
-            "the namespace of {} could not be read (permission denied: another user's needs \
-             root or CAP_SYS_PTRACE, and a security module can refuse even root), so a \
-             namespace only they live in may be missing",
+            "the namespaces of {} are unreadable (another user's need root or \
+             CAP_SYS_PTRACE; a security module can refuse even root), so namespaces only they \
+             live in may be missing",
             count(discovery.unreadable.len(), "process")
         ));
     }
