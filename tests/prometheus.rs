@@ -151,16 +151,23 @@ fn gauges_describe_the_world() {
     assert_terminal_safe("prometheus", text.as_bytes());
     let has = |line: &str| text.lines().any(|l| l == line);
     let sample = |labels: &str, value: u32| format!("lsports_listening_socket{{{labels}}} {value}");
+    // The world's own namespace, unnamed: `net:[INODE]` as its /proc/PID/ns/net says.
+    let ns = std::fs::read_link(format!("/proc/{}/ns/net", world.pid())).unwrap();
+    let ns = ns.to_str().unwrap();
     assert!(
         has(&sample(
-            r#"proto="tcp",family="ipv4",address="0.0.0.0",port="2222",interface="",exposure="all",program="sshd",user="root""#,
+            &format!(
+                r#"proto="tcp",family="ipv4",address="0.0.0.0",port="2222",interface="",netns="{ns}",exposure="all",program="sshd",user="root""#
+            ),
             1
         )),
         "{text}"
     );
     assert!(
         has(&sample(
-            r#"proto="tcp",family="ipv6",address="::",port="8443",interface="",exposure="all",program="dual",user="root""#,
+            &format!(
+                r#"proto="tcp",family="ipv6",address="::",port="8443",interface="",netns="{ns}",exposure="all",program="dual",user="root""#
+            ),
             1
         )),
         "{text}"
@@ -170,7 +177,7 @@ fn gauges_describe_the_world() {
     assert!(
         has(&sample(
             &format!(
-                r#"proto="tcp",family="ipv4",address="127.0.0.1",port="{pool_port}",interface="",exposure="loopback",program="pool",user="root""#
+                r#"proto="tcp",family="ipv4",address="127.0.0.1",port="{pool_port}",interface="",netns="{ns}",exposure="loopback",program="pool",user="root""#
             ),
             3
         )),
@@ -180,7 +187,7 @@ fn gauges_describe_the_world() {
     assert!(
         has(&sample(
             &format!(
-                r#"proto="udp",family="ipv4",address="0.0.0.0",port="{dhcp_port}",interface="lsp0",exposure="interface",program="dhcp",user="root""#
+                r#"proto="udp",family="ipv4",address="0.0.0.0",port="{dhcp_port}",interface="lsp0",netns="{ns}",exposure="interface",program="dhcp",user="root""#
             ),
             1
         )),
@@ -234,12 +241,14 @@ fn node_exporter_textfile_collector_serves_the_gauges() {
         stderr(&out)
     );
     let page = stdout(&out);
+    let ns = std::fs::read_link(format!("/proc/{}/ns/net", world.pid())).unwrap();
+    let ns = ns.to_str().unwrap();
     let has = |prefix: &str| page.lines().any(|l| l.starts_with(prefix));
     assert!(has("node_textfile_scrape_error 0"), "{page}\n{log}");
     assert!(
-        has(
-            r#"lsports_listening_socket{address="0.0.0.0",exposure="all",family="ipv4",interface="",port="2222",program="sshd",proto="tcp",user="root"} 1"#
-        ),
+        has(&format!(
+            r#"lsports_listening_socket{{address="0.0.0.0",exposure="all",family="ipv4",interface="",netns="{ns}",port="2222",program="sshd",proto="tcp",user="root"}} 1"#
+        )),
         "{page}"
     );
     assert!(
