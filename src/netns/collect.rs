@@ -277,3 +277,52 @@ fn mount_names(proc_root: &Path) -> HashMap<u64, OsString> {
     }
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proc_ns_link_is_reached_through_its_process_and_anything_else_as_a_mount() {
+        assert!(matches!(
+            target_of_path(Path::new("/proc/42/ns/net")),
+            Target::Process(42)
+        ));
+        for path in [
+            "/run/netns/w1",
+            "/proc/42/ns/mnt",
+            "/proc/x/ns/net",
+            "/tmp/proc/1/ns/net",
+        ] {
+            assert!(
+                matches!(target_of_path(Path::new(path)), Target::Mount(p) if p == Path::new(path)),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_all_could_not_read_is_one_line_with_every_reason() {
+        let mut discovery = crate::netns::Discovery {
+            namespaces: (1..=4).map(Namespace::new).collect(),
+            unreadable: vec![7, 8],
+            ..Default::default()
+        };
+        let why = crate::netns::NotReached::NeedsCapSysAdmin.to_string();
+        let notes = all_notes(&discovery, &[why.clone(), why], 3);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let line = &notes[0];
+        assert!(
+            line.starts_with("--netns all: 2 of 4 network namespaces not read: "),
+            "{line}"
+        );
+        assert!(line.contains("CAP_SYS_ADMIN"), "{line}");
+        assert!(line.contains("2 processes are unreadable"), "{line}");
+        assert!(line.contains("3 held sockets could not be asked"), "{line}");
+        discovery.unreadable.clear();
+        assert!(
+            all_notes(&discovery, &[], 0).is_empty(),
+            "nothing missed, nothing said"
+        );
+    }
+}
