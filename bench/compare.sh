@@ -45,17 +45,21 @@ sys.exit(1 if missing or extra else 0)
 PY
 }
 
+# Every timed command redirects its own output: world.py gives each an O_RDWR /dev/null as
+# stdout, which lsports takes for a closed one (exit 1 at the write); `>/dev/null` opens it
+# write-only, as a user's shell does.
 # Both attribution paths when the binary has them (the BPF iterator needs root and BTF).
-paths=(--time "$BIN -ltnup")
+paths=(--time "$BIN -ltnup >/dev/null")
 if "$BIN" --help 2>/dev/null | grep -q -- '--attribution'; then
-  paths=(--time "$BIN -ltnup --attribution walk" --time "$BIN -ltnup --attribution auto")
+  paths=(--time "$BIN -ltnup --attribution walk >/dev/null"
+         --time "$BIN -ltnup --attribution auto >/dev/null")
 fi
 
 world() {
   local name=$1; shift
   echo "== $name world: $*"
   python3 "$WORLD" "$@" --runs "$RUNS" \
-    --time 'ss -ltnup' --time 'netstat -tulpn' "${paths[@]}"
+    --time 'ss -ltnup >/dev/null' --time 'netstat -tulpn >/dev/null' "${paths[@]}"
   # Every attribution path this binary has, each against the same ground truth.
   local modes=(default)
   if "$BIN" --help 2>/dev/null | grep -q -- '--attribution'; then modes=(walk auto); fi
@@ -77,10 +81,10 @@ world() {
 # the time ss takes for the world's own namespace alone, and <= 1.5x lsports' own time in the
 # large world above (the same sockets in one namespace, world.py --netns 0).
 namespaces() {
-  local args=(--procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 --netns 200)
+  local args=(${NS_WORLD:---procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 --netns 200})
   echo "== namespaces world: ${args[*]}"
   python3 "$WORLD" "${args[@]}" --runs "$RUNS" \
-    --time 'ss -ltnup' --time "$BIN --netns all -tlnup"
+    --time 'ss -ltnup >/dev/null' --time "$BIN --netns all -tlnup >/dev/null"
   python3 "$WORLD" "${args[@]}" --expect "$truth/ns.json" -- \
     sh -c "$BIN --netns all -ltnu --json > $truth/ns.all.json"
   printf 'netns all: '
