@@ -45,9 +45,7 @@ sys.exit(1 if missing or extra else 0)
 PY
 }
 
-# Every timed command redirects its own output: world.py gives each an O_RDWR /dev/null as
-# stdout, which lsports takes for a closed one (exit 1 at the write); `>/dev/null` opens it
-# write-only, as a user's shell does.
+# Every timed command sends its output to /dev/null itself, as a user's shell would.
 # Both attribution paths when the binary has them (the BPF iterator needs root and BTF).
 paths=(--time "$BIN -ltnup >/dev/null")
 if "$BIN" --help 2>/dev/null | grep -q -- '--attribution'; then
