@@ -318,6 +318,9 @@ fn the_readme_audit_report_has_the_real_reports_shape() {
     let (mut real_paths, mut shown_paths) = Default::default();
     key_paths(&real, "", &mut real_paths);
     key_paths(&readme_audit_json(), "", &mut shown_paths);
+    // The fixture is a proc tree, whose sockets have no namespace (`netns` null); the README
+    // shows a live host's, an object.
+    shown_paths.retain(|p| !p.starts_with("listener.netns."));
     let unknown: Vec<&String> = shown_paths.difference(&real_paths).collect();
     assert!(
         unknown.is_empty(),
