@@ -225,6 +225,7 @@ fn inner_every_namespace() {
     binary_lists_one_namespace(&want, &named[0], unnamed[0].pid());
     binary_as_nobody(here, &own, &named, &want);
     hostile_name_is_escaped(unnamed[1].pid());
+    device_is_named_in_its_own_namespace(&named[0]);
     drop((named_worlds, unnamed, holder));
 }
 
@@ -344,6 +345,39 @@ fn hostile_name_is_escaped(pid: u32) {
     assert_success(&out, &args);
     assert!(!out.stdout.contains(&0x1b), "raw escape in the table");
     assert!(stdout(&out).contains("ev\\e[2Jil "), "{}", stdout(&out));
+}
+
+/// Bound to a device by name (`SO_BINDTODEVICE`) in its namespace.
+const DEVICE_BOUND: &str = r#"
+import json, os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
+s.bind(("0.0.0.0", 0))
+print(json.dumps({"pid": os.getpid(), "sockets": [
+    {"proto": "udp", "family": "ipv4", "port": s.getsockname()[1],
+     "inode": os.fstat(s.fileno()).st_ino, "netns": os.stat("/proc/self/ns/net").st_ino}]}),
+    flush=True)
+sys.stdin.read()
+"#;
+
+/// A socket bound to a device of another namespace is shown with that namespace's name for
+/// the index (here index 2, which does not exist where lsports runs), not this one's.
+fn device_is_named_in_its_own_namespace(ns: &NamedNs) {
+    let dev = "lsp-dev0";
+    sh(&format!(
+        "ip -n {0} link add {dev} type veth peer name {dev}p && ip -n {0} link set {dev} up",
+        ns.name
+    ));
+    let bound = Holder::start(&ns.nsenter(), DEVICE_BOUND, false, &[dev.into()]);
+    let (_, _, _, inode) = bound.keys().into_iter().next().unwrap();
+    let args = ["--netns", "all", "-uln", "--json"];
+    let out = run_host(&args);
+    assert_success(&out, &args);
+    let v = parse_json(&out.stdout);
+    let sock = by_inode(&v, inode);
+    assert_eq!(sock["interface"], dev, "{sock}");
+    assert_eq!(sock["exposure"], "interface", "{sock}");
+    assert_eq!(sock["netns"]["inode"], ns.inode, "{sock}");
 }
 
 /// A `--json` listing's sockets by their `netns.inode`.
