@@ -5,7 +5,7 @@
 //! its holder, the container and unit the test built; `--container` and `--unit` must keep
 //! exactly the sockets the test expects; a hostile container name must reach no terminal raw.
 //!
-//! The cgroups live under `<cgroup2 mount>/lsports-wired-<pid>`, removed even when the test
+//! The cgroups live under `<cgroup2 mount>/lsports-wired-<pid>-<n>` (one per world), removed even when the test
 //! fails. Needs root; under `CI=true` a cgroup2 mount that cannot be written is a failure.
 
 mod common;
@@ -41,7 +41,10 @@ struct World {
 
 impl World {
     fn create(mount: &Path) -> Result<World, String> {
-        let parent = mount.join(format!("lsports-wired-{}", std::process::id()));
+        // One parent per world: the tests of this file run in parallel in one process.
+        static WORLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let parent = mount.join(format!("lsports-wired-{}-{n}", std::process::id()));
         fs::create_dir(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         let holder = scrubbed("unshare")
             .args(["--net", "sleep", "infinity"])

@@ -76,10 +76,7 @@ fn poll(
     }
     // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
     let listing = pipeline::attribute(collected.sockets, begun, plan).unwrap_or_default();
-    Ok(Some(pipeline::enrich(
-        pipeline::select(listing, &plan.filter),
-        plan,
-    )))
+    Ok(Some(pipeline::refine(listing, plan)))
 }
 
 /// One poll's rendering, which may reuse the last one.

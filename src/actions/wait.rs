@@ -98,7 +98,7 @@ fn poll(
     }
     // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
     let listing = pipeline::attribute(collected.sockets, begun, plan).unwrap_or_default();
-    Ok(Some(pipeline::select(listing, &plan.filter)))
+    Ok(Some(pipeline::refine(listing, plan)))
 }
 
 /// Say who holds the ports of `listeners`, scanning processes (the way `--attribution` says)
@@ -125,7 +125,7 @@ fn name_holders(
     };
     let sockets: Vec<Socket> = listeners.entries.into_iter().map(|e| e.socket).collect();
     let holders = pipeline::attribute(sockets, pipeline::begin(&names), &names);
-    let holders = pipeline::select(holders.unwrap_or_default(), &names.filter);
+    let holders = pipeline::refine(holders.unwrap_or_default(), &names);
     describe_holders(&holders, err)?;
     holders.report_attribution(config, err)
 }

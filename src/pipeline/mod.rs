@@ -150,8 +150,14 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
         }
     };
     mark("owners found");
-    let listing = label(listing, plan);
-    Ok(Some(enrich(select(listing, &plan.filter), plan)))
+    Ok(Some(refine(listing, plan)))
+}
+
+/// The stages after attribution, in their one order: label, select, enrich. Every action
+/// that attributes goes on through here, so a filter on labels, and what enrich reads, work
+/// alike in a listing, an audit, a watch, `-c` and `--wait`.
+pub fn refine(listing: Listing, plan: &Plan) -> Listing {
+    enrich(select(label(listing, plan), &plan.filter), plan)
 }
 
 /// Start finding owners the way `plan` says, if it needs them, before the sockets are known.

@@ -150,7 +150,7 @@ impl<'a> Watcher<'a> {
         let begun = pipeline::begin(plan);
         // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
         let listing = pipeline::attribute(new.to_vec(), begun, plan).unwrap_or_default();
-        let listing = pipeline::enrich(pipeline::select(listing, &plan.filter), plan);
+        let listing = pipeline::refine(listing, plan);
         if first {
             listing.report_attribution(self.config, err)?;
         }
