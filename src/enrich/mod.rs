@@ -6,4 +6,5 @@
 pub mod exe;
 pub mod labels;
 pub mod names;
+pub mod reach;
 pub mod suspicious;

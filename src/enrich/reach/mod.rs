@@ -1,0 +1,270 @@
+//! Reach: whether a new inbound connection from outside gets through this host's firewall to
+//! a listener — `open`, `restricted` (only from named sources, interfaces, or under a rate
+//! limit), `filtered`, `rejected`, `local`, or `unknown` with the rule that makes it so.
+//!
+//! The rules are only ever read: nftables' ruleset as JSON ([`nft`]), and iptables-legacy and
+//! iptables-nft's `xt` rules through `iptables-save` ([`ipt`]), run by [`load`] with a
+//! scrubbed environment, a timeout and a size cap. Both readers compile into the same chains
+//! ([`rules`]); the evaluator ([`eval`]) follows the packet as the kernel does — every base
+//! chain on the ingress, prerouting and input hooks in priority order, jumps, gotos, returns,
+//! policies, sets, maps and verdict maps, NAT — with three-valued logic: where a match depends
+//! on what the question leaves open (the source address, the input interface, a rate limit)
+//! both outcomes are followed ([`path`]), and where it cannot be decided at all the verdict is
+//! `unknown` unless every outcome agrees. Never a guess presented as a fact.
+//!
+//! Verdicts are cached per (family, protocol, addresses, interface, port class): a port class
+//! is a run of ports no rule tells apart, so 25,000 listeners against 1,000 rules cost a few
+//! thousand evaluations at most.
+
+pub mod eval;
+pub mod ipt;
+pub mod load;
+pub mod merge;
+pub mod nft;
+pub mod path;
+pub mod ranges;
+pub mod rules;
+pub mod verdict;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+pub use load::{LoadError, Sources};
+pub use verdict::{Packet, Reach, Verdict};
+
+use crate::model::exposure::{Exposure, classify, reachable_families, unmapped};
+use crate::model::{DeviceBinding, Family, Protocol, Socket};
+use rules::{Action, Chain, Match, Step};
+
+/// The cache key: everything a verdict depends on, the port reduced to its class.
+type Key = (
+    Family,
+    Protocol,
+    Option<IpAddr>,
+    Option<IpAddr>,
+    Option<String>,
+    usize,
+);
+
+/// A firewall ruleset compiled for evaluation.
+#[derive(Debug)]
+pub struct Ruleset {
+    chains: Vec<Chain>,
+    /// Base chains in the order a packet passes them.
+    order: Vec<usize>,
+    /// Sorted ports where some rule's answer can change.
+    bounds: Vec<u128>,
+    /// A verdict that holds for every packet (no ruleset, or rules that could not be read).
+    fixed: Option<(Verdict, String)>,
+    cache: Mutex<HashMap<Key, Reach>>,
+}
+
+impl Ruleset {
+    /// Read the rules of the current network namespace (see [`load`]).
+    pub fn load(sources: &Sources) -> Result<Ruleset, LoadError> {
+        load::load(sources)
+    }
+
+    /// The rules of a host with no firewall: everything `open`, by "no ruleset".
+    pub fn none() -> Ruleset {
+        Ruleset::fixed(Verdict::Open, "no ruleset".to_string())
+    }
+
+    /// Rules that could not be read: everything `unknown`, by the reason.
+    pub fn unavailable(error: &LoadError) -> Ruleset {
+        Ruleset::fixed(
+            Verdict::Unknown,
+            format!("firewall rules unreadable: {error}"),
+        )
+    }
+
+    fn fixed(verdict: Verdict, by: String) -> Ruleset {
+        Ruleset {
+            chains: Vec::new(),
+            order: Vec::new(),
+            bounds: Vec::new(),
+            fixed: Some((verdict, by)),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Compile chains (jump targets are indices into `chains`). No chain at all is "no
+    /// ruleset".
+    pub fn from_chains(mut chains: Vec<Chain>) -> Ruleset {
+        if chains.is_empty() {
+            return Ruleset::none();
+        }
+        for rule in chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
+            concrete_first(&mut rule.steps);
+            for step in &mut rule.steps {
+                if let Step::Match(m) = step {
+                    name_rule(m, &rule.by);
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..chains.len())
+            .filter(|&i| chains[i].base.is_some())
+            .collect();
+        order.sort_by_key(|&i| chains[i].base.as_ref().map(|b| (b.hook, b.prio)));
+        let mut bounds = vec![0u128];
+        for chain in &chains {
+            for rule in &chain.rules {
+                rule.steps.iter().for_each(|s| step_bounds(s, &mut bounds));
+            }
+        }
+        bounds.sort_unstable();
+        bounds.dedup();
+        Ruleset {
+            chains,
+            order,
+            bounds,
+            fixed: None,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The chains, for tests and diagnostics.
+    pub fn chains(&self) -> &[Chain] {
+        &self.chains
+    }
+
+    /// The verdict for one packet.
+    pub fn verdict(&self, packet: &Packet) -> Reach {
+        if let Some((verdict, by)) = &self.fixed {
+            return Reach::new(*verdict, packet.family, by.clone());
+        }
+        let class = self
+            .bounds
+            .partition_point(|&b| b <= u128::from(packet.dport));
+        let key = (
+            packet.family,
+            packet.proto,
+            packet.saddr,
+            packet.daddr,
+            packet.iif.clone(),
+            class,
+        );
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return hit.clone();
+        }
+        let reach = eval::Eval::new(&self.chains).run(packet, &self.order);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, reach.clone());
+        reach
+    }
+
+    /// The verdicts for a listening socket, one per address family it accepts: `local` when
+    /// it is bound to loopback, else the fate of a new connection from anywhere to its port
+    /// (and address, and device).
+    pub fn for_listener(&self, socket: &Socket) -> Vec<Reach> {
+        let families = reachable_families(socket);
+        if classify(socket) == Exposure::Loopback {
+            let by = format!("bound to loopback ({})", unmapped(socket.local_addr));
+            return families
+                .iter()
+                .map(|&f| Reach::new(Verdict::Local, f, by.clone()))
+                .collect();
+        }
+        let addr = unmapped(socket.local_addr);
+        let iif = match &socket.device {
+            DeviceBinding::Device {
+                name: Some(name), ..
+            } => Some(name.clone()),
+            _ => None,
+        };
+        families
+            .iter()
+            .map(|&family| {
+                let packet = Packet {
+                    family,
+                    proto: socket.protocol,
+                    saddr: None,
+                    daddr: (!addr.is_unspecified()).then_some(addr),
+                    dport: socket.local_port,
+                    iif: iif.clone(),
+                };
+                self.verdict(&packet)
+            })
+            .collect()
+    }
+}
+
+/// Reorder each run of consecutive matches so that the ones the packet decides come first:
+/// a conjunction is true or false whatever the order, but a rule for another port then ends
+/// before it can split the path on a source address or call an unknown match into question.
+fn concrete_first(steps: &mut [Step]) {
+    let rank = |s: &Step| match s {
+        Step::Match(Match::Const(_) | Match::Bits { .. }) => 0,
+        Step::Match(Match::Values { field, .. })
+            if !matches!(field, rules::Field::Saddr(_) | rules::Field::Daddr(_)) =>
+        {
+            0
+        }
+        Step::Match(Match::Cond { .. }) => 2,
+        _ => 1,
+    };
+    for run in steps.split_mut(|s| !matches!(s, Step::Match(_))) {
+        run.sort_by_key(rank);
+    }
+}
+
+/// An unknown match names its rule, since that is what the verdict it decides names.
+fn name_rule(m: &mut Match, by: &str) {
+    match m {
+        Match::Cond {
+            kind: rules::CondKind::Unknown,
+            text,
+        } => {
+            *text = format!("{by} ({text} is not evaluated)").into();
+        }
+        Match::Any(conjs) => conjs.iter_mut().flatten().for_each(|m| name_rule(m, by)),
+        _ => {}
+    }
+}
+
+/// Collect the ports where a step's answer changes.
+fn step_bounds(step: &Step, bounds: &mut Vec<u128>) {
+    match step {
+        Step::Match(m) => match_bounds(m, bounds),
+        Step::Effect(_) => {}
+        Step::Verdict(a) => action_bounds(a, bounds),
+    }
+}
+
+fn match_bounds(m: &Match, bounds: &mut Vec<u128>) {
+    match m {
+        Match::Values {
+            field: rules::Field::Dport(_),
+            set,
+            ..
+        } => bounds.extend(set.boundaries()),
+        Match::Any(conjs) => conjs.iter().flatten().for_each(|m| match_bounds(m, bounds)),
+        _ => {}
+    }
+}
+
+fn action_bounds(a: &Action, bounds: &mut Vec<u128>) {
+    match a {
+        Action::Choice(elems) => {
+            for (ms, act) in elems {
+                ms.iter().for_each(|m| match_bounds(m, bounds));
+                action_bounds(act, bounds);
+            }
+        }
+        Action::Dnat { port: Some(p), .. } | Action::Redirect { port: Some(p) } => {
+            bounds.extend([u128::from(*p), u128::from(*p) + 1]);
+        }
+        _ => {}
+    }
+}

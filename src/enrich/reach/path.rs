@@ -1,0 +1,204 @@
+//! One path of the evaluation: what is known about the packet on it. The packet's fixed
+//! fields (protocol, port, conntrack state, mark) are values; what the question leaves open
+//! (the source address, the destination among this host's addresses, the input interface,
+//! rate limits) is a constraint that each match narrows, so a path where a rule matched and
+//! one where it did not are both followed, and a path whose constraints contradict each other
+//! is dropped.
+
+use std::sync::Arc;
+
+use super::ranges::{RangeSet, addr_max, addr_num, describe_addrs};
+use super::rules::{BitsField, CondKind, Field};
+use super::verdict::Packet;
+use crate::model::{Family, Protocol};
+
+/// `ct state new`, the state of the first packet of a connection.
+pub const CT_NEW: u32 = 8;
+/// `ct state untracked`, after `notrack`.
+pub const CT_UNTRACKED: u32 = 64;
+/// `ct status dnat`.
+pub const CT_STATUS_DNAT: u32 = 32;
+/// `fib daddr type local`: the packet is addressed to this host.
+pub const RTN_LOCAL: u128 = 2;
+
+/// What is known about the packet on one path.
+#[derive(Debug, Clone)]
+pub struct Path {
+    /// Address family.
+    pub family: Family,
+    /// Protocol number.
+    pub proto: u8,
+    /// Destination port (changed by a redirect).
+    pub dport: u16,
+    /// `meta mark`.
+    pub mark: u32,
+    /// `ct state` bit.
+    pub ct_state: u32,
+    /// `ct status` bits.
+    pub ct_status: u32,
+    /// Source addresses still possible.
+    pub saddr: RangeSet,
+    /// Destination addresses still possible.
+    pub daddr: RangeSet,
+    /// Input interface: its name when the question fixed it.
+    pub iif: Option<String>,
+    /// Name sets the interface must be in (each an alternative of names or `prefix*`).
+    pub iif_in: Vec<Vec<String>>,
+    /// Names (or `prefix*`) the interface is not.
+    pub iif_not: Vec<String>,
+    /// Opaque conditions taken on this path: (kind, text, held).
+    pub conds: Vec<(CondKind, Arc<str>, bool)>,
+    /// The first rule that accepted the packet on this path.
+    pub accepted_by: Option<Arc<str>>,
+}
+
+impl Path {
+    /// The path a question starts with: the packet from outside, not on loopback.
+    pub fn start(packet: &Packet) -> Path {
+        let full = RangeSet::upto(addr_max(packet.family));
+        let fixed =
+            |a: Option<std::net::IpAddr>| a.map_or(full.clone(), |a| RangeSet::point(addr_num(a)));
+        Path {
+            family: packet.family,
+            proto: match packet.proto {
+                Protocol::Tcp => 6,
+                Protocol::Udp => 17,
+            },
+            dport: packet.dport,
+            mark: 0,
+            ct_state: CT_NEW,
+            ct_status: 0,
+            saddr: fixed(packet.saddr),
+            daddr: fixed(packet.daddr),
+            iif: packet.iif.clone(),
+            iif_in: Vec::new(),
+            iif_not: vec!["lo".to_string()],
+            conds: Vec::new(),
+            accepted_by: None,
+        }
+    }
+
+    /// The value of a concrete field; `None` when the packet has no such field (a `tcp dport`
+    /// on a UDP packet), which no match on it satisfies, negated or not.
+    pub fn value(&self, field: Field) -> Option<u128> {
+        match field {
+            Field::L4proto => Some(self.proto.into()),
+            Field::Nfproto => Some(match self.family {
+                Family::Ipv4 => 2,
+                Family::Ipv6 => 10,
+            }),
+            Field::Dport(Some(p)) if p != self.proto => None,
+            Field::Dport(_) => Some(self.dport.into()),
+            Field::Mark => Some(self.mark.into()),
+            Field::FibDaddrType => Some(RTN_LOCAL),
+            Field::Saddr(_) | Field::Daddr(_) => None,
+        }
+    }
+
+    /// The bits of a conntrack field.
+    pub fn bits(&self, field: BitsField) -> u32 {
+        match field {
+            BitsField::CtState => self.ct_state,
+            BitsField::CtStatus => self.ct_status,
+        }
+    }
+
+    /// Whether some interface name satisfies the interface constraints.
+    pub fn iif_possible(&self) -> bool {
+        let fits = |name: &str| {
+            self.iif_in
+                .iter()
+                .all(|set| set.iter().any(|p| name_matches(p, name)))
+                && !self.iif_not.iter().any(|p| name_matches(p, name))
+        };
+        if let Some(name) = &self.iif {
+            return fits(name);
+        }
+        // A witness is either a name the constraints mention, or a fresh name under one of
+        // their wildcards, or (no positive constraint) a name nobody mentions.
+        let mut candidates: Vec<String> = vec!["\u{7f}lsports-any".to_string()];
+        for p in self.iif_in.iter().flatten() {
+            match p.strip_suffix('*') {
+                Some(prefix) => candidates.push(format!("{prefix}\u{7f}")),
+                None => candidates.push(p.clone()),
+            }
+        }
+        candidates.iter().any(|c| fits(c))
+    }
+
+    /// Whether the opaque conditions do not contradict each other (the same condition both
+    /// held and not held).
+    pub fn conds_possible(&self) -> bool {
+        let last = self.conds.last();
+        last.is_none_or(|(_, text, held)| {
+            !self.conds.iter().any(|(_, t, h)| t == text && h != held)
+        })
+    }
+
+    /// The conditions this path holds under, in nft syntax, compared with `start`.
+    pub fn describe(&self, start: &Path) -> String {
+        let mut parts = Vec::new();
+        let ip = if self.family == Family::Ipv4 {
+            "ip"
+        } else {
+            "ip6"
+        };
+        for (name, now, was) in [
+            ("saddr", &self.saddr, &start.saddr),
+            ("daddr", &self.daddr, &start.daddr),
+        ] {
+            if now != was {
+                let excluded = was.subtract(now);
+                if excluded.ranges().len() < now.ranges().len() {
+                    parts.push(format!(
+                        "{ip} {name} != {}",
+                        describe_addrs(self.family, &excluded, 8)
+                    ));
+                } else {
+                    parts.push(format!(
+                        "{ip} {name} {}",
+                        describe_addrs(self.family, now, 8)
+                    ));
+                }
+            }
+        }
+        for set in &self.iif_in {
+            parts.push(format!("iifname {}", quoted_names(set)));
+        }
+        let mut not: Vec<String> = Vec::new();
+        for n in &self.iif_not {
+            if !start.iif_not.contains(n) && !not.contains(n) {
+                not.push(n.clone());
+            }
+        }
+        if !not.is_empty() {
+            parts.push(format!("iifname != {}", quoted_names(&not)));
+        }
+        for (_, text, held) in &self.conds {
+            parts.push(if *held {
+                text.to_string()
+            } else {
+                format!("not ({text})")
+            });
+        }
+        parts.join(" ")
+    }
+}
+
+/// Whether interface name `name` matches `pattern` (`eth0`, or `eth*` for a prefix).
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+/// `"eth0"` or `{ "eth0", "eth1" }`.
+fn quoted_names(names: &[String]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    if q.len() == 1 {
+        q[0].clone()
+    } else {
+        format!("{{ {} }}", q.join(", "))
+    }
+}
