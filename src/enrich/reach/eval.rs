@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::merge::merge;
-use super::path::{CT_STATUS_DNAT, CT_UNTRACKED, Path};
+use super::path::{CT_STATUS_DNAT, Path};
 use super::ranges::{RangeSet, addr_num};
 use super::rules::{Action, Chain, CondKind, Effect, Field, Match, Rule, Step};
 use super::verdict::{Packet, Reach, Verdict};
@@ -76,7 +76,8 @@ impl<'a> Eval<'a> {
                 if base.policy_drop { "drop" } else { "accept" }
             )
             .into();
-            for p in entering {
+            for mut p in entering {
+                p.enter(base.hook, base.prio);
                 for (mut q, flow) in self.chain(ci, p, 0) {
                     match flow {
                         Flow::Return if base.policy_drop => {
@@ -377,7 +378,7 @@ impl<'a> Eval<'a> {
 fn apply(e: &Effect, p: &mut Path) {
     match e {
         Effect::SetMark(m) => p.mark = *m,
-        Effect::Notrack => p.ct_state = CT_UNTRACKED,
+        Effect::Notrack => p.notrack(),
     }
 }
 

@@ -26,7 +26,8 @@ pub struct Sources {
     pub xtables_save: [PathBuf; 2],
     /// `iptables-legacy-save` and `ip6tables-legacy-save`.
     pub legacy_save: [PathBuf; 2],
-    /// The namespace's `/proc/net` (for `ip_tables_names`, `ip6_tables_names`).
+    /// The namespace's `/proc/net` (for `ip_tables_names`, `ip6_tables_names`): the
+    /// calling thread's, which is the namespace a thread that entered another one reads.
     pub proc_net: PathBuf,
     /// How long one program may run.
     pub timeout: Duration,
@@ -43,7 +44,7 @@ impl Default for Sources {
                 program("iptables-legacy-save"),
                 program("ip6tables-legacy-save"),
             ],
-            proc_net: PathBuf::from("/proc/net"),
+            proc_net: PathBuf::from("/proc/thread-self/net"),
             timeout: Duration::from_secs(10),
             max_bytes: 64 << 20,
         }

@@ -12,8 +12,12 @@ use super::rules::{BitsField, CondKind, Field};
 use super::verdict::Packet;
 use crate::model::{Family, Protocol};
 
+/// `ct state invalid`: what `ct state` reads before conntrack has seen the packet.
+pub const CT_INVALID: u32 = 1;
 /// `ct state new`, the state of the first packet of a connection.
 pub const CT_NEW: u32 = 8;
+/// The priority of the conntrack hook in prerouting: chains before it see no connection.
+pub const CONNTRACK_PRIO: i32 = -200;
 /// `ct state untracked`, after `notrack`.
 pub const CT_UNTRACKED: u32 = 64;
 /// `ct status dnat`.
@@ -32,8 +36,12 @@ pub struct Path {
     pub dport: u16,
     /// `meta mark`.
     pub mark: u32,
-    /// `ct state` bit.
+    /// `ct state` bit (set as each base chain is entered, see [`Path::enter`]).
     pub ct_state: u32,
+    /// Whether `notrack` ran before conntrack: the connection is untracked.
+    pub untracked: bool,
+    /// Whether the chain being evaluated runs before conntrack.
+    pub before_conntrack: bool,
     /// `ct status` bits.
     pub ct_status: u32,
     /// Source addresses still possible.
@@ -67,6 +75,8 @@ impl Path {
             dport: packet.dport,
             mark: 0,
             ct_state: CT_NEW,
+            untracked: false,
+            before_conntrack: false,
             ct_status: 0,
             saddr: fixed(packet.saddr),
             daddr: fixed(packet.daddr),
@@ -75,6 +85,27 @@ impl Path {
             iif_not: vec!["lo".to_string()],
             conds: Vec::new(),
             accepted_by: None,
+        }
+    }
+
+    /// Enter a base chain on `hook` at `prio`: before conntrack (ingress, or prerouting below
+    /// its priority) `ct state` reads invalid; after it, new (or untracked after `notrack`).
+    pub fn enter(&mut self, hook: super::rules::Hook, prio: i32) {
+        use super::rules::Hook;
+        self.before_conntrack =
+            hook == Hook::Ingress || (hook == Hook::Prerouting && prio < CONNTRACK_PRIO);
+        self.ct_state = match (self.untracked, self.before_conntrack) {
+            (true, _) => CT_UNTRACKED,
+            (false, true) => CT_INVALID,
+            (false, false) => CT_NEW,
+        };
+    }
+
+    /// `notrack`: takes effect only before conntrack has attached a connection.
+    pub fn notrack(&mut self) {
+        if self.before_conntrack {
+            self.untracked = true;
+            self.ct_state = CT_UNTRACKED;
         }
     }
 

@@ -367,8 +367,14 @@ fn conntrack_state_of_a_new_connection() {
             Some(("prerouting", -300, "accept")),
             vec![json!([{"notrack": null}])],
         ),
-        ("input", Some(("input", 0, "drop")), vec![new]),
+        ("input", Some(("input", 0, "drop")), vec![new.clone()]),
     ]);
+    let raw_ct = nft(&[("raw", Some(("prerouting", -300, "drop")), vec![new.clone()])]);
+    assert_eq!(
+        verdict(&raw_ct, V4, TCP, 22).verdict,
+        Verdict::Filtered,
+        "before conntrack, ct state reads invalid"
+    );
     assert_eq!(
         verdict(&untracked, V4, TCP, 22).verdict,
         Verdict::Filtered,
@@ -387,11 +393,15 @@ fn dnat_and_redirect_take_the_packet_elsewhere() {
         std::mem::take(&mut c.chains)
     };
     let rs = Ruleset::from_chains(nat(
-        json!({"dnat": {"family": "ip", "addr": "10.0.0.2", "port": 80}}),
+        json!({"dnat": {"family": "ip", "addr": "198.51.100.80", "port": 80}}),
     ));
     let r = verdict(&rs, V4, TCP, 8080);
     assert_eq!(r.verdict, Verdict::Unknown);
-    assert!(r.by.contains("forwarded to 10.0.0.2 port 80"), "{}", r.by);
+    assert!(
+        r.by.contains("forwarded to 198.51.100.80 port 80"),
+        "{}",
+        r.by
+    );
     assert_eq!(
         verdict(&rs, V6, TCP, 8080).verdict,
         Verdict::Open,
@@ -432,7 +442,11 @@ fn constructs_fixture_sets_maps_and_concatenations() {
     let r = verdict(&rs, V4, TCP, 9999);
     assert_eq!(r.verdict, Verdict::Open);
     let r = verdict(&rs, V4, TCP, 8080);
-    assert!(r.by.contains("forwarded to 10.0.0.2 port 80"), "{}", r.by);
+    assert!(
+        r.by.contains("forwarded to 198.51.100.80 port 80"),
+        "{}",
+        r.by
+    );
     assert!(
         verdict(&rs, V4, TCP, 8081)
             .by
