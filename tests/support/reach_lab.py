@@ -3,14 +3,17 @@
 
     reach_lab.py listen PORT...   TCP listeners and UDP echo servers on every PORT, dual-stack
                                   ([::] with IPV6_V6ONLY off); prints "ready" once bound.
-    reach_lab.py probe            reads one JSON list of probes per line from stdin, runs them
+    reach_lab.py probe            prints "ready", then reads one JSON list of probes per line from stdin, runs them
                                   at once, prints one JSON object {id: outcome} per line.
 
-A probe is {"id", "proto": "tcp"|"udp", "src", "dst", "port", "timeout"}. Its outcome:
-"pass" (TCP connection established; UDP echo received), "refused" (TCP reset or an ICMP
-error), "timeout" (nothing came back).
+A probe is {"id", "proto": "tcp"|"udp", "src", "sport", "dst", "port", "timeout"}. The
+caller never repeats a source port: a connection tracked from an earlier probe would make a
+new one look "established" to the rules. Its outcome:
+"pass" (TCP connection established and accepted; UDP echo received), "refused" (TCP reset or an ICMP
+error), "timeout" (nothing came back), or "error: ERRNO" when the probe itself failed.
 """
 
+import errno
 import json
 import select
 import socket
@@ -55,21 +58,33 @@ def probe_one(p, out):
     s = socket.socket(fam, kind)
     s.settimeout(p["timeout"])
     try:
-        s.bind((p["src"], 0))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((p["src"], p["sport"]))
         s.connect((p["dst"], p["port"]))
         if kind == socket.SOCK_DGRAM:
             s.send(b"lsports-reach")
             s.recv(64)
+        else:
+            # The listener accepts and closes: an end of file says the handshake completed
+            # on its side too, not just on ours.
+            if s.recv(1) != b"":
+                raise OSError(errno.EPROTO, "data from a listener that sends none")
         out[p["id"]] = "pass"
     except socket.timeout:
         out[p["id"]] = "timeout"
-    except OSError:
+    except (ConnectionRefusedError, ConnectionResetError, PermissionError):
         out[p["id"]] = "refused"
+    except OSError as e:
+        if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EPROTO):
+            out[p["id"]] = "refused"
+        else:
+            out[p["id"]] = "error: " + (errno.errorcode.get(e.errno) or str(e))
     finally:
         s.close()
 
 
 def probe():
+    print("ready", flush=True)
     for line in sys.stdin:
         probes = json.loads(line)
         out = {}

@@ -9,6 +9,7 @@ use super::path::{CT_STATUS_DNAT, Path};
 use super::ranges::{RangeSet, addr_num};
 use super::rules::{Action, Chain, CondKind, Effect, Field, Match, Rule, Step};
 use super::verdict::{Packet, Reach, Verdict};
+use crate::model::Protocol;
 
 /// More paths than this and the verdict is `unknown`: a ruleset that forks on every rule
 /// would otherwise take exponential time.
@@ -49,16 +50,48 @@ impl<'a> Eval<'a> {
     }
 
     /// The verdict for `packet`, passing the base chains `order` (already sorted by hook and
-    /// priority).
+    /// priority). For TCP, where the first packet (the SYN) is accepted, the client's ACK that
+    /// completes the handshake (`ct state established`, same source and interface) must get
+    /// through too: a listener whose clients cannot finish the handshake is not reached.
     pub fn run(&mut self, packet: &Packet, order: &[usize]) -> Reach {
-        let start = Path::start(packet);
-        let mut live = vec![start.clone()];
+        let start = Path::start(packet, false);
+        let Some(syn) = self.walk(start.clone(), order) else {
+            return self.too_many(packet);
+        };
+        if packet.proto != Protocol::Tcp {
+            return combine(packet, &start, syn);
+        }
+        let mut ended = Vec::new();
+        for (p, end, by) in syn {
+            if end != End::Accept {
+                ended.push((p, end, by));
+                continue;
+            }
+            let Some(ack) = self.walk(p.handshake_ack(), order) else {
+                return self.too_many(packet);
+            };
+            for (q, e, ack_by) in ack {
+                let by = match e {
+                    End::Accept => by.clone(),
+                    _ => format!("the handshake's ACK (ct state established): {ack_by}").into(),
+                };
+                ended.push((q, e, by));
+            }
+        }
+        combine(packet, &start, ended)
+    }
+
+    /// Where the paths starting as `start` end after every base chain; `None` past
+    /// [`MAX_PATHS`]. An established packet skips the `nat` chains (first packets only).
+    fn walk(&mut self, start: Path, order: &[usize]) -> Option<Vec<(Path, End, Arc<str>)>> {
+        let (family, established) = (start.family, start.established);
+        let mut live = vec![start];
         let mut ended: Vec<(Path, End, Arc<str>)> = Vec::new();
         let mut last_policy: Option<Arc<str>> = None;
         for &ci in order {
             let chain = &self.chains[ci];
             let base = chain.base.as_ref().expect("order holds base chains");
-            if !chain.family.sees(packet.family) {
+            if !chain.family.sees(family) || (established && base.nat) {
                 continue;
             }
             let (mut entering, mut skipping) = (live, Vec::new());
@@ -94,7 +127,7 @@ impl<'a> Eval<'a> {
             }
             last_policy = Some(policy);
             if self.paths > MAX_PATHS {
-                return self.too_many(packet);
+                return None;
             }
         }
         let default: Arc<str> =
@@ -103,7 +136,7 @@ impl<'a> Eval<'a> {
             let by = p.accepted_by.clone().unwrap_or_else(|| default.clone());
             ended.push((p, End::Accept, by));
         }
-        combine(packet, &start, ended)
+        Some(ended)
     }
 
     /// The verdict when the paths ran out.
@@ -295,6 +328,16 @@ impl<'a> Eval<'a> {
             }
             Match::Iface { names, neg } => self.iface(p, names, *neg, hold, fail),
             Match::Cond { kind, text } => {
+                // Already decided on this path (the same rule met again, or the handshake's
+                // ACK after its SYN): the same answer.
+                if let Some((_, _, held)) = p.conds.iter().find(|(_, t, _)| t == text) {
+                    if *held {
+                        hold.push(p)
+                    } else {
+                        fail.push(p)
+                    }
+                    return;
+                }
                 for held in [true, false] {
                     let mut q = p.clone();
                     q.conds.push((*kind, text.clone(), held));
@@ -357,7 +400,9 @@ impl<'a> Eval<'a> {
         fail: &mut Vec<Path>,
     ) {
         let mut inside = p.clone();
-        inside.iif_in.push(names.to_vec());
+        if !inside.iif_in.iter().any(|s| s.as_slice() == names) {
+            inside.iif_in.push(names.to_vec());
+        }
         let mut outside = p;
         outside.iif_not.extend(names.iter().cloned());
         let (yes, no) = if neg {

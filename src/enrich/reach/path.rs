@@ -14,6 +14,10 @@ use crate::model::{Family, Protocol};
 
 /// `ct state invalid`: what `ct state` reads before conntrack has seen the packet.
 pub const CT_INVALID: u32 = 1;
+/// `ct state established`: the handshake's second packet from the client (its ACK).
+pub const CT_ESTABLISHED: u32 = 2;
+/// `ct status confirmed` and `seen-reply`, which an established connection has.
+pub const CT_STATUS_ESTABLISHED: u32 = 8 | 2;
 /// `ct state new`, the state of the first packet of a connection.
 pub const CT_NEW: u32 = 8;
 /// The priority of the conntrack hook in prerouting: chains before it see no connection.
@@ -38,6 +42,8 @@ pub struct Path {
     pub mark: u32,
     /// `ct state` bit (set as each base chain is entered, see [`Path::enter`]).
     pub ct_state: u32,
+    /// Whether this is the client's ACK completing a TCP handshake (`ct state established`).
+    pub established: bool,
     /// Whether `notrack` ran before conntrack: the connection is untracked.
     pub untracked: bool,
     /// Whether the chain being evaluated runs before conntrack.
@@ -62,7 +68,8 @@ pub struct Path {
 
 impl Path {
     /// The path a question starts with: the packet from outside, not on loopback.
-    pub fn start(packet: &Packet) -> Path {
+    pub fn start(packet: &Packet, established: bool) -> Path {
+        // (`established` only for tests of a lone ACK; see `handshake_ack`.)
         let full = RangeSet::upto(addr_max(packet.family));
         let fixed =
             |a: Option<std::net::IpAddr>| a.map_or(full.clone(), |a| RangeSet::point(addr_num(a)));
@@ -77,7 +84,12 @@ impl Path {
             ct_state: CT_NEW,
             untracked: false,
             before_conntrack: false,
-            ct_status: 0,
+            ct_status: if established {
+                CT_STATUS_ESTABLISHED
+            } else {
+                0
+            },
+            established,
             saddr: fixed(packet.saddr),
             daddr: fixed(packet.daddr),
             iif: packet.iif.clone(),
@@ -85,6 +97,19 @@ impl Path {
             iif_not: vec!["lo".to_string()],
             conds: Vec::new(),
             accepted_by: None,
+        }
+    }
+
+    /// The client's ACK completing the handshake this SYN path began: the same source,
+    /// destination, interface and conditions; the connection now established.
+    pub fn handshake_ack(&self) -> Path {
+        Path {
+            mark: 0,
+            ct_status: CT_STATUS_ESTABLISHED,
+            established: true,
+            untracked: self.untracked,
+            accepted_by: None,
+            ..self.clone()
         }
     }
 
@@ -97,6 +122,7 @@ impl Path {
         self.ct_state = match (self.untracked, self.before_conntrack) {
             (true, _) => CT_UNTRACKED,
             (false, true) => CT_INVALID,
+            (false, false) if self.established => CT_ESTABLISHED,
             (false, false) => CT_NEW,
         };
     }

@@ -50,6 +50,8 @@ pub struct Base {
     pub prio: i32,
     /// Whether the policy is drop (else accept).
     pub policy_drop: bool,
+    /// A `nat` chain: only the first packet of a connection passes it.
+    pub nat: bool,
     /// For an ingress chain, the device it is attached to.
     pub device: Option<String>,
 }

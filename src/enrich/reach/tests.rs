@@ -355,12 +355,26 @@ fn conntrack_state_of_a_new_connection() {
     let rs = input("drop", vec![json!([m(ct_state(), est), accept()])]);
     assert_eq!(verdict(&rs, V4, TCP, 22).verdict, Verdict::Filtered);
     let new = json!([{"match": {"op": "in", "left": ct_state(), "right": "new"}}, accept()]);
+    let only_new = input("drop", vec![new.clone()]);
+    assert_eq!(verdict(&only_new, V4, UDP, 53).verdict, Verdict::Open);
+    let tcp = verdict(&only_new, V4, TCP, 22);
     assert_eq!(
-        input("drop", vec![new.clone()])
-            .verdict(&Packet::any(V4, TCP, 1))
-            .verdict,
-        Verdict::Open
+        tcp.verdict,
+        Verdict::Filtered,
+        "the handshake's ACK is established, and dropped"
     );
+    assert!(
+        tcp.by
+            .starts_with("the handshake's ACK (ct state established): "),
+        "{}",
+        tcp.by
+    );
+    let est = json!({"set": ["established", "related"]});
+    let both = input(
+        "drop",
+        vec![json!([m(ct_state(), est), accept()]), new.clone()],
+    );
+    assert_eq!(verdict(&both, V4, TCP, 22).verdict, Verdict::Open);
     let untracked = nft(&[
         (
             "raw",
@@ -369,6 +383,11 @@ fn conntrack_state_of_a_new_connection() {
         ),
         ("input", Some(("input", 0, "drop")), vec![new.clone()]),
     ]);
+    assert_eq!(
+        verdict(&untracked, V4, UDP, 53).verdict,
+        Verdict::Filtered,
+        "notrack: not ct state new"
+    );
     let raw_ct = nft(&[("raw", Some(("prerouting", -300, "drop")), vec![new.clone()])]);
     assert_eq!(
         verdict(&raw_ct, V4, TCP, 22).verdict,
@@ -787,4 +806,22 @@ fn port_classes_share_cached_verdicts_without_mixing_ports() {
             .to_vec(),
         got
     );
+}
+
+#[test]
+fn reject_types_carry_the_family_nft_does_not_list() {
+    // `meta nfproto ipv4 … reject` is listed as `reject with icmp`: IPv4 only.
+    let icmp = json!({"reject": {"type": "icmp", "expr": "port-unreachable"}});
+    let rs = input("accept", vec![json!([m(dport("tcp"), json!(42)), icmp])]);
+    assert_eq!(verdict(&rs, V4, TCP, 42).verdict, Verdict::Rejected);
+    assert_eq!(verdict(&rs, V6, TCP, 42).verdict, Verdict::Open);
+    // `meta nfproto ipv4 tcp dport 42 reject with tcp reset` is listed without its nfproto:
+    // whether IPv6 is rejected cannot be told, so neither family's verdict is a guess.
+    let reset = json!({"reject": {"type": "tcp reset"}});
+    let rs = input("accept", vec![json!([m(dport("tcp"), json!(42)), reset])]);
+    for family in [V4, V6] {
+        let r = verdict(&rs, family, TCP, 42);
+        assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+        assert!(r.by.contains("reject with tcp reset"), "{}", r.by);
+    }
 }

@@ -60,6 +60,7 @@ pub fn parse(text: &str, family: Family, origin: &str) -> Result<Vec<Table>, Str
                 hook,
                 prio,
                 policy_drop: policy == "DROP",
+                nat: table.name == "nat",
                 device: None,
             });
             let tf = if family == Family::Ipv4 {

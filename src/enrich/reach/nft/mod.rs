@@ -27,6 +27,8 @@ struct Set {
 
 /// What the rules of one table may refer to.
 struct Scope<'a> {
+    /// The table's family (`inet`, `ip`, …).
+    family: &'a str,
     chains: &'a HashMap<String, usize>,
     sets: &'a HashMap<String, Set>,
 }
@@ -90,6 +92,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Table>, String> {
             ));
         };
         let scope = Scope {
+            family: &tables[ti].family,
             chains: &chain_ix[ti],
             sets: &sets[ti],
         };
@@ -119,6 +122,7 @@ fn chain(table: &Table, c: &Value) -> Result<Chain, String> {
         hook,
         prio: priority(c.get("prio")),
         policy_drop: c.get("policy").and_then(Value::as_str) == Some("drop"),
+        nat: c.get("type").and_then(Value::as_str) == Some("nat"),
         device: c.get("dev").and_then(Value::as_str).map(str::to_string),
     });
     let family = table_family(&table.family).unwrap_or(TableFamily::Both);
