@@ -158,9 +158,16 @@ impl<'a> Eval<'a> {
         }
         let mut live = vec![path];
         let mut out = Vec::new();
-        for rule in &chain.rules {
+        // A redirect to its own port keeps the port; any other ends the path, so every path
+        // in a chain has the port it entered with.
+        let port = live[0].dport;
+        for &ri in chain.index.candidates(port) {
+            let rule = &chain.rules[ri as usize];
             if live.is_empty() || self.paths > MAX_PATHS {
                 break;
+            }
+            if live.iter().all(|p| passes_by(rule, p)) {
+                continue;
             }
             let mut next = Vec::new();
             for p in live {
@@ -417,6 +424,35 @@ impl<'a> Eval<'a> {
             }
         }
     }
+}
+
+/// Whether one of the rule's leading matches on what the packet fixes (the port, the
+/// protocol, conntrack: they come first, see `concrete_first`) fails for this path, so the
+/// path goes on to the next rule untouched. The common case, checked without allocating.
+fn passes_by(rule: &Rule, p: &Path) -> bool {
+    for step in &rule.steps {
+        let Step::Match(m) = step else { return false };
+        let holds = match m {
+            Match::Const(b) => *b,
+            Match::Values {
+                field: Field::Saddr(f) | Field::Daddr(f),
+                ..
+            } if *f != p.family => false,
+            Match::Values {
+                field: Field::Saddr(_) | Field::Daddr(_),
+                ..
+            } => return false,
+            Match::Values { field, set, neg } => {
+                p.value(*field).is_some_and(|v| set.contains(v) != *neg)
+            }
+            Match::Bits { field, mask, neg } => (p.bits(*field) & mask != 0) != *neg,
+            _ => return false,
+        };
+        if !holds {
+            return true;
+        }
+    }
+    false
 }
 
 /// Apply a statement to a path.

@@ -16,7 +16,9 @@
 //! is a run of ports no rule tells apart, so 25,000 listeners against 1,000 rules cost a few
 //! thousand evaluations at most.
 
+pub mod classes;
 pub mod eval;
+pub mod index;
 pub mod ipt;
 pub mod load;
 pub mod merge;
@@ -30,25 +32,15 @@ pub mod verdict;
 mod tests;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 
 pub use load::{LoadError, Sources};
 pub use verdict::{Packet, Reach, Verdict};
 
 use crate::model::exposure::{Exposure, classify, reachable_families, unmapped};
-use crate::model::{DeviceBinding, Family, Protocol, Socket};
-use rules::{Action, Chain, Match, Step};
-
-/// The cache key: everything a verdict depends on, the port reduced to its class.
-type Key = (
-    Family,
-    Protocol,
-    Option<IpAddr>,
-    Option<IpAddr>,
-    Option<String>,
-    usize,
-);
+use crate::model::{DeviceBinding, Socket};
+use classes::Classes;
+use rules::{Chain, Match, Step};
 
 /// A firewall ruleset compiled for evaluation.
 #[derive(Debug)]
@@ -56,11 +48,11 @@ pub struct Ruleset {
     chains: Vec<Chain>,
     /// Base chains in the order a packet passes them.
     order: Vec<usize>,
-    /// Sorted ports where some rule's answer can change.
-    bounds: Vec<u128>,
+    /// Where some rule's answer can change (the cache's key).
+    classes: Classes,
     /// A verdict that holds for every packet (no ruleset, or rules that could not be read).
     fixed: Option<(Verdict, String)>,
-    cache: Mutex<HashMap<Key, Reach>>,
+    cache: Mutex<HashMap<classes::Key, Reach>>,
 }
 
 impl Ruleset {
@@ -86,7 +78,7 @@ impl Ruleset {
         Ruleset {
             chains: Vec::new(),
             order: Vec::new(),
-            bounds: Vec::new(),
+            classes: Classes::default(),
             fixed: Some((verdict, by)),
             cache: Mutex::new(HashMap::new()),
         }
@@ -110,18 +102,14 @@ impl Ruleset {
             .filter(|&i| chains[i].base.is_some())
             .collect();
         order.sort_by_key(|&i| chains[i].base.as_ref().map(|b| (b.hook, b.prio)));
-        let mut bounds = vec![0u128];
-        for chain in &chains {
-            for rule in &chain.rules {
-                rule.steps.iter().for_each(|s| step_bounds(s, &mut bounds));
-            }
+        for chain in &mut chains {
+            chain.index = index::PortIndex::of(&chain.rules);
         }
-        bounds.sort_unstable();
-        bounds.dedup();
+        let classes = Classes::of(&chains);
         Ruleset {
             chains,
             order,
-            bounds,
+            classes,
             fixed: None,
             cache: Mutex::new(HashMap::new()),
         }
@@ -137,17 +125,7 @@ impl Ruleset {
         if let Some((verdict, by)) = &self.fixed {
             return Reach::new(*verdict, packet.family, by.clone());
         }
-        let class = self
-            .bounds
-            .partition_point(|&b| b <= u128::from(packet.dport));
-        let key = (
-            packet.family,
-            packet.proto,
-            packet.saddr,
-            packet.daddr,
-            packet.iif.clone(),
-            class,
-        );
+        let key = self.classes.key(packet);
         if let Some(hit) = self
             .cache
             .lock()
@@ -229,42 +207,6 @@ fn name_rule(m: &mut Match, by: &str) {
             *text = format!("{by} ({text} is not evaluated)").into();
         }
         Match::Any(conjs) => conjs.iter_mut().flatten().for_each(|m| name_rule(m, by)),
-        _ => {}
-    }
-}
-
-/// Collect the ports where a step's answer changes.
-fn step_bounds(step: &Step, bounds: &mut Vec<u128>) {
-    match step {
-        Step::Match(m) => match_bounds(m, bounds),
-        Step::Effect(_) => {}
-        Step::Verdict(a) => action_bounds(a, bounds),
-    }
-}
-
-fn match_bounds(m: &Match, bounds: &mut Vec<u128>) {
-    match m {
-        Match::Values {
-            field: rules::Field::Dport(_),
-            set,
-            ..
-        } => bounds.extend(set.boundaries()),
-        Match::Any(conjs) => conjs.iter().flatten().for_each(|m| match_bounds(m, bounds)),
-        _ => {}
-    }
-}
-
-fn action_bounds(a: &Action, bounds: &mut Vec<u128>) {
-    match a {
-        Action::Choice(elems) => {
-            for (ms, act) in elems {
-                ms.iter().for_each(|m| match_bounds(m, bounds));
-                action_bounds(act, bounds);
-            }
-        }
-        Action::Dnat { port: Some(p), .. } | Action::Redirect { port: Some(p) } => {
-            bounds.extend([u128::from(*p), u128::from(*p) + 1]);
-        }
         _ => {}
     }
 }

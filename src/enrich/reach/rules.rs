@@ -67,6 +67,8 @@ pub struct Chain {
     pub base: Option<Base>,
     /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// Which rules may match which destination port (built by `Ruleset::from_chains`).
+    pub index: super::index::PortIndex,
 }
 
 /// One rule: steps evaluated in order until a match fails or a verdict ends it.

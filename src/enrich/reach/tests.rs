@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::load::{compile, run};
 use super::*;
+use crate::model::{Family, Protocol};
 
 const V4: Family = Family::Ipv4;
 const V6: Family = Family::Ipv6;
@@ -824,4 +825,28 @@ fn reject_types_carry_the_family_nft_does_not_list() {
         assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
         assert!(r.by.contains("reject with tcp reset"), "{}", r.by);
     }
+}
+
+#[test]
+fn port_index_keeps_rule_order_and_the_rules_naming_no_port() {
+    let rs = input(
+        "drop",
+        vec![
+            json!([
+                m(dport("tcp"), json!({"set": [22, {"range": [1000, 2000]}]})),
+                accept()
+            ]),
+            json!([m(meta("iifname"), json!("eth0")), drop_()]),
+            json!([m(dport("udp"), json!(1500)), accept()]),
+            json!([not(dport("tcp"), json!(22)), {"reject": null}]),
+        ],
+    );
+    let index = &rs.chains()[0].index;
+    assert_eq!(index.candidates(22), [0, 1, 3]);
+    assert_eq!(index.candidates(1500), [0, 1, 2, 3]);
+    assert_eq!(index.candidates(2001), [1, 3]);
+    // The rule that names no port still decides where it applies.
+    let r = verdict(&rs, V4, TCP, 2001);
+    assert_eq!(r.verdict, Verdict::Filtered, "{r:?}");
+    assert_eq!(r.conditions, ["rejected if iifname != \"eth0\""]);
 }

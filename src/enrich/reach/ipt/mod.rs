@@ -74,6 +74,7 @@ pub fn parse(text: &str, family: Family, origin: &str) -> Result<Vec<Table>, Str
                 family: tf,
                 base,
                 rules: vec![],
+                index: Default::default(),
             });
         } else if line.starts_with("-A ") || line.starts_with("[") {
             if tables.is_empty() {

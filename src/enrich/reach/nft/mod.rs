@@ -131,6 +131,7 @@ fn chain(table: &Table, c: &Value) -> Result<Chain, String> {
         family,
         base,
         rules: Vec::new(),
+        index: Default::default(),
     })
 }
 
