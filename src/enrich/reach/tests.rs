@@ -825,6 +825,10 @@ fn reject_types_carry_the_family_nft_does_not_list() {
         assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
         assert!(r.by.contains("reject with tcp reset"), "{}", r.by);
     }
+    // A tcp reset is for TCP only: nft adds `meta l4proto tcp` and does not list it.
+    let reset = json!([{"reject": {"type": "tcp reset"}}]);
+    let rs = input("accept", vec![reset]);
+    assert_eq!(verdict(&rs, V4, UDP, 42).verdict, Verdict::Open);
 }
 
 #[test]

@@ -94,20 +94,25 @@ fn statement(
     }
 }
 
-/// What nft's listing leaves out before a `reject`: `reject with icmp …` (or icmpv6) holds
-/// the `meta nfproto` it needs, which the JSON drops; and an explicit `meta nfproto` written
-/// before `reject with tcp reset` in an inet table is dropped too (nft 1.0.6), so whether
-/// such a rule applies to both families cannot be told from the listing.
+/// What nft's listing leaves out before a `reject`: the dependency nft adds itself (`meta
+/// l4proto tcp` for `reject with tcp reset`, `meta nfproto` for `reject with icmp …` or
+/// `icmpv6 …`), which the JSON drops. And an explicit `meta nfproto` written before `reject
+/// with tcp reset` in an inet table is dropped too (nft 1.0.6), so whether such a rule
+/// applies to both families cannot be told from the listing.
 fn reject_family(body: &Value, scope: &Scope) -> Vec<Step> {
     match body.get("type").and_then(Value::as_str) {
         Some("icmp") => vec![Step::Match(nfproto(Family::Ipv4))],
         Some("icmpv6") => vec![Step::Match(nfproto(Family::Ipv6))],
-        Some("tcp reset") if matches!(scope.family, "inet" | "netdev") => {
-            let text = "meta nfproto, which nft does not list before reject with tcp reset";
-            vec![Step::Match(Match::Cond {
-                kind: CondKind::Unknown,
-                text: text.into(),
-            })]
+        Some("tcp reset") => {
+            let mut steps = vec![Step::Match(l4proto(6))];
+            if matches!(scope.family, "inet" | "netdev") {
+                let text = "meta nfproto, which nft does not list before reject with tcp reset";
+                steps.push(Step::Match(Match::Cond {
+                    kind: CondKind::Unknown,
+                    text: text.into(),
+                }));
+            }
+            steps
         }
         _ => vec![],
     }

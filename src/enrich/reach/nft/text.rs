@@ -122,7 +122,11 @@ pub fn stmt(s: &Value) -> String {
         "match" => matching(body),
         "accept" | "drop" | "return" | "continue" | "notrack" => name.clone(),
         "jump" | "goto" => format!("{name} {}", value(&body["target"])),
-        "reject" => "reject".into(),
+        "reject" => match (body.get("type"), body.get("expr")) {
+            (Some(t), Some(e)) => format!("reject with {} {}", value(t), value(e)),
+            (Some(t), None) => format!("reject with {}", value(t)),
+            _ => "reject".into(),
+        },
         "counter" => "counter".into(),
         "log" => "log".into(),
         "limit" => limit(body),
