@@ -52,7 +52,9 @@ pub struct Reach {
     /// The address family the packet was evaluated for.
     pub family: Family,
     /// What decided it: a rule (`table inet filter chain input handle 7: tcp dport 22
-    /// accept`), a chain policy, "no ruleset", or the reason the rules are unknown.
+    /// accept`), a chain policy, "no ruleset", or the reason the rules are unknown. Raw text
+    /// from the ruleset (an iptables comment can hold any character): a terminal renderer
+    /// passes it through `text::sanitize::terminal_safe_text`.
     pub by: String,
     /// For `restricted`: the alternative conditions under which the packet is accepted, each
     /// a conjunction in nft syntax (`ip saddr 192.0.2.0/24`, `iifname "eth0"`); for a
