@@ -234,6 +234,7 @@ fn listeners() -> Vec<Socket> {
                 v6only,
                 device: DeviceBinding::Unbound,
                 source: SourceKind::Netlink,
+                cgroup_id: None,
             }
         })
         .collect()

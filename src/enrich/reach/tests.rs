@@ -726,22 +726,9 @@ fn programs_run_with_a_scrubbed_environment() {
 }
 
 fn socket(addr: &str, v6only: Option<bool>) -> Socket {
-    let local_addr: IpAddr = addr.parse().unwrap();
     Socket {
-        protocol: TCP,
-        family: if local_addr.is_ipv4() { V4 } else { V6 },
-        local_addr,
-        local_port: 22,
-        remote_addr: local_addr,
-        remote_port: 0,
-        state: crate::model::SocketState::LISTEN,
-        recv_q: 0,
-        send_q: None,
-        uid: 0,
-        inode: 1,
         v6only,
-        device: DeviceBinding::Unbound,
-        source: crate::model::SourceKind::Netlink,
+        ..Socket::listening(TCP, addr, 22)
     }
 }
 
