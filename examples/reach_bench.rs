@@ -235,6 +235,7 @@ fn listeners() -> Vec<Socket> {
                 device: DeviceBinding::Unbound,
                 source: SourceKind::Netlink,
                 cgroup_id: None,
+                netns: None,
             }
         })
         .collect()
