@@ -10,13 +10,13 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::dir::{Dir, Type};
-use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::{Mode, fstat};
+use nix::sys::stat::fstat;
+use rustix::fs::{Mode, OFlags, openat};
 
 /// How deep the walk goes (the kernel's own default limit is far deeper, but real trees are
 /// rarely ten levels deep).
@@ -34,11 +34,9 @@ impl CgroupIndex {
     /// Walk the cgroup2 file system mounted at `mount`. Paths are relative to the mount and
     /// start with `/`, as `/proc/PID/cgroup` writes them.
     pub fn build(mount: &Path) -> io::Result<CgroupIndex> {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(mount, flags, Mode::empty())
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root = rustix::fs::open(mount, flags, Mode::empty())
             .map_err(|e| io::Error::other(format!("{}: {e}", mount.display())))?;
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let root = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut index = CgroupIndex::default();
         let mut path = Vec::new();
         index.walk(root, &mut path, 0)?;
@@ -104,16 +102,8 @@ fn subdirectories(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
 
 /// Open the subdirectory `name` of `dir`, never through a link.
 fn open_subdirectory(dir: &OwnedFd, name: &[u8]) -> Option<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = openat(
-        Some(dir.as_raw_fd()),
-        OsStr::from_bytes(name),
-        flags,
-        Mode::empty(),
-    )
-    .ok()?;
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    openat(dir, OsStr::from_bytes(name), flags, Mode::empty()).ok()
 }
 
 /// The mount point of the first cgroup2 file system in a `/proc/PID/mountinfo`, with the

@@ -17,13 +17,12 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2};
-use nix::sys::stat::Mode;
+use rustix::fs::{Mode, OFlags, ResolveFlags, openat, openat2};
+use rustix::io::Errno;
 
 /// One state file to read: where it is and what it must be.
 #[derive(Debug, Clone, Copy)]
@@ -49,9 +48,9 @@ pub fn read(root: BorrowedFd<'_>, file: &StateFile<'_>) -> io::Result<Vec<u8>> {
 /// the root (`RESOLVE_IN_ROOT`), for files an administrator places by links (systemd's unit
 /// files and their aliases). At most `cap` bytes.
 pub fn read_in_root(root: BorrowedFd<'_>, rel: &str, cap: u64) -> io::Result<Vec<u8>> {
-    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
     let opened = match open2(root, rel, flags, in_root()) {
-        Err(Errno::ENOSYS | Errno::EPERM) => plain_open(root, rel, flags)?,
+        Err(Errno::NOSYS | Errno::PERM) => plain_open(root, rel, flags)?,
         other => other?,
     };
     read_capped(File::from(opened), cap, None)
@@ -59,15 +58,15 @@ pub fn read_in_root(root: BorrowedFd<'_>, rel: &str, cap: u64) -> io::Result<Vec
 
 /// Open the directory at `rel` for listing, resolved as [`read_in_root`] resolves files.
 pub fn open_dir_in_root(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY;
     match open2(root, rel, flags, in_root()) {
-        Err(Errno::ENOSYS | Errno::EPERM) => plain_open(root, rel, flags),
+        Err(Errno::NOSYS | Errno::PERM) => plain_open(root, rel, flags),
         other => Ok(other?),
     }
 }
 
-fn in_root() -> ResolveFlag {
-    ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS
+fn in_root() -> ResolveFlags {
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
 }
 
 /// Read the opened `opened`: a regular file of at most `cap` bytes, owned by `owner` if given.
@@ -95,31 +94,26 @@ fn read_capped(opened: File, cap: u64, owner: Option<u32>) -> io::Result<Vec<u8>
 
 /// Open the root directory itself.
 pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(path, flags, Mode::empty())?)
 }
 
 fn open_base(root: BorrowedFd<'_>, base: &str) -> io::Result<OwnedFd> {
-    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    let flags = OFlags::PATH | OFlags::DIRECTORY;
     match open2(root, base, flags, in_root()) {
         // No openat2: the administrator's path, links followed as the kernel follows them.
-        Err(Errno::ENOSYS | Errno::EPERM) => plain_open(root, base, flags),
+        Err(Errno::NOSYS | Errno::PERM) => plain_open(root, base, flags),
         other => Ok(other?),
     }
 }
 
 /// Open the regular file at `rel` below `base`, following no link.
 pub fn open_below(base: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    let resolve = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
     match open2(base, rel, flags, resolve) {
-        Err(Errno::ENOSYS | Errno::EPERM) => open_below_fallback(base, rel),
-        Err(Errno::ELOOP) => Err(refused("reached through a symbolic link")),
+        Err(Errno::NOSYS | Errno::PERM) => open_below_fallback(base, rel),
+        Err(Errno::LOOP) => Err(refused("reached through a symbolic link")),
         other => Ok(other?),
     }
 }
@@ -131,38 +125,26 @@ pub fn open_below_fallback(base: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedF
     if parts.iter().chain([&last]).any(|p| *p == "..") {
         return Err(refused("a path that climbs out with .."));
     }
-    let mut dir = plain_open(base, ".", OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+    let mut dir = plain_open(base, ".", OFlags::PATH | OFlags::DIRECTORY)?;
     for part in parts {
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW;
         dir = plain_open(dir.as_fd(), part, flags).map_err(symlink_refused)?;
     }
-    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW;
     plain_open(dir.as_fd(), last, flags).map_err(symlink_refused)
 }
 
 fn open2(
     dir: BorrowedFd<'_>,
     rel: &str,
-    flags: OFlag,
-    resolve: ResolveFlag,
-) -> nix::Result<OwnedFd> {
-    let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(resolve);
-    let fd = openat2(dir.as_raw_fd(), rel, how)?;
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    openat2(dir, rel, flags | OFlags::CLOEXEC, Mode::empty(), resolve)
 }
 
-fn plain_open(dir: BorrowedFd<'_>, rel: &str, flags: OFlag) -> io::Result<OwnedFd> {
-    let fd = openat(
-        Some(dir.as_raw_fd()),
-        rel,
-        flags | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn plain_open(dir: BorrowedFd<'_>, rel: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    Ok(openat(dir, rel, flags | OFlags::CLOEXEC, Mode::empty())?)
 }
 
 /// `O_NOFOLLOW` on a link fails with `ELOOP` (or `ENOTDIR` with `O_DIRECTORY` on some

@@ -100,10 +100,9 @@ const BLIND_ROOT: &str = "/proc/self/fdinfo";
 /// Give the calling thread alone a root where the kernel's BTF cannot be found. Failure leaves
 /// the thread's view unchanged (at worst with a private copy of the same root and cwd).
 fn blind_to_kernel_btf() {
-    // SAFETY: unshare(CLONE_FS) takes no pointers; it gives this thread a private copy of the
-    // root, working directory and umask it shared with the other threads, so the chroot below
-    // affects this thread only.
-    if unsafe { libc::unshare(libc::CLONE_FS) } == 0 {
+    // unshare(CLONE_FS) gives this thread a private copy of the root, working directory and
+    // umask it shared with the other threads, so the chroot below affects this thread only.
+    if nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).is_ok() {
         // Needs CAP_SYS_CHROOT; without it the loader parses the BTF, as it would anyway.
         let _ = nix::unistd::chroot(BLIND_ROOT);
     }
