@@ -12,15 +12,11 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 use lsports::enrich::labels::{Container, Labeler, Labels, Runtime, cgroupid};
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, recv, send, socket,
-};
 
 use common::{is_root, scrubbed, skip_unless_ci};
 
@@ -257,7 +253,8 @@ fn real_cgroups_name_their_processes_and_sockets() {
             *got, want,
             "process in {rel}: /proc/{pid}/cgroup says {seen:?}"
         );
-        let id = socket_cgroup_id(pid, inode).expect("the kernel sends INET_DIAG_CGROUP_ID");
+        let id = common::sockdiag::socket_cgroup_id(pid, inode, libc::AF_INET, libc::IPPROTO_TCP)
+            .expect("the kernel sends INET_DIAG_CGROUP_ID");
         assert_eq!(
             id,
             fs::metadata(&cgroup).unwrap().ino(),
@@ -267,81 +264,4 @@ fn real_cgroups_name_their_processes_and_sockets() {
         assert_eq!(got.as_deref(), Some(&want), "socket made in {rel}");
     }
     assert_eq!(labeler.for_cgroup_id(u64::MAX), None);
-}
-
-/// The cgroup id sock_diag reports for the listening TCP socket `inode`, asked from the
-/// network namespace of `pid` (on a thread of its own, which alone enters it).
-fn socket_cgroup_id(pid: u32, inode: u64) -> Option<u64> {
-    let netns = fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
-    std::thread::spawn(move || {
-        // SAFETY: setns on a valid descriptor changes only this thread's network namespace.
-        let entered = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(entered, 0, "setns: {}", std::io::Error::last_os_error());
-        dump_listeners().into_iter().find(|s| s.0 == inode)?.1
-    })
-    .join()
-    .unwrap()
-}
-
-/// Every listening IPv4 TCP socket: (inode, cgroup id).
-fn dump_listeners() -> Vec<(u64, Option<u64>)> {
-    const SOCK_DIAG_BY_FAMILY: u16 = 20;
-    const INET_DIAG_CGROUP_ID: u16 = 21;
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    )
-    .unwrap();
-    // nlmsghdr (16 bytes), then inet_diag_req_v2: family, protocol, ext, pad, states, and a
-    // zeroed inet_diag_sockid (48 bytes).
-    let mut request = Vec::with_capacity(72);
-    request.extend_from_slice(&72u32.to_ne_bytes());
-    request.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    request.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    request.extend_from_slice(&[0; 8]);
-    request.extend_from_slice(&[libc::AF_INET as u8, libc::IPPROTO_TCP as u8, 0, 0]);
-    request.extend_from_slice(&(1u32 << 10).to_ne_bytes()); // TCP_LISTEN
-    request.extend_from_slice(&[0; 48]);
-    send(fd.as_raw_fd(), &request, MsgFlags::empty()).unwrap();
-    let mut found = Vec::new();
-    let mut buffer = vec![0u8; 65536];
-    loop {
-        let len = recv(fd.as_raw_fd(), &mut buffer, MsgFlags::empty()).unwrap();
-        let mut at = 0;
-        while at + 16 <= len {
-            let msg_len = u32_at(&buffer, at) as usize;
-            let kind = u16::from_ne_bytes([buffer[at + 4], buffer[at + 5]]);
-            match kind as i32 {
-                libc::NLMSG_DONE => return found,
-                libc::NLMSG_ERROR => panic!("sock_diag answered with an error"),
-                _ => {}
-            }
-            let msg = &buffer[at + 16..at + msg_len];
-            let inode = u64::from(u32_at(msg, 68));
-            found.push((inode, attribute_u64(&msg[72..], INET_DIAG_CGROUP_ID)));
-            at += (msg_len + 3) & !3;
-        }
-    }
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap())
-}
-
-/// The u64 value of the netlink attribute `kind` in `attrs`.
-fn attribute_u64(mut attrs: &[u8], kind: u16) -> Option<u64> {
-    while attrs.len() >= 4 {
-        let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
-        let this = u16::from_ne_bytes([attrs[2], attrs[3]]);
-        if len < 4 || len > attrs.len() {
-            return None;
-        }
-        if this == kind && len == 12 {
-            return Some(u64::from_ne_bytes(attrs[4..12].try_into().unwrap()));
-        }
-        attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
-    }
-    None
 }
