@@ -14,8 +14,8 @@ use crate::actions::watch::stopped;
 use crate::config::{Config, RenderOptions};
 use crate::enrich::exe::Executables;
 use crate::model::Entry;
-use crate::pipeline::report::{self, Repeats};
-use crate::pipeline::{self, Listing, Plan};
+use crate::pipeline::report::Repeats;
+use crate::pipeline::{self, Plan};
 use crate::render;
 use crate::sys::signals::StopSignals;
 
@@ -35,7 +35,13 @@ pub fn run(
     let options = config.render_options();
     loop {
         let started = Instant::now();
-        match poll(&plan, first && config.verbose, &mut repeats, err)? {
+        match pipeline::poll(
+            &plan,
+            pipeline::MustRead::AnyTable,
+            first && config.verbose,
+            &mut repeats,
+            err,
+        )? {
             Some(listing) => {
                 if first {
                     listing.report_attribution(config, err)?;
@@ -58,25 +64,6 @@ pub fn run(
             return Ok(stopped(stop));
         }
     }
-}
-
-/// One poll through the stages; `None` when no table could be read. Which source fed each
-/// table is said on the first poll under `verbose`; failures and warnings when they start.
-fn poll(
-    plan: &Plan,
-    verbose: bool,
-    repeats: &mut Repeats,
-    err: &mut dyn Write,
-) -> io::Result<Option<Listing>> {
-    let begun = pipeline::begin(plan);
-    let collected = pipeline::collect(plan);
-    repeats.report(report::source_lines(&collected, verbose), err)?;
-    if collected.nothing_read() {
-        return Ok(None);
-    }
-    // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
-    let listing = pipeline::attribute(collected.sockets, begun, plan).unwrap_or_default();
-    Ok(Some(pipeline::refine(listing, plan)))
 }
 
 /// One poll's rendering, which may reuse the last one.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::ExitCode;
 use crate::config::{Config, DetailFields, Needs, Until, WaitSpec};
 use crate::model::{Entry, Socket};
-use crate::pipeline::report::{self, Repeats};
+use crate::pipeline::report::Repeats;
 use crate::pipeline::{self, Listing, Plan};
 use crate::render::labels::{Labels, program_cell};
 use crate::text::duration;
@@ -55,7 +55,14 @@ pub fn run(spec: &WaitSpec, config: &Config, err: &mut dyn Write) -> io::Result<
     let mut repeats = Repeats::default();
     let mut first = true;
     loop {
-        let Some(listeners) = poll(&plan, first && config.verbose, &mut repeats, err)? else {
+        let Some(listeners) = pipeline::poll(
+            &plan,
+            pipeline::MustRead::EveryTable,
+            first && config.verbose,
+            &mut repeats,
+            err,
+        )?
+        else {
             return Ok(ExitCode::NoSource);
         };
         if first {
@@ -79,26 +86,6 @@ pub fn run(spec: &WaitSpec, config: &Config, err: &mut dyn Write) -> io::Result<
         }
         thread::sleep(left.map_or(POLL_INTERVAL, |left| left.min(POLL_INTERVAL)));
     }
-}
-
-/// One poll: the listeners on the ports that the filters keep, attributed only if a filter
-/// needs their processes. `None` when a table cannot be read (said on `err`): a port of that
-/// table could be listening or free, and the wait cannot tell.
-fn poll(
-    plan: &Plan,
-    verbose: bool,
-    repeats: &mut Repeats,
-    err: &mut dyn Write,
-) -> io::Result<Option<Listing>> {
-    let begun = pipeline::begin(plan);
-    let collected = pipeline::collect(plan);
-    repeats.report(report::source_lines(&collected, verbose), err)?;
-    if collected.reports.iter().any(|r| r.source.is_none()) {
-        return Ok(None);
-    }
-    // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
-    let listing = pipeline::attribute(collected.sockets, begun, plan).unwrap_or_default();
-    Ok(Some(pipeline::refine(listing, plan)))
 }
 
 /// Say who holds the ports of `listeners`, scanning processes (the way `--attribution` says)

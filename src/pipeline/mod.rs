@@ -153,6 +153,40 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
     Ok(Some(refine(listing, plan)))
 }
 
+/// How much of a poll's collection must be read for its listing to mean anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MustRead {
+    /// Some table: a listing of what could be read (`-c`).
+    AnyTable,
+    /// Every table: a port of an unreadable table could be listening or free (`--wait`).
+    EveryTable,
+}
+
+/// One poll of a repeating action (`-c`, `--wait`) through every stage but render; `None`
+/// when less could be read than `must` asks. Which source fed each table is said on the first
+/// poll under `verbose`; failures and warnings when they start (`repeats`).
+pub fn poll(
+    plan: &Plan,
+    must: MustRead,
+    verbose: bool,
+    repeats: &mut report::Repeats,
+    err: &mut dyn Write,
+) -> io::Result<Option<Listing>> {
+    let begun = begin(plan);
+    let collected = collect(plan);
+    repeats.report(report::source_lines(&collected, verbose), err)?;
+    let unreadable = match must {
+        MustRead::AnyTable => collected.nothing_read(),
+        MustRead::EveryTable => collected.reports.iter().any(|r| r.source.is_none()),
+    };
+    if unreadable {
+        return Ok(None);
+    }
+    // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
+    let listing = attribute(collected.sockets, begun, plan).unwrap_or_default();
+    Ok(Some(refine(listing, plan)))
+}
+
 /// The stages after attribution, in their one order: label, select, enrich. Every action
 /// that attributes goes on through here, so a filter on labels, and what enrich reads, work
 /// alike in a listing, an audit, a watch, `-c` and `--wait`.
