@@ -9,19 +9,22 @@
 //!
 //! pipeline::Plan::new(config, needs): what to collect, how owners are found, what to read
 //!   collect    source/    netlink sock_diag (ports filtered by the kernel), /proc/net
-//!                         fallback; then the socket filters (port, address, exposure,
-//!                         ephemeral)                                    -> Vec<Socket>
+//!                         fallback, in each chosen network namespace (source/netns/); then
+//!                         the socket filters (port, address, exposure, ephemeral)
+//!                                                                      -> Vec<Socket>
 //!   attribute  process/   BPF iterator or /proc/*/fd walk, by inode    -> Listing (entries)
-//!   select     filter/    pid, user, program; display order            -> Listing
+//!   label      enrich/    labels/: systemd unit, container, pod        -> Listing
+//!   select     filter/    pid, user, program, container, unit; order   -> Listing
 //!   enrich     enrich/    executables, suspicious-listener findings    -> Listing
+//!                         (reach/: the firewall evaluator, not yet wired in)
 //!   render     render/    table, CSV, JSON, JSONL, Prometheus: formatting only, to any writer;
 //!                         wire.rs: the JSON socket object listing, watch and audit share
 //!
 //! actions/   each picks what to collect and read, and what to do with the result:
 //!            list (gather, render), audit/ (gather, judge; baseline/, policy/, identity,
 //!            tomlfile), watch/ (collect each poll; attribute and enrich what is new),
-//!            continuous (-c: every stage each poll), wait (collect narrowed to the waited
-//!            ports), capture, generate/ (man page, completions)
+//!            continuous (-c) and wait (collect narrowed to the waited ports): pipeline::poll
+//!            each interval, capture, generate/ (man page, completions)
 //! snapshot/  a proc tree captured to a file, and opened to read instead of /proc
 //! text/      sanitize, safe JSON, durations, pid lists, counts
 //! sys/       procroot (the one way into a proc root), atomic (the one way to write a
@@ -46,7 +49,6 @@ pub mod enrich;
 pub mod error;
 pub mod filter;
 pub mod model;
-pub mod netns;
 pub mod pipeline;
 pub mod process;
 pub mod render;

@@ -1,4 +1,4 @@
-//! Integration tests of `lsports::netns` (every network namespace, each dumped): in real
+//! Integration tests of `lsports::source::netns` (every network namespace, each dumped): in real
 //! namespaces the test makes, with listeners it starts, compared by inode with what it built.
 //!
 //! A survey sees the whole host, so the test does not run on the host's view: the outer
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use lsports::config::StateSelection;
 use lsports::model::{Family, Protocol, Socket};
-use lsports::netns::{self, DumpRequest, NotReached, Reach, Survey};
+use lsports::source::netns::{self, DumpRequest, NotReached, Reach, Survey};
 use serde_json::{Value, json};
 
 /// Set for the inner run; the inner tests do nothing without it.

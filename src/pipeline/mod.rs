@@ -32,10 +32,10 @@ use crate::enrich::exe::Executables;
 use crate::enrich::{labels, suspicious};
 use crate::filter::{self, Filter, PortSet};
 use crate::model::{Entry, OwnerUnknownReason, Socket};
-use crate::netns;
 use crate::process::info::{self, HidePid, ProcVisibility};
 use crate::process::{self, BpfUnavailable};
 use crate::render;
+use crate::source::netns;
 use crate::source::{CollectRequest, Collected};
 use crate::sys::timing::mark;
 

@@ -9,6 +9,7 @@
 
 pub mod bytecode;
 pub mod netlink;
+pub mod netns;
 pub mod procnet;
 
 use std::path::PathBuf;

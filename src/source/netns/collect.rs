@@ -303,12 +303,12 @@ mod tests {
 
     #[test]
     fn what_all_could_not_read_is_one_line_with_every_reason() {
-        let mut discovery = crate::netns::Discovery {
+        let mut discovery = crate::source::netns::Discovery {
             namespaces: (1..=4).map(Namespace::new).collect(),
             unreadable: vec![7, 8],
             ..Default::default()
         };
-        let why = crate::netns::NotReached::NeedsCapSysAdmin.to_string();
+        let why = crate::source::netns::NotReached::NeedsCapSysAdmin.to_string();
         let notes = all_notes(&discovery, &[why.clone(), why], 3);
         assert_eq!(notes.len(), 1, "{notes:?}");
         let line = &notes[0];
