@@ -190,7 +190,7 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.GNU_FORMAT) as t:
 "#;
 
 #[test]
-fn a_hundred_thousand_empty_processes_are_refused_quickly() {
+fn a_hundred_thousand_empty_processes_are_refused_at_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let tmp = dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
@@ -200,16 +200,14 @@ fn a_hundred_thousand_empty_processes_are_refused_quickly() {
         MANY_PROCESSES,
         &[file.to_str().unwrap(), table.to_str().unwrap()],
     );
-    let started = std::time::Instant::now();
     let (status, _, err) = open_measured(&file, &tmp);
-    let took = started.elapsed();
     assert_eq!(status, 1, "{err}");
+    // Unpacking all of them took minutes on a slow disk: the refusal names the limit it
+    // stopped at, a sixth of the way in. (How fast is the benchmark's business, not a test's.)
     assert!(
         err.contains("the number of processes exceeds the limit of 16384 processes"),
         "{err}"
     );
-    // Unpacking all of them took minutes on a slow disk; the limit stops it after a fraction.
-    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
     assert_empty_dir(&tmp);
 }
 
