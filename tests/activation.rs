@@ -22,11 +22,10 @@ use std::time::{Duration, Instant};
 
 use lsports::enrich::labels::Labeler;
 use lsports::enrich::labels::activation::{Activation, Activations, Evidence, Query};
-use lsports::enrich::labels::cgroupid;
 use lsports::model::{DeviceBinding, Family, Holder, Protocol, Socket, SocketState, SourceKind};
 use lsports::sys::procroot::ProcRoot;
 
-use common::{have, is_root, scrubbed, skip_unless_ci, socket_cgroup_id};
+use common::{cgroup2_mount_as_root, have, scrubbed, skip_unless_ci, socket_cgroup_id};
 
 /// The stand-in for pid 1: argv is the three cgroup directories (socket unit, service,
 /// init.scope). Prints the socket's fd, inode and family, and the service's pid; then waits
@@ -206,19 +205,8 @@ impl Drop for Played {
 
 /// The cgroup2 mount, or `None` (after saying why) where the test cannot run.
 fn cgroup2_mount() -> Option<PathBuf> {
-    if !is_root() {
-        skip_unless_ci("making cgroups and network namespaces needs root");
-        return None;
-    }
-    if !have("python3") || !have("unshare") {
-        return None;
-    }
-    let info = fs::read("/proc/self/mountinfo").unwrap();
-    let mount = cgroupid::cgroup2_mount(&info);
-    if mount.is_none() {
-        skip_unless_ci("no cgroup2 file system is mounted");
-    }
-    mount
+    let mount = cgroup2_mount_as_root("making cgroups and network namespaces")?;
+    (have("python3") && have("unshare")).then_some(mount)
 }
 
 fn activation(service: Option<&str>, evidence: Evidence) -> Option<Activation> {

@@ -16,9 +16,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use lsports::enrich::labels::{Container, Labeler, Labels, Runtime, cgroupid};
+use lsports::enrich::labels::{Container, Labeler, Labels, Runtime};
 
-use common::{is_root, scrubbed, skip_unless_ci};
+use common::{cgroup2_mount_as_root, put, scrubbed, skip_unless_ci};
 
 const DOCKER: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const PODMAN: &str = "2222222222222222222222222222222222222222222222222222222222222222";
@@ -106,15 +106,7 @@ impl Drop for CgroupTree {
 /// The cgroup2 mount, made writable for this test: `None` (after saying why) where the test
 /// cannot run.
 fn cgroup_tree() -> Option<(PathBuf, CgroupTree)> {
-    if !is_root() {
-        skip_unless_ci("making cgroups needs root");
-        return None;
-    }
-    let info = fs::read("/proc/self/mountinfo").unwrap();
-    let Some(mount) = cgroupid::cgroup2_mount(&info) else {
-        skip_unless_ci("no cgroup2 file system is mounted");
-        return None;
-    };
+    let mount = cgroup2_mount_as_root("making cgroups")?;
     match CgroupTree::create(&mount) {
         Ok(tree) => Some((mount, tree)),
         Err(why) => {
@@ -122,12 +114,6 @@ fn cgroup_tree() -> Option<(PathBuf, CgroupTree)> {
             None
         }
     }
-}
-
-fn put(root: &Path, rel: &str, content: &str) {
-    let path = root.join(rel);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, content).unwrap();
 }
 
 /// The runtimes' state for the containers of [`cases`], in their formats.

@@ -15,12 +15,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 
-use lsports::enrich::labels::cgroupid;
 use serde_json::{Value, json};
 
 use common::{
-    assert_success, assert_terminal_safe, by_inode, is_root, output_guarded, parse_csv, parse_json,
-    scrubbed, skip_unless_ci,
+    assert_success, assert_terminal_safe, by_inode, cgroup2_mount_as_root, output_guarded,
+    parse_csv, parse_json, put, scrubbed, skip_unless_ci,
 };
 
 const DOCKER: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -140,15 +139,7 @@ impl Drop for World {
 }
 
 fn world() -> Option<World> {
-    if !is_root() {
-        skip_unless_ci("making cgroups needs root");
-        return None;
-    }
-    let info = fs::read("/proc/self/mountinfo").unwrap();
-    let Some(mount) = cgroupid::cgroup2_mount(&info) else {
-        skip_unless_ci("no cgroup2 file system is mounted");
-        return None;
-    };
+    let mount = cgroup2_mount_as_root("making cgroups")?;
     match World::create(&mount) {
         Ok(world) => Some(world),
         Err(why) => {
@@ -156,12 +147,6 @@ fn world() -> Option<World> {
             None
         }
     }
-}
-
-fn put(root: &Path, rel: &str, content: &str) {
-    let path = root.join(rel);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, content).unwrap();
 }
 
 /// The runtimes' state files for the containers of [`cases`], in their formats.

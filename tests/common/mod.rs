@@ -14,6 +14,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod archive;
+pub mod cgroups;
 pub mod json;
 pub mod run;
 pub mod scripting;
@@ -22,6 +23,7 @@ pub mod tools;
 pub mod world;
 
 pub use archive::*;
+pub use cgroups::*;
 pub use json::*;
 pub use run::*;
 pub use scripting::*;
