@@ -150,18 +150,17 @@ impl Cli {
         if let Some(flag) = top_level_only {
             return Err(usage(format!("{flag} cannot be used with a subcommand")));
         }
-        if self.netns != NetnsChoice::Current {
-            // Their identities, baselines and snapshots do not record namespaces yet: two
-            // containers' :80 would be one listener to them.
+        let namespace_blind = match command {
+            Command::Watch(_) => Some("watch"),
+            Command::Capture(_) => Some("capture"),
+            Command::Audit(_) | Command::Baseline(_) => None,
+        };
+        if let Some(name) = namespace_blind.filter(|_| self.netns != NetnsChoice::Current) {
+            // Their events and snapshots do not record namespaces yet: two containers' :80
+            // would be one listener to them.
             return Err(usage(format!(
-                "{} does not tell network namespaces apart yet; --netns applies to the \
-                 listing (and -c, --wait)",
-                match command {
-                    Command::Audit(_) => "audit",
-                    Command::Baseline(_) => "baseline save",
-                    Command::Watch(_) => "watch",
-                    Command::Capture(_) => "capture",
-                }
+                "{name} does not tell network namespaces apart yet; --netns applies to the \
+                 listing (and -c, --wait), audit and baseline save"
             )));
         }
         match command {

@@ -34,3 +34,7 @@ pub use world::*;
 /// [`sockdiag`]: what the kernel says about a socket a test made (its cgroup id).
 pub mod sockdiag;
 pub use sockdiag::*;
+
+/// [`private_host`]: a test re-run as pid 1 of private namespaces, to see "every" namespace.
+pub mod private_host;
+pub use private_host::*;

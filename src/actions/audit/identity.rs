@@ -1,6 +1,6 @@
 //! What a listener *is*, as opposed to which process happens to hold it now: protocol,
-//! address, port, the device it is bound to (`0.0.0.0%eth0:67` is not `0.0.0.0:67`), owning
-//! user and program (name and executable). Baselines record identities
+//! address, port, the device it is bound to (`0.0.0.0%eth0:67` is not `0.0.0.0:67`), the
+//! network namespace it is in ([`Namespace`]), owning user and program (name and executable). Baselines record identities
 //! and audits compare them, so a service restarted with a new PID (and a new socket inode) is
 //! the same listener, and the same port held by another program or user is not.
 //!
@@ -38,6 +38,65 @@ pub enum Device {
     Unknown,
 }
 
+/// Which network namespace a listener is in, by what still names it after a reboot or a
+/// container's restart: never the namespace's inode, which both change. The namespace lsports
+/// runs in is [`Namespace::Current`], so identities of the host are what they were before
+/// lsports listed other namespaces, and baselines saved then still match.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Namespace {
+    /// The namespace lsports runs in (or, from a snapshot, the one its capture ran in).
+    Current,
+    /// Another namespace, the socket's container's (else its first labelled holder's): the
+    /// container's name, else its id; terminal-safe. Docker's own mount name for the
+    /// namespace is a sandbox id that changes on every restart; the container's name does not.
+    Container(String),
+    /// Another namespace, not a container's, named by a bind mount (`ip netns`): its name,
+    /// terminal-safe.
+    Netns(String),
+    /// Another namespace, nameless, of a systemd unit (`PrivateNetwork=`): the unit,
+    /// terminal-safe.
+    Unit(String),
+    /// Another namespace that nothing names.
+    Unnamed,
+}
+
+impl Namespace {
+    /// The namespace of `entry`, where `current` is the inode of the namespace lsports runs in
+    /// (`None`: unknown, then only a socket of no known namespace is in the current one).
+    pub fn of(entry: &Entry, current: Option<u64>) -> Namespace {
+        let Some(netns) = &entry.socket.netns else {
+            return Namespace::Current;
+        };
+        if Some(netns.inode) == current {
+            return Namespace::Current;
+        }
+        let safe = |text: &str| sanitize::terminal_safe(text.as_bytes()).into_owned();
+        let labels = entry.labels.as_deref();
+        if let Some(container) = labels.and_then(|l| l.container.as_ref()) {
+            return Namespace::Container(safe(container.name.as_deref().unwrap_or(&container.id)));
+        }
+        if let Some(name) = &netns.name {
+            return Namespace::Netns(sanitize::terminal_safe(name).into_owned());
+        }
+        match labels.and_then(|l| l.unit.as_deref()) {
+            Some(unit) => Namespace::Unit(safe(unit)),
+            None => Namespace::Unnamed,
+        }
+    }
+
+    /// `container web`, `netns w1`, `unit db.service`, `an unnamed netns`; `None` for the
+    /// current one. For reports, after the listener's address.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Namespace::Current => None,
+            Namespace::Container(name) => Some(format!("container {name}")),
+            Namespace::Netns(name) => Some(format!("netns {name}")),
+            Namespace::Unit(name) => Some(format!("unit {name}")),
+            Namespace::Unnamed => Some("an unnamed netns".into()),
+        }
+    }
+}
+
 /// A listener's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -49,6 +108,8 @@ pub struct Identity {
     pub port: u16,
     /// Bound device.
     pub device: Device,
+    /// The network namespace it is in.
+    pub namespace: Namespace,
     /// A UDP client socket on an ephemeral port (see [`crate::filter::ephemeral`]).
     pub ephemeral: bool,
     /// Who can reach it.
@@ -64,6 +125,7 @@ pub struct Identity {
 pub struct Identifier {
     users: UserNames,
     ephemeral: EphemeralPorts,
+    current: Option<u64>,
 }
 
 impl Identifier {
@@ -72,7 +134,14 @@ impl Identifier {
         Identifier {
             users: UserNames::default(),
             ephemeral,
+            current: None,
         }
+    }
+
+    /// The same, where `current` is the inode of the namespace lsports runs in: its listeners
+    /// are identified as before namespaces were listed.
+    pub fn in_netns(self, current: Option<u64>) -> Identifier {
+        Identifier { current, ..self }
     }
 
     /// The identity of `entry`, whose holders' executables are in `exes`.
@@ -83,6 +152,7 @@ impl Identifier {
             address: socket.local_addr,
             port: socket.local_port,
             device: device(&socket.device),
+            namespace: Namespace::of(entry, self.current),
             ephemeral: self.ephemeral.is_client_udp(socket),
             exposure: exposure::classify(socket),
             user: self.user(socket.uid),

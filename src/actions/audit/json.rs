@@ -1,6 +1,7 @@
 //! The audit report as data (`lsports audit --format json`): the same verdict as the text,
 //! with every listener described in full, as the listing's socket object
-//! ([`crate::render::wire::Socket`]) with the audit's `ephemeral` and `programs` beside it.
+//! ([`crate::render::wire::Socket`]) with the audit's `ephemeral`, `programs` and `namespace`
+//! (how its identity names a network namespace other than lsports' own) beside it.
 //! `address` and `port` repeat `local_addr` and `local_port` for the scripts written before,
 //! and go away in the next release.
 //!
@@ -18,7 +19,7 @@ use serde::Serialize;
 use super::text::{missing_text, reason};
 use super::{Audit, Audited, Missing, Reason};
 use crate::actions::audit::baseline::PortPattern;
-use crate::actions::audit::identity::Program;
+use crate::actions::audit::identity::{Namespace, Program};
 use crate::render::Labels;
 use crate::render::wire::Socket;
 use crate::text::safe_json;
@@ -47,6 +48,29 @@ struct Listener {
     port: u16,
     ephemeral: bool,
     programs: Vec<ProgramJson>,
+    /// The namespace as its identity names it; `None` for lsports' own.
+    namespace: Option<NamespaceJson>,
+}
+
+/// A namespace other than lsports' own, as identities name it:
+/// `{"kind": "container" | "netns" | "unit" | "unnamed", "name": "web" | null}`.
+#[derive(Serialize)]
+struct NamespaceJson {
+    kind: &'static str,
+    name: Option<String>,
+}
+
+impl NamespaceJson {
+    fn of(namespace: &Namespace) -> Option<NamespaceJson> {
+        let (kind, name) = match namespace {
+            Namespace::Current => return None,
+            Namespace::Container(name) => ("container", Some(name.clone())),
+            Namespace::Netns(name) => ("netns", Some(name.clone())),
+            Namespace::Unit(name) => ("unit", Some(name.clone())),
+            Namespace::Unnamed => ("unnamed", None),
+        };
+        Some(NamespaceJson { kind, name })
+    }
 }
 
 #[derive(Serialize)]
@@ -87,6 +111,7 @@ struct MissingJson {
     user: Option<String>,
     program: Option<String>,
     exe: Option<String>,
+    namespace: Option<NamespaceJson>,
     rule: Option<RuleJson>,
     fails: bool,
     explanation: String,
@@ -174,6 +199,7 @@ fn listener(listener: &Audited, labels: &mut Labels) -> Listener {
             .iter()
             .map(program_json)
             .collect(),
+        namespace: NamespaceJson::of(&listener.identity.namespace),
     }
 }
 
@@ -224,6 +250,7 @@ fn missing_json(audit: &Audit, missing: &Missing) -> MissingJson {
             user: expected.user.clone(),
             program: expected.program.clone(),
             exe: expected.exe.clone(),
+            namespace: NamespaceJson::of(&expected.namespace),
             rule: None,
             fails: audit.fail.missing,
             explanation,
@@ -238,6 +265,7 @@ fn missing_json(audit: &Audit, missing: &Missing) -> MissingJson {
             user: None,
             program: None,
             exe: None,
+            namespace: None,
             rule: rule_json(audit, *index),
             fails: true,
             explanation,

@@ -150,7 +150,8 @@ fn warn_about_files(
 
 /// Identify every listener of `listing`, with the findings the enrich stage made.
 fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
-    let mut identifier = Identifier::new(EphemeralPorts::read(&config.proc_root));
+    let mut identifier = Identifier::new(EphemeralPorts::read(&config.proc_root))
+        .in_netns(crate::source::netns::current_inode(&config.proc_root));
     listing
         .entries
         .iter()

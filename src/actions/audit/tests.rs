@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::verdict::judge;
 use super::*;
 use crate::actions::audit::baseline::file;
-use crate::actions::audit::identity::{Device, Identity, Program};
+use crate::actions::audit::identity::{Device, Identity, Namespace, Program};
 use crate::actions::audit::tomlfile::Source;
 use crate::config::FailOn;
 use crate::model::exposure;
@@ -24,6 +24,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
             address: local_addr,
             port,
             device: Device::Unbound,
+            namespace: Namespace::Current,
             ephemeral: proto == Protocol::Udp && port >= 32768,
             exposure: exposure::classify(&socket),
             user: "root".into(),
@@ -119,7 +120,7 @@ fn missing_listeners_are_reported_and_fail_only_when_asked() {
     };
     assert_eq!(
         (line.program.as_deref(), line.line),
-        (Some("postgres"), Some(11))
+        (Some("postgres"), Some(13))
     );
     assert!(!verdict.fails);
     let strict = FailSet::from_choices(&[FailOn::Missing]);
@@ -201,6 +202,6 @@ fn the_text_report_names_what_and_why() {
          \x20 tcp  0.0.0.0:4444  900/nc  root  not in the baseline\n\
          \n\
          Missing (reported only; --fail-on missing fails the audit)\n\
-         \x20 tcp  127.0.0.1:5432  postgres (/usr/sbin/postgres)  root  b.toml:11: nothing listens there now\n"
+         \x20 tcp  127.0.0.1:5432  postgres (/usr/sbin/postgres)  root  b.toml:13: nothing listens there now\n"
     );
 }

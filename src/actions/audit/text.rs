@@ -6,6 +6,7 @@
 //!
 //! Unexpected
 //!   tcp   0.0.0.0:4444    9123/nc    nobody  not in the baseline
+//!   tcp   0.0.0.0:80 in container web  7001/nginx  root  not in the baseline
 //! Missing
 //!   tcp   127.0.0.1:5432  postgres   postgres  b.toml:9: nothing listens there now
 //! ```
@@ -91,9 +92,13 @@ fn listener_row(listener: &Audited, labels: &Labels, why: String) -> Vec<String>
         crate::model::Family::Ipv4 => socket.protocol.name().to_string(),
         crate::model::Family::Ipv6 => format!("{}6", socket.protocol.name()),
     };
+    let place = match listener.identity.namespace.describe() {
+        Some(namespace) => format!("{} in {namespace}", labels.local(socket)),
+        None => labels.local(socket),
+    };
     vec![
         proto,
-        labels.local(socket),
+        place,
         program_cell(&listener.entry.processes, false),
         listener.identity.user.clone(),
         why,

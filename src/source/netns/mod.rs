@@ -86,6 +86,15 @@ impl Namespace {
     }
 }
 
+/// The inode of the network namespace this thread is in, as the live proc root `proc` shows
+/// it; `None` for a proc tree that is not live (a snapshot, a copied tree) or unreadable.
+pub fn current_inode(proc: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(proc.join("thread-self/ns/net"))
+        .ok()
+        .map(|meta| meta.ino())
+}
+
 /// Every namespace found and every namespace's sockets.
 #[derive(Debug)]
 pub struct Survey {

@@ -9,8 +9,14 @@
 //!   { proto = "tcp", address = "0.0.0.0", port = 22, user = "root", program = "sshd", exe = "/usr/sbin/sshd" },
 //!   { proto = "udp", address = "0.0.0.0", port = 67, interface = "eth0", user = "root", program = "dnsmasq", exe = "/usr/sbin/dnsmasq" },
 //!   { proto = "udp", address = "0.0.0.0", port = "ephemeral", user = "root", program = "chronyd", exe = "/usr/sbin/chronyd" },
+//!   { proto = "tcp", address = "0.0.0.0", port = 80, container = "web", user = "root", program = "nginx", exe = "/usr/sbin/nginx" },
 //! ]
 //! ```
+//!
+//! A listener in another network namespace than lsports' (`--netns all`) says which by one
+//! of `container = "NAME"`, `netns = "NAME"` (an `ip netns` name), `unit = "NAME"` or
+//! `unnamed_netns = true`, as [`crate::actions::audit::identity::Namespace`] tells them apart;
+//! a line with none of them is in lsports' own namespace.
 //!
 //! Reading checks every field and names the line of the first bad one. Names are kept in the
 //! terminal-safe form lsports writes them in; a control character put in by hand is escaped
@@ -22,6 +28,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{AddressPattern, Baseline, Expected, PortPattern};
+use crate::actions::audit::identity::Namespace;
 use crate::actions::audit::tomlfile::{FileError, Source};
 use crate::model::Protocol;
 use crate::model::exposure::Exposure;
@@ -36,6 +43,8 @@ const HEADER: &str = "\
 # Written by `lsports baseline save`, read by `lsports audit --baseline FILE`.
 # A line matches a listener with the same proto, address and port (bound to the device
 # `interface`, when given), owned by `user` and held by `program` (process name) running `exe`.
+# A line with container, netns (an ip netns name), unit or unnamed_netns = true is a listener
+# of another network namespace (lsports --netns all); one without is in lsports' own.
 # A line may be widened by hand: leave out interface, user, program or exe to match any; write address = \"any\" or an exposure class (\"loopback\",
 # \"link-local\", \"interface\", \"specific\", \"all\"); port = \"ephemeral\" is any UDP port of
 # the ephemeral range (client sockets, never reported missing).
@@ -58,6 +67,10 @@ struct RawExpected {
     address: Spanned<String>,
     port: Spanned<RawPort>,
     interface: Option<Spanned<String>>,
+    container: Option<String>,
+    netns: Option<String>,
+    unit: Option<String>,
+    unnamed_netns: Option<bool>,
     user: Option<String>,
     program: Option<String>,
     exe: Option<String>,
@@ -102,6 +115,7 @@ pub fn parse(source: &Source) -> Result<Baseline, FileError> {
 
 fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, FileError> {
     let at = source.line(line.span().start);
+    let line_span = line.span();
     let raw = line.into_inner();
     let protocol = match raw.proto.get_ref().as_str() {
         "tcp" => Protocol::Tcp,
@@ -121,6 +135,13 @@ fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, Fil
             "port must be a number from 0 to 65535, or \"ephemeral\"",
         )
     })?;
+    let namespace = namespace(&raw).ok_or_else(|| {
+        source.error_at(
+            Some(line_span.clone()),
+            "a listener is in one network namespace: give at most one of container, netns, \
+             unit and unnamed_netns = true",
+        )
+    })?;
     let interface = raw
         .interface
         .map(interface)
@@ -131,11 +152,32 @@ fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, Fil
         port,
         address,
         interface,
+        namespace,
         user: raw.user.map(terminal_safe_text),
         program: raw.program.map(terminal_safe_text),
         exe: raw.exe.map(terminal_safe_text),
         line: Some(at),
     })
+}
+
+/// The namespace a line names; `None` when it names more than one.
+fn namespace(raw: &RawExpected) -> Option<Namespace> {
+    let safe = |text: &String| terminal_safe_text(text.clone());
+    let mut named = [
+        raw.container
+            .as_ref()
+            .map(|n| Namespace::Container(safe(n))),
+        raw.netns.as_ref().map(|n| Namespace::Netns(safe(n))),
+        raw.unit.as_ref().map(|n| Namespace::Unit(safe(n))),
+        (raw.unnamed_netns == Some(true)).then_some(Namespace::Unnamed),
+    ]
+    .into_iter()
+    .flatten();
+    match (named.next(), named.next()) {
+        (None, _) => Some(Namespace::Current),
+        (Some(one), None) => Some(one),
+        (Some(_), Some(_)) => None,
+    }
 }
 
 fn address(text: &str) -> Option<AddressPattern> {
@@ -209,6 +251,9 @@ fn line(expected: &Expected) -> String {
         format!("address = {}", quote(&expected.address.to_string())),
         format!("port = {port}"),
     ];
+    if let Some((key, value)) = namespace_field(&expected.namespace) {
+        fields.push(format!("{key} = {value}"));
+    }
     let optional = [
         ("interface", &expected.interface),
         ("user", &expected.user),
@@ -221,6 +266,17 @@ fn line(expected: &Expected) -> String {
         }
     }
     format!("{{ {} }}", fields.join(", "))
+}
+
+/// The key and TOML value naming a namespace other than lsports' own.
+fn namespace_field(namespace: &Namespace) -> Option<(&'static str, String)> {
+    match namespace {
+        Namespace::Current => None,
+        Namespace::Container(name) => Some(("container", quote(name))),
+        Namespace::Netns(name) => Some(("netns", quote(name))),
+        Namespace::Unit(name) => Some(("unit", quote(name))),
+        Namespace::Unnamed => Some(("unnamed_netns", "true".into())),
+    }
 }
 
 /// A TOML basic string: toml's own quoting, so anything a name holds reads back unchanged.

@@ -2,7 +2,8 @@
 //! `lsports baseline save FILE` and compared with `lsports audit --baseline FILE`.
 //!
 //! A baseline is a list of expected listeners. Each line says where (protocol, address, port,
-//! and the device when the listener is bound to one) and who (user, program, executable); a
+//! the device when the listener is bound to one, and the network namespace when it is not the
+//! one lsports runs in: by container, `ip netns` name or unit, see [`Namespace`]) and who (user, program, executable); a
 //! line left without `interface`, `user`, `program` or `exe` matches any, and the address may
 //! be widened by hand to `any` or an exposure class, so one file can describe a fleet. The file format is in [`file`]; writing it safely in [`save`].
 
@@ -12,7 +13,7 @@ pub mod save;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::actions::audit::identity::{Device, Identity, Program};
+use crate::actions::audit::identity::{Device, Identity, Namespace, Program};
 use crate::model::Protocol;
 use crate::model::exposure::Exposure;
 
@@ -49,6 +50,10 @@ pub struct Expected {
     /// without the key (all of them before lsports recorded bindings, and every line of an
     /// unbound listener) matches what it always matched.
     pub interface: Option<String>,
+    /// The network namespace it is in. Never widened by leaving it out: a line without one
+    /// (all of them before lsports listed other namespaces) is a listener of the namespace
+    /// lsports runs in, and a container's listener is not one of the host's.
+    pub namespace: Namespace,
     /// The socket's owner (name, or uid); `None` matches any user.
     pub user: Option<String>,
     /// The process name (`comm`); `None` matches any program, and sockets no process holds.
@@ -100,6 +105,7 @@ impl Expected {
                 Device::Bound(name) => Some(name.clone()),
                 Device::Unbound | Device::Unknown => None,
             },
+            namespace: identity.namespace.clone(),
             user: Some(identity.user.clone()),
             program: program.map(|p| p.name.clone()),
             exe: program.and_then(|p| p.exe.clone()),
@@ -128,7 +134,11 @@ impl Expected {
             AddressPattern::Exposure(exposure) => *exposure == identity.exposure,
             AddressPattern::Any => true,
         };
-        self.protocol == identity.protocol && port_ok && address_ok && device_ok
+        self.protocol == identity.protocol
+            && port_ok
+            && address_ok
+            && device_ok
+            && self.namespace == identity.namespace
     }
 
     /// Whether the listener is the one this line expects: where it expects it, owned by its
@@ -154,27 +164,42 @@ impl Expected {
         })
     }
 
-    /// Lines recorded from one socket share protocol, port, address, device and user: a
+    /// Lines recorded from one socket share protocol, port, address, device, namespace and user: a
     /// socket held by several programs is recorded as several lines, any one of which
     /// accounts for it.
     pub fn same_socket(&self, other: &Expected) -> bool {
-        fn key(
-            e: &Expected,
-        ) -> (
+        type Key<'a> = (
             Protocol,
             PortPattern,
-            &AddressPattern,
-            &Option<String>,
-            &Option<String>,
-        ) {
-            (e.protocol, e.port, &e.address, &e.interface, &e.user)
+            &'a AddressPattern,
+            &'a Option<String>,
+            &'a Namespace,
+            &'a Option<String>,
+        );
+        fn key(e: &Expected) -> Key<'_> {
+            (
+                e.protocol,
+                e.port,
+                &e.address,
+                &e.interface,
+                &e.namespace,
+                &e.user,
+            )
         }
         key(self) == key(other)
     }
 
     /// Where it is expected, as the table writes a socket: `127.0.0.1:5432`, `[::]:22`,
-    /// `0.0.0.0%eth0:67`, `loopback:5432`, `any:ephemeral`.
+    /// `0.0.0.0%eth0:67`, `loopback:5432`, `any:ephemeral`; `0.0.0.0:80 in container web` in
+    /// another namespace.
     pub fn place(&self) -> String {
+        match self.namespace.describe() {
+            Some(namespace) => format!("{} in {namespace}", self.address_and_port()),
+            None => self.address_and_port(),
+        }
+    }
+
+    fn address_and_port(&self) -> String {
         let mut place = match &self.address {
             AddressPattern::Exact(IpAddr::V6(v6)) => format!("[{v6}]"),
             address => address.to_string(),

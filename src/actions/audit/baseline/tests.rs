@@ -18,6 +18,7 @@ fn identity(
         address,
         port,
         device: Device::Unbound,
+        namespace: Namespace::Current,
         ephemeral: protocol == Protocol::Udp && port >= 32768,
         exposure: if address.is_loopback() {
             Exposure::Loopback
@@ -339,4 +340,59 @@ fn a_bad_interface_is_named_with_its_line() {
             "{bad:?}: {error}"
         );
     }
+}
+
+fn in_namespace(namespace: Namespace) -> Identity {
+    Identity {
+        namespace,
+        ..identity(Protocol::Tcp, "0.0.0.0", 80, "root", &[("nginx", None)])
+    }
+}
+
+#[test]
+fn namespaces_round_trip_and_a_line_without_one_is_the_hosts() {
+    let every = [
+        Namespace::Current,
+        Namespace::Container("we\"b".into()),
+        Namespace::Netns("w1".into()),
+        Namespace::Unit("db.service".into()),
+        Namespace::Unnamed,
+    ];
+    let identities: Vec<Identity> = every.iter().cloned().map(in_namespace).collect();
+    let baseline = Baseline::record(&identities, None, None);
+    let text = format(&baseline);
+    for key in [
+        "container = ",
+        r#"netns = "w1""#,
+        r#"unit = "db.service""#,
+        ", unnamed_netns = true",
+    ] {
+        assert_eq!(text.matches(key).count(), 1, "{key} in\n{text}");
+    }
+    let back = read(&text).unwrap();
+    assert_eq!(back.expected.len(), every.len());
+    // Each line is its own namespace's socket, and accepts only its own namespace.
+    for (line, namespace) in back.expected.iter().zip(&every) {
+        assert_eq!(&line.namespace, namespace);
+        for identity in &identities {
+            assert_eq!(
+                line.accepts(identity),
+                identity.namespace == *namespace,
+                "{line:?} and {identity:?}"
+            );
+        }
+    }
+    assert!(!back.expected[0].same_socket(&back.expected[1]));
+    assert_eq!(back.expected[1].place(), "0.0.0.0:80 in container we\"b");
+}
+
+#[test]
+fn a_line_in_two_namespaces_is_named_with_its_line() {
+    let text = "version = 1\nlisteners = [\n\
+        { proto = \"tcp\", address = \"0.0.0.0\", port = 80, container = \"web\", netns = \"w1\" },\n]\n";
+    let error = read(text).unwrap_err();
+    assert!(
+        error.contains("b.toml:3") && error.contains("at most one of container, netns"),
+        "{error}"
+    );
 }

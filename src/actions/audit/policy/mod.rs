@@ -20,6 +20,11 @@
 //! action = "allow"
 //! exposure = "loopback"
 //! user = "postgres"
+//!
+//! [[rule]]
+//! action = "allow"
+//! container = "web-*"         # or unit = "*.service", netns = "w1" (with --netns all)
+//! port = 8080
 //! ```
 //!
 //! Rules are tried in order and the first one that matches a listener decides, as in a
@@ -95,6 +100,13 @@ pub struct Matcher {
     pub programs: Vec<Glob>,
     /// `exe`: globs over the executable path.
     pub exes: Vec<Glob>,
+    /// `container`: globs over the container's name or id, as `--container` matches.
+    pub containers: Vec<Glob>,
+    /// `unit`: globs over the systemd unit, as `--unit` matches.
+    pub units: Vec<Glob>,
+    /// `netns`: globs over the socket's network namespace as the `netns` column shows it
+    /// (its mount name, else `net:[INODE]`, which `net:*` matches: `[` starts a glob class).
+    pub netns: Vec<Glob>,
 }
 
 /// What decided about a listener.
@@ -170,7 +182,22 @@ impl Matcher {
         let address_ok =
             self.addresses.is_empty() || self.addresses.iter().any(|net| net.contains(&address));
         let exposure_ok = self.exposures.is_empty() || self.exposures.contains(&identity.exposure);
-        protocol_ok && port_ok && address_ok && exposure_ok && self.matches_holders(entry, identity)
+        protocol_ok
+            && port_ok
+            && address_ok
+            && exposure_ok
+            && self.matches_netns(socket)
+            && self.matches_holders(entry, identity)
+    }
+
+    /// The namespace's name (or `net:[INODE]`); a socket of unknown namespace matches no
+    /// `netns` glob.
+    fn matches_netns(&self, socket: &crate::model::Socket) -> bool {
+        self.netns.is_empty()
+            || socket.netns.as_ref().is_some_and(|ns| {
+                let label = ns.label();
+                self.netns.iter().any(|g| g.matches(&label))
+            })
     }
 
     /// User, program and executable, with `--user` and `--program`'s meaning.
@@ -181,6 +208,8 @@ impl Matcher {
         let filter = Filter {
             uids: self.uids.clone().unwrap_or_default(),
             programs: self.programs.clone(),
+            containers: self.containers.clone(),
+            units: self.units.clone(),
             ..Filter::default()
         };
         let exe_ok = self.exes.is_empty()

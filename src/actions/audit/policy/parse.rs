@@ -49,6 +49,9 @@ struct RawRule {
     program: Option<Spanned<Value>>,
     exe: Option<Spanned<Value>>,
     user: Option<Spanned<Value>>,
+    container: Option<Spanned<Value>>,
+    unit: Option<Spanned<Value>>,
+    netns: Option<Spanned<Value>>,
 }
 
 /// Read and check a policy.
@@ -149,6 +152,16 @@ impl RuleReader<'_> {
             .map(|v| globs(v, "exe"))
             .transpose()?
             .unwrap_or_default();
+        let optional_globs = |value: &Option<Spanned<Value>>, key| {
+            value
+                .as_ref()
+                .map(|v| globs(v, key))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        matcher.containers = optional_globs(&raw.container, "container")?;
+        matcher.units = optional_globs(&raw.unit, "unit")?;
+        matcher.netns = optional_globs(&raw.netns, "netns")?;
         if let Some(user) = &raw.user {
             matcher.uids = Some(self.users(user)?);
         }

@@ -3,7 +3,7 @@
 
 use super::parse::parse;
 use super::*;
-use crate::actions::audit::identity::{Device, Program};
+use crate::actions::audit::identity::{Device, Namespace, Program};
 use crate::actions::audit::tomlfile::Source;
 use crate::model::{OwnerProcess, Socket};
 
@@ -27,6 +27,7 @@ fn listener(
         address: local_addr,
         port,
         device: Device::Unbound,
+        namespace: Namespace::Current,
         ephemeral: proto == Protocol::Udp && port >= 32768,
         exposure: exposure::classify(&socket),
         user: uid.to_string(),
@@ -290,4 +291,50 @@ fn rules_describe_themselves_with_file_and_line() {
     let path = std::path::Path::new("p.toml");
     assert_eq!(policy.rules[0].describe(path), "rule 1 \"ssh\" (p.toml:4)");
     assert_eq!(policy.rules[2].describe(path), "rule 3 (p.toml:19)");
+}
+
+#[test]
+fn container_unit_and_netns_rules_match_the_labels_and_the_namespace() {
+    let policy = parse(&Source::from_text(
+        "p.toml",
+        "[[rule]]\naction = \"allow\"\ncontainer = \"web*\"\n\
+         [[rule]]\naction = \"allow\"\nunit = \"sshd.socket\"\n\
+         [[rule]]\naction = \"allow\"\nnetns = [\"w1\", \"net:*\"]\n",
+    ))
+    .unwrap();
+    let labelled = |container: Option<&str>, unit: Option<&str>, netns: Option<(u64, &str)>| {
+        let (mut entry, identity) =
+            listener(Protocol::Tcp, "0.0.0.0", 80, 0, "nginx", "/usr/sbin/nginx");
+        entry.labels = Some(std::sync::Arc::new(crate::model::labels::Labels {
+            unit: unit.map(str::to_string),
+            container: container.map(|name| crate::model::labels::Container {
+                runtime: crate::model::labels::Runtime::Docker,
+                id: "0".repeat(64),
+                name: Some(name.into()),
+                pod: None,
+                pod_namespace: None,
+            }),
+        }));
+        entry.socket.netns = netns.map(|(inode, name)| {
+            std::sync::Arc::new(crate::model::Netns {
+                inode,
+                name: (!name.is_empty()).then(|| name.as_bytes().to_vec()),
+            })
+        });
+        (entry, identity)
+    };
+    let rule = |l: &(Entry, Identity)| match policy.decide(&l.0, &l.1) {
+        Decision::Rule(rule) => Some(rule.number),
+        Decision::Default(_) => None,
+    };
+    assert_eq!(rule(&labelled(Some("web-1"), None, None)), Some(1));
+    assert_eq!(rule(&labelled(Some("db"), None, None)), None);
+    assert_eq!(
+        rule(&labelled(None, Some("sshd.socket → sshd.service"), None)),
+        Some(2)
+    );
+    assert_eq!(rule(&labelled(None, None, Some((1, "w1")))), Some(3));
+    assert_eq!(rule(&labelled(None, None, Some((4026532999, "")))), Some(3));
+    assert_eq!(rule(&labelled(None, None, Some((1, "w2")))), None);
+    assert_eq!(rule(&labelled(None, None, None)), None);
 }
