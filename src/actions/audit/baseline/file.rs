@@ -43,8 +43,6 @@ const HEADER: &str = "\
 # Written by `lsports baseline save`, read by `lsports audit --baseline FILE`.
 # A line matches a listener with the same proto, address and port (bound to the device
 # `interface`, when given), owned by `user` and held by `program` (process name) running `exe`.
-# A line with container, netns (an ip netns name), unit or unnamed_netns = true is a listener
-# of another network namespace (lsports --netns all); one without is in lsports' own.
 # A line may be widened by hand: leave out interface, user, program or exe to match any; write address = \"any\" or an exposure class (\"loopback\",
 # \"link-local\", \"interface\", \"specific\", \"all\"); port = \"ephemeral\" is any UDP port of
 # the ephemeral range (client sockets, never reported missing).
