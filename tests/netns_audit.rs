@@ -44,19 +44,19 @@ struct Host {
 }
 
 impl Host {
-    fn new() -> Host {
-        let mount = cgroup2_mount_as_root("auditing containers").unwrap();
+    /// A host whose containers' cgroups go under `cgroups` (made with the first container).
+    fn new(cgroups: Option<&Path>) -> Host {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let cgroups = mount.join(format!("lsports-nsaudit-{nanos}"));
-        fs::create_dir(&cgroups).unwrap();
         Host {
-            cgroups: cgroups.clone(),
+            cgroups: cgroups
+                .unwrap_or(Path::new("/nonexistent"))
+                .join(format!("lsports-nsaudit-{nanos}")),
             state: tempfile::tempdir().unwrap(),
             listeners: Vec::new(),
-            dirs: vec![cgroups],
+            dirs: Vec::new(),
         }
     }
 
@@ -69,6 +69,10 @@ impl Host {
             netns.display()
         ));
         let mut cgroup = self.cgroups.clone();
+        if !cgroup.exists() {
+            fs::create_dir(&cgroup).unwrap();
+            self.dirs.push(cgroup.clone());
+        }
         for part in ["system.slice", &format!("docker-{id}.scope")] {
             cgroup.push(part);
             if !cgroup.exists() {
@@ -158,7 +162,8 @@ fn inner_docker_host() {
         return;
     }
     isolate_host();
-    let mut host = Host::new();
+    let mount = cgroup2_mount_as_root("auditing containers").unwrap();
+    let mut host = Host::new(Some(&mount));
     host.listen(None, None, 22);
     let (first_ns, first_cgroup) = host.container(FIRST_ID, "0f1e2d3c4b5a", "web");
     host.listen(Some(&first_ns), Some(&first_cgroup), 8080);
@@ -277,4 +282,99 @@ fn inner_docker_host() {
         row.is_some_and(|r| r.contains("denied by rule 3 \"nothing in w1\"")),
         "{report}"
     );
+}
+
+#[test]
+fn watch_reports_opens_and_closes_in_every_namespace() {
+    if !is_root() {
+        skip_unless_ci("watching every namespace needs root: it makes `ip netns` namespaces");
+        return;
+    }
+    run_in_private_host("inner_watch", INNER);
+}
+
+/// A running `lsports watch`, its stdout lines sent over a channel as they come.
+struct Watch {
+    _child: Spawned,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Watch {
+        let mut cmd = scrubbed(lsports_bin());
+        cmd.args(args).stdout(Stdio::piped()).stdin(Stdio::null());
+        let mut child = Spawned::start(cmd, "lsports watch");
+        let stdout = child.child_mut().stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Watch {
+            _child: child,
+            lines,
+        }
+    }
+
+    /// The next line that `wanted` accepts (earlier ones are returned too, for messages).
+    fn until(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let mut seen = Vec::new();
+        loop {
+            match self.lines.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no event {what} ({e}); saw:\n{}", seen.join("\n")),
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "run inside private namespaces by watch_reports_opens_and_closes_in_every_namespace"]
+fn inner_watch() {
+    if !in_private_host(INNER) {
+        return;
+    }
+    isolate_host();
+    let mut host = Host::new(None);
+    let here = netns_inode(Path::new("/proc/self/ns/net"));
+    host.listen(None, None, 22);
+    sh_ok("ip netns add w2 && ip -n w2 link set lo up");
+    let w2 = PathBuf::from("/run/netns/w2");
+    let w2_inode = netns_inode(&w2);
+    let common = ["--netns", "all", "watch", "--interval", "100ms"];
+    let json = Watch::start(&[&common[..], &["--format", "jsonl"]].concat());
+    let text = Watch::start(&common);
+    let event = |line: &str| serde_json::from_str::<Value>(line).unwrap();
+    let is = |kind: &'static str, port: u16| {
+        move |line: &str| {
+            let e = event(line);
+            e["event"] == kind && e["local_port"] == port
+        }
+    };
+    let present = event(&json.until("present on 22", is("present", 22)));
+    assert_eq!(present["netns"], json!({"inode": here, "name": null}));
+    text.until("present on 22", |l| {
+        l.contains(&format!("net:[{here}] 0.0.0.0:22"))
+    });
+
+    host.listen(Some(&w2), None, 7070);
+    let opened = event(&json.until("opened in w2", is("opened", 7070)));
+    assert_eq!(opened["netns"], json!({"inode": w2_inode, "name": "w2"}));
+    assert_eq!(opened["processes"][0]["name"], "python3");
+    let line = text.until("opened in w2", |l| l.contains(" opened "));
+    assert!(
+        line.contains("w2 0.0.0.0:7070") && line.contains("/python3"),
+        "{line}"
+    );
+
+    let w2_key = w2.display().to_string();
+    host.listeners.retain(|(ns, _)| *ns != w2_key);
+    let closed = event(&json.until("closed in w2", is("closed", 7070)));
+    assert_eq!(closed["netns"], json!({"inode": w2_inode, "name": "w2"}));
+    let line = text.until("closed in w2", |l| l.contains(" closed "));
+    assert!(line.contains("w2 0.0.0.0:7070"), "{line}");
 }

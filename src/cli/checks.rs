@@ -151,16 +151,15 @@ impl Cli {
             return Err(usage(format!("{flag} cannot be used with a subcommand")));
         }
         let namespace_blind = match command {
-            Command::Watch(_) => Some("watch"),
             Command::Capture(_) => Some("capture"),
-            Command::Audit(_) | Command::Baseline(_) => None,
+            Command::Audit(_) | Command::Baseline(_) | Command::Watch(_) => None,
         };
         if let Some(name) = namespace_blind.filter(|_| self.netns != NetnsChoice::Current) {
             // Their events and snapshots do not record namespaces yet: two containers' :80
             // would be one listener to them.
             return Err(usage(format!(
                 "{name} does not tell network namespaces apart yet; --netns applies to the \
-                 listing (and -c, --wait), audit and baseline save"
+                 listing (and -c, --wait), audit, baseline save and watch"
             )));
         }
         match command {

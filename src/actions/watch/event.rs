@@ -6,6 +6,10 @@
 //! 2026-11-26T03:00:09Z closed  tcp   127.0.0.1:8080         4242/python3
 //! ```
 //!
+//! Watching other namespaces (`--netns` other than `current`), each text line names the
+//! socket's namespace before its address (`web 0.0.0.0:80`, `net:[4026532458] 0.0.0.0:53`);
+//! in JSON every event has the socket object's `netns`, as the listing has.
+//!
 //! In JSON an event is the listing's socket object ([`crate::render::wire::Socket`], so
 //! `local_addr` and `local_port` as everywhere) with the time, the event, the first holder
 //! and the flags beside it; `address` and `port` repeat `local_addr` and `local_port` for the
@@ -60,6 +64,8 @@ impl Kind {
 pub struct EventWriter {
     json: bool,
     labels: Labels,
+    /// Name each text event's network namespace.
+    netns: bool,
 }
 
 impl EventWriter {
@@ -68,6 +74,15 @@ impl EventWriter {
         EventWriter {
             json,
             labels: Labels::numeric(),
+            netns: false,
+        }
+    }
+
+    /// The same, naming each text event's network namespace (watching more than one).
+    pub fn naming_netns(self) -> EventWriter {
+        EventWriter {
+            netns: true,
+            ..self
         }
     }
 
@@ -94,10 +109,16 @@ impl EventWriter {
             Family::Ipv4 => socket.protocol.name().to_string(),
             Family::Ipv6 => format!("{}6", socket.protocol.name()),
         };
+        let mut local = self.labels.local(socket);
+        if self.netns {
+            let netns = (socket.netns.as_deref())
+                .map_or(std::borrow::Cow::Borrowed(&b"-"[..]), |ns| ns.label());
+            local = format!("{} {local}", sanitize::terminal_safe(&netns));
+        }
         let mut line = format!(
             "{time} {:<7} {proto:<5} {:<22} {}",
             kind.name(),
-            self.labels.local(socket),
+            local,
             program_cell(&subject.entry.processes, true)
         );
         if !subject.findings.is_empty() {

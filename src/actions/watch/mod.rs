@@ -89,7 +89,7 @@ impl<'a> Watcher<'a> {
             config,
             plan: Plan::new(config, Needs::EVERYTHING).polling(),
             tracker: Tracker::default(),
-            writer: EventWriter::new(config.format == OutputFormat::Jsonl),
+            writer: writer(config),
             repeats: Repeats::default(),
         }
     }
@@ -159,6 +159,15 @@ impl<'a> Watcher<'a> {
             .into_iter()
             .map(|entry| subject(entry, &listing.exes))
             .collect())
+    }
+}
+
+/// Events as `config` asks, naming namespaces when it watches other ones than this.
+fn writer(config: &Config) -> EventWriter {
+    let writer = EventWriter::new(config.format == OutputFormat::Jsonl);
+    match config.netns {
+        crate::config::NetnsChoice::Current => writer,
+        _ => writer.naming_netns(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! What `watch` remembers between polls: the listeners present at the last one, and nothing
 //! else, so memory follows the number of listeners, never the time watched.
 //!
-//! A listener is one socket, keyed by its place and inode: a restarted service opens a new
-//! socket, which is a close and an open. A socket's details are read once, when it appears;
+//! A listener is one socket, keyed by its namespace, place and inode: a restarted service
+//! opens a new socket, which is a close and an open. A socket's details are read once, when it appears;
 //! a closed socket is described by what was read then, since its holders are gone.
 
 use std::collections::HashMap;
@@ -14,6 +14,8 @@ use crate::model::{Entry, Family, Protocol, Socket};
 /// What identifies one socket across polls.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
+    /// The socket's network namespace (`--netns all` watches several).
+    netns: Option<u64>,
     protocol: Protocol,
     family: Family,
     address: IpAddr,
@@ -25,6 +27,7 @@ impl Key {
     /// The key of `socket`.
     pub fn of(socket: &Socket) -> Key {
         Key {
+            netns: socket.netns.as_ref().map(|ns| ns.inode),
             protocol: socket.protocol,
             family: socket.family,
             address: socket.local_addr,
