@@ -378,3 +378,108 @@ fn inner_watch() {
     let line = text.until("closed in w2", |l| l.contains(" closed "));
     assert!(line.contains("w2 0.0.0.0:7070"), "{line}");
 }
+
+#[test]
+fn capture_records_every_namespace_and_the_snapshot_lists_them_as_live() {
+    if !is_root() {
+        skip_unless_ci("capturing every namespace needs root: it makes `ip netns` namespaces");
+        return;
+    }
+    run_in_private_host("inner_capture", INNER);
+}
+
+/// What a listing says of each socket that a snapshot must say alike, sorted.
+fn projected(listing: &Value) -> Vec<Value> {
+    let mut rows: Vec<Value> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let holders: Vec<Value> = (s["processes"].as_array().unwrap().iter())
+                .map(|p| json!([p["pid"], p["name"], p["exe"]]))
+                .collect();
+            json!([
+                s["netns"],
+                s["proto"],
+                s["family"],
+                s["local_addr"],
+                s["local_port"],
+                s["state"],
+                s["inode"],
+                s["uid"],
+                s["exposure"],
+                holders
+            ])
+        })
+        .collect();
+    rows.sort_by_key(|r| r.to_string());
+    rows
+}
+
+#[test]
+#[ignore = "run inside private namespaces by capture_records_every_namespace_and_the_snapshot_lists_them_as_live"]
+fn inner_capture() {
+    if !in_private_host(INNER) {
+        return;
+    }
+    isolate_host();
+    let mut host = Host::new(None);
+    let here = netns_inode(Path::new("/proc/self/ns/net"));
+    host.listen(None, None, 22);
+    sh_ok("ip netns add c1 && ip -n c1 link set lo up");
+    let c1 = PathBuf::from("/run/netns/c1");
+    host.listen(Some(&c1), None, 8080);
+    let mut cmd = scrubbed("unshare");
+    cmd.args(["--net", "sleep", "infinity"]);
+    let unnamed_holder = Spawned::start(cmd, "an unnamed namespace");
+    let unnamed = PathBuf::from(format!("/proc/{}/ns/net", unnamed_holder.id()));
+    wait_until("the unnamed namespace", || {
+        (netns_inode(&unnamed) != here).then_some(())
+    });
+    host.listen(Some(&unnamed), None, 5353);
+
+    let live = host.lsports(&["--netns", "all", "--json", "-tlnp"]);
+    assert_success(&live, &["--netns all"]);
+    let live = parse_json(&live.stdout);
+    let snapshot = host.state.path().join("all.tar");
+    let snapshot_arg = snapshot.to_str().unwrap();
+    let out = host.lsports(&["--netns", "all", "capture", snapshot_arg]);
+    assert_success(&out, &["capture"]);
+    assert!(
+        stderr(&out).contains("in 3 network namespaces"),
+        "{}",
+        stderr(&out)
+    );
+    let opened = host.lsports(&[
+        "--snapshot",
+        snapshot_arg,
+        "--netns",
+        "all",
+        "--json",
+        "-tlnp",
+    ]);
+    assert_success(&opened, &["--snapshot --netns all"]);
+    let opened = parse_json(&opened.stdout);
+    assert_eq!(projected(&opened), projected(&live));
+    let namespaces: std::collections::BTreeSet<String> = (opened.as_array().unwrap().iter())
+        .map(|s| s["netns"].to_string())
+        .collect();
+    let expected: std::collections::BTreeSet<String> = [
+        json!({"inode": here, "name": null}),
+        json!({"inode": netns_inode(&c1), "name": "c1"}),
+        json!({"inode": netns_inode(&unnamed), "name": null}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    assert_eq!(namespaces, expected);
+
+    // Without --netns all, the snapshot lists the capture's own namespace, as live.
+    let own = host.lsports(&["--snapshot", snapshot_arg, "--json", "-tlnp"]);
+    let live_own = host.lsports(&["--json", "-tlnp"]);
+    assert_eq!(
+        projected(&parse_json(&own.stdout)),
+        projected(&parse_json(&live_own.stdout))
+    );
+    drop(unnamed_holder);
+}

@@ -132,9 +132,9 @@ fn library_capture_of_a_world_reads_back_as_the_live_run() {
     assert!(opened.has_manifest());
     assert_eq!(opened.manifest().byte_order(), Some(ByteOrder::native()));
     let offline = json_of_root(opened.proc_root(), &["-a"]);
-    // Same source, same machine: identical, field for field, but the namespace a snapshot
-    // does not record.
-    assert_eq!(offline, without_netns(live_proc));
+    // Same source, same machine: identical, field for field, the namespace included (a
+    // snapshot records the capture's own).
+    assert_eq!(offline, live_proc);
     let offline_listening = json_of_root(opened.proc_root(), &[]);
     assert_same_listing(
         "snapshot vs live netlink",
@@ -170,7 +170,7 @@ fn cli_capture_then_snapshot_gives_the_live_json() {
 
     let out = run_host(&["--snapshot", file_arg, "-a", "--json"]);
     assert_success(&out, &["--snapshot", file_arg, "-a", "--json"]);
-    assert_eq!(parse_json(&out.stdout), without_netns(live));
+    assert_eq!(parse_json(&out.stdout), live);
     let out = run_host(&["--snapshot", file_arg, "--json"]);
     assert_success(&out, &["--snapshot", file_arg, "--json"]);
     assert_same_listing(
@@ -273,14 +273,4 @@ fn snapshot_captured_unprivileged_says_to_capture_as_root() {
         stdout.lines().count() > 1,
         "every socket is still listed:\n{stdout}"
     );
-}
-
-/// A live listing as a snapshot reads it back: a snapshot does not record network
-/// namespaces (yet), so each socket's `netns` is null, as `--snapshot` says of it.
-fn without_netns(mut listing: serde_json::Value) -> serde_json::Value {
-    for socket in listing.as_array_mut().unwrap() {
-        assert!(socket["netns"]["inode"].is_u64(), "live: {socket}");
-        socket["netns"] = serde_json::Value::Null;
-    }
-    listing
 }

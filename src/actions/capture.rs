@@ -27,9 +27,14 @@ pub fn run(
             )?;
             return Ok(ExitCode::Usage);
         }
-        snapshot::write_snapshot(&config.proc_root, snapshot::Compression::None, out)
+        snapshot::write_snapshot_netns(
+            &config.proc_root,
+            &config.netns,
+            snapshot::Compression::None,
+            out,
+        )
     } else {
-        snapshot::capture(&config.proc_root, file, force)
+        snapshot::capture_netns(&config.proc_root, &config.netns, file, force)
     };
     match captured {
         Ok(summary) => {

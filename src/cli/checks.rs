@@ -102,6 +102,12 @@ impl Cli {
                  live kernel and cannot be used with it"
             )));
         }
+        if !matches!(self.netns, NetnsChoice::Current | NetnsChoice::All) {
+            return Err(usage(format!(
+                "{offline} holds the namespaces a capture recorded: --netns all lists them, \
+                 and a NAME, PATH or pid:PID of the live system cannot be used with it"
+            )));
+        }
         if self.snapshot.is_none() {
             return Ok(());
         }
@@ -149,18 +155,6 @@ impl Cli {
         };
         if let Some(flag) = top_level_only {
             return Err(usage(format!("{flag} cannot be used with a subcommand")));
-        }
-        let namespace_blind = match command {
-            Command::Capture(_) => Some("capture"),
-            Command::Audit(_) | Command::Baseline(_) | Command::Watch(_) => None,
-        };
-        if let Some(name) = namespace_blind.filter(|_| self.netns != NetnsChoice::Current) {
-            // Their events and snapshots do not record namespaces yet: two containers' :80
-            // would be one listener to them.
-            return Err(usage(format!(
-                "{name} does not tell network namespaces apart yet; --netns applies to the \
-                 listing (and -c, --wait), audit, baseline save and watch"
-            )));
         }
         match command {
             Command::Audit(args) if args.baseline.is_none() && args.policy.is_none() => {

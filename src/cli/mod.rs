@@ -355,7 +355,6 @@ pub struct Cli {
         value_name = "NS",
         default_value = "current",
         value_parser = clap::builder::OsStringValueParser::new().try_map(|v| NetnsChoice::parse(&v)),
-        conflicts_with_all = ["snapshot", "proc_root"],
         long_help = "Which network namespaces to list. current (the default, as ss and \
             netstat): the one lsports runs in. all: every namespace of the host, found from \
             /proc/*/ns/net, from nsfs bind mounts (ip netns, Docker, CNI) and from the sockets \
@@ -365,7 +364,9 @@ pub struct Cli {
             stderr. NAME: the one ip netns names so (/run/netns/NAME), as ss -N. PATH: the one \
             bind-mounted there, or a /proc/PID/ns/net link. pid:PID: the one that process \
             lives in. The netns column shows each socket's namespace, and is in the table by \
-            default when more than one namespace is listed.",
+            default when more than one namespace is listed. With capture, the chosen \
+            namespaces' tables are recorded too; with --snapshot (or --proc-root, a captured \
+            tree), all lists every namespace it recorded.",
         global = true
     )]
     pub netns: NetnsChoice,

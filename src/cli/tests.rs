@@ -750,12 +750,14 @@ fn netns_values_are_read_as_ss_reads_them() {
     assert!(netns(&["--netns", "all", "audit", "--policy", "p.toml"]).is_ok());
     assert!(netns(&["--netns", "all", "baseline", "save", "b.toml"]).is_ok());
     assert!(netns(&["--netns", "all", "watch"]).is_ok());
-    // Not yet namespace-aware: refused, not silently merged.
-    for sub in [&["capture", "x.tar"][..]] {
-        let mut args = vec!["--netns", "all"];
-        args.extend_from_slice(sub);
-        let err = netns(&args).unwrap_err().to_string();
-        assert!(err.contains("network namespaces apart"), "{args:?}: {err}");
+    assert!(netns(&["--netns", "all", "capture", "x.tar"]).is_ok());
+    // A snapshot lists the namespaces it recorded, and names none of the live system.
+    assert!(netns(&["--netns", "all", "--snapshot", "s.tar"]).is_ok());
+    for one in ["w1", "pid:1", "/run/netns/w1"] {
+        let err = netns(&["--netns", one, "--snapshot", "s.tar"]).unwrap_err();
+        assert!(
+            err.to_string().contains("namespaces a capture recorded"),
+            "{err}"
+        );
     }
-    assert!(netns(&["--netns", "all", "--snapshot", "s.tar"]).is_err());
 }

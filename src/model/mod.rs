@@ -167,7 +167,7 @@ pub struct Socket {
     /// the unit or container that made it even when no holder is visible. `None` from
     /// `/proc/net/*` and from kernels that do not send it.
     pub cgroup_id: Option<u64>,
-    /// The network namespace it belongs to; `None` where unknown (a snapshot, a proc root
+    /// The network namespace it belongs to; `None` where unknown (a snapshot older than namespaces, a proc root
     /// whose namespace cannot be read). Shared by every socket of that namespace.
     pub netns: Option<Arc<Netns>>,
 }

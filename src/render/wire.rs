@@ -54,7 +54,7 @@ pub struct Socket {
     /// unbound or unknown (then `unknown_fields` says `interface`).
     pub interface: Option<String>,
     /// The network namespace it belongs to (its interface and exposure are that
-    /// namespace's); `None` when unknown (a snapshot, a copied proc tree).
+    /// namespace's); `None` when unknown (a copied proc tree, a snapshot older than namespaces).
     pub netns: Option<Netns>,
     /// Who can reach it: `loopback`, `link-local`, `interface`, `specific`, `all`.
     pub exposure: Word,

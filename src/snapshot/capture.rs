@@ -18,6 +18,8 @@ use std::path::Path;
 use super::SnapshotError;
 use super::layout::{MANIFEST, PROCESS_FILES, TABLES};
 use super::manifest::Manifest;
+use super::namespaces::{self, Recording};
+use crate::config::NetnsChoice;
 use crate::model::{Family, Protocol};
 use crate::process::fdscan::parse_socket_link;
 use crate::source::procnet::{self, ByteOrder};
@@ -62,14 +64,20 @@ pub struct CaptureSummary {
     pub denied: usize,
     /// Processes that exited during the capture (skipped).
     pub vanished: usize,
+    /// Network namespaces whose tables were captured besides the capture's own (`--netns`).
+    pub namespaces: usize,
 }
 
 impl CaptureSummary {
     /// One line for stderr, e.g. `captured 4 tables (12 sockets) and 3 processes (5 socket fds)`.
     pub fn describe(&self) -> String {
         use crate::text::counts::count;
+        let namespaces = match self.namespaces {
+            0 => String::new(),
+            n => format!(" in {}", count(n + 1, "network namespace")),
+        };
         let mut text = format!(
-            "captured {} ({}) and {} ({})",
+            "captured {}{namespaces} ({}) and {} ({})",
             count(self.tables.len(), "table"),
             count(self.sockets, "socket"),
             count(self.processes, "process"),
@@ -106,8 +114,24 @@ fn were(n: usize) -> &'static str {
 /// left behind. The file is created readable by its owner only: command lines may hold
 /// secrets.
 pub fn capture(proc_root: &Path, out: &Path, force: bool) -> Result<CaptureSummary, SnapshotError> {
+    capture_netns(proc_root, &NetnsChoice::Current, out, force)
+}
+
+/// [`capture`], with the tables of the network namespaces `netns` names too.
+pub fn capture_netns(
+    proc_root: &Path,
+    netns: &NetnsChoice,
+    out: &Path,
+    force: bool,
+) -> Result<CaptureSummary, SnapshotError> {
     let mut file = AtomicFile::create(out, Access::Private, force).map_err(from_write)?;
-    let summary = write_to(proc_root, Compression::for_path(out), file.file(), out)?;
+    let summary = write_to(
+        proc_root,
+        netns,
+        Compression::for_path(out),
+        file.file(),
+        out,
+    )?;
     file.commit().map_err(from_write)?;
     Ok(summary)
 }
@@ -118,17 +142,34 @@ pub fn write_snapshot<W: Write>(
     compression: Compression,
     out: W,
 ) -> Result<CaptureSummary, SnapshotError> {
-    write_to(proc_root, compression, out, Path::new("the output stream"))
+    write_snapshot_netns(proc_root, &NetnsChoice::Current, compression, out)
+}
+
+/// [`write_snapshot`], with the tables of the network namespaces `netns` names too.
+pub fn write_snapshot_netns<W: Write>(
+    proc_root: &Path,
+    netns: &NetnsChoice,
+    compression: Compression,
+    out: W,
+) -> Result<CaptureSummary, SnapshotError> {
+    write_to(
+        proc_root,
+        netns,
+        compression,
+        out,
+        Path::new("the output stream"),
+    )
 }
 
 /// Collect, then encode to `out`; `label` names `out` in errors.
 fn write_to<W: Write>(
     proc_root: &Path,
+    netns: &NetnsChoice,
     compression: Compression,
     out: W,
     label: &Path,
 ) -> Result<CaptureSummary, SnapshotError> {
-    let captured = collect(proc_root)?;
+    let captured = collect(proc_root, netns)?;
     let written = match compression {
         Compression::None => write_archive(&captured, BufWriter::new(out)).and_then(flush),
         Compression::Gzip => write_gzip(&captured, out, label)?,
@@ -180,6 +221,7 @@ fn from_write(error: WriteError) -> SnapshotError {
 struct Captured {
     manifest: Manifest,
     tables: Vec<(&'static str, Vec<u8>)>,
+    netns: Recording,
     processes: Vec<ProcessCapture>,
     summary: CaptureSummary,
 }
@@ -207,7 +249,7 @@ enum Outcome {
     Vanished,
 }
 
-fn collect(proc_root: &Path) -> Result<Captured, SnapshotError> {
+fn collect(proc_root: &Path, netns: &NetnsChoice) -> Result<Captured, SnapshotError> {
     let root_error = |source| SnapshotError::ProcRoot {
         path: proc_root.to_owned(),
         source,
@@ -220,7 +262,13 @@ fn collect(proc_root: &Path) -> Result<Captured, SnapshotError> {
             path: proc_root.to_owned(),
         });
     }
-    let inodes = table_inodes(&tables, &mut summary);
+    let mut inodes = table_inodes(&tables, &mut summary);
+    let recording = namespaces::record(proc_root, netns);
+    for other in &recording.others {
+        inodes.extend(table_inodes(&other.tables, &mut summary));
+    }
+    summary.namespaces = recording.others.len();
+    summary.table_errors.extend(recording.notes.iter().cloned());
     let mut processes = Vec::new();
     for pid in tree.pids().map_err(root_error)? {
         match capture_process(&tree, pid, &inodes) {
@@ -235,6 +283,7 @@ fn collect(proc_root: &Path) -> Result<Captured, SnapshotError> {
     Ok(Captured {
         manifest: Manifest::for_this_host(proc_root),
         tables,
+        netns: recording,
         processes,
         summary,
     })
@@ -396,10 +445,40 @@ fn write_archive<W: Write>(captured: &Captured, out: W) -> io::Result<W> {
     for (name, data) in &captured.tables {
         append_file(&mut builder, &format!("proc/net/{name}"), data, mtime)?;
     }
+    append_namespaces(&mut builder, &captured.netns, mtime)?;
     for process in &captured.processes {
         append_process(&mut builder, process, mtime)?;
     }
     builder.into_inner()
+}
+
+/// `proc/netns/`: the capture's own namespace, and each other one with its tables.
+fn append_namespaces<W: Write>(
+    builder: &mut tar::Builder<W>,
+    recording: &Recording,
+    mtime: u64,
+) -> io::Result<()> {
+    let Some(own) = &recording.own else {
+        return Ok(());
+    };
+    append_dir(builder, "proc/netns/", mtime)?;
+    append_file(
+        builder,
+        "proc/netns/own",
+        own.inode.to_string().as_bytes(),
+        mtime,
+    )?;
+    for ns in std::iter::once(own).chain(&recording.others) {
+        let dir = format!("proc/netns/{}", ns.inode);
+        append_dir(builder, &format!("{dir}/"), mtime)?;
+        if let Some(name) = &ns.name {
+            append_file(builder, &format!("{dir}/name"), name, mtime)?;
+        }
+        for (table, data) in &ns.tables {
+            append_file(builder, &format!("{dir}/net/{table}"), data, mtime)?;
+        }
+    }
+    Ok(())
 }
 
 fn append_process<W: Write>(
@@ -466,6 +545,7 @@ mod tests {
             links: 1,
             denied: 1,
             vanished: 1,
+            namespaces: 0,
         };
         assert_eq!(
             one.describe(),

@@ -9,6 +9,11 @@
 //! proc/PID/exe -> /usr/sbin/sshd  the executable, as `readlink` gave it (never followed)
 //! proc/PID/fd                     a regular file instead of the directory: the fd directory
 //!                                 could not be read at capture time (its text says why)
+//! proc/netns/own                  the capture's own network namespace: its inode, in decimal
+//! proc/netns/INODE/name           a captured namespace's name, as its bind mount gives it
+//!                                 (absent when nothing names it)
+//! proc/netns/INODE/net/TABLE      another namespace's tables (`capture --netns all`; the
+//!                                 capture's own namespace's are proc/net/)
 //! ```
 //!
 //! `proc/` is laid out like `/proc` itself, so `tar -xf SNAP proc` followed by
@@ -59,6 +64,20 @@ pub enum EntryKind {
     /// A harmless name a snapshot does not use (from a newer lsports, or added by hand):
     /// skipped.
     Unknown,
+    /// `proc/netns/own`: the inode of the capture's own network namespace.
+    NetnsOwn,
+    /// `proc/netns/INODE/name`: a namespace's name.
+    NetnsName {
+        /// The namespace's nsfs inode.
+        inode: u64,
+    },
+    /// `proc/netns/INODE/net/TABLE`: one of [`TABLES`] of another namespace.
+    NetnsTable {
+        /// The namespace's nsfs inode.
+        inode: u64,
+        /// The table.
+        table: &'static str,
+    },
 }
 
 /// Why a name is refused outright.
@@ -93,12 +112,41 @@ pub fn classify(name: &[u8]) -> Result<EntryKind, UnsafeName> {
         [b"proc", b"net", table] => {
             known(table, &TABLES).map_or(EntryKind::Unknown, EntryKind::Table)
         }
+        [b"proc", b"netns", rest @ ..] => netns_entry(rest),
         [b"proc", pid, rest @ ..] => match canonical_u32(pid) {
             Some(pid) => process_entry(pid, rest),
             None => EntryKind::Unknown,
         },
         _ => EntryKind::Unknown,
     })
+}
+
+fn netns_entry(rest: &[&[u8]]) -> EntryKind {
+    let inode = |text: &[u8]| canonical_u64(text);
+    match rest {
+        [] => EntryKind::Directory,
+        [b"own"] => EntryKind::NetnsOwn,
+        [ns, more @ ..] => match (inode(ns), more) {
+            (None, _) => EntryKind::Unknown,
+            (Some(_), [] | [b"net"]) => EntryKind::Directory,
+            (Some(inode), [b"name"]) => EntryKind::NetnsName { inode },
+            (Some(inode), [b"net", table]) => {
+                known(table, &TABLES).map_or(EntryKind::Unknown, |table| EntryKind::NetnsTable {
+                    inode,
+                    table,
+                })
+            }
+            (Some(_), _) => EntryKind::Unknown,
+        },
+    }
+}
+
+/// A decimal u64 as the kernel writes an inode: digits only, no leading zero.
+pub fn canonical_u64(text: &[u8]) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.iter().all(u8::is_ascii_digit)
+        && (text == b"0" || text[0] != b'0');
+    canonical.then(|| std::str::from_utf8(text).ok()?.parse().ok())?
 }
 
 fn process_entry(pid: u32, rest: &[&[u8]]) -> EntryKind {
@@ -182,6 +230,37 @@ mod tests {
             Ok(EntryKind::ExeLink { pid: 812 })
         );
         assert_eq!(classify(b"proc//812/"), Ok(EntryKind::Directory));
+    }
+
+    #[test]
+    fn namespace_names_are_recognised_and_odd_ones_unknown() {
+        assert_eq!(classify(b"proc/netns/own"), Ok(EntryKind::NetnsOwn));
+        assert_eq!(
+            classify(b"proc/netns/4026532286/name"),
+            Ok(EntryKind::NetnsName { inode: 4026532286 })
+        );
+        assert_eq!(
+            classify(b"proc/netns/4026532286/net/udp6"),
+            Ok(EntryKind::NetnsTable {
+                inode: 4026532286,
+                table: "udp6"
+            })
+        );
+        assert_eq!(classify(b"proc/netns/1/net/"), Ok(EntryKind::Directory));
+        for name in [
+            &b"proc/netns/01/name"[..],
+            b"proc/netns/x/name",
+            b"proc/netns/1/net/unix",
+            b"proc/netns/1/fd/3",
+            b"proc/netns/1/net/tcp/x",
+            b"proc/netns/18446744073709551616/name",
+        ] {
+            assert_eq!(classify(name), Ok(EntryKind::Unknown), "{name:?}");
+        }
+        assert_eq!(
+            classify(b"proc/netns/1/../../../x"),
+            Err(UnsafeName::ParentDir)
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! capture: proc root --(tables, then each holder's socket fds, comm, cmdline, status, stat, exe)--> tar
+//!          (--netns: and each chosen namespace's tables, see namespaces)
 //! open:    tar --(checked entry by entry, into a private temp dir)--> proc root --> lsports run
 //! ```
 //!
@@ -15,12 +16,15 @@ mod capture;
 mod guard;
 pub mod layout;
 mod manifest;
+mod namespaces;
 mod open;
 
 use std::io;
 use std::path::PathBuf;
 
-pub use capture::{CaptureSummary, Compression, capture, write_snapshot};
+pub use capture::{
+    CaptureSummary, Compression, capture, capture_netns, write_snapshot, write_snapshot_netns,
+};
 pub use manifest::Manifest;
 pub use open::{OpenedSnapshot, open, open_reader};
 

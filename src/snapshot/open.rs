@@ -149,6 +149,8 @@ struct Unpacker<'a> {
     root: PathBuf,
     manifest: Option<Vec<u8>>,
     tables: Vec<&'static str>,
+    /// Other namespaces' tables written, relative to the root (for the byte-order rewrite).
+    netns_tables: Vec<PathBuf>,
     total: u64,
     entries: usize,
     processes: HashSet<u32>,
@@ -162,6 +164,7 @@ impl<'a> Unpacker<'a> {
             root,
             manifest: None,
             tables: Vec::new(),
+            netns_tables: Vec::new(),
             total: 0,
             entries: 0,
             processes: HashSet::new(),
@@ -224,7 +227,46 @@ impl<'a> Unpacker<'a> {
             EntryKind::FdDir { pid } => self.fd_dir(entry, &name, entry_type, pid),
             EntryKind::FdLink { pid, fd } => self.fd_link(entry, &name, entry_type, pid, fd),
             EntryKind::ExeLink { pid } => self.exe_link(entry, &name, entry_type, pid),
+            EntryKind::NetnsOwn => self.netns_file(entry, &name, entry_type, "netns/own".into()),
+            EntryKind::NetnsName { inode } => self.netns_file(
+                entry,
+                &name,
+                entry_type,
+                format!("netns/{inode}/name").into(),
+            ),
+            EntryKind::NetnsTable { inode, table } => {
+                self.expect_file(&name, entry_type)?;
+                let data = self.read_limited(entry, &name, MAX_TABLE)?;
+                let rel = PathBuf::from(format!("netns/{inode}/net/{table}"));
+                self.put(&rel, &data)?;
+                if !self.netns_tables.contains(&rel) {
+                    self.netns_tables.push(rel);
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// A small file about a namespace, at `rel` under the root.
+    fn netns_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        name: &[u8],
+        entry_type: tar::EntryType,
+        rel: PathBuf,
+    ) -> Result<(), SnapshotError> {
+        self.expect_file(name, entry_type)?;
+        let data = self.read_limited(entry, name, MAX_SMALL_FILE)?;
+        self.put(&rel, &data)
+    }
+
+    /// Write `data` at `rel` under the root, making its directories.
+    fn put(&self, rel: &Path, data: &[u8]) -> Result<(), SnapshotError> {
+        let path = self.root.join(rel);
+        if let Some(dir) = path.parent() {
+            self.create_dir(dir)?;
+        }
+        self.write_file(&path, data)
     }
 
     /// Refuse more than [`MAX_PROCESSES`] distinct processes.
@@ -518,8 +560,9 @@ impl<'a> Unpacker<'a> {
     }
 
     fn transcode_tables(&self, from: ByteOrder) -> Result<(), SnapshotError> {
-        for table in &self.tables {
-            let path = self.root.join("net").join(table);
+        let own = self.tables.iter().map(|table| Path::new("net").join(table));
+        for rel in own.chain(self.netns_tables.iter().cloned()) {
+            let path = self.root.join(rel);
             let data = fs::read(&path).map_err(|source| SnapshotError::Unpack {
                 path: self.label.to_owned(),
                 dir: path.clone(),

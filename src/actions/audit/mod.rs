@@ -151,7 +151,7 @@ fn warn_about_files(
 /// Identify every listener of `listing`, with the findings the enrich stage made.
 fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
     let mut identifier = Identifier::new(EphemeralPorts::read(&config.proc_root))
-        .in_netns(crate::source::netns::current_inode(&config.proc_root));
+        .in_netns(crate::source::netns::own_inode(&config.proc_root));
     listing
         .entries
         .iter()

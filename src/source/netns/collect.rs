@@ -46,13 +46,30 @@ fn current(request: &CollectRequest) -> Collected {
         if let Ok(meta) = own {
             let names = mount_names(&request.proc_root);
             tag(&mut collected.sockets, &netns(meta.ino(), &names));
+            return collected;
         }
+    }
+    // A captured tree says which namespace its own tables are (`proc/netns/own`).
+    if let Some(own) = super::recorded::own(&request.proc_root) {
+        tag(&mut collected.sockets, &own);
     }
     collected
 }
 
-/// Every namespace found, each dumped from inside it.
+/// Every namespace found, each dumped from inside it; from a captured tree, every namespace
+/// it recorded.
 fn all(request: &CollectRequest) -> Collected {
+    if super::current_inode(&request.proc_root).is_none()
+        && let Some(own) = super::recorded::own(&request.proc_root)
+    {
+        let mut collected = current(request);
+        for (ns, mut other) in super::recorded::others(request, own.inode) {
+            tag(&mut other.sockets, &ns);
+            collected.sockets.append(&mut other.sockets);
+            collected.warnings.append(&mut other.warnings);
+        }
+        return collected;
+    }
     let dump = dump_request(request);
     let held = match ProcRoot::open(&request.proc_root) {
         Ok(root) => super::held_sockets(&root),
@@ -87,32 +104,14 @@ fn target_of_path(path: &Path) -> Target {
 /// One namespace, named by a mount or a process.
 fn one(request: &CollectRequest, target: Target, choice: &NetnsChoice) -> Collected {
     let what = describe_choice(choice);
-    let stat_path = match &target {
-        Target::Mount(path) => path.clone(),
-        Target::Process(pid) => request.proc_root.join(format!("{pid}/ns/net")),
+    let namespace = match target_namespace(&request.proc_root, target) {
+        Ok(namespace) => namespace,
+        Err(why) => return failed(format!("--netns {what}: {why}")),
     };
-    let inode = match std::fs::metadata(&stat_path) {
-        Ok(meta) => meta.ino(),
-        Err(e) => {
-            return failed(format!(
-                "--netns {what}: cannot open {}: {e}",
-                terminal_safe(stat_path.as_os_str().as_bytes())
-            ));
-        }
-    };
-    let mut namespace = Namespace::new(inode);
-    match target {
-        Target::Mount(path) => namespace.mounts.push(path),
-        Target::Process(pid) => namespace.pids.push(pid),
-    }
-    let names = mount_names(&request.proc_root);
-    namespace.name = names.get(&inode).cloned();
-    let current = std::fs::metadata(request.proc_root.join("thread-self/ns/net"))
-        .ok()
-        .map(|m| m.ino());
+    let inode = namespace.inode;
     let dumps = super::dump_all(
         std::slice::from_ref(&namespace),
-        current,
+        super::current_inode(&request.proc_root),
         &request.proc_root,
         &dump_request(request),
     );
@@ -127,6 +126,43 @@ fn one(request: &CollectRequest, target: Target, choice: &NetnsChoice) -> Collec
         }
         Err(e) => failed(format!("--netns {what}: {e}")),
     }
+}
+
+/// The one namespace a `--netns NAME`, `PATH` or `pid:PID` names (`None` for `all` and
+/// `current`), with its name, or why it cannot be opened.
+pub fn chosen_namespace(
+    proc_root: &Path,
+    choice: &NetnsChoice,
+) -> Option<Result<Namespace, String>> {
+    let target = match choice {
+        NetnsChoice::Current | NetnsChoice::All => return None,
+        NetnsChoice::Named(name) => Target::Mount(Path::new("/run/netns").join(name)),
+        NetnsChoice::Path(path) => target_of_path(path),
+        NetnsChoice::Pid(pid) => Target::Process(*pid),
+    };
+    Some(target_namespace(proc_root, target))
+}
+
+fn target_namespace(proc_root: &Path, target: Target) -> Result<Namespace, String> {
+    let stat_path = match &target {
+        Target::Mount(path) => path.clone(),
+        Target::Process(pid) => proc_root.join(format!("{pid}/ns/net")),
+    };
+    let inode = std::fs::metadata(&stat_path)
+        .map(|m| m.ino())
+        .map_err(|e| {
+            format!(
+                "cannot open {}: {e}",
+                terminal_safe(stat_path.as_os_str().as_bytes())
+            )
+        })?;
+    let mut namespace = Namespace::new(inode);
+    match target {
+        Target::Mount(path) => namespace.mounts.push(path),
+        Target::Process(pid) => namespace.pids.push(pid),
+    }
+    namespace.name = mount_names(proc_root).get(&inode).cloned();
+    Ok(namespace)
 }
 
 fn describe_choice(choice: &NetnsChoice) -> String {
@@ -263,7 +299,7 @@ fn netns(inode: u64, names: &HashMap<u64, OsString>) -> Arc<Netns> {
 }
 
 /// The name each bind-mounted namespace's most telling mount gives it.
-fn mount_names(proc_root: &Path) -> HashMap<u64, OsString> {
+pub fn mount_names(proc_root: &Path) -> HashMap<u64, OsString> {
     let Ok(text) = std::fs::read(proc_root.join("self/mountinfo")) else {
         return HashMap::new();
     };

@@ -19,6 +19,7 @@ pub mod dump;
 pub mod mountinfo;
 pub mod nsfd;
 pub mod pinned;
+pub mod recorded;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -93,6 +94,12 @@ pub fn current_inode(proc: &Path) -> Option<u64> {
     std::fs::metadata(proc.join("thread-self/ns/net"))
         .ok()
         .map(|meta| meta.ino())
+}
+
+/// The inode of the namespace the listing's own tables belong to: this thread's under a live
+/// proc root, the capture's own in a captured tree that recorded it; else `None`.
+pub fn own_inode(proc: &Path) -> Option<u64> {
+    current_inode(proc).or_else(|| recorded::own(proc).map(|ns| ns.inode))
 }
 
 /// Every namespace found and every namespace's sockets.

@@ -96,7 +96,7 @@ pub fn run(
 /// The identities of every listed listener.
 pub fn identify(listing: &Listing, config: &Config) -> Vec<Identity> {
     let mut identifier = Identifier::new(EphemeralPorts::read(&config.proc_root))
-        .in_netns(crate::source::netns::current_inode(&config.proc_root));
+        .in_netns(crate::source::netns::own_inode(&config.proc_root));
     listing
         .entries
         .iter()
