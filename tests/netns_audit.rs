@@ -188,8 +188,9 @@ fn inner_docker_host() {
     assert!(!web_line.contains(&first_inode.to_string()), "{web_line}");
 
     // The container is re-created: a new namespace, sandbox, id and cgroup; the same name.
-    host.remove_container(&first_ns, &first_cgroup);
+    // (The new namespace is made while the old one lives: a freed inode can be reused.)
     let (second_ns, second_cgroup) = host.container(SECOND_ID, "9a8b7c6d5e4f", "web");
+    host.remove_container(&first_ns, &first_cgroup);
     host.listen(Some(&second_ns), Some(&second_cgroup), 8080);
     assert_ne!(netns_inode(&second_ns), first_inode, "a new namespace");
     let audit = ["--netns", "all", "audit", "--baseline", baseline_arg];
@@ -202,6 +203,42 @@ fn inner_docker_host() {
         stderr(&out)
     );
     assert!(stdout(&out).starts_with("lsports audit: OK: 0 unexpected, 0 missing"));
+
+    // The table of more than one namespace names each row's namespace, container and unit.
+    let out = host.lsports(&["--netns", "all", "-tlnp"]);
+    assert_success(&out, &["--netns all -tlnp"]);
+    let table = stdout(&out);
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("Netns ") && header.trim_end().ends_with(" Container  Unit"),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.contains("0.0.0.0:8080 ")).unwrap();
+    assert!(row.starts_with("9a8b7c6d5e4f "), "{table}");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[cells.len() - 2..],
+        ["web", &format!("docker-{SECOND_ID}.scope")],
+        "{table}"
+    );
+    let header_of = |args: &[&str]| {
+        stdout(&host.lsports(args))
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        !header_of(&["-tlnp"]).contains("Container"),
+        "one namespace"
+    );
+    assert_eq!(
+        header_of(&["--netns", "all", "-tln", "-o", "proto,local"])
+            .split_whitespace()
+            .count(),
+        3,
+        "chosen columns are kept"
+    );
 
     // New listeners: one in the container, one in an `ip netns` namespace.
     sh_ok("ip netns add w1 && ip -n w1 link set lo up");

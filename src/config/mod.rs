@@ -90,6 +90,13 @@ impl Config {
             for column in self.shown_columns() {
                 needs = needs.and(column.needs());
             }
+            // The container and unit columns join the default ones when `--netns all` finds
+            // more than one namespace (`Listing::render_options`), which is known only later.
+            if self.columns.is_none() && self.netns == NetnsChoice::All {
+                needs = needs
+                    .and(Column::Container.needs())
+                    .and(Column::Unit.needs());
+            }
         }
         needs
     }

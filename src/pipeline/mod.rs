@@ -290,13 +290,16 @@ pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -
 }
 
 impl Listing {
-    /// How `config` says to render this listing, with the `netns` column first in a table or
-    /// CSV whose columns were not chosen, when the listing spans more than one namespace
-    /// (`--netns all`): otherwise two namespaces' `0.0.0.0:80` would look like one.
+    /// How `config` says to render this listing, with the `netns` column first and the
+    /// `container` and `unit` columns last in a table or CSV whose columns were not chosen,
+    /// when the listing spans more than one namespace (`--netns all`): otherwise two
+    /// namespaces' `0.0.0.0:80` would look like one, and the namespaces are most often
+    /// containers' and units'.
     pub fn render_options(&self, config: &Config) -> RenderOptions {
         let mut options = config.render_options();
         if config.columns.is_none() && self.namespace_count() > 1 {
             options.columns.insert(0, Column::Netns);
+            options.columns.extend([Column::Container, Column::Unit]);
         }
         options
     }
