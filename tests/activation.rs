@@ -68,7 +68,11 @@ sys.stdin.read()
 /// killed and the cgroups removed.
 struct Played {
     parent: PathBuf,
+    /// `unshare`, which runs the stand-in (and, with a PID namespace, kills it when killed).
     manager: Child,
+    /// With a private PID namespace: the stand-in's pid outside it (inside it is pid 1, and
+    /// `service` is its pid inside).
+    pid1: Option<u32>,
     manager_fd: u32,
     service: u32,
     inode: u64,
@@ -79,7 +83,13 @@ impl Played {
     /// Start the stand-in in `<mount>/lsports-activation-<pid>`; `Err` if the cgroups cannot
     /// be made there.
     fn start(mount: &Path) -> Result<Played, String> {
-        let parent = mount.join(format!("lsports-activation-{}", std::process::id()));
+        Played::start_in(mount, "activation", false)
+    }
+
+    /// [`Played::start`] in `<mount>/lsports-NAME-<pid>`; with `pid_namespace`, the stand-in
+    /// is pid 1 of a private PID namespace with its own `/proc`, as systemd is.
+    fn start_in(mount: &Path, name: &str, pid_namespace: bool) -> Result<Played, String> {
+        let parent = mount.join(format!("lsports-{name}-{}", std::process::id()));
         for rel in [
             "",
             "init.scope",
@@ -93,12 +103,17 @@ impl Played {
         let mut cmd = scrubbed("sh");
         cmd.args([
             "-c",
-            "echo $$ > \"$1/init.scope/cgroup.procs\" && exec unshare --net python3 -c \"$2\" \
+            "echo $$ > \"$1/init.scope/cgroup.procs\" && exec unshare --net $3 python3 -c \"$2\" \
              \"$1/system.slice/sshd.socket\" \"$1/system.slice/sshd.service\" \"$1/init.scope\"",
             "sh",
         ])
         .arg(&parent)
         .arg(MANAGER)
+        .arg(if pid_namespace {
+            "--pid --fork --mount-proc --kill-child"
+        } else {
+            ""
+        })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
         let mut manager = cmd.spawn().expect("start sh");
@@ -110,9 +125,18 @@ impl Played {
             .split_whitespace()
             .filter_map(|f| f.parse().ok())
             .collect();
+        let pid1 = pid_namespace.then(|| {
+            let unshare = manager.id();
+            let children = format!("/proc/{unshare}/task/{unshare}/children");
+            let text = fs::read_to_string(&children).unwrap_or_default();
+            text.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{children}: {text:?}"))
+        });
         let mut played = Played {
             parent,
             manager,
+            pid1,
             manager_fd: 0,
             service: 0,
             inode: 0,
@@ -178,7 +202,13 @@ impl Played {
 
 impl Drop for Played {
     fn drop(&mut self) {
-        if self.service != 0 {
+        // In a PID namespace the service's pid is its pid there: killing pid 1 ends it.
+        if let Some(pid1) = self.pid1 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid1 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        } else if self.service != 0 {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.service as i32),
                 nix::sys::signal::Signal::SIGKILL,
@@ -302,4 +332,42 @@ fn each_evidence_names_the_socket_unit_and_its_service() {
         holders: &both,
     });
     assert_eq!(host, None);
+}
+
+/// End to end, as a user runs it inside a systemd container: the stand-in is pid 1 of a private
+/// PID namespace (with its own `/proc`), holding the socket it made in `sshd.socket`'s cgroup
+/// and passed to the service with `LISTEN_FDS`/`LISTEN_FDNAMES`. lsports run there must show the
+/// socket as `sshd.socket → sshd.service`, held by pid 1 and the service.
+#[test]
+fn the_binary_in_the_managers_pid_namespace_shows_the_activation() {
+    let Some(mount) = cgroup2_mount() else {
+        return;
+    };
+    if !have("nsenter") {
+        return skip_unless_ci("nsenter is missing");
+    }
+    let played = match Played::start_in(&mount, "activation-pidns", true) {
+        Ok(played) => played,
+        Err(why) => return skip_unless_ci(&format!("the cgroup2 mount is not writable: {why}")),
+    };
+    let pid1 = played.pid1.unwrap();
+    let mut cmd = scrubbed("nsenter");
+    cmd.args(["--pid", "--mount", "--net", "-t"])
+        .arg(pid1.to_string())
+        .arg("--")
+        .arg(common::lsports_bin())
+        .args(["-tlnp", "--json"]);
+    let out = common::output_guarded(cmd, "lsports in the manager's PID namespace");
+    common::assert_success(&out, &["-tlnp", "--json"]);
+    let listing = common::parse_json(&out.stdout);
+    let socket = common::by_inode(&listing, played.inode);
+    assert_eq!(socket["unit"], "sshd.socket → sshd.service", "{socket:#}");
+    let mut pids = common::json_pids(socket);
+    pids.sort_unstable();
+    assert_eq!(
+        pids,
+        [1, played.service],
+        "pid 1 and the service hold it: {socket:#}"
+    );
+    assert_eq!(socket["owner_unknown_reason"], serde_json::Value::Null);
 }
