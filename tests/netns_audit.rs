@@ -1,16 +1,21 @@
-//! Audit and baseline across network namespaces (`--netns all`), end to end through the
-//! binary, on a private host the test builds (see `common::private_host`): a listener of the
-//! host itself, a Docker-like container (a nsfs mount under `/run/docker/netns`, a process in
-//! a cgroup named as Docker names it, a fake `config.v2.json` under `--state-root`) and an
-//! `ip netns` namespace.
+//! Every network namespace (`--netns all`) through the binary, beyond the listing: audit,
+//! baseline, watch, capture and the /proc fallback, each on a private host the test builds
+//! (see `common::private_host`) with a listener of the host itself and listeners in other
+//! namespaces: a Docker-like container (a nsfs mount under `/run/docker/netns`, a process in
+//! a cgroup named as Docker names it, a fake `config.v2.json` under `--state-root`), `ip
+//! netns` namespaces and an unnamed one.
 //!
-//! - A baseline of that host survives the container's re-creation: a new namespace (new
-//!   inode, new sandbox name), a new container id and cgroup, the same container name.
-//! - A new listener in the container and one in the named namespace are unexpected, and the
-//!   report says where each is, in text and in JSON.
-//! - Policy rules match `container` and `netns`.
+//! - A baseline of that host survives the container's re-creation (a new namespace, inode,
+//!   sandbox name, container id and cgroup; the same container name); new listeners in the
+//!   container and in a named namespace are unexpected, placed in text and JSON; policy rules
+//!   match `container` and `netns`; the table names namespace, container and unit.
+//! - `watch --netns all` reports a listener opening and closing in another namespace.
+//! - `capture --netns all` records every namespace; the snapshot lists them as live.
+//! - Root of a user namespace, which cannot enter a namespace of the initial one, reads it
+//!   from `/proc/PID/net` with what that lacks marked unknown.
 //!
-//! Needs root and a cgroup2 mount; skips on a laptop without them, fails under `CI=true`.
+//! Needs root (and a cgroup2 mount for the container); skips on a laptop without them, fails
+//! under `CI=true`.
 
 mod common;
 
@@ -519,4 +524,104 @@ fn inner_capture() {
         projected(&parse_json(&live_own.stdout))
     );
     drop(unnamed_holder);
+}
+
+#[test]
+fn root_in_a_user_namespace_reads_a_namespace_it_cannot_enter_from_proc() {
+    if !is_root() {
+        skip_unless_ci("making user namespaces with the host's root mapped needs root");
+        return;
+    }
+    run_in_private_host("inner_userns", INNER);
+}
+
+#[test]
+#[ignore = "run inside private namespaces by root_in_a_user_namespace_reads_a_namespace_it_cannot_enter_from_proc"]
+fn inner_userns() {
+    if !in_private_host(INNER) {
+        return;
+    }
+    isolate_host();
+    sh_ok("ip netns add u1 && ip -n u1 link set lo up");
+    let u1 = PathBuf::from("/run/netns/u1");
+    // A process of a user namespace of its own (root in it), living in `u1`, which belongs to
+    // the initial user namespace: root of that user namespace cannot enter `u1` (setns needs
+    // CAP_SYS_ADMIN over its owner), but can read its process's /proc/PID/net.
+    let script = "import os,socket,sys\n\
+        s=socket.socket(); s.bind(('0.0.0.0',7001)); s.listen()\n\
+        print(os.getpid(), os.fstat(s.fileno()).st_ino, flush=True)\n\
+        sys.stdin.read()\n";
+    let mut cmd = scrubbed("nsenter");
+    cmd.arg(format!("--net={}", u1.display()))
+        .args([
+            "--",
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "python3",
+            "-c",
+            script,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut listener = Spawned::start(cmd, "a listener in a user namespace");
+    let mut line = String::new();
+    BufReader::new(listener.child_mut().stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    let [pid, inode] = fields[..] else {
+        panic!("the listener did not start: {line:?}")
+    };
+
+    // The truth, as real root reads it (entering u1, over sock_diag).
+    let entered = parse_json(
+        &output_guarded(
+            {
+                let mut cmd = scrubbed(lsports_bin());
+                cmd.args(["--netns", "all", "-tlnp", "--json"]);
+                cmd
+            },
+            "lsports as root",
+        )
+        .stdout,
+    );
+    let truth = by_inode(&entered, inode);
+    assert_eq!(truth["source"], "netlink");
+
+    // Root of the listener's user namespace.
+    let mut cmd = scrubbed("nsenter");
+    cmd.args(["--user", "-t", &pid.to_string(), "--"])
+        .arg(lsports_bin())
+        .args(["--netns", "all", "-tlnp", "--json"]);
+    let out = output_guarded(cmd, "lsports as root of a user namespace");
+    assert_success(&out, &["--netns all (user namespace)"]);
+    let listing = parse_json(&out.stdout);
+    let socket = by_inode(&listing, inode);
+    assert_eq!(
+        socket["netns"],
+        json!({"inode": netns_inode(&u1), "name": "u1"})
+    );
+    assert_eq!(
+        socket["source"], "proc",
+        "read from /proc/{pid}/net: {socket:#}"
+    );
+    let unknown = socket["unknown_fields"].as_array().unwrap();
+    assert!(
+        !unknown.is_empty(),
+        "what /proc/net lacks is marked: {socket:#}"
+    );
+    assert!(socket["send_q"].is_null(), "{socket:#}");
+    for same in ["proto", "local_addr", "local_port", "state", "uid"] {
+        assert_eq!(socket[same], truth[same], "{same}");
+    }
+    assert_eq!(
+        json_pids(socket),
+        [pid as u32],
+        "its holder is visible: {socket:#}"
+    );
+    drop(listener);
 }
