@@ -11,6 +11,7 @@
 //!   match `container` and `netns`; the table names namespace, container and unit.
 //! - `watch --netns all` reports a listener opening and closing in another namespace.
 //! - `capture --netns all` records every namespace; the snapshot lists them as live.
+//! - Unprivileged, audit and capture of every namespace say what they could not read.
 //! - Root of a user namespace, which cannot enter a namespace of the initial one, reads it
 //!   from `/proc/PID/net` with what that lacks marked unknown.
 //!
@@ -624,4 +625,87 @@ fn inner_userns() {
         "its holder is visible: {socket:#}"
     );
     drop(listener);
+}
+
+#[test]
+fn unprivileged_audit_and_capture_of_every_namespace_say_what_they_could_not_read() {
+    if !is_root() {
+        skip_unless_ci("the unprivileged side needs root to build namespaces to be refused");
+        return;
+    }
+    run_in_private_host("inner_unprivileged", INNER);
+}
+
+#[test]
+#[ignore = "run inside private namespaces by unprivileged_audit_and_capture_of_every_namespace_say_what_they_could_not_read"]
+fn inner_unprivileged() {
+    if !in_private_host(INNER) {
+        return;
+    }
+    isolate_host();
+    let mut host = Host::new(None);
+    host.listen(None, None, 22);
+    sh_ok("ip netns add n1 && ip -n n1 link set lo up");
+    host.listen(Some(Path::new("/run/netns/n1")), None, 8080);
+    let dir = tempfile::tempdir().unwrap();
+    sh_ok(&format!("chmod 0777 {}", dir.path().display()));
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = scrubbed(AS_NOBODY[0]);
+        cmd.args(&AS_NOBODY[1..]).arg(lsports_bin()).args(args);
+        output_guarded(cmd, &format!("(nobody) lsports {}", args.join(" ")))
+    };
+
+    // Audit: the host's listener is judged, n1's cannot be read, and one line says so.
+    let policy = dir.path().join("policy.toml");
+    fs::write(&policy, "default = \"allow\"\n").unwrap();
+    let out = as_nobody(&[
+        "--netns",
+        "all",
+        "audit",
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("(1 listener;"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(
+            "network namespaces not read: entering another network namespace needs CAP_SYS_ADMIN"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // Capture: the own namespace only, and the summary says which one was not captured.
+    let snapshot = dir.path().join("nobody.tar");
+    let snapshot_arg = snapshot.to_str().unwrap();
+    let out = as_nobody(&["--netns", "all", "capture", snapshot_arg]);
+    assert_success(&out, &["(nobody) capture"]);
+    let n1 = netns_inode(Path::new("/run/netns/n1"));
+    assert!(
+        stderr(&out).contains(&format!("network namespace {n1} not captured")),
+        "{}",
+        stderr(&out)
+    );
+    let listed = host.lsports(&[
+        "--snapshot",
+        snapshot_arg,
+        "--netns",
+        "all",
+        "--json",
+        "-tln",
+    ]);
+    let listed = parse_json(&listed.stdout);
+    let ports: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["local_port"])
+        .collect();
+    assert_eq!(ports, [&json!(22)], "{listed:#}");
 }
