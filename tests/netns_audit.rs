@@ -273,6 +273,7 @@ fn inner_docker_host() {
     let out = host.lsports(&json_args);
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid_as(&report, "audit_report", "audit --netns all --format json");
     let unexpected = report["unexpected"].as_array().unwrap();
     let by_port = |port: u16| {
         unexpected

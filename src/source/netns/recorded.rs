@@ -1,5 +1,5 @@
 //! The namespaces a captured proc tree recorded (a snapshot of `lsports capture --netns …`,
-//! see `crate::snapshot::layout`): `netns/own` holds the inode of the capture's own namespace,
+//! see the snapshot layout): `netns/own` holds the inode of the capture's own namespace,
 //! whose tables are `net/`; `netns/INODE/name` a namespace's name; `netns/INODE/net/` another
 //! namespace's tables, read as `/proc/net` is.
 
