@@ -281,6 +281,61 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_is_named_by_container_then_mount_then_unit_escaped_never_by_inode() {
+        use crate::model::labels::{Container, Labels, Runtime};
+        use std::sync::Arc;
+        let in_netns = |inode: u64, name: Option<&[u8]>, labels: Option<Labels>| {
+            let mut e = entry(Protocol::Tcp, 80, &[b"nginx"]);
+            e.socket.netns = Some(Arc::new(crate::model::Netns {
+                inode,
+                name: name.map(<[u8]>::to_vec),
+            }));
+            e.labels = labels.map(Arc::new);
+            e
+        };
+        let container = |name: Option<&str>| Labels {
+            unit: Some("docker-1.scope".into()),
+            container: Some(Container {
+                runtime: Runtime::Docker,
+                id: "1".repeat(64),
+                name: name.map(str::to_string),
+                pod: None,
+                pod_namespace: None,
+            }),
+        };
+        let unit = Labels {
+            unit: Some("db\x1b.service".into()),
+            container: None,
+        };
+        let of = |e: &Entry| Namespace::of(e, Some(7));
+        // lsports' own namespace, named or not, and a socket of unknown namespace.
+        assert_eq!(
+            of(&in_netns(7, Some(b"w1"), Some(container(Some("web"))))),
+            Namespace::Current
+        );
+        assert_eq!(of(&entry(Protocol::Tcp, 80, &[])), Namespace::Current);
+        // Docker's sandbox mount name loses to the container's name, else its id.
+        let sandbox = Some(&b"3f2a9c1b7d0e"[..]);
+        assert_eq!(
+            of(&in_netns(8, sandbox, Some(container(Some("web\n"))))),
+            Namespace::Container("web\\n".into())
+        );
+        assert_eq!(
+            of(&in_netns(8, sandbox, Some(container(None)))),
+            Namespace::Container("1".repeat(64))
+        );
+        assert_eq!(
+            of(&in_netns(8, Some(b"w\x1b1"), Some(unit.clone()))),
+            Namespace::Netns("w\\e1".into())
+        );
+        assert_eq!(
+            of(&in_netns(8, None, Some(unit))),
+            Namespace::Unit("db\\e.service".into())
+        );
+        assert_eq!(of(&in_netns(8, None, None)), Namespace::Unnamed);
+    }
+
+    #[test]
     fn deleted_is_not_part_of_the_path() {
         assert_eq!(exe_path(b"/usr/sbin/sshd (deleted)"), "/usr/sbin/sshd");
         assert_eq!(exe_path(b"/opt/a\xffb"), "/opt/a\\xFFb");
