@@ -11,6 +11,7 @@
 //!   match `container` and `netns`; the table names namespace, container and unit.
 //! - `watch --netns all` reports a listener opening and closing in another namespace.
 //! - `capture --netns all` records every namespace; the snapshot lists them as live.
+//! - A snapshot older than namespaces lists the same with `--netns all`.
 //! - Unprivileged, audit and capture of every namespace say what they could not read.
 //! - Root of a user namespace, which cannot enter a namespace of the initial one, reads it
 //!   from `/proc/PID/net` with what that lacks marked unknown.
@@ -709,4 +710,30 @@ fn inner_unprivileged() {
         .map(|s| &s["local_port"])
         .collect();
     assert_eq!(ports, [&json!(22)], "{listed:#}");
+}
+
+/// A snapshot captured before lsports recorded namespaces lists its tables with `--netns
+/// all` as without it, each socket of unknown namespace.
+#[test]
+fn an_older_snapshot_lists_the_same_with_netns_all() {
+    let snapshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots/netns-world-root.tar");
+    let snapshot = snapshot.to_str().unwrap();
+    let list = |extra: &[&str]| {
+        let mut args = vec!["--snapshot", snapshot, "-tulnp", "--json"];
+        args.extend_from_slice(extra);
+        let out = run_host(&args);
+        assert_success(&out, &args);
+        parse_json(&out.stdout)
+    };
+    let plain = list(&[]);
+    assert!(!plain.as_array().unwrap().is_empty());
+    assert!(
+        plain
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["netns"].is_null())
+    );
+    assert_eq!(list(&["--netns", "all"]), plain);
 }

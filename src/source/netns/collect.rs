@@ -59,10 +59,13 @@ fn current(request: &CollectRequest) -> Collected {
 /// Every namespace found, each dumped from inside it; from a captured tree, every namespace
 /// it recorded.
 fn all(request: &CollectRequest) -> Collected {
-    if super::current_inode(&request.proc_root).is_none()
-        && let Some(own) = super::recorded::own(&request.proc_root)
-    {
+    if super::current_inode(&request.proc_root).is_none() {
+        // Not the live kernel: a snapshot or a copied tree, whose tables are proc/net's and
+        // those of the namespaces it recorded (none for one captured before namespaces).
         let mut collected = current(request);
+        let Some(own) = super::recorded::own(&request.proc_root) else {
+            return collected;
+        };
         for (ns, mut other) in super::recorded::others(request, own.inode) {
             tag(&mut other.sockets, &ns);
             collected.sockets.append(&mut other.sockets);
