@@ -737,3 +737,21 @@ fn an_older_snapshot_lists_the_same_with_netns_all() {
     );
     assert_eq!(list(&["--netns", "all"]), plain);
 }
+
+/// A hostile snapshot naming thousands of namespaces is refused at the named limit, and leaves
+/// nothing behind.
+#[test]
+fn a_snapshot_with_too_many_namespaces_is_refused_at_the_limit() {
+    let mut archive = TarBuilder::new().tcp();
+    for inode in 1..=4097 {
+        archive = archive.file(&format!("proc/netns/{inode}/name"), b"x");
+    }
+    let error = lsports::snapshot::open_reader(&archive.bytes()[..], Path::new("many.tar"))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("the number of network namespaces exceeds the limit of 4096 namespaces"),
+        "{error}"
+    );
+}

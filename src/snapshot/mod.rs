@@ -116,7 +116,7 @@ pub enum SnapshotError {
         what: String,
         /// The limit.
         limit: u64,
-        /// What the limit counts: "bytes", "entries", "processes".
+        /// What the limit counts: "bytes", "entries", "processes", "namespaces".
         unit: &'static str,
     },
     /// The snapshot is gzip-compressed and this build has no gzip support.

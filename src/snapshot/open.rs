@@ -40,6 +40,9 @@ const MAX_ENTRIES: usize = 1_000_000;
 /// directory and a few files to unpack (and to remove), which takes seconds per ten thousand
 /// on a slow disk, so thousands of empty entries are refused early.
 const MAX_PROCESSES: usize = 16_384;
+/// Most network namespaces accepted, for the same reason (a busy Kubernetes node has a few
+/// hundred).
+const MAX_NAMESPACES: usize = 4_096;
 
 /// A snapshot unpacked into a private temporary directory, removed when this is dropped.
 #[derive(Debug)]
@@ -154,6 +157,7 @@ struct Unpacker<'a> {
     total: u64,
     entries: usize,
     processes: HashSet<u32>,
+    namespaces: HashSet<u64>,
     skipped: usize,
 }
 
@@ -168,6 +172,7 @@ impl<'a> Unpacker<'a> {
             total: 0,
             entries: 0,
             processes: HashSet::new(),
+            namespaces: HashSet::new(),
             skipped: 0,
         }
     }
@@ -269,8 +274,19 @@ impl<'a> Unpacker<'a> {
         self.write_file(&path, data)
     }
 
-    /// Refuse more than [`MAX_PROCESSES`] distinct processes.
+    /// Refuse more than [`MAX_PROCESSES`] distinct processes, or [`MAX_NAMESPACES`]
+    /// namespaces.
     fn count_process(&mut self, kind: &EntryKind) -> Result<(), SnapshotError> {
+        if let EntryKind::NetnsName { inode } | EntryKind::NetnsTable { inode, .. } = *kind
+            && self.namespaces.insert(inode)
+            && self.namespaces.len() > MAX_NAMESPACES
+        {
+            return Err(self.too_many(
+                "the number of network namespaces".into(),
+                MAX_NAMESPACES as u64,
+                "namespaces",
+            ));
+        }
         let pid = match *kind {
             EntryKind::ProcessFile { pid, .. }
             | EntryKind::FdDir { pid }
