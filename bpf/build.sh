@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Build the BPF program lsports embeds, or check that the committed object is what its source
+# Build the BPF programs lsports embeds, or check that each committed object is what its source
 # compiles to.
 #
-#   bpf/build.sh          rebuild src/process/bpf/task_sockets.bpf.o from task_sockets.bpf.c
-#   bpf/build.sh --check  rebuild into a temporary file and compare the programs (instructions
-#                         and relocations, as llvm-objdump prints them) with the committed one
+#   bpf/build.sh          rebuild every OBJECT below from its .bpf.c
+#   bpf/build.sh --check  rebuild each into a temporary file and compare the programs
+#                         (instructions and relocations, as llvm-objdump prints them) with the
+#                         committed one
 #
 # Needs clang and llvm (Debian: apt-get install clang llvm). The object is committed so that
 # building lsports needs neither; it was built with Debian 12's clang 14, which CI installs. A
@@ -12,10 +13,10 @@
 # that the tests pass as root, and commit the new object. DWARF is stripped: it carries the build directory and is not
 # needed, while .BTF and .BTF.ext (types and CO-RE relocations) are kept.
 set -euo pipefail
-cd "$(dirname "$0")/../src/process/bpf"
+top="$(cd "$(dirname "$0")/.." && pwd)"
 
-source=task_sockets.bpf.c
-object=task_sockets.bpf.o
+# Every object, relative to the repository: the socket iterator, and the listener events.
+OBJECTS=(src/process/bpf/task_sockets.bpf.o src/source/events/listen_events.bpf.o)
 
 build() {
   # Relative paths only, so the object does not depend on where the repository is.
@@ -29,23 +30,40 @@ program() {
   llvm-objdump --section-headers --disassemble --reloc "$1" | sed 1,2d
 }
 
-case "${1:-}" in
-  "")
-    build "$object"
-    echo "built src/process/bpf/$object"
-    ;;
-  --check)
-    fresh=$(mktemp --suffix=.bpf.o)
-    trap 'rm -f "$fresh"' EXIT
-    build "$fresh"
-    if ! diff -u <(program "$object") <(program "$fresh"); then
-      echo "src/process/bpf/$object is not what $source compiles to: run bpf/build.sh and commit" >&2
-      exit 1
-    fi
-    if ! cmp -s "$object" "$fresh"; then
-      echo "note: $object differs from a fresh build in bytes, but not in its program" >&2
-    fi
-    echo "src/process/bpf/$object matches $source"
+# Build or check one object, from inside its directory ($1: the object's path).
+one() {
+  local dir object source fresh
+  dir=$(dirname "$1")
+  object=$(basename "$1")
+  source=${object%.o}.c
+  cd "$top/$dir"
+  case "$mode" in
+    "")
+      build "$object"
+      echo "built $dir/$object"
+      ;;
+    --check)
+      fresh=$(mktemp --suffix=.bpf.o)
+      trap 'rm -f "$fresh"' RETURN
+      build "$fresh"
+      if ! diff -u <(program "$object") <(program "$fresh"); then
+        echo "$dir/$object is not what $source compiles to: run bpf/build.sh and commit" >&2
+        return 1
+      fi
+      if ! cmp -s "$object" "$fresh"; then
+        echo "note: $object differs from a fresh build in bytes, but not in its program" >&2
+      fi
+      echo "$dir/$object matches $source"
+      ;;
+  esac
+}
+
+mode=${1:-}
+case "$mode" in
+  "" | --check)
+    for path in "${OBJECTS[@]}"; do
+      one "$path"
+    done
     ;;
   *)
     echo "usage: bpf/build.sh [--check]" >&2

@@ -171,6 +171,13 @@ impl Cli {
             ),
             Command::Baseline(_) => self.check_baseline_flags(),
             Command::Watch(args) if self.continuous => {
+                if args.events.is_some() {
+                    return Err(usage(
+                        "with -c, watch reprints the whole listing every interval; --events \
+                         applies to its events"
+                            .into(),
+                    ));
+                }
                 if args.changes_only {
                     return Err(usage(
                         "with -c, watch reprints the whole listing; --changes-only applies to \

@@ -66,7 +66,7 @@ pub(super) fn hide_what_does_not_apply(command: clap::Command) -> clap::Command 
     })
 }
 
-use crate::config::FailOn;
+use crate::config::{EventsChoice, FailOn};
 
 /// What to do instead of listing.
 #[derive(Debug, Clone, Subcommand)]
@@ -183,6 +183,20 @@ pub struct WatchArgs {
     /// Don't print the listeners present at the first poll, only changes
     #[arg(long)]
     pub changes_only: bool,
+
+    /// Learn of listeners from kernel events or by polling (default: auto)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HOW",
+        long_help = "How watch learns that a listener opened or closed: kernel (BPF programs \
+            report every TCP listen and UDP bind and close as it happens, even a listener that \
+            lives a millisecond; needs root, kernel BTF and a cgroup v2 mount, and a slow poll \
+            beside them catches what no hook sees), poll (read the socket tables every \
+            --interval; misses what opens and closes between two polls), or auto (the default: \
+            kernel where its programs load, else poll, said under -v)."
+    )]
+    pub events: Option<EventsChoice>,
 }
 
 /// `lsports capture`.

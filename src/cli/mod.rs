@@ -569,6 +569,7 @@ impl Cli {
             Command::Watch(args) => Action::Watch(WatchSpec {
                 interval: self.interval(),
                 changes_only: args.changes_only,
+                events: args.events.unwrap_or_default(),
             }),
             Command::Capture(args) => Action::Capture {
                 out: args.out.clone(),

@@ -150,6 +150,8 @@ pub struct WatchSpec {
     pub interval: Duration,
     /// Print no `present` events for the first poll.
     pub changes_only: bool,
+    /// Kernel events or polling (`--events`).
+    pub events: crate::config::EventsChoice,
 }
 
 /// What `--generate` prints.

@@ -157,3 +157,15 @@ impl NetnsChoice {
         })
     }
 }
+
+/// Where `watch` learns that a listener opened or closed (`--events`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsChoice {
+    /// Kernel events where their programs load here, otherwise polling (said under `-v`).
+    #[default]
+    Auto,
+    /// Kernel events only; when their programs cannot load, that is an error.
+    Kernel,
+    /// Poll the socket tables every interval.
+    Poll,
+}

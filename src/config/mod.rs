@@ -12,7 +12,7 @@ use crate::filter::Filter;
 use crate::model::{Family, Protocol};
 pub use action::{Action, AuditSpec, FailOn, FailSet, Generated, Until, WaitSpec, WatchSpec};
 pub use choices::{
-    AttributionChoice, DetailFields, Needs, NetnsChoice, SourceChoice, StateSelection,
+    AttributionChoice, DetailFields, EventsChoice, Needs, NetnsChoice, SourceChoice, StateSelection,
 };
 pub use columns::Column;
 pub use output::{Numeric, OutputFormat, RenderOptions};

@@ -54,14 +54,17 @@ pub enum SourceKind {
     Netlink,
     /// The text tables `/proc/net/{tcp,tcp6,udp,udp6}`.
     Proc,
+    /// A kernel event as it happened (`watch --events`), not a table.
+    Event,
 }
 
 impl SourceKind {
-    /// Name used in JSON and `--verbose` (`netlink`, `proc`).
+    /// Name used in JSON and `--verbose` (`netlink`, `proc`, `event`).
     pub fn name(self) -> &'static str {
         match self {
             SourceKind::Netlink => "netlink",
             SourceKind::Proc => "proc",
+            SourceKind::Event => "event",
         }
     }
 }

@@ -74,6 +74,7 @@ fn describe(report: &TableReport) -> String {
             "{table}: {} sockets from /proc/net{}",
             report.count, netlink_failure
         ),
+        Some(SourceKind::Event) => format!("{table}: {} sockets from kernel events", report.count),
         None => {
             let proc_failure = report
                 .proc_error

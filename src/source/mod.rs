@@ -8,6 +8,7 @@
 //! host has.
 
 pub mod bytecode;
+pub mod events;
 pub mod netlink;
 pub mod netns;
 pub mod procnet;

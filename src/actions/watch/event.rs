@@ -103,6 +103,25 @@ impl EventWriter {
         }
     }
 
+    /// Say that `count` kernel events were lost (the ring buffer was full) at `time`: what
+    /// they said is read from the tables right after, so the gap is never silent.
+    pub fn write_lost(&mut self, time: &str, count: u64, out: &mut dyn Write) -> io::Result<()> {
+        if self.json {
+            let lost = LostEvent {
+                time,
+                event: "lost",
+                lost: count,
+            };
+            safe_json::to_writer(&mut *out, &lost, false).map_err(io::Error::from)?;
+            writeln!(out)
+        } else {
+            writeln!(
+                out,
+                "{time} lost    {count} kernel events (ring buffer full); reading the tables again"
+            )
+        }
+    }
+
     fn text(&self, time: &str, kind: Kind, subject: &Subject) -> String {
         let socket = &subject.entry.socket;
         let proto = match socket.family {
@@ -165,4 +184,13 @@ struct JsonEvent<'a> {
     pid: Option<u32>,
     program: Option<String>,
     flags: Vec<&'static str>,
+}
+
+/// Kernel events lost: the ring buffer had no room for them.
+#[derive(Serialize)]
+struct LostEvent<'a> {
+    time: &'a str,
+    event: &'static str,
+    /// How many.
+    lost: u64,
 }

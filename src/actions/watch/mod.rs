@@ -10,27 +10,32 @@
 //! Each poll costs one socket dump; the process scan runs only in polls where a socket
 //! appeared, and only for the new sockets. Nothing accumulates between polls but the current
 //! listeners ([`tracker`]) and a user-name cache, so memory stays flat over days.
+//!
+//! With `--events kernel` (or `auto` where the programs load) the listeners come from kernel
+//! events instead, as they happen, and a poll runs only every few intervals ([`kernel`]).
 
 pub mod event;
+mod kernel;
 pub mod tracker;
 
 use std::io::{self, Write};
 use std::time::{Instant, SystemTime};
 
 use crate::ExitCode;
-use crate::config::{Config, Needs, OutputFormat, WatchSpec};
+use crate::config::{Config, EventsChoice, Needs, OutputFormat, WatchSpec};
 use crate::enrich::exe::Executables;
 use crate::filter;
 use crate::model::{Entry, Family, Protocol, Socket};
 use crate::pipeline::report::{self, Repeats};
 use crate::pipeline::{self, Plan};
+use crate::source::events::{EventSource, EventsUnavailable};
 use crate::sys::signals::{Stop, StopSignals};
 use crate::text::counts;
 use event::{EventWriter, Kind};
 use tracker::{Subject, Tracker};
 
 /// Watch as `spec` says, until a stop signal. Exit status: 0 on SIGTERM, 130 on Ctrl-C, 1 when
-/// the first poll cannot list sockets at all.
+/// the first poll cannot list sockets at all, or `--events kernel` cannot load its programs.
 pub fn run(
     spec: &WatchSpec,
     config: &Config,
@@ -39,6 +44,43 @@ pub fn run(
 ) -> io::Result<ExitCode> {
     let signals = StopSignals::block()?;
     let mut watcher = Watcher::new(spec, config);
+    match events(spec, config) {
+        Some(Ok(source)) => return kernel::run(source, &mut watcher, &signals, out, err),
+        Some(Err(why)) if spec.events == EventsChoice::Kernel => {
+            writeln!(err, "lsports: --events kernel: {why}")?;
+            return Ok(ExitCode::Failed);
+        }
+        Some(Err(why)) if config.verbose => {
+            writeln!(
+                err,
+                "lsports: kernel events unavailable, polling instead: {why}"
+            )?;
+        }
+        _ => {}
+    }
+    poll_loop(&mut watcher, &signals, out, err)
+}
+
+/// The kernel's events, when `spec` wants them; `None` for `--events poll`.
+fn events(spec: &WatchSpec, config: &Config) -> Option<Result<EventSource, EventsUnavailable>> {
+    if spec.events == EventsChoice::Poll {
+        return None;
+    }
+    // Kernel events describe the running system, never a snapshot or a copied proc tree.
+    if config.snapshot.is_some() || config.proc_root != std::path::Path::new("/proc") {
+        return Some(Err(EventsUnavailable::NotLive(config.proc_root.clone())));
+    }
+    Some(EventSource::open())
+}
+
+/// Poll every interval until a stop signal.
+fn poll_loop(
+    watcher: &mut Watcher,
+    signals: &StopSignals,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    let (spec, config) = (watcher.spec, watcher.config);
     let mut first = true;
     loop {
         let started = Instant::now();

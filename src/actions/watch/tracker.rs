@@ -53,6 +53,9 @@ pub struct Subject {
 #[derive(Debug, Default)]
 pub struct Tracker {
     known: HashMap<Key, Option<Subject>>,
+    /// The key of each known socket by inode, for kernel events: a TCP listener's close
+    /// event comes after the kernel has given its port back, so only its inode names it.
+    by_inode: HashMap<u64, Key>,
 }
 
 impl Tracker {
@@ -72,10 +75,7 @@ impl Tracker {
             .filter(|key| read.contains(&(key.protocol, key.family)) && !present.contains_key(*key))
             .cloned()
             .collect();
-        let closed = gone
-            .iter()
-            .filter_map(|key| self.known.remove(key).flatten())
-            .collect();
+        let closed = gone.iter().filter_map(|key| self.remove(key)).collect();
         let new = present
             .into_iter()
             .filter(|(key, _)| !self.known.contains_key(key))
@@ -89,11 +89,44 @@ impl Tracker {
     pub fn admit(&mut self, looked_at: &[Socket], kept: &[Subject]) {
         for socket in looked_at {
             self.known.insert(Key::of(socket), None);
+            if socket.inode != 0 {
+                self.by_inode.insert(socket.inode, Key::of(socket));
+            }
         }
         for subject in kept {
             self.known
                 .insert(Key::of(&subject.entry.socket), Some(subject.clone()));
         }
+    }
+
+    /// Whether the socket of `inode` is known (shown or filtered out).
+    pub fn knows_inode(&self, inode: u64) -> bool {
+        self.by_inode.contains_key(&inode)
+    }
+
+    /// Forget the socket of `inode`, which the kernel says closed: the listener shown, or
+    /// `None` when it was never shown (filtered out, or unknown).
+    pub fn close_inode(&mut self, inode: u64) -> Option<Subject> {
+        let key = self.by_inode.get(&inode)?.clone();
+        self.remove(&key)
+    }
+
+    fn remove(&mut self, key: &Key) -> Option<Subject> {
+        if self.by_inode.get(&key.inode) == Some(key) {
+            self.by_inode.remove(&key.inode);
+        }
+        self.known.remove(key).flatten()
+    }
+
+    /// The network namespaces of the listeners shown now, one each.
+    pub fn namespaces(&self) -> Vec<std::sync::Arc<crate::model::Netns>> {
+        let mut seen = std::collections::HashSet::new();
+        self.known
+            .values()
+            .flatten()
+            .filter_map(|s| s.entry.socket.netns.clone())
+            .filter(|netns| seen.insert(netns.inode))
+            .collect()
     }
 
     /// Listeners shown now.
@@ -175,6 +208,21 @@ mod tests {
         let (new, closed) = tracker.compare(Vec::new(), &BOTH[..1]);
         assert!(new.is_empty() && closed.is_empty());
         assert_eq!(tracker.len(), 1);
+    }
+
+    #[test]
+    fn a_kernel_close_finds_its_listener_by_inode_alone() {
+        let mut tracker = Tracker::default();
+        let (a, b) = (socket(Protocol::Tcp, 80, 10), socket(Protocol::Udp, 53, 11));
+        let (new, _) = tracker.compare(vec![a.clone(), b.clone()], &BOTH);
+        tracker.admit(&new, &[subject(a.clone())]);
+        assert!(tracker.knows_inode(10) && tracker.knows_inode(11));
+        assert_eq!(tracker.close_inode(10), Some(subject(a)));
+        assert_eq!(tracker.close_inode(10), None, "closed once");
+        assert_eq!(tracker.close_inode(11), None, "filtered out: never shown");
+        assert!(!tracker.knows_inode(11));
+        let (new, closed) = tracker.compare(Vec::new(), &BOTH);
+        assert!(new.is_empty() && closed.is_empty());
     }
 
     #[test]

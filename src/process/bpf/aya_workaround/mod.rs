@@ -78,7 +78,7 @@ pub fn load(
 /// at once. The process's root never changes. Without `CAP_SYS_CHROOT` (a process with only
 /// `CAP_BPF` and `CAP_PERFMON`), or when the thread cannot start, the loader is made the
 /// normal way: slower, same result.
-fn loader_without_btf() -> EbpfLoader<'static> {
+pub(crate) fn loader_without_btf() -> EbpfLoader<'static> {
     let blinded = std::thread::Builder::new()
         .name("bpf-loader".into())
         .spawn(|| {

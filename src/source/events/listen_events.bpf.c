@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
+/*
+ * listen_events: one record in a ring buffer each time a listener opens or closes.
+ *
+ *   tp_btf/inet_sock_set_state  TCP into LISTEN (opened) and out of it (closed)
+ *   cgroup/post_bind4, 6        a UDP socket bound (opened)
+ *   cgroup/sock_release         a bound UDP socket released (closed)
+ *
+ * These load on a kernel in lockdown, where kprobes and fentry are refused. The cgroup
+ * programs always allow (return 1): they watch, never decide. A record the ring has no room
+ * for is counted in `lost`, so userspace can say so and read the tables again.
+ *
+ * Rebuild with bpf/build.sh; the object next to this file is what lsports embeds.
+ */
+#include "event_types.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define TCP_LISTEN 10
+
+#define OPENED 1
+#define CLOSED 2
+
+/* The record userspace decodes (src/source/events/record.rs): 80 bytes, no padding holes. */
+struct event {
+	__u64 cookie;
+	__u64 netns;
+	__u64 inode;
+	__u64 cgroup;
+	__u32 pid;
+	__u32 uid;
+	__u8 addr[16];
+	__u16 port;
+	__u8 family;
+	__u8 protocol;
+	__u8 kind;
+	__u8 pad[3];
+	char comm[16];
+};
+
+/* Large enough for a burst of a few thousand records between two reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} EVENTS SEC(".maps");
+
+/* Records dropped because the ring was full, per CPU (no atomics needed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} LOST SEC(".maps");
+
+/*
+ * Fill what the kernel's struct sock tells: address, port, namespace and socket inode.
+ * Read with bpf_probe_read_kernel so that the same code serves the tracepoint's BTF pointer
+ * and a cgroup program's context (which is the struct sock behind the uapi bpf_sock).
+ */
+static __attribute__((always_inline)) void read_sock(struct event *e, struct sock *sk)
+{
+	struct net *net = 0;
+	struct socket *socket = 0;
+	struct file *file = 0;
+	struct inode *inode = 0;
+	unsigned int inum = 0;
+	unsigned long ino = 0;
+	unsigned short family = 0;
+
+	bpf_probe_read_kernel(&family, sizeof(family), &sk->__sk_common.skc_family);
+	e->family = family;
+	bpf_probe_read_kernel(&e->port, sizeof(e->port), &sk->__sk_common.skc_num);
+	if (family == AF_INET6)
+		bpf_probe_read_kernel(e->addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	else
+		bpf_probe_read_kernel(e->addr, 4, &sk->__sk_common.skc_rcv_saddr);
+	bpf_probe_read_kernel(&net, sizeof(net), &sk->__sk_common.skc_net.net);
+	if (net && !bpf_probe_read_kernel(&inum, sizeof(inum), &net->ns.inum))
+		e->netns = inum;
+	bpf_probe_read_kernel(&socket, sizeof(socket), &sk->sk_socket);
+	if (socket)
+		bpf_probe_read_kernel(&file, sizeof(file), &socket->file);
+	if (file)
+		bpf_probe_read_kernel(&inode, sizeof(inode), &file->f_inode);
+	if (inode && !bpf_probe_read_kernel(&ino, sizeof(ino), &inode->i_ino))
+		e->inode = ino;
+}
+
+/* Who is running: the process (thread group) id, its uid, command and cgroup. */
+static __attribute__((always_inline)) void read_current(struct event *e)
+{
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->cgroup = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+/* A zeroed record in the ring, or 0 (counted as lost) when it is full. */
+static __attribute__((always_inline)) struct event *reserve(void)
+{
+	struct event *e = bpf_ringbuf_reserve(&EVENTS, sizeof(*e), 0);
+	__u32 zero = 0;
+	__u64 *lost;
+
+	if (!e) {
+		lost = bpf_map_lookup_elem(&LOST, &zero);
+		if (lost)
+			*lost += 1;
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	return e;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int inet_sock_set_state(__u64 *ctx)
+{
+	struct sock *sk = (struct sock *)ctx[0];
+	int oldstate = (int)ctx[1];
+	int newstate = (int)ctx[2];
+	__u16 protocol = 0;
+	struct event *e;
+
+	if ((oldstate == TCP_LISTEN) == (newstate == TCP_LISTEN))
+		return 0;
+	bpf_probe_read_kernel(&protocol, sizeof(protocol), &sk->sk_protocol);
+	if (protocol != IPPROTO_TCP)
+		return 0;
+	e = reserve();
+	if (!e)
+		return 0;
+	e->kind = newstate == TCP_LISTEN ? OPENED : CLOSED;
+	e->protocol = IPPROTO_TCP;
+	e->cookie = bpf_get_socket_cookie(sk);
+	read_sock(e, sk);
+	read_current(e);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/*
+ * A UDP socket as a cgroup program sees it. Its context is the kernel's struct sock behind
+ * the uapi bpf_sock, which does not offer the address to sock_release: everything is read
+ * from the struct sock, as the tracepoint does.
+ */
+static __attribute__((always_inline)) void udp_event(struct bpf_sock *ctx, __u8 kind)
+{
+	struct event *e;
+
+	if (ctx->protocol != IPPROTO_UDP)
+		return;
+	e = reserve();
+	if (!e)
+		return;
+	e->kind = kind;
+	e->protocol = IPPROTO_UDP;
+	e->cookie = bpf_get_socket_cookie(ctx);
+	read_sock(e, (struct sock *)ctx);
+	/* Released before it was bound: never a listener. */
+	if (e->port == 0) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	read_current(e);
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup/post_bind4")
+int post_bind4(struct bpf_sock *ctx)
+{
+	udp_event(ctx, OPENED);
+	return 1;
+}
+
+SEC("cgroup/post_bind6")
+int post_bind6(struct bpf_sock *ctx)
+{
+	udp_event(ctx, OPENED);
+	return 1;
+}
+
+SEC("cgroup/sock_release")
+int sock_release(struct bpf_sock *ctx)
+{
+	udp_event(ctx, CLOSED);
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
