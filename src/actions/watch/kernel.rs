@@ -63,7 +63,7 @@ pub(super) fn run(
     if watcher.config.verbose {
         writeln!(
             err,
-            "lsports: watching {} with kernel events, reading the tables again every {}",
+            "lsports: watching {}, with kernel events (reading the tables again every {})",
             counts::count(watcher.tracker.len(), "listener"),
             crate::text::duration::display(reconcile)
         )?;
@@ -273,7 +273,7 @@ fn socket_of(event: &ListenEvent, netns: Arc<Netns>) -> Socket {
 }
 
 /// The namespace `--netns` watches, by inode; `None` for all of them.
-fn scope(choice: &NetnsChoice, proc_root: &Path) -> Option<u64> {
+pub(super) fn scope(choice: &NetnsChoice, proc_root: &Path) -> Option<u64> {
     let path = match choice {
         NetnsChoice::All => return None,
         NetnsChoice::Current => proc_root.join("thread-self/ns/net"),

@@ -70,7 +70,10 @@ fn events(spec: &WatchSpec, config: &Config) -> Option<Result<EventSource, Event
     if config.snapshot.is_some() || config.proc_root != std::path::Path::new("/proc") {
         return Some(Err(EventsUnavailable::NotLive(config.proc_root.clone())));
     }
-    Some(EventSource::open())
+    Some(EventSource::open(kernel::scope(
+        &config.netns,
+        &config.proc_root,
+    )))
 }
 
 /// Poll every interval until a stop signal.

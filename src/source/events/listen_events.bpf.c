@@ -40,6 +40,12 @@ struct event {
 	char comm[16];
 };
 
+/*
+ * The nsfs inode of the one network namespace watched, or 0 for every namespace: set by the
+ * loader, so that a watch of one namespace is not woken, nor its ring filled, by the others.
+ */
+volatile const __u64 watched_netns = 0;
+
 /* Large enough for a burst of a few thousand records between two reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -54,6 +60,24 @@ struct {
 	__type(value, __u64);
 } LOST SEC(".maps");
 
+/* The nsfs inode of the socket's network namespace, 0 when it cannot be read. */
+static __attribute__((always_inline)) __u64 netns_of(struct sock *sk)
+{
+	struct net *net = 0;
+	unsigned int inum = 0;
+
+	bpf_probe_read_kernel(&net, sizeof(net), &sk->__sk_common.skc_net.net);
+	if (net)
+		bpf_probe_read_kernel(&inum, sizeof(inum), &net->ns.inum);
+	return inum;
+}
+
+/* Whether the socket is in the namespace watched. */
+static __attribute__((always_inline)) int watched(struct sock *sk)
+{
+	return !watched_netns || netns_of(sk) == watched_netns;
+}
+
 /*
  * Fill what the kernel's struct sock tells: address, port, namespace and socket inode.
  * Read with bpf_probe_read_kernel so that the same code serves the tracepoint's BTF pointer
@@ -61,11 +85,9 @@ struct {
  */
 static __attribute__((always_inline)) void read_sock(struct event *e, struct sock *sk)
 {
-	struct net *net = 0;
 	struct socket *socket = 0;
 	struct file *file = 0;
 	struct inode *inode = 0;
-	unsigned int inum = 0;
 	unsigned long ino = 0;
 	unsigned short family = 0;
 
@@ -76,9 +98,7 @@ static __attribute__((always_inline)) void read_sock(struct event *e, struct soc
 		bpf_probe_read_kernel(e->addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	else
 		bpf_probe_read_kernel(e->addr, 4, &sk->__sk_common.skc_rcv_saddr);
-	bpf_probe_read_kernel(&net, sizeof(net), &sk->__sk_common.skc_net.net);
-	if (net && !bpf_probe_read_kernel(&inum, sizeof(inum), &net->ns.inum))
-		e->netns = inum;
+	e->netns = netns_of(sk);
 	bpf_probe_read_kernel(&socket, sizeof(socket), &sk->sk_socket);
 	if (socket)
 		bpf_probe_read_kernel(&file, sizeof(file), &socket->file);
@@ -126,7 +146,7 @@ int inet_sock_set_state(__u64 *ctx)
 	if ((oldstate == TCP_LISTEN) == (newstate == TCP_LISTEN))
 		return 0;
 	bpf_probe_read_kernel(&protocol, sizeof(protocol), &sk->sk_protocol);
-	if (protocol != IPPROTO_TCP)
+	if (protocol != IPPROTO_TCP || !watched(sk))
 		return 0;
 	e = reserve();
 	if (!e)
@@ -149,7 +169,7 @@ static __attribute__((always_inline)) void udp_event(struct bpf_sock *ctx, __u8 
 {
 	struct event *e;
 
-	if (ctx->protocol != IPPROTO_UDP)
+	if (ctx->protocol != IPPROTO_UDP || !watched((struct sock *)ctx))
 		return;
 	e = reserve();
 	if (!e)

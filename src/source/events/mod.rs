@@ -52,9 +52,10 @@ impl std::fmt::Debug for EventSource {
 }
 
 impl EventSource {
-    /// Load and attach the programs; the events start now.
-    pub fn open() -> Result<EventSource, EventsUnavailable> {
-        let mut ebpf = program::load()?;
+    /// Load and attach the programs; the events start now. With `netns` (an nsfs inode),
+    /// only that network namespace's listeners are reported; with `None`, every one's.
+    pub fn open(netns: Option<u64>) -> Result<EventSource, EventsUnavailable> {
+        let mut ebpf = program::load(netns)?;
         let missing = |name: &str| EventsUnavailable::Load(format!("no map {name} in the object"));
         let ring = ebpf
             .take_map(program::RING)

@@ -25,6 +25,8 @@ static OBJECT: &[u8] = include_bytes!("listen_events.bpf.o");
 const TRACEPOINT: &str = "inet_sock_set_state";
 /// The cgroup-sock programs, by function name.
 const CGROUP_PROGRAMS: [&str; 3] = ["post_bind4", "post_bind6", "sock_release"];
+/// The filter on one network namespace (`volatile const`: fixed when loaded).
+const WATCHED_NETNS: &str = "watched_netns";
 /// The ring buffer and the per-CPU count of records it had no room for.
 pub(super) const RING: &str = "EVENTS";
 pub(super) const LOST: &str = "LOST";
@@ -35,13 +37,16 @@ const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-/// Check, load and attach everything; the loaded object owns every attachment.
-pub fn load() -> Result<Ebpf, EventsUnavailable> {
+/// Check, load and attach everything, reporting only sockets of the network namespace of
+/// nsfs inode `netns` (`None`: of every namespace); the loaded object owns every attachment.
+pub fn load(netns: Option<u64>) -> Result<Ebpf, EventsUnavailable> {
     check_privileges()?;
     let cgroup = cgroup_root()?;
     let btf = Btf::from_sys_fs().map_err(|e| EventsUnavailable::NoBtf(chain(&e)))?;
+    let watched = netns.unwrap_or(0);
     let mut ebpf = loader_without_btf()
         .btf(Some(&btf))
+        .override_global(WATCHED_NETNS, &watched, true)
         .load(OBJECT)
         .map_err(|e| EventsUnavailable::Load(chain(&e)))?;
     attach_tracepoint(&mut ebpf, &btf)?;
