@@ -368,3 +368,48 @@ fn poll_is_what_it_says_and_minus_c_refuses_events() {
         "{message}"
     );
 }
+
+#[test]
+fn a_udp_socket_autobound_by_sendto_is_found_by_the_reconciling_poll() {
+    if !need_root("loading the kernel event programs") {
+        return;
+    }
+    let world = resident_world();
+    // Reading the tables every 10 intervals: every second here.
+    let mut watch = Watch::start(
+        world.enter(),
+        world.dir(),
+        &[
+            "--events",
+            "kernel",
+            "--changes-only",
+            "--interval",
+            "100ms",
+        ],
+        "with kernel events",
+    );
+    // No bind(): sendto gives the socket a port, and no hook sees it.
+    let script = "import socket, os, time\n\
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        s.sendto(b'x', ('127.0.0.1', 9))\n\
+        print(os.getpid(), s.getsockname()[1], flush=True)\n\
+        time.sleep(300)\n";
+    let mut cmd = world.enter();
+    cmd.args(["python3", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut sender = Spawned::start(cmd, "the sender");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(sender.child_mut().stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let (pid, port) = line.trim().split_once(' ').unwrap();
+    let (pid, port): (u64, u64) = (pid.parse().unwrap(), port.parse().unwrap());
+    watch.wait_for("the autobound socket", |e| is(e, "opened", port));
+    let (events, _) = watch.stop();
+    let opened = events.iter().find(|e| is(e, "opened", port)).unwrap();
+    assert_eq!(opened["pid"], pid);
+    assert_eq!(opened["source"], "netlink", "from the poll, not an event");
+}
