@@ -95,12 +95,13 @@ pub enum Command {
     /// Print an event each time a listener opens or closes (-c: reprint the listing)
     #[command(
         args_override_self = true,
-        long_about = "Poll every --interval (default 1s) and print an event each time a \
-            listener appears or disappears: time, opened/closed, protocol, address, port, \
-            program and pid, as a line of text or, with --format jsonl, as JSON Lines for log \
-            shippers. The first poll prints the listeners present then, as `present` events, \
-            unless --changes-only. With -c, reprint the whole listing every interval instead, \
-            as netstat -c does.",
+        long_about = "Print an event each time a listener appears or disappears: time, \
+            opened/closed, protocol, address, port, program and pid, as a line of text or, \
+            with --format jsonl, as JSON Lines for log shippers. As root, the kernel reports \
+            each one as it happens (--events, default auto), even a listener that lives a \
+            millisecond; otherwise watch polls every --interval (default 1s). The first poll \
+            prints the listeners present then, as `present` events, unless --changes-only. \
+            With -c, reprint the whole listing every interval instead, as netstat -c does.",
         after_long_help = "Stops cleanly on Ctrl-C (exit status 130, the shell's convention \
             for SIGINT) and on SIGTERM (exit status 0, a service manager's normal stop)."
     )]

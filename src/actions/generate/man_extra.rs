@@ -159,6 +159,12 @@ pub const EXAMPLES: &[Example] = &[
         shell: "",
     },
     Example {
+        what: "As root, catch every listener of every network namespace, even one that lives a \
+               millisecond, from kernel events (exit 1 where they cannot load):",
+        args: &["watch", "--events", "kernel", "--netns", "all"],
+        shell: "",
+    },
+    Example {
         what: "Save everything lsports reads into one file, and read it on another machine:",
         args: &["capture", "web1.tar.gz"],
         shell: "",
