@@ -204,6 +204,7 @@ fn listeners_living_a_millisecond_are_reported_opened_and_closed() {
     );
     // The same socket object as a listing's, placed in the watched namespace.
     for event in &events {
+        assert_valid_as(event, "watch_event", "a kernel watch event");
         assert_eq!(event["netns"]["inode"], netns_inode(&world), "{event}");
         assert_eq!(event["source"], "event", "{event}");
         assert_eq!(event["processes"][0]["pid"], pid, "{event}");
