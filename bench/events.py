@@ -111,17 +111,19 @@ def flash(bin, total, base):
 
 
 def idle(bin, world, seconds):
-    marker = tempfile.NamedTemporaryFile("w+", prefix="lsports-ev-world-")
     cmd = [sys.executable, world, "--procs", "500", "--tcp", "20000", "--udp", "2000", "--",
-           "sh", "-c", f"readlink /proc/self/ns/net > {marker.name}; sleep {seconds + 120}"]
-    w = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+           "sh", "-c", f"readlink /proc/self/ns/net; sleep {seconds + 120}"]
+    # The world has a mount namespace of its own: it tells its network namespace on stdout.
+    log = tempfile.TemporaryFile("w+")  # world.py's progress, for a failure
+    w = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
     try:
-        deadline = time.time() + 300
-        while not open(marker.name).read().strip():
-            if time.time() > deadline or w.poll() is not None:
-                sys.exit("the world did not come up")
-            time.sleep(0.5)
-        inode = int(open(marker.name).read().strip()[5:-1])
+        line = ""
+        while not line.startswith("net:["):
+            line = w.stdout.readline()
+            if not line:
+                log.seek(0)
+                sys.exit(f"the world did not come up: {log.read()[-2000:]}")
+        inode = int(line.strip()[5:-1])
         holder = next(p for p in os.listdir("/proc") if p.isdigit() and _ns(p) == inode)
         path = f"/proc/{holder}/ns/net"
         results = {}
@@ -137,7 +139,8 @@ def idle(bin, world, seconds):
         print(f"idle over {seconds} s in the large world (20,000 TCP + 2,000 UDP listeners, 500 processes): "
               f"kernel events {results['kernel']:.2f} % of a core, polling at 1 s {results['poll']:.2f} %")
     finally:
-        os.killpg(w.pid, 15)
+        if w.poll() is None:
+            os.killpg(w.pid, 15)
         w.wait()
 
 
