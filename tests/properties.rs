@@ -98,6 +98,7 @@ fn render(sockets: &[Socket]) -> String {
             owner_unknown: Some(OwnerUnknownReason::NotFound),
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         })
         .collect();
     let mut out = Vec::new();

@@ -228,6 +228,7 @@ mod tests {
             owner_unknown: None,
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         }
     }
 

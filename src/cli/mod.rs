@@ -189,6 +189,34 @@ pub struct Cli {
     )]
     pub exposure: Vec<Vec<Exposure>>,
 
+    /// Only what the network can reach through the firewall: open, restricted, and unknown
+    #[arg(
+        long,
+        help_heading = FILTERS,
+        long_help = "Only sockets a new connection from outside can reach through this host's \
+            firewall (nftables, iptables): reach open or restricted, for some address family. \
+            A socket whose reach is unknown (a rule lsports cannot evaluate, or rules it cannot \
+            read: run as root) is kept too, since it may be reachable: an audit must not miss \
+            one. Implies reading the firewall rules, as the reach column does.",
+        global = true
+    )]
+    pub reachable: bool,
+
+    /// Evaluate the firewall for every socket: the reach column, Prometheus' reach label
+    #[arg(
+        long,
+        help_heading = OUTPUT,
+        long_help = "Read this host's firewall rules (nft, iptables-save; needs root or \
+            CAP_NET_ADMIN) and say for every socket whether a new connection from outside \
+            gets through: open, restricted (only from named sources, interfaces, or under a \
+            rate limit), filtered, rejected, local (bound to loopback), unknown. Adds the \
+            reach column to the table and CSV, and the reach label to Prometheus' per-socket \
+            series (left out otherwise, so series stay the same from run to run). JSON always \
+            carries it; -e and -o reach show it too.",
+        global = true
+    )]
+    pub reach: bool,
+
     /// Leave out UDP client sockets on ephemeral ports (resolvers, browsers)
     #[arg(
         long,
@@ -493,6 +521,7 @@ impl Cli {
             state_root: self.state_root.clone().unwrap_or_else(|| "/".into()),
             netns: self.netns.clone(),
             notes: self.notes(),
+            reach: self.reach,
         })
     }
 
@@ -606,6 +635,7 @@ impl Cli {
             containers: self.containers.iter().map(|p| Glob::new(p)).collect(),
             units: self.units.iter().map(|p| Glob::new(p)).collect(),
             ephemeral: self.ignore_ephemeral.then(|| self.ephemeral_ports()),
+            reachable: self.reachable,
         })
     }
 

@@ -80,6 +80,9 @@ pub struct Needs {
     /// Label each socket and holder with its systemd unit and container (which needs the
     /// holders: the columns and filters that use labels ask for them too).
     pub labels: bool,
+    /// Evaluate the firewall for each socket (`reach`): the ruleset is read once per run
+    /// (once per poll for `watch` and `-c`), and only when this is set.
+    pub reach: bool,
 }
 
 impl Needs {
@@ -90,6 +93,7 @@ impl Needs {
         details: DetailFields::NONE,
         findings: false,
         labels: false,
+        reach: false,
     };
     /// Everything: a listener's full identity, and its findings.
     pub const EVERYTHING: Needs = Needs {
@@ -98,6 +102,7 @@ impl Needs {
         details: DetailFields::ALL,
         findings: true,
         labels: true,
+        reach: true,
     };
 
     /// Everything either needs.
@@ -108,6 +113,7 @@ impl Needs {
             details: self.details.and(other.details),
             findings: self.findings || other.findings,
             labels: self.labels || other.labels,
+            reach: self.reach || other.reach,
         }
     }
 }

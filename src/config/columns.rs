@@ -79,6 +79,10 @@ pub enum Column {
     /// The systemd unit that made the socket or runs its holder (`nginx.service`); a socket
     /// that socket activation passed on shows both (`sshd.socket → sshd.service`).
     Unit,
+    /// Whether a new connection from outside gets through the firewall: `open`,
+    /// `restricted`, `filtered`, `rejected`, `local`, `unknown`; one per family
+    /// (`ipv4:open ipv6:filtered`) where a dual-stack socket's families differ.
+    Reach,
 }
 
 impl Column {
@@ -112,6 +116,7 @@ impl Column {
             Column::Flags => "Flags",
             Column::Container => "Container",
             Column::Unit => "Unit",
+            Column::Reach => "Reach",
         }
     }
 
@@ -145,6 +150,7 @@ impl Column {
             Column::Flags => "flags",
             Column::Container => "container",
             Column::Unit => "unit",
+            Column::Reach => "reach",
         }
     }
 
@@ -187,12 +193,17 @@ impl Column {
                 labels: true,
                 ..holders
             },
+            Column::Reach => Needs {
+                reach: true,
+                ..Needs::NOTHING
+            },
             _ => Needs::NOTHING,
         }
     }
 
     /// netstat's table: `Proto Recv-Q Send-Q Local Address Foreign Address State`, then
-    /// `User Inode` under `-e`, then `PID/Program name`.
+    /// `User Inode` under `-e`, then `PID/Program name`, then `Reach` under `-e` (last, so
+    /// netstat's columns keep their places).
     pub fn table_default(extend: bool) -> Vec<Column> {
         let mut columns = vec![
             Column::Proto,
@@ -206,6 +217,9 @@ impl Column {
             columns.extend([Column::User, Column::Inode]);
         }
         columns.push(Column::Process);
+        if extend {
+            columns.push(Column::Reach);
+        }
         columns
     }
 

@@ -60,6 +60,9 @@ pub struct Config {
     /// Notes on how the command line was read (netstat's `-o` timers), printed on stderr
     /// before the run.
     pub notes: Vec<String>,
+    /// Evaluate the firewall for every socket, for a format that shows it only when asked
+    /// (`--reach`: the table's and CSV's `reach` column, Prometheus' `reach` label).
+    pub reach: bool,
 }
 
 impl Config {
@@ -71,8 +74,17 @@ impl Config {
             .collect()
     }
 
-    /// The columns the table or CSV shows: the chosen ones, or the format's default.
+    /// The columns the table or CSV shows: the chosen ones, or the format's default (with
+    /// `reach` last under `--reach`).
     pub fn shown_columns(&self) -> Vec<Column> {
+        let mut columns = self.chosen_or_default_columns();
+        if self.reach && !columns.contains(&Column::Reach) {
+            columns.push(Column::Reach);
+        }
+        columns
+    }
+
+    fn chosen_or_default_columns(&self) -> Vec<Column> {
         match &self.columns {
             Some(columns) => columns.clone(),
             None if self.format == OutputFormat::Csv => {
@@ -86,6 +98,7 @@ impl Config {
     /// each shown column's, and the filters' ([`Config::filter_needs`]).
     pub fn needs(&self) -> Needs {
         let mut needs = self.format.needs().and(self.filter_needs());
+        needs.reach |= self.reach;
         if self.format.has_columns() {
             for column in self.shown_columns() {
                 needs = needs.and(column.needs());
@@ -113,6 +126,7 @@ impl Config {
                 uid: !self.filter.uids.is_empty(),
             },
             findings: false,
+            reach: self.filter.reachable,
         }
     }
 
@@ -126,6 +140,7 @@ impl Config {
             wide: self.wide,
             protocols: self.protocols.clone(),
             families: self.families.clone(),
+            reach_label: self.reach,
         }
     }
 }

@@ -37,8 +37,10 @@ impl OutputFormat {
     }
 
     /// What the format itself needs read: the JSON formats describe every holder with its
-    /// executable, Prometheus every holder; a table or CSV needs only what its columns show.
-    /// None shows the suspicious-listener flags but through the `flags` column.
+    /// executable and every socket's reach, Prometheus every holder; a table or CSV needs
+    /// only what its columns show. None shows the suspicious-listener flags but through the
+    /// `flags` column; Prometheus shows reach only when asked (`--reach`), so that its series
+    /// stay the same from one run to the next.
     pub fn needs(self) -> Needs {
         let every_exe = Needs {
             findings: false,
@@ -46,6 +48,7 @@ impl OutputFormat {
         };
         let every_holder = Needs {
             executables: false,
+            reach: false,
             ..every_exe
         };
         match self {
@@ -73,4 +76,6 @@ pub struct RenderOptions {
     pub protocols: Vec<Protocol>,
     /// Families shown.
     pub families: Vec<Family>,
+    /// Label each Prometheus series with the socket's reach (`--reach`).
+    pub reach_label: bool,
 }

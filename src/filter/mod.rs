@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use crate::filter::ephemeral::EphemeralPorts;
 use crate::model::exposure::{self, Exposure};
 use crate::model::labels::Labels;
+use crate::model::reach::Verdict;
 use crate::model::{Entry, Family, OwnerProcess, Protocol, Socket};
 pub use glob::Glob;
 pub use ports::{PortSet, PortSpecError};
@@ -44,6 +45,9 @@ pub struct Filter {
     /// Leave out UDP client sockets on ports of this range (`--ignore-ephemeral`); `None`
     /// keeps them.
     pub ephemeral: Option<EphemeralPorts>,
+    /// Keep only what the network can reach through the firewall (`--reachable`): `open`,
+    /// `restricted`, and `unknown` (which may be either); applied once reach is evaluated.
+    pub reachable: bool,
 }
 
 impl Filter {
@@ -92,6 +96,17 @@ impl Filter {
                 .iter()
                 .any(|p| self.programs.iter().any(|glob| program_matches(glob, p)));
         pid_ok && user_ok && program_ok && self.keeps_labels(entry)
+    }
+
+    /// Whether `--reachable` keeps an entry whose reach was evaluated: some family's verdict
+    /// lets a packet through, or may (`unknown`: an auditor asking what the network can reach
+    /// must not have a listener hidden because a rule could not be read).
+    pub fn keeps_reach(&self, entry: &Entry) -> bool {
+        !self.reachable
+            || entry
+                .reach
+                .iter()
+                .any(|r| r.verdict.is_reachable() || r.verdict == Verdict::Unknown)
     }
 
     /// Whether `--container` and `--unit` keep the entry: a match on the socket's own labels
@@ -260,6 +275,7 @@ mod tests {
             owner_unknown: None,
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         }
     }
 

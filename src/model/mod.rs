@@ -5,6 +5,7 @@
 pub mod exposure;
 pub mod finding;
 pub mod labels;
+pub mod reach;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -276,6 +277,10 @@ pub struct Entry {
     /// its holders'; a socket systemd's socket activation made names both units
     /// (`sshd.socket → sshd.service`). Filled like [`OwnerProcess::labels`].
     pub labels: Option<Arc<labels::Labels>>,
+    /// Whether a new connection from outside gets through the firewall, one verdict per
+    /// address family the socket accepts: filled by the enrich stage when an output, a filter
+    /// or an action asks for it (`reach`), empty otherwise.
+    pub reach: Vec<reach::Reach>,
 }
 
 #[cfg(test)]

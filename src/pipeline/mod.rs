@@ -29,6 +29,7 @@ use crate::config::{
     AttributionChoice, Column, Config, Needs, NetnsChoice, RenderOptions, StateSelection,
 };
 use crate::enrich::exe::Executables;
+use crate::enrich::reach::{self, apply::RulesFrom};
 use crate::enrich::{labels, suspicious};
 use crate::filter::{self, Filter, PortSet};
 use crate::model::{Entry, OwnerUnknownReason, Socket};
@@ -124,6 +125,8 @@ pub struct Listing {
     /// What went wrong while finding owners (a failed walking thread; under `--verbose`, a
     /// process file that did not parse).
     pub scan_warnings: Vec<process::ScanWarning>,
+    /// Why some firewall rules could not be read (their listeners' reach is `unknown`).
+    pub reach_note: Option<String>,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
@@ -241,6 +244,7 @@ pub fn attribute(
         entries: attributed.entries,
         exes: Executables::default(),
         scan_warnings: attributed.warnings,
+        reach_note: None,
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
@@ -269,10 +273,21 @@ pub fn select(mut listing: Listing, filter: &Filter) -> Listing {
     listing
 }
 
-/// Read what the plan needs beyond the holders, once per entry: their executables, and the
+/// Read what the plan needs beyond the holders, once per entry: each listener's reach through
+/// the firewall (first, since `--reachable` selects by it), their executables, and the
 /// suspicious-listener findings (which look at those executables' directories).
 pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
     let needs = plan.needs;
+    if needs.reach {
+        let from = match plan.request.snapshot {
+            Some(_) => RulesFrom::Captured,
+            None => RulesFrom::Live(&plan.proc_root),
+        };
+        let sources = reach::Sources::default();
+        listing.reach_note = reach::apply::evaluate(&mut listing.entries, from, &sources);
+        listing.entries.retain(|e| plan.filter.keeps_reach(e));
+        mark("reach evaluated");
+    }
     if needs.executables || needs.findings {
         listing.exes = Executables::read(&plan.proc_root, &listing.entries);
     }
@@ -316,6 +331,9 @@ impl Listing {
 
     /// Say on `err` what the process scan could not see, and what would fix it.
     pub fn report_attribution(&self, config: &Config, err: &mut dyn Write) -> io::Result<()> {
+        if let Some(note) = &self.reach_note {
+            report::reach_once(note, err)?;
+        }
         if !self.attributed {
             return Ok(());
         }
@@ -394,6 +412,7 @@ fn unattributed(sockets: Vec<Socket>) -> Vec<Entry> {
             owner_unknown: None,
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         })
         .collect()
 }

@@ -196,3 +196,14 @@ mod tests {
         assert!(out.is_empty(), "nothing to say about nobody");
     }
 }
+
+/// Say why the firewall rules could not be read, once per process: `watch` and `-c` read
+/// them every poll, and the reason does not change between polls.
+pub fn reach_once(note: &str, err: &mut dyn Write) -> io::Result<()> {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    let note = crate::text::sanitize::terminal_safe(note.as_bytes());
+    writeln!(err, "lsports: {note}")
+}

@@ -35,6 +35,7 @@ fn implant() -> Entry {
         owner_unknown: None,
         findings: Vec::new(),
         labels: None,
+        reach: Vec::new(),
     }
 }
 

@@ -41,6 +41,7 @@ fn entry(
         owner_unknown,
         findings: Vec::new(),
         labels: None,
+        reach: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@ use super::labels::{Labels, device_label, program_cell, push_number, write_progr
 use crate::config::Column;
 use crate::enrich::exe::Executables;
 use crate::model::exposure;
+use crate::model::reach::Reach;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, Socket};
 use crate::text::pids::pid_list;
 use crate::text::sanitize;
@@ -122,7 +123,32 @@ impl<'a> Cells<'a> {
                 let unit = entry.labels.as_deref().and_then(|l| l.display_unit());
                 self.or_missing(unit.map(Cow::into_owned))
             }
+            Column::Reach => self.reach(&entry.reach),
         }
+    }
+
+    /// The verdict (`open`), or one per family where they differ (`ipv4:open ipv6:filtered`;
+    /// `;`-separated in the CSV); under `-w` each followed by what decided it, escaped (a rule's
+    /// comment can hold any character). Empty for a socket that is not listening.
+    fn reach(&self, reach: &[Reach]) -> String {
+        let one = |r: &Reach| {
+            let verdict = match reach.len() {
+                1 => r.verdict.name().to_string(),
+                _ => format!("{}:{}", r.family.name(), r.verdict.name()),
+            };
+            match self.style {
+                Style::Display { wide: true } => {
+                    format!("{verdict} ({})", sanitize::terminal_safe_text(r.by.clone()))
+                }
+                _ => verdict,
+            }
+        };
+        let separator = match self.style {
+            Style::Display { .. } => " ",
+            Style::Machine => ";",
+        };
+        let text = reach.iter().map(one).collect::<Vec<_>>().join(separator);
+        self.or_missing((!text.is_empty()).then_some(text))
     }
 
     fn proto(&self, socket: &Socket) -> String {
@@ -267,6 +293,7 @@ mod tests {
             owner_unknown: None,
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         }
     }
 

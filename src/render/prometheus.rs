@@ -1,7 +1,7 @@
 //! Prometheus text exposition format (version 0.0.4), for node_exporter's textfile collector.
 //!
 //! ```text
-//! lsports_listening_socket{proto,family,address,port,interface,netns,exposure,program,user[,container][,unit]}
+//! lsports_listening_socket{proto,family,address,port,interface,netns,exposure,program,user[,container][,unit][,reach]}
 //!     one series per listening socket; the value is how many sockets share the labels
 //!     (1, or the number of SO_REUSEPORT siblings, which would otherwise be duplicates)
 //! lsports_listening_sockets{proto,exposure}
@@ -10,7 +10,8 @@
 //!     the same by the family that reaches them: a dual-stack [::] counts for ipv4 too
 //! ```
 //!
-//! PIDs are left out of the labels on purpose: every restart would start a new series.
+//! PIDs are left out of the labels on purpose: every restart would start a new series. So is
+//! `reach` unless asked for (`--reach`): a firewall change would start new series too.
 //! Label values are made terminal-safe first (a process name with an escape sequence shows as
 //! `\e[2J`), then escaped as the format requires (`\\`, `\"`, `\n`), so every file parses.
 
@@ -41,7 +42,7 @@ pub fn write_prometheus(
         out,
         "lsports_listening_socket",
         "Listening socket with these labels: 1, or the number of SO_REUSEPORT siblings sharing them.",
-        &per_socket(&listening, labels),
+        &per_socket(&listening, labels, options.reach_label),
     )?;
     write_family(
         out,
@@ -57,11 +58,14 @@ pub fn write_prometheus(
     )
 }
 
-fn per_socket(entries: &[&Entry], labels: &mut Labels) -> Vec<(LabelSet, u64)> {
+fn per_socket(entries: &[&Entry], labels: &mut Labels, reach: bool) -> Vec<(LabelSet, u64)> {
     let mut series: Vec<(LabelSet, u64)> = Vec::new();
     let mut index: HashMap<LabelSet, usize> = HashMap::new();
     for entry in entries {
-        let set = socket_labels(entry, labels);
+        let mut set = socket_labels(entry, labels);
+        if reach {
+            set.push(("reach", reach_label(entry)));
+        }
         match index.get(&set) {
             Some(&i) => series[i].1 += 1,
             None => {
@@ -119,6 +123,15 @@ fn ownership_labels(entry: &Entry) -> LabelSet {
     });
     let unit = labels.display_unit().map(|u| ("unit", u.into_owned()));
     container.into_iter().chain(unit).collect()
+}
+
+/// The verdict (`open`), or one per family where they differ (`ipv4:open,ipv6:filtered`).
+fn reach_label(entry: &Entry) -> String {
+    let one = |r: &crate::model::reach::Reach| match entry.reach.len() {
+        1 => r.verdict.name().to_string(),
+        _ => format!("{}:{}", r.family.name(), r.verdict.name()),
+    };
+    entry.reach.iter().map(one).collect::<Vec<_>>().join(",")
 }
 
 /// Distinct process names in pid order, joined by `;` (empty when no holder is known).
@@ -237,6 +250,7 @@ mod tests {
             owner_unknown: None,
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         }
     }
 

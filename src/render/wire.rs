@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::labels::Labels;
 use crate::model::exposure;
 use crate::model::labels::Labels as ModelLabels;
+use crate::model::reach::Reach;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, SourceKind};
 use crate::text::sanitize;
 
@@ -76,6 +77,38 @@ pub struct Socket {
     pub processes: Vec<Process>,
     /// Why `processes` is empty (`kernel`, `permission`, …); `None` when it is not.
     pub owner_unknown_reason: Option<Word>,
+    /// Whether a new connection from outside gets through the firewall: one per address
+    /// family where a dual-stack socket's families differ, else one; empty for a socket that
+    /// is not listening, or when reach was not evaluated (a watch or audit always does).
+    #[serde(default)]
+    pub reach: Vec<ReachWire>,
+}
+
+/// A listener's reach for one address family (`#/$defs/reach`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachWire {
+    /// `open`, `restricted`, `filtered`, `rejected`, `local` or `unknown`.
+    pub verdict: Word,
+    /// `ipv4` or `ipv6`: the family evaluated.
+    pub family: Word,
+    /// What decided it: a rule, a chain's policy, `no ruleset`, or why it is unknown. Text
+    /// from the ruleset, kept as it is (the JSON writer escapes control characters).
+    pub by: String,
+    /// For `restricted`, the alternative conditions under which a packet gets through, in
+    /// nft syntax (`ip saddr 192.0.2.0/24`).
+    pub conditions: Vec<String>,
+}
+
+impl ReachWire {
+    /// The wire form of one verdict.
+    pub fn of(reach: &Reach) -> ReachWire {
+        ReachWire {
+            verdict: Cow::Borrowed(reach.verdict.name()),
+            family: Cow::Borrowed(reach.family.name()),
+            by: reach.by.clone(),
+            conditions: reach.conditions.clone(),
+        }
+    }
 }
 
 /// A socket's network namespace: `{"inode": N, "name": "w1" | null}`.
@@ -189,6 +222,7 @@ impl Socket {
                 .map(|(i, p)| Process::of(p, labels, exe(i, p)))
                 .collect(),
             owner_unknown_reason: entry.owner_unknown.map(|r| Cow::Borrowed(r.name())),
+            reach: entry.reach.iter().map(ReachWire::of).collect(),
         }
     }
 }

@@ -46,6 +46,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
             owner_unknown: None,
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         },
         findings: Vec::new(),
         exes: Vec::new(),

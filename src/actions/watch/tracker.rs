@@ -159,6 +159,7 @@ mod tests {
                 owner_unknown: None,
                 findings: Vec::new(),
                 labels: None,
+                reach: Vec::new(),
             },
             exes: Vec::new(),
             findings: Vec::new(),

@@ -16,6 +16,7 @@
 //! is a run of ports no rule tells apart, so 25,000 listeners against 1,000 rules cost a few
 //! thousand evaluations at most.
 
+pub mod apply;
 pub mod classes;
 pub mod eval;
 pub mod index;
@@ -72,6 +73,12 @@ impl Ruleset {
             Verdict::Unknown,
             format!("firewall rules unreadable: {error}"),
         )
+    }
+
+    /// Rules that were not read, for the reason `by` (a snapshot, a namespace that could not
+    /// be entered): everything `unknown`, by it.
+    pub fn fixed_unknown(by: String) -> Ruleset {
+        Ruleset::fixed(Verdict::Unknown, by)
     }
 
     fn fixed(verdict: Verdict, by: String) -> Ruleset {

@@ -43,6 +43,7 @@ fn entry(addr: &str, holders: &[(u32, u32)], unknown: Option<OwnerUnknownReason>
         owner_unknown: unknown,
         findings: Vec::new(),
         labels: None,
+        reach: Vec::new(),
     }
 }
 

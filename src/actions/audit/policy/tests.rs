@@ -49,6 +49,7 @@ fn listener(
         owner_unknown: None,
         findings: Vec::new(),
         labels: None,
+        reach: Vec::new(),
     };
     (entry, identity)
 }

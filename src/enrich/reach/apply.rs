@@ -1,0 +1,178 @@
+//! Reach for a listing: the rules of every network namespace its listeners live in, each read
+//! once (by a thread that entered the namespace, since `nft` and `iptables-save` read the
+//! namespace they run in), and every listener evaluated against its own namespace's rules.
+//!
+//! Only listening sockets get a reach: the question is the fate of a *new* inbound
+//! connection. Rules that cannot be read make every verdict of their namespace `unknown`, by
+//! the reason; the reason is also returned once, for the caller to say on stderr.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{LoadError, Reach, Ruleset, Sources};
+use crate::model::Entry;
+use crate::source::netns::{self, nsfd::NsFd};
+use crate::sys::procroot::ProcRoot;
+
+/// Where the rules are read from.
+#[derive(Debug, Clone, Copy)]
+pub enum RulesFrom<'a> {
+    /// The live system, whose processes are under this proc root (to find namespaces).
+    Live(&'a Path),
+    /// A captured system (`--snapshot`): its rules were not captured, so every verdict is
+    /// `unknown`, and nothing on this machine is read in its place.
+    Captured,
+}
+
+/// Fill `reach` of every listening entry; the reason some rules could not be read, for
+/// stderr (the first, when several namespaces fail alike).
+pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>, sources: &Sources) -> Option<String> {
+    let rulesets = match from {
+        RulesFrom::Captured => captured(entries),
+        RulesFrom::Live(proc_root) => live(entries, proc_root, sources),
+    };
+    let mut note = None;
+    for (_, (_, problem)) in rulesets.iter().filter(|(_, (_, p))| p.is_some()) {
+        note = note.or_else(|| problem.clone());
+    }
+    for entry in entries.iter_mut().filter(|e| is_listener(e)) {
+        let ruleset = &rulesets[&namespace_of(entry)].0;
+        entry.reach = one_per_differing_family(ruleset.for_listener(&entry.socket), entry);
+    }
+    note
+}
+
+/// The rules of each namespace, and why they could not be read.
+type Rulesets = HashMap<Option<u64>, (Ruleset, Option<String>)>;
+
+fn captured(entries: &[Entry]) -> Rulesets {
+    let why = "not evaluated: a snapshot does not record the firewall rules".to_string();
+    namespaces(entries)
+        .into_iter()
+        .map(|ns| (ns, (Ruleset::fixed_unknown(why.clone()), None)))
+        .collect()
+}
+
+fn live(entries: &[Entry], proc_root: &Path, sources: &Sources) -> Rulesets {
+    let own = netns::nsfd::current().ok().map(|ns| ns.inode());
+    let mut out = Rulesets::new();
+    let mut others = Vec::new();
+    for ns in namespaces(entries) {
+        match ns {
+            None => {
+                out.insert(None, read(Ruleset::load(sources)));
+            }
+            Some(inode) if Some(inode) == own => {
+                out.insert(Some(inode), read(Ruleset::load(sources)));
+            }
+            Some(inode) => others.push(inode),
+        }
+    }
+    if !others.is_empty() {
+        out.extend(in_other_namespaces(&others, proc_root, sources));
+    }
+    out
+}
+
+/// The rules read, or `unknown` by why not.
+fn read(loaded: Result<Ruleset, LoadError>) -> (Ruleset, Option<String>) {
+    match loaded {
+        Ok(ruleset) => (ruleset, None),
+        Err(error) => {
+            let note = format!("reach is unknown: {error}");
+            (Ruleset::unavailable(&error), Some(note))
+        }
+    }
+}
+
+/// The rules of namespaces other than this one, each read from a thread that entered it.
+fn in_other_namespaces(inodes: &[u64], proc_root: &Path, sources: &Sources) -> Rulesets {
+    let discovery = ProcRoot::open(proc_root).and_then(|root| netns::discover(&root));
+    inodes
+        .iter()
+        .map(|&inode| {
+            let handle = match &discovery {
+                Ok(d) => open(d, inode, proc_root),
+                Err(e) => Err(format!("the namespaces could not be listed: {e}")),
+            };
+            let rules = match handle {
+                Ok(ns) => read_inside(&ns, sources),
+                Err(why) => unreadable_namespace(inode, &why),
+            };
+            (Some(inode), rules)
+        })
+        .collect()
+}
+
+/// A handle on namespace `inode`: through a bind mount, else a process living in it.
+fn open(discovery: &netns::Discovery, inode: u64, proc_root: &Path) -> Result<NsFd, String> {
+    let ns = discovery
+        .get(inode)
+        .ok_or_else(|| "it is no longer there".to_string())?;
+    let by_mount = ns.mounts.iter().map(|m| netns::nsfd::of_mount(m, inode));
+    let by_pid = ns
+        .pids
+        .iter()
+        .map(|&pid| netns::nsfd::of_process(proc_root, pid, inode));
+    let mut last = "no process lives in it and nothing mounts it".to_string();
+    for attempt in by_mount.chain(by_pid) {
+        match attempt {
+            Ok(handle) => return Ok(handle),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// Read the rules from a thread that entered `ns` (programs it starts run there too).
+fn read_inside(ns: &NsFd, sources: &Sources) -> (Ruleset, Option<String>) {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| match ns.enter() {
+                Ok(()) => read(Ruleset::load(sources)),
+                Err(e) => unreadable_namespace(ns.inode(), &format!("cannot enter it: {e}")),
+            })
+            .join()
+            .unwrap_or_else(|_| unreadable_namespace(ns.inode(), "its reader failed"))
+    })
+}
+
+fn unreadable_namespace(inode: u64, why: &str) -> (Ruleset, Option<String>) {
+    let by = format!("the firewall of net:[{inode}] was not read: {why}");
+    let note = format!("reach is unknown in net:[{inode}]: {why} (run as root to read it)");
+    (Ruleset::fixed_unknown(by), Some(note))
+}
+
+/// The distinct namespaces of the listeners (`None`: unknown, read as this one's).
+fn namespaces(entries: &[Entry]) -> Vec<Option<u64>> {
+    let mut seen: Vec<Option<u64>> = entries
+        .iter()
+        .filter(|e| is_listener(e))
+        .map(namespace_of)
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+fn namespace_of(entry: &Entry) -> Option<u64> {
+    entry.socket.netns.as_ref().map(|ns| ns.inode)
+}
+
+fn is_listener(entry: &Entry) -> bool {
+    entry.socket.state.is_listening(entry.socket.protocol)
+}
+
+/// One reach per family only where they differ (a dual-stack socket whose IPv4 and IPv6
+/// traffic meet different rules); where every family has the same fate, one reach, for the
+/// socket's own family.
+fn one_per_differing_family(mut reach: Vec<Reach>, entry: &Entry) -> Vec<Reach> {
+    let same = |a: &Reach, b: &Reach| {
+        a.verdict == b.verdict && a.by == b.by && a.conditions == b.conditions
+    };
+    if reach.len() > 1 && reach.windows(2).all(|w| same(&w[0], &w[1])) {
+        reach.truncate(1);
+        reach[0].family = entry.socket.family;
+    }
+    reach
+}
