@@ -191,7 +191,7 @@ fn default_table_is_the_netstat_column_set() {
         ),
         (
             &["-ln", "-e"][..],
-            "proto,recv-q,send-q,local,foreign,state,user,inode,process",
+            "proto,recv-q,send-q,local,foreign,state,user,inode,process,reach",
         ),
     ] {
         let mut args = plain.to_vec();

@@ -16,6 +16,7 @@
 pub mod archive;
 pub mod cgroups;
 pub mod json;
+pub mod reach_lab;
 pub mod run;
 pub mod scripting;
 pub mod table;
@@ -25,6 +26,7 @@ pub mod world;
 pub use archive::*;
 pub use cgroups::*;
 pub use json::*;
+pub use reach_lab::*;
 pub use run::*;
 pub use scripting::*;
 pub use table::*;

@@ -1,0 +1,308 @@
+//! Reach as lsports shows it, against the kernel: a ruleset loaded in a private network
+//! namespace with listeners on every port, lsports run inside it, and every verdict it prints
+//! that claims something checked by a probe from another namespace. Then what lsports says
+//! when it cannot read the rules: as nobody, with nft missing, with nft printing garbage.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+use serde_json::Value;
+
+/// TCP: 22 open to all, 80 only from the outside's first address (IPv4 only), 8080
+/// rejected, 9090 dropped by the policy, 5000 accepted after a mark set to a value lsports
+/// cannot know (`unknown`).
+/// UDP: 9090 open, everything else dropped.
+const RULES: &str = r#"
+table inet lab {
+    chain input {
+        type filter hook input priority filter; policy drop;
+        ct state established,related accept
+        iif lo accept
+        meta l4proto ipv6-icmp accept
+        tcp dport 22 accept
+        tcp dport 80 ip saddr 192.0.2.2 accept
+        tcp dport 8080 reject
+        tcp dport 5000 meta mark set ct mark accept
+        udp dport 9090 accept
+    }
+}
+"#;
+
+const PORTS: [u16; 5] = [22, 80, 5000, 8080, 9090];
+
+/// Each `proto/port` of the listing, with its reach (`ipv4:open` per family where they
+/// differ, else `open`).
+fn verdicts(json: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for socket in json.as_array().expect("a JSON array") {
+        let reach = socket["reach"].as_array().expect("reach on every socket");
+        let text: Vec<String> = reach
+            .iter()
+            .map(|r| match reach.len() {
+                1 => r["verdict"].as_str().unwrap().to_string(),
+                _ => format!(
+                    "{}:{}",
+                    r["family"].as_str().unwrap(),
+                    r["verdict"].as_str().unwrap()
+                ),
+            })
+            .collect();
+        let key = format!(
+            "{}/{}",
+            socket["proto"].as_str().unwrap(),
+            socket["local_port"]
+        );
+        out.insert(key, text.join(" "));
+    }
+    out
+}
+
+fn lab_with_rules() -> Option<ReachLab> {
+    let lab = ReachLab::start_or_skip(&PORTS)?;
+    lab.nft(RULES);
+    Some(lab)
+}
+
+#[test]
+fn json_and_the_reach_column_say_what_a_probe_from_outside_sees() {
+    let Some(mut lab) = lab_with_rules() else {
+        return;
+    };
+    let out = lab.lsports(&["--json"]);
+    assert_success(&out, &["--json"]);
+    let json = parse_json(&out.stdout);
+    assert_json_schema(&json);
+    let got = verdicts(&json);
+    let want: BTreeMap<String, String> = [
+        ("tcp/22", "open"),
+        ("tcp/80", "ipv4:restricted ipv6:filtered"),
+        ("tcp/5000", "unknown"),
+        ("tcp/8080", "rejected"),
+        ("tcp/9090", "filtered"),
+        ("udp/22", "filtered"),
+        ("udp/80", "filtered"),
+        ("udp/5000", "filtered"),
+        ("udp/8080", "filtered"),
+        ("udp/9090", "open"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(got, want, "reach in --json");
+
+    // Every claim, as the kernel answers it.
+    let probes = [
+        ("tcp", OUTSIDE_V4, 22, "pass"),
+        ("tcp", OUTSIDE_V6, 22, "pass"),
+        ("tcp", OUTSIDE_V4, 80, "pass"),
+        ("tcp", OTHER_V4, 80, "timeout"),
+        ("tcp", OUTSIDE_V6, 80, "timeout"),
+        ("tcp", OUTSIDE_V4, 8080, "refused"),
+        ("tcp", OUTSIDE_V4, 9090, "timeout"),
+        ("udp", OUTSIDE_V4, 9090, "pass"),
+        ("udp", OUTSIDE_V6, 9090, "pass"),
+        ("udp", OUTSIDE_V4, 22, "timeout"),
+    ];
+    for (proto, src, port, expected) in probes {
+        assert_eq!(
+            lab.probe(proto, src, port),
+            expected,
+            "a {proto} probe from {src} to port {port}"
+        );
+    }
+
+    // The restricted one names its condition and the rule; the policy's drop names it.
+    let tcp80 = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["proto"] == "tcp" && s["local_port"] == 80)
+        .unwrap();
+    let v4 = &tcp80["reach"][0];
+    assert_eq!(v4["family"], "ipv4");
+    assert_eq!(v4["conditions"], serde_json::json!(["ip saddr 192.0.2.2"]));
+    let by = v4["by"].as_str().unwrap();
+    assert!(
+        by.contains("table inet lab chain input") && by.contains("tcp dport 80"),
+        "by: {by}"
+    );
+    let tcp5000 = by_port_proto(&json, "tcp", 5000);
+    assert!(
+        tcp5000["reach"][0]["by"].as_str().unwrap().contains("mark"),
+        "an unknown names the rule: {tcp5000}"
+    );
+
+    // The table's column says the same.
+    let args = ["-t", "-o", "proto,port,reach", "-n", "-H"];
+    let out = lab.lsports(&args);
+    assert_success(&out, &args);
+    let rows: BTreeMap<String, String> = stdout(&out)
+        .lines()
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells[1].to_string(), cells[2..].join(" "))
+        })
+        .collect();
+    assert_eq!(rows["22"], "open");
+    assert_eq!(rows["80"], "ipv4:restricted ipv6:filtered");
+    assert_eq!(rows["8080"], "rejected");
+    assert_eq!(rows["9090"], "filtered");
+    assert_eq!(rows["5000"], "unknown");
+}
+
+fn by_port_proto<'a>(json: &'a Value, proto: &str, port: u16) -> &'a Value {
+    json.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["proto"] == proto && s["local_port"] == port)
+        .unwrap_or_else(|| panic!("no {proto} socket on {port}"))
+}
+
+#[test]
+fn reachable_keeps_open_restricted_and_unknown() {
+    let Some(mut lab) = lab_with_rules() else {
+        return;
+    };
+    let args = ["--json", "--reachable"];
+    let out = lab.lsports(&args);
+    assert_success(&out, &args);
+    let mut kept: Vec<String> = verdicts(&parse_json(&out.stdout)).into_keys().collect();
+    kept.sort();
+    assert_eq!(kept, ["tcp/22", "tcp/5000", "tcp/80", "udp/9090"]);
+    // What it leaves out, nothing gets through to.
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 8080), "refused");
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 9090), "timeout");
+    assert_eq!(lab.probe("udp", OUTSIDE_V4, 80), "timeout");
+}
+
+#[test]
+fn prometheus_labels_reach_only_when_asked() {
+    let Some(lab) = lab_with_rules() else {
+        return;
+    };
+    let plain = stdout(&lab.lsports(&["--format", "prometheus"]));
+    assert!(
+        plain.contains("lsports_listening_socket{") && !plain.contains("reach="),
+        "no reach label unless --reach:\n{plain}"
+    );
+    let args = ["--format", "prometheus", "--reach"];
+    let out = lab.lsports(&args);
+    assert_success(&out, &args);
+    let text = stdout(&out);
+    let series = |proto: &str, port: u16| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("lsports_listening_socket{")
+                    && l.contains(&format!("proto=\"{proto}\""))
+                    && l.contains(&format!("port=\"{port}\""))
+            })
+            .unwrap_or_else(|| panic!("no series for {proto}/{port}:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        series("tcp", 22).contains("reach=\"open\""),
+        "{}",
+        series("tcp", 22)
+    );
+    assert!(
+        series("tcp", 80).contains("reach=\"ipv4:restricted,ipv6:filtered\""),
+        "{}",
+        series("tcp", 80)
+    );
+    assert!(series("udp", 22).contains("reach=\"filtered\""));
+}
+
+#[test]
+fn a_rule_text_cannot_write_to_the_terminal() {
+    let Some(lab) = ReachLab::start_or_skip(&[22]) else {
+        return;
+    };
+    lab.nft(
+        "table inet lab { chain input { type filter hook input priority filter; policy drop;\n\
+         tcp dport 22 iifname \"e\u{1b}[2Jx\" accept\n}\n}\n",
+    );
+    let args = ["-t", "-o", "port,reach", "--wide", "-n"];
+    let out = lab.lsports(&args);
+    assert_success(&out, &args);
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape reached the terminal: {text:?}"
+    );
+    assert!(
+        text.contains("restricted") && text.contains("\\e[2J"),
+        "{text}"
+    );
+    let out = lab.lsports(&["--json", "-t"]);
+    assert!(!out.stdout.contains(&0x1b), "JSON escapes it");
+    let json = parse_json(&out.stdout);
+    let reach = &by_port_proto(&json, "tcp", 22)["reach"][0];
+    assert!(
+        reach["by"].as_str().unwrap().contains("e\u{1b}[2Jx"),
+        "JSON keeps the text as the ruleset has it: {reach}"
+    );
+}
+
+#[test]
+fn unprivileged_reach_is_unknown_and_said_once() {
+    let Some(lab) = lab_with_rules() else {
+        return;
+    };
+    let args = ["-t", "-o", "port,reach", "-H", "-n"];
+    let out = lab.lsports_unprivileged(&args);
+    assert_success(&out, &args);
+    let cells: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+        .collect();
+    assert_eq!(cells.len(), PORTS.len());
+    assert!(cells.iter().all(|c| c == "unknown"), "{cells:?}");
+    let said: Vec<String> = stderr_lines(&out)
+        .into_iter()
+        .filter(|l| l.contains("reach"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {said:?}");
+    assert!(
+        said[0].contains("root or CAP_NET_ADMIN"),
+        "says what to do: {said:?}"
+    );
+    let json = parse_json(&lab.lsports_unprivileged(&["--json", "-t"]).stdout);
+    let reach = &by_port_proto(&json, "tcp", 22)["reach"][0];
+    assert_eq!(reach["verdict"], "unknown");
+    assert!(
+        reach["by"].as_str().unwrap().contains("CAP_NET_ADMIN"),
+        "{reach}"
+    );
+}
+
+#[test]
+fn missing_or_broken_nft_gives_unknown_and_a_clear_message() {
+    let Some(lab) = lab_with_rules() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("nft");
+    std::fs::write(&broken, "#!/bin/sh\necho '{\"nftables\": [{\"table\": '\n").unwrap();
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cases = [
+        (std::path::Path::new("/dev/null"), "is not installed"),
+        (broken.as_path(), "output is unreadable"),
+    ];
+    for (fake, message) in cases {
+        let args = ["--json", "-t"];
+        let out = lab.lsports_with_nft(fake, &args);
+        assert_success(&out, &args);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{err}");
+        let said: Vec<&str> = err.lines().filter(|l| l.contains("reach")).collect();
+        assert_eq!(said.len(), 1, "{err}");
+        assert!(said[0].contains(message), "{}: {err}", fake.display());
+        let json = parse_json(&out.stdout);
+        for socket in json.as_array().unwrap() {
+            assert_eq!(socket["reach"][0]["verdict"], "unknown", "{socket}");
+        }
+    }
+}
