@@ -306,3 +306,114 @@ fn missing_or_broken_nft_gives_unknown_and_a_clear_message() {
         }
     }
 }
+
+/// 22 and 5432 listen and are accepted; 8443 is accepted with nothing behind it.
+const AUDITED_RULES: &str = r#"
+table inet lab {
+    chain input {
+        type filter hook input priority filter; policy drop;
+        tcp dport 22 accept
+        tcp dport 5432 accept
+        tcp dport 8443 accept
+    }
+}
+"#;
+
+#[test]
+fn audit_checks_reach_in_a_policy_and_reports_firewall_holes() {
+    let Some(mut lab) = ReachLab::start_or_skip(&[22, 5432]) else {
+        return;
+    };
+    lab.nft(AUDITED_RULES);
+    // The truth: 5432 is reachable; 8443 is let through to a port where nothing listens.
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 5432), "pass");
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 8443), "refused");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = \"allow\"\n\n[[rule]]\nname = \"db only behind the firewall\"\naction = \"allow\"\n\
+         port = 5432\nreach = \"filtered\"\n\n[[rule]]\naction = \"deny\"\nport = 5432\n",
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    let args = ["audit", "-t", "--policy", policy, "--format", "json"];
+    let out = lab.lsports(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let unexpected: Vec<u64> = report["unexpected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["listener"]["local_port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(unexpected, [5432], "{report}");
+    let listener = &report["unexpected"][0]["listener"];
+    assert_eq!(listener["reach"][0]["verdict"], "open", "{listener}");
+    let holes = report["holes"].as_array().unwrap();
+    assert_eq!(holes.len(), 1, "{report}");
+    assert_eq!(holes[0]["proto"], "tcp");
+    assert_eq!(holes[0]["port"], 8443);
+    assert_eq!(holes[0]["families"], serde_json::json!(["ipv4", "ipv6"]));
+    assert!(
+        holes[0]["by"]
+            .as_str()
+            .unwrap()
+            .contains("tcp dport 8443 accept")
+    );
+
+    // Once the firewall drops 5432, the policy is met.
+    lab.nft(&AUDITED_RULES.replace("tcp dport 5432 accept", ""));
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 5432), "timeout");
+    let out = lab.lsports(&["audit", "-t", "--policy", policy]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("8443"), "the hole is still reported");
+}
+
+#[test]
+fn audit_reports_a_reach_changed_since_the_baseline() {
+    let Some(mut lab) = ReachLab::start_or_skip(&[22, 5432]) else {
+        return;
+    };
+    lab.nft(AUDITED_RULES);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baseline.toml");
+    let path = file.to_str().unwrap();
+    let out = lab.lsports(&["baseline", "save", path, "-t"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved = std::fs::read_to_string(&file).unwrap();
+    let line22 = saved.lines().find(|l| l.contains("port = 22,")).unwrap();
+    assert!(line22.contains("reach = \"open\""), "{saved}");
+    let out = lab.lsports(&["audit", "-t", "--baseline", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // 22 is no longer let through: the probe times out, and the audit says so.
+    lab.nft(&AUDITED_RULES.replace("tcp dport 22 accept", ""));
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "timeout");
+    let out = lab.lsports(&["audit", "-t", "--baseline", path, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let unexpected = report["unexpected"].as_array().unwrap();
+    assert_eq!(unexpected.len(), 1, "{report}");
+    assert_eq!(unexpected[0]["listener"]["local_port"], 22);
+    let reason = &unexpected[0]["reasons"][0];
+    assert_eq!(reason["reason"], "reach_changed");
+    let explanation = reason["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("was open") && explanation.contains("now filtered"),
+        "{explanation}"
+    );
+
+    // A baseline written before reach was recorded still loads, and compares no reach.
+    let old = saved.replace(", reach = \"open\"", "");
+    assert!(!old.contains("reach ="));
+    std::fs::write(&file, old).unwrap();
+    let out = lab.lsports(&["audit", "-t", "--baseline", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}

@@ -24,6 +24,21 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, in the order of the enum.
+    pub const EVERY: [Verdict; 6] = [
+        Verdict::Open,
+        Verdict::Restricted,
+        Verdict::Filtered,
+        Verdict::Rejected,
+        Verdict::Local,
+        Verdict::Unknown,
+    ];
+
+    /// The verdict named `name` (as [`Verdict::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        Verdict::EVERY.into_iter().find(|v| v.name() == name)
+    }
+
     /// Name used in every output format (`open`, `restricted`, …).
     pub fn name(self) -> &'static str {
         match self {

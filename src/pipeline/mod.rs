@@ -125,8 +125,9 @@ pub struct Listing {
     /// What went wrong while finding owners (a failed walking thread; under `--verbose`, a
     /// process file that did not parse).
     pub scan_warnings: Vec<process::ScanWarning>,
-    /// Why some firewall rules could not be read (their listeners' reach is `unknown`).
-    pub reach_note: Option<String>,
+    /// The firewall rules reach was evaluated with (`None` unless asked for), and why some
+    /// could not be read.
+    pub firewalls: Option<reach::apply::Firewalls>,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
@@ -244,7 +245,7 @@ pub fn attribute(
         entries: attributed.entries,
         exes: Executables::default(),
         scan_warnings: attributed.warnings,
-        reach_note: None,
+        firewalls: None,
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
@@ -284,7 +285,7 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
             None => RulesFrom::Live(&plan.proc_root),
         };
         let sources = reach::Sources::default();
-        listing.reach_note = reach::apply::evaluate(&mut listing.entries, from, &sources);
+        listing.firewalls = Some(reach::apply::evaluate(&mut listing.entries, from, &sources));
         listing.entries.retain(|e| plan.filter.keeps_reach(e));
         mark("reach evaluated");
     }
@@ -331,7 +332,7 @@ impl Listing {
 
     /// Say on `err` what the process scan could not see, and what would fix it.
     pub fn report_attribution(&self, config: &Config, err: &mut dyn Write) -> io::Result<()> {
-        if let Some(note) = &self.reach_note {
+        if let Some(note) = self.firewalls.as_ref().and_then(|f| f.note.as_ref()) {
             report::reach_once(note, err)?;
         }
         if !self.attributed {

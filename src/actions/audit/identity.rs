@@ -13,6 +13,7 @@ use crate::enrich::exe::Executables;
 use crate::enrich::names::UserNames;
 use crate::filter::ephemeral::EphemeralPorts;
 use crate::model::exposure::{self, Exposure};
+use crate::model::reach::{Reach, Verdict};
 use crate::model::{DeviceBinding, Entry, Protocol};
 use crate::render::labels::device_label;
 use crate::text::sanitize;
@@ -118,6 +119,10 @@ pub struct Identity {
     pub user: String,
     /// The distinct programs holding it, sorted; empty when no holder is known.
     pub programs: Vec<Program>,
+    /// Its reach through the firewall as a baseline records it (`open`, or
+    /// `ipv4:open ipv6:filtered` where the families differ); `None` when it was not
+    /// evaluated or some family's is `unknown` (nothing to compare).
+    pub reach: Option<String>,
 }
 
 /// Computes identities, caching user names across listeners (and, in a loop, across polls).
@@ -157,6 +162,7 @@ impl Identifier {
             exposure: exposure::classify(socket),
             user: self.user(socket.uid),
             programs: programs(entry, exes),
+            reach: reach_text(&entry.reach),
         }
     }
 
@@ -167,6 +173,18 @@ impl Identifier {
             None => uid.to_string(),
         }
     }
+}
+
+/// `open`, or `ipv4:open ipv6:filtered`; `None` when nothing or `unknown` is known.
+pub fn reach_text(reach: &[Reach]) -> Option<String> {
+    if reach.is_empty() || reach.iter().any(|r| r.verdict == Verdict::Unknown) {
+        return None;
+    }
+    let one = |r: &Reach| match reach.len() {
+        1 => r.verdict.name().to_string(),
+        _ => format!("{}:{}", r.family.name(), r.verdict.name()),
+    };
+    Some(reach.iter().map(one).collect::<Vec<_>>().join(" "))
 }
 
 /// The identity's form of a socket's device binding: the name as the table shows it.

@@ -34,6 +34,19 @@ struct Report {
     unexpected: Vec<Unexpected>,
     missing: Vec<MissingJson>,
     suspicious: Vec<Suspicious>,
+    holes: Vec<HoleJson>,
+}
+
+/// A port a firewall rule accepts with nothing listening there.
+#[derive(Serialize)]
+struct HoleJson {
+    proto: &'static str,
+    port: u16,
+    port_last: u16,
+    families: Vec<&'static str>,
+    verdict: &'static str,
+    by: String,
+    conditions: Vec<String>,
 }
 
 /// A listener: the listing's socket object, with what the audit knows beside it.
@@ -143,6 +156,17 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
         policy: audit.policy.as_ref().map(|p| p.path.display().to_string()),
         listeners: audit.listeners.len(),
         unexpected: unexpected(audit, &mut labels),
+        holes: (audit.holes.iter())
+            .map(|h| HoleJson {
+                proto: h.proto.name(),
+                port: h.ports.0,
+                port_last: h.ports.1,
+                families: h.families.iter().map(|f| f.name()).collect(),
+                verdict: h.verdict.name(),
+                by: h.by.clone(),
+                conditions: h.conditions.clone(),
+            })
+            .collect(),
         missing: audit
             .verdict
             .missing
@@ -225,6 +249,7 @@ fn reason_json(audit: &Audit, why: &Reason) -> ReasonJson {
         Reason::Changed { .. } => ("baseline", "changed", None),
         Reason::Denied(index) => ("policy", "denied", rule_json(audit, *index)),
         Reason::NotAllowed => ("policy", "not_allowed", None),
+        Reason::ReachChanged { .. } => ("baseline", "reach_changed", None),
     };
     ReasonJson {
         check,

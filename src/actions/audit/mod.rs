@@ -26,6 +26,7 @@ use crate::ExitCode;
 use crate::actions::audit::identity::Identifier;
 use crate::actions::audit::tomlfile::{FileError, Source};
 use crate::config::{AuditSpec, Config, FailSet, Needs, OutputFormat};
+use crate::enrich::reach::apply::Hole;
 use crate::filter::ephemeral::EphemeralPorts;
 use crate::pipeline::{self, Listing, Plan};
 use baseline::Baseline;
@@ -44,6 +45,9 @@ pub struct Audit {
     pub verdict: Verdict,
     /// What fails the audit.
     pub fail: FailSet,
+    /// Ports a firewall rule accepts with nothing listening there (reported, not failing:
+    /// a hole is not a listener, and may wait for a service that starts later).
+    pub holes: Vec<Hole>,
 }
 
 /// Run the audit `spec` over the listeners `config` selects. `host` is the audited machine's
@@ -68,7 +72,8 @@ pub fn run(
         writeln!(err, "lsports: cannot audit: no source could list sockets")?;
         return Ok(ExitCode::AuditError);
     };
-    let audit = Audit::judge(baseline, policy, audited(&listing, config), &spec.fail);
+    let mut audit = Audit::judge(baseline, policy, audited(&listing, config), &spec.fail);
+    audit.holes = holes(&listing, config);
     match config.format {
         OutputFormat::Json => json::write(&audit, out)?,
         _ => text::write(&audit, out)?,
@@ -102,6 +107,7 @@ impl Audit {
             listeners,
             verdict,
             fail: fail.clone(),
+            holes: Vec::new(),
         }
     }
 }
@@ -146,6 +152,15 @@ fn warn_about_files(
         ),
         _ => Ok(()),
     }
+}
+
+/// The firewall holes among the ports the audit looks at (`--port`, when given).
+fn holes(listing: &Listing, config: &Config) -> Vec<Hole> {
+    let Some(firewalls) = &listing.firewalls else {
+        return Vec::new();
+    };
+    let ports = config.filter.ports.as_ref();
+    firewalls.holes(&listing.entries, |p| ports.is_none_or(|s| s.contains(p)))
 }
 
 /// Identify every listener of `listing`, with the findings the enrich stage made.

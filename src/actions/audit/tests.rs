@@ -32,6 +32,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
                 name: name.into(),
                 exe: Some(format!("/usr/sbin/{name}")),
             }],
+            reach: None,
         },
         entry: Entry {
             socket,

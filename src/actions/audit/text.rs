@@ -15,9 +15,10 @@ use std::io::{self, Write};
 
 use super::{Audit, Audited, Missing, Reason};
 use crate::actions::audit::baseline::Expected;
+use crate::enrich::reach::apply::Hole;
 use crate::render::Labels;
 use crate::render::labels::program_cell;
-use crate::text::counts;
+use crate::text::{counts, sanitize};
 
 /// Write the report.
 pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
@@ -43,7 +44,35 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
     section(out, &missing_title(audit), &missing)?;
     let (failing, reported) = suspicious_rows(audit, &labels);
     section(out, "Suspicious (fails the audit, see --fail-on)", &failing)?;
-    section(out, "Suspicious (reported only)", &reported)
+    section(out, "Suspicious (reported only)", &reported)?;
+    let holes: Vec<Vec<String>> = audit.holes.iter().map(hole_row).collect();
+    section(
+        out,
+        "Firewall holes: accepted, nothing listens (reported only)",
+        &holes,
+    )
+}
+
+/// `tcp  8443  ipv4,ipv6  open  table inet filter chain input handle 9: tcp dport 8443 accept`.
+fn hole_row(hole: &Hole) -> Vec<String> {
+    let (lo, hi) = hole.ports;
+    let ports = if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}-{hi}")
+    };
+    let families: Vec<&str> = hole.families.iter().map(|f| f.name()).collect();
+    let mut verdict = hole.verdict.name().to_string();
+    if !hole.conditions.is_empty() {
+        verdict = format!("{verdict} ({})", hole.conditions.join(" or "));
+    }
+    vec![
+        hole.proto.name().into(),
+        ports,
+        families.join(","),
+        sanitize::terminal_safe_text(verdict),
+        sanitize::terminal_safe_text(hole.by.clone()),
+    ]
 }
 
 /// `FAIL: 1 unexpected, 0 missing, 2 suspicious (14 listeners; baseline b.toml, policy p.toml)`.
@@ -121,6 +150,14 @@ pub fn reason(audit: &Audit, reason: &Reason) -> String {
             Some(policy) => policy.describe_default(),
             None => "not allowed by the policy".into(),
         },
+        Reason::ReachChanged { expected, now } => {
+            let line = expected
+                .line
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            let was = expected.reach.as_deref().unwrap_or("-");
+            format!("reach through the firewall was {was} in the baseline{line}, now {now}")
+        }
     }
 }
 

@@ -36,6 +36,13 @@ pub enum Reason {
     Denied(usize),
     /// No rule matched, and the policy's default is deny.
     NotAllowed,
+    /// The baseline expects it, with another reach through the firewall.
+    ReachChanged {
+        /// The baseline line, with the reach it recorded.
+        expected: Expected,
+        /// Its reach now.
+        now: String,
+    },
 }
 
 /// An expected listener that is not there.
@@ -70,6 +77,7 @@ pub fn judge(
     for (index, listener) in listeners.iter().enumerate() {
         let mut reasons = Vec::new();
         reasons.extend(baseline.and_then(|b| baseline_reason(b, &listener.identity)));
+        reasons.extend(baseline.and_then(|b| reach_changed(b, &listener.identity)));
         reasons.extend(policy.and_then(|p| policy_reason(p, listener)));
         if !reasons.is_empty() {
             verdict.unexpected.push((index, reasons));
@@ -114,6 +122,22 @@ fn baseline_reason(baseline: &Baseline, identity: &Identity) -> Option<Reason> {
         Reason::New
     } else {
         Reason::Changed { expected: here }
+    })
+}
+
+/// A listener the baseline accepts, whose every accepting line with a recorded reach says
+/// another one than it has now (when its reach now is known).
+fn reach_changed(baseline: &Baseline, identity: &Identity) -> Option<Reason> {
+    let now = identity.reach.as_ref()?;
+    let recorded: Vec<&Expected> = (baseline.expected.iter())
+        .filter(|e| e.reach.is_some() && e.accepts(identity))
+        .collect();
+    if recorded.is_empty() || recorded.iter().any(|e| e.reach.as_ref() == Some(now)) {
+        return None;
+    }
+    Some(Reason::ReachChanged {
+        expected: recorded[0].clone(),
+        now: now.clone(),
     })
 }
 

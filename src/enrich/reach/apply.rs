@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{LoadError, Reach, Ruleset, Sources};
+use super::{LoadError, Reach, Ruleset, Sources, Verdict};
 use crate::model::Entry;
+use crate::model::exposure::{self, Exposure};
+use crate::model::{Family, Protocol};
 use crate::source::netns::{self, nsfd::NsFd};
 use crate::sys::procroot::ProcRoot;
 
@@ -24,22 +26,107 @@ pub enum RulesFrom<'a> {
     Captured,
 }
 
-/// Fill `reach` of every listening entry; the reason some rules could not be read, for
-/// stderr (the first, when several namespaces fail alike).
-pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>, sources: &Sources) -> Option<String> {
+/// The rules read for a listing, by namespace, and why some could not be read.
+#[derive(Debug, Default)]
+pub struct Firewalls {
+    rulesets: HashMap<Option<u64>, Ruleset>,
+    /// Why some rules could not be read, for stderr (the first, when several namespaces
+    /// fail alike); their listeners' reach is `unknown`.
+    pub note: Option<String>,
+}
+
+/// A run of ports a rule accepts from outside with nothing listening there: a stale rule,
+/// or a service that died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hole {
+    /// The namespace whose rules these are (`None`: this one, when sockets do not say).
+    pub netns: Option<u64>,
+    /// The protocol the rule accepts.
+    pub proto: Protocol,
+    /// The first and last port of the run.
+    pub ports: (u16, u16),
+    /// The families it is accepted for.
+    pub families: Vec<Family>,
+    /// `open` or `restricted` (then `conditions` says when).
+    pub verdict: Verdict,
+    /// The rule, as the ruleset has it (raw: escape it for a terminal).
+    pub by: String,
+    /// For `restricted`: the conditions.
+    pub conditions: Vec<String>,
+}
+
+/// Fill `reach` of every listening entry, from the rules of its namespace.
+pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>, sources: &Sources) -> Firewalls {
     let rulesets = match from {
         RulesFrom::Captured => captured(entries),
         RulesFrom::Live(proc_root) => live(entries, proc_root, sources),
     };
-    let mut note = None;
-    for (_, (_, problem)) in rulesets.iter().filter(|(_, (_, p))| p.is_some()) {
-        note = note.or_else(|| problem.clone());
+    let mut firewalls = Firewalls::default();
+    for (ns, (ruleset, problem)) in rulesets {
+        firewalls.note = firewalls.note.or(problem);
+        firewalls.rulesets.insert(ns, ruleset);
     }
     for entry in entries.iter_mut().filter(|e| is_listener(e)) {
-        let ruleset = &rulesets[&namespace_of(entry)].0;
+        let ruleset = &firewalls.rulesets[&namespace_of(entry)];
         entry.reach = one_per_differing_family(ruleset.for_listener(&entry.socket), entry);
     }
-    note
+    firewalls
+}
+
+impl Firewalls {
+    /// The runs of ports (of those `wanted` keeps) that a rule accepts, with no listener of
+    /// `entries` behind them in the rules' namespace, protocol and family.
+    pub fn holes(&self, entries: &[Entry], wanted: impl Fn(u16) -> bool) -> Vec<Hole> {
+        let mut holes: Vec<Hole> = Vec::new();
+        let mut namespaces: Vec<&Option<u64>> = self.rulesets.keys().collect();
+        namespaces.sort_unstable();
+        for ns in namespaces {
+            let ruleset = &self.rulesets[ns];
+            for proto in [Protocol::Tcp, Protocol::Udp] {
+                for family in [Family::Ipv4, Family::Ipv6] {
+                    for ((lo, hi), reach) in ruleset.accepted_ports(family, proto) {
+                        let listened = entries.iter().any(|e| {
+                            namespace_of(e) == *ns
+                                && e.socket.protocol == proto
+                                && (lo..=hi).contains(&e.socket.local_port)
+                                && exposure::classify(&e.socket) != Exposure::Loopback
+                                && exposure::reachable_families(&e.socket).contains(&family)
+                        });
+                        if !listened && (lo..=hi).any(&wanted) {
+                            add_hole(&mut holes, *ns, proto, (lo, hi), family, reach);
+                        }
+                    }
+                }
+            }
+        }
+        holes
+    }
+}
+
+/// Add a hole, as one more family of the same rule's hole on the same ports if there is one.
+fn add_hole(
+    holes: &mut Vec<Hole>,
+    netns: Option<u64>,
+    proto: Protocol,
+    ports: (u16, u16),
+    family: Family,
+    reach: Reach,
+) {
+    let same = holes
+        .iter_mut()
+        .find(|h| h.netns == netns && h.proto == proto && h.ports == ports && h.by == reach.by);
+    match same {
+        Some(hole) => hole.families.push(family),
+        None => holes.push(Hole {
+            netns,
+            proto,
+            ports,
+            families: vec![family],
+            verdict: reach.verdict,
+            by: reach.by,
+            conditions: reach.conditions,
+        }),
+    }
 }
 
 /// The rules of each namespace, and why they could not be read.

@@ -54,6 +54,20 @@ impl Classes {
         c
     }
 
+    /// The runs of destination ports no rule tells apart, in order, covering 0-65535.
+    pub fn port_runs(&self) -> Vec<(u16, u16)> {
+        let mut runs = Vec::new();
+        let mut start: u128 = 0;
+        for &b in self.port.iter().filter(|&&b| b > 0 && b <= 65535) {
+            if b > start {
+                runs.push((start as u16, (b - 1) as u16));
+                start = b;
+            }
+        }
+        runs.push((start as u16, u16::MAX));
+        runs
+    }
+
     /// The cache key of `packet`.
     pub fn key(&self, p: &Packet) -> Key {
         let fam = usize::from(p.family == Family::Ipv6);

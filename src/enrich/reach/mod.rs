@@ -39,7 +39,7 @@ pub use load::{LoadError, Sources};
 pub use verdict::{Packet, Reach, Verdict};
 
 use crate::model::exposure::{Exposure, classify, reachable_families, unmapped};
-use crate::model::{DeviceBinding, Socket};
+use crate::model::{DeviceBinding, Family, Protocol, Socket};
 use classes::Classes;
 use rules::{Chain, Match, Step};
 
@@ -120,6 +120,34 @@ impl Ruleset {
             fixed: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The runs of ports a rule accepts for a new connection from outside, to any address
+    /// of this host, of `family` and `proto`: each run (ports no rule tells apart) with its
+    /// reach, `open` or `restricted`. Rules that accept most ports (a policy of accept, an
+    /// `ip saddr 10.0.0.0/8 accept`) are left out: they open the host, not a port, and the
+    /// listing shows what they let through. Empty for rules that were not read.
+    pub fn accepted_ports(&self, family: Family, proto: Protocol) -> Vec<((u16, u16), Reach)> {
+        if self.fixed.is_some() {
+            return Vec::new();
+        }
+        let runs: Vec<((u16, u16), Reach)> = (self.classes.port_runs().into_iter())
+            .map(|run| (run, self.verdict(&Packet::any(family, proto, run.0))))
+            .filter(|(_, reach)| reach.verdict.is_reachable())
+            .collect();
+        let mut width: HashMap<&str, u32> = HashMap::new();
+        for ((lo, hi), reach) in &runs {
+            *width.entry(reach.by.as_str()).or_default() += u32::from(hi - lo) + 1;
+        }
+        let specific: Vec<&str> = (width.iter())
+            .filter(|&(_, &w)| w <= 1 << 15)
+            .map(|(&by, _)| by)
+            .collect();
+        let specific: std::collections::HashSet<String> =
+            specific.into_iter().map(str::to_string).collect();
+        runs.into_iter()
+            .filter(|(_, reach)| specific.contains(&reach.by))
+            .collect()
     }
 
     /// The chains, for tests and diagnostics.

@@ -32,6 +32,7 @@ use crate::actions::audit::identity::Namespace;
 use crate::actions::audit::tomlfile::{FileError, Source};
 use crate::model::Protocol;
 use crate::model::exposure::Exposure;
+use crate::model::reach::Verdict;
 use crate::text::sanitize::terminal_safe_text;
 
 /// The format version this build writes and reads.
@@ -45,7 +46,9 @@ const HEADER: &str = "\
 # `interface`, when given), owned by `user` and held by `program` (process name) running `exe`.
 # A line may be widened by hand: leave out interface, user, program or exe to match any; write address = \"any\" or an exposure class (\"loopback\",
 # \"link-local\", \"interface\", \"specific\", \"all\"); port = \"ephemeral\" is any UDP port of
-# the ephemeral range (client sockets, never reported missing).
+# the ephemeral range (client sockets, never reported missing). `reach` is what the firewall let
+# through when it was saved (open, filtered, ipv4:open ipv6:filtered, ...): audit reports a
+# listener whose reach is no longer that; leave it out to compare nothing.
 ";
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +72,7 @@ struct RawExpected {
     netns: Option<String>,
     unit: Option<String>,
     unnamed_netns: Option<bool>,
+    reach: Option<Spanned<String>>,
     user: Option<String>,
     program: Option<String>,
     exe: Option<String>,
@@ -155,6 +159,11 @@ fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, Fil
         program: raw.program.map(terminal_safe_text),
         exe: raw.exe.map(terminal_safe_text),
         line: Some(at),
+        reach: raw
+            .reach
+            .map(reach)
+            .transpose()
+            .map_err(|(span, why)| source.error_at(Some(span), why))?,
     })
 }
 
@@ -212,6 +221,25 @@ fn interface(name: Spanned<String>) -> Result<String, (std::ops::Range<usize>, S
     }
 }
 
+/// A recorded reach: `open`, or one `family:verdict` per family (`ipv4:open ipv6:filtered`).
+fn reach(text: Spanned<String>) -> Result<String, (std::ops::Range<usize>, String)> {
+    let verdict_ok = |v: &str| Verdict::from_name(v).is_some_and(|v| v != Verdict::Unknown);
+    let word_ok = |w: &str| match w.split_once(':') {
+        Some((family, verdict)) => matches!(family, "ipv4" | "ipv6") && verdict_ok(verdict),
+        None => verdict_ok(w),
+    };
+    let words: Vec<&str> = text.get_ref().split_whitespace().collect();
+    if words.is_empty() || !words.iter().all(|w| word_ok(w)) {
+        let why = format!(
+            "reach {:?} is not a verdict (open, restricted, filtered, rejected, local) or \
+             ipv4:VERDICT ipv6:VERDICT",
+            terminal_safe_text(text.get_ref().clone())
+        );
+        return Err((text.span(), why));
+    }
+    Ok(words.join(" "))
+}
+
 fn port(raw: &RawPort) -> Option<PortPattern> {
     match raw {
         RawPort::Number(n) => u16::try_from(*n).ok().map(PortPattern::Number),
@@ -257,6 +285,7 @@ fn line(expected: &Expected) -> String {
         ("user", &expected.user),
         ("program", &expected.program),
         ("exe", &expected.exe),
+        ("reach", &expected.reach),
     ];
     for (key, value) in optional {
         if let Some(value) = value {

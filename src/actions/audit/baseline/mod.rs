@@ -62,6 +62,10 @@ pub struct Expected {
     pub exe: Option<String>,
     /// Line in the file it was read from (`None` when made here).
     pub line: Option<usize>,
+    /// Its reach through the firewall when it was recorded (`open`, `ipv4:open
+    /// ipv6:filtered`), when known; `None` (every line before lsports recorded reach, and a
+    /// listener whose reach was unknown) compares with nothing.
+    pub reach: Option<String>,
 }
 
 /// A baseline: what listened, when and where it was recorded.
@@ -110,6 +114,7 @@ impl Expected {
             program: program.map(|p| p.name.clone()),
             exe: program.and_then(|p| p.exe.clone()),
             line: None,
+            reach: identity.reach.clone(),
         };
         if identity.programs.is_empty() {
             return vec![line(None)];

@@ -33,6 +33,7 @@ fn identity(
                 exe: exe.map(str::to_string),
             })
             .collect(),
+        reach: None,
     }
 }
 

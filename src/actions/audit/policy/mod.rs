@@ -25,6 +25,11 @@
 //! action = "allow"
 //! container = "web-*"         # or unit = "*.service", netns = "w1" (with --netns all)
 //! port = 8080
+//!
+//! [[rule]]
+//! action = "allow"
+//! port = 5432
+//! reach = "filtered"          # only while the firewall drops what comes from outside
 //! ```
 //!
 //! Rules are tried in order and the first one that matches a listener decides, as in a
@@ -40,6 +45,7 @@ use ipnet::IpNet;
 use crate::actions::audit::identity::Identity;
 use crate::filter::{Filter, Glob, PortSet};
 use crate::model::exposure::{self, Exposure};
+use crate::model::reach::Verdict;
 use crate::model::{Entry, Protocol};
 
 /// What a rule (or the default) does with a listener.
@@ -107,6 +113,13 @@ pub struct Matcher {
     /// `netns`: globs over the socket's network namespace as the `netns` column shows it
     /// (its mount name, else `net:[INODE]`, which `net:*` matches: `[` starts a glob class).
     pub netns: Vec<Glob>,
+    /// `reach`: the firewall verdicts it matches; empty matches any.
+    pub reach: Vec<Verdict>,
+    /// How `reach` is read for a socket with a verdict per family: an allow rule matches
+    /// only when every family's verdict is listed, a deny rule when any is (the safe reading
+    /// both ways: a dual-stack socket open over IPv6 is neither allowed as "filtered" nor
+    /// spared by a deny of "open").
+    pub reach_in_every_family: bool,
 }
 
 /// What decided about a listener.
@@ -187,6 +200,7 @@ impl Matcher {
             && address_ok
             && exposure_ok
             && self.matches_netns(socket)
+            && self.matches_reach(entry)
             && self.matches_holders(entry, identity)
     }
 
@@ -198,6 +212,19 @@ impl Matcher {
                 let label = ns.label();
                 self.netns.iter().any(|g| g.matches(&label))
             })
+    }
+
+    /// `reach`, read as [`Matcher::reach_in_every_family`] says; a socket whose reach was
+    /// not evaluated matches no `reach` at all.
+    fn matches_reach(&self, entry: &Entry) -> bool {
+        if self.reach.is_empty() {
+            return true;
+        }
+        let listed = |r: &crate::model::reach::Reach| self.reach.contains(&r.verdict);
+        match self.reach_in_every_family {
+            true => !entry.reach.is_empty() && entry.reach.iter().all(listed),
+            false => entry.reach.iter().any(listed),
+        }
     }
 
     /// User, program and executable, with `--user` and `--program`'s meaning.

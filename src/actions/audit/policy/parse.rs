@@ -13,6 +13,7 @@
 //! | `program` | process name, exact or glob (`"python*"`), or a list |
 //! | `exe` | executable path, exact or glob (`"/usr/sbin/*"`), or a list |
 //! | `user` | user name or uid, or a list |
+//! | `reach` | `"open"`, `"restricted"`, `"filtered"`, `"rejected"`, `"local"`, `"unknown"`, or a list: an allow rule matches when every address family's verdict is listed, a deny rule when any is |
 //! | `required` | `true`: report the rule when no listener matches it (allow rules only) |
 
 use std::ops::Range;
@@ -25,6 +26,7 @@ use crate::actions::audit::tomlfile::{FileError, Source};
 use crate::filter::{self, Glob, PortSet};
 use crate::model::Protocol;
 use crate::model::exposure::{self, Exposure};
+use crate::model::reach::Verdict;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +54,7 @@ struct RawRule {
     container: Option<Spanned<Value>>,
     unit: Option<Spanned<Value>>,
     netns: Option<Spanned<Value>>,
+    reach: Option<Spanned<Value>>,
 }
 
 /// Read and check a policy.
@@ -118,7 +121,10 @@ impl RuleReader<'_> {
             name: raw.name.clone(),
             action,
             required,
-            matcher: self.matcher(&raw)?,
+            matcher: Matcher {
+                reach_in_every_family: action == Action::Allow,
+                ..self.matcher(&raw)?
+            },
         })
     }
 
@@ -164,6 +170,9 @@ impl RuleReader<'_> {
         matcher.netns = optional_globs(&raw.netns, "netns")?;
         if let Some(user) = &raw.user {
             matcher.uids = Some(self.users(user)?);
+        }
+        if let Some(reach) = &raw.reach {
+            matcher.reach = self.reach(reach)?;
         }
         Ok(matcher)
     }
@@ -215,6 +224,19 @@ impl RuleReader<'_> {
             exposures.extend(words);
         }
         Ok(exposures)
+    }
+
+    fn reach(&self, value: &Spanned<Value>) -> Result<Vec<Verdict>, FileError> {
+        let names = Verdict::EVERY.map(Verdict::name).join(", ");
+        self.texts(value, "reach")?
+            .iter()
+            .map(|text| {
+                Verdict::from_name(text).ok_or_else(|| {
+                    let message = format!("reach {text:?} is not one of {names}");
+                    self.error(value.span(), message)
+                })
+            })
+            .collect()
     }
 
     /// Users by name or uid. A name this host does not know is a warning, not an error: one

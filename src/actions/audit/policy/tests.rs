@@ -35,6 +35,7 @@ fn listener(
             name: name.into(),
             exe: Some(exe.into()),
         }],
+        reach: None,
     };
     let entry = Entry {
         socket,
