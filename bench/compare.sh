@@ -8,6 +8,7 @@
 #   bash bench/compare.sh                 # large, small and namespaces world
 #   RUNS=9 bash bench/compare.sh large    # one world, more runs
 #   bash bench/compare.sh namespaces      # --netns all over 201 namespaces
+#   bash bench/compare.sh reach           # --reach with a 1,000-rule ruleset
 #
 # WORLD points at world.py (default: ../shared/bench/world.py beside this checkout).
 set -euo pipefail
@@ -89,8 +90,43 @@ namespaces() {
   check_exact "$truth/ns.json" "$truth/ns.all.json" netns
 }
 
+# Reach (issue #14): the large world with a 1,000-rule nftables ruleset loaded in its network
+# namespace; the target is that asking for reach (--reach, which reads the rules with nft and
+# evaluates every listener) adds at most 50 ms to the plain listing. The first timed command
+# (re)loads the rules (flush included, so it is idempotent); compare the last two medians.
+reach() {
+  local args=(${REACH_WORLD:---procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000})
+  local rules=$truth/reach.nft
+  python3 - "$rules" <<'PY'
+import sys
+# Shapes real rulesets have: per-port accepts, source-restricted ports, port sets, and
+# per-service chains reached by jumps; 1,000 rules in all.
+out = ["flush ruleset", "table inet bench {"]
+services = [f"    chain svc{i} {{\n        ip saddr 10.{i}.0.0/16 accept\n        ip6 saddr 2001:db8:{i:x}::/48 accept\n        counter drop\n    }}" for i in range(100)]
+out += services
+rules = ["ct state established,related accept", "iif lo accept"]
+for i in range(100):
+    rules.append(f"tcp dport {20000 + i * 7} jump svc{i}")
+for i in range(400):
+    rules.append(f"tcp dport {1000 + i * 37} accept")
+for i in range(150):
+    rules.append(f"ip saddr 192.0.{i % 256}.0/24 udp dport {30000 + i * 11} accept")
+for i in range(48):
+    ports = ", ".join(str(40000 + i * 50 + k) for k in range(10))
+    rules.append(f"udp dport {{ {ports} }} accept")
+out.append("    chain input {\n        type filter hook input priority filter; policy drop;")
+out += [f"        {r}" for r in rules]
+out += ["    }", "}"]
+open(sys.argv[1], "w").write("\n".join(out) + "\n")
+PY
+  echo "== reach world (1,000 rules): ${args[*]}"
+  python3 "$WORLD" "${args[@]}" --runs "$RUNS" \
+    --time "nft -f $rules" --time "$BIN -ltnu >/dev/null" --time "$BIN -ltnu --reach >/dev/null"
+}
+
 case "${1:-all}" in
   large|all) world large --procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 ;;&
   small|all) world small --procs 5 --tcp 10 --udp 5 --prefork 1 --reuseport 1 ;;&
-  namespaces|all) namespaces ;;
+  namespaces|all) namespaces ;;&
+  reach|all) reach ;;
 esac

@@ -15,8 +15,8 @@
 //!   attribute  process/   BPF iterator or /proc/*/fd walk, by inode    -> Listing (entries)
 //!   label      enrich/    labels/: systemd unit, container, pod        -> Listing
 //!   select     filter/    pid, user, program, container, unit; order   -> Listing
-//!   enrich     enrich/    executables, suspicious-listener findings    -> Listing
-//!                         (reach/: the firewall evaluator, not yet wired in)
+//!   enrich     enrich/    reach (reach/: each namespace's firewall rules, every listener's
+//!                         verdict), executables, suspicious-listener findings -> Listing
 //!   render     render/    table, CSV, JSON, JSONL, Prometheus: formatting only, to any writer;
 //!                         wire.rs: the JSON socket object listing, watch and audit share
 //!

@@ -128,7 +128,17 @@ pub struct AuditArgs {
     pub baseline: Option<PathBuf>,
 
     /// Policy file: TOML allow and deny rules, tried in order
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        long_help = "Policy file: TOML allow and deny rules, tried in order; the first rule \
+            that matches a listener decides. Keys: action, name, proto, port, address, \
+            exposure, program, exe, user, required, and reach (open, restricted, filtered, \
+            rejected, local, unknown, or a list: the listener's verdict through the firewall; \
+            an allow rule matches when every address family's verdict is listed, a deny rule \
+            when any is). The audit also reports firewall holes: ports a rule accepts with \
+            nothing listening there; and, with --baseline, listeners whose reach changed."
+    )]
     pub policy: Option<PathBuf>,
 
     /// What else fails the audit besides unexpected listeners (default: exe-deleted,exe-writable-dir)

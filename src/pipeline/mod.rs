@@ -23,7 +23,7 @@
 pub mod report;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{
     AttributionChoice, Column, Config, Needs, NetnsChoice, RenderOptions, StateSelection,
@@ -280,9 +280,12 @@ pub fn select(mut listing: Listing, filter: &Filter) -> Listing {
 pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
     let needs = plan.needs;
     if needs.reach {
-        let from = match plan.request.snapshot {
-            Some(_) => RulesFrom::Captured,
-            None => RulesFrom::Live(&plan.proc_root),
+        // The rules read are this machine's: they describe a snapshot's sockets, or those
+        // of another proc tree, no more than its processes do.
+        let live = plan.request.snapshot.is_none() && plan.proc_root == Path::new("/proc");
+        let from = match live {
+            true => RulesFrom::Live(&plan.proc_root),
+            false => RulesFrom::Captured,
         };
         let sources = reach::Sources::default();
         listing.firewalls = Some(reach::apply::evaluate(&mut listing.entries, from, &sources));

@@ -122,7 +122,7 @@ fn missing_listeners_are_reported_and_fail_only_when_asked() {
     };
     assert_eq!(
         (line.program.as_deref(), line.line),
-        (Some("postgres"), Some(11))
+        (Some("postgres"), Some(13))
     );
     assert!(!verdict.fails);
     let strict = FailSet::from_choices(&[FailOn::Missing]);
@@ -204,6 +204,6 @@ fn the_text_report_names_what_and_why() {
          \x20 tcp  0.0.0.0:4444  900/nc  root  not in the baseline\n\
          \n\
          Missing (reported only; --fail-on missing fails the audit)\n\
-         \x20 tcp  127.0.0.1:5432  postgres (/usr/sbin/postgres)  root  b.toml:11: nothing listens there now\n"
+         \x20 tcp  127.0.0.1:5432  postgres (/usr/sbin/postgres)  root  b.toml:13: nothing listens there now\n"
     );
 }

@@ -70,6 +70,12 @@ pub const FILES: &[Entry] = &[
         "The kernel's type information, needed by the BPF iterator of `--attribution`.",
     ),
     (
+        "/usr/sbin/nft, /usr/sbin/iptables-nft-save, /usr/sbin/iptables-legacy-save",
+        "The firewall rules, read (never changed) when reach is shown or used: `-o reach`, \
+         `-e`, `--reach`, `--reachable`, JSON, `audit`. Needs root or `CAP_NET_ADMIN`; \
+         without it every verdict is `unknown`, said once on standard error.",
+    ),
+    (
         "/etc/services",
         "Port names, shown in the table unless `-n` or `--numeric-ports`, and accepted by \
          `--port`, `--wait` and `--wait-free`. Read only as a regular file of at most 4 MiB, \
@@ -98,6 +104,18 @@ pub const EXAMPLES: &[Example] = &[
     Example {
         what: "What the network can reach: every socket not bound to loopback:",
         args: &["--exposed", "-n"],
+        shell: "",
+    },
+    Example {
+        what: "What the firewall lets through: open and restricted listeners, and those it \
+               cannot tell (unknown), with the rule that decides each:",
+        args: &[
+            "--reachable",
+            "-n",
+            "--wide",
+            "-o",
+            "proto,local,process,reach",
+        ],
         shell: "",
     },
     Example {

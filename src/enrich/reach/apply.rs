@@ -21,8 +21,8 @@ use crate::sys::procroot::ProcRoot;
 pub enum RulesFrom<'a> {
     /// The live system, whose processes are under this proc root (to find namespaces).
     Live(&'a Path),
-    /// A captured system (`--snapshot`): its rules were not captured, so every verdict is
-    /// `unknown`, and nothing on this machine is read in its place.
+    /// A captured system (`--snapshot`, or another proc tree): its rules were not captured,
+    /// so every verdict is `unknown`, and nothing on this machine is read in its place.
     Captured,
 }
 
@@ -133,7 +133,8 @@ fn add_hole(
 type Rulesets = HashMap<Option<u64>, (Ruleset, Option<String>)>;
 
 fn captured(entries: &[Entry]) -> Rulesets {
-    let why = "not evaluated: a snapshot does not record the firewall rules".to_string();
+    let why = "not evaluated: a snapshot or another proc tree does not record the firewall rules"
+        .to_string();
     namespaces(entries)
         .into_iter()
         .map(|ns| (ns, (Ruleset::fixed_unknown(why.clone()), None)))
@@ -184,7 +185,9 @@ fn in_other_namespaces(inodes: &[u64], proc_root: &Path, sources: &Sources) -> R
             };
             let rules = match handle {
                 Ok(ns) => read_inside(&ns, sources),
-                Err(why) => unreadable_namespace(inode, &why),
+                // Nothing to do about it (a namespace only a socket keeps alive, or one gone
+                // since): the listeners' `by` says so, stderr does not.
+                Err(why) => (unreadable_namespace(inode, &why).0, None),
             };
             (Some(inode), rules)
         })
