@@ -841,3 +841,36 @@ fn port_index_keeps_rule_order_and_the_rules_naming_no_port() {
     assert_eq!(r.verdict, Verdict::Filtered, "{r:?}");
     assert_eq!(r.conditions, ["rejected if iifname != \"eth0\""]);
 }
+
+#[test]
+fn accepted_ports_are_the_runs_a_port_rule_accepts() {
+    let rs = input(
+        "drop",
+        vec![
+            json!([m(dport("tcp"), json!(22)), accept()]),
+            json!([m(dport("tcp"), json!({"range": [8000, 8010]})), accept()]),
+            json!([m(dport("udp"), json!(53)), accept()]),
+        ],
+    );
+    let ports = |proto| -> Vec<(u16, u16)> {
+        rs.accepted_ports(V4, proto)
+            .into_iter()
+            .map(|(run, reach)| {
+                assert_eq!(reach.verdict, Verdict::Open);
+                run
+            })
+            .collect()
+    };
+    assert_eq!(ports(TCP), [(22, 22), (8000, 8010)]);
+    assert_eq!(ports(UDP), [(53, 53)]);
+}
+
+#[test]
+fn a_rule_that_opens_most_ports_is_not_a_port_opening() {
+    // A policy of accept, or a rule on the source alone, opens the host rather than a port.
+    let open = input("accept", vec![json!([m(dport("tcp"), json!(22)), drop_()])]);
+    assert!(open.accepted_ports(V4, TCP).is_empty());
+    assert!(Ruleset::none().accepted_ports(V4, TCP).is_empty());
+    let unread = Ruleset::unavailable(&LoadError::Missing("/usr/sbin/nft".into()));
+    assert!(unread.accepted_ports(V4, TCP).is_empty());
+}

@@ -396,4 +396,27 @@ fn a_line_in_two_namespaces_is_named_with_its_line() {
         error.contains("b.toml:3") && error.contains("at most one of container, netns"),
         "{error}"
     );
+#[test]
+fn a_recorded_reach_round_trips_and_a_bad_one_is_named() {
+    let with_reach = |reach: &str| {
+        format!(
+            "version = 1\nlisteners = [\n  {{ proto = \"tcp\", address = \"::\", port = 22, reach = \"{reach}\" }},\n]\n"
+        )
+    };
+    let baseline = read(&with_reach("ipv4:open ipv6:filtered")).unwrap();
+    assert_eq!(
+        baseline.expected[0].reach.as_deref(),
+        Some("ipv4:open ipv6:filtered")
+    );
+    assert!(format(&baseline).contains("reach = \"ipv4:open ipv6:filtered\" }"));
+    let bad = read(&with_reach("unknown")).unwrap_err();
+    assert!(
+        bad.contains("b.toml:3: reach \"unknown\" is not a verdict"),
+        "{bad}"
+    );
+    // Written before reach was recorded: no reach, nothing compared.
+    let old = read(
+        "version = 1\nlisteners = [\n  { proto = \"tcp\", address = \"::\", port = 22 },\n]\n",
+    );
+    assert_eq!(old.unwrap().expected[0].reach, None);
 }

@@ -5,6 +5,7 @@ use super::parse::parse;
 use super::*;
 use crate::actions::audit::identity::{Device, Namespace, Program};
 use crate::actions::audit::tomlfile::Source;
+use crate::model::reach;
 use crate::model::{OwnerProcess, Socket};
 
 /// A listener: (entry, identity), held by `name` running `exe` as `uid`.
@@ -339,4 +340,40 @@ fn container_unit_and_netns_rules_match_the_labels_and_the_namespace() {
     assert_eq!(rule(&labelled(None, None, Some((4026532999, "")))), Some(3));
     assert_eq!(rule(&labelled(None, None, Some((1, "w2")))), None);
     assert_eq!(rule(&labelled(None, None, None)), None);
+/// The listener of `listener`, dual-stack, with these verdicts for IPv4 and IPv6.
+fn reaching(v4: reach::Verdict, v6: reach::Verdict) -> (Entry, Identity) {
+    let (mut entry, identity) = listener(Protocol::Tcp, "::", 5432, 0, "postgres", "/x");
+    entry.reach = vec![
+        reach::Reach::new(v4, crate::model::Family::Ipv4, "r"),
+        reach::Reach::new(v6, crate::model::Family::Ipv6, "r"),
+    ];
+    (entry, identity)
+}
+
+#[test]
+fn reach_allows_only_when_every_family_is_listed_and_denies_when_any_is() {
+    let read = |text: &str| parse(&Source::from_text("p.toml", text)).map_err(|e| e.to_string());
+    use reach::Verdict::{Filtered, Open};
+    let policy = read(
+        "default = \"allow\"\n[[rule]]\naction = \"allow\"\nport = 5432\nreach = \"filtered\"\n\
+         [[rule]]\naction = \"deny\"\nreach = [\"open\", \"restricted\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        decide(&policy, &reaching(Filtered, Filtered)),
+        (1, Action::Allow)
+    );
+    // Open over IPv6: not "filtered", and denied by the second rule.
+    assert_eq!(
+        decide(&policy, &reaching(Filtered, Open)),
+        (2, Action::Deny)
+    );
+    // Not evaluated: no reach rule matches, the default decides.
+    let plain = listener(Protocol::Tcp, "::", 5432, 0, "postgres", "/x");
+    assert_eq!(decide(&policy, &plain), (0, Action::Allow));
+    let bad = read("[[rule]]\naction = \"allow\"\nreach = \"wide open\"\n").unwrap_err();
+    assert!(
+        bad.contains("reach \"wide open\" is not one of open, restricted"),
+        "{bad}"
+    );
 }
