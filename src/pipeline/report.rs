@@ -176,6 +176,17 @@ fn is_live_proc(config: &Config) -> bool {
     config.snapshot.is_none() && config.proc_root == std::path::Path::new("/proc")
 }
 
+/// Say why the firewall rules could not be read, once per process: `watch` and `-c` read
+/// them every poll, and the reason does not change between polls.
+pub fn reach_once(note: &str, err: &mut dyn Write) -> io::Result<()> {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return Ok(());
+    }
+    let note = crate::text::sanitize::terminal_safe(note.as_bytes());
+    writeln!(err, "lsports: {note}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,15 +206,4 @@ mod tests {
         attribution(0, None, &config, &mut out).unwrap();
         assert!(out.is_empty(), "nothing to say about nobody");
     }
-}
-
-/// Say why the firewall rules could not be read, once per process: `watch` and `-c` read
-/// them every poll, and the reason does not change between polls.
-pub fn reach_once(note: &str, err: &mut dyn Write) -> io::Result<()> {
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        return Ok(());
-    }
-    let note = crate::text::sanitize::terminal_safe(note.as_bytes());
-    writeln!(err, "lsports: {note}")
 }
