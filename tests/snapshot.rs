@@ -172,10 +172,7 @@ fn cli_capture_then_snapshot_gives_the_live_json() {
     assert_success(&out, &["--snapshot", file_arg, "-a", "--json"]);
     // A snapshot does not record the firewall rules: its reach is `unknown`, the live one's
     // is what this host's rules say.
-    assert_eq!(
-        without_reach(parse_json(&out.stdout)),
-        without_reach(live)
-    );
+    assert_eq!(without_reach(parse_json(&out.stdout)), without_reach(live));
     let out = run_host(&["--snapshot", file_arg, "--json"]);
     assert_success(&out, &["--snapshot", file_arg, "--json"]);
     assert_same_listing(

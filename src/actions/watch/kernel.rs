@@ -226,6 +226,7 @@ impl KernelEvents {
             owner_unknown: (event.pid == 0).then_some(OwnerUnknownReason::Kernel),
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         }
     }
 

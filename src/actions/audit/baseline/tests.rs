@@ -396,6 +396,8 @@ fn a_line_in_two_namespaces_is_named_with_its_line() {
         error.contains("b.toml:3") && error.contains("at most one of container, netns"),
         "{error}"
     );
+}
+
 #[test]
 fn a_recorded_reach_round_trips_and_a_bad_one_is_named() {
     let with_reach = |reach: &str| {

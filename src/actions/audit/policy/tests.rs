@@ -340,6 +340,8 @@ fn container_unit_and_netns_rules_match_the_labels_and_the_namespace() {
     assert_eq!(rule(&labelled(None, None, Some((4026532999, "")))), Some(3));
     assert_eq!(rule(&labelled(None, None, Some((1, "w2")))), None);
     assert_eq!(rule(&labelled(None, None, None)), None);
+}
+
 /// The listener of `listener`, dual-stack, with these verdicts for IPv4 and IPv6.
 fn reaching(v4: reach::Verdict, v6: reach::Verdict) -> (Entry, Identity) {
     let (mut entry, identity) = listener(Protocol::Tcp, "::", 5432, 0, "postgres", "/x");
