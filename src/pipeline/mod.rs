@@ -20,6 +20,7 @@
 //! BPF iterator loads, while the sockets are collected. The iterator's pass over the fds runs
 //! after the collection, once every socket it must find exists.
 
+pub mod firewalls;
 pub mod report;
 
 use std::io::{self, Write};
@@ -283,11 +284,12 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
         // The rules read are this machine's: they describe a snapshot's sockets, or those
         // of another proc tree, no more than its processes do.
         let live = plan.request.snapshot.is_none() && plan.proc_root == Path::new("/proc");
+        let sources = reach::Sources::default();
+        let elsewhere = |inode| firewalls::read_in(inode, &plan.proc_root, &sources);
         let from = match live {
-            true => RulesFrom::Live(&plan.proc_root),
+            true => RulesFrom::Live(&elsewhere),
             false => RulesFrom::Captured,
         };
-        let sources = reach::Sources::default();
         listing.firewalls = Some(reach::apply::evaluate(&mut listing.entries, from, &sources));
         listing.entries.retain(|e| plan.filter.keeps_reach(e));
         mark("reach evaluated");

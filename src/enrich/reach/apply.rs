@@ -7,20 +7,18 @@
 //! the reason; the reason is also returned once, for the caller to say on stderr.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use super::{LoadError, Reach, Ruleset, Sources, Verdict};
 use crate::model::Entry;
 use crate::model::exposure::{self, Exposure};
 use crate::model::{Family, Protocol};
-use crate::source::netns::{self, nsfd::NsFd};
-use crate::sys::procroot::ProcRoot;
 
 /// Where the rules are read from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum RulesFrom<'a> {
-    /// The live system, whose processes are under this proc root (to find namespaces).
-    Live(&'a Path),
+    /// The live system; rules of namespaces other than this one are read by the function,
+    /// which enters the namespace (or says why it cannot).
+    Live(Elsewhere<'a>),
     /// A captured system (`--snapshot`, or another proc tree): its rules were not captured,
     /// so every verdict is `unknown`, and nothing on this machine is read in its place.
     Captured,
@@ -55,11 +53,14 @@ pub struct Hole {
     pub conditions: Vec<String>,
 }
 
+/// Reads the rules of namespace `inode` from inside it, or says why it cannot enter it.
+pub type Elsewhere<'a> = &'a dyn Fn(u64) -> Result<Result<Ruleset, LoadError>, String>;
+
 /// Fill `reach` of every listening entry, from the rules of its namespace.
 pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>, sources: &Sources) -> Firewalls {
     let rulesets = match from {
         RulesFrom::Captured => captured(entries),
-        RulesFrom::Live(proc_root) => live(entries, proc_root, sources),
+        RulesFrom::Live(elsewhere) => live(entries, elsewhere, sources),
     };
     let mut firewalls = Firewalls::default();
     for (ns, (ruleset, problem)) in rulesets {
@@ -141,8 +142,10 @@ fn captured(entries: &[Entry]) -> Rulesets {
         .collect()
 }
 
-fn live(entries: &[Entry], proc_root: &Path, sources: &Sources) -> Rulesets {
-    let own = netns::nsfd::current().ok().map(|ns| ns.inode());
+fn live(entries: &[Entry], elsewhere: Elsewhere<'_>, sources: &Sources) -> Rulesets {
+    let own = rustix::fs::stat("/proc/thread-self/ns/net")
+        .ok()
+        .map(|s| s.st_ino);
     let mut out = Rulesets::new();
     let mut others = Vec::new();
     for ns in namespaces(entries) {
@@ -157,7 +160,7 @@ fn live(entries: &[Entry], proc_root: &Path, sources: &Sources) -> Rulesets {
         }
     }
     if !others.is_empty() {
-        out.extend(in_other_namespaces(&others, proc_root, sources));
+        out.extend(in_other_namespaces(&others, elsewhere));
     }
     out
 }
@@ -173,18 +176,13 @@ fn read(loaded: Result<Ruleset, LoadError>) -> (Ruleset, Option<String>) {
     }
 }
 
-/// The rules of namespaces other than this one, each read from a thread that entered it.
-fn in_other_namespaces(inodes: &[u64], proc_root: &Path, sources: &Sources) -> Rulesets {
-    let discovery = ProcRoot::open(proc_root).and_then(|root| netns::discover(&root));
+/// The rules of namespaces other than this one, read by `elsewhere` (which enters each).
+fn in_other_namespaces(inodes: &[u64], elsewhere: Elsewhere<'_>) -> Rulesets {
     inodes
         .iter()
         .map(|&inode| {
-            let handle = match &discovery {
-                Ok(d) => open(d, inode, proc_root),
-                Err(e) => Err(format!("the namespaces could not be listed: {e}")),
-            };
-            let rules = match handle {
-                Ok(ns) => read_inside(&ns, sources),
+            let rules = match elsewhere(inode) {
+                Ok(loaded) => read(loaded),
                 // Nothing to do about it (a namespace only a socket keeps alive, or one gone
                 // since): the listeners' `by` says so, stderr does not.
                 Err(why) => (unreadable_namespace(inode, &why).0, None),
@@ -192,39 +190,6 @@ fn in_other_namespaces(inodes: &[u64], proc_root: &Path, sources: &Sources) -> R
             (Some(inode), rules)
         })
         .collect()
-}
-
-/// A handle on namespace `inode`: through a bind mount, else a process living in it.
-fn open(discovery: &netns::Discovery, inode: u64, proc_root: &Path) -> Result<NsFd, String> {
-    let ns = discovery
-        .get(inode)
-        .ok_or_else(|| "it is no longer there".to_string())?;
-    let by_mount = ns.mounts.iter().map(|m| netns::nsfd::of_mount(m, inode));
-    let by_pid = ns
-        .pids
-        .iter()
-        .map(|&pid| netns::nsfd::of_process(proc_root, pid, inode));
-    let mut last = "no process lives in it and nothing mounts it".to_string();
-    for attempt in by_mount.chain(by_pid) {
-        match attempt {
-            Ok(handle) => return Ok(handle),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(last)
-}
-
-/// Read the rules from a thread that entered `ns` (programs it starts run there too).
-fn read_inside(ns: &NsFd, sources: &Sources) -> (Ruleset, Option<String>) {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| match ns.enter() {
-                Ok(()) => read(Ruleset::load(sources)),
-                Err(e) => unreadable_namespace(ns.inode(), &format!("cannot enter it: {e}")),
-            })
-            .join()
-            .unwrap_or_else(|_| unreadable_namespace(ns.inode(), "its reader failed"))
-    })
 }
 
 fn unreadable_namespace(inode: u64, why: &str) -> (Ruleset, Option<String>) {
