@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use super::error::BpfUnavailable;
 use super::preflight::Checked;
-use super::{Gather, iterator};
+use super::{Gather, Ran, iterator, never_ran};
 use crate::config::DetailFields;
 use crate::process::holders::Scan;
 
@@ -27,7 +27,7 @@ pub struct Pass {
 #[derive(Debug)]
 enum Outcome {
     /// On its own thread, which says how it ended.
-    Thread(JoinHandle<Result<(), BpfUnavailable>>),
+    Thread(JoinHandle<Result<Option<Ran>, BpfUnavailable>>),
     /// Nowhere yet: no thread could be made (a `pids.max` or `RLIMIT_NPROC` reached, just when
     /// an admin reaches for this tool), so [`Pass::gather`] loads and runs it on the
     /// caller's thread, without the overlap.
@@ -58,13 +58,13 @@ impl Pass {
 
     /// The holders of `wanted` and their details (read under `proc_root`), gathered from the
     /// output as it arrives; the details of early processes are read while the kernel is still
-    /// visiting later ones.
+    /// visiting later ones. Also which program ran.
     pub fn gather(
         self,
         proc_root: &Path,
         wanted: &HashSet<u64>,
         fields: DetailFields,
-    ) -> Result<Scan, BpfUnavailable> {
+    ) -> Result<(Scan, Ran), BpfUnavailable> {
         let mut gather = Gather::new(proc_root, wanted, fields);
         // The sockets are collected: every one of them exists by now, so its holders will be
         // found. A thread that already failed has hung up, and says why below.
@@ -74,8 +74,8 @@ impl Pass {
             Outcome::Inline(checked) => {
                 let (go, ready) = mpsc::channel();
                 let _ = go.send(());
-                iterator::run(checked, &ready, |records| gather.add(records))?;
-                return Ok(gather.finish());
+                let ran = iterator::run(checked, &ready, |records| gather.add(records))?;
+                return Ok((gather.finish(), ran.ok_or_else(never_ran)?));
             }
         };
         // Ends when the thread is done and drops its sender.
@@ -83,9 +83,9 @@ impl Pass {
             gather.add(&chunk);
         }
         crate::sys::timing::mark("bpf: records gathered");
-        thread
+        let ran = thread
             .join()
             .unwrap_or_else(|_| Err(BpfUnavailable::Load("the iterator thread panicked".into())))?;
-        Ok(gather.finish())
+        Ok((gather.finish(), ran.ok_or_else(never_ran)?))
     }
 }
