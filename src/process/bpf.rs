@@ -45,17 +45,22 @@ pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 /// Find every (pid, fd) holding each inode in `wanted`, with the details of those pids read
 /// under `proc_root`, which must be this process's live `/proc`.
 pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> Result<Scan, BpfUnavailable> {
-    scan_ran(proc_root, wanted).map(|(scan, _)| scan)
+    scan_ran(proc_root, wanted, Variant::forced()).map(|(scan, _)| scan)
 }
 
-/// [`scan`], saying which program ran.
-pub fn scan_ran(proc_root: &Path, wanted: &HashSet<u64>) -> Result<(Scan, Ran), BpfUnavailable> {
+/// [`scan`] by `program` (`None`: the fd-table walk, or `task_file` where the kernel refuses
+/// it), saying which program ran.
+pub fn scan_ran(
+    proc_root: &Path,
+    wanted: &HashSet<u64>,
+    program: Option<Variant>,
+) -> Result<(Scan, Ran), BpfUnavailable> {
     let checked = preflight::check(proc_root)?;
     let mut gather = Gather::new(proc_root, wanted, DetailFields::ALL);
     let (go, ready) = std::sync::mpsc::channel();
     // The wanted sockets are known already: run at once.
     let _ = go.send(());
-    let ran = iterator::run(checked, &ready, |records| gather.add(records))?;
+    let ran = iterator::run(checked, program, &ready, |records| gather.add(records))?;
     Ok((gather.finish(), ran.ok_or_else(never_ran)?))
 }
 

@@ -4,8 +4,9 @@
 //! The `task` iterator that walks each process's fd table itself ([`Variant::FdWalk`], Linux
 //! 5.17 and later for `bpf_loop`) is tried first; where the kernel refuses it, the `task_file`
 //! iterator ([`Variant::TaskFile`], Linux 5.8 and later) runs instead, and [`Ran`] says why for
-//! `-v`. `LSPORTS_BPF_ITERATOR=task` or `task_file` forces one of them (for tests and
-//! measurements: both must give the same records).
+//! `-v`. The caller may ask for one of them: lsports does when `LSPORTS_BPF_ITERATOR` is
+//! `task` or `task_file` ([`Variant::forced`]; for tests and measurements, as both must give
+//! the same records).
 //!
 //! Nothing is pinned: the program, its link and the iterator are file descriptors owned by
 //! this function's values, so they are released when it returns, on success or on error, and
@@ -85,7 +86,7 @@ impl Variant {
     }
 
     /// The variant `LSPORTS_BPF_ITERATOR` asks for, if any.
-    fn forced() -> Option<Variant> {
+    pub fn forced() -> Option<Variant> {
         match std::env::var(FORCE_VARIABLE).ok()?.as_str() {
             "task" => Some(Variant::FdWalk),
             "task_file" => Some(Variant::TaskFile),
@@ -108,10 +109,7 @@ impl fmt::Display for Ran {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.variant, &self.not_walked) {
             (Variant::FdWalk, _) => f.write_str("BPF task iterator walking each fd table"),
-            (Variant::TaskFile, None) => write!(
-                f,
-                "BPF task_file iterator, as {FORCE_VARIABLE}=task_file asks"
-            ),
+            (Variant::TaskFile, None) => f.write_str("BPF task_file iterator, as asked"),
             (Variant::TaskFile, Some(why)) => write!(
                 f,
                 "BPF task_file iterator; the fd-table walk could not run: {why}"
@@ -120,7 +118,8 @@ impl fmt::Display for Ran {
     }
 }
 
-/// Load the iterator, wait for `go`, then run it, handing its output to `each` as it is read,
+/// Load the iterator (`program`, or the fd-table walk falling back to `task_file` when
+/// `None`), wait for `go`, then run it, handing its output to `each` as it is read,
 /// in whole records (see `records`), so the caller can work on the first processes while the
 /// kernel visits the rest. A `go` that hangs up means nobody wants the output: nothing runs
 /// (and `Ok(None)` says so).
@@ -130,10 +129,11 @@ impl fmt::Display for Ran {
 /// then sees, and it would look ownerless. Loading, most of the cost, still overlaps.
 pub fn run(
     _checked: Checked,
+    program: Option<Variant>,
     go: &Receiver<()>,
     mut each: impl FnMut(&[u8]),
 ) -> Result<Option<Ran>, BpfUnavailable> {
-    let (mut output, ran) = open()?;
+    let (mut output, ran) = open(program)?;
     if go.recv().is_err() {
         return Ok(None);
     }
@@ -160,11 +160,10 @@ pub fn run(
     }
 }
 
-/// Load, attach and open one pass of the fd-table walk, or of `task_file` where the kernel
-/// refuses the walk (or `LSPORTS_BPF_ITERATOR` asks).
-fn open() -> Result<(File, Ran), BpfUnavailable> {
+/// Load, attach and open one pass of `forced`, or of the fd-table walk, or of `task_file`
+/// where the kernel refuses the walk.
+fn open(forced: Option<Variant>) -> Result<(File, Ran), BpfUnavailable> {
     crate::sys::timing::mark("bpf: started");
-    let forced = Variant::forced();
     let first = forced.unwrap_or(Variant::FdWalk);
     let not_walked = match open_variant(first) {
         Ok(file) => {

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use super::error::BpfUnavailable;
 use super::preflight::Checked;
-use super::{Gather, Ran, iterator, never_ran};
+use super::{Gather, Ran, Variant, iterator, never_ran};
 use crate::config::DetailFields;
 use crate::process::holders::Scan;
 
@@ -31,24 +31,26 @@ enum Outcome {
     /// Nowhere yet: no thread could be made (a `pids.max` or `RLIMIT_NPROC` reached, just when
     /// an admin reaches for this tool), so [`Pass::gather`] loads and runs it on the
     /// caller's thread, without the overlap.
-    Inline(Checked),
+    Inline(Checked, Option<Variant>),
 }
 
 impl Pass {
-    /// Load the iterator on a new thread; it runs once [`Pass::gather`] is called.
+    /// Load the iterator on a new thread; it runs once [`Pass::gather`] is called. The
+    /// program is the one `LSPORTS_BPF_ITERATOR` asks for, if any (see [`Variant::forced`]).
     pub fn start(checked: Checked) -> Pass {
+        let program = Variant::forced();
         let (sender, chunks) = mpsc::channel();
         let (go, ready) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("bpf-iterator".into())
             .spawn(move || {
                 // A receiver gone means the run ended without attributing: nothing to do.
-                iterator::run(checked, &ready, |records| {
+                iterator::run(checked, program, &ready, |records| {
                     drop(sender.send(records.to_vec()))
                 })
             });
         // `checked` is a copy: the thread that could not be made took only its own.
-        let outcome = spawned.map_or(Outcome::Inline(checked), Outcome::Thread);
+        let outcome = spawned.map_or(Outcome::Inline(checked, program), Outcome::Thread);
         Pass {
             go,
             chunks,
@@ -71,10 +73,10 @@ impl Pass {
         let _ = self.go.send(());
         let thread = match self.outcome {
             Outcome::Thread(thread) => thread,
-            Outcome::Inline(checked) => {
+            Outcome::Inline(checked, program) => {
                 let (go, ready) = mpsc::channel();
                 let _ = go.send(());
-                let ran = iterator::run(checked, &ready, |records| gather.add(records))?;
+                let ran = iterator::run(checked, program, &ready, |records| gather.add(records))?;
                 return Ok((gather.finish(), ran.ok_or_else(never_ran)?));
             }
         };
