@@ -198,6 +198,8 @@ fn the_kernel_names_each_sockets_network_namespace_with_a_holder() {
     let (socket, netns) = socket_in_new_netns();
     let here = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
     assert_ne!(netns, here);
+    // And one socket in our own namespace.
+    let _ours = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).unwrap();
     let inode =
         lsports::process::fdscan::parse_socket_link(link.as_os_str().as_encoded_bytes()).unwrap();
@@ -222,4 +224,67 @@ fn the_kernel_names_each_sockets_network_namespace_with_a_holder() {
         );
         assert_eq!(scan.holders.of(inode).len(), 1, "{program}");
     }
+}
+
+#[test]
+fn a_socket_opened_after_the_first_pass_is_found_by_a_second() {
+    if !can_load_bpf() {
+        return;
+    }
+    for program in ["task", "task_file"] {
+        // The pass starts before the sockets are known, as lsports starts it before collecting
+        // them; this socket is opened once the kernel has visited every process.
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "late_socket_helper",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env(bpf::iterator::FORCE_VARIABLE, program)
+        .env(LATE_HELPER, "1");
+        let out = output_guarded(cmd, &format!("the late-socket helper ({program})"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{program}: helper failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("late socket found by {program}")),
+            "{stdout}"
+        );
+    }
+}
+
+/// Set in the environment of this test binary when it runs `late_socket_helper`.
+const LATE_HELPER: &str = "LSPORTS_LATE_SOCKET_HELPER";
+
+/// Run by `a_socket_opened_after_the_first_pass_is_found_by_a_second` in its own process, so
+/// that `LSPORTS_BPF_ITERATOR` is set from the start (no environment changes in a threaded test
+/// binary).
+#[test]
+#[ignore = "run by a_socket_opened_after_the_first_pass_is_found_by_a_second"]
+fn late_socket_helper() {
+    if std::env::var_os(LATE_HELPER).is_none() {
+        eprintln!("SKIP: only meaningful when run by its test");
+        return;
+    }
+    let proc_root = Path::new("/proc");
+    let checked = bpf::preflight::check(proc_root).unwrap();
+    let mut pass = bpf::Pass::start(checked, proc_root);
+    pass.wait_for_first_pass();
+    let late = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", late.as_raw_fd())).unwrap();
+    let inode =
+        lsports::process::fdscan::parse_socket_link(link.as_os_str().as_encoded_bytes()).unwrap();
+    let wanted = HashSet::from([inode]);
+    let fields = lsports::config::DetailFields::ALL;
+    let (scan, ran) = pass.gather(proc_root, &wanted, fields).unwrap();
+    let holders = scan.holders.of(inode);
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    assert_eq!(holders[0].pid, std::process::id());
+    assert_eq!(holders[0].fd, late.as_raw_fd() as u32);
+    println!("late socket found by {}", ran.variant.iter_type());
 }

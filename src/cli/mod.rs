@@ -338,8 +338,9 @@ pub struct Cli {
         value_enum,
         default_value_t = AttributionChoice::Auto,
         long_help = "How to find the processes holding each socket. auto (the default): the \
-            kernel's BPF task_file iterator where it can run (root or CAP_BPF and CAP_PERFMON, \
-            Linux 5.8 or later with BTF, the live /proc) on a host with 8,192 open files or \
+            kernel's BPF iterator where it can run (root or CAP_BPF and CAP_PERFMON, \
+            Linux 5.8 or later with BTF, the live /proc; from Linux 5.17 it walks each \
+            process's fd table itself) on a host with 8,192 open files or \
             more; otherwise the /proc/*/fd walk, which is faster on smaller hosts. -v says \
             which ran and why. bpf: the iterator only; exit 1 naming what is missing when it \
             cannot run (watch, -c and --wait keep polling with the walk, and -v says why). \

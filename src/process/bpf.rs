@@ -87,11 +87,26 @@ impl<'a> Gather<'a> {
     /// `proc_root`. Made before the kernel's pass begins: the moment is what tells a
     /// process's start from a newcomer's on its pid.
     pub fn new(proc_root: &'a Path, wanted: &'a HashSet<u64>, fields: DetailFields) -> Self {
+        Self::started(
+            proc_root,
+            wanted,
+            fields,
+            start_time::StartClock::now(proc_root),
+        )
+    }
+
+    /// [`Gather::new`] for a pass that began when `clock` was taken.
+    pub fn started(
+        proc_root: &'a Path,
+        wanted: &'a HashSet<u64>,
+        fields: DetailFields,
+        clock: Option<start_time::StartClock>,
+    ) -> Self {
         Gather {
             proc_root,
             confirm: Confirm::new(DetailsReader::new(proc_root).only(fields)),
             selection: records::Selection::new(wanted),
-            clock: start_time::StartClock::now(proc_root),
+            clock,
         }
     }
 
@@ -104,6 +119,22 @@ impl<'a> Gather<'a> {
                 let start = clock.and_then(|clock| clock.settled(record.start));
                 confirm.keep_started(record.inode, holder, start)
             });
+    }
+
+    /// Take whole records of a second pass, keeping only holders of the inodes in `only`.
+    pub fn add_again(&mut self, records: &[u8], only: &HashSet<u64>) {
+        let confirm = &mut self.confirm;
+        let clock = self.clock;
+        self.selection
+            .add_again(records::decode(records), only, |record, holder| {
+                let start = clock.and_then(|clock| clock.settled(record.start));
+                confirm.keep_started(record.inode, holder, start)
+            });
+    }
+
+    /// The wanted inodes no record has named so far.
+    pub fn unseen(&self) -> HashSet<u64> {
+        self.selection.unseen()
     }
 
     /// The scan, in the shape the fd walk gives.

@@ -72,7 +72,7 @@ pub fn plan(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -
     match choice {
         AttributionChoice::Walk => Plan::Walk(fdscan::start(proc_root, fields), Method::Walk),
         AttributionChoice::Bpf => match bpf::preflight::check(proc_root) {
-            Ok(checked) => Plan::Bpf(bpf::Pass::start(checked)),
+            Ok(checked) => Plan::Bpf(bpf::Pass::start(checked, proc_root)),
             Err(why) => Plan::Refused(why),
         },
         AttributionChoice::Auto => plan_auto(proc_root, fields),
@@ -93,7 +93,7 @@ fn plan_auto(proc_root: &Path, fields: DetailFields) -> Plan {
             fdscan::start(proc_root, fields),
             Method::WalkSmallHost { open_files },
         ),
-        _ => Plan::Bpf(bpf::Pass::start(checked)),
+        _ => Plan::Bpf(bpf::Pass::start(checked, proc_root)),
     }
 }
 

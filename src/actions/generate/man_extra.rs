@@ -42,6 +42,12 @@ pub const ENVIRONMENT: &[Entry] = &[
          each phase ended, in milliseconds since the start, and on which thread.",
     ),
     (
+        "LSPORTS_BPF_ITERATOR",
+        "For tests and measurements: `task` or `task_file` makes the BPF path load that \
+         iterator only (the fd-table walk, or its fallback), instead of the walk falling back \
+         to `task_file` where the kernel refuses it. Both give the same listing.",
+    ),
+    (
         "TMPDIR",
         "Where `--snapshot` unpacks the archive, into a private directory (mode 0700) removed \
          when lsports exits. `capture` and `baseline save` write their temporary file beside \

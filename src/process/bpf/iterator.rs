@@ -18,8 +18,8 @@ use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::sync::mpsc::Receiver;
 
+use aya::Ebpf;
 use aya::programs::{Iter, ProgramError};
-use aya::{Btf, Ebpf};
 
 use super::aya_workaround;
 use super::error::BpfUnavailable;
@@ -119,104 +119,128 @@ impl fmt::Display for Ran {
 }
 
 /// Load the iterator (`program`, or the fd-table walk falling back to `task_file` when
-/// `None`), wait for `go`, then run it, handing its output to `each` as it is read,
-/// in whole records (see `records`), so the caller can work on the first processes while the
-/// kernel visits the rest. A `go` that hangs up means nobody wants the output: nothing runs
-/// (and `Ok(None)` says so).
-///
-/// The kernel visits the processes only once `go` arrives, which the caller sends when the
-/// sockets are collected: a process visited before that could open a listener the collection
-/// then sees, and it would look ownerless. Loading, most of the cost, still overlaps.
+/// `None`), wait for `go`, then run it once, handing its output to `each` as it is read (see
+/// [`Loaded::pass`]). A `go` that hangs up means nobody wants the output: nothing runs (and
+/// `Ok(None)` says so).
 pub fn run(
-    _checked: Checked,
+    checked: Checked,
     program: Option<Variant>,
     go: &Receiver<()>,
-    mut each: impl FnMut(&[u8]),
+    each: impl FnMut(&[u8]),
 ) -> Result<Option<Ran>, BpfUnavailable> {
-    let (mut output, ran) = open(program)?;
+    let (mut loaded, ran) = load(checked, program)?;
     if go.recv().is_err() {
         return Ok(None);
     }
-    // The program and the BTF are released by now: the open iterator holds the kernel's
-    // references, so only the output costs memory from here on.
-    let mut buffer = vec![0u8; READ_BUFFER];
-    let mut filled = 0;
-    loop {
-        let read = match output.read(&mut buffer[filled..]) {
-            Ok(0) => {
-                crate::sys::timing::mark("bpf: iterator drained");
-                return Ok(Some(ran));
-            }
-            Ok(read) => read,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(BpfUnavailable::Read(e)),
-        };
-        filled += read;
-        // The kernel writes whole records, but a short read must not split one.
-        let whole = filled - filled % RECORD_SIZE;
-        each(&buffer[..whole]);
-        buffer.copy_within(whole..filled, 0);
-        filled -= whole;
+    loaded.pass(each)?;
+    Ok(Some(ran))
+}
+
+/// A program loaded into the kernel as its iterator: each [`Loaded::pass`] attaches it anew
+/// and visits every process once. The kernel's BTF is released by now; the program is a file
+/// descriptor, closed when this is dropped.
+pub struct Loaded {
+    ebpf: Ebpf,
+    variant: Variant,
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded")
+            .field("variant", &self.variant)
+            .finish()
     }
 }
 
-/// Load, attach and open one pass of `forced`, or of the fd-table walk, or of `task_file`
-/// where the kernel refuses the walk.
-fn open(forced: Option<Variant>) -> Result<(File, Ran), BpfUnavailable> {
+/// Load `forced`, or the fd-table walk, or `task_file` where the kernel refuses the walk.
+pub fn load(_checked: Checked, forced: Option<Variant>) -> Result<(Loaded, Ran), BpfUnavailable> {
     crate::sys::timing::mark("bpf: started");
     let first = forced.unwrap_or(Variant::FdWalk);
-    let not_walked = match open_variant(first) {
-        Ok(file) => {
+    let not_walked = match load_variant(first) {
+        Ok(loaded) => {
             let ran = Ran {
                 variant: first,
                 not_walked: None,
             };
-            return Ok((file, ran));
+            return Ok((loaded, ran));
         }
         Err(why) if forced.is_none() => why,
         Err(why) => return Err(why),
     };
     crate::sys::timing::mark("bpf: fd-table walk refused");
-    let file = open_variant(Variant::TaskFile)?;
+    let loaded = load_variant(Variant::TaskFile)?;
     let ran = Ran {
         variant: Variant::TaskFile,
         not_walked: Some(not_walked),
     };
-    Ok((file, ran))
+    Ok((loaded, ran))
 }
 
-/// Load, attach and open one pass of `variant`.
-fn open_variant(variant: Variant) -> Result<File, BpfUnavailable> {
+/// Load `variant`'s program as its iterator (the verifier checks it here).
+fn load_variant(variant: Variant) -> Result<Loaded, BpfUnavailable> {
     let (mut ebpf, btf) = aya_workaround::load(OBJECT, RELOCATED_STRUCTS, &variant.iter_func())?;
-    crate::sys::timing::mark("bpf: program loaded");
-    let opened = open_iterator(&mut ebpf, btf.attach(), variant);
-    crate::sys::timing::mark("bpf: iterator opened");
-    opened
-}
-
-/// Load `variant`'s program as its iterator, attach it and open one pass over it.
-fn open_iterator(ebpf: &mut Ebpf, btf: &Btf, variant: Variant) -> Result<File, BpfUnavailable> {
-    let name = variant.program();
-    let program: &mut Iter = ebpf
-        .program_mut(name)
-        .ok_or_else(|| BpfUnavailable::Load(format!("no program {name} in the object")))?
-        .try_into()
-        .map_err(|e: ProgramError| BpfUnavailable::Load(chain(&e)))?;
+    crate::sys::timing::mark("bpf: object loaded");
+    let program = program_of(&mut ebpf, variant)?;
     program
-        .load(variant.iter_type(), btf)
+        .load(variant.iter_type(), btf.attach())
         .map_err(|e| match e {
             // The attach point (`bpf_iter_task_file`, say) is missing from the kernel's BTF.
             ProgramError::Btf(_) => BpfUnavailable::NoIterator(chain(&e)),
             _ => BpfUnavailable::Load(chain(&e)),
         })?;
-    let link_id = program
-        .attach()
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
-    let link = program
-        .take_link(link_id)
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
-    link.into_file()
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))
+    crate::sys::timing::mark("bpf: program verified");
+    Ok(Loaded { ebpf, variant })
+}
+
+/// `variant`'s program in `ebpf`, as an iterator.
+fn program_of(ebpf: &mut Ebpf, variant: Variant) -> Result<&mut Iter, BpfUnavailable> {
+    let name = variant.program();
+    ebpf.program_mut(name)
+        .ok_or_else(|| BpfUnavailable::Load(format!("no program {name} in the object")))?
+        .try_into()
+        .map_err(|e: ProgramError| BpfUnavailable::Load(chain(&e)))
+}
+
+impl Loaded {
+    /// Visit every process once, handing the output to `each` as it is read, in whole records
+    /// (see `records`), so the caller can work on the first processes while the kernel visits
+    /// the rest.
+    pub fn pass(&mut self, mut each: impl FnMut(&[u8])) -> Result<(), BpfUnavailable> {
+        let mut output = self.open()?;
+        crate::sys::timing::mark("bpf: iterator opened");
+        let mut buffer = vec![0u8; READ_BUFFER];
+        let mut filled = 0;
+        loop {
+            let read = match output.read(&mut buffer[filled..]) {
+                Ok(0) => {
+                    crate::sys::timing::mark("bpf: iterator drained");
+                    return Ok(());
+                }
+                Ok(read) => read,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BpfUnavailable::Read(e)),
+            };
+            filled += read;
+            // The kernel writes whole records, but a short read must not split one.
+            let whole = filled - filled % RECORD_SIZE;
+            each(&buffer[..whole]);
+            buffer.copy_within(whole..filled, 0);
+            filled -= whole;
+        }
+    }
+
+    /// Attach the program and open one pass over it; the link is the pass's file's to keep.
+    fn open(&mut self) -> Result<File, BpfUnavailable> {
+        let program = program_of(&mut self.ebpf, self.variant)?;
+        let link_id = program
+            .attach()
+            .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+        let link = program
+            .take_link(link_id)
+            .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+        link.into_file()
+            .map_err(|e| BpfUnavailable::Load(chain(&e)))
+    }
 }
 
 /// An error and its causes on one line: aya's outer messages alone rarely say which errno.
@@ -334,11 +358,7 @@ pub(crate) mod tests {
             variant: Variant::TaskFile,
             not_walked: None,
         };
-        assert!(
-            forced
-                .to_string()
-                .contains("LSPORTS_BPF_ITERATOR=task_file")
-        );
+        assert_eq!(forced.to_string(), "BPF task_file iterator, as asked");
     }
 
     #[test]

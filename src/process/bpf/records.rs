@@ -58,6 +58,8 @@ pub struct Selection<'a> {
     namespaces: BTreeMap<u64, Holder>,
     /// The namespace of the previous record: most follow one of the same.
     last_netns: u32,
+    /// Wanted inodes named by a record whose holder `keep` did not confirm.
+    seen_unkept: Vec<u64>,
 }
 
 impl<'a> Selection<'a> {
@@ -70,6 +72,7 @@ impl<'a> Selection<'a> {
             last_pid: None,
             namespaces: BTreeMap::new(),
             last_netns: 0,
+            seen_unkept: Vec::new(),
         }
     }
 
@@ -98,8 +101,35 @@ impl<'a> Selection<'a> {
             }
             if keep(&record, holder) {
                 self.found.push((record.inode, holder));
+            } else {
+                self.seen_unkept.push(record.inode);
             }
         }
+    }
+
+    /// Add the records of a second pass that name an inode in `only`, as [`Selection::add`]
+    /// but without counting their processes again.
+    pub fn add_again(
+        &mut self,
+        records: impl Iterator<Item = Record>,
+        only: &HashSet<u64>,
+        keep: impl FnMut(&Record, Holder) -> bool,
+    ) {
+        let processes = self.processes;
+        self.add(records.filter(|r| only.contains(&r.inode)), keep);
+        self.processes = processes;
+    }
+
+    /// The wanted inodes that no record named so far.
+    pub fn unseen(&self) -> HashSet<u64> {
+        let mut unseen = self.wanted.clone();
+        for (inode, _) in &self.found {
+            unseen.remove(inode);
+        }
+        for inode in &self.seen_unkept {
+            unseen.remove(inode);
+        }
+        unseen
     }
 
     /// The inodes asked for.
@@ -206,6 +236,33 @@ pub(crate) mod tests {
         assert_eq!(holders.of(10), want);
         assert!(!holders.contains(11), "unwanted inodes are dropped");
         assert_eq!(processes, 3);
+    }
+
+    #[test]
+    fn a_second_pass_keeps_only_what_the_first_never_named() {
+        let wanted = HashSet::from([1, 2, 3]);
+        let mut selection = Selection::new(&wanted);
+        // Inode 1 is held and confirmed, 2 named but not confirmed (its holder exited), 3 was
+        // opened after the kernel visited its process.
+        let first = encode(&[(10, 3, 1), (20, 4, 2), (20, 5, 9)]);
+        selection.add(decode(&first), |r, _| r.pid == 10);
+        let unseen = selection.unseen();
+        assert_eq!(unseen, HashSet::from([3]));
+        let second = encode(&[(10, 3, 1), (20, 4, 2), (30, 6, 3)]);
+        let mut asked = Vec::new();
+        selection.add_again(decode(&second), &unseen, |r, _| {
+            asked.push(r.inode);
+            true
+        });
+        assert_eq!(
+            asked,
+            [3],
+            "only what the first pass missed is confirmed again"
+        );
+        let (holders, processes) = selection.finish();
+        assert_eq!(holders.of(3), [Holder { pid: 30, fd: 6 }]);
+        assert_eq!(holders.of(1), [Holder { pid: 10, fd: 3 }]);
+        assert_eq!(processes, 2, "the second pass counts no process again");
     }
 
     #[test]
