@@ -112,24 +112,15 @@ impl<'a> Gather<'a> {
 
     /// Take whole records of the iterator's output.
     pub fn add(&mut self, records: &[u8]) {
-        let confirm = &mut self.confirm;
-        let clock = self.clock;
-        self.selection
-            .add(records::decode(records), |record, holder| {
-                let start = clock.and_then(|clock| clock.settled(record.start));
-                confirm.keep_started(record.inode, holder, start)
-            });
+        let keep = confirming(&mut self.confirm, self.clock);
+        self.selection.add(records::decode(records), keep);
     }
 
     /// Take whole records of a second pass, keeping only holders of the inodes in `only`.
     pub fn add_again(&mut self, records: &[u8], only: &HashSet<u64>) {
-        let confirm = &mut self.confirm;
-        let clock = self.clock;
+        let keep = confirming(&mut self.confirm, self.clock);
         self.selection
-            .add_again(records::decode(records), only, |record, holder| {
-                let start = clock.and_then(|clock| clock.settled(record.start));
-                confirm.keep_started(record.inode, holder, start)
-            });
+            .add_again(records::decode(records), only, keep);
     }
 
     /// The wanted inodes no record has named so far.
@@ -158,6 +149,18 @@ impl<'a> Gather<'a> {
             warnings: Vec::new(),
             socket_netns,
         }
+    }
+}
+
+/// Whether a record's holder is kept: confirmed by `confirm`, by its process's start where
+/// `clock` can tell it (see `start_time`), by its fd link otherwise.
+fn confirming(
+    confirm: &mut Confirm,
+    clock: Option<start_time::StartClock>,
+) -> impl FnMut(&records::Record, crate::model::Holder) -> bool + '_ {
+    move |record, holder| {
+        let start = clock.and_then(|clock| clock.settled(record.start));
+        confirm.keep_started(record.inode, holder, start)
     }
 }
 

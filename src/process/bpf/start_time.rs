@@ -48,7 +48,7 @@ impl StartClock {
     /// includes the offset, as `clock_gettime` gives it).
     fn new(ticks_per_second: u64, offset_ns: i64, now_ns: u64) -> Option<StartClock> {
         // The kernel divides by NSEC_PER_SEC / USER_HZ only when that is exact.
-        if ticks_per_second == 0 || NANOS % ticks_per_second != 0 {
+        if ticks_per_second == 0 || !NANOS.is_multiple_of(ticks_per_second) {
             return None;
         }
         let tick_ns = NANOS / ticks_per_second;
