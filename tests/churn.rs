@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 /// lsports runs against the churn (spread over three argument sets).
 const RUNS: usize = 24;
+/// lsports runs against the churn forcing each BPF program in turn (each loads the program).
+const BPF_RUNS: usize = 12;
 /// Library captures against the churn.
 const CAPTURES: usize = 4;
 
@@ -232,7 +234,7 @@ fn bpf_listings_under_churn_stay_true_with_either_program() {
     let churn = Churn::start();
     let programs = ["task", "task_file"];
     let mut listings = Vec::new();
-    for run in 0..RUNS {
+    for run in 0..BPF_RUNS {
         let program = programs[run % programs.len()];
         let args: &[&str] = if run % 4 < 2 {
             &["--attribution", "bpf", "-v", "--json"]
