@@ -372,6 +372,24 @@ pub struct Cli {
     )]
     pub netns: NetnsChoice,
 
+    /// Also list published ports: DNAT/redirect rules and docker-proxy mappings, as rows
+    #[arg(
+        long,
+        long_help = "Also list published ports, as rows of their own after the sockets: \
+            each DNAT or redirect rule of the nat prerouting chains (nftables, iptables-nft, \
+            iptables-legacy: Docker's -p 8080:80) and each docker-proxy process, as host \
+            address:port → target address:port, joined to the listener the target lands on \
+            (its container's name) and with the reach verdict of the host port. Only with \
+            --netns all can lsports see a container's namespace: otherwise the target is \
+            \"not seen\". A published port whose target namespace was seen but listens on \
+            nothing there is flagged published-without-listener. Off by default: it runs nft \
+            and iptables-save (root, or CAP_NET_ADMIN, is needed to read the rules; without \
+            them only docker-proxy mappings are found, and stderr says why), and a published \
+            port is not a socket.",
+        global = true
+    )]
+    pub published: bool,
+
     /// Read sockets and processes from this proc tree instead of /proc (implies --source proc)
     #[arg(
         long,
@@ -494,6 +512,7 @@ impl Cli {
             state_root: self.state_root.clone().unwrap_or_else(|| "/".into()),
             netns: self.netns.clone(),
             notes: self.notes(),
+            published: self.published,
         })
     }
 

@@ -60,6 +60,9 @@ pub struct Config {
     /// Notes on how the command line was read (netstat's `-o` timers), printed on stderr
     /// before the run.
     pub notes: Vec<String>,
+    /// List published ports too (`--published`): DNAT/redirect rules and docker-proxy
+    /// mappings, as rows of their own.
+    pub published: bool,
 }
 
 impl Config {
@@ -86,6 +89,14 @@ impl Config {
     /// each shown column's, and the filters' ([`Config::filter_needs`]).
     pub fn needs(&self) -> Needs {
         let mut needs = self.format.needs().and(self.filter_needs());
+        if self.published {
+            // The container a published port lands in is the label of its listener.
+            needs = needs.and(Needs {
+                processes: true,
+                labels: true,
+                ..Needs::NOTHING
+            });
+        }
         if self.format.has_columns() {
             for column in self.shown_columns() {
                 needs = needs.and(column.needs());

@@ -5,6 +5,7 @@
 pub mod exposure;
 pub mod finding;
 pub mod labels;
+pub mod published;
 
 use std::net::IpAddr;
 use std::sync::Arc;

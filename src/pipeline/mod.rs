@@ -29,7 +29,7 @@ use crate::config::{
     AttributionChoice, Column, Config, Needs, NetnsChoice, RenderOptions, StateSelection,
 };
 use crate::enrich::exe::Executables;
-use crate::enrich::{labels, suspicious};
+use crate::enrich::{labels, published, suspicious};
 use crate::filter::{self, Filter, PortSet};
 use crate::model::{Entry, OwnerUnknownReason, Socket};
 use crate::process::info::{self, HidePid, ProcVisibility};
@@ -60,6 +60,8 @@ pub struct Plan {
     pub state_root: PathBuf,
     /// Which network namespaces to collect in (`--netns`).
     pub netns: NetnsChoice,
+    /// Find the published ports too (`--published`), in enrich.
+    pub published: bool,
 }
 
 impl Plan {
@@ -82,6 +84,7 @@ impl Plan {
             proc_root: config.proc_root.clone(),
             state_root: config.state_root.clone(),
             netns: config.netns.clone(),
+            published: config.published,
         }
     }
 
@@ -124,6 +127,8 @@ pub struct Listing {
     /// What went wrong while finding owners (a failed walking thread; under `--verbose`, a
     /// process file that did not parse).
     pub scan_warnings: Vec<process::ScanWarning>,
+    /// The published ports (`--published`), found in enrich; `None` when not asked for.
+    pub published: Option<published::Found>,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
@@ -241,6 +246,7 @@ pub fn attribute(
         entries: attributed.entries,
         exes: Executables::default(),
         scan_warnings: attributed.warnings,
+        published: None,
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
@@ -280,6 +286,15 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
         for entry in &mut listing.entries {
             entry.findings = suspicious::inspect(entry, &listing.exes, &plan.proc_root);
         }
+    }
+    if plan.published {
+        let sources = published::Sources {
+            proc_root: &plan.proc_root,
+            netns: &plan.netns,
+            rules: &crate::enrich::reach::Sources::default(),
+        };
+        listing.published = Some(published::find(&listing.entries, sources));
+        mark("published ports found");
     }
     listing
 }

@@ -24,6 +24,7 @@ pub mod load;
 pub mod merge;
 pub mod nft;
 pub mod path;
+pub mod published;
 pub mod ranges;
 pub mod rules;
 pub mod verdict;
