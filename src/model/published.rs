@@ -9,6 +9,9 @@ use std::sync::Arc;
 use super::{Family, Netns, Protocol};
 use crate::model::labels::Labels;
 
+/// The flag of a published port whose target's namespace listens on nothing there.
+pub const WITHOUT_LISTENER: &str = "published-without-listener";
+
 /// How lsports learned of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PublishedKind {
@@ -122,7 +125,7 @@ impl Published {
         }
     }
 
-    /// Whether it is flagged `published-without-listener`.
+    /// Whether it is flagged [`WITHOUT_LISTENER`].
     pub fn without_listener(&self) -> bool {
         matches!(self.landing, Landing::NoListener { .. })
     }

@@ -301,7 +301,12 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
 
 /// Write `listing` as `options` say: formatting only, everything it shows was read before.
 pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    render::render(&listing.entries, options, &listing.exes, out)
+    match &listing.published {
+        Some(found) => {
+            render::published::render(&listing.entries, &found.ports, options, &listing.exes, out)
+        }
+        None => render::render(&listing.entries, options, &listing.exes, out),
+    }
 }
 
 impl Listing {
