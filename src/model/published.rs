@@ -99,6 +99,9 @@ pub struct Published {
     pub protocol: Protocol,
     /// The address family.
     pub family: Family,
+    /// The network namespace it is published in (where the rules are read, or the proxy
+    /// runs): what the host side `host_addr:host_port` belongs to. `None` where unknown.
+    pub netns: Option<Arc<Netns>>,
     /// The host address it is published on; the unspecified address for every address of
     /// the host.
     pub host_addr: IpAddr,

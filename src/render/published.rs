@@ -130,7 +130,7 @@ pub fn cell(column: Column, p: &Published, style: Style) -> String {
         Column::Address => Some(p.host_addr.to_string()),
         Column::Port => Some(p.host_port.to_string()),
         Column::State => Some("PUBLISHED".to_string()),
-        Column::Netns => listener_netns(p),
+        Column::Netns => netns(p),
         Column::Container => container(p, display),
         Column::Pid => pids(p),
         Column::Program => Some(programs(p)),
@@ -186,13 +186,9 @@ fn container(p: &Published, display: bool) -> Option<String> {
     })
 }
 
-fn listener_netns(p: &Published) -> Option<String> {
-    let netns = match &p.landing {
-        Landing::Listener(l) => l.netns.as_deref(),
-        Landing::NoListener { netns } => netns.as_deref(),
-        Landing::NotSeen => None,
-    }?;
-    Some(terminal_safe(&netns.label()).into_owned())
+/// The namespace the port is published in (its host side's, as a socket's `netns` is).
+fn netns(p: &Published) -> Option<String> {
+    Some(terminal_safe(&p.netns.as_deref()?.label()).into_owned())
 }
 
 fn pids(p: &Published) -> Option<String> {
@@ -251,6 +247,7 @@ mod tests {
         Published {
             protocol: Protocol::Tcp,
             family: Family::Ipv4,
+            netns: None,
             host_addr: "0.0.0.0".parse().unwrap(),
             host_port: 8080,
             target_addr: Some("172.17.0.2".parse().unwrap()),
@@ -297,7 +294,15 @@ mod tests {
         );
         assert_eq!(cell(Column::State, &p, table), "PUBLISHED");
         assert_eq!(cell(Column::Process, &p, table), "9/docker-proxy");
-        assert_eq!(cell(Column::Netns, &p, table), "c\\e1");
+        assert_eq!(cell(Column::Netns, &p, table), "-");
+        let here = Published {
+            netns: Some(Arc::new(Netns {
+                inode: 7,
+                name: Some(b"h\x1b1".to_vec()),
+            })),
+            ..port(Landing::NotSeen)
+        };
+        assert_eq!(cell(Column::Netns, &here, table), "h\\e1");
         assert_eq!(cell(Column::RecvQ, &p, table), "-");
         assert_eq!(cell(Column::RecvQ, &p, Style::Machine), "");
         assert_eq!(cell(Column::Flags, &p, table), "-");

@@ -257,6 +257,9 @@ pub struct PublishedRow {
     pub local_port: u16,
     /// Always `PUBLISHED`.
     pub state: Word,
+    /// The network namespace it is published in (the rules' or the proxy's), as a socket's
+    /// `netns`; `None` when unknown.
+    pub netns: Option<Netns>,
     /// The container of the listener it lands on, if known.
     pub container: Option<Container>,
     /// Where it goes, what publishes it, and what listens there.
@@ -357,6 +360,10 @@ impl PublishedRow {
             local_addr: p.host_addr.to_string(),
             local_port: p.host_port,
             state: Cow::Borrowed("PUBLISHED"),
+            netns: p.netns.as_deref().map(|ns| Netns {
+                inode: ns.inode,
+                name: ns.name.as_deref().map(lossy),
+            }),
             container: listener.as_ref().and_then(|l| l.container.clone()),
             published: Published {
                 target_addr: p.target_addr.map(|a| a.to_string()),

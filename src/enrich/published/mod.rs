@@ -20,11 +20,12 @@ pub mod proxy;
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::config::NetnsChoice;
 use crate::enrich::reach::{self, Reach, Ruleset};
-use crate::model::Entry;
 use crate::model::published::{Published, PublishedReach};
+use crate::model::{Entry, Netns};
 use crate::source::netns;
 use crate::sys::procroot::ProcRoot;
 
@@ -64,14 +65,24 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
     };
     let mut ports = reach::published::from_rules(&ruleset);
     let root = ProcRoot::open(sources.proc_root).ok();
+    let discovery = root.as_ref().and_then(|root| netns::discover(root).ok());
+    let current = discovery.as_ref().and_then(|d| d.current);
+    let here = current.map(|inode| namespace(inode, discovery.as_ref(), entries));
+    for port in &mut ports {
+        port.netns = here.clone();
+    }
     if let Some(root) = &root {
-        for proxied in proxy::scan(root, &mut found.warnings) {
+        for mut proxied in proxy::scan(root, &mut found.warnings) {
+            let pid = proxied.by.iter().find_map(|b| b.pid);
+            let inode = pid.and_then(|pid| root.process_link(pid, "ns/net").ok());
+            let inode = inode.and_then(|link| netns::mountinfo::net_inode(&link));
+            proxied.netns = inode.map(|inode| namespace(inode, discovery.as_ref(), entries));
             reach::published::add(&mut ports, proxied);
         }
     }
-    let (owners, current) = match &root {
-        Some(root) => namespaces(root, sources.netns, entries),
-        None => (Vec::new(), None),
+    let owners = match (&root, &discovery) {
+        (Some(root), Some(discovery)) => looked_in(root, discovery, sources.netns, entries),
+        _ => Vec::new(),
     };
     for port in &mut ports {
         port.landing = owners::land(port, &owners, current, entries);
@@ -81,18 +92,14 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
     found
 }
 
-/// The namespaces the listing was collected in (with their addresses), and the one lsports
-/// runs in: every one for `--netns all`; else the current one, or the one chosen, which the
-/// listing's sockets name.
-fn namespaces(
+/// The namespaces the listing was collected in, with their addresses: every one for
+/// `--netns all`; else the current one, or the one chosen, which the listing's sockets name.
+fn looked_in(
     root: &ProcRoot,
+    discovery: &netns::Discovery,
     choice: &NetnsChoice,
     entries: &[Entry],
-) -> (Vec<owners::Owner>, Option<u64>) {
-    let Ok(discovery) = netns::discover(root) else {
-        return (Vec::new(), None);
-    };
-    let current = discovery.current;
+) -> Vec<owners::Owner> {
     let listed: HashSet<u64> = entries
         .iter()
         .filter_map(|e| e.socket.netns.as_ref().map(|ns| ns.inode))
@@ -102,12 +109,28 @@ fn namespaces(
         .iter()
         .filter(|ns| match choice {
             NetnsChoice::All => true,
-            NetnsChoice::Current => Some(ns.inode) == current,
+            NetnsChoice::Current => Some(ns.inode) == discovery.current,
             _ => listed.contains(&ns.inode),
         })
         .filter_map(|ns| Some((ns.inode, *ns.pids.first()?)))
         .collect();
-    (owners::read(root, &looked), current)
+    owners::read(root, &looked)
+}
+
+/// The namespace `inode` as the listing's sockets share it, else as discovery names it.
+fn namespace(inode: u64, discovery: Option<&netns::Discovery>, entries: &[Entry]) -> Arc<Netns> {
+    let listed = entries
+        .iter()
+        .filter_map(|e| e.socket.netns.as_ref())
+        .find(|ns| ns.inode == inode);
+    if let Some(ns) = listed {
+        return ns.clone();
+    }
+    let name = discovery
+        .and_then(|d| d.get(inode))
+        .and_then(|ns| ns.name.as_ref())
+        .map(|name| name.as_encoded_bytes().to_vec());
+    Arc::new(Netns { inode, name })
 }
 
 /// A verdict as the model keeps it.

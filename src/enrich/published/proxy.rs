@@ -58,11 +58,10 @@ struct Args {
 /// The published port a `docker-proxy` command line (`cmdline`: arguments separated by NUL)
 /// describes. `pid` names it in `by`.
 pub fn parse(cmdline: &[u8], pid: u32) -> Result<Published, ProxyError> {
-    let argv: Vec<&[u8]> = cmdline
-        .strip_suffix(b"\0")
-        .unwrap_or(cmdline)
-        .split(|&b| b == 0)
-        .collect();
+    // A process that rewrote its own title pads the rest of its argument area with NULs:
+    // they end the arguments, they are not empty ones.
+    let end = cmdline.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let argv: Vec<&[u8]> = cmdline[..end].split(|&b| b == 0).collect();
     if argv.len() > MAX_ARGS {
         return Err(ProxyError::TooMany);
     }
@@ -162,6 +161,7 @@ impl Args {
         Ok(Published {
             protocol: self.proto.unwrap_or(Protocol::Tcp),
             family,
+            netns: None,
             host_addr,
             host_port,
             target_addr: Some(target),
@@ -252,7 +252,9 @@ mod tests {
             b"-container-ip=fd00::2",
             b"-container-port=5353",
         ]);
-        let p = parse(&udp6, 7).unwrap();
+        let mut padded = udp6.clone();
+        padded.extend([0; 40]);
+        let p = parse(&padded, 7).unwrap();
         assert_eq!((p.protocol, p.family), (Protocol::Udp, Family::Ipv6));
         assert_eq!((p.host_port, p.target_port), (53, 5353));
     }
@@ -280,6 +282,7 @@ mod tests {
             &[b"docker-proxy", b"-exec", b"sh"],
             &[b"docker-proxy", b"-proto", b"sctp"],
             &[b"docker-proxy", b"-\xff\xfe"],
+            &[b"docker-proxy", b"", b"-host-port", b"80"],
             &[
                 b"docker-proxy",
                 b"-host-port",

@@ -107,6 +107,7 @@ fn publish(rule: &Rule<'_>, context: &[&Match], action: &Action, found: &mut Vec
                     let mapping = Published {
                         protocol,
                         family,
+                        netns: None,
                         host_addr,
                         host_port,
                         target_addr: addr,
