@@ -17,6 +17,8 @@
 //!   select     filter/    pid, user, program, container, unit; order   -> Listing
 //!   enrich     enrich/    executables, suspicious-listener findings    -> Listing
 //!                         (reach/: the firewall evaluator, not yet wired in)
+//!                         published/: DNAT rules and docker-proxy mappings joined
+//!                         to their listeners (--published)
 //!   render     render/    table, CSV, JSON, JSONL, Prometheus: formatting only, to any writer;
 //!                         wire.rs: the JSON socket object listing, watch and audit share
 //!

@@ -29,8 +29,8 @@ use std::process::{Child, Output, Stdio};
 use serde_json::{Value, json};
 
 use common::{
-    assert_success, assert_terminal_safe, cgroup2_mount_as_root, have, lsports_bin, output_guarded,
-    parse_json, put, scrubbed, skip_unless_ci, stderr,
+    assert_success, assert_terminal_safe, assert_valid, cgroup2_mount_as_root, have, lsports_bin,
+    output_guarded, parse_json, put, scrubbed, skip_unless_ci, stderr,
 };
 
 const WEB: &str = "7777777777777777777777777777777777777777777777777777777777777777";
@@ -374,6 +374,7 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
 
     let out = lab.lsports(&["--netns", "all", "--published", "--json"], false);
     let listing = parse_json(&out.stdout);
+    assert_valid(&listing, "lsports --netns all --published --json");
     assert_eq!(ours(&listing, &lab), [8080, 8081, 8082], "{listing:#}");
 
     let web = row(&listing, &lab, 8080);

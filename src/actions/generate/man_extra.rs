@@ -190,6 +190,12 @@ pub const EXAMPLES: &[Example] = &[
         args: &["--generate", "bash"],
         shell: " > /usr/share/bash-completion/completions/lsports",
     },
+    Example {
+        what: "Ports Docker publishes (DNAT rules, docker-proxy), each joined to its \
+               container's listener; a published port nothing listens behind is flagged:",
+        args: &["--netns", "all", "--published", "-n"],
+        shell: "",
+    },
 ];
 
 /// SEE ALSO: system pages, by (name, section). None of them is lsports's own.
