@@ -470,19 +470,30 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
     assert_terminal_safe("table", &table.stdout);
 }
 
+/// lsports flags a published port only when its listing holds every listener that could
+/// serve the target: not without `--netns all` (the container's namespace is not looked in),
+/// not under `--port` (which selects the published row by its host port, and leaves the
+/// container's listeners out). `-u` lists no TCP published port.
 #[test]
-fn without_netns_all_a_container_target_is_not_seen_never_flagged() {
+fn where_lsports_cannot_tell_a_target_is_not_seen_never_flagged() {
     let Some(mut lab) = lab() else { return };
     let scope = lab.cgroups[1].clone();
     lab.python(1, Some(&scope), LISTENER, &["80"]);
-    let out = lab.lsports(&["--published", "--json"], false);
-    let listing = parse_json(&out.stdout);
-    assert_eq!(ours(&listing, &lab), [8080, 8081], "{listing:#}");
-    for port in [8080, 8081] {
-        let r = row(&listing, &lab, port);
+    let json = |args: &[&str]| {
+        let out = lab.lsports(args, false);
+        parse_json(&out.stdout)
+    };
+    let here_only = json(&["--published", "--json"]);
+    assert_eq!(ours(&here_only, &lab), [8080, 8081], "{here_only:#}");
+    let port_8081 = json(&["--netns", "all", "--published", "--port", "8081", "--json"]);
+    assert_eq!(ours(&port_8081, &lab), [8081], "{port_8081:#}");
+    for (listing, port) in [(&here_only, 8080), (&here_only, 8081), (&port_8081, 8081)] {
+        let r = row(listing, &lab, port);
         assert_eq!(r["published"]["landing"], "not_seen", "{r:#}");
         assert_eq!(r["published"]["flags"], json!([]));
     }
+    let udp = json(&["--netns", "all", "--published", "-u", "--json"]);
+    assert_eq!(ours(&udp, &lab), Vec::<u64>::new(), "{udp:#}");
 }
 
 #[test]

@@ -382,7 +382,9 @@ pub struct Cli {
             (its container's name) and with the reach verdict of the host port. Only with \
             --netns all can lsports see a container's namespace: otherwise the target is \
             \"not seen\". A published port whose target namespace was seen but listens on \
-            nothing there is flagged published-without-listener. Off by default: it runs nft \
+            nothing there is flagged published-without-listener (not under a filter that may \
+            have left that listener out). --port, -t/-u and -4/-6 select published ports by \
+            their host side. Off by default: it runs nft \
             and iptables-save (root, or CAP_NET_ADMIN, is needed to read the rules; without \
             them only docker-proxy mappings are found, and stderr says why), and a published \
             port is not a socket.",

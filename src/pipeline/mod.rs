@@ -292,6 +292,8 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
             proc_root: &plan.proc_root,
             netns: &plan.netns,
             rules: &crate::enrich::reach::Sources::default(),
+            tables: &plan.request.tables,
+            filter: &plan.filter,
         };
         listing.published = Some(published::find(&listing.entries, sources));
         mark("published ports found");

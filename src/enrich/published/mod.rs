@@ -24,8 +24,9 @@ use std::sync::Arc;
 
 use crate::config::NetnsChoice;
 use crate::enrich::reach::{self, Reach, Ruleset};
+use crate::filter::Filter;
 use crate::model::published::{Published, PublishedReach};
-use crate::model::{Entry, Netns};
+use crate::model::{Entry, Family, Netns, Protocol};
 use crate::source::netns;
 use crate::sys::procroot::ProcRoot;
 
@@ -48,6 +49,12 @@ pub struct Sources<'a> {
     pub netns: &'a NetnsChoice,
     /// How the firewall rules are read.
     pub rules: &'a reach::Sources,
+    /// The tables collected (`-t`, `-u`, `-4`, `-6`): a published port of another protocol
+    /// or family is not listed.
+    pub tables: &'a [(Protocol, Family)],
+    /// The listing's filters: `--port` selects published ports by their host port; any
+    /// filter that narrows the listeners means a target's listener may have been left out.
+    pub filter: &'a Filter,
 }
 
 /// The published ports, joined to `entries` (the listing, labelled), with their reach.
@@ -64,6 +71,7 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
         }
     };
     let mut ports = reach::published::from_rules(&ruleset);
+    ports.retain(|p| selected(p, sources));
     let root = ProcRoot::open(sources.proc_root).ok();
     let discovery = root.as_ref().and_then(|root| netns::discover(root).ok());
     let current = discovery.as_ref().and_then(|d| d.current);
@@ -77,7 +85,9 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
             let inode = pid.and_then(|pid| root.process_link(pid, "ns/net").ok());
             let inode = inode.and_then(|link| netns::mountinfo::net_inode(&link));
             proxied.netns = inode.map(|inode| namespace(inode, discovery.as_ref(), entries));
-            reach::published::add(&mut ports, proxied);
+            if selected(&proxied, sources) {
+                reach::published::add(&mut ports, proxied);
+            }
         }
     }
     let owners = match (&root, &discovery) {
@@ -85,11 +95,36 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
         _ => Vec::new(),
     };
     for port in &mut ports {
-        port.landing = owners::land(port, &owners, current, entries);
+        let can_flag = complete(port, sources);
+        port.landing = owners::land(port, &owners, current, entries, can_flag);
         port.reach = vec![wire_reach(reach::published::reach(&ruleset, port))];
     }
     found.ports = ports;
     found
+}
+
+/// Whether the listing's tables and `--port` keep this published port.
+fn selected(port: &Published, sources: Sources<'_>) -> bool {
+    let ports = sources.filter.ports.as_ref();
+    sources.tables.contains(&(port.protocol, port.family))
+        && ports.is_none_or(|ports| ports.contains(port.host_port))
+}
+
+/// Whether the listing holds every listener that could serve `port`: its protocol's tables
+/// of its family (and IPv6's, for a dual-stack `[::]` serving IPv4), and no filter that
+/// leaves listeners out. Only then is "nothing listens on the target" a finding.
+fn complete(port: &Published, sources: Sources<'_>) -> bool {
+    let f = sources.filter;
+    let narrowed = f.ports.is_some()
+        || !f.addresses.is_empty()
+        || f.exposures.is_some()
+        || !f.pids.is_empty()
+        || !f.uids.is_empty()
+        || !f.programs.is_empty()
+        || !f.containers.is_empty()
+        || !f.units.is_empty();
+    let has = |family| sources.tables.contains(&(port.protocol, family));
+    !narrowed && has(port.family) && has(Family::Ipv6)
 }
 
 /// The namespaces the listing was collected in, with their addresses: every one for

@@ -69,12 +69,15 @@ pub fn local_v6(if_inet6: &[u8]) -> HashSet<IpAddr> {
 
 /// Where `published` lands among `entries`, given the namespaces looked in. A target this
 /// host forwards to (DNAT) is looked for in every namespace owning its address; a redirect's
-/// target, in `current` (the host's own namespace).
+/// target, in `current` (the host's own namespace). Without a listener there, it is
+/// [`Landing::NoListener`] only when `complete` says the listing holds every listener that
+/// could serve it; else [`Landing::NotSeen`].
 pub fn land(
     published: &Published,
     owners: &[Owner],
     current: Option<u64>,
     entries: &[Entry],
+    complete: bool,
 ) -> Landing {
     let owning: Vec<&Owner> = match published.target_addr {
         Some(addr) => owners.iter().filter(|o| o.addrs.contains(&addr)).collect(),
@@ -97,6 +100,9 @@ pub fn land(
                 labels: entry.labels.clone(),
             });
         }
+    }
+    if !complete {
+        return Landing::NotSeen;
     }
     let netns = entries
         .iter()
