@@ -21,6 +21,7 @@ impl Cli {
         self.check_wait_flags()?;
         self.check_offline_flags()?;
         self.check_polling_flags()?;
+        self.check_published_flags(format)?;
         match &self.command {
             Some(command) => self.check_command(command, format),
             None => Ok(()),
@@ -306,5 +307,36 @@ fn format_name(format: OutputFormat) -> &'static str {
         OutputFormat::Jsonl => "jsonl",
         OutputFormat::Csv => "csv",
         OutputFormat::Prometheus => "prometheus",
+    }
+}
+
+impl Cli {
+    /// `--published` adds rows to one listing of the live host: its rules are read from the
+    /// running kernel, so a snapshot or another proc tree would pair them with sockets they do
+    /// not describe; and watch, audit, -c and --wait show no published rows.
+    fn check_published_flags(&self, format: OutputFormat) -> Result<(), clap::Error> {
+        if !self.published {
+            return Ok(());
+        }
+        let with = if self.snapshot.is_some() {
+            Some("--snapshot (the rules are the live host's, not the snapshot's)")
+        } else if self.proc_root.is_some() {
+            Some("--proc-root (the rules are the live host's, not that tree's)")
+        } else if self.continuous || !self.wait.is_empty() || !self.wait_free.is_empty() {
+            Some("-c, --wait or --wait-free")
+        } else if self.command.is_some() {
+            Some("a subcommand")
+        } else if format == OutputFormat::Prometheus {
+            Some("--format prometheus, which counts sockets")
+        } else {
+            None
+        };
+        match with {
+            Some(what) => Err(usage(format!(
+                "--published adds published ports to one listing of this host; it cannot be \
+                 used with {what}"
+            ))),
+            None => Ok(()),
+        }
     }
 }

@@ -13,7 +13,14 @@ use clap::{Args, Subcommand};
 const SHOWN: &[(&str, Shown)] = &[
     (
         "audit",
-        Shown::AllBut(&["all", "columns", "no_header", "continuous", "interval"]),
+        Shown::AllBut(&[
+            "all",
+            "columns",
+            "no_header",
+            "continuous",
+            "interval",
+            "published",
+        ]),
     ),
     (
         "baseline",
@@ -25,9 +32,10 @@ const SHOWN: &[(&str, Shown)] = &[
             "all",
             "continuous",
             "interval",
+            "published",
         ]),
     ),
-    ("watch", Shown::AllBut(&["snapshot"])),
+    ("watch", Shown::AllBut(&["snapshot", "published"])),
     ("capture", Shown::Only(&["proc_root"])),
 ];
 
