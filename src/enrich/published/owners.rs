@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::model::Entry;
 use crate::model::exposure::{reachable_families, unmapped};
 use crate::model::published::{Landing, Published, PublishedListener};
+use crate::model::{Entry, Family};
 use crate::sys::procroot::ProcRoot;
 
 /// A namespace lsports looked in, and its addresses.
@@ -129,7 +129,12 @@ fn serves(entry: &Entry, published: &Published) -> bool {
     {
         return false;
     }
-    let family = published.family;
+    // The target's family: a proxy relays IPv6 to an IPv4 container.
+    let family = match published.target_addr {
+        Some(IpAddr::V4(_)) => Family::Ipv4,
+        Some(IpAddr::V6(_)) => Family::Ipv6,
+        None => published.family,
+    };
     let addr = unmapped(socket.local_addr);
     let wildcard = addr.is_unspecified() && reachable_families(socket).contains(&family);
     wildcard

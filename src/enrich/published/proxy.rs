@@ -149,15 +149,17 @@ impl Args {
         let target_port = self
             .container_port
             .ok_or(ProxyError::Missing("-container-port"))?;
-        let family = if target.is_ipv4() {
+        // The family of the host side, which the proxy listens on: Docker starts one with
+        // `-host-ip ::` for an IPv4 container too, and relays between the two.
+        let host_addr = self.host_ip.unwrap_or(match target {
+            IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+            IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+        });
+        let family = if host_addr.is_ipv4() {
             Family::Ipv4
         } else {
             Family::Ipv6
         };
-        let host_addr = self.host_ip.unwrap_or(match family {
-            Family::Ipv4 => IpAddr::from([0u8; 4]),
-            Family::Ipv6 => IpAddr::from([0u16; 8]),
-        });
         Ok(Published {
             protocol: self.proto.unwrap_or(Protocol::Tcp),
             family,
@@ -252,6 +254,22 @@ mod tests {
             b"-container-ip=fd00::2",
             b"-container-port=5353",
         ]);
+        let to_v4 = args(&[
+            b"docker-proxy",
+            b"-proto",
+            b"tcp",
+            b"-host-ip",
+            b"::",
+            b"-host-port",
+            b"8080",
+            b"-container-ip",
+            b"172.17.0.2",
+            b"-container-port",
+            b"80",
+        ]);
+        let p = parse(&to_v4, 8).unwrap();
+        assert_eq!(p.family, Family::Ipv6, "the host side's family");
+        assert_eq!(p.target_addr, Some("172.17.0.2".parse().unwrap()));
         let mut padded = udp6.clone();
         padded.extend([0; 40]);
         let p = parse(&padded, 7).unwrap();

@@ -370,6 +370,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_and_a_proxy_for_one_mapping_are_one_port() {
+        let rs = nat(
+            vec![json!([
+                is(payload("tcp", "dport"), json!(8080)),
+                {"dnat": {"family": "ip", "addr": "172.17.0.2", "port": 80}}
+            ])],
+            vec![],
+        );
+        let mut found = from_rules(&rs);
+        let rule = found[0].clone();
+        let proxy = |target: &str| Published {
+            by: vec![PublishedBy {
+                kind: PublishedKind::DockerProxy,
+                text: "docker-proxy pid 5".into(),
+                pid: Some(5),
+            }],
+            target_addr: Some(target.parse().unwrap()),
+            ..rule.clone()
+        };
+        add(&mut found, proxy("172.17.0.2"));
+        assert_eq!(found.len(), 1);
+        let kinds: Vec<_> = found[0].by.iter().map(|b| b.kind).collect();
+        assert_eq!(kinds, [PublishedKind::Dnat, PublishedKind::DockerProxy]);
+        add(&mut found, proxy("172.17.0.3"));
+        assert_eq!(found.len(), 2, "another target is another port");
+    }
+
+    #[test]
     fn docker_rules_publish_8080_and_forwarding_is_not_guessed() {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rulesets/docker.iptables-save");
