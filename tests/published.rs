@@ -1,7 +1,8 @@
 //! Published ports end to end (`--published`), against the kernel: three private network
 //! namespaces — a host, a container and an outside, joined by veth pairs, the host routing —
 //! with Docker's rules for two published ports loaded in the host by `iptables-nft-restore`
-//! (`-A DOCKER ! -i vc -p tcp --dport 8080 -j DNAT --to-destination C:80`, and 8081 → C:81),
+//! (`-A DOCKER ! -i vc -p tcp --dport 8080 -j DNAT --to-destination C:80`, and 8081 → C:81)
+//! and a native nftables one (`iifname "vo" tcp dport 9090 dnat to C:80`),
 //! a python listener on C:80 and C:82 in a cgroup named as Docker names a container's
 //! (`docker-<id>.scope`, its name `web` in a fake `/var/lib/docker` under `--state-root`), a
 //! fake `docker-proxy` in the host (a python process whose argument area reads `docker-proxy
@@ -9,14 +10,15 @@
 //! one with hostile arguments.
 //!
 //! A probe from outside decides the truth: 8080 reaches the container's listener, 8081 is
-//! refused by the container's kernel (forwarded, nothing listens), 8082 reaches the proxy.
+//! refused by the container's kernel (forwarded, nothing listens), 8082 reaches the proxy,
+//! 9090 reaches the container.
 //! lsports, run in the host with `--netns all`, must list each as a row joined to the
 //! container's listener (or flagged without one), never contradict the probe with its reach
 //! verdict, refuse the hostile proxy with its arguments escaped, and say "not seen" rather
 //! than flag when it was not asked to look in other namespaces. Unprivileged, the rules are
 //! unreadable (said on stderr) and the proxy's row remains.
 //!
-//! Needs root, iptables-nft-restore, ip, nsenter, unshare and a cgroup2 mount; under
+//! Needs root, iptables-nft-restore, nft, ip, nsenter, unshare and a cgroup2 mount; under
 //! `CI=true` a missing one is a failure.
 
 mod common;
@@ -286,6 +288,17 @@ fn lab() -> Option<Lab> {
         skip_unless_ci(&format!("iptables-nft-restore refused: {}", stderr(&out)));
         return None;
     }
+    // Beside Docker's, a port published by a native nftables rule: 9090 → C:80.
+    let mut nft = scrubbed("nsenter");
+    nft.args([h.as_str(), "nft", "-f", "-"])
+        .stdin(Stdio::piped());
+    let table = format!(
+        "table ip lab {{\n chain pre {{\n  type nat hook prerouting priority dstnat; policy accept;\n  \
+         iifname \"vo\" tcp dport 9090 dnat to {}:80\n }}\n}}\n",
+        lab.container_ip()
+    );
+    let out = common::output_with_input(nft, Some(table.as_bytes()), "nft -f");
+    assert!(out.status.success(), "nft -f: {}", stderr(&out));
     Some(lab)
 }
 
@@ -371,11 +384,16 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
         "8081 is forwarded to a port nothing listens on"
     );
     assert_eq!(lab.probe(8082), Ok(()), "8082 reaches the proxy");
+    assert_eq!(lab.probe(9090), Ok(()), "9090 reaches the container");
 
     let out = lab.lsports(&["--netns", "all", "--published", "--json"], false);
     let listing = parse_json(&out.stdout);
     assert_valid(&listing, "lsports --netns all --published --json");
-    assert_eq!(ours(&listing, &lab), [8080, 8081, 8082], "{listing:#}");
+    assert_eq!(
+        ours(&listing, &lab),
+        [8080, 8081, 8082, 9090],
+        "{listing:#}"
+    );
 
     let web = row(&listing, &lab, 8080);
     assert_eq!(
@@ -408,6 +426,14 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
     assert_eq!(web["reach"][0]["verdict"], "unknown", "{web:#}");
     let why = web["reach"][0]["by"].as_str().unwrap();
     assert!(why.contains("forward hook is not evaluated"), "{why}");
+
+    // The nftables rule: the same join, by its own rule.
+    let native = row(&listing, &lab, 9090);
+    let by = native["published"]["by"][0]["text"].as_str().unwrap();
+    assert!(by.starts_with("table ip lab chain pre"), "{by}");
+    assert!(by.contains("dport 9090"), "{by}");
+    assert_eq!(native["published"]["listener"]["inode"], inodes[0]);
+    assert_eq!(native["container"]["name"], "web");
 
     let lost = row(&listing, &lab, 8081);
     assert_eq!(lost["published"]["landing"], "no_listener");
@@ -484,7 +510,7 @@ fn where_lsports_cannot_tell_a_target_is_not_seen_never_flagged() {
         parse_json(&out.stdout)
     };
     let here_only = json(&["--published", "--json"]);
-    assert_eq!(ours(&here_only, &lab), [8080, 8081], "{here_only:#}");
+    assert_eq!(ours(&here_only, &lab), [8080, 8081, 9090], "{here_only:#}");
     let port_8081 = json(&["--netns", "all", "--published", "--port", "8081", "--json"]);
     assert_eq!(ours(&port_8081, &lab), [8081], "{port_8081:#}");
     for (listing, port) in [(&here_only, 8080), (&here_only, 8081), (&port_8081, 8081)] {
