@@ -11,7 +11,7 @@
 //!
 //! A probe from outside decides the truth: 8080 reaches the container's listener, 8081 is
 //! refused by the container's kernel (forwarded, nothing listens), 8082 reaches the proxy,
-//! 9090 reaches the container.
+//! 9090 reaches the container, 8084 times out (a `DOCKER-USER` drop in the forward hook).
 //! lsports, run in the host with `--netns all`, must list each as a row joined to the
 //! container's listener (or flagged without one), never contradict the probe with its reach
 //! verdict, refuse the hostile proxy with its arguments escaped, and say "not seen" rather
@@ -157,8 +157,9 @@ impl Drop for Lab {
     }
 }
 
-/// Docker's rules (moby's bridge driver, `docker0` being `vc` here) for 8080 → C:80 and
-/// 8081 → C:81.
+/// Docker's rules (moby's bridge driver, `docker0` being `vc` here) for 8080 → C:80,
+/// 8081 → C:81 and 8084 → C:84, and a `DOCKER-USER` rule dropping what is forwarded to port
+/// 84 (the rule Docker's documentation gives for filtering published ports).
 fn docker_rules(c: &str) -> String {
     format!(
         "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
@@ -167,13 +168,19 @@ fn docker_rules(c: &str) -> String {
          -A DOCKER -i vc -j RETURN\n\
          -A DOCKER ! -i vc -p tcp -m tcp --dport 8080 -j DNAT --to-destination {c}:80\n\
          -A DOCKER ! -i vc -p tcp -m tcp --dport 8081 -j DNAT --to-destination {c}:81\n\
+         -A DOCKER ! -i vc -p tcp -m tcp --dport 8084 -j DNAT --to-destination {c}:84\n\
          COMMIT\n\
          *filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n\
+         :DOCKER-USER - [0:0]\n\
+         -A FORWARD -j DOCKER-USER\n\
          -A FORWARD -o vc -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
          -A FORWARD -o vc -j DOCKER\n\
          -A FORWARD -i vc ! -o vc -j ACCEPT\n\
          -A DOCKER -d {c}/32 ! -i vc -o vc -p tcp -m tcp --dport 80 -j ACCEPT\n\
          -A DOCKER -d {c}/32 ! -i vc -o vc -p tcp -m tcp --dport 81 -j ACCEPT\n\
+         -A DOCKER -d {c}/32 ! -i vc -o vc -p tcp -m tcp --dport 84 -j ACCEPT\n\
+         -A DOCKER-USER -p tcp -m tcp --dport 84 -j DROP\n\
+         -A DOCKER-USER -j RETURN\n\
          COMMIT\n"
     )
 }
@@ -337,7 +344,7 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
     let Some(mut lab) = lab() else { return };
     let c = lab.container_ip();
     let scope = lab.cgroups[1].clone();
-    let inodes = lab.python(1, Some(&scope), LISTENER, &["80", "82"]);
+    let inodes = lab.python(1, Some(&scope), LISTENER, &["80", "82", "84"]);
     let inodes: Vec<u64> = inodes.split(' ').map(|i| i.parse().unwrap()).collect();
     let proxy_args = [
         "8082",
@@ -385,13 +392,18 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
     );
     assert_eq!(lab.probe(8082), Ok(()), "8082 reaches the proxy");
     assert_eq!(lab.probe(9090), Ok(()), "9090 reaches the container");
+    assert_eq!(
+        lab.probe(8084),
+        Err("TimeoutError".into()),
+        "DOCKER-USER drops what 8084 forwards"
+    );
 
     let out = lab.lsports(&["--netns", "all", "--published", "--json"], false);
     let listing = parse_json(&out.stdout);
     assert_valid(&listing, "lsports --netns all --published --json");
     assert_eq!(
         ours(&listing, &lab),
-        [8080, 8081, 8082, 9090],
+        [8080, 8081, 8082, 8084, 9090],
         "{listing:#}"
     );
 
@@ -421,11 +433,9 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
     assert_eq!(web["container"]["name"], "web");
     assert_eq!(web["container"]["id"], WEB);
     assert_eq!(published["flags"], json!([]));
-    // The probe got through: any verdict but filtered or rejected is consistent; lsports does
-    // not evaluate the forward hook, so it must say unknown, naming why.
-    assert_eq!(web["reach"][0]["verdict"], "unknown", "{web:#}");
-    let why = web["reach"][0]["by"].as_str().unwrap();
-    assert!(why.contains("forward hook is not evaluated"), "{why}");
+    // The reach verdicts follow the packet through the DNAT and the forward hook (out
+    // through vc, the host's route to the container), as the probes did.
+    assert_eq!(web["reach"][0]["verdict"], "open", "{web:#}");
 
     // The nftables rule: the same join, by its own rule.
     let native = row(&listing, &lab, 9090);
@@ -434,6 +444,7 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
     assert!(by.contains("dport 9090"), "{by}");
     assert_eq!(native["published"]["listener"]["inode"], inodes[0]);
     assert_eq!(native["container"]["name"], "web");
+    assert_eq!(native["reach"][0]["verdict"], "open", "{native:#}");
 
     let lost = row(&listing, &lab, 8081);
     assert_eq!(lost["published"]["landing"], "no_listener");
@@ -442,6 +453,20 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
         json!(["published-without-listener"])
     );
     assert_eq!(lost["container"], Value::Null);
+    assert_eq!(
+        lost["reach"][0]["verdict"], "open",
+        "the firewall lets it through"
+    );
+    let dropped = row(&listing, &lab, 8084);
+    assert_eq!(dropped["published"]["listener"]["inode"], inodes[2]);
+    // What 8084 forwards is dropped: only a packet arriving on vc itself, which Docker's rules
+    // do not DNAT, gets through (to the host's own port 8084); the probe from outside timed
+    // out, as `restricted` to that interface says it must.
+    assert_eq!(dropped["reach"][0]["verdict"], "restricted", "{dropped:#}");
+    assert_eq!(
+        dropped["reach"][0]["conditions"],
+        json!([r#"iifname "vc""#])
+    );
 
     let proxied = row(&listing, &lab, 8082);
     let by = &proxied["published"]["by"][0];
@@ -510,7 +535,11 @@ fn where_lsports_cannot_tell_a_target_is_not_seen_never_flagged() {
         parse_json(&out.stdout)
     };
     let here_only = json(&["--published", "--json"]);
-    assert_eq!(ours(&here_only, &lab), [8080, 8081, 9090], "{here_only:#}");
+    assert_eq!(
+        ours(&here_only, &lab),
+        [8080, 8081, 8084, 9090],
+        "{here_only:#}"
+    );
     let port_8081 = json(&["--netns", "all", "--published", "--port", "8081", "--json"]);
     assert_eq!(ours(&port_8081, &lab), [8081], "{port_8081:#}");
     for (listing, port) in [(&here_only, 8080), (&here_only, 8081), (&port_8081, 8081)] {

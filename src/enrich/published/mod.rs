@@ -17,6 +17,7 @@
 
 pub mod owners;
 pub mod proxy;
+pub mod routes;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -97,7 +98,18 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
     for port in &mut ports {
         let can_flag = complete(port, sources);
         port.landing = owners::land(port, &owners, current, entries, can_flag);
-        port.reach = vec![wire_reach(reach::published::reach(&ruleset, port))];
+        let oif = port.target_addr.and_then(|target| {
+            let read = |name: &str| {
+                let file = root.as_ref()?.read_file(&format!("thread-self/net/{name}"));
+                file.ok()
+            };
+            routes::oif(
+                target,
+                &read("route")?,
+                &read("ipv6_route").unwrap_or_default(),
+            )
+        });
+        port.reach = vec![wire_reach(reach::published::reach(&ruleset, port, oif))];
     }
     found.ports = ports;
     found

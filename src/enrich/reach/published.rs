@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::ranges::{RangeSet, num_addr};
 use super::rules::{Action, Chain, Field, Hook, Match, Step, TableFamily};
-use super::{Reach, Ruleset, Verdict};
+use super::{Reach, Ruleset};
 use crate::model::published::{Landing, Published, PublishedBy, PublishedKind};
 use crate::model::{Family, Protocol};
 
@@ -239,10 +239,11 @@ fn host_addr(context: &[&Match], family: Family) -> IpAddr {
 }
 
 /// The verdict for a new connection from outside to the published port's host side. The
-/// evaluator follows the packet through prerouting and input; where the port's own DNAT
-/// forwards it, the forward hook (where Docker's filter rules are) is not evaluated, so that
-/// path's end is `unknown`, named by the rule and the reason: never a guessed `open`.
-pub fn reach(ruleset: &Ruleset, published: &Published) -> Reach {
+/// evaluator follows the packet through prerouting and, where the port's own DNAT forwards it
+/// to the target, through the forward hook, the output interface being `oif` (the one the
+/// host routes the target through; `None` when unknown: a match on it is then `unknown`). A
+/// redirect's packet, sent to another port of this host, is the evaluator's `unknown`.
+pub fn reach(ruleset: &Ruleset, published: &Published, oif: Option<String>) -> Reach {
     let packet = super::Packet {
         family: published.family,
         proto: published.protocol,
@@ -251,32 +252,16 @@ pub fn reach(ruleset: &Ruleset, published: &Published) -> Reach {
         dport: published.host_port,
         iif: None,
     };
-    let mut reach = ruleset.verdict(&packet);
-    if reach.verdict == Verdict::Unknown && forwarded_here(&reach.by, published) {
-        let rule = reach.by.split(" (forwarded to ").next().unwrap_or_default();
-        reach.by = format!(
-            "{rule}: forwarded to {}, and the forward hook is not evaluated",
-            target_text(published)
-        );
-    }
-    reach
-}
-
-/// Whether `by` is the evaluator's "forwarded elsewhere" for this port's own target.
-fn forwarded_here(by: &str, published: &Published) -> bool {
-    let Some(addr) = published.target_addr else {
-        return false;
-    };
-    let marker = format!("(forwarded to {addr} port {}", published.target_port);
-    by.contains(&marker) || by.contains(&format!("(forwarded to {addr}: "))
-}
-
-/// `172.17.0.2:80`, `[fd00::2]:80`, or `port 80` (a redirect).
-fn target_text(p: &Published) -> String {
-    match p.target_addr {
-        Some(IpAddr::V6(a)) => format!("[{a}]:{}", p.target_port),
-        Some(a) => format!("{a}:{}", p.target_port),
-        None => format!("port {}", p.target_port),
+    match published.target_addr {
+        Some(addr) => {
+            let follow = super::eval::Follow {
+                addr,
+                port: published.target_port,
+                oif,
+            };
+            ruleset.verdict_following(&packet, &follow)
+        }
+        None => ruleset.verdict(&packet),
     }
 }
 
@@ -286,6 +271,7 @@ mod tests {
 
     use serde_json::{Value, json};
 
+    use super::super::Verdict;
     use super::super::load::compile;
     use super::*;
 
@@ -321,7 +307,11 @@ mod tests {
     }
 
     fn show(p: &Published) -> String {
-        let to = target_text(p);
+        let to = match p.target_addr {
+            Some(IpAddr::V6(a)) => format!("[{a}]:{}", p.target_port),
+            Some(a) => format!("{a}:{}", p.target_port),
+            None => format!("port {}", p.target_port),
+        };
         format!(
             "{} {}:{} -> {to} {:?}",
             p.protocol.name(),
@@ -398,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn docker_rules_publish_8080_and_forwarding_is_not_guessed() {
+    fn docker_rules_publish_8080_and_forward_decides_its_reach() {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rulesets/docker.iptables-save");
         let text = std::fs::read(path).unwrap();
@@ -413,13 +403,18 @@ mod tests {
                 .text
                 .contains("chain DOCKER rule 2: -A DOCKER ! -i docker0")
         );
-        let r = reach(&rs, &found[0]);
-        assert_eq!(r.verdict, Verdict::Unknown);
-        assert!(
-            r.by.ends_with("forwarded to 172.17.0.2:80, and the forward hook is not evaluated"),
-            "{}",
-            r.by
-        );
+        // Docker's FORWARD accepts the new connection to the container's port through
+        // docker0, so it is open from outside (a packet from docker0 itself is not DNAT-ed,
+        // and INPUT accepts it). Were the container routed through another interface,
+        // FORWARD's policy would drop the forwarded packet: only the one from docker0 gets
+        // through. Through an unknown interface, the verdict cannot be told.
+        let r = reach(&rs, &found[0], Some("docker0".into()));
+        assert_eq!(r.verdict, Verdict::Open, "{r:?}");
+        let r = reach(&rs, &found[0], Some("eth1".into()));
+        assert_eq!(r.verdict, Verdict::Restricted, "{}", r.by);
+        assert_eq!(r.conditions, [r#"iifname "docker0""#]);
+        let r = reach(&rs, &found[0], None);
+        assert_eq!(r.verdict, Verdict::Unknown, "{}", r.by);
     }
 
     #[test]
@@ -448,7 +443,7 @@ mod tests {
         chains.push(raw);
         rs = Ruleset::from_chains(chains);
         let p = &from_rules(&rs)[0];
-        let r = reach(&rs, p);
+        let r = reach(&rs, p, Some("eth0".into()));
         assert_eq!(r.verdict, Verdict::Filtered, "{}", r.by);
     }
 }
