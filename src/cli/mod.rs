@@ -3,7 +3,7 @@
 //! combinations that make no sense with a usage error (exit 2).
 //!
 //! Listing is what a bare `lsports -tlnp` does; the subcommands ([`commands`]: `audit`,
-//! `baseline save`, `watch`, `capture`) do something else with the same sockets. The listing
+//! `baseline save`, `watch`, `capture`, `serve`) do something else with the same sockets. The listing
 //! flags are global, so they narrow a subcommand too (`lsports watch -t --port 22`); which
 //! flags make sense where is checked in one place (`checks`).
 
@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 use crate::config::{
     Action, AttributionChoice, AuditSpec, Column, Config, FailSet, Generated, NetnsChoice, Numeric,
-    OutputFormat, SourceChoice, StateSelection, Until, WaitSpec, WatchSpec,
+    OutputFormat, ServeSpec, SourceChoice, StateSelection, Until, WaitSpec, WatchSpec,
 };
 use crate::enrich::names::SERVICES_PATH;
 use crate::filter::ephemeral::EphemeralPorts;
@@ -34,6 +34,8 @@ pub use services::ServiceNames;
 const PROC: &str = "/proc";
 /// Time between polls of `watch` and `-c`: netstat -c's.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// At most one listing per this long for `serve`: Prometheus' default scrape interval.
+const DEFAULT_SERVE_INTERVAL: Duration = Duration::from_secs(15);
 
 const OUTPUT: &str = "Output";
 const FILTERS: &str = "Filters";
@@ -423,7 +425,7 @@ pub struct Cli {
     #[arg(short = 'c', long, help_heading = WATCHING, global = true)]
     pub continuous: bool,
 
-    /// Time between polls of watch and -c (default 1s; 500ms, 2s, 1m)
+    /// Time between polls of watch and -c (default 1s; 500ms, 2s, 1m); serve: between listings (15s)
     #[arg(
         long,
         value_name = "DURATION",
@@ -597,6 +599,12 @@ impl Cli {
                 out: args.out.clone(),
                 force: args.force,
             },
+            Command::Serve(args) => Action::Serve(ServeSpec {
+                listen: args.listen,
+                interval: self.interval.unwrap_or(DEFAULT_SERVE_INTERVAL),
+                baseline: args.baseline.clone(),
+                policy: args.policy.clone(),
+            }),
         }
     }
 
@@ -627,8 +635,17 @@ impl Cli {
             programs: self.programs.iter().map(|p| Glob::new(p)).collect(),
             containers: self.containers.iter().map(|p| Glob::new(p)).collect(),
             units: self.units.iter().map(|p| Glob::new(p)).collect(),
-            ephemeral: self.ignore_ephemeral.then(|| self.ephemeral_ports()),
+            ephemeral: self.leaves_out_ephemeral().then(|| self.ephemeral_ports()),
         })
+    }
+
+    /// `--ignore-ephemeral`, which `serve` implies unless `--include-ephemeral`: client
+    /// sockets would make series that churn.
+    fn leaves_out_ephemeral(&self) -> bool {
+        match &self.command {
+            Some(Command::Serve(args)) => !args.include_ephemeral,
+            _ => self.ignore_ephemeral,
+        }
     }
 
     /// The ephemeral range of the system looked at: the live kernel's or the proc tree's; a

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 use crate::filter::Filter;
 use crate::model::{Family, Protocol};
-pub use action::{Action, AuditSpec, FailOn, FailSet, Generated, Until, WaitSpec, WatchSpec};
+pub use action::{
+    Action, AuditSpec, FailOn, FailSet, Generated, ServeSpec, Until, WaitSpec, WatchSpec,
+};
 pub use choices::{
     AttributionChoice, DetailFields, EventsChoice, Needs, NetnsChoice, SourceChoice, StateSelection,
 };

@@ -121,8 +121,9 @@ fn ownership_labels(entry: &Entry) -> LabelSet {
     container.into_iter().chain(unit).collect()
 }
 
-/// Distinct process names in pid order, joined by `;` (empty when no holder is known).
-fn program_names(entry: &Entry) -> String {
+/// Distinct process names in pid order, terminal-safe, joined by `;` (empty when no holder
+/// is known): the `program` label.
+pub fn program_names(entry: &Entry) -> String {
     let mut names: Vec<String> = Vec::new();
     for name in entry.processes.iter().filter_map(|p| p.name.as_deref()) {
         let name = sanitize::terminal_safe(name).into_owned();
