@@ -199,10 +199,34 @@ fn respond(stream: &mut TcpStream, answer: &Answer, body: &[u8]) -> io::Result<(
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     stream.flush()?;
-    // Say we are done before closing, so the client reads the whole answer even if it sent
-    // more than its head (closing with unread input would reset the connection).
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    linger(stream);
     Ok(())
+}
+
+/// Most input read after the answer before closing, and for how long at most.
+const LINGER_BYTES: usize = 256 * 1024;
+const LINGER_TIME: Duration = Duration::from_secs(1);
+
+/// Say the answer is complete, then read what the client sent beyond its head (bounded) until
+/// it closes: closing with unread input would reset the connection, and the reset can reach
+/// the client before it has read the answer.
+fn linger(stream: &mut TcpStream) {
+    if stream.shutdown(std::net::Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut buffer = [0u8; 8192];
+    let mut read = 0;
+    while read < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => read += n,
+        }
+    }
 }
 
 #[cfg(test)]
