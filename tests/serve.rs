@@ -513,3 +513,71 @@ fn flags_that_make_no_sense_for_serve_are_usage_errors() {
         assert!(text.contains(says), "{args:?}: {text}");
     }
 }
+
+/// The README's code block that begins with `first_line`.
+fn readme_block(first_line: &str) -> String {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find(&format!("```yaml\n{first_line}\n"))
+        .unwrap_or_else(|| panic!("README has no yaml block starting {first_line}"));
+    let block = &readme[start + "```yaml\n".len()..];
+    block[..block.find("```").unwrap()].to_string()
+}
+
+/// The README's scrape configuration and alert rules pass promtool, and the "unexpected
+/// listener" alert fires on a series as serve writes it, with the summary filled in.
+#[test]
+fn readme_scrape_config_and_alert_rules_pass_promtool() {
+    if !have("promtool") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, readme_block("# /etc/prometheus/prometheus.yml")).unwrap();
+    let rules = dir.path().join("lsports-rules.yml");
+    std::fs::write(&rules, readme_block("# /etc/prometheus/lsports-rules.yml")).unwrap();
+    let unit_test = dir.path().join("test.yml");
+    std::fs::write(
+        &unit_test,
+        r#"rule_files: [lsports-rules.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'lsports_audit_unexpected{proto="tcp",address="0.0.0.0",port="4444",interface="",exposure="all",user="root",program="nc",exe="/usr/bin/nc",reason="new"}'
+        values: '1 1 1'
+      - series: 'lsports_listener_events_total{event="close",program="flappy"}'
+        values: '0 2 4 6 8'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: UnexpectedListener
+        exp_alerts:
+          - exp_labels: {proto: tcp, address: 0.0.0.0, port: "4444", exposure: all, user: root, program: nc, exe: /usr/bin/nc, reason: new}
+            exp_annotations:
+              summary: "nc (root) listens on tcp 0.0.0.0:4444, which the baseline does not know (new)"
+      - eval_time: 4m
+        alertname: ListenerFlapping
+        exp_alerts:
+          - exp_labels: {event: close, program: flappy}
+            exp_annotations:
+              summary: "flappy closed a listener more than 3 times in 15 minutes"
+"#,
+    )
+    .unwrap();
+    for args in [
+        vec!["check", "config", config.to_str().unwrap()],
+        vec!["check", "rules", rules.to_str().unwrap()],
+        vec!["test", "rules", unit_test.to_str().unwrap()],
+    ] {
+        let mut cmd = scrubbed("promtool");
+        cmd.args(&args).current_dir(dir.path());
+        let out = output_guarded(cmd, &format!("promtool {}", args.join(" ")));
+        assert!(
+            out.status.success(),
+            "promtool {args:?} ({}):\n{}{}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
