@@ -581,3 +581,46 @@ tests:
         );
     }
 }
+
+/// What a bare `lsports serve` means: loopback on the documented port, one listing per 15
+/// seconds, UDP client sockets left out; and the flags that change it.
+#[test]
+fn serve_defaults_and_flags_resolve() {
+    use lsports::cli::Cli;
+    use lsports::config::Action;
+    let resolve = |args: &[&str]| {
+        let config = Cli::config_from(["lsports", "serve"].iter().chain(args)).unwrap();
+        let Action::Serve(spec) = config.action.clone() else {
+            panic!("not serve: {:?}", config.action)
+        };
+        (spec, config)
+    };
+    let (spec, config) = resolve(&[]);
+    assert_eq!(spec.listen.to_string(), "127.0.0.1:10150");
+    assert_eq!(spec.interval, Duration::from_secs(15));
+    assert!(spec.audit().is_none());
+    assert!(
+        config.filter.ephemeral.is_some(),
+        "ephemeral UDP left out by default"
+    );
+    let (spec, config) = resolve(&[
+        "--listen",
+        "[::1]:9999",
+        "--interval",
+        "2s",
+        "--include-ephemeral",
+        "--netns",
+        "all",
+        "-t",
+    ]);
+    assert_eq!(
+        (spec.listen.to_string(), spec.interval),
+        ("[::1]:9999".to_string(), Duration::from_secs(2))
+    );
+    assert!(config.filter.ephemeral.is_none());
+    let (spec, _) = resolve(&["--policy", "p.toml"]);
+    assert!(
+        spec.audit()
+            .is_some_and(|a| a.policy.is_some() && a.baseline.is_none())
+    );
+}

@@ -26,6 +26,9 @@ pub const WORKERS: usize = 8;
 /// Connections accepted and waiting for a worker before further ones are closed.
 pub const QUEUED: usize = 512;
 
+/// The pause after a failed accept.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+
 /// The one path served.
 pub const METRICS_PATH: &str = "/metrics";
 /// The exposition format served.
@@ -53,8 +56,12 @@ pub fn start(listener: TcpListener, handler: Arc<Handler>) -> io::Result<()> {
 
 fn accept(listener: &TcpListener, queue: &SyncSender<TcpStream>) {
     for stream in listener.incoming() {
-        // A failed accept (a client that reset, EMFILE) concerns that connection only.
-        let Ok(stream) = stream else { continue };
+        // A failed accept (a client that reset, no file descriptor left) concerns that
+        // connection only; the pause keeps a lasting EMFILE from spinning a core.
+        let Ok(stream) = stream else {
+            thread::sleep(ACCEPT_PAUSE);
+            continue;
+        };
         match queue.try_send(stream) {
             Ok(()) => {}
             Err(TrySendError::Full(stream)) => drop(stream),
