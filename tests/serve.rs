@@ -107,19 +107,31 @@ fn samples_with<'a>(text: &'a str, family: &str, has: &[&str]) -> Vec<&'a str> {
         .collect()
 }
 
-/// A listener called `name` on `sockets`, in the world, until dropped.
-fn listener(world: &World, name: &str, sockets: Value) -> (Spawned, Listener) {
-    let listener = Listener::new(name, sockets);
+/// Names itself (before its socket exists, so that every poll sees the name), binds one
+/// socket, says it is ready, and holds it until killed (two minutes at most).
+const NAMED_LISTENER_PY: &str = r#"
+import ctypes, signal, socket, sys, time
+libc = ctypes.CDLL(None)
+libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+libc.prctl(15, sys.argv[1].encode(), 0, 0, 0)  # PR_SET_NAME
+kind = socket.SOCK_STREAM if sys.argv[2] == "tcp" else socket.SOCK_DGRAM
+sock = socket.socket(socket.AF_INET, kind)
+sock.bind((sys.argv[3], int(sys.argv[4])))
+if kind == socket.SOCK_STREAM:
+    sock.listen(8)
+open(sys.argv[5], "w").close()
+time.sleep(120)
+"#;
+
+/// A listener called `name` on `proto` `addr`:`port`, in the world, until dropped.
+fn listener(world: &World, name: &str, proto: &str, addr: &str, port: u16) -> Spawned {
     let ready = world.dir().join(format!("{name}.up"));
-    let script = format!(
-        "{}touch {}\nwait ${}\n",
-        listener.start(None),
-        ready.display(),
-        listener.var
-    );
-    let mut spawned = world.spawn(name, "bash", &["-c", &script]);
+    let port = port.to_string();
+    let ready_arg = ready.to_str().unwrap();
+    let args = ["-c", NAMED_LISTENER_PY, name, proto, addr, &port, ready_arg];
+    let mut spawned = world.spawn(name, "python3", &args);
     spawned.wait_for_file(&ready);
-    (spawned, listener)
+    spawned
 }
 
 /// A world with one ssh-like listener the baseline records.
@@ -170,9 +182,12 @@ fn query_until(world: &World, query: &str, want: impl Fn(f64) -> bool) -> (Value
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let scrape = in_world(world, || get(SERVE_PORT, "/metrics")).map(|(_, text)| text);
     panic!(
-        "Prometheus never answered {query} as wanted; last answer: {last}\nserve's log:\n{}",
-        serve_log(world)
+        "Prometheus never answered {query} as wanted; last answer: {last}\nserve's log:\n{}\n\
+         serve's /metrics now:\n{}",
+        serve_log(world),
+        scrape.unwrap_or_default()
     );
 }
 
@@ -251,11 +266,7 @@ fn prometheus_scrapes_the_listeners_events_and_audit() {
     // Nothing unexpected yet: the baseline is what listens.
     query_until(&world, "lsports_audit_unexpected_listeners", |v| v == 0.0);
 
-    let (blip, _listener) = listener(
-        &world,
-        "blip",
-        json!([{"proto": "tcp", "addr": "0.0.0.0", "port": 4444}]),
-    );
+    let blip = listener(&world, "blip", "tcp", "0.0.0.0", 4444);
     let (unexpected, _) = query_until(&world, "lsports_audit_unexpected", |v| v == 1.0);
     assert_eq!(
         (
@@ -295,11 +306,7 @@ fn promtool_accepts_what_serve_serves() {
         &["--interval", "1s", "--baseline", &baseline],
         false,
     );
-    let (_blip, _listener) = listener(
-        &world,
-        "blip",
-        json!([{"proto": "udp", "addr": "127.0.0.1", "port": 5353}]),
-    );
+    let _blip = listener(&world, "blip", "udp", "127.0.0.1", 5353);
     let text = wait_until("the unexpected listener in a scrape", || {
         let (_, text) = in_world(&world, || get(SERVE_PORT, "/metrics"))?;
         let seen = sample(&text, "lsports_audit_unexpected_listeners") == Some(1.0);
@@ -499,10 +506,6 @@ fn flags_that_make_no_sense_for_serve_are_usage_errors() {
         (&["serve", "-a"], "-a/--all"),
         (&["serve", "-c"], "-c/--continuous"),
         (&["serve", "--snapshot", "s.tar"], "live system"),
-        (
-            &["serve", "--netns", "all", "--baseline", "b"],
-            "namespaces",
-        ),
         (
             &["serve", "--include-ephemeral", "--ignore-ephemeral"],
             "contradict",

@@ -147,9 +147,11 @@ pub struct PollingEvents {
 impl PollingEvents {
     /// Poll the tables and namespaces `config` selects, keeping what its filters keep.
     pub fn new(config: &Config) -> PollingEvents {
+        // What `watch` reads, so that the two see the same owners.
         let needs = Needs {
-            processes: true,
-            ..Needs::NOTHING
+            findings: false,
+            executables: false,
+            ..Needs::EVERYTHING
         };
         PollingEvents {
             plan: Plan::new(config, needs.and(config.filter_needs())).polling(),

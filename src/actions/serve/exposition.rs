@@ -6,7 +6,8 @@
 //! lsports_listings_total                          listings made since start (one per interval)
 //! lsports_listener_event_source_info{source}      which source counts the events: poll, kernel
 //! lsports_listener_events_total{event,program}    listeners opened and closed since start
-//! lsports_audit_unexpected{proto,address,port,interface,exposure,user,program,exe,reason}
+//! lsports_audit_unexpected{proto,address,port,interface,namespace,exposure,user,program,exe,
+//!                          reason}
 //!                                                 one series per unexpected listener identity
 //! lsports_audit_unexpected_listeners              how many listeners are unexpected
 //! lsports_audit_missing_listeners                 how many expected ones are missing
@@ -164,6 +165,11 @@ fn unexpected_labels(identity: &Identity, reasons: &[Reason]) -> Vec<(&'static s
         ("address", identity.address.to_string()),
         ("port", identity.port.to_string()),
         ("interface", interface),
+        // `container web`, `netns w1`, `unit db.service`; empty for serve's own namespace.
+        (
+            "namespace",
+            identity.namespace.describe().unwrap_or_default(),
+        ),
         ("exposure", identity.exposure.name().into()),
         ("user", identity.user.clone()),
         ("program", names.join(";")),
@@ -185,7 +191,7 @@ fn reason_name(reason: &Reason) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::audit::identity::Program;
+    use crate::actions::audit::identity::{Namespace, Program};
     use crate::model::Protocol;
     use crate::model::exposure::Exposure;
 
@@ -209,6 +215,7 @@ mod tests {
             address: "0.0.0.0".parse().unwrap(),
             port: 4444,
             device: Device::Bound("eth0".into()),
+            namespace: Namespace::Container("web".into()),
             ephemeral: false,
             exposure: Exposure::Interface,
             user: "nobody".into(),
@@ -233,5 +240,6 @@ mod tests {
             ("4444", "eth0", "nc;sh", "/usr/bin/nc")
         );
         assert_eq!((get("user"), get("reason")), ("nobody", "new,not-allowed"));
+        assert_eq!(get("namespace"), "container web");
     }
 }
