@@ -32,7 +32,7 @@ use crate::render::Labels;
 use crate::render::prometheus::write_prometheus;
 use crate::sys::signals::StopSignals;
 use cache::{Cache, Listed};
-use events::{EventSource, PollingEvents};
+use events::{EventCounts, EventSource, PollingEvents};
 
 /// Serve as `spec` says until a stop signal. Exit status: 0 on SIGTERM, 130 on Ctrl-C, 1 when
 /// the address cannot be listened on, 2 when the baseline or policy cannot be read.
@@ -54,33 +54,17 @@ pub fn run(
     }
     // Before any thread starts: they inherit the blocked stop signals.
     let signals = StopSignals::block()?;
-    let listener = match TcpListener::bind(spec.listen) {
-        Ok(listener) => listener,
-        Err(error) => {
-            writeln!(
-                err,
-                "lsports: serve: cannot listen on {}: {error}; choose another with --listen ADDR:PORT",
-                spec.listen
-            )?;
-            return Ok(ExitCode::Failed);
-        }
+    let Some(listener) = bind(spec, err)? else {
+        return Ok(ExitCode::Failed);
     };
     let address = listener.local_addr()?;
     // The one line that picks where events come from.
     let source: Box<dyn EventSource> = Box::new(PollingEvents::new(config));
     let events = events::start(source)?;
     let (notes, said) = mpsc::channel();
-    let cache = Arc::new(Cache::new(
-        spec.interval,
-        Box::new(Lister::new(config, files, notes).into_fn()),
-    ));
-    let handler = Arc::new(move || {
-        let listed = cache.get();
-        let mut body = Vec::with_capacity(listed.series.len() + 2048);
-        // Writing into memory cannot fail.
-        let _ = exposition::write_scrape(&listed, cache.listings(), &events, &mut body);
-        body
-    });
+    let lister = Lister::new(config, files, notes);
+    let cache = Cache::new(spec.interval, Box::new(lister.into_fn()));
+    let handler = Arc::new(move || scrape(&cache, &events));
     http::start(listener, handler)?;
     writeln!(
         err,
@@ -96,6 +80,31 @@ pub fn run(
             err.write_all(&note)?;
         }
     }
+}
+
+/// Listen on `--listen`; `None` when it cannot be listened on (said on `err`).
+fn bind(spec: &ServeSpec, err: &mut dyn Write) -> io::Result<Option<TcpListener>> {
+    match TcpListener::bind(spec.listen) {
+        Ok(listener) => Ok(Some(listener)),
+        Err(error) => {
+            writeln!(
+                err,
+                "lsports: serve: cannot listen on {}: {error}; choose another with --listen \
+                 ADDR:PORT",
+                spec.listen
+            )?;
+            Ok(None)
+        }
+    }
+}
+
+/// The answer to one scrape: the listing of this interval, and the counters as they are now.
+fn scrape(cache: &Cache, events: &EventCounts) -> Vec<u8> {
+    let listed = cache.get();
+    let mut body = Vec::with_capacity(listed.series.len() + 2048);
+    // Writing into memory cannot fail.
+    let _ = exposition::write_scrape(&listed, cache.listings(), events, &mut body);
+    body
 }
 
 /// How often what the first listing had to say is passed on to stderr: the caller holds
