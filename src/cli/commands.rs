@@ -49,6 +49,7 @@ const SHOWN: &[(&str, Shown)] = &[
             "snapshot",
             "extend",
             "wide",
+            "published",
         ]),
     ),
 ];
