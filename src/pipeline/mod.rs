@@ -141,13 +141,17 @@ pub struct Begun(Option<process::Started>);
 /// could read any table, or `--attribution bpf` cannot run (said on `err`).
 pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Option<Listing>> {
     let begun = begin(plan);
-    let collected = collect(plan);
-    report::sources(&collected, verbose, err)?;
+    let (mut collected, pending) = collect_deferring(plan, &begun);
     if collected.nothing_read() {
+        report::sources(&collected, verbose, err)?;
         return Ok(None);
     }
     mark("sockets collected");
-    let listing = match attribute(collected.sockets, begun, plan) {
+    let sockets = std::mem::take(&mut collected.sockets);
+    let attributed = attribute_following(sockets, begun, plan, pending, &mut collected);
+    // After attribution: the `--netns all` note counts the namespaces it led to.
+    report::sources(&collected, verbose, err)?;
+    let listing = match attributed {
         Ok(listing) => listing,
         Err(why) => {
             writeln!(err, "lsports: --attribution bpf: {why}")?;
@@ -178,17 +182,20 @@ pub fn poll(
     err: &mut dyn Write,
 ) -> io::Result<Option<Listing>> {
     let begun = begin(plan);
-    let collected = collect(plan);
-    repeats.report(report::source_lines(&collected, verbose), err)?;
+    let (mut collected, pending) = collect_deferring(plan, &begun);
     let unreadable = match must {
         MustRead::AnyTable => collected.nothing_read(),
         MustRead::EveryTable => collected.reports.iter().any(|r| r.source.is_none()),
     };
     if unreadable {
+        repeats.report(report::source_lines(&collected, verbose), err)?;
         return Ok(None);
     }
+    let sockets = std::mem::take(&mut collected.sockets);
     // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
-    let listing = attribute(collected.sockets, begun, plan).unwrap_or_default();
+    let listing =
+        attribute_following(sockets, begun, plan, pending, &mut collected).unwrap_or_default();
+    repeats.report(report::source_lines(&collected, verbose), err)?;
     Ok(Some(refine(listing, plan)))
 }
 
@@ -219,6 +226,58 @@ pub fn collect(plan: &Plan) -> Collected {
     collected
 }
 
+/// [`collect`], or for `--netns all` with owners to find by walking `/proc/*/fd`, its first
+/// step ([`netns::collect_known`]): the namespaces only a socket keeps alive are then found
+/// from the socket fds that walk sees ([`attribute_following`]), not from a walk of their own.
+fn collect_deferring(plan: &Plan, begun: &Begun) -> (Collected, Option<netns::Pending>) {
+    let walk_keeps_sockets = || begun.0.as_ref().is_some_and(|s| s.keep_unwanted());
+    if plan.netns != NetnsChoice::All || !walk_keeps_sockets() {
+        return (collect(plan), None);
+    }
+    let (mut collected, pending) = netns::collect_known(&plan.request);
+    let sockets = std::mem::take(&mut collected.sockets);
+    collected.sockets = filter::keep_sockets(sockets, &plan.filter);
+    (collected, pending)
+}
+
+/// [`attribute`], then, for a `pending` `--netns all`, the held sockets no namespace read so
+/// far lists are followed to the namespaces only they keep alive: their sockets are added to
+/// the listing (attributed by a pass of their own: such namespaces are rare) and the note on
+/// what could not be read to `collected`.
+fn attribute_following(
+    sockets: Vec<Socket>,
+    begun: Begun,
+    plan: &Plan,
+    pending: Option<netns::Pending>,
+    collected: &mut Collected,
+) -> Result<Listing, BpfUnavailable> {
+    let Some(pending) = pending else {
+        return attribute(sockets, begun, plan);
+    };
+    let (mut listing, unwanted) = attribute_keeping(sockets, begun, plan)?;
+    let held: Vec<netns::HeldSocket> = match unwanted {
+        Some(unwanted) => unwanted
+            .into_iter()
+            .map(|(inode, h)| netns::HeldSocket {
+                inode,
+                pid: h.pid,
+                fd: h.fd,
+            })
+            .collect(),
+        // The walk gave up its sockets (a BPF fallback walked afresh): look for them again.
+        None => netns::held_sockets_under(&plan.proc_root),
+    };
+    let mut more = pending.follow(&held);
+    collected.notes.append(&mut more.notes);
+    collected.warnings.append(&mut more.warnings);
+    let sockets = filter::keep_sockets(more.sockets, &plan.filter);
+    if !sockets.is_empty() {
+        let extra = attribute(sockets, begin(plan), &plan.clone().polling())?;
+        listing.entries.extend(extra.entries);
+    }
+    Ok(listing)
+}
+
 /// One entry per socket, with its holders when `begun` looks for them. Fails only when
 /// `--attribution bpf` cannot run and the plan does not walk instead.
 pub fn attribute(
@@ -226,17 +285,29 @@ pub fn attribute(
     begun: Begun,
     plan: &Plan,
 ) -> Result<Listing, BpfUnavailable> {
+    attribute_keeping(sockets, begun, plan).map(|(listing, _)| listing)
+}
+
+/// [`attribute`], with the socket fds seen that hold none of `sockets` where the walk kept
+/// them ([`process::Started::keep_unwanted`]).
+fn attribute_keeping(
+    sockets: Vec<Socket>,
+    begun: Begun,
+    plan: &Plan,
+) -> Result<(Listing, Option<Vec<(u64, crate::model::Holder)>>), BpfUnavailable> {
     let Some(started) = begun.0 else {
-        return Ok(Listing {
+        let listing = Listing {
             entries: unattributed(sockets),
             ..Listing::default()
-        });
+        };
+        return Ok((listing, None));
     };
-    let attributed = if plan.walk_if_refused {
+    let mut attributed = if plan.walk_if_refused {
         started.finish_or_walk(sockets)
     } else {
         started.finish(sockets)?
     };
+    let unwanted = attributed.unwanted.take();
     let mut listing = Listing {
         attributed: true,
         method: Some(attributed.method),
@@ -251,7 +322,7 @@ pub fn attribute(
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
     }
-    Ok(listing)
+    Ok((listing, unwanted))
 }
 
 /// Label every entry and holder with its systemd unit and container, when the plan needs

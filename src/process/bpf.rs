@@ -148,6 +148,7 @@ impl<'a> Gather<'a> {
             scanned: processes,
             warnings: Vec::new(),
             socket_netns,
+            unwanted: None,
         }
     }
 }

@@ -32,6 +32,11 @@ pub struct Scan {
     /// them, none is mounted), which `--netns all` lists: the socket's fd enters it
     /// (`SIOCGSKNS`).
     pub socket_netns: BTreeMap<u64, Holder>,
+    /// Every socket fd seen that holds none of the wanted inodes, when the walk was asked to
+    /// keep them ([`super::Started::keep_unwanted`]); `None` when it was not, or the path that
+    /// ran cannot. `--netns all` asks these sockets for their namespace: one only a socket
+    /// keeps alive is found that way, without a second walk over `/proc/*/fd`.
+    pub unwanted: Option<Vec<(u64, Holder)>>,
 }
 
 /// Every holder of each inode, sorted by (inode, pid, fd).

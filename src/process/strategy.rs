@@ -114,6 +114,19 @@ fn open_files(proc_root: &Path) -> Option<u64> {
 pub type Outcome = (io::Result<Scan>, Method);
 
 impl Plan {
+    /// Have the scan keep the socket fds that hold no wanted inode ([`Scan::unwanted`]), where
+    /// the path chosen can: the walk sees them anyway; the kernel iterator's records are
+    /// not kept. Whether it will.
+    pub fn keep_unwanted(&self) -> bool {
+        match self {
+            Plan::Walk(walk, _) => {
+                walk.keep_unwanted();
+                true
+            }
+            Plan::Bpf(_) | Plan::Refused(_) => false,
+        }
+    }
+
     /// Finish the scan for the inodes in `wanted`, reading details under `proc_root`: `Err`
     /// only when `bpf` was asked for and cannot run.
     pub fn finish(

@@ -40,6 +40,15 @@ pub fn held_sockets(root: &ProcRoot) -> Vec<HeldSocket> {
     held
 }
 
+/// [`held_sockets`] of the proc filesystem at `proc` (normally `/proc`); none when it cannot
+/// be opened.
+pub fn held_sockets_under(proc: &std::path::Path) -> Vec<HeldSocket> {
+    match ProcRoot::open(proc) {
+        Ok(root) => held_sockets(&root),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// The inode in an fd link to a socket, `socket:[12345]`.
 fn socket_inode(target: &[u8]) -> Option<u64> {
     let digits = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
