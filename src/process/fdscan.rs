@@ -615,6 +615,29 @@ mod tests {
     }
 
     #[test]
+    fn unwanted_socket_fds_are_kept_only_when_asked_early_or_late() {
+        let dir = tempfile::tempdir().unwrap();
+        link(dir.path(), 10, 3, 1);
+        link(dir.path(), 10, 4, 50);
+        link(dir.path(), 20, 7, 60);
+        link(dir.path(), 20, 8, 2);
+        let holder = |pid, fd| Holder { pid, fd };
+        for (path, walk) in [
+            ("early", walked_early(dir.path())),
+            ("late", walked_late(dir.path())),
+        ] {
+            walk.keep_unwanted();
+            let scan = walk.finish(HashSet::from([1, 2])).unwrap();
+            let mut unwanted = scan.unwanted.expect("asked for");
+            unwanted.sort_unstable();
+            assert_eq!(unwanted, [(50, holder(10, 4)), (60, holder(20, 7))], "{path}");
+            assert_eq!(scan.holders.of(2), [holder(20, 8)], "{path}");
+        }
+        let scan = walked_late(dir.path()).finish(HashSet::from([1])).unwrap();
+        assert!(scan.unwanted.is_none(), "not asked for, not kept");
+    }
+
+    #[test]
     fn a_pid_reused_after_the_scan_lends_neither_name_nor_socket() {
         let dir = tempfile::tempdir().unwrap();
         for pid in 1..100 {
