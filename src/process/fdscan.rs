@@ -630,7 +630,11 @@ mod tests {
             let scan = walk.finish(HashSet::from([1, 2])).unwrap();
             let mut unwanted = scan.unwanted.expect("asked for");
             unwanted.sort_unstable();
-            assert_eq!(unwanted, [(50, holder(10, 4)), (60, holder(20, 7))], "{path}");
+            assert_eq!(
+                unwanted,
+                [(50, holder(10, 4)), (60, holder(20, 7))],
+                "{path}"
+            );
             assert_eq!(scan.holders.of(2), [holder(20, 8)], "{path}");
         }
         let scan = walked_late(dir.path()).finish(HashSet::from([1])).unwrap();

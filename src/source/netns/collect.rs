@@ -98,8 +98,12 @@ pub struct Pending {
 
 /// The sockets of every namespace a process lives in or a mount names, and what is needed to
 /// follow held sockets to the rest ([`Pending::follow`], which gives the `--netns all` note
-/// too); `None` when the namespaces could not be listed (the note says why).
+/// too); `None` when the namespaces could not be listed (the note says why), or the proc root
+/// is not the live kernel's (a snapshot: [`collect`] reads what it recorded, all of it).
 pub fn collect_known(request: &CollectRequest) -> (Collected, Option<Pending>) {
+    if super::current_inode(&request.proc_root).is_none() {
+        return (all(request), None);
+    }
     let dump = dump_request(request);
     let survey = match super::survey_known(&request.proc_root, &dump) {
         Ok(survey) => survey,
