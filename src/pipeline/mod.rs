@@ -288,13 +288,16 @@ pub fn attribute(
     attribute_keeping(sockets, begun, plan).map(|(listing, _)| listing)
 }
 
+/// Socket fds a walk saw that hold none of the sockets it attributed, by (inode, holder).
+type UnwantedFds = Vec<(u64, crate::model::Holder)>;
+
 /// [`attribute`], with the socket fds seen that hold none of `sockets` where the walk kept
 /// them ([`process::Started::keep_unwanted`]).
 fn attribute_keeping(
     sockets: Vec<Socket>,
     begun: Begun,
     plan: &Plan,
-) -> Result<(Listing, Option<Vec<(u64, crate::model::Holder)>>), BpfUnavailable> {
+) -> Result<(Listing, Option<UnwantedFds>), BpfUnavailable> {
     let Some(started) = begun.0 else {
         let listing = Listing {
             entries: unattributed(sockets),
