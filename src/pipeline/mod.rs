@@ -255,9 +255,13 @@ fn attribute_following(
         return attribute(sockets, begun, plan);
     };
     let (mut listing, unwanted) = attribute_keeping(sockets, begun, plan)?;
+    // The walk ran beside the dumps, and saw this process's own netlink sockets, opened in
+    // the namespaces it entered and closed since: they keep nothing alive.
+    let me = std::process::id();
     let held: Vec<netns::HeldSocket> = match unwanted {
         Some(unwanted) => unwanted
             .into_iter()
+            .filter(|(_, h)| h.pid != me)
             .map(|(inode, h)| netns::HeldSocket {
                 inode,
                 pid: h.pid,

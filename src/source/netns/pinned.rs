@@ -163,7 +163,9 @@ fn ask(
     for &(pid, fd) in holders {
         match probe.namespace_of(pid, fd, inode) {
             Ok(handle) => return Some((handle, (pid, fd))),
+            // The holder exited or closed the fd since the walk saw it: nothing to miss.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
             Err(_) => refused = true,
         }
     }
