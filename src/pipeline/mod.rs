@@ -486,16 +486,13 @@ fn blame_hidden_processes(entries: &mut [Entry]) {
 /// Entries for an output that shows nothing about processes: the scan is skipped, so no owner
 /// is known and none is claimed missing (`owner_unknown` stays `None`).
 fn unattributed(sockets: Vec<Socket>) -> Vec<Entry> {
-    sockets
-        .into_iter()
-        .map(|socket| Entry {
-            socket,
-            processes: Vec::new(),
-            owner_unknown: None,
-            findings: Vec::new(),
-            labels: None,
-        })
-        .collect()
+    process::entries::each_socket(sockets, |socket| Entry {
+        socket,
+        processes: Vec::new(),
+        owner_unknown: None,
+        findings: Vec::new(),
+        labels: None,
+    })
 }
 
 #[cfg(test)]

@@ -17,13 +17,22 @@ use std::io::{self, Write};
 use unicode_width::UnicodeWidthStr;
 
 use super::columns::Cells;
-use crate::config::RenderOptions;
+use crate::config::{Column, RenderOptions};
 use crate::model::Entry;
+use crate::sys::parallel;
 
 /// Blanks between columns (comfy-table's right padding of 2).
 const GAP: usize = 2;
 
+/// Rows formatted at a time: the table's text is never whole in memory, only a few chunks.
+const CHUNK_ROWS: usize = 1024;
+
 /// Write the table for `entries` (already sorted).
+///
+/// Two passes, each over both cores ([`parallel`]): the first only measures every cell for
+/// the column widths, the second formats the rows again, a chunk at a time, and writes them
+/// in order. Formatting twice costs less than holding the whole table's text (3 MB for
+/// 25,000 rows of seven columns), and each pass takes half the time on two cores.
 pub fn write_table(
     entries: &[Entry],
     options: &RenderOptions,
@@ -32,16 +41,47 @@ pub fn write_table(
 ) -> io::Result<()> {
     let columns = &options.columns;
     let right: Vec<bool> = columns.iter().map(|c| c.right_aligned()).collect();
-    let mut grid = Grid::new(columns.len(), entries.len() + 1);
+    let mut header = Grid::new(columns.len(), 1);
     if options.header {
-        grid.push_row(columns.iter().map(|c| c.header()));
+        header.push_row(columns.iter().map(|c| c.header()));
     }
+    let measured = parallel::halves(entries, cells, |cells, part| measure(part, columns, cells));
+    for widths in measured {
+        header.widen(&widths);
+    }
+    header.write(&right, out)?;
+    let widths = &header.column_widths;
+    parallel::chunks_in_order(
+        entries,
+        CHUNK_ROWS,
+        cells,
+        |cells, part| {
+            let mut grid = Grid::new(columns.len(), part.len());
+            grid.widen(widths);
+            for entry in part {
+                for &column in columns {
+                    grid.push_cell_with(|text| cells.write(column, entry, text));
+                }
+            }
+            let mut bytes = Vec::new();
+            grid.write(&right, &mut bytes).map(|()| bytes)
+        },
+        |bytes| out.write_all(&bytes?),
+    )
+}
+
+/// The width of each column over `entries`' cells.
+fn measure(entries: &[Entry], columns: &[Column], cells: &mut Cells<'_>) -> Vec<usize> {
+    let mut widths = vec![0; columns.len()];
+    let mut text = String::new();
     for entry in entries {
-        for &column in columns {
-            grid.push_cell_with(|text| cells.write(column, entry, text));
+        for (width, &column) in widths.iter_mut().zip(columns) {
+            text.clear();
+            cells.write(column, entry, &mut text);
+            *width = (*width).max(usize::from(cell_width(&text)));
         }
     }
-    grid.write(&right, out)
+    widths
 }
 
 /// Every cell's text in one buffer, with its end offset and display width, so a table of any
@@ -85,12 +125,18 @@ impl Grid {
         let column = self.ends.len() % self.columns.max(1);
         let start = self.text.len();
         write(&mut self.text);
-        // Cells are short (the widest is a PID list); saturate rather than wrap if not.
-        let width = u16::try_from(display_width(&self.text[start..])).unwrap_or(u16::MAX);
+        let width = cell_width(&self.text[start..]);
         self.ends
             .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
         self.widths.push(width);
         self.column_widths[column] = self.column_widths[column].max(usize::from(width));
+    }
+
+    /// Make each column at least as wide as `widths` says (those of other rows).
+    pub fn widen(&mut self, widths: &[usize]) {
+        for (mine, &theirs) in self.column_widths.iter_mut().zip(widths) {
+            *mine = (*mine).max(theirs);
+        }
     }
 
     /// Write every row; `right[i]` right-aligns column `i`.
@@ -119,6 +165,12 @@ impl Grid {
         }
         Ok(())
     }
+}
+
+/// Columns `cell` takes on a terminal, as the grid keeps it: cells are short (the widest is a
+/// PID list), so it saturates rather than wraps if not.
+fn cell_width(cell: &str) -> u16 {
+    u16::try_from(display_width(cell)).unwrap_or(u16::MAX)
 }
 
 /// Columns `cell` takes on a terminal; printable ASCII, nearly every cell, is one per byte.
