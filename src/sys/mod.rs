@@ -1,9 +1,10 @@
 //! What the run needs from the system, below every stage: the one way into a proc root
 //! ([`procroot`]), the one way to write a file ([`atomic`]), signal handling and cleanup
-//! ([`signals`]), the timing marks of `LSPORTS_TIMING` ([`timing`]), and work over a slice
-//! on two cores with the result in order ([`parallel`]).
+//! ([`signals`]), the timing marks of `LSPORTS_TIMING` ([`timing`]), work over a slice on two
+//! cores with the result in order ([`parallel`]), and freed memory given back ([`memory`]).
 
 pub mod atomic;
+pub mod memory;
 pub mod parallel;
 pub mod procroot;
 pub mod signals;
