@@ -5,8 +5,14 @@
 # ss, the range and peak RSS of each command, then checks that lsports' JSON listing equals the
 # world's ground truth exactly (speed must never trade accuracy).
 #
-#   bash bench/compare.sh                 # large, small and namespaces world
+# Each world times ss, netstat, lsports on both attribution paths (the BPF iterator, the
+# /proc walk), the walk's floor (examples/walk_floor.rs: open, getdents64 and readlinkat,
+# nothing else, on as many threads) and lsports without attribution (`-o proto,local,state`:
+# the memory of the sockets alone).
+#
+#   bash bench/compare.sh                 # quarter, large, double, small, namespaces worlds
 #   RUNS=9 bash bench/compare.sh large    # one world, more runs
+#   bash bench/compare.sh quarter double  # several
 #   bash bench/compare.sh namespaces      # --netns all over 201 namespaces
 #
 # WORLD points at world.py (default: ../shared/bench/world.py beside this checkout).
@@ -16,7 +22,9 @@ WORLD=${WORLD:-../shared/bench/world.py}
 RUNS=${RUNS:-5}
 [ -f "$WORLD" ] || { echo "world builder not found at $WORLD (set WORLD=…)" >&2; exit 1; }
 cargo build --release --quiet
+cargo build --release --quiet --example walk_floor
 BIN=target/release/lsports
+FLOOR=target/release/examples/walk_floor
 truth=$(mktemp -d)
 trap 'rm -rf "$truth"' EXIT
 
@@ -52,6 +60,7 @@ if "$BIN" --help 2>/dev/null | grep -q -- '--attribution'; then
   paths=(--time "$BIN -ltnup --attribution walk >/dev/null"
          --time "$BIN -ltnup --attribution auto >/dev/null")
 fi
+paths+=(--time "$FLOOR >/dev/null" --time "$BIN -ltnu -o proto,local,state >/dev/null")
 
 world() {
   local name=$1; shift
@@ -118,8 +127,13 @@ PY
   check_exact "$truth/ns.json" "$truth/ns.walk.json" netns
 }
 
-case "${1:-all}" in
-  large|all) world large --procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 ;;&
-  small|all) world small --procs 5 --tcp 10 --udp 5 --prefork 1 --reuseport 1 ;;&
-  namespaces|all) namespaces ;;
-esac
+# The issue's three sizes (#16): a quarter, the large world, and double, to show growth.
+for which in "${@:-all}"; do
+  case "$which" in
+    quarter|all) world quarter --procs 250 --tcp 5000 --udp 1250 --conns 1250 --fds 25000 ;;&
+    large|all) world large --procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 ;;&
+    double|all) world double --procs 2000 --tcp 40000 --udp 10000 --conns 10000 --fds 200000 ;;&
+    small|all) world small --procs 5 --tcp 10 --udp 5 --prefork 1 --reuseport 1 ;;&
+    namespaces|all) namespaces ;;
+  esac
+done
