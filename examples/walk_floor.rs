@@ -36,9 +36,7 @@ fn main() {
             .collect();
         workers.into_iter().filter_map(|w| w.join().ok()).collect()
     });
-    let (fds, sockets) = counts
-        .iter()
-        .fold((0, 0), |(f, s), [a, b]| (f + a, s + b));
+    let (fds, sockets) = counts.iter().fold((0, 0), |(f, s), [a, b]| (f + a, s + b));
     println!("{} processes, {fds} fds, {sockets} socket fds", pids.len());
 }
 
