@@ -103,3 +103,30 @@ pub fn unknown_reason(socket: &Socket, view: View) -> OwnerUnknownReason {
         OwnerUnknownReason::NotFound
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Protocol;
+
+    #[test]
+    fn entries_keep_the_sockets_order_across_chunks() {
+        let count = 2 * CHUNK + 123;
+        let sockets: Vec<Socket> = (0..count)
+            .map(|i| Socket {
+                inode: i as u64 + 1,
+                ..Socket::listening(Protocol::Udp, "0.0.0.0", (i % 60_000) as u16)
+            })
+            .collect();
+        let want = sockets.clone();
+        let entries = each_socket(sockets, |socket| Entry {
+            socket,
+            processes: Vec::new(),
+            owner_unknown: None,
+            findings: Vec::new(),
+            labels: None,
+        });
+        let got: Vec<Socket> = entries.into_iter().map(|e| e.socket).collect();
+        assert_eq!(got, want);
+    }
+}

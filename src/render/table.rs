@@ -331,6 +331,75 @@ mod tests {
         }
     }
 
+    /// Rows over many chunks, the widest cells of each column in a late chunk: the table
+    /// written a chunk at a time (on two threads) is the one the whole grid gives.
+    #[test]
+    fn a_table_written_in_chunks_is_the_whole_grid() {
+        use crate::config::{Numeric, OutputFormat};
+        use crate::enrich::exe::Executables;
+        use crate::model::{Entry, OwnerProcess, Protocol, Socket};
+        use crate::render::Labels;
+        use crate::render::columns::Style;
+        let rows = 3 * CHUNK_ROWS + 17;
+        let entries: Vec<Entry> = (0..rows)
+            .map(|i| {
+                let wide = i == 2 * CHUNK_ROWS + 5;
+                let addr = if wide {
+                    "fd00:1:2:3:4:5:6:7"
+                } else {
+                    "10.0.0.1"
+                };
+                let owner = OwnerProcess {
+                    pid: if wide { 4_000_000 } else { i as u32 + 1 },
+                    fd: 3,
+                    name: Some(std::sync::Arc::from(&b"svc"[..])),
+                    cmdline: None,
+                    uid: None,
+                    labels: None,
+                };
+                Entry {
+                    socket: Socket::listening(Protocol::Tcp, addr, (i % 60_000) as u16),
+                    processes: vec![owner],
+                    owner_unknown: None,
+                    findings: Vec::new(),
+                    labels: None,
+                }
+            })
+            .collect();
+        let columns = vec![Column::Proto, Column::RecvQ, Column::Local, Column::Process];
+        let options = RenderOptions {
+            format: OutputFormat::Table,
+            columns: columns.clone(),
+            header: true,
+            numeric: Numeric {
+                hosts: true,
+                ports: true,
+                users: true,
+            },
+            wide: false,
+            protocols: vec![Protocol::Tcp],
+            families: Vec::new(),
+        };
+        let exes = Executables::default();
+        let cells = || Cells::new(Labels::numeric(), &exes, Style::Display { wide: false });
+        let mut chunked = Vec::new();
+        write_table(&entries, &options, &mut cells(), &mut chunked).unwrap();
+        let mut grid = Grid::new(columns.len(), rows + 1);
+        grid.push_row(columns.iter().map(|c| c.header()));
+        let mut cells = cells();
+        for entry in &entries {
+            for &column in &columns {
+                grid.push_cell_with(|text| cells.write(column, entry, text));
+            }
+        }
+        let mut whole = Vec::new();
+        let right: Vec<bool> = columns.iter().map(|c| c.right_aligned()).collect();
+        grid.write(&right, &mut whole).unwrap();
+        let chunked = String::from_utf8(chunked).unwrap();
+        assert_eq!(chunked.lines().count(), rows + 1);
+        assert_eq!(chunked, String::from_utf8(whole).unwrap());
+    }
+
     #[test]
     fn columns_are_aligned_and_lines_have_no_trailing_blanks() {
         let rows = vec![vec!["a", "bb", "c"], vec!["aaaa", "b", ""]];
