@@ -267,7 +267,7 @@ fn socket_of(event: &ListenEvent, netns: Arc<Netns>) -> Socket {
         v6only: None,
         device: DeviceBinding::Unknown,
         source: SourceKind::Event,
-        cgroup_id: Some(event.cgroup),
+        cgroup_id: std::num::NonZeroU64::new(event.cgroup),
         netns: Some(netns),
     }
 }
