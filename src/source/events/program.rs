@@ -14,7 +14,7 @@ use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, ProgramError};
 use aya::{Btf, Ebpf};
 
 use super::error::EventsUnavailable;
-use crate::enrich::labels::cgroupid::cgroup2_mount;
+use crate::sys::cgroupfs::cgroup2_mount;
 use crate::process::bpf::aya_workaround::loader_without_btf;
 use crate::process::bpf::iterator::chain;
 use crate::process::bpf::preflight::is_initial_user_ns;
