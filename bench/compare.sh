@@ -5,8 +5,14 @@
 # ss, the range and peak RSS of each command, then checks that lsports' JSON listing equals the
 # world's ground truth exactly (speed must never trade accuracy).
 #
-#   bash bench/compare.sh                 # large, small and namespaces world
+# Each world times ss, netstat, lsports on both attribution paths (the BPF iterator, the
+# /proc walk), the walk's floor (examples/walk_floor.rs: open, getdents64 and readlinkat,
+# nothing else, on as many threads) and lsports without attribution (`-o proto,local,state`:
+# the memory of the sockets alone).
+#
+#   bash bench/compare.sh                 # quarter, large, double, small, namespaces worlds
 #   RUNS=9 bash bench/compare.sh large    # one world, more runs
+#   bash bench/compare.sh quarter double  # several
 #   bash bench/compare.sh namespaces      # --netns all over 201 namespaces
 #   bash bench/compare.sh reach           # --reach with a 1,000-rule ruleset
 #
@@ -17,7 +23,9 @@ WORLD=${WORLD:-../shared/bench/world.py}
 RUNS=${RUNS:-5}
 [ -f "$WORLD" ] || { echo "world builder not found at $WORLD (set WORLD=…)" >&2; exit 1; }
 cargo build --release --quiet
+cargo build --release --quiet --example walk_floor
 BIN=target/release/lsports
+FLOOR=target/release/examples/walk_floor
 truth=$(mktemp -d)
 trap 'rm -rf "$truth"' EXIT
 
@@ -53,6 +61,7 @@ if "$BIN" --help 2>/dev/null | grep -q -- '--attribution'; then
   paths=(--time "$BIN -ltnup --attribution walk >/dev/null"
          --time "$BIN -ltnup --attribution auto >/dev/null")
 fi
+paths+=(--time "$FLOOR >/dev/null" --time "$BIN -ltnu -o proto,local,state >/dev/null")
 
 world() {
   local name=$1; shift
@@ -77,17 +86,46 @@ world() {
 
 # Every namespace at once: the plain processes spread over 200 more namespaces. The target
 # (issue #13): `--netns all` lists exactly the truth, namespace inodes included, in <= 0.15x
-# the time ss takes for the world's own namespace alone, and <= 1.5x lsports' own time in the
-# large world above (the same sockets in one namespace, world.py --netns 0).
+# the time ss takes for the world's own namespace alone, in <= 1.5x lsports' own time for the
+# same sockets in one namespace (the same world built with --netns 0), and with a peak memory
+# <= 1.5x ss's. Both worlds are timed, and the three ratios printed at the end.
 namespaces() {
   local args=(${NS_WORLD:---procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 --netns 200})
+  local flat=() skip=0
+  for a in "${args[@]}"; do   # the same world with no more namespaces
+    if [ "$skip" = 1 ]; then flat+=(0); skip=0; continue; fi
+    flat+=("$a"); [ "$a" = --netns ] && skip=1
+  done
   echo "== namespaces world: ${args[*]}"
   python3 "$WORLD" "${args[@]}" --runs "$RUNS" \
-    --time 'ss -ltnup >/dev/null' --time "$BIN --netns all -tlnup >/dev/null"
+    --time 'ss -ltnup >/dev/null' --time "$BIN --netns all -tlnup >/dev/null" \
+    --time "$BIN --netns all -tlnup --attribution walk >/dev/null" | tee "$truth/ns.times"
+  echo "== the same sockets in one namespace: ${flat[*]}"
+  python3 "$WORLD" "${flat[@]}" --runs "$RUNS" \
+    --time 'ss -ltnup >/dev/null' --time "$BIN -tlnup >/dev/null" | tee "$truth/flat.times"
+  python3 - "$truth/ns.times" "$truth/flat.times" <<'PY'
+import re, sys
+def rows(path):
+    # world.py --time lines: "1.2345s  ratio 1.000  [a..b]  peak 8.6 MiB  CMD"
+    out = []
+    for line in open(path):
+        m = re.match(r"\s*([\d.]+)s\s+ratio\s+[\d.]+\s+\[.*?\]\s+peak\s+([\d.]+)\s+MiB\s+(.*)", line)
+        if m: out.append((float(m[1]), float(m[2]), m[3]))
+    return out
+ns, flat = rows(sys.argv[1]), rows(sys.argv[2])
+if len(ns) < 3 or len(flat) < 2: sys.exit("could not read the timings")
+(ss_t, ss_m, _), (all_t, all_m, _), (walk_t, walk_m, _) = ns[:3]
+one_t = flat[1][0]
+print(f"--netns all vs ss (world's namespace only): {all_t / ss_t:.3f}x time (target <= 0.15), "
+      f"{all_m / ss_m:.2f}x peak memory (target <= 1.5); with --attribution walk {walk_t / ss_t:.3f}x")
+print(f"--netns all vs the same sockets in one namespace: {all_t / one_t:.3f}x (target <= 1.5)")
+PY
   python3 "$WORLD" "${args[@]}" --expect "$truth/ns.json" -- \
-    sh -c "$BIN --netns all -ltnu --json > $truth/ns.all.json"
+    sh -c "$BIN --netns all -ltnu --json > $truth/ns.all.json; $BIN --netns all -ltnu --json --attribution walk > $truth/ns.walk.json"
   printf 'netns all: '
   check_exact "$truth/ns.json" "$truth/ns.all.json" netns
+  printf 'netns all, walk: '
+  check_exact "$truth/ns.json" "$truth/ns.walk.json" netns
 }
 
 # Reach (issue #14): the large world with a 1,000-rule nftables ruleset loaded in its network
@@ -124,9 +162,14 @@ PY
     --time "nft -f $rules" --time "$BIN -ltnu >/dev/null" --time "$BIN -ltnu --reach >/dev/null"
 }
 
-case "${1:-all}" in
-  large|all) world large --procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 ;;&
-  small|all) world small --procs 5 --tcp 10 --udp 5 --prefork 1 --reuseport 1 ;;&
-  namespaces|all) namespaces ;;&
-  reach|all) reach ;;
-esac
+# The issue's three sizes (#16): a quarter, the large world, and double, to show growth.
+for which in "${@:-all}"; do
+  case "$which" in
+    quarter|all) world quarter --procs 250 --tcp 5000 --udp 1250 --conns 1250 --fds 25000 ;;&
+    large|all) world large --procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 ;;&
+    double|all) world double --procs 2000 --tcp 40000 --udp 10000 --conns 10000 --fds 200000 ;;&
+    small|all) world small --procs 5 --tcp 10 --udp 5 --prefork 1 --reuseport 1 ;;&
+    namespaces|all) namespaces ;;&
+    reach|all) reach ;;
+  esac
+done

@@ -1,6 +1,6 @@
 //! The `procfs` crates against lsports' own /proc readers, timed: the numbers quoted in the
-//! module docs of `process/info.rs`, `source/procnet/mod.rs` and `process/fdscan.rs` come from
-//! here.
+//! module docs of `process/info.rs`, `source/procnet/mod.rs`, `process/fdscan.rs` and
+//! `source/netns/mountinfo.rs` come from here.
 //!
 //! ```text
 //! cargo build --release --example procfs_compare
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use lsports::model::{Family, Protocol};
 use lsports::process::{fdscan, info};
+use lsports::source::netns;
 use lsports::source::procnet::{self, ByteOrder};
 use procfs_core::{ExplicitSystemInfo, FromBufRead, FromBufReadSI};
 
@@ -55,6 +56,7 @@ fn parsers() {
     status();
     tcp_table();
     mountinfo();
+    netns_mounts();
 }
 
 fn status() {
@@ -133,6 +135,57 @@ fn mountinfo() {
         std::hint::black_box(mounts.ok());
     });
     report("mountinfo: the proc mount's hidepid", t_ours, t_theirs);
+}
+
+/// A mountinfo of a host with 200 `ip netns` namespaces among 40 ordinary mounts.
+fn synthetic_mountinfo() -> Vec<u8> {
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&format!(
+            "{i} 1 0:{i} / /mnt/m{i} rw,relatime shared:{i} - ext4 /dev/sda{i} rw\n"
+        ));
+    }
+    for i in 0..200 {
+        text.push_str(&format!(
+            "{} 25 0:4 net:[{}] /run/netns/w{i} rw shared:{} - nsfs nsfs rw\n",
+            100 + i,
+            4_026_532_000u64 + i,
+            300 + i
+        ));
+    }
+    text.into_bytes()
+}
+
+/// `--netns all`'s mount reader: the network-namespace bind mounts, each inode and mount point.
+fn netns_mounts() {
+    let text = synthetic_mountinfo();
+    let theirs_of = |text: &[u8]| -> Vec<(u64, std::path::PathBuf)> {
+        let mounts = procfs_core::process::MountInfos::from_buf_read(Cursor::new(text));
+        mounts
+            .map(|m| {
+                m.into_iter()
+                    .filter(|m| m.fs_type == "nsfs")
+                    .filter_map(|m| {
+                        let digits = m.root.strip_prefix("net:[")?.strip_suffix(']')?;
+                        Some((digits.parse().ok()?, m.mount_point))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ours: Vec<(u64, std::path::PathBuf)> = netns::mountinfo::net_mounts(&text)
+        .into_iter()
+        .map(|m| (m.inode, m.path))
+        .collect();
+    assert_eq!(ours.len(), 200);
+    assert_eq!(ours, theirs_of(&text));
+    let t_ours = best(10_000, || {
+        std::hint::black_box(netns::mountinfo::net_mounts(&text));
+    });
+    let t_theirs = best(10_000, || {
+        std::hint::black_box(theirs_of(&text));
+    });
+    report("mountinfo: 200 netns bind mounts", t_ours, t_theirs);
 }
 
 /// Every socket inode in the host's tables, the wanted set of a listing with `-a`.

@@ -17,6 +17,8 @@
 //!   select     filter/    pid, user, program, container, unit; order   -> Listing
 //!   enrich     enrich/    reach (reach/: each namespace's firewall rules, every listener's
 //!                         verdict), executables, suspicious-listener findings -> Listing
+//!                         published/: DNAT rules and docker-proxy mappings joined
+//!                         to their listeners (--published)
 //!   render     render/    table, CSV, JSON, JSONL, Prometheus: formatting only, to any writer;
 //!                         wire.rs: the JSON socket object listing, watch and audit share
 //!
@@ -24,7 +26,8 @@
 //!            list (gather, render), audit/ (gather, judge; baseline/, policy/, identity,
 //!            tomlfile), watch/ (collect each poll; attribute and enrich what is new),
 //!            continuous (-c) and wait (collect narrowed to the waited ports): pipeline::poll
-//!            each interval, capture, generate/ (man page, completions)
+//!            each interval, capture, generate/ (man page, completions), serve/ (a
+//!            Prometheus exporter: HTTP, one cached listing per interval, event counters)
 //! snapshot/  a proc tree captured to a file, and opened to read instead of /proc
 //! text/      sanitize, safe JSON, durations, pid lists, counts
 //! sys/       procroot (the one way into a proc root), atomic (the one way to write a

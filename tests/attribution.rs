@@ -225,7 +225,7 @@ fn bpf_and_walk_give_identical_json_in_a_busy_world() {
     require_bpf!();
     let world = busy_world();
     for args in [&["-n"][..], &["-n", "-a"][..]] {
-        let kernel = json_by(&world, "bpf", args, "BPF task_file iterator");
+        let kernel = json_by(&world, "bpf", args, "process owners from the kernel (BPF");
         let walked = json_by(&world, "walk", args, "/proc/*/fd walk");
         if kernel != walked {
             panic!(
@@ -235,7 +235,12 @@ fn bpf_and_walk_give_identical_json_in_a_busy_world() {
             );
         }
     }
-    let kernel = json_by(&world, "bpf", &["-n"], "BPF task_file iterator");
+    let kernel = json_by(
+        &world,
+        "bpf",
+        &["-n"],
+        "process owners from the kernel (BPF",
+    );
     assert_same_rows(
         "bpf",
         &rows_from_json(&kernel),
@@ -289,7 +294,12 @@ fn auto_uses_the_iterator_on_a_big_host() {
         json!({"prefork": 2})
     )]));
     let big = BigHost::start();
-    let v = json_by(&world, "auto", &["-n"], "BPF task_file iterator");
+    let v = json_by(
+        &world,
+        "auto",
+        &["-n"],
+        "process owners from the kernel (BPF",
+    );
     drop(big);
     let t = world.one(0, "listen");
     assert_eq!(json_pids(by_inode(&v, t.inode)), t.pids);
@@ -329,7 +339,7 @@ fn auto_as_root_says_which_path_ran_and_why() {
         }
         None => {
             assert!(
-                stderr.contains("process owners from the kernel (BPF task_file iterator)"),
+                stderr.contains("process owners from the kernel (BPF "),
                 "-v must say which path ran:\n{stderr}"
             );
             assert!(

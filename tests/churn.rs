@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 /// lsports runs against the churn (spread over three argument sets).
 const RUNS: usize = 24;
+/// lsports runs against the churn forcing each BPF program in turn (each loads the program).
+const BPF_RUNS: usize = 12;
 /// Library captures against the churn.
 const CAPTURES: usize = 4;
 
@@ -175,6 +177,13 @@ fn listings_under_fork_and_exit_churn_stay_true() {
     }
     let listener_pid = churn.listener_pid;
     let held = churn.stop();
+    assert_listings_true(&listings, &held, listener_pid);
+}
+
+/// Every listing attributes only (pid, inode) pairs the churner logged, names every holder as
+/// the churner (a reused pid lends no name or uid), and lists the five permanent listeners with
+/// their holder.
+fn assert_listings_true(listings: &[Value], held: &HashSet<(u32, u64)>, listener_pid: u32) {
     let permanent: BTreeSet<u64> = held
         .iter()
         .filter(|(pid, _)| *pid == listener_pid)
@@ -212,6 +221,41 @@ fn listings_under_fork_and_exit_churn_stay_true() {
             );
         }
     }
+}
+
+#[test]
+fn bpf_listings_under_churn_stay_true_with_either_program() {
+    // Each BPF program, forced (`auto` may walk /proc on a quiet host): holders confirmed by
+    // their process's start (from the second socket of a process on) must stay as true as
+    // those confirmed by their fd links. Every churner child holds the five listeners.
+    if !need_root("loading the BPF iterator") {
+        return;
+    }
+    let churn = Churn::start();
+    let programs = ["task", "task_file"];
+    let mut listings = Vec::new();
+    for run in 0..BPF_RUNS {
+        let program = programs[run % programs.len()];
+        let args: &[&str] = if run % 4 < 2 {
+            &["--attribution", "bpf", "-v", "--json"]
+        } else {
+            &["--attribution", "bpf", "-v", "--json", "-a"]
+        };
+        let mut cmd = churn.world.enter();
+        cmd.arg(lsports_bin())
+            .args(args)
+            .env(lsports::process::bpf::iterator::FORCE_VARIABLE, program);
+        let out = output_guarded(cmd, &format!("lsports {args:?} ({program})"));
+        assert_success(&out, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let said = format!("(BPF {program} iterator");
+        assert!(stderr.contains(&said), "{program}: {stderr}");
+        listings.push(parse_json(&out.stdout));
+    }
+    let listener_pid = churn.listener_pid;
+    let held = churn.stop();
+    assert_listings_true(&listings, &held, listener_pid);
 }
 
 #[test]

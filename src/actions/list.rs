@@ -18,5 +18,8 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Res
     mark("rendered");
     out.flush()?;
     listing.report_attribution(config, err)?;
+    for warning in listing.published.iter().flat_map(|found| &found.warnings) {
+        writeln!(err, "lsports: {warning}")?;
+    }
     Ok(ExitCode::Success)
 }

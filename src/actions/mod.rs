@@ -1,13 +1,14 @@
 //! The actions a run can take, each a thin layer over the stages: [`list`] (the default),
 //! [`audit`] (with its baseline and policy files), [`watch`], [`continuous`] (netstat -c),
-//! [`wait`], [`capture`] (a snapshot) and [`generate`] (man page, completions). [`run`] picks
-//! the one the configuration names.
+//! [`wait`], [`capture`] (a snapshot), [`generate`] (man page, completions) and [`serve`] (a
+//! Prometheus exporter). [`run`] picks the one the configuration names.
 
 pub mod audit;
 pub mod capture;
 pub mod continuous;
 pub mod generate;
 pub mod list;
+pub mod serve;
 pub mod wait;
 pub mod watch;
 
@@ -39,5 +40,6 @@ pub fn run(
             audit::baseline::save::run(file, *force, config, host.map(str::to_owned), out, err)
         }
         Action::Capture { out: file, force } => capture::run(file, *force, config, out, err),
+        Action::Serve(spec) => serve::run(spec, config, host, err),
     }
 }

@@ -1,7 +1,7 @@
 //! Flag combinations clap's declarations cannot express, each rejected with a usage error that
 //! says why and, where there is one, what to type instead.
 
-use super::commands::Command;
+use super::commands::{Command, ServeArgs};
 use super::{Cli, usage};
 use crate::config::SourceChoice;
 use crate::config::{NetnsChoice, OutputFormat};
@@ -21,6 +21,7 @@ impl Cli {
         self.check_wait_flags()?;
         self.check_offline_flags()?;
         self.check_polling_flags()?;
+        self.check_published_flags(format)?;
         match &self.command {
             Some(command) => self.check_command(command, format),
             None => Ok(()),
@@ -117,6 +118,8 @@ impl Cli {
             Some("watch and -c")
         } else if matches!(self.command, Some(Command::Capture(_))) {
             Some("capture")
+        } else if matches!(self.command, Some(Command::Serve(_))) {
+            Some("serve")
         } else {
             None
         };
@@ -130,10 +133,11 @@ impl Cli {
     }
 
     fn check_polling_flags(&self) -> Result<(), clap::Error> {
-        let polls = self.continuous || matches!(self.command, Some(Command::Watch(_)));
+        let polls =
+            self.continuous || matches!(self.command, Some(Command::Watch(_) | Command::Serve(_)));
         match self.interval {
             Some(_) if !polls => Err(usage(
-                "--interval applies to watch and -c/--continuous".into(),
+                "--interval applies to watch, serve and -c/--continuous".into(),
             )),
             Some(interval) if interval.is_zero() => Err(usage(
                 "--interval must be longer than 0 (e.g. 500ms, 2s)".into(),
@@ -189,7 +193,26 @@ impl Cli {
             }
             Command::Watch(_) => self.check_watch_flags(format),
             Command::Capture(_) => self.check_capture_flags(),
+            Command::Serve(args) => self.check_serve_flags(args),
         }
+    }
+
+    /// `serve` always serves the Prometheus format, of listeners.
+    fn check_serve_flags(&self, args: &ServeArgs) -> Result<(), clap::Error> {
+        self.check_listeners_only("serve")?;
+        if self.format.is_some() || self.json || self.column_flag().is_some() {
+            return Err(usage(
+                "serve always serves the Prometheus format; output flags (--format, --json, \
+                 --columns, --no-header) cannot be used with it"
+                    .into(),
+            ));
+        }
+        if args.include_ephemeral && self.ignore_ephemeral {
+            return Err(usage(
+                "--include-ephemeral and --ignore-ephemeral contradict each other".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Audit and baseline are about listeners, and print a report of their own.
@@ -306,5 +329,36 @@ fn format_name(format: OutputFormat) -> &'static str {
         OutputFormat::Jsonl => "jsonl",
         OutputFormat::Csv => "csv",
         OutputFormat::Prometheus => "prometheus",
+    }
+}
+
+impl Cli {
+    /// `--published` adds rows to one listing of the live host: its rules are read from the
+    /// running kernel, so a snapshot or another proc tree would pair them with sockets they do
+    /// not describe; and watch, audit, -c and --wait show no published rows.
+    fn check_published_flags(&self, format: OutputFormat) -> Result<(), clap::Error> {
+        if !self.published {
+            return Ok(());
+        }
+        let with = if self.snapshot.is_some() {
+            Some("--snapshot (the rules are the live host's, not the snapshot's)")
+        } else if self.proc_root.is_some() {
+            Some("--proc-root (the rules are the live host's, not that tree's)")
+        } else if self.continuous || !self.wait.is_empty() || !self.wait_free.is_empty() {
+            Some("-c, --wait or --wait-free")
+        } else if self.command.is_some() {
+            Some("a subcommand")
+        } else if format == OutputFormat::Prometheus {
+            Some("--format prometheus, which counts sockets")
+        } else {
+            None
+        };
+        match with {
+            Some(what) => Err(usage(format!(
+                "--published adds published ports to one listing of this host; it cannot be \
+                 used with {what}"
+            ))),
+            None => Ok(()),
+        }
     }
 }

@@ -1,6 +1,6 @@
-//! The subcommands: `audit`, `baseline save`, `watch` and `capture`. Every listing flag of the
-//! top level is global, so it works after a subcommand too (`lsports watch -t --port 22`) and
-//! narrows what the subcommand looks at.
+//! The subcommands: `audit`, `baseline save`, `watch`, `capture` and `serve`. Every listing
+//! flag of the top level is global, so it works after a subcommand too (`lsports watch -t
+//! --port 22`) and narrows what the subcommand looks at.
 
 use std::path::PathBuf;
 
@@ -13,7 +13,14 @@ use clap::{Args, Subcommand};
 const SHOWN: &[(&str, Shown)] = &[
     (
         "audit",
-        Shown::AllBut(&["all", "columns", "no_header", "continuous", "interval"]),
+        Shown::AllBut(&[
+            "all",
+            "columns",
+            "no_header",
+            "continuous",
+            "interval",
+            "published",
+        ]),
     ),
     (
         "baseline",
@@ -25,10 +32,26 @@ const SHOWN: &[(&str, Shown)] = &[
             "all",
             "continuous",
             "interval",
+            "published",
         ]),
     ),
-    ("watch", Shown::AllBut(&["snapshot"])),
+    ("watch", Shown::AllBut(&["snapshot", "published"])),
     ("capture", Shown::Only(&["proc_root"])),
+    (
+        "serve",
+        Shown::AllBut(&[
+            "all",
+            "format",
+            "json",
+            "columns",
+            "no_header",
+            "continuous",
+            "snapshot",
+            "extend",
+            "wide",
+            "published",
+        ]),
+    ),
 ];
 
 /// Which of the global flags a subcommand's help shows, by id.
@@ -117,6 +140,30 @@ pub enum Command {
             is recorded."
     )]
     Capture(CaptureArgs),
+
+    /// Serve the listeners to Prometheus: GET /metrics on --listen (default 127.0.0.1:10150)
+    #[command(
+        args_override_self = true,
+        long_about = "Serve the listening sockets to Prometheus over HTTP: GET /metrics answers \
+            with the series of --format prometheus (listeners, with their namespace, container \
+            and unit where known), lsports_up, lsports_scrape_duration_seconds, \
+            lsports_listings_total, and lsports_listener_events_total: every listener opened \
+            or closed since serve started, by program, so a listener that lived between two \
+            scrapes still shows. With --baseline and/or --policy, each unexpected listener is \
+            a lsports_audit_unexpected series and lsports_audit_unexpected_listeners counts \
+            them, for an alert rule.\n\n\
+            At most one listing is made per --interval (default 15s), however many scrapers \
+            ask: scrapes in between, and scrapes that arrive while a listing runs, share it. \
+            UDP client sockets on ephemeral ports are left out (as --ignore-ephemeral does) \
+            unless --include-ephemeral. The server answers GET /metrics only (404 for other \
+            paths, 405 for other methods), reads at most 8 KiB of request head within 5 \
+            seconds, and handles a few connections at a time; it binds to loopback unless \
+            --listen says otherwise.",
+        after_long_help = "Stops cleanly on Ctrl-C (exit status 130) and on SIGTERM (exit \
+            status 0). Exit status 1 when the address cannot be listened on, 2 when the \
+            baseline or policy is unreadable or invalid."
+    )]
+    Serve(ServeArgs),
 }
 
 /// `lsports audit`.
@@ -222,4 +269,29 @@ pub struct CaptureArgs {
     /// standard output, never a terminal)
     #[arg(value_name = "OUT")]
     pub out: PathBuf,
+}
+
+/// Where `serve` listens unless told: loopback, on a port outside 9100-9999 (the range the
+/// Prometheus project hands out to exporters, which is fully allocated).
+pub const DEFAULT_SERVE_ADDRESS: &str = "127.0.0.1:10150";
+
+/// `lsports serve`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Serve")]
+pub struct ServeArgs {
+    /// Address and port to serve /metrics on (default 127.0.0.1:10150; [::1]:10150, 0.0.0.0:10150)
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_SERVE_ADDRESS)]
+    pub listen: std::net::SocketAddr,
+
+    /// Baseline file: serve its audit's unexpected listeners (written by `lsports baseline save`)
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Policy file: serve the listeners its rules do not allow
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Serve UDP client sockets on ephemeral ports too (left out by default: they churn)
+    #[arg(long)]
+    pub include_ephemeral: bool,
 }

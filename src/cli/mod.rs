@@ -3,7 +3,7 @@
 //! combinations that make no sense with a usage error (exit 2).
 //!
 //! Listing is what a bare `lsports -tlnp` does; the subcommands ([`commands`]: `audit`,
-//! `baseline save`, `watch`, `capture`) do something else with the same sockets. The listing
+//! `baseline save`, `watch`, `capture`, `serve`) do something else with the same sockets. The listing
 //! flags are global, so they narrow a subcommand too (`lsports watch -t --port 22`); which
 //! flags make sense where is checked in one place (`checks`).
 
@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 use crate::config::{
     Action, AttributionChoice, AuditSpec, Column, Config, FailSet, Generated, NetnsChoice, Numeric,
-    OutputFormat, SourceChoice, StateSelection, Until, WaitSpec, WatchSpec,
+    OutputFormat, ServeSpec, SourceChoice, StateSelection, Until, WaitSpec, WatchSpec,
 };
 use crate::enrich::names::SERVICES_PATH;
 use crate::filter::ephemeral::EphemeralPorts;
@@ -34,6 +34,8 @@ pub use services::ServiceNames;
 const PROC: &str = "/proc";
 /// Time between polls of `watch` and `-c`: netstat -c's.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// At most one listing per this long for `serve`: Prometheus' default scrape interval.
+const DEFAULT_SERVE_INTERVAL: Duration = Duration::from_secs(15);
 
 const OUTPUT: &str = "Output";
 const FILTERS: &str = "Filters";
@@ -366,8 +368,9 @@ pub struct Cli {
         value_enum,
         default_value_t = AttributionChoice::Auto,
         long_help = "How to find the processes holding each socket. auto (the default): the \
-            kernel's BPF task_file iterator where it can run (root or CAP_BPF and CAP_PERFMON, \
-            Linux 5.8 or later with BTF, the live /proc) on a host with 8,192 open files or \
+            kernel's BPF iterator where it can run (root or CAP_BPF and CAP_PERFMON, \
+            Linux 5.8 or later with BTF, the live /proc; from Linux 5.17 it walks each \
+            process's fd table itself) on a host with 8,192 open files or \
             more; otherwise the /proc/*/fd walk, which is faster on smaller hosts. -v says \
             which ran and why. bpf: the iterator only; exit 1 naming what is missing when it \
             cannot run (watch, -c and --wait keep polling with the walk, and -v says why). \
@@ -398,6 +401,26 @@ pub struct Cli {
         global = true
     )]
     pub netns: NetnsChoice,
+
+    /// Also list published ports: DNAT/redirect rules and docker-proxy mappings, as rows
+    #[arg(
+        long,
+        long_help = "Also list published ports, as rows of their own after the sockets: \
+            each DNAT or redirect rule of the nat prerouting chains (nftables, iptables-nft, \
+            iptables-legacy: Docker's -p 8080:80) and each docker-proxy process, as host \
+            address:port → target address:port, joined to the listener the target lands on \
+            (its container's name) and with the reach verdict of the host port. Only with \
+            --netns all can lsports see a container's namespace: otherwise the target is \
+            \"not seen\". A published port whose target namespace was seen but listens on \
+            nothing there is flagged published-without-listener (not under a filter that may \
+            have left that listener out). --port, -t/-u and -4/-6 select published ports by \
+            their host side. Off by default: it runs nft \
+            and iptables-save (root, or CAP_NET_ADMIN, is needed to read the rules; without \
+            them only docker-proxy mappings are found, and stderr says why), and a published \
+            port is not a socket.",
+        global = true
+    )]
+    pub published: bool,
 
     /// Read sockets and processes from this proc tree instead of /proc (implies --source proc)
     #[arg(
@@ -430,7 +453,7 @@ pub struct Cli {
     #[arg(short = 'c', long, help_heading = WATCHING, global = true)]
     pub continuous: bool,
 
-    /// Time between polls of watch and -c (default 1s; 500ms, 2s, 1m)
+    /// Time between polls of watch and -c (default 1s; 500ms, 2s, 1m); serve: between listings (15s)
     #[arg(
         long,
         value_name = "DURATION",
@@ -522,6 +545,7 @@ impl Cli {
             netns: self.netns.clone(),
             notes: self.notes(),
             reach: self.reach,
+            published: self.published,
         })
     }
 
@@ -604,6 +628,12 @@ impl Cli {
                 out: args.out.clone(),
                 force: args.force,
             },
+            Command::Serve(args) => Action::Serve(ServeSpec {
+                listen: args.listen,
+                interval: self.interval.unwrap_or(DEFAULT_SERVE_INTERVAL),
+                baseline: args.baseline.clone(),
+                policy: args.policy.clone(),
+            }),
         }
     }
 
@@ -634,9 +664,18 @@ impl Cli {
             programs: self.programs.iter().map(|p| Glob::new(p)).collect(),
             containers: self.containers.iter().map(|p| Glob::new(p)).collect(),
             units: self.units.iter().map(|p| Glob::new(p)).collect(),
-            ephemeral: self.ignore_ephemeral.then(|| self.ephemeral_ports()),
+            ephemeral: self.leaves_out_ephemeral().then(|| self.ephemeral_ports()),
             reachable: self.reachable,
         })
+    }
+
+    /// `--ignore-ephemeral`, which `serve` implies unless `--include-ephemeral`: client
+    /// sockets would make series that churn.
+    fn leaves_out_ephemeral(&self) -> bool {
+        match &self.command {
+            Some(Command::Serve(args)) => !args.include_ephemeral,
+            _ => self.ignore_ephemeral,
+        }
     }
 
     /// The ephemeral range of the system looked at: the live kernel's or the proc tree's; a

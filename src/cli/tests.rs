@@ -761,3 +761,24 @@ fn netns_values_are_read_as_ss_reads_them() {
         );
     }
 }
+
+#[test]
+fn published_is_for_one_listing_of_the_live_host() {
+    assert!(config(&["--published", "--netns", "all", "--json"]).published);
+    assert!(!config(&["--json"]).published);
+    for args in [
+        &["--published", "--snapshot", "x.tar"][..],
+        &["--published", "--proc-root", "/tmp"],
+        &["--published", "-c"],
+        &["--published", "--wait", "80"],
+        &["--published", "--format", "prometheus"],
+        &["--published", "watch"],
+        &["--published", "audit"],
+    ] {
+        let error = usage_error(args).to_string();
+        assert!(
+            error.contains("--published adds published ports"),
+            "{args:?}: {error}"
+        );
+    }
+}

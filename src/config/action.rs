@@ -1,6 +1,7 @@
 //! What a run does ([`Action`]) and the resolved settings of each action: plain data that the
 //! command line builds and the actions read.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub enum Action {
         /// Replace an existing file.
         force: bool,
     },
+    /// Serve the listeners to Prometheus over HTTP (`serve`).
+    Serve(ServeSpec),
 }
 
 /// A resolved `lsports audit`.
@@ -169,4 +172,29 @@ pub enum Generated {
     Elvish,
     /// PowerShell completion.
     Powershell,
+}
+
+/// A resolved `lsports serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSpec {
+    /// Where the HTTP server listens (`--listen`).
+    pub listen: SocketAddr,
+    /// At most one listing per interval, shared by every scrape in it (`--interval`).
+    pub interval: Duration,
+    /// `--baseline FILE`: its audit's unexpected listeners are served too.
+    pub baseline: Option<PathBuf>,
+    /// `--policy FILE`: likewise.
+    pub policy: Option<PathBuf>,
+}
+
+impl ServeSpec {
+    /// The audit the scrapes carry, when a baseline or a policy was given. The suspicious
+    /// flags are served as they are, not judged: an alert rule decides what fires.
+    pub fn audit(&self) -> Option<AuditSpec> {
+        (self.baseline.is_some() || self.policy.is_some()).then(|| AuditSpec {
+            baseline: self.baseline.clone(),
+            policy: self.policy.clone(),
+            fail: FailSet::default(),
+        })
+    }
 }

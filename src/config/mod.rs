@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 use crate::filter::Filter;
 use crate::model::{Family, Protocol};
-pub use action::{Action, AuditSpec, FailOn, FailSet, Generated, Until, WaitSpec, WatchSpec};
+pub use action::{
+    Action, AuditSpec, FailOn, FailSet, Generated, ServeSpec, Until, WaitSpec, WatchSpec,
+};
 pub use choices::{
     AttributionChoice, DetailFields, EventsChoice, Needs, NetnsChoice, SourceChoice, StateSelection,
 };
@@ -63,6 +65,9 @@ pub struct Config {
     /// Evaluate the firewall for every socket, for a format that shows it only when asked
     /// (`--reach`: the table's and CSV's `reach` column, Prometheus' `reach` label).
     pub reach: bool,
+    /// List published ports too (`--published`): DNAT/redirect rules and docker-proxy
+    /// mappings, as rows of their own.
+    pub published: bool,
 }
 
 impl Config {
@@ -99,6 +104,14 @@ impl Config {
     pub fn needs(&self) -> Needs {
         let mut needs = self.format.needs().and(self.filter_needs());
         needs.reach |= self.reach;
+        if self.published {
+            // The container a published port lands in is the label of its listener.
+            needs = needs.and(Needs {
+                processes: true,
+                labels: true,
+                ..Needs::NOTHING
+            });
+        }
         if self.format.has_columns() {
             for column in self.shown_columns() {
                 needs = needs.and(column.needs());

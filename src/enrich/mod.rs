@@ -6,5 +6,6 @@
 pub mod exe;
 pub mod labels;
 pub mod names;
+pub mod published;
 pub mod reach;
 pub mod suspicious;

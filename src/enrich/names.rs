@@ -136,7 +136,7 @@ fn parse_service_line(line: &[u8]) -> Option<ServiceLine> {
 
 /// User names by uid, looked up once each: a miss in the passwd database can cost a
 /// millisecond or more (NSS), and the same uid recurs on every row.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct UserNames {
     cache: HashMap<u32, Option<String>>,
 }

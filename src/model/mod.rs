@@ -5,9 +5,11 @@
 pub mod exposure;
 pub mod finding;
 pub mod labels;
+pub mod published;
 pub mod reach;
 
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 /// Transport protocol of a socket.
@@ -169,8 +171,9 @@ pub struct Socket {
     pub source: SourceKind,
     /// The cgroup v2 id of the cgroup the socket was made in (`INET_DIAG_CGROUP_ID`): names
     /// the unit or container that made it even when no holder is visible. `None` from
-    /// `/proc/net/*` and from kernels that do not send it.
-    pub cgroup_id: Option<u64>,
+    /// `/proc/net/*` and from kernels that do not send it. Never 0 (no cgroup has that id),
+    /// which keeps the field at 8 bytes: every socket of a listing carries it.
+    pub cgroup_id: Option<NonZeroU64>,
     /// The network namespace it belongs to; `None` where unknown (a snapshot older than namespaces, a proc root
     /// whose namespace cannot be read). Shared by every socket of that namespace.
     pub netns: Option<Arc<Netns>>,

@@ -31,7 +31,7 @@ use crate::config::{
 };
 use crate::enrich::exe::Executables;
 use crate::enrich::reach::{self, apply::RulesFrom};
-use crate::enrich::{labels, suspicious};
+use crate::enrich::{labels, published, suspicious};
 use crate::filter::{self, Filter, PortSet};
 use crate::model::{Entry, OwnerUnknownReason, Socket};
 use crate::process::info::{self, HidePid, ProcVisibility};
@@ -62,6 +62,8 @@ pub struct Plan {
     pub state_root: PathBuf,
     /// Which network namespaces to collect in (`--netns`).
     pub netns: NetnsChoice,
+    /// Find the published ports too (`--published`), in enrich.
+    pub published: bool,
 }
 
 impl Plan {
@@ -84,6 +86,7 @@ impl Plan {
             proc_root: config.proc_root.clone(),
             state_root: config.state_root.clone(),
             netns: config.netns.clone(),
+            published: config.published,
         }
     }
 
@@ -129,6 +132,8 @@ pub struct Listing {
     /// The firewall rules reach was evaluated with (`None` unless asked for), and why some
     /// could not be read.
     pub firewalls: Option<reach::apply::Firewalls>,
+    /// The published ports (`--published`), found in enrich; `None` when not asked for.
+    pub published: Option<published::Found>,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
@@ -141,13 +146,17 @@ pub struct Begun(Option<process::Started>);
 /// could read any table, or `--attribution bpf` cannot run (said on `err`).
 pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Option<Listing>> {
     let begun = begin(plan);
-    let collected = collect(plan);
-    report::sources(&collected, verbose, err)?;
+    let (mut collected, pending) = collect_deferring(plan, &begun);
     if collected.nothing_read() {
+        report::sources(&collected, verbose, err)?;
         return Ok(None);
     }
     mark("sockets collected");
-    let listing = match attribute(collected.sockets, begun, plan) {
+    let sockets = std::mem::take(&mut collected.sockets);
+    let attributed = attribute_following(sockets, begun, plan, pending, &mut collected);
+    // After attribution: the `--netns all` note counts the namespaces it led to.
+    report::sources(&collected, verbose, err)?;
+    let listing = match attributed {
         Ok(listing) => listing,
         Err(why) => {
             writeln!(err, "lsports: --attribution bpf: {why}")?;
@@ -178,17 +187,20 @@ pub fn poll(
     err: &mut dyn Write,
 ) -> io::Result<Option<Listing>> {
     let begun = begin(plan);
-    let collected = collect(plan);
-    repeats.report(report::source_lines(&collected, verbose), err)?;
+    let (mut collected, pending) = collect_deferring(plan, &begun);
     let unreadable = match must {
         MustRead::AnyTable => collected.nothing_read(),
         MustRead::EveryTable => collected.reports.iter().any(|r| r.source.is_none()),
     };
     if unreadable {
+        repeats.report(report::source_lines(&collected, verbose), err)?;
         return Ok(None);
     }
+    let sockets = std::mem::take(&mut collected.sockets);
     // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
-    let listing = attribute(collected.sockets, begun, plan).unwrap_or_default();
+    let listing =
+        attribute_following(sockets, begun, plan, pending, &mut collected).unwrap_or_default();
+    repeats.report(report::source_lines(&collected, verbose), err)?;
     Ok(Some(refine(listing, plan)))
 }
 
@@ -219,6 +231,62 @@ pub fn collect(plan: &Plan) -> Collected {
     collected
 }
 
+/// [`collect`], or for `--netns all` with owners to find by walking `/proc/*/fd`, its first
+/// step ([`netns::collect_known`]): the namespaces only a socket keeps alive are then found
+/// from the socket fds that walk sees ([`attribute_following`]), not from a walk of their own.
+fn collect_deferring(plan: &Plan, begun: &Begun) -> (Collected, Option<netns::Pending>) {
+    let walk_keeps_sockets = || begun.0.as_ref().is_some_and(|s| s.keep_unwanted());
+    if plan.netns != NetnsChoice::All || !walk_keeps_sockets() {
+        return (collect(plan), None);
+    }
+    let (mut collected, pending) = netns::collect_known(&plan.request);
+    let sockets = std::mem::take(&mut collected.sockets);
+    collected.sockets = filter::keep_sockets(sockets, &plan.filter);
+    (collected, pending)
+}
+
+/// [`attribute`], then, for a `pending` `--netns all`, the held sockets no namespace read so
+/// far lists are followed to the namespaces only they keep alive: their sockets are added to
+/// the listing (attributed by a pass of their own: such namespaces are rare) and the note on
+/// what could not be read to `collected`.
+fn attribute_following(
+    sockets: Vec<Socket>,
+    begun: Begun,
+    plan: &Plan,
+    pending: Option<netns::Pending>,
+    collected: &mut Collected,
+) -> Result<Listing, BpfUnavailable> {
+    let Some(pending) = pending else {
+        return attribute(sockets, begun, plan);
+    };
+    let (mut listing, unwanted) = attribute_keeping(sockets, begun, plan)?;
+    // The walk ran beside the dumps, and saw this process's own netlink sockets, opened in
+    // the namespaces it entered and closed since: they keep nothing alive.
+    let me = std::process::id();
+    let held: Vec<netns::HeldSocket> = match unwanted {
+        Some(unwanted) => unwanted
+            .into_iter()
+            .filter(|(_, h)| h.pid != me)
+            .map(|(inode, h)| netns::HeldSocket {
+                inode,
+                pid: h.pid,
+                fd: h.fd,
+            })
+            .collect(),
+        // The walk gave up its sockets (a BPF fallback walked afresh): look for them again.
+        None => netns::held_sockets_under(&plan.proc_root),
+    };
+    let mut more = pending.follow(&held);
+    collected.notes.append(&mut more.notes);
+    collected.warnings.append(&mut more.warnings);
+    let sockets = filter::keep_sockets(more.sockets, &plan.filter);
+    if !sockets.is_empty() {
+        let extra = attribute(sockets, begin(plan), &plan.clone().polling())?;
+        listing.entries.extend(extra.entries);
+    }
+    Ok(listing)
+}
+
 /// One entry per socket, with its holders when `begun` looks for them. Fails only when
 /// `--attribution bpf` cannot run and the plan does not walk instead.
 pub fn attribute(
@@ -226,17 +294,32 @@ pub fn attribute(
     begun: Begun,
     plan: &Plan,
 ) -> Result<Listing, BpfUnavailable> {
+    attribute_keeping(sockets, begun, plan).map(|(listing, _)| listing)
+}
+
+/// Socket fds a walk saw that hold none of the sockets it attributed, by (inode, holder).
+type UnwantedFds = Vec<(u64, crate::model::Holder)>;
+
+/// [`attribute`], with the socket fds seen that hold none of `sockets` where the walk kept
+/// them ([`process::Started::keep_unwanted`]).
+fn attribute_keeping(
+    sockets: Vec<Socket>,
+    begun: Begun,
+    plan: &Plan,
+) -> Result<(Listing, Option<UnwantedFds>), BpfUnavailable> {
     let Some(started) = begun.0 else {
-        return Ok(Listing {
+        let listing = Listing {
             entries: unattributed(sockets),
             ..Listing::default()
-        });
+        };
+        return Ok((listing, None));
     };
-    let attributed = if plan.walk_if_refused {
+    let mut attributed = if plan.walk_if_refused {
         started.finish_or_walk(sockets)
     } else {
         started.finish(sockets)?
     };
+    let unwanted = attributed.unwanted.take();
     let mut listing = Listing {
         attributed: true,
         method: Some(attributed.method),
@@ -247,11 +330,12 @@ pub fn attribute(
         exes: Executables::default(),
         scan_warnings: attributed.warnings,
         firewalls: None,
+        published: None,
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
     }
-    Ok(listing)
+    Ok((listing, unwanted))
 }
 
 /// Label every entry and holder with its systemd unit and container, when the plan needs
@@ -302,12 +386,28 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
             entry.findings = suspicious::inspect(entry, &listing.exes, &plan.proc_root);
         }
     }
+    if plan.published {
+        let sources = published::Sources {
+            proc_root: &plan.proc_root,
+            netns: &plan.netns,
+            rules: &crate::enrich::reach::Sources::default(),
+            tables: &plan.request.tables,
+            filter: &plan.filter,
+        };
+        listing.published = Some(published::find(&listing.entries, sources));
+        mark("published ports found");
+    }
     listing
 }
 
 /// Write `listing` as `options` say: formatting only, everything it shows was read before.
 pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    render::render(&listing.entries, options, &listing.exes, out)
+    match &listing.published {
+        Some(found) => {
+            render::published::render(&listing.entries, &found.ports, options, &listing.exes, out)
+        }
+        None => render::render(&listing.entries, options, &listing.exes, out),
+    }
 }
 
 impl Listing {
@@ -410,17 +510,14 @@ fn blame_hidden_processes(entries: &mut [Entry]) {
 /// Entries for an output that shows nothing about processes: the scan is skipped, so no owner
 /// is known and none is claimed missing (`owner_unknown` stays `None`).
 fn unattributed(sockets: Vec<Socket>) -> Vec<Entry> {
-    sockets
-        .into_iter()
-        .map(|socket| Entry {
-            socket,
-            processes: Vec::new(),
-            owner_unknown: None,
-            findings: Vec::new(),
-            labels: None,
-            reach: Vec::new(),
-        })
-        .collect()
+    process::entries::each_socket(sockets, |socket| Entry {
+        socket,
+        processes: Vec::new(),
+        owner_unknown: None,
+        findings: Vec::new(),
+        labels: None,
+        reach: Vec::new(),
+    })
 }
 
 #[cfg(test)]

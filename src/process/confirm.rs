@@ -8,19 +8,48 @@
 //! Both attribution paths confirm the same way; one process's holders come together (the walk
 //! scans a process at once, the kernel iterator visits one process's fds together), so one
 //! directory is open at a time.
+//!
+//! The kernel iterator also says when each process started ([`Confirm::keep_started`]): once
+//! a process's first holder is confirmed through its fd link and the directory's `stat` shows
+//! that same start, the directory is the process the kernel saw, and its other holders need no
+//! link read of their own. A newcomer on a reused pid started after the kernel's pass began,
+//! so this holds only for processes that started before it (the caller gives no start for the
+//! others, which are confirmed fd by fd).
 
 use std::collections::HashMap;
 
 use super::info::{DetailsReader, Hold, ProcessDetails, ProcessDir};
 use crate::model::Holder;
 
+/// The process whose holders are being confirmed.
+#[derive(Debug)]
+struct Current {
+    pid: u32,
+    /// Its directory; `None` when it is gone.
+    dir: Option<ProcessDir>,
+    /// Whether its details were read (its first holder confirmed).
+    read: bool,
+    /// What its `stat` said of its start, once asked.
+    started: Started,
+}
+
+/// Whether the directory's process started when the kernel said the pid's process did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Started {
+    /// Not asked yet.
+    Unknown,
+    /// `stat` shows this start tick.
+    At(u64),
+    /// `stat` could not be read.
+    Unreadable,
+}
+
 /// Confirms holders one after the other, reading each confirmed process's details once.
 #[derive(Debug)]
 pub struct Confirm {
     reader: DetailsReader,
-    /// The process of the last holder: its directory (`None` when gone) and whether its
-    /// details were read.
-    current: Option<(u32, Option<ProcessDir>, bool)>,
+    /// The process of the last holder.
+    current: Option<Current>,
     details: Vec<(u32, ProcessDetails)>,
     /// Processes whose fd links were refused.
     denied: Vec<u32>,
@@ -39,19 +68,44 @@ impl Confirm {
 
     /// Whether `holder` holds `inode` now, its details read if so (once per process).
     pub fn keep(&mut self, inode: u64, holder: Holder) -> bool {
-        if self
-            .current
-            .as_ref()
-            .is_none_or(|(pid, ..)| *pid != holder.pid)
-        {
-            let dir = self.reader.open(holder.pid);
-            self.current = Some((holder.pid, dir, false));
+        self.keep_started(inode, holder, None)
+    }
+
+    /// [`Confirm::keep`] for a holder the kernel saw in a process that started at `start`
+    /// (clock ticks since boot, as `/proc/PID/stat` counts them): `Some` only when that is
+    /// before the kernel's pass began. A process already confirmed whose `stat` shows that
+    /// start is the one the kernel saw, and keeps the holder without another fd link read.
+    pub fn keep_started(&mut self, inode: u64, holder: Holder, start: Option<u64>) -> bool {
+        if self.current.as_ref().is_none_or(|c| c.pid != holder.pid) {
+            self.current = Some(Current {
+                pid: holder.pid,
+                dir: self.reader.open(holder.pid),
+                read: false,
+                started: Started::Unknown,
+            });
         }
-        let Some((pid, Some(dir), read)) = &mut self.current else {
+        let Some(current) = &mut self.current else {
             return false;
         };
+        let Some(dir) = &current.dir else {
+            return false;
+        };
+        if let (Some(start), true) = (start, current.read) {
+            // Asked once per process, at its second holder: a process holding one socket
+            // costs no more than a link read.
+            if current.started == Started::Unknown {
+                current.started = self
+                    .reader
+                    .start_tick(dir)
+                    .map_or(Started::Unreadable, Started::At);
+            }
+            if current.started == Started::At(start) {
+                return true;
+            }
+        }
+        let pid = current.pid;
         match dir.holds(holder.fd, inode) {
-            Hold::Yes if *read => true,
+            Hold::Yes if current.read => true,
             Hold::Yes => {
                 let details = self.reader.read_in(dir);
                 // Asked again after reading: a process that exited while its details were read
@@ -59,17 +113,17 @@ impl Confirm {
                 // gone from the moment the listing describes; it is dropped with all its
                 // holders rather than shown with half its details.
                 if dir.holds(holder.fd, inode) != Hold::Yes {
-                    self.current = Some((*pid, None, false));
+                    current.dir = None;
                     return false;
                 }
-                *read = true;
-                self.details.push((*pid, details));
+                current.read = true;
+                self.details.push((pid, details));
                 true
             }
             Hold::No => false,
             Hold::Denied => {
-                if self.denied.last() != Some(pid) {
-                    self.denied.push(*pid);
+                if self.denied.last() != Some(&pid) {
+                    self.denied.push(pid);
                 }
                 false
             }

@@ -69,6 +69,8 @@ struct Partial {
     unsorted: Vec<(u64, Holder)>,
     /// Processes whose scan began before the wanted inodes were known.
     early: Vec<u32>,
+    /// Socket fds holding no wanted inode, when [`Walk::keep_unwanted`] asked for them.
+    unwanted: Vec<(u64, Holder)>,
     denied: usize,
     scanned: usize,
     /// Pids this worker took off the shared list, whatever came of them.
@@ -101,6 +103,8 @@ struct Shared {
     wanted: OnceLock<HashSet<u64>>,
     /// Set when the walk is dropped unfinished (nothing was collected): workers stop early.
     abandoned: AtomicBool,
+    /// Keep the socket fds that hold no wanted inode ([`Walk::keep_unwanted`]).
+    keep_unwanted: AtomicBool,
     /// See [`Knobs::panic_at`].
     #[cfg(test)]
     panic_at: Option<u32>,
@@ -132,6 +136,7 @@ fn start_with(proc_root: &Path, fields: DetailFields, knobs: Knobs) -> Walk {
             next: AtomicUsize::new(0),
             wanted: OnceLock::new(),
             abandoned: AtomicBool::new(false),
+            keep_unwanted: AtomicBool::new(false),
             #[cfg(test)]
             panic_at: knobs.panic_at,
         }),
@@ -163,6 +168,16 @@ fn start_with(proc_root: &Path, fields: DetailFields, knobs: Knobs) -> Walk {
 }
 
 impl Walk {
+    /// Keep every socket fd that holds none of the wanted inodes too ([`Scan::unwanted`]), for
+    /// a caller that must ask those sockets something (`--netns all`: their namespace). Asked
+    /// before [`Walk::finish`], it covers every process: those scanned before the wanted inodes
+    /// are known keep all their socket fds until then anyway.
+    pub fn keep_unwanted(&self) {
+        if let Ok(shared) = &self.shared {
+            shared.keep_unwanted.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// The holders of `wanted`, once every process has been scanned.
     pub fn finish(mut self, wanted: HashSet<u64>) -> io::Result<Scan> {
         let shared = match &mut self.shared {
@@ -297,29 +312,39 @@ fn worker_count(pids: usize) -> usize {
 fn merge(partials: Vec<Partial>, wanted: &HashSet<u64>, shared: &Shared) -> Scan {
     let mut scan = Scan::default();
     let mut found = Vec::new();
+    let mut unwanted = Vec::new();
     for mut partial in partials {
         // Left only by workers that ended before the sockets were collected (a small host).
         if !partial.unsorted.is_empty() {
             let mut confirm = Confirm::new(shared.reader());
-            partial.sort_out(wanted, &mut confirm);
+            let keep_unwanted = shared.keep_unwanted.load(Ordering::Relaxed);
+            partial.sort_out(wanted, keep_unwanted, &mut confirm);
             partial.take_details(confirm);
         }
         scan.denied += partial.denied;
         scan.scanned += partial.scanned;
         scan.details.extend(partial.details);
         found.extend(partial.found);
+        unwanted.append(&mut partial.unwanted);
     }
     scan.holders = Holders::from_pairs(found);
+    if shared.keep_unwanted.load(Ordering::Relaxed) {
+        scan.unwanted = Some(unwanted);
+    }
     scan
 }
 
 impl Partial {
     /// Keep the wanted sockets of the processes scanned before the wanted inodes were known,
     /// if their processes still hold them (their details are read then: see `confirm`).
-    fn sort_out(&mut self, wanted: &HashSet<u64>, confirm: &mut Confirm) {
+    fn sort_out(&mut self, wanted: &HashSet<u64>, keep_unwanted: bool, confirm: &mut Confirm) {
         // A process's socket fds are consecutive, and it was scanned once.
         for (inode, holder) in std::mem::take(&mut self.unsorted) {
-            if wanted.contains(&inode) && confirm.keep(inode, holder) {
+            if !wanted.contains(&inode) {
+                if keep_unwanted {
+                    self.unwanted.push((inode, holder));
+                }
+            } else if confirm.keep(inode, holder) {
                 self.found.push((inode, holder));
             }
         }
@@ -369,11 +394,16 @@ fn scan_worker(shared: &Shared) -> Partial {
         let held = sockets.iter().filter(|(inode, _)| wanted.contains(inode));
         let confirmed = held.filter(|&&(inode, holder)| confirm.keep(inode, holder));
         partial.found.extend(confirmed);
+        if shared.keep_unwanted.load(Ordering::Relaxed) {
+            let others = sockets.iter().filter(|(inode, _)| !wanted.contains(inode));
+            partial.unwanted.extend(others);
+        }
     }
     if let Some(wanted) = shared.wanted.get() {
         // The walk outlasted the collection, as it does on any busy host: sort out the early
         // processes here, on every worker at once, rather than in `merge` on one thread.
-        partial.sort_out(wanted, &mut confirm);
+        let keep_unwanted = shared.keep_unwanted.load(Ordering::Relaxed);
+        partial.sort_out(wanted, keep_unwanted, &mut confirm);
     }
     partial.take_details(confirm);
     partial
@@ -582,6 +612,33 @@ mod tests {
         }
         // Dropped unfinished: the workers stop on their own, nothing panics.
         drop(start(dir.path(), DetailFields::ALL));
+    }
+
+    #[test]
+    fn unwanted_socket_fds_are_kept_only_when_asked_early_or_late() {
+        let dir = tempfile::tempdir().unwrap();
+        link(dir.path(), 10, 3, 1);
+        link(dir.path(), 10, 4, 50);
+        link(dir.path(), 20, 7, 60);
+        link(dir.path(), 20, 8, 2);
+        let holder = |pid, fd| Holder { pid, fd };
+        for (path, walk) in [
+            ("early", walked_early(dir.path())),
+            ("late", walked_late(dir.path())),
+        ] {
+            walk.keep_unwanted();
+            let scan = walk.finish(HashSet::from([1, 2])).unwrap();
+            let mut unwanted = scan.unwanted.expect("asked for");
+            unwanted.sort_unstable();
+            assert_eq!(
+                unwanted,
+                [(50, holder(10, 4)), (60, holder(20, 7))],
+                "{path}"
+            );
+            assert_eq!(scan.holders.of(2), [holder(20, 8)], "{path}");
+        }
+        let scan = walked_late(dir.path()).finish(HashSet::from([1])).unwrap();
+        assert!(scan.unwanted.is_none(), "not asked for, not kept");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! of thousands of wanted inodes, most with one holder, and a list per inode would be an
 //! allocation each.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::ScanWarning;
 use super::info::ProcessDetails;
@@ -25,6 +25,18 @@ pub struct Scan {
     pub scanned: usize,
     /// What went wrong on the way (a walking thread that failed, a file that did not parse).
     pub warnings: Vec<ScanWarning>,
+    /// From the kernel iterator only (empty from the walk): the inode of every network
+    /// namespace that some socket of a visited process belongs to, wanted or not, each with one
+    /// (pid, fd) that held such a socket when the kernel saw it (not confirmed since: check it
+    /// before use). This finds namespaces that only a socket keeps alive (no process is in
+    /// them, none is mounted), which `--netns all` lists: the socket's fd enters it
+    /// (`SIOCGSKNS`).
+    pub socket_netns: BTreeMap<u64, Holder>,
+    /// Every socket fd seen that holds none of the wanted inodes, when the walk was asked to
+    /// keep them ([`super::Started::keep_unwanted`]); `None` when it was not, or the path that
+    /// ran cannot. `--netns all` asks these sockets for their namespace: one only a socket
+    /// keeps alive is found that way, without a second walk over `/proc/*/fd`.
+    pub unwanted: Option<Vec<(u64, Holder)>>,
 }
 
 /// Every holder of each inode, sorted by (inode, pid, fd).

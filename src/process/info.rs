@@ -114,6 +114,15 @@ impl DetailsReader {
         details
     }
 
+    /// When the process of `dir` started, as its `stat` shows it (field 22, in clock ticks
+    /// since boot); `None` when it is gone or the file does not parse.
+    pub fn start_tick(&mut self, dir: &ProcessDir) -> Option<u64> {
+        if !self.read_file(dir, b"stat") {
+            return None;
+        }
+        parse_start_tick(&self.buffer)
+    }
+
     /// Read `name` of the process of `dir` into the buffer; false when it cannot be read.
     fn read_file(&mut self, dir: &ProcessDir, name: &[u8]) -> bool {
         let Some(root) = &self.root else {
@@ -132,6 +141,15 @@ fn effective_uid_of(status: &[u8], label: impl Fn() -> String) -> Result<u32, Pa
         warning.path = label();
         warning
     })
+}
+
+/// Field 22 of a `stat` line, `starttime`. The name (field 2) is in parentheses and may hold
+/// spaces and parentheses itself, so fields are counted from the last `)`: `state` is the
+/// first after it, `starttime` the twentieth.
+pub fn parse_start_tick(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let after = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    after.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
 /// `comm` from a reader: the name without the one newline the kernel appends (a name may
@@ -347,6 +365,17 @@ mod tests {
         let short = effective_uid(&b"Uid:\t1\t2\n"[..], "s").unwrap_err();
         assert_eq!(short.line, 1);
         assert!(effective_uid(&b"Uid:\t1\t99999999999\t1\t1\n"[..], "s").is_err());
+    }
+
+    #[test]
+    fn start_tick_is_field_22_counted_after_the_name() {
+        let stat = b"42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                     123456 1000 50 18446744073709551615\n";
+        assert_eq!(parse_start_tick(stat), Some(123456));
+        assert_eq!(parse_start_tick(b"42 (a) S 1 2 3"), None, "too short");
+        assert_eq!(parse_start_tick(b"no parenthesis"), None);
+        let me = std::fs::read("/proc/self/stat").unwrap();
+        assert!(parse_start_tick(&me).is_some_and(|tick| tick > 0));
     }
 
     #[test]

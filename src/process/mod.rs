@@ -57,6 +57,9 @@ pub struct Attributed {
     /// What went wrong on the way; each says whether it is shown without `--verbose`
     /// ([`ScanWarning::always_shown`]).
     pub warnings: Vec<ScanWarning>,
+    /// The socket fds seen that hold none of the sockets attributed, when
+    /// [`Started::keep_unwanted`] asked for them and the path that ran kept them.
+    pub unwanted: Option<Vec<(u64, crate::model::Holder)>>,
 }
 
 /// Something the scan met that the user may need to know, on stderr.
@@ -131,6 +134,12 @@ pub fn start(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) 
 }
 
 impl Started {
+    /// Keep the socket fds that hold none of the sockets to attribute too
+    /// ([`Attributed::unwanted`]), where the path chosen can (the walk): whether it will.
+    pub fn keep_unwanted(&self) -> bool {
+        self.plan.keep_unwanted()
+    }
+
     /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
     /// cannot run here, naming the missing piece.
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
@@ -188,6 +197,7 @@ fn attributed(
         scan_error,
         method,
         warnings,
+        unwanted: scan.unwanted.take(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Which path finds the socket owners: the kernel BPF iterator where it can run and pays off,
+//! Which path finds the socket owners: the kernel BPF iterator where it can run and pays off
+//! (its fd-table walk, or the `task_file` iterator where the kernel refuses that),
 //! the `/proc/*/fd` walk otherwise, and a record of which ran and why, for `--verbose`.
 
 use std::collections::HashSet;
@@ -21,8 +22,8 @@ pub const BPF_PAYS_FROM_OPEN_FILES: u64 = 8_192;
 /// Which way the owners were found.
 #[derive(Debug, Default)]
 pub enum Method {
-    /// The kernel's BPF `task_file` iterator.
-    Bpf,
+    /// The kernel's BPF iterator: which program, and why not the fd-table walk if not.
+    Bpf(bpf::Ran),
     /// The `/proc/*/fd` walk, as asked.
     #[default]
     Walk,
@@ -41,7 +42,7 @@ impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let walk = "process owners from the /proc/*/fd walk";
         match self {
-            Method::Bpf => f.write_str("process owners from the kernel (BPF task_file iterator)"),
+            Method::Bpf(ran) => write!(f, "process owners from the kernel ({ran})"),
             Method::Walk => f.write_str(walk),
             Method::WalkFallback(why) => write!(f, "{walk}; BPF iterator not used: {why}"),
             Method::WalkSmallHost { open_files } => write!(
@@ -71,7 +72,7 @@ pub fn plan(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -
     match choice {
         AttributionChoice::Walk => Plan::Walk(fdscan::start(proc_root, fields), Method::Walk),
         AttributionChoice::Bpf => match bpf::preflight::check(proc_root) {
-            Ok(checked) => Plan::Bpf(bpf::Pass::start(checked)),
+            Ok(checked) => Plan::Bpf(bpf::Pass::start(checked, proc_root)),
             Err(why) => Plan::Refused(why),
         },
         AttributionChoice::Auto => plan_auto(proc_root, fields),
@@ -92,7 +93,7 @@ fn plan_auto(proc_root: &Path, fields: DetailFields) -> Plan {
             fdscan::start(proc_root, fields),
             Method::WalkSmallHost { open_files },
         ),
-        _ => Plan::Bpf(bpf::Pass::start(checked)),
+        _ => Plan::Bpf(bpf::Pass::start(checked, proc_root)),
     }
 }
 
@@ -113,6 +114,19 @@ fn open_files(proc_root: &Path) -> Option<u64> {
 pub type Outcome = (io::Result<Scan>, Method);
 
 impl Plan {
+    /// Have the scan keep the socket fds that hold no wanted inode ([`Scan::unwanted`]), where
+    /// the path chosen can: the walk sees them anyway; the kernel iterator's records are
+    /// not kept. Whether it will.
+    pub fn keep_unwanted(&self) -> bool {
+        match self {
+            Plan::Walk(walk, _) => {
+                walk.keep_unwanted();
+                true
+            }
+            Plan::Bpf(_) | Plan::Refused(_) => false,
+        }
+    }
+
     /// Finish the scan for the inodes in `wanted`, reading details under `proc_root`: `Err`
     /// only when `bpf` was asked for and cannot run.
     pub fn finish(
@@ -123,7 +137,10 @@ impl Plan {
     ) -> Result<Outcome, BpfUnavailable> {
         match self {
             Plan::Walk(walk, method) => Ok((walk.finish(wanted), method)),
-            Plan::Bpf(pass) => Ok((Ok(pass.gather(proc_root, &wanted, fields)?), Method::Bpf)),
+            Plan::Bpf(pass) => {
+                let (scan, ran) = pass.gather(proc_root, &wanted, fields)?;
+                Ok((Ok(scan), Method::Bpf(ran)))
+            }
             Plan::Refused(why) => Err(why),
         }
     }
@@ -139,7 +156,7 @@ impl Plan {
         let why = match self {
             Plan::Walk(walk, method) => return (walk.finish(wanted), method),
             Plan::Bpf(pass) => match pass.gather(proc_root, &wanted, fields) {
-                Ok(scan) => return (Ok(scan), Method::Bpf),
+                Ok((scan, ran)) => return (Ok(scan), Method::Bpf(ran)),
                 Err(why) => why,
             },
             Plan::Refused(why) => why,
@@ -155,7 +172,15 @@ mod tests {
 
     #[test]
     fn verbose_lines_say_which_path_ran_and_why() {
-        assert!(Method::Bpf.to_string().contains("BPF task_file iterator"));
+        let ran = bpf::Ran {
+            variant: bpf::Variant::FdWalk,
+            not_walked: None,
+        };
+        let line = Method::Bpf(ran).to_string();
+        assert_eq!(
+            line,
+            "process owners from the kernel (BPF task iterator walking each fd table)"
+        );
         assert!(Method::Walk.to_string().contains("/proc/*/fd walk"));
         let why = BpfUnavailable::MissingCapability {
             missing: "CAP_BPF".into(),

@@ -30,7 +30,8 @@ pub enum Style {
     Machine,
 }
 
-/// Makes the cells of one rendering.
+/// Makes the cells of one rendering; a copy per thread when rows are made on several.
+#[derive(Clone)]
 pub struct Cells<'a> {
     labels: Labels,
     exes: &'a Executables,

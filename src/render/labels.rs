@@ -15,7 +15,7 @@ use crate::text::sanitize;
 const HOST_LOOKUP_BUDGET: Duration = Duration::from_secs(1);
 
 /// Resolved names for one rendering.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Labels {
     numeric: Numeric,
     services: Services,

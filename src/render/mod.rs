@@ -10,6 +10,7 @@ pub mod csv;
 pub mod json;
 pub mod labels;
 pub mod prometheus;
+pub mod published;
 pub mod table;
 pub mod wire;
 

@@ -134,8 +134,9 @@ fn reach_label(entry: &Entry) -> String {
     entry.reach.iter().map(one).collect::<Vec<_>>().join(",")
 }
 
-/// Distinct process names in pid order, joined by `;` (empty when no holder is known).
-fn program_names(entry: &Entry) -> String {
+/// Distinct process names in pid order, terminal-safe, joined by `;` (empty when no holder
+/// is known): the `program` label.
+pub fn program_names(entry: &Entry) -> String {
     let mut names: Vec<String> = Vec::new();
     for name in entry.processes.iter().filter_map(|p| p.name.as_deref()) {
         let name = sanitize::terminal_safe(name).into_owned();

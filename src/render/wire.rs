@@ -272,3 +272,158 @@ fn unknown_fields(entry: &Entry) -> Vec<Word> {
 fn lossy(bytes: &[u8]) -> String {
     sanitize::lossy(bytes).into_owned()
 }
+
+/// A published port as a row of the listing (`#/$defs/published`): the host side in the
+/// socket object's own field names (`proto`, `family`, `local_addr`, `local_port`, `state`
+/// `PUBLISHED`), so `.local_port` reads the same on every row; `kind` tells it from a socket
+/// (whose rows have no `kind`); where it goes and what publishes it under `published`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedRow {
+    /// Always `published`.
+    pub kind: Word,
+    /// `tcp` or `udp`.
+    pub proto: Word,
+    /// `ipv4` or `ipv6`.
+    pub family: Word,
+    /// The host address it is published on (`0.0.0.0` or `::`: every address).
+    pub local_addr: String,
+    /// The host port.
+    pub local_port: u16,
+    /// Always `PUBLISHED`.
+    pub state: Word,
+    /// The network namespace it is published in (the rules' or the proxy's), as a socket's
+    /// `netns`; `None` when unknown.
+    pub netns: Option<Netns>,
+    /// The container of the listener it lands on, if known.
+    pub container: Option<Container>,
+    /// Where it goes, what publishes it, and what listens there.
+    pub published: Published,
+    /// Whether a new connection from outside gets through the firewall to the host port,
+    /// one per family.
+    pub reach: Vec<PublishedReach>,
+}
+
+/// Where a published port goes (`#/$defs/published`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// The target address; `None` for a redirect (to this host).
+    pub target_addr: Option<String>,
+    /// The target port.
+    pub target_port: u16,
+    /// What publishes it: the rules and docker-proxy processes that agree on this mapping.
+    pub by: Vec<PublishedBy>,
+    /// `listener` (`listener` says which), `no_listener` (the target's namespace was seen and
+    /// nothing listens there: flagged), or `not_seen` (that namespace was not looked in:
+    /// without `--netns all`, a container's).
+    pub landing: Word,
+    /// The listener it lands on.
+    pub listener: Option<PublishedListener>,
+    /// `published-without-listener` when `landing` is `no_listener`.
+    pub flags: Vec<Word>,
+}
+
+/// One thing publishing a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedBy {
+    /// `dnat`, `redirect` or `docker-proxy`.
+    pub kind: Word,
+    /// The rule, as its reader names it, or `docker-proxy pid N`.
+    pub text: String,
+    /// The docker-proxy's process id.
+    pub pid: Option<u32>,
+}
+
+/// The listener a published port lands on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedListener {
+    /// Its network namespace.
+    pub netns: Option<Netns>,
+    /// Its local address.
+    pub local_addr: String,
+    /// Its port.
+    pub local_port: u16,
+    /// Its socket inode.
+    pub inode: u64,
+    /// Its container.
+    pub container: Option<Container>,
+    /// Its systemd unit.
+    pub unit: Option<String>,
+}
+
+/// A reach verdict (the shape sockets' `reach` has): `open`, `restricted`, `filtered`,
+/// `rejected`, `local` or `unknown`, for one family, with what decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedReach {
+    /// The verdict.
+    pub verdict: Word,
+    /// `ipv4` or `ipv6`.
+    pub family: Word,
+    /// The rule or reason that decided it.
+    pub by: String,
+    /// For `restricted`: the conditions under which it is accepted.
+    pub conditions: Vec<String>,
+}
+
+impl PublishedRow {
+    /// The wire form of a published port.
+    pub fn of(p: &crate::model::published::Published) -> PublishedRow {
+        use crate::model::published::Landing;
+        let listener = match &p.landing {
+            Landing::Listener(l) => Some(PublishedListener {
+                netns: l.netns.as_deref().map(|ns| Netns {
+                    inode: ns.inode,
+                    name: ns.name.as_deref().map(lossy),
+                }),
+                local_addr: l.addr.to_string(),
+                local_port: l.port,
+                inode: l.inode,
+                container: Container::of(l.labels.as_deref()),
+                unit: unit_of(l.labels.as_deref()),
+            }),
+            _ => None,
+        };
+        let landing = match p.landing {
+            Landing::Listener(_) => "listener",
+            Landing::NoListener { .. } => "no_listener",
+            Landing::NotSeen => "not_seen",
+        };
+        PublishedRow {
+            kind: Cow::Borrowed("published"),
+            proto: Cow::Borrowed(p.protocol.name()),
+            family: Cow::Borrowed(p.family.name()),
+            local_addr: p.host_addr.to_string(),
+            local_port: p.host_port,
+            state: Cow::Borrowed("PUBLISHED"),
+            netns: p.netns.as_deref().map(|ns| Netns {
+                inode: ns.inode,
+                name: ns.name.as_deref().map(lossy),
+            }),
+            container: listener.as_ref().and_then(|l| l.container.clone()),
+            published: Published {
+                target_addr: p.target_addr.map(|a| a.to_string()),
+                target_port: p.target_port,
+                by: (p.by.iter())
+                    .map(|b| PublishedBy {
+                        kind: Cow::Borrowed(b.kind.name()),
+                        text: b.text.clone(),
+                        pid: b.pid,
+                    })
+                    .collect(),
+                landing: Cow::Borrowed(landing),
+                listener,
+                flags: (p.without_listener())
+                    .then_some(Cow::Borrowed(crate::model::published::WITHOUT_LISTENER))
+                    .into_iter()
+                    .collect(),
+            },
+            reach: (p.reach.iter())
+                .map(|r| PublishedReach {
+                    verdict: Cow::Borrowed(r.verdict),
+                    family: Cow::Borrowed(r.family),
+                    by: r.by.clone(),
+                    conditions: r.conditions.clone(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -123,6 +123,23 @@ pub fn collect(request: &CollectRequest) -> Collected {
     collected
 }
 
+/// Collect sockets for every requested table on the calling thread, with one netlink socket:
+/// for a caller that already spreads its work over the cores (one worker per network
+/// namespace, see [`netns::dump`]), where a second thread per collection would cost more than
+/// it saves. The result is in the requested order, as [`collect`] gives it.
+pub fn collect_on_this_thread(request: &CollectRequest) -> Collected {
+    let tables: Vec<(usize, (Protocol, Family))> =
+        request.tables.iter().copied().enumerate().collect();
+    let mut collected = Collected::default();
+    for (_, part) in collect_tables(request, &tables) {
+        append(&mut collected.sockets, part.sockets);
+        collected.reports.extend(part.reports);
+        collected.warnings.extend(part.warnings);
+    }
+    collected.sockets.shrink_to_fit();
+    collected
+}
+
 /// Collect `tables` on one netlink socket, each table's result apart with its index.
 fn collect_tables(
     request: &CollectRequest,

@@ -8,6 +8,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 
 use netlink_packet_core::Nla as _;
 use netlink_packet_core::{
@@ -327,13 +328,14 @@ pub fn socket_from_response(response: &InetResponse, protocol: Protocol) -> Sock
 /// unasked. `netlink-packet-sock-diag` 0.5 does not name it, so it arrives as `Nla::Other`.
 const INET_DIAG_CGROUP_ID: u16 = 21;
 
-/// The socket's cgroup id, when the reply carries a well-formed one (8 bytes, host order).
-fn cgroup_id(nlas: &[Nla]) -> Option<u64> {
+/// The socket's cgroup id, when the reply carries a well-formed one (8 bytes, host order, not
+/// 0).
+fn cgroup_id(nlas: &[Nla]) -> Option<NonZeroU64> {
     nlas.iter().find_map(|nla| match nla {
         Nla::Other(other) if other.kind() == INET_DIAG_CGROUP_ID && other.value_len() == 8 => {
             let mut value = [0u8; 8];
             other.emit_value(&mut value);
-            Some(u64::from_ne_bytes(value))
+            NonZeroU64::new(u64::from_ne_bytes(value))
         }
         _ => None,
     })
@@ -541,7 +543,9 @@ mod tests {
         let id: u64 = 0x0102_0304_0506_0708;
         let attr = |kind, value: Vec<u8>| Nla::Other(DefaultNla::new(kind, value));
         let nlas = vec![Nla::SkV6Only(true), attr(21, id.to_ne_bytes().to_vec())];
-        assert_eq!(cgroup_id(&nlas), Some(id));
+        assert_eq!(cgroup_id(&nlas), NonZeroU64::new(id));
+        // No cgroup has id 0: a zero is no id.
+        assert_eq!(cgroup_id(&[attr(21, 0u64.to_ne_bytes().to_vec())]), None);
         // Another unknown attribute of the same size, or a short value, is not a cgroup id.
         assert_eq!(cgroup_id(&[attr(22, id.to_ne_bytes().to_vec())]), None);
         assert_eq!(cgroup_id(&[attr(21, vec![1, 2, 3, 4])]), None);

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lsports::enrich::labels::cgroupid;
+use lsports::sys::cgroupfs;
 
 use super::{is_root, skip_unless_ci};
 
@@ -17,7 +17,7 @@ pub fn cgroup2_mount_as_root(needs: &str) -> Option<PathBuf> {
         return None;
     }
     let info = fs::read("/proc/self/mountinfo").unwrap();
-    let mount = cgroupid::cgroup2_mount(&info);
+    let mount = cgroupfs::cgroup2_mount(&info);
     if mount.is_none() {
         skip_unless_ci("no cgroup2 file system is mounted");
     }

@@ -112,10 +112,11 @@ impl Audit {
     }
 }
 
-type Files = (Option<(PathBuf, Baseline)>, Option<Policy>);
+/// The baseline (with its file) and the policy an audit compares with.
+pub type Files = (Option<(PathBuf, Baseline)>, Option<Policy>);
 
 /// Read and check the baseline and the policy.
-fn load(spec: &AuditSpec) -> Result<Files, FileError> {
+pub fn load(spec: &AuditSpec) -> Result<Files, FileError> {
     let baseline = match &spec.baseline {
         Some(path) => Some((path.clone(), load_baseline(path)?)),
         None => None,
@@ -132,7 +133,9 @@ pub fn load_baseline(path: &Path) -> Result<Baseline, FileError> {
     baseline::file::parse(&Source::read(path, "baseline")?)
 }
 
-fn warn_about_files(
+/// Warn on `err` about what the files say of themselves: a policy's warnings, a baseline
+/// recorded on another host than `host`.
+pub fn warn_about_files(
     baseline: Option<&(PathBuf, Baseline)>,
     policy: Option<&Policy>,
     host: Option<&str>,
@@ -164,7 +167,7 @@ fn holes(listing: &Listing, config: &Config) -> Vec<Hole> {
 }
 
 /// Identify every listener of `listing`, with the findings the enrich stage made.
-fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
+pub fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
     let mut identifier = Identifier::new(EphemeralPorts::read(&config.proc_root))
         .in_netns(crate::source::netns::own_inode(&config.proc_root));
     listing

@@ -15,7 +15,7 @@ pub const EXIT_STATUS: &[Entry] = &[
     (
         "0",
         "Success, also when nothing listens and when a wait ends as wanted. `audit`: nothing \
-         unexpected. `watch` and `-c`: stopped by SIGTERM.",
+         unexpected. `watch`, `-c` and `serve`: stopped by SIGTERM.",
     ),
     (
         "1",
@@ -23,15 +23,19 @@ pub const EXIT_STATUS: &[Entry] = &[
          something unexpected, a check named by `--fail-on`, or an unmet `required` policy \
          rule; `capture`, `--snapshot`, `baseline save`: the file could not be written or read; \
          the output could not be written (standard output full or closed, but not a pipe closed \
-         by its reader).",
+         by its reader); `serve`: the address given to `--listen` cannot be listened on.",
     ),
     (
         "2",
         "Usage error: an unknown option, a bad value, options that cannot be combined. \
          `audit`: the audit could not be done (an unreadable or invalid baseline or policy, \
-         named with file and line, or no socket source).",
+         named with file and line, or no socket source); `serve`: its baseline or policy is \
+         unreadable or invalid.",
     ),
-    ("130", "`watch` and `-c`: stopped by Ctrl-C (SIGINT)."),
+    (
+        "130",
+        "`watch`, `-c` and `serve`: stopped by Ctrl-C (SIGINT).",
+    ),
 ];
 
 /// ENVIRONMENT: the variables lsports itself reads.
@@ -40,6 +44,12 @@ pub const ENVIRONMENT: &[Entry] = &[
         "LSPORTS_TIMING",
         "Set to anything but empty or `0`: when the run ends, write to standard error when \
          each phase ended, in milliseconds since the start, and on which thread.",
+    ),
+    (
+        "LSPORTS_BPF_ITERATOR",
+        "For tests and measurements: `task` or `task_file` makes the BPF path load that \
+         iterator only (the fd-table walk, or its fallback), instead of the walk falling back \
+         to `task_file` where the kernel refuses it. Both give the same listing.",
     ),
     (
         "TMPDIR",
@@ -198,9 +208,20 @@ pub const EXAMPLES: &[Example] = &[
         shell: " > lsports.prom.tmp && mv lsports.prom.tmp lsports.prom",
     },
     Example {
+        what: "Serve /metrics to Prometheus on 127.0.0.1:10150, with the baseline's audit:",
+        args: &["serve", "--baseline", "/etc/lsports/baseline.toml"],
+        shell: "",
+    },
+    Example {
         what: "Install the bash completion:",
         args: &["--generate", "bash"],
         shell: " > /usr/share/bash-completion/completions/lsports",
+    },
+    Example {
+        what: "Ports Docker publishes (DNAT rules, docker-proxy), each joined to its \
+               container's listener; a published port nothing listens behind is flagged:",
+        args: &["--netns", "all", "--published", "-n"],
+        shell: "",
     },
 ];
 

@@ -19,6 +19,7 @@
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::ControlFlow;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use crate::model::{
 use crate::pipeline::{self, Listing};
 use crate::process::info::DetailsReader;
 use crate::source::events::{Change, EventSource, ListenEvent};
+use crate::source::netns;
 use crate::sys::procroot::{DentsBuffer, FdLink, ProcRoot};
 use crate::sys::signals::StopSignals;
 use crate::text::counts;
@@ -127,6 +129,22 @@ impl KernelEvents {
         }
     }
 
+    /// The namespace with inode `inode`, named. One no socket was listed in yet (made after
+    /// the last poll, or empty until now) is named from the namespace mounts (`ip netns`,
+    /// Docker), read once for it: waiting for the next reconciling poll would print its
+    /// first events unnamed.
+    fn namespace(&mut self, inode: u64, proc_root: &Path) -> Arc<Netns> {
+        self.names
+            .entry(inode)
+            .or_insert_with(|| {
+                let name = netns::collect::mount_names(proc_root)
+                    .remove(&inode)
+                    .map(|name| name.into_vec());
+                Arc::new(Netns { inode, name })
+            })
+            .clone()
+    }
+
     /// Print what `event` means, if anything.
     fn take(
         &mut self,
@@ -156,16 +174,7 @@ impl KernelEvents {
         if event.inode == 0 || watcher.tracker.knows_inode(event.inode) {
             return Ok(());
         }
-        let netns = self
-            .names
-            .entry(event.netns)
-            .or_insert_with(|| {
-                Arc::new(Netns {
-                    inode: event.netns,
-                    name: None,
-                })
-            })
-            .clone();
+        let netns = self.namespace(event.netns, &watcher.config.proc_root);
         let socket = socket_of(event, netns);
         let plan = &watcher.plan;
         let kept = filter::keep_sockets(vec![socket.clone()], &plan.filter);
@@ -268,7 +277,7 @@ fn socket_of(event: &ListenEvent, netns: Arc<Netns>) -> Socket {
         v6only: None,
         device: DeviceBinding::Unknown,
         source: SourceKind::Event,
-        cgroup_id: Some(event.cgroup),
+        cgroup_id: std::num::NonZeroU64::new(event.cgroup),
         netns: Some(netns),
     }
 }

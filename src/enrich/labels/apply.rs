@@ -60,7 +60,7 @@ fn socket_labels(
     let cgroup = entry
         .socket
         .cgroup_id
-        .and_then(|id| labeler.cgroup_path(id).map(<[u8]>::to_vec));
+        .and_then(|id| labeler.cgroup_path(id.get()).map(<[u8]>::to_vec));
     let own = cgroup.as_deref().map(|path| labeler.for_cgroup_path(path));
     let named = |l: &Arc<Labels>| l.unit.is_some() || l.container.is_some();
     let base = own.filter(named).or_else(|| {

@@ -39,7 +39,6 @@
 pub mod activation;
 pub mod apply;
 pub mod cgroup;
-pub mod cgroupid;
 pub mod safefile;
 pub mod state;
 
@@ -48,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use crate::model::labels::{Container, Labels, Runtime};
-use cgroupid::CgroupIndex;
+use crate::sys::cgroupfs::{self, CgroupIndex};
 use state::{Key, StateReader};
 
 /// Labels cgroups, reading each state file once and deriving each cgroup path once per run.
@@ -164,7 +163,7 @@ impl Labeler {
 fn live_cgroup2_mount() -> PathBuf {
     std::fs::read("/proc/self/mountinfo")
         .ok()
-        .and_then(|info| cgroupid::cgroup2_mount(&info))
+        .and_then(|info| cgroupfs::cgroup2_mount(&info))
         .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"))
 }
 

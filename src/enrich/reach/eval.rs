@@ -1,13 +1,14 @@
 //! The evaluator: follow one packet through every base chain on the ingress, prerouting and
-//! input hooks, in the kernel's order, splitting the path wherever a match depends on what
-//! the question leaves open, and combine where the paths end into one [`Reach`].
+//! input hooks (forward instead of input, for a packet whose DNAT it follows: [`Follow`]), in
+//! the kernel's order, splitting the path wherever a match depends on what the question leaves
+//! open, and combine where the paths end into one [`Reach`].
 
 use std::sync::Arc;
 
 use super::merge::merge;
 use super::path::{CT_STATUS_DNAT, Path};
 use super::ranges::{RangeSet, addr_num};
-use super::rules::{Action, Chain, CondKind, Effect, Field, Match, Rule, Step};
+use super::rules::{Action, Chain, CondKind, Effect, Field, Hook, Match, Rule, Step};
 use super::verdict::{Packet, Reach, Verdict};
 use crate::model::Protocol;
 
@@ -41,12 +42,38 @@ enum End {
 pub struct Eval<'a> {
     chains: &'a [Chain],
     paths: usize,
+    follow: Option<&'a Follow>,
+}
+
+/// A DNAT target whose packets the evaluation follows through the forward hook (a
+/// published port's), instead of ending their path as not this listener's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    /// The target address.
+    pub addr: std::net::IpAddr,
+    /// The target port.
+    pub port: u16,
+    /// The interface the host routes the target through; `None` when unknown (then a match
+    /// on the output interface is `unknown`).
+    pub oif: Option<String>,
 }
 
 impl<'a> Eval<'a> {
     /// An evaluation over `chains`.
     pub fn new(chains: &'a [Chain]) -> Eval<'a> {
-        Eval { chains, paths: 0 }
+        Eval {
+            chains,
+            paths: 0,
+            follow: None,
+        }
+    }
+
+    /// The same evaluation, following a DNAT to `follow` into the forward hook.
+    pub fn following(self, follow: &'a Follow) -> Eval<'a> {
+        Eval {
+            follow: Some(follow),
+            ..self
+        }
     }
 
     /// The verdict for `packet`, passing the base chains `order` (already sorted by hook and
@@ -59,7 +86,7 @@ impl<'a> Eval<'a> {
             return self.too_many(packet);
         };
         if packet.proto != Protocol::Tcp {
-            return combine(packet, &start, syn);
+            return combine(packet, &start, self.forwarded_first(syn));
         }
         let mut ended = Vec::new();
         for (p, end, by) in syn {
@@ -78,7 +105,16 @@ impl<'a> Eval<'a> {
                 ended.push((q, e, by));
             }
         }
-        combine(packet, &start, ended)
+        combine(packet, &start, self.forwarded_first(ended))
+    }
+
+    /// When following a DNAT, its paths first: the verdict of a published port is named by
+    /// what its own packets met, not by a packet that went to the host's port instead.
+    fn forwarded_first(&self, mut ended: Vec<(Path, End, Arc<str>)>) -> Vec<(Path, End, Arc<str>)> {
+        if self.follow.is_some() {
+            ended.sort_by_key(|(p, _, _)| !p.forwarded);
+        }
+        ended
     }
 
     /// Where the paths starting as `start` end after every base chain; `None` past
@@ -87,20 +123,26 @@ impl<'a> Eval<'a> {
         let (family, established) = (start.family, start.established);
         let mut live = vec![start];
         let mut ended: Vec<(Path, End, Arc<str>)> = Vec::new();
-        let mut last_policy: Option<Arc<str>> = None;
         for &ci in order {
             let chain = &self.chains[ci];
             let base = chain.base.as_ref().expect("order holds base chains");
             if !chain.family.sees(family) || (established && base.nat) {
                 continue;
             }
-            let (mut entering, mut skipping) = (live, Vec::new());
+            // A forwarded packet passes the forward hook, any other the input hook.
+            let (mut entering, mut skipping): (Vec<Path>, Vec<Path>) = match base.hook {
+                Hook::Input => live.into_iter().partition(|p| !p.forwarded),
+                Hook::Forward => live.into_iter().partition(|p| p.forwarded),
+                _ => (live, Vec::new()),
+            };
             if let Some(dev) = &base.device {
                 let m = Match::Iface {
                     names: vec![dev.clone()],
                     neg: false,
                 };
-                (entering, skipping) = self.split_all(&m, entering);
+                let (dev_in, dev_out) = self.split_all(&m, entering);
+                entering = dev_in;
+                skipping.extend(dev_out);
             }
             live = skipping;
             let policy: Arc<str> = format!(
@@ -111,6 +153,7 @@ impl<'a> Eval<'a> {
             .into();
             for mut p in entering {
                 p.enter(base.hook, base.prio);
+                p.last_policy = Some(policy.clone());
                 for (mut q, flow) in self.chain(ci, p, 0) {
                     match flow {
                         Flow::Return if base.policy_drop => {
@@ -125,15 +168,15 @@ impl<'a> Eval<'a> {
                     }
                 }
             }
-            last_policy = Some(policy);
             if self.paths > MAX_PATHS {
                 return None;
             }
         }
-        let default: Arc<str> =
-            last_policy.unwrap_or_else(|| "no rule on the input path of this family".into());
+        let default: Arc<str> = "no rule on the input path of this family".into();
         for p in live {
-            let by = p.accepted_by.clone().unwrap_or_else(|| default.clone());
+            let by = (p.accepted_by.clone())
+                .or_else(|| p.last_policy.clone())
+                .unwrap_or_else(|| default.clone());
             ended.push((p, End::Accept, by));
         }
         Some(ended)
@@ -269,6 +312,20 @@ impl<'a> Eval<'a> {
             out.push((p, Flow::Accept(by.clone())));
             return;
         }
+        let to_port = port.unwrap_or(p.dport);
+        if let Some(follow) = self
+            .follow
+            .filter(|f| addr == Some(f.addr) && f.port == to_port)
+        {
+            p.ct_status |= CT_STATUS_DNAT;
+            let target = RangeSet::point(addr_num(follow.addr));
+            p.before_nat = Some((std::mem::replace(&mut p.daddr, target), p.dport));
+            p.dport = to_port;
+            p.forwarded = true;
+            p.oif = follow.oif.clone();
+            out.push((p, Flow::Accept(by.clone())));
+            return;
+        }
         let to = match (addr, port) {
             (Some(a), Some(n)) => format!("forwarded to {a} port {n}"),
             (Some(a), None) => format!("forwarded to {a}"),
@@ -334,6 +391,31 @@ impl<'a> Eval<'a> {
                 }
             }
             Match::Iface { names, neg } => self.iface(p, names, *neg, hold, fail),
+            Match::Oif { names, neg } => match (&p.oif, p.forwarded) {
+                // No output interface on the input path: no name matches.
+                (_, false) => {
+                    if *neg {
+                        hold.push(p)
+                    } else {
+                        fail.push(p)
+                    }
+                }
+                (Some(oif), true) => {
+                    if names.iter().any(|n| super::path::name_matches(n, oif)) != *neg {
+                        hold.push(p)
+                    } else {
+                        fail.push(p)
+                    }
+                }
+                (None, true) => {
+                    let text = format!("oifname {names:?} (the output interface is not known)");
+                    let m = Match::Cond {
+                        kind: CondKind::Unknown,
+                        text: text.into(),
+                    };
+                    self.split(&m, p, hold, fail);
+                }
+            },
             Match::Cond { kind, text } => {
                 // Already decided on this path (the same rule met again, or the handshake's
                 // ACK after its SYN): the same answer.

@@ -7,10 +7,11 @@
 //! scrubbed environment, a timeout and a size cap. Both readers compile into the same chains
 //! ([`rules`]); the evaluator ([`eval`]) follows the packet as the kernel does — every base
 //! chain on the ingress, prerouting and input hooks in priority order, jumps, gotos, returns,
-//! policies, sets, maps and verdict maps, NAT — with three-valued logic: where a match depends
-//! on what the question leaves open (the source address, the input interface, a rate limit)
-//! both outcomes are followed ([`path`]), and where it cannot be decided at all the verdict is
-//! `unknown` unless every outcome agrees. Never a guess presented as a fact.
+//! policies, sets, maps and verdict maps, NAT (and, for a published port, the DNAT to its
+//! target and the forward hook after it: [`Ruleset::verdict_following`]) — with three-valued
+//! logic: where a match depends on what the question leaves open (the source address, the
+//! input interface, a rate limit) both outcomes are followed ([`path`]), and where it cannot
+//! be decided at all the verdict is `unknown` unless every outcome agrees. Never a guess presented as a fact.
 //!
 //! Verdicts are cached per (family, protocol, addresses, interface, port class): a port class
 //! is a run of ports no rule tells apart, so 25,000 listeners against 1,000 rules cost a few
@@ -25,6 +26,7 @@ pub mod load;
 pub mod merge;
 pub mod nft;
 pub mod path;
+pub mod published;
 pub mod ranges;
 pub mod rules;
 pub mod verdict;
@@ -175,6 +177,18 @@ impl Ruleset {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, reach.clone());
         reach
+    }
+
+    /// The verdict for `packet` where a DNAT sends it to `follow`: it goes on through the
+    /// forward hook (a published port's packet), rather than ending as not this listener's.
+    /// Not cached: a published port is asked once.
+    pub fn verdict_following(&self, packet: &Packet, follow: &eval::Follow) -> Reach {
+        if let Some((verdict, by)) = &self.fixed {
+            return Reach::new(*verdict, packet.family, by.clone());
+        }
+        eval::Eval::new(&self.chains)
+            .following(follow)
+            .run(packet, &self.order)
     }
 
     /// The verdicts for a listening socket, one per address family it accepts: `local` when

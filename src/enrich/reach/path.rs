@@ -22,6 +22,8 @@ pub const CT_STATUS_ESTABLISHED: u32 = 8 | 2;
 pub const CT_NEW: u32 = 8;
 /// The priority of the conntrack hook in prerouting: chains before it see no connection.
 pub const CONNTRACK_PRIO: i32 = -200;
+/// The priority of the nat hook in prerouting, where conntrack applies a connection's DNAT.
+pub const DSTNAT_PRIO: i32 = -100;
 /// `ct state untracked`, after `notrack`.
 pub const CT_UNTRACKED: u32 = 64;
 /// `ct status dnat`.
@@ -64,6 +66,20 @@ pub struct Path {
     pub conds: Vec<(CondKind, Arc<str>, bool)>,
     /// The first rule that accepted the packet on this path.
     pub accepted_by: Option<Arc<str>>,
+    /// Set by a followed DNAT (see `Eval::following`): the packet goes on to the forward hook,
+    /// not input.
+    pub forwarded: bool,
+    /// The output interface of a forwarded packet, when known.
+    pub oif: Option<String>,
+    /// The destination before a followed DNAT, which the chains before NAT see.
+    pub before_nat: Option<(RangeSet, u16)>,
+    /// For the handshake's ACK of a DNAT-ed connection: the destination conntrack rewrites it
+    /// to when it reaches the NAT priority (nat chains themselves see established packets no
+    /// more).
+    pub nat_pending: Option<(RangeSet, u16)>,
+    /// The policy of the last base chain this path passed (what accepted it, when no rule
+    /// did).
+    pub last_policy: Option<Arc<str>>,
 }
 
 impl Path {
@@ -97,26 +113,46 @@ impl Path {
             iif_not: vec!["lo".to_string()],
             conds: Vec::new(),
             accepted_by: None,
+            forwarded: false,
+            oif: None,
+            before_nat: None,
+            nat_pending: None,
+            last_policy: None,
         }
     }
 
     /// The client's ACK completing the handshake this SYN path began: the same source,
     /// destination, interface and conditions; the connection now established.
     pub fn handshake_ack(&self) -> Path {
-        Path {
+        let mut ack = Path {
             mark: 0,
-            ct_status: CT_STATUS_ESTABLISHED,
+            ct_status: CT_STATUS_ESTABLISHED | (self.ct_status & CT_STATUS_DNAT),
             established: true,
             untracked: self.untracked,
             accepted_by: None,
+            last_policy: None,
             ..self.clone()
+        };
+        // The ACK arrives with the original destination; conntrack rewrites it at the NAT
+        // priority, as it did the SYN.
+        if let Some((daddr, dport)) = ack.before_nat.take() {
+            let translated = (std::mem::replace(&mut ack.daddr, daddr), ack.dport);
+            ack.dport = dport;
+            ack.nat_pending = Some(translated);
         }
+        ack
     }
 
     /// Enter a base chain on `hook` at `prio`: before conntrack (ingress, or prerouting below
     /// its priority) `ct state` reads invalid; after it, new (or untracked after `notrack`).
     pub fn enter(&mut self, hook: super::rules::Hook, prio: i32) {
         use super::rules::Hook;
+        if hook != Hook::Prerouting || prio >= DSTNAT_PRIO {
+            if let Some((daddr, dport)) = self.nat_pending.take() {
+                self.daddr = daddr;
+                self.dport = dport;
+            }
+        }
         self.before_conntrack =
             hook == Hook::Ingress || (hook == Hook::Prerouting && prio < CONNTRACK_PRIO);
         self.ct_state = match (self.untracked, self.before_conntrack) {

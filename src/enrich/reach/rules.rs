@@ -17,6 +17,10 @@ pub enum Hook {
     Prerouting,
     /// `input`: after the routing decision delivered the packet to this host.
     Input,
+    /// `forward`: after the routing decision sent the packet on to another host (a DNAT to
+    /// a container). Only a packet whose DNAT the question follows passes it (see
+    /// `Ruleset::verdict_following`); a listener's packet never does.
+    Forward,
 }
 
 /// Which packets a table sees.
@@ -169,6 +173,14 @@ pub enum Match {
     },
     /// Any of these conjunctions holds (the elements of a set of concatenations).
     Any(Vec<Vec<Match>>),
+    /// The output interface's name is one of these (a trailing `*` is a wildcard): only a
+    /// forwarded packet has one.
+    Oif {
+        /// The names.
+        names: Vec<String>,
+        /// `!=`.
+        neg: bool,
+    },
 }
 
 /// A statement that changes what later rules see.

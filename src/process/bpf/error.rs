@@ -41,9 +41,12 @@ pub enum BpfUnavailable {
         /// Why it could not be read or parsed.
         reason: String,
     },
-    /// The kernel's BTF has no `task_file` iterator: older than Linux 5.8, or BPF iterators
-    /// are not built in.
-    #[error("the kernel has no task_file BPF iterator (needs Linux 5.8 or later): {0}")]
+    /// The kernel's BTF has no such iterator: older than Linux 5.8 (`task_file`), or BPF
+    /// iterators are not built in.
+    #[error(
+        "the kernel has no such BPF iterator (task_file needs Linux 5.8 or later, the \
+         fd-table walk 5.17): {0}"
+    )]
     NoIterator(String),
     /// The kernel refused the program or a map (verifier, missing helper, memory limit).
     #[error("the kernel refused the BPF iterator: {0}")]

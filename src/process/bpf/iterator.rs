@@ -1,112 +1,246 @@
-//! Load `task_sockets.bpf.o`, run it once as an anonymous `task_file` iterator and pass on its
-//! output as it is read.
+//! Load `task_sockets.bpf.o`, run one of its two programs once as an anonymous iterator and
+//! pass on its output as it is read.
+//!
+//! The `task` iterator that walks each process's fd table itself ([`Variant::FdWalk`], Linux
+//! 5.17 and later for `bpf_loop`) is tried first; where the kernel refuses it, the `task_file`
+//! iterator ([`Variant::TaskFile`], Linux 5.8 and later) runs instead, and [`Ran`] says why for
+//! `-v`. The caller may ask for one of them: lsports does when `LSPORTS_BPF_ITERATOR` is
+//! `task` or `task_file` ([`Variant::forced`]; for tests and measurements, as both must give
+//! the same records).
 //!
 //! Nothing is pinned: the program, its link and the iterator are file descriptors owned by
 //! this function's values, so they are released when it returns, on success or on error, and
 //! nothing outlives the process.
 
 use std::error::Error;
+use std::fmt;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::sync::mpsc::Receiver;
 
+use aya::Ebpf;
 use aya::programs::{Iter, ProgramError};
-use aya::{Btf, Ebpf};
 
 use super::aya_workaround;
 use super::error::BpfUnavailable;
 use super::preflight::Checked;
 use super::records::RECORD_SIZE;
 
-/// The compiled program, built from `task_sockets.bpf.c` by `bpf/build.sh`.
+/// The compiled programs, built from `task_sockets.bpf.c` by `bpf/build.sh`.
 static OBJECT: &[u8] = include_bytes!("task_sockets.bpf.o");
-/// The function in `task_sockets.bpf.c`.
-const PROGRAM: &str = "task_sockets";
 /// Read size: the kernel fills at most 8 pages per read, so this takes all it has.
 const READ_BUFFER: usize = 64 * 1024;
 /// The kernel structs `task_sockets.bpf.c` reads through CO-RE relocations (the `CORE` ones in
 /// `kernel_types.h`) and `upid`, the element type of `pid.numbers`: the BTF digest keeps these
 /// with all their members. A struct added to the program must be added here (a test checks).
-pub(crate) const RELOCATED_STRUCTS: &[&str] =
-    &["task_struct", "pid", "upid", "super_block", "inode", "file"];
-/// The iterator type, as the program's section names it (`SEC("iter/task_file")`).
-const ITER_TYPE: &str = "task_file";
+pub(crate) const RELOCATED_STRUCTS: &[&str] = &[
+    "task_struct",
+    "pid",
+    "upid",
+    "super_block",
+    "inode",
+    "file",
+    "fdtable",
+    "files_struct",
+    "ns_common",
+    "net",
+    "sock_common",
+    "sock",
+    "socket",
+];
+/// The environment variable that forces one program (`task` or `task_file`), for tests.
+pub const FORCE_VARIABLE: &str = "LSPORTS_BPF_ITERATOR";
 
-/// The kernel function whose BTF id is the attach point: aya looks it up as `bpf_iter_` and
-/// the iterator type.
-pub(crate) fn iter_func() -> String {
-    format!("bpf_iter_{ITER_TYPE}")
+/// Which of the object's two programs ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// `task_fd_walk`: a `task` iterator walking each process's fd table with `bpf_loop`,
+    /// taking no reference per file (Linux 5.17 and later).
+    FdWalk,
+    /// `task_sockets`: a `task_file` iterator, handed each file with a reference taken and
+    /// dropped by the kernel (Linux 5.8 and later).
+    TaskFile,
 }
 
-/// Load the iterator, wait for `go`, then run it, handing its output to `each` as it is read,
-/// in whole records (see `records`), so the caller can work on the first processes while the
-/// kernel visits the rest. A `go` that hangs up means nobody wants the output: nothing runs.
-///
-/// The kernel visits the processes only once `go` arrives, which the caller sends when the
-/// sockets are collected: a process visited before that could open a listener the collection
-/// then sees, and it would look ownerless. Loading, most of the cost, still overlaps.
+impl Variant {
+    /// The function in `task_sockets.bpf.c`.
+    fn program(self) -> &'static str {
+        match self {
+            Variant::FdWalk => "task_fd_walk",
+            Variant::TaskFile => "task_sockets",
+        }
+    }
+
+    /// The iterator type, as the program's section names it (`SEC("iter/task")`).
+    pub fn iter_type(self) -> &'static str {
+        match self {
+            Variant::FdWalk => "task",
+            Variant::TaskFile => "task_file",
+        }
+    }
+
+    /// The kernel function whose BTF id is the attach point: aya looks it up as `bpf_iter_`
+    /// and the iterator type.
+    pub(crate) fn iter_func(self) -> String {
+        format!("bpf_iter_{}", self.iter_type())
+    }
+
+    /// The variant `LSPORTS_BPF_ITERATOR` asks for, if any.
+    pub fn forced() -> Option<Variant> {
+        match std::env::var(FORCE_VARIABLE).ok()?.as_str() {
+            "task" => Some(Variant::FdWalk),
+            "task_file" => Some(Variant::TaskFile),
+            _ => None,
+        }
+    }
+}
+
+/// Which program ran, and why not the fd-table walk when it did not.
+#[derive(Debug)]
+pub struct Ran {
+    /// The program that ran.
+    pub variant: Variant,
+    /// Why the fd-table walk did not: `None` when it ran or was not asked for.
+    pub not_walked: Option<BpfUnavailable>,
+}
+
+impl fmt::Display for Ran {
+    /// What `-v` says of the iterator, inside `process owners from the kernel (...)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.variant, &self.not_walked) {
+            (Variant::FdWalk, _) => f.write_str("BPF task iterator walking each fd table"),
+            (Variant::TaskFile, None) => f.write_str("BPF task_file iterator, as asked"),
+            (Variant::TaskFile, Some(why)) => write!(
+                f,
+                "BPF task_file iterator; the fd-table walk could not run: {why}"
+            ),
+        }
+    }
+}
+
+/// Load the iterator (`program`, or the fd-table walk falling back to `task_file` when
+/// `None`), wait for `go`, then run it once, handing its output to `each` as it is read (see
+/// [`Loaded::pass`]). A `go` that hangs up means nobody wants the output: nothing runs (and
+/// `Ok(None)` says so).
 pub fn run(
-    _checked: Checked,
+    checked: Checked,
+    program: Option<Variant>,
     go: &Receiver<()>,
-    mut each: impl FnMut(&[u8]),
-) -> Result<(), BpfUnavailable> {
-    let mut output = open()?;
+    each: impl FnMut(&[u8]),
+) -> Result<Option<Ran>, BpfUnavailable> {
+    let (mut loaded, ran) = load(checked, program)?;
     if go.recv().is_err() {
-        return Ok(());
+        return Ok(None);
     }
-    // The program and the BTF are released by now: the open iterator holds the kernel's
-    // references, so only the output costs memory from here on.
-    let mut buffer = vec![0u8; READ_BUFFER];
-    let mut filled = 0;
-    loop {
-        let read = match output.read(&mut buffer[filled..]) {
-            Ok(0) => {
-                crate::sys::timing::mark("bpf: iterator drained");
-                return Ok(());
-            }
-            Ok(read) => read,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(BpfUnavailable::Read(e)),
-        };
-        filled += read;
-        // The kernel writes whole records, but a short read must not split one.
-        let whole = filled - filled % RECORD_SIZE;
-        each(&buffer[..whole]);
-        buffer.copy_within(whole..filled, 0);
-        filled -= whole;
+    loaded.pass(each)?;
+    Ok(Some(ran))
+}
+
+/// A program loaded into the kernel as its iterator: each [`Loaded::pass`] attaches it anew
+/// and visits every process once. The kernel's BTF is released by now; the program is a file
+/// descriptor, closed when this is dropped.
+pub struct Loaded {
+    ebpf: Ebpf,
+    variant: Variant,
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded")
+            .field("variant", &self.variant)
+            .finish()
     }
 }
 
-/// Load, attach and open one pass of the iterator.
-fn open() -> Result<File, BpfUnavailable> {
+/// Load `forced`, or the fd-table walk, or `task_file` where the kernel refuses the walk.
+pub fn load(_checked: Checked, forced: Option<Variant>) -> Result<(Loaded, Ran), BpfUnavailable> {
     crate::sys::timing::mark("bpf: started");
-    let (mut ebpf, btf) = aya_workaround::load(OBJECT, RELOCATED_STRUCTS, &iter_func())?;
-    crate::sys::timing::mark("bpf: program loaded");
-    let opened = open_iterator(&mut ebpf, btf.attach());
-    crate::sys::timing::mark("bpf: iterator opened");
-    opened
+    let first = forced.unwrap_or(Variant::FdWalk);
+    let not_walked = match load_variant(first) {
+        Ok(loaded) => {
+            let ran = Ran {
+                variant: first,
+                not_walked: None,
+            };
+            return Ok((loaded, ran));
+        }
+        Err(why) if forced.is_none() => why,
+        Err(why) => return Err(why),
+    };
+    crate::sys::timing::mark("bpf: fd-table walk refused");
+    let loaded = load_variant(Variant::TaskFile)?;
+    let ran = Ran {
+        variant: Variant::TaskFile,
+        not_walked: Some(not_walked),
+    };
+    Ok((loaded, ran))
 }
 
-/// Load the program as a `task_file` iterator, attach it and open one pass over it.
-fn open_iterator(ebpf: &mut Ebpf, btf: &Btf) -> Result<File, BpfUnavailable> {
-    let program: &mut Iter = ebpf
-        .program_mut(PROGRAM)
-        .ok_or_else(|| BpfUnavailable::Load(format!("no program {PROGRAM} in the object")))?
+/// Load `variant`'s program as its iterator (the verifier checks it here).
+fn load_variant(variant: Variant) -> Result<Loaded, BpfUnavailable> {
+    let (mut ebpf, btf) = aya_workaround::load(OBJECT, RELOCATED_STRUCTS, &variant.iter_func())?;
+    crate::sys::timing::mark("bpf: object loaded");
+    let program = program_of(&mut ebpf, variant)?;
+    program
+        .load(variant.iter_type(), btf.attach())
+        .map_err(|e| match e {
+            // The attach point (`bpf_iter_task_file`, say) is missing from the kernel's BTF.
+            ProgramError::Btf(_) => BpfUnavailable::NoIterator(chain(&e)),
+            _ => BpfUnavailable::Load(chain(&e)),
+        })?;
+    crate::sys::timing::mark("bpf: program verified");
+    Ok(Loaded { ebpf, variant })
+}
+
+/// `variant`'s program in `ebpf`, as an iterator.
+fn program_of(ebpf: &mut Ebpf, variant: Variant) -> Result<&mut Iter, BpfUnavailable> {
+    let name = variant.program();
+    ebpf.program_mut(name)
+        .ok_or_else(|| BpfUnavailable::Load(format!("no program {name} in the object")))?
         .try_into()
-        .map_err(|e: ProgramError| BpfUnavailable::Load(chain(&e)))?;
-    program.load(ITER_TYPE, btf).map_err(|e| match e {
-        // The attach point `bpf_iter_task_file` is missing from the kernel's BTF.
-        ProgramError::Btf(_) => BpfUnavailable::NoIterator(chain(&e)),
-        _ => BpfUnavailable::Load(chain(&e)),
-    })?;
-    let link_id = program
-        .attach()
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
-    let link = program
-        .take_link(link_id)
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
-    link.into_file()
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))
+        .map_err(|e: ProgramError| BpfUnavailable::Load(chain(&e)))
+}
+
+impl Loaded {
+    /// Visit every process once, handing the output to `each` as it is read, in whole records
+    /// (see `records`), so the caller can work on the first processes while the kernel visits
+    /// the rest.
+    pub fn pass(&mut self, mut each: impl FnMut(&[u8])) -> Result<(), BpfUnavailable> {
+        let mut output = self.open()?;
+        crate::sys::timing::mark("bpf: iterator opened");
+        let mut buffer = vec![0u8; READ_BUFFER];
+        let mut filled = 0;
+        loop {
+            let read = match output.read(&mut buffer[filled..]) {
+                Ok(0) => {
+                    crate::sys::timing::mark("bpf: iterator drained");
+                    return Ok(());
+                }
+                Ok(read) => read,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BpfUnavailable::Read(e)),
+            };
+            filled += read;
+            // The kernel writes whole records, but a short read must not split one.
+            let whole = filled - filled % RECORD_SIZE;
+            each(&buffer[..whole]);
+            buffer.copy_within(whole..filled, 0);
+            filled -= whole;
+        }
+    }
+
+    /// Attach the program and open one pass over it; the link is the pass's file's to keep.
+    fn open(&mut self) -> Result<File, BpfUnavailable> {
+        let program = program_of(&mut self.ebpf, self.variant)?;
+        let link_id = program
+            .attach()
+            .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+        let link = program
+            .take_link(link_id)
+            .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+        link.into_file()
+            .map_err(|e| BpfUnavailable::Load(chain(&e)))
+    }
 }
 
 /// An error and its causes on one line: aya's outer messages alone rarely say which errno.
@@ -170,24 +304,61 @@ pub(crate) mod tests {
             .iter()
             .find(|(name, _)| name == "task_struct")
             .unwrap();
-        assert_eq!(task.1, ["pid", "tgid", "thread_pid"]);
+        assert_eq!(
+            task.1,
+            ["pid", "tgid", "thread_pid", "start_boottime", "files"]
+        );
         let pid = fields.iter().find(|(name, _)| name == "pid").unwrap();
         assert_eq!(pid.1, ["level", "numbers"]);
     }
 
     #[test]
-    fn the_program_is_the_iterator_type_it_is_loaded_as() {
-        // `Iter::load(ITER_TYPE, ..)` attaches to `bpf_iter_<ITER_TYPE>`, whatever the program
-        // was written for: the object's section must name the same type, or the kernel would
-        // run it over other objects (the live-BTF test in `btf_digest` checks the function).
-        let section = format!("\0iter/{ITER_TYPE}\0");
-        assert!(
-            OBJECT
-                .windows(section.len())
-                .any(|name| name == section.as_bytes()),
-            "no section iter/{ITER_TYPE} in task_sockets.bpf.o"
+    fn each_program_is_the_iterator_type_it_is_loaded_as() {
+        // `Iter::load(type, ..)` attaches to `bpf_iter_<type>`, whatever the program was
+        // written for: the object's section must name the same type, or the kernel would run
+        // it over other objects (the live-BTF test in `btf_digest` checks the functions).
+        for variant in [Variant::FdWalk, Variant::TaskFile] {
+            let section = format!("\0iter/{}\0", variant.iter_type());
+            assert!(
+                OBJECT
+                    .windows(section.len())
+                    .any(|name| name == section.as_bytes()),
+                "no section {section:?} in task_sockets.bpf.o"
+            );
+            let program = format!("\0{}\0", variant.program());
+            assert!(
+                OBJECT
+                    .windows(program.len())
+                    .any(|name| name == program.as_bytes()),
+                "no program {program:?} in task_sockets.bpf.o"
+            );
+        }
+        assert_eq!(Variant::FdWalk.iter_func(), "bpf_iter_task");
+        assert_eq!(Variant::TaskFile.iter_func(), "bpf_iter_task_file");
+    }
+
+    #[test]
+    fn verbose_says_which_program_ran_and_why() {
+        let walked = Ran {
+            variant: Variant::FdWalk,
+            not_walked: None,
+        };
+        assert_eq!(
+            walked.to_string(),
+            "BPF task iterator walking each fd table"
         );
-        assert_eq!(iter_func(), "bpf_iter_task_file");
+        let fell_back = Ran {
+            variant: Variant::TaskFile,
+            not_walked: Some(BpfUnavailable::Load("bpf_loop: invalid argument".into())),
+        };
+        let line = fell_back.to_string();
+        assert!(line.starts_with("BPF task_file iterator; the fd-table walk could not run: "));
+        assert!(line.ends_with("bpf_loop: invalid argument"), "{line}");
+        let forced = Ran {
+            variant: Variant::TaskFile,
+            not_walked: None,
+        };
+        assert_eq!(forced.to_string(), "BPF task_file iterator, as asked");
     }
 
     #[test]

@@ -33,10 +33,26 @@ struct pid {
 	struct upid numbers[1];
 } CORE;
 
+struct files_struct;
+
 struct task_struct {
 	int pid;
 	int tgid;
 	struct pid *thread_pid;
+	__u64 start_boottime;
+	struct files_struct *files;
+} CORE;
+
+struct file;
+
+/* The table behind a process's descriptors: fd[0..max_fds), NULL where no file is open. */
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} CORE;
+
+struct files_struct {
+	struct fdtable *fdt;
 } CORE;
 
 struct super_block {
@@ -54,6 +70,32 @@ struct file_operations;
 struct file {
 	const struct file_operations *f_op;
 	struct inode *f_inode;
+	void *private_data;
+} CORE;
+
+/* A socket file's private_data, and the way to the network namespace it was created in. */
+struct ns_common {
+	unsigned int inum;
+} CORE;
+
+struct net {
+	struct ns_common ns;
+} CORE;
+
+typedef struct {
+	struct net *net;
+} CORE possible_net_t;
+
+struct sock_common {
+	possible_net_t skc_net;
+} CORE;
+
+struct sock {
+	struct sock_common __sk_common;
+} CORE;
+
+struct socket {
+	struct sock *sk;
 } CORE;
 
 struct seq_file;
@@ -74,10 +116,18 @@ struct bpf_iter__task_file {
 	struct file *file;
 };
 
+/* bpf_iter_task(meta, task), likewise. */
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+};
+
 /* Helper ids from the kernel's uapi enum bpf_func_id (stable ABI). */
 static __u64 (*bpf_get_current_task)(void) = (void *)35;
 static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
 static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
+/* Linux 5.17 and later: call fn(i, ctx) for i in 0..nr, until it returns 1. */
+static long (*bpf_loop)(__u32 nr, void *fn, void *ctx, __u64 flags) = (void *)181;
 
 #define SEC(name) __attribute__((section(name), used))
 

@@ -1,7 +1,12 @@
-//! One pass of the iterator on its own thread, started before the sockets are known: loading
-//! it (most of its cost) overlaps with collecting the sockets; the pass itself runs once they
-//! are collected (see [`iterator::run`]), and the caller keeps the wanted ones as the output
-//! arrives.
+//! The iterator on its own thread, started before the sockets are known: loading it and its
+//! first pass over the processes overlap with collecting the sockets, and the caller keeps the
+//! wanted ones once it knows them.
+//!
+//! A socket opened during that pass, in a process the kernel had already visited, is one the
+//! pass cannot have seen; the collection may list it. So once the first pass is read, a wanted
+//! socket that no record named at all asks for a second pass ([`Pass::gather`]), which keeps
+//! only such sockets: every socket collected is then looked for after it was collected, as when
+//! the pass waited for the collection, while the common case (every socket named) pays nothing.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -10,82 +15,137 @@ use std::thread::JoinHandle;
 
 use super::error::BpfUnavailable;
 use super::preflight::Checked;
-use super::{Gather, iterator};
+use super::start_time::StartClock;
+use super::{Gather, Ran, Variant, iterator, never_ran};
 use crate::config::DetailFields;
 use crate::process::holders::Scan;
 
-/// An iterator loading or running: chunks of whole records as the kernel produces them, then the outcome.
+/// What the iterator thread sends.
+#[derive(Debug)]
+enum Chunk {
+    /// Whole records, as read.
+    Records(Vec<u8>),
+    /// The first pass is read; the thread waits to hear whether a second one is wanted.
+    FirstDone,
+}
+
+/// An iterator loading or running: chunks of whole records as the kernel produces them, then
+/// the outcome.
 #[derive(Debug)]
 pub struct Pass {
-    /// Tells the loaded iterator to start visiting processes (see [`iterator::run`]).
-    go: Sender<()>,
-    chunks: Receiver<Vec<u8>>,
+    /// Tells the thread whether to make a second pass.
+    again: Sender<bool>,
+    chunks: Receiver<Chunk>,
+    /// Chunks received before [`Pass::gather`] (see [`Pass::wait_for_first_pass`]).
+    early: Vec<Chunk>,
     outcome: Outcome,
+    /// Taken before the first pass began (see `start_time`).
+    clock: Option<StartClock>,
 }
 
 /// Where the iterator runs.
 #[derive(Debug)]
 enum Outcome {
     /// On its own thread, which says how it ended.
-    Thread(JoinHandle<Result<(), BpfUnavailable>>),
+    Thread(JoinHandle<Result<Ran, BpfUnavailable>>),
     /// Nowhere yet: no thread could be made (a `pids.max` or `RLIMIT_NPROC` reached, just when
     /// an admin reaches for this tool), so [`Pass::gather`] loads and runs it on the
-    /// caller's thread, without the overlap.
-    Inline(Checked),
+    /// caller's thread, once the sockets are known, without the overlap.
+    Inline(Checked, Option<Variant>),
 }
 
 impl Pass {
-    /// Load the iterator on a new thread; it runs once [`Pass::gather`] is called.
-    pub fn start(checked: Checked) -> Pass {
+    /// Load the iterator on a new thread and make its first pass at once. The program is the
+    /// one `LSPORTS_BPF_ITERATOR` asks for, if any (see [`Variant::forced`]).
+    pub fn start(checked: Checked, proc_root: &Path) -> Pass {
+        let program = Variant::forced();
         let (sender, chunks) = mpsc::channel();
-        let (go, ready) = mpsc::channel();
+        let (again, asked) = mpsc::channel();
+        let clock = StartClock::now(proc_root);
         let spawned = std::thread::Builder::new()
             .name("bpf-iterator".into())
-            .spawn(move || {
-                // A receiver gone means the run ended without attributing: nothing to do.
-                iterator::run(checked, &ready, |records| {
-                    drop(sender.send(records.to_vec()))
-                })
-            });
+            .spawn(move || passes(checked, program, &sender, &asked));
         // `checked` is a copy: the thread that could not be made took only its own.
-        let outcome = spawned.map_or(Outcome::Inline(checked), Outcome::Thread);
+        let outcome = spawned.map_or(Outcome::Inline(checked, program), Outcome::Thread);
         Pass {
-            go,
+            again,
             chunks,
+            early: Vec::new(),
             outcome,
+            clock,
+        }
+    }
+
+    /// Block until the first pass has been read whole (for tests: a socket opened after this
+    /// was certainly not seen by it). Returns at once on a pass without its own thread.
+    pub fn wait_for_first_pass(&mut self) {
+        while let Ok(chunk) = self.chunks.recv() {
+            let done = matches!(chunk, Chunk::FirstDone);
+            self.early.push(chunk);
+            if done {
+                return;
+            }
         }
     }
 
     /// The holders of `wanted` and their details (read under `proc_root`), gathered from the
-    /// output as it arrives; the details of early processes are read while the kernel is still
-    /// visiting later ones.
+    /// output as it arrives, and which program ran.
     pub fn gather(
         self,
         proc_root: &Path,
         wanted: &HashSet<u64>,
         fields: DetailFields,
-    ) -> Result<Scan, BpfUnavailable> {
-        let mut gather = Gather::new(proc_root, wanted, fields);
-        // The sockets are collected: every one of them exists by now, so its holders will be
-        // found. A thread that already failed has hung up, and says why below.
-        let _ = self.go.send(());
+    ) -> Result<(Scan, Ran), BpfUnavailable> {
         let thread = match self.outcome {
             Outcome::Thread(thread) => thread,
-            Outcome::Inline(checked) => {
+            Outcome::Inline(checked, program) => {
+                // The sockets are collected: a pass now sees every one of them.
+                let mut gather = Gather::new(proc_root, wanted, fields);
                 let (go, ready) = mpsc::channel();
                 let _ = go.send(());
-                iterator::run(checked, &ready, |records| gather.add(records))?;
-                return Ok(gather.finish());
+                let ran = iterator::run(checked, program, &ready, |records| gather.add(records))?;
+                return Ok((gather.finish(), ran.ok_or_else(never_ran)?));
             }
         };
+        let mut gather = Gather::started(proc_root, wanted, fields, self.clock);
+        let mut unseen = None;
         // Ends when the thread is done and drops its sender.
-        for chunk in self.chunks {
-            gather.add(&chunk);
+        for chunk in self.early.into_iter().chain(self.chunks) {
+            match (chunk, &unseen) {
+                (Chunk::Records(records), None) => gather.add(&records),
+                (Chunk::Records(records), Some(unseen)) => gather.add_again(&records, unseen),
+                (Chunk::FirstDone, _) => {
+                    crate::sys::timing::mark("bpf: first pass gathered");
+                    let missed = gather.unseen();
+                    // A thread that already ended has hung up: nothing to ask.
+                    let _ = self.again.send(!missed.is_empty());
+                    unseen = Some(missed);
+                }
+            }
         }
         crate::sys::timing::mark("bpf: records gathered");
-        thread
+        let ran = thread
             .join()
             .unwrap_or_else(|_| Err(BpfUnavailable::Load("the iterator thread panicked".into())))?;
-        Ok(gather.finish())
+        Ok((gather.finish(), ran))
     }
+}
+
+/// The thread's work: load, make the first pass, and a second one if asked.
+fn passes(
+    checked: Checked,
+    program: Option<Variant>,
+    sender: &Sender<Chunk>,
+    asked: &Receiver<bool>,
+) -> Result<Ran, BpfUnavailable> {
+    // A receiver gone means the run ended without attributing: the sends fail, harmlessly.
+    let send = |records: &[u8]| drop(sender.send(Chunk::Records(records.to_vec())));
+    let (mut loaded, ran) = iterator::load(checked, program)?;
+    loaded.pass(send)?;
+    drop(sender.send(Chunk::FirstDone));
+    if asked.recv() == Ok(true) {
+        crate::sys::timing::mark("bpf: second pass for sockets the first did not see");
+        loaded.pass(send)?;
+    }
+    Ok(ran)
 }

@@ -1,13 +1,14 @@
-//! The iterator's output: a stream of fixed-size records, `{ u32 pid; u32 fd; u64 inode; }` in
-//! native byte order (`struct record` in `task_sockets.bpf.c`), one per socket fd.
+//! The iterator's output: a stream of fixed-size records, `{ u32 pid; u32 fd; u64 inode; u64
+//! start; u32 netns; u32 zero; }` in native byte order (`struct record` in
+//! `task_sockets.bpf.c`), one per socket fd. Both programs write the same records.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::model::Holder;
 use crate::process::holders::Holders;
 
 /// Size of one record in bytes.
-pub const RECORD_SIZE: usize = 16;
+pub const RECORD_SIZE: usize = 32;
 
 /// One socket file descriptor of one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,17 +19,28 @@ pub struct Record {
     pub fd: u32,
     /// Socket inode.
     pub inode: u64,
+    /// When the process started: the kernel's `task->start_boottime`, nanoseconds since boot
+    /// (without a time namespace's offset).
+    pub start: u64,
+    /// Inode of the socket's network namespace (what `/proc/PID/ns/net` links to for a process
+    /// in it); 0 when the kernel's structures could not be read.
+    pub netns: u32,
 }
 
 /// Decode whole records; a trailing partial record (which the kernel never writes) is ignored.
 pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
     bytes.chunks_exact(RECORD_SIZE).map(|chunk| {
-        let (pid, rest) = chunk.split_at(4);
-        let (fd, inode) = rest.split_at(4);
+        // `chunks_exact` gives RECORD_SIZE bytes, so every field's slice has its size.
+        let u32_at =
+            |at: usize| u32::from_ne_bytes(chunk[at..at + 4].try_into().unwrap_or_default());
+        let u64_at =
+            |at: usize| u64::from_ne_bytes(chunk[at..at + 8].try_into().unwrap_or_default());
         Record {
-            pid: u32::from_ne_bytes(pid.try_into().unwrap_or_default()),
-            fd: u32::from_ne_bytes(fd.try_into().unwrap_or_default()),
-            inode: u64::from_ne_bytes(inode.try_into().unwrap_or_default()),
+            pid: u32_at(0),
+            fd: u32_at(4),
+            inode: u64_at(8),
+            start: u64_at(16),
+            netns: u32_at(24),
         }
     })
 }
@@ -42,6 +54,12 @@ pub struct Selection<'a> {
     /// the previous record's is a new process.
     processes: usize,
     last_pid: Option<u32>,
+    /// One descriptor per network namespace that any socket seen belongs to.
+    namespaces: BTreeMap<u64, Holder>,
+    /// The namespace of the previous record: most follow one of the same.
+    last_netns: u32,
+    /// Wanted inodes named by a record whose holder `keep` did not confirm.
+    seen_unkept: Vec<u64>,
 }
 
 impl<'a> Selection<'a> {
@@ -52,6 +70,9 @@ impl<'a> Selection<'a> {
             found: Vec::new(),
             processes: 0,
             last_pid: None,
+            namespaces: BTreeMap::new(),
+            last_netns: 0,
+            seen_unkept: Vec::new(),
         }
     }
 
@@ -60,24 +81,55 @@ impl<'a> Selection<'a> {
     pub fn add(
         &mut self,
         records: impl Iterator<Item = Record>,
-        mut keep: impl FnMut(u64, Holder) -> bool,
+        mut keep: impl FnMut(&Record, Holder) -> bool,
     ) {
         for record in records {
             if self.last_pid != Some(record.pid) {
                 self.processes += 1;
                 self.last_pid = Some(record.pid);
             }
-            if !self.wanted.contains(&record.inode) {
-                continue;
-            }
             let holder = Holder {
                 pid: record.pid,
                 fd: record.fd,
             };
-            if keep(record.inode, holder) {
+            if record.netns != self.last_netns && record.netns != 0 {
+                self.last_netns = record.netns;
+                self.namespaces.entry(record.netns.into()).or_insert(holder);
+            }
+            if !self.wanted.contains(&record.inode) {
+                continue;
+            }
+            if keep(&record, holder) {
                 self.found.push((record.inode, holder));
+            } else {
+                self.seen_unkept.push(record.inode);
             }
         }
+    }
+
+    /// Add the records of a second pass that name an inode in `only`, as [`Selection::add`]
+    /// but without counting their processes again.
+    pub fn add_again(
+        &mut self,
+        records: impl Iterator<Item = Record>,
+        only: &HashSet<u64>,
+        keep: impl FnMut(&Record, Holder) -> bool,
+    ) {
+        let processes = self.processes;
+        self.add(records.filter(|r| only.contains(&r.inode)), keep);
+        self.processes = processes;
+    }
+
+    /// The wanted inodes that no record named so far.
+    pub fn unseen(&self) -> HashSet<u64> {
+        let mut unseen = self.wanted.clone();
+        for (inode, _) in &self.found {
+            unseen.remove(inode);
+        }
+        for inode in &self.seen_unkept {
+            unseen.remove(inode);
+        }
+        unseen
     }
 
     /// The inodes asked for.
@@ -90,19 +142,41 @@ impl<'a> Selection<'a> {
     pub fn finish(self) -> (Holders, usize) {
         (Holders::from_pairs(self.found), self.processes)
     }
+
+    /// The network namespaces of every socket seen, wanted or not, each with one (pid, fd)
+    /// holding a socket in it, as the kernel saw them (unconfirmed).
+    pub fn namespaces(&self) -> &BTreeMap<u64, Holder> {
+        &self.namespaces
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn encode(records: &[(u32, u32, u64)]) -> Vec<u8> {
+    /// Records as the kernel writes them, each process started at `100 * pid` ns, every
+    /// socket in namespace 4026531840.
+    pub(crate) fn encode(records: &[(u32, u32, u64)]) -> Vec<u8> {
+        encode_full(
+            &records
+                .iter()
+                .map(|&(pid, fd, inode)| (pid, fd, inode, 100 * u64::from(pid), 4026531840))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Records as the kernel writes them: (pid, fd, inode, start, netns).
+    pub(crate) fn encode_full(records: &[(u32, u32, u64, u64, u32)]) -> Vec<u8> {
         let mut bytes = Vec::new();
-        for &(pid, fd, inode) in records {
+        for &(pid, fd, inode, start, netns) in records {
             bytes.extend_from_slice(&pid.to_ne_bytes());
             bytes.extend_from_slice(&fd.to_ne_bytes());
             bytes.extend_from_slice(&inode.to_ne_bytes());
+            bytes.extend_from_slice(&start.to_ne_bytes());
+            bytes.extend_from_slice(&netns.to_ne_bytes());
+            bytes.extend_from_slice(&0u32.to_ne_bytes());
         }
+        assert_eq!(bytes.len(), records.len() * RECORD_SIZE);
         bytes
     }
 
@@ -117,12 +191,16 @@ mod tests {
                 Record {
                     pid: 7,
                     fd: 3,
-                    inode: 1 << 40
+                    inode: 1 << 40,
+                    start: 700,
+                    netns: 4026531840,
                 },
                 Record {
                     pid: 8,
                     fd: 4,
-                    inode: 99
+                    inode: 99,
+                    start: 800,
+                    netns: 4026531840,
                 },
             ]
         );
@@ -143,7 +221,7 @@ mod tests {
         let mut selection = Selection::new(&wanted);
         let mut asked = Vec::new();
         let (first, rest) = bytes.split_at(2 * RECORD_SIZE);
-        let mut keep = |_, holder: Holder| {
+        let mut keep = |_: &Record, holder: Holder| {
             asked.push(holder.pid);
             true
         };
@@ -158,5 +236,59 @@ mod tests {
         assert_eq!(holders.of(10), want);
         assert!(!holders.contains(11), "unwanted inodes are dropped");
         assert_eq!(processes, 3);
+    }
+
+    #[test]
+    fn a_second_pass_keeps_only_what_the_first_never_named() {
+        let wanted = HashSet::from([1, 2, 3]);
+        let mut selection = Selection::new(&wanted);
+        // Inode 1 is held and confirmed, 2 named but not confirmed (its holder exited), 3 was
+        // opened after the kernel visited its process.
+        let first = encode(&[(10, 3, 1), (20, 4, 2), (20, 5, 9)]);
+        selection.add(decode(&first), |r, _| r.pid == 10);
+        let unseen = selection.unseen();
+        assert_eq!(unseen, HashSet::from([3]));
+        let second = encode(&[(10, 3, 1), (20, 4, 2), (30, 6, 3)]);
+        let mut asked = Vec::new();
+        selection.add_again(decode(&second), &unseen, |r, _| {
+            asked.push(r.inode);
+            true
+        });
+        assert_eq!(
+            asked,
+            [3],
+            "only what the first pass missed is confirmed again"
+        );
+        let (holders, processes) = selection.finish();
+        assert_eq!(holders.of(3), [Holder { pid: 30, fd: 6 }]);
+        assert_eq!(holders.of(1), [Holder { pid: 10, fd: 3 }]);
+        assert_eq!(processes, 2, "the second pass counts no process again");
+    }
+
+    #[test]
+    fn every_socket_namespace_is_kept_with_its_first_holder_wanted_or_not() {
+        let bytes = encode_full(&[
+            (10, 3, 1, 1000, 7),
+            (10, 4, 2, 1000, 8),
+            (20, 5, 3, 2000, 7),
+            (20, 6, 4, 2000, 0),
+            (30, 9, 5, 3000, 8),
+        ]);
+        let wanted = HashSet::from([1]);
+        let mut selection = Selection::new(&wanted);
+        selection.add(decode(&bytes), |_, _| true);
+        let namespaces: Vec<(u64, Holder)> = selection
+            .namespaces()
+            .iter()
+            .map(|(&ns, &h)| (ns, h))
+            .collect();
+        assert_eq!(
+            namespaces,
+            [
+                (7, Holder { pid: 10, fd: 3 }),
+                (8, Holder { pid: 10, fd: 4 })
+            ],
+            "an unreadable namespace (0) is not one"
+        );
     }
 }

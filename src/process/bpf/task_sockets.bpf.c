@@ -1,8 +1,17 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
 /*
  * task_sockets: for every socket file descriptor of every process, emit one record
- * { u32 pid; u32 fd; u64 inode; } -- the same facts lsports' /proc/PID/fd walk reads with one
- * readlinkat per descriptor, gathered by the kernel in a single pass.
+ * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 zero; } -- the facts lsports'
+ * /proc/PID/fd walk reads with one readlinkat per descriptor, gathered by the kernel in a single
+ * pass, plus the process's start time (to confirm later that a pid is still that process) and
+ * the socket's network namespace.
+ *
+ * Two programs give the same records; lsports loads one:
+ * - task_fd_walk (iter/task, and bpf_loop: Linux 5.17 and later) visits each process once and
+ *   walks its descriptor table itself, under the RCU read lock the iterator holds, taking no
+ *   reference on any file;
+ * - task_sockets (iter/task_file, Linux 5.8 and later), the fallback, is handed every file by
+ *   the kernel, which takes and drops a reference on each.
  *
  * Rebuild with bpf/build.sh; the object next to this file is what lsports embeds.
  */
@@ -31,6 +40,20 @@ struct record {
 	__u32 pid;
 	__u32 fd;
 	__u64 inode;
+	/* task->start_boottime of the process: nanoseconds since boot, as /proc's starttime. */
+	__u64 start;
+	/* Inode of the socket's network namespace; 0 when it could not be read. */
+	__u32 netns;
+	__u32 zero;
+};
+
+/* One process's table as task_fd_walk's bpf_loop callback walks it. */
+struct walk {
+	struct seq_file *seq;
+	/* Address of fdt->fd[0]: read slot by slot with bpf_probe_read_kernel. */
+	__u64 fds;
+	__u64 start;
+	__u32 pid;
 };
 
 /* The nesting level of the pid namespace of the task reading the iterator. */
@@ -67,19 +90,123 @@ static __u32 reader_pid(struct task_struct *task)
 
 /*
  * Whether `file` is a socket: an inode of the socket filesystem. A path opened with O_PATH on a
- * socket in another filesystem has the socket mode too, but is not one.
+ * socket in another filesystem has the socket mode too, but is not one. Every field is read
+ * with bpf_probe_read_kernel, so the same code serves a file the kernel handed over and one
+ * read out of a descriptor table.
  */
 static int is_socket(struct file *file)
 {
-	struct inode *inode;
+	const struct file_operations *f_op = 0;
+	struct inode *inode = 0;
+	struct super_block *sb = 0;
+	unsigned short mode = 0;
+	unsigned long magic = 0;
 
-	if (socket_fops)
-		return file->f_op == socket_fops;
-	inode = file->f_inode;
-	if ((inode->i_mode & S_IFMT) != S_IFSOCK || inode->i_sb->s_magic != SOCKFS_MAGIC)
+	if (bpf_probe_read_kernel(&f_op, sizeof(f_op), &file->f_op))
 		return 0;
-	socket_fops = file->f_op;
+	if (socket_fops)
+		return f_op == socket_fops;
+	bpf_probe_read_kernel(&inode, sizeof(inode), &file->f_inode);
+	if (!inode)
+		return 0;
+	bpf_probe_read_kernel(&mode, sizeof(mode), &inode->i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	bpf_probe_read_kernel(&sb, sizeof(sb), &inode->i_sb);
+	if (!sb)
+		return 0;
+	bpf_probe_read_kernel(&magic, sizeof(magic), &sb->s_magic);
+	if (magic != SOCKFS_MAGIC)
+		return 0;
+	socket_fops = f_op;
 	return 1;
+}
+
+/* The inode of the network namespace socket file `file` belongs to, or 0. */
+static __u32 netns_of(struct file *file)
+{
+	struct socket *socket = 0;
+	struct sock *sk = 0;
+	struct net *net = 0;
+	__u32 inum = 0;
+
+	bpf_probe_read_kernel(&socket, sizeof(socket), &file->private_data);
+	if (!socket)
+		return 0;
+	bpf_probe_read_kernel(&sk, sizeof(sk), &socket->sk);
+	if (!sk)
+		return 0;
+	bpf_probe_read_kernel(&net, sizeof(net), &sk->__sk_common.skc_net.net);
+	if (!net)
+		return 0;
+	bpf_probe_read_kernel(&inum, sizeof(inum), &net->ns.inum);
+	return inum;
+}
+
+/* Write the record of socket `file`, descriptor `fd` of process `pid` started at `start`. */
+static void emit(struct seq_file *seq, __u32 pid, __u32 fd, __u64 start, struct file *file)
+{
+	struct record record = {};
+	struct inode *inode = 0;
+
+	record.pid = pid;
+	record.fd = fd;
+	record.start = start;
+	bpf_probe_read_kernel(&inode, sizeof(inode), &file->f_inode);
+	if (!inode)
+		return;
+	bpf_probe_read_kernel(&record.inode, sizeof(record.inode), &inode->i_ino);
+	record.netns = netns_of(file);
+	bpf_seq_write(seq, &record, sizeof(record));
+}
+
+/* Thread-group leaders only: a thread with its own fd table is not what /proc/PID/fd shows. */
+static int is_leader(struct task_struct *task)
+{
+	return task->pid == task->tgid;
+}
+
+/* bpf_loop callback: descriptor `fd` of the walked process. Returns 1 to stop the loop. */
+static long visit_fd(__u32 fd, struct walk *walk)
+{
+	struct file *file = 0;
+
+	if (bpf_probe_read_kernel(&file, sizeof(file), (void *)(walk->fds + (__u64)fd * 8)))
+		return 1;
+	if (file && is_socket(file))
+		emit(walk->seq, walk->pid, fd, walk->start, file);
+	return 0;
+}
+
+SEC("iter/task")
+int task_fd_walk(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct files_struct *files;
+	struct fdtable *fdt;
+	struct walk walk = {};
+
+	if (!task || !is_leader(task))
+		return 0;
+	walk.pid = reader_pid(task);
+	if (!walk.pid)
+		return 0;
+	/*
+	 * The iterator runs under the RCU read lock, which keeps the table and the files in it
+	 * from being freed; a table being resized or a descriptor being closed meanwhile gives the
+	 * old or the new one, as a /proc read would. lsports confirms what it keeps.
+	 */
+	files = task->files;
+	if (!files)
+		return 0;
+	fdt = files->fdt;
+	if (!fdt)
+		return 0;
+	walk.fds = (__u64)fdt->fd;
+	walk.start = task->start_boottime;
+	walk.seq = ctx->meta->seq;
+	bpf_loop(fdt->max_fds, visit_fd, &walk, 0);
+	return 0;
 }
 
 SEC("iter/task_file")
@@ -87,21 +214,16 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
-	struct record record = {};
+	__u32 pid;
 
-	if (!task || !file)
-		return 0;
-	/* Threads with their own fd table are not what /proc/PID/fd shows: leaders only. */
-	if (task->pid != task->tgid)
+	if (!task || !file || !is_leader(task))
 		return 0;
 	if (!is_socket(file))
 		return 0;
-	record.pid = reader_pid(task);
-	if (!record.pid)
+	pid = reader_pid(task);
+	if (!pid)
 		return 0;
-	record.fd = ctx->fd;
-	record.inode = file->f_inode->i_ino;
-	bpf_seq_write(ctx->meta->seq, &record, sizeof(record));
+	emit(ctx->meta->seq, pid, ctx->fd, task->start_boottime, file);
 	return 0;
 }
 

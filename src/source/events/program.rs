@@ -14,10 +14,10 @@ use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, ProgramError};
 use aya::{Btf, Ebpf};
 
 use super::error::EventsUnavailable;
-use crate::enrich::labels::cgroupid::cgroup2_mount;
 use crate::process::bpf::aya_workaround::loader_without_btf;
 use crate::process::bpf::iterator::chain;
 use crate::process::bpf::preflight::is_initial_user_ns;
+use crate::sys::cgroupfs::cgroup2_mount;
 
 /// The compiled programs, built from `listen_events.bpf.c` by `bpf/build.sh`.
 static OBJECT: &[u8] = include_bytes!("listen_events.bpf.o");

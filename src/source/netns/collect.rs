@@ -6,7 +6,7 @@
 //! namespace (by [`super::dump`] while it is entered), never after this one's interfaces:
 //! interface index 2 is `eth0` here and `veth-w1` there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
@@ -17,7 +17,6 @@ use super::{DumpRequest, Namespace, NsDump, Reach, Survey, mountinfo};
 use crate::config::NetnsChoice;
 use crate::model::Netns;
 use crate::source::{self, CollectRequest, Collected};
-use crate::sys::procroot::ProcRoot;
 use crate::text::counts::count;
 use crate::text::sanitize::terminal_safe;
 
@@ -74,17 +73,90 @@ fn all(request: &CollectRequest) -> Collected {
         return collected;
     }
     let dump = dump_request(request);
-    let held = match ProcRoot::open(&request.proc_root) {
-        Ok(root) => super::held_sockets(&root),
-        Err(_) => Vec::new(),
-    };
+    let held = super::held_sockets_under(&request.proc_root);
+    crate::sys::timing::mark("netns: held sockets listed");
     match super::survey(&request.proc_root, &dump, &held) {
         Ok(survey) => merge(survey),
-        Err(e) => failed(format!(
-            "--netns all: cannot list the network namespaces under {}: {e}",
-            request.proc_root.display()
-        )),
+        Err(e) => cannot_list(request, &e),
     }
+}
+
+/// `--netns all` in two steps, for a caller that walks `/proc/*/fd` anyway (to find the
+/// sockets' holders): [`collect_known`] reads every namespace a process lives in or a mount
+/// names; [`Pending::follow`] then takes the socket fds that walk saw, and reads the
+/// namespaces that only some of them keep alive. [`collect`] does both, with a walk of its own.
+#[derive(Debug)]
+pub struct Pending {
+    discovery: super::Discovery,
+    /// Every socket the dumps listed, before any filter: held ones need no asking.
+    listed: HashSet<u64>,
+    /// Why each namespace not reached was not.
+    unreached: Vec<String>,
+    request: DumpRequest,
+    proc: PathBuf,
+}
+
+/// The sockets of every namespace a process lives in or a mount names, and what is needed to
+/// follow held sockets to the rest ([`Pending::follow`], which gives the `--netns all` note
+/// too); `None` when the namespaces could not be listed (the note says why), or the proc root
+/// is not the live kernel's (a snapshot: [`collect`] reads what it recorded, all of it).
+pub fn collect_known(request: &CollectRequest) -> (Collected, Option<Pending>) {
+    if super::current_inode(&request.proc_root).is_none() {
+        return (all(request), None);
+    }
+    let dump = dump_request(request);
+    let survey = match super::survey_known(&request.proc_root, &dump) {
+        Ok(survey) => survey,
+        Err(e) => return (cannot_list(request, &e), None),
+    };
+    let listed = survey
+        .dumps
+        .iter()
+        .flat_map(|d| d.collected.sockets.iter().map(|s| s.inode))
+        .collect();
+    let (collected, unreached) = merge_dumps(survey.dumps, &survey.discovery.namespaces);
+    let pending = Pending {
+        discovery: survey.discovery,
+        listed,
+        unreached,
+        request: dump,
+        proc: request.proc_root.clone(),
+    };
+    (collected, Some(pending))
+}
+
+impl Pending {
+    /// The sockets of the namespaces that only sockets of `held` keep alive (no table
+    /// reports: the first step gave those), and the one `--netns all` note about what could
+    /// not be read, the first step's namespaces included.
+    pub fn follow(mut self, held: &[super::HeldSocket]) -> Collected {
+        let followed = super::follow(
+            &mut self.discovery,
+            &mut self.listed,
+            held,
+            &self.proc,
+            &self.request,
+        );
+        let (dumps, unprobed) = match followed {
+            Ok(found) => found,
+            Err(e) => {
+                let note = format!("--netns all: cannot follow held sockets: {e}");
+                return failed(note);
+            }
+        };
+        let (mut collected, unreached) = merge_dumps(dumps, &self.discovery.namespaces);
+        collected.reports.clear();
+        self.unreached.extend(unreached);
+        collected.notes = all_notes(&self.discovery, &self.unreached, unprobed);
+        collected
+    }
+}
+
+fn cannot_list(request: &CollectRequest, e: &std::io::Error) -> Collected {
+    failed(format!(
+        "--netns all: cannot list the network namespaces under {}: {e}",
+        request.proc_root.display()
+    ))
 }
 
 /// How a single namespace is reached.

@@ -261,7 +261,8 @@ fn collect_here(context: &Context<'_>) -> Collected {
         SourceChoice::Auto,
         context.proc.join("thread-self"),
     );
-    let mut collected = source::collect(&request);
+    // The workers already use every core: no second thread per namespace.
+    let mut collected = source::collect_on_this_thread(&request);
     // Interface indexes mean something only in their own namespace: name them while in it.
     source::name_devices(&mut collected.sockets);
     collected
@@ -276,7 +277,7 @@ fn from_a_process(ns: &Namespace, context: &Context<'_>) -> Option<(Reach, Colle
             SourceChoice::Proc,
             context.proc.join(pid.to_string()),
         );
-        let collected = source::collect(&request);
+        let collected = source::collect_on_this_thread(&request);
         let still_there = nsfd::of_process(context.proc, pid, ns.inode).is_ok();
         (still_there && !collected.nothing_read()).then_some((Reach::Proc { pid }, collected))
     })

@@ -26,12 +26,13 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use collect::collect;
+pub use collect::{Pending, collect, collect_known};
 pub use discover::{Discovery, discover};
 pub use dump::{DumpRequest, NotReached, NsDump, Reach, dump_all};
-pub use pinned::{HeldSocket, held_sockets};
+pub use pinned::{HeldSocket, held_sockets, held_sockets_under};
 
 use crate::sys::procroot::ProcRoot;
+use crate::sys::timing::mark;
 
 /// How a namespace was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,26 +120,60 @@ pub struct Survey {
 /// that no dump listed (`held`, as from [`held_sockets`]; a caller that has already walked
 /// `/proc/*/fd` passes what it found).
 pub fn survey(proc: &Path, request: &DumpRequest, held: &[HeldSocket]) -> io::Result<Survey> {
+    let mut survey = survey_known(proc, request)?;
+    let mut listed: HashSet<u64> = survey
+        .dumps
+        .iter()
+        .flat_map(|d| d.collected.sockets.iter().map(|s| s.inode))
+        .collect();
+    let (dumps, unprobed) = follow(&mut survey.discovery, &mut listed, held, proc, request)?;
+    survey.dumps.extend(dumps);
+    survey.unprobed = unprobed;
+    Ok(survey)
+}
+
+/// The first half of a [`survey`]: every namespace a process lives in or a mount names, each
+/// dumped; no held socket is followed yet (`unprobed` is 0).
+pub fn survey_known(proc: &Path, request: &DumpRequest) -> io::Result<Survey> {
     let root = ProcRoot::open(proc)?;
-    let mut discovery = discover(&root)?;
-    let mut dumps = dump_all(&discovery.namespaces, discovery.current, proc, request)?;
-    let mut probe = pinned::Search::new(held);
-    loop {
-        let listed: HashSet<u64> = dumps
-            .iter()
-            .flat_map(|d| d.collected.sockets.iter().map(|s| s.inode))
-            .collect();
-        let known: HashSet<u64> = discovery.namespaces.iter().map(|ns| ns.inode).collect();
-        let mut found = probe.next_namespaces(&listed, &known);
-        if found.is_empty() {
-            break;
-        }
-        dumps.extend(dump_all(&found, discovery.current, proc, request)?);
-        discovery.namespaces.append(&mut found);
-    }
+    let discovery = discover(&root)?;
+    mark("netns: discovered");
+    let dumps = dump_all(&discovery.namespaces, discovery.current, proc, request)?;
+    mark("netns: dumped");
     Ok(Survey {
         discovery,
         dumps,
-        unprobed: probe.unprobed(),
+        unprobed: 0,
     })
+}
+
+/// The second half of a [`survey`]: follow the sockets of `held` that no dump listed (not in
+/// `listed`) to the namespaces only they keep alive, dump those and add them to `discovery`;
+/// what they list joins `listed`, and is followed in turn. The new dumps, and how many held
+/// sockets could not be asked.
+pub fn follow(
+    discovery: &mut Discovery,
+    listed: &mut HashSet<u64>,
+    held: &[HeldSocket],
+    proc: &Path,
+    request: &DumpRequest,
+) -> io::Result<(Vec<NsDump>, usize)> {
+    let mut probe = pinned::Search::new(held);
+    let mut dumps = Vec::new();
+    loop {
+        let known: HashSet<u64> = discovery.namespaces.iter().map(|ns| ns.inode).collect();
+        let mut found = probe.next_namespaces(listed, &known);
+        if found.is_empty() {
+            break;
+        }
+        let more = dump_all(&found, discovery.current, proc, request)?;
+        listed.extend(
+            more.iter()
+                .flat_map(|d| d.collected.sockets.iter().map(|s| s.inode)),
+        );
+        dumps.extend(more);
+        discovery.namespaces.append(&mut found);
+    }
+    mark("netns: held sockets followed");
+    Ok((dumps, probe.unprobed()))
 }

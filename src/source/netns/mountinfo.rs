@@ -8,6 +8,13 @@
 //! Mount points are chosen by whoever mounts them: the kernel escapes space, tab, newline and
 //! backslash as `\NNN` octal, and any other byte (control characters, invalid UTF-8) comes
 //! through as it is. Paths are kept as raw bytes; showing them is the renderer's business.
+//!
+//! Hand-written rather than `procfs-core`'s `MountInfos`, which was measured 3.1 to 4.7 times as
+//! slow on a table of 200 `ip netns` mounts among 40 others (57 µs against 178–243 µs per
+//! table, best of five runs of 10,000, on a loaded 2-core host; `examples/procfs_compare.rs
+//! parsers`), and which does not fit: it reads the table as UTF-8 lines, so one mount point
+//! with a byte that is not UTF-8 fails the whole table (every named namespace would be lost),
+//! and it keeps the kernel's `\NNN` escapes in mount points.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;

@@ -9,10 +9,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::nsfd::SocketProbe;
 use super::{Namespace, Origin};
-use crate::sys::procroot::ProcRoot;
+use crate::sys::procroot::{DentsBuffer, FdLink, ProcRoot};
 
 /// A socket a process holds: `/proc/PID/fd/FD -> socket:[INODE]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,28 +29,64 @@ pub struct HeldSocket {
 
 /// Every socket every process under `root` holds, with each holder. Processes that vanish
 /// meanwhile or whose fds cannot be read are skipped.
+///
+/// A walk of its own over `/proc/*/fd`, for callers that do not attribute with the walk
+/// (`--netns all` where the BPF iterator finds the holders, `watch`, no `-p`); the pipeline
+/// otherwise takes the attribution walk's socket fds instead. It reads links as that walk does
+/// (one `readlinkat` into a stack buffer per fd, no path built), on one thread per core.
 pub fn held_sockets(root: &ProcRoot) -> Vec<HeldSocket> {
     let pids = root.pids().unwrap_or_default();
-    let mut held = Vec::new();
-    for pid in pids {
-        for (fd, target) in root.fd_links(pid).unwrap_or_default() {
-            if let Some(inode) = socket_inode(&target) {
-                held.push(HeldSocket { inode, pid, fd });
-            }
+    let next = AtomicUsize::new(0);
+    let walk = || {
+        let mut held = Vec::new();
+        let mut dents = DentsBuffer::large();
+        while let Some(&pid) = pids.get(next.fetch_add(1, Ordering::Relaxed)) {
+            held_by(root, pid, &mut dents, &mut held);
         }
-    }
-    held
+        held
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..cores.min(pids.len() / 64 + 1))
+            .filter_map(|_| {
+                let helper = std::thread::Builder::new().name("netns-fds".into());
+                helper.spawn_scoped(scope, walk).ok()
+            })
+            .collect();
+        let mut held = walk();
+        for helper in helpers {
+            // A helper that panicked took its processes' sockets with it: they are missing, as
+            // a vanished process's are (a namespace only they keep alive is not found).
+            held.extend(helper.join().unwrap_or_default());
+        }
+        held
+    })
 }
 
-/// The inode in an fd link to a socket, `socket:[12345]`.
-fn socket_inode(target: &[u8]) -> Option<u64> {
-    let digits = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
-    crate::sys::procroot::canonical_u32(digits)
-        .map(u64::from)
-        .or_else(|| {
-            // Socket inodes are 32-bit today; a 64-bit one would still be an inode.
-            std::str::from_utf8(digits).ok()?.parse().ok()
-        })
+/// The sockets process `pid` holds, appended to `held`.
+fn held_by(root: &ProcRoot, pid: u32, dents: &mut DentsBuffer, held: &mut Vec<HeldSocket>) {
+    let Ok(dir) = root.fd_dir(pid) else {
+        return;
+    };
+    let _ = dir.entries(dents, |entry| {
+        if let FdLink::Socket(inode) = entry.link() {
+            held.push(HeldSocket {
+                inode,
+                pid,
+                fd: entry.fd,
+            });
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// [`held_sockets`] of the proc filesystem at `proc` (normally `/proc`); none when it cannot
+/// be opened.
+pub fn held_sockets_under(proc: &std::path::Path) -> Vec<HeldSocket> {
+    match ProcRoot::open(proc) {
+        Ok(root) => held_sockets(&root),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// A search over held sockets, each asked at most once.
@@ -125,7 +163,9 @@ fn ask(
     for &(pid, fd) in holders {
         match probe.namespace_of(pid, fd, inode) {
             Ok(handle) => return Some((handle, (pid, fd))),
+            // The holder exited or closed the fd since the walk saw it: nothing to miss.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
             Err(_) => refused = true,
         }
     }
@@ -136,16 +176,6 @@ fn ask(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn socket_links_are_told_from_other_fds() {
-        assert_eq!(socket_inode(b"socket:[4026]"), Some(4026));
-        assert_eq!(socket_inode(b"socket:[5000000000]"), Some(5_000_000_000));
-        assert_eq!(socket_inode(b"pipe:[12]"), None);
-        assert_eq!(socket_inode(b"/tmp/socket:[12]"), None);
-        assert_eq!(socket_inode(b"socket:[]"), None);
-        assert_eq!(socket_inode(b"socket:[-1]"), None);
-    }
 
     #[test]
     fn sockets_already_listed_or_asked_are_not_asked_again() {

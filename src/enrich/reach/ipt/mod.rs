@@ -20,6 +20,9 @@ fn hook_of(table: &str, chain: &str) -> Option<(Hook, i32)> {
         ("mangle", "INPUT") => Some((Hook::Input, -150)),
         ("filter", "INPUT") => Some((Hook::Input, 0)),
         ("security", "INPUT") => Some((Hook::Input, 50)),
+        ("mangle", "FORWARD") => Some((Hook::Forward, -150)),
+        ("filter", "FORWARD") => Some((Hook::Forward, 0)),
+        ("security", "FORWARD") => Some((Hook::Forward, 50)),
         _ => None,
     }
 }

@@ -110,10 +110,16 @@ impl Reader<'_> {
                     neg,
                 });
             }
-            // No packet on the input path has an output interface.
+            // Only a forwarded packet has an output interface.
             "-o" | "--out-interface" => {
-                self.next()?;
-                self.push(Match::Const(neg));
+                let name = self.next()?;
+                let name = name
+                    .strip_suffix('+')
+                    .map_or(name.clone(), |p| format!("{p}*"));
+                self.push(Match::Oif {
+                    names: vec![name],
+                    neg,
+                });
             }
             "-m" | "--match" => self.module = Some(self.next()?),
             "-j" | "--jump" => self.target(false)?,

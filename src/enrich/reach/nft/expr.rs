@@ -20,6 +20,8 @@ enum Key {
     Bits(BitsField),
     /// The input interface's name.
     Iface,
+    /// `oifname`: the output interface (a forwarded packet's).
+    Oif,
     /// Something the packet does not fix, after the matches it depends on (`icmpv6 type`
     /// needs ICMPv6, so a TCP packet never gets that far).
     Cond(CondKind, Vec<Match>),
@@ -318,6 +320,13 @@ fn single(key: &Key, elems: &[Value], neg: bool, shown: &Arc<str>) -> Option<Vec
                 .collect();
             vec![Match::Iface { names: names?, neg }]
         }
+        Key::Oif => {
+            let names: Option<Vec<String>> = elems
+                .iter()
+                .map(|e| e.as_str().map(str::to_string))
+                .collect();
+            vec![Match::Oif { names: names?, neg }]
+        }
         Key::Cond(kind, needs) => {
             let mut ms = needs.clone();
             ms.push(Match::Cond {
@@ -391,6 +400,7 @@ fn key(left: &Value) -> Key {
             Some("l4proto") => Key::Num(Field::L4proto, vec![]),
             Some("nfproto") => Key::Num(Field::Nfproto, vec![]),
             Some("iif") | Some("iifname") => Key::Iface,
+            Some("oif") | Some("oifname") => Key::Oif,
             Some("mark") => Key::Num(Field::Mark, vec![]),
             _ => unknown,
         };

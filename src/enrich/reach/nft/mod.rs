@@ -116,6 +116,7 @@ fn chain(table: &Table, c: &Value) -> Result<Chain, String> {
         Some("ingress") => Some(Hook::Ingress),
         Some("prerouting") => Some(Hook::Prerouting),
         Some("input") => Some(Hook::Input),
+        Some("forward") => Some(Hook::Forward),
         _ => None,
     };
     let base = hook.map(|hook| Base {

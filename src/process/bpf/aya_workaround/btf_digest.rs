@@ -1146,16 +1146,22 @@ mod tests {
             }
         };
         let wanted = crate::process::bpf::iterator::RELOCATED_STRUCTS;
-        // The attach point the iterator is loaded with: a FUNC the kernel has, at its own id.
-        let func = crate::process::bpf::iterator::iter_func();
-        let digest = digest(&raw, wanted, &func).unwrap();
+        // The attach points the iterators are loaded with: FUNCs the kernel has, at their
+        // own ids.
+        use crate::process::bpf::iterator::Variant;
         let full = Btf::parse(&raw, Endianness::default()).unwrap();
+        for variant in [Variant::TaskFile, Variant::FdWalk] {
+            let func = variant.iter_func();
+            let digest = digest(&raw, wanted, &func).unwrap();
+            let attach = Btf::parse(&digest.attach, Endianness::default()).unwrap();
+            assert_eq!(
+                attach.id_by_type_name_kind(&func, func_kind()).unwrap(),
+                full.id_by_type_name_kind(&func, func_kind()).unwrap()
+            );
+        }
+        let func = Variant::FdWalk.iter_func();
+        let digest = digest(&raw, wanted, &func).unwrap();
         Btf::parse(&digest.relocations, Endianness::default()).unwrap();
-        let attach = Btf::parse(&digest.attach, Endianness::default()).unwrap();
-        assert_eq!(
-            attach.id_by_type_name_kind(&func, func_kind()).unwrap(),
-            full.id_by_type_name_kind(&func, func_kind()).unwrap()
-        );
         let fields = crate::process::bpf::iterator::tests::relocated_fields();
         assert!(fields.len() >= 5);
         for (name, fields) in fields {

@@ -1,5 +1,5 @@
-//! From a socket's cgroup id (`INET_DIAG_CGROUP_ID` in a sock_diag reply) to the cgroup's
-//! path.
+//! The cgroup v2 file system: where it is mounted, and from a socket's cgroup id
+//! (`INET_DIAG_CGROUP_ID` in a sock_diag reply) to the cgroup's path.
 //!
 //! A cgroup v2 id is the inode number of the cgroup's directory in the cgroup2 file system
 //! (kernfs gives each node its id as inode number, Linux 5.5 and later on 64-bit). So one

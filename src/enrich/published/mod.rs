@@ -1,0 +1,191 @@
+//! Published ports (`--published`): ports of this host that lead somewhere else — a DNAT or
+//! redirect in nat prerouting ([`crate::enrich::reach::published`]), or a `docker-proxy`
+//! process ([`proxy`]) — each joined to the listener it lands on when lsports can see that
+//! listener's namespace ([`owners`]), and given the reach verdict of its host side.
+//!
+//! ```text
+//! nft / iptables-save ─▶ nat prerouting dnat, redirect ─┐
+//! /proc/PID/cmdline of docker-proxy ────────────────────┴▶ mappings ─▶ land (listing's
+//!                                                          listeners, per namespace) ─▶ reach
+//! ```
+//!
+//! The namespaces looked in are those the listing was collected in: the host's alone unless
+//! `--netns all`, so a container's listener is found only then; otherwise its published port
+//! is "not seen", never "without listener". A published port is flagged
+//! `published-without-listener` only when the namespace owning the target was looked in and
+//! nothing there listens on the target.
+
+pub mod owners;
+pub mod proxy;
+pub mod routes;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::NetnsChoice;
+use crate::enrich::reach::{self, Reach, Ruleset};
+use crate::filter::Filter;
+use crate::model::published::{Published, PublishedReach};
+use crate::model::{Entry, Family, Netns, Protocol};
+use crate::source::netns;
+use crate::sys::procroot::ProcRoot;
+
+/// The published ports of a listing, and what could not be read.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The published ports, rules first (in rule order), then proxies not already a rule's.
+    pub ports: Vec<Published>,
+    /// What went wrong finding them (unreadable rules, a docker-proxy whose arguments are
+    /// not a mapping): each one line, terminal-safe, for stderr.
+    pub warnings: Vec<String>,
+}
+
+/// Where published ports are read from.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// The proc root (processes, namespaces' addresses).
+    pub proc_root: &'a Path,
+    /// The namespaces the listing was collected in.
+    pub netns: &'a NetnsChoice,
+    /// How the firewall rules are read.
+    pub rules: &'a reach::Sources,
+    /// The tables collected (`-t`, `-u`, `-4`, `-6`): a published port of another protocol
+    /// or family is not listed.
+    pub tables: &'a [(Protocol, Family)],
+    /// The listing's filters: `--port` selects published ports by their host port; any
+    /// filter that narrows the listeners means a target's listener may have been left out.
+    pub filter: &'a Filter,
+}
+
+/// The published ports, joined to `entries` (the listing, labelled), with their reach.
+pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
+    let mut found = Found::default();
+    let ruleset = match Ruleset::load(sources.rules) {
+        Ok(ruleset) => ruleset,
+        Err(error) => {
+            found.warnings.push(format!(
+                "published ports from firewall rules: {}",
+                crate::text::sanitize::terminal_safe(error.to_string().as_bytes())
+            ));
+            Ruleset::unavailable(&error)
+        }
+    };
+    let mut ports = reach::published::from_rules(&ruleset);
+    ports.retain(|p| selected(p, sources));
+    let root = ProcRoot::open(sources.proc_root).ok();
+    let discovery = root.as_ref().and_then(|root| netns::discover(root).ok());
+    let current = discovery.as_ref().and_then(|d| d.current);
+    let here = current.map(|inode| namespace(inode, discovery.as_ref(), entries));
+    for port in &mut ports {
+        port.netns = here.clone();
+    }
+    if let Some(root) = &root {
+        for mut proxied in proxy::scan(root, &mut found.warnings) {
+            let pid = proxied.by.iter().find_map(|b| b.pid);
+            let inode = pid.and_then(|pid| root.process_link(pid, "ns/net").ok());
+            let inode = inode.and_then(|link| netns::mountinfo::net_inode(&link));
+            proxied.netns = inode.map(|inode| namespace(inode, discovery.as_ref(), entries));
+            if selected(&proxied, sources) {
+                reach::published::add(&mut ports, proxied);
+            }
+        }
+    }
+    let owners = match (&root, &discovery) {
+        (Some(root), Some(discovery)) => looked_in(root, discovery, sources.netns, entries),
+        _ => Vec::new(),
+    };
+    for port in &mut ports {
+        let can_flag = complete(port, sources);
+        port.landing = owners::land(port, &owners, current, entries, can_flag);
+        let oif = port.target_addr.and_then(|target| {
+            let read = |name: &str| {
+                let file = root.as_ref()?.read_file(&format!("thread-self/net/{name}"));
+                file.ok()
+            };
+            routes::oif(
+                target,
+                &read("route")?,
+                &read("ipv6_route").unwrap_or_default(),
+            )
+        });
+        port.reach = vec![wire_reach(reach::published::reach(&ruleset, port, oif))];
+    }
+    found.ports = ports;
+    found
+}
+
+/// Whether the listing's tables and `--port` keep this published port.
+fn selected(port: &Published, sources: Sources<'_>) -> bool {
+    let ports = sources.filter.ports.as_ref();
+    sources.tables.contains(&(port.protocol, port.family))
+        && ports.is_none_or(|ports| ports.contains(port.host_port))
+}
+
+/// Whether the listing holds every listener that could serve `port`: its protocol's tables
+/// of its family (and IPv6's, for a dual-stack `[::]` serving IPv4), and no filter that
+/// leaves listeners out. Only then is "nothing listens on the target" a finding.
+fn complete(port: &Published, sources: Sources<'_>) -> bool {
+    let f = sources.filter;
+    let narrowed = f.ports.is_some()
+        || !f.addresses.is_empty()
+        || f.exposures.is_some()
+        || !f.pids.is_empty()
+        || !f.uids.is_empty()
+        || !f.programs.is_empty()
+        || !f.containers.is_empty()
+        || !f.units.is_empty();
+    let has = |family| sources.tables.contains(&(port.protocol, family));
+    !narrowed && has(port.family) && has(Family::Ipv6)
+}
+
+/// The namespaces the listing was collected in, with their addresses: every one for
+/// `--netns all`; else the current one, or the one chosen, which the listing's sockets name.
+fn looked_in(
+    root: &ProcRoot,
+    discovery: &netns::Discovery,
+    choice: &NetnsChoice,
+    entries: &[Entry],
+) -> Vec<owners::Owner> {
+    let listed: HashSet<u64> = entries
+        .iter()
+        .filter_map(|e| e.socket.netns.as_ref().map(|ns| ns.inode))
+        .collect();
+    let looked: Vec<(u64, u32)> = discovery
+        .namespaces
+        .iter()
+        .filter(|ns| match choice {
+            NetnsChoice::All => true,
+            NetnsChoice::Current => Some(ns.inode) == discovery.current,
+            _ => listed.contains(&ns.inode),
+        })
+        .filter_map(|ns| Some((ns.inode, *ns.pids.first()?)))
+        .collect();
+    owners::read(root, &looked)
+}
+
+/// The namespace `inode` as the listing's sockets share it, else as discovery names it.
+fn namespace(inode: u64, discovery: Option<&netns::Discovery>, entries: &[Entry]) -> Arc<Netns> {
+    let listed = entries
+        .iter()
+        .filter_map(|e| e.socket.netns.as_ref())
+        .find(|ns| ns.inode == inode);
+    if let Some(ns) = listed {
+        return ns.clone();
+    }
+    let name = discovery
+        .and_then(|d| d.get(inode))
+        .and_then(|ns| ns.name.as_ref())
+        .map(|name| name.as_encoded_bytes().to_vec());
+    Arc::new(Netns { inode, name })
+}
+
+/// A verdict as the model keeps it.
+fn wire_reach(reach: Reach) -> PublishedReach {
+    PublishedReach {
+        verdict: reach.verdict.name(),
+        family: reach.family.name(),
+        by: reach.by,
+        conditions: reach.conditions,
+    }
+}
