@@ -414,3 +414,55 @@ fn a_udp_socket_autobound_by_sendto_is_found_by_the_reconciling_poll() {
     assert_eq!(opened["pid"], pid);
     assert_eq!(opened["source"], "netlink", "from the poll, not an event");
 }
+
+#[test]
+fn protocol_and_family_flags_choose_the_events_as_they_choose_the_tables() {
+    if !need_root("loading the kernel event programs") {
+        return;
+    }
+    let world = resident_world();
+    let mut watch = Watch::start(
+        world.enter(),
+        world.dir(),
+        &["--events", "kernel", "--changes-only", "-u", "-4"],
+        "with kernel events",
+    );
+    // One listener of each table; only udp/ipv4 is asked for.
+    let (pid, ports) = flash(
+        world.enter(),
+        world.dir(),
+        &[
+            "tcp",
+            "127.0.0.1",
+            "0",
+            "tcp",
+            "::1",
+            "0",
+            "udp",
+            "::1",
+            "0",
+            "udp",
+            "127.0.0.1",
+            "0",
+        ],
+    );
+    let udp4 = ports[3];
+    watch.wait_for("the udp/ipv4 listener's close", |e| is(e, "closed", udp4));
+    let (events, err) = watch.stop();
+    let got: Vec<_> = events.iter().map(seen).collect();
+    let want = |kind: &str| {
+        (
+            kind.into(),
+            "udp".into(),
+            "ipv4".into(),
+            udp4,
+            pid,
+            "flash".into(),
+        )
+    };
+    assert_eq!(
+        got,
+        [want("opened"), want("closed")],
+        "ports {ports:?}: tcp and ipv6 must not show; stderr: {err}"
+    );
+}

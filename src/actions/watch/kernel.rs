@@ -155,6 +155,12 @@ impl KernelEvents {
         if self.scope.is_some_and(|inode| inode != event.netns) {
             return Ok(());
         }
+        // -t/-u and -4/-6 choose the tables a poll dumps; the hooks see every protocol and
+        // family, so an event of a table not chosen is left out here.
+        let table = (event.protocol, event.family);
+        if !watcher.plan.request.tables.contains(&table) {
+            return Ok(());
+        }
         match event.change {
             Change::Opened => self.opened(watcher, event, out),
             Change::Closed => match watcher.tracker.close_inode(event.inode) {
