@@ -466,3 +466,63 @@ fn protocol_and_family_flags_choose_the_events_as_they_choose_the_tables() {
         "ports {ports:?}: tcp and ipv6 must not show; stderr: {err}"
     );
 }
+
+#[test]
+fn a_udp_socket_bound_then_connected_is_closed_when_it_connects() {
+    if !need_root("loading the kernel event programs") {
+        return;
+    }
+    let world = resident_world();
+    // Reading the tables again only every 1,000 s: a close seen here came from an event.
+    let mut watch = Watch::start(
+        world.enter(),
+        world.dir(),
+        &["--events", "kernel", "--changes-only", "--interval", "100s"],
+        "with kernel events",
+    );
+    // A client that chose its port (bound, then connected) and a listener (bound only), both
+    // kept open until stdin closes.
+    let script = "import socket, os, sys\n\
+        c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); c.bind(('::1', 0))\n\
+        c.connect(('::1', 18500))\n\
+        l = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); l.bind(('127.0.0.1', 0))\n\
+        print(os.getpid(), c.getsockname()[1], l.getsockname()[1], flush=True)\n\
+        sys.stdin.read()\n";
+    let mut cmd = world.enter();
+    cmd.args(["python3", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut both = Spawned::start(cmd, "the client and the listener");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(both.child_mut().stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (pid, client, listener) = (numbers[0], numbers[1], numbers[2]);
+    // The ring keeps the kernel's order: the client's close, if any, comes before this.
+    watch.wait_for("the listener's open", |e| is(e, "opened", listener));
+    let (events, err) = watch.stop();
+    let got: Vec<_> = events.iter().map(seen).collect();
+    let event = |kind: &str, family: &str, port| {
+        (
+            kind.into(),
+            "udp".into(),
+            family.into(),
+            port,
+            pid,
+            "python3".into(),
+        )
+    };
+    let want = [
+        event("opened", "ipv6", client),
+        event("closed", "ipv6", client),
+        event("opened", "ipv4", listener),
+    ];
+    assert_eq!(got, want, "the listener is still open; stderr: {err}");
+    drop(both);
+}

@@ -67,6 +67,14 @@ struct bpf_sock {
 	__u32 priority;
 };
 
+/*
+ * What a cgroup sock_addr program (connect4, connect6) is handed, in the kernel: the socket
+ * first. Read through CO-RE, as a plain pointer, which the struct sock reads above can use.
+ */
+struct bpf_sock_addr_kern {
+	struct sock *sk;
+} CORE;
+
 /* BTF-defined maps, as libbpf and aya read them from the .maps section. */
 #define __uint(name, val) int (*name)[val]
 #define __type(name, val) typeof(val) *name

@@ -5,6 +5,8 @@
  *   tp_btf/inet_sock_set_state  TCP into LISTEN (opened) and out of it (closed)
  *   cgroup/post_bind4, 6        a UDP socket bound (opened)
  *   cgroup/sock_release         a bound UDP socket released (closed)
+ *   cgroup/connect4, 6          a bound UDP socket connected: a client, no longer a listener
+ *                               (closed)
  *
  * These load on a kernel in lockdown, where kprobes and fentry are refused. The cgroup
  * programs always allow (return 1): they watch, never decide. A record the ring has no room
@@ -160,6 +162,26 @@ int inet_sock_set_state(__u64 *ctx)
 	return 0;
 }
 
+/* One UDP record of the socket `sk` (unless it was never bound), by the current process. */
+static __attribute__((always_inline)) void udp_record(struct sock *sk, __u64 cookie, __u8 kind)
+{
+	struct event *e = reserve();
+
+	if (!e)
+		return;
+	e->kind = kind;
+	e->protocol = IPPROTO_UDP;
+	e->cookie = cookie;
+	read_sock(e, sk);
+	/* Released (or connected) before it was bound: never a listener. */
+	if (e->port == 0) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	read_current(e);
+	bpf_ringbuf_submit(e, 0);
+}
+
 /*
  * A UDP socket as a cgroup program sees it. Its context is the kernel's struct sock behind
  * the uapi bpf_sock, which does not offer the address to sock_release: everything is read
@@ -167,24 +189,9 @@ int inet_sock_set_state(__u64 *ctx)
  */
 static __attribute__((always_inline)) void udp_event(struct bpf_sock *ctx, __u8 kind)
 {
-	struct event *e;
-
 	if (ctx->protocol != IPPROTO_UDP || !watched((struct sock *)ctx))
 		return;
-	e = reserve();
-	if (!e)
-		return;
-	e->kind = kind;
-	e->protocol = IPPROTO_UDP;
-	e->cookie = bpf_get_socket_cookie(ctx);
-	read_sock(e, (struct sock *)ctx);
-	/* Released before it was bound: never a listener. */
-	if (e->port == 0) {
-		bpf_ringbuf_discard(e, 0);
-		return;
-	}
-	read_current(e);
-	bpf_ringbuf_submit(e, 0);
+	udp_record((struct sock *)ctx, bpf_get_socket_cookie(ctx), kind);
 }
 
 SEC("cgroup/post_bind4")
@@ -205,6 +212,40 @@ SEC("cgroup/sock_release")
 int sock_release(struct bpf_sock *ctx)
 {
 	udp_event(ctx, CLOSED);
+	return 1;
+}
+
+/*
+ * A bound UDP socket that connects is a client from then on (ESTABLISHED, which no listing
+ * of listeners shows): closed as a listener. The context is the kernel's, whose first field
+ * is the socket. The hook runs before the connect: one that fails leaves the
+ * socket unconnected, and the reconciling poll finds it again.
+ */
+static __attribute__((always_inline)) void udp_connect(struct bpf_sock_addr_kern *ctx)
+{
+	struct sock *sk = 0;
+	__u16 protocol = 0;
+
+	bpf_probe_read_kernel(&sk, sizeof(sk), &ctx->sk);
+	if (!sk)
+		return;
+	bpf_probe_read_kernel(&protocol, sizeof(protocol), &sk->sk_protocol);
+	if (protocol != IPPROTO_UDP || !watched(sk))
+		return;
+	udp_record(sk, bpf_get_socket_cookie(ctx), CLOSED);
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr_kern *ctx)
+{
+	udp_connect(ctx);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr_kern *ctx)
+{
+	udp_connect(ctx);
 	return 1;
 }
 

@@ -4,7 +4,8 @@
 //! ```text
 //! tp_btf/inet_sock_set_state   TCP into / out of LISTEN  ┐
 //! cgroup/post_bind4, 6         UDP bound                 ├─> ring buffer ─> EventSource
-//! cgroup/sock_release          bound UDP released        ┘   (full: LOST per CPU)
+//! cgroup/sock_release          bound UDP released        │   (full: LOST per CPU)
+//! cgroup/connect4, 6           bound UDP connected       ┘   (a client now: closed)
 //! ```
 //!
 //! Every record carries the socket (protocol, family, address, port, cookie, inode, network

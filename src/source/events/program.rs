@@ -1,5 +1,5 @@
-//! Load `listen_events.bpf.o` and attach its four programs: the TCP state tracepoint, and the
-//! bind and release hooks at the root of the cgroup v2 hierarchy.
+//! Load `listen_events.bpf.o` and attach its six programs: the TCP state tracepoint, and the
+//! bind, release and connect hooks at the root of the cgroup v2 hierarchy.
 //!
 //! Nothing is pinned: the programs, their links and the maps are file descriptors owned by
 //! the returned [`Ebpf`], so everything detaches when it is dropped, and when the process
@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, ProgramError};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError};
 use aya::{Btf, Ebpf};
 
 use super::error::EventsUnavailable;
@@ -25,6 +25,8 @@ static OBJECT: &[u8] = include_bytes!("listen_events.bpf.o");
 const TRACEPOINT: &str = "inet_sock_set_state";
 /// The cgroup-sock programs, by function name.
 const CGROUP_PROGRAMS: [&str; 3] = ["post_bind4", "post_bind6", "sock_release"];
+/// The cgroup sock_addr programs (a bound UDP socket connecting), by function name.
+const CONNECT_PROGRAMS: [&str; 2] = ["connect4", "connect6"];
 /// The filter on one network namespace (`volatile const`: fixed when loaded).
 const WATCHED_NETNS: &str = "watched_netns";
 /// The ring buffer and the per-CPU count of records it had no room for.
@@ -56,6 +58,9 @@ pub fn load(netns: Option<u64>) -> Result<Ebpf, EventsUnavailable> {
     for name in CGROUP_PROGRAMS {
         attach_cgroup(&mut ebpf, name, &dir)?;
     }
+    for name in CONNECT_PROGRAMS {
+        attach_connect(&mut ebpf, name, &dir)?;
+    }
     Ok(ebpf)
 }
 
@@ -72,6 +77,17 @@ fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), EventsUnavailable
 
 fn attach_cgroup(ebpf: &mut Ebpf, name: &str, cgroup: &File) -> Result<(), EventsUnavailable> {
     let program: &mut CgroupSock = program(ebpf, name)?
+        .try_into()
+        .map_err(|e: ProgramError| load_error(name, &e))?;
+    program.load().map_err(|e| load_error(name, &e))?;
+    program
+        .attach(cgroup, CgroupAttachMode::Single)
+        .map_err(|e| load_error(name, &e))?;
+    Ok(())
+}
+
+fn attach_connect(ebpf: &mut Ebpf, name: &str, cgroup: &File) -> Result<(), EventsUnavailable> {
+    let program: &mut CgroupSockAddr = program(ebpf, name)?
         .try_into()
         .map_err(|e: ProgramError| load_error(name, &e))?;
     program.load().map_err(|e| load_error(name, &e))?;
@@ -171,6 +187,8 @@ mod tests {
             "cgroup/post_bind4",
             "cgroup/post_bind6",
             "cgroup/sock_release",
+            "cgroup/connect4",
+            "cgroup/connect6",
         ] {
             let name = format!("\0{section}\0");
             assert!(
