@@ -526,3 +526,43 @@ fn a_udp_socket_bound_then_connected_is_closed_when_it_connects() {
     assert_eq!(got, want, "the listener is still open; stderr: {err}");
     drop(both);
 }
+
+#[test]
+fn a_listener_bound_to_a_device_has_its_device_and_exposure() {
+    if !need_root("loading the kernel event programs") {
+        return;
+    }
+    let world = resident_world();
+    let mut watch = Watch::start(
+        world.enter(),
+        world.dir(),
+        &["--events", "kernel", "--changes-only", "--interval", "100s"],
+        "with kernel events",
+    );
+    // On every address, but bound to the loopback device: only this host can connect.
+    let script = "import socket, os, sys\n\
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'lo')\n\
+        s.bind(('0.0.0.0', 0)); s.listen(8)\n\
+        print(os.getpid(), s.getsockname()[1], flush=True)\n\
+        sys.stdin.read()\n";
+    let mut cmd = world.enter();
+    cmd.args(["python3", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut listener = Spawned::start(cmd, "the device-bound listener");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(listener.child_mut().stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    watch.wait_for("the listener's open", |e| is(e, "opened", port));
+    let (events, err) = watch.stop();
+    drop(listener);
+    let opened = events.iter().find(|e| is(e, "opened", port)).unwrap();
+    assert_eq!(opened["source"], "event", "{opened}");
+    assert_eq!(opened["interface"], "lo", "{opened}; stderr: {err}");
+    assert_eq!(opened["exposure"], "loopback", "{opened}");
+    assert_eq!(opened["flags"], json!([]), "not root-exposed: {opened}");
+}

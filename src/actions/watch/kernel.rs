@@ -101,6 +101,8 @@ pub(super) fn run(
 struct KernelEvents {
     /// The one namespace watched, by inode; `None`: every namespace (`--netns all`).
     scope: Option<u64>,
+    /// The namespace lsports runs in, by inode: where a device index can be named.
+    own: Option<u64>,
     /// The namespaces' names, as the tables' sockets carry them.
     names: std::collections::HashMap<u64, Arc<Netns>>,
     details: DetailsReader,
@@ -113,6 +115,7 @@ impl KernelEvents {
         let proc_root = &watcher.config.proc_root;
         let mut kernel = KernelEvents {
             scope: scope(&watcher.config.netns, proc_root),
+            own: crate::source::netns::own_inode(proc_root),
             names: Default::default(),
             details: DetailsReader::new(proc_root),
             proc: ProcRoot::open(proc_root).ok(),
@@ -181,7 +184,11 @@ impl KernelEvents {
             return Ok(());
         }
         let netns = self.namespace(event.netns, &watcher.config.proc_root);
-        let socket = socket_of(event, netns);
+        let mut socket = socket_of(event, netns);
+        // Another namespace's device indexes mean other devices: named only here.
+        if self.own == Some(event.netns) {
+            crate::source::name_devices(std::slice::from_mut(&mut socket));
+        }
         let plan = &watcher.plan;
         let kept = filter::keep_sockets(vec![socket.clone()], &plan.filter);
         let subjects = match kept.into_iter().next() {
@@ -281,7 +288,10 @@ fn socket_of(event: &ListenEvent, netns: Arc<Netns>) -> Socket {
         uid: event.uid,
         inode: event.inode,
         v6only: None,
-        device: DeviceBinding::Unknown,
+        device: match event.bound_dev_if {
+            0 => DeviceBinding::Unbound,
+            index => DeviceBinding::Device { index, name: None },
+        },
         source: SourceKind::Event,
         cgroup_id: std::num::NonZeroU64::new(event.cgroup),
         netns: Some(netns),

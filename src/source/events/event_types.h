@@ -33,6 +33,7 @@ struct sock_common {
 	__u32 skc_rcv_saddr;
 	__u16 skc_num;
 	unsigned short skc_family;
+	int skc_bound_dev_if;
 	struct {
 		struct net *net;
 	} skc_net;

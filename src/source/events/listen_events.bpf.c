@@ -25,7 +25,7 @@
 #define OPENED 1
 #define CLOSED 2
 
-/* The record userspace decodes (src/source/events/record.rs): 80 bytes, no padding holes. */
+/* The record userspace decodes (src/source/events/record.rs): 88 bytes, no padding holes. */
 struct event {
 	__u64 cookie;
 	__u64 netns;
@@ -40,6 +40,9 @@ struct event {
 	__u8 kind;
 	__u8 pad[3];
 	char comm[16];
+	/* The device the socket is bound to (SO_BINDTODEVICE), 0 for none. */
+	__u32 bound_dev_if;
+	__u8 pad2[4];
 };
 
 /*
@@ -81,7 +84,7 @@ static __attribute__((always_inline)) int watched(struct sock *sk)
 }
 
 /*
- * Fill what the kernel's struct sock tells: address, port, namespace and socket inode.
+ * Fill what the kernel's struct sock tells: address, port, device, namespace and socket inode.
  * Read with bpf_probe_read_kernel so that the same code serves the tracepoint's BTF pointer
  * and a cgroup program's context (which is the struct sock behind the uapi bpf_sock).
  */
@@ -96,6 +99,8 @@ static __attribute__((always_inline)) void read_sock(struct event *e, struct soc
 	bpf_probe_read_kernel(&family, sizeof(family), &sk->__sk_common.skc_family);
 	e->family = family;
 	bpf_probe_read_kernel(&e->port, sizeof(e->port), &sk->__sk_common.skc_num);
+	bpf_probe_read_kernel(&e->bound_dev_if, sizeof(e->bound_dev_if),
+			      &sk->__sk_common.skc_bound_dev_if);
 	if (family == AF_INET6)
 		bpf_probe_read_kernel(e->addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	else

@@ -1,6 +1,6 @@
 //! The record `listen_events.bpf.c` writes into its ring buffer, decoded.
 //!
-//! The layout is `struct event` of the C source: 80 bytes in native byte order, except the
+//! The layout is `struct event` of the C source: 88 bytes in native byte order, except the
 //! addresses, which are in network order as the kernel keeps them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::model::{Family, Protocol};
 
 /// Size of one record.
-pub const RECORD_SIZE: usize = 80;
+pub const RECORD_SIZE: usize = 88;
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -54,6 +54,8 @@ pub struct ListenEvent {
     pub inode: u64,
     /// The cgroup v2 id of the process running when it happened.
     pub cgroup: u64,
+    /// The index of the device the socket is bound to (`SO_BINDTODEVICE`); 0 for none.
+    pub bound_dev_if: u32,
 }
 
 /// Decode one record; `None` for a record of an unknown protocol, family or kind (a program
@@ -98,6 +100,7 @@ pub fn decode(bytes: &[u8]) -> Option<ListenEvent> {
         netns: u64_at(8),
         inode: u64_at(16),
         cgroup: u64_at(24),
+        bound_dev_if: u32_at(80),
     })
 }
 
@@ -119,6 +122,7 @@ pub(crate) mod tests {
         bytes[59] = proto;
         bytes[60] = kind;
         bytes[64..71].copy_from_slice(b"python3");
+        bytes[80..84].copy_from_slice(&1u32.to_ne_bytes());
         bytes
     }
 
@@ -134,6 +138,7 @@ pub(crate) mod tests {
         assert_eq!((event.port, event.pid, event.uid), (8080, 4242, 1000));
         assert_eq!(event.comm, b"python3");
         assert_eq!((event.cookie, event.inode), (77, 123456));
+        assert_eq!(event.bound_dev_if, 1);
     }
 
     #[test]
