@@ -231,12 +231,18 @@ pub fn collect(plan: &Plan) -> Collected {
     collected
 }
 
-/// [`collect`], or for `--netns all` with owners to find by walking `/proc/*/fd`, its first
-/// step ([`netns::collect_known`]): the namespaces only a socket keeps alive are then found
-/// from the socket fds that walk sees ([`attribute_following`]), not from a walk of their own.
+/// [`collect`], or for `--netns all` with owners to find by walking `/proc/*/fd` or by the
+/// kernel iterator, its first step ([`netns::collect_known`]): the namespaces only a socket
+/// keeps alive are then found from the sockets that attribution sees ([`attribute_following`]),
+/// not from a walk of their own.
 fn collect_deferring(plan: &Plan, begun: &Begun) -> (Collected, Option<netns::Pending>) {
-    let walk_keeps_sockets = || begun.0.as_ref().is_some_and(|s| s.keep_unwanted());
-    if plan.netns != NetnsChoice::All || !walk_keeps_sockets() {
+    let sees_sockets = || {
+        begun
+            .0
+            .as_ref()
+            .is_some_and(|s| s.names_socket_netns() || s.keep_unwanted())
+    };
+    if plan.netns != NetnsChoice::All || !sees_sockets() {
         return (collect(plan), None);
     }
     let (mut collected, pending) = netns::collect_known(&plan.request);
@@ -245,10 +251,10 @@ fn collect_deferring(plan: &Plan, begun: &Begun) -> (Collected, Option<netns::Pe
     (collected, pending)
 }
 
-/// [`attribute`], then, for a `pending` `--netns all`, the held sockets no namespace read so
-/// far lists are followed to the namespaces only they keep alive: their sockets are added to
-/// the listing (attributed by a pass of their own: such namespaces are rare) and the note on
-/// what could not be read to `collected`.
+/// [`attribute`], then, for a `pending` `--netns all`, the sockets held in no namespace read
+/// so far are followed to the namespaces only they keep alive: their sockets are added to the
+/// listing (attributed by a pass of their own: such namespaces are rare) and the note on what
+/// could not be read to `collected`.
 fn attribute_following(
     sockets: Vec<Socket>,
     begun: Begun,
@@ -259,11 +265,38 @@ fn attribute_following(
     let Some(pending) = pending else {
         return attribute(sockets, begun, plan);
     };
-    let (mut listing, unwanted) = attribute_keeping(sockets, begun, plan)?;
+    let (mut listing, seen) = attribute_keeping(sockets, begun, plan)?;
+    let mut more = follow(pending, seen, plan);
+    collected.notes.append(&mut more.notes);
+    collected.warnings.append(&mut more.warnings);
+    let sockets = filter::keep_sockets(more.sockets, &plan.filter);
+    if !sockets.is_empty() {
+        let extra = attribute(sockets, begin(plan), &plan.clone().polling())?;
+        listing.entries.extend(extra.entries);
+    }
+    Ok(listing)
+}
+
+/// The rest of a pending `--netns all`, from what attribution saw of the sockets held: the
+/// kernel iterator names each one's namespace, so only the namespaces not read yet are opened;
+/// the walk's socket fds are each asked theirs; where neither came (the iterator fell back to
+/// a walk of its own), a walk looks for the held sockets again.
+fn follow(pending: netns::Pending, seen: HeldSeen, plan: &Plan) -> Collected {
+    if let Some(namespaces) = seen.socket_netns {
+        let seen: Vec<netns::SocketInNetns> = namespaces
+            .into_iter()
+            .map(|(netns, h)| netns::SocketInNetns {
+                netns,
+                pid: h.pid,
+                fd: h.fd,
+            })
+            .collect();
+        return pending.follow_namespaces(&seen);
+    }
     // The walk ran beside the dumps, and saw this process's own netlink sockets, opened in
     // the namespaces it entered and closed since: they keep nothing alive.
     let me = std::process::id();
-    let held: Vec<netns::HeldSocket> = match unwanted {
+    let held: Vec<netns::HeldSocket> = match seen.unwanted {
         Some(unwanted) => unwanted
             .into_iter()
             .filter(|(_, h)| h.pid != me)
@@ -273,18 +306,9 @@ fn attribute_following(
                 fd: h.fd,
             })
             .collect(),
-        // The walk gave up its sockets (a BPF fallback walked afresh): look for them again.
         None => netns::held_sockets_under(&plan.proc_root),
     };
-    let mut more = pending.follow(&held);
-    collected.notes.append(&mut more.notes);
-    collected.warnings.append(&mut more.warnings);
-    let sockets = filter::keep_sockets(more.sockets, &plan.filter);
-    if !sockets.is_empty() {
-        let extra = attribute(sockets, begin(plan), &plan.clone().polling())?;
-        listing.entries.extend(extra.entries);
-    }
-    Ok(listing)
+    pending.follow(&held)
 }
 
 /// One entry per socket, with its holders when `begun` looks for them. Fails only when
@@ -297,29 +321,38 @@ pub fn attribute(
     attribute_keeping(sockets, begun, plan).map(|(listing, _)| listing)
 }
 
-/// Socket fds a walk saw that hold none of the sockets it attributed, by (inode, holder).
-type UnwantedFds = Vec<(u64, crate::model::Holder)>;
+/// What attribution saw of the sockets held beyond those it attributed.
+#[derive(Debug, Default)]
+struct HeldSeen {
+    /// Socket fds a walk saw that hold none of the sockets it attributed, by (inode, holder),
+    /// where the walk kept them ([`process::Started::keep_unwanted`]).
+    unwanted: Option<Vec<(u64, crate::model::Holder)>>,
+    /// Every socket's namespace with one holder, where the kernel iterator ran.
+    socket_netns: Option<std::collections::BTreeMap<u64, crate::model::Holder>>,
+}
 
-/// [`attribute`], with the socket fds seen that hold none of `sockets` where the walk kept
-/// them ([`process::Started::keep_unwanted`]).
+/// [`attribute`], with what it saw of the other sockets held ([`HeldSeen`]).
 fn attribute_keeping(
     sockets: Vec<Socket>,
     begun: Begun,
     plan: &Plan,
-) -> Result<(Listing, Option<UnwantedFds>), BpfUnavailable> {
+) -> Result<(Listing, HeldSeen), BpfUnavailable> {
     let Some(started) = begun.0 else {
         let listing = Listing {
             entries: unattributed(sockets),
             ..Listing::default()
         };
-        return Ok((listing, None));
+        return Ok((listing, HeldSeen::default()));
     };
     let mut attributed = if plan.walk_if_refused {
         started.finish_or_walk(sockets)
     } else {
         started.finish(sockets)?
     };
-    let unwanted = attributed.unwanted.take();
+    let seen = HeldSeen {
+        unwanted: attributed.unwanted.take(),
+        socket_netns: attributed.socket_netns.take(),
+    };
     let mut listing = Listing {
         attributed: true,
         method: Some(attributed.method),
@@ -335,7 +368,7 @@ fn attribute_keeping(
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
     }
-    Ok((listing, unwanted))
+    Ok((listing, seen))
 }
 
 /// Label every entry and holder with its systemd unit and container, when the plan needs

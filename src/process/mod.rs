@@ -60,6 +60,10 @@ pub struct Attributed {
     /// The socket fds seen that hold none of the sockets attributed, when
     /// [`Started::keep_unwanted`] asked for them and the path that ran kept them.
     pub unwanted: Option<Vec<(u64, crate::model::Holder)>>,
+    /// Where the kernel iterator ran: every network namespace a socket of a process was in,
+    /// each with one (pid, fd) that held such a socket ([`Scan::socket_netns`]); `None` from
+    /// the walk.
+    pub socket_netns: Option<std::collections::BTreeMap<u64, crate::model::Holder>>,
 }
 
 /// Something the scan met that the user may need to know, on stderr.
@@ -140,6 +144,12 @@ impl Started {
         self.plan.keep_unwanted()
     }
 
+    /// Whether the path chosen is the kernel iterator, which names the network namespace of
+    /// every socket held ([`Attributed::socket_netns`]) unless it falls back to the walk.
+    pub fn names_socket_netns(&self) -> bool {
+        self.plan.names_socket_netns()
+    }
+
     /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
     /// cannot run here, naming the missing piece.
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
@@ -188,6 +198,8 @@ fn attributed(
         nested,
     };
     let entries = entries::build(sockets, &scan, view);
+    let socket_netns =
+        matches!(method, Method::Bpf(_)).then(|| std::mem::take(&mut scan.socket_netns));
     let mut warnings = std::mem::take(&mut scan.warnings);
     warnings.extend(unparsed(&scan));
     Attributed {
@@ -198,6 +210,7 @@ fn attributed(
         method,
         warnings,
         unwanted: scan.unwanted.take(),
+        socket_netns,
     }
 }
 

@@ -127,6 +127,12 @@ impl Plan {
         }
     }
 
+    /// Whether the path chosen is the kernel iterator, whose scan names every socket's
+    /// namespace ([`Scan::socket_netns`]).
+    pub fn names_socket_netns(&self) -> bool {
+        matches!(self, Plan::Bpf(_))
+    }
+
     /// Finish the scan for the inodes in `wanted`, reading details under `proc_root`: `Err`
     /// only when `bpf` was asked for and cannot run.
     pub fn finish(

@@ -137,6 +137,20 @@ impl Pending {
             &self.proc,
             &self.request,
         );
+        self.followed(followed)
+    }
+
+    /// [`Pending::follow`] from the namespace of every socket held, as the kernel iterator
+    /// names them ([`super::SocketInNetns`]): no socket is asked, only each namespace not read
+    /// yet, through one socket fd in it.
+    pub fn follow_namespaces(mut self, seen: &[super::SocketInNetns]) -> Collected {
+        let followed =
+            super::follow_namespaces(&mut self.discovery, seen, &self.proc, &self.request);
+        self.followed(followed)
+    }
+
+    /// The namespaces a follow dumped, with the one note on what could not be read.
+    fn followed(mut self, followed: std::io::Result<(Vec<NsDump>, usize)>) -> Collected {
         let (dumps, unprobed) = match followed {
             Ok(found) => found,
             Err(e) => {

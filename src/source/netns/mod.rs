@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub use collect::{Pending, collect, collect_known};
 pub use discover::{Discovery, discover};
 pub use dump::{DumpRequest, NotReached, NsDump, Reach, dump_all};
-pub use pinned::{HeldSocket, held_sockets, held_sockets_under};
+pub use pinned::{HeldSocket, SocketInNetns, held_sockets, held_sockets_under};
 
 use crate::sys::procroot::ProcRoot;
 use crate::sys::timing::mark;
@@ -176,4 +176,25 @@ pub fn follow(
     }
     mark("netns: held sockets followed");
     Ok((dumps, probe.unprobed()))
+}
+
+/// [`follow`] for a caller that knows the namespace of every socket held (the kernel
+/// iterator's [`SocketInNetns`]): only the namespaces of `seen` not yet in `discovery` are
+/// opened, each through one holder's fd, dumped and added. The new dumps, and how many
+/// holders could not be asked.
+pub fn follow_namespaces(
+    discovery: &mut Discovery,
+    seen: &[SocketInNetns],
+    proc: &Path,
+    request: &DumpRequest,
+) -> io::Result<(Vec<NsDump>, usize)> {
+    let known: HashSet<u64> = discovery.namespaces.iter().map(|ns| ns.inode).collect();
+    let (mut found, unprobed) = pinned::unknown_namespaces(seen, &known);
+    let dumps = match found.is_empty() {
+        true => Vec::new(),
+        false => dump_all(&found, discovery.current, proc, request)?,
+    };
+    discovery.namespaces.append(&mut found);
+    mark("netns: socket namespaces followed");
+    Ok((dumps, unprobed))
 }

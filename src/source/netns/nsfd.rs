@@ -136,14 +136,7 @@ impl SocketProbe {
     /// Needs ptrace access to the holder (`EPERM` otherwise) and Linux 5.6; fails with
     /// `NotFound` when the fd is no longer that socket.
     pub fn namespace_of(&mut self, pid: u32, fd: u32, socket_inode: u64) -> io::Result<NsFd> {
-        let pidfd = self
-            .pidfds
-            .entry(pid)
-            .or_insert_with(|| open_pidfd(pid).ok())
-            .as_ref()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("process {pid}")))?;
-        let target = i32::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let socket = rustix::process::pidfd_getfd(pidfd, target, PidfdGetfdFlags::empty())?;
+        let socket = self.duplicate(pid, fd)?;
         if rustix::fs::fstat(&socket)?.st_ino != socket_inode {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -151,6 +144,53 @@ impl SocketProbe {
             ));
         }
         NsFd::from_fd(socket_netns(socket.as_fd())?)
+    }
+
+    /// The network namespace `netns_inode`, entered through whatever socket process `pid`
+    /// holds as `fd` (as [`SocketProbe::namespace_of`]), and that socket's inode. For a
+    /// holder known only by the namespace its socket was in (the kernel iterator's): the fd
+    /// is checked to be a socket, and its namespace to be that one, since the fd may have
+    /// been closed, or reused for another socket, since. Fails with `NotFound` then.
+    pub fn namespace_through(
+        &mut self,
+        pid: u32,
+        fd: u32,
+        netns_inode: u64,
+    ) -> io::Result<(NsFd, u64)> {
+        let socket = self.duplicate(pid, fd)?;
+        let stat = rustix::fs::fstat(&socket)?;
+        let gone = || {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "fd {fd} of process {pid} is no longer a socket in namespace {netns_inode}"
+                ),
+            )
+        };
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
+            return Err(gone());
+        }
+        let ns = NsFd::expect(socket_netns(socket.as_fd())?, netns_inode, &|| {
+            format!("the socket fd {fd} of process {pid}")
+        })
+        .map_err(|_| gone())?;
+        Ok((ns, stat.st_ino))
+    }
+
+    /// A duplicate of process `pid`'s `fd` (`pidfd_getfd`), through one pidfd per process.
+    fn duplicate(&mut self, pid: u32, fd: u32) -> io::Result<OwnedFd> {
+        let pidfd = self
+            .pidfds
+            .entry(pid)
+            .or_insert_with(|| open_pidfd(pid).ok())
+            .as_ref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("process {pid}")))?;
+        let target = i32::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(rustix::process::pidfd_getfd(
+            pidfd,
+            target,
+            PidfdGetfdFlags::empty(),
+        )?)
     }
 }
 
@@ -220,6 +260,38 @@ mod tests {
         if err.raw_os_error() != Some(libc::ENOSYS) {
             assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
         }
+    }
+
+    #[test]
+    fn a_namespace_is_entered_through_a_socket_fd_in_it_and_nothing_else() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        use std::os::fd::AsRawFd;
+        let fd = listener.as_raw_fd() as u32;
+        let inode = rustix::fs::fstat(&listener).unwrap().st_ino;
+        let me = std::process::id();
+        let mut probe = SocketProbe::default();
+        match probe.namespace_through(me, fd, own_inode()) {
+            Ok((ns, socket)) => {
+                assert_eq!(ns.inode(), own_inode());
+                assert_eq!(socket, inode, "the socket that led there");
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                eprintln!("SKIP: pidfd_getfd is not available here: {e}");
+                return;
+            }
+            Err(e) => panic!("SIOCGSKNS on our own socket failed: {e}"),
+        }
+        // The socket is in this namespace, not another: as if the fd had been reused.
+        let err = probe
+            .namespace_through(me, fd, own_inode() + 1)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        // An fd that is not a socket leads nowhere.
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        let err = probe
+            .namespace_through(me, file.as_raw_fd() as u32, own_inode())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
     }
 
     #[test]

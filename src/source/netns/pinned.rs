@@ -89,6 +89,56 @@ pub fn held_sockets_under(proc: &std::path::Path) -> Vec<HeldSocket> {
     }
 }
 
+/// A socket fd that held a socket of network namespace `netns` when the kernel iterator saw
+/// it: the holder of one socket in each namespace, named without the socket's inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketInNetns {
+    /// The socket's network namespace (nsfs inode).
+    pub netns: u64,
+    /// A process holding such a socket.
+    pub pid: u32,
+    /// The descriptor it held it as.
+    pub fd: u32,
+}
+
+/// The namespaces of `seen` not in `known`, each opened through its holder's fd and checked
+/// to be that namespace (see [`SocketProbe::namespace_through`]), and how many holders would
+/// not let it be asked. Each namespace is asked once: the kernel named every namespace a
+/// socket is in, so no socket listed later leads to one not in `seen`.
+pub fn unknown_namespaces(seen: &[SocketInNetns], known: &HashSet<u64>) -> (Vec<Namespace>, usize) {
+    let mut probe = SocketProbe::default();
+    let mut found = Vec::new();
+    let mut unprobed = 0;
+    for held in seen.iter().filter(|h| !known.contains(&h.netns)) {
+        let (handle, inode) = match probe.namespace_through(held.pid, held.fd, held.netns) {
+            Ok(opened) => opened,
+            // Closed, or holding another socket, since the kernel saw it: the namespace went
+            // with it, or lives on only in sockets the iterator saw after this one (missed).
+            Err(e) if gone(&e) => continue,
+            Err(_) => {
+                unprobed += 1;
+                continue;
+            }
+        };
+        let mut ns = Namespace::new(held.netns);
+        ns.origins.push(Origin::Socket);
+        ns.pinned_by = Some(HeldSocket {
+            inode,
+            pid: held.pid,
+            fd: held.fd,
+        });
+        ns.handle = Some(handle);
+        found.push(ns);
+    }
+    found.sort_by_key(|ns| ns.inode);
+    (found, unprobed)
+}
+
+/// Whether a probe failed because the holder or its fd is gone: nothing is left to miss.
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::EBADF)
+}
+
 /// A search over held sockets, each asked at most once.
 #[derive(Debug)]
 pub struct Search {
@@ -164,8 +214,7 @@ fn ask(
         match probe.namespace_of(pid, fd, inode) {
             Ok(handle) => return Some((handle, (pid, fd))),
             // The holder exited or closed the fd since the walk saw it: nothing to miss.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
+            Err(e) if gone(&e) => {}
             Err(_) => refused = true,
         }
     }
@@ -176,6 +225,42 @@ fn ask(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_namespaces_not_known_are_opened_through_their_holder() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = rustix::fs::fstat(&listener).unwrap().st_ino;
+        let here = super::super::nsfd::current().unwrap().inode();
+        let pid = std::process::id();
+        let fd = listener.as_raw_fd() as u32;
+        let seen = [SocketInNetns {
+            netns: here,
+            pid,
+            fd,
+        }];
+        let (found, unprobed) = unknown_namespaces(&seen, &HashSet::from([here]));
+        assert!(
+            found.is_empty() && unprobed == 0,
+            "a known namespace is not asked"
+        );
+        let (found, unprobed) = unknown_namespaces(&seen, &HashSet::new());
+        // Unprobed only where pidfd_getfd is refused (a sandbox, an old kernel).
+        if unprobed == 0 {
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].inode, here);
+            assert_eq!(found[0].pinned_by, Some(HeldSocket { inode, pid, fd }));
+            assert_eq!(found[0].origins, vec![Origin::Socket]);
+        }
+        // The fd now holds a socket of this namespace, not of the one the kernel named.
+        let moved = [SocketInNetns {
+            netns: here + 1,
+            pid,
+            fd,
+        }];
+        let (found, unprobed) = unknown_namespaces(&moved, &HashSet::new());
+        assert!(found.is_empty() && unprobed == 0, "gone, not refused");
+    }
 
     #[test]
     fn sockets_already_listed_or_asked_are_not_asked_again() {
