@@ -294,4 +294,19 @@ pub struct ServeArgs {
     /// Serve UDP client sockets on ephemeral ports too (left out by default: they churn)
     #[arg(long)]
     pub include_ephemeral: bool,
+
+    /// Count listener events from kernel events or by polling (default: auto)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HOW",
+        long_help = "Where lsports_listener_events_total comes from: kernel (BPF programs \
+            report every TCP listen and UDP bind and close as it happens, so even a listener \
+            that lives a millisecond is counted; needs root, kernel BTF and a cgroup v2 mount; \
+            exit 1 where they cannot load), poll (read the socket tables every second; misses \
+            what opens and closes between two polls), or auto (the default: kernel where its \
+            programs load, else poll, said under -v). lsports_listener_event_source_info says \
+            which one counts, and lsports_listener_events_lost_total what the kernel dropped."
+    )]
+    pub events: Option<EventsChoice>,
 }

@@ -633,6 +633,7 @@ impl Cli {
                 interval: self.interval.unwrap_or(DEFAULT_SERVE_INTERVAL),
                 baseline: args.baseline.clone(),
                 policy: args.policy.clone(),
+                events: args.events.unwrap_or_default(),
             }),
         }
     }

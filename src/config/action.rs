@@ -185,6 +185,8 @@ pub struct ServeSpec {
     pub baseline: Option<PathBuf>,
     /// `--policy FILE`: likewise.
     pub policy: Option<PathBuf>,
+    /// Where the listener event counters come from (`--events`).
+    pub events: crate::config::EventsChoice,
 }
 
 impl ServeSpec {

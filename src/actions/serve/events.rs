@@ -2,17 +2,18 @@
 //! so a listener that lived between two scrapes still shows in Prometheus.
 //!
 //! ```text
-//! EventSource (a thread) ──ListenerEvent──> channel ──> counting thread ──> EventCounts
-//!   PollingEvents: the watch tracker, one socket dump per second          (scrapes read it)
+//! EventSource (a thread) ──Report──> channel ──> counting thread ──> EventCounts
+//!   PollingEvents: the watch tracker, one socket dump per second   (scrapes read it)
+//!   KernelEvents: the kernel's events as they happen (super::kernel)
 //! ```
 //!
-//! The source is a trait so that the kernel's events (`watch --events kernel`) replace the
-//! polling one in one line of [`super::run`]; the `source` label of
+//! `--events` picks the source in [`super::run`]; the `source` label of
 //! `lsports_listener_event_source_info` says which one counted.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -52,14 +53,23 @@ pub struct ListenerEvent {
     pub program: String,
 }
 
+/// What a source sends the counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// One listener opened or closed.
+    Event(ListenerEvent),
+    /// This many events were lost before they could be counted (the kernel's ring was full).
+    Lost(u64),
+}
+
 /// Where listener events come from: a thread that sends every event it sees until the
 /// receiver is gone.
 pub trait EventSource: Send {
     /// The value of the `source` label: `poll`, or `kernel` for the kernel's events.
     fn name(&self) -> &'static str;
 
-    /// Send events into `events` until sending fails (the counter is gone).
-    fn run(self: Box<Self>, events: Sender<ListenerEvent>);
+    /// Send reports into `reports` until sending fails (the counter is gone).
+    fn run(self: Box<Self>, reports: Sender<Report>);
 }
 
 /// Distinct programs counted before any further one is counted as [`OTHER_PROGRAMS`]: a host
@@ -74,6 +84,7 @@ pub const OTHER_PROGRAMS: &str = "(other)";
 pub struct EventCounts {
     source: &'static str,
     counts: Mutex<BTreeMap<(Change, String), u64>>,
+    lost: AtomicU64,
 }
 
 impl EventCounts {
@@ -82,6 +93,7 @@ impl EventCounts {
         EventCounts {
             source,
             counts: Mutex::new(BTreeMap::new()),
+            lost: AtomicU64::new(0),
         }
     }
 
@@ -101,6 +113,16 @@ impl EventCounts {
             event.program
         };
         *counts.entry((event.change, program)).or_default() += 1;
+    }
+
+    /// Count `n` events lost uncounted.
+    pub fn add_lost(&self, n: u64) {
+        self.lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Events lost uncounted so far (only the kernel's source can lose any).
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// Every count, in label order.
@@ -127,10 +149,24 @@ pub fn start(source: Box<dyn EventSource>) -> io::Result<Arc<EventCounts>> {
     Ok(counts)
 }
 
-fn count(events: &Receiver<ListenerEvent>, counts: &EventCounts) {
-    for event in events {
-        counts.add(event);
+fn count(reports: &Receiver<Report>, counts: &EventCounts) {
+    for report in reports {
+        match report {
+            Report::Event(event) => counts.add(event),
+            Report::Lost(n) => counts.add_lost(n),
+        }
     }
+}
+
+/// What either source reads of a listener: what `watch` reads, so that they all see the same
+/// owners, and name the same programs.
+pub fn plan(config: &Config) -> Plan {
+    let needs = Needs {
+        findings: false,
+        executables: false,
+        ..Needs::EVERYTHING
+    };
+    Plan::new(config, needs.and(config.filter_needs())).polling()
 }
 
 /// How often the polling source dumps the socket tables: `watch`'s default.
@@ -147,14 +183,8 @@ pub struct PollingEvents {
 impl PollingEvents {
     /// Poll the tables and namespaces `config` selects, keeping what its filters keep.
     pub fn new(config: &Config) -> PollingEvents {
-        // What `watch` reads, so that the two see the same owners.
-        let needs = Needs {
-            findings: false,
-            executables: false,
-            ..Needs::EVERYTHING
-        };
         PollingEvents {
-            plan: Plan::new(config, needs.and(config.filter_needs())).polling(),
+            plan: plan(config),
             interval: POLL_INTERVAL,
         }
     }
@@ -208,13 +238,13 @@ impl EventSource for PollingEvents {
         "poll"
     }
 
-    fn run(self: Box<Self>, events: Sender<ListenerEvent>) {
+    fn run(self: Box<Self>, reports: Sender<Report>) {
         let mut tracker = Tracker::default();
         let mut first = true;
         loop {
             let started = Instant::now();
             for event in self.poll(&mut tracker, first) {
-                if events.send(event).is_err() {
+                if reports.send(Report::Event(event)).is_err() {
                     return;
                 }
             }

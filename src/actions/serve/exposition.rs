@@ -6,6 +6,7 @@
 //! lsports_listings_total                          listings made since start (one per interval)
 //! lsports_listener_event_source_info{source}      which source counts the events: poll, kernel
 //! lsports_listener_events_total{event,program}    listeners opened and closed since start
+//! lsports_listener_events_lost_total              events the kernel dropped uncounted (ring full)
 //! lsports_audit_unexpected{proto,address,port,interface,namespace,exposure,user,program,exe,
 //!                          reason}
 //!                                                 one series per unexpected listener identity
@@ -108,6 +109,13 @@ fn write_events(events: &EventCounts, out: &mut dyn Write) -> io::Result<()> {
         "counter",
         "Listeners opened and closed since lsports serve started, by program (the holders' names, ;-separated).",
         &samples,
+    )?;
+    write_family(
+        out,
+        "lsports_listener_events_lost_total",
+        "counter",
+        "Listener events the kernel dropped before they could be counted (its ring buffer was full); always 0 when polling.",
+        &plain(events.lost()),
     )
 }
 

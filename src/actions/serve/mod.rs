@@ -6,7 +6,7 @@
 //!   listing: gather (the listing's plan) -> --format prometheus's series
 //!                                        -> the audit's, with --baseline/--policy
 //!   per scrape: lsports_up, duration, listings_total, and the events counted so far
-//! events: an EventSource thread (polling now, the kernel's events later) -> EventCounts
+//! events: an EventSource thread (--events: the kernel's, or polling) -> EventCounts
 //! ```
 //!
 //! Nothing is served but `GET /metrics`, on loopback unless `--listen` says otherwise. It runs
@@ -16,6 +16,7 @@ pub mod cache;
 pub mod events;
 pub mod exposition;
 pub mod http;
+pub mod kernel;
 
 use std::io::{self, Write};
 use std::net::TcpListener;
@@ -26,16 +27,18 @@ use std::time::{Duration, Instant};
 
 use crate::ExitCode;
 use crate::actions::audit::{self, Files, verdict};
-use crate::config::{Config, FailSet, Needs, OutputFormat, ServeSpec};
+use crate::config::{Config, EventsChoice, FailSet, Needs, OutputFormat, ServeSpec};
 use crate::pipeline::{self, Listing, Plan};
 use crate::render::Labels;
 use crate::render::prometheus::write_prometheus;
 use crate::sys::signals::StopSignals;
 use cache::{Cache, Listed};
 use events::{EventCounts, EventSource, PollingEvents};
+use kernel::KernelEvents;
 
 /// Serve as `spec` says until a stop signal. Exit status: 0 on SIGTERM, 130 on Ctrl-C, 1 when
-/// the address cannot be listened on, 2 when the baseline or policy cannot be read.
+/// the address cannot be listened on or `--events kernel` cannot load its programs, 2 when
+/// the baseline or policy cannot be read.
 pub fn run(
     spec: &ServeSpec,
     config: &Config,
@@ -57,9 +60,11 @@ pub fn run(
     let Some(listener) = bind(spec, err)? else {
         return Ok(ExitCode::Failed);
     };
+    // After binding: serve's own listener is there at the start, not an event.
+    let Some(source) = event_source(spec.events, config, err)? else {
+        return Ok(ExitCode::Failed);
+    };
     let address = listener.local_addr()?;
-    // The one line that picks where events come from.
-    let source: Box<dyn EventSource> = Box::new(PollingEvents::new(config));
     let events = events::start(source)?;
     let (notes, said) = mpsc::channel();
     let lister = Lister::new(config, files, notes);
@@ -80,6 +85,39 @@ pub fn run(
             err.write_all(&note)?;
         }
     }
+}
+
+/// Where the events come from, as `--events` says: the kernel's where they load (for
+/// `auto`; why not is said under `-v`), else polling. `None` when `kernel` cannot load
+/// (said on `err`).
+fn event_source(
+    choice: EventsChoice,
+    config: &Config,
+    err: &mut dyn Write,
+) -> io::Result<Option<Box<dyn EventSource>>> {
+    if choice == EventsChoice::Poll {
+        return Ok(Some(Box::new(PollingEvents::new(config))));
+    }
+    let why = match KernelEvents::open(config) {
+        Ok(kernel) => {
+            if config.verbose {
+                writeln!(err, "lsports: counting listener events from kernel events")?;
+            }
+            return Ok(Some(Box::new(kernel)));
+        }
+        Err(why) => why,
+    };
+    if choice == EventsChoice::Kernel {
+        writeln!(err, "lsports: --events kernel: {why}")?;
+        return Ok(None);
+    }
+    if config.verbose {
+        writeln!(
+            err,
+            "lsports: kernel events unavailable, counting events by polling instead: {why}"
+        )?;
+    }
+    Ok(Some(Box::new(PollingEvents::new(config))))
 }
 
 /// Listen on `--listen`; `None` when it cannot be listened on (said on `err`).

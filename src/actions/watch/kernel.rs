@@ -267,7 +267,7 @@ impl KernelEvents {
 }
 
 /// The socket an event describes, as the tables would list it.
-fn socket_of(event: &ListenEvent, netns: Arc<Netns>) -> Socket {
+pub fn socket_of(event: &ListenEvent, netns: Arc<Netns>) -> Socket {
     let unspecified = match event.family {
         Family::Ipv4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         Family::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -299,7 +299,7 @@ fn socket_of(event: &ListenEvent, netns: Arc<Netns>) -> Socket {
 }
 
 /// The namespace `--netns` watches, by inode; `None` for all of them.
-pub(super) fn scope(choice: &NetnsChoice, proc_root: &Path) -> Option<u64> {
+pub fn scope(choice: &NetnsChoice, proc_root: &Path) -> Option<u64> {
     let path = match choice {
         NetnsChoice::All => return None,
         NetnsChoice::Current => proc_root.join("thread-self/ns/net"),

@@ -15,7 +15,7 @@
 //! events instead, as they happen, and a poll runs only every few intervals ([`kernel`]).
 
 pub mod event;
-mod kernel;
+pub mod kernel;
 pub mod tracker;
 
 use std::io::{self, Write};
