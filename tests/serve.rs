@@ -476,6 +476,99 @@ fn unprivileged_serve_lists_what_it_can() {
     assert_eq!(serve.len(), 1, "its own socket has its owner: {text}");
 }
 
+/// Names itself, then three times listens on TCP for 5 ms and closes, binds UDP for 5 ms and
+/// releases it, and binds a UDP client socket on an ephemeral port (which serve leaves out).
+const FLASH_PY: &str = r#"
+import ctypes, socket, time
+ctypes.CDLL(None).prctl(15, b"flash", 0, 0, 0)  # PR_SET_NAME
+for port in (4001, 4002, 4003):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("0.0.0.0", port))
+    s.listen(8)
+    time.sleep(0.005)
+    s.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 5005))
+time.sleep(0.005)
+u.close()
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.bind(("127.0.0.1", 0))
+client.close()
+"#;
+
+/// `--events kernel`: listeners living 5 ms each, too short for any poll, are counted opened
+/// and closed under their program, read from /metrics directly; the listener there at the
+/// start is learned, not counted; nothing is lost.
+#[test]
+fn kernel_events_count_listeners_too_short_for_a_poll() {
+    if !need_root("loading the kernel event programs") {
+        return;
+    }
+    let world = world();
+    let _serve = start_serve(&world, &["--events", "kernel", "-v"], false);
+    let mut flash = world.enter();
+    flash.args(["python3", "-c", FLASH_PY]);
+    let out = output_guarded(flash, "the flashing listeners");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counted = |text: &str, event: &str| {
+        let name = format!(r#"lsports_listener_events_total{{event="{event}",program="flash"}}"#);
+        sample(text, &name)
+    };
+    let text = wait_until("the four closes counted", || {
+        let (_, text) = in_world(&world, || get(SERVE_PORT, "/metrics"))?;
+        (counted(&text, "close") == Some(4.0)).then_some(text)
+    });
+    assert_eq!(
+        (
+            counted(&text, "open"),
+            sample(&text, r#"lsports_listener_event_source_info{source="kernel"}"#),
+            sample(&text, "lsports_listener_events_lost_total"),
+        ),
+        (Some(4.0), Some(1.0), Some(0.0)),
+        "{text}"
+    );
+    // Every event counted is flash's: not sshd's (there before serve), not serve's own.
+    let all = samples_with(&text, "lsports_listener_events_total", &[]);
+    assert_eq!(all.len(), 2, "{text}");
+    assert!(
+        serve_log(&world).contains("counting listener events from kernel events"),
+        "{}",
+        serve_log(&world)
+    );
+}
+
+/// Unprivileged, `--events auto` counts by polling and says why under -v; `--events kernel`
+/// exits 1 saying what it needs.
+#[test]
+fn unprivileged_serve_polls_for_events_and_kernel_fails() {
+    if !need_root("running serve as nobody") {
+        return;
+    }
+    let world = world();
+    let _serve = start_serve(&world, &["--events", "auto", "-v"], true);
+    let (_, text) = in_world(&world, || get(SERVE_PORT, "/metrics")).unwrap();
+    assert_eq!(
+        sample(&text, r#"lsports_listener_event_source_info{source="poll"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        serve_log(&world)
+            .contains("kernel events unavailable, counting events by polling instead: kernel events need root"),
+        "{}",
+        serve_log(&world)
+    );
+    let out = world
+        .run_as_nobody(&["serve", "--events", "kernel", "--listen", "127.0.0.1:10151"])
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("lsports: --events kernel: kernel events need root"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// The address in use is a clear error, exit 1; a broken baseline exits 2 naming the file,
 /// before anything listens.
 #[test]
@@ -602,6 +695,7 @@ fn serve_defaults_and_flags_resolve() {
     assert_eq!(spec.listen.to_string(), "127.0.0.1:10150");
     assert_eq!(spec.interval, Duration::from_secs(15));
     assert!(spec.audit().is_none());
+    assert_eq!(spec.events, lsports::config::EventsChoice::Auto);
     assert!(
         config.filter.ephemeral.is_some(),
         "ephemeral UDP left out by default"
@@ -621,6 +715,8 @@ fn serve_defaults_and_flags_resolve() {
         ("[::1]:9999".to_string(), Duration::from_secs(2))
     );
     assert!(config.filter.ephemeral.is_none());
+    let (spec, _) = resolve(&["--events", "kernel"]);
+    assert_eq!(spec.events, lsports::config::EventsChoice::Kernel);
     let (spec, _) = resolve(&["--policy", "p.toml"]);
     assert!(
         spec.audit()

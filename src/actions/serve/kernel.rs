@@ -3,7 +3,7 @@
 //! living a millisecond is counted, where a poll every second misses it.
 //!
 //! ```text
-//! attach, then one listing: the listeners there, their programs remembered by socket inode
+//! open: attach, then one listing: the listeners there, their programs remembered by inode
 //! ring (source::events) ──open──> socket filters ─> holder = the process the kernel saw
 //!                                 ─> label, select (pipeline::refine) ─> its program,
 //!                                    remembered                        ─> Report::Event
@@ -56,12 +56,17 @@ impl KernelEvents {
             return Err(EventsUnavailable::NotLive(config.proc_root.clone()));
         }
         let scope = scope(&config.netns, &config.proc_root);
-        Ok(KernelEvents {
+        let mut kernel = KernelEvents {
             source: kernel::EventSource::open(scope)?,
             scope,
             plan: events::plan(config),
             opened: HashMap::new(),
-        })
+        };
+        // The programs are attached: a listener opened from now on is in this listing, or
+        // in the ring, or both (then its open is known and not counted twice). Learned
+        // before serve answers, so that what opens once it answers is counted.
+        kernel.learn();
+        Ok(kernel)
     }
 
     /// What `event` counts as, if the filters keep it.
@@ -146,9 +151,6 @@ impl EventSource for KernelEvents {
     }
 
     fn run(mut self: Box<Self>, reports: Sender<Report>) {
-        // The programs are attached: a listener opened from now on is in this listing, or in
-        // the ring, or both (then its open is known and not counted twice).
-        self.learn();
         loop {
             // A failed wait (it cannot, short of a bad descriptor) must not spin.
             if self.source.wait(WAIT).is_err() {
