@@ -521,7 +521,10 @@ fn kernel_events_count_listeners_too_short_for_a_poll() {
     assert_eq!(
         (
             counted(&text, "open"),
-            sample(&text, r#"lsports_listener_event_source_info{source="kernel"}"#),
+            sample(
+                &text,
+                r#"lsports_listener_event_source_info{source="kernel"}"#
+            ),
             sample(&text, "lsports_listener_events_lost_total"),
         ),
         (Some(4.0), Some(1.0), Some(0.0)),
@@ -548,13 +551,17 @@ fn unprivileged_serve_polls_for_events_and_kernel_fails() {
     let _serve = start_serve(&world, &["--events", "auto", "-v"], true);
     let (_, text) = in_world(&world, || get(SERVE_PORT, "/metrics")).unwrap();
     assert_eq!(
-        sample(&text, r#"lsports_listener_event_source_info{source="poll"}"#),
+        sample(
+            &text,
+            r#"lsports_listener_event_source_info{source="poll"}"#
+        ),
         Some(1.0),
         "{text}"
     );
     assert!(
-        serve_log(&world)
-            .contains("kernel events unavailable, counting events by polling instead: kernel events need root"),
+        serve_log(&world).contains(
+            "kernel events unavailable, counting events by polling instead: kernel events need root"
+        ),
         "{}",
         serve_log(&world)
     );

@@ -149,7 +149,8 @@ pub enum Command {
             and unit where known), lsports_up, lsports_scrape_duration_seconds, \
             lsports_listings_total, and lsports_listener_events_total: every listener opened \
             or closed since serve started, by program, so a listener that lived between two \
-            scrapes still shows. With --baseline and/or --policy, each unexpected listener is \
+            scrapes still shows (from kernel events where they load, even a listener living a \
+            millisecond; see --events). With --baseline and/or --policy, each unexpected listener is \
             a lsports_audit_unexpected series and lsports_audit_unexpected_listeners counts \
             them, for an alert rule.\n\n\
             At most one listing is made per --interval (default 15s), however many scrapers \
@@ -160,7 +161,8 @@ pub enum Command {
             seconds, and handles a few connections at a time; it binds to loopback unless \
             --listen says otherwise.",
         after_long_help = "Stops cleanly on Ctrl-C (exit status 130) and on SIGTERM (exit \
-            status 0). Exit status 1 when the address cannot be listened on, 2 when the \
+            status 0). Exit status 1 when the address cannot be listened on or --events kernel \
+            cannot load its programs, 2 when the \
             baseline or policy is unreadable or invalid."
     )]
     Serve(ServeArgs),

@@ -99,8 +99,7 @@ impl KernelEvents {
         let collected = pipeline::collect(&self.plan);
         let begun = pipeline::begin(&self.plan);
         // A polling plan walks where the BPF iterator is refused: attribution cannot fail.
-        let listing =
-            pipeline::attribute(collected.sockets, begun, &self.plan).unwrap_or_default();
+        let listing = pipeline::attribute(collected.sockets, begun, &self.plan).unwrap_or_default();
         let listing = pipeline::refine(listing, &self.plan);
         self.opened = (listing.entries.iter())
             .filter(|entry| entry.socket.inode != 0)
@@ -130,7 +129,11 @@ impl KernelEvents {
         let kernel_held = event.pid == 0;
         let entry = Entry {
             socket,
-            processes: if kernel_held { Vec::new() } else { vec![process] },
+            processes: if kernel_held {
+                Vec::new()
+            } else {
+                vec![process]
+            },
             owner_unknown: kernel_held.then_some(OwnerUnknownReason::Kernel),
             findings: Vec::new(),
             labels: None,
