@@ -137,6 +137,7 @@ impl KernelEvents {
             owner_unknown: kernel_held.then_some(OwnerUnknownReason::Kernel),
             findings: Vec::new(),
             labels: None,
+            reach: Vec::new(),
         };
         let listing = Listing {
             entries: vec![entry],
