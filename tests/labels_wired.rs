@@ -56,6 +56,15 @@ impl World {
                 return Err(why);
             }
         };
+        // Until unshare has made its namespace, /proc/PID/ns/net is still ours: a listener
+        // entering it then would land in the host's namespace, beside whatever runs there.
+        if let Err(why) = wait_for_own_namespace(holder.id()) {
+            let mut holder = holder;
+            let _ = holder.kill();
+            let _ = holder.wait();
+            let _ = fs::remove_dir(&parent);
+            return Err(why);
+        }
         Ok(World {
             holder,
             parent,
@@ -361,4 +370,25 @@ fn a_socket_keeps_the_labels_of_the_cgroup_it_was_made_in() {
     assert_eq!(holder["pid"].to_string(), pid);
     assert_eq!(holder["container"], Value::Null, "{holder:#}");
     assert_eq!(holder["unit"], "backup.service");
+}
+
+/// Wait until process `pid` is in a network namespace other than this test's.
+fn wait_for_own_namespace(pid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = fs::metadata("/proc/self/ns/net")
+        .map_err(|e| e.to_string())?
+        .ino();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let theirs = fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
+        match theirs {
+            Ok(inode) if inode != ours => return Ok(()),
+            _ if std::time::Instant::now() > deadline => {
+                return Err(format!(
+                    "unshare --net (pid {pid}) made no namespace in 10 s"
+                ));
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
 }
