@@ -286,6 +286,22 @@ pub struct Entry {
     pub reach: Vec<reach::Reach>,
 }
 
+impl Entry {
+    /// An entry for `socket` with nothing read about it yet: no holder (and none claimed
+    /// missing), no finding, label or reach. Attribution and enrichment fill it in; outputs
+    /// that need none of them show it as it is.
+    pub fn bare(socket: Socket) -> Entry {
+        Entry {
+            socket,
+            processes: Vec::new(),
+            owner_unknown: None,
+            findings: Vec::new(),
+            labels: None,
+            reach: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 impl Socket {
     /// A listening socket for unit tests: bound to `addr:port`, unconnected, owned by root,

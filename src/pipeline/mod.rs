@@ -543,14 +543,7 @@ fn blame_hidden_processes(entries: &mut [Entry]) {
 /// Entries for an output that shows nothing about processes: the scan is skipped, so no owner
 /// is known and none is claimed missing (`owner_unknown` stays `None`).
 fn unattributed(sockets: Vec<Socket>) -> Vec<Entry> {
-    process::entries::each_socket(sockets, |socket| Entry {
-        socket,
-        processes: Vec::new(),
-        owner_unknown: None,
-        findings: Vec::new(),
-        labels: None,
-        reach: Vec::new(),
-    })
+    process::entries::each_socket(sockets, Entry::bare)
 }
 
 #[cfg(test)]

@@ -120,14 +120,7 @@ mod tests {
             })
             .collect();
         let want = sockets.clone();
-        let entries = each_socket(sockets, |socket| Entry {
-            socket,
-            processes: Vec::new(),
-            owner_unknown: None,
-            findings: Vec::new(),
-            labels: None,
-            reach: Vec::new(),
-        });
+        let entries = each_socket(sockets, Entry::bare);
         let got: Vec<Socket> = entries.into_iter().map(|e| e.socket).collect();
         assert_eq!(got, want);
     }

@@ -153,14 +153,7 @@ mod tests {
 
     fn subject(socket: Socket) -> Subject {
         Subject {
-            entry: Entry {
-                socket,
-                processes: Vec::new(),
-                owner_unknown: None,
-                findings: Vec::new(),
-                labels: None,
-                reach: Vec::new(),
-            },
+            entry: Entry::bare(socket),
             exes: Vec::new(),
             findings: Vec::new(),
         }
