@@ -134,12 +134,17 @@ pub struct Listing {
     pub firewalls: Option<reach::apply::Firewalls>,
     /// The published ports (`--published`), found in enrich; `None` when not asked for.
     pub published: Option<published::Found>,
+    /// The firewall rules begun reading with the attribution ([`begin`]), for reach and
+    /// `--published` to join in enrich; `None`: read there, when needed.
+    pub rules: Option<firewalls::Rules>,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
-/// action shows or uses needs the processes.
+/// action shows or uses needs the processes. With it, the firewall rules, when reach or
+/// `--published` needs them: reading them takes longer than evaluating them, so they are read
+/// beside collection and attribution rather than after.
 #[derive(Debug)]
-pub struct Begun(Option<process::Started>);
+pub struct Begun(Option<process::Started>, Option<firewalls::Rules>);
 
 /// Run collect, attribute, select and enrich for `plan`. Source failures and parse warnings
 /// are reported on `err` (every table's source too under `verbose`); `None` when no source
@@ -152,6 +157,9 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
         return Ok(None);
     }
     mark("sockets collected");
+    if let Some(rules) = &begun.1 {
+        rules.begin_namespaces(&collected.sockets);
+    }
     let sockets = std::mem::take(&mut collected.sockets);
     let attributed = attribute_following(sockets, begun, plan, pending, &mut collected);
     // After attribution: the `--netns all` note counts the namespaces it led to.
@@ -211,14 +219,26 @@ pub fn refine(listing: Listing, plan: &Plan) -> Listing {
     enrich(select(label(listing, plan), &plan.filter), plan)
 }
 
-/// Start finding owners the way `plan` says, if it needs them, before the sockets are known.
+/// Start finding owners the way `plan` says, if it needs them, and reading this namespace's
+/// firewall rules, if reach or `--published` needs them, before the sockets are known.
 pub fn begin(plan: &Plan) -> Begun {
+    let rules = (plan.needs.reach && reads_live_rules(plan) || plan.published)
+        .then(|| firewalls::Rules::begin(&plan.proc_root));
+    Begun(start_attribution(plan), rules)
+}
+
+/// Start finding owners the way `plan` says, if it needs them.
+fn start_attribution(plan: &Plan) -> Option<process::Started> {
     let needs = plan.needs;
-    Begun(
-        needs
-            .processes
-            .then(|| process::start(&plan.proc_root, plan.attribution, needs.details)),
-    )
+    needs
+        .processes
+        .then(|| process::start(&plan.proc_root, plan.attribution, needs.details))
+}
+
+/// Whether reach reads this machine's rules: they describe a snapshot's sockets, or those of
+/// another proc tree, no more than its processes do.
+fn reads_live_rules(plan: &Plan) -> bool {
+    plan.request.snapshot.is_none() && plan.proc_root == Path::new("/proc")
 }
 
 /// Collect the plan's tables in the plan's namespaces, keeping what the socket filters keep,
@@ -271,7 +291,8 @@ fn attribute_following(
     collected.warnings.append(&mut more.warnings);
     let sockets = filter::keep_sockets(more.sockets, &plan.filter);
     if !sockets.is_empty() {
-        let extra = attribute(sockets, begin(plan), &plan.clone().polling())?;
+        let begun = Begun(start_attribution(plan), None);
+        let extra = attribute(sockets, begun, &plan.clone().polling())?;
         listing.entries.extend(extra.entries);
     }
     Ok(listing)
@@ -337,9 +358,11 @@ fn attribute_keeping(
     begun: Begun,
     plan: &Plan,
 ) -> Result<(Listing, HeldSeen), BpfUnavailable> {
-    let Some(started) = begun.0 else {
+    let Begun(started, rules) = begun;
+    let Some(started) = started else {
         let listing = Listing {
             entries: unattributed(sockets),
+            rules,
             ..Listing::default()
         };
         return Ok((listing, HeldSeen::default()));
@@ -364,6 +387,7 @@ fn attribute_keeping(
         scan_warnings: attributed.warnings,
         firewalls: None,
         published: None,
+        rules,
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
@@ -397,17 +421,19 @@ pub fn select(mut listing: Listing, filter: &Filter) -> Listing {
 /// suspicious-listener findings (which look at those executables' directories).
 pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
     let needs = plan.needs;
+    // One read of each namespace's rules, for reach and `--published` alike.
+    let rules = (listing.rules.take()).unwrap_or_else(|| firewalls::Rules::lazy(&plan.proc_root));
     if needs.reach {
-        // The rules read are this machine's: they describe a snapshot's sockets, or those
-        // of another proc tree, no more than its processes do.
-        let live = plan.request.snapshot.is_none() && plan.proc_root == Path::new("/proc");
-        let sources = reach::Sources::default();
-        let elsewhere = |inode| firewalls::read_in(inode, &plan.proc_root, &sources);
-        let from = match live {
-            true => RulesFrom::Live(&elsewhere),
+        let here = || rules.here();
+        let elsewhere = |inode| rules.elsewhere(inode);
+        let from = match reads_live_rules(plan) {
+            true => RulesFrom::Live {
+                here: &here,
+                elsewhere: &elsewhere,
+            },
             false => RulesFrom::Captured,
         };
-        listing.firewalls = Some(reach::apply::evaluate(&mut listing.entries, from, &sources));
+        listing.firewalls = Some(reach::apply::evaluate(&mut listing.entries, from));
         listing.entries.retain(|e| plan.filter.keeps_reach(e));
         mark("reach evaluated");
     }
@@ -423,7 +449,7 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
         let sources = published::Sources {
             proc_root: &plan.proc_root,
             netns: &plan.netns,
-            rules: &crate::enrich::reach::Sources::default(),
+            rules: &rules.here(),
             tables: &plan.request.tables,
             filter: &plan.filter,
         };

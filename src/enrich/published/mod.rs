@@ -48,8 +48,8 @@ pub struct Sources<'a> {
     pub proc_root: &'a Path,
     /// The namespaces the listing was collected in.
     pub netns: &'a NetnsChoice,
-    /// How the firewall rules are read.
-    pub rules: &'a reach::Sources,
+    /// This namespace's firewall rules, as read once for the run (reach reads the same).
+    pub rules: &'a Result<Arc<Ruleset>, reach::LoadError>,
     /// The tables collected (`-t`, `-u`, `-4`, `-6`): a published port of another protocol
     /// or family is not listed.
     pub tables: &'a [(Protocol, Family)],
@@ -61,14 +61,14 @@ pub struct Sources<'a> {
 /// The published ports, joined to `entries` (the listing, labelled), with their reach.
 pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
     let mut found = Found::default();
-    let ruleset = match Ruleset::load(sources.rules) {
-        Ok(ruleset) => ruleset,
+    let ruleset = match sources.rules {
+        Ok(ruleset) => ruleset.clone(),
         Err(error) => {
             found.warnings.push(format!(
                 "published ports from firewall rules: {}",
                 crate::text::sanitize::terminal_safe(error.to_string().as_bytes())
             ));
-            Ruleset::unavailable(&error)
+            Arc::new(Ruleset::unavailable(error))
         }
     };
     let mut ports = reach::published::from_rules(&ruleset);

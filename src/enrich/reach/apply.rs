@@ -7,8 +7,9 @@
 //! the reason; the reason is also returned once, for the caller to say on stderr.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::{LoadError, Reach, Ruleset, Sources, Verdict};
+use super::{LoadError, Reach, Ruleset, Verdict};
 use crate::model::Entry;
 use crate::model::exposure::{self, Exposure};
 use crate::model::{Family, Protocol};
@@ -16,9 +17,15 @@ use crate::model::{Family, Protocol};
 /// Where the rules are read from.
 #[derive(Clone, Copy)]
 pub enum RulesFrom<'a> {
-    /// The live system; rules of namespaces other than this one are read by the function,
-    /// which enters the namespace (or says why it cannot).
-    Live(Elsewhere<'a>),
+    /// The live system: this namespace's rules from `here` (read once, and perhaps begun
+    /// before the sockets were collected), other namespaces' from `elsewhere`, which enters
+    /// the namespace (or says why it cannot).
+    Live {
+        /// This namespace's rules.
+        here: Here<'a>,
+        /// Another namespace's rules.
+        elsewhere: Elsewhere<'a>,
+    },
     /// A captured system (`--snapshot`, or another proc tree): its rules were not captured,
     /// so every verdict is `unknown`, and nothing on this machine is read in its place.
     Captured,
@@ -27,7 +34,7 @@ pub enum RulesFrom<'a> {
 /// The rules read for a listing, by namespace, and why some could not be read.
 #[derive(Debug, Default)]
 pub struct Firewalls {
-    rulesets: HashMap<Option<u64>, Ruleset>,
+    rulesets: HashMap<Option<u64>, Arc<Ruleset>>,
     /// Why some rules could not be read, for stderr (the first, when several namespaces
     /// fail alike); their listeners' reach is `unknown`.
     pub note: Option<String>,
@@ -53,14 +60,17 @@ pub struct Hole {
     pub conditions: Vec<String>,
 }
 
+/// This namespace's rules, the same each time asked.
+pub type Here<'a> = &'a dyn Fn() -> Result<Arc<Ruleset>, LoadError>;
+
 /// Reads the rules of namespace `inode` from inside it, or says why it cannot enter it.
 pub type Elsewhere<'a> = &'a dyn Fn(u64) -> Result<Result<Ruleset, LoadError>, String>;
 
 /// Fill `reach` of every listening entry, from the rules of its namespace.
-pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>, sources: &Sources) -> Firewalls {
+pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>) -> Firewalls {
     let rulesets = match from {
         RulesFrom::Captured => captured(entries),
-        RulesFrom::Live(elsewhere) => live(entries, elsewhere, sources),
+        RulesFrom::Live { here, elsewhere } => live(entries, here, elsewhere),
     };
     let mut firewalls = Firewalls::default();
     for (ns, (ruleset, problem)) in rulesets {
@@ -131,18 +141,18 @@ fn add_hole(
 }
 
 /// The rules of each namespace, and why they could not be read.
-type Rulesets = HashMap<Option<u64>, (Ruleset, Option<String>)>;
+type Rulesets = HashMap<Option<u64>, (Arc<Ruleset>, Option<String>)>;
 
 fn captured(entries: &[Entry]) -> Rulesets {
     let why = "not evaluated: a snapshot or another proc tree does not record the firewall rules"
         .to_string();
     namespaces(entries)
         .into_iter()
-        .map(|ns| (ns, (Ruleset::fixed_unknown(why.clone()), None)))
+        .map(|ns| (ns, (Arc::new(Ruleset::fixed_unknown(why.clone())), None)))
         .collect()
 }
 
-fn live(entries: &[Entry], elsewhere: Elsewhere<'_>, sources: &Sources) -> Rulesets {
+fn live(entries: &[Entry], here: Here<'_>, elsewhere: Elsewhere<'_>) -> Rulesets {
     let own = rustix::fs::stat("/proc/thread-self/ns/net")
         .ok()
         .map(|s| s.st_ino);
@@ -151,10 +161,10 @@ fn live(entries: &[Entry], elsewhere: Elsewhere<'_>, sources: &Sources) -> Rules
     for ns in namespaces(entries) {
         match ns {
             None => {
-                out.insert(None, read(Ruleset::load(sources)));
+                out.insert(None, read(here()));
             }
             Some(inode) if Some(inode) == own => {
-                out.insert(Some(inode), read(Ruleset::load(sources)));
+                out.insert(Some(inode), read(here()));
             }
             Some(inode) => others.push(inode),
         }
@@ -166,12 +176,12 @@ fn live(entries: &[Entry], elsewhere: Elsewhere<'_>, sources: &Sources) -> Rules
 }
 
 /// The rules read, or `unknown` by why not.
-fn read(loaded: Result<Ruleset, LoadError>) -> (Ruleset, Option<String>) {
+fn read(loaded: Result<Arc<Ruleset>, LoadError>) -> (Arc<Ruleset>, Option<String>) {
     match loaded {
         Ok(ruleset) => (ruleset, None),
         Err(error) => {
             let note = format!("reach is unknown: {error}");
-            (Ruleset::unavailable(&error), Some(note))
+            (Arc::new(Ruleset::unavailable(&error)), Some(note))
         }
     }
 }
@@ -182,10 +192,10 @@ fn in_other_namespaces(inodes: &[u64], elsewhere: Elsewhere<'_>) -> Rulesets {
         .iter()
         .map(|&inode| {
             let rules = match elsewhere(inode) {
-                Ok(loaded) => read(loaded),
+                Ok(loaded) => read(loaded.map(Arc::new)),
                 // Nothing to do about it (a namespace only a socket keeps alive, or one gone
                 // since): the listeners' `by` says so, stderr does not.
-                Err(why) => (unreadable_namespace(inode, &why).0, None),
+                Err(why) => (Arc::new(unreadable_namespace(inode, &why).0), None),
             };
             (Some(inode), rules)
         })

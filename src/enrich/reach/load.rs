@@ -62,7 +62,7 @@ fn program(name: &str) -> PathBuf {
 }
 
 /// Why the rules could not be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
     /// The program is not installed.
     #[error("{} is not installed; install nftables (and iptables) to evaluate the firewall", .0.display())]
