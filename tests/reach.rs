@@ -346,8 +346,9 @@ fn assert_none(what: &str, bad: &[String], rules: &str) {
 #[test]
 fn fixtures_verdicts_agree_with_the_kernel() {
     let Some(mut lab) = lab_or_skip() else { return };
-    let cases: [(&str, &str, &[&str], String); 5] = [
+    let cases: [(&str, &str, &[&str], String); 6] = [
         ("no ruleset", "nft", &["-f", "-"], String::new()),
+        ("reset", "nft", &["-f", "-"], fixture("reset.nft")),
         ("firewalld", "nft", &["-f", "-"], fixture("firewalld.nft")),
         ("constructs", "nft", &["-f", "-"], fixture("constructs.nft")),
         (
@@ -379,6 +380,11 @@ fn fixtures_verdicts_agree_with_the_kernel() {
         let (bad, seen) = check(&mut lab, &rs, &all_probes());
         eprintln!("{name}: verdicts open/restricted/filtered/rejected/local/unknown = {seen:?}");
         assert_none(name, &bad, &text);
+        if name == "reset" {
+            // Every `reject with tcp reset` read from its bytecode, none left to a guess.
+            assert_eq!(seen[Verdict::Unknown as usize], 0, "{name}: {seen:?}");
+            assert!(seen[Verdict::Rejected as usize] >= 8, "{name}: {seen:?}");
+        }
         if name == "no ruleset" {
             assert_eq!(
                 rs.verdict(&Packet::any(Family::Ipv4, Protocol::Tcp, 22)).by,

@@ -133,7 +133,12 @@ pub fn load(sources: &Sources) -> Result<Ruleset, LoadError> {
             .then(|| run(sources, tool, &["-t", table]).ok())
             .flatten()
     };
-    compile(&json, xtables, &legacy)
+    // Only for a table with a `reject with tcp reset` whose family nft's JSON leaves out.
+    let netlink = |family: &str, table: &str| {
+        let args = ["--debug=netlink", "list", "table", family, table];
+        run(sources, &sources.nft, &args).ok()
+    };
+    compile_with(&json, xtables, &legacy, netlink)
 }
 
 /// Compile nft's JSON, with the iptables-nft-save text of a table that has `xt` rules (from
@@ -143,11 +148,28 @@ pub fn compile(
     xtables: impl Fn(Family, &str) -> Option<Vec<u8>>,
     legacy: &[(Family, Vec<u8>)],
 ) -> Result<Ruleset, LoadError> {
+    compile_with(nft_json, xtables, legacy, |_, _| None)
+}
+
+/// [`compile`], with the netlink listing of an inet or netdev table (from `netlink`, by
+/// family and name) that has a `reject with tcp reset` whose family the JSON leaves out
+/// ([`nft::reset`]); `None` leaves that rule `unknown`.
+pub fn compile_with(
+    nft_json: &[u8],
+    xtables: impl Fn(Family, &str) -> Option<Vec<u8>>,
+    legacy: &[(Family, Vec<u8>)],
+    netlink: impl Fn(&str, &str) -> Option<Vec<u8>>,
+) -> Result<Ruleset, LoadError> {
     let malformed = |tool: &str, detail: String| LoadError::Malformed {
         tool: tool.into(),
         detail,
     };
     let mut tables = nft::parse(nft_json).map_err(|d| malformed("nft", d))?;
+    for t in tables.iter_mut().filter(|t| nft::reset::needs_netlink(t)) {
+        if let Some(text) = netlink(&t.family, &t.name) {
+            nft::reset::resolve(t, &String::from_utf8_lossy(&text));
+        }
+    }
     for t in tables.iter_mut().filter(|t| t.has_xt) {
         let family = match t.family.as_str() {
             "ip" => Family::Ipv4,

@@ -874,3 +874,32 @@ fn a_rule_that_opens_most_ports_is_not_a_port_opening() {
     let unread = Ruleset::unavailable(&LoadError::Missing("/usr/sbin/nft".into()));
     assert!(unread.accepted_ports(V4, TCP).is_empty());
 }
+
+#[test]
+fn tcp_reset_in_inet_is_rejected_for_the_families_its_bytecode_names() {
+    let json = fixture("reset.nft.json");
+    let netlink = fixture("reset.netlink");
+    let rs = super::load::compile_with(&json, |_, _| None, &[], |family, table| {
+        assert_eq!((family, table), ("inet", "t"));
+        Some(netlink.clone())
+    })
+    .unwrap();
+    // (port, IPv4 verdict, IPv6 verdict): no nfproto rejects both; `meta nfproto ipv4`
+    // (kept only in the bytecode) rejects IPv4 and lets IPv6 on to the accept policy.
+    let want = [
+        (22, Verdict::Rejected, Verdict::Rejected),
+        (25, Verdict::Rejected, Verdict::Open),
+        (443, Verdict::Open, Verdict::Rejected),
+        (8080, Verdict::Rejected, Verdict::Rejected),
+    ];
+    for (port, v4, v6) in want {
+        let got = (verdict(&rs, V4, TCP, port), verdict(&rs, V6, TCP, port));
+        assert_eq!((got.0.verdict, got.1.verdict), (v4, v6), "port {port}: {got:?}");
+    }
+    // UDP is not what a tcp reset answers.
+    assert_eq!(verdict(&rs, V4, UDP, 22).verdict, Verdict::Open);
+    // Without the bytecode the family stays a question, never a guess.
+    let blind = compile(&json, |_, _| None, &[]).unwrap();
+    assert_eq!(verdict(&blind, V6, TCP, 25).verdict, Verdict::Unknown);
+    assert_eq!(verdict(&blind, V4, TCP, 8080).verdict, Verdict::Rejected);
+}

@@ -101,6 +101,11 @@ fn statement(
 /// `icmpv6 …`), which the JSON drops. And an explicit `meta nfproto` written before `reject
 /// with tcp reset` in an inet table is dropped too (nft 1.0.6), so whether such a rule
 /// applies to both families cannot be told from the listing.
+/// The condition standing for that dropped `meta nfproto`, until nft's netlink listing says
+/// what it was ([`super::reset`]).
+pub(super) const UNLISTED_NFPROTO: &str =
+    "meta nfproto, which nft does not list before reject with tcp reset";
+
 fn reject_family(body: &Value, scope: &Scope) -> Vec<Step> {
     match body.get("type").and_then(Value::as_str) {
         Some("icmp") => vec![Step::Match(nfproto(Family::Ipv4))],
@@ -108,10 +113,9 @@ fn reject_family(body: &Value, scope: &Scope) -> Vec<Step> {
         Some("tcp reset") => {
             let mut steps = vec![Step::Match(l4proto(6))];
             if matches!(scope.family, "inet" | "netdev") {
-                let text = "meta nfproto, which nft does not list before reject with tcp reset";
                 steps.push(Step::Match(Match::Cond {
                     kind: CondKind::Unknown,
-                    text: text.into(),
+                    text: UNLISTED_NFPROTO.into(),
                 }));
             }
             steps
@@ -467,7 +471,7 @@ fn l4proto(p: u8) -> Match {
 }
 
 /// `meta nfproto` of `family`.
-fn nfproto(family: Family) -> Match {
+pub(super) fn nfproto(family: Family) -> Match {
     let n = if family == Family::Ipv4 { 2 } else { 10 };
     Match::Values {
         field: Field::Nfproto,

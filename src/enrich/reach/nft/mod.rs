@@ -7,6 +7,7 @@
 //! would also bring strum, schemars and serde_path_to_error for types we read a fraction of.
 
 mod expr;
+pub mod reset;
 mod text;
 
 use std::collections::HashMap;
