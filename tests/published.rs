@@ -519,6 +519,42 @@ fn published_ports_join_the_container_listener_and_agree_with_a_probe() {
         "{text}"
     );
     assert_terminal_safe("table", &table.stdout);
+
+    // audit reports the published port that leads nowhere (8081), and only that one, in
+    // JSON and in text; it does not fail the audit (the policy allows every listener).
+    let policy = lab.state.path().join("allow-all.toml");
+    std::fs::write(&policy, "default = \"allow\"\n").unwrap();
+    let policy = policy.to_str().unwrap();
+    let audit_args = ["--netns", "all", "audit", "--policy", policy];
+    let json_args = [&audit_args[..], &["--format", "json"]].concat();
+    let audit = lab.lsports(&json_args, false);
+    let report: Value = serde_json::from_slice(&audit.stdout).expect("audit JSON");
+    // This lab's rules (other tests' docker-proxy stand-ins may run beside it).
+    let unlanded: Vec<&Value> = (report["published_without_listener"].as_array().unwrap())
+        .iter()
+        .filter(|p| !p["by"][0].as_str().unwrap().starts_with("docker-proxy"))
+        .collect();
+    let ports: Vec<&Value> = unlanded.iter().map(|p| &p["host_port"]).collect();
+    assert_eq!(ports, [&json!(8081)], "{report:#}");
+    assert_eq!(unlanded[0]["target_addr"], c);
+    assert_eq!(unlanded[0]["flags"], json!(["published-without-listener"]));
+    assert!(
+        unlanded[0]["by"][0]
+            .as_str()
+            .unwrap()
+            .contains("--dport 8081"),
+        "{report:#}"
+    );
+    let audit = lab.lsports(&audit_args, false);
+    let text = String::from_utf8(audit.stdout.clone()).unwrap();
+    let section = text
+        .split("Published ports: forwarded, nothing listens there")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no published section:\n{text}"));
+    assert!(section.contains("0.0.0.0:8081 →"), "{text}");
+    assert!(section.contains("published-without-listener"), "{text}");
+    assert!(!section.contains(":8080 →"), "{text}");
+    assert_terminal_safe("audit", &audit.stdout);
 }
 
 /// lsports flags a published port only when its listing holds every listener that could

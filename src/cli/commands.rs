@@ -186,7 +186,9 @@ pub struct AuditArgs {
             rejected, local, unknown, or a list: the listener's verdict through the firewall; \
             an allow rule matches when every address family's verdict is listed, a deny rule \
             when any is). The audit also reports firewall holes: ports a rule accepts with \
-            nothing listening there; and, with --baseline, listeners whose reach changed."
+            nothing listening there; published ports whose target listens on nothing \
+            (published-without-listener; a container's only under --netns all); and, with \
+            --baseline, listeners whose reach changed."
     )]
     pub policy: Option<PathBuf>,
 

@@ -35,6 +35,21 @@ struct Report {
     missing: Vec<MissingJson>,
     suspicious: Vec<Suspicious>,
     holes: Vec<HoleJson>,
+    published_without_listener: Vec<UnlandedJson>,
+}
+
+/// A published port whose target's namespace listens on nothing there.
+#[derive(Serialize)]
+struct UnlandedJson {
+    proto: &'static str,
+    host_addr: String,
+    host_port: u16,
+    /// `None`: this host (a redirect).
+    target_addr: Option<String>,
+    target_port: u16,
+    /// The rules and proxies that publish it (raw; the JSON writer escapes).
+    by: Vec<String>,
+    flags: Vec<&'static str>,
 }
 
 /// A port a firewall rule accepts with nothing listening there.
@@ -165,6 +180,17 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
                 verdict: h.verdict.name(),
                 by: h.by.clone(),
                 conditions: h.conditions.clone(),
+            })
+            .collect(),
+        published_without_listener: (audit.unlanded.iter())
+            .map(|p| UnlandedJson {
+                proto: p.protocol.name(),
+                host_addr: p.host_addr.to_string(),
+                host_port: p.host_port,
+                target_addr: p.target_addr.map(|a| a.to_string()),
+                target_port: p.target_port,
+                by: p.by.iter().map(|b| b.text.clone()).collect(),
+                flags: vec![crate::model::published::WITHOUT_LISTENER],
             })
             .collect(),
         missing: audit

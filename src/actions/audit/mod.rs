@@ -28,6 +28,7 @@ use crate::actions::audit::tomlfile::{FileError, Source};
 use crate::config::{AuditSpec, Config, FailSet, Needs, OutputFormat};
 use crate::enrich::reach::apply::Hole;
 use crate::filter::ephemeral::EphemeralPorts;
+use crate::model::published::Published;
 use crate::pipeline::{self, Listing, Plan};
 use baseline::Baseline;
 use policy::Policy;
@@ -48,6 +49,9 @@ pub struct Audit {
     /// Ports a firewall rule accepts with nothing listening there (reported, not failing:
     /// a hole is not a listener, and may wait for a service that starts later).
     pub holes: Vec<Hole>,
+    /// Published ports whose target's namespace listens on nothing there
+    /// (`published-without-listener`; reported, not failing, like the holes).
+    pub unlanded: Vec<Published>,
 }
 
 /// Run the audit `spec` over the listeners `config` selects. `host` is the audited machine's
@@ -67,13 +71,23 @@ pub fn run(
         }
     };
     warn_about_files(baseline.as_ref(), policy.as_ref(), host, err)?;
-    let plan = Plan::new(config, Needs::EVERYTHING);
+    let mut plan = Plan::new(config, Needs::EVERYTHING);
+    // The rules are read for reach anyway, and shared; what finding the published ports
+    // adds is a look at docker-proxy command lines. Only on the live host, whose rules they
+    // are.
+    plan.published = config.snapshot.is_none() && config.proc_root == Path::new("/proc");
     let Some(listing) = pipeline::gather(&plan, config.verbose, err)? else {
         writeln!(err, "lsports: cannot audit: no source could list sockets")?;
         return Ok(ExitCode::AuditError);
     };
     let mut audit = Audit::judge(baseline, policy, audited(&listing, config), &spec.fail);
     audit.holes = holes(&listing, config);
+    audit.unlanded = (listing.published.as_ref())
+        .map(|found| found.ports.iter().filter(|p| p.without_listener()))
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     match config.format {
         OutputFormat::Json => json::write(&audit, out)?,
         _ => text::write(&audit, out)?,
@@ -108,6 +122,7 @@ impl Audit {
             verdict,
             fail: fail.clone(),
             holes: Vec::new(),
+            unlanded: Vec::new(),
         }
     }
 }

@@ -16,6 +16,7 @@ use std::io::{self, Write};
 use super::{Audit, Audited, Missing, Reason};
 use crate::actions::audit::baseline::Expected;
 use crate::enrich::reach::apply::Hole;
+use crate::model::published::{Published, WITHOUT_LISTENER};
 use crate::render::Labels;
 use crate::render::labels::program_cell;
 use crate::text::{counts, sanitize};
@@ -50,7 +51,36 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
         out,
         "Firewall holes: accepted, nothing listens (reported only)",
         &holes,
+    )?;
+    let unlanded: Vec<Vec<String>> = audit.unlanded.iter().map(unlanded_row).collect();
+    section(
+        out,
+        "Published ports: forwarded, nothing listens there (reported only)",
+        &unlanded,
     )
+}
+
+/// `tcp  0.0.0.0:8081 → 10.0.0.2:81  published-without-listener  iptables-nft … -j DNAT …`.
+fn unlanded_row(p: &Published) -> Vec<String> {
+    let target = match p.target_addr {
+        Some(addr) => endpoint(addr, p.target_port),
+        None => format!("this host:{}", p.target_port),
+    };
+    let by: Vec<&str> = p.by.iter().map(|b| b.text.as_str()).collect();
+    vec![
+        p.protocol.name().into(),
+        format!("{} → {target}", endpoint(p.host_addr, p.host_port)),
+        WITHOUT_LISTENER.into(),
+        sanitize::terminal_safe_text(by.join("; ")),
+    ]
+}
+
+/// `addr:port`, an IPv6 address in brackets.
+fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
+    match addr {
+        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+    }
 }
 
 /// `tcp  8443  ipv4,ipv6  open  table inet filter chain input handle 9: tcp dport 8443 accept`.

@@ -879,10 +879,15 @@ fn a_rule_that_opens_most_ports_is_not_a_port_opening() {
 fn tcp_reset_in_inet_is_rejected_for_the_families_its_bytecode_names() {
     let json = fixture("reset.nft.json");
     let netlink = fixture("reset.netlink");
-    let rs = super::load::compile_with(&json, |_, _| None, &[], |family, table| {
-        assert_eq!((family, table), ("inet", "t"));
-        Some(netlink.clone())
-    })
+    let rs = super::load::compile_with(
+        &json,
+        |_, _| None,
+        &[],
+        |family, table| {
+            assert_eq!((family, table), ("inet", "t"));
+            Some(netlink.clone())
+        },
+    )
     .unwrap();
     // (port, IPv4 verdict, IPv6 verdict): no nfproto rejects both; `meta nfproto ipv4`
     // (kept only in the bytecode) rejects IPv4 and lets IPv6 on to the accept policy.
@@ -894,7 +899,11 @@ fn tcp_reset_in_inet_is_rejected_for_the_families_its_bytecode_names() {
     ];
     for (port, v4, v6) in want {
         let got = (verdict(&rs, V4, TCP, port), verdict(&rs, V6, TCP, port));
-        assert_eq!((got.0.verdict, got.1.verdict), (v4, v6), "port {port}: {got:?}");
+        assert_eq!(
+            (got.0.verdict, got.1.verdict),
+            (v4, v6),
+            "port {port}: {got:?}"
+        );
     }
     // UDP is not what a tcp reset answers.
     assert_eq!(verdict(&rs, V4, UDP, 22).verdict, Verdict::Open);

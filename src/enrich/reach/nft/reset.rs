@@ -91,7 +91,11 @@ fn family_of(exprs: &[&str]) -> Option<Option<Family>> {
     let Some(at) = exprs.iter().position(|e| e.contains("meta load nfproto")) else {
         return Some(None);
     };
-    let reg = exprs[at].split("=> reg ").nth(1)?.trim_end_matches(" ]").trim();
+    let reg = exprs[at]
+        .split("=> reg ")
+        .nth(1)?
+        .trim_end_matches(" ]")
+        .trim();
     let cmp = exprs.get(at + 1)?;
     let value = cmp.strip_prefix(&format!("[ cmp eq reg {reg} "))?;
     let family = match value.trim_end_matches(" ]").trim() {
@@ -99,6 +103,8 @@ fn family_of(exprs: &[&str]) -> Option<Option<Family>> {
         "0x0000000a" => Family::Ipv6,
         _ => return None,
     };
-    let again = exprs[at + 1..].iter().any(|e| e.contains("meta load nfproto"));
+    let again = exprs[at + 1..]
+        .iter()
+        .any(|e| e.contains("meta load nfproto"));
     (!again).then_some(Some(family))
 }
