@@ -424,6 +424,12 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
     // One read of each namespace's rules, for reach and `--published` alike.
     let rules = (listing.rules.take()).unwrap_or_else(|| firewalls::Rules::lazy(&plan.proc_root));
     if needs.reach {
+        if reads_live_rules(plan) {
+            // Joined here, not inside the evaluation, so LSPORTS_TIMING tells the wait for
+            // the reader apart from the evaluation.
+            let _ = rules.here();
+            mark("firewall rules read");
+        }
         let here = || rules.here();
         let elsewhere = |inode| rules.elsewhere(inode);
         let from = match reads_live_rules(plan) {
