@@ -36,46 +36,16 @@ fn every_namespace_is_found_and_each_dump_is_exactly_its_listeners() {
         skip_unless_ci("netns_all needs root: it creates named namespaces with `ip netns add`");
         return;
     }
-    run_inner("inner_every_namespace");
-}
-
-/// Re-run this binary's `test` in private net, mount and PID namespaces; require it to pass.
-fn run_inner(test: &str) {
-    let mut cmd = scrubbed("unshare");
-    cmd.args(["--net", "--mount", "--propagation", "private"])
-        .args(["--pid", "--fork", "--mount-proc", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            test,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(INNER, "1");
-    let out = output_guarded(cmd, test);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{test} in private namespaces failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-}
-
-/// Whether this is the inner run: pid 1 of its own PID namespace, told to run.
-fn inner() -> bool {
-    std::env::var_os(INNER).is_some() && std::process::id() == 1
+    private_host::run_in_private_host("inner_every_namespace", INNER);
 }
 
 #[test]
 #[ignore = "run inside private namespaces by every_namespace_is_found_and_each_dump_is_exactly_its_listeners"]
 fn inner_every_namespace() {
-    if !inner() {
+    if !private_host::in_private_host(INNER) {
         return;
     }
-    isolate_mounts();
-    sh("ip link set lo up");
+    private_host::isolate_host();
     let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let here = ns_inode(std::process::id());
     let mut want: BTreeMap<u64, BTreeSet<Key>> = BTreeMap::new();
@@ -646,28 +616,6 @@ fn sh(script: &str) {
         "{script}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// In the private mount namespace: unmount every inherited nsfs mount of a network namespace
-/// (the host's `ip netns` and container namespaces, which the survey would otherwise find),
-/// then put a fresh tmpfs on /run for this test's own `ip netns` names.
-fn isolate_mounts() {
-    let text = std::fs::read("/proc/self/mountinfo").unwrap();
-    for mount in netns::mountinfo::net_mounts(&text) {
-        let out = Command::new("umount")
-            .arg("-l")
-            .arg(&mount.path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "umount {}: {out:?}",
-            mount.path.display()
-        );
-    }
-    let left = netns::mountinfo::net_mounts(&std::fs::read("/proc/self/mountinfo").unwrap());
-    assert!(left.is_empty(), "host namespaces still mounted: {left:?}");
-    sh("mount -t tmpfs -o mode=755 lsports-test /run");
 }
 
 /// A namespace made with `ip netns add`, deleted on drop.

@@ -67,6 +67,10 @@ pub fn isolate_host() {
             mount.path.display()
         );
     }
+    let left = lsports::source::netns::mountinfo::net_mounts(
+        &std::fs::read("/proc/self/mountinfo").unwrap(),
+    );
+    assert!(left.is_empty(), "host namespaces still mounted: {left:?}");
     sh_ok("mount -t tmpfs -o mode=755 lsports-test /run && ip link set lo up");
 }
 
