@@ -59,6 +59,11 @@ use crate::sys::procroot::{DentsBuffer, FdLink, ProcRoot, StackPath};
 
 /// `PF_KTHREAD` in `/proc/PID/stat` flags: kernel threads have no fds worth counting.
 const PF_KTHREAD: u64 = 0x0020_0000;
+/// `PF_EXITING` in `/proc/PID/stat` flags: the process is exiting (or a zombie). Once its
+/// memory is released the kernel gives its fd directory to root, so an unprivileged walk is
+/// refused there though the process is only going away (lsports' own `nft` child, just
+/// finished, is one).
+const PF_EXITING: u64 = 0x0000_0004;
 
 /// Per-thread accumulator, merged at the end so threads never contend on a map.
 #[derive(Default)]
@@ -382,7 +387,7 @@ fn scan_worker(shared: &Shared) -> Partial {
             PidOutcome::Scanned => partial.scanned += 1,
             PidOutcome::Gone => {}
             PidOutcome::Denied => {
-                if !is_kernel_thread(root, pid) {
+                if !holds_no_files(root, pid) {
                     partial.denied += 1;
                 }
             }
@@ -469,7 +474,7 @@ pub fn count_denied(proc_root: &Path) -> usize {
     let mut dents = DentsBuffer::small();
     pids.into_iter()
         .filter(|&pid| matches!(first_link(&root, pid, &mut dents), PidOutcome::Denied))
-        .filter(|&pid| !is_kernel_thread(&root, pid))
+        .filter(|&pid| !holds_no_files(&root, pid))
         .count()
 }
 
@@ -491,15 +496,21 @@ fn first_link(root: &ProcRoot, pid: u32, dents: &mut DentsBuffer) -> PidOutcome 
     }
 }
 
-/// Kernel threads' fd directories are root-only, yet they hold no sockets: an unprivileged
-/// run must not count them as "could not be inspected".
-fn is_kernel_thread(root: &ProcRoot, pid: u32) -> bool {
+/// Kernel threads' and exiting processes' fd directories are root-only, yet they hold no
+/// sockets (an exiting process is dropping its files): an unprivileged run must not count
+/// them as "could not be inspected".
+fn holds_no_files(root: &ProcRoot, pid: u32) -> bool {
     let path = StackPath::pid_file(pid, b"stat");
     let mut stat = Vec::new();
     if root.read_into(None, path.as_cstr(), &mut stat).is_err() {
         return false;
     }
-    stat_flags(&String::from_utf8_lossy(&stat)).is_some_and(|flags| flags & PF_KTHREAD != 0)
+    stat_flags(&String::from_utf8_lossy(&stat)).is_some_and(flags_hold_no_files)
+}
+
+/// Whether `/proc/PID/stat` flags say a kernel thread or an exiting process.
+fn flags_hold_no_files(flags: u64) -> bool {
+    flags & (PF_KTHREAD | PF_EXITING) != 0
 }
 
 /// The `flags` field of `/proc/PID/stat` (the 9th), counted after the `)` that ends the
@@ -519,6 +530,32 @@ mod tests {
         let stat = "42 (a) b (c) S 1 42 42 0 -1 2097216 0 0";
         assert_eq!(stat_flags(stat), Some(2_097_216));
         assert_eq!(stat_flags("garbage"), None);
+    }
+
+    #[test]
+    fn kernel_threads_and_exiting_processes_hold_no_files_others_do() {
+        // kthreadd's flags, a zombie's (PF_EXITING | PF_FORKNOEXEC), a running shell's.
+        assert!(flags_hold_no_files(0x0020_8040));
+        assert!(flags_hold_no_files(0x0040_004c));
+        assert!(!flags_hold_no_files(0x0040_0100));
+    }
+
+    #[test]
+    fn an_unreaped_child_of_ours_is_seen_as_holding_no_files() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let root = ProcRoot::open(Path::new("/proc")).unwrap();
+        // Not reaped: a zombie until `child` is waited for.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !holds_no_files(&root, pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} never exited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut child = child;
+        child.wait().unwrap();
     }
 
     #[test]
