@@ -10,7 +10,8 @@
 //!   container and in a named namespace are unexpected, placed in text and JSON; policy rules
 //!   match `container` and `netns`; the table names namespace, container and unit.
 //! - `watch --netns all` reports a listener opening and closing in another namespace.
-//! - `capture --netns all` records every namespace; the snapshot lists them as live.
+//! - `capture --netns all` records every namespace, one only a socket keeps alive too; the
+//!   snapshot lists them as live.
 //! - A snapshot older than namespaces lists the same with `--netns all`.
 //! - Unprivileged, audit and capture of every namespace say what they could not read.
 //! - Root of a user namespace, which cannot enter a namespace of the initial one, reads it
@@ -129,16 +130,37 @@ impl Host {
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-        let mut child = Spawned::start(cmd, &format!("a listener on {port}"));
+        let key = netns.map(|p| p.display().to_string()).unwrap_or_default();
+        self.start(cmd, key, &format!("the listener on {port}"))
+    }
+
+    /// A TCP listener on 0.0.0.0:`port` in a namespace only it keeps alive: made by a child
+    /// in a namespace of its own, handed to its parent (in this namespace) over a socketpair
+    /// before the child exits; its socket inode.
+    fn listen_pinned(&mut self, port: u16) -> u64 {
+        let mut cmd = scrubbed("python3");
+        cmd.args(["-c", PINNED_LISTENER, &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        self.start(
+            cmd,
+            String::new(),
+            &format!("the pinned listener on {port}"),
+        )
+    }
+
+    /// Start `cmd`, which prints its socket's inode and lives until its stdin closes; kept
+    /// under `key` (the namespace's path).
+    fn start(&mut self, cmd: std::process::Command, key: String, what: &str) -> u64 {
+        let mut child = Spawned::start(cmd, what);
         let mut line = String::new();
         BufReader::new(child.child_mut().stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let key = netns.map(|p| p.display().to_string()).unwrap_or_default();
         self.listeners.push((key, child));
         line.trim()
             .parse()
-            .unwrap_or_else(|_| panic!("the listener on {port} did not start: {line:?}"))
+            .unwrap_or_else(|_| panic!("{what} did not start: {line:?}"))
     }
 
     fn lsports(&self, args: &[&str]) -> Output {
@@ -147,6 +169,28 @@ impl Host {
         output_guarded(cmd, &format!("lsports {}", args.join(" ")))
     }
 }
+
+/// Makes the socket of [`Host::listen_pinned`]: a child unshares its network namespace,
+/// listens on argv[1] there, passes the socket with SCM_RIGHTS and exits; the parent prints
+/// the socket's inode and holds it until its stdin closes.
+const PINNED_LISTENER: &str = r#"
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+left, right = socket.socketpair()
+if os.fork() == 0:
+    try:
+        if libc.unshare(0x40000000) != 0:
+            raise OSError(ctypes.get_errno(), "unshare")
+        s = socket.socket(); s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen()
+        socket.send_fds(right, [b"s"], [s.fileno()])
+    finally:
+        os._exit(0)
+_, fds, _, _ = socket.recv_fds(left, 1, 1)
+os.wait()
+s = socket.socket(fileno=fds[0])
+print(os.fstat(s.fileno()).st_ino, flush=True)
+sys.stdin.read()
+"#;
 
 impl Drop for Host {
     fn drop(&mut self) {
@@ -482,18 +526,29 @@ fn inner_capture() {
         (netns_inode(&unnamed) != here).then_some(())
     });
     host.listen(Some(&unnamed), None, 5353);
+    let pinned_socket = host.listen_pinned(4242);
 
     let live = host.lsports(&["--netns", "all", "--json", "-tlnp"]);
     assert_success(&live, &["--netns all"]);
     let live = parse_json(&live.stdout);
+    let pinned = by_inode(&live, pinned_socket)["netns"]["inode"].clone();
+    assert!(
+        ![
+            json!(here),
+            json!(netns_inode(&c1)),
+            json!(netns_inode(&unnamed))
+        ]
+        .contains(&pinned),
+        "the pinned listener is in a namespace of its own: {live:#}"
+    );
     let snapshot = host.state.path().join("all.tar");
     let snapshot_arg = snapshot.to_str().unwrap();
     let out = host.lsports(&["--netns", "all", "capture", snapshot_arg]);
     assert_success(&out, &["capture"]);
+    let summary = stderr(&out);
     assert!(
-        stderr(&out).contains("in 3 network namespaces"),
-        "{}",
-        stderr(&out)
+        summary.contains("in 4 network namespaces") && !summary.contains(';'),
+        "every namespace captured, nothing left out: {summary}"
     );
     let opened = host.lsports(&[
         "--snapshot",
@@ -513,6 +568,7 @@ fn inner_capture() {
         json!({"inode": here, "name": null}),
         json!({"inode": netns_inode(&c1), "name": "c1"}),
         json!({"inode": netns_inode(&unnamed), "name": null}),
+        json!({"inode": pinned, "name": null}),
     ]
     .iter()
     .map(Value::to_string)
