@@ -2,6 +2,7 @@
 //! blank. Nothing here does I/O, so collectors, attribution, filters and renderers can all be
 //! tested with values built by hand.
 
+pub mod coverage;
 pub mod exposure;
 pub mod finding;
 pub mod labels;

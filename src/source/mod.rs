@@ -70,6 +70,8 @@ pub struct Collected {
     /// What else could not be read, one line each for stderr (network namespaces not
     /// reached, and why).
     pub notes: Vec<String>,
+    /// The namespaces read and not read, as data (`--netns`; empty for the current one).
+    pub coverage: crate::model::coverage::Coverage,
 }
 
 impl Collected {
