@@ -182,6 +182,20 @@ impl Host {
     }
 }
 
+/// A namespace nothing names, kept by a process living in it (killed on drop), and the path
+/// of its namespace file.
+fn unnamed_namespace() -> (Spawned, PathBuf) {
+    let here = netns_inode(Path::new("/proc/self/ns/net"));
+    let mut cmd = scrubbed("unshare");
+    cmd.args(["--net", "sleep", "infinity"]);
+    let holder = Spawned::start(cmd, "an unnamed namespace");
+    let path = PathBuf::from(format!("/proc/{}/ns/net", holder.id()));
+    wait_until("the unnamed namespace", || {
+        (netns_inode(&path) != here).then_some(())
+    });
+    (holder, path)
+}
+
 /// Listens on TCP 0.0.0.0:`port`, prints the socket's inode and lives until stdin closes.
 fn listener_script(port: u16) -> String {
     format!(
@@ -548,13 +562,7 @@ fn inner_capture() {
     sh_ok("ip netns add c1 && ip -n c1 link set lo up");
     let c1 = PathBuf::from("/run/netns/c1");
     host.listen(Some(&c1), None, 8080);
-    let mut cmd = scrubbed("unshare");
-    cmd.args(["--net", "sleep", "infinity"]);
-    let unnamed_holder = Spawned::start(cmd, "an unnamed namespace");
-    let unnamed = PathBuf::from(format!("/proc/{}/ns/net", unnamed_holder.id()));
-    wait_until("the unnamed namespace", || {
-        (netns_inode(&unnamed) != here).then_some(())
-    });
+    let (unnamed_holder, unnamed) = unnamed_namespace();
     host.listen(Some(&unnamed), None, 5353);
     let pinned_socket = host.listen_pinned(4242);
 
@@ -832,14 +840,7 @@ fn inner_not_checked() {
     host.listen(Some(&path("n2")), None, 8082);
     host.listen_as_nobody(&path("n3"), 8083, "n3 a");
     host.listen_as_nobody(&path("n3"), 8084, "n3 b");
-    let mut cmd = scrubbed("unshare");
-    cmd.args(["--net", "sleep", "infinity"]);
-    let unnamed_holder = Spawned::start(cmd, "an unnamed namespace");
-    let unnamed = PathBuf::from(format!("/proc/{}/ns/net", unnamed_holder.id()));
-    let here = netns_inode(Path::new("/proc/self/ns/net"));
-    wait_until("the unnamed namespace", || {
-        (netns_inode(&unnamed) != here).then_some(())
-    });
+    let (unnamed_holder, unnamed) = unnamed_namespace();
     host.listen(Some(&unnamed), None, 5353);
     let baseline = host.state.path().join("baseline.toml");
     let baseline_arg = baseline.to_str().unwrap();
@@ -913,7 +914,8 @@ fn inner_not_checked() {
     assert_eq!(
         ports_of(&report, "missing"),
         [2222, 8082, 8084],
-        "{report:#}"
+        "{report:#}{}",
+        stderr(&out)
     );
     assert_eq!(
         ports_of(&report, "not_checked"),
