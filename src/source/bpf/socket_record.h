@@ -28,7 +28,7 @@
  * own declarations of the same structs.
  *
  * Users: src/source/bpf/sockets.bpf.c (the tcp and udp iterators). The Rust decoder is
- * src/source/bpf/record.rs, which must change with `struct socket_record`.
+ * src/model/socket_record.rs, which must change with `struct socket_record`.
  */
 #ifndef LSPORTS_SOCKET_RECORD_H
 #define LSPORTS_SOCKET_RECORD_H
@@ -100,7 +100,7 @@ struct socket_record {
 	__u32 reserved;
 };
 
-/* The layout record.rs decodes: a change here must change it. */
+/* The layout src/model/socket_record.rs decodes: a change here must change it. */
 _Static_assert(sizeof(struct socket_record) == 80, "socket_record is 80 bytes, no padding");
 _Static_assert(__builtin_offsetof(struct socket_record, inode) == 0, "inode");
 _Static_assert(__builtin_offsetof(struct socket_record, cgroup_id) == 8, "cgroup_id");
@@ -219,7 +219,7 @@ struct inet_timewait_sock___rec {
 
 /*
  * The kernel struct names the views above stand for: a loader's BTF digest must keep them
- * whole (lsports' list is SOCKET_RECORD_STRUCTS in src/source/bpf/record.rs).
+ * whole (lsports' list is SOCKET_RECORD_STRUCTS in src/model/socket_record.rs).
  */
 
 /* __builtin_preserve_field_info kinds (libbpf's enum bpf_field_info_kind). */

@@ -1,5 +1,9 @@
-//! `struct socket_record` (`socket_record.h`, beside this file) as the kernel writes it, and
+//! `struct socket_record` (`src/source/bpf/socket_record.h`) as a BPF program writes it, and
 //! its decoding into a [`Socket`] that says what a sock_diag dump would.
+//!
+//! It lives in `model`, at the bottom of the import graph, because both `source` (the tcp and
+//! udp iterators) and `process` (the fd-table walk) decode these records, and `source`
+//! already uses `process`. Decoding bytes is not I/O.
 //!
 //! The layout is fixed: 80 bytes, native byte order, every field at its natural alignment:
 //!
@@ -392,7 +396,7 @@ pub(crate) mod tests {
     fn the_c_header_asserts_the_layout_decoded_here() {
         // clang checks the header's assertions when it builds the object; they must be the
         // offsets `parse` reads.
-        let header = include_str!("socket_record.h");
+        let header = include_str!("../source/bpf/socket_record.h");
         assert!(header.contains("_Static_assert(sizeof(struct socket_record) == 80,"));
         let asserted: Vec<(&str, usize)> = header
             .lines()
