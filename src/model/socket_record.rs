@@ -168,8 +168,7 @@ impl SocketRecord {
             send_q: Some(self.send_q),
             uid: self.uid,
             inode: self.inode,
-            // sock_diag sends INET_DIAG_SKV6ONLY for full AF_INET6 sockets only.
-            v6only: (family == Family::Ipv6 && full).then_some(self.flags & V6ONLY != 0),
+            v6only: self.v6only(family),
             device: match self.bound_dev_if {
                 0 => DeviceBinding::Unbound,
                 index => DeviceBinding::Device { index, name: None },
@@ -178,6 +177,17 @@ impl SocketRecord {
             cgroup_id: NonZeroU64::new(self.cgroup_id).filter(|_| full),
             netns: netns(self.netns),
         })
+    }
+}
+
+impl SocketRecord {
+    /// What sock_diag says of v6only: inet_diag_msg_attrs_fill sends INET_DIAG_SKV6ONLY for
+    /// full AF_INET6 sockets in LISTEN or CLOSE (an unconnected UDP socket) only.
+    fn v6only(&self, family: Family) -> Option<bool> {
+        let shown = self.flags & FULL != 0
+            && family == Family::Ipv6
+            && [SocketState::LISTEN, SocketState::CLOSE].contains(&SocketState(self.state));
+        shown.then_some(self.flags & V6ONLY != 0)
     }
 }
 
@@ -347,6 +357,23 @@ pub(crate) mod tests {
             ..listener()
         };
         assert_eq!(record.to_socket(|_| None).unwrap().cgroup_id, None);
+    }
+
+    #[test]
+    fn v6only_is_said_as_sock_diag_says_it_for_listening_and_unconnected_sockets_only() {
+        let v6only = |state: u8, flags: u8| {
+            let record = SocketRecord {
+                state,
+                flags,
+                ..listener()
+            };
+            record.to_socket(|_| None).unwrap().v6only
+        };
+        assert_eq!(v6only(10, FULL | V6ONLY), Some(true));
+        assert_eq!(v6only(10, FULL), Some(false));
+        assert_eq!(v6only(7, FULL | V6ONLY), Some(true), "UDP unconnected");
+        assert_eq!(v6only(1, FULL | V6ONLY), None, "established: no attribute");
+        assert_eq!(v6only(8, FULL), None, "close-wait: no attribute");
     }
 
     #[test]

@@ -4,3 +4,5 @@
 //! `socket_record.h`: one shared reader, so every program describes a socket the same way, and
 //! the way sock_diag does. [`crate::model::socket_record`] decodes it (in `model`, so that
 //! `process` can decode it too without an import cycle).
+
+pub mod iter;

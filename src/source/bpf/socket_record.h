@@ -9,7 +9,8 @@
  * - every socket: family, ports and addresses, bound device (inet_diag_msg_common_fill reads
  *   them from sock_common, which full, TIME_WAIT and request sockets share);
  * - a full socket (sk_fullsock): state, uid (sk_uid, a kuid: the uid as the initial user
- *   namespace sees it), inode (sock_i_ino: 0 once the socket has no file), v6only, cgroup v2
+ *   namespace sees it), inode (sock_i_ino: 0 once the socket has no file), v6only (which
+ *   sock_diag sends only in LISTEN and CLOSE: the decoder's rule, the bit is always set), cgroup v2
  *   id (sk_cgrp_data), and the queues: a TCP listener's accept queue and backlog limit, other
  *   TCP sockets' unread bytes (rcv_nxt - copied_seq, at least 0) and unacknowledged bytes
  *   (write_seq - snd_una), UDP's receive memory less the forward deficit and send memory;

@@ -15,17 +15,26 @@
 #include "socket_record.h"
 
 /*
- * The states wanted, one bit per state as sock_diag reports it (1 << TCP_LISTEN, say), and
- * the raw states that may report as one of them: a TIME_WAIT socket reports its sub-state
- * (TIME_WAIT or FIN_WAIT2), a request socket (NEW_SYN_RECV) SYN_RECV.
+ * Per protocol, the states wanted, one bit per state as sock_diag reports it (1 << TCP_LISTEN,
+ * say), and the raw states (skc_state) that may report as one of them: a TIME_WAIT socket
+ * reports its sub-state (TIME_WAIT or FIN_WAIT2), a request socket (NEW_SYN_RECV) SYN_RECV.
+ * Then the families wanted (1 << AF_INET, 1 << AF_INET6). Set by the loader.
  */
-const volatile __u32 wanted_states = 0xffffffff;
-const volatile __u32 raw_states = 0xffffffff;
-/* 1 << AF_INET and/or 1 << AF_INET6. */
-const volatile __u32 wanted_families = (1 << AF_INET) | (1 << AF_INET6);
-/* The local ports wanted lie in [port_min, port_max]. */
-const volatile __u16 port_min = 0;
-const volatile __u16 port_max = 0xffff;
+const volatile __u32 tcp_states = 0xffffffff;
+const volatile __u32 tcp_raw_states = 0xffffffff;
+const volatile __u32 tcp_families = (1 << AF_INET) | (1 << AF_INET6);
+const volatile __u32 udp_states = 0xffffffff;
+const volatile __u32 udp_families = (1 << AF_INET) | (1 << AF_INET6);
+/* The local ports wanted lie in [port_min, port_max] (the reader applies the exact set). */
+const volatile __u32 port_min = 0;
+const volatile __u32 port_max = 0xffff;
+
+/* What one program keeps. */
+struct wanted {
+	__u32 states;
+	__u32 raw_states;
+	__u32 families;
+};
 
 /* The kernel's bpf_iter__tcp and bpf_iter__udp contexts: a fixed ABI, not relocated. */
 struct bpf_iter__tcp {
@@ -42,7 +51,7 @@ struct bpf_iter__udp {
 };
 
 /* Whether the request may want the socket, from the three cheapest reads. */
-static __always_inline int may_want(struct sock_common *socket)
+static __always_inline int may_want(struct sock_common *socket, struct wanted wanted)
 {
 	struct sock_common___rec *skc = (struct sock_common___rec *)socket;
 	unsigned short family = 0;
@@ -50,25 +59,26 @@ static __always_inline int may_want(struct sock_common *socket)
 	__u16 port = 0;
 
 	READ_INTO(state, skc, skc_state);
-	if (state >= 32 || !(raw_states & (1u << state)))
+	if (state >= 32 || !(wanted.raw_states & (1u << state)))
 		return 0;
 	READ_INTO(family, skc, skc_family);
-	if (family >= 32 || !(wanted_families & (1u << family)))
+	if (family >= 32 || !(wanted.families & (1u << family)))
 		return 0;
 	READ_INTO(port, skc, skc_num);
 	return port >= port_min && port <= port_max;
 }
 
 /* Write the record of `socket` if the request wants it. */
-static __always_inline void emit(struct seq_file *seq, struct sock_common *socket)
+static __always_inline void emit(struct seq_file *seq, struct sock_common *socket,
+				 struct wanted wanted)
 {
 	struct socket_record record = {};
 
-	if (!socket || !may_want(socket))
+	if (!socket || !may_want(socket, wanted))
 		return;
 	if (read_socket(socket, &record))
 		return;
-	if (record.state >= 32 || !(wanted_states & (1u << record.state)))
+	if (record.state >= 32 || !(wanted.states & (1u << record.state)))
 		return;
 	bpf_seq_write(seq, &record, sizeof(record));
 }
@@ -76,14 +86,18 @@ static __always_inline void emit(struct seq_file *seq, struct sock_common *socke
 SEC("iter/tcp")
 int tcp_sockets(struct bpf_iter__tcp *ctx)
 {
-	emit(ctx->meta->seq, ctx->sk_common);
+	struct wanted wanted = { tcp_states, tcp_raw_states, tcp_families };
+
+	emit(ctx->meta->seq, ctx->sk_common, wanted);
 	return 0;
 }
 
 SEC("iter/udp")
 int udp_sockets(struct bpf_iter__udp *ctx)
 {
-	emit(ctx->meta->seq, ctx->udp_sk);
+	struct wanted wanted = { udp_states, udp_states, udp_families };
+
+	emit(ctx->meta->seq, ctx->udp_sk, wanted);
 	return 0;
 }
 
