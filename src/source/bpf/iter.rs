@@ -132,43 +132,111 @@ fn program(protocol: Protocol) -> (&'static str, &'static str) {
 /// Collect `request`'s tables from the iterators, each table reported as fed by them; or why
 /// they could not run.
 pub fn collect(request: &CollectRequest) -> Result<Collected, BpfUnavailable> {
-    preflight::check(&request.proc_root)?;
-    let mut protocols: Vec<Protocol> = request.tables.iter().map(|(p, _)| *p).collect();
-    protocols.sort();
-    protocols.dedup();
-    let Some(&first) = protocols.first() else {
+    if request.tables.is_empty() {
         return Ok(Collected::default());
-    };
-    crate::sys::timing::mark("sockets: iterators loading");
-    let globals = Globals::of(request);
-    let (_, first_type) = program(first);
-    let (mut ebpf, btf) = aya_workaround::load_with_globals(
-        OBJECT,
-        SOCKET_RECORD_STRUCTS,
-        &format!("bpf_iter_{first_type}"),
-        &globals.as_slices(),
-    )?;
-    let mut sockets = Vec::new();
-    for &protocol in &protocols {
-        let (name, iter_type) = program(protocol);
-        let other;
-        let attach = if protocol == first {
-            &btf
-        } else {
-            other = KernelBtf::for_attach(&format!("bpf_iter_{iter_type}"))?;
-            &other
-        };
-        let iter = iter_program(&mut ebpf, name)?;
-        iter.load(iter_type, attach.attach()).map_err(|e| match e {
-            ProgramError::Btf(_) => BpfUnavailable::NoIterator(chain(&e)),
-            _ => BpfUnavailable::Load(chain(&e)),
-        })?;
-        crate::sys::timing::mark("sockets: iterator verified");
-        let bytes = run(iter)?;
-        crate::sys::timing::mark("sockets: iterator drained");
-        sockets.extend(decode(&bytes));
     }
+    let mut loaded = Loaded::load(request)?;
+    let sockets = loaded.pass()?;
+    crate::sys::timing::mark("sockets: iterators drained");
     Ok(into_tables(request, sockets))
+}
+
+/// The programs a request needs, loaded into the kernel, ready for passes: one in each
+/// network namespace wanted, from a thread that entered it.
+pub struct Loaded {
+    ebpf: Ebpf,
+    protocols: Vec<Protocol>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("protocols", &self.protocols)
+            .finish()
+    }
+}
+
+impl Loaded {
+    /// Load the program of each protocol `request` asks for, its filters set.
+    pub fn load(request: &CollectRequest) -> Result<Loaded, BpfUnavailable> {
+        preflight::check(&request.proc_root)?;
+        let mut protocols: Vec<Protocol> = request.tables.iter().map(|(p, _)| *p).collect();
+        protocols.sort();
+        protocols.dedup();
+        crate::sys::timing::mark("sockets: iterators loading");
+        let globals = Globals::of(request);
+        let attach = |protocol| format!("bpf_iter_{}", program(protocol).1);
+        let (loaded, second) = std::thread::scope(|scope| {
+            // The second protocol's attach point is found while the object loads.
+            let second = protocols
+                .get(1)
+                .map(|&protocol| scope.spawn(move || KernelBtf::for_attach(&attach(protocol))));
+            let first = protocols.first().map(|&protocol| {
+                aya_workaround::load_with_globals(
+                    OBJECT,
+                    SOCKET_RECORD_STRUCTS,
+                    &attach(protocol),
+                    &globals.as_slices(),
+                )
+            });
+            let second = second.map(|thread| {
+                thread.join().unwrap_or_else(|_| {
+                    Err(BpfUnavailable::Load(
+                        "the BTF digest thread panicked".into(),
+                    ))
+                })
+            });
+            (first, second)
+        });
+        let Some(loaded) = loaded else {
+            return Err(BpfUnavailable::Load(
+                "no TCP or UDP table was asked for".into(),
+            ));
+        };
+        let (mut ebpf, first_btf) = loaded?;
+        let second_btf = second.transpose()?;
+        for (&protocol, btf) in protocols
+            .iter()
+            .zip([Some(&first_btf), second_btf.as_ref()])
+        {
+            let (name, iter_type) = program(protocol);
+            let btf = btf.unwrap_or(&first_btf);
+            iter_program(&mut ebpf, name)?
+                .load(iter_type, btf.attach())
+                .map_err(|e| match e {
+                    ProgramError::Btf(_) => BpfUnavailable::NoIterator(chain(&e)),
+                    _ => BpfUnavailable::Load(chain(&e)),
+                })?;
+            crate::sys::timing::mark("sockets: iterator verified");
+        }
+        Ok(Loaded { ebpf, protocols })
+    }
+
+    /// One pass of every loaded program over the sockets of the calling thread's network
+    /// namespace (the kernel's iterators take the namespace of the task that opens them). The
+    /// protocols are read on threads of their own: the kernel walks its tables in `read`.
+    pub fn pass(&mut self) -> Result<Vec<Socket>, BpfUnavailable> {
+        let mut outputs = Vec::new();
+        for &protocol in &self.protocols {
+            outputs.push(open(iter_program(&mut self.ebpf, program(protocol).0)?)?);
+        }
+        let mut sockets = Vec::new();
+        std::thread::scope(|scope| {
+            let mut outputs = outputs.into_iter();
+            let first = outputs.next();
+            let others: Vec<_> = outputs.map(|o| scope.spawn(move || read_all(o))).collect();
+            if let Some(first) = first {
+                sockets.extend(decode(&read_all(first)?));
+            }
+            for other in others {
+                let bytes = other.join().unwrap_or_else(|_| {
+                    Err(BpfUnavailable::Load("an iterator thread panicked".into()))
+                })?;
+                sockets.extend(decode(&bytes));
+            }
+            Ok(sockets)
+        })
+    }
 }
 
 /// `name` in `ebpf`, as an iterator.
@@ -179,14 +247,17 @@ fn iter_program<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut Iter, BpfU
         .map_err(|e: ProgramError| BpfUnavailable::Load(chain(&e)))
 }
 
-/// Attach the loaded `iter` and read everything it writes in one pass.
-fn run(iter: &mut Iter) -> Result<Vec<u8>, BpfUnavailable> {
+/// Attach the loaded `iter` and open one pass over it, in the calling thread's namespace.
+fn open(iter: &mut Iter) -> Result<File, BpfUnavailable> {
     let load = |e: ProgramError| BpfUnavailable::Load(chain(&e));
     let link_id = iter.attach().map_err(load)?;
     let link = iter.take_link(link_id).map_err(load)?;
-    let mut output: File = link
-        .into_file()
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+    link.into_file()
+        .map_err(|e| BpfUnavailable::Load(chain(&e)))
+}
+
+/// Everything a pass writes.
+fn read_all(mut output: File) -> Result<Vec<u8>, BpfUnavailable> {
     let mut bytes = Vec::new();
     output
         .read_to_end(&mut bytes)
