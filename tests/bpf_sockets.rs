@@ -61,7 +61,10 @@ tc = S.create_connection(("127.0.0.1", 7103)); ts, _ = t.accept()
 tc.close(); ts.recv(1); ts.close()
 u = S.socket(S.AF_INET6, S.SOCK_DGRAM); u.bind(("::1", 7104))
 uc = S.socket(S.AF_INET6, S.SOCK_DGRAM); uc.connect(("::1", 7104)); uc.send(b"z" * 300)
-keep += [c, srv, waiting, syn, u, uc]
+# A dual-stack listener's IPv4 client: the server end is AF_INET6 with a v4-mapped address.
+m = listener(S.AF_INET6, "::", 7106)
+mc = S.create_connection(("127.0.0.1", 7106)); ms, _ = m.accept()
+keep += [c, srv, waiting, syn, u, uc, mc, ms]
 r, w = os.pipe()
 other = os.fork()
 if other == 0:
@@ -143,6 +146,7 @@ fn assert_same_listing(world: &World, args: &[&str]) -> Value {
         args,
         "sockets from the kernel's tcp/udp iterators",
     );
+    assert_valid(&iter, "the iterators' listing");
     for socket in iter.as_array_mut().unwrap() {
         assert_eq!(socket["source"], "bpf", "{socket}");
         socket["source"] = json!("netlink");
@@ -175,13 +179,13 @@ fn the_iterators_give_the_json_sock_diag_gives_for_listeners_and_every_state() {
     let sockets = world();
     let world = &sockets.world;
     let listening = assert_same_listing(world, &["-tun"]);
-    // world.py's sockets are all there (the holder's, on 7101 to 7105, are checked below).
+    // world.py's sockets are all there (the holder's, on 7101 to 7106, are checked below).
     let from_world = json!(
         listening
             .as_array()
             .unwrap()
             .iter()
-            .filter(|s| !(7101..=7105).contains(&s["local_port"].as_u64().unwrap()))
+            .filter(|s| !(7101..=7106).contains(&s["local_port"].as_u64().unwrap()))
             .collect::<Vec<_>>()
     );
     assert_same_rows(
@@ -190,6 +194,22 @@ fn the_iterators_give_the_json_sock_diag_gives_for_listeners_and_every_state() {
         &rows_from_truth(world.listening()),
     );
     let all = assert_same_listing(world, &["-tuna"]);
+    // A port set: the kernel keeps the range 7101..=7106, lsports the exact set.
+    let some = assert_same_listing(world, &["-tuna", "--port", "7101,7103,7106"]);
+    let mut ports: Vec<u64> = some
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["local_port"].as_u64().unwrap())
+        .collect();
+    ports.dedup();
+    assert_eq!(ports, [7101, 7103, 7106], "{some}");
+    let mapped = on_port(&all, 7106)
+        .into_iter()
+        .find(|s| s["state"] == "ESTABLISHED")
+        .unwrap_or_else(|| panic!("no accepted v4 client on the dual-stack listener: {all}"));
+    assert_eq!(mapped["family"], "ipv6");
+    assert_eq!(mapped["local_addr"], "::ffff:127.0.0.1");
 
     // What the comparison covered, as the holder made it.
     let states = |port: u16| -> Vec<String> {
