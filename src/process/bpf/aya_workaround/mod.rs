@@ -63,9 +63,7 @@ pub fn load_with_globals(
     crate::sys::timing::mark("bpf: loader made");
     let btf = KernelBtf::load(relocated, attach_func)?;
     crate::sys::timing::mark("bpf: kernel types digested");
-    for &(name, value) in globals {
-        loader.override_global(name, value, true);
-    }
+    set_globals(&mut loader, globals);
     match loader.btf(Some(&btf.relocations)).load(object) {
         Ok(ebpf) => Ok((ebpf, btf)),
         // A digest that parses yet lacks what a relocation needs would be a bug of the
@@ -73,9 +71,7 @@ pub fn load_with_globals(
         Err(_) if btf.attach.is_some() => {
             let full = KernelBtf::full()?;
             let mut loader = loader_without_btf();
-            for &(name, value) in globals {
-                loader.override_global(name, value, true);
-            }
+            set_globals(&mut loader, globals);
             let ebpf = loader
                 .btf(Some(&full.relocations))
                 .load(object)
@@ -83,6 +79,14 @@ pub fn load_with_globals(
             Ok((ebpf, full))
         }
         Err(e) => Err(BpfUnavailable::Load(chain(&e))),
+    }
+}
+
+/// Give each global of `globals` (name, bytes) its value; a name the object lacks fails the
+/// load.
+fn set_globals<'a>(loader: &mut EbpfLoader<'a>, globals: &[(&'a str, &'a [u8])]) {
+    for &(name, value) in globals {
+        loader.override_global(name, value, true);
     }
 }
 
