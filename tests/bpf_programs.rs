@@ -19,17 +19,8 @@ use common::*;
 use lsports::process::bpf;
 use serde_json::{Value, json};
 
-/// Whether the BPF programs can be loaded here; otherwise skip (failing under CI).
-fn can_load_bpf() -> bool {
-    if !need_root("loading the BPF iterator") {
-        return false;
-    }
-    if !Path::new(bpf::BTF_PATH).exists() {
-        skip_unless_ci(&format!("no kernel BTF at {}", bpf::BTF_PATH));
-        return false;
-    }
-    true
-}
+/// What these tests need root for, said when they skip.
+const LOADING: &str = "loading the BPF iterator";
 
 /// The ways of attributing sockets, as (what `--attribution` gets, `LSPORTS_BPF_ITERATOR`,
 /// what `-v` must say).
@@ -142,7 +133,7 @@ c.close(); a.recv(1); a.close(); s.close()'"#;
 
 #[test]
 fn both_bpf_programs_and_the_walk_give_identical_json_in_two_namespaces() {
-    if !can_load_bpf() {
+    if !can_load_bpf(LOADING) {
         return;
     }
     let a = world_a();
@@ -192,7 +183,7 @@ fn socket_in_new_netns() -> (OwnedFd, u64) {
 
 #[test]
 fn the_kernel_names_each_sockets_network_namespace_with_a_holder() {
-    if !can_load_bpf() {
+    if !can_load_bpf(LOADING) {
         return;
     }
     let (socket, netns) = socket_in_new_netns();
@@ -222,13 +213,19 @@ fn the_kernel_names_each_sockets_network_namespace_with_a_holder() {
             scan.socket_netns.contains_key(&here),
             "{program}: our own namespace too"
         );
-        assert_eq!(scan.holders.of(inode).len(), 1, "{program}");
+        // Other tests of this binary spawn programs meanwhile: a child between its fork and
+        // its exec holds a copy of every descriptor, this socket's too, so only this process's
+        // holders are ours to count.
+        let ours: Vec<_> = (scan.holders.of(inode).iter())
+            .filter(|h| h.pid == std::process::id())
+            .collect();
+        assert_eq!(ours, [holder], "{program}");
     }
 }
 
 #[test]
 fn a_socket_opened_after_the_first_pass_is_found_by_a_second() {
-    if !can_load_bpf() {
+    if !can_load_bpf(LOADING) {
         return;
     }
     for program in ["task", "task_file"] {

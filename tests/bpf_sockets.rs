@@ -14,28 +14,18 @@ mod common;
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 use lsports::config::{SourceChoice, StateSelection};
 use lsports::model::{Family, Protocol, Socket, SourceKind};
-use lsports::process::bpf;
 use lsports::source::bpf::iter;
 use lsports::source::netlink::SockDiag;
 use lsports::source::{CollectRequest, drop_repeated};
 use serde_json::{Value, json};
 
-/// Whether the BPF programs can be loaded here; otherwise skip (failing under CI).
-fn can_load_bpf() -> bool {
-    if !need_root("loading the tcp and udp BPF iterators") {
-        return false;
-    }
-    if !Path::new(bpf::BTF_PATH).exists() {
-        skip_unless_ci(&format!("no kernel BTF at {}", bpf::BTF_PATH));
-        return false;
-    }
-    true
-}
+/// What these tests need root for, said when they skip.
+const LOADING: &str = "loading the tcp and udp BPF iterators";
 
 /// The sockets world.py cannot make, made by one holder inside the world; it writes what it
 /// made (ports, the other user's pid) to its first argument once everything is in place.
@@ -173,7 +163,7 @@ fn on_port(listing: &Value, port: u16) -> Vec<&Value> {
 
 #[test]
 fn the_iterators_give_the_json_sock_diag_gives_for_listeners_and_every_state() {
-    if !can_load_bpf() {
+    if !can_load_bpf(LOADING) {
         return;
     }
     let sockets = world();
@@ -319,7 +309,7 @@ fn comparable(mut sockets: Vec<Socket>) -> Vec<Socket> {
 
 #[test]
 fn every_field_of_every_socket_is_sock_diags_cgroup_id_uid_and_queues_included() {
-    if !can_load_bpf() {
+    if !can_load_bpf(LOADING) {
         return;
     }
     let sockets = world();
@@ -362,7 +352,7 @@ fn every_field_of_every_socket_is_sock_diags_cgroup_id_uid_and_queues_included()
 
 #[test]
 fn without_privileges_the_iterators_fall_back_to_sock_diag_and_say_why() {
-    if !can_load_bpf() {
+    if !can_load_bpf(LOADING) {
         return;
     }
     let sockets = world();

@@ -452,11 +452,14 @@ impl Watch {
         }
     }
 
-    /// The next line that `wanted` accepts (earlier ones are returned too, for messages).
+    /// The first line that `wanted` accepts, within a minute in all (lines it skips, other
+    /// processes' listeners among them, only go in the message if none comes).
     fn until(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut seen = Vec::new();
         loop {
-            match self.lines.recv_timeout(std::time::Duration::from_secs(60)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
                 Ok(line) if wanted(&line) => return line,
                 Ok(line) => seen.push(line),
                 Err(e) => panic!("no event {what} ({e}); saw:\n{}", seen.join("\n")),
@@ -482,34 +485,35 @@ fn inner_watch() {
     let json = Watch::start(&[&common[..], &["--format", "jsonl"]].concat());
     let text = Watch::start(&common);
     let event = |line: &str| serde_json::from_str::<Value>(line).unwrap();
-    let is = |kind: &'static str, port: u16| {
+    // Kernel events are host-wide: listeners other processes open (other tests running now)
+    // come too, so each wait is for this test's own port in its own namespace.
+    let is = |kind: &'static str, port: u16, inode: u64| {
         move |line: &str| {
             let e = event(line);
-            e["event"] == kind && e["local_port"] == port
+            e["event"] == kind && e["local_port"] == port && e["netns"]["inode"] == inode
         }
     };
-    let present = event(&json.until("present on 22", is("present", 22)));
+    let present = event(&json.until("present on 22", is("present", 22, here)));
     assert_eq!(present["netns"], json!({"inode": here, "name": null}));
     text.until("present on 22", |l| {
         l.contains(&format!("net:[{here}] 0.0.0.0:22"))
     });
 
     host.listen(Some(&w2), None, 7070);
-    let opened = event(&json.until("opened in w2", is("opened", 7070)));
+    let opened = event(&json.until("opened in w2", is("opened", 7070, w2_inode)));
     assert_eq!(opened["netns"], json!({"inode": w2_inode, "name": "w2"}));
     assert_eq!(opened["processes"][0]["name"], "python3");
-    let line = text.until("opened in w2", |l| l.contains(" opened "));
-    assert!(
-        line.contains("w2 0.0.0.0:7070") && line.contains("/python3"),
-        "{line}"
-    );
+    let in_w2 = |kind: &'static str| {
+        move |l: &str| l.contains(&format!(" {kind} ")) && l.contains("w2 0.0.0.0:7070")
+    };
+    let line = text.until("opened in w2", in_w2("opened"));
+    assert!(line.contains("/python3"), "{line}");
 
     let w2_key = w2.display().to_string();
     host.listeners.retain(|(ns, _)| *ns != w2_key);
-    let closed = event(&json.until("closed in w2", is("closed", 7070)));
+    let closed = event(&json.until("closed in w2", is("closed", 7070, w2_inode)));
     assert_eq!(closed["netns"], json!({"inode": w2_inode, "name": "w2"}));
-    let line = text.until("closed in w2", |l| l.contains(" closed "));
-    assert!(line.contains("w2 0.0.0.0:7070"), "{line}");
+    text.until("closed in w2", in_w2("closed"));
 }
 
 #[test]

@@ -250,8 +250,18 @@ fn netns_all_reports_each_namespace_s_listeners_in_their_namespace() {
             }
         }
     }
-    watch.wait_for("the last close", |e| is(e, "closed", 18517));
+    // Kernel events are host-wide: the same ports opened in namespaces of other processes
+    // (this test run elsewhere on the machine) are reported too, rightly; only the worlds'
+    // namespaces are this test's to judge.
+    let ours: Vec<u64> = worlds.iter().map(netns_inode).collect();
+    let last = ours[2];
+    watch.wait_for("the last close", |e| {
+        is(e, "closed", 18517) && e["netns"]["inode"] == last
+    });
     let (events, err) = watch.stop();
+    let events: Vec<Value> = (events.into_iter())
+        .filter(|e| ours.contains(&e["netns"]["inode"].as_u64().unwrap()))
+        .collect();
     let got: BTreeSet<_> = events
         .iter()
         .map(|e| {

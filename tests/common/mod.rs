@@ -8,12 +8,14 @@
 //!   and mount namespaces too ([`Isolated`]).
 //! - [`json`], [`table`]: reading lsports' output and comparing it with the truth.
 //! - [`archive`]: snapshot archives built by hand.
+//! - [`bpf_load`]: whether BPF programs can be loaded here.
 //! - [`scripting`]: listeners that come and go inside a world's shell scripts, the JSON
 //!   Schema, CSV, terminal safety and `=== NAME` sections.
 
 #![allow(dead_code, unused_imports)]
 
 pub mod archive;
+pub mod bpf_load;
 pub mod cgroups;
 pub mod json;
 pub mod reach_lab;
@@ -24,6 +26,7 @@ pub mod tools;
 pub mod world;
 
 pub use archive::*;
+pub use bpf_load::*;
 pub use cgroups::*;
 pub use json::*;
 pub use reach_lab::*;
