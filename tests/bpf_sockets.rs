@@ -383,3 +383,60 @@ fn without_privileges_the_iterators_fall_back_to_sock_diag_and_say_why() {
     );
     assert_eq!(on_port(&listing, 7105).len(), 1, "{listing}");
 }
+
+/// With `--netns`, every namespace is read from sock_diag alike: asked for, the iterators are
+/// not used there, and `-v` says so for every table; the same world, entered, is read by them.
+#[test]
+fn with_netns_the_iterators_are_not_used_and_v_says_why() {
+    if !can_load_bpf(LOADING) {
+        return;
+    }
+    let world = World::start(&json!([
+        group("tcp", "0.0.0.0", "tcpl"),
+        group("udp", "127.0.0.1", "udpl"),
+    ]));
+    let mut ports: Vec<u64> = world.truth.iter().map(|t| u64::from(t.port)).collect();
+    ports.sort_unstable();
+    let sources = |listing: &Value| -> Vec<(u64, String)> {
+        let mut got: Vec<(u64, String)> = (listing.as_array().unwrap().iter())
+            .map(|s| (s["local_port"].as_u64().unwrap(), s["source"].to_string()))
+            .collect();
+        got.sort();
+        got
+    };
+    let each = |source: &str| -> Vec<(u64, String)> {
+        ports
+            .iter()
+            .map(|&p| (p, format!("\"{source}\"")))
+            .collect()
+    };
+
+    let args = ["-v", "--json", "-tun"];
+    let mut entered = world.enter();
+    entered.arg(lsports_bin()).args(args);
+    entered.env(iter::FORCE_VARIABLE, "iter");
+    let out = output_guarded(entered, "LSPORTS_SOCKETS=iter lsports -v, in the world");
+    assert_success(&out, &args);
+    assert_eq!(
+        sources(&parse_json(&out.stdout)),
+        each("bpf"),
+        "the reference"
+    );
+
+    let netns = format!("pid:{}", world.pid());
+    let args = ["--netns", &netns, "-v", "--json", "-tun"];
+    let mut cmd = scrubbed(lsports_bin());
+    cmd.args(args).env(iter::FORCE_VARIABLE, "iter");
+    let out = output_guarded(cmd, "LSPORTS_SOCKETS=iter lsports --netns pid:PID -v");
+    assert_success(&out, &args);
+    assert_eq!(sources(&parse_json(&out.stdout)), each("netlink"));
+    let stderr = stderr(&out);
+    let said = (stderr.lines())
+        .filter(|l| {
+            l.contains(
+                " from netlink sock_diag; the tcp/udp iterators could not run: not with --netns",
+            )
+        })
+        .count();
+    assert_eq!(said, 4, "every table says why:\n{stderr}");
+}

@@ -146,10 +146,17 @@ fn collect_dumps(request: &CollectRequest) -> Collected {
     collected
 }
 
+/// Why `LSPORTS_SOCKETS=iter` is not followed with `--netns`: see [`bpf::iter`].
+const ITERATORS_NOT_PER_NAMESPACE: &str =
+    "not with --netns, which reads every namespace from sock_diag alike";
+
 /// Collect sockets for every requested table on the calling thread, with one netlink socket:
 /// for a caller that already spreads its work over the cores (one worker per network
 /// namespace, see [`netns::dump`]), where a second thread per collection would cost more than
 /// it saves. The result is in the requested order, as [`collect`] gives it.
+///
+/// The tcp/udp iterators ([`bpf::iter`]) never run here: asked for with `LSPORTS_SOCKETS=iter`,
+/// each table's report says so, as every fallback from them is said under `-v`.
 pub fn collect_on_this_thread(request: &CollectRequest) -> Collected {
     let tables: Vec<(usize, (Protocol, Family))> =
         request.tables.iter().copied().enumerate().collect();
@@ -158,6 +165,12 @@ pub fn collect_on_this_thread(request: &CollectRequest) -> Collected {
         append(&mut collected.sockets, part.sockets);
         collected.reports.extend(part.reports);
         collected.warnings.extend(part.warnings);
+    }
+    let iterators_asked = bpf::iter::SocketPath::forced() == Some(bpf::iter::SocketPath::Iter);
+    if iterators_asked && request.choice == SourceChoice::Auto {
+        for report in &mut collected.reports {
+            report.iterator_error = Some(ITERATORS_NOT_PER_NAMESPACE.to_string());
+        }
     }
     collected.sockets.shrink_to_fit();
     collected
