@@ -56,6 +56,12 @@ struct Watch {
 }
 
 impl Watch {
+    /// `lsports watch --events kernel --changes-only MORE` in `world`, once its first poll is
+    /// done.
+    fn kernel(world: &World, more: &[&str]) -> Watch {
+        let args = [&["--events", "kernel", "--changes-only"][..], more].concat();
+        Watch::start(world.enter(), world.dir(), &args, "with kernel events")
+    }
     /// Start `lsports watch ARGS --format jsonl -v` through `enter` (a command that runs the
     /// rest of its arguments), and wait until its first poll is done.
     fn start(mut cmd: std::process::Command, dir: &Path, args: &[&str], ready: &str) -> Watch {
@@ -147,6 +153,29 @@ fn resident_world() -> World {
     )]))
 }
 
+/// Run the Python `script` in `world`; the numbers it prints on its first line (its pid
+/// first). It lives on until the [`Spawned`] is dropped (its stdin, a pipe, closes then).
+fn python_in(world: &World, script: &str, what: &str) -> (Spawned, Vec<u64>) {
+    let mut cmd = world.enter();
+    cmd.args(["python3", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = Spawned::start(cmd, what);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.child_mut().stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let printed = (line.split_whitespace())
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|e| panic!("{what} printed {line:?}: {e}"))
+        })
+        .collect();
+    (child, printed)
+}
+
 /// The network namespace inode of a world (what its sockets' `netns.inode` is).
 fn netns_inode(world: &World) -> u64 {
     std::fs::metadata(format!("/proc/{}/ns/net", world.pid()))
@@ -160,12 +189,7 @@ fn listeners_living_a_millisecond_are_reported_opened_and_closed() {
         return;
     }
     let world = resident_world();
-    let mut watch = Watch::start(
-        world.enter(),
-        world.dir(),
-        &["--events", "kernel", "--changes-only", "--program", "flash"],
-        "with kernel events",
-    );
+    let mut watch = Watch::kernel(&world, &["--program", "flash"]);
     // A listener of the host's namespace, not the watched one, and one of a program the
     // filter leaves out: never reported.
     let host_dir = tempfile::tempdir().unwrap();
@@ -280,12 +304,7 @@ fn a_burst_larger_than_the_ring_is_reported_lost_then_read_again() {
     }
     let _alone = whole_host();
     let world = resident_world();
-    let mut watch = Watch::start(
-        world.enter(),
-        world.dir(),
-        &["--events", "kernel", "--changes-only"],
-        "with kernel events",
-    );
+    let mut watch = Watch::kernel(&world, &[]);
     // Stopped, it reads nothing: 6,000 binds and releases (12,000 records) overrun the ring
     // (256 KiB, about 2,900 records), and the listener opened last finds no room.
     watch.process.signal(Signal::SIGSTOP);
@@ -295,18 +314,8 @@ fn a_burst_larger_than_the_ring_is_reported_lost_then_read_again() {
         l = socket.socket(); l.bind(('127.0.0.1', 18520)); l.listen(8)\n\
         print(os.getpid(), flush=True)\n\
         time.sleep(300)\n";
-    let mut cmd = world.enter();
-    cmd.args(["python3", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut burst = Spawned::start(cmd, "the burst");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(burst.child_mut().stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let pid: u64 = line.trim().parse().unwrap();
+    let (_burst, printed) = python_in(&world, script, "the burst");
+    let pid = printed[0];
     watch.process.signal(Signal::SIGCONT);
     watch.wait_for("the listener, read again", |e| is(e, "opened", 18520));
     let (events, err) = watch.stop();
@@ -387,37 +396,15 @@ fn a_udp_socket_autobound_by_sendto_is_found_by_the_reconciling_poll() {
     }
     let world = resident_world();
     // Reading the tables every 10 intervals: every second here.
-    let mut watch = Watch::start(
-        world.enter(),
-        world.dir(),
-        &[
-            "--events",
-            "kernel",
-            "--changes-only",
-            "--interval",
-            "100ms",
-        ],
-        "with kernel events",
-    );
+    let mut watch = Watch::kernel(&world, &["--interval", "100ms"]);
     // No bind(): sendto gives the socket a port, and no hook sees it.
     let script = "import socket, os, time\n\
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
         s.sendto(b'x', ('127.0.0.1', 9))\n\
         print(os.getpid(), s.getsockname()[1], flush=True)\n\
         time.sleep(300)\n";
-    let mut cmd = world.enter();
-    cmd.args(["python3", "-c", script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    let mut sender = Spawned::start(cmd, "the sender");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(sender.child_mut().stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let (pid, port) = line.trim().split_once(' ').unwrap();
-    let (pid, port): (u64, u64) = (pid.parse().unwrap(), port.parse().unwrap());
+    let (_sender, printed) = python_in(&world, script, "the sender");
+    let (pid, port) = (printed[0], printed[1]);
     watch.wait_for("the autobound socket", |e| is(e, "opened", port));
     let (events, _) = watch.stop();
     let opened = events.iter().find(|e| is(e, "opened", port)).unwrap();
@@ -431,12 +418,7 @@ fn protocol_and_family_flags_choose_the_events_as_they_choose_the_tables() {
         return;
     }
     let world = resident_world();
-    let mut watch = Watch::start(
-        world.enter(),
-        world.dir(),
-        &["--events", "kernel", "--changes-only", "-u", "-4"],
-        "with kernel events",
-    );
+    let mut watch = Watch::kernel(&world, &["-u", "-4"]);
     // One listener of each table; only udp/ipv4 is asked for.
     let (pid, ports) = flash(
         world.enter(),
@@ -484,12 +466,7 @@ fn a_udp_socket_bound_then_connected_is_closed_when_it_connects() {
     }
     let world = resident_world();
     // Reading the tables again only every 1,000 s: a close seen here came from an event.
-    let mut watch = Watch::start(
-        world.enter(),
-        world.dir(),
-        &["--events", "kernel", "--changes-only", "--interval", "100s"],
-        "with kernel events",
-    );
+    let mut watch = Watch::kernel(&world, &["--interval", "100s"]);
     // A client that chose its port (bound, then connected) and a listener (bound only), both
     // kept open until stdin closes.
     let script = "import socket, os, sys\n\
@@ -498,22 +475,8 @@ fn a_udp_socket_bound_then_connected_is_closed_when_it_connects() {
         l = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); l.bind(('127.0.0.1', 0))\n\
         print(os.getpid(), c.getsockname()[1], l.getsockname()[1], flush=True)\n\
         sys.stdin.read()\n";
-    let mut cmd = world.enter();
-    cmd.args(["python3", "-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut both = Spawned::start(cmd, "the client and the listener");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(both.child_mut().stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let numbers: Vec<u64> = line
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    let (pid, client, listener) = (numbers[0], numbers[1], numbers[2]);
+    let (both, printed) = python_in(&world, script, "the client and the listener");
+    let (pid, client, listener) = (printed[0], printed[1], printed[2]);
     // The ring keeps the kernel's order: the client's close, if any, comes before this.
     watch.wait_for("the listener's open", |e| is(e, "opened", listener));
     let (events, err) = watch.stop();
@@ -543,30 +506,15 @@ fn a_listener_bound_to_a_device_has_its_device_and_exposure() {
         return;
     }
     let world = resident_world();
-    let mut watch = Watch::start(
-        world.enter(),
-        world.dir(),
-        &["--events", "kernel", "--changes-only", "--interval", "100s"],
-        "with kernel events",
-    );
+    let mut watch = Watch::kernel(&world, &["--interval", "100s"]);
     // On every address, but bound to the loopback device: only this host can connect.
     let script = "import socket, os, sys\n\
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'lo')\n\
         s.bind(('0.0.0.0', 0)); s.listen(8)\n\
         print(os.getpid(), s.getsockname()[1], flush=True)\n\
         sys.stdin.read()\n";
-    let mut cmd = world.enter();
-    cmd.args(["python3", "-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut listener = Spawned::start(cmd, "the device-bound listener");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(listener.child_mut().stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (listener, printed) = python_in(&world, script, "the device-bound listener");
+    let port = printed[1];
     watch.wait_for("the listener's open", |e| is(e, "opened", port));
     let (events, err) = watch.stop();
     drop(listener);
