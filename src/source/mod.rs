@@ -91,19 +91,31 @@ impl Collected {
 /// dump runs on the core of the thread reading it. The result is in the requested order
 /// either way.
 pub fn collect(request: &CollectRequest) -> Collected {
-    let tried = match (bpf::iter::SocketPath::forced(), request.choice) {
-        (Some(bpf::iter::SocketPath::Iter), SourceChoice::Auto) => bpf::iter::collect(request),
-        _ => return collect_dumps(request),
+    if !iterators_asked() {
+        return collect_dumps(request);
+    }
+    let why = match request.choice {
+        SourceChoice::Auto => match bpf::iter::collect(request) {
+            Ok(collected) => return collected,
+            Err(why) => why.to_string(),
+        },
+        // `--source netlink` (or proc) names its source: the variable does not override it.
+        SourceChoice::Netlink | SourceChoice::Proc => "only with --source auto".to_string(),
     };
-    match tried {
-        Ok(collected) => collected,
-        Err(why) => {
-            let mut collected = collect_dumps(request);
-            for report in &mut collected.reports {
-                report.iterator_error = Some(why.to_string());
-            }
-            collected
-        }
+    let mut collected = collect_dumps(request);
+    iterators_not_used(&mut collected, &why);
+    collected
+}
+
+/// Whether `LSPORTS_SOCKETS=iter` asks for the tcp/udp iterators ([`bpf::iter`]).
+fn iterators_asked() -> bool {
+    bpf::iter::SocketPath::forced() == Some(bpf::iter::SocketPath::Iter)
+}
+
+/// Say in every table's report why the iterators asked for did not give its sockets (`-v`).
+fn iterators_not_used(collected: &mut Collected, why: &str) {
+    for report in &mut collected.reports {
+        report.iterator_error = Some(why.to_string());
     }
 }
 
@@ -166,11 +178,8 @@ pub fn collect_on_this_thread(request: &CollectRequest) -> Collected {
         collected.reports.extend(part.reports);
         collected.warnings.extend(part.warnings);
     }
-    let iterators_asked = bpf::iter::SocketPath::forced() == Some(bpf::iter::SocketPath::Iter);
-    if iterators_asked && request.choice == SourceChoice::Auto {
-        for report in &mut collected.reports {
-            report.iterator_error = Some(ITERATORS_NOT_PER_NAMESPACE.to_string());
-        }
+    if iterators_asked() {
+        iterators_not_used(&mut collected, ITERATORS_NOT_PER_NAMESPACE);
     }
     collected.sockets.shrink_to_fit();
     collected
