@@ -97,6 +97,26 @@ fn a_hostile_key_in_a_baseline_is_escaped_in_the_error() {
     assert!(err.contains(r"\e[2Jx\u{202E}"), "{err}");
 }
 
+#[test]
+fn a_hostile_file_that_is_no_tar_archive_is_refused_with_its_bytes_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("evil.tar");
+    // A tar header's checksum field holding escapes: the tar reader quotes it in its error.
+    let mut header = b"\x1b[31mEVIL\x1b]0;pwned\x07".to_vec();
+    header.resize(512, 0x1b);
+    fs::write(&file, header.repeat(3)).unwrap();
+    let args = ["--snapshot", file.to_str().unwrap()];
+    let out = run_host(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_utf8(&out));
+    let err = stderr_utf8(&out);
+    assert!(!has_raw_controls(&err), "raw controls on stderr: {err:?}");
+    assert!(
+        err.contains("is not an lsports snapshot: not a readable tar archive")
+            && err.contains(r"\e[31mEVIL\e]0;pwned\a"),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile archives: bounded memory and time
 

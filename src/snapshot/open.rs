@@ -493,7 +493,12 @@ impl<'a> Unpacker<'a> {
         }
         SnapshotError::NotASnapshot {
             path: self.label.to_owned(),
-            reason: format!("not a readable tar archive ({error})"),
+            // The tar reader's message quotes the archive's header bytes: escaped, since the
+            // archive may be hostile.
+            reason: format!(
+                "not a readable tar archive ({})",
+                crate::text::sanitize::terminal_safe_text(error.to_string())
+            ),
         }
     }
 
