@@ -37,6 +37,10 @@ pub struct Scan {
     /// ran cannot. `--netns all` asks these sockets for their namespace: one only a socket
     /// keeps alive is found that way, without a second walk over `/proc/*/fd`.
     pub unwanted: Option<Vec<(u64, Holder)>>,
+    /// From the kernel iterator asked for sockets ([`super::bpf::iterator::Emit::Sockets`]):
+    /// every TCP and UDP socket a process holds outside the reader's namespace, as its own
+    /// record; `None` otherwise.
+    pub walked: Option<super::bpf::records::WalkedRecords>,
 }
 
 /// Every holder of each inode, sorted by (inode, pid, fd).

@@ -64,6 +64,8 @@ pub struct Attributed {
     /// each with one (pid, fd) that held such a socket ([`Scan::socket_netns`]); `None` from
     /// the walk.
     pub socket_netns: Option<std::collections::BTreeMap<u64, crate::model::Holder>>,
+    /// Where the kernel iterator was asked for sockets: their records ([`Scan::walked`]).
+    pub walked: Option<bpf::records::WalkedRecords>,
 }
 
 /// Something the scan met that the user may need to know, on stderr.
@@ -129,10 +131,21 @@ pub struct Started {
 /// Start attributing the way `choice` says, before the sockets are known, to read the name and
 /// `fields` of each holder.
 pub fn start(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Started {
+    start_emitting(proc_root, choice, fields, bpf::Emit::Holders)
+}
+
+/// [`start`], with the kernel iterator, if it is the path chosen, writing what `emit` asks
+/// for; one asked for sockets waits for [`Started::go`] before its pass.
+pub fn start_emitting(
+    proc_root: &Path,
+    choice: AttributionChoice,
+    fields: DetailFields,
+    emit: bpf::Emit,
+) -> Started {
     Started {
         proc_root: proc_root.to_path_buf(),
         fields,
-        plan: strategy::plan(proc_root, choice, fields),
+        plan: strategy::plan_emitting(proc_root, choice, fields, emit),
         nested: info::in_nested_pid_namespace(proc_root),
     }
 }
@@ -148,6 +161,12 @@ impl Started {
     /// every socket held ([`Attributed::socket_netns`]) unless it falls back to the walk.
     pub fn names_socket_netns(&self) -> bool {
         self.plan.names_socket_netns()
+    }
+
+    /// Let a kernel iterator started to read sockets ([`start_emitting`]) begin its pass;
+    /// finishing lets it too.
+    pub fn go(&mut self) {
+        self.plan.go();
     }
 
     /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
@@ -211,6 +230,7 @@ fn attributed(
         warnings,
         unwanted: scan.unwanted.take(),
         socket_netns,
+        walked: scan.walked.take(),
     }
 }
 

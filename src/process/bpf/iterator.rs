@@ -24,7 +24,7 @@ use aya::programs::{Iter, ProgramError};
 use super::aya_workaround;
 use super::error::BpfUnavailable;
 use super::preflight::Checked;
-use super::records::RECORD_SIZE;
+use super::records;
 
 /// The compiled programs, built from `task_sockets.bpf.c` by `bpf/build.sh`.
 static OBJECT: &[u8] = include_bytes!("task_sockets.bpf.o");
@@ -50,6 +50,34 @@ pub(crate) const RELOCATED_STRUCTS: &[&str] = &[
 ];
 /// The environment variable that forces one program (`task` or `task_file`), for tests.
 pub const FORCE_VARIABLE: &str = "LSPORTS_BPF_ITERATOR";
+
+/// What the walk writes per socket fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Emit {
+    /// The holder record alone (`struct record`): who holds which socket inode, where.
+    #[default]
+    Holders,
+    /// Each holder record followed by the socket's own record (`struct socket_record`, as
+    /// sock_diag would describe it), except for sockets in the network namespace with this
+    /// inode (the reader's own, dumped over sock_diag anyway), and for sockets other than TCP
+    /// and UDP ones, which get none.
+    Sockets {
+        /// The namespace whose sockets are not read.
+        except_netns: u32,
+    },
+}
+
+impl Emit {
+    /// The program's read-only globals that ask for it.
+    fn globals(self) -> Vec<(&'static str, u32)> {
+        match self {
+            Emit::Holders => Vec::new(),
+            Emit::Sockets { except_netns } => {
+                vec![("emit_sockets", 1), ("sockets_except_netns", except_netns)]
+            }
+        }
+    }
+}
 
 /// Which of the object's two programs ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,10 +153,11 @@ impl fmt::Display for Ran {
 pub fn run(
     checked: Checked,
     program: Option<Variant>,
+    emit: Emit,
     go: &Receiver<()>,
     each: impl FnMut(&[u8]),
 ) -> Result<Option<Ran>, BpfUnavailable> {
-    let (mut loaded, ran) = load(checked, program)?;
+    let (mut loaded, ran) = load(checked, program, emit)?;
     if go.recv().is_err() {
         return Ok(None);
     }
@@ -142,21 +171,28 @@ pub fn run(
 pub struct Loaded {
     ebpf: Ebpf,
     variant: Variant,
+    emit: Emit,
 }
 
 impl fmt::Debug for Loaded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Loaded")
             .field("variant", &self.variant)
+            .field("emit", &self.emit)
             .finish()
     }
 }
 
 /// Load `forced`, or the fd-table walk, or `task_file` where the kernel refuses the walk.
-pub fn load(_checked: Checked, forced: Option<Variant>) -> Result<(Loaded, Ran), BpfUnavailable> {
+/// The program writes what `emit` asks for.
+pub fn load(
+    _checked: Checked,
+    forced: Option<Variant>,
+    emit: Emit,
+) -> Result<(Loaded, Ran), BpfUnavailable> {
     crate::sys::timing::mark("bpf: started");
     let first = forced.unwrap_or(Variant::FdWalk);
-    let not_walked = match load_variant(first) {
+    let not_walked = match load_variant(first, emit) {
         Ok(loaded) => {
             let ran = Ran {
                 variant: first,
@@ -168,7 +204,7 @@ pub fn load(_checked: Checked, forced: Option<Variant>) -> Result<(Loaded, Ran),
         Err(why) => return Err(why),
     };
     crate::sys::timing::mark("bpf: fd-table walk refused");
-    let loaded = load_variant(Variant::TaskFile)?;
+    let loaded = load_variant(Variant::TaskFile, emit)?;
     let ran = Ran {
         variant: Variant::TaskFile,
         not_walked: Some(not_walked),
@@ -177,8 +213,13 @@ pub fn load(_checked: Checked, forced: Option<Variant>) -> Result<(Loaded, Ran),
 }
 
 /// Load `variant`'s program as its iterator (the verifier checks it here).
-fn load_variant(variant: Variant) -> Result<Loaded, BpfUnavailable> {
-    let (mut ebpf, btf) = aya_workaround::load(OBJECT, RELOCATED_STRUCTS, &variant.iter_func())?;
+fn load_variant(variant: Variant, emit: Emit) -> Result<Loaded, BpfUnavailable> {
+    let (mut ebpf, btf) = aya_workaround::load_with_globals(
+        OBJECT,
+        RELOCATED_STRUCTS,
+        &variant.iter_func(),
+        &emit.globals(),
+    )?;
     crate::sys::timing::mark("bpf: object loaded");
     let program = program_of(&mut ebpf, variant)?;
     program
@@ -189,7 +230,11 @@ fn load_variant(variant: Variant) -> Result<Loaded, BpfUnavailable> {
             _ => BpfUnavailable::Load(chain(&e)),
         })?;
     crate::sys::timing::mark("bpf: program verified");
-    Ok(Loaded { ebpf, variant })
+    Ok(Loaded {
+        ebpf,
+        variant,
+        emit,
+    })
 }
 
 /// `variant`'s program in `ebpf`, as an iterator.
@@ -222,7 +267,7 @@ impl Loaded {
             };
             filled += read;
             // The kernel writes whole records, but a short read must not split one.
-            let whole = filled - filled % RECORD_SIZE;
+            let whole = records::whole(&buffer[..filled]);
             each(&buffer[..whole]);
             buffer.copy_within(whole..filled, 0);
             filled -= whole;

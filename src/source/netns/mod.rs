@@ -16,10 +16,13 @@
 pub mod collect;
 pub mod discover;
 pub mod dump;
+pub mod gate;
 pub mod mountinfo;
 pub mod nsfd;
 pub mod pinned;
 pub mod recorded;
+pub mod sockstat;
+pub mod walked;
 
 use std::collections::HashSet;
 use std::ffi::OsString;

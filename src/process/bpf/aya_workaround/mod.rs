@@ -48,7 +48,21 @@ pub fn load(
     relocated: &[&str],
     attach_func: &str,
 ) -> Result<(Ebpf, KernelBtf), BpfUnavailable> {
+    load_with_globals(object, relocated, attach_func, &[])
+}
+
+/// [`load`], with the object's read-only globals (`const volatile` in C) named in `globals`
+/// set first: the verifier then sees them as constants.
+pub fn load_with_globals(
+    object: &[u8],
+    relocated: &[&str],
+    attach_func: &str,
+    globals: &[(&str, u32)],
+) -> Result<(Ebpf, KernelBtf), BpfUnavailable> {
     let mut loader = loader_without_btf();
+    for (name, value) in globals {
+        loader.override_global(name, value, true);
+    }
     crate::sys::timing::mark("bpf: loader made");
     let btf = KernelBtf::load(relocated, attach_func)?;
     crate::sys::timing::mark("bpf: kernel types digested");
@@ -58,7 +72,11 @@ pub fn load(
         // digest, not of the kernel: the whole BTF still loads the program.
         Err(_) if btf.attach.is_some() => {
             let full = KernelBtf::full()?;
-            let ebpf = loader_without_btf()
+            let mut loader = loader_without_btf();
+            for (name, value) in globals {
+                loader.override_global(name, value, true);
+            }
+            let ebpf = loader
                 .btf(Some(&full.relocations))
                 .load(object)
                 .map_err(|e| BpfUnavailable::Load(chain(&e)))?;

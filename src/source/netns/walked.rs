@@ -1,0 +1,270 @@
+//! `--netns all` in one kernel pass: the namespaces whose sockets the BPF fd walk read whole
+//! need no sock_diag dump.
+//!
+//! ```text
+//! before the walk:  each namespace's socket counts (sockstat, through a process in it)
+//! the walk:         every socket fd of every process, with the socket's own record
+//! after the walk:   the counts again; per namespace, the walk's distinct hashed sockets
+//!                   against both readings (gate): equal -> its listing is the walk's;
+//!                   else (a socket no process holds, churn, unreadable) -> dumped
+//! ```
+//!
+//! Each sock_diag dump walks the host-wide hash tables and skips other namespaces' sockets,
+//! so N dumps cost N passes over every socket of the host; the walk is one pass, which the
+//! attribution makes anyway. The caller's own namespace is always dumped (the reference; it
+//! runs while the BPF program loads), and so is every namespace a listing of every state
+//! (`-a`) asks for: TIME_WAIT and request sockets are nobody's fd and in no count.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::Namespace;
+use super::gate::{self, Why};
+use super::sockstat::{self, Counts};
+use crate::model::{DeviceBinding, Family, Protocol, Socket};
+
+/// Each namespace's counts as read before the walk, by inode.
+pub type Before = HashMap<u64, Result<Counts, Why>>;
+
+/// Read the counts of every namespace of `namespaces` but `current`, under the live proc root
+/// `proc`; to be done before the walk begins.
+pub fn count_before(namespaces: &[Namespace], current: Option<u64>, proc: &Path) -> Before {
+    namespaces
+        .iter()
+        .filter(|ns| Some(ns.inode) != current)
+        .map(|ns| (ns.inode, counts_of(ns, proc)))
+        .collect()
+}
+
+/// The counts of `ns`, through the first of its processes that is still in it after the read
+/// (a pid can exit, or be reused, meanwhile).
+fn counts_of(ns: &Namespace, proc: &Path) -> Result<Counts, Why> {
+    let mut last = Why::NoCounts;
+    for pid in &ns.pids {
+        let counts = sockstat::read(&proc.join(format!("{pid}/net")));
+        let still_there = std::fs::metadata(proc.join(format!("{pid}/ns/net")))
+            .is_ok_and(|meta| meta.ino() == ns.inode);
+        match (counts, still_there) {
+            (Ok(counts), true) => return Ok(counts),
+            (Err(e), true) => last = Why::Unreadable(e),
+            (_, false) => {}
+        }
+    }
+    Err(last)
+}
+
+/// What the gate decided for every namespace but the caller's.
+#[derive(Debug, Default)]
+pub struct Judged {
+    /// The namespaces the walk answered, each with its sockets (every hashed one).
+    pub answered: Vec<(u64, Vec<Socket>)>,
+    /// The namespaces to dump, each with why.
+    pub dump: Vec<(u64, Why)>,
+}
+
+/// Judge every namespace of `namespaces` but `current` by its counts `before` the walk, its
+/// counts now, and the sockets the walk read in it (`walked`, by namespace inode, each once).
+pub fn judge(
+    namespaces: &[Namespace],
+    current: Option<u64>,
+    mut before: Before,
+    mut walked: HashMap<u64, Vec<Socket>>,
+    proc: &Path,
+) -> Judged {
+    let mut judged = Judged::default();
+    for ns in namespaces.iter().filter(|ns| Some(ns.inode) != current) {
+        let sockets = walked.remove(&ns.inode).unwrap_or_default();
+        let Some(counted) = before.remove(&ns.inode) else {
+            // Found after the counts were read (from a socket): nothing to compare with.
+            judged.dump.push((ns.inode, Why::NoCounts));
+            continue;
+        };
+        let verdict = match counted {
+            Err(why) => Err(why),
+            Ok(counts) => {
+                // Its processes all left since the first reading: churn.
+                let after = counts_of(ns, proc).map_err(|why| match why {
+                    Why::NoCounts => Why::Churn,
+                    why => why,
+                });
+                gate::judge(Ok(counts), gate::tally(&sockets), after)
+            }
+        };
+        match verdict.and_then(|()| named_devices_only(&sockets)) {
+            Ok(()) => judged.answered.push((ns.inode, sockets)),
+            Err(why) => judged.dump.push((ns.inode, why)),
+        }
+    }
+    judged
+}
+
+/// A socket bound to a device is named from inside its namespace (`if_indextoname` there),
+/// which a dump does while it is entered: such a namespace is dumped.
+fn named_devices_only(sockets: &[Socket]) -> Result<(), Why> {
+    match sockets
+        .iter()
+        .any(|s| matches!(s.device, DeviceBinding::Device { .. }))
+    {
+        true => Err(Why::Device),
+        false => Ok(()),
+    }
+}
+
+/// The sockets of `sockets` a dump asking for `tables` and `listening` only (else every
+/// state) would list: those in the hash tables the dump walks.
+pub fn keep_requested(
+    sockets: Vec<Socket>,
+    tables: &[(Protocol, Family)],
+    listening: bool,
+) -> Vec<Socket> {
+    sockets
+        .into_iter()
+        .filter(|s| gate::hashed(s) && tables.contains(&(s.protocol, s.family)))
+        .filter(|s| !listening || s.state.is_listening(s.protocol))
+        .collect()
+}
+
+/// The `-v` line: how many namespaces the walk answered and how many were dumped, and why.
+pub fn summary(judged: &Judged, current_dumped: bool) -> String {
+    let mut reasons: Vec<(&'static str, usize)> = Vec::new();
+    for (_, why) in &judged.dump {
+        match reasons.iter_mut().find(|(r, _)| *r == why.reason()) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((why.reason(), 1)),
+        }
+    }
+    let dumped = judged.dump.len() + usize::from(current_dumped);
+    let mut line = format!(
+        "--netns all: {} answered from the BPF fd walk's socket records, {} dumped over \
+         sock_diag",
+        crate::text::counts::count(judged.answered.len(), "namespace"),
+        dumped
+    );
+    let mut parts: Vec<String> = Vec::new();
+    if current_dumped {
+        parts.push("this one, always".into());
+    }
+    parts.extend(reasons.iter().map(|(why, n)| format!("{n}: {why}")));
+    if !parts.is_empty() {
+        line.push_str(&format!(" ({})", parts.join("; ")));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SocketState;
+
+    fn socket(protocol: Protocol, addr: &str, port: u16, state: SocketState) -> Socket {
+        Socket {
+            state,
+            ..Socket::listening(protocol, addr, port)
+        }
+    }
+
+    /// A proc tree with process `pid`, whose `ns/net` is a plain file: the namespace's inode
+    /// is that file's. Its namespace counts `tcp4` IPv4 TCP sockets.
+    fn proc_with(pid: u32, tcp4: u32) -> (tempfile::TempDir, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join(format!("{pid}/net"));
+        std::fs::create_dir_all(&net).unwrap();
+        let text = format!("TCP: inuse {tcp4} orphan 0 tw 0 alloc 1 mem 0\nUDP: inuse 0 mem 0\n");
+        std::fs::write(net.join("sockstat"), text).unwrap();
+        let ns_dir = dir.path().join(format!("{pid}/ns"));
+        std::fs::create_dir_all(&ns_dir).unwrap();
+        std::fs::write(ns_dir.join("net"), "").unwrap();
+        let inode = std::fs::metadata(ns_dir.join("net")).unwrap().ino();
+        (dir, inode)
+    }
+
+    fn namespace(inode: u64, pid: u32) -> Namespace {
+        let mut ns = Namespace::new(inode);
+        ns.pids.push(pid);
+        ns
+    }
+
+    #[test]
+    fn a_namespace_whose_counts_match_is_answered_and_one_that_differs_is_dumped() {
+        let (dir, inode) = proc_with(7, 1);
+        let namespaces = [namespace(inode, 7), Namespace::new(1)];
+        let before = count_before(&namespaces, Some(1), dir.path());
+        assert_eq!(before.len(), 1, "the current namespace is not counted");
+        let listener = socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN);
+        let walked = HashMap::from([(inode, vec![listener.clone()])]);
+        let judged = judge(&namespaces, Some(1), before, walked, dir.path());
+        assert_eq!(judged.answered.len(), 1);
+        assert!(judged.dump.is_empty());
+        assert_eq!(judged.answered[0].1, [listener]);
+        assert_eq!(
+            summary(&judged, true),
+            "--netns all: 1 namespace answered from the BPF fd walk's socket records, 1 dumped \
+             over sock_diag (this one, always)"
+        );
+
+        // The kernel counts one more than any process holds: a kernel socket.
+        let before = count_before(&namespaces, Some(1), dir.path());
+        let judged = judge(&namespaces, Some(1), before, HashMap::new(), dir.path());
+        assert!(judged.answered.is_empty());
+        assert!(matches!(judged.dump[..], [(i, Why::Mismatch { .. })] if i == inode));
+        let line = summary(&judged, false);
+        assert!(line.contains("0 namespaces answered"), "{line}");
+        assert!(line.contains("1 dumped over sock_diag (1: they hold sockets no process holds"));
+    }
+
+    #[test]
+    fn counts_that_change_during_the_walk_dump_the_namespace() {
+        let (dir, inode) = proc_with(7, 1);
+        let namespaces = [namespace(inode, 7)];
+        let before = count_before(&namespaces, None, dir.path());
+        let text = "TCP: inuse 2\nUDP: inuse 0\n";
+        std::fs::write(dir.path().join("7/net/sockstat"), text).unwrap();
+        let listener = socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN);
+        let walked = HashMap::from([(inode, vec![listener])]);
+        let judged = judge(&namespaces, None, before, walked, dir.path());
+        assert!(matches!(judged.dump[..], [(_, Why::Churn)]), "{judged:?}");
+    }
+
+    #[test]
+    fn no_process_to_count_through_or_a_device_bound_socket_dumps_the_namespace() {
+        let (dir, inode) = proc_with(7, 1);
+        // Process 8 is not in the namespace (no proc entry): no counts.
+        let namespaces = [namespace(inode, 7), namespace(99, 8)];
+        let before = count_before(&namespaces, None, dir.path());
+        let mut bound = socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN);
+        bound.device = DeviceBinding::Device {
+            index: 2,
+            name: None,
+        };
+        let walked = HashMap::from([(inode, vec![bound])]);
+        let judged = judge(&namespaces, None, before, walked, dir.path());
+        let whys: Vec<&str> = judged.dump.iter().map(|(_, w)| w.reason()).collect();
+        assert_eq!(
+            whys,
+            [Why::Device.reason(), Why::NoCounts.reason()],
+            "{judged:?}"
+        );
+    }
+
+    #[test]
+    fn only_what_the_dump_would_list_is_kept() {
+        let sockets = vec![
+            socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN),
+            socket(Protocol::Tcp, "10.0.0.1", 80, SocketState::ESTABLISHED),
+            socket(Protocol::Udp, "0.0.0.0", 53, SocketState::CLOSE),
+            socket(Protocol::Udp, "0.0.0.0", 0, SocketState::CLOSE),
+            socket(Protocol::Tcp, "::", 22, SocketState::LISTEN),
+        ];
+        let tcp4 = [(Protocol::Tcp, Family::Ipv4), (Protocol::Udp, Family::Ipv4)];
+        let kept = keep_requested(sockets.clone(), &tcp4, true);
+        let ports: Vec<u16> = kept.iter().map(|s| s.local_port).collect();
+        assert_eq!(
+            ports,
+            [80, 53],
+            "listening IPv4, an unbound UDP socket is in no table"
+        );
+        let all = keep_requested(sockets, &tcp4, false);
+        assert_eq!(all.len(), 3);
+    }
+}
