@@ -177,6 +177,31 @@ impl Started {
         Ok(attributed(sockets, scan, method, self.nested))
     }
 
+    /// [`Started::finish`] (or, with `or_walk`, [`Started::finish_or_walk`]) of `sockets` and
+    /// of those `more` makes of the scan before the entries are built: `--netns all` takes
+    /// the sockets the kernel iterator read out of it ([`Scan::walked`]), whose holders the
+    /// scan has.
+    pub fn finish_adding(
+        self,
+        mut sockets: Vec<Socket>,
+        or_walk: bool,
+        more: impl FnOnce(&mut Scan, &Method) -> Vec<Socket>,
+    ) -> Result<Attributed, BpfUnavailable> {
+        let wanted = wanted_inodes(&sockets);
+        let (mut scan, method) = match or_walk {
+            true => self
+                .plan
+                .finish_or_walk(&self.proc_root, self.fields, wanted),
+            false => self.plan.finish(&self.proc_root, self.fields, wanted)?,
+        };
+        let added = match &mut scan {
+            Ok(scan) => more(scan, &method),
+            Err(_) => more(&mut Scan::default(), &method),
+        };
+        sockets.extend(added);
+        Ok(attributed(sockets, scan, method, self.nested))
+    }
+
     /// Attribute `sockets`, walking `/proc` when the BPF iterator cannot run, whatever the
     /// choice ([`Attributed::method`] says why): for callers with nowhere to report a refusal.
     pub fn finish_or_walk(self, sockets: Vec<Socket>) -> Attributed {

@@ -70,6 +70,8 @@ pub struct Collected {
     /// What else could not be read, one line each for stderr (network namespaces not
     /// reached, and why).
     pub notes: Vec<String>,
+    /// Lines for `--verbose` only (how `--netns all` read each namespace).
+    pub verbose_notes: Vec<String>,
 }
 
 impl Collected {

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
 /*
  * task_sockets: for every socket file descriptor of every process, emit one record
- * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 zero; } -- the facts lsports'
+ * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 extra; } -- the facts lsports'
  * /proc/PID/fd walk reads with one readlinkat per descriptor, gathered by the kernel in a single
  * pass, plus the process's start time (to confirm later that a pid is still that process) and
  * the socket's network namespace.
+ *
+ * Asked to (emit_sockets, for `--netns all`), the record of a TCP or UDP socket outside the
+ * namespace sockets_except_netns is followed by the socket's own `struct socket_record`
+ * (src/source/bpf/socket_record.h: what sock_diag would say of it), and `extra` is its size:
+ * the walk then reads every namespace's sockets in its one pass, where sock_diag would need a
+ * pass over the host-wide tables per namespace.
  *
  * Two programs give the same records; lsports loads one:
  * - task_fd_walk (iter/task, and bpf_loop: Linux 5.17 and later) visits each process once and
@@ -16,6 +22,7 @@
  * Rebuild with bpf/build.sh; the object next to this file is what lsports embeds.
  */
 #include "kernel_types.h"
+#include "../../source/bpf/socket_record.h"
 
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
@@ -36,6 +43,12 @@ __u32 reader_level_plus_one = 0;
  */
 const struct file_operations *socket_fops = 0;
 
+/* Set by the loader before loading (read-only: the verifier prunes the unused path). */
+/* Non-zero: follow each TCP/UDP socket's record with its socket_record. */
+const volatile __u32 emit_sockets = 0;
+/* The namespace whose sockets get no socket_record (the reader's own, which it dumps). */
+const volatile __u32 sockets_except_netns = 0;
+
 struct record {
 	__u32 pid;
 	__u32 fd;
@@ -44,7 +57,14 @@ struct record {
 	__u64 start;
 	/* Inode of the socket's network namespace; 0 when it could not be read. */
 	__u32 netns;
-	__u32 zero;
+	/* Bytes following this record: 0, or sizeof(struct socket_record). */
+	__u32 extra;
+};
+
+/* A record followed by its socket's own record. */
+struct record_with_socket {
+	struct record record;
+	struct socket_record socket;
 };
 
 /* One process's table as task_fd_walk's bpf_loop callback walks it. */
@@ -122,18 +142,25 @@ static int is_socket(struct file *file)
 	return 1;
 }
 
-/* The inode of the network namespace socket file `file` belongs to, or 0. */
-static __u32 netns_of(struct file *file)
+/* The sock behind socket file `file`, or 0. */
+static struct sock *sock_of(struct file *file)
 {
 	struct socket *socket = 0;
 	struct sock *sk = 0;
-	struct net *net = 0;
-	__u32 inum = 0;
 
 	bpf_probe_read_kernel(&socket, sizeof(socket), &file->private_data);
 	if (!socket)
 		return 0;
 	bpf_probe_read_kernel(&sk, sizeof(sk), &socket->sk);
+	return sk;
+}
+
+/* The inode of the network namespace of `sk`, or 0. */
+static __u32 netns_of(struct sock *sk)
+{
+	struct net *net = 0;
+	__u32 inum = 0;
+
 	if (!sk)
 		return 0;
 	bpf_probe_read_kernel(&net, sizeof(net), &sk->__sk_common.skc_net.net);
@@ -143,21 +170,33 @@ static __u32 netns_of(struct file *file)
 	return inum;
 }
 
-/* Write the record of socket `file`, descriptor `fd` of process `pid` started at `start`. */
+/*
+ * Write the record of socket `file`, descriptor `fd` of process `pid` started at `start`,
+ * followed by the socket's own record where emit_sockets asks for it.
+ */
 static void emit(struct seq_file *seq, __u32 pid, __u32 fd, __u64 start, struct file *file)
 {
-	struct record record = {};
+	struct record_with_socket out = {};
+	struct record *record = &out.record;
 	struct inode *inode = 0;
+	struct sock *sk;
 
-	record.pid = pid;
-	record.fd = fd;
-	record.start = start;
+	record->pid = pid;
+	record->fd = fd;
+	record->start = start;
 	bpf_probe_read_kernel(&inode, sizeof(inode), &file->f_inode);
 	if (!inode)
 		return;
-	bpf_probe_read_kernel(&record.inode, sizeof(record.inode), &inode->i_ino);
-	record.netns = netns_of(file);
-	bpf_seq_write(seq, &record, sizeof(record));
+	bpf_probe_read_kernel(&record->inode, sizeof(record->inode), &inode->i_ino);
+	sk = sock_of(file);
+	record->netns = netns_of(sk);
+	if (emit_sockets && sk && record->netns != sockets_except_netns &&
+	    read_socket((struct sock_common *)sk, &out.socket) == 0) {
+		record->extra = sizeof(out.socket);
+		bpf_seq_write(seq, &out, sizeof(out));
+		return;
+	}
+	bpf_seq_write(seq, record, sizeof(*record));
 }
 
 /* Thread-group leaders only: a thread with its own fd table is not what /proc/PID/fd shows. */
