@@ -59,15 +59,18 @@ pub enum SourceKind {
     Proc,
     /// A kernel event as it happened (`watch --events`), not a table.
     Event,
+    /// A BPF program reading the kernel's socket structures (the tcp and udp iterators).
+    Bpf,
 }
 
 impl SourceKind {
-    /// Name used in JSON and `--verbose` (`netlink`, `proc`, `event`).
+    /// Name used in JSON and `--verbose` (`netlink`, `proc`, `event`, `bpf`).
     pub fn name(self) -> &'static str {
         match self {
             SourceKind::Netlink => "netlink",
             SourceKind::Proc => "proc",
             SourceKind::Event => "event",
+            SourceKind::Bpf => "bpf",
         }
     }
 }

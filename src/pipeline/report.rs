@@ -80,6 +80,10 @@ fn describe(report: &TableReport) -> String {
             report.count, netlink_failure
         ),
         Some(SourceKind::Event) => format!("{table}: {} sockets from kernel events", report.count),
+        Some(SourceKind::Bpf) => format!(
+            "{table}: {} sockets from the kernel's tcp/udp iterators{}",
+            report.count, netlink_failure
+        ),
         None => {
             let proc_failure = report
                 .proc_error

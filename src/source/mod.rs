@@ -7,6 +7,7 @@
 //! filter them ([`bytecode`]), so it costs a few small messages however many sockets the
 //! host has.
 
+pub mod bpf;
 pub mod bytecode;
 pub mod events;
 pub mod netlink;
