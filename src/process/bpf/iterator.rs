@@ -47,6 +47,14 @@ pub(crate) const RELOCATED_STRUCTS: &[&str] = &[
     "sock_common",
     "sock",
     "socket",
+    // What `read_socket` (src/source/bpf/socket_record.h) reads besides, for `Emit::Sockets`:
+    // the names of `SOCKET_RECORD_STRUCTS` in src/source/bpf/record.rs (a test checks).
+    "socket_alloc",
+    "tcp_sock",
+    "udp_sock",
+    "inet_timewait_sock",
+    "cgroup",
+    "kernfs_node",
 ];
 /// The environment variable that forces one program (`task` or `task_file`), for tests.
 pub const FORCE_VARIABLE: &str = "LSPORTS_BPF_ITERATOR";
@@ -341,7 +349,10 @@ pub(crate) mod tests {
         let mut declared: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
         // Not relocated, but the element of `pid.numbers`: array strides read its size.
         declared.push("upid");
+        // And those the shared socket reader reads.
+        declared.extend(crate::source::bpf::record::SOCKET_RECORD_STRUCTS);
         declared.sort_unstable();
+        declared.dedup();
         let mut listed = RELOCATED_STRUCTS.to_vec();
         listed.sort_unstable();
         assert_eq!(declared, listed);

@@ -23,6 +23,7 @@ use super::Namespace;
 use super::gate::{self, Why};
 use super::sockstat::{self, Counts};
 use crate::model::{DeviceBinding, Family, Protocol, Socket};
+use crate::source::bpf::record::SocketRecord;
 
 /// Each namespace's counts as read before the walk, by inode.
 pub type Before = HashMap<u64, Result<Counts, Why>>;
@@ -57,8 +58,20 @@ fn counts_of(ns: &Namespace, proc: &Path) -> Result<Counts, Why> {
 /// The walk's socket records (`struct socket_record`), one per socket, as sockets by their
 /// namespace's inode; records of sockets lsports does not list are left out.
 pub fn decode(records: &[[u8; 80]]) -> HashMap<u64, Vec<Socket>> {
-    let _ = records;
-    HashMap::new()
+    let mut by_netns: HashMap<u64, Vec<Socket>> = HashMap::new();
+    for record in records
+        .iter()
+        .filter_map(|bytes| SocketRecord::parse(bytes))
+    {
+        // The namespace is tagged by the caller, with its name.
+        if let Ok(socket) = record.to_socket(|_| None) {
+            by_netns
+                .entry(record.netns.into())
+                .or_default()
+                .push(socket);
+        }
+    }
+    by_netns
 }
 
 /// What the gate decided for every namespace but the caller's.
