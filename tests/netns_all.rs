@@ -238,12 +238,12 @@ fn inner_walk_answers() {
          ip -n {0} link set lsp-vx0 up",
         named[2].name
     );
-    if !Command::new("sh")
+    let has_vxlan = Command::new("sh")
         .args(["-c", &vxlan])
         .status()
         .unwrap()
-        .success()
-    {
+        .success();
+    if !has_vxlan {
         skip_unless_ci("no VXLAN here: the kernel-socket fallback is not checked");
     }
     let pin = NamedNs::add(4);
@@ -289,8 +289,14 @@ fn inner_walk_answers() {
         .unwrap()
         .iter()
         .find(|s| s["local_port"] == 4789);
+    assert_eq!(
+        vx.is_some(),
+        has_vxlan,
+        "VXLAN's port is listed where it was made"
+    );
     if let Some(vx) = vx {
         assert_eq!(vx["netns"]["inode"], named[2].inode, "{vx}");
+        assert_eq!(vx["source"], "netlink", "its namespace was dumped: {vx}");
         assert_eq!(
             json_pids(vx),
             Vec::<u32>::new(),
@@ -304,7 +310,7 @@ fn inner_walk_answers() {
         .unwrap_or_else(|| panic!("no -v line on the walk: {:?}", walked.1));
     assert!(line.contains("3 namespaces answered"), "{line}");
     assert!(line.contains("this one, always"), "{line}");
-    if vx.is_some() {
+    if has_vxlan {
         assert!(
             line.contains("1: they hold sockets no process holds"),
             "{line}"
