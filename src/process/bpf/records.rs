@@ -274,6 +274,55 @@ pub(crate) mod tests {
         );
     }
 
+    /// A record followed by a socket record whose first byte is `tag`.
+    fn with_socket(pid: u32, fd: u32, inode: u64, netns: u32, tag: u8) -> Vec<u8> {
+        let mut bytes = encode_full(&[(pid, fd, inode, 100, netns)]);
+        bytes[28..32].copy_from_slice(&(SOCKET_RECORD_SIZE as u32).to_ne_bytes());
+        let mut socket = [0u8; SOCKET_RECORD_SIZE];
+        socket[0] = tag;
+        bytes.extend_from_slice(&socket);
+        bytes
+    }
+
+    #[test]
+    fn records_with_socket_records_decode_and_a_cut_one_waits_for_the_rest() {
+        let mut bytes = encode(&[(7, 3, 1)]);
+        bytes.extend(with_socket(8, 4, 2, 9, 0xab));
+        bytes.extend(encode(&[(9, 5, 3)]));
+        let whole_len = bytes.len();
+        assert_eq!(whole(&bytes), whole_len);
+        let got: Vec<Record> = decode(&bytes).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].socket, None);
+        assert_eq!(got[1].socket.map(|s| (s.len(), s[0])), Some((80, 0xab)));
+        assert_eq!((got[2].pid, got[2].socket), (9, None));
+        // A read that ends inside the socket record: only the first record is whole.
+        let cut = RECORD_SIZE + RECORD_SIZE + 10;
+        assert_eq!(whole(&bytes[..cut]), RECORD_SIZE);
+        assert_eq!(decode(&bytes[..cut]).count(), 1);
+    }
+
+    #[test]
+    fn socket_records_are_kept_once_per_socket_and_their_holders_are_wanted() {
+        let mut bytes = with_socket(10, 3, 5, 9, 1);
+        // The same socket in a second process (a prefork listener): one record kept.
+        bytes.extend(with_socket(11, 4, 5, 9, 1));
+        bytes.extend(with_socket(12, 4, 6, 9, 2));
+        let wanted = HashSet::new();
+        let mut selection = Selection::new(&wanted);
+        selection.add(decode(&bytes), |_, _| true);
+        let sockets = selection.take_sockets();
+        let tags: Vec<u8> = sockets.records.iter().map(|r| r[0]).collect();
+        assert_eq!(tags, [1, 2]);
+        let (holders, _) = selection.finish();
+        assert_eq!(
+            holders.of(5).len(),
+            2,
+            "both holders of the socket read whole"
+        );
+        assert_eq!(holders.of(6), [Holder { pid: 12, fd: 4 }]);
+    }
+
     #[test]
     fn holders_keep_every_pid_and_fd_of_wanted_inodes_sorted() {
         // A prefork listener (inode 10) in three processes, one of them through two fds. The

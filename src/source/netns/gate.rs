@@ -120,10 +120,11 @@ pub fn judge(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn socket(protocol: Protocol, addr: &str, port: u16, state: SocketState) -> Socket {
+    /// A socket of `protocol` bound to `addr`:`port` in `state`.
+    pub(crate) fn socket(protocol: Protocol, addr: &str, port: u16, state: SocketState) -> Socket {
         Socket {
             state,
             ..Socket::listening(protocol, addr, port)

@@ -176,13 +176,7 @@ pub fn summary(judged: &Judged, current_dumped: bool) -> String {
 mod tests {
     use super::*;
     use crate::model::SocketState;
-
-    fn socket(protocol: Protocol, addr: &str, port: u16, state: SocketState) -> Socket {
-        Socket {
-            state,
-            ..Socket::listening(protocol, addr, port)
-        }
-    }
+    use crate::source::netns::gate::tests::socket;
 
     /// A proc tree with process `pid`, whose `ns/net` is a plain file: the namespace's inode
     /// is that file's. Its namespace counts `tcp4` IPv4 TCP sockets.
@@ -265,6 +259,43 @@ mod tests {
             [Why::Device.reason(), Why::NoCounts.reason()],
             "{judged:?}"
         );
+    }
+
+    #[test]
+    fn records_decode_into_sockets_by_namespace_and_others_are_left_out() {
+        let record = |netns, protocol, port| {
+            let bytes = crate::source::bpf::record::tests::encode(&SocketRecord {
+                inode: u64::from(port),
+                cgroup_id: 0,
+                local_addr: [0; 16],
+                remote_addr: [0; 16],
+                netns,
+                uid: 0,
+                recv_q: 0,
+                send_q: 128,
+                bound_dev_if: 0,
+                local_port: port,
+                remote_port: 0,
+                family: 2,
+                protocol,
+                state: 10,
+                flags: 1,
+            });
+            <[u8; 80]>::try_from(bytes.as_slice()).unwrap()
+        };
+        // A record of another protocol (132: SCTP) is not one lsports lists.
+        let records = [
+            record(7, 6, 80),
+            record(8, 17, 53),
+            record(7, 6, 443),
+            record(7, 132, 9),
+        ];
+        let by_netns = decode(&records);
+        let ports = |ns: u64| -> Vec<u16> { by_netns[&ns].iter().map(|s| s.local_port).collect() };
+        assert_eq!(ports(7), [80, 443]);
+        assert_eq!(ports(8), [53]);
+        assert_eq!(by_netns[&8][0].protocol, Protocol::Udp);
+        assert_eq!(by_netns.len(), 2);
     }
 
     #[test]
