@@ -7,7 +7,7 @@
 //! `LSPORTS_NETNS_DUMP=all` dumps every namespace as before (for tests and measurements: both
 //! must list the same).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::Plan;
 use crate::config::{NetnsChoice, StateSelection};
@@ -86,11 +86,11 @@ impl<'p> Walking<'p> {
                 fd: h.fd,
             })
             .collect();
-        let walked: HashMap<u64, Vec<Socket>> = netns::walked::decode(&records.records);
         let Some(pending) = self.pending.take() else {
             return Vec::new();
         };
-        let (mut collected, dumped) = pending.complete(walked, &seen);
+        let (mut collected, dumped) = pending.complete(&records.records, &seen);
+        drop(records);
         self.dumped = dumped;
         let sockets = std::mem::take(&mut collected.sockets);
         absorb(&mut self.more, collected);

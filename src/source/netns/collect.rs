@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{DumpRequest, Namespace, NsDump, Reach, Survey, mountinfo};
 use crate::config::NetnsChoice;
-use crate::model::{Netns, Socket};
+use crate::model::Netns;
 use crate::source::{self, CollectRequest, Collected};
 use crate::sys::procroot::ProcRoot;
 use crate::text::counts::count;
@@ -194,18 +194,20 @@ impl Pending {
         self.before.is_some()
     }
 
-    /// The rest of a [`collect_counting`], from what the walk read: `walked`, every socket it
-    /// read by namespace inode, each once; `seen`, a holder of a socket in each namespace it
+    /// The rest of a [`collect_counting`], from what the walk read: `records`, the socket
+    /// record of every socket it read outside the caller's namespace, each once; `seen`, a holder of a socket in each namespace it
     /// met. Namespaces only sockets keep alive are opened through those holders; every
     /// namespace the gate passes is listed from `walked`, every other one dumped. The
     /// sockets, with the note on what could not be read and the `-v` line on what was
     /// answered how, and the namespaces dumped.
     pub fn complete(
         mut self,
-        walked: HashMap<u64, Vec<Socket>>,
+        records: &[[u8; 80]],
         seen: &[super::SocketInNetns],
     ) -> (Collected, HashSet<u64>) {
         let before = self.before.take().unwrap_or_default();
+        let listening = self.request.states == crate::config::StateSelection::Listening;
+        let walked = super::walked::decode(records, &self.request.tables, listening);
         let known: HashSet<u64> = self
             .discovery
             .namespaces
@@ -227,10 +229,7 @@ impl Pending {
         let dumping: HashSet<u64> = judged.dump.iter().map(|(inode, _)| *inode).collect();
         let mut collected = self.dump_these(&dumping);
         crate::sys::timing::mark("netns: the rest dumped");
-        let listening = self.request.states == crate::config::StateSelection::Listening;
-        for (inode, sockets) in judged.answered {
-            let mut sockets =
-                super::walked::keep_requested(sockets, &self.request.tables, listening);
+        for (inode, mut sockets) in judged.answered {
             let name = self.discovery.get(inode).and_then(|ns| ns.name.clone());
             let ns = Arc::new(Netns {
                 inode,

@@ -18,16 +18,24 @@ use crate::model::{Family, Protocol, Socket, SocketState};
 /// distinct (one per socket, however many fds hold it).
 pub fn tally<'a>(sockets: impl IntoIterator<Item = &'a Socket>) -> Counts {
     let mut counts = Counts::default();
-    for socket in sockets.into_iter().filter(|s| hashed(s)) {
-        let slot = match (socket.protocol, socket.family) {
-            (Protocol::Tcp, Family::Ipv4) => &mut counts.tcp4,
-            (Protocol::Udp, Family::Ipv4) => &mut counts.udp4,
-            (Protocol::Tcp, Family::Ipv6) => &mut counts.tcp6,
-            (Protocol::Udp, Family::Ipv6) => &mut counts.udp6,
-        };
-        *slot += 1;
+    for socket in sockets {
+        count(&mut counts, socket);
     }
     counts
+}
+
+/// Add `socket` to `counts` if the kernel counts it ([`hashed`]).
+pub fn count(counts: &mut Counts, socket: &Socket) {
+    if !hashed(socket) {
+        return;
+    }
+    let slot = match (socket.protocol, socket.family) {
+        (Protocol::Tcp, Family::Ipv4) => &mut counts.tcp4,
+        (Protocol::Udp, Family::Ipv4) => &mut counts.udp4,
+        (Protocol::Tcp, Family::Ipv6) => &mut counts.tcp6,
+        (Protocol::Udp, Family::Ipv6) => &mut counts.udp6,
+    };
+    *slot += 1;
 }
 
 /// Whether the kernel counts `socket` in `inuse`: a TCP socket in any state but CLOSE (a

@@ -55,20 +55,37 @@ fn counts_of(ns: &Namespace, proc: &Path) -> Result<Counts, Why> {
     Err(last)
 }
 
-/// The walk's socket records (`struct socket_record`), one per socket, as sockets by their
-/// namespace's inode; records of sockets lsports does not list are left out.
-pub fn decode(records: &[[u8; 80]]) -> HashMap<u64, Vec<Socket>> {
-    let mut by_netns: HashMap<u64, Vec<Socket>> = HashMap::new();
+/// What the walk read in one namespace.
+#[derive(Debug, Default)]
+pub struct Walked {
+    /// Its hashed sockets as the kernel counts them (see [`gate::tally`]).
+    pub counts: Counts,
+    /// Its sockets a dump of the request would list.
+    pub sockets: Vec<Socket>,
+}
+
+/// The walk's socket records (`struct socket_record`), one per socket, by their namespace's
+/// inode: every one counted, those a dump asking for `tables` and `listening` only (else
+/// every state) would list kept as sockets ([`requested`]; the others are dropped here,
+/// before they cost a socket each).
+pub fn decode(
+    records: &[[u8; 80]],
+    tables: &[(Protocol, Family)],
+    listening: bool,
+) -> HashMap<u64, Walked> {
+    let mut by_netns: HashMap<u64, Walked> = HashMap::new();
     for record in records
         .iter()
         .filter_map(|bytes| SocketRecord::parse(bytes))
     {
         // The namespace is tagged by the caller, with its name.
-        if let Ok(socket) = record.to_socket(|_| None) {
-            by_netns
-                .entry(record.netns.into())
-                .or_default()
-                .push(socket);
+        let Ok(socket) = record.to_socket(|_| None) else {
+            continue;
+        };
+        let walked = by_netns.entry(record.netns.into()).or_default();
+        gate::count(&mut walked.counts, &socket);
+        if requested(&socket, tables, listening) {
+            walked.sockets.push(socket);
         }
     }
     by_netns
@@ -89,12 +106,12 @@ pub fn judge(
     namespaces: &[Namespace],
     current: Option<u64>,
     mut before: Before,
-    mut walked: HashMap<u64, Vec<Socket>>,
+    mut walked: HashMap<u64, Walked>,
     proc: &Path,
 ) -> Judged {
     let mut judged = Judged::default();
     for ns in namespaces.iter().filter(|ns| Some(ns.inode) != current) {
-        let sockets = walked.remove(&ns.inode).unwrap_or_default();
+        let Walked { counts, sockets } = walked.remove(&ns.inode).unwrap_or_default();
         let Some(counted) = before.remove(&ns.inode) else {
             // Found after the counts were read (from a socket): nothing to compare with.
             judged.dump.push((ns.inode, Why::NoCounts));
@@ -102,13 +119,13 @@ pub fn judge(
         };
         let verdict = match counted {
             Err(why) => Err(why),
-            Ok(counts) => {
+            Ok(before) => {
                 // Its processes all left since the first reading: churn.
                 let after = counts_of(ns, proc).map_err(|why| match why {
                     Why::NoCounts => Why::Churn,
                     why => why,
                 });
-                gate::judge(Ok(counts), gate::tally(&sockets), after)
+                gate::judge(Ok(before), counts, after)
             }
         };
         match verdict.and_then(|()| named_devices_only(&sockets)) {
@@ -131,18 +148,12 @@ fn named_devices_only(sockets: &[Socket]) -> Result<(), Why> {
     }
 }
 
-/// The sockets of `sockets` a dump asking for `tables` and `listening` only (else every
-/// state) would list: those in the hash tables the dump walks.
-pub fn keep_requested(
-    sockets: Vec<Socket>,
-    tables: &[(Protocol, Family)],
-    listening: bool,
-) -> Vec<Socket> {
-    sockets
-        .into_iter()
-        .filter(|s| gate::hashed(s) && tables.contains(&(s.protocol, s.family)))
-        .filter(|s| !listening || s.state.is_listening(s.protocol))
-        .collect()
+/// Whether a dump asking for `tables` and `listening` only (else every state) would list
+/// `socket`: one in the hash tables the dump walks, of a table and state asked for.
+pub fn requested(socket: &Socket, tables: &[(Protocol, Family)], listening: bool) -> bool {
+    gate::hashed(socket)
+        && tables.contains(&(socket.protocol, socket.family))
+        && (!listening || socket.state.is_listening(socket.protocol))
 }
 
 /// The `-v` line: how many namespaces the walk answered and how many were dumped, and why.
@@ -193,6 +204,14 @@ mod tests {
         (dir, inode)
     }
 
+    /// What the walk read: `sockets`, all of them requested.
+    fn walked(sockets: Vec<Socket>) -> Walked {
+        Walked {
+            counts: gate::tally(&sockets),
+            sockets,
+        }
+    }
+
     fn namespace(inode: u64, pid: u32) -> Namespace {
         let mut ns = Namespace::new(inode);
         ns.pids.push(pid);
@@ -206,7 +225,7 @@ mod tests {
         let before = count_before(&namespaces, Some(1), dir.path());
         assert_eq!(before.len(), 1, "the current namespace is not counted");
         let listener = socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN);
-        let walked = HashMap::from([(inode, vec![listener.clone()])]);
+        let walked = HashMap::from([(inode, walked(vec![listener.clone()]))]);
         let judged = judge(&namespaces, Some(1), before, walked, dir.path());
         assert_eq!(judged.answered.len(), 1);
         assert!(judged.dump.is_empty());
@@ -235,7 +254,7 @@ mod tests {
         let text = "TCP: inuse 2\nUDP: inuse 0\n";
         std::fs::write(dir.path().join("7/net/sockstat"), text).unwrap();
         let listener = socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN);
-        let walked = HashMap::from([(inode, vec![listener])]);
+        let walked = HashMap::from([(inode, walked(vec![listener]))]);
         let judged = judge(&namespaces, None, before, walked, dir.path());
         assert!(matches!(judged.dump[..], [(_, Why::Churn)]), "{judged:?}");
     }
@@ -251,7 +270,7 @@ mod tests {
             index: 2,
             name: None,
         };
-        let walked = HashMap::from([(inode, vec![bound])]);
+        let walked = HashMap::from([(inode, walked(vec![bound]))]);
         let judged = judge(&namespaces, None, before, walked, dir.path());
         let whys: Vec<&str> = judged.dump.iter().map(|(_, w)| w.reason()).collect();
         assert_eq!(
@@ -290,12 +309,20 @@ mod tests {
             record(7, 6, 443),
             record(7, 132, 9),
         ];
-        let by_netns = decode(&records);
-        let ports = |ns: u64| -> Vec<u16> { by_netns[&ns].iter().map(|s| s.local_port).collect() };
+        let tables = [(Protocol::Tcp, Family::Ipv4), (Protocol::Udp, Family::Ipv4)];
+        let by_netns = decode(&records, &tables, true);
+        let ports =
+            |ns: u64| -> Vec<u16> { by_netns[&ns].sockets.iter().map(|s| s.local_port).collect() };
         assert_eq!(ports(7), [80, 443]);
-        assert_eq!(ports(8), [53]);
-        assert_eq!(by_netns[&8][0].protocol, Protocol::Udp);
+        assert_eq!(by_netns[&7].counts.tcp4, 2);
+        // A UDP socket in state LISTEN (10) is not listening: counted, not kept.
+        assert!(ports(8).is_empty());
+        assert_eq!(by_netns[&8].counts.udp4, 1);
         assert_eq!(by_netns.len(), 2);
+        // Only IPv6 asked for: every socket still counted.
+        let v6 = decode(&records, &[(Protocol::Tcp, Family::Ipv6)], true);
+        assert!(v6[&7].sockets.is_empty());
+        assert_eq!(v6[&7].counts.tcp4, 2);
     }
 
     #[test]
@@ -308,14 +335,15 @@ mod tests {
             socket(Protocol::Tcp, "::", 22, SocketState::LISTEN),
         ];
         let tcp4 = [(Protocol::Tcp, Family::Ipv4), (Protocol::Udp, Family::Ipv4)];
-        let kept = keep_requested(sockets.clone(), &tcp4, true);
-        let ports: Vec<u16> = kept.iter().map(|s| s.local_port).collect();
+        let kept = |listening| -> Vec<u16> {
+            let asked = sockets.iter().filter(|s| requested(s, &tcp4, listening));
+            asked.map(|s| s.local_port).collect()
+        };
         assert_eq!(
-            ports,
+            kept(true),
             [80, 53],
             "listening IPv4, an unbound UDP socket is in no table"
         );
-        let all = keep_requested(sockets, &tcp4, false);
-        assert_eq!(all.len(), 3);
+        assert_eq!(kept(false), [80, 80, 53]);
     }
 }
