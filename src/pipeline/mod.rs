@@ -311,7 +311,7 @@ fn attribute_following(
     };
     let mut walking = walked::Walking::new(pending, plan);
     let (mut listing, seen) =
-        attribute_keeping(sockets, begun, plan, |scan, _| walking.complete(scan))?;
+        attribute_keeping(sockets, begun, plan, |scan| walking.complete(scan))?;
     let (pending, dumped, mut more) = walking.finish();
     let late = match pending {
         Some(pending) => follow(pending, seen, plan),
@@ -372,7 +372,7 @@ pub fn attribute(
     begun: Begun,
     plan: &Plan,
 ) -> Result<Listing, BpfUnavailable> {
-    attribute_keeping(sockets, begun, plan, |_, _| Vec::new()).map(|(listing, _)| listing)
+    attribute_keeping(sockets, begun, plan, |_| Vec::new()).map(|(listing, _)| listing)
 }
 
 /// What attribution saw of the sockets held beyond those it attributed.
@@ -392,7 +392,7 @@ fn attribute_keeping(
     sockets: Vec<Socket>,
     begun: Begun,
     plan: &Plan,
-    more: impl FnOnce(&mut process::Scan, &process::Method) -> Vec<Socket>,
+    more: impl FnOnce(&mut process::Scan) -> Vec<Socket>,
 ) -> Result<(Listing, HeldSeen), BpfUnavailable> {
     let Begun(started, rules) = begun;
     let Some(started) = started else {

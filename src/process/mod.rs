@@ -185,7 +185,7 @@ impl Started {
         self,
         mut sockets: Vec<Socket>,
         or_walk: bool,
-        more: impl FnOnce(&mut Scan, &Method) -> Vec<Socket>,
+        more: impl FnOnce(&mut Scan) -> Vec<Socket>,
     ) -> Result<Attributed, BpfUnavailable> {
         let wanted = wanted_inodes(&sockets);
         let (mut scan, method) = match or_walk {
@@ -195,8 +195,8 @@ impl Started {
             false => self.plan.finish(&self.proc_root, self.fields, wanted)?,
         };
         let added = match &mut scan {
-            Ok(scan) => more(scan, &method),
-            Err(_) => more(&mut Scan::default(), &method),
+            Ok(scan) => more(scan),
+            Err(_) => more(&mut Scan::default()),
         };
         sockets.extend(added);
         Ok(attributed(sockets, scan, method, self.nested))

@@ -82,7 +82,7 @@ pub fn plan_emitting(
     match choice {
         AttributionChoice::Walk => Plan::Walk(fdscan::start(proc_root, fields), Method::Walk),
         AttributionChoice::Bpf => match bpf::preflight::check(proc_root) {
-            Ok(checked) => Plan::Bpf(bpf::Pass::start(checked, proc_root, emit)),
+            Ok(checked) => Plan::Bpf(bpf::Pass::start_emitting(checked, proc_root, emit)),
             Err(why) => Plan::Refused(why),
         },
         AttributionChoice::Auto => plan_auto(proc_root, fields, emit),
@@ -103,7 +103,7 @@ fn plan_auto(proc_root: &Path, fields: DetailFields, emit: bpf::Emit) -> Plan {
             fdscan::start(proc_root, fields),
             Method::WalkSmallHost { open_files },
         ),
-        _ => Plan::Bpf(bpf::Pass::start(checked, proc_root, emit)),
+        _ => Plan::Bpf(bpf::Pass::start_emitting(checked, proc_root, emit)),
     }
 }
 

@@ -74,9 +74,15 @@ fn go_channel(emit: Emit) -> (Option<Sender<()>>, Option<Receiver<()>>) {
 
 impl Pass {
     /// Load the iterator on a new thread and make its first pass at once. The program is the
-    /// one `LSPORTS_BPF_ITERATOR` asks for, if any (see [`Variant::forced`]); it writes what
-    /// `emit` asks for, and a walk that reads sockets waits for [`Pass::go`] once loaded.
-    pub fn start(checked: Checked, proc_root: &Path, emit: Emit) -> Pass {
+    /// one `LSPORTS_BPF_ITERATOR` asks for, if any (see [`Variant::forced`]); it writes the
+    /// holder records alone.
+    pub fn start(checked: Checked, proc_root: &Path) -> Pass {
+        Pass::start_emitting(checked, proc_root, Emit::Holders)
+    }
+
+    /// [`Pass::start`], the walk writing what `emit` asks for: one that reads sockets waits
+    /// for [`Pass::go`] once loaded.
+    pub fn start_emitting(checked: Checked, proc_root: &Path, emit: Emit) -> Pass {
         let program = Variant::forced();
         let (sender, chunks) = mpsc::channel();
         let (again, asked) = mpsc::channel();

@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn only_what_the_dump_would_list_is_kept() {
-        let sockets = vec![
+        let sockets = [
             socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN),
             socket(Protocol::Tcp, "10.0.0.1", 80, SocketState::ESTABLISHED),
             socket(Protocol::Udp, "0.0.0.0", 53, SocketState::CLOSE),
