@@ -326,8 +326,48 @@ fn inner_walk_answers() {
         dumped.1
     );
     churn_never_loses_a_stable_socket(&named[1], &worlds[1]);
+    too_many_sockets_for_the_buffer_dump_every_namespace(&named[0]);
     drop((worlds, unnamed, pinned, named));
 }
+
+/// One process holding more sockets than their records fit in the kernel's iterator buffer
+/// (32 KiB a process: 400 × 112 bytes do not fit, 400 × 32 do): the walk starts again without
+/// socket records, every namespace is dumped, `-v` says so, and nothing is lost.
+fn too_many_sockets_for_the_buffer_dump_every_namespace(ns: &NamedNs) {
+    let many = Holder::start(&ns.nsenter(), MANY_LISTENERS, false, &[]);
+    let walked = lsports_json(&[], "overflow");
+    let dumped = lsports_json(&[("LSPORTS_NETNS_DUMP", "all")], "overflow, dumps");
+    assert!(
+        walked
+            .1
+            .iter()
+            .any(|l| l.contains("every namespace dumped over sock_diag")),
+        "{:?}",
+        walked.1
+    );
+    assert_eq!(without_source(&walked.0), without_source(&dumped.0));
+    let got = json_by_netns(&walked.0)
+        .remove(&ns.inode)
+        .unwrap_or_default();
+    assert!(
+        got.is_superset(&many.keys()),
+        "400 listeners of one process"
+    );
+    drop(many);
+}
+
+/// Holds 400 TCP listeners until stdin closes.
+const MANY_LISTENERS: &str = r#"
+import json, os, socket, sys
+ns = os.stat("/proc/self/ns/net").st_ino
+held = []
+for _ in range(400):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); held.append(s)
+print(json.dumps({"pid": os.getpid(), "sockets": [
+    {"proto": "tcp", "family": "ipv4", "port": s.getsockname()[1],
+     "inode": os.fstat(s.fileno()).st_ino, "netns": ns} for s in held]}), flush=True)
+sys.stdin.read()
+"#;
 
 /// A namespace whose sockets come and go while lsports lists it: its stable listeners are
 /// listed, with their holders, every time, and the gate sends it to the dump at least once.

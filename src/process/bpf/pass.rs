@@ -28,6 +28,9 @@ enum Chunk {
     Records(Vec<u8>),
     /// The first pass is read; the thread waits to hear whether a second one is wanted.
     FirstDone,
+    /// The records so far are void: a walk reading sockets overflowed the kernel's buffer
+    /// (one process's records must fit in it), and the pass begins again without them.
+    Restarted,
 }
 
 /// An iterator loading or running: chunks of whole records as the kernel produces them, then
@@ -154,6 +157,9 @@ impl Pass {
         // Ends when the thread is done and drops its sender.
         for chunk in self.early.into_iter().chain(self.chunks) {
             match (chunk, &unseen) {
+                (Chunk::Restarted, _) => {
+                    gather = Gather::started(proc_root, wanted, fields, self.clock);
+                }
                 (Chunk::Records(records), None) => gather.add(&records),
                 (Chunk::Records(records), Some(unseen)) => gather.add_again(&records, unseen),
                 (Chunk::FirstDone, _) => {
@@ -171,6 +177,12 @@ impl Pass {
             .unwrap_or_else(|_| Err(BpfUnavailable::Load("the iterator thread panicked".into())))?;
         Ok((gather.finish(), ran))
     }
+}
+
+/// Whether a read of the iterator failed because one object's records did not fit in the
+/// kernel's buffer (`E2BIG`).
+fn overflowed(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::E2BIG)
 }
 
 /// The thread's work: load, wait for `wait` if given, make the first pass, and a second one if
@@ -192,7 +204,17 @@ fn passes(
         // The pass was dropped unasked: nothing was collected, nothing to attribute.
         return Ok(ran);
     }
-    loaded.pass(send)?;
+    match loaded.pass(send) {
+        Err(BpfUnavailable::Read(e)) if emit != Emit::Holders && overflowed(&e) => {
+            // A process holds more sockets than their records fit in the kernel's buffer:
+            // the holder records alone take a third of the room. The caller dumps instead.
+            crate::sys::timing::mark("bpf: socket records overflowed; again without them");
+            drop(sender.send(Chunk::Restarted));
+            loaded = iterator::load(checked, program, Emit::Holders)?.0;
+            loaded.pass(send)?;
+        }
+        passed => passed?,
+    }
     drop(sender.send(Chunk::FirstDone));
     if asked.recv() == Ok(true) {
         crate::sys::timing::mark("bpf: second pass for sockets the first did not see");

@@ -274,9 +274,15 @@ impl Pending {
             .map(|ns| ns.inode)
             .filter(|&inode| Some(inode) != current)
             .collect();
-        let collected = self.dump_these(&rest);
+        let mut collected = self.dump_these(&rest);
         self.listed
             .extend(collected.sockets.iter().map(|s| s.inode));
+        collected.verbose_notes.push(
+            "--netns all: every namespace dumped over sock_diag: the BPF walk read no sockets \
+             (one process's socket records overflowed the kernel's buffer, or owners came from \
+             the /proc walk)"
+                .into(),
+        );
         collected
     }
 
