@@ -7,6 +7,7 @@ pub mod finding;
 pub mod labels;
 pub mod published;
 pub mod reach;
+pub mod socket_record;
 
 use std::net::IpAddr;
 use std::num::NonZeroU64;

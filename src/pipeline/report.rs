@@ -63,6 +63,11 @@ fn describe(report: &TableReport) -> String {
         .as_ref()
         .map(|e| format!(" (netlink failed: {e})"))
         .unwrap_or_default();
+    let iterator_failure = report
+        .iterator_error
+        .as_ref()
+        .map(|e| format!("; the tcp/udp iterators could not run: {e}"))
+        .unwrap_or_default();
     match report.source {
         Some(SourceKind::Netlink) => {
             let filtered = if report.port_filter {
@@ -71,7 +76,7 @@ fn describe(report: &TableReport) -> String {
                 ""
             };
             format!(
-                "{table}: {} sockets from netlink sock_diag{filtered}",
+                "{table}: {} sockets from netlink sock_diag{filtered}{iterator_failure}",
                 report.count
             )
         }
@@ -81,8 +86,8 @@ fn describe(report: &TableReport) -> String {
         ),
         Some(SourceKind::Event) => format!("{table}: {} sockets from kernel events", report.count),
         Some(SourceKind::Bpf) => format!(
-            "{table}: {} sockets from the kernel's tcp/udp iterators{}",
-            report.count, netlink_failure
+            "{table}: {} sockets from the kernel's tcp/udp iterators",
+            report.count
         ),
         None => {
             let proc_failure = report

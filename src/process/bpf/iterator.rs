@@ -48,7 +48,7 @@ pub(crate) const RELOCATED_STRUCTS: &[&str] = &[
     "sock",
     "socket",
     // What `read_socket` (src/source/bpf/socket_record.h) reads besides, for `Emit::Sockets`:
-    // the names of `SOCKET_RECORD_STRUCTS` in src/source/bpf/record.rs (a test checks).
+    // the names of `SOCKET_RECORD_STRUCTS` in src/model/socket_record.rs (a test checks).
     "socket_alloc",
     "tcp_sock",
     "udp_sock",
@@ -76,13 +76,14 @@ pub enum Emit {
 }
 
 impl Emit {
-    /// The program's read-only globals that ask for it.
-    fn globals(self) -> Vec<(&'static str, u32)> {
+    /// The program's read-only globals that ask for it (each a `__u32`, in native order).
+    fn globals(self) -> Vec<(&'static str, [u8; 4])> {
         match self {
             Emit::Holders => Vec::new(),
-            Emit::Sockets { except_netns } => {
-                vec![("emit_sockets", 1), ("sockets_except_netns", except_netns)]
-            }
+            Emit::Sockets { except_netns } => vec![
+                ("emit_sockets", 1u32.to_ne_bytes()),
+                ("sockets_except_netns", except_netns.to_ne_bytes()),
+            ],
         }
     }
 }
@@ -222,11 +223,13 @@ pub fn load(
 
 /// Load `variant`'s program as its iterator (the verifier checks it here).
 fn load_variant(variant: Variant, emit: Emit) -> Result<Loaded, BpfUnavailable> {
+    let values = emit.globals();
+    let globals: Vec<(&str, &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
     let (mut ebpf, btf) = aya_workaround::load_with_globals(
         OBJECT,
         RELOCATED_STRUCTS,
         &variant.iter_func(),
-        &emit.globals(),
+        &globals,
     )?;
     crate::sys::timing::mark("bpf: object loaded");
     let program = program_of(&mut ebpf, variant)?;
@@ -350,7 +353,7 @@ pub(crate) mod tests {
         // Not relocated, but the element of `pid.numbers`: array strides read its size.
         declared.push("upid");
         // And those the shared socket reader reads.
-        declared.extend(crate::source::bpf::record::SOCKET_RECORD_STRUCTS);
+        declared.extend(crate::model::socket_record::SOCKET_RECORD_STRUCTS);
         declared.sort_unstable();
         declared.dedup();
         let mut listed = RELOCATED_STRUCTS.to_vec();

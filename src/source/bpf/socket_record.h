@@ -9,7 +9,8 @@
  * - every socket: family, ports and addresses, bound device (inet_diag_msg_common_fill reads
  *   them from sock_common, which full, TIME_WAIT and request sockets share);
  * - a full socket (sk_fullsock): state, uid (sk_uid, a kuid: the uid as the initial user
- *   namespace sees it), inode (sock_i_ino: 0 once the socket has no file), v6only, cgroup v2
+ *   namespace sees it), inode (sock_i_ino: 0 once the socket has no file), v6only (which
+ *   sock_diag sends only in LISTEN and CLOSE: the decoder's rule, the bit is always set), cgroup v2
  *   id (sk_cgrp_data), and the queues: a TCP listener's accept queue and backlog limit, other
  *   TCP sockets' unread bytes (rcv_nxt - copied_seq, at least 0) and unacknowledged bytes
  *   (write_seq - snd_una), UDP's receive memory less the forward deficit and send memory;
@@ -28,7 +29,7 @@
  * own declarations of the same structs.
  *
  * Users: src/source/bpf/sockets.bpf.c (the tcp and udp iterators). The Rust decoder is
- * src/source/bpf/record.rs, which must change with `struct socket_record`.
+ * src/model/socket_record.rs, which must change with `struct socket_record`.
  */
 #ifndef LSPORTS_SOCKET_RECORD_H
 #define LSPORTS_SOCKET_RECORD_H
@@ -100,7 +101,7 @@ struct socket_record {
 	__u32 reserved;
 };
 
-/* The layout record.rs decodes: a change here must change it. */
+/* The layout src/model/socket_record.rs decodes: a change here must change it. */
 _Static_assert(sizeof(struct socket_record) == 80, "socket_record is 80 bytes, no padding");
 _Static_assert(__builtin_offsetof(struct socket_record, inode) == 0, "inode");
 _Static_assert(__builtin_offsetof(struct socket_record, cgroup_id) == 8, "cgroup_id");
@@ -219,7 +220,7 @@ struct inet_timewait_sock___rec {
 
 /*
  * The kernel struct names the views above stand for: a loader's BTF digest must keep them
- * whole (lsports' list is SOCKET_RECORD_STRUCTS in src/source/bpf/record.rs).
+ * whole (lsports' list is SOCKET_RECORD_STRUCTS in src/model/socket_record.rs).
  */
 
 /* __builtin_preserve_field_info kinds (libbpf's enum bpf_field_info_kind). */

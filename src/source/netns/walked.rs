@@ -22,8 +22,8 @@ use std::path::Path;
 use super::Namespace;
 use super::gate::{self, Why};
 use super::sockstat::{self, Counts};
+use crate::model::socket_record::SocketRecord;
 use crate::model::{DeviceBinding, Family, Protocol, Socket};
-use crate::source::bpf::record::SocketRecord;
 
 /// Each namespace's counts as read before the walk, by inode.
 pub type Before = HashMap<u64, Result<Counts, Why>>;
@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn records_decode_into_sockets_by_namespace_and_others_are_left_out() {
         let record = |netns, protocol, port| {
-            let bytes = crate::source::bpf::record::tests::encode(&SocketRecord {
+            let bytes = crate::model::socket_record::tests::encode(&SocketRecord {
                 inode: u64::from(port),
                 cgroup_id: 0,
                 local_addr: [0; 16],

@@ -1,5 +1,9 @@
-//! `struct socket_record` (`socket_record.h`, beside this file) as the kernel writes it, and
+//! `struct socket_record` (`src/source/bpf/socket_record.h`) as a BPF program writes it, and
 //! its decoding into a [`Socket`] that says what a sock_diag dump would.
+//!
+//! It lives in `model`, at the bottom of the import graph, because both `source` (the tcp and
+//! udp iterators) and `process` (the fd-table walk) decode these records, and `source`
+//! already uses `process`. Decoding bytes is not I/O.
 //!
 //! The layout is fixed: 80 bytes, native byte order, every field at its natural alignment:
 //!
@@ -164,8 +168,7 @@ impl SocketRecord {
             send_q: Some(self.send_q),
             uid: self.uid,
             inode: self.inode,
-            // sock_diag sends INET_DIAG_SKV6ONLY for full AF_INET6 sockets only.
-            v6only: (family == Family::Ipv6 && full).then_some(self.flags & V6ONLY != 0),
+            v6only: self.v6only(family),
             device: match self.bound_dev_if {
                 0 => DeviceBinding::Unbound,
                 index => DeviceBinding::Device { index, name: None },
@@ -174,6 +177,17 @@ impl SocketRecord {
             cgroup_id: NonZeroU64::new(self.cgroup_id).filter(|_| full),
             netns: netns(self.netns),
         })
+    }
+}
+
+impl SocketRecord {
+    /// What sock_diag says of v6only: inet_diag_msg_attrs_fill sends INET_DIAG_SKV6ONLY for
+    /// full AF_INET6 sockets in LISTEN or CLOSE (an unconnected UDP socket) only.
+    fn v6only(&self, family: Family) -> Option<bool> {
+        let shown = self.flags & FULL != 0
+            && family == Family::Ipv6
+            && [SocketState::LISTEN, SocketState::CLOSE].contains(&SocketState(self.state));
+        shown.then_some(self.flags & V6ONLY != 0)
     }
 }
 
@@ -346,6 +360,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn v6only_is_said_as_sock_diag_says_it_for_listening_and_unconnected_sockets_only() {
+        let v6only = |state: u8, flags: u8| {
+            let record = SocketRecord {
+                state,
+                flags,
+                ..listener()
+            };
+            record.to_socket(|_| None).unwrap().v6only
+        };
+        assert_eq!(v6only(10, FULL | V6ONLY), Some(true));
+        assert_eq!(v6only(10, FULL), Some(false));
+        assert_eq!(v6only(7, FULL | V6ONLY), Some(true), "UDP unconnected");
+        assert_eq!(v6only(1, FULL | V6ONLY), None, "established: no attribute");
+        assert_eq!(v6only(8, FULL), None, "close-wait: no attribute");
+    }
+
+    #[test]
     fn an_unknown_family_or_protocol_is_an_error_naming_it() {
         let family = SocketRecord {
             family: 1,
@@ -392,7 +423,7 @@ pub(crate) mod tests {
     fn the_c_header_asserts_the_layout_decoded_here() {
         // clang checks the header's assertions when it builds the object; they must be the
         // offsets `parse` reads.
-        let header = include_str!("socket_record.h");
+        let header = include_str!("../source/bpf/socket_record.h");
         assert!(header.contains("_Static_assert(sizeof(struct socket_record) == 80,"));
         let asserted: Vec<(&str, usize)> = header
             .lines()
