@@ -325,6 +325,14 @@ fn inner_walk_answers() {
         "LSPORTS_NETNS_DUMP=all walks nothing: {:?}",
         dumped.1
     );
+    assert!(
+        dumped
+            .1
+            .iter()
+            .any(|l| l.ends_with("every namespace dumped over sock_diag: LSPORTS_NETNS_DUMP=all")),
+        "-v says why every namespace was dumped: {:?}",
+        dumped.1
+    );
     churn_never_loses_a_stable_socket(&named[1], &worlds[1]);
     too_many_sockets_for_the_buffer_dump_every_namespace(&named[0]);
     drop((worlds, unnamed, pinned, named));

@@ -278,18 +278,26 @@ fn collect_deferring(plan: &Plan, begun: &mut Begun) -> (Collected, Option<netns
             .as_ref()
             .is_some_and(|s| s.names_socket_netns() || s.keep_unwanted())
     };
+    let walks = walked::emit(plan) != process::bpf::Emit::Holders
+        && begun.0.as_ref().is_some_and(|s| s.names_socket_netns());
     if plan.netns != NetnsChoice::All || !sees_sockets(begun) {
-        return (collect(plan), None);
+        let mut collected = collect(plan);
+        collected
+            .verbose_notes
+            .extend(walked::why_dumped(plan, walks));
+        return (collected, None);
     }
-    let walks = walked::emit(plan) != process::bpf::Emit::Holders;
     let (mut collected, pending) = match (&mut begun.0, walks) {
-        (Some(started), true) if started.names_socket_netns() => {
+        (Some(started), true) => {
             let counted = netns::collect_counting(&plan.request);
             started.go();
             counted
         }
         _ => netns::collect_known(&plan.request),
     };
+    collected
+        .verbose_notes
+        .extend(walked::why_dumped(plan, walks));
     let sockets = std::mem::take(&mut collected.sockets);
     collected.sockets = filter::keep_sockets(sockets, &plan.filter);
     (collected, pending)

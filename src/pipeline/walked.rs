@@ -40,6 +40,26 @@ pub(super) fn emit(plan: &Plan) -> Emit {
     }
 }
 
+/// The `-v` line for a `--netns all` that dumps every namespace without trying the walk
+/// (`walks`: whether the kernel iterator runs and was asked for sockets), saying why.
+pub(super) fn why_dumped(plan: &Plan, walks: bool) -> Option<String> {
+    if plan.netns != NetnsChoice::All || plan.request.snapshot.is_some() || walks {
+        return None;
+    }
+    let why = if std::env::var_os(DUMP_VARIABLE).is_some_and(|v| v == "all") {
+        "LSPORTS_NETNS_DUMP=all"
+    } else if plan.request.states != StateSelection::Listening {
+        "every state is asked for, and TIME_WAIT and request sockets are no process's"
+    } else if !plan.needs.processes {
+        "no owners are asked for, so no BPF walk runs"
+    } else {
+        "owners come from the /proc walk, which reads no sockets"
+    };
+    Some(format!(
+        "--netns all: every namespace dumped over sock_diag: {why}"
+    ))
+}
+
 /// A pending `--netns all` while attribution runs: completed from the walk's records when it
 /// read sockets, else left to be followed as before.
 pub(super) struct Walking<'p> {
