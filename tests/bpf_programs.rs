@@ -4,7 +4,8 @@
 //! true.
 //!
 //! `LSPORTS_BPF_ITERATOR=task|task_file` forces one program (a switch for tests and
-//! measurements). These tests need root and a kernel with BTF: elsewhere they skip, saying
+//! measurements), and `LSPORTS_BPF_READERS=N` how many iterators read the fd-table walk at once
+//! (sharing the processes out between them, or one reading them all). These tests need root and a kernel with BTF: elsewhere they skip, saying
 //! so, and under `CI=true` they fail instead.
 
 mod common;
@@ -31,47 +32,78 @@ fn can_load_bpf() -> bool {
     true
 }
 
-/// The ways of attributing sockets, as (what `--attribution` gets, `LSPORTS_BPF_ITERATOR`,
-/// what `-v` must say).
-const PATHS: [(&str, Option<&str>, &str); 3] = [
+/// One way of attributing sockets: what `--attribution` gets, `LSPORTS_BPF_ITERATOR`,
+/// `LSPORTS_BPF_READERS`, what `-v` must say.
+type AttributionPath = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
+
+/// The ways of attributing sockets. The fd-table walk shared out between two readers is the
+/// default on two cores; one reader alone is the reference it must match.
+const PATHS: [AttributionPath; 4] = [
     (
         "bpf",
         Some("task"),
-        "process owners from the kernel (BPF task iterator walking each fd table)",
+        Some("2"),
+        "process owners from the kernel (BPF task iterator walking each fd table on 2 threads)",
+    ),
+    (
+        "bpf",
+        Some("task"),
+        Some("1"),
+        "process owners from the kernel (BPF task iterator walking each fd table on 1 thread)",
     ),
     (
         "bpf",
         Some("task_file"),
+        None,
         "process owners from the kernel (BPF task_file iterator, as asked)",
     ),
-    ("walk", None, "process owners from the /proc/*/fd walk"),
+    (
+        "walk",
+        None,
+        None,
+        "process owners from the /proc/*/fd walk",
+    ),
 ];
 
-/// lsports `args` in `world`'s namespace with `LSPORTS_BPF_ITERATOR` set to `program`.
-fn run_with(world: &World, program: Option<&str>, args: &[&str]) -> Output {
+/// lsports `args` in `world`'s namespace with `LSPORTS_BPF_ITERATOR` set to `program` and
+/// `LSPORTS_BPF_READERS` to `readers`.
+fn run_with(world: &World, program: Option<&str>, readers: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = world.enter();
     cmd.arg(lsports_bin()).args(args);
     if let Some(program) = program {
         cmd.env(bpf::iterator::FORCE_VARIABLE, program);
     }
-    output_guarded(cmd, &format!("lsports {} ({program:?})", args.join(" ")))
+    if let Some(readers) = readers {
+        cmd.env(bpf::iterator::READERS_VARIABLE, readers);
+    }
+    let what = format!(
+        "lsports {} ({program:?}, {readers:?} readers)",
+        args.join(" ")
+    );
+    output_guarded(cmd, &what)
 }
 
 /// The JSON listing of `args` by every path, after checking each said which path it took.
 fn listings(world: &World, args: &[&str]) -> Vec<(String, Value)> {
     PATHS
         .iter()
-        .map(|&(choice, program, said)| {
+        .map(|&(choice, program, readers, said)| {
             let mut a = vec!["--attribution", choice, "-v", "--json"];
             a.extend_from_slice(args);
-            let out = run_with(world, program, &a);
+            let out = run_with(world, program, readers, &a);
             assert_success(&out, &a);
             let stderr = stderr(&out);
             assert!(
                 stderr.contains(said),
                 "{a:?} {program:?}: -v must say {said:?}:\n{stderr}"
             );
-            (format!("{choice} {program:?}"), parse_json(&out.stdout))
+            let name = format!("{choice} {program:?} {readers:?}");
+            (name, parse_json(&out.stdout))
         })
         .collect()
 }
@@ -114,10 +146,19 @@ fn world_a() -> World {
 }
 
 /// Another namespace: many sockets in one process, UDP prefork, a connected pair, and (made
-/// by [`add_time_wait`]) a TIME_WAIT socket, which no process holds.
+/// by [`add_time_wait`]) a TIME_WAIT socket, which no process holds. The four processes of
+/// "wide" hold 1,600 socket fds, more than one read of the kernel's output holds (1,024
+/// records): a process whose records do not fit is shown again at the next read, and must
+/// still be walked by the reader that claimed it.
 fn world_b() -> World {
     World::start(&json!([
         group_with("tcp", "::1", "multi", json!({"count": 40})),
+        group_with(
+            "tcp",
+            "127.0.0.1",
+            "wide",
+            json!({"count": 400, "prefork": 3})
+        ),
         group_with(
             "udp",
             "::",

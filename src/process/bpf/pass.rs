@@ -140,12 +140,12 @@ fn passes(
 ) -> Result<Ran, BpfUnavailable> {
     // A receiver gone means the run ended without attributing: the sends fail, harmlessly.
     let send = |records: &[u8]| drop(sender.send(Chunk::Records(records.to_vec())));
-    let (mut loaded, ran) = iterator::load(checked, program)?;
-    loaded.pass(send)?;
+    let (mut loaded, mut ran) = iterator::load(checked, program)?;
+    ran.readers = loaded.pass(send)?;
     drop(sender.send(Chunk::FirstDone));
     if asked.recv() == Ok(true) {
         crate::sys::timing::mark("bpf: second pass for sockets the first did not see");
-        loaded.pass(send)?;
+        ran.readers = ran.readers.min(loaded.pass(send)?);
     }
     Ok(ran)
 }
