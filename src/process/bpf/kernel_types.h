@@ -49,6 +49,8 @@ struct file;
 struct fdtable {
 	unsigned int max_fds;
 	struct file **fd;
+	/* A bit per descriptor, set when it is open; max_fds is a multiple of 64 (BITS_PER_LONG). */
+	unsigned long *open_fds;
 } CORE;
 
 struct files_struct {

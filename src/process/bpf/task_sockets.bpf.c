@@ -81,11 +81,22 @@ struct {
 /* One process's table as task_fd_walk's bpf_loop callback walks it. */
 struct walk {
 	struct seq_file *seq;
-	/* Address of fdt->fd[0]: read slot by slot with bpf_probe_read_kernel. */
+	/* Address of fdt->fd[0]: read FDS_PER_STEP slots at a time with bpf_probe_read_kernel. */
 	__u64 fds;
+	/* Address of fdt->open_fds, and the 64 bits of it that hold the current step's. */
+	__u64 open_fds;
+	__u64 open_word;
 	__u64 start;
 	__u32 pid;
 };
+
+/*
+ * Descriptors per bpf_loop step: one byte of the open bitmap, their slots in one read. Most
+ * tables are partly empty (they grow by doubling), so a step whose bits are all clear costs no
+ * read of its slots, and a full one costs one read, not eight: each helper call is what the
+ * walk spends most on.
+ */
+#define FDS_PER_STEP 8
 
 /* The nesting level of the pid namespace of the task reading the iterator. */
 static __u32 reader_level(void)
@@ -197,15 +208,29 @@ static int is_leader(struct task_struct *task)
 	return task->pid == task->tgid;
 }
 
-/* bpf_loop callback: descriptor `fd` of the walked process. Returns 1 to stop the loop. */
-static long visit_fd(__u32 fd, struct walk *walk)
+/*
+ * bpf_loop callback: descriptors FDS_PER_STEP * step and the next FDS_PER_STEP - 1 of the
+ * walked process, those open by its bitmap. Returns 1 to stop the loop.
+ */
+static long visit_fds(__u32 step, struct walk *walk)
 {
-	struct file *file = 0;
+	struct file *files[FDS_PER_STEP] = {};
+	__u32 first = step * FDS_PER_STEP;
+	__u8 open;
 
-	if (bpf_probe_read_kernel(&file, sizeof(file), (void *)(walk->fds + (__u64)fd * 8)))
+	if (step % 8 == 0 &&
+	    bpf_probe_read_kernel(&walk->open_word, sizeof(walk->open_word),
+				  (void *)(walk->open_fds + (__u64)(step / 8) * 8)))
 		return 1;
-	if (file && is_socket(file))
-		emit(walk->seq, walk->pid, fd, walk->start, file);
+	open = walk->open_word >> ((step % 8) * FDS_PER_STEP);
+	if (!open)
+		return 0;
+	if (bpf_probe_read_kernel(files, sizeof(files), (void *)(walk->fds + (__u64)first * 8)))
+		return 1;
+	for (int i = 0; i < FDS_PER_STEP; i++) {
+		if ((open >> i) & 1 && files[i] && is_socket(files[i]))
+			emit(walk->seq, walk->pid, first + i, walk->start, files[i]);
+	}
 	return 0;
 }
 
@@ -267,9 +292,10 @@ int task_fd_walk(struct bpf_iter__task *ctx)
 	if (!fdt)
 		return 0;
 	walk.fds = (__u64)fdt->fd;
+	walk.open_fds = (__u64)fdt->open_fds;
 	walk.start = task->start_boottime;
 	walk.seq = ctx->meta->seq;
-	bpf_loop(fdt->max_fds, visit_fd, &walk, 0);
+	bpf_loop(fdt->max_fds / FDS_PER_STEP, visit_fds, &walk, 0);
 	return 0;
 }
 
