@@ -166,7 +166,7 @@ fn confirming(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -191,7 +191,7 @@ mod tests {
     }
 
     /// A process directory in a tree: `comm`, a `stat` with start tick `start`, and fd links.
-    fn fake_process(root: &Path, pid: u32, start: u64, fds: &[(u32, u64)]) {
+    pub(crate) fn fake_process(root: &Path, pid: u32, start: u64, fds: &[(u32, u64)]) {
         let dir = root.join(pid.to_string());
         std::fs::create_dir_all(dir.join("fd")).unwrap();
         std::fs::write(dir.join("comm"), format!("p{pid}\n")).unwrap();

@@ -169,25 +169,15 @@ impl Confirm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::bpf::tests::fake_process;
     use crate::sys::procroot::ProcRoot;
-
-    /// A process directory in a tree: `comm` and the given socket fd links.
-    fn fake_process(root: &std::path::Path, pid: u32, fds: &[(u32, u64)]) {
-        let dir = root.join(pid.to_string());
-        std::fs::create_dir_all(dir.join("fd")).unwrap();
-        std::fs::write(dir.join("comm"), format!("p{pid}\n")).unwrap();
-        for (fd, inode) in fds {
-            let link = dir.join(format!("fd/{fd}"));
-            std::os::unix::fs::symlink(format!("socket:[{inode}]"), link).unwrap();
-        }
-    }
 
     #[test]
     fn an_adopted_directory_confirms_its_other_holders_without_their_links() {
         let tree = tempfile::tempdir().unwrap();
         // The scan saw fd 4 (socket 100) and fd 5 (socket 101); fd 5 has no link left, which
         // only a link read would notice.
-        fake_process(tree.path(), 8, &[(4, 100)]);
+        fake_process(tree.path(), 8, 0, &[(4, 100)]);
         let holder = |fd| Holder { pid: 8, fd };
         let root = ProcRoot::open(tree.path()).unwrap();
         let reader = || DetailsReader::new(tree.path());
