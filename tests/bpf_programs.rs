@@ -15,10 +15,23 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Output;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use common::*;
 use lsports::process::bpf;
 use serde_json::{Value, json};
+
+/// The tests here see every process of the host (a world has its own network namespace, not
+/// its own pids): the one holding more sockets than a read of the fd-table walk carries takes
+/// this for writing, so that no test forcing the fd-table walk runs beside it.
+static HOST_PROCESSES: RwLock<()> = RwLock::new(());
+
+/// A test that forces the fd-table walk: not beside the one with too many sockets.
+fn beside_others() -> RwLockReadGuard<'static, ()> {
+    HOST_PROCESSES
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Whether the BPF programs can be loaded here; otherwise skip (failing under CI).
 fn can_load_bpf() -> bool {
@@ -186,6 +199,7 @@ fn both_bpf_programs_and_the_walk_give_identical_json_in_two_namespaces() {
     if !can_load_bpf() {
         return;
     }
+    let _alone = beside_others();
     let a = world_a();
     let b = world_b();
     add_time_wait(&b);
@@ -236,6 +250,7 @@ fn the_kernel_names_each_sockets_network_namespace_with_a_holder() {
     if !can_load_bpf() {
         return;
     }
+    let _alone = beside_others();
     let (socket, netns) = socket_in_new_netns();
     let here = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
     assert_ne!(netns, here);
@@ -272,6 +287,7 @@ fn a_socket_opened_after_the_first_pass_is_found_by_a_second() {
     if !can_load_bpf() {
         return;
     }
+    let _alone = beside_others();
     for program in ["task", "task_file"] {
         // The pass starts before the sockets are known, as lsports starts it before collecting
         // them; this socket is opened once the kernel has visited every process.
@@ -328,4 +344,80 @@ fn late_socket_helper() {
     assert_eq!(holders[0].pid, std::process::id());
     assert_eq!(holders[0].fd, late.as_raw_fd() as u32);
     println!("late socket found by {}", ran.variant.iter_type());
+}
+
+/// Sockets a process holds in the listing `v`, as (port, fd) pairs sorted.
+fn sockets_of(v: &Value, pid: u32) -> Vec<(u64, u64)> {
+    let mut held: Vec<(u64, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            let port = s["local_port"].as_u64().unwrap();
+            s["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(move |p| p["pid"] == pid)
+                .map(move |p| (port, p["fd"].as_u64().unwrap()))
+        })
+        .collect();
+    held.sort_unstable();
+    held
+}
+
+#[test]
+fn a_process_with_more_sockets_than_one_read_carries_is_listed_by_task_file() {
+    if !can_load_bpf() {
+        return;
+    }
+    let _alone = HOST_PROCESSES
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // The kernel hands over one process's records whole, at most 1,024 of them a read: this
+    // process's 1,100 sockets make the fd-table walk's read fail, and task_file (which hands
+    // over each file apart) must take over and list every one of them.
+    let script = r#"
+import resource, socket, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+for _ in range(1100):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    held.append(s)
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = child.id();
+    let listing = |choice: &str| {
+        let args = ["-lun", "-v", "--json", "--attribution", choice];
+        let mut cmd = std::process::Command::new(lsports_bin());
+        cmd.args(args).env_remove(bpf::iterator::FORCE_VARIABLE);
+        let out = output_guarded(cmd, &format!("lsports {}", args.join(" ")));
+        assert_success(&out, &args);
+        (stderr(&out), sockets_of(&parse_json(&out.stdout), pid))
+    };
+    let (said, by_kernel) = listing("bpf");
+    let (_, by_walk) = listing("walk");
+    drop(child.stdin.take());
+    let _ = child.wait();
+    assert!(
+        said.contains(
+            "process owners from the kernel (BPF task_file iterator; the fd-table walk could not \
+             run: a process holds more sockets than one read of the fd-table walk carries"
+        ),
+        "{said}"
+    );
+    assert_eq!(by_kernel.len(), 1100);
+    assert_eq!(by_kernel, by_walk);
 }

@@ -348,6 +348,10 @@ fn drain(mut output: File, each: impl Fn(&[u8])) -> Result<(), BpfUnavailable> {
             }
             Ok(read) => read,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // One process's records are handed over whole, or not at all.
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {
+                return Err(BpfUnavailable::TooManySockets);
+            }
             Err(e) => return Err(BpfUnavailable::Read(e)),
         };
         filled += read;
