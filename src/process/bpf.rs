@@ -138,7 +138,8 @@ impl<'a> Gather<'a> {
         // module's, or a sandbox's guarded init) is one the walk cannot inspect, and it may
         // emit nothing for it: when a wanted socket has no holder, count those processes as
         // the walk does, so that both paths give the same reasons.
-        if wanted.iter().any(|&inode| !holders.contains(inode)) {
+        // Only wanted inodes are kept: fewer with holders than wanted means one has none.
+        if holders.inode_count() < wanted.len() {
             denied = denied.max(fdscan::count_denied(self.proc_root));
         }
         Scan {
