@@ -15,8 +15,10 @@
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 
-# Every object, relative to the repository: the socket iterator, and the listener events.
-OBJECTS=(src/process/bpf/task_sockets.bpf.o src/source/events/listen_events.bpf.o)
+# Every object, relative to the repository: the task socket iterator, the listener events, and
+# the tcp/udp socket iterators (which include src/source/bpf/socket_record.h).
+OBJECTS=(src/process/bpf/task_sockets.bpf.o src/source/events/listen_events.bpf.o
+  src/source/bpf/sockets.bpf.o)
 
 build() {
   # Relative paths only, so the object does not depend on where the repository is.

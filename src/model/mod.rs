@@ -2,11 +2,13 @@
 //! blank. Nothing here does I/O, so collectors, attribution, filters and renderers can all be
 //! tested with values built by hand.
 
+pub mod coverage;
 pub mod exposure;
 pub mod finding;
 pub mod labels;
 pub mod published;
 pub mod reach;
+pub mod socket_record;
 
 use std::net::IpAddr;
 use std::num::NonZeroU64;
@@ -59,15 +61,18 @@ pub enum SourceKind {
     Proc,
     /// A kernel event as it happened (`watch --events`), not a table.
     Event,
+    /// A BPF program reading the kernel's socket structures (the tcp and udp iterators).
+    Bpf,
 }
 
 impl SourceKind {
-    /// Name used in JSON and `--verbose` (`netlink`, `proc`, `event`).
+    /// Name used in JSON and `--verbose` (`netlink`, `proc`, `event`, `bpf`).
     pub fn name(self) -> &'static str {
         match self {
             SourceKind::Netlink => "netlink",
             SourceKind::Proc => "proc",
             SourceKind::Event => "event",
+            SourceKind::Bpf => "bpf",
         }
     }
 }

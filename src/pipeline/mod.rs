@@ -137,6 +137,9 @@ pub struct Listing {
     /// The firewall rules begun reading with the attribution ([`begin`]), for reach and
     /// `--published` to join in enrich; `None`: read there, when needed.
     pub rules: Option<firewalls::Rules>,
+    /// Which other network namespaces were read and which not (`--netns`), for an audit to
+    /// tell a listener gone from one it could not look for.
+    pub coverage: crate::model::coverage::Coverage,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
@@ -164,7 +167,7 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
     let attributed = attribute_following(sockets, begun, plan, pending, &mut collected);
     // After attribution: the `--netns all` note counts the namespaces it led to.
     report::sources(&collected, verbose, err)?;
-    let listing = match attributed {
+    let mut listing = match attributed {
         Ok(listing) => listing,
         Err(why) => {
             writeln!(err, "lsports: --attribution bpf: {why}")?;
@@ -172,6 +175,7 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
         }
     };
     mark("owners found");
+    listing.coverage = std::mem::take(&mut collected.coverage);
     Ok(Some(refine(listing, plan)))
 }
 
@@ -289,6 +293,7 @@ fn attribute_following(
     let mut more = follow(pending, seen, plan);
     collected.notes.append(&mut more.notes);
     collected.warnings.append(&mut more.warnings);
+    collected.coverage.absorb(more.coverage);
     let sockets = filter::keep_sockets(more.sockets, &plan.filter);
     if !sockets.is_empty() {
         let begun = Begun(start_attribution(plan), None);
@@ -388,6 +393,7 @@ fn attribute_keeping(
         firewalls: None,
         published: None,
         rules,
+        coverage: Default::default(),
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);

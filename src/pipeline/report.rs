@@ -58,6 +58,11 @@ fn describe(report: &TableReport) -> String {
         .as_ref()
         .map(|e| format!(" (netlink failed: {e})"))
         .unwrap_or_default();
+    let iterator_failure = report
+        .iterator_error
+        .as_ref()
+        .map(|e| format!("; the tcp/udp iterators could not run: {e}"))
+        .unwrap_or_default();
     match report.source {
         Some(SourceKind::Netlink) => {
             let filtered = if report.port_filter {
@@ -66,7 +71,7 @@ fn describe(report: &TableReport) -> String {
                 ""
             };
             format!(
-                "{table}: {} sockets from netlink sock_diag{filtered}",
+                "{table}: {} sockets from netlink sock_diag{filtered}{iterator_failure}",
                 report.count
             )
         }
@@ -75,6 +80,10 @@ fn describe(report: &TableReport) -> String {
             report.count, netlink_failure
         ),
         Some(SourceKind::Event) => format!("{table}: {} sockets from kernel events", report.count),
+        Some(SourceKind::Bpf) => format!(
+            "{table}: {} sockets from the kernel's tcp/udp iterators",
+            report.count
+        ),
         None => {
             let proc_failure = report
                 .proc_error

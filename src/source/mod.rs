@@ -7,6 +7,7 @@
 //! filter them ([`bytecode`]), so it costs a few small messages however many sockets the
 //! host has.
 
+pub mod bpf;
 pub mod bytecode;
 pub mod events;
 pub mod netlink;
@@ -56,6 +57,8 @@ pub struct TableReport {
     pub netlink_error: Option<SourceError>,
     /// Why `/proc/net` failed, when it was tried and failed.
     pub proc_error: Option<SourceError>,
+    /// Why the tcp/udp iterators ([`bpf::iter`]) did not feed it, when they were tried.
+    pub iterator_error: Option<String>,
 }
 
 /// Everything collected.
@@ -70,6 +73,8 @@ pub struct Collected {
     /// What else could not be read, one line each for stderr (network namespaces not
     /// reached, and why).
     pub notes: Vec<String>,
+    /// The namespaces read and not read, as data (`--netns`; empty for the current one).
+    pub coverage: crate::model::coverage::Coverage,
 }
 
 impl Collected {
@@ -86,6 +91,24 @@ impl Collected {
 /// dump runs on the core of the thread reading it. The result is in the requested order
 /// either way.
 pub fn collect(request: &CollectRequest) -> Collected {
+    let tried = match (bpf::iter::SocketPath::forced(), request.choice) {
+        (Some(bpf::iter::SocketPath::Iter), SourceChoice::Auto) => bpf::iter::collect(request),
+        _ => return collect_dumps(request),
+    };
+    match tried {
+        Ok(collected) => collected,
+        Err(why) => {
+            let mut collected = collect_dumps(request);
+            for report in &mut collected.reports {
+                report.iterator_error = Some(why.to_string());
+            }
+            collected
+        }
+    }
+}
+
+/// [`collect`] over sock_diag, or `/proc/net` where it fails.
+fn collect_dumps(request: &CollectRequest) -> Collected {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let tables: Vec<(usize, (Protocol, Family))> =
         request.tables.iter().copied().enumerate().collect();
@@ -175,6 +198,7 @@ fn collect_table(
         port_filter: false,
         netlink_error: None,
         proc_error: None,
+        iterator_error: None,
     };
     if let Some(netlink) = netlink {
         match dump_netlink(netlink, protocol, family, request) {

@@ -27,6 +27,9 @@ enum Chunk {
     Records(Vec<u8>),
     /// The first pass is read; the thread waits to hear whether a second one is wanted.
     FirstDone,
+    /// The fd-table walk failed part way (see [`BpfUnavailable::TooManySockets`]): what it
+    /// gave is dropped, and `task_file` makes the first pass again.
+    Restart,
 }
 
 /// An iterator loading or running: chunks of whole records as the kernel produces them, then
@@ -107,13 +110,16 @@ impl Pass {
                 return Ok((gather.finish(), ran.ok_or_else(never_ran)?));
             }
         };
-        let mut gather = Gather::started(proc_root, wanted, fields, self.clock);
+        let started = || Gather::started(proc_root, wanted, fields, self.clock);
+        let mut gather = started();
         let mut unseen = None;
         // Ends when the thread is done and drops its sender.
         for chunk in self.early.into_iter().chain(self.chunks) {
             match (chunk, &unseen) {
                 (Chunk::Records(records), None) => gather.add(&records),
                 (Chunk::Records(records), Some(unseen)) => gather.add_again(&records, unseen),
+                // The clock was taken before the first try, so before this one too.
+                (Chunk::Restart, _) => gather = started(),
                 (Chunk::FirstDone, _) => {
                     crate::sys::timing::mark("bpf: first pass gathered");
                     let missed = gather.unseen();
@@ -140,12 +146,21 @@ fn passes(
 ) -> Result<Ran, BpfUnavailable> {
     // A receiver gone means the run ended without attributing: the sends fail, harmlessly.
     let send = |records: &[u8]| drop(sender.send(Chunk::Records(records.to_vec())));
-    let (mut loaded, ran) = iterator::load(checked, program)?;
-    loaded.pass(send)?;
+    let (mut loaded, mut ran) = iterator::load(checked, program)?;
+    ran.readers = match loaded.pass(send) {
+        Err(BpfUnavailable::TooManySockets) if program.is_none() => {
+            crate::sys::timing::mark("bpf: a process has too many sockets for the fd-table walk");
+            drop(sender.send(Chunk::Restart));
+            (loaded, ran) = iterator::load(checked, Some(Variant::TaskFile))?;
+            ran.not_walked = Some(BpfUnavailable::TooManySockets);
+            loaded.pass(send)?
+        }
+        outcome => outcome?,
+    };
     drop(sender.send(Chunk::FirstDone));
     if asked.recv() == Ok(true) {
         crate::sys::timing::mark("bpf: second pass for sockets the first did not see");
-        loaded.pass(send)?;
+        ran.readers = ran.readers.min(loaded.pass(send)?);
     }
     Ok(ran)
 }

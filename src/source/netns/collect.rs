@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::{DumpRequest, Namespace, NsDump, Reach, Survey, mountinfo};
 use crate::config::NetnsChoice;
 use crate::model::Netns;
+use crate::model::coverage::FoundNetns;
 use crate::source::{self, CollectRequest, Collected};
 use crate::text::counts::count;
 use crate::text::sanitize::terminal_safe;
@@ -162,6 +163,7 @@ impl Pending {
         collected.reports.clear();
         self.unreached.extend(unreached);
         collected.notes = all_notes(&self.discovery, &self.unreached, unprobed);
+        collected.coverage.incomplete = incomplete(&self.discovery, unprobed);
         collected
     }
 }
@@ -282,7 +284,14 @@ fn merge(survey: Survey) -> Collected {
     } = survey;
     let (mut collected, unreached) = merge_dumps(dumps, &discovery.namespaces);
     collected.notes = all_notes(&discovery, &unreached, unprobed);
+    collected.coverage.incomplete = incomplete(&discovery, unprobed);
     collected
+}
+
+/// Whether namespaces may exist that `discovery` (and the held sockets followed, `unprobed`
+/// of them not asked) did not find.
+fn incomplete(discovery: &super::Discovery, unprobed: usize) -> bool {
+    !discovery.unreadable.is_empty() || unprobed > 0 || discovery.mounts_error.is_some()
 }
 
 /// The line `--netns all` prints about what it could not see, if anything: namespaces found
@@ -336,11 +345,16 @@ fn merge_dumps(dumps: Vec<NsDump>, namespaces: &[Namespace]) -> (Collected, Vec<
     let mut unreached = Vec::new();
     let mut reports_from_current = false;
     for dump in dumps {
-        let name = namespaces
-            .iter()
-            .find(|ns| ns.inode == dump.inode)
-            .and_then(|ns| ns.name.clone());
+        let found = namespaces.iter().find(|ns| ns.inode == dump.inode);
+        let name = found.and_then(|ns| ns.name.clone());
         let mut collected = dump.collected;
+        if let Some(found) = found.filter(|_| !matches!(dump.reach, Reach::Current)) {
+            let coverage = &mut merged.coverage;
+            match dump.reach {
+                Reach::NotReached(_) => coverage.unread.push(found_netns(found)),
+                _ => coverage.read.push(found_netns(found)),
+            }
+        }
         match &dump.reach {
             Reach::NotReached(why) => {
                 unreached.push(why.to_string());
@@ -364,6 +378,17 @@ fn merge_dumps(dumps: Vec<NsDump>, namespaces: &[Namespace]) -> (Collected, Vec<
         merged.warnings.append(&mut collected.warnings);
     }
     (merged, unreached)
+}
+
+/// `ns` as the coverage of a collection names it.
+fn found_netns(ns: &Namespace) -> FoundNetns {
+    FoundNetns {
+        netns: Netns {
+            inode: ns.inode,
+            name: ns.name.clone().map(OsString::into_vec),
+        },
+        pids: ns.pids.clone(),
+    }
 }
 
 /// A collection with nothing read, and the line that says why.

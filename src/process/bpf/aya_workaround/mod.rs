@@ -48,23 +48,45 @@ pub fn load(
     relocated: &[&str],
     attach_func: &str,
 ) -> Result<(Ebpf, KernelBtf), BpfUnavailable> {
+    load_with_globals(object, relocated, attach_func, &[])
+}
+
+/// [`load`], with the object's read-only globals (`const volatile` in the C source) set to
+/// `globals` (name, value's bytes) first, so the verifier sees them as constants.
+pub fn load_with_globals(
+    object: &[u8],
+    relocated: &[&str],
+    attach_func: &str,
+    globals: &[(&str, &[u8])],
+) -> Result<(Ebpf, KernelBtf), BpfUnavailable> {
     let mut loader = loader_without_btf();
     crate::sys::timing::mark("bpf: loader made");
     let btf = KernelBtf::load(relocated, attach_func)?;
     crate::sys::timing::mark("bpf: kernel types digested");
+    set_globals(&mut loader, globals);
     match loader.btf(Some(&btf.relocations)).load(object) {
         Ok(ebpf) => Ok((ebpf, btf)),
         // A digest that parses yet lacks what a relocation needs would be a bug of the
         // digest, not of the kernel: the whole BTF still loads the program.
         Err(_) if btf.attach.is_some() => {
             let full = KernelBtf::full()?;
-            let ebpf = loader_without_btf()
+            let mut loader = loader_without_btf();
+            set_globals(&mut loader, globals);
+            let ebpf = loader
                 .btf(Some(&full.relocations))
                 .load(object)
                 .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
             Ok((ebpf, full))
         }
         Err(e) => Err(BpfUnavailable::Load(chain(&e))),
+    }
+}
+
+/// Give each global of `globals` (name, bytes) its value; a name the object lacks fails the
+/// load.
+fn set_globals<'a>(loader: &mut EbpfLoader<'a>, globals: &[(&'a str, &'a [u8])]) {
+    for &(name, value) in globals {
+        loader.override_global(name, value, true);
     }
 }
 
@@ -151,6 +173,13 @@ impl KernelBtf {
             }),
             Err(e) => Err(no_btf(chain(&e))),
         }
+    }
+
+    /// The kernel's BTF of one more attach point, `attach_func`, for a second program of an
+    /// object already loaded with [`load`] (whose digest names one function): a digest of that
+    /// function alone, or the whole BTF where none can be made.
+    pub fn for_attach(attach_func: &str) -> Result<KernelBtf, BpfUnavailable> {
+        Self::load(&[], attach_func)
     }
 
     /// The BTF to find the iterator's attach point in.
