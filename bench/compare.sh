@@ -10,11 +10,12 @@
 # nothing else, on as many threads) and lsports without attribution (`-o proto,local,state`:
 # the memory of the sockets alone).
 #
-#   bash bench/compare.sh                 # quarter, large, double, small, namespaces worlds
+#   bash bench/compare.sh                 # quarter, large, double, small, namespaces, reach, labels
 #   RUNS=9 bash bench/compare.sh large    # one world, more runs
 #   bash bench/compare.sh quarter double  # several
 #   bash bench/compare.sh namespaces      # --netns all over 201 namespaces
 #   bash bench/compare.sh reach           # --reach with a 1,000-rule ruleset
+#   bash bench/compare.sh labels          # --netns all with every process in a container
 #
 # WORLD points at world.py (default: ../shared/bench/world.py beside this checkout).
 set -euo pipefail
@@ -169,6 +170,72 @@ PY
     --time "nft -f $rules" --time "$BIN -ltnu >/dev/null" --time "$BIN -ltnu --reach >/dev/null"
 }
 
+# Labels (issue #13): the namespaces world with every process of each namespace moved into a
+# cgroup v2 directory named as Docker names a container's (`…/system.slice/docker-<64 hex>.scope`)
+# and a fake `config.v2.json` naming it under --state-root; the target is that the label
+# lookups add at most 10 % to `--netns all`. The first timed command (re)places the processes
+# (idempotent); then the default listing (container and unit columns, labels read) against the
+# same columns less those two, chosen with -o (no label is read). The cgroup directories go
+# when the world has ended.
+labels() {
+  local args=(${NS_WORLD:---procs 1000 --tcp 20000 --udp 5000 --conns 5000 --fds 100000 --netns 200})
+  local mount
+  mount=$(findmnt -n -t cgroup2 -o TARGET | head -1)
+  [ -n "$mount" ] || { echo "labels: no cgroup2 mount" >&2; return 1; }
+  local cg=$mount/lsports-bench-$$ state=$truth/state
+  mkdir -p "$state"
+  cat > "$truth/containers.py" <<'PY'
+import json, os, sys
+cg, state = sys.argv[1], sys.argv[2]
+me = {os.getpid(), os.getppid()}
+by_ns = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        by_ns.setdefault(os.stat(f"/proc/{pid}/ns/net").st_ino, []).append(pid)
+    except OSError:
+        pass
+for ns, pids in by_ns.items():
+    cid = f"{ns:064x}"
+    scope = f"{cg}/system.slice/docker-{cid}.scope"
+    os.makedirs(scope, exist_ok=True)
+    conf = f"{state}/var/lib/docker/containers/{cid}"
+    os.makedirs(conf, exist_ok=True)
+    with open(f"{conf}/config.v2.json", "w") as f:
+        json.dump({"Name": f"/app-{ns}"}, f)
+    for pid in pids:
+        if int(pid) in me:
+            continue
+        try:
+            with open(f"{scope}/cgroup.procs", "w") as f:
+                f.write(pid)
+        except OSError:
+            pass  # exited, or a kernel thread
+PY
+  local cols=netns,proto,recv_q,send_q,local,foreign,state,process
+  local run="$BIN --state-root $state --netns all -tlnup"
+  echo "== labels world (every namespace a Docker container): ${args[*]}"
+  python3 "$WORLD" "${args[@]}" --runs "$RUNS" \
+    --time "python3 $truth/containers.py $cg $state" \
+    --time "$run -o $cols >/dev/null" --time "$run >/dev/null" | tee "$truth/labels.times"
+  python3 - "$truth/labels.times" <<'PY'
+import re, sys
+medians = [float(m[1]) for m in (re.match(r"\s*([\d.]+)s\s+ratio", l) for l in open(sys.argv[1])) if m]
+if len(medians) < 3: sys.exit("could not read the timings")
+print(f"labels: {medians[2] / medians[1]:.3f}x the listing without them (target <= 1.10)")
+PY
+  # The labels were there to find: every listener of the world is in a named container.
+  python3 "$WORLD" "${args[@]}" -- sh -c \
+    "python3 $truth/containers.py $cg $state; $run --json > $truth/labels.json"
+  python3 - "$truth/labels.json" <<'PY'
+import json, sys
+got = json.load(open(sys.argv[1]))
+named = sum(1 for s in got if (s.get("container") or {}).get("name", "").startswith("app-"))
+print(f"labelled: {named} of {len(got)} sockets in a named container")
+PY
+  find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  [ ! -e "$cg" ] || echo "labels: could not remove $cg" >&2
+}
+
 # The issue's three sizes (#16): a quarter, the large world, and double, to show growth.
 for which in "${@:-all}"; do
   case "$which" in
@@ -177,6 +244,7 @@ for which in "${@:-all}"; do
     double|all) world double --procs 2000 --tcp 40000 --udp 10000 --conns 10000 --fds 200000 ;;&
     small|all) world small --procs 5 --tcp 10 --udp 5 --prefork 1 --reuseport 1 ;;&
     namespaces|all) namespaces ;;&
-    reach|all) reach ;;
+    reach|all) reach ;;&
+    labels|all) labels ;;
   esac
 done

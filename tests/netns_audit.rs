@@ -10,7 +10,8 @@
 //!   container and in a named namespace are unexpected, placed in text and JSON; policy rules
 //!   match `container` and `netns`; the table names namespace, container and unit.
 //! - `watch --netns all` reports a listener opening and closing in another namespace.
-//! - `capture --netns all` records every namespace; the snapshot lists them as live.
+//! - `capture --netns all` records every namespace, one only a socket keeps alive too; the
+//!   snapshot lists them as live.
 //! - A snapshot older than namespaces lists the same with `--netns all`.
 //! - Unprivileged, audit and capture of every namespace say what they could not read.
 //! - Root of a user namespace, which cannot enter a namespace of the initial one, reads it
@@ -109,13 +110,7 @@ impl Host {
     /// A TCP listener on 0.0.0.0:`port` in the namespace `netns` (`None`: this one) and the
     /// cgroup `cgroup` (`None`: this one); its socket inode.
     fn listen(&mut self, netns: Option<&Path>, cgroup: Option<&Path>, port: u16) -> u64 {
-        let script = format!(
-            "import os,socket,sys\n\
-             s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('0.0.0.0',{port})); s.listen()\n\
-             print(os.fstat(s.fileno()).st_ino, flush=True)\n\
-             sys.stdin.read()\n"
-        );
+        let script = listener_script(port);
         let mut cmd = scrubbed("sh");
         cmd.args([
             "-c",
@@ -129,16 +124,55 @@ impl Host {
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-        let mut child = Spawned::start(cmd, &format!("a listener on {port}"));
+        let key = netns.map(|p| p.display().to_string()).unwrap_or_default();
+        self.start(cmd, key, &format!("the listener on {port}"))
+    }
+
+    /// A TCP listener on 0.0.0.0:`port` in the namespace mounted at `netns`, run by nobody;
+    /// kept under `key` (see [`Host::stop`]).
+    fn listen_as_nobody(&mut self, netns: &Path, port: u16, key: &str) -> u64 {
+        let mut cmd = scrubbed("nsenter");
+        cmd.arg(format!("--net={}", netns.display()))
+            .arg("--")
+            .args(AS_NOBODY)
+            .args(["python3", "-c", &listener_script(port)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        self.start(cmd, key.into(), &format!("nobody's listener on {port}"))
+    }
+
+    /// Stop the listeners kept under `key` (a namespace's path; empty: this namespace's).
+    fn stop(&mut self, key: &str) {
+        self.listeners.retain(|(k, _)| k != key);
+    }
+
+    /// A TCP listener on 0.0.0.0:`port` in a namespace only it keeps alive: made by a child
+    /// in a namespace of its own, handed to its parent (in this namespace) over a socketpair
+    /// before the child exits; its socket inode.
+    fn listen_pinned(&mut self, port: u16) -> u64 {
+        let mut cmd = scrubbed("python3");
+        cmd.args(["-c", PINNED_LISTENER, &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        self.start(
+            cmd,
+            String::new(),
+            &format!("the pinned listener on {port}"),
+        )
+    }
+
+    /// Start `cmd`, which prints its socket's inode and lives until its stdin closes; kept
+    /// under `key` (the namespace's path).
+    fn start(&mut self, cmd: std::process::Command, key: String, what: &str) -> u64 {
+        let mut child = Spawned::start(cmd, what);
         let mut line = String::new();
         BufReader::new(child.child_mut().stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let key = netns.map(|p| p.display().to_string()).unwrap_or_default();
         self.listeners.push((key, child));
         line.trim()
             .parse()
-            .unwrap_or_else(|_| panic!("the listener on {port} did not start: {line:?}"))
+            .unwrap_or_else(|_| panic!("{what} did not start: {line:?}"))
     }
 
     fn lsports(&self, args: &[&str]) -> Output {
@@ -147,6 +181,60 @@ impl Host {
         output_guarded(cmd, &format!("lsports {}", args.join(" ")))
     }
 }
+
+/// A namespace nothing names, kept by a process living in it (killed on drop), and the path
+/// of its namespace file.
+fn unnamed_namespace() -> (Spawned, PathBuf) {
+    let here = netns_inode(Path::new("/proc/self/ns/net"));
+    let mut cmd = scrubbed("unshare");
+    cmd.args(["--net", "sleep", "infinity"]);
+    let holder = Spawned::start(cmd, "an unnamed namespace");
+    let path = PathBuf::from(format!("/proc/{}/ns/net", holder.id()));
+    wait_until("the unnamed namespace", || {
+        (netns_inode(&path) != here).then_some(())
+    });
+    (holder, path)
+}
+
+/// Listens on TCP 0.0.0.0:`port`, prints the socket's inode and lives until stdin closes.
+fn listener_script(port: u16) -> String {
+    format!(
+        "import os,socket,sys\n\
+         s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0',{port})); s.listen()\n\
+         print(os.fstat(s.fileno()).st_ino, flush=True)\n\
+         sys.stdin.read()\n"
+    )
+}
+
+/// lsports `args`, run by nobody.
+fn as_nobody(args: &[&str]) -> Output {
+    let mut cmd = scrubbed(AS_NOBODY[0]);
+    cmd.args(&AS_NOBODY[1..]).arg(lsports_bin()).args(args);
+    output_guarded(cmd, &format!("(nobody) lsports {}", args.join(" ")))
+}
+
+/// Makes the socket of [`Host::listen_pinned`]: a child unshares its network namespace,
+/// listens on argv[1] there, passes the socket with SCM_RIGHTS and exits; the parent prints
+/// the socket's inode and holds it until its stdin closes.
+const PINNED_LISTENER: &str = r#"
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+left, right = socket.socketpair()
+if os.fork() == 0:
+    try:
+        if libc.unshare(0x40000000) != 0:
+            raise OSError(ctypes.get_errno(), "unshare")
+        s = socket.socket(); s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen()
+        socket.send_fds(right, [b"s"], [s.fileno()])
+    finally:
+        os._exit(0)
+_, fds, _, _ = socket.recv_fds(left, 1, 1)
+os.wait()
+s = socket.socket(fileno=fds[0])
+print(os.fstat(s.fileno()).st_ino, flush=True)
+sys.stdin.read()
+"#;
 
 impl Drop for Host {
     fn drop(&mut self) {
@@ -474,26 +562,31 @@ fn inner_capture() {
     sh_ok("ip netns add c1 && ip -n c1 link set lo up");
     let c1 = PathBuf::from("/run/netns/c1");
     host.listen(Some(&c1), None, 8080);
-    let mut cmd = scrubbed("unshare");
-    cmd.args(["--net", "sleep", "infinity"]);
-    let unnamed_holder = Spawned::start(cmd, "an unnamed namespace");
-    let unnamed = PathBuf::from(format!("/proc/{}/ns/net", unnamed_holder.id()));
-    wait_until("the unnamed namespace", || {
-        (netns_inode(&unnamed) != here).then_some(())
-    });
+    let (unnamed_holder, unnamed) = unnamed_namespace();
     host.listen(Some(&unnamed), None, 5353);
+    let pinned_socket = host.listen_pinned(4242);
 
     let live = host.lsports(&["--netns", "all", "--json", "-tlnp"]);
     assert_success(&live, &["--netns all"]);
     let live = parse_json(&live.stdout);
+    let pinned = by_inode(&live, pinned_socket)["netns"]["inode"].clone();
+    assert!(
+        ![
+            json!(here),
+            json!(netns_inode(&c1)),
+            json!(netns_inode(&unnamed))
+        ]
+        .contains(&pinned),
+        "the pinned listener is in a namespace of its own: {live:#}"
+    );
     let snapshot = host.state.path().join("all.tar");
     let snapshot_arg = snapshot.to_str().unwrap();
     let out = host.lsports(&["--netns", "all", "capture", snapshot_arg]);
     assert_success(&out, &["capture"]);
+    let summary = stderr(&out);
     assert!(
-        stderr(&out).contains("in 3 network namespaces"),
-        "{}",
-        stderr(&out)
+        summary.contains("in 4 network namespaces") && !summary.contains(';'),
+        "every namespace captured, nothing left out: {summary}"
     );
     let opened = host.lsports(&[
         "--snapshot",
@@ -513,6 +606,7 @@ fn inner_capture() {
         json!({"inode": here, "name": null}),
         json!({"inode": netns_inode(&c1), "name": "c1"}),
         json!({"inode": netns_inode(&unnamed), "name": null}),
+        json!({"inode": pinned, "name": null}),
     ]
     .iter()
     .map(Value::to_string)
@@ -651,11 +745,6 @@ fn inner_unprivileged() {
     host.listen(Some(Path::new("/run/netns/n1")), None, 8080);
     let dir = tempfile::tempdir().unwrap();
     sh_ok(&format!("chmod 0777 {}", dir.path().display()));
-    let as_nobody = |args: &[&str]| {
-        let mut cmd = scrubbed(AS_NOBODY[0]);
-        cmd.args(&AS_NOBODY[1..]).arg(lsports_bin()).args(args);
-        output_guarded(cmd, &format!("(nobody) lsports {}", args.join(" ")))
-    };
 
     // Audit: the host's listener is judged, n1's cannot be read, and one line says so.
     let policy = dir.path().join("policy.toml");
@@ -710,6 +799,144 @@ fn inner_unprivileged() {
         .map(|s| &s["local_port"])
         .collect();
     assert_eq!(ports, [&json!(22)], "{listed:#}");
+}
+
+#[test]
+fn an_audit_tells_listeners_gone_from_listeners_it_could_not_look_for() {
+    if !is_root() {
+        skip_unless_ci("the audit's namespaces are made, and refused to nobody, by root");
+        return;
+    }
+    run_in_private_host("inner_not_checked", INNER);
+}
+
+/// The ports of a JSON audit report's `section`, sorted.
+fn ports_of(report: &Value, section: &str) -> Vec<u64> {
+    let mut ports: Vec<u64> = (report[section].as_array().unwrap().iter())
+        .map(|m| m["port"].as_u64().unwrap())
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+/// What a root-made baseline of five namespaces tells, audited by nobody (who reads only the
+/// host's and the one nobody's processes live in) and by root after a namespace is deleted.
+#[test]
+#[ignore = "run inside private namespaces by an_audit_tells_listeners_gone_from_listeners_it_could_not_look_for"]
+fn inner_not_checked() {
+    if !in_private_host(INNER) {
+        return;
+    }
+    isolate_host();
+    let mut host = Host::new(None);
+    sh_ok(&format!("chmod 0755 {}", host.state.path().display()));
+    // The host's listener is nobody's: nobody sees its holder, as the baseline does.
+    host.listen_as_nobody(Path::new("/proc/1/ns/net"), 2222, "");
+    let path = |n: &str| PathBuf::from(format!("/run/netns/{n}"));
+    for n in ["n1", "n2", "n3"] {
+        sh_ok(&format!("ip netns add {n} && ip -n {n} link set lo up"));
+    }
+    host.listen(Some(&path("n1")), None, 8081);
+    host.listen(Some(&path("n2")), None, 8082);
+    host.listen_as_nobody(&path("n3"), 8083, "n3 a");
+    host.listen_as_nobody(&path("n3"), 8084, "n3 b");
+    let (unnamed_holder, unnamed) = unnamed_namespace();
+    host.listen(Some(&unnamed), None, 5353);
+    let baseline = host.state.path().join("baseline.toml");
+    let baseline_arg = baseline.to_str().unwrap();
+    let out = host.lsports(&["--netns", "all", "baseline", "save", baseline_arg]);
+    assert_success(&out, &["baseline save"]);
+    sh_ok(&format!("chmod 0644 {baseline_arg}"));
+    let audit = ["--netns", "all", "audit", "--baseline", baseline_arg];
+    let strict = [&audit[..], &["--fail-on", "missing"]].concat();
+    let json = [&strict[..], &["--format", "json"]].concat();
+
+    // Nobody cannot read n1, n2 (mounts only) nor find the unnamed one (root's process): their
+    // listeners are not checked, and the audit passes even with --fail-on missing.
+    let out = as_nobody(&strict);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}{}", stderr(&out));
+    assert!(
+        report.starts_with(
+            "lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 3 not checked (3 listeners;"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("\nNot checked, reported only: their network namespace could not be read"),
+        "{report}"
+    );
+    for place in [
+        "0.0.0.0:8081 in netns n1",
+        "0.0.0.0:8082 in netns n2",
+        "0.0.0.0:5353 in an unnamed netns",
+    ] {
+        assert!(report.contains(place), "{place} not checked in\n{report}");
+    }
+    let out = as_nobody(&json);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_valid_as(&report, "audit_report", "unprivileged audit --format json");
+    assert_eq!(
+        ports_of(&report, "not_checked"),
+        [5353, 8081, 8082],
+        "{report:#}"
+    );
+    assert_eq!(ports_of(&report, "missing"), [] as [u64; 0], "{report:#}");
+    assert!(report["not_checked"][0]["fails"] == false, "{report:#}");
+
+    // A namespace nobody read (n3, from its processes' /proc/PID/net) and the host lost a
+    // listener each: missing, and failing, for nobody as for root.
+    host.stop("n3 b");
+    host.stop("");
+    let out = as_nobody(&json);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ports_of(&report, "missing"), [2222, 8084], "{report:#}");
+    assert_eq!(
+        ports_of(&report, "not_checked"),
+        [5353, 8081, 8082],
+        "{report:#}"
+    );
+
+    // Root, after n2 is deleted with its listener: a namespace that is gone took its
+    // listeners with it, so they are missing; nothing is left unchecked.
+    host.stop(&path("n2").display().to_string());
+    sh_ok("ip netns delete n2");
+    let out = host.lsports(&json);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        ports_of(&report, "missing"),
+        [2222, 8082, 8084],
+        "{report:#}{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        ports_of(&report, "not_checked"),
+        [] as [u64; 0],
+        "{report:#}"
+    );
+
+    // Root without --netns all looked only at the host: the rest is not checked, and says
+    // how to check it.
+    let out = host.lsports(&["audit", "--baseline", baseline_arg, "--fail-on", "missing"]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("1 missing, 0 suspicious, 5 not checked"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Not checked, reported only: this audit did not list their network namespace (audit with --netns all to check them)"),
+        "{report}"
+    );
+    drop(unnamed_holder);
 }
 
 /// A snapshot captured before lsports recorded namespaces lists its tables with `--netns

@@ -138,6 +138,9 @@ pub struct Listing {
     /// The firewall rules begun reading with the attribution ([`begin`]), for reach and
     /// `--published` to join in enrich; `None`: read there, when needed.
     pub rules: Option<firewalls::Rules>,
+    /// Which other network namespaces were read and which not (`--netns`), for an audit to
+    /// tell a listener gone from one it could not look for.
+    pub coverage: crate::model::coverage::Coverage,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
@@ -165,7 +168,7 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
     let attributed = attribute_following(sockets, begun, plan, pending, &mut collected);
     // After attribution: the `--netns all` note counts the namespaces it led to.
     report::sources(&collected, verbose, err)?;
-    let listing = match attributed {
+    let mut listing = match attributed {
         Ok(listing) => listing,
         Err(why) => {
             writeln!(err, "lsports: --attribution bpf: {why}")?;
@@ -173,6 +176,7 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
         }
     };
     mark("owners found");
+    listing.coverage = std::mem::take(&mut collected.coverage);
     Ok(Some(refine(listing, plan)))
 }
 
@@ -329,6 +333,7 @@ fn attribute_following(
     collected.notes.append(&mut more.notes);
     collected.verbose_notes.append(&mut more.verbose_notes);
     collected.warnings.append(&mut more.warnings);
+    collected.coverage.absorb(more.coverage);
     let mut sockets = filter::keep_sockets(more.sockets, &plan.filter);
     sockets.extend(walked::unheld(&mut listing.entries, &dumped));
     if !sockets.is_empty() {
@@ -428,6 +433,7 @@ fn attribute_keeping(
         firewalls: None,
         published: None,
         rules,
+        coverage: Default::default(),
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);

@@ -124,13 +124,14 @@ impl<'p> Walking<'p> {
     }
 }
 
-/// Add `from`'s sockets, warnings and notes to `into`'s (its table reports are the current
+/// Add `from`'s sockets, warnings, notes and coverage to `into`'s (its table reports are the current
 /// namespace's, kept).
 pub(super) fn absorb(into: &mut Collected, mut from: Collected) {
     into.sockets.append(&mut from.sockets);
     into.warnings.append(&mut from.warnings);
     into.notes.append(&mut from.notes);
     into.verbose_notes.append(&mut from.verbose_notes);
+    into.coverage.absorb(from.coverage);
 }
 
 /// Take out of `entries` the sockets of the namespaces `dumped` after the walk that the walk

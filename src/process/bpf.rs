@@ -151,7 +151,8 @@ impl<'a> Gather<'a> {
         // module's, or a sandbox's guarded init) is one the walk cannot inspect, and it may
         // emit nothing for it: when a wanted socket has no holder, count those processes as
         // the walk does, so that both paths give the same reasons.
-        if wanted.iter().any(|&inode| !holders.contains(inode)) {
+        // Only wanted inodes are kept: fewer with holders than wanted means one has none.
+        if holders.inode_count() < wanted.len() {
             denied = denied.max(fdscan::count_denied(self.proc_root));
         }
         Scan {
@@ -180,7 +181,7 @@ fn confirming(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -205,7 +206,7 @@ mod tests {
     }
 
     /// A process directory in a tree: `comm`, a `stat` with start tick `start`, and fd links.
-    fn fake_process(root: &Path, pid: u32, start: u64, fds: &[(u32, u64)]) {
+    pub(crate) fn fake_process(root: &Path, pid: u32, start: u64, fds: &[(u32, u64)]) {
         let dir = root.join(pid.to_string());
         std::fs::create_dir_all(dir.join("fd")).unwrap();
         std::fs::write(dir.join("comm"), format!("p{pid}\n")).unwrap();

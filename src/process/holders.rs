@@ -74,6 +74,12 @@ impl Holders {
         &self.holders[start..end]
     }
 
+    /// How many distinct inodes have holders: one pass over the sorted column.
+    pub fn inode_count(&self) -> usize {
+        let repeats = self.inodes.windows(2).filter(|w| w[0] == w[1]).count();
+        self.inodes.len() - repeats
+    }
+
     /// Whether any holder of `inode` was found.
     pub fn contains(&self, inode: u64) -> bool {
         !self.of(inode).is_empty()
@@ -110,6 +116,8 @@ mod tests {
         assert_eq!(holders.of(u64::MAX), [holder(1, 0)]);
         assert!(holders.of(0).is_empty() && holders.of(15).is_empty());
         assert!(holders.contains(20) && !holders.contains(21));
+        assert_eq!(holders.inode_count(), 3);
+        assert_eq!(Holders::default().inode_count(), 0);
         assert!(Holders::default().of(10).is_empty());
         let mut more = holders.clone();
         more.add(vec![(15, holder(2, 2)), (10, holder(11, 1))]);

@@ -198,11 +198,13 @@ mod tests {
         let ran = bpf::Ran {
             variant: bpf::Variant::FdWalk,
             not_walked: None,
+            readers: 2,
         };
         let line = Method::Bpf(ran).to_string();
         assert_eq!(
             line,
-            "process owners from the kernel (BPF task iterator walking each fd table)"
+            "process owners from the kernel (BPF task iterator walking each fd table on 2 \
+             threads)"
         );
         assert!(Method::Walk.to_string().contains("/proc/*/fd walk"));
         let why = BpfUnavailable::MissingCapability {

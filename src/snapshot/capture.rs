@@ -20,9 +20,7 @@ use super::layout::{MANIFEST, PROCESS_FILES, TABLES};
 use super::manifest::Manifest;
 use super::namespaces::{self, Recording};
 use crate::config::NetnsChoice;
-use crate::model::{Family, Protocol};
 use crate::process::fdscan::parse_socket_link;
-use crate::source::procnet::{self, ByteOrder};
 use crate::sys::atomic::{Access, AtomicFile, WriteError};
 use crate::sys::procroot::ProcRoot;
 
@@ -263,7 +261,7 @@ fn collect(proc_root: &Path, netns: &NetnsChoice) -> Result<Captured, SnapshotEr
         });
     }
     let mut inodes = table_inodes(&tables, &mut summary);
-    let recording = namespaces::record(proc_root, netns);
+    let recording = namespaces::record(proc_root, netns, &inodes);
     for other in &recording.others {
         inodes.extend(table_inodes(&other.tables, &mut summary));
     }
@@ -318,30 +316,11 @@ fn read_tables(tree: &ProcRoot, summary: &mut CaptureSummary) -> Vec<(&'static s
     tables
 }
 
-/// Inodes of every socket in the tables (all states: the snapshot may be read with `-a`).
+/// Inodes of every socket in the tables, counted in the summary.
 fn table_inodes(tables: &[(&'static str, Vec<u8>)], summary: &mut CaptureSummary) -> HashSet<u64> {
-    let mut inodes = HashSet::new();
-    for (name, data) in tables {
-        let (protocol, family) = table_kind(name);
-        let parsed = procnet::parse_table(&data[..], protocol, family, ByteOrder::native(), name);
-        summary.sockets += parsed.sockets.len();
-        inodes.extend(parsed.sockets.iter().map(|s| s.inode).filter(|&i| i != 0));
-    }
+    let (count, inodes) = namespaces::socket_inodes(tables);
+    summary.sockets += count;
     inodes
-}
-
-fn table_kind(name: &str) -> (Protocol, Family) {
-    let protocol = if name.starts_with("tcp") {
-        Protocol::Tcp
-    } else {
-        Protocol::Udp
-    };
-    let family = if name.ends_with('6') {
-        Family::Ipv6
-    } else {
-        Family::Ipv4
-    };
-    (protocol, family)
 }
 
 fn capture_process(tree: &ProcRoot, pid: u32, inodes: &HashSet<u64>) -> Outcome {

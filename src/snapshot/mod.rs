@@ -18,6 +18,7 @@ pub mod layout;
 mod manifest;
 mod namespaces;
 mod open;
+mod pinned;
 
 use std::io;
 use std::path::PathBuf;

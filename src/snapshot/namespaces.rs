@@ -8,6 +8,7 @@
 //! it through its bind mount (`setns` moves only that thread, which then ends). Namespaces
 //! only a socket keeps alive are not captured.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::OsStringExt;
@@ -15,7 +16,9 @@ use std::path::Path;
 
 use super::layout::TABLES;
 use crate::config::NetnsChoice;
+use crate::model::{Family, Protocol};
 use crate::source::netns::{self, Namespace, nsfd};
+use crate::source::procnet::{self, ByteOrder};
 use crate::sys::procroot::ProcRoot;
 
 /// The tables of one table file set: `(name, bytes)`.
@@ -43,8 +46,10 @@ pub struct Recording {
     pub notes: Vec<String>,
 }
 
-/// Record the namespaces `choice` names under the live proc root `proc_root`.
-pub fn record(proc_root: &Path, choice: &NetnsChoice) -> Recording {
+/// Record the namespaces `choice` names under the live proc root `proc_root`; `listed` holds
+/// the inodes of the sockets in the capture's own tables (a held socket not among them, nor in
+/// any namespace recorded, may lead to a namespace only it keeps alive).
+pub fn record(proc_root: &Path, choice: &NetnsChoice, listed: &HashSet<u64>) -> Recording {
     let Some(own) = netns::current_inode(proc_root) else {
         return Recording::default();
     };
@@ -65,19 +70,59 @@ pub fn record(proc_root: &Path, choice: &NetnsChoice) -> Recording {
         }
     };
     for namespace in chosen.iter().filter(|ns| ns.inode != own) {
-        match tables_of(namespace, proc_root) {
-            Ok(tables) => recording.others.push(Recorded {
+        recording.add(namespace, tables_of(namespace, proc_root));
+    }
+    if *choice == NetnsChoice::All {
+        let mut known: HashSet<u64> = chosen.iter().map(|ns| ns.inode).collect();
+        known.insert(own);
+        super::pinned::follow(proc_root, &mut recording, listed.clone(), known);
+    }
+    recording
+}
+
+impl Recording {
+    /// Add `namespace` with its tables, or the note saying why they could not be read.
+    pub(super) fn add(&mut self, namespace: &Namespace, tables: Result<Tables, String>) {
+        match tables {
+            Ok(tables) => self.others.push(Recorded {
                 inode: namespace.inode,
                 name: namespace.name.clone().map(OsString::into_vec),
                 tables,
             }),
-            Err(why) => recording.notes.push(format!(
+            Err(why) => self.notes.push(format!(
                 "network namespace {} not captured: {why}",
                 namespace.inode
             )),
         }
     }
-    recording
+}
+
+/// How many sockets `tables` list, and the inodes of those that have one (every state: the
+/// snapshot may be read with `-a`).
+pub fn socket_inodes(tables: &[(&'static str, Vec<u8>)]) -> (usize, HashSet<u64>) {
+    let mut count = 0;
+    let mut inodes = HashSet::new();
+    for (name, data) in tables {
+        let (protocol, family) = table_kind(name);
+        let parsed = procnet::parse_table(&data[..], protocol, family, ByteOrder::native(), name);
+        count += parsed.sockets.len();
+        inodes.extend(parsed.sockets.iter().map(|s| s.inode).filter(|&i| i != 0));
+    }
+    (count, inodes)
+}
+
+fn table_kind(name: &str) -> (Protocol, Family) {
+    let protocol = if name.starts_with("tcp") {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    };
+    let family = if name.ends_with('6') {
+        Family::Ipv6
+    } else {
+        Family::Ipv4
+    };
+    (protocol, family)
 }
 
 /// The namespaces `choice` names.
@@ -123,11 +168,20 @@ fn tables_of(ns: &Namespace, proc_root: &Path) -> Result<Tables, String> {
 
 /// Its tables, read on a thread that enters the namespace mounted at `mount` and then ends.
 fn entered(mount: &Path, inode: u64, proc_root: &Path) -> io::Result<Tables> {
+    entered_by(|| nsfd::of_mount(mount, inode)?.enter(), proc_root)
+}
+
+/// The tables of the namespace `enter` moves the calling thread into, read on a thread of
+/// their own that then ends (so no other thread of the capture ever leaves its namespace).
+pub(super) fn entered_by(
+    enter: impl FnOnce() -> io::Result<()> + Send,
+    proc_root: &Path,
+) -> io::Result<Tables> {
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("netns-capture".into())
             .spawn_scoped(scope, || {
-                nsfd::of_mount(mount, inode)?.enter()?;
+                enter()?;
                 Ok(read_tables(&proc_root.join("thread-self")))
             })?;
         worker

@@ -9,6 +9,7 @@
 //! {"result": "fail", "exit_status": 1, "baseline": "b.toml", "policy": null, "listeners": 3,
 //!  "unexpected": [{"listener": {…}, "reasons": [{"check": "baseline", "reason": "new", …}]}],
 //!  "missing": [{"check": "baseline", "line": 9, "proto": "tcp", …}],
+//!  "not_checked": [{"check": "baseline", "line": 12, …, "fails": false}],
 //!  "suspicious": [{"listener": {…}, "flags": [{"flag": "exe-deleted", "fails": true, …}]}]}
 //! ```
 
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 use super::text::{missing_text, reason};
 use super::{Audit, Audited, Missing, Reason};
-use crate::actions::audit::baseline::PortPattern;
+use crate::actions::audit::baseline::{Expected, PortPattern};
 use crate::actions::audit::identity::{Namespace, Program};
 use crate::render::Labels;
 use crate::render::wire::Socket;
@@ -33,6 +34,8 @@ struct Report {
     listeners: usize,
     unexpected: Vec<Unexpected>,
     missing: Vec<MissingJson>,
+    /// Baseline lines in namespaces the audit could not read: neither found nor missing.
+    not_checked: Vec<MissingJson>,
     suspicious: Vec<Suspicious>,
     holes: Vec<HoleJson>,
     published_without_listener: Vec<UnlandedJson>,
@@ -199,6 +202,9 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
             .iter()
             .map(|m| missing_json(audit, m))
             .collect(),
+        not_checked: (audit.verdict.unchecked.iter())
+            .map(|e| unchecked_json(audit, e))
+            .collect(),
         suspicious: suspicious(audit, &mut labels),
     };
     safe_json::to_writer(&mut *out, &report, true).map_err(io::Error::from)?;
@@ -282,6 +288,16 @@ fn reason_json(audit: &Audit, why: &Reason) -> ReasonJson {
         reason: name,
         rule,
         explanation: reason(audit, why),
+    }
+}
+
+/// A baseline line not checked, as a missing one is written, failing nothing.
+fn unchecked_json(audit: &Audit, expected: &Expected) -> MissingJson {
+    let line = Missing::Baseline(expected.clone());
+    MissingJson {
+        fails: false,
+        explanation: format!("not checked: {}", audit.unchecked_because),
+        ..missing_json(audit, &line)
     }
 }
 

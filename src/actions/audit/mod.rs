@@ -15,6 +15,7 @@ pub mod baseline;
 pub mod identity;
 mod json;
 pub mod policy;
+pub mod scope;
 mod text;
 pub mod tomlfile;
 pub mod verdict;
@@ -32,6 +33,7 @@ use crate::model::published::Published;
 use crate::pipeline::{self, Listing, Plan};
 use baseline::Baseline;
 use policy::Policy;
+use scope::Scope;
 pub use verdict::{Audited, Missing, Reason, Verdict};
 
 /// What the report is about: the files checked and the audited listeners.
@@ -52,6 +54,8 @@ pub struct Audit {
     /// Published ports whose target's namespace listens on nothing there
     /// (`published-without-listener`; reported, not failing, like the holes).
     pub unlanded: Vec<Published>,
+    /// Why the baseline lines in `verdict.unchecked` were not checked.
+    pub unchecked_because: &'static str,
 }
 
 /// Run the audit `spec` over the listeners `config` selects. `host` is the audited machine's
@@ -76,11 +80,14 @@ pub fn run(
     // adds is a look at docker-proxy command lines. Only on the live host, whose rules they
     // are.
     plan.published = config.snapshot.is_none() && config.proc_root == Path::new("/proc");
-    let Some(listing) = pipeline::gather(&plan, config.verbose, err)? else {
+    let Some(mut listing) = pipeline::gather(&plan, config.verbose, err)? else {
         writeln!(err, "lsports: cannot audit: no source could list sockets")?;
         return Ok(ExitCode::AuditError);
     };
-    let mut audit = Audit::judge(baseline, policy, audited(&listing, config), &spec.fail);
+    let listeners = audited(&listing, config);
+    let scope = Scope::new(config, std::mem::take(&mut listing.coverage), &listeners);
+    let files = (baseline, policy);
+    let mut audit = Audit::judge_within(files, listeners, &spec.fail, Some(&scope));
     audit.holes = holes(&listing, config);
     audit.unlanded = (listing.published.as_ref())
         .map(|found| found.ports.iter().filter(|p| p.without_listener()))
@@ -109,11 +116,23 @@ impl Audit {
         listeners: Vec<Audited>,
         fail: &FailSet,
     ) -> Audit {
-        let verdict = verdict::judge(
+        Audit::judge_within((baseline, policy), listeners, fail, None)
+    }
+
+    /// [`Audit::judge`] within `scope`: baseline lines in namespaces it did not look into are
+    /// not checked (none, without a scope).
+    pub fn judge_within(
+        (baseline, policy): Files,
+        listeners: Vec<Audited>,
+        fail: &FailSet,
+        scope: Option<&Scope>,
+    ) -> Audit {
+        let verdict = verdict::judge_within(
             &listeners,
             baseline.as_ref().map(|(_, b)| b),
             policy.as_ref(),
             fail,
+            &|namespace| scope.is_none_or(|s| s.checks(namespace)),
         );
         Audit {
             baseline,
@@ -123,6 +142,7 @@ impl Audit {
             fail: fail.clone(),
             holes: Vec::new(),
             unlanded: Vec::new(),
+            unchecked_because: scope.map_or("", Scope::why_not),
         }
     }
 }

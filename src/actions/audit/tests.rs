@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::verdict::judge;
 use super::*;
-use crate::actions::audit::baseline::file;
+use crate::actions::audit::baseline::{PortPattern, file};
 use crate::actions::audit::identity::{Device, Identity, Namespace, Program};
 use crate::actions::audit::tomlfile::Source;
 use crate::config::FailOn;
@@ -206,4 +206,36 @@ fn the_text_report_names_what_and_why() {
          Missing (reported only; --fail-on missing fails the audit)\n\
          \x20 tcp  127.0.0.1:5432  postgres (/usr/sbin/postgres)  root  b.toml:13: nothing listens there now\n"
     );
+}
+
+#[test]
+fn a_baseline_line_where_the_audit_did_not_look_is_not_checked_and_never_fails() {
+    let mut web = listener(Protocol::Tcp, "0.0.0.0", 8080, "nginx", 700);
+    web.identity.namespace = Namespace::Container("web".into());
+    let mut gone = listener(Protocol::Tcp, "0.0.0.0", 9090, "app", 701);
+    gone.identity.namespace = Namespace::Netns("n2".into());
+    let sshd = listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812);
+    let baseline = baseline_of(&[web, gone, sshd]);
+    let fail = FailSet::from_choices(&[FailOn::Missing]);
+    let not_web = |ns: &Namespace| *ns != Namespace::Container("web".into());
+    let verdict = verdict::judge_within(&[], Some(&baseline), None, &fail, &not_web);
+    let unchecked: Vec<&PortPattern> = verdict.unchecked.iter().map(|e| &e.port).collect();
+    assert_eq!(unchecked, [&PortPattern::Number(8080)]);
+    let missing: Vec<&Missing> = verdict.missing.iter().collect();
+    assert_eq!(missing.len(), 2, "{missing:?}");
+    assert!(verdict.fails, "the rest is missing, and fails");
+    let everything_there = [listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 9)];
+    let mut checked_host_only = baseline.clone();
+    checked_host_only
+        .expected
+        .retain(|e| e.namespace != Namespace::Netns("n2".into()));
+    let verdict = verdict::judge_within(
+        &everything_there,
+        Some(&checked_host_only),
+        None,
+        &fail,
+        &not_web,
+    );
+    assert!(verdict.missing.is_empty() && !verdict.fails, "{verdict:?}");
+    assert_eq!(verdict.unchecked.len(), 1);
 }

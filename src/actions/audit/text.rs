@@ -9,6 +9,8 @@
 //!   tcp   0.0.0.0:80 in container web  7001/nginx  root  not in the baseline
 //! Missing
 //!   tcp   127.0.0.1:5432  postgres   postgres  b.toml:9: nothing listens there now
+//! Not checked, reported only: their network namespace could not be read (…)
+//!   tcp   0.0.0.0:8080 in container web  nginx  root  b.toml:12
 //! ```
 
 use std::io::{self, Write};
@@ -43,6 +45,11 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
         .map(|m| missing_row(audit, m))
         .collect();
     section(out, &missing_title(audit), &missing)?;
+    let unchecked: Vec<Vec<String>> = (audit.verdict.unchecked.iter())
+        .map(|expected| unchecked_row(audit, expected))
+        .collect();
+    let title = format!("Not checked, reported only: {}", audit.unchecked_because);
+    section(out, &title, &unchecked)?;
     let (failing, reported) = suspicious_rows(audit, &labels);
     section(out, "Suspicious (fails the audit, see --fail-on)", &failing)?;
     section(out, "Suspicious (reported only)", &reported)?;
@@ -119,8 +126,12 @@ fn summary(audit: &Audit) -> String {
     if let Some(policy) = &audit.policy {
         checked.push(format!("policy {}", policy.path.display()));
     }
+    let unchecked = match audit.verdict.unchecked.len() {
+        0 => String::new(),
+        n => format!(", {n} not checked"),
+    };
     format!(
-        "{}: {} unexpected, {} missing, {} suspicious ({}; {})",
+        "{}: {} unexpected, {} missing, {} suspicious{unchecked} ({}; {})",
         if audit.verdict.fails { "FAIL" } else { "OK" },
         audit.verdict.unexpected.len(),
         audit.verdict.missing.len(),
@@ -205,19 +216,37 @@ fn missing_row(audit: &Audit, missing: &Missing) -> Vec<String> {
     }
 }
 
+/// A baseline line not checked: where, who, and the line.
+fn unchecked_row(audit: &Audit, expected: &Expected) -> Vec<String> {
+    let (program, at) = baseline_line(audit, expected);
+    vec![
+        expected.protocol.name().into(),
+        expected.place(),
+        program,
+        expected.user.clone().unwrap_or_else(|| "-".into()),
+        at.trim_end_matches(": ").into(),
+    ]
+}
+
+/// The program a baseline line expects, and `FILE:LINE: ` (empty when not known).
+fn baseline_line(audit: &Audit, expected: &Expected) -> (String, String) {
+    let program = match (&expected.program, &expected.exe) {
+        (Some(name), Some(exe)) => format!("{name} ({exe})"),
+        (Some(name), None) => name.clone(),
+        (None, _) => "-".into(),
+    };
+    let at = match (&audit.baseline, expected.line) {
+        (Some((path, _)), Some(line)) => format!("{}:{line}: ", path.display()),
+        _ => String::new(),
+    };
+    (program, at)
+}
+
 /// What is missing and why it counts, in words (shared with the JSON report).
 pub fn missing_text(audit: &Audit, missing: &Missing) -> (String, String) {
     match missing {
         Missing::Baseline(expected) => {
-            let program = match (&expected.program, &expected.exe) {
-                (Some(name), Some(exe)) => format!("{name} ({exe})"),
-                (Some(name), None) => name.clone(),
-                (None, _) => "-".into(),
-            };
-            let at = match (&audit.baseline, expected.line) {
-                (Some((path, _)), Some(line)) => format!("{}:{line}: ", path.display()),
-                _ => String::new(),
-            };
+            let (program, at) = baseline_line(audit, expected);
             (program, format!("{at}nothing listens there now"))
         }
         Missing::Rule(index) => {

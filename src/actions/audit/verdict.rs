@@ -3,7 +3,7 @@
 //! listeners already identified and inspected, so every rule here is tested without sockets.
 
 use crate::actions::audit::baseline::{Baseline, Expected};
-use crate::actions::audit::identity::Identity;
+use crate::actions::audit::identity::{Identity, Namespace};
 use crate::actions::audit::policy::{Action, Decision, Policy};
 use crate::config::FailSet;
 use crate::model::Entry;
@@ -61,6 +61,9 @@ pub struct Verdict {
     pub unexpected: Vec<(usize, Vec<Reason>)>,
     /// Expected listeners not found.
     pub missing: Vec<Missing>,
+    /// Baseline lines (the first of each socket's) not looked for: their network namespace
+    /// was not read. Reported, never failing: they may be there.
+    pub unchecked: Vec<Expected>,
     /// Whether the audit fails (exit status 1).
     pub fails: bool,
 }
@@ -73,6 +76,18 @@ pub fn judge(
     policy: Option<&Policy>,
     fail: &FailSet,
 ) -> Verdict {
+    judge_within(listeners, baseline, policy, fail, &|_| true)
+}
+
+/// [`judge`], where `checked` says whether the listeners of a network namespace were looked
+/// for: a baseline line not found in one that was not is `unchecked`, not missing.
+pub fn judge_within(
+    listeners: &[Audited],
+    baseline: Option<&Baseline>,
+    policy: Option<&Policy>,
+    fail: &FailSet,
+    checked: &dyn Fn(&Namespace) -> bool,
+) -> Verdict {
     let mut verdict = Verdict::default();
     for (index, listener) in listeners.iter().enumerate() {
         let mut reasons = Vec::new();
@@ -84,9 +99,12 @@ pub fn judge(
         }
     }
     let identities: Vec<&Identity> = listeners.iter().map(|l| &l.identity).collect();
-    let baseline_missing = baseline
+    let (baseline_missing, unchecked): (Vec<Expected>, Vec<Expected>) = baseline
         .map(|b| missing_lines(b, &identities))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|line| checked(&line.namespace));
+    verdict.unchecked = unchecked;
     let rules_missing = policy
         .map(|p| missing_rules(p, listeners))
         .unwrap_or_default();

@@ -214,11 +214,14 @@ impl Lister {
             return Ok(());
         };
         let listeners = audit::audited(listing, &self.config);
-        let verdict = verdict::judge(
+        // As `audit` judges: a baseline listener in a namespace not read is not missing.
+        let scope = audit::scope::Scope::new(&self.config, listing.coverage.clone(), &listeners);
+        let verdict = verdict::judge_within(
             &listeners,
             baseline.as_ref().map(|(_, b)| b),
             policy.as_ref(),
             &FailSet::default(),
+            &|namespace| scope.checks(namespace),
         );
         exposition::write_audit(&listeners, &verdict, out)
     }

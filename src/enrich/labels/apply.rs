@@ -44,6 +44,16 @@ pub fn label_entries(entries: &mut [Entry], sources: Sources<'_>) {
     }
 }
 
+/// The labels of each process of `pids` whose `/proc/PID/cgroup` can be read (one labeler for
+/// all, so each cgroup path is derived and each state file read once).
+pub fn process_labels_of(pids: &[u32], sources: Sources<'_>) -> Vec<Arc<Labels>> {
+    let proc = ProcRoot::open(sources.proc_root).ok();
+    let mut labeler = Labeler::new(sources.state_root);
+    (pids.iter())
+        .filter_map(|&pid| process_labels(proc.as_ref(), &mut labeler, pid))
+        .collect()
+}
+
 /// The labels of process `pid`, from its `/proc/PID/cgroup`; `None` if it cannot be read.
 fn process_labels(proc: Option<&ProcRoot>, labeler: &mut Labeler, pid: u32) -> Option<Arc<Labels>> {
     let content = proc?.read_file(&format!("{pid}/cgroup")).ok()?;

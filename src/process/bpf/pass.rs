@@ -28,9 +28,9 @@ enum Chunk {
     Records(Vec<u8>),
     /// The first pass is read; the thread waits to hear whether a second one is wanted.
     FirstDone,
-    /// The records so far are void: a walk reading sockets overflowed the kernel's buffer
-    /// (one process's records must fit in it), and the pass begins again without them.
-    Restarted,
+    /// The fd-table walk failed part way (see [`BpfUnavailable::TooManySockets`]): what it
+    /// gave is dropped, and `task_file` makes the first pass again.
+    Restart,
 }
 
 /// An iterator loading or running: chunks of whole records as the kernel produces them, then
@@ -152,16 +152,16 @@ impl Pass {
                 return Ok((gather.finish(), ran.ok_or_else(never_ran)?));
             }
         };
-        let mut gather = Gather::started(proc_root, wanted, fields, self.clock).with_sockets(emit);
+        let started = || Gather::started(proc_root, wanted, fields, self.clock).with_sockets(emit);
+        let mut gather = started();
         let mut unseen = None;
         // Ends when the thread is done and drops its sender.
         for chunk in self.early.into_iter().chain(self.chunks) {
             match (chunk, &unseen) {
-                (Chunk::Restarted, _) => {
-                    gather = Gather::started(proc_root, wanted, fields, self.clock);
-                }
                 (Chunk::Records(records), None) => gather.add(&records),
                 (Chunk::Records(records), Some(unseen)) => gather.add_again(&records, unseen),
+                // The clock was taken before the first try, so before this one too.
+                (Chunk::Restart, _) => gather = started(),
                 (Chunk::FirstDone, _) => {
                     crate::sys::timing::mark("bpf: first pass gathered");
                     let missed = gather.unseen();
@@ -179,12 +179,6 @@ impl Pass {
     }
 }
 
-/// Whether a read of the iterator failed because one object's records did not fit in the
-/// kernel's buffer (`E2BIG`).
-fn overflowed(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(libc::E2BIG)
-}
-
 /// The thread's work: load, wait for `wait` if given, make the first pass, and a second one if
 /// asked.
 fn passes(
@@ -197,28 +191,29 @@ fn passes(
 ) -> Result<Ran, BpfUnavailable> {
     // A receiver gone means the run ended without attributing: the sends fail, harmlessly.
     let send = |records: &[u8]| drop(sender.send(Chunk::Records(records.to_vec())));
-    let (mut loaded, ran) = iterator::load(checked, program, emit)?;
+    let (mut loaded, mut ran) = iterator::load(checked, program, emit)?;
     if let Some(wait) = wait
         && wait.recv().is_err()
     {
         // The pass was dropped unasked: nothing was collected, nothing to attribute.
         return Ok(ran);
     }
-    match loaded.pass(send) {
-        Err(BpfUnavailable::Read(e)) if emit != Emit::Holders && overflowed(&e) => {
-            // A process holds more sockets than their records fit in the kernel's buffer:
-            // the holder records alone take a third of the room. The caller dumps instead.
-            crate::sys::timing::mark("bpf: socket records overflowed; again without them");
-            drop(sender.send(Chunk::Restarted));
-            loaded = iterator::load(checked, program, Emit::Holders)?.0;
-            loaded.pass(send)?;
+    ran.readers = match loaded.pass(send) {
+        // One process's records must fit in the kernel's buffer, socket records too: the
+        // task_file program hands each descriptor over alone, so it has no such limit.
+        Err(BpfUnavailable::TooManySockets) if program.is_none() => {
+            crate::sys::timing::mark("bpf: a process has too many sockets for the fd-table walk");
+            drop(sender.send(Chunk::Restart));
+            (loaded, ran) = iterator::load(checked, Some(Variant::TaskFile), emit)?;
+            ran.not_walked = Some(BpfUnavailable::TooManySockets);
+            loaded.pass(send)?
         }
-        passed => passed?,
-    }
+        outcome => outcome?,
+    };
     drop(sender.send(Chunk::FirstDone));
     if asked.recv() == Ok(true) {
         crate::sys::timing::mark("bpf: second pass for sockets the first did not see");
-        loaded.pass(send)?;
+        ran.readers = ran.readers.min(loaded.pass(send)?);
     }
     Ok(ran)
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::{DumpRequest, Namespace, NsDump, Reach, Survey, mountinfo};
 use crate::config::NetnsChoice;
 use crate::model::Netns;
+use crate::model::coverage::FoundNetns;
 use crate::source::{self, CollectRequest, Collected};
 use crate::sys::procroot::ProcRoot;
 use crate::text::counts::count;
@@ -230,6 +231,9 @@ impl Pending {
         let mut collected = self.dump_these(&dumping);
         crate::sys::timing::mark("netns: the rest dumped");
         for (inode, mut sockets) in judged.answered {
+            if let Some(found) = self.discovery.get(inode) {
+                collected.coverage.read.push(found_netns(found));
+            }
             let name = self.discovery.get(inode).and_then(|ns| ns.name.clone());
             let ns = Arc::new(Netns {
                 inode,
@@ -239,6 +243,7 @@ impl Pending {
             collected.sockets.append(&mut sockets);
         }
         collected.notes = all_notes(&self.discovery, &self.unreached, unprobed);
+        collected.coverage.incomplete = incomplete(&self.discovery, unprobed);
         collected.verbose_notes.push(summary);
         (collected, dumping)
     }
@@ -279,8 +284,7 @@ impl Pending {
             .extend(collected.sockets.iter().map(|s| s.inode));
         collected.verbose_notes.push(
             "--netns all: every namespace dumped over sock_diag: the BPF walk read no sockets \
-             (one process's socket records overflowed the kernel's buffer, or owners came from \
-             the /proc walk)"
+             (owners came from the /proc walk)"
                 .into(),
         );
         collected
@@ -299,6 +303,7 @@ impl Pending {
         collected.reports.clear();
         self.unreached.extend(unreached);
         collected.notes = all_notes(&self.discovery, &self.unreached, unprobed);
+        collected.coverage.incomplete = incomplete(&self.discovery, unprobed);
         collected
     }
 }
@@ -419,7 +424,14 @@ fn merge(survey: Survey) -> Collected {
     } = survey;
     let (mut collected, unreached) = merge_dumps(dumps, &discovery.namespaces);
     collected.notes = all_notes(&discovery, &unreached, unprobed);
+    collected.coverage.incomplete = incomplete(&discovery, unprobed);
     collected
+}
+
+/// Whether namespaces may exist that `discovery` (and the held sockets followed, `unprobed`
+/// of them not asked) did not find.
+fn incomplete(discovery: &super::Discovery, unprobed: usize) -> bool {
+    !discovery.unreadable.is_empty() || unprobed > 0 || discovery.mounts_error.is_some()
 }
 
 /// The line `--netns all` prints about what it could not see, if anything: namespaces found
@@ -473,11 +485,16 @@ fn merge_dumps(dumps: Vec<NsDump>, namespaces: &[Namespace]) -> (Collected, Vec<
     let mut unreached = Vec::new();
     let mut reports_from_current = false;
     for dump in dumps {
-        let name = namespaces
-            .iter()
-            .find(|ns| ns.inode == dump.inode)
-            .and_then(|ns| ns.name.clone());
+        let found = namespaces.iter().find(|ns| ns.inode == dump.inode);
+        let name = found.and_then(|ns| ns.name.clone());
         let mut collected = dump.collected;
+        if let Some(found) = found.filter(|_| !matches!(dump.reach, Reach::Current)) {
+            let coverage = &mut merged.coverage;
+            match dump.reach {
+                Reach::NotReached(_) => coverage.unread.push(found_netns(found)),
+                _ => coverage.read.push(found_netns(found)),
+            }
+        }
         match &dump.reach {
             Reach::NotReached(why) => {
                 unreached.push(why.to_string());
@@ -501,6 +518,17 @@ fn merge_dumps(dumps: Vec<NsDump>, namespaces: &[Namespace]) -> (Collected, Vec<
         merged.warnings.append(&mut collected.warnings);
     }
     (merged, unreached)
+}
+
+/// `ns` as the coverage of a collection names it.
+fn found_netns(ns: &Namespace) -> FoundNetns {
+    FoundNetns {
+        netns: Netns {
+            inode: ns.inode,
+            name: ns.name.clone().map(OsString::into_vec),
+        },
+        pids: ns.pids.clone(),
+    }
 }
 
 /// A collection with nothing read, and the line that says why.

@@ -135,8 +135,12 @@ pub fn unknown_namespaces(seen: &[SocketInNetns], known: &HashSet<u64>) -> (Vec<
 }
 
 /// Whether a probe failed because the holder or its fd is gone: nothing is left to miss.
+/// `ESRCH` is a holder that exited between its pidfd's opening and the fd's duplication (a
+/// short-lived child, such as lsports' own `nft` reading the rules beside the walk): counted
+/// as refused, it would make an audit call a root listing incomplete.
 fn gone(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::EBADF)
+    e.kind() == io::ErrorKind::NotFound
+        || matches!(e.raw_os_error(), Some(libc::EBADF) | Some(libc::ESRCH))
 }
 
 /// A search over held sockets, each asked at most once.
@@ -260,6 +264,14 @@ mod tests {
         }];
         let (found, unprobed) = unknown_namespaces(&moved, &HashSet::new());
         assert!(found.is_empty() && unprobed == 0, "gone, not refused");
+    }
+
+    #[test]
+    fn a_holder_that_exited_or_closed_the_fd_is_gone_not_refusing() {
+        for errno in [libc::ESRCH, libc::EBADF, libc::ENOENT] {
+            assert!(gone(&io::Error::from_raw_os_error(errno)), "{errno}");
+        }
+        assert!(!gone(&io::Error::from_raw_os_error(libc::EPERM)));
     }
 
     #[test]
