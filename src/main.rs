@@ -8,7 +8,7 @@ use lsports::cli::Cli;
 
 fn main() -> ExitCode {
     let stdout_closed = stdout_was_closed();
-    lsports::sys::memory::return_large_blocks();
+    lsports::sys::memory::tune_allocator();
     lsports::sys::timing::enable_from_env();
     let config = match Cli::config_from(std::env::args_os()) {
         Ok(config) => config,

@@ -4,7 +4,8 @@
 //! true.
 //!
 //! `LSPORTS_BPF_ITERATOR=task|task_file` forces one program (a switch for tests and
-//! measurements). These tests need root and a kernel with BTF: elsewhere they skip, saying
+//! measurements), and `LSPORTS_BPF_READERS=N` how many iterators read the fd-table walk at once
+//! (sharing the processes out between them, or one reading them all). These tests need root and a kernel with BTF: elsewhere they skip, saying
 //! so, and under `CI=true` they fail instead.
 
 mod common;
@@ -14,6 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Output;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use common::*;
 use lsports::process::bpf;
@@ -22,47 +24,90 @@ use serde_json::{Value, json};
 /// What these tests need root for, said when they skip.
 const LOADING: &str = "loading the BPF iterator";
 
-/// The ways of attributing sockets, as (what `--attribution` gets, `LSPORTS_BPF_ITERATOR`,
-/// what `-v` must say).
-const PATHS: [(&str, Option<&str>, &str); 3] = [
+/// The tests here see every process of the host (a world has its own network namespace, not
+/// its own pids): the one holding more sockets than a read of the fd-table walk carries takes
+/// this for writing, so that no test forcing the fd-table walk runs beside it.
+static HOST_PROCESSES: RwLock<()> = RwLock::new(());
+
+/// A test that forces the fd-table walk: not beside the one with too many sockets.
+fn beside_others() -> RwLockReadGuard<'static, ()> {
+    HOST_PROCESSES
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One way of attributing sockets: what `--attribution` gets, `LSPORTS_BPF_ITERATOR`,
+/// `LSPORTS_BPF_READERS`, what `-v` must say.
+type AttributionPath = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
+
+/// The ways of attributing sockets. The fd-table walk shared out between two readers is the
+/// default on two cores; one reader alone is the reference it must match.
+const PATHS: [AttributionPath; 4] = [
     (
         "bpf",
         Some("task"),
-        "process owners from the kernel (BPF task iterator walking each fd table)",
+        Some("2"),
+        "process owners from the kernel (BPF task iterator walking each fd table on 2 threads)",
+    ),
+    (
+        "bpf",
+        Some("task"),
+        Some("1"),
+        "process owners from the kernel (BPF task iterator walking each fd table on 1 thread)",
     ),
     (
         "bpf",
         Some("task_file"),
+        None,
         "process owners from the kernel (BPF task_file iterator, as asked)",
     ),
-    ("walk", None, "process owners from the /proc/*/fd walk"),
+    (
+        "walk",
+        None,
+        None,
+        "process owners from the /proc/*/fd walk",
+    ),
 ];
 
-/// lsports `args` in `world`'s namespace with `LSPORTS_BPF_ITERATOR` set to `program`.
-fn run_with(world: &World, program: Option<&str>, args: &[&str]) -> Output {
+/// lsports `args` in `world`'s namespace with `LSPORTS_BPF_ITERATOR` set to `program` and
+/// `LSPORTS_BPF_READERS` to `readers`.
+fn run_with(world: &World, program: Option<&str>, readers: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = world.enter();
     cmd.arg(lsports_bin()).args(args);
     if let Some(program) = program {
         cmd.env(bpf::iterator::FORCE_VARIABLE, program);
     }
-    output_guarded(cmd, &format!("lsports {} ({program:?})", args.join(" ")))
+    if let Some(readers) = readers {
+        cmd.env(bpf::iterator::READERS_VARIABLE, readers);
+    }
+    let what = format!(
+        "lsports {} ({program:?}, {readers:?} readers)",
+        args.join(" ")
+    );
+    output_guarded(cmd, &what)
 }
 
 /// The JSON listing of `args` by every path, after checking each said which path it took.
 fn listings(world: &World, args: &[&str]) -> Vec<(String, Value)> {
     PATHS
         .iter()
-        .map(|&(choice, program, said)| {
+        .map(|&(choice, program, readers, said)| {
             let mut a = vec!["--attribution", choice, "-v", "--json"];
             a.extend_from_slice(args);
-            let out = run_with(world, program, &a);
+            let out = run_with(world, program, readers, &a);
             assert_success(&out, &a);
             let stderr = stderr(&out);
             assert!(
                 stderr.contains(said),
                 "{a:?} {program:?}: -v must say {said:?}:\n{stderr}"
             );
-            (format!("{choice} {program:?}"), parse_json(&out.stdout))
+            let name = format!("{choice} {program:?} {readers:?}");
+            (name, parse_json(&out.stdout))
         })
         .collect()
 }
@@ -105,10 +150,19 @@ fn world_a() -> World {
 }
 
 /// Another namespace: many sockets in one process, UDP prefork, a connected pair, and (made
-/// by [`add_time_wait`]) a TIME_WAIT socket, which no process holds.
+/// by [`add_time_wait`]) a TIME_WAIT socket, which no process holds. The four processes of
+/// "wide" hold 1,600 socket fds, more than one read of the kernel's output holds (1,024
+/// records): a process whose records do not fit is shown again at the next read, and must
+/// still be walked by the reader that claimed it.
 fn world_b() -> World {
     World::start(&json!([
         group_with("tcp", "::1", "multi", json!({"count": 40})),
+        group_with(
+            "tcp",
+            "127.0.0.1",
+            "wide",
+            json!({"count": 400, "prefork": 3})
+        ),
         group_with(
             "udp",
             "::",
@@ -136,6 +190,7 @@ fn both_bpf_programs_and_the_walk_give_identical_json_in_two_namespaces() {
     if !can_load_bpf(LOADING) {
         return;
     }
+    let _alone = beside_others();
     let a = world_a();
     let b = world_b();
     add_time_wait(&b);
@@ -186,6 +241,7 @@ fn the_kernel_names_each_sockets_network_namespace_with_a_holder() {
     if !can_load_bpf(LOADING) {
         return;
     }
+    let _alone = beside_others();
     let (socket, netns) = socket_in_new_netns();
     let here = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
     assert_ne!(netns, here);
@@ -228,6 +284,7 @@ fn a_socket_opened_after_the_first_pass_is_found_by_a_second() {
     if !can_load_bpf(LOADING) {
         return;
     }
+    let _alone = beside_others();
     for program in ["task", "task_file"] {
         // The pass starts before the sockets are known, as lsports starts it before collecting
         // them; this socket is opened once the kernel has visited every process.
@@ -284,4 +341,80 @@ fn late_socket_helper() {
     assert_eq!(holders[0].pid, std::process::id());
     assert_eq!(holders[0].fd, late.as_raw_fd() as u32);
     println!("late socket found by {}", ran.variant.iter_type());
+}
+
+/// Sockets a process holds in the listing `v`, as (port, fd) pairs sorted.
+fn sockets_of(v: &Value, pid: u32) -> Vec<(u64, u64)> {
+    let mut held: Vec<(u64, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            let port = s["local_port"].as_u64().unwrap();
+            s["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(move |p| p["pid"] == pid)
+                .map(move |p| (port, p["fd"].as_u64().unwrap()))
+        })
+        .collect();
+    held.sort_unstable();
+    held
+}
+
+#[test]
+fn a_process_with_more_sockets_than_one_read_carries_is_listed_by_task_file() {
+    if !can_load_bpf(LOADING) {
+        return;
+    }
+    let _alone = HOST_PROCESSES
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // The kernel hands over one process's records whole, at most 1,024 of them a read: this
+    // process's 1,100 sockets make the fd-table walk's read fail, and task_file (which hands
+    // over each file apart) must take over and list every one of them.
+    let script = r#"
+import resource, socket, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+for _ in range(1100):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    held.append(s)
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = child.id();
+    let listing = |choice: &str| {
+        let args = ["-lun", "-v", "--json", "--attribution", choice];
+        let mut cmd = std::process::Command::new(lsports_bin());
+        cmd.args(args).env_remove(bpf::iterator::FORCE_VARIABLE);
+        let out = output_guarded(cmd, &format!("lsports {}", args.join(" ")));
+        assert_success(&out, &args);
+        (stderr(&out), sockets_of(&parse_json(&out.stdout), pid))
+    };
+    let (said, by_kernel) = listing("bpf");
+    let (_, by_walk) = listing("walk");
+    drop(child.stdin.take());
+    let _ = child.wait();
+    assert!(
+        said.contains(
+            "process owners from the kernel (BPF task_file iterator; the fd-table walk could not \
+             run: a process holds more sockets than one read of the fd-table walk carries"
+        ),
+        "{said}"
+    );
+    assert_eq!(by_kernel.len(), 1100);
+    assert_eq!(by_kernel, by_walk);
 }

@@ -8,6 +8,7 @@
 
 pub mod ephemeral;
 pub mod glob;
+pub mod order;
 pub mod ports;
 
 use std::net::IpAddr;
@@ -184,9 +185,11 @@ pub fn keep_entries(entries: Vec<Entry>, filter: &Filter) -> Vec<Entry> {
 
 /// Sort entries as netstat users read them: by protocol, then port, then address.
 pub fn select(mut entries: Vec<Entry>) -> Vec<Entry> {
-    // Keys first, then one move per entry: entries are large, and sorting them by comparison
-    // moves each many times.
-    entries.sort_by_cached_key(|e| order_key(&e.socket));
+    order::sort_by_prefixed_key(
+        &mut entries,
+        |e| order_prefix(&e.socket),
+        |e| order_key(&e.socket),
+    );
     entries
 }
 
@@ -209,6 +212,21 @@ fn order_key(s: &Socket) -> OrderKey {
         s.remote_port,
         s.inode,
     )
+}
+
+/// The start of [`order_key`] in 64 bits, which orders like the key wherever two differ:
+/// protocol (1 bit), port (16), whether the address is IPv6 (1, as `IpAddr` puts IPv4 first)
+/// and the address's first 46 bits (all of an IPv4 address).
+fn order_prefix(s: &Socket) -> u64 {
+    let protocol = match s.protocol {
+        Protocol::Tcp => 0,
+        Protocol::Udp => 1,
+    };
+    let address = match s.local_addr {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)) << 14,
+        IpAddr::V6(v6) => 1 << 46 | (u128::from(v6) >> 82) as u64,
+    };
+    protocol << 63 | u64::from(s.local_port) << 47 | address
 }
 
 /// Parse `--address`: an address (`127.0.0.1`, `::1`, `[::1]`) or a network in CIDR
@@ -404,5 +422,55 @@ mod tests {
         assert_eq!(resolve_user("root"), Ok(0));
         assert_eq!(resolve_user("4242"), Ok(4242));
         assert!(resolve_user("no-such-user-lsports").is_err());
+    }
+
+    /// Addresses whose first 46 bits tie (`::1`, `::2`; two in one /46) beside others.
+    const ADDRESSES: &[&str] = &[
+        "0.0.0.0",
+        "127.0.0.1",
+        "127.0.0.2",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "::2",
+        "::ffff:127.0.0.1",
+        "2001:db8::1",
+        "2001:db8:3:ffff::1",
+        "ffff::1",
+    ];
+
+    proptest::proptest! {
+        /// The listing's order is a stable sort by the whole display key, however many
+        /// sockets share a protocol, port and the start of their address.
+        #[test]
+        fn select_orders_like_a_stable_sort_by_the_display_key(
+            specs in proptest::collection::vec(
+                (proptest::bool::ANY, 0u16..4, 0..ADDRESSES.len(), 0..ADDRESSES.len(), 0u64..3),
+                0..200,
+            )
+        ) {
+            let entries: Vec<Entry> = specs
+                .iter()
+                .enumerate()
+                .map(|(uid, &(udp, port, local, remote, inode))| {
+                    let protocol = if udp { Protocol::Udp } else { Protocol::Tcp };
+                    let listening = Socket::listening(protocol, ADDRESSES[local], port);
+                    Entry::bare(Socket {
+                        remote_addr: ADDRESSES[remote].parse().unwrap(),
+                        inode,
+                        // Tells apart sockets of equal keys, which must keep their order.
+                        uid: uid as u32,
+                        ..listening
+                    })
+                })
+                .collect();
+            let mut want: Vec<Socket> = entries.iter().map(|e| e.socket.clone()).collect();
+            want.sort_by_key(order_key);
+            for pair in want.windows(2) {
+                proptest::prop_assert!(order_prefix(&pair[0]) <= order_prefix(&pair[1]));
+            }
+            let got: Vec<Socket> = select(entries).into_iter().map(|e| e.socket).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

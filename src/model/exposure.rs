@@ -244,7 +244,7 @@ mod tests {
         let at = |index, name: Option<&str>| {
             let device = DeviceBinding::Device {
                 index,
-                name: name.map(str::to_string),
+                name: name.map(Into::into),
             };
             classify(&socket("0.0.0.0", device, None))
         };

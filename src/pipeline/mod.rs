@@ -22,6 +22,7 @@
 
 pub mod firewalls;
 pub mod report;
+mod walked;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -153,8 +154,8 @@ pub struct Begun(Option<process::Started>, Option<firewalls::Rules>);
 /// are reported on `err` (every table's source too under `verbose`); `None` when no source
 /// could read any table, or `--attribution bpf` cannot run (said on `err`).
 pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Option<Listing>> {
-    let begun = begin(plan);
-    let (mut collected, pending) = collect_deferring(plan, &begun);
+    let mut begun = begin(plan);
+    let (mut collected, pending) = collect_deferring(plan, &mut begun);
     if collected.nothing_read() {
         report::sources(&collected, verbose, err)?;
         return Ok(None);
@@ -198,8 +199,8 @@ pub fn poll(
     repeats: &mut report::Repeats,
     err: &mut dyn Write,
 ) -> io::Result<Option<Listing>> {
-    let begun = begin(plan);
-    let (mut collected, pending) = collect_deferring(plan, &begun);
+    let mut begun = begin(plan);
+    let (mut collected, pending) = collect_deferring(plan, &mut begun);
     let unreadable = match must {
         MustRead::AnyTable => collected.nothing_read(),
         MustRead::EveryTable => collected.reports.iter().any(|r| r.source.is_none()),
@@ -231,8 +232,20 @@ pub fn begin(plan: &Plan) -> Begun {
     Begun(start_attribution(plan), rules)
 }
 
-/// Start finding owners the way `plan` says, if it needs them.
+/// Start finding owners the way `plan` says, if it needs them; for a `--netns all` whose
+/// namespaces the kernel iterator may answer, with the iterator reading sockets too
+/// ([`walked::emit`]).
 fn start_attribution(plan: &Plan) -> Option<process::Started> {
+    let needs = plan.needs;
+    let emit = walked::emit(plan);
+    needs
+        .processes
+        .then(|| process::start_emitting(&plan.proc_root, plan.attribution, needs.details, emit))
+}
+
+/// Start finding the owners of sockets found late, with a pass of their own, if `plan` needs
+/// them.
+fn start_plain_attribution(plan: &Plan) -> Option<process::Started> {
     let needs = plan.needs;
     needs
         .processes
@@ -259,17 +272,36 @@ pub fn collect(plan: &Plan) -> Collected {
 /// kernel iterator, its first step ([`netns::collect_known`]): the namespaces only a socket
 /// keeps alive are then found from the sockets that attribution sees ([`attribute_following`]),
 /// not from a walk of their own.
-fn collect_deferring(plan: &Plan, begun: &Begun) -> (Collected, Option<netns::Pending>) {
-    let sees_sockets = || {
+///
+/// Where the kernel iterator reads the sockets too ([`walked::emit`]), the first step is
+/// [`netns::collect_counting`] instead, and the iterator's pass is let go once it is done.
+fn collect_deferring(plan: &Plan, begun: &mut Begun) -> (Collected, Option<netns::Pending>) {
+    let sees_sockets = |begun: &Begun| {
         begun
             .0
             .as_ref()
             .is_some_and(|s| s.names_socket_netns() || s.keep_unwanted())
     };
-    if plan.netns != NetnsChoice::All || !sees_sockets() {
-        return (collect(plan), None);
+    let walks = walked::emit(plan) != process::bpf::Emit::Holders
+        && begun.0.as_ref().is_some_and(|s| s.names_socket_netns());
+    if plan.netns != NetnsChoice::All || !sees_sockets(begun) {
+        let mut collected = collect(plan);
+        collected
+            .verbose_notes
+            .extend(walked::why_dumped(plan, walks));
+        return (collected, None);
     }
-    let (mut collected, pending) = netns::collect_known(&plan.request);
+    let (mut collected, pending) = match (&mut begun.0, walks) {
+        (Some(started), true) => {
+            let counted = netns::collect_counting(&plan.request);
+            started.go();
+            counted
+        }
+        _ => netns::collect_known(&plan.request),
+    };
+    collected
+        .verbose_notes
+        .extend(walked::why_dumped(plan, walks));
     let sockets = std::mem::take(&mut collected.sockets);
     collected.sockets = filter::keep_sockets(sockets, &plan.filter);
     (collected, pending)
@@ -289,14 +321,23 @@ fn attribute_following(
     let Some(pending) = pending else {
         return attribute(sockets, begun, plan);
     };
-    let (mut listing, seen) = attribute_keeping(sockets, begun, plan)?;
-    let mut more = follow(pending, seen, plan);
+    let mut walking = walked::Walking::new(pending, plan);
+    let (mut listing, seen) =
+        attribute_keeping(sockets, begun, plan, |scan| walking.complete(scan))?;
+    let (pending, dumped, mut more) = walking.finish();
+    let late = match pending {
+        Some(pending) => follow(pending, seen, plan),
+        None => Collected::default(),
+    };
+    walked::absorb(&mut more, late);
     collected.notes.append(&mut more.notes);
+    collected.verbose_notes.append(&mut more.verbose_notes);
     collected.warnings.append(&mut more.warnings);
     collected.coverage.absorb(more.coverage);
-    let sockets = filter::keep_sockets(more.sockets, &plan.filter);
+    let mut sockets = filter::keep_sockets(more.sockets, &plan.filter);
+    sockets.extend(walked::unheld(&mut listing.entries, &dumped));
     if !sockets.is_empty() {
-        let begun = Begun(start_attribution(plan), None);
+        let begun = Begun(start_plain_attribution(plan), None);
         let extra = attribute(sockets, begun, &plan.clone().polling())?;
         listing.entries.extend(extra.entries);
     }
@@ -344,7 +385,7 @@ pub fn attribute(
     begun: Begun,
     plan: &Plan,
 ) -> Result<Listing, BpfUnavailable> {
-    attribute_keeping(sockets, begun, plan).map(|(listing, _)| listing)
+    attribute_keeping(sockets, begun, plan, |_| Vec::new()).map(|(listing, _)| listing)
 }
 
 /// What attribution saw of the sockets held beyond those it attributed.
@@ -358,10 +399,13 @@ struct HeldSeen {
 }
 
 /// [`attribute`], with what it saw of the other sockets held ([`HeldSeen`]).
+/// `more` adds sockets out of the scan before the entries are built (see
+/// [`process::Started::finish_adding`]).
 fn attribute_keeping(
     sockets: Vec<Socket>,
     begun: Begun,
     plan: &Plan,
+    more: impl FnOnce(&mut process::Scan) -> Vec<Socket>,
 ) -> Result<(Listing, HeldSeen), BpfUnavailable> {
     let Begun(started, rules) = begun;
     let Some(started) = started else {
@@ -372,11 +416,7 @@ fn attribute_keeping(
         };
         return Ok((listing, HeldSeen::default()));
     };
-    let mut attributed = if plan.walk_if_refused {
-        started.finish_or_walk(sockets)
-    } else {
-        started.finish(sockets)?
-    };
+    let mut attributed = started.finish_adding(sockets, plan.walk_if_refused, more)?;
     let seen = HeldSeen {
         unwanted: attributed.unwanted.take(),
         socket_netns: attributed.socket_netns.take(),

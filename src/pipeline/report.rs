@@ -29,7 +29,12 @@ pub fn source_lines(collected: &Collected, verbose: bool) -> Vec<String> {
         .iter()
         .map(|warning| format!("warning: {warning}"));
     let notes = collected.notes.iter().cloned();
-    tables.chain(warnings).chain(notes).collect()
+    let verbose_notes = collected.verbose_notes.iter().filter(|_| verbose).cloned();
+    tables
+        .chain(warnings)
+        .chain(notes)
+        .chain(verbose_notes)
+        .collect()
 }
 
 /// Diagnostics for a loop that polls again and again (`watch`, `-c`): a line is printed when

@@ -36,7 +36,7 @@ use super::holders::Scan;
 use super::info::DetailsReader;
 use crate::config::DetailFields;
 pub use error::BpfUnavailable;
-pub use iterator::{Ran, Variant};
+pub use iterator::{Emit, Ran, Variant};
 pub use pass::Pass;
 
 /// Where the kernel describes its own types.
@@ -60,7 +60,10 @@ pub fn scan_ran(
     let (go, ready) = std::sync::mpsc::channel();
     // The wanted sockets are known already: run at once.
     let _ = go.send(());
-    let ran = iterator::run(checked, program, &ready, |records| gather.add(records))?;
+    let emit = iterator::Emit::Holders;
+    let ran = iterator::run(checked, program, emit, &ready, |records| {
+        gather.add(records)
+    })?;
     Ok((gather.finish(), ran.ok_or_else(never_ran)?))
 }
 
@@ -80,6 +83,8 @@ pub struct Gather<'a> {
     selection: records::Selection<'a>,
     /// `None` where start times cannot be compared: every holder is confirmed by its link.
     clock: Option<start_time::StartClock>,
+    /// Whether the walk writes sockets' own records ([`iterator::Emit::Sockets`]).
+    sockets: bool,
 }
 
 impl<'a> Gather<'a> {
@@ -107,7 +112,14 @@ impl<'a> Gather<'a> {
             confirm: Confirm::new(DetailsReader::new(proc_root).only(fields)),
             selection: records::Selection::new(wanted),
             clock,
+            sockets: false,
         }
+    }
+
+    /// The same, for a walk that writes sockets' own records: they are kept for the scan.
+    pub fn with_sockets(mut self, emit: iterator::Emit) -> Self {
+        self.sockets = emit != iterator::Emit::Holders;
+        self
     }
 
     /// Take whole records of the iterator's output.
@@ -129,16 +141,18 @@ impl<'a> Gather<'a> {
     }
 
     /// The scan, in the shape the fd walk gives.
-    pub fn finish(self) -> Scan {
+    pub fn finish(mut self) -> Scan {
         let wanted = self.selection.wanted();
         let socket_netns = self.selection.namespaces().clone();
+        let walked = self.sockets.then(|| self.selection.take_sockets());
         let (holders, processes) = self.selection.finish();
         let (details, mut denied) = self.confirm.finish_map();
         // The kernel sees every process, but a process whose fd links are refused (a security
         // module's, or a sandbox's guarded init) is one the walk cannot inspect, and it may
         // emit nothing for it: when a wanted socket has no holder, count those processes as
         // the walk does, so that both paths give the same reasons.
-        if wanted.iter().any(|&inode| !holders.contains(inode)) {
+        // Only wanted inodes are kept: fewer with holders than wanted means one has none.
+        if holders.inode_count() < wanted.len() {
             denied = denied.max(fdscan::count_denied(self.proc_root));
         }
         Scan {
@@ -149,6 +163,7 @@ impl<'a> Gather<'a> {
             warnings: Vec::new(),
             socket_netns,
             unwanted: None,
+            walked,
         }
     }
 }
@@ -166,7 +181,7 @@ fn confirming(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -191,7 +206,7 @@ mod tests {
     }
 
     /// A process directory in a tree: `comm`, a `stat` with start tick `start`, and fd links.
-    fn fake_process(root: &Path, pid: u32, start: u64, fds: &[(u32, u64)]) {
+    pub(crate) fn fake_process(root: &Path, pid: u32, start: u64, fds: &[(u32, u64)]) {
         let dir = root.join(pid.to_string());
         std::fs::create_dir_all(dir.join("fd")).unwrap();
         std::fs::write(dir.join("comm"), format!("p{pid}\n")).unwrap();

@@ -31,6 +31,8 @@ struct Current {
     read: bool,
     /// What its `stat` said of its start, once asked.
     started: Started,
+    /// Whether its holders were all just read through `dir` ([`Confirm::adopt`]).
+    scanned: bool,
 }
 
 /// Whether the directory's process started when the kernel said the pid's process did.
@@ -82,6 +84,7 @@ impl Confirm {
                 dir: self.reader.open(holder.pid),
                 read: false,
                 started: Started::Unknown,
+                scanned: false,
             });
         }
         let Some(current) = &mut self.current else {
@@ -90,6 +93,11 @@ impl Confirm {
         let Some(dir) = &current.dir else {
             return false;
         };
+        if current.scanned && current.read {
+            // Its first holder was confirmed and its details read through the directory its
+            // links were just read through: the same process, so its other holders are too.
+            return true;
+        }
         if let (Some(start), true) = (start, current.read) {
             // Asked once per process, at its second holder: a process holding one socket
             // costs no more than a link read.
@@ -130,6 +138,19 @@ impl Confirm {
         }
     }
 
+    /// Confirm the holders of the process of `dir` next: its fd links were just read through
+    /// `dir` (see `fdscan`), so once its first holder is confirmed, when its details are read,
+    /// the others need no link read of their own.
+    pub fn adopt(&mut self, dir: ProcessDir) {
+        self.current = Some(Current {
+            pid: dir.pid(),
+            dir: Some(dir),
+            read: false,
+            started: Started::Unknown,
+            scanned: true,
+        });
+    }
+
     /// The details of every confirmed process, and how many processes refused their links.
     pub fn finish(self) -> (Vec<(u32, ProcessDetails)>, usize) {
         let mut denied = self.denied;
@@ -142,5 +163,46 @@ impl Confirm {
     pub fn finish_map(self) -> (HashMap<u32, ProcessDetails>, usize) {
         let (details, denied) = self.finish();
         (details.into_iter().collect(), denied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::bpf::tests::fake_process;
+    use crate::sys::procroot::ProcRoot;
+
+    #[test]
+    fn an_adopted_directory_confirms_its_other_holders_without_their_links() {
+        let tree = tempfile::tempdir().unwrap();
+        // The scan saw fd 4 (socket 100) and fd 5 (socket 101); fd 5 has no link left, which
+        // only a link read would notice.
+        fake_process(tree.path(), 8, 0, &[(4, 100)]);
+        let holder = |fd| Holder { pid: 8, fd };
+        let root = ProcRoot::open(tree.path()).unwrap();
+        let reader = || DetailsReader::new(tree.path());
+
+        let mut adopted = Confirm::new(reader());
+        adopted.adopt(root.process(8).unwrap());
+        assert!(
+            adopted.keep(100, holder(4)),
+            "the first holder, by its link"
+        );
+        assert!(adopted.keep(101, holder(5)), "the next, by the directory");
+        let (details, denied) = adopted.finish_map();
+        assert_eq!(details[&8].name.as_deref(), Some(&b"p8"[..]));
+        assert_eq!(denied, 0);
+
+        // Without the directory the scan read through, each holder's link is read.
+        let mut by_links = Confirm::new(reader());
+        assert!(by_links.keep(100, holder(4)));
+        assert!(!by_links.keep(101, holder(5)));
+
+        // An adopted process whose first holder is gone proves nothing for the next.
+        std::fs::remove_file(tree.path().join("8/fd/4")).unwrap();
+        let mut gone = Confirm::new(reader());
+        gone.adopt(root.process(8).unwrap());
+        assert!(!gone.keep(100, holder(4)));
+        assert!(!gone.keep(101, holder(5)));
     }
 }

@@ -55,7 +55,7 @@ use super::info::{DetailsReader, ProcessDetails};
 use crate::config::DetailFields;
 use crate::model::Holder;
 pub use crate::sys::procroot::parse_socket_link;
-use crate::sys::procroot::{DentsBuffer, FdLink, ProcRoot, StackPath};
+use crate::sys::procroot::{DentsBuffer, FdDir, FdLink, ProcRoot, StackPath};
 
 /// `PF_KTHREAD` in `/proc/PID/stat` flags: kernel threads have no fds worth counting.
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -276,7 +276,7 @@ fn rescue(scan: &mut Scan, wanted: &HashSet<u64>, shared: &Shared, early: Vec<u3
     for pid in again {
         sockets.clear();
         // Already counted as scanned, denied or gone the first time.
-        let _ = scan_pid(&shared.root, pid, &mut dents, &mut sockets);
+        let _ = scan_pid(shared.root.fd_dir(pid), pid, &mut dents, &mut sockets);
         let held = sockets.iter().filter(|(inode, _)| missing.contains(inode));
         found.extend(held.filter(|&&(inode, holder)| confirm.keep(inode, holder)));
     }
@@ -380,10 +380,23 @@ fn scan_worker(shared: &Shared) -> Partial {
             panic!("walker stopped at pid {pid} by the test");
         }
         sockets.clear();
-        if shared.wanted.get().is_none() {
+        let outcome = if shared.wanted.get().is_none() {
             partial.early.push(pid);
-        }
-        match scan_pid(root, pid, &mut dents, &mut sockets) {
+            scan_pid(root.fd_dir(pid), pid, &mut dents, &mut sockets)
+        } else {
+            // The links are read through the process's own directory, opened first, and its
+            // holders confirmed through the same one: whoever has the pid by then, they are
+            // this process's, and only its first holder's link is read again (see `confirm`).
+            match root.process(pid) {
+                Ok(dir) => {
+                    let outcome = scan_pid(root.fd_dir_of(&dir), pid, &mut dents, &mut sockets);
+                    confirm.adopt(dir);
+                    outcome
+                }
+                Err(e) => outcome_of(&e),
+            }
+        };
+        match outcome {
             PidOutcome::Scanned => partial.scanned += 1,
             PidOutcome::Gone => {}
             PidOutcome::Denied => {
@@ -423,14 +436,15 @@ enum PidOutcome {
     Denied,
 }
 
-/// Every socket fd of `pid`, appended to `sockets`.
+/// Every socket fd of `pid` listed in `dir` (its `fd` directory, or why that could not be
+/// opened), appended to `sockets`.
 fn scan_pid(
-    root: &ProcRoot,
+    dir: io::Result<FdDir>,
     pid: u32,
     dents: &mut DentsBuffer,
     sockets: &mut Vec<(u64, Holder)>,
 ) -> PidOutcome {
-    let dir = match root.fd_dir(pid) {
+    let dir = match dir {
         Ok(dir) => dir,
         Err(e) => return outcome_of(&e),
     };

@@ -37,6 +37,10 @@ pub struct Scan {
     /// ran cannot. `--netns all` asks these sockets for their namespace: one only a socket
     /// keeps alive is found that way, without a second walk over `/proc/*/fd`.
     pub unwanted: Option<Vec<(u64, Holder)>>,
+    /// From the kernel iterator asked for sockets ([`super::bpf::iterator::Emit::Sockets`]):
+    /// every TCP and UDP socket a process holds outside the reader's namespace, as its own
+    /// record; `None` otherwise.
+    pub walked: Option<super::bpf::records::WalkedRecords>,
 }
 
 /// Every holder of each inode, sorted by (inode, pid, fd).
@@ -68,6 +72,12 @@ impl Holders {
         let start = self.inodes.partition_point(|&i| i < inode);
         let end = start + self.inodes[start..].partition_point(|&i| i == inode);
         &self.holders[start..end]
+    }
+
+    /// How many distinct inodes have holders: one pass over the sorted column.
+    pub fn inode_count(&self) -> usize {
+        let repeats = self.inodes.windows(2).filter(|w| w[0] == w[1]).count();
+        self.inodes.len() - repeats
     }
 
     /// Whether any holder of `inode` was found.
@@ -106,6 +116,8 @@ mod tests {
         assert_eq!(holders.of(u64::MAX), [holder(1, 0)]);
         assert!(holders.of(0).is_empty() && holders.of(15).is_empty());
         assert!(holders.contains(20) && !holders.contains(21));
+        assert_eq!(holders.inode_count(), 3);
+        assert_eq!(Holders::default().inode_count(), 0);
         assert!(Holders::default().of(10).is_empty());
         let mut more = holders.clone();
         more.add(vec![(15, holder(2, 2)), (10, holder(11, 1))]);

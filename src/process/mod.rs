@@ -64,6 +64,8 @@ pub struct Attributed {
     /// each with one (pid, fd) that held such a socket ([`Scan::socket_netns`]); `None` from
     /// the walk.
     pub socket_netns: Option<std::collections::BTreeMap<u64, crate::model::Holder>>,
+    /// Where the kernel iterator was asked for sockets: their records ([`Scan::walked`]).
+    pub walked: Option<bpf::records::WalkedRecords>,
 }
 
 /// Something the scan met that the user may need to know, on stderr.
@@ -129,10 +131,21 @@ pub struct Started {
 /// Start attributing the way `choice` says, before the sockets are known, to read the name and
 /// `fields` of each holder.
 pub fn start(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Started {
+    start_emitting(proc_root, choice, fields, bpf::Emit::Holders)
+}
+
+/// [`start`], with the kernel iterator, if it is the path chosen, writing what `emit` asks
+/// for; one asked for sockets waits for [`Started::go`] before its pass.
+pub fn start_emitting(
+    proc_root: &Path,
+    choice: AttributionChoice,
+    fields: DetailFields,
+    emit: bpf::Emit,
+) -> Started {
     Started {
         proc_root: proc_root.to_path_buf(),
         fields,
-        plan: strategy::plan(proc_root, choice, fields),
+        plan: strategy::plan_emitting(proc_root, choice, fields, emit),
         nested: info::in_nested_pid_namespace(proc_root),
     }
 }
@@ -150,11 +163,42 @@ impl Started {
         self.plan.names_socket_netns()
     }
 
+    /// Let a kernel iterator started to read sockets ([`start_emitting`]) begin its pass;
+    /// finishing lets it too.
+    pub fn go(&mut self) {
+        self.plan.go();
+    }
+
     /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
     /// cannot run here, naming the missing piece.
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
         let wanted = wanted_inodes(&sockets);
         let (scan, method) = self.plan.finish(&self.proc_root, self.fields, wanted)?;
+        Ok(attributed(sockets, scan, method, self.nested))
+    }
+
+    /// [`Started::finish`] (or, with `or_walk`, [`Started::finish_or_walk`]) of `sockets` and
+    /// of those `more` makes of the scan before the entries are built: `--netns all` takes
+    /// the sockets the kernel iterator read out of it ([`Scan::walked`]), whose holders the
+    /// scan has.
+    pub fn finish_adding(
+        self,
+        mut sockets: Vec<Socket>,
+        or_walk: bool,
+        more: impl FnOnce(&mut Scan) -> Vec<Socket>,
+    ) -> Result<Attributed, BpfUnavailable> {
+        let wanted = wanted_inodes(&sockets);
+        let (mut scan, method) = match or_walk {
+            true => self
+                .plan
+                .finish_or_walk(&self.proc_root, self.fields, wanted),
+            false => self.plan.finish(&self.proc_root, self.fields, wanted)?,
+        };
+        let added = match &mut scan {
+            Ok(scan) => more(scan),
+            Err(_) => more(&mut Scan::default()),
+        };
+        sockets.extend(added);
         Ok(attributed(sockets, scan, method, self.nested))
     }
 
@@ -211,6 +255,7 @@ fn attributed(
         warnings,
         unwanted: scan.unwanted.take(),
         socket_netns,
+        walked: scan.walked.take(),
     }
 }
 

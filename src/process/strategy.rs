@@ -69,19 +69,29 @@ pub enum Plan {
 /// Choose the path the way `choice` says, and start it, to read the name and `fields` of each
 /// holder.
 pub fn plan(proc_root: &Path, choice: AttributionChoice, fields: DetailFields) -> Plan {
+    plan_emitting(proc_root, choice, fields, bpf::Emit::Holders)
+}
+
+/// [`plan`], with the kernel iterator, if chosen, writing what `emit` asks for.
+pub fn plan_emitting(
+    proc_root: &Path,
+    choice: AttributionChoice,
+    fields: DetailFields,
+    emit: bpf::Emit,
+) -> Plan {
     match choice {
         AttributionChoice::Walk => Plan::Walk(fdscan::start(proc_root, fields), Method::Walk),
         AttributionChoice::Bpf => match bpf::preflight::check(proc_root) {
-            Ok(checked) => Plan::Bpf(bpf::Pass::start(checked, proc_root)),
+            Ok(checked) => Plan::Bpf(bpf::Pass::start_emitting(checked, proc_root, emit)),
             Err(why) => Plan::Refused(why),
         },
-        AttributionChoice::Auto => plan_auto(proc_root, fields),
+        AttributionChoice::Auto => plan_auto(proc_root, fields, emit),
     }
 }
 
 /// The iterator if it can run and the host is big enough; the checks cost a few file reads,
 /// so a run that will walk starts no thread and loads nothing.
-fn plan_auto(proc_root: &Path, fields: DetailFields) -> Plan {
+fn plan_auto(proc_root: &Path, fields: DetailFields, emit: bpf::Emit) -> Plan {
     let checked = match bpf::preflight::check(proc_root) {
         Ok(checked) => checked,
         Err(why) => {
@@ -93,7 +103,7 @@ fn plan_auto(proc_root: &Path, fields: DetailFields) -> Plan {
             fdscan::start(proc_root, fields),
             Method::WalkSmallHost { open_files },
         ),
-        _ => Plan::Bpf(bpf::Pass::start(checked, proc_root)),
+        _ => Plan::Bpf(bpf::Pass::start_emitting(checked, proc_root, emit)),
     }
 }
 
@@ -131,6 +141,13 @@ impl Plan {
     /// namespace ([`Scan::socket_netns`]).
     pub fn names_socket_netns(&self) -> bool {
         matches!(self, Plan::Bpf(_))
+    }
+
+    /// Let a kernel iterator that reads sockets begin its pass (see [`bpf::Pass::go`]).
+    pub fn go(&mut self) {
+        if let Plan::Bpf(pass) = self {
+            pass.go();
+        }
     }
 
     /// Finish the scan for the inodes in `wanted`, reading details under `proc_root`: `Err`
@@ -181,11 +198,13 @@ mod tests {
         let ran = bpf::Ran {
             variant: bpf::Variant::FdWalk,
             not_walked: None,
+            readers: 2,
         };
         let line = Method::Bpf(ran).to_string();
         assert_eq!(
             line,
-            "process owners from the kernel (BPF task iterator walking each fd table)"
+            "process owners from the kernel (BPF task iterator walking each fd table on 2 \
+             threads)"
         );
         assert!(Method::Walk.to_string().contains("/proc/*/fd walk"));
         let why = BpfUnavailable::MissingCapability {

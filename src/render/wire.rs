@@ -247,9 +247,10 @@ impl Process {
 /// The `interface` of a socket: the device's name, or its index when the name is unknown.
 pub fn interface(device: &DeviceBinding) -> Option<String> {
     match device {
-        DeviceBinding::Device { index, name } => {
-            Some(name.clone().unwrap_or_else(|| index.to_string()))
-        }
+        DeviceBinding::Device { index, name } => Some(
+            name.as_deref()
+                .map_or_else(|| index.to_string(), str::to_owned),
+        ),
         DeviceBinding::Unbound | DeviceBinding::Unknown => None,
     }
 }

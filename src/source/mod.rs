@@ -73,6 +73,8 @@ pub struct Collected {
     /// What else could not be read, one line each for stderr (network namespaces not
     /// reached, and why).
     pub notes: Vec<String>,
+    /// Lines for `--verbose` only (how `--netns all` read each namespace).
+    pub verbose_notes: Vec<String>,
     /// The namespaces read and not read, as data (`--netns`; empty for the current one).
     pub coverage: crate::model::coverage::Coverage,
 }
@@ -376,13 +378,13 @@ fn wanted_state(socket: &Socket, states: StateSelection) -> bool {
 
 /// Fill in device names for sockets bound to a device, one lookup per index.
 pub fn name_devices(sockets: &mut [Socket]) {
-    let mut cache: std::collections::HashMap<u32, Option<String>> = Default::default();
+    let mut cache: std::collections::HashMap<u32, Option<std::sync::Arc<str>>> = Default::default();
     let mut probe = None;
     for socket in sockets {
         if let crate::model::DeviceBinding::Device { index, name } = &mut socket.device {
             *name = cache
                 .entry(*index)
-                .or_insert_with(|| interface_name(&mut probe, *index))
+                .or_insert_with(|| interface_name(&mut probe, *index).map(Into::into))
                 .clone();
         }
     }
@@ -426,7 +428,9 @@ mod tests {
         let got: Vec<(u32, Option<String>)> = sockets
             .into_iter()
             .map(|s| match s.device {
-                crate::model::DeviceBinding::Device { index, name } => (index, name),
+                crate::model::DeviceBinding::Device { index, name } => {
+                    (index, name.map(|n| n.to_string()))
+                }
                 _ => unreachable!(),
             })
             .collect();

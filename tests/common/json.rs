@@ -246,7 +246,7 @@ pub fn assert_json_schema(v: &Value) {
         assert!(
             matches!(
                 o.get("source").and_then(Value::as_str),
-                Some("netlink" | "proc" | "event")
+                Some("netlink" | "proc" | "event" | "bpf")
             ),
             "source in {}",
             ctx()

@@ -52,6 +52,12 @@ pub const ENVIRONMENT: &[Entry] = &[
          to `task_file` where the kernel refuses it. Both give the same listing.",
     ),
     (
+        "LSPORTS_BPF_READERS",
+        "For tests and measurements: how many iterators read the fd-table walk at once, each on \
+         its own thread, sharing the processes out (default: one per core, at most 8; `1`: one \
+         reads them all). Every count gives the same listing.",
+    ),
+    (
         "TMPDIR",
         "Where `--snapshot` unpacks the archive, into a private directory (mode 0700) removed \
          when lsports exits. `capture` and `baseline save` write their temporary file beside \

@@ -207,7 +207,7 @@ impl Ruleset {
         let iif = match &socket.device {
             DeviceBinding::Device {
                 name: Some(name), ..
-            } => Some(name.clone()),
+            } => Some(name.to_string()),
             _ => None,
         };
         families

@@ -54,6 +54,12 @@ pub enum BpfUnavailable {
     /// The iterator loaded but reading its output failed.
     #[error("reading the BPF iterator failed: {0}")]
     Read(#[source] io::Error),
+    /// A process holds more sockets than the fd-table walk can give in one read: the kernel
+    /// hands over one process's records whole, in a buffer of 32 KiB (1,024 records), and
+    /// refuses the read (`E2BIG`) when they do not fit. The `task_file` iterator, which hands
+    /// over each file apart, has no such limit.
+    #[error("a process holds more sockets than one read of the fd-table walk carries (1,024)")]
+    TooManySockets,
 }
 
 impl BpfUnavailable {
@@ -68,6 +74,7 @@ impl BpfUnavailable {
             BpfUnavailable::NoIterator(_) => "kernel",
             BpfUnavailable::Load(_) => "load",
             BpfUnavailable::Read(_) => "read",
+            BpfUnavailable::TooManySockets => "too_many_sockets",
         }
     }
 }

@@ -8,6 +8,11 @@
 //! `task` or `task_file` ([`Variant::forced`]; for tests and measurements, as both must give
 //! the same records).
 //!
+//! The fd-table walk is read by several iterators at once, one per core ([`readers`]), each on
+//! its own thread: every one visits every process, and the first to reach a process walks it
+//! (the program's `claims`), so the kernel's work is shared out as it goes, however uneven the
+//! processes' tables are. Each process's records still come whole, from one read of one reader.
+//!
 //! Nothing is pinned: the program, its link and the iterator are file descriptors owned by
 //! this function's values, so they are released when it returns, on success or on error, and
 //! nothing outlives the process.
@@ -16,15 +21,19 @@ use std::error::Error;
 use std::fmt;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
 use std::sync::mpsc::Receiver;
 
 use aya::Ebpf;
+use aya::maps::{Array, MapData};
 use aya::programs::{Iter, ProgramError};
 
 use super::aya_workaround;
 use super::error::BpfUnavailable;
 use super::preflight::Checked;
-use super::records::RECORD_SIZE;
+use super::records;
+use crate::text::counts::count;
 
 /// The compiled programs, built from `task_sockets.bpf.c` by `bpf/build.sh`.
 static OBJECT: &[u8] = include_bytes!("task_sockets.bpf.o");
@@ -47,9 +56,65 @@ pub(crate) const RELOCATED_STRUCTS: &[&str] = &[
     "sock_common",
     "sock",
     "socket",
+    // What `read_socket` (src/source/bpf/socket_record.h) reads besides, for `Emit::Sockets`:
+    // the names of `SOCKET_RECORD_STRUCTS` in src/model/socket_record.rs (a test checks).
+    "socket_alloc",
+    "tcp_sock",
+    "udp_sock",
+    "inet_timewait_sock",
+    "cgroup",
+    "kernfs_node",
 ];
 /// The environment variable that forces one program (`task` or `task_file`), for tests.
 pub const FORCE_VARIABLE: &str = "LSPORTS_BPF_ITERATOR";
+/// The environment variable that sets how many iterators read the fd-table walk at once (`1`:
+/// one, as before the walk was shared out), for tests and measurements.
+pub const READERS_VARIABLE: &str = "LSPORTS_BPF_READERS";
+/// Readers at most, whatever the cores: each visits every process, claimed or not.
+const MAX_READERS: usize = 8;
+/// The program's map of the highest pid claimed in a pass and the pass's number (`claims` in
+/// the C source).
+const CLAIMS_MAP: &str = "claims";
+
+/// How many iterators read the fd-table walk at once: `LSPORTS_BPF_READERS` when it is a
+/// positive number, or one per core; at most [`MAX_READERS`].
+pub fn readers() -> usize {
+    let forced = std::env::var(READERS_VARIABLE)
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+        .filter(|&readers| readers > 0);
+    let cores = || std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    forced.unwrap_or_else(cores).min(MAX_READERS)
+}
+
+/// What the walk writes per socket fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Emit {
+    /// The holder record alone (`struct record`): who holds which socket inode, where.
+    #[default]
+    Holders,
+    /// Each holder record followed by the socket's own record (`struct socket_record`, as
+    /// sock_diag would describe it), except for sockets in the network namespace with this
+    /// inode (the reader's own, dumped over sock_diag anyway), and for sockets other than TCP
+    /// and UDP ones, which get none.
+    Sockets {
+        /// The namespace whose sockets are not read.
+        except_netns: u32,
+    },
+}
+
+impl Emit {
+    /// The program's read-only globals that ask for it (each a `__u32`, in native order).
+    fn globals(self) -> Vec<(&'static str, [u8; 4])> {
+        match self {
+            Emit::Holders => Vec::new(),
+            Emit::Sockets { except_netns } => vec![
+                ("emit_sockets", 1u32.to_ne_bytes()),
+                ("sockets_except_netns", except_netns.to_ne_bytes()),
+            ],
+        }
+    }
+}
 
 /// Which of the object's two programs ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +158,15 @@ impl Variant {
             _ => None,
         }
     }
+
+    /// How many iterators read a pass at once: the fd-table walk is shared out ([`readers`]);
+    /// `task_file` hands each reader every file, so it has one.
+    fn readers(self) -> usize {
+        match self {
+            Variant::FdWalk => readers(),
+            Variant::TaskFile => 1,
+        }
+    }
 }
 
 /// Which program ran, and why not the fd-table walk when it did not.
@@ -102,13 +176,19 @@ pub struct Ran {
     pub variant: Variant,
     /// Why the fd-table walk did not: `None` when it ran or was not asked for.
     pub not_walked: Option<BpfUnavailable>,
+    /// How many iterators read each pass at once, on as many threads.
+    pub readers: usize,
 }
 
 impl fmt::Display for Ran {
     /// What `-v` says of the iterator, inside `process owners from the kernel (...)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.variant, &self.not_walked) {
-            (Variant::FdWalk, _) => f.write_str("BPF task iterator walking each fd table"),
+            (Variant::FdWalk, _) => write!(
+                f,
+                "BPF task iterator walking each fd table on {}",
+                count(self.readers, "thread")
+            ),
             (Variant::TaskFile, None) => f.write_str("BPF task_file iterator, as asked"),
             (Variant::TaskFile, Some(why)) => write!(
                 f,
@@ -125,14 +205,15 @@ impl fmt::Display for Ran {
 pub fn run(
     checked: Checked,
     program: Option<Variant>,
+    emit: Emit,
     go: &Receiver<()>,
-    each: impl FnMut(&[u8]),
+    each: impl FnMut(&[u8]) + Send,
 ) -> Result<Option<Ran>, BpfUnavailable> {
-    let (mut loaded, ran) = load(checked, program)?;
+    let (mut loaded, mut ran) = load(checked, program, emit)?;
     if go.recv().is_err() {
         return Ok(None);
     }
-    loaded.pass(each)?;
+    ran.readers = loaded.pass(each)?;
     Ok(Some(ran))
 }
 
@@ -142,25 +223,38 @@ pub fn run(
 pub struct Loaded {
     ebpf: Ebpf,
     variant: Variant,
+    emit: Emit,
+    /// Iterators read at once in each pass.
+    readers: usize,
+    /// Passes begun: each is numbered, so that no reader takes a claim of an earlier one.
+    passes: u64,
 }
 
 impl fmt::Debug for Loaded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Loaded")
             .field("variant", &self.variant)
+            .field("emit", &self.emit)
+            .field("readers", &self.readers)
             .finish()
     }
 }
 
 /// Load `forced`, or the fd-table walk, or `task_file` where the kernel refuses the walk.
-pub fn load(_checked: Checked, forced: Option<Variant>) -> Result<(Loaded, Ran), BpfUnavailable> {
+/// The program writes what `emit` asks for.
+pub fn load(
+    _checked: Checked,
+    forced: Option<Variant>,
+    emit: Emit,
+) -> Result<(Loaded, Ran), BpfUnavailable> {
     crate::sys::timing::mark("bpf: started");
     let first = forced.unwrap_or(Variant::FdWalk);
-    let not_walked = match load_variant(first) {
+    let not_walked = match load_variant(first, emit) {
         Ok(loaded) => {
             let ran = Ran {
                 variant: first,
                 not_walked: None,
+                readers: loaded.readers,
             };
             return Ok((loaded, ran));
         }
@@ -168,17 +262,25 @@ pub fn load(_checked: Checked, forced: Option<Variant>) -> Result<(Loaded, Ran),
         Err(why) => return Err(why),
     };
     crate::sys::timing::mark("bpf: fd-table walk refused");
-    let loaded = load_variant(Variant::TaskFile)?;
+    let loaded = load_variant(Variant::TaskFile, emit)?;
     let ran = Ran {
         variant: Variant::TaskFile,
         not_walked: Some(not_walked),
+        readers: loaded.readers,
     };
     Ok((loaded, ran))
 }
 
 /// Load `variant`'s program as its iterator (the verifier checks it here).
-fn load_variant(variant: Variant) -> Result<Loaded, BpfUnavailable> {
-    let (mut ebpf, btf) = aya_workaround::load(OBJECT, RELOCATED_STRUCTS, &variant.iter_func())?;
+fn load_variant(variant: Variant, emit: Emit) -> Result<Loaded, BpfUnavailable> {
+    let values = emit.globals();
+    let globals: Vec<(&str, &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+    let (mut ebpf, btf) = aya_workaround::load_with_globals(
+        OBJECT,
+        RELOCATED_STRUCTS,
+        &variant.iter_func(),
+        &globals,
+    )?;
     crate::sys::timing::mark("bpf: object loaded");
     let program = program_of(&mut ebpf, variant)?;
     program
@@ -189,7 +291,13 @@ fn load_variant(variant: Variant) -> Result<Loaded, BpfUnavailable> {
             _ => BpfUnavailable::Load(chain(&e)),
         })?;
     crate::sys::timing::mark("bpf: program verified");
-    Ok(Loaded { ebpf, variant })
+    Ok(Loaded {
+        ebpf,
+        variant,
+        emit,
+        readers: variant.readers(),
+        passes: 0,
+    })
 }
 
 /// `variant`'s program in `ebpf`, as an iterator.
@@ -204,29 +312,67 @@ fn program_of(ebpf: &mut Ebpf, variant: Variant) -> Result<&mut Iter, BpfUnavail
 impl Loaded {
     /// Visit every process once, handing the output to `each` as it is read, in whole records
     /// (see `records`), so the caller can work on the first processes while the kernel visits
-    /// the rest.
-    pub fn pass(&mut self, mut each: impl FnMut(&[u8])) -> Result<(), BpfUnavailable> {
-        let mut output = self.open()?;
-        crate::sys::timing::mark("bpf: iterator opened");
-        let mut buffer = vec![0u8; READ_BUFFER];
-        let mut filled = 0;
-        loop {
-            let read = match output.read(&mut buffer[filled..]) {
-                Ok(0) => {
-                    crate::sys::timing::mark("bpf: iterator drained");
-                    return Ok(());
-                }
-                Ok(read) => read,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(BpfUnavailable::Read(e)),
-            };
-            filled += read;
-            // The kernel writes whole records, but a short read must not split one.
-            let whole = filled - filled % RECORD_SIZE;
-            each(&buffer[..whole]);
-            buffer.copy_within(whole..filled, 0);
-            filled -= whole;
+    /// the rest. The output of every reader goes to `each`, one read at a time; each read
+    /// holds whole processes, so one process's records are never split between calls. Returns
+    /// how many readers ran.
+    pub fn pass(&mut self, each: impl FnMut(&[u8]) + Send) -> Result<usize, BpfUnavailable> {
+        if self.variant == Variant::FdWalk {
+            self.reset_claims()?;
         }
+        let outputs = (0..self.readers)
+            .map(|_| self.open())
+            .collect::<Result<Vec<File>, _>>()?;
+        crate::sys::timing::mark("bpf: iterator opened");
+        let each = Mutex::new(each);
+        let hand = &|records: &[u8]| {
+            // A poisoned lock only means another reader's `each` panicked: its thread says so.
+            let mut each = each.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            each(records);
+        };
+        let mut outputs = outputs.into_iter();
+        let Some(first) = outputs.next() else {
+            return Ok(0);
+        };
+        std::thread::scope(|scope| {
+            // A reader whose thread cannot be made is never read: the others claim every
+            // process it would have walked, so the records are the same, only less shared out.
+            let threads: Vec<_> = outputs
+                .filter_map(|output| {
+                    std::thread::Builder::new()
+                        .name("bpf-reader".into())
+                        .spawn_scoped(scope, move || drain(output, hand))
+                        .ok()
+                })
+                .collect();
+            let ran = 1 + threads.len();
+            let mut outcome = drain(first, hand);
+            for thread in threads {
+                let joined = thread.join().unwrap_or_else(|_| {
+                    Err(BpfUnavailable::Load("an iterator reader panicked".into()))
+                });
+                outcome = outcome.and(joined);
+            }
+            outcome.map(|()| ran)
+        })
+    }
+
+    /// Number the next pass and set the highest pid claimed to 0, so that its readers share
+    /// out every process again.
+    fn reset_claims(&mut self) -> Result<(), BpfUnavailable> {
+        self.passes += 1;
+        let map = self
+            .ebpf
+            .map_mut(CLAIMS_MAP)
+            .ok_or_else(|| BpfUnavailable::Load(format!("no map {CLAIMS_MAP} in the object")))?;
+        let mut claims: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(|e| BpfUnavailable::Load(chain(&e)))?;
+        let set = |claims: &mut Array<&mut MapData, u64>, index, value| {
+            claims
+                .set(index, value, 0)
+                .map_err(|e| BpfUnavailable::Load(chain(&e)))
+        };
+        set(&mut claims, 0, 0)?;
+        set(&mut claims, 1, self.passes)
     }
 
     /// Attach the program and open one pass over it; the link is the pass's file's to keep.
@@ -240,6 +386,33 @@ impl Loaded {
             .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
         link.into_file()
             .map_err(|e| BpfUnavailable::Load(chain(&e)))
+    }
+}
+
+/// Read one iterator to its end, handing whole records to `each` as they are read.
+fn drain(mut output: File, each: impl Fn(&[u8])) -> Result<(), BpfUnavailable> {
+    let mut buffer = vec![0u8; READ_BUFFER];
+    let mut filled = 0;
+    loop {
+        let read = match output.read(&mut buffer[filled..]) {
+            Ok(0) => {
+                crate::sys::timing::mark("bpf: iterator drained");
+                return Ok(());
+            }
+            Ok(read) => read,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // One process's records are handed over whole, or not at all.
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {
+                return Err(BpfUnavailable::TooManySockets);
+            }
+            Err(e) => return Err(BpfUnavailable::Read(e)),
+        };
+        filled += read;
+        // The kernel writes whole records, but a short read must not split one.
+        let whole = records::whole(&buffer[..filled]);
+        each(&buffer[..whole]);
+        buffer.copy_within(whole..filled, 0);
+        filled -= whole;
     }
 }
 
@@ -296,7 +469,10 @@ pub(crate) mod tests {
         let mut declared: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
         // Not relocated, but the element of `pid.numbers`: array strides read its size.
         declared.push("upid");
+        // And those the shared socket reader reads.
+        declared.extend(crate::model::socket_record::SOCKET_RECORD_STRUCTS);
         declared.sort_unstable();
+        declared.dedup();
         let mut listed = RELOCATED_STRUCTS.to_vec();
         listed.sort_unstable();
         assert_eq!(declared, listed);
@@ -339,17 +515,23 @@ pub(crate) mod tests {
 
     #[test]
     fn verbose_says_which_program_ran_and_why() {
-        let walked = Ran {
+        let walked = |readers| Ran {
             variant: Variant::FdWalk,
             not_walked: None,
+            readers,
         };
         assert_eq!(
-            walked.to_string(),
-            "BPF task iterator walking each fd table"
+            walked(2).to_string(),
+            "BPF task iterator walking each fd table on 2 threads"
+        );
+        assert_eq!(
+            walked(1).to_string(),
+            "BPF task iterator walking each fd table on 1 thread"
         );
         let fell_back = Ran {
             variant: Variant::TaskFile,
             not_walked: Some(BpfUnavailable::Load("bpf_loop: invalid argument".into())),
+            readers: 1,
         };
         let line = fell_back.to_string();
         assert!(line.starts_with("BPF task_file iterator; the fd-table walk could not run: "));
@@ -357,6 +539,7 @@ pub(crate) mod tests {
         let forced = Ran {
             variant: Variant::TaskFile,
             not_walked: None,
+            readers: 1,
         };
         assert_eq!(forced.to_string(), "BPF task_file iterator, as asked");
     }

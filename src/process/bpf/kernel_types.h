@@ -49,6 +49,8 @@ struct file;
 struct fdtable {
 	unsigned int max_fds;
 	struct file **fd;
+	/* A bit per descriptor, set when it is open; max_fds is a multiple of 64 (BITS_PER_LONG). */
+	unsigned long *open_fds;
 } CORE;
 
 struct files_struct {
@@ -123,6 +125,9 @@ struct bpf_iter__task {
 };
 
 /* Helper ids from the kernel's uapi enum bpf_func_id (stable ABI). */
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) =
+	(void *)2;
 static __u64 (*bpf_get_current_task)(void) = (void *)35;
 static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
 static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
@@ -130,5 +135,11 @@ static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = 
 static long (*bpf_loop)(__u32 nr, void *fn, void *ctx, __u64 flags) = (void *)181;
 
 #define SEC(name) __attribute__((section(name), used))
+
+/* A map declared in BTF, as libbpf's bpf_helpers.h spells it (`SEC(".maps")`). */
+#define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_LRU_HASH 9
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
 
 #endif

@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use super::error::BpfUnavailable;
+use super::iterator::Emit;
 use super::preflight::Checked;
 use super::start_time::StartClock;
 use super::{Gather, Ran, Variant, iterator, never_ran};
@@ -27,6 +28,9 @@ enum Chunk {
     Records(Vec<u8>),
     /// The first pass is read; the thread waits to hear whether a second one is wanted.
     FirstDone,
+    /// The fd-table walk failed part way (see [`BpfUnavailable::TooManySockets`]): what it
+    /// gave is dropped, and `task_file` makes the first pass again.
+    Restart,
 }
 
 /// An iterator loading or running: chunks of whole records as the kernel produces them, then
@@ -41,6 +45,11 @@ pub struct Pass {
     outcome: Outcome,
     /// Taken before the first pass began (see `start_time`).
     clock: Option<StartClock>,
+    /// What the walk writes.
+    emit: Emit,
+    /// For a walk that reads sockets: lets the first pass begin ([`Pass::go`]); `None` once
+    /// sent, or for a walk that begins as soon as it is loaded.
+    go: Option<Sender<()>>,
 }
 
 /// Where the iterator runs.
@@ -54,17 +63,37 @@ enum Outcome {
     Inline(Checked, Option<Variant>),
 }
 
+/// The first pass of a walk that reads sockets waits for [`Pass::go`]: `--netns all` reads
+/// each namespace's socket counts before the walk, to compare the walk with.
+fn go_channel(emit: Emit) -> (Option<Sender<()>>, Option<Receiver<()>>) {
+    match emit {
+        Emit::Holders => (None, None),
+        Emit::Sockets { .. } => {
+            let (go, wait) = mpsc::channel();
+            (Some(go), Some(wait))
+        }
+    }
+}
+
 impl Pass {
     /// Load the iterator on a new thread and make its first pass at once. The program is the
-    /// one `LSPORTS_BPF_ITERATOR` asks for, if any (see [`Variant::forced`]).
+    /// one `LSPORTS_BPF_ITERATOR` asks for, if any (see [`Variant::forced`]); it writes the
+    /// holder records alone.
     pub fn start(checked: Checked, proc_root: &Path) -> Pass {
+        Pass::start_emitting(checked, proc_root, Emit::Holders)
+    }
+
+    /// [`Pass::start`], the walk writing what `emit` asks for: one that reads sockets waits
+    /// for [`Pass::go`] once loaded.
+    pub fn start_emitting(checked: Checked, proc_root: &Path, emit: Emit) -> Pass {
         let program = Variant::forced();
         let (sender, chunks) = mpsc::channel();
         let (again, asked) = mpsc::channel();
+        let (go, wait) = go_channel(emit);
         let clock = StartClock::now(proc_root);
         let spawned = std::thread::Builder::new()
             .name("bpf-iterator".into())
-            .spawn(move || passes(checked, program, &sender, &asked));
+            .spawn(move || passes(checked, program, emit, wait, &sender, &asked));
         // `checked` is a copy: the thread that could not be made took only its own.
         let outcome = spawned.map_or(Outcome::Inline(checked, program), Outcome::Thread);
         Pass {
@@ -73,6 +102,17 @@ impl Pass {
             early: Vec::new(),
             outcome,
             clock,
+            emit,
+            go,
+        }
+    }
+
+    /// Let a walk that reads sockets make its first pass (see [`Pass::start`]); nothing for
+    /// one that began on its own, or was let go already.
+    pub fn go(&mut self) {
+        if let Some(go) = self.go.take() {
+            // A thread that already ended (failed to load) has hung up: nothing to start.
+            let _ = go.send(());
         }
     }
 
@@ -91,29 +131,37 @@ impl Pass {
     /// The holders of `wanted` and their details (read under `proc_root`), gathered from the
     /// output as it arrives, and which program ran.
     pub fn gather(
-        self,
+        mut self,
         proc_root: &Path,
         wanted: &HashSet<u64>,
         fields: DetailFields,
     ) -> Result<(Scan, Ran), BpfUnavailable> {
+        // Whoever gathers wants the pass: it cannot be left waiting.
+        self.go();
+        let emit = self.emit;
         let thread = match self.outcome {
             Outcome::Thread(thread) => thread,
             Outcome::Inline(checked, program) => {
                 // The sockets are collected: a pass now sees every one of them.
-                let mut gather = Gather::new(proc_root, wanted, fields);
+                let mut gather = Gather::new(proc_root, wanted, fields).with_sockets(emit);
                 let (go, ready) = mpsc::channel();
                 let _ = go.send(());
-                let ran = iterator::run(checked, program, &ready, |records| gather.add(records))?;
+                let ran = iterator::run(checked, program, emit, &ready, |records| {
+                    gather.add(records)
+                })?;
                 return Ok((gather.finish(), ran.ok_or_else(never_ran)?));
             }
         };
-        let mut gather = Gather::started(proc_root, wanted, fields, self.clock);
+        let started = || Gather::started(proc_root, wanted, fields, self.clock).with_sockets(emit);
+        let mut gather = started();
         let mut unseen = None;
         // Ends when the thread is done and drops its sender.
         for chunk in self.early.into_iter().chain(self.chunks) {
             match (chunk, &unseen) {
                 (Chunk::Records(records), None) => gather.add(&records),
                 (Chunk::Records(records), Some(unseen)) => gather.add_again(&records, unseen),
+                // The clock was taken before the first try, so before this one too.
+                (Chunk::Restart, _) => gather = started(),
                 (Chunk::FirstDone, _) => {
                     crate::sys::timing::mark("bpf: first pass gathered");
                     let missed = gather.unseen();
@@ -131,21 +179,41 @@ impl Pass {
     }
 }
 
-/// The thread's work: load, make the first pass, and a second one if asked.
+/// The thread's work: load, wait for `wait` if given, make the first pass, and a second one if
+/// asked.
 fn passes(
     checked: Checked,
     program: Option<Variant>,
+    emit: Emit,
+    wait: Option<Receiver<()>>,
     sender: &Sender<Chunk>,
     asked: &Receiver<bool>,
 ) -> Result<Ran, BpfUnavailable> {
     // A receiver gone means the run ended without attributing: the sends fail, harmlessly.
     let send = |records: &[u8]| drop(sender.send(Chunk::Records(records.to_vec())));
-    let (mut loaded, ran) = iterator::load(checked, program)?;
-    loaded.pass(send)?;
+    let (mut loaded, mut ran) = iterator::load(checked, program, emit)?;
+    if let Some(wait) = wait
+        && wait.recv().is_err()
+    {
+        // The pass was dropped unasked: nothing was collected, nothing to attribute.
+        return Ok(ran);
+    }
+    ran.readers = match loaded.pass(send) {
+        // One process's records must fit in the kernel's buffer, socket records too: the
+        // task_file program hands each descriptor over alone, so it has no such limit.
+        Err(BpfUnavailable::TooManySockets) if program.is_none() => {
+            crate::sys::timing::mark("bpf: a process has too many sockets for the fd-table walk");
+            drop(sender.send(Chunk::Restart));
+            (loaded, ran) = iterator::load(checked, Some(Variant::TaskFile), emit)?;
+            ran.not_walked = Some(BpfUnavailable::TooManySockets);
+            loaded.pass(send)?
+        }
+        outcome => outcome?,
+    };
     drop(sender.send(Chunk::FirstDone));
     if asked.recv() == Ok(true) {
         crate::sys::timing::mark("bpf: second pass for sockets the first did not see");
-        loaded.pass(send)?;
+        ran.readers = ran.readers.min(loaded.pass(send)?);
     }
     Ok(ran)
 }

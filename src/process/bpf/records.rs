@@ -1,18 +1,23 @@
-//! The iterator's output: a stream of fixed-size records, `{ u32 pid; u32 fd; u64 inode; u64
-//! start; u32 netns; u32 zero; }` in native byte order (`struct record` in
-//! `task_sockets.bpf.c`), one per socket fd. Both programs write the same records.
+//! The iterator's output: a stream of records, `{ u32 pid; u32 fd; u64 inode; u64 start; u32
+//! netns; u32 extra; }` in native byte order (`struct record` in `task_sockets.bpf.c`), one
+//! per socket fd, each followed by `extra` bytes: 0, or, where the loader asked for the
+//! sockets too ([`super::iterator::Emit::Sockets`]), a `struct socket_record` of
+//! [`SOCKET_RECORD_SIZE`] bytes describing the socket as sock_diag would. Both programs write
+//! the same records.
 
 use std::collections::{BTreeMap, HashSet};
 
 use crate::model::Holder;
 use crate::process::holders::Holders;
 
-/// Size of one record in bytes.
+/// Size of one record's fixed part in bytes.
 pub const RECORD_SIZE: usize = 32;
+/// Size of the socket record that may follow it (`struct socket_record`).
+pub const SOCKET_RECORD_SIZE: usize = 80;
 
 /// One socket file descriptor of one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Record {
+pub struct Record<'a> {
     /// Process id, as the reader's pid namespace numbers it.
     pub pid: u32,
     /// File descriptor number.
@@ -25,23 +30,50 @@ pub struct Record {
     /// Inode of the socket's network namespace (what `/proc/PID/ns/net` links to for a process
     /// in it); 0 when the kernel's structures could not be read.
     pub netns: u32,
+    /// The socket's own record (`struct socket_record`, [`SOCKET_RECORD_SIZE`] bytes), where
+    /// the walk was asked for it and the socket is a TCP or UDP one.
+    pub socket: Option<&'a [u8]>,
+}
+
+/// The bytes of the whole records at the start of `bytes` (the rest is a record cut by a
+/// short read, to be completed by the next).
+pub fn whole(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(size) = size_at(bytes, at) {
+        at += size;
+    }
+    at
+}
+
+/// The size of the record at `at`, if it is all in `bytes`.
+fn size_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let header = bytes.get(at..at + RECORD_SIZE)?;
+    let extra = u32::from_ne_bytes(header[28..32].try_into().ok()?) as usize;
+    let size = RECORD_SIZE + extra;
+    (bytes.len() - at >= size).then_some(size)
 }
 
 /// Decode whole records; a trailing partial record (which the kernel never writes) is ignored.
-pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
-    bytes.chunks_exact(RECORD_SIZE).map(|chunk| {
-        // `chunks_exact` gives RECORD_SIZE bytes, so every field's slice has its size.
+pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record<'_>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let size = size_at(bytes, at)?;
+        let chunk = &bytes[at..at + size];
+        at += size;
+        // `size_at` checked the whole record is there, so every field's slice has its size.
         let u32_at =
             |at: usize| u32::from_ne_bytes(chunk[at..at + 4].try_into().unwrap_or_default());
         let u64_at =
             |at: usize| u64::from_ne_bytes(chunk[at..at + 8].try_into().unwrap_or_default());
-        Record {
+        let socket = &chunk[RECORD_SIZE..];
+        Some(Record {
             pid: u32_at(0),
             fd: u32_at(4),
             inode: u64_at(8),
             start: u64_at(16),
             netns: u32_at(24),
-        }
+            socket: (socket.len() == SOCKET_RECORD_SIZE).then_some(socket),
+        })
     })
 }
 
@@ -60,6 +92,18 @@ pub struct Selection<'a> {
     last_netns: u32,
     /// Wanted inodes named by a record whose holder `keep` did not confirm.
     seen_unkept: Vec<u64>,
+    /// The socket records that came with the holder records, one per socket.
+    sockets: WalkedRecords,
+}
+
+/// The socket records the walk wrote (`struct socket_record`, raw: the process stage does not
+/// read sockets), one per socket however many fds hold it.
+#[derive(Debug, Default)]
+pub struct WalkedRecords {
+    /// One per socket, in the order first seen.
+    pub records: Vec<[u8; SOCKET_RECORD_SIZE]>,
+    /// The inodes of those sockets.
+    inodes: HashSet<u64>,
 }
 
 impl<'a> Selection<'a> {
@@ -73,14 +117,15 @@ impl<'a> Selection<'a> {
             namespaces: BTreeMap::new(),
             last_netns: 0,
             seen_unkept: Vec::new(),
+            sockets: WalkedRecords::default(),
         }
     }
 
     /// Add `records`, keeping each holder of a wanted inode that `keep` confirms (reading its
     /// details while the iterator goes on).
-    pub fn add(
+    pub fn add<'r>(
         &mut self,
-        records: impl Iterator<Item = Record>,
+        records: impl Iterator<Item = Record<'r>>,
         mut keep: impl FnMut(&Record, Holder) -> bool,
     ) {
         for record in records {
@@ -96,7 +141,11 @@ impl<'a> Selection<'a> {
                 self.last_netns = record.netns;
                 self.namespaces.entry(record.netns.into()).or_insert(holder);
             }
-            if !self.wanted.contains(&record.inode) {
+            // A socket's own record comes only for sockets of other namespaces, read whole
+            // from the walk: their holders are wanted too.
+            if let Some(socket) = record.socket {
+                self.sockets.add(record.inode, socket);
+            } else if !self.wanted.contains(&record.inode) {
                 continue;
             }
             if keep(&record, holder) {
@@ -109,9 +158,9 @@ impl<'a> Selection<'a> {
 
     /// Add the records of a second pass that name an inode in `only`, as [`Selection::add`]
     /// but without counting their processes again.
-    pub fn add_again(
+    pub fn add_again<'r>(
         &mut self,
-        records: impl Iterator<Item = Record>,
+        records: impl Iterator<Item = Record<'r>>,
         only: &HashSet<u64>,
         keep: impl FnMut(&Record, Holder) -> bool,
     ) {
@@ -143,10 +192,27 @@ impl<'a> Selection<'a> {
         (Holders::from_pairs(self.found), self.processes)
     }
 
+    /// The socket records that came with the holder records, taken out.
+    pub fn take_sockets(&mut self) -> WalkedRecords {
+        std::mem::take(&mut self.sockets)
+    }
+
     /// The network namespaces of every socket seen, wanted or not, each with one (pid, fd)
     /// holding a socket in it, as the kernel saw them (unconfirmed).
     pub fn namespaces(&self) -> &BTreeMap<u64, Holder> {
         &self.namespaces
+    }
+}
+
+impl WalkedRecords {
+    /// Add the record of socket `inode` unless it has one already.
+    fn add(&mut self, inode: u64, socket: &[u8]) {
+        let Ok(record) = socket.try_into() else {
+            return;
+        };
+        if self.inodes.insert(inode) {
+            self.records.push(record);
+        }
     }
 }
 
@@ -194,6 +260,7 @@ pub(crate) mod tests {
                     inode: 1 << 40,
                     start: 700,
                     netns: 4026531840,
+                    socket: None,
                 },
                 Record {
                     pid: 8,
@@ -201,9 +268,59 @@ pub(crate) mod tests {
                     inode: 99,
                     start: 800,
                     netns: 4026531840,
+                    socket: None,
                 },
             ]
         );
+    }
+
+    /// A record followed by a socket record whose first byte is `tag`.
+    fn with_socket(pid: u32, fd: u32, inode: u64, netns: u32, tag: u8) -> Vec<u8> {
+        let mut bytes = encode_full(&[(pid, fd, inode, 100, netns)]);
+        bytes[28..32].copy_from_slice(&(SOCKET_RECORD_SIZE as u32).to_ne_bytes());
+        let mut socket = [0u8; SOCKET_RECORD_SIZE];
+        socket[0] = tag;
+        bytes.extend_from_slice(&socket);
+        bytes
+    }
+
+    #[test]
+    fn records_with_socket_records_decode_and_a_cut_one_waits_for_the_rest() {
+        let mut bytes = encode(&[(7, 3, 1)]);
+        bytes.extend(with_socket(8, 4, 2, 9, 0xab));
+        bytes.extend(encode(&[(9, 5, 3)]));
+        let whole_len = bytes.len();
+        assert_eq!(whole(&bytes), whole_len);
+        let got: Vec<Record> = decode(&bytes).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].socket, None);
+        assert_eq!(got[1].socket.map(|s| (s.len(), s[0])), Some((80, 0xab)));
+        assert_eq!((got[2].pid, got[2].socket), (9, None));
+        // A read that ends inside the socket record: only the first record is whole.
+        let cut = RECORD_SIZE + RECORD_SIZE + 10;
+        assert_eq!(whole(&bytes[..cut]), RECORD_SIZE);
+        assert_eq!(decode(&bytes[..cut]).count(), 1);
+    }
+
+    #[test]
+    fn socket_records_are_kept_once_per_socket_and_their_holders_are_wanted() {
+        let mut bytes = with_socket(10, 3, 5, 9, 1);
+        // The same socket in a second process (a prefork listener): one record kept.
+        bytes.extend(with_socket(11, 4, 5, 9, 1));
+        bytes.extend(with_socket(12, 4, 6, 9, 2));
+        let wanted = HashSet::new();
+        let mut selection = Selection::new(&wanted);
+        selection.add(decode(&bytes), |_, _| true);
+        let sockets = selection.take_sockets();
+        let tags: Vec<u8> = sockets.records.iter().map(|r| r[0]).collect();
+        assert_eq!(tags, [1, 2]);
+        let (holders, _) = selection.finish();
+        assert_eq!(
+            holders.of(5).len(),
+            2,
+            "both holders of the socket read whole"
+        );
+        assert_eq!(holders.of(6), [Holder { pid: 12, fd: 4 }]);
     }
 
     #[test]

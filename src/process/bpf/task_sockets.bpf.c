@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
 /*
  * task_sockets: for every socket file descriptor of every process, emit one record
- * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 zero; } -- the facts lsports'
+ * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 extra; } -- the facts lsports'
  * /proc/PID/fd walk reads with one readlinkat per descriptor, gathered by the kernel in a single
  * pass, plus the process's start time (to confirm later that a pid is still that process) and
  * the socket's network namespace.
+ *
+ * Asked to (emit_sockets, for `--netns all`), the record of a TCP or UDP socket outside the
+ * namespace sockets_except_netns is followed by the socket's own `struct socket_record`
+ * (src/source/bpf/socket_record.h: what sock_diag would say of it), and `extra` is its size:
+ * the walk then reads every namespace's sockets in its one pass, where sock_diag would need a
+ * pass over the host-wide tables per namespace.
  *
  * Two programs give the same records; lsports loads one:
  * - task_fd_walk (iter/task, and bpf_loop: Linux 5.17 and later) visits each process once and
@@ -16,6 +22,7 @@
  * Rebuild with bpf/build.sh; the object next to this file is what lsports embeds.
  */
 #include "kernel_types.h"
+#include "../../source/bpf/socket_record.h"
 
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
@@ -36,6 +43,12 @@ __u32 reader_level_plus_one = 0;
  */
 const struct file_operations *socket_fops = 0;
 
+/* Set by the loader before loading (read-only: the verifier prunes the unused path). */
+/* Non-zero: follow each TCP/UDP socket's record with its socket_record. */
+const volatile __u32 emit_sockets = 0;
+/* The namespace whose sockets get no socket_record (the reader's own, which it dumps). */
+const volatile __u32 sockets_except_netns = 0;
+
 struct record {
 	__u32 pid;
 	__u32 fd;
@@ -44,17 +57,66 @@ struct record {
 	__u64 start;
 	/* Inode of the socket's network namespace; 0 when it could not be read. */
 	__u32 netns;
-	__u32 zero;
+	/* Bytes following this record: 0, or sizeof(struct socket_record). */
+	__u32 extra;
 };
+
+/* A record followed by its socket's own record. */
+struct record_with_socket {
+	struct record record;
+	struct socket_record socket;
+};
+
+/*
+ * task_fd_walk's split between readers: several iterators read at once (one per core), each
+ * visiting every process in ascending pid order, and the first to reach a process walks it.
+ * claims[0] is the highest pid claimed so far in this pass, claims[1] the pass's number
+ * (lsports sets both before each pass). A reader claims pid P by raising claims[0] from below
+ * P to P; finding it at P or above, it skips P: every reader visits pids in the same order, so
+ * whoever raised it past P had reached P first and either claimed it or found it claimed. One
+ * reader alone claims every process.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} claims SEC(".maps");
+
+/*
+ * The last pid each reader (its seq_file) claimed, as pass << 32 | pid. A process whose records
+ * do not fit in what is left of a read is shown again at the next read, after other readers
+ * may have claimed past it: this is how its reader knows it is still its own.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64);
+	__type(value, __u64);
+} claimed_last SEC(".maps");
+
+/* Retries of a claim lost to another reader (each loss means it moved on): then walk anyway. */
+#define CLAIM_TRIES 8
 
 /* One process's table as task_fd_walk's bpf_loop callback walks it. */
 struct walk {
 	struct seq_file *seq;
-	/* Address of fdt->fd[0]: read slot by slot with bpf_probe_read_kernel. */
+	/* Address of fdt->fd[0]: read FDS_PER_STEP slots at a time with bpf_probe_read_kernel. */
 	__u64 fds;
+	/* Address of fdt->open_fds, and the 64 bits of it that hold the current step's. */
+	__u64 open_fds;
+	__u64 open_word;
 	__u64 start;
 	__u32 pid;
 };
+
+/*
+ * Descriptors per bpf_loop step: one byte of the open bitmap, their slots in one read. Most
+ * tables are partly empty (they grow by doubling), so a step whose bits are all clear costs no
+ * read of its slots, and a full one costs one read, not eight: each helper call is what the
+ * walk spends most on.
+ */
+#define FDS_PER_STEP 8
 
 /* The nesting level of the pid namespace of the task reading the iterator. */
 static __u32 reader_level(void)
@@ -122,18 +184,25 @@ static int is_socket(struct file *file)
 	return 1;
 }
 
-/* The inode of the network namespace socket file `file` belongs to, or 0. */
-static __u32 netns_of(struct file *file)
+/* The sock behind socket file `file`, or 0. */
+static struct sock *sock_of(struct file *file)
 {
 	struct socket *socket = 0;
 	struct sock *sk = 0;
-	struct net *net = 0;
-	__u32 inum = 0;
 
 	bpf_probe_read_kernel(&socket, sizeof(socket), &file->private_data);
 	if (!socket)
 		return 0;
 	bpf_probe_read_kernel(&sk, sizeof(sk), &socket->sk);
+	return sk;
+}
+
+/* The inode of the network namespace of `sk`, or 0. */
+static __u32 netns_of(struct sock *sk)
+{
+	struct net *net = 0;
+	__u32 inum = 0;
+
 	if (!sk)
 		return 0;
 	bpf_probe_read_kernel(&net, sizeof(net), &sk->__sk_common.skc_net.net);
@@ -143,21 +212,33 @@ static __u32 netns_of(struct file *file)
 	return inum;
 }
 
-/* Write the record of socket `file`, descriptor `fd` of process `pid` started at `start`. */
+/*
+ * Write the record of socket `file`, descriptor `fd` of process `pid` started at `start`,
+ * followed by the socket's own record where emit_sockets asks for it.
+ */
 static void emit(struct seq_file *seq, __u32 pid, __u32 fd, __u64 start, struct file *file)
 {
-	struct record record = {};
+	struct record_with_socket out = {};
+	struct record *record = &out.record;
 	struct inode *inode = 0;
+	struct sock *sk;
 
-	record.pid = pid;
-	record.fd = fd;
-	record.start = start;
+	record->pid = pid;
+	record->fd = fd;
+	record->start = start;
 	bpf_probe_read_kernel(&inode, sizeof(inode), &file->f_inode);
 	if (!inode)
 		return;
-	bpf_probe_read_kernel(&record.inode, sizeof(record.inode), &inode->i_ino);
-	record.netns = netns_of(file);
-	bpf_seq_write(seq, &record, sizeof(record));
+	bpf_probe_read_kernel(&record->inode, sizeof(record->inode), &inode->i_ino);
+	sk = sock_of(file);
+	record->netns = netns_of(sk);
+	if (emit_sockets && sk && record->netns != sockets_except_netns &&
+	    read_socket((struct sock_common *)sk, &out.socket) == 0) {
+		record->extra = sizeof(out.socket);
+		bpf_seq_write(seq, &out, sizeof(out));
+		return;
+	}
+	bpf_seq_write(seq, record, sizeof(*record));
 }
 
 /* Thread-group leaders only: a thread with its own fd table is not what /proc/PID/fd shows. */
@@ -166,16 +247,63 @@ static int is_leader(struct task_struct *task)
 	return task->pid == task->tgid;
 }
 
-/* bpf_loop callback: descriptor `fd` of the walked process. Returns 1 to stop the loop. */
-static long visit_fd(__u32 fd, struct walk *walk)
+/*
+ * bpf_loop callback: descriptors FDS_PER_STEP * step and the next FDS_PER_STEP - 1 of the
+ * walked process, those open by its bitmap. Returns 1 to stop the loop.
+ */
+static long visit_fds(__u32 step, struct walk *walk)
 {
-	struct file *file = 0;
+	struct file *files[FDS_PER_STEP] = {};
+	__u32 first = step * FDS_PER_STEP;
+	__u8 open;
 
-	if (bpf_probe_read_kernel(&file, sizeof(file), (void *)(walk->fds + (__u64)fd * 8)))
+	if (step % 8 == 0 &&
+	    bpf_probe_read_kernel(&walk->open_word, sizeof(walk->open_word),
+				  (void *)(walk->open_fds + (__u64)(step / 8) * 8)))
 		return 1;
-	if (file && is_socket(file))
-		emit(walk->seq, walk->pid, fd, walk->start, file);
+	open = walk->open_word >> ((step % 8) * FDS_PER_STEP);
+	if (!open)
+		return 0;
+	if (bpf_probe_read_kernel(files, sizeof(files), (void *)(walk->fds + (__u64)first * 8)))
+		return 1;
+	for (int i = 0; i < FDS_PER_STEP; i++) {
+		if ((open >> i) & 1 && files[i] && is_socket(files[i]))
+			emit(walk->seq, walk->pid, first + i, walk->start, files[i]);
+	}
 	return 0;
+}
+
+/*
+ * Whether the reader `seq` walks process `pid` (see `claims`). After CLAIM_TRIES losses it
+ * does: two readers walking one process give the same records twice, which lsports merges.
+ */
+static int claim(struct seq_file *seq, __u32 pid)
+{
+	__u32 highest = 0, pass = 1;
+	__u64 reader = (__u64)seq;
+	__u64 *claimed = bpf_map_lookup_elem(&claims, &highest);
+	__u64 *pass_number = bpf_map_lookup_elem(&claims, &pass);
+	__u64 *last = bpf_map_lookup_elem(&claimed_last, &reader);
+	__u64 mine, seen;
+
+	if (!claimed || !pass_number)
+		return 1;
+	mine = (*pass_number << 32) | pid;
+	if (last && *last == mine)
+		return 1;
+	seen = *claimed;
+	for (int i = 0; i < CLAIM_TRIES; i++) {
+		__u64 was;
+
+		if (seen >= pid)
+			return 0;
+		was = __sync_val_compare_and_swap(claimed, seen, (__u64)pid);
+		if (was == seen)
+			break;
+		seen = was;
+	}
+	bpf_map_update_elem(&claimed_last, &reader, &mine, 0);
+	return 1;
 }
 
 SEC("iter/task")
@@ -189,7 +317,7 @@ int task_fd_walk(struct bpf_iter__task *ctx)
 	if (!task || !is_leader(task))
 		return 0;
 	walk.pid = reader_pid(task);
-	if (!walk.pid)
+	if (!walk.pid || !claim(ctx->meta->seq, walk.pid))
 		return 0;
 	/*
 	 * The iterator runs under the RCU read lock, which keeps the table and the files in it
@@ -203,9 +331,10 @@ int task_fd_walk(struct bpf_iter__task *ctx)
 	if (!fdt)
 		return 0;
 	walk.fds = (__u64)fdt->fd;
+	walk.open_fds = (__u64)fdt->open_fds;
 	walk.start = task->start_boottime;
 	walk.seq = ctx->meta->seq;
-	bpf_loop(fdt->max_fds, visit_fd, &walk, 0);
+	bpf_loop(fdt->max_fds / FDS_PER_STEP, visit_fds, &walk, 0);
 	return 0;
 }
 

@@ -18,6 +18,7 @@ use crate::config::NetnsChoice;
 use crate::model::Netns;
 use crate::model::coverage::FoundNetns;
 use crate::source::{self, CollectRequest, Collected};
+use crate::sys::procroot::ProcRoot;
 use crate::text::counts::count;
 use crate::text::sanitize::terminal_safe;
 
@@ -95,6 +96,9 @@ pub struct Pending {
     unreached: Vec<String>,
     request: DumpRequest,
     proc: PathBuf,
+    /// For [`collect_counting`]: every namespace's counts before the walk; the namespaces
+    /// other than the caller's are not read yet.
+    before: Option<super::walked::Before>,
 }
 
 /// The sockets of every namespace a process lives in or a mount names, and what is needed to
@@ -122,6 +126,41 @@ pub fn collect_known(request: &CollectRequest) -> (Collected, Option<Pending>) {
         unreached,
         request: dump,
         proc: request.proc_root.clone(),
+        before: None,
+    };
+    (collected, Some(pending))
+}
+
+/// `--netns all` for a caller whose BPF fd walk reads the sockets it visits too: the first
+/// step dumps only the caller's own namespace and reads every other one's socket counts, to
+/// be done before the walk begins; [`Pending::complete`] then takes what the walk read.
+/// `None` as for [`collect_known`].
+pub fn collect_counting(request: &CollectRequest) -> (Collected, Option<Pending>) {
+    if super::current_inode(&request.proc_root).is_none() {
+        return (all(request), None);
+    }
+    let proc = &request.proc_root;
+    let discovery = match ProcRoot::open(proc).and_then(|root| super::discover(&root)) {
+        Ok(discovery) => discovery,
+        Err(e) => return (cannot_list(request, &e), None),
+    };
+    crate::sys::timing::mark("netns: discovered");
+    let before = super::walked::count_before(&discovery.namespaces, discovery.current, proc);
+    crate::sys::timing::mark("netns: socket counts read");
+    let dump = dump_request(request);
+    // The caller's own namespace, read in place (a dump enters nothing for it).
+    let own: Vec<Namespace> = discovery.current.into_iter().map(Namespace::new).collect();
+    let (collected, unreached) = match super::dump_all(&own, discovery.current, proc, &dump) {
+        Ok(dumps) => merge_dumps(dumps, &discovery.namespaces),
+        Err(e) => return (cannot_list(request, &e), None),
+    };
+    let pending = Pending {
+        discovery,
+        listed: collected.sockets.iter().map(|s| s.inode).collect(),
+        unreached,
+        request: dump,
+        proc: proc.clone(),
+        before: Some(before),
     };
     (collected, Some(pending))
 }
@@ -148,6 +187,107 @@ impl Pending {
         let followed =
             super::follow_namespaces(&mut self.discovery, seen, &self.proc, &self.request);
         self.followed(followed)
+    }
+
+    /// Whether this is a [`collect_counting`] not completed yet: the namespaces other than the
+    /// caller's are still to be read.
+    pub fn counting(&self) -> bool {
+        self.before.is_some()
+    }
+
+    /// The rest of a [`collect_counting`], from what the walk read: `records`, the socket
+    /// record of every socket it read outside the caller's namespace, each once; `seen`, a holder of a socket in each namespace it
+    /// met. Namespaces only sockets keep alive are opened through those holders; every
+    /// namespace the gate passes is listed from `walked`, every other one dumped. The
+    /// sockets, with the note on what could not be read and the `-v` line on what was
+    /// answered how, and the namespaces dumped.
+    pub fn complete(
+        mut self,
+        records: &[[u8; 80]],
+        seen: &[super::SocketInNetns],
+    ) -> (Collected, HashSet<u64>) {
+        let before = self.before.take().unwrap_or_default();
+        let listening = self.request.states == crate::config::StateSelection::Listening;
+        let walked = super::walked::decode(records, &self.request.tables, listening);
+        let known: HashSet<u64> = self
+            .discovery
+            .namespaces
+            .iter()
+            .map(|ns| ns.inode)
+            .collect();
+        let (mut found, unprobed) = super::pinned::unknown_namespaces(seen, &known);
+        self.discovery.namespaces.append(&mut found);
+        let current = self.discovery.current;
+        let judged = super::walked::judge(
+            &self.discovery.namespaces,
+            current,
+            before,
+            walked,
+            &self.proc,
+        );
+        crate::sys::timing::mark("netns: walked sockets judged");
+        let summary = super::walked::summary(&judged, current.is_some());
+        let dumping: HashSet<u64> = judged.dump.iter().map(|(inode, _)| *inode).collect();
+        let mut collected = self.dump_these(&dumping);
+        crate::sys::timing::mark("netns: the rest dumped");
+        for (inode, mut sockets) in judged.answered {
+            if let Some(found) = self.discovery.get(inode) {
+                collected.coverage.read.push(found_netns(found));
+            }
+            let name = self.discovery.get(inode).and_then(|ns| ns.name.clone());
+            let ns = Arc::new(Netns {
+                inode,
+                name: name.map(OsString::into_vec),
+            });
+            tag(&mut sockets, &ns);
+            collected.sockets.append(&mut sockets);
+        }
+        collected.notes = all_notes(&self.discovery, &self.unreached, unprobed);
+        collected.coverage.incomplete = incomplete(&self.discovery, unprobed);
+        collected.verbose_notes.push(summary);
+        (collected, dumping)
+    }
+
+    /// Dump the namespaces of `inodes` (moving them out of the discovery and back), each
+    /// socket tagged; why each one not reached was not joins `unreached`.
+    fn dump_these(&mut self, inodes: &HashSet<u64>) -> Collected {
+        let all = std::mem::take(&mut self.discovery.namespaces);
+        let (dumping, mut rest): (Vec<Namespace>, Vec<Namespace>) =
+            all.into_iter().partition(|ns| inodes.contains(&ns.inode));
+        let dumps = super::dump_all(&dumping, self.discovery.current, &self.proc, &self.request);
+        let (mut collected, unreached) = match dumps {
+            Ok(dumps) => merge_dumps(dumps, &dumping),
+            Err(e) => (failed(format!("--netns all: {e}")), Vec::new()),
+        };
+        collected.reports.clear();
+        self.unreached.extend(unreached);
+        rest.extend(dumping);
+        rest.sort_by_key(|ns| ns.inode);
+        self.discovery.namespaces = rest;
+        collected
+    }
+
+    /// For a [`collect_counting`] whose walk read no sockets after all (the kernel iterator
+    /// fell back to the `/proc` walk): dump every namespace not dumped yet, as
+    /// [`collect_known`] does, so that a follow can go on from there.
+    pub fn dump_rest(&mut self) -> Collected {
+        if self.before.take().is_none() {
+            return Collected::default();
+        }
+        let current = self.discovery.current;
+        let rest: HashSet<u64> = (self.discovery.namespaces.iter())
+            .map(|ns| ns.inode)
+            .filter(|&inode| Some(inode) != current)
+            .collect();
+        let mut collected = self.dump_these(&rest);
+        self.listed
+            .extend(collected.sockets.iter().map(|s| s.inode));
+        collected.verbose_notes.push(
+            "--netns all: every namespace dumped over sock_diag: the BPF walk read no sockets \
+             (owners came from the /proc walk)"
+                .into(),
+        );
+        collected
     }
 
     /// The namespaces a follow dumped, with the one note on what could not be read.

@@ -16,17 +16,20 @@
 pub mod collect;
 pub mod discover;
 pub mod dump;
+pub mod gate;
 pub mod mountinfo;
 pub mod nsfd;
 pub mod pinned;
 pub mod recorded;
+pub mod sockstat;
+pub mod walked;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use collect::{Pending, collect, collect_known};
+pub use collect::{Pending, collect, collect_counting, collect_known};
 pub use discover::{Discovery, discover};
 pub use dump::{DumpRequest, NotReached, NsDump, Reach, dump_all};
 pub use pinned::{HeldSocket, SocketInNetns, held_sockets, held_sockets_under};

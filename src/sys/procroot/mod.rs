@@ -140,6 +140,13 @@ impl ProcRoot {
         Ok(FdDir::new(fd))
     }
 
+    /// The `fd` directory of the process of `dir`, opened to list: its links are that
+    /// process's, whoever has its pid by now.
+    pub fn fd_dir_of(&self, dir: &ProcessDir) -> io::Result<FdDir> {
+        let fd = self.open_at(Some(dir.fd()), c"fd", OFlags::RDONLY | OFlags::DIRECTORY)?;
+        Ok(FdDir::new(fd))
+    }
+
     /// Open the regular file `rel` under `dir` (see [`ProcRoot::open_at`]) for reading,
     /// without blocking; anything but a regular file is refused with
     /// [`io::ErrorKind::InvalidInput`] naming what it is.

@@ -193,7 +193,7 @@ fn a_device_binding_must_be_the_units() {
     let bound = |name: Option<&str>| Socket {
         device: DeviceBinding::Device {
             index: 2,
-            name: name.map(str::to_owned),
+            name: name.map(Into::into),
         },
         ..Socket::listening(Protocol::Tcp, "0.0.0.0", 80)
     };
