@@ -814,6 +814,15 @@ fn an_audit_tells_listeners_gone_from_listeners_it_could_not_look_for() {
     run_in_private_host("inner_not_checked", INNER);
 }
 
+/// Root's audit (`args`, a JSON audit) of the snapshot `snapshot`: its exit code and report.
+fn snapshot_audit(host: &Host, snapshot: &str, args: &[&str]) -> (Option<i32>, Value) {
+    let args = [&["--snapshot", snapshot][..], args].concat();
+    let out = host.lsports(&args);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+    (out.status.code(), report)
+}
+
 /// The ports of a JSON audit report's `section`, sorted.
 fn ports_of(report: &Value, section: &str) -> Vec<u64> {
     let mut ports: Vec<u64> = (report[section].as_array().unwrap().iter())
@@ -888,6 +897,25 @@ fn inner_not_checked() {
     assert_eq!(ports_of(&report, "missing"), [] as [u64; 0], "{report:#}");
     assert!(report["not_checked"][0]["fails"] == false, "{report:#}");
 
+    // Nobody's capture records what it could not read: root's audit of that snapshot says
+    // "not checked" for the same listeners, never "missing".
+    let drop_box = host.state.path().join("nobody");
+    sh_ok(&format!("mkdir -m 0777 {}", drop_box.display()));
+    let nobody_snapshot = drop_box.join("nobody.tar");
+    let nobody_snapshot = nobody_snapshot.to_str().unwrap();
+    assert_success(
+        &as_nobody(&["--netns", "all", "capture", nobody_snapshot]),
+        &["(nobody) capture"],
+    );
+    let (code, report) = snapshot_audit(&host, nobody_snapshot, &json);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(ports_of(&report, "missing"), [] as [u64; 0], "{report:#}");
+    assert_eq!(
+        ports_of(&report, "not_checked"),
+        [5353, 8081, 8082],
+        "{report:#}"
+    );
+
     // A namespace nobody read (n3, from its processes' /proc/PID/net) and the host lost a
     // listener each: missing, and failing, for nobody as for root.
     host.stop("n3 b");
@@ -920,6 +948,25 @@ fn inner_not_checked() {
         [2222, 8082, 8084],
         "{report:#}{}",
         stderr(&out)
+    );
+    assert_eq!(
+        ports_of(&report, "not_checked"),
+        [] as [u64; 0],
+        "{report:#}"
+    );
+    // Root's capture found every namespace there was: its snapshot's audit knows n2 is gone.
+    let root_snapshot = host.state.path().join("root.tar");
+    let root_snapshot = root_snapshot.to_str().unwrap();
+    assert_success(
+        &host.lsports(&["--netns", "all", "capture", root_snapshot]),
+        &["capture"],
+    );
+    let (code, report) = snapshot_audit(&host, root_snapshot, &json);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(
+        ports_of(&report, "missing"),
+        [2222, 8082, 8084],
+        "{report:#}"
     );
     assert_eq!(
         ports_of(&report, "not_checked"),

@@ -431,7 +431,8 @@ fn write_archive<W: Write>(captured: &Captured, out: W) -> io::Result<W> {
     builder.into_inner()
 }
 
-/// `proc/netns/`: the capture's own namespace, and each other one with its tables.
+/// `proc/netns/`: the capture's own namespace, each other one with its tables, those found
+/// but not read, and whether that is every namespace there was.
 fn append_namespaces<W: Write>(
     builder: &mut tar::Builder<W>,
     recording: &Recording,
@@ -447,11 +448,19 @@ fn append_namespaces<W: Write>(
         own.inode.to_string().as_bytes(),
         mtime,
     )?;
-    for ns in std::iter::once(own).chain(&recording.others) {
+    if recording.complete {
+        append_file(builder, "proc/netns/complete", b"", mtime)?;
+    }
+    let unread = recording.unread.iter().map(|ns| (ns, true));
+    let read = std::iter::once(own).chain(&recording.others);
+    for (ns, not_read) in read.map(|ns| (ns, false)).chain(unread) {
         let dir = format!("proc/netns/{}", ns.inode);
         append_dir(builder, &format!("{dir}/"), mtime)?;
         if let Some(name) = &ns.name {
             append_file(builder, &format!("{dir}/name"), name, mtime)?;
+        }
+        if not_read {
+            append_file(builder, &format!("{dir}/unread"), b"", mtime)?;
         }
         for (table, data) in &ns.tables {
             append_file(builder, &format!("{dir}/net/{table}"), data, mtime)?;

@@ -14,6 +14,10 @@
 //!                                 (absent when nothing names it)
 //! proc/netns/INODE/net/TABLE      another namespace's tables (`capture --netns all`; the
 //!                                 capture's own namespace's are proc/net/)
+//! proc/netns/INODE/unread         (empty) a namespace found but not read: an audit of the
+//!                                 snapshot calls its listeners "not checked", not missing
+//! proc/netns/complete             (empty) `--netns all` looked everywhere it needed to:
+//!                                 without it, a namespace may be missing from the snapshot
 //! ```
 //!
 //! `proc/` is laid out like `/proc` itself, so `tar -xf SNAP proc` followed by
@@ -66,6 +70,15 @@ pub enum EntryKind {
     Unknown,
     /// `proc/netns/own`: the inode of the capture's own network namespace.
     NetnsOwn,
+    /// `proc/netns/complete`: the capture looked for every namespace and found all there were
+    /// to find (`--netns all`, nothing it could not look into); absent, a namespace the
+    /// snapshot has no tables for may have existed.
+    NetnsComplete,
+    /// `proc/netns/INODE/unread`: a namespace the capture found but could not read.
+    NetnsUnread {
+        /// The namespace's nsfs inode.
+        inode: u64,
+    },
     /// `proc/netns/INODE/name`: a namespace's name.
     NetnsName {
         /// The namespace's nsfs inode.
@@ -126,10 +139,12 @@ fn netns_entry(rest: &[&[u8]]) -> EntryKind {
     match rest {
         [] => EntryKind::Directory,
         [b"own"] => EntryKind::NetnsOwn,
+        [b"complete"] => EntryKind::NetnsComplete,
         [ns, more @ ..] => match (inode(ns), more) {
             (None, _) => EntryKind::Unknown,
             (Some(_), [] | [b"net"]) => EntryKind::Directory,
             (Some(inode), [b"name"]) => EntryKind::NetnsName { inode },
+            (Some(inode), [b"unread"]) => EntryKind::NetnsUnread { inode },
             (Some(inode), [b"net", table]) => {
                 known(table, &TABLES).map_or(EntryKind::Unknown, |table| EntryKind::NetnsTable {
                     inode,
@@ -235,6 +250,14 @@ mod tests {
     #[test]
     fn namespace_names_are_recognised_and_odd_ones_unknown() {
         assert_eq!(classify(b"proc/netns/own"), Ok(EntryKind::NetnsOwn));
+        assert_eq!(
+            classify(b"proc/netns/complete"),
+            Ok(EntryKind::NetnsComplete)
+        );
+        assert_eq!(
+            classify(b"proc/netns/4026532286/unread"),
+            Ok(EntryKind::NetnsUnread { inode: 4026532286 })
+        );
         assert_eq!(
             classify(b"proc/netns/4026532286/name"),
             Ok(EntryKind::NetnsName { inode: 4026532286 })

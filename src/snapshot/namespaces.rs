@@ -6,7 +6,9 @@
 //! Another namespace's tables are read from `/proc/PID/net/*` of a process living in it
 //! (checked to still live there after the read), else on a thread of their own that enters
 //! it through its bind mount (`setns` moves only that thread, which then ends). Namespaces
-//! only a socket keeps alive are not captured.
+//! only a socket keeps alive are followed by [`super::pinned`]. What could not be read, and
+//! whether every namespace was found, are recorded too, so that an audit of the snapshot
+//! tells listeners gone from listeners not looked for.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -42,6 +44,12 @@ pub struct Recording {
     pub own: Option<Recorded>,
     /// The other chosen namespaces that could be read.
     pub others: Vec<Recorded>,
+    /// The chosen namespaces that could not be read (no tables).
+    pub unread: Vec<Recorded>,
+    /// Whether `--netns all` found every namespace there was: no process whose namespace
+    /// could not be read, no held socket that could not be asked for its own, the mount table
+    /// read. An audit of the snapshot then knows a listener whose namespace it lacks is gone.
+    pub complete: bool,
     /// What could not be read, for the summary.
     pub notes: Vec<String>,
 }
@@ -62,13 +70,14 @@ pub fn record(proc_root: &Path, choice: &NetnsChoice, listed: &HashSet<u64>) -> 
         }),
         ..Recording::default()
     };
-    let chosen = match choose(proc_root, choice) {
+    let (chosen, complete) = match choose(proc_root, choice) {
         Ok(chosen) => chosen,
         Err(why) => {
             recording.notes.push(why);
             return recording;
         }
     };
+    recording.complete = complete;
     for namespace in chosen.iter().filter(|ns| ns.inode != own) {
         recording.add(namespace, tables_of(namespace, proc_root));
     }
@@ -89,10 +98,17 @@ impl Recording {
                 name: namespace.name.clone().map(OsString::into_vec),
                 tables,
             }),
-            Err(why) => self.notes.push(format!(
-                "network namespace {} not captured: {why}",
-                namespace.inode
-            )),
+            Err(why) => {
+                self.notes.push(format!(
+                    "network namespace {} not captured: {why}",
+                    namespace.inode
+                ));
+                self.unread.push(Recorded {
+                    inode: namespace.inode,
+                    name: namespace.name.clone().map(OsString::into_vec),
+                    tables: Vec::new(),
+                });
+            }
         }
     }
 }
@@ -125,10 +141,11 @@ fn table_kind(name: &str) -> (Protocol, Family) {
     (protocol, family)
 }
 
-/// The namespaces `choice` names.
-fn choose(proc_root: &Path, choice: &NetnsChoice) -> Result<Vec<Namespace>, String> {
+/// The namespaces `choice` names, and whether that is every namespace there is (only
+/// `--netns all` can tell, and only when every process's namespace and the mounts were read).
+fn choose(proc_root: &Path, choice: &NetnsChoice) -> Result<(Vec<Namespace>, bool), String> {
     match choice {
-        NetnsChoice::Current => Ok(Vec::new()),
+        NetnsChoice::Current => Ok((Vec::new(), false)),
         NetnsChoice::All => {
             let root = ProcRoot::open(proc_root).map_err(|e| e.to_string())?;
             let discovery = netns::discover(&root).map_err(|e| {
@@ -137,11 +154,12 @@ fn choose(proc_root: &Path, choice: &NetnsChoice) -> Result<Vec<Namespace>, Stri
                     proc_root.display()
                 )
             })?;
-            Ok(discovery.namespaces)
+            let complete = discovery.unreadable.is_empty() && discovery.mounts_error.is_none();
+            Ok((discovery.namespaces, complete))
         }
         _ => match netns::collect::chosen_namespace(proc_root, choice) {
-            Some(chosen) => chosen.map(|ns| vec![ns]),
-            None => Ok(Vec::new()),
+            Some(chosen) => chosen.map(|ns| (vec![ns], false)),
+            None => Ok((Vec::new(), false)),
         },
     }
 }

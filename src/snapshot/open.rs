@@ -233,6 +233,15 @@ impl<'a> Unpacker<'a> {
             EntryKind::FdLink { pid, fd } => self.fd_link(entry, &name, entry_type, pid, fd),
             EntryKind::ExeLink { pid } => self.exe_link(entry, &name, entry_type, pid),
             EntryKind::NetnsOwn => self.netns_file(entry, &name, entry_type, "netns/own".into()),
+            EntryKind::NetnsComplete => {
+                self.netns_file(entry, &name, entry_type, "netns/complete".into())
+            }
+            EntryKind::NetnsUnread { inode } => self.netns_file(
+                entry,
+                &name,
+                entry_type,
+                format!("netns/{inode}/unread").into(),
+            ),
             EntryKind::NetnsName { inode } => self.netns_file(
                 entry,
                 &name,
@@ -277,7 +286,9 @@ impl<'a> Unpacker<'a> {
     /// Refuse more than [`MAX_PROCESSES`] distinct processes, or [`MAX_NAMESPACES`]
     /// namespaces.
     fn count_process(&mut self, kind: &EntryKind) -> Result<(), SnapshotError> {
-        if let EntryKind::NetnsName { inode } | EntryKind::NetnsTable { inode, .. } = *kind
+        if let EntryKind::NetnsName { inode }
+        | EntryKind::NetnsUnread { inode }
+        | EntryKind::NetnsTable { inode, .. } = *kind
             && self.namespaces.insert(inode)
             && self.namespaces.len() > MAX_NAMESPACES
         {

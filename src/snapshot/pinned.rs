@@ -25,6 +25,7 @@ pub fn follow(
     mut known: HashSet<u64>,
 ) {
     let Ok(root) = ProcRoot::open(proc_root) else {
+        recording.complete = false;
         return;
     };
     let held = netns::held_sockets(&root);
@@ -47,6 +48,7 @@ pub fn follow(
         }
     }
     if search.unprobed() > 0 {
+        recording.complete = false;
         recording.notes.push(format!(
             "{} could not be asked for their network namespace (needs root), so a namespace \
              only a socket keeps alive may not be captured",

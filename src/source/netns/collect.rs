@@ -65,8 +65,11 @@ fn all(request: &CollectRequest) -> Collected {
         // those of the namespaces it recorded (none for one captured before namespaces).
         let mut collected = current(request);
         let Some(own) = super::recorded::own(&request.proc_root) else {
+            // Captured without namespaces: none but its own was looked at.
+            collected.coverage.incomplete = true;
             return collected;
         };
+        collected.coverage = super::recorded::coverage(&request.proc_root, own.inode);
         for (ns, mut other) in super::recorded::others(request, own.inode) {
             tag(&mut other.sockets, &ns);
             collected.sockets.append(&mut other.sockets);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::SourceChoice;
 use crate::model::Netns;
+use crate::model::coverage::{Coverage, FoundNetns};
 use crate::source::{self, CollectRequest, Collected};
 
 /// The tree's own namespace, if it recorded one.
@@ -44,6 +45,39 @@ pub fn others(request: &CollectRequest, own: u64) -> Vec<(Arc<Netns>, Collected)
             (named(&request.proc_root, inode), source::collect(&tables))
         })
         .collect()
+}
+
+/// What the capture read, as an audit of the snapshot needs it: the namespaces other than
+/// `own` with tables, those it found but could not read (`netns/INODE/unread`), and whether
+/// it found every namespace there was (`netns/complete`; absent from a capture that was not
+/// `--netns all`, could not look everywhere, or predates the marker).
+pub fn coverage(proc_root: &Path, own: u64) -> Coverage {
+    let found = |inode: u64| FoundNetns {
+        netns: Netns::clone(&named(proc_root, inode)),
+        pids: Vec::new(),
+    };
+    let mut coverage = Coverage {
+        incomplete: !proc_root.join("netns/complete").is_file(),
+        ..Coverage::default()
+    };
+    let Ok(dir) = std::fs::read_dir(proc_root.join("netns")) else {
+        coverage.incomplete = true;
+        return coverage;
+    };
+    let mut inodes: Vec<u64> = dir
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&inode| inode != own)
+        .collect();
+    inodes.sort_unstable();
+    for inode in inodes {
+        let dir = proc_root.join(format!("netns/{inode}"));
+        if dir.join("net").is_dir() {
+            coverage.read.push(found(inode));
+        } else if dir.join("unread").is_file() {
+            coverage.unread.push(found(inode));
+        }
+    }
+    coverage
 }
 
 fn named(proc_root: &Path, inode: u64) -> Arc<Netns> {
