@@ -33,6 +33,23 @@ fn bogus_source_is_usage_error() {
 }
 
 #[test]
+fn a_netns_path_that_is_no_namespace_is_refused_as_such() {
+    // An ordinary file has an inode too: it must not be taken for a namespace that is gone.
+    let out = run_host(&["--netns", "/etc/hostname", "-ltn"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("/etc/hostname is not a network namespace"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("no longer exists"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn version_prints_the_version() {
     for flag in ["--version", "-V"] {
         let out = run_host(&[flag]);

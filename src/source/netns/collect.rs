@@ -390,6 +390,13 @@ fn target_namespace(proc_root: &Path, target: Target) -> Result<Namespace, Strin
                 terminal_safe(stat_path.as_os_str().as_bytes())
             )
         })?;
+    if !is_nsfs(&stat_path) {
+        return Err(format!(
+            "{} is not a network namespace (name an `ip netns` namespace, a bind mount of one, \
+             or /proc/PID/ns/net)",
+            terminal_safe(stat_path.as_os_str().as_bytes())
+        ));
+    }
     let mut namespace = Namespace::new(inode);
     match target {
         Target::Mount(path) => namespace.mounts.push(path),
@@ -397,6 +404,14 @@ fn target_namespace(proc_root: &Path, target: Target) -> Result<Namespace, Strin
     }
     namespace.name = mount_names(proc_root).get(&inode).cloned();
     Ok(namespace)
+}
+
+/// Whether `path` (followed) is a file of the namespace filesystem: an ordinary file's inode
+/// would otherwise be taken for a namespace that "no longer exists".
+fn is_nsfs(path: &Path) -> bool {
+    /// `NSFS_MAGIC` (linux/magic.h).
+    const NSFS_MAGIC: u64 = 0x6e73_6673;
+    rustix::fs::statfs(path).is_ok_and(|fs| fs.f_type as u64 == NSFS_MAGIC)
 }
 
 fn describe_choice(choice: &NetnsChoice) -> String {
