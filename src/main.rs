@@ -19,7 +19,9 @@ fn main() -> ExitCode {
         }
     };
     let mut stdout = io::BufWriter::with_capacity(64 * 1024, standard_output(stdout_closed));
-    let mut stderr = io::stderr().lock();
+    // Every message is escaped where it quotes a name, but one that forgets must still not
+    // reach the terminal raw: the last line of defence.
+    let mut stderr = lsports::text::sanitize::SafeLines(io::stderr().lock());
     for note in &config.notes {
         let _ = writeln!(stderr, "lsports: {note}");
     }

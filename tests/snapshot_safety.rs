@@ -117,6 +117,22 @@ fn a_hostile_file_that_is_no_tar_archive_is_refused_with_its_bytes_escaped() {
     );
 }
 
+#[test]
+fn a_snapshot_path_with_controls_is_escaped_in_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Missing (cannot read), and present but no archive (not a snapshot).
+    let missing = dir.path().join("\x1b[31mgone\x07.tar");
+    let junk = dir.path().join("\x1b]0;title\x07.tar");
+    fs::write(&junk, b"not a tar").unwrap();
+    for file in [&missing, &junk] {
+        let out = run_host(&["--snapshot", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_utf8(&out));
+        let err = stderr_utf8(&out);
+        assert!(!has_raw_controls(&err), "raw controls on stderr: {err:?}");
+        assert!(err.contains(r"\e"), "{err}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile archives: bounded memory and time
 

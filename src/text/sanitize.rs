@@ -188,8 +188,43 @@ fn push_hex_byte(out: &mut String, byte: u8) {
     let _ = write!(out, "\\x{byte:02X}");
 }
 
+/// A writer that passes text on with every terminal-unsafe character of each line escaped as
+/// [`terminal_safe`] does, line breaks kept: stderr's last line of defence against a message
+/// that quotes a hostile name (a path, a file's bytes) unescaped. Text with nothing unsafe in
+/// it, nearly all, is written as it is, escapes included.
+#[derive(Debug)]
+pub struct SafeLines<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for SafeLines<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for (i, line) in buf.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                self.0.write_all(b"\n")?;
+            }
+            match std::str::from_utf8(line) {
+                Ok(text) if !text.chars().any(is_terminal_unsafe) => self.0.write_all(line)?,
+                _ => self.0.write_all(terminal_safe(line).as_bytes())?,
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn safe_lines_escape_controls_but_keep_line_breaks_and_safe_text() {
+        use std::io::Write;
+        let mut out = SafeLines(Vec::new());
+        write!(out, "plain \\e stays\nbad \x1b[31m\u{202E}x\n").unwrap();
+        let text = String::from_utf8(out.0).unwrap();
+        assert_eq!(text, "plain \\e stays\nbad \\e[31m\\u{202E}x\n");
+    }
+
     use super::*;
 
     fn safe(bytes: &[u8]) -> String {
