@@ -151,12 +151,25 @@ static __u32 reader_pid(struct task_struct *task)
 }
 
 /*
- * Whether `file` is a socket: an inode of the socket filesystem. A path opened with O_PATH on a
- * socket in another filesystem has the socket mode too, but is not one. Every field is read
- * with bpf_probe_read_kernel, so the same code serves a file the kernel handed over and one
- * read out of a descriptor table.
+ * Bytes of a file read at once, the members the walk reads taken out of the copy (FROM_COPY):
+ * f_op, private_data and f_inode lie in the first 48 since Linux 6.13 (and the walk's stack is
+ * too tight for more: 512 bytes across task_fd_walk, visit_fds and emit); on older kernels a
+ * member beyond is read on its own.
  */
-static int is_socket(struct file *file)
+#define FILE_COPY 48
+
+/* A file's first FILE_COPY bytes. */
+struct file_head {
+	char bytes[FILE_COPY];
+} __attribute__((aligned(8)));
+
+/*
+ * Whether `file`, whose first bytes are `head`, is a socket: an inode of the socket filesystem.
+ * A path opened with O_PATH on a socket in another filesystem has the socket mode too, but is
+ * not one. Every field is read with bpf_probe_read_kernel, so the same code serves a file the
+ * kernel handed over and one read out of a descriptor table.
+ */
+static int is_socket(struct file *file, const struct file_head *head)
 {
 	const struct file_operations *f_op = 0;
 	struct inode *inode = 0;
@@ -164,11 +177,12 @@ static int is_socket(struct file *file)
 	unsigned short mode = 0;
 	unsigned long magic = 0;
 
-	if (bpf_probe_read_kernel(&f_op, sizeof(f_op), &file->f_op))
+	FROM_COPY(f_op, head->bytes, file, f_op);
+	if (!f_op)
 		return 0;
 	if (socket_fops)
 		return f_op == socket_fops;
-	bpf_probe_read_kernel(&inode, sizeof(inode), &file->f_inode);
+	FROM_COPY(inode, head->bytes, file, f_inode);
 	if (!inode)
 		return 0;
 	bpf_probe_read_kernel(&mode, sizeof(mode), &inode->i_mode);
@@ -184,13 +198,13 @@ static int is_socket(struct file *file)
 	return 1;
 }
 
-/* The sock behind socket file `file`, or 0. */
-static struct sock *sock_of(struct file *file)
+/* The sock behind socket file `file`, whose first bytes are `head`, or 0. */
+static __always_inline struct sock *sock_of(struct file *file, const struct file_head *head)
 {
 	struct socket *socket = 0;
 	struct sock *sk = 0;
 
-	bpf_probe_read_kernel(&socket, sizeof(socket), &file->private_data);
+	FROM_COPY(socket, head->bytes, file, private_data);
 	if (!socket)
 		return 0;
 	bpf_probe_read_kernel(&sk, sizeof(sk), &socket->sk);
@@ -212,33 +226,62 @@ static __u32 netns_of(struct sock *sk)
 	return inum;
 }
 
+/* What fill filled in. */
+#define FILLED_NOTHING 0
+#define FILLED_RECORD 1
+#define FILLED_SOCKET 2
+
 /*
- * Write the record of socket `file`, descriptor `fd` of process `pid` started at `start`,
- * followed by the socket's own record where emit_sockets asks for it.
+ * Fill `out`, whose record's pid, fd and start the caller set, for socket `file` (whose first
+ * bytes are `head`): its record, followed by the socket's own where emit_sockets asks for it.
+ * Returns what to write: FILLED_NOTHING, FILLED_RECORD or FILLED_SOCKET (the record and the
+ * socket's). Codes, not sizes: a size known equal to a constant can be passed on by the compiler
+ * in place of the constant, and bpf_seq_write's size must be bounded for the verifier.
  */
-static void emit(struct seq_file *seq, __u32 pid, __u32 fd, __u64 start, struct file *file)
+static __always_inline int fill(struct record_with_socket *out, struct file *file,
+				  const struct file_head *head)
 {
-	struct record_with_socket out = {};
-	struct record *record = &out.record;
+	struct record *record = &out->record;
 	struct inode *inode = 0;
 	struct sock *sk;
 
-	record->pid = pid;
-	record->fd = fd;
-	record->start = start;
-	bpf_probe_read_kernel(&inode, sizeof(inode), &file->f_inode);
+	FROM_COPY(inode, head->bytes, file, f_inode);
 	if (!inode)
-		return;
+		return FILLED_NOTHING;
 	bpf_probe_read_kernel(&record->inode, sizeof(record->inode), &inode->i_ino);
-	sk = sock_of(file);
+	sk = sock_of(file, head);
 	record->netns = netns_of(sk);
+	/* The namespace and inode just read are the socket's: read_socket need not read them. */
 	if (emit_sockets && sk && record->netns != sockets_except_netns &&
-	    read_socket((struct sock_common *)sk, &out.socket) == 0) {
-		record->extra = sizeof(out.socket);
-		bpf_seq_write(seq, &out, sizeof(out));
-		return;
+	    read_socket_with((struct sock_common *)sk, &out->socket, record->netns, record->inode) == 0) {
+		record->extra = sizeof(out->socket);
+		return FILLED_SOCKET;
 	}
-	bpf_seq_write(seq, record, sizeof(*record));
+	return FILLED_RECORD;
+}
+
+/*
+ * fill, as a global function (`file` is its address): the verifier checks a global function
+ * once, where it checks a static one again at every call site, and visit_fds' loop, unrolled,
+ * has eight; that was most of the time the fd walk's program took to load (~20 ms, before the
+ * walk can begin). A global function may take pointers from Linux 5.12, and only the fd walk
+ * (Linux 5.17) calls this one.
+ */
+__attribute__((noinline)) int fill_once(struct record_with_socket *out, __u64 file,
+					const struct file_head *head)
+{
+	if (!out || !head)
+		return FILLED_NOTHING;
+	return fill(out, (struct file *)file, head);
+}
+
+/* Write what fill or fill_once filled in `out` (`filled`). */
+static __always_inline void write(struct seq_file *seq, struct record_with_socket *out, int filled)
+{
+	if (filled == FILLED_SOCKET)
+		bpf_seq_write(seq, out, sizeof(*out));
+	else if (filled == FILLED_RECORD)
+		bpf_seq_write(seq, &out->record, sizeof(out->record));
 }
 
 /* Thread-group leaders only: a thread with its own fd table is not what /proc/PID/fd shows. */
@@ -267,8 +310,17 @@ static long visit_fds(__u32 step, struct walk *walk)
 	if (bpf_probe_read_kernel(files, sizeof(files), (void *)(walk->fds + (__u64)first * 8)))
 		return 1;
 	for (int i = 0; i < FDS_PER_STEP; i++) {
-		if ((open >> i) & 1 && files[i] && is_socket(files[i]))
-			emit(walk->seq, walk->pid, first + i, walk->start, files[i]);
+		struct file_head head;
+		struct record_with_socket out = {};
+
+		if (!((open >> i) & 1) || !files[i])
+			continue;
+		if (bpf_probe_read_kernel(&head, sizeof(head), files[i]) || !is_socket(files[i], &head))
+			continue;
+		out.record.pid = walk->pid;
+		out.record.fd = first + i;
+		out.record.start = walk->start;
+		write(walk->seq, &out, fill_once(&out, (__u64)files[i], &head));
 	}
 	return 0;
 }
@@ -343,16 +395,20 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
-	__u32 pid;
+	struct record_with_socket out = {};
+	struct file_head head;
 
 	if (!task || !file || !is_leader(task))
 		return 0;
-	if (!is_socket(file))
+	if (bpf_probe_read_kernel(&head, sizeof(head), file) || !is_socket(file, &head))
 		return 0;
-	pid = reader_pid(task);
-	if (!pid)
+	out.record.pid = reader_pid(task);
+	if (!out.record.pid)
 		return 0;
-	emit(ctx->meta->seq, pid, ctx->fd, task->start_boottime, file);
+	out.record.fd = ctx->fd;
+	out.record.start = task->start_boottime;
+	/* The static fill: this program serves kernels older than global functions' pointers. */
+	write(ctx->meta->seq, &out, fill(&out, file, &head));
 	return 0;
 }
 

@@ -247,36 +247,101 @@ struct inet_timewait_sock___rec {
 /* Read the member `field` of `*(s)` into `dst` (same size); on failure `dst` stays as is. */
 #define READ_INTO(dst, s, field) bpf_probe_read_kernel(&(dst), sizeof(dst), &(s)->field)
 
+/*
+ * Copy `size` bytes (1, 2, 4, 8 or 16) from `src` to `dst`, both aligned to their size (8 for
+ * 16): one load and store each, where a memcpy at an offset unknown when compiling goes a byte
+ * at a time, and every instruction is one more for the verifier to walk.
+ */
+static __always_inline void copy_aligned(void *dst, const void *src, __u32 size)
+{
+	if (size == 1)
+		*(__u8 *)dst = *(const __u8 *)src;
+	else if (size == 2)
+		*(__u16 *)dst = *(const __u16 *)src;
+	else if (size == 4)
+		*(__u32 *)dst = *(const __u32 *)src;
+	else if (size == 8)
+		*(__u64 *)dst = *(const __u64 *)src;
+	else if (size == 16) {
+		((__u64 *)dst)[0] = ((const __u64 *)src)[0];
+		((__u64 *)dst)[1] = ((const __u64 *)src)[1];
+	}
+}
+
+/*
+ * Take the member `field` of `*(s)` into `dst` (same size) out of `copy`, a char array (8-byte
+ * aligned) holding the first sizeof(copy) bytes of `*(s)`; a member beyond the copy on the
+ * running kernel is read on its own. One bpf_probe_read_kernel of a struct's leading bytes
+ * costs about what one of a single member does. The offset is a CO-RE relocation: a constant
+ * once loaded, so the verifier sees a fixed stack offset and prunes the branch not taken.
+ */
+#define FROM_COPY(dst, copy, s, field)                                                     \
+	({                                                                                 \
+		__u32 at_ = __builtin_preserve_field_info((s)->field, FIELD_BYTE_OFFSET);   \
+		if (at_ + sizeof(dst) <= sizeof(copy))                                     \
+			copy_aligned(&(dst), (const char *)(copy) + at_, sizeof(dst));      \
+		else                                                                       \
+			READ_INTO(dst, s, field);                                          \
+	})
+
+/* READ_BITFIELD, out of `copy` as FROM_COPY (the load is as wide as the kernel's unit). */
+#define BITFIELD_FROM_COPY(copy, s, field)                                                  \
+	({                                                                                  \
+		__u64 bits_ = 0;                                                            \
+		__u32 at_ = __builtin_preserve_field_info((s)->field, FIELD_BYTE_OFFSET);    \
+		__u32 size_ = __builtin_preserve_field_info((s)->field, FIELD_BYTE_SIZE);    \
+		if (at_ + 8 > sizeof(copy))                                                 \
+			bits_ = READ_BITFIELD(s, field);                                    \
+		else {                                                                      \
+			copy_aligned(&bits_, (const char *)(copy) + at_, size_);            \
+			bits_ <<= __builtin_preserve_field_info((s)->field, FIELD_LSHIFT_U64); \
+			bits_ >>= __builtin_preserve_field_info((s)->field, FIELD_RSHIFT_U64); \
+		}                                                                           \
+		bits_;                                                                      \
+	})
+
+/*
+ * Bytes of sock_common copied at once: every member read_socket takes from it lies in its
+ * first 88 on 64-bit kernels since Linux 5.x (the IPv6 addresses last; the fd walk's stack
+ * has no room for more).
+ */
+#define COMMON_COPY 88
+
 static __always_inline __u16 swap16(__u16 value)
 {
 	return __builtin_bswap16(value);
 }
 
-/* Family, ports, addresses and device: what every kind of socket has. */
-static __always_inline void read_common(struct sock_common___rec *skc, struct socket_record *out)
+/* Family, ports, addresses and device: what every kind of socket has, out of its `copy`. */
+static __always_inline void read_common(struct sock_common___rec *skc, const char *copy_bytes,
+					struct socket_record *out)
 {
+	/* FROM_COPY needs the array's size: view the caller's copy as one again. */
+	const char(*copy)[COMMON_COPY] = (const char(*)[COMMON_COPY])copy_bytes;
 	__u16 dport = 0;
 
-	READ_INTO(out->local_port, skc, skc_num);
-	READ_INTO(dport, skc, skc_dport);
+	FROM_COPY(out->local_port, *copy, skc, skc_num);
+	FROM_COPY(dport, *copy, skc, skc_dport);
 	out->remote_port = swap16(dport);
-	READ_INTO(out->bound_dev_if, skc, skc_bound_dev_if);
+	FROM_COPY(out->bound_dev_if, *copy, skc, skc_bound_dev_if);
 	if (out->family == AF_INET6) {
-		READ_INTO(out->local_addr, skc, skc_v6_rcv_saddr);
-		READ_INTO(out->remote_addr, skc, skc_v6_daddr);
+		FROM_COPY(out->local_addr, *copy, skc, skc_v6_rcv_saddr);
+		FROM_COPY(out->remote_addr, *copy, skc, skc_v6_daddr);
 	} else {
-		bpf_probe_read_kernel(out->local_addr, 4, &skc->skc_rcv_saddr);
-		bpf_probe_read_kernel(out->remote_addr, 4, &skc->skc_daddr);
+		__u32 local = 0, remote = 0;
+
+		FROM_COPY(local, *copy, skc, skc_rcv_saddr);
+		FROM_COPY(remote, *copy, skc, skc_daddr);
+		__builtin_memcpy(out->local_addr, &local, 4);
+		__builtin_memcpy(out->remote_addr, &remote, 4);
 	}
 }
 
-/* The network namespace's inode. */
-static __always_inline __u32 netns_inum(struct sock_common___rec *skc)
+/* The inode of the network namespace `net`, 0 for none. */
+static __always_inline __u32 net_inum(struct net___rec *net)
 {
-	struct net___rec *net = 0;
 	__u32 inum = 0;
 
-	READ_INTO(net, skc, skc_net.net);
 	if (net)
 		READ_INTO(inum, net, ns.inum);
 	return inum;
@@ -349,25 +414,34 @@ static __always_inline void read_queues(struct sock___rec *sk, struct socket_rec
 }
 
 /*
- * Fill `out` (which the caller zeroed) with the socket at `skc`, any of a full, TIME_WAIT or
+ * Fill `out` (which the caller zeroed) with the socket at `socket`, any of a full, TIME_WAIT or
  * request socket. Returns 0, or -1 when it is not an IPv4/IPv6 TCP or UDP socket (`out` is
- * then partly filled and must not be used). The caller sets nothing: netns, family, protocol
- * and state are all read here.
+ * then partly filled and must not be used). `netns` and `inode` are what the caller already
+ * read of the socket (a walk holding its file: the file's inode is sock_i_ino's), 0 for "read
+ * them here"; family, protocol and state are always read here.
  */
-static __always_inline int read_socket(struct sock_common *socket, struct socket_record *out)
+static __always_inline int read_socket_with(struct sock_common *socket, struct socket_record *out,
+					    __u32 netns, __u64 inode)
 {
 	struct sock_common___rec *skc = (struct sock_common___rec *)socket;
 	struct sock___rec *sk = (struct sock___rec *)socket;
+	char copy[COMMON_COPY] __attribute__((aligned(8)));
 	unsigned short family = 0, type = 0, protocol = 0;
 	unsigned char state = 0;
+	struct net___rec *net = 0;
 
-	READ_INTO(family, skc, skc_family);
-	READ_INTO(state, skc, skc_state);
+	bpf_probe_read_kernel(copy, sizeof(copy), socket);
+	FROM_COPY(family, copy, skc, skc_family);
+	FROM_COPY(state, copy, skc, skc_state);
 	if (family != AF_INET && family != AF_INET6)
 		return -1;
 	out->family = family;
-	out->netns = netns_inum(skc);
-	read_common(skc, out);
+	if (!netns) {
+		FROM_COPY(net, copy, skc, skc_net.net);
+		netns = net_inum(net);
+	}
+	out->netns = netns;
+	read_common(skc, copy, out);
 	/* Only TCP has TIME_WAIT and request sockets (sk_fullsock is false for these two). */
 	if (state == TCP_TIME_WAIT) {
 		out->protocol = IPPROTO_TCP;
@@ -389,13 +463,19 @@ static __always_inline int read_socket(struct sock_common *socket, struct socket
 		return -1;
 	out->state = state;
 	out->flags = RECORD_FULL;
-	if (family == AF_INET6 && READ_BITFIELD(skc, skc_ipv6only))
+	if (family == AF_INET6 && BITFIELD_FROM_COPY(copy, skc, skc_ipv6only))
 		out->flags |= RECORD_V6ONLY;
 	READ_INTO(out->uid, sk, sk_uid.val);
-	out->inode = inode_of(sk);
+	out->inode = inode ? inode : inode_of(sk);
 	out->cgroup_id = cgroup_id_of(sk);
 	read_queues(sk, out);
 	return 0;
+}
+
+/* read_socket_with, reading everything: for a socket reached through no file. */
+static __always_inline int read_socket(struct sock_common *socket, struct socket_record *out)
+{
+	return read_socket_with(socket, out, 0, 0);
 }
 
 #endif
