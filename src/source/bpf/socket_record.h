@@ -269,20 +269,25 @@ static __always_inline void copy_aligned(void *dst, const void *src, __u32 size)
 }
 
 /*
- * Take the member `field` of `*(s)` into `dst` (same size) out of `copy`, a char array (8-byte
- * aligned) holding the first sizeof(copy) bytes of `*(s)`; a member beyond the copy on the
- * running kernel is read on its own. One bpf_probe_read_kernel of a struct's leading bytes
- * costs about what one of a single member does. The offset is a CO-RE relocation: a constant
- * once loaded, so the verifier sees a fixed stack offset and prunes the branch not taken.
+ * Take the member `field` of `*(s)` into `dst` (same size) out of `window`, a char array
+ * (8-byte aligned) holding sizeof(window) bytes of `*(s)` from offset `from` on (a multiple of
+ * 8); a member outside the window on the running kernel is read on its own. One
+ * bpf_probe_read_kernel of a span costs about what one of a single member does, and the walk
+ * spends most on those calls. The offset is a CO-RE relocation: a constant once loaded, so the
+ * verifier sees a fixed stack offset and prunes the branch not taken.
  */
-#define FROM_COPY(dst, copy, s, field)                                                     \
+#define FROM_WINDOW(dst, window, from, s, field)                                           \
 	({                                                                                 \
 		__u32 at_ = __builtin_preserve_field_info((s)->field, FIELD_BYTE_OFFSET);   \
-		if (at_ + sizeof(dst) <= sizeof(copy))                                     \
-			copy_aligned(&(dst), (const char *)(copy) + at_, sizeof(dst));      \
+		if (at_ >= (from) && at_ - (from) + sizeof(dst) <= sizeof(window))         \
+			copy_aligned(&(dst), (const char *)(window) + (at_ - (from)),       \
+				     sizeof(dst));                                          \
 		else                                                                       \
 			READ_INTO(dst, s, field);                                          \
 	})
+
+/* FROM_WINDOW of a copy of the struct's first bytes. */
+#define FROM_COPY(dst, copy, s, field) FROM_WINDOW(dst, copy, 0, s, field)
 
 /* READ_BITFIELD, out of `copy` as FROM_COPY (the load is as wide as the kernel's unit). */
 #define BITFIELD_FROM_COPY(copy, s, field)                                                  \
@@ -382,9 +387,26 @@ static __always_inline __u64 cgroup_id_of(struct sock___rec *sk)
 	return id;
 }
 
-/* tcp_diag_get_info and udp_diag_get_info: the two queues of a full socket. */
-static __always_inline void read_queues(struct sock___rec *sk, struct socket_record *out)
+/*
+ * The window of a full socket read at once after sock_common: from sk_uid on, it holds
+ * sk_protocol and sk_type, and a listener's sk_ack_backlog and sk_max_ack_backlog (Linux 6.8
+ * and later group them so; on older kernels what lies outside is read on its own).
+ */
+#define SOCK_WINDOW COMMON_COPY
+
+/* The offset of the window's first byte in struct sock. */
+#define SOCK_WINDOW_FROM(sk) (__builtin_preserve_field_info((sk)->sk_uid, FIELD_BYTE_OFFSET) & ~7u)
+
+/*
+ * tcp_diag_get_info and udp_diag_get_info: the two queues of a full socket (`window` as
+ * SOCK_WINDOW says).
+ */
+static __always_inline void read_queues(struct sock___rec *sk, const char *window_bytes,
+					struct socket_record *out)
 {
+	const char(*window)[SOCK_WINDOW] = (const char(*)[SOCK_WINDOW])window_bytes;
+	__u32 from = SOCK_WINDOW_FROM(sk);
+
 	if (out->protocol == IPPROTO_UDP) {
 		int rmem = 0, deficit = 0, wmem = 0;
 		struct udp_sock___rec *up = (struct udp_sock___rec *)sk;
@@ -396,8 +418,8 @@ static __always_inline void read_queues(struct sock___rec *sk, struct socket_rec
 		out->recv_q = rmem - deficit;
 		out->send_q = wmem - 1;
 	} else if (out->state == TCP_LISTEN) {
-		READ_INTO(out->recv_q, sk, sk_ack_backlog);
-		READ_INTO(out->send_q, sk, sk_max_ack_backlog);
+		FROM_WINDOW(out->recv_q, *window, from, sk, sk_ack_backlog);
+		FROM_WINDOW(out->send_q, *window, from, sk, sk_max_ack_backlog);
 	} else {
 		struct tcp_sock___rec *tp = (struct tcp_sock___rec *)sk;
 		__u32 rcv_nxt = 0, copied_seq = 0, write_seq = 0, snd_una = 0;
@@ -427,7 +449,7 @@ static __always_inline int read_socket_with(struct sock_common *socket, struct s
 	struct sock___rec *sk = (struct sock___rec *)socket;
 	char copy[COMMON_COPY] __attribute__((aligned(8)));
 	unsigned short family = 0, type = 0, protocol = 0;
-	unsigned char state = 0;
+	unsigned char state = 0, v6only = 0;
 	struct net___rec *net = 0;
 
 	bpf_probe_read_kernel(copy, sizeof(copy), socket);
@@ -453,8 +475,12 @@ static __always_inline int read_socket_with(struct sock_common *socket, struct s
 		out->state = TCP_SYN_RECV;
 		return 0;
 	}
-	READ_INTO(type, sk, sk_type);
-	READ_INTO(protocol, sk, sk_protocol);
+	if (family == AF_INET6 && BITFIELD_FROM_COPY(copy, skc, skc_ipv6only))
+		v6only = 1;
+	/* Done with sock_common: the copy's bytes now hold SOCK_WINDOW. */
+	bpf_probe_read_kernel(copy, sizeof(copy), (const char *)sk + SOCK_WINDOW_FROM(sk));
+	FROM_WINDOW(type, copy, SOCK_WINDOW_FROM(sk), sk, sk_type);
+	FROM_WINDOW(protocol, copy, SOCK_WINDOW_FROM(sk), sk, sk_protocol);
 	if (protocol == IPPROTO_TCP && type == SOCK_STREAM)
 		out->protocol = IPPROTO_TCP;
 	else if (protocol == IPPROTO_UDP && type == SOCK_DGRAM)
@@ -463,12 +489,12 @@ static __always_inline int read_socket_with(struct sock_common *socket, struct s
 		return -1;
 	out->state = state;
 	out->flags = RECORD_FULL;
-	if (family == AF_INET6 && BITFIELD_FROM_COPY(copy, skc, skc_ipv6only))
+	if (v6only)
 		out->flags |= RECORD_V6ONLY;
-	READ_INTO(out->uid, sk, sk_uid.val);
+	FROM_WINDOW(out->uid, copy, SOCK_WINDOW_FROM(sk), sk, sk_uid.val);
 	out->inode = inode ? inode : inode_of(sk);
 	out->cgroup_id = cgroup_id_of(sk);
-	read_queues(sk, out);
+	read_queues(sk, copy, out);
 	return 0;
 }
 
