@@ -61,10 +61,30 @@ struct record {
 	__u32 extra;
 };
 
-/* A record followed by its socket's own record. */
+/*
+ * Bytes of a file read at once, the members the walk reads taken out of the copy (FROM_COPY):
+ * f_op, private_data and f_inode lie in the first 48 on recent kernels (6.18: 8, 24 and 32);
+ * where one lies beyond, it is read on its own. No more: the walk's stack is tight (see
+ * record_with_socket).
+ */
+#define FILE_COPY 48
+
+/* A file's first FILE_COPY bytes. */
+struct file_head {
+	char bytes[FILE_COPY];
+} __attribute__((aligned(8)));
+
+/*
+ * A record followed by its socket's own record. Until fill reads the socket, `socket`'s bytes
+ * hold the file's first ones (`head`) instead: task_fd_walk, visit_fds and fill_once share
+ * 512 bytes of stack, and a kernel may count the global function's frame in.
+ */
 struct record_with_socket {
 	struct record record;
-	struct socket_record socket;
+	union {
+		struct socket_record socket;
+		struct file_head head;
+	};
 };
 
 /*
@@ -151,19 +171,6 @@ static __u32 reader_pid(struct task_struct *task)
 }
 
 /*
- * Bytes of a file read at once, the members the walk reads taken out of the copy (FROM_COPY):
- * f_op, private_data and f_inode lie in the first 48 since Linux 6.13 (and the walk's stack is
- * too tight for more: 512 bytes across task_fd_walk, visit_fds and emit); on older kernels a
- * member beyond is read on its own.
- */
-#define FILE_COPY 48
-
-/* A file's first FILE_COPY bytes. */
-struct file_head {
-	char bytes[FILE_COPY];
-} __attribute__((aligned(8)));
-
-/*
  * Whether `file`, whose first bytes are `head`, is a socket: an inode of the socket filesystem.
  * A path opened with O_PATH on a socket in another filesystem has the socket mode too, but is
  * not one. Every field is read with bpf_probe_read_kernel, so the same code serves a file the
@@ -232,24 +239,25 @@ static __u32 netns_of(struct sock *sk)
 #define FILLED_SOCKET 2
 
 /*
- * Fill `out`, whose record's pid, fd and start the caller set, for socket `file` (whose first
- * bytes are `head`): its record, followed by the socket's own where emit_sockets asks for it.
+ * Fill `out`, whose record's pid, fd and start the caller set and whose `head` holds the first
+ * bytes of socket `file`: its record, followed by the socket's own where emit_sockets asks.
  * Returns what to write: FILLED_NOTHING, FILLED_RECORD or FILLED_SOCKET (the record and the
  * socket's). Codes, not sizes: a size known equal to a constant can be passed on by the compiler
  * in place of the constant, and bpf_seq_write's size must be bounded for the verifier.
  */
-static __always_inline int fill(struct record_with_socket *out, struct file *file,
-				  const struct file_head *head)
+static __always_inline int fill(struct record_with_socket *out, struct file *file)
 {
 	struct record *record = &out->record;
 	struct inode *inode = 0;
 	struct sock *sk;
 
-	FROM_COPY(inode, head->bytes, file, f_inode);
+	FROM_COPY(inode, out->head.bytes, file, f_inode);
 	if (!inode)
 		return FILLED_NOTHING;
 	bpf_probe_read_kernel(&record->inode, sizeof(record->inode), &inode->i_ino);
-	sk = sock_of(file, head);
+	sk = sock_of(file, &out->head);
+	/* Done with the head: read_socket_with wants the socket's bytes zeroed. */
+	__builtin_memset(&out->socket, 0, sizeof(out->socket));
 	record->netns = netns_of(sk);
 	/* The namespace and inode just read are the socket's: read_socket need not read them. */
 	if (emit_sockets && sk && record->netns != sockets_except_netns &&
@@ -267,12 +275,11 @@ static __always_inline int fill(struct record_with_socket *out, struct file *fil
  * walk can begin). A global function may take pointers from Linux 5.12, and only the fd walk
  * (Linux 5.17) calls this one.
  */
-__attribute__((noinline)) int fill_once(struct record_with_socket *out, __u64 file,
-					const struct file_head *head)
+__attribute__((noinline)) int fill_once(struct record_with_socket *out, __u64 file)
 {
-	if (!out || !head)
+	if (!out)
 		return FILLED_NOTHING;
-	return fill(out, (struct file *)file, head);
+	return fill(out, (struct file *)file);
 }
 
 /* Write what fill or fill_once filled in `out` (`filled`). */
@@ -310,17 +317,17 @@ static long visit_fds(__u32 step, struct walk *walk)
 	if (bpf_probe_read_kernel(files, sizeof(files), (void *)(walk->fds + (__u64)first * 8)))
 		return 1;
 	for (int i = 0; i < FDS_PER_STEP; i++) {
-		struct file_head head;
 		struct record_with_socket out = {};
 
 		if (!((open >> i) & 1) || !files[i])
 			continue;
-		if (bpf_probe_read_kernel(&head, sizeof(head), files[i]) || !is_socket(files[i], &head))
+		if (bpf_probe_read_kernel(&out.head, sizeof(out.head), files[i]) ||
+		    !is_socket(files[i], &out.head))
 			continue;
 		out.record.pid = walk->pid;
 		out.record.fd = first + i;
 		out.record.start = walk->start;
-		write(walk->seq, &out, fill_once(&out, (__u64)files[i], &head));
+		write(walk->seq, &out, fill_once(&out, (__u64)files[i]));
 	}
 	return 0;
 }
@@ -396,11 +403,10 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct record_with_socket out = {};
-	struct file_head head;
 
 	if (!task || !file || !is_leader(task))
 		return 0;
-	if (bpf_probe_read_kernel(&head, sizeof(head), file) || !is_socket(file, &head))
+	if (bpf_probe_read_kernel(&out.head, sizeof(out.head), file) || !is_socket(file, &out.head))
 		return 0;
 	out.record.pid = reader_pid(task);
 	if (!out.record.pid)
@@ -408,7 +414,7 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 	out.record.fd = ctx->fd;
 	out.record.start = task->start_boottime;
 	/* The static fill: this program serves kernels older than global functions' pointers. */
-	write(ctx->meta->seq, &out, fill(&out, file, &head));
+	write(ctx->meta->seq, &out, fill(&out, file));
 	return 0;
 }
 

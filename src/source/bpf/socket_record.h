@@ -307,8 +307,8 @@ static __always_inline void copy_aligned(void *dst, const void *src, __u32 size)
 
 /*
  * Bytes of sock_common copied at once: every member read_socket takes from it lies in its
- * first 88 on 64-bit kernels since Linux 5.x (the IPv6 addresses last; the fd walk's stack
- * has no room for more).
+ * first 88 on 64-bit kernels (the IPv6 addresses last, at 56 and 72); no more, for the fd
+ * walk's stack is tight (task_sockets.bpf.c's record_with_socket).
  */
 #define COMMON_COPY 88
 
@@ -389,8 +389,8 @@ static __always_inline __u64 cgroup_id_of(struct sock___rec *sk)
 
 /*
  * The window of a full socket read at once after sock_common: from sk_uid on, it holds
- * sk_protocol and sk_type, and a listener's sk_ack_backlog and sk_max_ack_backlog (Linux 6.8
- * and later group them so; on older kernels what lies outside is read on its own).
+ * sk_protocol and sk_type, and a listener's sk_ack_backlog and sk_max_ack_backlog on recent
+ * kernels (6.18: 528, 532, 534, 600 and 604); what lies outside it is read on its own.
  */
 #define SOCK_WINDOW COMMON_COPY
 
