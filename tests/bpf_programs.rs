@@ -406,6 +406,26 @@ sys.stdin.read()
     };
     let (said, by_kernel) = listing("bpf");
     let (_, by_walk) = listing("walk");
+    // The library's own scan (no thread of its own, as when none can be made) falls back too.
+    let wanted: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| {
+            let link = std::fs::read_link(fd.ok()?.path()).ok()?;
+            lsports::process::fdscan::parse_socket_link(link.as_os_str().as_encoded_bytes())
+        })
+        .collect();
+    assert_eq!(wanted.len(), 1100);
+    let (scan, ran) = bpf::scan_ran(Path::new("/proc"), &wanted, None).unwrap();
+    assert_eq!(ran.variant, bpf::Variant::TaskFile);
+    assert!(matches!(
+        ran.not_walked,
+        Some(bpf::BpfUnavailable::TooManySockets)
+    ));
+    let held: HashSet<u64> = (wanted.iter())
+        .filter(|&&inode| matches!(scan.holders.of(inode), [one] if one.pid == pid))
+        .copied()
+        .collect();
+    assert_eq!(held, wanted, "every socket, held once, by its process");
     drop(child.stdin.take());
     let _ = child.wait();
     assert!(

@@ -56,13 +56,15 @@ pub fn scan_ran(
     program: Option<Variant>,
 ) -> Result<(Scan, Ran), BpfUnavailable> {
     let checked = preflight::check(proc_root)?;
-    let mut gather = Gather::new(proc_root, wanted, DetailFields::ALL);
+    let started = || Gather::new(proc_root, wanted, DetailFields::ALL);
+    let mut gather = started();
     let (go, ready) = std::sync::mpsc::channel();
     // The wanted sockets are known already: run at once.
     let _ = go.send(());
     let emit = iterator::Emit::Holders;
-    let ran = iterator::run(checked, program, emit, &ready, |records| {
-        gather.add(records)
+    let ran = iterator::run(checked, program, emit, &ready, |output| match output {
+        iterator::Output::Records(records) => gather.add(records),
+        iterator::Output::Restart => gather = started(),
     })?;
     Ok((gather.finish(), ran.ok_or_else(never_ran)?))
 }

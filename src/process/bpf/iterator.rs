@@ -207,14 +207,35 @@ pub fn run(
     program: Option<Variant>,
     emit: Emit,
     go: &Receiver<()>,
-    each: impl FnMut(&[u8]) + Send,
+    mut each: impl FnMut(Output<'_>) + Send,
 ) -> Result<Option<Ran>, BpfUnavailable> {
     let (mut loaded, mut ran) = load(checked, program, emit)?;
     if go.recv().is_err() {
         return Ok(None);
     }
-    ran.readers = loaded.pass(each)?;
+    ran.readers = match loaded.pass(|records| each(Output::Records(records))) {
+        // One process's records must fit in one read; `task_file` hands each descriptor over
+        // alone, so it has no such limit (as the threaded pass does, see `pass.rs`).
+        Err(BpfUnavailable::TooManySockets) if program.is_none() => {
+            crate::sys::timing::mark("bpf: a process has too many sockets for the fd-table walk");
+            each(Output::Restart);
+            (loaded, ran) = load(checked, Some(Variant::TaskFile), emit)?;
+            ran.not_walked = Some(BpfUnavailable::TooManySockets);
+            loaded.pass(|records| each(Output::Records(records)))?
+        }
+        outcome => outcome?,
+    };
     Ok(Some(ran))
+}
+
+/// What [`run`] hands its caller.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// Whole records, as the kernel wrote them.
+    Records(&'a [u8]),
+    /// The records so far are void: the fd-table walk failed part way and `task_file` makes
+    /// the pass again from the start.
+    Restart,
 }
 
 /// A program loaded into the kernel as its iterator: each [`Loaded::pass`] attaches it anew

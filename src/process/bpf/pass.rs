@@ -143,11 +143,13 @@ impl Pass {
             Outcome::Thread(thread) => thread,
             Outcome::Inline(checked, program) => {
                 // The sockets are collected: a pass now sees every one of them.
-                let mut gather = Gather::new(proc_root, wanted, fields).with_sockets(emit);
+                let started = || Gather::new(proc_root, wanted, fields).with_sockets(emit);
+                let mut gather = started();
                 let (go, ready) = mpsc::channel();
                 let _ = go.send(());
-                let ran = iterator::run(checked, program, emit, &ready, |records| {
-                    gather.add(records)
+                let ran = iterator::run(checked, program, emit, &ready, |output| match output {
+                    iterator::Output::Records(records) => gather.add(records),
+                    iterator::Output::Restart => gather = started(),
                 })?;
                 return Ok((gather.finish(), ran.ok_or_else(never_ran)?));
             }
