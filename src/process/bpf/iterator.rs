@@ -213,22 +213,35 @@ pub fn run(
     if go.recv().is_err() {
         return Ok(None);
     }
+    first_pass(checked, program, &mut loaded, &mut ran, &mut each)?;
+    Ok(Some(ran))
+}
+
+/// The first pass of `loaded` (loaded for `program`, as `ran` says), its output handed to
+/// `each`. One process's records must fit in one read: when they do not, and no program was
+/// forced, `each` is told to [`Output::Restart`] and `task_file`, which hands each descriptor
+/// over alone, makes the pass instead; `loaded` and `ran` are then its.
+pub fn first_pass(
+    checked: Checked,
+    program: Option<Variant>,
+    loaded: &mut Loaded,
+    ran: &mut Ran,
+    mut each: impl FnMut(Output<'_>) + Send,
+) -> Result<(), BpfUnavailable> {
     ran.readers = match loaded.pass(|records| each(Output::Records(records))) {
-        // One process's records must fit in one read; `task_file` hands each descriptor over
-        // alone, so it has no such limit (as the threaded pass does, see `pass.rs`).
         Err(BpfUnavailable::TooManySockets) if program.is_none() => {
             crate::sys::timing::mark("bpf: a process has too many sockets for the fd-table walk");
             each(Output::Restart);
-            (loaded, ran) = load(checked, Some(Variant::TaskFile), emit)?;
+            (*loaded, *ran) = load(checked, Some(Variant::TaskFile), loaded.emit)?;
             ran.not_walked = Some(BpfUnavailable::TooManySockets);
             loaded.pass(|records| each(Output::Records(records)))?
         }
         outcome => outcome?,
     };
-    Ok(Some(ran))
+    Ok(())
 }
 
-/// What [`run`] hands its caller.
+/// What [`run`] and [`first_pass`] hand their caller.
 #[derive(Debug)]
 pub enum Output<'a> {
     /// Whole records, as the kernel wrote them.

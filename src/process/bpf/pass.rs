@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use super::error::BpfUnavailable;
-use super::iterator::Emit;
+use super::iterator::{Emit, Output};
 use super::preflight::Checked;
 use super::start_time::StartClock;
 use super::{Gather, Ran, Variant, iterator, never_ran};
@@ -200,18 +200,16 @@ fn passes(
         // The pass was dropped unasked: nothing was collected, nothing to attribute.
         return Ok(ran);
     }
-    ran.readers = match loaded.pass(send) {
-        // One process's records must fit in the kernel's buffer, socket records too: the
-        // task_file program hands each descriptor over alone, so it has no such limit.
-        Err(BpfUnavailable::TooManySockets) if program.is_none() => {
-            crate::sys::timing::mark("bpf: a process has too many sockets for the fd-table walk");
-            drop(sender.send(Chunk::Restart));
-            (loaded, ran) = iterator::load(checked, Some(Variant::TaskFile), emit)?;
-            ran.not_walked = Some(BpfUnavailable::TooManySockets);
-            loaded.pass(send)?
-        }
-        outcome => outcome?,
-    };
+    iterator::first_pass(
+        checked,
+        program,
+        &mut loaded,
+        &mut ran,
+        |output| match output {
+            Output::Records(records) => send(records),
+            Output::Restart => drop(sender.send(Chunk::Restart)),
+        },
+    )?;
     drop(sender.send(Chunk::FirstDone));
     if asked.recv() == Ok(true) {
         crate::sys::timing::mark("bpf: second pass for sockets the first did not see");
