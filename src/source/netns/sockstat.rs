@@ -58,19 +58,10 @@ pub enum CountsError {
 pub fn read(net: &Path) -> Result<Counts, CountsError> {
     let v4 = read_file(&net.join("sockstat"))?;
     let (tcp4, udp4) = (inuse(&v4, "TCP")?, inuse(&v4, "UDP")?);
-    let (tcp6, udp6) = match std::fs::read(net.join("sockstat6")) {
-        Ok(bytes) => {
-            let v6 = Text {
-                path: net.join("sockstat6").display().to_string(),
-                bytes,
-            };
-            (inuse(&v6, "TCP6")?, inuse(&v6, "UDP6")?)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (0, 0),
-        Err(source) => {
-            let path = net.join("sockstat6").display().to_string();
-            return Err(CountsError::Read { path, source });
-        }
+    let (tcp6, udp6) = match read_file(&net.join("sockstat6")) {
+        Ok(v6) => (inuse(&v6, "TCP6")?, inuse(&v6, "UDP6")?),
+        Err(CountsError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => (0, 0),
+        Err(e) => return Err(e),
     };
     Ok(Counts {
         tcp4,
