@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::holders::Scan;
 use super::info::ProcessDetails;
-use crate::model::{Entry, Holder, OwnerProcess, OwnerUnknownReason, Socket};
+use crate::model::{Entry, Holder, OwnerProcess, OwnerUnknownReason, Socket, ThinVec};
 
 /// What the scan could see, which decides why a socket without holders has none.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,9 +59,9 @@ fn entry(
         socket,
         processes,
         owner_unknown,
-        findings: Vec::new(),
+        findings: Default::default(),
         labels: None,
-        reach: Vec::new(),
+        reach: Default::default(),
     }
 }
 
@@ -69,13 +69,13 @@ fn entry(
 fn owner_processes(
     holders: &[Holder],
     details: &HashMap<u32, ProcessDetails>,
-) -> Vec<OwnerProcess> {
-    // Sized to the holders: an empty Vec grows to 4 on first push, and most sockets have one.
-    let mut owners: Vec<OwnerProcess> = Vec::with_capacity(holders.len());
-    for holder in holders {
-        if owners.last().is_some_and(|o| o.pid == holder.pid) {
-            continue;
-        }
+) -> ThinVec<OwnerProcess> {
+    // Sized to the pids exactly (the holders are sorted by pid): the list is never grown nor
+    // left with spare room, and a socket nobody holds allocates nothing.
+    let pids = holders.chunk_by(|a, b| a.pid == b.pid).count();
+    let mut owners = ThinVec::with_capacity(pids);
+    for same in holders.chunk_by(|a, b| a.pid == b.pid) {
+        let holder = same[0];
         let found = details.get(&holder.pid);
         owners.push(OwnerProcess {
             pid: holder.pid,

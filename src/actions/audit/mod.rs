@@ -210,7 +210,7 @@ pub fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
         .iter()
         .map(|entry| Audited {
             identity: identifier.identify(entry, &listing.exes),
-            findings: entry.findings.clone(),
+            findings: entry.findings.to_vec(),
             exes: (entry.processes.iter())
                 .map(|p| listing.exes.get(p.pid).map(<[u8]>::to_vec))
                 .collect(),

@@ -36,7 +36,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
         },
         entry: Entry {
             socket,
-            processes: vec![OwnerProcess {
+            processes: thin_vec::thin_vec![OwnerProcess {
                 pid,
                 fd: 3,
                 name: Some(name.as_bytes().into()),
@@ -45,11 +45,11 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
                 labels: None,
             }],
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         },
-        findings: Vec::new(),
+        findings: Default::default(),
         exes: Vec::new(),
     }
 }
