@@ -6,8 +6,10 @@
 //! were not faster in the large world (25,000 sockets; `LSPORTS_TIMING=1`, from "scan
 //! finished" to "owners found", 15 and 20 interleaved runs on a loaded 2-core machine):
 //! medians 10.0 and 14.3 ms on one core against 10.8 and 27.4 on two, best runs 5.6 against
-//! 6.3 ms. Why was not measured; every owner's allocation takes the one allocator lock
-//! (`sys::memory`), which the two threads would share.
+//! 6.3 ms. Handing each chunk over and waiting for it was worse: median 21.5 against 13.9 ms
+//! (12 runs), with runs of 84–94 ms where the other thread was not scheduled in time. Why two
+//! cores gained nothing even at best was not measured; every owner's allocation takes the one
+//! allocator lock (`sys::memory`), which the two threads would share.
 
 use std::collections::HashMap;
 
