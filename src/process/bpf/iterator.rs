@@ -643,6 +643,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_own_load_that_fails_before_the_kernel_falls_back_to_aya_and_says_why() {
+        if let Err(why) = crate::process::bpf::preflight::check(std::path::Path::new("/proc")) {
+            let ci = std::env::var_os("CI").is_some_and(|v| v == "true");
+            assert!(!ci, "the BPF iterator cannot load under CI: {why}");
+            println!("SKIP: {why}");
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let link = format!("/proc/self/fd/{fd}");
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(link).unwrap());
+        // A struct no kernel has: the own loader cannot digest the kernel's BTF for it; aya,
+        // after its own digest fails the same way, relocates against the whole BTF, where the
+        // program (which reads no such struct) loads.
+        let mut relocated = RELOCATED_STRUCTS.to_vec();
+        relocated.push("lsports_no_such_struct");
+        let variant = Variant::TaskFile;
+        let wanted = Wanted {
+            object: OBJECT,
+            relocated: &relocated,
+            programs: &[(variant.program(), variant.iter_type())],
+            globals: &[],
+        };
+        let mut loaded = loader::load_with(&wanted, loader::Choice::Own).unwrap();
+        assert_eq!(
+            loaded.aya_fallback.as_deref(),
+            Some("digesting the kernel's BTF: no struct or union named lsports_no_such_struct")
+        );
+        let mut output = loaded.iterators.open(variant.program()).unwrap();
+        let mut bytes = Vec::new();
+        output.read_to_end(&mut bytes).unwrap();
+        let found: Vec<(u32, u32)> = records::decode(&bytes)
+            .filter(|r| r.inode == inode)
+            .map(|r| (r.pid, r.fd))
+            .collect();
+        assert_eq!(found, [(std::process::id(), fd as u32)]);
+    }
+
+    #[test]
     fn chained_messages_name_the_cause_once() {
         #[derive(Debug)]
         struct Outer(std::io::Error);
