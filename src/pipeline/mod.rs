@@ -499,7 +499,7 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
     }
     if needs.findings {
         for entry in &mut listing.entries {
-            entry.findings = suspicious::inspect(entry, &listing.exes, &plan.proc_root);
+            entry.findings = suspicious::inspect(entry, &listing.exes, &plan.proc_root).into();
         }
     }
     if plan.published {

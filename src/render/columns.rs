@@ -334,11 +334,11 @@ mod tests {
                 cgroup_id: None,
                 netns: None,
             },
-            processes,
+            processes: processes.into(),
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         }
     }
 
