@@ -60,14 +60,14 @@ mod tests {
                 inode,
                 ..Socket::listening(Protocol::Tcp, "127.0.0.1", 1)
             },
-            processes: thin_vec::thin_vec![OwnerProcess {
+            processes: crate::model::Owners::one(OwnerProcess {
                 pid,
                 fd,
                 name: None,
                 cmdline: None,
                 uid: None,
                 labels: None,
-            }],
+            }),
             owner_unknown: None,
             findings: Default::default(),
             labels: None,

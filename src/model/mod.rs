@@ -6,6 +6,7 @@ pub mod coverage;
 pub mod exposure;
 pub mod finding;
 pub mod labels;
+pub mod owners;
 pub mod published;
 pub mod reach;
 pub mod shared;
@@ -15,6 +16,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+pub use owners::Owners;
 pub use shared::SharedBytes;
 pub use thin_vec::ThinVec;
 
@@ -283,7 +285,7 @@ pub struct Entry {
     /// The socket.
     pub socket: Socket,
     /// Every process holding it, by pid.
-    pub processes: ThinVec<OwnerProcess>,
+    pub processes: Owners,
     /// Why no process holds it: set when owners were looked for and none was found. `None`
     /// when `processes` is not empty, and also when owners were not looked for at all (an
     /// output that shows nothing about processes skips the scan, and claims nothing missing).
@@ -309,7 +311,7 @@ impl Entry {
     pub fn bare(socket: Socket) -> Entry {
         Entry {
             socket,
-            processes: ThinVec::new(),
+            processes: Owners::new(),
             owner_unknown: None,
             findings: ThinVec::new(),
             labels: None,
@@ -364,14 +366,14 @@ mod tests {
             "{}",
             std::mem::size_of::<Socket>()
         );
-        // Each held socket's owner is one allocation of a 16-byte header and this.
+        // A held socket's one owner is kept in its entry (`Owners`): this is in every entry.
         assert!(
             std::mem::size_of::<OwnerProcess>() <= 40,
             "{}",
             std::mem::size_of::<OwnerProcess>()
         );
         assert!(
-            std::mem::size_of::<Entry>() <= 152,
+            std::mem::size_of::<Entry>() <= 184,
             "{}",
             std::mem::size_of::<Entry>()
         );

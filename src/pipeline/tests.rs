@@ -24,14 +24,14 @@ fn implant() -> Entry {
             inode: 99,
             ..Socket::listening(Protocol::Tcp, "0.0.0.0", 4444)
         },
-        processes: thin_vec::thin_vec![OwnerProcess {
+        processes: crate::model::Owners::one(OwnerProcess {
             pid: 7,
             fd: 3,
             name: Some(b"implant".as_slice().into()),
             cmdline: None,
             uid: Some(0),
             labels: None,
-        }],
+        }),
         owner_unknown: None,
         findings: Default::default(),
         labels: None,

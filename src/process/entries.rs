@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use super::holders::Scan;
 use super::info::ProcessDetails;
-use crate::model::{Entry, Holder, OwnerProcess, OwnerUnknownReason, Socket, ThinVec};
+use crate::model::{Entry, Holder, OwnerProcess, OwnerUnknownReason, Owners, Socket};
 
 /// What the scan could see, which decides why a socket without holders has none.
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,14 +76,11 @@ fn entry(
 }
 
 /// One owner per pid (a process may hold the socket through several fds: keep the lowest).
-fn owner_processes(
-    holders: &[Holder],
-    details: &HashMap<u32, ProcessDetails>,
-) -> ThinVec<OwnerProcess> {
-    // Sized to the pids exactly (the holders are sorted by pid): the list is never grown nor
-    // left with spare room, and a socket nobody holds allocates nothing.
+fn owner_processes(holders: &[Holder], details: &HashMap<u32, ProcessDetails>) -> Owners {
+    // Sized to the pids exactly (the holders are sorted by pid): a list is never grown nor
+    // left with spare room, and a socket held by one process or none allocates nothing.
     let pids = holders.chunk_by(|a, b| a.pid == b.pid).count();
-    let mut owners = ThinVec::with_capacity(pids);
+    let mut owners = Owners::with_capacity(pids);
     for same in holders.chunk_by(|a, b| a.pid == b.pid) {
         let holder = same[0];
         let found = details.get(&holder.pid);

@@ -240,14 +240,14 @@ mod tests {
                 v6only,
                 ..listening
             },
-            processes: thin_vec::thin_vec![OwnerProcess {
+            processes: crate::model::Owners::one(OwnerProcess {
                 pid: 1,
                 fd: 3,
                 name: Some(name.into()),
                 cmdline: None,
                 uid: Some(0),
                 labels: None,
-            }],
+            }),
             owner_unknown: None,
             findings: Default::default(),
             labels: None,

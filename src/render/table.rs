@@ -359,7 +359,7 @@ mod tests {
                 };
                 Entry {
                     socket: Socket::listening(Protocol::Tcp, addr, (i % 60_000) as u16),
-                    processes: thin_vec::thin_vec![owner],
+                    processes: crate::model::Owners::one(owner),
                     owner_unknown: None,
                     findings: Default::default(),
                     labels: None,

@@ -36,14 +36,14 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
         },
         entry: Entry {
             socket,
-            processes: thin_vec::thin_vec![OwnerProcess {
+            processes: crate::model::Owners::one(OwnerProcess {
                 pid,
                 fd: 3,
                 name: Some(name.as_bytes().into()),
                 cmdline: None,
                 uid: Some(0),
                 labels: None,
-            }],
+            }),
             owner_unknown: None,
             findings: Default::default(),
             labels: None,

@@ -132,7 +132,7 @@ impl KernelEvents {
             processes: if kernel_held {
                 Default::default()
             } else {
-                thin_vec::thin_vec![process]
+                crate::model::Owners::one(process)
             },
             owner_unknown: kernel_held.then_some(OwnerUnknownReason::Kernel),
             findings: Default::default(),

@@ -243,7 +243,7 @@ impl KernelEvents {
             processes: if event.pid == 0 {
                 Default::default()
             } else {
-                thin_vec::thin_vec![process]
+                crate::model::Owners::one(process)
             },
             owner_unknown: (event.pid == 0).then_some(OwnerUnknownReason::Kernel),
             findings: Default::default(),

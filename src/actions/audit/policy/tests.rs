@@ -40,14 +40,14 @@ fn listener(
     };
     let entry = Entry {
         socket,
-        processes: thin_vec::thin_vec![OwnerProcess {
+        processes: crate::model::Owners::one(OwnerProcess {
             pid: 100,
             fd: 3,
             name: Some(name.as_bytes().into()),
             cmdline: Some(exe.as_bytes().into()),
             uid: Some(uid),
             labels: None,
-        }],
+        }),
         owner_unknown: None,
         findings: Default::default(),
         labels: None,
