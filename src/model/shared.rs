@@ -1,5 +1,5 @@
 //! [`SharedBytes`]: a process's name or command line, one copy for every socket it holds,
-//! behind a one-word handle.
+//! behind a one-word handle; [`SharedStr`]: the same for text (a device's name).
 
 use std::fmt;
 use std::ops::Deref;
@@ -10,10 +10,9 @@ use std::sync::Arc;
 /// `Arc<[u8]>` would do, but it is a fat pointer (16 bytes), and every [`super::OwnerProcess`]
 /// carries two of them. This handle is 8 bytes: the length sits in the shared allocation
 /// beside the counts, the bytes in a second one, two allocations per process rather than one,
-/// none per socket. An `OwnerProcess` is then 40 bytes rather than 56, so a held socket's
-/// owner list (a [`super::ThinVec`], 16 bytes of header) still takes one 64-byte allocation,
-/// not 80: 400 KB less in a listing of 25,000 held sockets. It reads as `[u8]`, as the
-/// `Arc<[u8]>` did.
+/// none per socket. An `OwnerProcess` is then 40 bytes rather than 56, and a held socket's
+/// one owner is kept in its entry ([`super::Owners`]): every entry is 16 bytes smaller, 400
+/// KB in a listing of 25,000 sockets. It reads as `[u8]`, as the `Arc<[u8]>` did.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SharedBytes(Arc<Box<[u8]>>);
 
@@ -62,6 +61,45 @@ impl From<&str> for SharedBytes {
     }
 }
 
+/// A string shared by many sockets (a device's name), behind one pointer: like `Arc<str>`,
+/// which is 16 bytes, but 8, the length beside the counts as in [`SharedBytes`]. Reads as
+/// `str`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<Box<str>>);
+
+impl Deref for SharedStr {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    /// As the string itself, like `Arc<str>` shows it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(text: &str) -> Self {
+        SharedStr(Arc::new(text.into()))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(text: String) -> Self {
+        SharedStr(Arc::new(text.into_boxed_str()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +112,16 @@ mod tests {
         assert_eq!(format!("{copy:?}"), format!("{:?}", b"nginx".as_slice()));
         assert_eq!(SharedBytes::from(b"nginx".to_vec()), name);
         assert_eq!(std::mem::size_of::<Option<SharedBytes>>(), 8);
+    }
+
+    #[test]
+    fn a_shared_string_reads_and_shows_as_its_text_in_one_word() {
+        let name = SharedStr::from("eth0");
+        let copy = name.clone();
+        assert_eq!(&*copy, "eth0");
+        assert_eq!(format!("{copy:?} {copy}"), format!("{:?} eth0", "eth0"));
+        assert_eq!(SharedStr::from(String::from("eth0")), name);
+        assert_eq!(Some(name).as_deref(), Some("eth0"));
+        assert_eq!(std::mem::size_of::<Option<SharedStr>>(), 8);
     }
 }

@@ -378,7 +378,8 @@ fn wanted_state(socket: &Socket, states: StateSelection) -> bool {
 
 /// Fill in device names for sockets bound to a device, one lookup per index.
 pub fn name_devices(sockets: &mut [Socket]) {
-    let mut cache: std::collections::HashMap<u32, Option<std::sync::Arc<str>>> = Default::default();
+    let mut cache: std::collections::HashMap<u32, Option<crate::model::SharedStr>> =
+        Default::default();
     let mut probe = None;
     for socket in sockets {
         if let crate::model::DeviceBinding::Device { index, name } = &mut socket.device {
