@@ -274,7 +274,8 @@ pub fn collect(plan: &Plan) -> Collected {
 /// not from a walk of their own.
 ///
 /// Where the kernel iterator reads the sockets too ([`walked::emit`]), the first step is
-/// [`netns::collect_counting`] instead, and the iterator's pass is let go once it is done.
+/// [`netns::collect_counting`] instead, which lets the iterator's pass go once every other
+/// namespace's counts are read, before dumping this one.
 fn collect_deferring(plan: &Plan, begun: &mut Begun) -> (Collected, Option<netns::Pending>) {
     let sees_sockets = |begun: &Begun| {
         begun
@@ -292,11 +293,7 @@ fn collect_deferring(plan: &Plan, begun: &mut Begun) -> (Collected, Option<netns
         return (collected, None);
     }
     let (mut collected, pending) = match (&mut begun.0, walks) {
-        (Some(started), true) => {
-            let counted = netns::collect_counting(&plan.request);
-            started.go();
-            counted
-        }
+        (Some(started), true) => netns::collect_counting(&plan.request, || started.go()),
         _ => netns::collect_known(&plan.request),
     };
     collected

@@ -109,8 +109,7 @@ impl<'p> Walking<'p> {
         let Some(pending) = self.pending.take() else {
             return Vec::new();
         };
-        let (mut collected, dumped) = pending.complete(&records.records, &seen);
-        drop(records);
+        let (mut collected, dumped) = pending.complete(records.into_records(), &seen);
         self.dumped = dumped;
         let sockets = std::mem::take(&mut collected.sockets);
         absorb(&mut self.more, collected);
