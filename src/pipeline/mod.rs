@@ -332,7 +332,16 @@ fn attribute_following(
     collected.warnings.append(&mut more.warnings);
     collected.coverage.absorb(more.coverage);
     let mut sockets = filter::keep_sockets(more.sockets, &plan.filter);
-    sockets.extend(walked::unheld(&mut listing.entries, &dumped));
+    let (late, kernel) = walked::unheld(&mut listing.entries, &dumped);
+    collected.verbose_notes.extend(kernel);
+    if !late.is_empty() {
+        collected.verbose_notes.push(format!(
+            "--netns all: {} in the namespaces dumped after the walk, held by no process it \
+             saw, looked for by a pass of their own",
+            crate::text::counts::count(late.len(), "socket")
+        ));
+    }
+    sockets.extend(late);
     if !sockets.is_empty() {
         let begun = Begun(start_plain_attribution(plan), None);
         let extra = attribute(sockets, begun, &plan.clone().polling())?;

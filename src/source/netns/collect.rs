@@ -177,6 +177,10 @@ pub fn collect_counting(
     (collected, Some(pending))
 }
 
+/// The namespaces dumped after the walk, each with the sockets no process holds that its
+/// counts explain ([`super::walked::surplus`]), where they do.
+pub type Dumped = HashMap<u64, Option<super::sockstat::Counts>>;
+
 impl Pending {
     /// The sockets of the namespaces that only sockets of `held` keep alive (no table
     /// reports: the first step gave those), and the one `--netns all` note about what could
@@ -214,12 +218,12 @@ impl Pending {
     /// passes is listed from the records, every other one dumped. The counts after the walk
     /// are read on a thread of their own while the records are decoded. The sockets, with the
     /// note on what could not be read and the `-v` line on what was answered how, and the
-    /// namespaces dumped.
+    /// namespaces dumped, with what their counts explain.
     pub fn complete(
         mut self,
         records: Vec<[u8; 80]>,
         seen: &[super::SocketInNetns],
-    ) -> (Collected, HashSet<u64>) {
+    ) -> (Collected, Dumped) {
         let before = self.before.take().unwrap_or_default();
         // Read while the records are decoded.
         let after = super::walked::count_after(&self.discovery.namespaces, &before, &self.proc);
@@ -252,6 +256,15 @@ impl Pending {
         let dumping: HashSet<u64> = judged.dump.iter().map(|(inode, _)| *inode).collect();
         let mut collected = self.dump_these(&dumping);
         crate::sys::timing::mark("netns: the rest dumped");
+        let dumped: Dumped = (judged.dump.iter())
+            .map(|(inode, why)| {
+                let ns = self.discovery.get(*inode);
+                (
+                    *inode,
+                    ns.and_then(|ns| super::walked::surplus_now(ns, why, &self.proc)),
+                )
+            })
+            .collect();
         let answered = |s: &crate::model::Socket| {
             (s.netns.as_ref()).is_some_and(|ns| judged.answered.contains(&ns.inode))
         };
@@ -267,7 +280,7 @@ impl Pending {
         collected.notes = all_notes(&self.discovery, &self.unreached, unprobed);
         collected.coverage.incomplete = incomplete(&self.discovery, unprobed);
         collected.verbose_notes.push(summary);
-        (collected, dumping)
+        (collected, dumped)
     }
 
     /// Dump the namespaces of `inodes` (moving them out of the discovery and back), each

@@ -223,6 +223,29 @@ pub fn judge(
     judged
 }
 
+/// The sockets of a namespace dumped after the walk that no process holds, as the kernel's
+/// counts explain them: for a namespace dumped because the kernel counts more sockets than
+/// processes hold ([`Why::Mismatch`]) whose counts, read again once it is dumped (`now`), are
+/// still those read before and after the walk, the surplus, kind by kind. Sockets of the dump
+/// without a holder, no more of each kind than this, are the kernel's (VXLAN's port, say),
+/// not sockets made after the walk visited their holder: they need no pass of their own. The
+/// gate trusts equal counts the same way. `None` for any other reason to dump, or counts that
+/// moved.
+pub fn surplus(why: &Why, now: Result<Counts, Why>) -> Option<Counts> {
+    match (why, now) {
+        (Why::Mismatch { kernel, walked }, Ok(now)) if now == *kernel => kernel.beyond(walked),
+        _ => None,
+    }
+}
+
+/// [`surplus`] of the namespace `ns`, dumped for `why`, its counts read now.
+pub fn surplus_now(ns: &Namespace, why: &Why, proc: &Path) -> Option<Counts> {
+    match why {
+        Why::Mismatch { .. } => surplus(why, counts_of(ns, proc)),
+        _ => None,
+    }
+}
+
 /// Whether a dump asking for `tables` and `listening` only (else every state) would list
 /// `socket`: one in the hash tables the dump walks, of a table and state asked for.
 pub fn requested(socket: &Socket, tables: &[(Protocol, Family)], listening: bool) -> bool {
@@ -372,6 +395,33 @@ mod tests {
             [Why::Device.reason(), Why::NoCounts.reason()],
             "{judged:?}"
         );
+    }
+
+    #[test]
+    fn only_a_kernel_surplus_whose_counts_held_still_explains_unheld_sockets() {
+        let c = |tcp4, udp4| Counts {
+            tcp4,
+            udp4,
+            ..Counts::default()
+        };
+        let mismatch = Why::Mismatch {
+            kernel: c(3, 2),
+            walked: c(3, 1),
+        };
+        // VXLAN's port: one UDP socket beyond what processes hold, counts unchanged.
+        assert_eq!(surplus(&mismatch, Ok(c(3, 2))), Some(c(0, 1)));
+        // The counts moved since: sockets came or went, nothing is explained.
+        assert_eq!(surplus(&mismatch, Ok(c(4, 2))), None);
+        assert_eq!(surplus(&mismatch, Err(Why::NoCounts)), None);
+        // Dumped for churn, or for want of counts: nothing is explained.
+        assert_eq!(surplus(&Why::Churn, Ok(c(3, 2))), None);
+        assert_eq!(surplus(&Why::NoCounts, Ok(c(3, 2))), None);
+        // Processes held more than the kernel counts: no surplus.
+        let odd = Why::Mismatch {
+            kernel: c(1, 0),
+            walked: c(2, 0),
+        };
+        assert_eq!(surplus(&odd, Ok(c(1, 0))), None);
     }
 
     #[test]
