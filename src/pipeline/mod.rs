@@ -24,6 +24,8 @@ pub mod firewalls;
 pub mod report;
 mod walked;
 
+pub use walked::DUMP_VARIABLE;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
