@@ -337,7 +337,8 @@ fn each_evidence_names_the_socket_unit_and_its_service() {
 /// End to end, as a user runs it inside a systemd container: the stand-in is pid 1 of a private
 /// PID namespace (with its own `/proc`), holding the socket it made in `sshd.socket`'s cgroup
 /// and passed to the service with `LISTEN_FDS`/`LISTEN_FDNAMES`. lsports run there must show the
-/// socket as `sshd.socket → sshd.service`, held by pid 1 and the service.
+/// socket as `sshd.socket → sshd.service`, held by pid 1 and the service, in JSON and in the
+/// table's unit column.
 #[test]
 fn the_binary_in_the_managers_pid_namespace_shows_the_activation() {
     let Some(mount) = cgroup2_mount() else {
@@ -370,4 +371,25 @@ fn the_binary_in_the_managers_pid_namespace_shows_the_activation() {
         "pid 1 and the service hold it: {socket:#}"
     );
     assert_eq!(socket["owner_unknown_reason"], serde_json::Value::Null);
+
+    // The table shows only the socket's labels (no holder's own): both units all the same.
+    let args = ["-tlnp", "-o", "inode,unit"];
+    let mut cmd = scrubbed("nsenter");
+    cmd.args(["--pid", "--mount", "--net", "-t"])
+        .arg(pid1.to_string())
+        .arg("--")
+        .arg(common::lsports_bin())
+        .args(args);
+    let out = common::output_guarded(cmd, "lsports' table in the manager's PID namespace");
+    common::assert_success(&out, &args);
+    let table = common::Table::parse(&common::stdout(&out));
+    let row = (table.rows.iter())
+        .find(|r| table.cell(r, "Inode") == played.inode.to_string())
+        .unwrap_or_else(|| panic!("no row for the socket:\n{}", table.raw));
+    assert_eq!(
+        table.cell(row, "Unit"),
+        "sshd.socket → sshd.service",
+        "{}",
+        table.raw
+    );
 }

@@ -438,3 +438,42 @@ sys.stdin.read()
     assert_eq!(by_kernel.len(), 1100);
     assert_eq!(by_kernel, by_walk);
 }
+
+/// lsports' own loader (the default) and aya's (`LSPORTS_BPF_LOADER=aya`, its fallback) load
+/// the same programs: each program lists exactly the same, and `-v` says which loaded it.
+#[test]
+fn the_own_loader_and_aya_s_give_identical_json() {
+    if !can_load_bpf(LOADING) {
+        return;
+    }
+    let _alone = beside_others();
+    let world = world_a();
+    let through_aya = "; loaded through aya: LSPORTS_BPF_LOADER=aya asks for it)";
+    for program in ["task", "task_file"] {
+        for listing in [["-l", "-n"], ["-a", "-n"]] {
+            let mut args = vec!["--attribution", "bpf", "-v", "--json"];
+            args.extend_from_slice(&listing);
+            let run = |loader: Option<&str>| {
+                let mut cmd = world.enter();
+                cmd.arg(lsports_bin()).args(&args);
+                cmd.env(bpf::iterator::FORCE_VARIABLE, program);
+                if let Some(loader) = loader {
+                    cmd.env(bpf::loader::FORCE_VARIABLE, loader);
+                }
+                let out = output_guarded(cmd, &format!("lsports {args:?} ({loader:?} loader)"));
+                assert_success(&out, &args);
+                (stderr(&out), parse_json(&out.stdout))
+            };
+            let (own_said, own) = run(None);
+            let (aya_said, aya) = run(Some("aya"));
+            assert!(
+                own_said.contains("process owners from the kernel (BPF "),
+                "{own_said}"
+            );
+            assert!(!own_said.contains("loaded through aya"), "{own_said}");
+            assert!(aya_said.contains(through_aya), "{aya_said}");
+            assert!(own.as_array().is_some_and(|rows| rows.len() > 10), "{own}");
+            assert_eq!(own, aya, "{program} {listing:?}");
+        }
+    }
+}

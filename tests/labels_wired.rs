@@ -121,6 +121,49 @@ impl World {
         })
     }
 
+    /// Start a TCP listener in `cgroup` and the world's namespace that forks `children`
+    /// processes holding its socket too; the socket's inode and the children's pids.
+    fn listener_with_children_in(&mut self, cgroup: &Path, children: usize) -> (u64, Vec<u32>) {
+        // Every child waits on the shared stdin, whose end the test holds: all exit with it.
+        let script = "import os,socket,sys\n\
+            s=socket.socket(); s.bind(('0.0.0.0',0)); s.listen()\n\
+            kids=[]\n\
+            for _ in range(int(sys.argv[1])):\n\
+            \x20   pid=os.fork()\n\
+            \x20   if pid==0:\n\
+            \x20       sys.stdin.read(); os._exit(0)\n\
+            \x20   kids.append(pid)\n\
+            print(os.fstat(s.fileno()).st_ino, *kids, flush=True)\n\
+            sys.stdin.read()\n";
+        let mut cmd = scrubbed("sh");
+        cmd.args([
+            "-c",
+            "echo $$ > \"$1/cgroup.procs\" && exec nsenter \"$2\" python3 -c \"$3\" \"$4\"",
+        ])
+        .args(["sh"])
+        .arg(cgroup)
+        .arg(self.netns())
+        .arg(script)
+        .arg(children.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("start sh");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        self.children.push(child);
+        let numbers: Vec<u64> = (line.split_whitespace())
+            .map(|n| {
+                n.parse()
+                    .unwrap_or_else(|_| panic!("not a number: {line:?}"))
+            })
+            .collect();
+        assert_eq!(numbers.len(), children + 1, "{line:?}");
+        let pids = numbers[1..].iter().map(|&p| p as u32).collect();
+        (numbers[0], pids)
+    }
+
     /// lsports in the world's namespace, reading runtime state under `state`.
     fn lsports(&self, state: &Path, args: &[&str]) -> Output {
         let mut cmd = scrubbed("nsenter");
@@ -133,6 +176,49 @@ impl World {
         assert_success(&out, args);
         out
     }
+
+    /// lsports as [`World::lsports`] runs it, under `strace`: its output, and the path of
+    /// every file it opened.
+    fn lsports_traced(&self, state: &Path, args: &[&str]) -> (Output, Vec<String>) {
+        let trace = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = scrubbed("nsenter");
+        cmd.arg(self.netns())
+            .args([
+                "strace",
+                "-f",
+                "-qq",
+                "-e",
+                "trace=open,openat,openat2",
+                "-o",
+            ])
+            .arg(trace.path())
+            .arg(common::lsports_bin())
+            .arg("--state-root")
+            .arg(state)
+            .args(args);
+        let out = output_guarded(cmd, &format!("strace lsports {}", args.join(" ")));
+        assert_success(&out, args);
+        let trace = fs::read_to_string(trace.path()).unwrap();
+        (out, opened_paths(&trace))
+    }
+}
+
+/// The path of each successful `open`, `openat` or `openat2` in an strace log
+/// (`1234 openat(5, "987/cgroup", O_RDONLY|O_CLOEXEC) = 7`).
+fn opened_paths(trace: &str) -> Vec<String> {
+    (trace.lines())
+        .filter(|line| line.contains("open") && !line.contains("= -1"))
+        .filter_map(|line| Some(line.split('"').nth(1)?.to_owned()))
+        .collect()
+}
+
+/// Whether `path` is some process's cgroup file: `PID/cgroup`, under a proc root or not.
+fn is_process_cgroup_file(path: &str) -> bool {
+    let Some(rest) = path.strip_suffix("/cgroup") else {
+        return false;
+    };
+    let pid = rest.rsplit('/').next().unwrap_or_default();
+    !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Drop for World {
@@ -370,6 +456,153 @@ fn a_socket_keeps_the_labels_of_the_cgroup_it_was_made_in() {
     assert_eq!(holder["pid"].to_string(), pid);
     assert_eq!(holder["container"], Value::Null, "{holder:#}");
     assert_eq!(holder["unit"], "backup.service");
+}
+
+/// The table (and CSV) shows only sockets' labels, so where every socket carries its cgroup id
+/// (`INET_DIAG_CGROUP_ID`) no process's `/proc/PID/cgroup` is read: the holder of the Docker
+/// container's socket has moved to `backup.service` since it listened, and the table still
+/// names the container, with no cgroup file of any process opened (strace says which files
+/// lsports opened; the container's state file among them shows the trace sees the labeler's
+/// reads). JSON, which shows each holder's labels, reads the holder's file and names
+/// `backup.service` for the process. A socket whose own cgroup names nothing takes its
+/// holder's labels, read for it alone.
+#[test]
+fn a_table_of_sockets_with_cgroup_ids_reads_no_process_cgroup() {
+    if !common::have("strace") {
+        return;
+    }
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let made_in = world.make(&format!("system.slice/docker-{DOCKER}.scope"));
+    let moved_to = world.make("system.slice/backup.service");
+    let inode = world.listener_in(&made_in);
+    let pid = fs::read_to_string(made_in.join("cgroup.procs")).unwrap();
+    let pid = pid.trim().to_owned();
+    fs::write(moved_to.join("cgroup.procs"), &pid).unwrap();
+
+    let args = ["-tln", "-o", "inode,container,unit"];
+    let (out, opened) = world.lsports_traced(state.path(), &args);
+    let table = common::Table::parse(&String::from_utf8(out.stdout).unwrap());
+    let row = (table.rows.iter())
+        .find(|r| table.cell(r, "Inode") == inode.to_string())
+        .unwrap_or_else(|| panic!("no row for inode {inode}:\n{}", table.raw));
+    assert_eq!(table.cell(row, "Container"), "web", "{}", table.raw);
+    let unit = format!("docker-{DOCKER}.scope");
+    assert_eq!(table.cell(row, "Unit"), unit, "{}", table.raw);
+    let state_file = format!("{DOCKER}/config.v2.json");
+    assert!(
+        opened.iter().any(|p| p.ends_with(&state_file)),
+        "the trace shows the labeler's reads: {opened:#?}"
+    );
+    let cgroup_files: Vec<&String> = opened
+        .iter()
+        .filter(|p| is_process_cgroup_file(p))
+        .collect();
+    assert_eq!(
+        cgroup_files,
+        Vec::<&String>::new(),
+        "no process's cgroup is read"
+    );
+
+    let (out, opened) = world.lsports_traced(state.path(), &["-tln", "--json"]);
+    let socket = by_inode(&parse_json(&out.stdout), inode).clone();
+    assert_eq!(socket["container"]["name"], "web", "{socket:#}");
+    assert_eq!(
+        socket["processes"][0]["unit"], "backup.service",
+        "{socket:#}"
+    );
+    assert!(
+        opened.iter().any(|p| p.ends_with(&format!("{pid}/cgroup"))),
+        "JSON reads the holder's cgroup: {opened:#?}"
+    );
+
+    // Made where no unit or container is named, then moved into a container: the socket's own
+    // cgroup says nothing, so its holder's is read, and names it.
+    let plain = world.make("plain");
+    let podman = world.make(&format!("machine.slice/libpod-{PODMAN}.scope"));
+    let unnamed = world.listener_in(&plain);
+    let pid = fs::read_to_string(plain.join("cgroup.procs")).unwrap();
+    fs::write(podman.join("cgroup.procs"), pid.trim()).unwrap();
+    let (out, opened) = world.lsports_traced(state.path(), &args);
+    let table = common::Table::parse(&String::from_utf8(out.stdout).unwrap());
+    let row = (table.rows.iter())
+        .find(|r| table.cell(r, "Inode") == unnamed.to_string())
+        .unwrap_or_else(|| panic!("no row for inode {unnamed}:\n{}", table.raw));
+    assert_eq!(table.cell(row, "Container"), "db", "{}", table.raw);
+    assert_eq!(table.cell(row, "Unit"), format!("libpod-{PODMAN}.scope"));
+    let cgroup_files: Vec<&String> = opened
+        .iter()
+        .filter(|p| is_process_cgroup_file(p))
+        .collect();
+    assert_eq!(
+        cgroup_files.len(),
+        1,
+        "only the unnamed socket's holder is read: {cgroup_files:?}"
+    );
+    assert!(cgroup_files[0].ends_with(&format!("{}/cgroup", pid.trim())));
+}
+
+/// Many holders, few cgroups: their labels come from each cgroup's `cgroup.procs`, read once,
+/// not from each process's `/proc/PID/cgroup`, and are the same: a listener in the Docker
+/// container's cgroup forks more children than the host has cgroups, some of which then move
+/// to `backup.service`; JSON names each holder's own container and unit, and strace shows no
+/// child's cgroup file opened.
+#[test]
+fn many_holders_are_labelled_from_their_cgroups_members() {
+    if !common::have("strace") {
+        return;
+    }
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let docker = world.make(&format!("system.slice/docker-{DOCKER}.scope"));
+    let backup = world.make("system.slice/backup.service");
+    // More holders than cgroups, whatever else runs on the host.
+    let mount = cgroup2_mount_as_root("making cgroups").unwrap();
+    let cgroups = lsports::sys::cgroupfs::CgroupIndex::build(&mount)
+        .unwrap()
+        .len();
+    if cgroups > 2000 {
+        return skip_unless_ci(&format!("{cgroups} cgroups: too many holders to start"));
+    }
+    let (inode, children) = world.listener_with_children_in(&docker, (cgroups + 16).max(64));
+    let moved: Vec<u32> = children.iter().copied().step_by(5).collect();
+    for pid in &moved {
+        fs::write(backup.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+    let (out, opened) = world.lsports_traced(state.path(), &["-tln", "--json"]);
+    let socket = by_inode(&parse_json(&out.stdout), inode).clone();
+    let holders = socket["processes"].as_array().unwrap();
+    assert_eq!(holders.len(), children.len() + 1, "{socket:#}");
+    for holder in holders {
+        let pid = holder["pid"].as_u64().unwrap() as u32;
+        if moved.contains(&pid) {
+            assert_eq!(holder["unit"], "backup.service", "{holder:#}");
+            assert_eq!(holder["container"], Value::Null, "{holder:#}");
+        } else {
+            assert_eq!(
+                holder["unit"],
+                format!("docker-{DOCKER}.scope"),
+                "{holder:#}"
+            );
+            assert_eq!(holder["container"]["name"], "web", "{holder:#}");
+        }
+    }
+    let read: Vec<&String> = (opened.iter())
+        .filter(|p| {
+            children
+                .iter()
+                .any(|c| p.ends_with(&format!("/{c}/cgroup")) || **p == format!("{c}/cgroup"))
+        })
+        .collect();
+    assert_eq!(
+        read,
+        Vec::<&String>::new(),
+        "no holder's own cgroup file is read"
+    );
+    assert!(
+        opened.iter().any(|p| p.ends_with("cgroup.procs")),
+        "the cgroups' members are read: {opened:#?}"
+    );
 }
 
 /// Wait until process `pid` is in a network namespace other than this test's.

@@ -778,6 +778,55 @@ fn inner_unprivileged() {
         stderr(&out)
     );
 
+    // Audit against root's baseline: nobody sees the host's listener on 22 but not its holder
+    // (root's), so the program the baseline expects is "not checked", never "changed".
+    let baseline = dir.path().join("root.toml");
+    let saved = host.lsports(&["baseline", "save", "-t", baseline.to_str().unwrap()]);
+    assert_success(&saved, &["baseline save"]);
+    sh_ok(&format!("chmod 0644 {}", baseline.display()));
+    let args = ["audit", "-t", "--fail-on", "missing", "--baseline"];
+    let audit = |file: &Path, json: bool| {
+        let file = file.to_str().unwrap();
+        let json = if json { &["--json"][..] } else { &[][..] };
+        as_nobody(&[&args[..], &[file], json].concat())
+    };
+    let out = audit(&baseline, false);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = stdout(&out);
+    assert!(
+        report.contains("0 unexpected, 0 missing, 0 suspicious, 1 not checked")
+            && report.contains(
+                "Not checked, reported only: something listens there, but the process holding \
+                 it could not be inspected"
+            ),
+        "{report}"
+    );
+    let report: Value = serde_json::from_slice(&audit(&baseline, true).stdout).unwrap();
+    assert_eq!(ports_of(&report, "not_checked"), [22], "{report:#}");
+    assert_eq!(report["unexpected"], json!([]), "{report:#}");
+    // Owned by another user than the baseline's, the same place is a change all the same.
+    let other = dir.path().join("other.toml");
+    let text = fs::read_to_string(&baseline).unwrap();
+    assert!(text.contains("user = \"root\""), "{text}");
+    fs::write(&other, text.replace("user = \"root\"", "user = \"daemon\"")).unwrap();
+    sh_ok(&format!("chmod 0644 {}", other.display()));
+    let report: Value = serde_json::from_slice(&audit(&other, true).stdout).unwrap();
+    assert_eq!(
+        report["unexpected"][0]["reasons"][0]["reason"], "changed",
+        "{report:#}"
+    );
+    assert_eq!(
+        ports_of(&report, "not_checked"),
+        Vec::<u64>::new(),
+        "{report:#}"
+    );
+
     // Capture: the own namespace only, and the summary says which one was not captured.
     let snapshot = dir.path().join("nobody.tar");
     let snapshot_arg = snapshot.to_str().unwrap();

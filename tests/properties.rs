@@ -94,11 +94,11 @@ fn render(sockets: &[Socket]) -> String {
         .iter()
         .map(|socket| Entry {
             socket: socket.clone(),
-            processes: Vec::new(),
+            processes: Default::default(),
             owner_unknown: Some(OwnerUnknownReason::NotFound),
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         })
         .collect();
     let mut out = Vec::new();

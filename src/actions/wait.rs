@@ -224,11 +224,11 @@ mod tests {
                 send_q: Some(1),
                 ..Socket::listening(Protocol::Tcp, "127.0.0.1", port)
             },
-            processes: Vec::new(),
+            processes: Default::default(),
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         }
     }
 

@@ -469,6 +469,33 @@ fn holders_and_executables_are_read_only_when_the_output_or_a_filter_shows_them(
     }
 }
 
+#[test]
+fn holders_are_labelled_only_when_the_output_or_a_filter_shows_their_labels() {
+    // (labels, holder_labels): the table's and CSV's columns and Prometheus show each
+    // socket's labels only; JSON shows each holder's, and the filters match them.
+    let cases: [(&[&str], (bool, bool)); 9] = [
+        (&["-ltn"], (false, false)),
+        (&["-ltn", "-o", "local,container"], (true, false)),
+        (
+            &["-ltn", "--format", "csv", "-o", "local,unit"],
+            (true, false),
+        ),
+        (&["-ltn", "--netns", "all"], (true, false)),
+        (&["-ltn", "--format", "prometheus"], (true, false)),
+        (&["-ltn", "--published"], (true, false)),
+        (&["-ltn", "--json"], (true, true)),
+        (&["-ltn", "--container", "web"], (true, true)),
+        (
+            &["-ltn", "-o", "local", "--unit", "nginx.service"],
+            (true, true),
+        ),
+    ];
+    for (args, want) in cases {
+        let needs = config(args).needs();
+        assert_eq!((needs.labels, needs.holder_labels), want, "{args:?}");
+    }
+}
+
 /// The error `args` give, rendered as the user sees it.
 fn usage_text(args: &[&str]) -> String {
     usage_error(args).render().to_string()

@@ -80,6 +80,11 @@ pub struct Needs {
     /// Label each socket and holder with its systemd unit and container (which needs the
     /// holders: the columns and filters that use labels ask for them too).
     pub labels: bool,
+    /// Label each holder too, not only each socket: JSON shows every process's unit and
+    /// container, and `--container`/`--unit` keep a socket by any holder's labels. Without it
+    /// (the table's and CSV's columns, Prometheus' labels) a socket whose own cgroup names its
+    /// unit or container costs no `/proc/PID/cgroup` read. Set only beside `labels`.
+    pub holder_labels: bool,
     /// Evaluate the firewall for each socket (`reach`): the ruleset is read once per run
     /// (once per poll for `watch` and `-c`), and only when this is set.
     pub reach: bool,
@@ -93,6 +98,7 @@ impl Needs {
         details: DetailFields::NONE,
         findings: false,
         labels: false,
+        holder_labels: false,
         reach: false,
     };
     /// Everything: a listener's full identity, and its findings.
@@ -102,6 +108,7 @@ impl Needs {
         details: DetailFields::ALL,
         findings: true,
         labels: true,
+        holder_labels: true,
         reach: true,
     };
 
@@ -113,6 +120,7 @@ impl Needs {
             details: self.details.and(other.details),
             findings: self.findings || other.findings,
             labels: self.labels || other.labels,
+            holder_labels: self.holder_labels || other.holder_labels,
             reach: self.reach || other.reach,
         }
     }

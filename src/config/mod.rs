@@ -132,6 +132,8 @@ impl Config {
     pub fn filter_needs(&self) -> Needs {
         Needs {
             labels: self.filter.needs_labels(),
+            // A filter keeps a socket by its own labels or any holder's.
+            holder_labels: self.filter.needs_labels(),
             processes: self.filter.needs_processes(),
             executables: false,
             details: DetailFields {

@@ -46,9 +46,11 @@ impl OutputFormat {
             findings: false,
             ..Needs::EVERYTHING
         };
+        // Prometheus labels each series by its socket's unit and container only.
         let every_holder = Needs {
             executables: false,
             reach: false,
+            holder_labels: false,
             ..every_exe
         };
         match self {

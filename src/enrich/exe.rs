@@ -60,7 +60,7 @@ mod tests {
                 inode,
                 ..Socket::listening(Protocol::Tcp, "127.0.0.1", 1)
             },
-            processes: vec![OwnerProcess {
+            processes: thin_vec::thin_vec![OwnerProcess {
                 pid,
                 fd,
                 name: None,
@@ -69,9 +69,9 @@ mod tests {
                 labels: None,
             }],
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         }
     }
 

@@ -291,9 +291,9 @@ mod tests {
                 })
                 .collect(),
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         }
     }
 

@@ -24,6 +24,8 @@ pub mod firewalls;
 pub mod report;
 mod walked;
 
+pub use walked::DUMP_VARIABLE;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -447,16 +449,21 @@ fn attribute_keeping(
     Ok((listing, seen))
 }
 
-/// Label every entry and holder with its systemd unit and container, when the plan needs
-/// them (an output shows them, or `--container`/`--unit` selects by them): before select,
-/// which filters on them.
+/// Label every entry with its systemd unit and container, when the plan needs them (an output
+/// shows them, or `--container`/`--unit` selects by them), and every holder too when the plan
+/// needs holders' labels (JSON shows them, the filters match them): before select, which
+/// filters on them.
 pub fn label(mut listing: Listing, plan: &Plan) -> Listing {
     if plan.needs.labels {
         let sources = labels::apply::Sources {
             proc_root: &plan.proc_root,
             state_root: &plan.state_root,
         };
-        labels::apply::label_entries(&mut listing.entries, sources);
+        let scope = match plan.needs.holder_labels {
+            true => labels::apply::Scope::SocketsAndHolders,
+            false => labels::apply::Scope::Sockets,
+        };
+        labels::apply::label_entries(&mut listing.entries, sources, scope);
         mark("labels read");
     }
     listing
@@ -500,7 +507,7 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
     }
     if needs.findings {
         for entry in &mut listing.entries {
-            entry.findings = suspicious::inspect(entry, &listing.exes, &plan.proc_root);
+            entry.findings = suspicious::inspect(entry, &listing.exes, &plan.proc_root).into();
         }
     }
     if plan.published {

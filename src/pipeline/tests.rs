@@ -24,7 +24,7 @@ fn implant() -> Entry {
             inode: 99,
             ..Socket::listening(Protocol::Tcp, "0.0.0.0", 4444)
         },
-        processes: vec![OwnerProcess {
+        processes: thin_vec::thin_vec![OwnerProcess {
             pid: 7,
             fd: 3,
             name: Some(b"implant".as_slice().into()),
@@ -33,9 +33,9 @@ fn implant() -> Entry {
             labels: None,
         }],
         owner_unknown: None,
-        findings: Vec::new(),
+        findings: Default::default(),
         labels: None,
-        reach: Vec::new(),
+        reach: Default::default(),
     }
 }
 

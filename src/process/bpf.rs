@@ -22,8 +22,10 @@
 pub mod aya_workaround;
 pub mod error;
 pub mod iterator;
+pub mod loader;
 pub mod pass;
 pub mod preflight;
+mod raw_btf;
 pub mod records;
 pub mod start_time;
 

@@ -26,9 +26,9 @@ use crate::sys::procroot::{ProcRoot, StackPath};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessDetails {
     /// Raw `comm`, without the trailing newline; shared by every socket the process holds.
-    pub name: Option<Arc<[u8]>>,
+    pub name: Option<crate::model::SharedBytes>,
     /// Raw `cmdline`; shared like `name`.
-    pub cmdline: Option<Arc<[u8]>>,
+    pub cmdline: Option<crate::model::SharedBytes>,
     /// Effective uid from `status`.
     pub uid: Option<u32>,
     /// Files that were read but did not parse (a `status` without a usable `Uid:` line).

@@ -248,6 +248,7 @@ fn attributed(
             || scan.warnings.iter().any(ScanWarning::hides_owners),
         nested,
     };
+    crate::sys::timing::mark("scan finished");
     let entries = entries::build(sockets, &scan, view);
     let socket_netns =
         matches!(method, Method::Bpf(_)).then(|| std::mem::take(&mut scan.socket_netns));

@@ -199,6 +199,7 @@ mod tests {
             variant: bpf::Variant::FdWalk,
             not_walked: None,
             readers: 2,
+            aya_fallback: None,
         };
         let line = Method::Bpf(ran).to_string();
         assert_eq!(

@@ -8,11 +8,13 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::labels::{Labels, device_label, program_cell, push_number, write_program_cell};
 use crate::config::Column;
 use crate::enrich::exe::Executables;
 use crate::model::exposure;
+use crate::model::labels::Labels as Owners;
 use crate::model::reach::Reach;
 use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, Socket};
 use crate::text::pids::pid_list;
@@ -36,6 +38,8 @@ pub struct Cells<'a> {
     labels: Labels,
     exes: &'a Executables,
     style: Style,
+    /// The last labels a `container` or `unit` cell was made for, and both cells.
+    owner_cells: Option<(Arc<Owners>, String, String)>,
 }
 
 impl<'a> Cells<'a> {
@@ -45,6 +49,7 @@ impl<'a> Cells<'a> {
             labels,
             exes,
             style,
+            owner_cells: None,
         }
     }
 
@@ -81,6 +86,7 @@ impl<'a> Cells<'a> {
             Column::Foreign => self.labels.write_remote(socket, out),
             Column::State => out.push_str(socket.state.label(socket.protocol)),
             Column::Process => write_program_cell(&entry.processes, self.whole_lists(), out),
+            Column::Container | Column::Unit => self.write_owner(column, entry, out),
             _ => out.push_str(&self.text(column, entry)),
         }
     }
@@ -119,10 +125,10 @@ impl<'a> Cells<'a> {
             Column::Cmdline => self.joined(entry, |p, _| cmdline(p.cmdline.as_deref()?)),
             Column::Exe => self.joined(entry, |p, exes| exes.get(p.pid).map(safe)),
             Column::Flags => self.flags(entry),
-            Column::Container => self.or_missing(self.container(entry)),
-            Column::Unit => {
-                let unit = entry.labels.as_deref().and_then(|l| l.display_unit());
-                self.or_missing(unit.map(Cow::into_owned))
+            Column::Container | Column::Unit => {
+                let mut text = String::new();
+                self.write_owner(column, entry, &mut text);
+                text
             }
             Column::Reach => self.reach(&entry.reach),
         }
@@ -218,31 +224,69 @@ impl<'a> Cells<'a> {
         }
     }
 
-    /// `-` in the table (as netstat), an empty cell in the CSV.
-    /// The container's name, else its id (cut to Docker's 12 digits in the table), after its
-    /// pod as `pod-namespace/pod/` under Kubernetes; escaped like process names.
-    fn container(&self, entry: &Entry) -> Option<String> {
-        let container = entry.labels.as_deref()?.container.as_ref()?;
-        let id = container.display_id();
-        let short = match self.style {
-            Style::Display { .. } if container.name.is_none() => id.chars().take(12).collect(),
-            _ => id.into_owned(),
+    /// Append the `container` or `unit` cell. Both are made once per distinct labels in a
+    /// row (sorted rows mostly share them: every socket of a container has the same), since
+    /// escaping them for each cell of each pass showed in profiles of `--netns all`, where
+    /// they are on by default.
+    fn write_owner(&mut self, column: Column, entry: &Entry, out: &mut String) {
+        let Some(labels) = entry.labels.as_ref() else {
+            out.push_str(self.missing());
+            return;
         };
-        let name = container.display_name().map_or(short, Cow::into_owned);
-        Some(
-            match (container.display_pod_namespace(), container.display_pod()) {
-                (Some(namespace), Some(pod)) => format!("{namespace}/{pod}/{name}"),
-                (None, Some(pod)) => format!("{pod}/{name}"),
-                _ => name,
-            },
-        )
+        let seen = matches!(&self.owner_cells, Some((last, ..)) if Arc::ptr_eq(last, labels));
+        if !seen {
+            let mut container = String::new();
+            if !self.push_container(entry, &mut container) {
+                container.push_str(self.missing());
+            }
+            let unit = labels.display_unit();
+            let unit = unit.map_or_else(|| self.missing().to_owned(), Cow::into_owned);
+            self.owner_cells = Some((Arc::clone(labels), container, unit));
+        }
+        if let Some((_, container, unit)) = &self.owner_cells {
+            out.push_str(if column == Column::Container {
+                container
+            } else {
+                unit
+            });
+        }
     }
 
+    /// Append the container's name, else its id (cut to Docker's 12 digits in the table),
+    /// after its pod as `pod-namespace/pod/` under Kubernetes; escaped like process names.
+    /// Written in place, without a `String` per cell (the column is on by default with
+    /// `--netns all`); false if the socket has no container.
+    fn push_container(&self, entry: &Entry, out: &mut String) -> bool {
+        let Some(container) = entry.labels.as_deref().and_then(|l| l.container.as_ref()) else {
+            return false;
+        };
+        if let Some(pod) = container.display_pod() {
+            if let Some(namespace) = container.display_pod_namespace() {
+                out.push_str(&namespace);
+                out.push('/');
+            }
+            out.push_str(&pod);
+            out.push('/');
+        }
+        match (container.display_name(), self.style) {
+            (Some(name), _) => out.push_str(&name),
+            (None, Style::Display { .. }) => out.extend(container.display_id().chars().take(12)),
+            (None, Style::Machine) => out.push_str(&container.display_id()),
+        }
+        true
+    }
+
+    /// `-` in the table (as netstat), an empty cell in the CSV.
+    fn missing(&self) -> &'static str {
+        match self.style {
+            Style::Display { .. } => "-",
+            Style::Machine => "",
+        }
+    }
+
+    /// `text`, or [`Cells::missing`]'s mark.
     fn or_missing(&self, text: Option<String>) -> String {
-        text.unwrap_or_else(|| match self.style {
-            Style::Display { .. } => "-".into(),
-            Style::Machine => String::new(),
-        })
+        text.unwrap_or_else(|| self.missing().into())
     }
 }
 
@@ -290,11 +334,11 @@ mod tests {
                 cgroup_id: None,
                 netns: None,
             },
-            processes,
+            processes: processes.into(),
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         }
     }
 

@@ -240,7 +240,7 @@ mod tests {
                 v6only,
                 ..listening
             },
-            processes: vec![OwnerProcess {
+            processes: thin_vec::thin_vec![OwnerProcess {
                 pid: 1,
                 fd: 3,
                 name: Some(name.into()),
@@ -249,9 +249,9 @@ mod tests {
                 labels: None,
             }],
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         }
     }
 

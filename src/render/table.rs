@@ -352,18 +352,18 @@ mod tests {
                 let owner = OwnerProcess {
                     pid: if wide { 4_000_000 } else { i as u32 + 1 },
                     fd: 3,
-                    name: Some(std::sync::Arc::from(&b"svc"[..])),
+                    name: Some(b"svc".into()),
                     cmdline: None,
                     uid: None,
                     labels: None,
                 };
                 Entry {
                     socket: Socket::listening(Protocol::Tcp, addr, (i % 60_000) as u16),
-                    processes: vec![owner],
+                    processes: thin_vec::thin_vec![owner],
                     owner_unknown: None,
-                    findings: Vec::new(),
+                    findings: Default::default(),
                     labels: None,
-                    reach: Vec::new(),
+                    reach: Default::default(),
                 }
             })
             .collect();

@@ -252,16 +252,16 @@ mod tests {
                 .map(|(i, name)| OwnerProcess {
                     pid: 100 + i as u32,
                     fd: 3,
-                    name: Some(std::sync::Arc::from(*name)),
+                    name: Some((*name).into()),
                     cmdline: None,
                     uid: Some(0),
                     labels: None,
                 })
                 .collect(),
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         }
     }
 

@@ -18,8 +18,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::text::{missing_text, reason};
-use super::{Audit, Audited, Missing, Reason};
-use crate::actions::audit::baseline::{Expected, PortPattern};
+use super::{Audit, Audited, Missing, Reason, Unchecked};
+use crate::actions::audit::baseline::PortPattern;
 use crate::actions::audit::identity::{Namespace, Program};
 use crate::render::Labels;
 use crate::render::wire::Socket;
@@ -203,7 +203,7 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
             .map(|m| missing_json(audit, m))
             .collect(),
         not_checked: (audit.verdict.unchecked.iter())
-            .map(|e| unchecked_json(audit, e))
+            .map(|u| unchecked_json(audit, u))
             .collect(),
         suspicious: suspicious(audit, &mut labels),
     };
@@ -292,11 +292,14 @@ fn reason_json(audit: &Audit, why: &Reason) -> ReasonJson {
 }
 
 /// A baseline line not checked, as a missing one is written, failing nothing.
-fn unchecked_json(audit: &Audit, expected: &Expected) -> MissingJson {
-    let line = Missing::Baseline(expected.clone());
+fn unchecked_json(audit: &Audit, unchecked: &Unchecked) -> MissingJson {
+    let line = Missing::Baseline(unchecked.line.clone());
     MissingJson {
         fails: false,
-        explanation: format!("not checked: {}", audit.unchecked_because),
+        explanation: format!(
+            "not checked: {}",
+            super::unchecked_because(audit, unchecked.why)
+        ),
         ..missing_json(audit, &line)
     }
 }

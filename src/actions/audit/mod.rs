@@ -29,12 +29,13 @@ use crate::actions::audit::tomlfile::{FileError, Source};
 use crate::config::{AuditSpec, Config, FailSet, Needs, OutputFormat};
 use crate::enrich::reach::apply::Hole;
 use crate::filter::ephemeral::EphemeralPorts;
+use crate::model::OwnerUnknownReason;
 use crate::model::published::Published;
 use crate::pipeline::{self, Listing, Plan};
 use baseline::Baseline;
 use policy::Policy;
 use scope::Scope;
-pub use verdict::{Audited, Missing, Reason, Verdict};
+pub use verdict::{Audited, Missing, Reason, Unchecked, UncheckedWhy, Verdict};
 
 /// What the report is about: the files checked and the audited listeners.
 pub struct Audit {
@@ -147,6 +148,21 @@ impl Audit {
     }
 }
 
+/// Why the baseline lines of `why` were not checked, for the report.
+pub fn unchecked_because(audit: &Audit, why: UncheckedWhy) -> &'static str {
+    match why {
+        UncheckedWhy::Namespace => audit.unchecked_because,
+        UncheckedWhy::HolderUnseen(OwnerUnknownReason::OutsidePidNamespace) => {
+            "something listens there, but its holders run outside this PID namespace (run \
+             lsports in the host's PID namespace, or give --proc-root the host's /proc)"
+        }
+        UncheckedWhy::HolderUnseen(_) => {
+            "something listens there, but the process holding it could not be inspected (run \
+             as root, or grant CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)"
+        }
+    }
+}
+
 /// The baseline (with its file) and the policy an audit compares with.
 pub type Files = (Option<(PathBuf, Baseline)>, Option<Policy>);
 
@@ -210,7 +226,7 @@ pub fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
         .iter()
         .map(|entry| Audited {
             identity: identifier.identify(entry, &listing.exes),
-            findings: entry.findings.clone(),
+            findings: entry.findings.to_vec(),
             exes: (entry.processes.iter())
                 .map(|p| listing.exes.get(p.pid).map(<[u8]>::to_vec))
                 .collect(),

@@ -10,7 +10,7 @@ use crate::actions::audit::tomlfile::Source;
 use crate::config::FailOn;
 use crate::model::exposure;
 use crate::model::finding::{Finding, Flag};
-use crate::model::{Entry, OwnerProcess, Protocol, Socket};
+use crate::model::{Entry, OwnerProcess, OwnerUnknownReason, Protocol, Socket};
 
 fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Audited {
     let socket = Socket {
@@ -36,7 +36,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
         },
         entry: Entry {
             socket,
-            processes: vec![OwnerProcess {
+            processes: thin_vec::thin_vec![OwnerProcess {
                 pid,
                 fd: 3,
                 name: Some(name.as_bytes().into()),
@@ -45,11 +45,11 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
                 labels: None,
             }],
             owner_unknown: None,
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         },
-        findings: Vec::new(),
+        findings: Default::default(),
         exes: Vec::new(),
     }
 }
@@ -219,7 +219,7 @@ fn a_baseline_line_where_the_audit_did_not_look_is_not_checked_and_never_fails()
     let fail = FailSet::from_choices(&[FailOn::Missing]);
     let not_web = |ns: &Namespace| *ns != Namespace::Container("web".into());
     let verdict = verdict::judge_within(&[], Some(&baseline), None, &fail, &not_web);
-    let unchecked: Vec<&PortPattern> = verdict.unchecked.iter().map(|e| &e.port).collect();
+    let unchecked: Vec<&PortPattern> = verdict.unchecked.iter().map(|u| &u.line.port).collect();
     assert_eq!(unchecked, [&PortPattern::Number(8080)]);
     let missing: Vec<&Missing> = verdict.missing.iter().collect();
     assert_eq!(missing.len(), 2, "{missing:?}");
@@ -238,4 +238,50 @@ fn a_baseline_line_where_the_audit_did_not_look_is_not_checked_and_never_fails()
     );
     assert!(verdict.missing.is_empty() && !verdict.fails, "{verdict:?}");
     assert_eq!(verdict.unchecked.len(), 1);
+}
+
+/// `listener` as an unprivileged audit sees it: no holder, for `why`.
+fn holder_unseen(mut listener: Audited, why: OwnerUnknownReason) -> Audited {
+    listener.entry.processes.clear();
+    listener.entry.owner_unknown = Some(why);
+    listener.identity.programs.clear();
+    listener
+}
+
+#[test]
+fn a_listener_whose_holder_could_not_be_seen_is_not_checked_unless_its_user_changed() {
+    let sshd = listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812);
+    let baseline = baseline_of(std::slice::from_ref(&sshd));
+    let fail = FailSet::from_choices(&[FailOn::Missing]);
+    for why in [
+        OwnerUnknownReason::Permission,
+        OwnerUnknownReason::OutsidePidNamespace,
+    ] {
+        let seen = [holder_unseen(sshd.clone(), why)];
+        let verdict = judge(&seen, Some(&baseline), None, &fail);
+        assert!(
+            verdict.unexpected.is_empty() && !verdict.fails,
+            "{verdict:?}"
+        );
+        assert!(verdict.missing.is_empty(), "{verdict:?}");
+        let unchecked: Vec<(&PortPattern, UncheckedWhy)> = (verdict.unchecked.iter())
+            .map(|u| (&u.line.port, u.why))
+            .collect();
+        assert_eq!(
+            unchecked,
+            [(&PortPattern::Number(22), UncheckedWhy::HolderUnseen(why))]
+        );
+    }
+    // Every process inspected and none holds it: a kernel socket where sshd was expected.
+    let kernel = [holder_unseen(sshd.clone(), OwnerUnknownReason::Kernel)];
+    let verdict = judge(&kernel, Some(&baseline), None, &fail);
+    assert!(
+        matches!(verdict.unexpected[..], [(0, ref r)] if matches!(r[..], [Reason::Changed { .. }]))
+    );
+    // Another user where root was expected is a change, seen or not.
+    let mut other_user = holder_unseen(sshd, OwnerUnknownReason::Permission);
+    other_user.identity.user = "nobody".into();
+    let verdict = judge(&[other_user], Some(&baseline), None, &fail);
+    assert_eq!(verdict.unexpected.len(), 1, "{verdict:?}");
+    assert!(verdict.unchecked.is_empty(), "{verdict:?}");
 }

@@ -15,7 +15,7 @@
 
 use std::io::{self, Write};
 
-use super::{Audit, Audited, Missing, Reason};
+use super::{Audit, Audited, Missing, Reason, UncheckedWhy};
 use crate::actions::audit::baseline::Expected;
 use crate::enrich::reach::apply::Hole;
 use crate::model::published::{Published, WITHOUT_LISTENER};
@@ -45,11 +45,17 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
         .map(|m| missing_row(audit, m))
         .collect();
     section(out, &missing_title(audit), &missing)?;
-    let unchecked: Vec<Vec<String>> = (audit.verdict.unchecked.iter())
-        .map(|expected| unchecked_row(audit, expected))
-        .collect();
-    let title = format!("Not checked, reported only: {}", audit.unchecked_because);
-    section(out, &title, &unchecked)?;
+    for why in unchecked_reasons(audit) {
+        let unchecked: Vec<Vec<String>> = (audit.verdict.unchecked.iter())
+            .filter(|u| u.why == why)
+            .map(|u| unchecked_row(audit, &u.line))
+            .collect();
+        let title = format!(
+            "Not checked, reported only: {}",
+            super::unchecked_because(audit, why)
+        );
+        section(out, &title, &unchecked)?;
+    }
     let (failing, reported) = suspicious_rows(audit, &labels);
     section(out, "Suspicious (fails the audit, see --fail-on)", &failing)?;
     section(out, "Suspicious (reported only)", &reported)?;
@@ -214,6 +220,17 @@ fn missing_row(audit: &Audit, missing: &Missing) -> Vec<String> {
         ],
         Missing::Rule(_) => vec!["-".into(), "-".into(), what, "-".into(), why],
     }
+}
+
+/// Each reason some baseline line was not checked for, in the order first met.
+fn unchecked_reasons(audit: &Audit) -> Vec<UncheckedWhy> {
+    let mut reasons: Vec<UncheckedWhy> = Vec::new();
+    for unchecked in &audit.verdict.unchecked {
+        if !reasons.contains(&unchecked.why) {
+            reasons.push(unchecked.why);
+        }
+    }
+    reasons
 }
 
 /// A baseline line not checked: where, who, and the line.

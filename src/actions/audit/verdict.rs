@@ -6,8 +6,8 @@ use crate::actions::audit::baseline::{Baseline, Expected};
 use crate::actions::audit::identity::{Identity, Namespace};
 use crate::actions::audit::policy::{Action, Decision, Policy};
 use crate::config::FailSet;
-use crate::model::Entry;
 use crate::model::finding::Finding;
+use crate::model::{Entry, OwnerUnknownReason};
 
 /// One listener, with everything an audit needs to know about it.
 #[derive(Debug, Clone)]
@@ -54,6 +54,27 @@ pub enum Missing {
     Rule(usize),
 }
 
+/// A baseline line the audit could not check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unchecked {
+    /// The line (the first of its socket's lines).
+    pub line: Expected,
+    /// Why it was not checked.
+    pub why: UncheckedWhy,
+}
+
+/// Why a baseline line was not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UncheckedWhy {
+    /// Its network namespace was not read (the audit's scope says why).
+    Namespace,
+    /// A socket listens where it expects one, as its user, but no holder of it could be seen
+    /// (`Permission`: processes this user may not inspect; `OutsidePidNamespace`: holders
+    /// outside this PID namespace), so the program it expects can be neither confirmed nor
+    /// denied. An unprivileged audit of a root-owned service lands here, not in "changed".
+    HolderUnseen(OwnerUnknownReason),
+}
+
 /// Everything an audit found.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
@@ -61,9 +82,10 @@ pub struct Verdict {
     pub unexpected: Vec<(usize, Vec<Reason>)>,
     /// Expected listeners not found.
     pub missing: Vec<Missing>,
-    /// Baseline lines (the first of each socket's) not looked for: their network namespace
-    /// was not read. Reported, never failing: they may be there.
-    pub unchecked: Vec<Expected>,
+    /// Baseline lines (the first of each socket's) not checked, and why: their network
+    /// namespace was not read, or something listens there whose holder could not be seen.
+    /// Reported, never failing: they may be there, as expected.
+    pub unchecked: Vec<Unchecked>,
     /// Whether the audit fails (exit status 1).
     pub fails: bool,
 }
@@ -90,9 +112,25 @@ pub fn judge_within(
 ) -> Verdict {
     let mut verdict = Verdict::default();
     for (index, listener) in listeners.iter().enumerate() {
+        let unseen = holder_unseen(listener);
         let mut reasons = Vec::new();
-        reasons.extend(baseline.and_then(|b| baseline_reason(b, &listener.identity)));
-        reasons.extend(baseline.and_then(|b| reach_changed(b, &listener.identity)));
+        match (baseline, unseen) {
+            (Some(b), Some(why)) => match lines_without_holder(b, &listener.identity) {
+                Some(line) => {
+                    // A socket on both families (two listeners) is one line, said once.
+                    if !verdict.unchecked.iter().any(|u| u.line.same_socket(line)) {
+                        verdict.unchecked.push(Unchecked {
+                            line: line.clone(),
+                            why: UncheckedWhy::HolderUnseen(why),
+                        });
+                    }
+                }
+                None => reasons.extend(baseline_reason(b, &listener.identity)),
+            },
+            (Some(b), None) => reasons.extend(baseline_reason(b, &listener.identity)),
+            (None, _) => {}
+        }
+        reasons.extend(baseline.and_then(|b| reach_changed(b, &listener.identity, unseen)));
         reasons.extend(policy.and_then(|p| policy_reason(p, listener)));
         if !reasons.is_empty() {
             verdict.unexpected.push((index, reasons));
@@ -104,7 +142,10 @@ pub fn judge_within(
         .unwrap_or_default()
         .into_iter()
         .partition(|line| checked(&line.namespace));
-    verdict.unchecked = unchecked;
+    (verdict.unchecked).extend(unchecked.into_iter().map(|line| Unchecked {
+        line,
+        why: UncheckedWhy::Namespace,
+    }));
     let rules_missing = policy
         .map(|p| missing_rules(p, listeners))
         .unwrap_or_default();
@@ -143,12 +184,41 @@ fn baseline_reason(baseline: &Baseline, identity: &Identity) -> Option<Reason> {
     })
 }
 
+/// Why no holder of `listener` could be seen, when that may hide the one it has: some
+/// processes could not be inspected, or its holders live outside this PID namespace.
+fn holder_unseen(listener: &Audited) -> Option<OwnerUnknownReason> {
+    if !listener.entry.processes.is_empty() {
+        return None;
+    }
+    (listener.entry.owner_unknown).filter(|r| {
+        matches!(
+            r,
+            OwnerUnknownReason::Permission | OwnerUnknownReason::OutsidePidNamespace
+        )
+    })
+}
+
+/// The first baseline line that expects a listener where `identity` is, as its user, whatever
+/// program it names: for a listener whose holders could not be seen.
+fn lines_without_holder<'a>(baseline: &'a Baseline, identity: &Identity) -> Option<&'a Expected> {
+    (baseline.expected.iter()).find(|e| e.accepts_unseen_holder(identity))
+}
+
 /// A listener the baseline accepts, whose every accepting line with a recorded reach says
-/// another one than it has now (when its reach now is known).
-fn reach_changed(baseline: &Baseline, identity: &Identity) -> Option<Reason> {
+/// another one than it has now (when its reach now is known). For a listener whose holders
+/// could not be seen (`unseen`), the lines that would accept it whatever its program.
+fn reach_changed(
+    baseline: &Baseline,
+    identity: &Identity,
+    unseen: Option<OwnerUnknownReason>,
+) -> Option<Reason> {
     let now = identity.reach.as_ref()?;
+    let accepts = |e: &Expected| match unseen {
+        Some(_) => e.accepts_unseen_holder(identity),
+        None => e.accepts(identity),
+    };
     let recorded: Vec<&Expected> = (baseline.expected.iter())
-        .filter(|e| e.reach.is_some() && e.accepts(identity))
+        .filter(|e| e.reach.is_some() && accepts(e))
         .collect();
     if recorded.is_empty() || recorded.iter().any(|e| e.reach.as_ref() == Some(now)) {
         return None;

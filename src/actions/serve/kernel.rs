@@ -130,14 +130,14 @@ impl KernelEvents {
         let entry = Entry {
             socket,
             processes: if kernel_held {
-                Vec::new()
+                Default::default()
             } else {
-                vec![process]
+                thin_vec::thin_vec![process]
             },
             owner_unknown: kernel_held.then_some(OwnerUnknownReason::Kernel),
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         };
         let listing = Listing {
             entries: vec![entry],

@@ -241,14 +241,14 @@ impl KernelEvents {
         Entry {
             socket,
             processes: if event.pid == 0 {
-                Vec::new()
+                Default::default()
             } else {
-                vec![process]
+                thin_vec::thin_vec![process]
             },
             owner_unknown: (event.pid == 0).then_some(OwnerUnknownReason::Kernel),
-            findings: Vec::new(),
+            findings: Default::default(),
             labels: None,
-            reach: Vec::new(),
+            reach: Default::default(),
         }
     }
 

@@ -223,7 +223,7 @@ fn subject(mut entry: Entry, exes: &Executables) -> Subject {
             .iter()
             .map(|p| exes.get(p.pid).map(<[u8]>::to_vec))
             .collect(),
-        findings: std::mem::take(&mut entry.findings),
+        findings: std::mem::take(&mut entry.findings).into(),
         entry,
     }
 }

@@ -152,6 +152,12 @@ impl<'a> Activations<'a> {
         self
     }
 
+    /// Whether a manager is among `pids` (a socket's holders): only then can
+    /// [`Activations::resolve`] name a socket unit, so a caller may skip building its query.
+    pub fn held_by_manager(&self, mut pids: impl Iterator<Item = u32>) -> bool {
+        pids.any(|pid| self.managers.contains(&pid))
+    }
+
     /// The socket unit that made `query`'s socket and the service it was passed to; `None`
     /// if no manager holds it or nothing names its unit.
     pub fn resolve(&mut self, query: &Query<'_>) -> Option<Activation> {

@@ -1,13 +1,27 @@
-//! Labelling a listing: every holder from its `/proc/PID/cgroup`, every socket from its own
-//! cgroup (`INET_DIAG_CGROUP_ID`) or else from its holders', and a socket that systemd's
-//! socket activation made with both units (`sshd.socket → sshd.service`).
+//! Labelling a listing: every socket from its own cgroup (`INET_DIAG_CGROUP_ID`) or else from
+//! its holders', every holder from its cgroup when the output shows holders' labels, and a
+//! socket that systemd's socket activation made with both units (`sshd.socket →
+//! sshd.service`).
 //!
-//! Each process's cgroup file is read once, however many sockets it holds, and each cgroup
+//! Each process's cgroup is read at most once, however many sockets it holds, and each cgroup
 //! path is derived once ([`Labeler`]); the cgroup tree is walked only when a socket carries a
-//! cgroup id. A process that cannot be read (gone, or hidden) gets no labels, not an error:
-//! labels are a description, and the listing is right without them.
+//! cgroup id or many holders are read. Two things keep the reads few (measured in
+//! `bench/compare.sh labels`, where the 1,000 processes' `/proc/PID/cgroup` reads were 11 of
+//! the 20 ms the labels cost on a quiet machine):
+//! - when only sockets' labels are shown ([`Scope::Sockets`]: the table's and CSV's columns,
+//!   Prometheus), a holder's cgroup is read only for a socket whose own cgroup names no unit
+//!   or container (or is not known): where every socket was made in its container's or
+//!   unit's cgroup, no process's cgroup is read at all;
+//! - where more holders must be read than there are cgroups, each cgroup's `cgroup.procs` is
+//!   read once instead ([`Labeler::cgroup_members`]; only when the proc root is this PID
+//!   namespace's `/proc`, whose pids those are). A process in the root cgroup is still read
+//!   from its `/proc/PID/cgroup`, whose `name=systemd` line may say more on a hybrid host.
+//!   The paths are then the cgroup2 mount's, as for sockets' cgroup ids.
+//!
+//! A process that cannot be read (gone, or hidden) gets no labels, not an error: labels are a
+//! description, and the listing is right without them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,6 +29,7 @@ use super::activation::{Activations, Query};
 use super::{Labeler, Labels};
 use crate::model::{Entry, Holder};
 use crate::sys::procroot::ProcRoot;
+use crate::sys::timing::mark;
 
 /// Where labels are read from.
 #[derive(Debug, Clone, Copy)]
@@ -25,23 +40,82 @@ pub struct Sources<'a> {
     pub state_root: &'a Path,
 }
 
-/// Label every entry of `entries` and each of its holders.
-pub fn label_entries(entries: &mut [Entry], sources: Sources<'_>) {
+/// Whose labels a run shows ([`crate::config::Needs::holder_labels`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Each socket's only: the holders are left unlabelled, and a holder's cgroup is read
+    /// only where the socket's own cgroup names nothing.
+    Sockets,
+    /// Each socket's and each holder's (JSON, and the `--container`/`--unit` filters, which
+    /// keep a socket by any holder's labels).
+    SocketsAndHolders,
+}
+
+/// Label every entry of `entries`, and each of its holders under
+/// [`Scope::SocketsAndHolders`].
+pub fn label_entries(entries: &mut [Entry], sources: Sources<'_>, scope: Scope) {
     let proc = ProcRoot::open(sources.proc_root).ok();
     let mut labeler = Labeler::new(sources.state_root);
-    let mut by_pid: HashMap<u32, Option<Arc<Labels>>> = HashMap::new();
+    let own: Vec<Option<Arc<Labels>>> = (entries.iter())
+        .map(|entry| own_labels(entry, &mut labeler))
+        .collect();
+    mark("labels: sockets' own cgroups");
+    let mut holders = HolderLabels::new(proc.as_ref());
+    let wanted = holders_to_read(entries, &own, scope);
+    if wanted >= MEMBERS_FROM && proc.as_ref().is_some_and(is_ours) {
+        holders.use_members_if_fewer(&mut labeler, wanted);
+        mark("labels: cgroup members read");
+    }
     let mut activations = proc
         .as_ref()
         .map(|proc| Activations::new(proc, sources.state_root));
-    for entry in entries.iter_mut() {
-        for process in &mut entry.processes {
-            let labels = by_pid
-                .entry(process.pid)
-                .or_insert_with(|| process_labels(proc.as_ref(), &mut labeler, process.pid));
-            process.labels = labels.clone();
+    for (entry, own) in entries.iter_mut().zip(own) {
+        if scope == Scope::SocketsAndHolders {
+            for process in &mut entry.processes {
+                process.labels = holders.of(&mut labeler, process.pid);
+            }
         }
-        entry.labels = socket_labels(entry, &mut labeler, activations.as_mut());
+        let base = own.filter(named).or_else(|| {
+            (entry.processes.iter()).find_map(|p| holders.of(&mut labeler, p.pid).filter(named))
+        });
+        entry.labels = with_activation(entry, base, &mut labeler, activations.as_mut());
     }
+}
+
+/// Holders to read at least this many before the cgroups' `cgroup.procs` may be read instead
+/// of their `/proc/PID/cgroup`: below it, walking the cgroup tree (when no socket's cgroup id
+/// asked for it) costs more than it saves.
+const MEMBERS_FROM: usize = 64;
+
+/// The labels of the socket's own cgroup (`INET_DIAG_CGROUP_ID`), if the kernel sent its id
+/// and a cgroup has it.
+fn own_labels(entry: &Entry, labeler: &mut Labeler) -> Option<Arc<Labels>> {
+    labeler.for_cgroup_id(entry.socket.cgroup_id?.get())
+}
+
+/// Whether labels name a unit or a container.
+fn named(labels: &Arc<Labels>) -> bool {
+    labels.unit.is_some() || labels.container.is_some()
+}
+
+/// How many distinct holders' cgroups the run will read at most: every holder's with
+/// [`Scope::SocketsAndHolders`], else those of sockets whose own cgroup names nothing.
+fn holders_to_read(entries: &[Entry], own: &[Option<Arc<Labels>>], scope: Scope) -> usize {
+    let needs_holders = |own: &Option<Arc<Labels>>| {
+        scope == Scope::SocketsAndHolders || !own.as_ref().is_some_and(named)
+    };
+    let pids: HashSet<u32> = (entries.iter().zip(own))
+        .filter(|(_, own)| needs_holders(own))
+        .flat_map(|(entry, _)| entry.processes.iter().map(|p| p.pid))
+        .collect();
+    pids.len()
+}
+
+/// Whether `proc` is the `/proc` of this process's PID namespace (its `self` is this process),
+/// so that pids in `cgroup.procs` are its pids.
+fn is_ours(proc: &ProcRoot) -> bool {
+    proc.read_link("self")
+        .is_ok_and(|link| link == std::process::id().to_string().as_bytes())
 }
 
 /// The labels of each process of `pids` whose `/proc/PID/cgroup` can be read (one labeler for
@@ -49,48 +123,79 @@ pub fn label_entries(entries: &mut [Entry], sources: Sources<'_>) {
 pub fn process_labels_of(pids: &[u32], sources: Sources<'_>) -> Vec<Arc<Labels>> {
     let proc = ProcRoot::open(sources.proc_root).ok();
     let mut labeler = Labeler::new(sources.state_root);
+    let mut holders = HolderLabels::new(proc.as_ref());
     (pids.iter())
-        .filter_map(|&pid| process_labels(proc.as_ref(), &mut labeler, pid))
+        .filter_map(|&pid| holders.of(&mut labeler, pid))
         .collect()
 }
 
-/// The labels of process `pid`, from its `/proc/PID/cgroup`; `None` if it cannot be read.
-fn process_labels(proc: Option<&ProcRoot>, labeler: &mut Labeler, pid: u32) -> Option<Arc<Labels>> {
-    let content = proc?.read_file(&format!("{pid}/cgroup")).ok()?;
-    Some(labeler.for_process_cgroup(&content))
+/// Processes' labels, each read the first time it is asked for: from the cgroup
+/// [`Labeler::cgroup_members`] puts it in, when it was read, else from its
+/// `/proc/PID/cgroup`.
+struct HolderLabels<'p> {
+    proc: Option<&'p ProcRoot>,
+    by_pid: HashMap<u32, Option<Arc<Labels>>>,
+    members: HashMap<u32, u64>,
 }
 
-/// The socket's own cgroup's labels when they name something, else the first holder's that
-/// do; with the socket unit and service when activation made it.
-fn socket_labels(
+impl<'p> HolderLabels<'p> {
+    fn new(proc: Option<&'p ProcRoot>) -> Self {
+        HolderLabels {
+            proc,
+            by_pid: HashMap::new(),
+            members: HashMap::new(),
+        }
+    }
+
+    /// Read each cgroup's members once, when the cgroups are fewer than the `wanted`
+    /// processes (one `cgroup.procs` read per cgroup against one `/proc/PID/cgroup` per
+    /// process).
+    fn use_members_if_fewer(&mut self, labeler: &mut Labeler, wanted: usize) {
+        if labeler.cgroup_count() < wanted {
+            self.members = labeler.cgroup_members();
+        }
+    }
+
+    /// The labels of process `pid`; `None` if its cgroup cannot be read.
+    fn of(&mut self, labeler: &mut Labeler, pid: u32) -> Option<Arc<Labels>> {
+        if let Some(known) = self.by_pid.get(&pid) {
+            return known.clone();
+        }
+        let member = self.members.get(&pid).copied();
+        let labels = member.and_then(|id| labeler.for_member_of(id)).or_else(|| {
+            let content = self.proc?.read_file(&format!("{pid}/cgroup")).ok()?;
+            Some(labeler.for_process_cgroup(&content))
+        });
+        self.by_pid.insert(pid, labels.clone());
+        labels
+    }
+}
+
+/// `base` (the socket's own cgroup's labels when they name something, else the first
+/// holder's that do), with the socket unit and service instead when activation made it.
+fn with_activation(
     entry: &Entry,
+    base: Option<Arc<Labels>>,
     labeler: &mut Labeler,
     activations: Option<&mut Activations<'_>>,
 ) -> Option<Arc<Labels>> {
-    let cgroup = entry
-        .socket
-        .cgroup_id
-        .and_then(|id| labeler.cgroup_path(id.get()).map(<[u8]>::to_vec));
-    let own = cgroup.as_deref().map(|path| labeler.for_cgroup_path(path));
-    let named = |l: &Arc<Labels>| l.unit.is_some() || l.container.is_some();
-    let base = own.filter(named).or_else(|| {
-        let mut holders = entry.processes.iter().filter_map(|p| p.labels.as_ref());
-        holders.find(|l| named(l)).cloned()
-    });
-    let activation = activations.and_then(|activations| {
-        let holders: Vec<Holder> = (entry.processes.iter())
-            .map(|p| Holder {
-                pid: p.pid,
-                fd: p.fd,
-            })
-            .collect();
-        activations.resolve(&Query {
-            socket: &entry.socket,
-            cgroup: cgroup.as_deref(),
-            holders: &holders,
+    let pids = entry.processes.iter().map(|p| p.pid);
+    let Some(activations) = activations.filter(|a| a.held_by_manager(pids)) else {
+        return base;
+    };
+    let holders: Vec<Holder> = (entry.processes.iter())
+        .map(|p| Holder {
+            pid: p.pid,
+            fd: p.fd,
         })
-    });
-    let Some(activation) = activation else {
+        .collect();
+    let id = entry.socket.cgroup_id.map(|id| id.get());
+    let cgroup = id.and_then(|id| labeler.cgroup_path(id));
+    let Some(activation) = activations.resolve(&Query {
+        socket: &entry.socket,
+        cgroup,
+        holders: &holders,
+    }) else {
         return base;
     };
     let unit = match &activation.service {

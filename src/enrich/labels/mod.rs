@@ -56,6 +56,8 @@ use state::{Key, StateReader};
 pub struct Labeler {
     state: StateReader,
     by_path: HashMap<Vec<u8>, Arc<Labels>>,
+    /// Socket cgroup ids already resolved (thousands of sockets share a few cgroups).
+    by_id: HashMap<u64, Option<Arc<Labels>>>,
     cgroup_mount: Option<PathBuf>,
     /// Built on the first cgroup id asked for; `Some(None)` if the walk failed.
     index: Option<Option<CgroupIndex>>,
@@ -68,6 +70,7 @@ impl Labeler {
         Labeler {
             state: StateReader::new(root),
             by_path: HashMap::new(),
+            by_id: HashMap::new(),
             cgroup_mount: None,
             index: None,
         }
@@ -102,17 +105,61 @@ impl Labeler {
     /// cgroups are walked once, at the first id asked for: ask after the sockets are dumped,
     /// and a cgroup made later in the run stays unknown.
     pub fn for_cgroup_id(&mut self, id: u64) -> Option<Arc<Labels>> {
-        let path = self.cgroup_path(id)?.to_vec();
-        Some(self.for_cgroup_path(&path))
+        if let Some(known) = self.by_id.get(&id) {
+            return known.clone();
+        }
+        let path = self.cgroup_path(id).map(<[u8]>::to_vec);
+        let labels = path.map(|path| self.for_cgroup_path(&path));
+        self.by_id.insert(id, labels.clone());
+        labels
     }
 
     /// The path of the cgroup v2 `id`, walking the cgroup2 mount the first time.
     pub fn cgroup_path(&mut self, id: u64) -> Option<&[u8]> {
+        self.index()?.path(id)
+    }
+
+    /// How many cgroups the cgroup2 mount holds (walking it the first time); 0 if it cannot
+    /// be walked.
+    pub fn cgroup_count(&mut self) -> usize {
+        self.index().map_or(0, CgroupIndex::len)
+    }
+
+    /// Each process in a cgroup, by pid (as this process's PID namespace numbers them), with
+    /// its cgroup id: every cgroup's `cgroup.procs` read once ([`CgroupIndex::members`]).
+    /// Empty if the cgroup2 mount cannot be read.
+    pub fn cgroup_members(&mut self) -> HashMap<u32, u64> {
+        let mount = self.mount();
+        (self.index())
+            .and_then(|index| index.members(&mount).ok())
+            .unwrap_or_default()
+    }
+
+    /// The labels of the process in cgroup `id` by [`Labeler::cgroup_members`]; `None` where
+    /// its `/proc/PID/cgroup` must be read instead: the id is unknown, or it is the root,
+    /// where that file's `name=systemd` line may say more (a hybrid host's runtimes may join
+    /// only the v1 hierarchies).
+    pub fn for_member_of(&mut self, id: u64) -> Option<Arc<Labels>> {
+        if self.cgroup_path(id)? == b"/" {
+            return None;
+        }
+        self.for_cgroup_id(id)
+    }
+
+    /// The cgroup index, walked the first time.
+    fn index(&mut self) -> Option<&CgroupIndex> {
         if self.index.is_none() {
-            let mount = self.cgroup_mount.clone().unwrap_or_else(live_cgroup2_mount);
+            let mount = self.mount();
             self.index = Some(CgroupIndex::build(&mount).ok());
         }
-        self.index.as_ref()?.as_ref()?.path(id)
+        self.index.as_ref()?.as_ref()
+    }
+
+    /// The cgroup2 mount: the one given, else the live one (found once).
+    fn mount(&mut self) -> PathBuf {
+        (self.cgroup_mount)
+            .get_or_insert_with(live_cgroup2_mount)
+            .clone()
     }
 
     fn derive(&mut self, path: &[u8]) -> Labels {
@@ -159,8 +206,15 @@ impl Labeler {
     }
 }
 
-/// The live cgroup2 mount: from `/proc/self/mountinfo`, else `/sys/fs/cgroup`.
+/// The live cgroup2 mount: where systemd mounts it (`/sys/fs/cgroup`, or on a hybrid host
+/// `/sys/fs/cgroup/unified`), else the first in `/proc/self/mountinfo`, else `/sys/fs/cgroup`.
+/// A `statfs` each comes first: the mount table lists every bind-mounted network namespace
+/// too (0.7 ms of a `--netns all` run over 201 namespaces, measured with perf).
 fn live_cgroup2_mount() -> PathBuf {
+    let usual = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].map(PathBuf::from);
+    if let Some(found) = usual.into_iter().find(|p| cgroupfs::is_cgroup2(p)) {
+        return found;
+    }
     std::fs::read("/proc/self/mountinfo")
         .ok()
         .and_then(|info| cgroupfs::cgroup2_mount(&info))

@@ -79,7 +79,7 @@ pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>) -> Firewalls {
     }
     for entry in entries.iter_mut().filter(|e| is_listener(e)) {
         let ruleset = &firewalls.rulesets[&namespace_of(entry)];
-        entry.reach = one_per_differing_family(ruleset.for_listener(&entry.socket), entry);
+        entry.reach = one_per_differing_family(ruleset.for_listener(&entry.socket), entry).into();
     }
     firewalls
 }

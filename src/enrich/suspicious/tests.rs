@@ -41,9 +41,9 @@ fn entry(addr: &str, holders: &[(u32, u32)], unknown: Option<OwnerUnknownReason>
             })
             .collect(),
         owner_unknown: unknown,
-        findings: Vec::new(),
+        findings: Default::default(),
         labels: None,
-        reach: Vec::new(),
+        reach: Default::default(),
     }
 }
 

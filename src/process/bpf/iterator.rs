@@ -25,12 +25,10 @@ use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::sync::mpsc::Receiver;
 
-use aya::Ebpf;
 use aya::maps::{Array, MapData};
-use aya::programs::{Iter, ProgramError};
 
-use super::aya_workaround;
 use super::error::BpfUnavailable;
+use super::loader::{self, Iterators, Wanted};
 use super::preflight::Checked;
 use super::records;
 use crate::text::counts::count;
@@ -144,8 +142,9 @@ impl Variant {
         }
     }
 
-    /// The kernel function whose BTF id is the attach point: aya looks it up as `bpf_iter_`
-    /// and the iterator type.
+    /// The kernel function whose BTF id is the attach point: `bpf_iter_` and the iterator
+    /// type, as the loaders look it up (for tests of the digest).
+    #[cfg(test)]
     pub(crate) fn iter_func(self) -> String {
         format!("bpf_iter_{}", self.iter_type())
     }
@@ -178,11 +177,24 @@ pub struct Ran {
     pub not_walked: Option<BpfUnavailable>,
     /// How many iterators read each pass at once, on as many threads.
     pub readers: usize,
+    /// Why aya loaded the program rather than lsports' own loader (`None`: the own one did).
+    pub aya_fallback: Option<String>,
 }
 
 impl fmt::Display for Ran {
     /// What `-v` says of the iterator, inside `process owners from the kernel (...)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_program(f)?;
+        match &self.aya_fallback {
+            Some(why) => write!(f, "; loaded through aya: {why}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Ran {
+    /// Which program ran, and why not the fd-table walk.
+    fn fmt_program(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.variant, &self.not_walked) {
             (Variant::FdWalk, _) => write!(
                 f,
@@ -255,13 +267,15 @@ pub enum Output<'a> {
 /// and visits every process once. The kernel's BTF is released by now; the program is a file
 /// descriptor, closed when this is dropped.
 pub struct Loaded {
-    ebpf: Ebpf,
+    iterators: Iterators,
     variant: Variant,
     emit: Emit,
     /// Iterators read at once in each pass.
     readers: usize,
     /// Passes begun: each is numbered, so that no reader takes a claim of an earlier one.
     passes: u64,
+    /// Why aya loaded it, until [`Ran`] says so.
+    aya_fallback: Option<String>,
 }
 
 impl fmt::Debug for Loaded {
@@ -284,11 +298,12 @@ pub fn load(
     crate::sys::timing::mark("bpf: started");
     let first = forced.unwrap_or(Variant::FdWalk);
     let not_walked = match load_variant(first, emit) {
-        Ok(loaded) => {
+        Ok(mut loaded) => {
             let ran = Ran {
                 variant: first,
                 not_walked: None,
                 readers: loaded.readers,
+                aya_fallback: loaded.aya_fallback.take(),
             };
             return Ok((loaded, ran));
         }
@@ -296,51 +311,44 @@ pub fn load(
         Err(why) => return Err(why),
     };
     crate::sys::timing::mark("bpf: fd-table walk refused");
-    let loaded = load_variant(Variant::TaskFile, emit)?;
+    let mut loaded = load_variant(Variant::TaskFile, emit)?;
     let ran = Ran {
         variant: Variant::TaskFile,
         not_walked: Some(not_walked),
         readers: loaded.readers,
+        aya_fallback: loaded.aya_fallback.take(),
     };
     Ok((loaded, ran))
 }
 
 /// Load `variant`'s program as its iterator (the verifier checks it here).
 fn load_variant(variant: Variant, emit: Emit) -> Result<Loaded, BpfUnavailable> {
+    load_variant_with(variant, emit, loader::Choice::from_env())
+}
+
+/// [`load_variant`] by the loader `choice`.
+fn load_variant_with(
+    variant: Variant,
+    emit: Emit,
+    choice: loader::Choice,
+) -> Result<Loaded, BpfUnavailable> {
     let values = emit.globals();
     let globals: Vec<(&str, &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
-    let (mut ebpf, btf) = aya_workaround::load_with_globals(
-        OBJECT,
-        RELOCATED_STRUCTS,
-        &variant.iter_func(),
-        &globals,
-    )?;
-    crate::sys::timing::mark("bpf: object loaded");
-    let program = program_of(&mut ebpf, variant)?;
-    program
-        .load(variant.iter_type(), btf.attach())
-        .map_err(|e| match e {
-            // The attach point (`bpf_iter_task_file`, say) is missing from the kernel's BTF.
-            ProgramError::Btf(_) => BpfUnavailable::NoIterator(chain(&e)),
-            _ => BpfUnavailable::Load(chain(&e)),
-        })?;
-    crate::sys::timing::mark("bpf: program verified");
+    let wanted = Wanted {
+        object: OBJECT,
+        relocated: RELOCATED_STRUCTS,
+        programs: &[(variant.program(), variant.iter_type())],
+        globals: &globals,
+    };
+    let loaded = loader::load_with(&wanted, choice)?;
     Ok(Loaded {
-        ebpf,
+        iterators: loaded.iterators,
+        aya_fallback: loaded.aya_fallback,
         variant,
         emit,
         readers: variant.readers(),
         passes: 0,
     })
-}
-
-/// `variant`'s program in `ebpf`, as an iterator.
-fn program_of(ebpf: &mut Ebpf, variant: Variant) -> Result<&mut Iter, BpfUnavailable> {
-    let name = variant.program();
-    ebpf.program_mut(name)
-        .ok_or_else(|| BpfUnavailable::Load(format!("no program {name} in the object")))?
-        .try_into()
-        .map_err(|e: ProgramError| BpfUnavailable::Load(chain(&e)))
 }
 
 impl Loaded {
@@ -395,7 +403,7 @@ impl Loaded {
     fn reset_claims(&mut self) -> Result<(), BpfUnavailable> {
         self.passes += 1;
         let map = self
-            .ebpf
+            .iterators
             .map_mut(CLAIMS_MAP)
             .ok_or_else(|| BpfUnavailable::Load(format!("no map {CLAIMS_MAP} in the object")))?;
         let mut claims: Array<&mut MapData, u64> =
@@ -411,15 +419,7 @@ impl Loaded {
 
     /// Attach the program and open one pass over it; the link is the pass's file's to keep.
     fn open(&mut self) -> Result<File, BpfUnavailable> {
-        let program = program_of(&mut self.ebpf, self.variant)?;
-        let link_id = program
-            .attach()
-            .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
-        let link = program
-            .take_link(link_id)
-            .map_err(|e| BpfUnavailable::Load(chain(&e)))?;
-        link.into_file()
-            .map_err(|e| BpfUnavailable::Load(chain(&e)))
+        self.iterators.open(self.variant.program())
     }
 }
 
@@ -524,9 +524,10 @@ pub(crate) mod tests {
 
     #[test]
     fn each_program_is_the_iterator_type_it_is_loaded_as() {
-        // `Iter::load(type, ..)` attaches to `bpf_iter_<type>`, whatever the program was
-        // written for: the object's section must name the same type, or the kernel would run
-        // it over other objects (the live-BTF test in `btf_digest` checks the functions).
+        // The program is loaded at `bpf_iter_<type>`, whatever it was written for: the
+        // object's section must name the same type, or the kernel would run it over other
+        // objects (the live-BTF tests in `btf_digest` and `loader::attach_id` check the
+        // functions).
         for variant in [Variant::FdWalk, Variant::TaskFile] {
             let section = format!("\0iter/{}\0", variant.iter_type());
             assert!(
@@ -553,6 +554,7 @@ pub(crate) mod tests {
             variant: Variant::FdWalk,
             not_walked: None,
             readers,
+            aya_fallback: None,
         };
         assert_eq!(
             walked(2).to_string(),
@@ -566,6 +568,7 @@ pub(crate) mod tests {
             variant: Variant::TaskFile,
             not_walked: Some(BpfUnavailable::Load("bpf_loop: invalid argument".into())),
             readers: 1,
+            aya_fallback: None,
         };
         let line = fell_back.to_string();
         assert!(line.starts_with("BPF task_file iterator; the fd-table walk could not run: "));
@@ -574,14 +577,108 @@ pub(crate) mod tests {
             variant: Variant::TaskFile,
             not_walked: None,
             readers: 1,
+            aya_fallback: None,
         };
         assert_eq!(forced.to_string(), "BPF task_file iterator, as asked");
+        let through_aya = Ran {
+            aya_fallback: Some("scanning the kernel's BTF: unsupported BTF version 2".into()),
+            ..walked(2)
+        };
+        assert_eq!(
+            through_aya.to_string(),
+            "BPF task iterator walking each fd table on 2 threads; loaded through aya: scanning \
+             the kernel's BTF: unsupported BTF version 2"
+        );
     }
 
     #[test]
     fn the_embedded_object_is_an_elf_file() {
         // A build that embedded a placeholder would fail only at load time, as root.
         assert!(OBJECT.starts_with(b"\x7fELF"));
+    }
+
+    #[test]
+    fn both_loaders_load_each_program_and_find_this_process_s_listener() {
+        if let Err(why) = crate::process::bpf::preflight::check(std::path::Path::new("/proc")) {
+            // CI runs as root on a kernel with BTF: a refusal there is a failure.
+            let ci = std::env::var_os("CI").is_some_and(|v| v == "true");
+            assert!(!ci, "the BPF iterator cannot load under CI: {why}");
+            println!("SKIP: {why}");
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let link = format!("/proc/self/fd/{fd}");
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(link).unwrap());
+        let fd = fd as u32;
+        let pid = std::process::id();
+        for choice in [loader::Choice::Own, loader::Choice::Aya] {
+            for variant in [Variant::FdWalk, Variant::TaskFile] {
+                let mut loaded = load_variant_with(variant, Emit::Holders, choice).unwrap();
+                // The own loader loads them all on this kernel: no fallback to aya.
+                assert_eq!(
+                    loaded.aya_fallback.is_some(),
+                    choice == loader::Choice::Aya,
+                    "{choice:?} {variant:?}: {:?}",
+                    loaded.aya_fallback
+                );
+                let found = Mutex::new(Vec::new());
+                loaded
+                    .pass(|bytes| {
+                        let mut found = found.lock().unwrap();
+                        found.extend(
+                            records::decode(bytes)
+                                .filter(|r| r.inode == inode)
+                                .map(|r| (r.pid, r.fd)),
+                        );
+                    })
+                    .unwrap();
+                assert_eq!(
+                    found.into_inner().unwrap(),
+                    [(pid, fd)],
+                    "{choice:?} {variant:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_own_load_that_fails_before_the_kernel_falls_back_to_aya_and_says_why() {
+        if let Err(why) = crate::process::bpf::preflight::check(std::path::Path::new("/proc")) {
+            let ci = std::env::var_os("CI").is_some_and(|v| v == "true");
+            assert!(!ci, "the BPF iterator cannot load under CI: {why}");
+            println!("SKIP: {why}");
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let link = format!("/proc/self/fd/{fd}");
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(link).unwrap());
+        // A struct no kernel has: the own loader cannot digest the kernel's BTF for it; aya,
+        // after its own digest fails the same way, relocates against the whole BTF, where the
+        // program (which reads no such struct) loads.
+        let mut relocated = RELOCATED_STRUCTS.to_vec();
+        relocated.push("lsports_no_such_struct");
+        let variant = Variant::TaskFile;
+        let wanted = Wanted {
+            object: OBJECT,
+            relocated: &relocated,
+            programs: &[(variant.program(), variant.iter_type())],
+            globals: &[],
+        };
+        let mut loaded = loader::load_with(&wanted, loader::Choice::Own).unwrap();
+        assert_eq!(
+            loaded.aya_fallback.as_deref(),
+            Some("digesting the kernel's BTF: no struct or union named lsports_no_such_struct")
+        );
+        let mut output = loaded.iterators.open(variant.program()).unwrap();
+        let mut bytes = Vec::new();
+        output.read_to_end(&mut bytes).unwrap();
+        let found: Vec<(u32, u32)> = records::decode(&bytes)
+            .filter(|r| r.inode == inode)
+            .map(|r| (r.pid, r.fd))
+            .collect();
+        assert_eq!(found, [(std::process::id(), fd as u32)]);
     }
 
     #[test]

@@ -35,16 +35,12 @@
 use std::fs::File;
 use std::io::Read;
 
-use aya::Ebpf;
-use aya::programs::{Iter, ProgramError};
-
 use super::super::{CollectRequest, Collected, TableReport};
 use crate::config::StateSelection;
 use crate::model::socket_record::{self, SOCKET_RECORD_STRUCTS};
 use crate::model::{Family, Protocol, Socket, SourceKind};
-use crate::process::bpf::aya_workaround::{self, KernelBtf};
 use crate::process::bpf::error::BpfUnavailable;
-use crate::process::bpf::iterator::chain;
+use crate::process::bpf::loader::{self, Iterators, Wanted};
 use crate::process::bpf::preflight;
 
 /// The compiled programs, built from `sockets.bpf.c` by `bpf/build.sh`.
@@ -160,14 +156,22 @@ pub fn collect(request: &CollectRequest) -> Result<Collected, BpfUnavailable> {
     let mut loaded = Loaded::load(request)?;
     let sockets = loaded.pass()?;
     crate::sys::timing::mark("sockets: iterators drained");
-    Ok(into_tables(request, sockets))
+    let mut collected = into_tables(request, sockets);
+    if let Some(why) = loaded.aya_fallback.take() {
+        collected.verbose_notes.push(format!(
+            "the tcp/udp iterators were loaded through aya: {why}"
+        ));
+    }
+    Ok(collected)
 }
 
 /// The programs a request needs, loaded into the kernel, ready for passes: one in each
 /// network namespace wanted, from a thread that entered it.
 pub struct Loaded {
-    ebpf: Ebpf,
+    iterators: Iterators,
     protocols: Vec<Protocol>,
+    /// Why aya loaded the programs rather than lsports' own loader, until said.
+    aya_fallback: Option<String>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -185,53 +189,26 @@ impl Loaded {
         let mut protocols: Vec<Protocol> = request.tables.iter().map(|(p, _)| *p).collect();
         protocols.sort();
         protocols.dedup();
-        crate::sys::timing::mark("sockets: iterators loading");
-        let globals = Globals::of(request);
-        let attach = |protocol| format!("bpf_iter_{}", program(protocol).1);
-        let (loaded, second) = std::thread::scope(|scope| {
-            // The second protocol's attach point is found while the object loads.
-            let second = protocols
-                .get(1)
-                .map(|&protocol| scope.spawn(move || KernelBtf::for_attach(&attach(protocol))));
-            let first = protocols.first().map(|&protocol| {
-                aya_workaround::load_with_globals(
-                    OBJECT,
-                    SOCKET_RECORD_STRUCTS,
-                    &attach(protocol),
-                    &globals.as_slices(),
-                )
-            });
-            let second = second.map(|thread| {
-                thread.join().unwrap_or_else(|_| {
-                    Err(BpfUnavailable::Load(
-                        "the BTF digest thread panicked".into(),
-                    ))
-                })
-            });
-            (first, second)
-        });
-        let Some(loaded) = loaded else {
+        if protocols.is_empty() {
             return Err(BpfUnavailable::Load(
                 "no TCP or UDP table was asked for".into(),
             ));
-        };
-        let (mut ebpf, first_btf) = loaded?;
-        let second_btf = second.transpose()?;
-        for (&protocol, btf) in protocols
-            .iter()
-            .zip([Some(&first_btf), second_btf.as_ref()])
-        {
-            let (name, iter_type) = program(protocol);
-            let btf = btf.unwrap_or(&first_btf);
-            iter_program(&mut ebpf, name)?
-                .load(iter_type, btf.attach())
-                .map_err(|e| match e {
-                    ProgramError::Btf(_) => BpfUnavailable::NoIterator(chain(&e)),
-                    _ => BpfUnavailable::Load(chain(&e)),
-                })?;
-            crate::sys::timing::mark("sockets: iterator verified");
         }
-        Ok(Loaded { ebpf, protocols })
+        crate::sys::timing::mark("sockets: iterators loading");
+        let globals = Globals::of(request);
+        let programs: Vec<(&str, &str)> = protocols.iter().map(|&p| program(p)).collect();
+        let loaded = loader::load(&Wanted {
+            object: OBJECT,
+            relocated: SOCKET_RECORD_STRUCTS,
+            programs: &programs,
+            globals: &globals.as_slices(),
+        })?;
+        crate::sys::timing::mark("sockets: iterators verified");
+        Ok(Loaded {
+            iterators: loaded.iterators,
+            protocols,
+            aya_fallback: loaded.aya_fallback,
+        })
     }
 
     /// One pass of every loaded program over the sockets of the calling thread's network
@@ -240,7 +217,7 @@ impl Loaded {
     pub fn pass(&mut self) -> Result<Vec<Socket>, BpfUnavailable> {
         let mut outputs = Vec::new();
         for &protocol in &self.protocols {
-            outputs.push(open(iter_program(&mut self.ebpf, program(protocol).0)?)?);
+            outputs.push(self.iterators.open(program(protocol).0)?);
         }
         let mut sockets = Vec::new();
         std::thread::scope(|scope| {
@@ -259,23 +236,6 @@ impl Loaded {
             Ok(sockets)
         })
     }
-}
-
-/// `name` in `ebpf`, as an iterator.
-fn iter_program<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut Iter, BpfUnavailable> {
-    ebpf.program_mut(name)
-        .ok_or_else(|| BpfUnavailable::Load(format!("no program {name} in sockets.bpf.o")))?
-        .try_into()
-        .map_err(|e: ProgramError| BpfUnavailable::Load(chain(&e)))
-}
-
-/// Attach the loaded `iter` and open one pass over it, in the calling thread's namespace.
-fn open(iter: &mut Iter) -> Result<File, BpfUnavailable> {
-    let load = |e: ProgramError| BpfUnavailable::Load(chain(&e));
-    let link_id = iter.attach().map_err(load)?;
-    let link = iter.take_link(link_id).map_err(load)?;
-    link.into_file()
-        .map_err(|e| BpfUnavailable::Load(chain(&e)))
 }
 
 /// Everything a pass writes.

@@ -58,3 +58,54 @@ fn the_cgroup2_mount_from_mountinfo() {
         None
     );
 }
+
+#[test]
+fn members_are_read_from_each_cgroups_procs_and_keep_the_top_most() {
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    fs::create_dir_all(root.join("a/threads")).unwrap();
+    fs::create_dir_all(root.join("gone")).unwrap();
+    fs::write(root.join("cgroup.procs"), "1\n").unwrap();
+    // 0: a process outside the reader's PID namespace; 11 has threads in a/threads too.
+    fs::write(root.join("a/cgroup.procs"), "10\n11\n0\nnot-a-pid\n").unwrap();
+    fs::write(root.join("a/threads/cgroup.procs"), "11\n12\n").unwrap();
+    let index = CgroupIndex::build(root).unwrap();
+    let ino = |rel: &str| fs::metadata(root.join(rel)).unwrap().ino();
+    let members = index.members(root).unwrap();
+    let want: HashMap<u32, u64> = [
+        (1, ino(".")),
+        (10, ino("a")),
+        (11, ino("a")),
+        (12, ino("a/threads")),
+    ]
+    .into();
+    assert_eq!(members, want, "a cgroup without cgroup.procs adds nobody");
+}
+
+#[test]
+fn members_of_many_cgroups_are_the_same_read_on_two_threads() {
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    let cgroups = 2 * PARALLEL_FROM + 5;
+    for n in 0..cgroups {
+        let dir = root.join(format!("c{n}"));
+        fs::create_dir(&dir).unwrap();
+        fs::write(
+            dir.join("cgroup.procs"),
+            format!("{}\n{}\n", 100 + n, 1000 + n),
+        )
+        .unwrap();
+    }
+    let index = CgroupIndex::build(root).unwrap();
+    let members = index.members(root).unwrap();
+    assert_eq!(members.len(), 2 * cgroups);
+    for n in 0..cgroups {
+        let id = fs::metadata(root.join(format!("c{n}"))).unwrap().ino();
+        let pids = [100 + n, 1000 + n].map(|p| p as u32);
+        assert_eq!(
+            pids.map(|p| members.get(&p).copied()),
+            [Some(id); 2],
+            "c{n}"
+        );
+    }
+}

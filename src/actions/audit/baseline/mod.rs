@@ -153,6 +153,13 @@ impl Expected {
         self.covers(identity) && user_ok && self.accepts_programs(&identity.programs)
     }
 
+    /// Whether this line could be the listener's, whose holders could not be seen: where it
+    /// expects it, owned by its user; the program it names can be neither confirmed nor denied.
+    pub fn accepts_unseen_holder(&self, identity: &Identity) -> bool {
+        let user_ok = self.user.as_ref().is_none_or(|user| *user == identity.user);
+        self.covers(identity) && user_ok
+    }
+
     /// One holder with the expected name and executable is enough: a socket-activated
     /// service is held by systemd and the service, a prefork server by master and workers.
     /// An executable that could not be read on either side is not held against it.

@@ -40,7 +40,7 @@ fn listener(
     };
     let entry = Entry {
         socket,
-        processes: vec![OwnerProcess {
+        processes: thin_vec::thin_vec![OwnerProcess {
             pid: 100,
             fd: 3,
             name: Some(name.as_bytes().into()),
@@ -49,9 +49,9 @@ fn listener(
             labels: None,
         }],
         owner_unknown: None,
-        findings: Vec::new(),
+        findings: Default::default(),
         labels: None,
-        reach: Vec::new(),
+        reach: Default::default(),
     };
     (entry, identity)
 }
@@ -345,7 +345,7 @@ fn container_unit_and_netns_rules_match_the_labels_and_the_namespace() {
 /// The listener of `listener`, dual-stack, with these verdicts for IPv4 and IPv6.
 fn reaching(v4: reach::Verdict, v6: reach::Verdict) -> (Entry, Identity) {
     let (mut entry, identity) = listener(Protocol::Tcp, "::", 5432, 0, "postgres", "/x");
-    entry.reach = vec![
+    entry.reach = thin_vec::thin_vec![
         reach::Reach::new(v4, crate::model::Family::Ipv4, "r"),
         reach::Reach::new(v6, crate::model::Family::Ipv6, "r"),
     ];

@@ -140,25 +140,44 @@ pub struct Digest {
 /// kept empty.
 pub fn digest(raw: &[u8], structs: &[&str], func: &str) -> Result<Digest, DigestError> {
     let source = Source::parse(raw, structs, func)?;
-    if let Some(missing) = structs
-        .iter()
-        .find(|name| !source.roots.iter().any(|&(_, root)| root == **name))
-    {
-        return Err(DigestError::MissingStruct((*missing).to_owned()));
-    }
+    every_struct_found(&source, structs)?;
     let func_id = source
         .func
         .ok_or_else(|| DigestError::MissingFunc(func.to_owned()))?;
     let func_type = source.ty(func_id)?;
 
-    let mut builder = Builder::new(&source);
+    Ok(Digest {
+        relocations: relocations_of(&source)?,
+        attach: attach_btf(func_id, source.name(func_type.name)?, func_type.info)?,
+    })
+}
+
+/// [`Digest::relocations`] alone: the digest of the structs named in `structs`, for a loader
+/// that finds the attach point by itself (`loader::attach_id`).
+pub fn relocations(raw: &[u8], structs: &[&str]) -> Result<Vec<u8>, DigestError> {
+    let source = Source::parse(raw, structs, "")?;
+    every_struct_found(&source, structs)?;
+    relocations_of(&source)
+}
+
+/// An error naming the first of `structs` that `source` has no STRUCT or UNION of.
+fn every_struct_found(source: &Source<'_>, structs: &[&str]) -> Result<(), DigestError> {
+    match structs
+        .iter()
+        .find(|name| !source.roots.iter().any(|&(_, root)| root == **name))
+    {
+        Some(missing) => Err(DigestError::MissingStruct((*missing).to_owned())),
+        None => Ok(()),
+    }
+}
+
+/// The relocation digest of `source`'s wanted structs.
+fn relocations_of(source: &Source<'_>) -> Result<Vec<u8>, DigestError> {
+    let mut builder = Builder::new(source);
     for &(id, _) in &source.roots {
         builder.expand(id, 0)?;
     }
-    Ok(Digest {
-        relocations: builder.finish()?,
-        attach: attach_btf(func_id, source.name(func_type.name)?, func_type.info)?,
-    })
+    builder.finish()
 }
 
 /// A BTF whose type `func_id` is a FUNC named `name` (with the source's `info`, which holds
@@ -641,7 +660,7 @@ impl<'s, 'a> Builder<'s, 'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aya::{Btf, Endianness};
 
@@ -655,14 +674,14 @@ mod tests {
 
     /// Builds raw BTF type by type; ids are given out in call order from 1.
     #[derive(Default)]
-    pub(super) struct BtfBuilder {
+    pub(crate) struct BtfBuilder {
         words: Vec<u32>,
         strings: Vec<u8>,
         count: u32,
     }
 
     impl BtfBuilder {
-        pub(super) fn new() -> Self {
+        pub(crate) fn new() -> Self {
             BtfBuilder {
                 strings: vec![0],
                 ..Default::default()
@@ -687,28 +706,28 @@ mod tests {
             self.count
         }
 
-        pub(super) fn int(&mut self, name: &str, size: u32) -> u32 {
+        pub(crate) fn int(&mut self, name: &str, size: u32) -> u32 {
             self.add(name, INT, 0, size, &[size * 8])
         }
 
-        pub(super) fn ptr(&mut self, to: u32) -> u32 {
+        pub(crate) fn ptr(&mut self, to: u32) -> u32 {
             self.add("", PTR, 0, to, &[])
         }
 
-        pub(super) fn typedef(&mut self, name: &str, to: u32) -> u32 {
+        pub(crate) fn typedef(&mut self, name: &str, to: u32) -> u32 {
             self.add(name, TYPEDEF, 0, to, &[])
         }
 
-        pub(super) fn constant(&mut self, to: u32) -> u32 {
+        pub(crate) fn constant(&mut self, to: u32) -> u32 {
             self.add("", CONST, 0, to, &[])
         }
 
-        pub(super) fn array(&mut self, element: u32, index: u32, len: u32) -> u32 {
+        pub(crate) fn array(&mut self, element: u32, index: u32, len: u32) -> u32 {
             self.add("", ARRAY, 0, 0, &[element, index, len])
         }
 
         /// A struct (or union) with members `(name, type, bit offset)`.
-        pub(super) fn composite(
+        pub(crate) fn composite(
             &mut self,
             kind: u32,
             name: &str,
@@ -722,7 +741,7 @@ mod tests {
             self.add(name, kind, members.len(), size, &extra)
         }
 
-        pub(super) fn enumeration(&mut self, name: &str, variants: &[&str]) -> u32 {
+        pub(crate) fn enumeration(&mut self, name: &str, variants: &[&str]) -> u32 {
             let mut extra = Vec::new();
             for (value, variant) in variants.iter().enumerate() {
                 extra.extend([self.name(variant), value as u32]);
@@ -730,7 +749,7 @@ mod tests {
             self.add(name, ENUM, variants.len(), 4, &extra)
         }
 
-        pub(super) fn func_proto(&mut self, ret: u32, params: &[(&str, u32)]) -> u32 {
+        pub(crate) fn func_proto(&mut self, ret: u32, params: &[(&str, u32)]) -> u32 {
             let mut extra = Vec::new();
             for &(param, ty) in params {
                 extra.extend([self.name(param), ty]);
@@ -738,11 +757,11 @@ mod tests {
             self.add("", FUNC_PROTO, params.len(), ret, &extra)
         }
 
-        pub(super) fn func(&mut self, name: &str, proto: u32) -> u32 {
+        pub(crate) fn func(&mut self, name: &str, proto: u32) -> u32 {
             self.add(name, FUNC, 1, proto, &[])
         }
 
-        pub(super) fn bytes(&self) -> Vec<u8> {
+        pub(crate) fn bytes(&self) -> Vec<u8> {
             let type_len = (self.words.len() * 4) as u32;
             let mut out = Vec::new();
             out.extend_from_slice(&MAGIC.to_ne_bytes());
