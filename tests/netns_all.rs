@@ -315,6 +315,17 @@ fn inner_walk_answers() {
             line.contains("1: they hold sockets no process holds"),
             "{line}"
         );
+        // Its counts explain VXLAN's port: no second pass looks for a holder of it.
+        let said = walked.1.join("\n");
+        assert!(
+            said.contains(
+                "--netns all: 1 socket in the namespaces dumped no process holds, and their \
+                 counts, unchanged through the walk and the dump, say the kernel does: not \
+                 looked for again"
+            ),
+            "{said}"
+        );
+        assert!(!said.contains("a pass of their own"), "{said}");
     }
     assert!(
         line.contains("2: no process lives in them"),

@@ -552,7 +552,8 @@ impl Cli {
     /// What the user should know about how their flags were read.
     fn notes(&self) -> Vec<String> {
         let timers = self.timers.then(|| netstat::TIMERS_NOTE.to_string());
-        timers.into_iter().collect()
+        let switches = switches::notes(|name| std::env::var_os(name));
+        timers.into_iter().chain(switches).collect()
     }
 
     fn output_format(&self) -> OutputFormat {
@@ -744,5 +745,6 @@ mod checks;
 pub mod commands;
 mod netstat;
 mod services;
+mod switches;
 #[cfg(test)]
 mod tests;

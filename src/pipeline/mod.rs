@@ -24,6 +24,8 @@ pub mod firewalls;
 pub mod report;
 mod walked;
 
+pub use walked::DUMP_VARIABLE;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -274,7 +276,8 @@ pub fn collect(plan: &Plan) -> Collected {
 /// not from a walk of their own.
 ///
 /// Where the kernel iterator reads the sockets too ([`walked::emit`]), the first step is
-/// [`netns::collect_counting`] instead, and the iterator's pass is let go once it is done.
+/// [`netns::collect_counting`] instead, which lets the iterator's pass go once every other
+/// namespace's counts are read, before dumping this one.
 fn collect_deferring(plan: &Plan, begun: &mut Begun) -> (Collected, Option<netns::Pending>) {
     let sees_sockets = |begun: &Begun| {
         begun
@@ -292,11 +295,7 @@ fn collect_deferring(plan: &Plan, begun: &mut Begun) -> (Collected, Option<netns
         return (collected, None);
     }
     let (mut collected, pending) = match (&mut begun.0, walks) {
-        (Some(started), true) => {
-            let counted = netns::collect_counting(&plan.request);
-            started.go();
-            counted
-        }
+        (Some(started), true) => netns::collect_counting(&plan.request, || started.go()),
         _ => netns::collect_known(&plan.request),
     };
     collected
@@ -335,7 +334,16 @@ fn attribute_following(
     collected.warnings.append(&mut more.warnings);
     collected.coverage.absorb(more.coverage);
     let mut sockets = filter::keep_sockets(more.sockets, &plan.filter);
-    sockets.extend(walked::unheld(&mut listing.entries, &dumped));
+    let (late, kernel) = walked::unheld(&mut listing.entries, &dumped);
+    collected.verbose_notes.extend(kernel);
+    if !late.is_empty() {
+        collected.verbose_notes.push(format!(
+            "--netns all: {} in the namespaces dumped after the walk, held by no process it \
+             saw, looked for by a pass of their own",
+            crate::text::counts::count(late.len(), "socket")
+        ));
+    }
+    sockets.extend(late);
     if !sockets.is_empty() {
         let begun = Begun(start_plain_attribution(plan), None);
         let extra = attribute(sockets, begun, &plan.clone().polling())?;

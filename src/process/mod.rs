@@ -194,11 +194,18 @@ impl Started {
                 .finish_or_walk(&self.proc_root, self.fields, wanted),
             false => self.plan.finish(&self.proc_root, self.fields, wanted)?,
         };
-        let added = match &mut scan {
+        let mut added = match &mut scan {
             Ok(scan) => more(scan),
             Err(_) => more(&mut Scan::default()),
         };
-        sockets.extend(added);
+        // The larger vector takes the other in: the two copies of the sockets side by side
+        // would be the run's peak (`--netns all` adds most of them).
+        if added.len() > sockets.len() {
+            added.splice(0..0, sockets);
+            sockets = added;
+        } else {
+            sockets.extend(added);
+        }
         Ok(attributed(sockets, scan, method, self.nested))
     }
 

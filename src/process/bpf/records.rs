@@ -205,6 +205,11 @@ impl<'a> Selection<'a> {
 }
 
 impl WalkedRecords {
+    /// The records alone, the inodes' set freed.
+    pub fn into_records(self) -> Vec<[u8; SOCKET_RECORD_SIZE]> {
+        self.records
+    }
+
     /// Add the record of socket `inode` unless it has one already.
     fn add(&mut self, inode: u64, socket: &[u8]) {
         let Ok(record) = socket.try_into() else {

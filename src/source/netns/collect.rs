@@ -135,21 +135,30 @@ pub fn collect_known(request: &CollectRequest) -> (Collected, Option<Pending>) {
 }
 
 /// `--netns all` for a caller whose BPF fd walk reads the sockets it visits too: the first
-/// step dumps only the caller's own namespace and reads every other one's socket counts, to
-/// be done before the walk begins; [`Pending::complete`] then takes what the walk read.
-/// `None` as for [`collect_known`].
-pub fn collect_counting(request: &CollectRequest) -> (Collected, Option<Pending>) {
+/// step reads every namespace's socket counts but the caller's, then lets the walk begin
+/// (`go`), then dumps the caller's own namespace while the walk runs (the walk looks again
+/// for a socket it did not see, as for any collection); [`Pending::complete`] then takes what
+/// the walk read. `None` as for [`collect_known`]; `go` is called on every path.
+pub fn collect_counting(
+    request: &CollectRequest,
+    go: impl FnOnce(),
+) -> (Collected, Option<Pending>) {
     if super::current_inode(&request.proc_root).is_none() {
+        go();
         return (all(request), None);
     }
     let proc = &request.proc_root;
     let discovery = match ProcRoot::open(proc).and_then(|root| super::discover(&root)) {
         Ok(discovery) => discovery,
-        Err(e) => return (cannot_list(request, &e), None),
+        Err(e) => {
+            go();
+            return (cannot_list(request, &e), None);
+        }
     };
     crate::sys::timing::mark("netns: discovered");
     let before = super::walked::count_before(&discovery.namespaces, discovery.current, proc);
     crate::sys::timing::mark("netns: socket counts read");
+    go();
     let dump = dump_request(request);
     // The caller's own namespace, read in place (a dump enters nothing for it).
     let own: Vec<Namespace> = discovery.current.into_iter().map(Namespace::new).collect();
@@ -167,6 +176,10 @@ pub fn collect_counting(request: &CollectRequest) -> (Collected, Option<Pending>
     };
     (collected, Some(pending))
 }
+
+/// The namespaces dumped after the walk, each with the sockets no process holds that its
+/// counts explain ([`super::walked::surplus`]), where they do.
+pub type Dumped = HashMap<u64, Option<super::sockstat::Counts>>;
 
 impl Pending {
     /// The sockets of the namespaces that only sockets of `held` keep alive (no table
@@ -199,19 +212,21 @@ impl Pending {
     }
 
     /// The rest of a [`collect_counting`], from what the walk read: `records`, the socket
-    /// record of every socket it read outside the caller's namespace, each once; `seen`, a holder of a socket in each namespace it
-    /// met. Namespaces only sockets keep alive are opened through those holders; every
-    /// namespace the gate passes is listed from `walked`, every other one dumped. The
-    /// sockets, with the note on what could not be read and the `-v` line on what was
-    /// answered how, and the namespaces dumped.
+    /// record of every socket it read outside the caller's namespace, each once (consumed as
+    /// they are decoded); `seen`, a holder of a socket in each namespace it met. Namespaces
+    /// only sockets keep alive are opened through those holders; every namespace the gate
+    /// passes is listed from the records, every other one dumped. The counts after the walk
+    /// are read on a thread of their own while the records are decoded. The sockets, with the
+    /// note on what could not be read and the `-v` line on what was answered how, and the
+    /// namespaces dumped, with what their counts explain.
     pub fn complete(
         mut self,
-        records: &[[u8; 80]],
+        records: Vec<[u8; 80]>,
         seen: &[super::SocketInNetns],
-    ) -> (Collected, HashSet<u64>) {
+    ) -> (Collected, Dumped) {
         let before = self.before.take().unwrap_or_default();
-        let listening = self.request.states == crate::config::StateSelection::Listening;
-        let walked = super::walked::decode(records, &self.request.tables, listening);
+        // Read while the records are decoded.
+        let after = super::walked::count_after(&self.discovery.namespaces, &before, &self.proc);
         let known: HashSet<u64> = self
             .discovery
             .namespaces
@@ -220,35 +235,52 @@ impl Pending {
             .collect();
         let (mut found, unprobed) = super::pinned::unknown_namespaces(seen, &known);
         self.discovery.namespaces.append(&mut found);
+        let listening = self.request.states == crate::config::StateSelection::Listening;
+        let mut names: HashMap<u64, Arc<Netns>> = HashMap::new();
+        let netns = |inode: u64| {
+            let found = || self.discovery.get(inode).map(found_netns);
+            let ns = found().map_or(Netns { inode, name: None }, |f| f.netns);
+            Arc::clone(names.entry(inode).or_insert_with(|| Arc::new(ns)))
+        };
+        let mut walked = super::walked::decode(records, &self.request.tables, listening, netns);
         let current = self.discovery.current;
         let judged = super::walked::judge(
             &self.discovery.namespaces,
             current,
             before,
-            walked,
-            &self.proc,
+            after.join(),
+            &walked,
         );
         crate::sys::timing::mark("netns: walked sockets judged");
         let summary = super::walked::summary(&judged, current.is_some());
         let dumping: HashSet<u64> = judged.dump.iter().map(|(inode, _)| *inode).collect();
         let mut collected = self.dump_these(&dumping);
         crate::sys::timing::mark("netns: the rest dumped");
-        for (inode, mut sockets) in judged.answered {
-            if let Some(found) = self.discovery.get(inode) {
-                collected.coverage.read.push(found_netns(found));
+        let dumped: Dumped = (judged.dump.iter())
+            .map(|(inode, why)| {
+                let ns = self.discovery.get(*inode);
+                (
+                    *inode,
+                    ns.and_then(|ns| super::walked::surplus_now(ns, why, &self.proc)),
+                )
+            })
+            .collect();
+        let answered = |s: &crate::model::Socket| {
+            (s.netns.as_ref()).is_some_and(|ns| judged.answered.contains(&ns.inode))
+        };
+        walked.sockets.retain(answered);
+        for ns in self.discovery.namespaces.iter() {
+            if judged.answered.contains(&ns.inode) {
+                collected.coverage.read.push(found_netns(ns));
             }
-            let name = self.discovery.get(inode).and_then(|ns| ns.name.clone());
-            let ns = Arc::new(Netns {
-                inode,
-                name: name.map(OsString::into_vec),
-            });
-            tag(&mut sockets, &ns);
-            collected.sockets.append(&mut sockets);
         }
+        // The walk's sockets are most of them: the few dumped join them, not the other way.
+        walked.sockets.append(&mut collected.sockets);
+        collected.sockets = walked.sockets;
         collected.notes = all_notes(&self.discovery, &self.unreached, unprobed);
         collected.coverage.incomplete = incomplete(&self.discovery, unprobed);
         collected.verbose_notes.push(summary);
-        (collected, dumping)
+        (collected, dumped)
     }
 
     /// Dump the namespaces of `inodes` (moving them out of the discovery and back), each

@@ -29,7 +29,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use collect::{Pending, collect, collect_counting, collect_known};
+pub use collect::{Dumped, Pending, collect, collect_counting, collect_known};
 pub use discover::{Discovery, discover};
 pub use dump::{DumpRequest, NotReached, NsDump, Reach, dump_all};
 pub use pinned::{HeldSocket, SocketInNetns, held_sockets, held_sockets_under};

@@ -31,6 +31,18 @@ pub struct Counts {
     pub udp6: u64,
 }
 
+impl Counts {
+    /// What `self` counts beyond `less`, kind by kind; `None` where `less` counts more.
+    pub fn beyond(&self, less: &Counts) -> Option<Counts> {
+        Some(Counts {
+            tcp4: self.tcp4.checked_sub(less.tcp4)?,
+            udp4: self.udp4.checked_sub(less.udp4)?,
+            tcp6: self.tcp6.checked_sub(less.tcp6)?,
+            udp6: self.udp6.checked_sub(less.udp6)?,
+        })
+    }
+}
+
 /// Why a namespace's counts could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum CountsError {

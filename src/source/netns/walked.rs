@@ -15,15 +15,16 @@
 //! runs while the BPF program loads), and so is every namespace a listing of every state
 //! (`-a`) asks for: TIME_WAIT and request sockets are nobody's fd and in no count.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::Namespace;
 use super::gate::{self, Why};
 use super::sockstat::{self, Counts};
 use crate::model::socket_record::SocketRecord;
-use crate::model::{DeviceBinding, Family, Protocol, Socket};
+use crate::model::{DeviceBinding, Family, Netns, Protocol, Socket};
 
 /// Each namespace's counts as read before the walk, by inode.
 pub type Before = HashMap<u64, Result<Counts, Why>>;
@@ -41,11 +42,16 @@ pub fn count_before(namespaces: &[Namespace], current: Option<u64>, proc: &Path)
 /// The counts of `ns`, through the first of its processes that is still in it after the read
 /// (a pid can exit, or be reused, meanwhile).
 fn counts_of(ns: &Namespace, proc: &Path) -> Result<Counts, Why> {
+    counts_through(ns.inode, &ns.pids, proc)
+}
+
+/// The counts of namespace `inode`, through the first of `pids` still in it after the read.
+fn counts_through(inode: u64, pids: &[u32], proc: &Path) -> Result<Counts, Why> {
     let mut last = Why::NoCounts;
-    for pid in &ns.pids {
+    for pid in pids {
         let counts = sockstat::read(&proc.join(format!("{pid}/net")));
         let still_there = std::fs::metadata(proc.join(format!("{pid}/ns/net")))
-            .is_ok_and(|meta| meta.ino() == ns.inode);
+            .is_ok_and(|meta| meta.ino() == inode);
         match (counts, still_there) {
             (Ok(counts), true) => return Ok(counts),
             (Err(e), true) => last = Why::Unreadable(e),
@@ -55,96 +61,188 @@ fn counts_of(ns: &Namespace, proc: &Path) -> Result<Counts, Why> {
     Err(last)
 }
 
-/// What the walk read in one namespace.
+/// What the walk read, over every namespace but the caller's.
 #[derive(Debug, Default)]
 pub struct Walked {
-    /// Its hashed sockets as the kernel counts them (see [`gate::tally`]).
-    pub counts: Counts,
-    /// Its sockets a dump of the request would list.
+    /// Each namespace's hashed sockets as the kernel counts them (see [`gate::tally`]), by
+    /// inode.
+    pub counts: HashMap<u64, Counts>,
+    /// The namespaces where a socket kept is bound to a device (see [`Why::Device`]).
+    pub devices: HashSet<u64>,
+    /// Every namespace's sockets a dump of the request would list, each tagged with its
+    /// namespace, in one vector: one per namespace would leave as many holes in the heap once
+    /// merged (measured: the run's peak, 3 MiB above the rest, with 25,000 sockets over 200
+    /// namespaces).
     pub sockets: Vec<Socket>,
 }
 
-/// The walk's socket records (`struct socket_record`), one per socket, by their namespace's
-/// inode: every one counted, those a dump asking for `tables` and `listening` only (else
-/// every state) would list kept as sockets ([`requested`]; the others are dropped here,
-/// before they cost a socket each).
+/// Records decoded per chunk: the records' vector is shrunk after each, so the records and
+/// the sockets made of them are never both held whole.
+const CHUNK: usize = 2048;
+
+/// The walk's socket records (`struct socket_record`), one per socket: every one counted by
+/// its namespace's inode, those a dump asking for `tables` and `listening` only (else every
+/// state) would list kept as sockets ([`requested`]; the others are dropped here, before they
+/// cost a socket each), tagged with `netns` of their namespace's inode. The records are taken
+/// from the end a chunk at a time, and their vector shrunk after each (a large vector's tail
+/// goes back to the kernel: see `sys::memory`).
 pub fn decode(
-    records: &[[u8; 80]],
+    mut records: Vec<[u8; 80]>,
     tables: &[(Protocol, Family)],
     listening: bool,
-) -> HashMap<u64, Walked> {
-    let mut by_netns: HashMap<u64, Walked> = HashMap::new();
-    for record in records
-        .iter()
-        .filter_map(|bytes| SocketRecord::parse(bytes))
-    {
-        // The namespace is tagged by the caller, with its name.
-        let Ok(socket) = record.to_socket(|_| None) else {
-            continue;
-        };
-        let walked = by_netns.entry(record.netns.into()).or_default();
-        gate::count(&mut walked.counts, &socket);
-        if requested(&socket, tables, listening) {
-            walked.sockets.push(socket);
+    mut netns: impl FnMut(u64) -> Arc<Netns>,
+) -> Walked {
+    let mut walked = Walked::default();
+    // Room for every record: what is never written is never mapped.
+    walked.sockets.reserve_exact(records.len());
+    // A process's sockets come together, and most are in its own namespace.
+    let mut last: Option<Arc<Netns>> = None;
+    while !records.is_empty() {
+        let start = records.len().saturating_sub(CHUNK);
+        for bytes in records.drain(start..) {
+            let Some(record) = SocketRecord::parse(&bytes) else {
+                continue;
+            };
+            let inode = u64::from(record.netns);
+            let ns = match &last {
+                Some(ns) if ns.inode == inode => Arc::clone(ns),
+                _ => Arc::clone(last.insert(netns(inode))),
+            };
+            let Ok(socket) = record.to_socket(|_| Some(ns)) else {
+                continue;
+            };
+            gate::count(walked.counts.entry(inode).or_default(), &socket);
+            if requested(&socket, tables, listening) {
+                if matches!(socket.device, DeviceBinding::Device { .. }) {
+                    walked.devices.insert(inode);
+                }
+                walked.sockets.push(socket);
+            }
         }
+        records.shrink_to_fit();
     }
-    by_netns
+    walked.sockets.shrink_to_fit();
+    walked
 }
 
 /// What the gate decided for every namespace but the caller's.
 #[derive(Debug, Default)]
 pub struct Judged {
-    /// The namespaces the walk answered, each with its sockets (every hashed one).
-    pub answered: Vec<(u64, Vec<Socket>)>,
+    /// The namespaces the walk answered: their sockets are the walk's.
+    pub answered: HashSet<u64>,
     /// The namespaces to dump, each with why.
     pub dump: Vec<(u64, Why)>,
 }
 
+/// Each namespace's counts as read after the walk, by inode.
+pub type After = HashMap<u64, Result<Counts, Why>>;
+
+/// Read the counts again, after the walk, of every namespace of `namespaces` (inode and
+/// pids) that `before` has counts of: on a thread of its own where one can be made, so that
+/// the reads overlap with decoding the walk's records ([`AfterWalk::join`]).
+pub fn count_after(namespaces: &[Namespace], before: &Before, proc: &Path) -> AfterWalk {
+    let targets: Vec<(u64, Vec<u32>)> = namespaces
+        .iter()
+        .filter(|ns| matches!(before.get(&ns.inode), Some(Ok(_))))
+        .map(|ns| (ns.inode, ns.pids.clone()))
+        .collect();
+    let proc = proc.to_path_buf();
+    let read = move || -> After {
+        let counts = targets.iter().map(|(inode, pids)| {
+            // Its processes all left since the first reading: churn.
+            let after = counts_through(*inode, pids, &proc).map_err(|why| match why {
+                Why::NoCounts => Why::Churn,
+                why => why,
+            });
+            (*inode, after)
+        });
+        counts.collect()
+    };
+    let spawned = std::thread::Builder::new()
+        .name("netns-counts".into())
+        .spawn(read.clone());
+    match spawned {
+        Ok(thread) => AfterWalk::Thread(thread),
+        // No thread to be had (`pids.max` reached): read here, without the overlap.
+        Err(_) => AfterWalk::Read(read()),
+    }
+}
+
+/// The counts after the walk, being read ([`count_after`]).
+#[derive(Debug)]
+pub enum AfterWalk {
+    /// On their own thread.
+    Thread(std::thread::JoinHandle<After>),
+    /// Read already.
+    Read(After),
+}
+
+impl AfterWalk {
+    /// The counts; a namespace whose reading thread failed has none (and is dumped).
+    pub fn join(self) -> After {
+        match self {
+            AfterWalk::Thread(thread) => thread.join().unwrap_or_default(),
+            AfterWalk::Read(after) => after,
+        }
+    }
+}
+
 /// Judge every namespace of `namespaces` but `current` by its counts `before` the walk, its
-/// counts now, and the sockets the walk read in it (`walked`, by namespace inode, each once).
+/// counts `after` it, and what the walk read (`walked`: its counts and device-bound sockets
+/// by namespace, each socket once).
 pub fn judge(
     namespaces: &[Namespace],
     current: Option<u64>,
     mut before: Before,
-    mut walked: HashMap<u64, Walked>,
-    proc: &Path,
+    mut after: After,
+    walked: &Walked,
 ) -> Judged {
     let mut judged = Judged::default();
     for ns in namespaces.iter().filter(|ns| Some(ns.inode) != current) {
-        let Walked { counts, sockets } = walked.remove(&ns.inode).unwrap_or_default();
+        let counts = walked.counts.get(&ns.inode).copied().unwrap_or_default();
         let Some(counted) = before.remove(&ns.inode) else {
             // Found after the counts were read (from a socket): nothing to compare with.
             judged.dump.push((ns.inode, Why::NoCounts));
             continue;
         };
-        let verdict = match counted {
-            Err(why) => Err(why),
-            Ok(before) => {
-                // Its processes all left since the first reading: churn.
-                let after = counts_of(ns, proc).map_err(|why| match why {
-                    Why::NoCounts => Why::Churn,
-                    why => why,
-                });
-                gate::judge(Ok(before), counts, after)
-            }
-        };
-        match verdict.and_then(|()| named_devices_only(&sockets)) {
-            Ok(()) => judged.answered.push((ns.inode, sockets)),
+        let verdict = counted.and_then(|before| {
+            let after = after.remove(&ns.inode).unwrap_or(Err(Why::NoCounts));
+            gate::judge(Ok(before), counts, after)
+        });
+        let verdict = verdict.and_then(|()| match walked.devices.contains(&ns.inode) {
+            // Named from inside its namespace (`if_indextoname` there), which a dump does
+            // while it is entered.
+            true => Err(Why::Device),
+            false => Ok(()),
+        });
+        match verdict {
+            Ok(()) => drop(judged.answered.insert(ns.inode)),
             Err(why) => judged.dump.push((ns.inode, why)),
         }
     }
     judged
 }
 
-/// A socket bound to a device is named from inside its namespace (`if_indextoname` there),
-/// which a dump does while it is entered: such a namespace is dumped.
-fn named_devices_only(sockets: &[Socket]) -> Result<(), Why> {
-    match sockets
-        .iter()
-        .any(|s| matches!(s.device, DeviceBinding::Device { .. }))
-    {
-        true => Err(Why::Device),
-        false => Ok(()),
+/// The sockets of a namespace dumped after the walk that no process holds, as the kernel's
+/// counts explain them: for a namespace dumped because the kernel counts more sockets than
+/// processes hold ([`Why::Mismatch`]) whose counts, read again once it is dumped (`now`), are
+/// still those read before and after the walk, the surplus, kind by kind. Sockets of the dump
+/// without a holder, no more of each kind than this, are the kernel's (VXLAN's port, say),
+/// not sockets made after the walk visited their holder: they need no pass of their own. The
+/// gate trusts equal counts the same way. `None` for any other reason to dump, or counts that
+/// moved.
+pub fn surplus(why: &Why, now: Result<Counts, Why>) -> Option<Counts> {
+    match (why, now) {
+        (Why::Mismatch { kernel, walked }, Ok(now)) if now == *kernel => kernel.beyond(walked),
+        _ => None,
+    }
+}
+
+/// [`surplus`] of the namespace `ns`, dumped for `why`, its counts read now.
+pub fn surplus_now(ns: &Namespace, why: &Why, proc: &Path) -> Option<Counts> {
+    match why {
+        Why::Mismatch { .. } => surplus(why, counts_of(ns, proc)),
+        _ => None,
     }
 }
 
@@ -204,12 +302,31 @@ mod tests {
         (dir, inode)
     }
 
-    /// What the walk read: `sockets`, all of them requested.
-    fn walked(sockets: Vec<Socket>) -> Walked {
+    /// What the walk read: `sockets` in namespace `inode`, all of them requested.
+    fn walked(inode: u64, sockets: Vec<Socket>) -> Walked {
+        let bound = |s: &Socket| matches!(s.device, DeviceBinding::Device { .. });
         Walked {
-            counts: gate::tally(&sockets),
+            counts: HashMap::from([(inode, gate::tally(&sockets))]),
+            devices: sockets
+                .iter()
+                .any(bound)
+                .then_some(inode)
+                .into_iter()
+                .collect(),
             sockets,
         }
+    }
+
+    /// Judge as after a walk that read `walked`, the counts after it read now.
+    fn judge_now(
+        namespaces: &[Namespace],
+        current: Option<u64>,
+        before: Before,
+        walked: &Walked,
+        proc: &Path,
+    ) -> Judged {
+        let after = count_after(namespaces, &before, proc).join();
+        judge(namespaces, current, before, after, walked)
     }
 
     fn namespace(inode: u64, pid: u32) -> Namespace {
@@ -225,11 +342,10 @@ mod tests {
         let before = count_before(&namespaces, Some(1), dir.path());
         assert_eq!(before.len(), 1, "the current namespace is not counted");
         let listener = socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN);
-        let walked = HashMap::from([(inode, walked(vec![listener.clone()]))]);
-        let judged = judge(&namespaces, Some(1), before, walked, dir.path());
-        assert_eq!(judged.answered.len(), 1);
+        let walked = walked(inode, vec![listener]);
+        let judged = judge_now(&namespaces, Some(1), before, &walked, dir.path());
+        assert_eq!(judged.answered, HashSet::from([inode]));
         assert!(judged.dump.is_empty());
-        assert_eq!(judged.answered[0].1, [listener]);
         assert_eq!(
             summary(&judged, true),
             "--netns all: 1 namespace answered from the BPF fd walk's socket records, 1 dumped \
@@ -238,7 +354,8 @@ mod tests {
 
         // The kernel counts one more than any process holds: a kernel socket.
         let before = count_before(&namespaces, Some(1), dir.path());
-        let judged = judge(&namespaces, Some(1), before, HashMap::new(), dir.path());
+        let nothing = Walked::default();
+        let judged = judge_now(&namespaces, Some(1), before, &nothing, dir.path());
         assert!(judged.answered.is_empty());
         assert!(matches!(judged.dump[..], [(i, Why::Mismatch { .. })] if i == inode));
         let line = summary(&judged, false);
@@ -254,8 +371,8 @@ mod tests {
         let text = "TCP: inuse 2\nUDP: inuse 0\n";
         std::fs::write(dir.path().join("7/net/sockstat"), text).unwrap();
         let listener = socket(Protocol::Tcp, "0.0.0.0", 80, SocketState::LISTEN);
-        let walked = HashMap::from([(inode, walked(vec![listener]))]);
-        let judged = judge(&namespaces, None, before, walked, dir.path());
+        let walked = walked(inode, vec![listener]);
+        let judged = judge_now(&namespaces, None, before, &walked, dir.path());
         assert!(matches!(judged.dump[..], [(_, Why::Churn)]), "{judged:?}");
     }
 
@@ -270,14 +387,41 @@ mod tests {
             index: 2,
             name: None,
         };
-        let walked = HashMap::from([(inode, walked(vec![bound]))]);
-        let judged = judge(&namespaces, None, before, walked, dir.path());
+        let walked = walked(inode, vec![bound]);
+        let judged = judge_now(&namespaces, None, before, &walked, dir.path());
         let whys: Vec<&str> = judged.dump.iter().map(|(_, w)| w.reason()).collect();
         assert_eq!(
             whys,
             [Why::Device.reason(), Why::NoCounts.reason()],
             "{judged:?}"
         );
+    }
+
+    #[test]
+    fn only_a_kernel_surplus_whose_counts_held_still_explains_unheld_sockets() {
+        let c = |tcp4, udp4| Counts {
+            tcp4,
+            udp4,
+            ..Counts::default()
+        };
+        let mismatch = Why::Mismatch {
+            kernel: c(3, 2),
+            walked: c(3, 1),
+        };
+        // VXLAN's port: one UDP socket beyond what processes hold, counts unchanged.
+        assert_eq!(surplus(&mismatch, Ok(c(3, 2))), Some(c(0, 1)));
+        // The counts moved since: sockets came or went, nothing is explained.
+        assert_eq!(surplus(&mismatch, Ok(c(4, 2))), None);
+        assert_eq!(surplus(&mismatch, Err(Why::NoCounts)), None);
+        // Dumped for churn, or for want of counts: nothing is explained.
+        assert_eq!(surplus(&Why::Churn, Ok(c(3, 2))), None);
+        assert_eq!(surplus(&Why::NoCounts, Ok(c(3, 2))), None);
+        // Processes held more than the kernel counts: no surplus.
+        let odd = Why::Mismatch {
+            kernel: c(1, 0),
+            walked: c(2, 0),
+        };
+        assert_eq!(surplus(&odd, Ok(c(1, 0))), None);
     }
 
     #[test]
@@ -310,19 +454,59 @@ mod tests {
             record(7, 132, 9),
         ];
         let tables = [(Protocol::Tcp, Family::Ipv4), (Protocol::Udp, Family::Ipv4)];
-        let by_netns = decode(&records, &tables, true);
-        let ports =
-            |ns: u64| -> Vec<u16> { by_netns[&ns].sockets.iter().map(|s| s.local_port).collect() };
+        let netns = |inode| Arc::new(Netns { inode, name: None });
+        let walked = decode(records.to_vec(), &tables, true, netns);
+        let ports = |ns: u64| -> Vec<u16> {
+            let of_ns = walked
+                .sockets
+                .iter()
+                .filter(|s| s.netns.as_ref().unwrap().inode == ns);
+            let mut ports: Vec<u16> = of_ns.map(|s| s.local_port).collect();
+            ports.sort_unstable();
+            ports
+        };
         assert_eq!(ports(7), [80, 443]);
-        assert_eq!(by_netns[&7].counts.tcp4, 2);
+        assert_eq!(walked.counts[&7].tcp4, 2);
         // A UDP socket in state LISTEN (10) is not listening: counted, not kept.
         assert!(ports(8).is_empty());
-        assert_eq!(by_netns[&8].counts.udp4, 1);
-        assert_eq!(by_netns.len(), 2);
+        assert_eq!(walked.counts[&8].udp4, 1);
+        assert_eq!(walked.counts.len(), 2);
+        assert_eq!(walked.sockets.len(), 2);
         // Only IPv6 asked for: every socket still counted.
-        let v6 = decode(&records, &[(Protocol::Tcp, Family::Ipv6)], true);
-        assert!(v6[&7].sockets.is_empty());
-        assert_eq!(v6[&7].counts.tcp4, 2);
+        let v6 = decode(
+            records.to_vec(),
+            &[(Protocol::Tcp, Family::Ipv6)],
+            true,
+            netns,
+        );
+        assert!(v6.sockets.is_empty());
+        assert_eq!(v6.counts[&7].tcp4, 2);
+
+        // Many more records than one chunk, over two namespaces: every one decoded once, each
+        // socket tagged with its own namespace, the namespace's tag made once per run of it.
+        let many: Vec<[u8; 80]> = (0..3 * CHUNK + 5)
+            .map(|i| record(7 + (i / 1000) as u32 % 2, 6, 1 + i as u16))
+            .collect();
+        let mut made = 0;
+        let walked = decode(many, &tables, true, |inode| {
+            made += 1;
+            netns(inode)
+        });
+        assert_eq!(walked.sockets.len(), 3 * CHUNK + 5);
+        let mut ports: Vec<u16> = walked.sockets.iter().map(|s| s.local_port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 3 * CHUNK + 5);
+        let (seven, eight) = (walked.counts[&7].tcp4, walked.counts[&8].tcp4);
+        assert_eq!(seven + eight, (3 * CHUNK + 5) as u64);
+        for s in &walked.sockets {
+            let inode = s.netns.as_ref().unwrap().inode;
+            assert_eq!(inode, 7 + u64::from((s.local_port - 1) / 1000 % 2), "{s:?}");
+        }
+        assert!(
+            made <= 8,
+            "one tag per run of a namespace, not per socket: {made}"
+        );
     }
 
     #[test]
