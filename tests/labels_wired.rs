@@ -224,11 +224,19 @@ fn is_process_cgroup_file(path: &str) -> bool {
 impl Drop for World {
     fn drop(&mut self) {
         for child in self.children.iter_mut().chain([&mut self.holder]) {
+            // Closing stdin ends the children a listener forked (they wait on it), which
+            // killing the listener does not; their cgroups empty once they have exited.
+            drop(child.stdin.take());
             let _ = child.kill();
             let _ = child.wait();
         }
         for dir in self.dirs.iter().rev().chain([&self.parent]) {
-            let _ = fs::remove_dir(dir);
+            for _ in 0..250 {
+                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! cell of either carries a raw control character.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -38,8 +39,23 @@ pub struct Cells<'a> {
     labels: Labels,
     exes: &'a Executables,
     style: Style,
-    /// The last labels a `container` or `unit` cell was made for, and both cells.
-    owner_cells: Option<(Arc<Owners>, String, String)>,
+    /// The `container` and `unit` cells of each distinct labels met.
+    owner_cells: Vec<OwnerCells>,
+    /// Index into `owner_cells` by the labels' address (the labels are kept there, so no
+    /// address is reused while it is a key).
+    owner_index: HashMap<usize, usize>,
+    /// The address of the labels of the last `container` or `unit` cell and its index:
+    /// neighbouring rows often share them, and a hit here skips the lookup.
+    last_owner: Option<(usize, usize)>,
+}
+
+/// The `container` and `unit` cells of one labels, made once.
+#[derive(Clone)]
+struct OwnerCells {
+    /// Held so that its address stays its own while it is a key.
+    _labels: Arc<Owners>,
+    container: String,
+    unit: String,
 }
 
 impl<'a> Cells<'a> {
@@ -49,7 +65,9 @@ impl<'a> Cells<'a> {
             labels,
             exes,
             style,
-            owner_cells: None,
+            owner_cells: Vec::new(),
+            owner_index: HashMap::new(),
+            last_owner: None,
         }
     }
 
@@ -224,32 +242,49 @@ impl<'a> Cells<'a> {
         }
     }
 
-    /// Append the `container` or `unit` cell. Both are made once per distinct labels in a
-    /// row (sorted rows mostly share them: every socket of a container has the same), since
-    /// escaping them for each cell of each pass showed in profiles of `--netns all`, where
-    /// they are on by default.
+    /// Append the `container` or `unit` cell. Both are made once per distinct labels (every
+    /// socket of a container shares one), since escaping them for each cell of each pass
+    /// showed in profiles of `--netns all`, where they are on by default; rows sorted by port
+    /// interleave the namespaces, so the cells are kept for every labels met, not only the
+    /// last.
     fn write_owner(&mut self, column: Column, entry: &Entry, out: &mut String) {
         let Some(labels) = entry.labels.as_ref() else {
             out.push_str(self.missing());
             return;
         };
-        let seen = matches!(&self.owner_cells, Some((last, ..)) if Arc::ptr_eq(last, labels));
-        if !seen {
-            let mut container = String::new();
-            if !self.push_container(entry, &mut container) {
-                container.push_str(self.missing());
-            }
-            let unit = labels.display_unit();
-            let unit = unit.map_or_else(|| self.missing().to_owned(), Cow::into_owned);
-            self.owner_cells = Some((Arc::clone(labels), container, unit));
+        let key = Arc::as_ptr(labels) as usize;
+        let index = match self.last_owner {
+            Some((last, index)) if last == key => index,
+            _ => match self.owner_index.get(&key) {
+                Some(&index) => index,
+                None => self.make_owner_cells(entry, labels),
+            },
+        };
+        self.last_owner = Some((key, index));
+        let cells = &self.owner_cells[index];
+        out.push_str(if column == Column::Container {
+            &cells.container
+        } else {
+            &cells.unit
+        });
+    }
+
+    /// Make and keep the `container` and `unit` cells of `labels` (`entry`'s); their index.
+    fn make_owner_cells(&mut self, entry: &Entry, labels: &Arc<Owners>) -> usize {
+        let mut container = String::new();
+        if !self.push_container(entry, &mut container) {
+            container.push_str(self.missing());
         }
-        if let Some((_, container, unit)) = &self.owner_cells {
-            out.push_str(if column == Column::Container {
-                container
-            } else {
-                unit
-            });
-        }
+        let unit = labels.display_unit();
+        let unit = unit.map_or_else(|| self.missing().to_owned(), Cow::into_owned);
+        self.owner_cells.push(OwnerCells {
+            _labels: Arc::clone(labels),
+            container,
+            unit,
+        });
+        let index = self.owner_cells.len() - 1;
+        self.owner_index.insert(Arc::as_ptr(labels) as usize, index);
+        index
     }
 
     /// Append the container's name, else its id (cut to Docker's 12 digits in the table),
