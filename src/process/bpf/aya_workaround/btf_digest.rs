@@ -34,42 +34,16 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 
-/// Magic number of BTF data in this machine's byte order (the kernel's is always native).
-const MAGIC: u16 = 0xeb9f;
-/// The only BTF version there is.
-const VERSION: u8 = 1;
-/// Size of the header this module writes, and the smallest one it reads.
-const HEADER_LEN: usize = 24;
-/// Size of the fixed part of every type.
-const TYPE_LEN: usize = 12;
+use crate::process::bpf::raw_btf::kinds::*;
+use crate::process::bpf::raw_btf::{
+    HEADER_LEN, HeaderError, MAGIC, TYPE_LEN, VERSION, VLEN_MASK, extra_len, fixed_part, kind,
+    read_u32, sections,
+};
+
 /// How many typedefs, qualifiers or nesting levels are followed before giving up: aya's own
 /// limit (`MAX_RESOLVE_DEPTH`); deeper chains in real BTF do not exist, and in crafted data
 /// they would otherwise recurse without bound.
 const MAX_DEPTH: usize = 32;
-
-// BTF kinds (`BTF_KIND_*` in the kernel's uapi `btf.h`).
-const INT: u32 = 1;
-const PTR: u32 = 2;
-const ARRAY: u32 = 3;
-const STRUCT: u32 = 4;
-const UNION: u32 = 5;
-const ENUM: u32 = 6;
-const FWD: u32 = 7;
-const TYPEDEF: u32 = 8;
-const VOLATILE: u32 = 9;
-const CONST: u32 = 10;
-const RESTRICT: u32 = 11;
-const FUNC: u32 = 12;
-const FUNC_PROTO: u32 = 13;
-const VAR: u32 = 14;
-const DATASEC: u32 = 15;
-const FLOAT: u32 = 16;
-const DECL_TAG: u32 = 17;
-const TYPE_TAG: u32 = 18;
-const ENUM64: u32 = 19;
-
-/// The `vlen` bits of a type's `info`: member, variant or parameter count.
-const VLEN_MASK: u32 = 0xffff;
 
 /// Why no digest could be made: the caller falls back to parsing the full BTF.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +94,16 @@ pub enum DigestError {
     /// No FUNC has the wanted name.
     #[error("no function named {0}")]
     MissingFunc(String),
+}
+
+impl From<HeaderError> for DigestError {
+    fn from(error: HeaderError) -> Self {
+        match error {
+            HeaderError::Magic(magic) => DigestError::Magic(magic),
+            HeaderError::Version(version) => DigestError::Version(version),
+            HeaderError::Header => DigestError::Header,
+        }
+    }
 }
 
 /// The two small BTFs made from the kernel's, each to be parsed with [`aya::Btf::parse`]
@@ -283,34 +267,7 @@ impl RawType<'_> {
 impl<'a> Source<'a> {
     /// Check the header and every type's extent, and find the wanted structs and function.
     fn parse(raw: &'a [u8], structs: &[&'a str], func: &str) -> Result<Self, DigestError> {
-        let magic = raw
-            .get(..2)
-            .and_then(|b| b.try_into().ok())
-            .map(u16::from_ne_bytes)
-            .ok_or(DigestError::Header)?;
-        if magic != MAGIC {
-            return Err(DigestError::Magic(magic));
-        }
-        let version = *raw.get(2).ok_or(DigestError::Header)?;
-        if version != VERSION {
-            return Err(DigestError::Version(version));
-        }
-        let word = |at| {
-            read_u32(raw, at)
-                .map(|w| w as usize)
-                .ok_or(DigestError::Header)
-        };
-        let header_len = word(4)?;
-        if header_len < HEADER_LEN {
-            return Err(DigestError::Header);
-        }
-        let section = |off: usize, len: usize| {
-            let start = header_len.checked_add(off).ok_or(DigestError::Header)?;
-            let end = start.checked_add(len).ok_or(DigestError::Header)?;
-            raw.get(start..end).ok_or(DigestError::Header)
-        };
-        let types = section(word(8)?, word(12)?)?;
-        let strings = section(word(16)?, word(20)?)?;
+        let (types, strings) = sections(raw)?;
 
         let mut source = Source {
             types,
@@ -421,36 +378,6 @@ impl<'a> Source<'a> {
         }
         Err(DigestError::TooDeep(id))
     }
-}
-
-/// The kind bits of a type's `info`.
-fn kind(info: u32) -> u32 {
-    (info >> 24) & 0x1f
-}
-
-/// The three words every type starts with (name, info, size or type), at byte `at`.
-fn fixed_part(types: &[u8], at: usize) -> Option<[u32; 3]> {
-    let bytes: &[u8; TYPE_LEN] = types.get(at..at.checked_add(TYPE_LEN)?)?.try_into().ok()?;
-    let word = |i: usize| u32::from_ne_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    Some([word(0), word(4), word(8)])
-}
-
-/// Bytes of kind-specific data after the fixed part, or `None` for an unknown kind.
-fn extra_len(kind: u32, vlen: usize) -> Option<usize> {
-    Some(match kind {
-        INT | VAR | DECL_TAG => 4,
-        ARRAY => 12,
-        STRUCT | UNION | DATASEC | ENUM64 => 12 * vlen,
-        ENUM | FUNC_PROTO => 8 * vlen,
-        PTR | FWD | TYPEDEF | VOLATILE | CONST | RESTRICT | FUNC | FLOAT | TYPE_TAG => 0,
-        _ => return None,
-    })
-}
-
-/// A native-endian `u32` at byte `at`, if all four bytes are there.
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let end = at.checked_add(4)?;
-    bytes.get(at..end)?.try_into().ok().map(u32::from_ne_bytes)
 }
 
 /// A type of the digest, with ids and name offsets already the digest's.

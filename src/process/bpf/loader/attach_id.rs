@@ -6,18 +6,13 @@
 //! parsing all of them into a vector of 72-byte `BtfType`s (4.6 MiB for the 64,000 ids below
 //! `bpf_iter_task` here); this walk keeps nothing but the ids asked for: it reads each type's
 //! fixed 12 bytes, skips its kind-specific data, and reads a name only where the type is a
-//! FUNC whose name's first byte matches one wanted, so almost no string is ever touched.
+//! FUNC whose name's first byte matches one wanted, so almost no string is ever touched. The
+//! format's rules are [`crate::process::bpf::raw_btf`]'s, shared with the relocation digest.
 
-/// Magic number of BTF data in this machine's byte order (the kernel's is always native).
-const MAGIC: u16 = 0xeb9f;
-/// The only BTF version there is.
-const VERSION: u8 = 1;
-/// The smallest header there is (`struct btf_header`, up to `str_len`).
-const HEADER_LEN: usize = 24;
-/// Size of the fixed part of every type (`struct btf_type`).
-const TYPE_LEN: usize = 12;
-/// `BTF_KIND_FUNC`.
-const FUNC: u32 = 12;
+use crate::process::bpf::raw_btf::kinds::FUNC;
+use crate::process::bpf::raw_btf::{
+    HeaderError, TYPE_LEN, VLEN_MASK, extra_len, fixed_part, kind, sections,
+};
 
 /// Why the raw BTF could not be scanned: the caller loads through aya instead, which parses it
 /// for itself.
@@ -46,6 +41,16 @@ pub enum ScanError {
     },
 }
 
+impl From<HeaderError> for ScanError {
+    fn from(error: HeaderError) -> Self {
+        match error {
+            HeaderError::Magic(magic) => ScanError::Magic(magic),
+            HeaderError::Version(version) => ScanError::Version(version),
+            HeaderError::Header => ScanError::Header,
+        }
+    }
+}
+
 /// The type id of the first FUNC named like each of `names`, in their order (`None`: no such
 /// function), in the raw BTF `raw` (native byte order, as `/sys/kernel/btf/vmlinux` is).
 pub fn func_ids(raw: &[u8], names: &[&str]) -> Result<Vec<Option<u32>>, ScanError> {
@@ -60,10 +65,10 @@ pub fn func_ids(raw: &[u8], names: &[&str]) -> Result<Vec<Option<u32>>, ScanErro
     let mut at = 0;
     while at < types.len() {
         id = id.checked_add(1).ok_or(ScanError::Header)?;
-        let (name, info) = fixed_part(types, at).ok_or(ScanError::Truncated(id))?;
-        let kind = (info >> 24) & 0x1f;
-        let extra =
-            extra_len(kind, (info & 0xffff) as usize).ok_or(ScanError::UnknownKind { id, kind })?;
+        let [name, info, _] = fixed_part(types, at).ok_or(ScanError::Truncated(id))?;
+        let kind = kind(info);
+        let extra = extra_len(kind, (info & VLEN_MASK) as usize)
+            .ok_or(ScanError::UnknownKind { id, kind })?;
         if kind == FUNC {
             let initial = strings.get(name as usize).copied().unwrap_or(0);
             if initials[usize::from(initial)] {
@@ -83,39 +88,6 @@ pub fn func_ids(raw: &[u8], names: &[&str]) -> Result<Vec<Option<u32>>, ScanErro
     Ok(ids)
 }
 
-/// The type and string sections of `raw`, after checking its header.
-fn sections(raw: &[u8]) -> Result<(&[u8], &[u8]), ScanError> {
-    let magic = raw
-        .get(..2)
-        .map(|b| u16::from_ne_bytes([b[0], b[1]]))
-        .ok_or(ScanError::Header)?;
-    if magic != MAGIC {
-        return Err(ScanError::Magic(magic));
-    }
-    let version = *raw.get(2).ok_or(ScanError::Header)?;
-    if version != VERSION {
-        return Err(ScanError::Version(version));
-    }
-    let word = |at| {
-        read_u32(raw, at)
-            .map(|w| w as usize)
-            .ok_or(ScanError::Header)
-    };
-    let header_len = word(4)?;
-    if header_len < HEADER_LEN {
-        return Err(ScanError::Header);
-    }
-    let section = |off: usize, len: usize| {
-        let start = header_len.checked_add(off).ok_or(ScanError::Header)?;
-        let end = start.checked_add(len).ok_or(ScanError::Header)?;
-        raw.get(start..end).ok_or(ScanError::Header)
-    };
-    Ok((
-        section(word(8)?, word(12)?)?,
-        section(word(16)?, word(20)?)?,
-    ))
-}
-
 /// Whether the NUL-terminated string at `offset` of `strings` is exactly `name` (never an empty
 /// one: an unnamed type is no function anyone asks for).
 fn name_is(strings: &[u8], offset: u32, name: &str) -> bool {
@@ -124,37 +96,6 @@ fn name_is(strings: &[u8], offset: u32, name: &str) -> bool {
             .get(offset as usize..)
             .and_then(|s| s.strip_prefix(name.as_bytes()))
             .is_some_and(|rest| rest.first() == Some(&0))
-}
-
-/// The name offset and `info` word of the type at byte `at`, if its fixed part is all there.
-fn fixed_part(types: &[u8], at: usize) -> Option<(u32, u32)> {
-    types.get(at..at.checked_add(TYPE_LEN)?)?;
-    Some((read_u32(types, at)?, read_u32(types, at + 4)?))
-}
-
-/// Bytes of kind-specific data after the fixed part of a type of `kind` with `vlen` entries
-/// (the kernel's `btf_type_size`), or `None` for a kind this module does not know.
-fn extra_len(kind: u32, vlen: usize) -> Option<usize> {
-    Some(match kind {
-        // INT, VAR, DECL_TAG: one word.
-        1 | 14 | 17 => 4,
-        // ARRAY: element, index, count.
-        3 => 12,
-        // STRUCT, UNION, DATASEC, ENUM64: three words per entry.
-        4 | 5 | 15 | 19 => 12 * vlen,
-        // ENUM, FUNC_PROTO: two words per entry.
-        6 | 13 => 8 * vlen,
-        // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG: none. Kind 0 is
-        // no kind the kernel writes, and aya refuses it: so does this.
-        2 | 7..=12 | 16 | 18 => 0,
-        _ => return None,
-    })
-}
-
-/// A native-endian `u32` at byte `at`, if all four bytes are there.
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    let end = at.checked_add(4)?;
-    bytes.get(at..end)?.try_into().ok().map(u32::from_ne_bytes)
 }
 
 #[cfg(test)]
