@@ -115,7 +115,7 @@ pub fn judge_within(
         let unseen = holder_unseen(listener);
         let mut reasons = Vec::new();
         match (baseline, unseen) {
-            (Some(b), Some(why)) => match lines_without_holder(b, &listener.identity) {
+            (Some(b), Some(why)) => match line_for_unseen_holder(b, &listener.identity) {
                 Some(line) => {
                     // A socket on both families (two listeners) is one line, said once.
                     if !verdict.unchecked.iter().any(|u| u.line.same_socket(line)) {
@@ -200,7 +200,7 @@ fn holder_unseen(listener: &Audited) -> Option<OwnerUnknownReason> {
 
 /// The first baseline line that expects a listener where `identity` is, as its user, whatever
 /// program it names: for a listener whose holders could not be seen.
-fn lines_without_holder<'a>(baseline: &'a Baseline, identity: &Identity) -> Option<&'a Expected> {
+fn line_for_unseen_holder<'a>(baseline: &'a Baseline, identity: &Identity) -> Option<&'a Expected> {
     (baseline.expected.iter()).find(|e| e.accepts_unseen_holder(identity))
 }
 

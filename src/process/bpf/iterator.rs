@@ -597,20 +597,27 @@ pub(crate) mod tests {
         assert!(OBJECT.starts_with(b"\x7fELF"));
     }
 
-    #[test]
-    fn both_loaders_load_each_program_and_find_this_process_s_listener() {
+    /// A TCP listener of this process, its socket inode and fd; `None` (a skip) where the BPF
+    /// iterator cannot load, which under CI (root, a kernel with BTF) is a failure.
+    fn listener_if_bpf_loads() -> Option<(std::net::TcpListener, u64, u32)> {
         if let Err(why) = crate::process::bpf::preflight::check(std::path::Path::new("/proc")) {
-            // CI runs as root on a kernel with BTF: a refusal there is a failure.
             let ci = std::env::var_os("CI").is_some_and(|v| v == "true");
             assert!(!ci, "the BPF iterator cannot load under CI: {why}");
             println!("SKIP: {why}");
-            return;
+            return None;
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
         let link = format!("/proc/self/fd/{fd}");
         let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(link).unwrap());
-        let fd = fd as u32;
+        Some((listener, inode, fd as u32))
+    }
+
+    #[test]
+    fn both_loaders_load_each_program_and_find_this_process_s_listener() {
+        let Some((_listener, inode, fd)) = listener_if_bpf_loads() else {
+            return;
+        };
         let pid = std::process::id();
         for choice in [loader::Choice::Own, loader::Choice::Aya] {
             for variant in [Variant::FdWalk, Variant::TaskFile] {
@@ -644,16 +651,9 @@ pub(crate) mod tests {
 
     #[test]
     fn an_own_load_that_fails_before_the_kernel_falls_back_to_aya_and_says_why() {
-        if let Err(why) = crate::process::bpf::preflight::check(std::path::Path::new("/proc")) {
-            let ci = std::env::var_os("CI").is_some_and(|v| v == "true");
-            assert!(!ci, "the BPF iterator cannot load under CI: {why}");
-            println!("SKIP: {why}");
+        let Some((_listener, inode, fd)) = listener_if_bpf_loads() else {
             return;
-        }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
-        let link = format!("/proc/self/fd/{fd}");
-        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(link).unwrap());
+        };
         // A struct no kernel has: the own loader cannot digest the kernel's BTF for it; aya,
         // after its own digest fails the same way, relocates against the whole BTF, where the
         // program (which reads no such struct) loads.
@@ -678,7 +678,7 @@ pub(crate) mod tests {
             .filter(|r| r.inode == inode)
             .map(|r| (r.pid, r.fd))
             .collect();
-        assert_eq!(found, [(std::process::id(), fd as u32)]);
+        assert_eq!(found, [(std::process::id(), fd)]);
     }
 
     #[test]
