@@ -760,7 +760,8 @@ fn an_unprivileged_audit_decides_what_the_socket_settles_and_says_what_it_could_
     let root = &sections["net root"];
     assert_eq!(rc(root), 1, "{root}\n{err}");
     assert!(
-        row_of(root, "0.0.0.0:18022").ends_with(&format!("denied by rule 1 \"no sshd here\" ({net}:3)")),
+        row_of(root, "0.0.0.0:18022")
+            .ends_with(&format!("denied by rule 1 \"no sshd here\" ({net}:3)")),
         "{root}"
     );
     // As nobody it cannot: root's two listeners are not checked, and the audit, though
@@ -805,12 +806,21 @@ fn an_unprivileged_audit_decides_what_the_socket_settles_and_says_what_it_could_
     let not_checked = report["not_checked"].as_array().unwrap();
     let mut ports: Vec<(u64, &Value, &Value)> = not_checked
         .iter()
-        .map(|n| (n["port"].as_u64().unwrap(), &n["blocks_pass"], &n["rule"]["number"]))
+        .map(|n| {
+            (
+                n["port"].as_u64().unwrap(),
+                &n["blocks_pass"],
+                &n["rule"]["number"],
+            )
+        })
         .collect();
     ports.sort_by_key(|p| p.0);
     assert_eq!(
         ports,
-        [(18022, &json!(true), &json!(1)), (18053, &json!(true), &json!(1))],
+        [
+            (18022, &json!(true), &json!(1)),
+            (18053, &json!(true), &json!(1))
+        ],
         "{report:#}"
     );
     assert_eq!(
@@ -823,7 +833,8 @@ fn an_unprivileged_audit_decides_what_the_socket_settles_and_says_what_it_could_
     let root = &sections["allowlist root"];
     assert_eq!(rc(root), 1, "{root}");
     assert!(
-        row_of(root, "0.0.0.0:18053").ends_with(&format!("denied by rule 2 \"no dns\" ({allowlist}:10)")),
+        row_of(root, "0.0.0.0:18053")
+            .ends_with(&format!("denied by rule 2 \"no dns\" ({allowlist}:10)")),
         "{root}"
     );
     // As nobody the same deny is decided (it looks at no holder); whether sshd is the program
@@ -833,11 +844,14 @@ fn an_unprivileged_audit_decides_what_the_socket_settles_and_says_what_it_could_
     let nobody = &sections["allowlist nobody"];
     assert_eq!(rc(nobody), 1, "{nobody}");
     assert!(
-        nobody.starts_with("lsports audit: FAIL: 1 unexpected, 0 missing, 0 suspicious, 2 not checked"),
+        nobody.starts_with(
+            "lsports audit: FAIL: 1 unexpected, 0 missing, 0 suspicious, 2 not checked"
+        ),
         "{nobody}"
     );
     assert!(
-        row_of(nobody, "0.0.0.0:18053").ends_with(&format!("denied by rule 2 \"no dns\" ({allowlist}:10)")),
+        row_of(nobody, "0.0.0.0:18053")
+            .ends_with(&format!("denied by rule 2 \"no dns\" ({allowlist}:10)")),
         "{nobody}"
     );
     assert!(

@@ -334,9 +334,7 @@ fn undecided_json(audit: &Audit, undecided: &Undecided, labels: &mut Labels) -> 
         undecided_text(audit, undecided)
     );
     let (rules, listener) = match undecided {
-        Undecided::Listener { index, rules, .. } => {
-            (rules.clone(), Some(&audit.listeners[*index]))
-        }
+        Undecided::Listener { index, rules, .. } => (rules.clone(), Some(&audit.listeners[*index])),
         Undecided::Required { rule, .. } => (vec![*rule], None),
     };
     let rules: Vec<RuleJson> = rules.iter().filter_map(|&i| rule_json(audit, i)).collect();

@@ -303,7 +303,10 @@ fn an_unseen_holder_a_deny_rule_cannot_judge_keeps_the_audit_from_passing() {
     // Unseen: neither denied nor allowed, and not a pass either.
     let unseen = holder_unseen(nc.clone(), OwnerUnknownReason::Permission);
     let verdict = judge(std::slice::from_ref(&unseen), None, Some(&policy), &fail);
-    assert!(verdict.unexpected.is_empty() && !verdict.fails, "{verdict:?}");
+    assert!(
+        verdict.unexpected.is_empty() && !verdict.fails,
+        "{verdict:?}"
+    );
     assert!(verdict.incomplete, "{verdict:?}");
     assert_eq!(
         verdict.undecided,
@@ -345,7 +348,10 @@ fn an_unseen_holder_an_allow_rule_cannot_confirm_is_reported_only() {
     let verdict = judge(&[sshd], None, Some(&policy), &FailSet::default());
     // Not denied by the default, not missing, not failing: reported, as a baseline line
     // whose program cannot be confirmed is.
-    assert!(verdict.unexpected.is_empty() && verdict.missing.is_empty(), "{verdict:?}");
+    assert!(
+        verdict.unexpected.is_empty() && verdict.missing.is_empty(),
+        "{verdict:?}"
+    );
     assert!(!verdict.fails && !verdict.incomplete, "{verdict:?}");
     assert_eq!(
         verdict.undecided,

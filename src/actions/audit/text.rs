@@ -16,12 +16,12 @@
 use std::io::{self, Write};
 
 use super::{Audit, Audited, Missing, Reason, Undecided};
-use crate::actions::audit::policy::Action;
 use crate::actions::audit::baseline::Expected;
+use crate::actions::audit::policy::Action;
 use crate::enrich::reach::apply::Hole;
 use crate::model::published::{Published, WITHOUT_LISTENER};
 use crate::render::Labels;
-use crate::render::labels::program_cell;
+use crate::render::labels::program_cell_quoted;
 use crate::text::{counts, sanitize};
 
 /// Write the report.
@@ -177,7 +177,7 @@ fn listener_row(listener: &Audited, labels: &Labels, why: String) -> Vec<String>
     vec![
         proto,
         place,
-        program_cell(&listener.entry.processes, false),
+        program_cell_quoted(&listener.entry.processes, false),
         listener.identity.user.clone(),
         why,
     ]

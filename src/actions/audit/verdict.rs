@@ -363,7 +363,10 @@ fn missing_rules(policy: &Policy, listeners: &[Audited]) -> (Vec<usize>, Vec<Und
         let mut surely = false;
         for l in listeners {
             let unseen = holder_unseen(l);
-            match rule.matcher.evaluate(&l.entry, &l.identity, unseen.is_some()) {
+            match rule
+                .matcher
+                .evaluate(&l.entry, &l.identity, unseen.is_some())
+            {
                 Match::Yes => surely = true,
                 Match::Unknown => maybe = maybe.or(unseen),
                 Match::No => {}
