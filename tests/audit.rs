@@ -875,3 +875,140 @@ fn an_unprivileged_audit_decides_what_the_socket_settles_and_says_what_it_could_
     );
     assert!(!nobody.contains("18090"), "{nobody}");
 }
+
+/// A proc root (`--proc-root`) whose one process, pid 100, holds a TCP listener on
+/// 127.0.0.1:8080 (inode 1001) under the name `comm` (raw bytes) running `exe` (raw bytes).
+fn proc_root_with(dir: &Path, comm: &[u8], exe: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let root = dir.join("proc");
+    let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when \
+                  retrnsmt   uid  timeout inode\n";
+    let row = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     \
+               0        0 1001 1 0000000000000000 100 0 0 10 0\n";
+    std::fs::create_dir_all(root.join("net")).unwrap();
+    std::fs::write(root.join("net/tcp"), format!("{header}{row}")).unwrap();
+    std::fs::write(root.join("net/udp"), header).unwrap();
+    std::fs::create_dir_all(root.join("100/fd")).unwrap();
+    std::os::unix::fs::symlink("socket:[1001]", root.join("100/fd/3")).unwrap();
+    std::fs::write(root.join("100/comm"), [comm, b"\n"].concat()).unwrap();
+    std::fs::write(
+        root.join("100/cmdline"),
+        [exe, b"\0--port\08080\0"].concat(),
+    )
+    .unwrap();
+    std::fs::write(root.join("100/status"), "Uid:\t0\t0\t0\t0\n").unwrap();
+    let target = std::ffi::OsStr::from_bytes(exe);
+    std::os::unix::fs::symlink(target, root.join("100/exe")).unwrap();
+    root
+}
+
+#[test]
+fn a_hostile_name_is_written_safely_everywhere_and_a_baseline_of_it_matches_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // Quote, backslash, an escape sequence, a byte that is not UTF-8, a tab, a bidi override.
+    let comm = b"x\"y\\z\x1b[2J\xff\t";
+    let exe = "/opt/ev\"il \\ \x1b[31m\u{202e}"
+        .as_bytes()
+        .iter()
+        .chain(b"\xfe")
+        .copied();
+    let exe: Vec<u8> = exe.collect();
+    let root = proc_root_with(dir.path(), comm, &exe);
+    let run = |args: &[&str]| {
+        let mut cmd = scrubbed(lsports_bin());
+        cmd.arg("--proc-root")
+            .arg(&root)
+            .args(["--source", "proc"])
+            .args(args);
+        let out = output_guarded(cmd, &format!("lsports {args:?}"));
+        assert_terminal_safe(&format!("{args:?} stdout"), &out.stdout);
+        assert_terminal_safe(&format!("{args:?} stderr"), &out.stderr);
+        out
+    };
+
+    // The listing's JSON: the name as the process has it, lossy where it is not UTF-8.
+    let listing = parse_json(&run(&["-lt", "--json"]).stdout);
+    let process = &listing[0]["processes"][0];
+    assert_eq!(
+        process["name"],
+        json!(String::from_utf8_lossy(comm)),
+        "{listing:#}"
+    );
+    assert_eq!(
+        process["exe"],
+        json!(String::from_utf8_lossy(&exe)),
+        "{listing:#}"
+    );
+
+    // The baseline: safe to cat, and read back as it was written.
+    let baseline = dir.path().join("baseline.toml");
+    let saved = run(&["baseline", "save", "-t", baseline.to_str().unwrap()]);
+    assert_success(&saved, &["baseline save"]);
+    let text = std::fs::read(&baseline).unwrap();
+    assert_terminal_safe("the baseline file", &text);
+    let recorded = lsports::actions::audit::load_baseline(&baseline).unwrap();
+    let line = &recorded.expected[0];
+    let (program, exe_text) = (line.program.clone().unwrap(), line.exe.clone().unwrap());
+    assert_eq!(program, r#"x"y\\z\e[2J\xFF\t"#);
+    assert_eq!(exe_text, r#"/opt/ev"il \\ \e[31m\u{202E}\xFE"#);
+
+    // The next audit matches it: nothing new, nothing missing; live and from a snapshot.
+    let audit = ["audit", "-t", "--fail-on", "missing", "--baseline"];
+    let audit = [&audit[..], &[baseline.to_str().unwrap()]].concat();
+    let out = run(&audit);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("lsports audit: OK: 0 unexpected, 0 missing"),
+        "{}",
+        stdout(&out)
+    );
+    let snapshot = dir.path().join("s.tar.gz");
+    assert_success(&run(&["capture", snapshot.to_str().unwrap()]), &["capture"]);
+    let mut cmd = scrubbed(lsports_bin());
+    cmd.arg("--snapshot").arg(&snapshot).args(&audit);
+    let out = output_guarded(cmd, "lsports --snapshot … audit");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // The audit's JSON: the listener as the listing has it, its programs as the baseline
+    // records them, and a missing line's program likewise.
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "version = 1\nlisteners = []\n").unwrap();
+    let out = run(&[
+        "audit",
+        "-t",
+        "--json",
+        "--baseline",
+        empty.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listener = &report["unexpected"][0]["listener"];
+    assert_eq!(listener["processes"][0], *process, "{report:#}");
+    assert_eq!(
+        listener["programs"],
+        json!([{"name": program, "exe": exe_text}]),
+        "{report:#}"
+    );
+    let elsewhere = String::from_utf8(text)
+        .unwrap()
+        .replace("port = 8080", "port = 8081");
+    std::fs::write(&baseline, elsewhere).unwrap();
+    let out = run(&[
+        "audit",
+        "-t",
+        "--json",
+        "--baseline",
+        baseline.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missing = &report["missing"][0];
+    assert_eq!(
+        (&missing["program"], &missing["exe"]),
+        (&json!(program), &json!(exe_text))
+    );
+}
