@@ -1,6 +1,7 @@
 //! `lsports audit`: compare the listeners of now with a baseline and/or a policy, report the
 //! unexpected, missing and suspicious ones, and exit 0 (nothing unexpected), 1 (something is)
-//! or 2 (the audit could not be done), so that cron and CI can act on it.
+//! or 2 (the audit could not be done, or not all of it: a policy's deny rule could not be
+//! evaluated for a listener whose holder could not be seen), so that cron and CI can act on it.
 //!
 //! ```text
 //! baseline file ─┐                        ┌─ text report (people, cron mail)

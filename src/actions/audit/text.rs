@@ -12,6 +12,9 @@
 //! Not checked, reported only: their network namespace could not be read (…)
 //!   tcp   0.0.0.0:8080 in container web  nginx  root  b.toml:12
 //! ```
+//!
+//! The first word is `FAIL`, `OK`, or `INCOMPLETE` (nothing fails, but a deny rule could not
+//! be evaluated). Names are quoted where they could be read as more than one word.
 
 use std::io::{self, Write};
 

@@ -1,6 +1,13 @@
 //! The verdict of an audit: which listeners are unexpected and why, which expected ones are
-//! missing, which are suspicious, and whether all that fails the audit. Pure: the inputs are
-//! listeners already identified and inspected, so every rule here is tested without sockets.
+//! missing, which are suspicious, what could not be checked, and whether all that fails the
+//! audit (or keeps it from passing). Pure: the inputs are listeners already identified and
+//! inspected, so every rule here is tested without sockets.
+//!
+//! A listener whose holders could not be seen (an unprivileged audit of other users'
+//! processes) is judged by what its socket settles; a baseline line or policy rule that hangs
+//! on its program is not checked, with the reason. Only a deny rule that could not be
+//! evaluated, where it could have denied what is otherwise allowed, keeps the audit from
+//! passing ([`Verdict::incomplete`]): the rest is the expected program unconfirmed.
 
 use crate::actions::audit::baseline::{Baseline, Expected};
 use crate::actions::audit::identity::{Identity, Namespace};
