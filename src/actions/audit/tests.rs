@@ -329,6 +329,18 @@ fn an_unseen_holder_a_deny_rule_cannot_judge_keeps_the_audit_from_passing() {
     assert!(verdict.fails && !verdict.incomplete, "{verdict:?}");
     assert_eq!(ports(&verdict, &both), [22]);
     assert_eq!(verdict.undecided.len(), 1, "{verdict:?}");
+    // Denied whatever holds it: a deny rule it may match, then a denying default; the
+    // explanation claims no more than that.
+    let deny_all = policy_of("[[rule]]\naction = \"deny\"\nprogram = \"nc\"\n");
+    let audit = Audit::judge(None, Some(deny_all), vec![unseen], &fail);
+    assert!(audit.verdict.fails && audit.verdict.undecided.is_empty());
+    let [(0, ref reasons)] = audit.verdict.unexpected[..] else {
+        panic!("{:?}", audit.verdict);
+    };
+    assert_eq!(
+        text::reason(&audit, &reasons[0]),
+        "no rule of p.toml allows it, and its default is deny"
+    );
     // A kernel socket (every process seen, none holds it) is no nc: allowed.
     let kernel = holder_unseen(nc, OwnerUnknownReason::Kernel);
     let verdict = judge(&[kernel], None, Some(&policy), &fail);

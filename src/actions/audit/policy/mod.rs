@@ -218,10 +218,12 @@ impl Policy {
         }
     }
 
-    /// Why the default decided, for messages.
+    /// Why the default decided, for messages. "Allows" rather than "matches": for a listener
+    /// whose holders could not be seen, a deny rule on holders may match it, and the default
+    /// decides all the same.
     pub fn describe_default(&self) -> String {
         format!(
-            "no rule of {} matches it, and its default is {}",
+            "no rule of {} allows it, and its default is {}",
             self.path.display(),
             match self.default {
                 Action::Allow => "allow",
