@@ -1012,3 +1012,59 @@ fn a_hostile_name_is_written_safely_everywhere_and_a_baseline_of_it_matches_agai
         (&json!(program), &json!(exe_text))
     );
 }
+
+#[test]
+fn a_baseline_saved_unprivileged_matches_root_listeners_by_address_alone() {
+    if !need_root("saving and auditing root's listeners as nobody") {
+        return;
+    }
+    // Root's sshd (tcp 18022) and dnsmasq (udp 18053); nobody cannot see who holds them.
+    let world = base_world();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(files.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nb = files.path().join("nb.toml");
+    let nb = nb.to_str().unwrap();
+    let ports = "--port 18022,18053,18023";
+    let extra = Listener::new("extra", json!([{"addr": "0.0.0.0", "port": 18023}]));
+    let script = format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+         $LSPORTS {ports} baseline save - >{nb} 2>/dev/null && chmod 644 {nb}\n\
+         {a}{b}{start}{c}",
+        a = run_section_as_nobody("nobody", &format!("{ports} audit --baseline {nb}")),
+        b = run_section("root", &format!("{ports} audit --baseline {nb}")),
+        start = extra.start(None),
+        c = run_section_as_nobody("extra", &format!("{ports} audit --baseline {nb}")),
+    );
+    let (sections, err) = world.script_sections(&script);
+    // The truth: the lines name where and whose, no program.
+    let saved = std::fs::read_to_string(nb).unwrap();
+    let lines: Vec<&str> = saved.lines().filter(|l| l.contains("proto =")).collect();
+    assert_eq!(lines.len(), 2, "{saved}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("user = \"root\"") && !l.contains("program")),
+        "{saved}"
+    );
+    // Matched by address (and user) alone, unprivileged or not: nothing left unchecked.
+    for who in ["nobody", "root"] {
+        let section = &sections[who];
+        assert_eq!(rc(section), 0, "{who}: {section}\n{err}");
+        // (root sees its holders, running as root: suspicious, which fails nothing.)
+        let summary = section.lines().next().unwrap();
+        assert!(
+            summary.starts_with("lsports audit: OK: 0 unexpected, 0 missing, ")
+                && summary.ends_with(&format!(" suspicious (2 listeners; baseline {nb})")),
+            "{who}: {section}"
+        );
+        assert!(!section.contains("Not checked"), "{who}: {section}");
+    }
+    // A root listener where the baseline expects none is still new, though unseen.
+    let section = &sections["extra"];
+    assert_eq!(rc(section), 1, "{section}\n{err}");
+    assert!(
+        row_of(section, "0.0.0.0:18023").ends_with("not in the baseline"),
+        "{section}"
+    );
+    assert!(!section.contains("Not checked"), "{section}");
+}

@@ -286,6 +286,33 @@ fn a_listener_whose_holder_could_not_be_seen_is_not_checked_unless_its_user_chan
     assert!(verdict.unchecked.is_empty(), "{verdict:?}");
 }
 
+#[test]
+fn a_baseline_line_naming_no_program_matches_an_unseen_holder_by_place_and_user() {
+    // Saved unprivileged: the line names no program, only where and whose.
+    let unseen = holder_unseen(
+        listener(Protocol::Tcp, "127.0.0.1", 7001, "sshd", 812),
+        OwnerUnknownReason::Permission,
+    );
+    let baseline = baseline_of(std::slice::from_ref(&unseen));
+    assert_eq!(baseline.expected[0].program, None);
+    let fail = FailSet::from_choices(&[FailOn::Missing]);
+    let verdict = judge(std::slice::from_ref(&unseen), Some(&baseline), None, &fail);
+    assert!(
+        verdict.unexpected.is_empty() && verdict.unchecked.is_empty() && !verdict.fails,
+        "{verdict:?}"
+    );
+    // Seen as root later, whatever holds it, the line still matches it.
+    let seen = listener(Protocol::Tcp, "127.0.0.1", 7001, "sshd", 812);
+    let verdict = judge(&[seen], Some(&baseline), None, &fail);
+    assert!(verdict.unexpected.is_empty() && verdict.unchecked.is_empty());
+    // Another user there is still a change.
+    let mut other_user = unseen.clone();
+    other_user.identity.user = "nobody".into();
+    let verdict = judge(&[other_user], Some(&baseline), None, &fail);
+    assert_eq!(verdict.unexpected.len(), 1, "{verdict:?}");
+    assert!(verdict.unchecked.is_empty(), "{verdict:?}");
+}
+
 fn policy_of(text: &str) -> policy::Policy {
     policy::parse::parse(&Source::from_text("p.toml", text)).unwrap()
 }

@@ -176,6 +176,8 @@ pub fn judge_within(
         let unseen = holder_unseen(listener);
         let mut reasons = Vec::new();
         match (baseline, unseen) {
+            // A line that names no program is matched by place and user alone, seen or not.
+            (Some(b), Some(_)) if b.expected.iter().any(|e| e.accepts(&listener.identity)) => {}
             (Some(b), Some(why)) => match line_for_unseen_holder(b, &listener.identity) {
                 Some(line) => {
                     // A socket on both families (two listeners) is one line, said once.
@@ -267,7 +269,8 @@ fn holder_unseen(listener: &Audited) -> Option<OwnerUnknownReason> {
 }
 
 /// The first baseline line that expects a listener where `identity` is, as its user, whatever
-/// program it names: for a listener whose holders could not be seen.
+/// program it names: for a listener whose holders could not be seen, and that no line
+/// accepts as it is (one naming no program would).
 fn line_for_unseen_holder<'a>(baseline: &'a Baseline, identity: &Identity) -> Option<&'a Expected> {
     (baseline.expected.iter()).find(|e| e.accepts_unseen_holder(identity))
 }
