@@ -85,7 +85,8 @@ pub enum ExitCode {
     /// An audit could not be done (a bad baseline or policy, no source).
     AuditError,
     /// An audit found nothing unexpected, but could not evaluate a policy's deny rule for a
-    /// listener it might deny (its holder could not be seen), so it cannot pass either.
+    /// listener it might deny (its holder could not be seen, or its firewall rules could not
+    /// be read), so it cannot pass either.
     AuditIncomplete,
     /// A watch or `-c` was stopped with Ctrl-C (SIGINT).
     Interrupted,

@@ -1068,3 +1068,159 @@ fn a_baseline_saved_unprivileged_matches_root_listeners_by_address_alone() {
     );
     assert!(!section.contains("Not checked"), "{section}");
 }
+
+#[test]
+fn a_reach_rule_the_unread_firewall_cannot_settle_is_not_checked_and_unknown_still_matches() {
+    if !need_root("auditing reach as nobody, who cannot read the firewall") {
+        return;
+    }
+    if !have("nft") {
+        skip_unless_ci("auditing reach needs nft");
+        return;
+    }
+    // Root's sshd (tcp 18022, dropped: filtered), dnsmasq (udp 18053, open) and a UDP
+    // listener a rule lsports cannot evaluate decides (18054: unknown, as root).
+    let world = base_world();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(files.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let net = policy(
+        "net.toml",
+        "default = \"allow\"\n\n[[rule]]\nname = \"nothing open\"\naction = \"deny\"\n\
+         reach = \"open\"\n",
+    );
+    let fw = policy(
+        "fw.toml",
+        "default = \"deny\"\n\n[[rule]]\nname = \"firewalled\"\naction = \"allow\"\n\
+         reach = \"filtered\"\n\n[[rule]]\nname = \"dns\"\naction = \"allow\"\nproto = \"udp\"\n",
+    );
+    let unknown = policy(
+        "unknown.toml",
+        "default = \"allow\"\n\n[[rule]]\nname = \"undecidable\"\naction = \"deny\"\n\
+         reach = \"unknown\"\n",
+    );
+    let lottery = Listener::new(
+        "lottery",
+        json!([{"proto": "udp", "addr": "0.0.0.0", "port": 18054}]),
+    );
+    let ports = "--port 18022,18053,18054";
+    let mut script = format!(
+        "nft -f - <<'EOF'\ntable inet f {{\n chain input {{\n  type filter hook input \
+         priority 0; policy accept;\n  tcp dport 18022 drop\n  udp dport 18054 numgen random \
+         mod 2 0 drop\n }}\n}}\nEOF\n{}{}",
+        lottery.start(None),
+        run_section("listing", &format!("{ports} -o port,reach")),
+    );
+    for (name, file) in [("net", &net), ("fw", &fw), ("unknown", &unknown)] {
+        let args = format!("{ports} audit --policy {file}");
+        script.push_str(&run_section(&format!("{name} root"), &args));
+        script.push_str(&run_section_as_nobody(&format!("{name} nobody"), &args));
+    }
+    let (sections, err) = world.script_sections(&script);
+    // The truth, as root: what the firewall does with each.
+    let listing = &sections["listing"];
+    for (port, reach) in [(18022, "filtered"), (18053, "open"), (18054, "unknown")] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [&port.to_string(), reach]),
+            "{port} {reach}: {listing}\n{err}"
+        );
+    }
+
+    // A deny on "open": root denies dnsmasq. nobody cannot read the rules, so cannot tell
+    // which is open: not a silent pass, but not checked, and the audit cannot pass.
+    let root = &sections["net root"];
+    assert_eq!(rc(root), 1, "{root}\n{err}");
+    assert!(
+        root.starts_with("lsports audit: FAIL: 1 unexpected, 0 missing, "),
+        "{root}"
+    );
+    assert!(
+        row_of(root, "0.0.0.0:18053")
+            .ends_with(&format!("denied by rule 1 \"nothing open\" ({net}:3)")),
+        "{root}"
+    );
+    let nobody = &sections["net nobody"];
+    assert_eq!(rc(nobody), 2, "{nobody}\n{err}");
+    assert!(
+        nobody.starts_with(
+            "lsports audit: INCOMPLETE: 0 unexpected, 0 missing, 0 suspicious, 3 not checked \
+             (3 listeners;"
+        ),
+        "{nobody}"
+    );
+    assert!(
+        nobody.contains(
+            "\nNot checked, so the audit cannot pass (exit 2): a deny rule looks at the reach \
+             through the firewall, whose rules could not be read ("
+        ),
+        "{nobody}"
+    );
+    for place in ["0.0.0.0:18022", "0.0.0.0:18053", "0.0.0.0:18054"] {
+        assert!(
+            row_of(nobody, place).ends_with(&format!(
+                "rule 1 \"nothing open\" ({net}:3) would deny it if its reach is what the rule \
+                 names; otherwise allowed by the policy's default"
+            )),
+            "{nobody}"
+        );
+    }
+
+    // An allow on "filtered": root allows sshd. nobody cannot confirm it, which is reported,
+    // not failed; dnsmasq is allowed whatever its reach.
+    let root = &sections["fw root"];
+    assert_eq!(rc(root), 0, "{root}\n{err}");
+    assert!(
+        root.starts_with("lsports audit: OK: 0 unexpected, 0 missing, "),
+        "{root}"
+    );
+    let nobody = &sections["fw nobody"];
+    assert_eq!(rc(nobody), 0, "{nobody}\n{err}");
+    assert!(
+        nobody.starts_with(
+            "lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 1 not checked \
+             (3 listeners;"
+        ),
+        "{nobody}"
+    );
+    assert!(
+        nobody.contains(
+            "\nNot checked, reported only: a rule looks at the reach through the firewall, \
+             whose rules could not be read ("
+        ),
+        "{nobody}"
+    );
+    assert!(
+        row_of(nobody, "0.0.0.0:18022").ends_with(&format!(
+            "rule 1 \"firewalled\" ({fw}:3) would allow it if its reach is what the rule \
+             names; otherwise denied by the policy's default"
+        )),
+        "{nobody}"
+    );
+
+    // A deny on "unknown" matches what lsports says: as root, the listener a rule it cannot
+    // evaluate decides; as nobody, every one (their reach is unknown to it).
+    let root = &sections["unknown root"];
+    assert_eq!(rc(root), 1, "{root}\n{err}");
+    assert!(
+        root.starts_with("lsports audit: FAIL: 1 unexpected, 0 missing, "),
+        "{root}"
+    );
+    assert!(
+        row_of(root, "0.0.0.0:18054")
+            .ends_with(&format!("denied by rule 1 \"undecidable\" ({unknown}:3)")),
+        "{root}"
+    );
+    let nobody = &sections["unknown nobody"];
+    assert_eq!(rc(nobody), 1, "{nobody}\n{err}");
+    assert!(
+        nobody.starts_with("lsports audit: FAIL: 3 unexpected, 0 missing, 0 suspicious (3"),
+        "{nobody}"
+    );
+}

@@ -1,7 +1,8 @@
 //! `lsports audit`: compare the listeners of now with a baseline and/or a policy, report the
 //! unexpected, missing and suspicious ones, and exit 0 (nothing unexpected), 1 (something is)
 //! or 2 (the audit could not be done, or not all of it: a policy's deny rule could not be
-//! evaluated for a listener whose holder could not be seen), so that cron and CI can act on it.
+//! evaluated for a listener whose holder could not be seen, or whose firewall rules could not
+//! be read), so that cron and CI can act on it.
 //!
 //! ```text
 //! baseline file ─┐                        ┌─ text report (people, cron mail)
@@ -36,7 +37,9 @@ use crate::pipeline::{self, Listing, Plan};
 use baseline::Baseline;
 use policy::Policy;
 use scope::Scope;
-pub use verdict::{Audited, Missing, Reason, Unchecked, UncheckedWhy, Undecided, Verdict};
+pub use verdict::{
+    Audited, Missing, Reason, Unchecked, UncheckedWhy, Undecided, UndecidedWhy, Verdict,
+};
 
 /// What the report is about: the files checked and the audited listeners.
 pub struct Audit {
@@ -160,17 +163,28 @@ pub fn unchecked_because(audit: &Audit, why: UncheckedWhy) -> &'static str {
 }
 
 /// Why the policy checks of `undecided` could not be done, for the report.
-pub fn undecided_because(undecided: &Undecided) -> &'static str {
-    match (undecided.why(), undecided.blocks_pass()) {
-        (OwnerUnknownReason::OutsidePidNamespace, true) => {
-            "a deny rule looks at the holder, which runs outside this PID namespace (run \
-             lsports in the host's PID namespace, or give --proc-root the host's /proc)"
-        }
-        (_, true) => {
-            "a deny rule looks at the holder, which could not be inspected (run as root, or \
-             grant CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)"
-        }
-        (why, false) => unchecked_because_unseen(why),
+pub fn undecided_because(undecided: &Undecided) -> String {
+    let why = undecided.why();
+    let holder = match why.holders {
+        Some(OwnerUnknownReason::OutsidePidNamespace) => Some(
+            "the holder, which runs outside this PID namespace (run lsports in the host's PID \
+             namespace, or give --proc-root the host's /proc)",
+        ),
+        Some(_) => Some(
+            "the holder, which could not be inspected (run as root, or grant \
+             CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)",
+        ),
+        None => None,
+    };
+    let reach = why.reach.then_some(
+        "the reach through the firewall, whose rules could not be read (run as root, or grant \
+         CAP_NET_ADMIN, with nft installed; a snapshot records no rules)",
+    );
+    let looked_at: Vec<&str> = holder.into_iter().chain(reach).collect();
+    match (undecided.blocks_pass(), why.holders) {
+        (true, _) => format!("a deny rule looks at {}", looked_at.join(", and at ")),
+        (false, Some(holders)) if !why.reach => unchecked_because_unseen(holders).to_string(),
+        (false, _) => format!("a rule looks at {}", looked_at.join(", and at ")),
     }
 }
 
@@ -256,6 +270,7 @@ pub fn audited(listing: &Listing, config: &Config) -> Vec<Audited> {
                 .map(|p| listing.exes.get(p.pid).map(<[u8]>::to_vec))
                 .collect(),
             entry: entry.clone(),
+            reach_unread: (listing.firewalls.as_ref()).is_some_and(|f| f.unread_for(entry)),
         })
         .collect()
 }

@@ -51,6 +51,7 @@ fn listener(proto: Protocol, addr: &str, port: u16, name: &str, pid: u32) -> Aud
         },
         findings: Default::default(),
         exes: Vec::new(),
+        reach_unread: false,
     }
 }
 
@@ -341,7 +342,7 @@ fn an_unseen_holder_a_deny_rule_cannot_judge_keeps_the_audit_from_passing() {
             index: 0,
             rules: vec![0],
             otherwise: None,
-            why: OwnerUnknownReason::Permission,
+            why: UndecidedWhy::holders(OwnerUnknownReason::Permission),
             deny_unevaluated: true,
         }]
     );
@@ -399,12 +400,12 @@ fn an_unseen_holder_an_allow_rule_cannot_confirm_is_reported_only() {
                 index: 0,
                 rules: vec![0],
                 otherwise: None,
-                why: OwnerUnknownReason::Permission,
+                why: UndecidedWhy::holders(OwnerUnknownReason::Permission),
                 deny_unevaluated: false,
             },
             Undecided::Required {
                 rule: 0,
-                why: OwnerUnknownReason::Permission,
+                why: UndecidedWhy::holders(OwnerUnknownReason::Permission),
             },
         ]
     );

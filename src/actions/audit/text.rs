@@ -239,7 +239,7 @@ fn unchecked_sections(audit: &Audit, labels: &Labels) -> Vec<(String, Vec<Vec<St
         let because = super::undecided_because(u);
         let title = match u.blocks_pass() {
             true => format!("Not checked, so the audit cannot pass (exit 2): {because}"),
-            false => reported(because),
+            false => reported(&because),
         };
         (title, undecided_row(audit, labels, u))
     });
@@ -274,6 +274,7 @@ pub fn undecided_text(audit: &Audit, undecided: &Undecided) -> String {
         Action::Allow => "allow",
         Action::Deny => "deny",
     };
+    let why = undecided.why();
     match undecided {
         Undecided::Listener {
             rules, otherwise, ..
@@ -293,16 +294,30 @@ pub fn undecided_text(audit: &Audit, undecided: &Undecided) -> String {
                 Action::Allow => "allowed",
                 Action::Deny => "denied",
             };
+            let what = match (why.holders.is_some(), why.reach) {
+                (true, true) if rules.len() > 1 => "its holder or reach is",
+                (true, true) => "its holder and reach are",
+                (false, true) => "its reach is",
+                _ => "its holder is",
+            };
             format!(
-                "{} if its holder is what {names}; otherwise {decided} by {by}",
+                "{} if {what} what {names}; otherwise {decided} by {by}",
                 would.join(", ")
             )
         }
-        Undecided::Required { rule: index, .. } => format!(
-            "{} is required: no listener surely matches it, but one whose holder could not be \
-             seen might",
-            rule(*index)
-        ),
+        Undecided::Required { rule: index, .. } => {
+            let one = match (why.holders.is_some(), why.reach) {
+                (true, true) => {
+                    "one whose holder could not be seen or whose reach could not be told"
+                }
+                (false, true) => "one whose reach could not be told",
+                _ => "one whose holder could not be seen",
+            };
+            format!(
+                "{} is required: no listener surely matches it, but {one} might",
+                rule(*index)
+            )
+        }
     }
 }
 

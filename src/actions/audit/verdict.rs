@@ -5,13 +5,14 @@
 //!
 //! A listener whose holders could not be seen (an unprivileged audit of other users'
 //! processes) is judged by what its socket settles; a baseline line or policy rule that hangs
-//! on its program is not checked, with the reason. Only a deny rule that could not be
+//! on its program is not checked, with the reason. Likewise a policy rule that hangs on the
+//! reach of a listener whose firewall rules could not be read. Only a deny rule that could not be
 //! evaluated, where it could have denied what is otherwise allowed, keeps the audit from
 //! passing ([`Verdict::incomplete`]): the rest is the expected program unconfirmed.
 
 use crate::actions::audit::baseline::{Baseline, Expected};
 use crate::actions::audit::identity::{Identity, Namespace};
-use crate::actions::audit::policy::{Action, Decision, Match, Outcome, Policy};
+use crate::actions::audit::policy::{Action, Decision, Match, Outcome, Policy, Unseen};
 use crate::config::FailSet;
 use crate::model::finding::Finding;
 use crate::model::{Entry, OwnerUnknownReason};
@@ -27,6 +28,10 @@ pub struct Audited {
     pub findings: Vec<Finding>,
     /// The holders' executable links, in the order of `entry.processes` (for JSON).
     pub exes: Vec<Option<Vec<u8>>>,
+    /// Whether its firewall rules could not be read (unprivileged, `nft` missing, a
+    /// snapshot), so that its reach is `unknown` whatever the rules say: a policy's `reach`
+    /// other than `unknown` cannot be evaluated for it.
+    pub reach_unread: bool,
 }
 
 /// Why a listener is unexpected.
@@ -82,12 +87,50 @@ pub enum UncheckedWhy {
     HolderUnseen(OwnerUnknownReason),
 }
 
+/// What kept a policy check from being done: what the rules it hangs on look at and could
+/// not be known of the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UndecidedWhy {
+    /// A rule looks at holders, and none could be seen, for this reason.
+    pub holders: Option<OwnerUnknownReason>,
+    /// A rule asks for a reach, and the firewall rules could not be read.
+    pub reach: bool,
+}
+
+impl UndecidedWhy {
+    /// A rule looks at holders, none of which could be seen for `why`.
+    pub fn holders(why: OwnerUnknownReason) -> UndecidedWhy {
+        UndecidedWhy {
+            holders: Some(why),
+            reach: false,
+        }
+    }
+
+    /// What of `unseen` (what rules look at and could not be known), for a listener whose
+    /// holders could not be seen for `holders` (`Permission` when not said).
+    fn of(unseen: Unseen, holders: Option<OwnerUnknownReason>) -> UndecidedWhy {
+        UndecidedWhy {
+            holders: (unseen.holders).then(|| holders.unwrap_or(OwnerUnknownReason::Permission)),
+            reach: unseen.reach,
+        }
+    }
+
+    /// Both reasons, `self`'s holder reason first.
+    fn or(self, other: UndecidedWhy) -> UndecidedWhy {
+        UndecidedWhy {
+            holders: self.holders.or(other.holders),
+            reach: self.reach || other.reach,
+        }
+    }
+}
+
 /// A policy check the audit could not do: a rule that looks at holders, for a listener whose
-/// holders could not be seen.
+/// holders could not be seen, or at reach, for a listener whose firewall rules could not be
+/// read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Undecided {
-    /// Rules that look at holders would allow the listener, others deny it, and which one
-    /// matches could not be told.
+    /// Rules that look at what could not be known would allow the listener, others deny it,
+    /// and which one matches could not be told.
     Listener {
         /// Index into the listeners.
         index: usize,
@@ -95,19 +138,19 @@ pub enum Undecided {
         rules: Vec<usize>,
         /// What decides when none of them matches: a rule (index) or the default (`None`).
         otherwise: Option<usize>,
-        /// Why no holder could be seen.
-        why: OwnerUnknownReason,
+        /// What could not be known.
+        why: UndecidedWhy,
         /// A deny rule among `rules` could deny what would otherwise be allowed: the audit
         /// cannot pass (see [`Verdict::incomplete`]).
         deny_unevaluated: bool,
     },
     /// A `required` rule no listener surely matches, that one whose holders could not be seen
-    /// might.
+    /// (or whose firewall rules could not be read) might.
     Required {
         /// Index into the rules.
         rule: usize,
-        /// Why no holder could be seen (of the first such listener).
-        why: OwnerUnknownReason,
+        /// What could not be known (of the first such listener, for holders).
+        why: UndecidedWhy,
     },
 }
 
@@ -123,8 +166,8 @@ impl Undecided {
         )
     }
 
-    /// Why no holder could be seen.
-    pub fn why(&self) -> OwnerUnknownReason {
+    /// What could not be known.
+    pub fn why(&self) -> UndecidedWhy {
         match self {
             Undecided::Listener { why, .. } | Undecided::Required { why, .. } => *why,
         }
@@ -142,7 +185,8 @@ pub struct Verdict {
     /// namespace was not read, or something listens there whose holder could not be seen.
     /// Reported, never failing: they may be there, as expected.
     pub unchecked: Vec<Unchecked>,
-    /// Policy checks that could not be done, for listeners whose holders could not be seen.
+    /// Policy checks that could not be done, for listeners whose holders could not be seen or
+    /// whose firewall rules could not be read.
     pub undecided: Vec<Undecided>,
     /// Whether the audit fails (exit status 1).
     pub fails: bool,
@@ -300,23 +344,33 @@ fn reach_changed(
     })
 }
 
+/// What of `listener` could not be known, for a policy: its holders (when `holders`, why
+/// none could be seen, is said), its reach.
+fn unseen_of(listener: &Audited, holders: Option<OwnerUnknownReason>) -> Unseen {
+    Unseen {
+        holders: holders.is_some(),
+        reach: listener.reach_unread,
+    }
+}
+
 /// Why the policy does not expect `listener`, if it does not (`Ok`); or, for a listener
-/// whose holders could not be seen (`unseen`), what could not be decided (`Err`). `index` is
-/// its place among the listeners.
+/// whose holders could not be seen (`unseen`) or whose firewall rules could not be read,
+/// what could not be decided (`Err`). `index` is its place among the listeners.
 fn policy_reason(
     policy: &Policy,
     listener: &Audited,
     (index, unseen): (usize, Option<OwnerUnknownReason>),
 ) -> Result<Option<Reason>, Undecided> {
-    let decision = match policy.judge(&listener.entry, &listener.identity, unseen.is_some()) {
+    let known = unseen_of(listener, unseen);
+    let decision = match policy.judge(&listener.entry, &listener.identity, known) {
         Outcome::Decided(decision) => decision,
         Outcome::Undecided {
             rules,
             otherwise,
             deny_unevaluated,
+            unseen: looked_at,
         } => {
-            // Undecided only where some holder is unseen; Permission stands in otherwise.
-            let why = unseen.unwrap_or(OwnerUnknownReason::Permission);
+            let why = UndecidedWhy::of(looked_at, unseen);
             return Err(Undecided::Listener {
                 index,
                 rules: rules.iter().map(|r| r.number - 1).collect(),
@@ -362,23 +416,24 @@ fn missing_lines(baseline: &Baseline, identities: &[&Identity]) -> Vec<Expected>
 }
 
 /// The `required` rules no listener matches (indices), and those no listener surely matches
-/// but one whose holders could not be seen might: it may be the program required.
+/// but one whose holders could not be seen (it may be the program required), or whose
+/// firewall rules could not be read (it may have the reach required), might.
 fn missing_rules(policy: &Policy, listeners: &[Audited]) -> (Vec<usize>, Vec<Undecided>) {
     let (mut missing, mut undecided) = (Vec::new(), Vec::new());
     for (index, rule) in policy.rules.iter().enumerate() {
         if !rule.required {
             continue;
         }
-        let mut maybe = None;
+        let mut maybe: Option<UndecidedWhy> = None;
         let mut surely = false;
         for l in listeners {
             let unseen = holder_unseen(l);
-            match rule
-                .matcher
-                .evaluate(&l.entry, &l.identity, unseen.is_some())
-            {
+            match (rule.matcher).evaluate(&l.entry, &l.identity, unseen_of(l, unseen)) {
                 Match::Yes => surely = true,
-                Match::Unknown => maybe = maybe.or(unseen),
+                Match::Unknown(at) => {
+                    let why = UndecidedWhy::of(at, unseen);
+                    maybe = Some(maybe.map_or(why, |m| m.or(why)));
+                }
                 Match::No => {}
             }
         }

@@ -167,7 +167,7 @@ pub fn write_audit(
         out,
         "lsports_audit_incomplete",
         "gauge",
-        "1 when nothing is unexpected but a policy's deny rule could not be evaluated for a listener whose holder could not be seen, so the audit cannot pass.",
+        "1 when nothing is unexpected but a policy's deny rule could not be evaluated for a listener whose holder could not be seen (or whose firewall rules could not be read), so the audit cannot pass.",
         &plain(u8::from(verdict.incomplete)),
     )
 }

@@ -85,6 +85,12 @@ pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>) -> Firewalls {
 }
 
 impl Firewalls {
+    /// Whether the rules of `entry`'s namespace were not read, so that its reach is
+    /// `unknown` for that reason (see [`Ruleset::unread`]).
+    pub fn unread_for(&self, entry: &Entry) -> bool {
+        (self.rulesets.get(&namespace_of(entry))).is_some_and(|r| r.unread())
+    }
+
     /// The runs of ports (of those `wanted` keeps) that a rule accepts, with no listener of
     /// `entries` behind them in the rules' namespace, protocol and family.
     pub fn holes(&self, entries: &[Entry], wanted: impl Fn(u16) -> bool) -> Vec<Hole> {

@@ -152,6 +152,12 @@ impl Ruleset {
             .collect()
     }
 
+    /// Whether the rules were not read (unreadable, not captured, a namespace not entered):
+    /// every verdict is `unknown` for that reason, not for a rule's.
+    pub fn unread(&self) -> bool {
+        matches!(self.fixed, Some((Verdict::Unknown, _)))
+    }
+
     /// The chains, for tests and diagnostics.
     pub fn chains(&self) -> &[Chain] {
         &self.chains

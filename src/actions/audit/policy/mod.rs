@@ -141,6 +141,40 @@ impl Decision<'_> {
     }
 }
 
+/// What could not be known of a listener, so the keys that look at it cannot be evaluated;
+/// in [`Match::Unknown`], which of them a rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unseen {
+    /// No holder of it could be seen, though it may have some: `program`, `exe`, and a
+    /// `user`, `container` or `unit` the socket itself is not, are unknown.
+    pub holders: bool,
+    /// Its firewall rules could not be read (unprivileged, `nft` missing, a snapshot), so its
+    /// reach is `unknown` for that reason and not a rule's: a `reach` that does not list
+    /// `unknown` is unknown.
+    pub reach: bool,
+}
+
+impl Unseen {
+    /// Nothing unknown: every key can be evaluated.
+    pub const NOTHING: Unseen = Unseen {
+        holders: false,
+        reach: false,
+    };
+
+    /// Whether anything is unknown.
+    pub fn any(self) -> bool {
+        self.holders || self.reach
+    }
+
+    /// What either leaves unknown.
+    pub fn or(self, other: Unseen) -> Unseen {
+        Unseen {
+            holders: self.holders || other.holders,
+            reach: self.reach || other.reach,
+        }
+    }
+}
+
 /// Whether a rule matches a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {
@@ -148,10 +182,33 @@ pub enum Match {
     Yes,
     /// Some condition does not.
     No,
-    /// Every condition the socket settles holds, and one only its holders could settle
-    /// (`program`, `exe`, or a `user`, `container` or `unit` the socket itself is not) cannot
-    /// be evaluated: no holder of it could be seen.
-    Unknown,
+    /// No condition surely fails, and some cannot be evaluated: one only its holders could
+    /// settle (`program`, `exe`, or a `user`, `container` or `unit` the socket itself is not)
+    /// when no holder of it could be seen, or a `reach` when its firewall rules could not be
+    /// read. Which of them it was.
+    Unknown(Unseen),
+}
+
+impl Match {
+    /// Both `self` and `other`: false if either is, else unknown if either is.
+    fn and(self, other: Match) -> Match {
+        match (self, other) {
+            (Match::No, _) | (_, Match::No) => Match::No,
+            (Match::Unknown(a), Match::Unknown(b)) => Match::Unknown(a.or(b)),
+            (Match::Unknown(a), Match::Yes) | (Match::Yes, Match::Unknown(a)) => Match::Unknown(a),
+            (Match::Yes, Match::Yes) => Match::Yes,
+        }
+    }
+
+    /// Either `self` or `other`: true if either is, else unknown if either is.
+    fn or(self, other: Match) -> Match {
+        match (self, other) {
+            (Match::Yes, _) | (_, Match::Yes) => Match::Yes,
+            (Match::Unknown(a), Match::Unknown(b)) => Match::Unknown(a.or(b)),
+            (Match::Unknown(a), Match::No) | (Match::No, Match::Unknown(a)) => Match::Unknown(a),
+            (Match::No, Match::No) => Match::No,
+        }
+    }
 }
 
 /// What a policy says of a listener whose holders could not be seen (see [`Policy::judge`]).
@@ -172,6 +229,8 @@ pub enum Outcome<'a> {
         /// (When only allow rules could not be evaluated, what hangs on them is whether an
         /// expected program is the one there, as for a baseline line.)
         deny_unevaluated: bool,
+        /// What they look at that could not be known.
+        unseen: Unseen,
     },
 }
 
@@ -184,17 +243,22 @@ impl Policy {
             .map_or(Decision::Default(self.default), Decision::Rule)
     }
 
-    /// [`Policy::decide`] for a listener whose holders could not be seen when `holders_unseen`
-    /// (an unprivileged audit of other users' processes): the rules are tried in order as
-    /// ever, a rule that looks at holders matches neither surely nor surely not, and the
-    /// outcome is decided only when every rule it could hang on would do the same.
-    pub fn judge(&self, entry: &Entry, identity: &Identity, holders_unseen: bool) -> Outcome<'_> {
+    /// [`Policy::decide`] for a listener of which `unseen` could not be known (its holders,
+    /// in an unprivileged audit of other users' processes; its reach, when the firewall rules
+    /// could not be read): the rules are tried in order as ever, a rule that looks at what
+    /// is unknown matches neither surely nor surely not, and the outcome is decided only when
+    /// every rule it could hang on would do the same.
+    pub fn judge(&self, entry: &Entry, identity: &Identity, unseen: Unseen) -> Outcome<'_> {
         let mut unknown: Vec<&Rule> = Vec::new();
+        let mut looked_at = Unseen::NOTHING;
         let mut otherwise = Decision::Default(self.default);
         for rule in &self.rules {
-            match rule.matcher.evaluate(entry, identity, holders_unseen) {
+            match rule.matcher.evaluate(entry, identity, unseen) {
                 Match::No => {}
-                Match::Unknown => unknown.push(rule),
+                Match::Unknown(at) => {
+                    unknown.push(rule);
+                    looked_at = looked_at.or(at);
+                }
                 Match::Yes => {
                     otherwise = Decision::Rule(rule);
                     break;
@@ -215,6 +279,7 @@ impl Policy {
             rules: unknown,
             otherwise,
             deny_unevaluated,
+            unseen: looked_at,
         }
     }
 
@@ -253,20 +318,24 @@ impl Rule {
 impl Matcher {
     /// Whether every condition holds for the listener.
     pub fn matches(&self, entry: &Entry, identity: &Identity) -> bool {
-        self.evaluate(entry, identity, false) == Match::Yes
+        self.evaluate(entry, identity, Unseen::NOTHING) == Match::Yes
     }
 
-    /// Whether every condition holds for the listener; with `holders_unseen` (no holder of it
-    /// could be seen, though it may have some), a condition only holders could settle is
-    /// [`Match::Unknown`] rather than false.
-    pub fn evaluate(&self, entry: &Entry, identity: &Identity, holders_unseen: bool) -> Match {
+    /// Whether every condition holds for the listener; a condition that looks at what
+    /// `unseen` says could not be known of it (its holders, its reach) and that what is known
+    /// does not settle is [`Match::Unknown`] rather than false.
+    pub fn evaluate(&self, entry: &Entry, identity: &Identity, unseen: Unseen) -> Match {
         if !self.matches_socket(entry, identity) {
             return Match::No;
         }
-        self.matches_holders(entry, identity, holders_unseen)
+        (self.matches_reach(entry, unseen.reach)).and(self.matches_holders(
+            entry,
+            identity,
+            unseen.holders,
+        ))
     }
 
-    /// The conditions the socket settles by itself.
+    /// The conditions the socket settles by itself (but `reach`).
     fn matches_socket(&self, entry: &Entry, identity: &Identity) -> bool {
         let socket = &entry.socket;
         let protocol_ok = self.protocol.is_none_or(|p| p == socket.protocol);
@@ -280,12 +349,7 @@ impl Matcher {
         let address_ok =
             self.addresses.is_empty() || self.addresses.iter().any(|net| net.contains(&address));
         let exposure_ok = self.exposures.is_empty() || self.exposures.contains(&identity.exposure);
-        protocol_ok
-            && port_ok
-            && address_ok
-            && exposure_ok
-            && self.matches_netns(socket)
-            && self.matches_reach(entry)
+        protocol_ok && port_ok && address_ok && exposure_ok && self.matches_netns(socket)
     }
 
     /// The namespace's name (or `net:[INODE]`); a socket of unknown namespace matches no
@@ -299,15 +363,31 @@ impl Matcher {
     }
 
     /// `reach`, read as [`Matcher::reach_in_every_family`] says; a socket whose reach was
-    /// not evaluated matches no `reach` at all.
-    fn matches_reach(&self, entry: &Entry) -> bool {
+    /// not evaluated matches no `reach` at all. With `rules_unread` (its firewall rules could
+    /// not be read), a family whose verdict is `unknown` for that reason could have any
+    /// verdict: it meets a `reach` that lists `unknown` (what lsports says of it), and is
+    /// unknown for one that does not.
+    fn matches_reach(&self, entry: &Entry, rules_unread: bool) -> Match {
         if self.reach.is_empty() {
-            return true;
+            return Match::Yes;
         }
-        let listed = |r: &crate::model::reach::Reach| self.reach.contains(&r.verdict);
+        let listed = |r: &crate::model::reach::Reach| {
+            if self.reach.contains(&r.verdict) {
+                Match::Yes
+            } else if r.verdict == Verdict::Unknown && rules_unread {
+                Match::Unknown(Unseen {
+                    holders: false,
+                    reach: true,
+                })
+            } else {
+                Match::No
+            }
+        };
+        let families = entry.reach.iter().map(listed);
         match self.reach_in_every_family {
-            true => !entry.reach.is_empty() && entry.reach.iter().all(listed),
-            false => entry.reach.iter().any(listed),
+            true if entry.reach.is_empty() => Match::No,
+            true => families.fold(Match::Yes, Match::and),
+            false => families.fold(Match::No, Match::or),
         }
     }
 
@@ -346,7 +426,10 @@ impl Matcher {
         ];
         match (conditions.iter().all(|ok| *ok), holders_unseen) {
             (true, _) => Match::Yes,
-            (false, true) => Match::Unknown,
+            (false, true) => Match::Unknown(Unseen {
+                holders: true,
+                reach: false,
+            }),
             (false, false) => Match::No,
         }
     }

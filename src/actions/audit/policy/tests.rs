@@ -380,6 +380,12 @@ fn reach_allows_only_when_every_family_is_listed_and_denies_when_any_is() {
     );
 }
 
+/// What an unprivileged audit cannot know of a root-owned listener: its holders.
+const HOLDERS_UNSEEN: Unseen = Unseen {
+    holders: true,
+    reach: false,
+};
+
 /// `l` as an unprivileged audit sees it: a socket whose holders could not be seen.
 fn unseen(mut l: (Entry, Identity)) -> (Entry, Identity) {
     l.0.processes.clear();
@@ -395,7 +401,7 @@ fn judge_unseen(
     policy: &Policy,
     l: &(Entry, Identity),
 ) -> Result<(usize, Action), (Vec<usize>, bool)> {
-    match policy.judge(&l.0, &l.1, true) {
+    match policy.judge(&l.0, &l.1, HOLDERS_UNSEEN) {
         Outcome::Decided(Decision::Rule(rule)) => Ok((rule.number, rule.action)),
         Outcome::Decided(Decision::Default(action)) => Ok((0, action)),
         Outcome::Undecided {
@@ -423,7 +429,7 @@ fn rules_on_holders_are_unknown_for_an_unseen_holder_and_the_rest_still_decide()
     // Seen, the same listener is decided as ever, and `judge` agrees with `decide`.
     let seen = listener(Protocol::Tcp, "0.0.0.0", 22, 0, "sshd", "/usr/sbin/sshd");
     assert!(matches!(
-        policy.judge(&seen.0, &seen.1, false),
+        policy.judge(&seen.0, &seen.1, Unseen::NOTHING),
         Outcome::Decided(Decision::Rule(r)) if r.number == 1
     ));
     // Rule 2's user is the socket's owner: settled by the socket, seen or not.
@@ -515,7 +521,65 @@ fn an_unevaluated_deny_rule_is_said_only_when_it_could_deny_what_is_otherwise_al
         "/usr/sbin/nginx",
     );
     assert!(matches!(
-        text("allow", deny_nc).judge(&seen.0, &seen.1, false),
+        text("allow", deny_nc).judge(&seen.0, &seen.1, Unseen::NOTHING),
         Outcome::Decided(Decision::Default(Action::Allow))
     ));
+}
+
+#[test]
+fn a_reach_the_unread_rules_cannot_tell_is_unknown_but_unknown_is_what_lsports_says() {
+    use reach::Verdict::{Filtered, Local, Open, Unknown};
+    let read = |text: &str| parse(&Source::from_text("p.toml", text)).unwrap();
+    let unread = Unseen {
+        holders: false,
+        reach: true,
+    };
+    let reach_unknown = Match::Unknown(unread);
+    let rule = |policy: &Policy| policy.rules[0].matcher.clone();
+    let deny_open = rule(&read("[[rule]]\naction = \"deny\"\nreach = \"open\"\n"));
+    let allow_filtered = rule(&read(
+        "[[rule]]\naction = \"allow\"\nreach = \"filtered\"\n",
+    ));
+    let deny_unknown = rule(&read("[[rule]]\naction = \"deny\"\nreach = \"unknown\"\n"));
+    // The rules could not be read (unprivileged, nft missing): every verdict is unknown, and
+    // the real one could be any.
+    let (e, i) = reaching(Unknown, Unknown);
+    assert_eq!(deny_open.evaluate(&e, &i, unread), reach_unknown);
+    assert_eq!(allow_filtered.evaluate(&e, &i, unread), reach_unknown);
+    // What lsports says of it is still "unknown".
+    assert_eq!(deny_unknown.evaluate(&e, &i, unread), Match::Yes);
+    // Read, but a rule lsports cannot evaluate (as root): the verdict "unknown" is all there
+    // is, and a rule asking "open" or "filtered" does not match it.
+    assert_eq!(deny_open.evaluate(&e, &i, Unseen::NOTHING), Match::No);
+    assert_eq!(allow_filtered.evaluate(&e, &i, Unseen::NOTHING), Match::No);
+    assert_eq!(deny_unknown.evaluate(&e, &i, Unseen::NOTHING), Match::Yes);
+    // A family the rules do not decide (loopback, `local`) settles what it can: open over
+    // no family is no match for the deny, and not every family is filtered for the allow.
+    let (e, i) = reaching(Local, Unknown);
+    assert_eq!(deny_open.evaluate(&e, &i, unread), reach_unknown);
+    assert_eq!(allow_filtered.evaluate(&e, &i, unread), Match::No);
+    let (e, i) = reaching(Open, Unknown);
+    assert_eq!(deny_open.evaluate(&e, &i, unread), Match::Yes);
+    let (e, i) = reaching(Filtered, Unknown);
+    assert_eq!(allow_filtered.evaluate(&e, &i, unread), reach_unknown);
+    // A rule that settles nothing else decides as ever: another port is no match.
+    let other_port = rule(&read(
+        "[[rule]]\naction = \"deny\"\nport = 22\nreach = \"open\"\n",
+    ));
+    let (e, i) = reaching(Unknown, Unknown);
+    assert_eq!(other_port.evaluate(&e, &i, unread), Match::No);
+    // A deny on reach with an allowing default: judged, it hangs on that rule and may deny.
+    let net = read("default = \"allow\"\n[[rule]]\naction = \"deny\"\nreach = \"open\"\n");
+    let Outcome::Undecided {
+        rules,
+        deny_unevaluated,
+        unseen,
+        ..
+    } = net.judge(&e, &i, unread)
+    else {
+        panic!("decided");
+    };
+    assert_eq!(rules.iter().map(|r| r.number).collect::<Vec<_>>(), [1]);
+    assert!(deny_unevaluated);
+    assert_eq!(unseen, unread);
 }
