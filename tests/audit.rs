@@ -1025,13 +1025,29 @@ fn a_baseline_saved_unprivileged_matches_root_listeners_by_address_alone() {
     let nb = files.path().join("nb.toml");
     let nb = nb.to_str().unwrap();
     let ports = "--port 18022,18053,18023";
+    // Saved by root, the lines name programs; a safety net looks at holders too.
+    let rb = files.path().join("root.toml");
+    let rb = rb.to_str().unwrap();
+    let net = files.path().join("net.toml");
+    std::fs::write(
+        &net,
+        "default = \"allow\"\n\n[[rule]]\naction = \"deny\"\nprogram = \"nc\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&net, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let net = net.to_str().unwrap();
     let extra = Listener::new("extra", json!([{"addr": "0.0.0.0", "port": 18023}]));
     let script = format!(
         "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
          $LSPORTS {ports} baseline save - >{nb} 2>/dev/null && chmod 644 {nb}\n\
-         {a}{b}{start}{c}",
+         $LSPORTS --port 18022 baseline save - >{rb} 2>/dev/null && chmod 644 {rb}\n\
+         {a}{b}{both}{start}{c}",
         a = run_section_as_nobody("nobody", &format!("{ports} audit --baseline {nb}")),
         b = run_section("root", &format!("{ports} audit --baseline {nb}")),
+        both = run_section_as_nobody(
+            "both",
+            &format!("--port 18022 audit --baseline {rb} --policy {net}")
+        ),
         start = extra.start(None),
         c = run_section_as_nobody("extra", &format!("{ports} audit --baseline {nb}")),
     );
@@ -1059,6 +1075,22 @@ fn a_baseline_saved_unprivileged_matches_root_listeners_by_address_alone() {
         );
         assert!(!section.contains("Not checked"), "{who}: {section}");
     }
+    // Root's baseline expects sshd, the policy denies nc: neither can be told of the one
+    // listener, which is counted once, and each check says its own.
+    assert!(
+        std::fs::read_to_string(rb)
+            .unwrap()
+            .contains("program = \"sshd\"")
+    );
+    let section = &sections["both"];
+    assert_eq!(rc(section), 2, "{section}\n{err}");
+    assert!(
+        section.starts_with(&format!(
+            "lsports audit: INCOMPLETE: 0 unexpected, 0 missing, 0 suspicious, 1 not checked \
+             (1 listener; baseline {rb}: 1 not checked, policy {net}: 1 not checked)\n"
+        )),
+        "{section}"
+    );
     // A root listener where the baseline expects none is still new, though unseen.
     let section = &sections["extra"];
     assert_eq!(rc(section), 1, "{section}\n{err}");

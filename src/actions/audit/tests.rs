@@ -418,3 +418,78 @@ fn an_unseen_holder_an_allow_rule_cannot_confirm_is_reported_only() {
     assert_eq!(verdict.missing, [Missing::Rule(0)]);
     assert!(verdict.fails, "{verdict:?}");
 }
+
+#[test]
+fn a_listener_left_unchecked_by_both_checks_is_counted_once_and_each_check_says_its_own() {
+    let policy = policy_of("default = \"allow\"\n[[rule]]\naction = \"deny\"\nprogram = \"nc\"\n");
+    let sshd = listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812);
+    let baseline = baseline_of(std::slice::from_ref(&sshd));
+    let fail = FailSet::default();
+    let unseen = holder_unseen(sshd, OwnerUnknownReason::Permission);
+    // One listener: its baseline line and its policy check are one listener not checked.
+    let verdict = judge(
+        std::slice::from_ref(&unseen),
+        Some(&baseline),
+        Some(&policy),
+        &fail,
+    );
+    assert_eq!(
+        verdict.not_checked(),
+        verdict::NotChecked {
+            total: 1,
+            baseline: 1,
+            policy: 1
+        },
+        "{verdict:?}"
+    );
+    let audit = Audit::judge(
+        Some((PathBuf::from("b.toml"), baseline.clone())),
+        Some(policy.clone()),
+        vec![unseen.clone()],
+        &fail,
+    );
+    let mut report = Vec::new();
+    text::write(&audit, &mut report).unwrap();
+    let report = String::from_utf8(report).unwrap();
+    assert!(
+        report.starts_with(
+            "lsports audit: INCOMPLETE: 0 unexpected, 0 missing, 0 suspicious, 1 not checked \
+             (1 listener; baseline b.toml: 1 not checked, policy p.toml: 1 not checked)\n"
+        ),
+        "{report}"
+    );
+    // A socket on both families is two listeners, one baseline line, two policy checks.
+    let mut v6 = unseen.clone();
+    v6.entry.socket.family = crate::model::Family::Ipv6;
+    let both = [unseen.clone(), v6];
+    let verdict = judge(&both, Some(&baseline), Some(&policy), &fail);
+    assert_eq!(
+        verdict.not_checked(),
+        verdict::NotChecked {
+            total: 2,
+            baseline: 1,
+            policy: 2
+        },
+        "{verdict:?}"
+    );
+    // A required rule no listener surely matches stands alone, beside the listener.
+    let required = policy_of(
+        "default = \"allow\"\n[[rule]]\naction = \"deny\"\nprogram = \"nc\"\n[[rule]]\n\
+         action = \"allow\"\nport = 22\nprogram = \"sshd\"\nrequired = true\n",
+    );
+    let verdict = judge(
+        std::slice::from_ref(&unseen),
+        Some(&baseline),
+        Some(&required),
+        &fail,
+    );
+    assert_eq!(
+        verdict.not_checked(),
+        verdict::NotChecked {
+            total: 2,
+            baseline: 1,
+            policy: 2
+        },
+        "{verdict:?}"
+    );
+}

@@ -114,21 +114,32 @@ fn hole_row(hole: &Hole) -> Vec<String> {
     ]
 }
 
-/// `FAIL: 1 unexpected, 0 missing, 2 suspicious (14 listeners; baseline b.toml, policy p.toml)`.
+/// `FAIL: 1 unexpected, 0 missing, 2 suspicious (14 listeners; baseline b.toml, policy p.toml)`;
+/// with listeners (or lines, or required rules) not checked, `…, 2 suspicious, 1 not checked
+/// (…)`, and with both files, how many of each check's were not: `(14 listeners; baseline
+/// b.toml: 1 not checked, policy p.toml: 1 not checked)`.
 fn summary(audit: &Audit) -> String {
     let suspicious = audit
         .listeners
         .iter()
         .filter(|l| !l.findings.is_empty())
         .count();
+    let not_checked = audit.verdict.not_checked();
+    let per_check = |count: usize| match (count, audit.baseline.is_some() && audit.policy.is_some())
+    {
+        (1.., true) => format!(": {count} not checked"),
+        _ => String::new(),
+    };
     let mut checked = Vec::new();
     if let Some((path, _)) = &audit.baseline {
-        checked.push(format!("baseline {}", path.display()));
+        let count = per_check(not_checked.baseline);
+        checked.push(format!("baseline {}{count}", path.display()));
     }
     if let Some(policy) = &audit.policy {
-        checked.push(format!("policy {}", policy.path.display()));
+        let count = per_check(not_checked.policy);
+        checked.push(format!("policy {}{count}", policy.path.display()));
     }
-    let unchecked = match audit.verdict.unchecked.len() + audit.verdict.undecided.len() {
+    let unchecked = match not_checked.total {
         0 => String::new(),
         n => format!(", {n} not checked"),
     };

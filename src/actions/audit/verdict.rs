@@ -73,6 +73,9 @@ pub struct Unchecked {
     pub line: Expected,
     /// Why it was not checked.
     pub why: UncheckedWhy,
+    /// The listeners (indices) that may be the one it expects, whose holders could not be
+    /// seen (two for a socket on both families); none for a namespace not read.
+    pub listeners: Vec<usize>,
 }
 
 /// Why a baseline line was not checked.
@@ -195,6 +198,45 @@ pub struct Verdict {
     pub incomplete: bool,
 }
 
+/// How much an audit could not check: in all, and per check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NotChecked {
+    /// Each listener once, whichever checks (and how many) left it unchecked; and each
+    /// baseline line or `required` rule not checked that no listener stands for (a namespace
+    /// not read, a rule no listener surely matches).
+    pub total: usize,
+    /// Baseline lines not checked.
+    pub baseline: usize,
+    /// Policy checks not done: one per listener, and per `required` rule.
+    pub policy: usize,
+}
+
+impl Verdict {
+    /// How much was not checked (see [`NotChecked`]).
+    pub fn not_checked(&self) -> NotChecked {
+        let mut listeners: Vec<usize> = (self.unchecked.iter())
+            .flat_map(|u| u.listeners.iter().copied())
+            .chain(self.undecided.iter().filter_map(|u| match u {
+                Undecided::Listener { index, .. } => Some(*index),
+                Undecided::Required { .. } => None,
+            }))
+            .collect();
+        listeners.sort_unstable();
+        listeners.dedup();
+        let lines_alone = (self.unchecked.iter())
+            .filter(|u| u.listeners.is_empty())
+            .count();
+        let rules_alone = (self.undecided.iter())
+            .filter(|u| matches!(u, Undecided::Required { .. }))
+            .count();
+        NotChecked {
+            total: listeners.len() + lines_alone + rules_alone,
+            baseline: self.unchecked.len(),
+            policy: self.undecided.len(),
+        }
+    }
+}
+
 /// Judge `listeners` against a baseline and/or a policy; both must accept a listener for it
 /// to be expected.
 pub fn judge(
@@ -225,11 +267,17 @@ pub fn judge_within(
             (Some(b), Some(why)) => match line_for_unseen_holder(b, &listener.identity) {
                 Some(line) => {
                     // A socket on both families (two listeners) is one line, said once.
-                    if !verdict.unchecked.iter().any(|u| u.line.same_socket(line)) {
-                        verdict.unchecked.push(Unchecked {
+                    let said = verdict
+                        .unchecked
+                        .iter_mut()
+                        .find(|u| u.line.same_socket(line));
+                    match said {
+                        Some(unchecked) => unchecked.listeners.push(index),
+                        None => verdict.unchecked.push(Unchecked {
                             line: line.clone(),
                             why: UncheckedWhy::HolderUnseen(why),
-                        });
+                            listeners: vec![index],
+                        }),
                     }
                 }
                 None => reasons.extend(baseline_reason(b, &listener.identity)),
@@ -257,6 +305,7 @@ pub fn judge_within(
     (verdict.unchecked).extend(unchecked.into_iter().map(|line| Unchecked {
         line,
         why: UncheckedWhy::Namespace,
+        listeners: Vec::new(),
     }));
     let (rules_missing, rules_undecided) = policy
         .map(|p| missing_rules(p, listeners))

@@ -160,8 +160,8 @@ pub fn write_audit(
         out,
         "lsports_audit_not_checked",
         "gauge",
-        "How many baseline lines and policy checks could not be done (a holder that could not be seen, a namespace not read).",
-        &plain(verdict.unchecked.len() + verdict.undecided.len()),
+        "How many listeners could not be checked, each once (a holder that could not be seen, firewall rules not read), and baseline lines or required rules no listener stands for (a namespace not read).",
+        &plain(verdict.not_checked().total),
     )?;
     write_family(
         out,
