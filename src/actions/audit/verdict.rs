@@ -349,6 +349,12 @@ fn baseline_reason(baseline: &Baseline, identity: &Identity) -> Option<Reason> {
 
 /// Why no holder of `listener` could be seen, when that may hide the one it has: some
 /// processes could not be inspected, or its holders live outside this PID namespace.
+///
+/// A listener with a holder seen is judged by the holders seen, though another, hidden one
+/// may share the socket (inherited across a fork into another user): nothing an unprivileged
+/// reader can ask says how many processes hold a socket. `sk_refcnt` (`/proc/net/tcp`) counts
+/// references to the socket, not to its file, and stays 1 however many processes share it
+/// (checked with fork and dup); sock_diag reports no file count.
 fn holder_unseen(listener: &Audited) -> Option<OwnerUnknownReason> {
     if !listener.entry.processes.is_empty() {
         return None;
