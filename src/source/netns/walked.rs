@@ -141,13 +141,50 @@ pub type After = HashMap<u64, Result<Counts, Why>>;
 /// pids) that `before` has counts of: on a thread of its own where one can be made, so that
 /// the reads overlap with decoding the walk's records ([`AfterWalk::join`]).
 pub fn count_after(namespaces: &[Namespace], before: &Before, proc: &Path) -> AfterWalk {
+    let read = after_reader(namespaces, before, proc);
+    let spawned = std::thread::Builder::new()
+        .name("netns-counts".into())
+        .spawn(read.clone());
+    match spawned {
+        Ok(thread) => AfterWalk::Thread(thread),
+        // No thread to be had (`pids.max` reached): read here, without the overlap.
+        Err(_) => AfterWalk::Read(read()),
+    }
+}
+
+/// [`count_after`] begun before the walk is over: the thread first waits for `walked` to
+/// return, which it does once the walk has visited every process, so that the reads overlap
+/// with gathering the walk's records too. Where no thread can be made, nothing is read (the
+/// counts are read when the records are decoded, as [`count_after`] does): `None`.
+pub fn count_after_when(
+    namespaces: &[Namespace],
+    before: &Before,
+    proc: &Path,
+    walked: impl FnOnce() + Send + 'static,
+) -> Option<AfterWalk> {
+    let read = after_reader(namespaces, before, proc);
+    let spawned = std::thread::Builder::new()
+        .name("netns-counts".into())
+        .spawn(move || {
+            walked();
+            read()
+        });
+    spawned.ok().map(AfterWalk::Thread)
+}
+
+/// What reads the counts after the walk ([`count_after`]).
+fn after_reader(
+    namespaces: &[Namespace],
+    before: &Before,
+    proc: &Path,
+) -> impl Fn() -> After + Clone + Send + 'static {
     let targets: Vec<(u64, Vec<u32>)> = namespaces
         .iter()
         .filter(|ns| matches!(before.get(&ns.inode), Some(Ok(_))))
         .map(|ns| (ns.inode, ns.pids.clone()))
         .collect();
     let proc = proc.to_path_buf();
-    let read = move || -> After {
+    move || -> After {
         let counts = targets.iter().map(|(inode, pids)| {
             // Its processes all left since the first reading: churn.
             let after = counts_through(*inode, pids, &proc).map_err(|why| match why {
@@ -157,14 +194,6 @@ pub fn count_after(namespaces: &[Namespace], before: &Before, proc: &Path) -> Af
             (*inode, after)
         });
         counts.collect()
-    };
-    let spawned = std::thread::Builder::new()
-        .name("netns-counts".into())
-        .spawn(read.clone());
-    match spawned {
-        Ok(thread) => AfterWalk::Thread(thread),
-        // No thread to be had (`pids.max` reached): read here, without the overlap.
-        Err(_) => AfterWalk::Read(read()),
     }
 }
 
