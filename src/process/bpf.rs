@@ -79,7 +79,7 @@ fn never_ran() -> BpfUnavailable {
 /// Builds the scan from the iterator's output as it arrives: the holders of the wanted inodes,
 /// each confirmed and its process's details read as soon as it is first seen, while the kernel
 /// is still visiting the others (see `confirm`: a reused pid does not lend its name; a process
-/// whose start matches the kernel's needs one fd link read, not one per socket).
+/// whose `stat` shows the kernel's start, alive, needs no fd link read at all).
 #[derive(Debug)]
 pub struct Gather<'a> {
     proc_root: &'a Path,

@@ -115,8 +115,8 @@ impl Confirm {
             }
         }
         if let (Some(start), true) = (start, current.read) {
-            // Asked once per process, at its second holder: a process holding one socket
-            // costs no more than a link read.
+            // Its details were read through its links (its `stat` said otherwise above, or
+            // its first holder came without a start): asked once, if not yet.
             if current.started == Started::Unknown {
                 current.started = self
                     .reader
