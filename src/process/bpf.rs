@@ -214,7 +214,10 @@ pub(crate) mod tests {
         let dir = root.join(pid.to_string());
         std::fs::create_dir_all(dir.join("fd")).unwrap();
         std::fs::write(dir.join("comm"), format!("p{pid}\n")).unwrap();
-        let stat = format!("{pid} (p{pid}) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0\n");
+        let stat = format!(
+            "{pid} (p{pid}) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0 0 4096 8192 \
+             140720000\n"
+        );
         std::fs::write(dir.join("stat"), stat).unwrap();
         for (fd, inode) in fds {
             let link = dir.join(format!("fd/{fd}"));

@@ -234,13 +234,20 @@ mod tests {
         fake_process(tree.path(), 9, 6, &[]);
         // Pid 10: the kernel's process, a zombie now; pid 11, the kernel's process, exiting
         // (PF_EXITING), one of its links still there.
-        let stat = |pid: u32, state: char, flags: u32| {
-            format!("{pid} (p{pid}) {state} 1 1 1 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n")
+        let stat = |pid: u32, state: char, flags: u32, stack: u32| {
+            format!(
+                "{pid} (p{pid}) {state} 1 1 1 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 0 1 1 \
+                 {stack}\n"
+            )
         };
         fake_process(tree.path(), 10, 5, &[]);
-        std::fs::write(tree.path().join("10/stat"), stat(10, 'Z', 0)).unwrap();
+        std::fs::write(tree.path().join("10/stat"), stat(10, 'Z', 0, 0)).unwrap();
         fake_process(tree.path(), 11, 5, &[(4, 110)]);
-        std::fs::write(tree.path().join("11/stat"), stat(11, 'R', 0x400044)).unwrap();
+        std::fs::write(tree.path().join("11/stat"), stat(11, 'R', 0x400044, 9)).unwrap();
+        // Pid 12: the kernel's process, which this reader may not inspect (its stat shows no
+        // stack): its links decide (none left here: not held).
+        fake_process(tree.path(), 12, 5, &[]);
+        std::fs::write(tree.path().join("12/stat"), stat(12, 'S', 0, 0)).unwrap();
 
         let mut confirm = Confirm::new(DetailsReader::new(tree.path()));
         assert!(confirm.keep_started(100, holder(8, 4), Some(5)));
@@ -261,10 +268,14 @@ mod tests {
             !confirm.keep_started(111, holder(11, 5), Some(5)),
             "no link"
         );
+        assert!(
+            !confirm.keep_started(120, holder(12, 4), Some(5)),
+            "not inspectable"
+        );
         let (details, denied) = confirm.finish_map();
         assert_eq!(details[&8].name.as_deref(), Some(&b"p8"[..]), "from stat");
         assert_eq!(details[&11].name.as_deref(), Some(&b"p11"[..]), "from comm");
-        assert!(!details.contains_key(&9) && !details.contains_key(&10));
+        assert!(![9, 10, 12].iter().any(|pid| details.contains_key(pid)));
         assert_eq!(denied, 0);
 
         // Without a start (a process younger than the pass), links decide.

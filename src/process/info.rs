@@ -120,9 +120,9 @@ impl DetailsReader {
     }
 
     /// The details of the process of `dir` if it is the one that started at `start_tick`
-    /// (clock ticks since boot, as `stat` counts them) and was not exiting once they were
-    /// read; else what its `stat` showed of its start (`None`: unreadable, or the process was
-    /// exiting). The command line and `status` (as asked for) are read first and `stat` last,
+    /// (clock ticks since boot, as `stat` counts them), was not exiting once they were read,
+    /// and may be inspected as its fd links may (see [`Stat::inspectable`]); else what its
+    /// `stat` showed of its start (`None`: unreadable, exiting, or not to be inspected). The command line and `status` (as asked for) are read first and `stat` last,
     /// so its start and liveness vouch for what was read before: a pid reused meanwhile shows
     /// another start, and a process that began to exit (it then drops its fds, and its
     /// command line reads empty) shows a zombie's state or the exiting flag. The name is
@@ -143,7 +143,7 @@ impl DetailsReader {
         if stat.start_tick != start_tick {
             return Err(Some(stat.start_tick));
         }
-        if stat.exiting() {
+        if stat.exiting() || !stat.inspectable() {
             return Err(None);
         }
         details.name = Some(stat.name.into());
@@ -190,6 +190,9 @@ pub struct Stat<'a> {
     pub flags: u64,
     /// Field 22, `starttime`, in clock ticks since boot.
     pub start_tick: u64,
+    /// Field 28, `startstack`: the kernel writes 0 unless the reader may inspect the process
+    /// (`PTRACE_MODE_READ_FSCREDS`, the check its fd links are read under) and it has memory.
+    pub start_stack: u64,
 }
 
 /// The kernel's `PF_EXITING` task flag: set first thing when a task begins to exit, before it
@@ -200,6 +203,13 @@ impl Stat<'_> {
     /// Whether the process has begun to exit (or has exited: a zombie holds no fds).
     pub fn exiting(&self) -> bool {
         self.flags & PF_EXITING != 0 || matches!(self.state, b'Z' | b'X' | b'x')
+    }
+
+    /// Whether the reader may read the process's fd links: the kernel shows its stack's start
+    /// only under the same access check (a non-dumpable process read without
+    /// `CAP_SYS_PTRACE`, or one a security module guards, shows 0).
+    pub fn inspectable(&self) -> bool {
+        self.start_stack != 0
     }
 }
 
@@ -218,11 +228,13 @@ pub fn parse_stat(stat: &[u8]) -> Option<Stat<'_>> {
     };
     let flags = fields.nth(5)?.parse().ok()?;
     let start_tick = fields.nth(12)?.parse().ok()?;
+    let start_stack = fields.nth(5)?.parse().ok()?;
     Some(Stat {
         name,
         state,
         flags,
         start_tick,
+        start_stack,
     })
 }
 
@@ -462,37 +474,42 @@ mod tests {
     }
 
     #[test]
-    fn stat_gives_name_state_flags_and_start_whatever_the_name_holds() {
+    fn stat_gives_name_state_flags_start_and_stack_whatever_the_name_holds() {
         let stat = b"42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
-                     123456 1000 50 18446744073709551615\n";
+                     123456 1000 50 18446744073709551615 4096 8192 140720000 0 0\n";
         let got = parse_stat(stat).unwrap();
         assert_eq!(got.name, b"a) b (c");
-        assert_eq!(
-            (got.state, got.flags, got.start_tick),
-            (b'S', 4194560, 123456)
+        let fields = (got.state, got.flags, got.start_tick, got.start_stack);
+        assert_eq!(fields, (b'S', 4194560, 123456, 140720000));
+        assert!(!got.exiting() && got.inspectable());
+        let line = |state: char, flags: u32, stack: u64| {
+            format!(
+                "7 (x) {state} 1 7 7 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0 0 1 1 {stack}\n"
+            )
+        };
+        let exiting = line('R', 4194564, 5);
+        assert!(
+            parse_stat(exiting.as_bytes()).unwrap().exiting(),
+            "PF_EXITING"
         );
-        assert!(!got.exiting());
-        let exiting = b"7 (x) R 1 7 7 0 -1 4194564 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0\n";
-        assert!(parse_stat(exiting).unwrap().exiting(), "PF_EXITING");
-        let zombie = b"7 (x) Z 1 7 7 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0\n";
-        assert!(parse_stat(zombie).unwrap().exiting(), "a zombie");
+        let zombie = line('Z', 4194560, 0);
+        assert!(parse_stat(zombie.as_bytes()).unwrap().exiting(), "a zombie");
+        // What a reader without ptrace access is shown: 1 for the code's bounds, 0 for the
+        // stack.
+        let guarded = line('S', 4194560, 0);
+        assert!(!parse_stat(guarded.as_bytes()).unwrap().inspectable());
         assert_eq!(parse_stat(b"7 (x) S 1 2 3"), None, "too short");
-        assert_eq!(
-            parse_stat(b"7 (x) SS 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 0 0 1 0 9"),
-            None
-        );
+        let short = b"7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 0 0 1 0 9 0 0\n";
+        assert_eq!(parse_stat(short), None, "no startstack");
+        let two_letters = b"7 (x) SS 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 0 0 1 0 9 0 0 0 0 0 1";
+        assert_eq!(parse_stat(two_letters), None);
         assert_eq!(parse_stat(b"7 x) S 1"), None, "no opening parenthesis");
         let me = std::fs::read("/proc/self/stat").unwrap();
-        let me = parse_stat(&me).unwrap();
-        assert_eq!(
-            me.name,
-            std::fs::read("/proc/self/comm").unwrap().trim_ascii_end()
-        );
-        assert_eq!(
-            Some(me.start_tick),
-            parse_start_tick(&std::fs::read("/proc/self/stat").unwrap())
-        );
-        assert!(!me.exiting());
+        let parsed = parse_stat(&me).unwrap();
+        let comm = std::fs::read("/proc/self/comm").unwrap();
+        assert_eq!(parsed.name, strip_newline(&comm));
+        assert_eq!(Some(parsed.start_tick), parse_start_tick(&me));
+        assert!(!parsed.exiting() && parsed.inspectable());
     }
 
     #[test]

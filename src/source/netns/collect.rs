@@ -152,7 +152,11 @@ pub fn collect_counting(
         return (all(request), None);
     }
     let proc = &request.proc_root;
-    let discovery = match ProcRoot::open(proc).and_then(|root| super::discover(&root)) {
+    // Each namespace's counts are read the moment a process is found in it.
+    let early = super::walked::EarlyCounts::start(proc);
+    let discovered = ProcRoot::open(proc)
+        .and_then(|root| super::discover::discover_telling(&root, |ns, pid| early.tell(ns, pid)));
+    let discovery = match discovered {
         Ok(discovery) => discovery,
         Err(e) => {
             go();
@@ -160,7 +164,7 @@ pub fn collect_counting(
         }
     };
     crate::sys::timing::mark("netns: discovered");
-    let before = super::walked::count_before(&discovery.namespaces, discovery.current, proc);
+    let before = early.finish(&discovery.namespaces, discovery.current, proc);
     crate::sys::timing::mark("netns: socket counts read");
     go();
     let dump = dump_request(request);
