@@ -218,6 +218,50 @@ fn both_bpf_programs_and_the_walk_give_identical_json_in_two_namespaces() {
     assert_eq!(time_wait[0]["processes"], json!([]));
 }
 
+#[test]
+fn names_read_from_stat_are_the_names_comm_gives_whatever_bytes_they_hold() {
+    // The kernel iterator's holders are confirmed by their `stat`, which also gives their name
+    // (the walk reads `comm`): the name sits in parentheses there, so names holding
+    // parentheses, blanks, newlines, escapes and bytes that are not UTF-8 must come out the
+    // same, and as the processes set them. Two sockets each: the second holder is confirmed
+    // with the first.
+    if !can_load_bpf(LOADING) {
+        return;
+    }
+    let _alone = beside_others();
+    let names: [&[u8]; 4] = [b"a) b (c", b"x)\n) S 1 2", b"\xff\x1b[2J(", b")"];
+    let groups: Vec<Value> = (names.iter())
+        .map(|name| {
+            let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+            json!({"proto": "tcp", "addr": "127.0.0.1", "name_hex": hex, "count": 2, "prefork": 1})
+        })
+        .collect();
+    let world = World::start(&Value::Array(groups));
+    let listing = assert_identical(&world, &["-n"]);
+    assert_same_rows(
+        "every path",
+        &rows_from_json(&listing),
+        &rows_from_truth(world.listening()),
+    );
+    let mut named = 0;
+    for truth in world.listening() {
+        let socket = (listing.as_array().unwrap().iter())
+            .find(|s| s["inode"].as_u64() == Some(truth.inode))
+            .unwrap_or_else(|| panic!("{truth:?} not listed"));
+        for process in socket["processes"].as_array().unwrap() {
+            let pid = process["pid"].as_u64().unwrap() as u32;
+            let holder = truth.procs.iter().find(|p| p.pid == pid).unwrap();
+            assert_eq!(process["name"], holder.name.as_str(), "{socket}");
+            named += 1;
+        }
+    }
+    assert_eq!(
+        named,
+        names.len() * 2 * 2,
+        "two sockets of two processes a name"
+    );
+}
+
 /// A socket made in a new network namespace by a thread of this process (unsharing the
 /// network namespace is per thread), and that namespace's inode.
 fn socket_in_new_netns() -> (OwnedFd, u64) {

@@ -294,10 +294,15 @@ fn collect_deferring(plan: &Plan, begun: &mut Begun) -> (Collected, Option<netns
             .extend(walked::why_dumped(plan, walks));
         return (collected, None);
     }
-    let (mut collected, pending) = match (&mut begun.0, walks) {
+    let (mut collected, mut pending) = match (&mut begun.0, walks) {
         (Some(started), true) => netns::collect_counting(&plan.request, || started.go()),
         _ => netns::collect_known(&plan.request),
     };
+    // The counts to judge the walk by are read again as soon as it ends, beside the gathering.
+    let end = begun.0.as_ref().and_then(process::Started::first_pass_end);
+    if let (Some(pending), Some(end)) = (&mut pending, end) {
+        pending.count_after_walk(move || end.wait());
+    }
     collected
         .verbose_notes
         .extend(walked::why_dumped(plan, walks));

@@ -79,7 +79,7 @@ fn never_ran() -> BpfUnavailable {
 /// Builds the scan from the iterator's output as it arrives: the holders of the wanted inodes,
 /// each confirmed and its process's details read as soon as it is first seen, while the kernel
 /// is still visiting the others (see `confirm`: a reused pid does not lend its name; a process
-/// whose start matches the kernel's needs one fd link read, not one per socket).
+/// whose `stat` shows the kernel's start, alive, needs no fd link read at all).
 #[derive(Debug)]
 pub struct Gather<'a> {
     proc_root: &'a Path,
@@ -214,7 +214,10 @@ pub(crate) mod tests {
         let dir = root.join(pid.to_string());
         std::fs::create_dir_all(dir.join("fd")).unwrap();
         std::fs::write(dir.join("comm"), format!("p{pid}\n")).unwrap();
-        let stat = format!("{pid} (p{pid}) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0\n");
+        let stat = format!(
+            "{pid} (p{pid}) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0 0 4096 8192 \
+             140720000\n"
+        );
         std::fs::write(dir.join("stat"), stat).unwrap();
         for (fd, inode) in fds {
             let link = dir.join(format!("fd/{fd}"));

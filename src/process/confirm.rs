@@ -9,12 +9,13 @@
 //! scans a process at once, the kernel iterator visits one process's fds together), so one
 //! directory is open at a time.
 //!
-//! The kernel iterator also says when each process started ([`Confirm::keep_started`]): once
-//! a process's first holder is confirmed through its fd link and the directory's `stat` shows
-//! that same start, the directory is the process the kernel saw, and its other holders need no
-//! link read of their own. A newcomer on a reused pid started after the kernel's pass began,
-//! so this holds only for processes that started before it (the caller gives no start for the
-//! others, which are confirmed fd by fd).
+//! The kernel iterator also says when each process started ([`Confirm::keep_started`]): when
+//! the directory's `stat`, read after the process's other details, shows that same start and
+//! a process not exiting, the directory is the process the kernel saw, alive when its details
+//! were read, and none of its holders needs a link read. A newcomer on a reused pid started
+//! after the kernel's pass began, so this holds only for processes that started before it (the
+//! caller gives no start for the others, which are confirmed fd by fd, as are the holders of a
+//! process whose `stat` says otherwise).
 
 use std::collections::HashMap;
 
@@ -75,8 +76,9 @@ impl Confirm {
 
     /// [`Confirm::keep`] for a holder the kernel saw in a process that started at `start`
     /// (clock ticks since boot, as `/proc/PID/stat` counts them): `Some` only when that is
-    /// before the kernel's pass began. A process already confirmed whose `stat` shows that
-    /// start is the one the kernel saw, and keeps the holder without another fd link read.
+    /// before the kernel's pass began. A process whose `stat` shows that start, and no exit
+    /// begun, once its details are read, is the one the kernel saw: it keeps the holder
+    /// without an fd link read, and so do its other holders.
     pub fn keep_started(&mut self, inode: u64, holder: Holder, start: Option<u64>) -> bool {
         if self.current.as_ref().is_none_or(|c| c.pid != holder.pid) {
             self.current = Some(Current {
@@ -98,9 +100,23 @@ impl Confirm {
             // links were just read through: the same process, so its other holders are too.
             return true;
         }
+        if let (Some(start), false, Started::Unknown) = (start, current.read, current.started) {
+            // The first holder of a process older than the pass: its `stat`, read last,
+            // shows whether the directory is still the process the kernel saw, alive; no fd
+            // link is read. Otherwise (a reused pid, an exiting process) its links decide.
+            match self.reader.read_started(dir, start) {
+                Ok(details) => {
+                    current.read = true;
+                    current.started = Started::At(start);
+                    self.details.push((current.pid, details));
+                    return true;
+                }
+                Err(shown) => current.started = shown.map_or(Started::Unreadable, Started::At),
+            }
+        }
         if let (Some(start), true) = (start, current.read) {
-            // Asked once per process, at its second holder: a process holding one socket
-            // costs no more than a link read.
+            // Its details were read through its links (its `stat` said otherwise above, or
+            // its first holder came without a start): asked once, if not yet.
             if current.started == Started::Unknown {
                 current.started = self
                     .reader
@@ -204,5 +220,66 @@ mod tests {
         gone.adopt(root.process(8).unwrap());
         assert!(!gone.keep(100, holder(4)));
         assert!(!gone.keep(101, holder(5)));
+    }
+
+    #[test]
+    fn a_process_whose_stat_shows_the_kernels_start_alive_needs_no_link_read() {
+        let tree = tempfile::tempdir().unwrap();
+        let holder = |pid, fd| Holder { pid, fd };
+        // Pid 8: the process the kernel saw (start tick 5). None of its fd links is left,
+        // which only a link read would notice: its stat vouches for it, and names it.
+        fake_process(tree.path(), 8, 5, &[]);
+        std::fs::remove_file(tree.path().join("8/comm")).unwrap();
+        // Pid 9: a newcomer on the pid (start tick 6).
+        fake_process(tree.path(), 9, 6, &[]);
+        // Pid 10: the kernel's process, a zombie now; pid 11, the kernel's process, exiting
+        // (PF_EXITING), one of its links still there.
+        let stat = |pid: u32, state: char, flags: u32, stack: u32| {
+            format!(
+                "{pid} (p{pid}) {state} 1 1 1 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 0 1 1 \
+                 {stack}\n"
+            )
+        };
+        fake_process(tree.path(), 10, 5, &[]);
+        std::fs::write(tree.path().join("10/stat"), stat(10, 'Z', 0, 0)).unwrap();
+        fake_process(tree.path(), 11, 5, &[(4, 110)]);
+        std::fs::write(tree.path().join("11/stat"), stat(11, 'R', 0x400044, 9)).unwrap();
+        // Pid 12: the kernel's process, which this reader may not inspect (its stat shows no
+        // stack): its links decide (none left here: not held).
+        fake_process(tree.path(), 12, 5, &[]);
+        std::fs::write(tree.path().join("12/stat"), stat(12, 'S', 0, 0)).unwrap();
+
+        let mut confirm = Confirm::new(DetailsReader::new(tree.path()));
+        assert!(confirm.keep_started(100, holder(8, 4), Some(5)));
+        assert!(confirm.keep_started(101, holder(8, 5), Some(5)));
+        assert!(
+            !confirm.keep_started(102, holder(9, 4), Some(5)),
+            "another start"
+        );
+        assert!(
+            !confirm.keep_started(103, holder(10, 4), Some(5)),
+            "a zombie"
+        );
+        assert!(
+            confirm.keep_started(110, holder(11, 4), Some(5)),
+            "by its link"
+        );
+        assert!(
+            !confirm.keep_started(111, holder(11, 5), Some(5)),
+            "no link"
+        );
+        assert!(
+            !confirm.keep_started(120, holder(12, 4), Some(5)),
+            "not inspectable"
+        );
+        let (details, denied) = confirm.finish_map();
+        assert_eq!(details[&8].name.as_deref(), Some(&b"p8"[..]), "from stat");
+        assert_eq!(details[&11].name.as_deref(), Some(&b"p11"[..]), "from comm");
+        assert!(![9, 10, 12].iter().any(|pid| details.contains_key(pid)));
+        assert_eq!(denied, 0);
+
+        // Without a start (a process younger than the pass), links decide.
+        let mut confirm = Confirm::new(DetailsReader::new(tree.path()));
+        assert!(!confirm.keep_started(100, holder(8, 4), None));
     }
 }

@@ -92,9 +92,14 @@ impl DetailsReader {
     /// `comm`, `cmdline` and `status` of the process of `dir`; fields that cannot be read are
     /// `None`.
     pub fn read_in(&mut self, dir: &ProcessDir) -> ProcessDetails {
+        self.read_fields(dir, true)
+    }
+
+    /// `comm` if `name`, then `cmdline` and `status` as asked for, of the process of `dir`.
+    fn read_fields(&mut self, dir: &ProcessDir, name: bool) -> ProcessDetails {
         let pid = dir.pid();
         let mut details = ProcessDetails::default();
-        if self.read_file(dir, b"comm") {
+        if name && self.read_file(dir, b"comm") {
             details.name = Some(strip_newline(&self.buffer).into());
         }
         if self.fields.cmdline && self.read_file(dir, b"cmdline") {
@@ -112,6 +117,37 @@ impl DetailsReader {
             }
         }
         details
+    }
+
+    /// The details of the process of `dir` if it is the one that started at `start_tick`
+    /// (clock ticks since boot, as `stat` counts them), was not exiting once they were read,
+    /// and may be inspected as its fd links may (see [`Stat::inspectable`]); else what its
+    /// `stat` showed of its start (`None`: unreadable, exiting, or not to be inspected). The command line and `status` (as asked for) are read first and `stat` last,
+    /// so its start and liveness vouch for what was read before: a pid reused meanwhile shows
+    /// another start, and a process that began to exit (it then drops its fds, and its
+    /// command line reads empty) shows a zombie's state or the exiting flag. The name is
+    /// `stat`'s own copy of `comm`, the same bytes, read in the same read as the start.
+    pub fn read_started(
+        &mut self,
+        dir: &ProcessDir,
+        start_tick: u64,
+    ) -> Result<ProcessDetails, Option<u64>> {
+        let mut details = ProcessDetails {
+            name: None,
+            ..self.read_fields(dir, false)
+        };
+        if !self.read_file(dir, b"stat") {
+            return Err(None);
+        }
+        let stat = parse_stat(&self.buffer).ok_or(None)?;
+        if stat.start_tick != start_tick {
+            return Err(Some(stat.start_tick));
+        }
+        if stat.exiting() || !stat.inspectable() {
+            return Err(None);
+        }
+        details.name = Some(stat.name.into());
+        Ok(details)
     }
 
     /// When the process of `dir` started, as its `stat` shows it (field 22, in clock ticks
@@ -140,6 +176,65 @@ fn effective_uid_of(status: &[u8], label: impl Fn() -> String) -> Result<u32, Pa
     effective_uid(status, "").map_err(|mut warning| {
         warning.path = label();
         warning
+    })
+}
+
+/// What confirming a holder reads of a `stat` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat<'a> {
+    /// Field 2, `comm` without its parentheses: the raw bytes `comm` shows, unescaped.
+    pub name: &'a [u8],
+    /// Field 3, the state letter (`Z`: zombie, `X`: dead).
+    pub state: u8,
+    /// Field 9, the task's flags.
+    pub flags: u64,
+    /// Field 22, `starttime`, in clock ticks since boot.
+    pub start_tick: u64,
+    /// Field 28, `startstack`: the kernel writes 0 unless the reader may inspect the process
+    /// (`PTRACE_MODE_READ_FSCREDS`, the check its fd links are read under) and it has memory.
+    pub start_stack: u64,
+}
+
+/// The kernel's `PF_EXITING` task flag: set first thing when a task begins to exit, before it
+/// lets go of its memory and its files, and never cleared.
+const PF_EXITING: u64 = 0x4;
+
+impl Stat<'_> {
+    /// Whether the process has begun to exit (or has exited: a zombie holds no fds).
+    pub fn exiting(&self) -> bool {
+        self.flags & PF_EXITING != 0 || matches!(self.state, b'Z' | b'X' | b'x')
+    }
+
+    /// Whether the reader may read the process's fd links: the kernel shows its stack's start
+    /// only under the same access check (a non-dumpable process read without
+    /// `CAP_SYS_PTRACE`, or one a security module guards, shows 0).
+    pub fn inspectable(&self) -> bool {
+        self.start_stack != 0
+    }
+}
+
+/// The name, state, flags and start of a `stat` line. The name is in parentheses and may hold
+/// any byte but NUL, parentheses included, so it ends at the last `)` and the fields are
+/// counted from there; `None` when the line does not parse.
+pub fn parse_stat(stat: &[u8]) -> Option<Stat<'_>> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let name = stat.get(open + 1..close)?;
+    let after = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = after.split_ascii_whitespace();
+    let state = match fields.next()?.as_bytes() {
+        [letter] => *letter,
+        _ => return None,
+    };
+    let flags = fields.nth(5)?.parse().ok()?;
+    let start_tick = fields.nth(12)?.parse().ok()?;
+    let start_stack = fields.nth(5)?.parse().ok()?;
+    Some(Stat {
+        name,
+        state,
+        flags,
+        start_tick,
+        start_stack,
     })
 }
 
@@ -376,6 +471,45 @@ mod tests {
         assert_eq!(parse_start_tick(b"no parenthesis"), None);
         let me = std::fs::read("/proc/self/stat").unwrap();
         assert!(parse_start_tick(&me).is_some_and(|tick| tick > 0));
+    }
+
+    #[test]
+    fn stat_gives_name_state_flags_start_and_stack_whatever_the_name_holds() {
+        let stat = b"42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                     123456 1000 50 18446744073709551615 4096 8192 140720000 0 0\n";
+        let got = parse_stat(stat).unwrap();
+        assert_eq!(got.name, b"a) b (c");
+        let fields = (got.state, got.flags, got.start_tick, got.start_stack);
+        assert_eq!(fields, (b'S', 4194560, 123456, 140720000));
+        assert!(!got.exiting() && got.inspectable());
+        let line = |state: char, flags: u32, stack: u64| {
+            format!(
+                "7 (x) {state} 1 7 7 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0 0 1 1 {stack}\n"
+            )
+        };
+        let exiting = line('R', 4194564, 5);
+        assert!(
+            parse_stat(exiting.as_bytes()).unwrap().exiting(),
+            "PF_EXITING"
+        );
+        let zombie = line('Z', 4194560, 0);
+        assert!(parse_stat(zombie.as_bytes()).unwrap().exiting(), "a zombie");
+        // What a reader without ptrace access is shown: 1 for the code's bounds, 0 for the
+        // stack.
+        let guarded = line('S', 4194560, 0);
+        assert!(!parse_stat(guarded.as_bytes()).unwrap().inspectable());
+        assert_eq!(parse_stat(b"7 (x) S 1 2 3"), None, "too short");
+        let short = b"7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 0 0 1 0 9 0 0\n";
+        assert_eq!(parse_stat(short), None, "no startstack");
+        let two_letters = b"7 (x) SS 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 0 0 1 0 9 0 0 0 0 0 1";
+        assert_eq!(parse_stat(two_letters), None);
+        assert_eq!(parse_stat(b"7 x) S 1"), None, "no opening parenthesis");
+        let me = std::fs::read("/proc/self/stat").unwrap();
+        let parsed = parse_stat(&me).unwrap();
+        let comm = std::fs::read("/proc/self/comm").unwrap();
+        assert_eq!(parsed.name, strip_newline(&comm));
+        assert_eq!(Some(parsed.start_tick), parse_start_tick(&me));
+        assert!(!parsed.exiting() && parsed.inspectable());
     }
 
     #[test]

@@ -169,6 +169,13 @@ impl Started {
         self.plan.go();
     }
 
+    /// Something to wait on until the kernel iterator's first pass has visited every process
+    /// (or ended without doing so), where it runs on a thread of its own; `None` on any other
+    /// path.
+    pub fn first_pass_end(&self) -> Option<bpf::pass::PassEnd> {
+        self.plan.first_pass_end()
+    }
+
     /// Attribute `sockets`. Fails only for [`AttributionChoice::Bpf`] when the iterator
     /// cannot run here, naming the missing piece.
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {

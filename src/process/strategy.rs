@@ -150,6 +150,15 @@ impl Plan {
         }
     }
 
+    /// The end of the kernel iterator's first pass, where it runs on a thread of its own
+    /// (see [`bpf::Pass::first_pass_end`]).
+    pub fn first_pass_end(&self) -> Option<bpf::pass::PassEnd> {
+        match self {
+            Plan::Bpf(pass) => pass.first_pass_end(),
+            Plan::Walk(..) | Plan::Refused(_) => None,
+        }
+    }
+
     /// Finish the scan for the inodes in `wanted`, reading details under `proc_root`: `Err`
     /// only when `bpf` was asked for and cannot run.
     pub fn finish(

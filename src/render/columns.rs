@@ -17,7 +17,7 @@ use crate::enrich::exe::Executables;
 use crate::model::exposure;
 use crate::model::labels::Labels as Owners;
 use crate::model::reach::Reach;
-use crate::model::{DeviceBinding, Entry, Family, OwnerProcess, Socket};
+use crate::model::{DeviceBinding, Entry, Family, Netns, OwnerProcess, Socket};
 use crate::text::pids::pid_list;
 use crate::text::sanitize;
 
@@ -105,6 +105,18 @@ impl<'a> Cells<'a> {
             Column::State => out.push_str(socket.state.label(socket.protocol)),
             Column::Process => write_program_cell(&entry.processes, self.whole_lists(), out),
             Column::Container | Column::Unit => self.write_owner(column, entry, out),
+            // Every row's first cell under `--netns all`.
+            Column::Netns => match socket.netns.as_deref() {
+                Some(Netns {
+                    name: Some(name), ..
+                }) => out.push_str(&sanitize::terminal_safe(name)),
+                Some(Netns { inode, .. }) => {
+                    out.push_str("net:[");
+                    push_number(out, *inode);
+                    out.push(']');
+                }
+                None => out.push_str(self.missing()),
+            },
             _ => out.push_str(&self.text(column, entry)),
         }
     }
@@ -455,7 +467,19 @@ mod tests {
         }]);
         nameless.socket.device = DeviceBinding::Unbound;
         let many = entry((0..7).map(|i| process(100 + i, b"worker", b"")).collect());
-        let entries = [v4, nameless, many, entry(Vec::new())];
+        let netns = |name: Option<&[u8]>| {
+            Some(Arc::new(crate::model::Netns {
+                inode: 4026532286,
+                name: name.map(<[u8]>::to_vec),
+            }))
+        };
+        let mut named = v4.clone();
+        named.socket.netns = netns(Some(b"w\x1b[2J1"));
+        named.socket.recv_q = u32::MAX;
+        named.socket.local_addr = "255.255.255.255".parse().unwrap();
+        let mut unnamed = nameless.clone();
+        unnamed.socket.netns = netns(None);
+        let entries = [v4, nameless, many, entry(Vec::new()), named, unnamed];
         for style in [
             Style::Display { wide: false },
             Style::Display { wide: true },

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use super::error::BpfUnavailable;
@@ -50,6 +51,44 @@ pub struct Pass {
     /// For a walk that reads sockets: lets the first pass begin ([`Pass::go`]); `None` once
     /// sent, or for a walk that begins as soon as it is loaded.
     go: Option<Sender<()>>,
+    /// Set by the thread once its first pass is over ([`Pass::first_pass_end`]).
+    end: PassEnd,
+}
+
+/// The end of an iterator thread's first pass, for another thread to wait for: `--netns all`
+/// reads each namespace's socket counts again once the kernel has visited every process,
+/// while the records are still being gathered.
+#[derive(Debug, Clone, Default)]
+pub struct PassEnd(Arc<(Mutex<bool>, Condvar)>);
+
+impl PassEnd {
+    /// Block until the first pass is over, or the thread ended without one (it failed to load,
+    /// or was dropped unasked): never longer than the thread lives.
+    pub fn wait(&self) {
+        let (over, changed) = &*self.0;
+        let mut over = over.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while !*over {
+            over = changed
+                .wait(over)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Say it is over; waking every waiter.
+    fn set(&self) {
+        let (over, changed) = &*self.0;
+        *over.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        changed.notify_all();
+    }
+}
+
+/// Sets its [`PassEnd`] when dropped: the thread's end sets it on every path, a panic's too.
+struct EndOnDrop(PassEnd);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
 }
 
 /// Where the iterator runs.
@@ -91,9 +130,11 @@ impl Pass {
         let (again, asked) = mpsc::channel();
         let (go, wait) = go_channel(emit);
         let clock = StartClock::now(proc_root);
+        let end = PassEnd::default();
+        let ends = EndOnDrop(end.clone());
         let spawned = std::thread::Builder::new()
             .name("bpf-iterator".into())
-            .spawn(move || passes(checked, program, emit, wait, &sender, &asked));
+            .spawn(move || passes(checked, program, emit, wait, &sender, &asked, ends));
         // `checked` is a copy: the thread that could not be made took only its own.
         let outcome = spawned.map_or(Outcome::Inline(checked, program), Outcome::Thread);
         Pass {
@@ -104,6 +145,16 @@ impl Pass {
             clock,
             emit,
             go,
+            end,
+        }
+    }
+
+    /// The end of the first pass, for another thread to wait for; `None` where the pass runs
+    /// on the gathering thread itself (no thread could be made), which waits for nothing.
+    pub fn first_pass_end(&self) -> Option<PassEnd> {
+        match self.outcome {
+            Outcome::Thread(_) => Some(self.end.clone()),
+            Outcome::Inline(..) => None,
         }
     }
 
@@ -190,6 +241,7 @@ fn passes(
     wait: Option<Receiver<()>>,
     sender: &Sender<Chunk>,
     asked: &Receiver<bool>,
+    end: EndOnDrop,
 ) -> Result<Ran, BpfUnavailable> {
     // A receiver gone means the run ended without attributing: the sends fail, harmlessly.
     let send = |records: &[u8]| drop(sender.send(Chunk::Records(records.to_vec())));
@@ -210,6 +262,8 @@ fn passes(
             Output::Restart => drop(sender.send(Chunk::Restart)),
         },
     )?;
+    // Every process visited: whoever waits for that may go on.
+    drop(end);
     drop(sender.send(Chunk::FirstDone));
     if asked.recv() == Ok(true) {
         crate::sys::timing::mark("bpf: second pass for sockets the first did not see");

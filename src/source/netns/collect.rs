@@ -102,6 +102,9 @@ pub struct Pending {
     /// For [`collect_counting`]: every namespace's counts before the walk; the namespaces
     /// other than the caller's are not read yet.
     before: Option<super::walked::Before>,
+    /// The counts after the walk, being read from the moment it ended
+    /// ([`Pending::count_after_walk`]).
+    after: Option<super::walked::AfterWalk>,
 }
 
 /// The sockets of every namespace a process lives in or a mount names, and what is needed to
@@ -130,6 +133,7 @@ pub fn collect_known(request: &CollectRequest) -> (Collected, Option<Pending>) {
         request: dump,
         proc: request.proc_root.clone(),
         before: None,
+        after: None,
     };
     (collected, Some(pending))
 }
@@ -148,7 +152,11 @@ pub fn collect_counting(
         return (all(request), None);
     }
     let proc = &request.proc_root;
-    let discovery = match ProcRoot::open(proc).and_then(|root| super::discover(&root)) {
+    // Each namespace's counts are read the moment a process is found in it.
+    let early = super::walked::EarlyCounts::start(proc);
+    let discovered = ProcRoot::open(proc)
+        .and_then(|root| super::discover::discover_telling(&root, |ns, pid| early.tell(ns, pid)));
+    let discovery = match discovered {
         Ok(discovery) => discovery,
         Err(e) => {
             go();
@@ -156,7 +164,7 @@ pub fn collect_counting(
         }
     };
     crate::sys::timing::mark("netns: discovered");
-    let before = super::walked::count_before(&discovery.namespaces, discovery.current, proc);
+    let before = early.finish(&discovery.namespaces, discovery.current, proc);
     crate::sys::timing::mark("netns: socket counts read");
     go();
     let dump = dump_request(request);
@@ -173,6 +181,7 @@ pub fn collect_counting(
         request: dump,
         proc: proc.clone(),
         before: Some(before),
+        after: None,
     };
     (collected, Some(pending))
 }
@@ -205,6 +214,18 @@ impl Pending {
         self.followed(followed)
     }
 
+    /// For a [`collect_counting`]: read the counts after the walk on a thread of their own
+    /// that first waits for `walked` to return, once the walk has visited every process, so
+    /// that they are read while its records are still being gathered rather than after
+    /// ([`Pending::complete`] reads them then where this was not called, or no thread could be
+    /// made).
+    pub fn count_after_walk(&mut self, walked: impl FnOnce() + Send + 'static) {
+        if let Some(before) = &self.before {
+            let namespaces = &self.discovery.namespaces;
+            self.after = super::walked::count_after_when(namespaces, before, &self.proc, walked);
+        }
+    }
+
     /// Whether this is a [`collect_counting`] not completed yet: the namespaces other than the
     /// caller's are still to be read.
     pub fn counting(&self) -> bool {
@@ -225,8 +246,10 @@ impl Pending {
         seen: &[super::SocketInNetns],
     ) -> (Collected, Dumped) {
         let before = self.before.take().unwrap_or_default();
-        // Read while the records are decoded.
-        let after = super::walked::count_after(&self.discovery.namespaces, &before, &self.proc);
+        // Being read since the walk ended, or else read while the records are decoded.
+        let after = self.after.take().unwrap_or_else(|| {
+            super::walked::count_after(&self.discovery.namespaces, &before, &self.proc)
+        });
         let known: HashSet<u64> = self
             .discovery
             .namespaces

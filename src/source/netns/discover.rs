@@ -36,6 +36,13 @@ impl Discovery {
 /// Discover the network namespaces under `root`: the processes' and the bind-mounted ones.
 /// Only listing the processes can fail; a process that vanishes meanwhile is skipped.
 pub fn discover(root: &ProcRoot) -> io::Result<Discovery> {
+    discover_telling(root, |_, _| {})
+}
+
+/// [`discover`], telling `met` of each namespace other than the caller's the moment a process
+/// is first found in it (its inode, that process's pid), while the other processes are still
+/// being looked at: `--netns all` reads its socket counts meanwhile.
+pub fn discover_telling(root: &ProcRoot, mut met: impl FnMut(u64, u32)) -> io::Result<Discovery> {
     let mut found: BTreeMap<u64, Namespace> = BTreeMap::new();
     let mut discovery = Discovery {
         current: read_inode(root.read_link("thread-self/ns/net")).ok(),
@@ -45,7 +52,12 @@ pub fn discover(root: &ProcRoot) -> io::Result<Discovery> {
         match read_inode(root.process_link(pid, "ns/net")) {
             Ok(inode) => found
                 .entry(inode)
-                .or_insert_with(|| Namespace::new(inode))
+                .or_insert_with(|| {
+                    if Some(inode) != discovery.current {
+                        met(inode, pid);
+                    }
+                    Namespace::new(inode)
+                })
                 .pids
                 .push(pid),
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => discovery.unreadable.push(pid),
@@ -156,6 +168,26 @@ mod tests {
         let docker = d.get(300).unwrap();
         assert!(docker.pids.is_empty());
         assert_eq!(docker.name.as_deref(), Some("abc".as_ref()));
+    }
+
+    #[test]
+    fn each_other_namespace_is_told_once_with_the_first_process_found_in_it() {
+        let dir = tree(
+            &[
+                (1, "net:[100]"),
+                (5, "net:[200]"),
+                (9, "net:[200]"),
+                (12, "net:[300]"),
+            ],
+            b"",
+        );
+        let mut met = Vec::new();
+        let d = discover_telling(&ProcRoot::open(dir.path()).unwrap(), |inode, pid| {
+            met.push((inode, pid))
+        })
+        .unwrap();
+        assert_eq!(met, [(200, 5), (300, 12)], "not 100, the caller's own");
+        assert_eq!(inodes(&d), vec![100, 200, 300]);
     }
 
     #[test]

@@ -39,6 +39,73 @@ pub fn count_before(namespaces: &[Namespace], current: Option<u64>, proc: &Path)
         .collect()
 }
 
+/// The counts before the walk read while the namespaces are being discovered, on a thread of
+/// their own: each namespace's through the first process found in it, the moment it is found
+/// ([`EarlyCounts::tell`], as `discover_telling` tells). Discovery (a link read per process)
+/// and the counts (three reads per namespace) then overlap instead of following each other,
+/// while the BPF program is still being loaded on the other core.
+#[derive(Debug)]
+pub struct EarlyCounts {
+    tell: Option<std::sync::mpsc::Sender<(u64, u32)>>,
+    thread: Option<std::thread::JoinHandle<HashMap<u64, Counts>>>,
+}
+
+impl EarlyCounts {
+    /// Start the reading thread, under the live proc root `proc`; where no thread can be made,
+    /// every count is read by [`EarlyCounts::finish`].
+    pub fn start(proc: &Path) -> EarlyCounts {
+        let (tell, told) = std::sync::mpsc::channel::<(u64, u32)>();
+        let proc = proc.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("netns-counts".into())
+            .spawn(move || {
+                // Only readings through a process still in the namespace afterwards are kept.
+                (told.into_iter())
+                    .filter_map(|(inode, pid)| {
+                        let counts = counts_through(inode, &[pid], &proc).ok()?;
+                        Some((inode, counts))
+                    })
+                    .collect()
+            });
+        match spawned {
+            Ok(thread) => EarlyCounts {
+                tell: Some(tell),
+                thread: Some(thread),
+            },
+            Err(_) => EarlyCounts {
+                tell: None,
+                thread: None,
+            },
+        }
+    }
+
+    /// Read the counts of namespace `inode` through process `pid`, found in it.
+    pub fn tell(&self, inode: u64, pid: u32) {
+        if let Some(tell) = &self.tell {
+            // A thread that is gone has read nothing more: `finish` reads the rest.
+            let _ = tell.send((inode, pid));
+        }
+    }
+
+    /// The counts of every namespace of `namespaces` but `current`, as [`count_before`] reads
+    /// them: those read early where they could be, the others (whose first process left, or
+    /// that no process was found in) now, through all of their processes.
+    pub fn finish(mut self, namespaces: &[Namespace], current: Option<u64>, proc: &Path) -> Before {
+        drop(self.tell.take());
+        let mut early = (self.thread.take())
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default();
+        namespaces
+            .iter()
+            .filter(|ns| Some(ns.inode) != current)
+            .map(|ns| match early.remove(&ns.inode) {
+                Some(counts) => (ns.inode, Ok(counts)),
+                None => (ns.inode, counts_of(ns, proc)),
+            })
+            .collect()
+    }
+}
+
 /// The counts of `ns`, through the first of its processes that is still in it after the read
 /// (a pid can exit, or be reused, meanwhile).
 fn counts_of(ns: &Namespace, proc: &Path) -> Result<Counts, Why> {
@@ -141,13 +208,50 @@ pub type After = HashMap<u64, Result<Counts, Why>>;
 /// pids) that `before` has counts of: on a thread of its own where one can be made, so that
 /// the reads overlap with decoding the walk's records ([`AfterWalk::join`]).
 pub fn count_after(namespaces: &[Namespace], before: &Before, proc: &Path) -> AfterWalk {
+    let read = after_reader(namespaces, before, proc);
+    let spawned = std::thread::Builder::new()
+        .name("netns-counts".into())
+        .spawn(read.clone());
+    match spawned {
+        Ok(thread) => AfterWalk::Thread(thread),
+        // No thread to be had (`pids.max` reached): read here, without the overlap.
+        Err(_) => AfterWalk::Read(read()),
+    }
+}
+
+/// [`count_after`] begun before the walk is over: the thread first waits for `walked` to
+/// return, which it does once the walk has visited every process, so that the reads overlap
+/// with gathering the walk's records too. Where no thread can be made, nothing is read (the
+/// counts are read when the records are decoded, as [`count_after`] does): `None`.
+pub fn count_after_when(
+    namespaces: &[Namespace],
+    before: &Before,
+    proc: &Path,
+    walked: impl FnOnce() + Send + 'static,
+) -> Option<AfterWalk> {
+    let read = after_reader(namespaces, before, proc);
+    let spawned = std::thread::Builder::new()
+        .name("netns-counts".into())
+        .spawn(move || {
+            walked();
+            read()
+        });
+    spawned.ok().map(AfterWalk::Thread)
+}
+
+/// What reads the counts after the walk ([`count_after`]).
+fn after_reader(
+    namespaces: &[Namespace],
+    before: &Before,
+    proc: &Path,
+) -> impl Fn() -> After + Clone + Send + 'static {
     let targets: Vec<(u64, Vec<u32>)> = namespaces
         .iter()
         .filter(|ns| matches!(before.get(&ns.inode), Some(Ok(_))))
         .map(|ns| (ns.inode, ns.pids.clone()))
         .collect();
     let proc = proc.to_path_buf();
-    let read = move || -> After {
+    move || -> After {
         let counts = targets.iter().map(|(inode, pids)| {
             // Its processes all left since the first reading: churn.
             let after = counts_through(*inode, pids, &proc).map_err(|why| match why {
@@ -157,14 +261,6 @@ pub fn count_after(namespaces: &[Namespace], before: &Before, proc: &Path) -> Af
             (*inode, after)
         });
         counts.collect()
-    };
-    let spawned = std::thread::Builder::new()
-        .name("netns-counts".into())
-        .spawn(read.clone());
-    match spawned {
-        Ok(thread) => AfterWalk::Thread(thread),
-        // No thread to be had (`pids.max` reached): read here, without the overlap.
-        Err(_) => AfterWalk::Read(read()),
     }
 }
 
@@ -361,6 +457,39 @@ mod tests {
         let line = summary(&judged, false);
         assert!(line.contains("0 namespaces answered"), "{line}");
         assert!(line.contains("1 dumped over sock_diag (1: they hold sockets no process holds"));
+    }
+
+    #[test]
+    fn counts_read_during_discovery_are_those_read_after_it() {
+        let (dir, inode) = proc_with(7, 3);
+        // Told through pid 6, gone (no proc entry): read again through every process, 7 too.
+        let mut gone_first = namespace(inode, 6);
+        gone_first.pids.push(7);
+        let namespaces = [gone_first, Namespace::new(1)];
+        let early = EarlyCounts::start(dir.path());
+        early.tell(inode, 6);
+        let before = early.finish(&namespaces, Some(1), dir.path());
+        assert_eq!(before.len(), 1, "the current namespace is not counted");
+        let want = Counts {
+            tcp4: 3,
+            ..Counts::default()
+        };
+        assert_eq!(before[&inode].as_ref().ok(), Some(&want));
+
+        // Told through pid 7, read there; only the namespaces given are counted.
+        let namespaces = [namespace(inode, 7)];
+        let early = EarlyCounts::start(dir.path());
+        early.tell(inode, 7);
+        assert!(early.finish(&[], None, dir.path()).is_empty());
+        let early = EarlyCounts::start(dir.path());
+        early.tell(inode, 7);
+        let before = early.finish(&namespaces, None, dir.path());
+        assert_eq!(before[&inode].as_ref().ok(), Some(&want));
+        // Never told: read by finish, as the file says now.
+        let text = "TCP: inuse 4\nUDP: inuse 0\n";
+        std::fs::write(dir.path().join("7/net/sockstat"), text).unwrap();
+        let before = EarlyCounts::start(dir.path()).finish(&namespaces, None, dir.path());
+        assert_eq!(before[&inode].as_ref().ok().map(|c| c.tcp4), Some(4));
     }
 
     #[test]
