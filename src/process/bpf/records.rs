@@ -1,17 +1,17 @@
 //! The iterator's output: a stream of records, `{ u32 pid; u32 fd; u64 inode; u64 start; u32
-//! netns; u32 extra; }` in native byte order (`struct record` in `task_sockets.bpf.c`), one
-//! per socket fd, each followed by `extra` bytes: 0, or, where the loader asked for the
+//! netns; u32 extra; u64 cgroup; }` in native byte order (`struct record` in
+//! `task_sockets.bpf.c`), one per socket fd, each followed by `extra` bytes: 0, or, where the loader asked for the
 //! sockets too ([`super::iterator::Emit::Sockets`]), a `struct socket_record` of
 //! [`SOCKET_RECORD_SIZE`] bytes describing the socket as sock_diag would. Both programs write
 //! the same records.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::model::Holder;
 use crate::process::holders::Holders;
 
 /// Size of one record's fixed part in bytes.
-pub const RECORD_SIZE: usize = 32;
+pub const RECORD_SIZE: usize = 40;
 /// Size of the socket record that may follow it (`struct socket_record`).
 pub const SOCKET_RECORD_SIZE: usize = 80;
 
@@ -30,6 +30,9 @@ pub struct Record<'a> {
     /// Inode of the socket's network namespace (what `/proc/PID/ns/net` links to for a process
     /// in it); 0 when the kernel's structures could not be read.
     pub netns: u32,
+    /// The cgroup v2 id of the process (`task->cgroups->dfl_cgrp`), the same in each of its
+    /// records; 0 when the kernel's structures could not be read.
+    pub cgroup: u64,
     /// The socket's own record (`struct socket_record`, [`SOCKET_RECORD_SIZE`] bytes), where
     /// the walk was asked for it and the socket is a TCP or UDP one.
     pub socket: Option<&'a [u8]>,
@@ -72,6 +75,7 @@ pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record<'_>> + '_ {
             inode: u64_at(8),
             start: u64_at(16),
             netns: u32_at(24),
+            cgroup: u64_at(32),
             socket: (socket.len() == SOCKET_RECORD_SIZE).then_some(socket),
         })
     })
@@ -94,6 +98,9 @@ pub struct Selection<'a> {
     seen_unkept: Vec<u64>,
     /// The socket records that came with the holder records, one per socket.
     sockets: WalkedRecords,
+    /// The cgroup v2 id of each process with a kept holder, as the kernel saw it (one entry
+    /// per run of a process's records).
+    cgroups: Vec<(u32, u64)>,
 }
 
 /// The socket records the walk wrote (`struct socket_record`, raw: the process stage does not
@@ -118,6 +125,7 @@ impl<'a> Selection<'a> {
             last_netns: 0,
             seen_unkept: Vec::new(),
             sockets: WalkedRecords::default(),
+            cgroups: Vec::new(),
         }
     }
 
@@ -150,6 +158,14 @@ impl<'a> Selection<'a> {
             }
             if keep(&record, holder) {
                 self.found.push((record.inode, holder));
+                // Only a kept holder's: a pid reused since the kernel's visit is not confirmed.
+                let known = self
+                    .cgroups
+                    .last()
+                    .is_some_and(|&(pid, _)| pid == record.pid);
+                if record.cgroup != 0 && !known {
+                    self.cgroups.push((record.pid, record.cgroup));
+                }
             } else {
                 self.seen_unkept.push(record.inode);
             }
@@ -190,6 +206,11 @@ impl<'a> Selection<'a> {
     /// the number of distinct processes that hold any socket.
     pub fn finish(self) -> (Holders, usize) {
         (Holders::from_pairs(self.found), self.processes)
+    }
+
+    /// The cgroup v2 id of every process with a kept holder, as the kernel saw it, taken out.
+    pub fn take_cgroups(&mut self) -> HashMap<u32, u64> {
+        std::mem::take(&mut self.cgroups).into_iter().collect()
     }
 
     /// The socket records that came with the holder records, taken out.
@@ -236,7 +257,8 @@ pub(crate) mod tests {
         )
     }
 
-    /// Records as the kernel writes them: (pid, fd, inode, start, netns).
+    /// Records as the kernel writes them: (pid, fd, inode, start, netns), each process in
+    /// cgroup `1000 + pid`.
     pub(crate) fn encode_full(records: &[(u32, u32, u64, u64, u32)]) -> Vec<u8> {
         let mut bytes = Vec::new();
         for &(pid, fd, inode, start, netns) in records {
@@ -246,6 +268,7 @@ pub(crate) mod tests {
             bytes.extend_from_slice(&start.to_ne_bytes());
             bytes.extend_from_slice(&netns.to_ne_bytes());
             bytes.extend_from_slice(&0u32.to_ne_bytes());
+            bytes.extend_from_slice(&(1000 + u64::from(pid)).to_ne_bytes());
         }
         assert_eq!(bytes.len(), records.len() * RECORD_SIZE);
         bytes
@@ -265,6 +288,7 @@ pub(crate) mod tests {
                     inode: 1 << 40,
                     start: 700,
                     netns: 4026531840,
+                    cgroup: 1007,
                     socket: None,
                 },
                 Record {
@@ -273,6 +297,7 @@ pub(crate) mod tests {
                     inode: 99,
                     start: 800,
                     netns: 4026531840,
+                    cgroup: 1008,
                     socket: None,
                 },
             ]
@@ -358,6 +383,25 @@ pub(crate) mod tests {
         assert_eq!(holders.of(10), want);
         assert!(!holders.contains(11), "unwanted inodes are dropped");
         assert_eq!(processes, 3);
+    }
+
+    #[test]
+    fn each_kept_process_s_cgroup_is_the_kernel_s_and_unconfirmed_ones_lend_none() {
+        // encode_full puts process P in cgroup 1000 + P. Pid 10 holds two wanted sockets, 20
+        // one whose holder is not confirmed (its pid was reused since), 30 an unwanted one, and
+        // 40's cgroup could not be read (0).
+        let mut bytes = encode_full(&[
+            (10, 3, 1, 1000, 7),
+            (10, 4, 2, 1000, 7),
+            (20, 5, 3, 2000, 7),
+            (30, 6, 9, 3000, 7),
+            (40, 7, 4, 4000, 7),
+        ]);
+        bytes[4 * RECORD_SIZE + 32..5 * RECORD_SIZE].fill(0);
+        let wanted = HashSet::from([1, 2, 3, 4]);
+        let mut selection = Selection::new(&wanted);
+        selection.add(decode(&bytes), |r, _| r.pid != 20);
+        assert_eq!(selection.take_cgroups(), HashMap::from([(10, 1010)]));
     }
 
     #[test]

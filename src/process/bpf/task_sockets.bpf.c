@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
 /*
  * task_sockets: for every socket file descriptor of every process, emit one record
- * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 extra; } -- the facts lsports'
- * /proc/PID/fd walk reads with one readlinkat per descriptor, gathered by the kernel in a single
- * pass, plus the process's start time (to confirm later that a pid is still that process) and
- * the socket's network namespace.
+ * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 extra; u64 cgroup; } -- the facts
+ * lsports' /proc/PID/fd walk reads with one readlinkat per descriptor, gathered by the kernel in
+ * a single pass, plus the process's start time (to confirm later that a pid is still that
+ * process), the socket's network namespace and the process's cgroup v2 id (what its labels are
+ * read from, without a /proc/PID/cgroup read or a cgroup.procs read per cgroup).
  *
  * Asked to (emit_sockets, for `--netns all`), the record of a TCP or UDP socket outside the
  * namespace sockets_except_netns is followed by the socket's own `struct socket_record`
@@ -59,6 +60,12 @@ struct record {
 	__u32 netns;
 	/* Bytes following this record: 0, or sizeof(struct socket_record). */
 	__u32 extra;
+	/*
+	 * The id of the process's cgroup in the cgroup v2 hierarchy (its kernfs node's id, what
+	 * the cgroup directory's inode number and INET_DIAG_CGROUP_ID say); 0 when it could not be
+	 * read. The same in every record of one process.
+	 */
+	__u64 cgroup;
 };
 
 /*
@@ -127,6 +134,7 @@ struct walk {
 	__u64 open_fds;
 	__u64 open_word;
 	__u64 start;
+	__u64 cgroup;
 	__u32 pid;
 };
 
@@ -233,6 +241,34 @@ static __u32 netns_of(struct sock *sk)
 	return inum;
 }
 
+/*
+ * The cgroup v2 id of `task`: task->cgroups->dfl_cgrp->kn->id, as the kernel's
+ * task_dfl_cgroup() finds it; 0 where the kernel has no cgroups or a pointer is null. Read with
+ * bpf_probe_read_kernel (the css_set is RCU-protected, and the iterator holds the RCU read
+ * lock): a task moving cgroups meanwhile gives the old cgroup or the new one.
+ */
+static __u64 cgroup_of(struct task_struct *task)
+{
+	struct css_set *cset = 0;
+	struct cgroup *cgroup = 0;
+	struct kernfs_node *kn = 0;
+	__u64 id = 0;
+
+	if (!__builtin_preserve_field_info(task->cgroups, FIELD_EXISTS))
+		return 0;
+	bpf_probe_read_kernel(&cset, sizeof(cset), &task->cgroups);
+	if (!cset)
+		return 0;
+	bpf_probe_read_kernel(&cgroup, sizeof(cgroup), &cset->dfl_cgrp);
+	if (!cgroup)
+		return 0;
+	bpf_probe_read_kernel(&kn, sizeof(kn), &cgroup->kn);
+	if (!kn)
+		return 0;
+	bpf_probe_read_kernel(&id, sizeof(id), &kn->id);
+	return id;
+}
+
 /* What fill filled in. */
 #define FILLED_NOTHING 0
 #define FILLED_RECORD 1
@@ -327,6 +363,7 @@ static long visit_fds(__u32 step, struct walk *walk)
 		out.record.pid = walk->pid;
 		out.record.fd = first + i;
 		out.record.start = walk->start;
+		out.record.cgroup = walk->cgroup;
 		write(walk->seq, &out, fill_once(&out, (__u64)files[i]));
 	}
 	return 0;
@@ -392,6 +429,7 @@ int task_fd_walk(struct bpf_iter__task *ctx)
 	walk.fds = (__u64)fdt->fd;
 	walk.open_fds = (__u64)fdt->open_fds;
 	walk.start = task->start_boottime;
+	walk.cgroup = cgroup_of(task);
 	walk.seq = ctx->meta->seq;
 	bpf_loop(fdt->max_fds / FDS_PER_STEP, visit_fds, &walk, 0);
 	return 0;
@@ -413,6 +451,7 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 		return 0;
 	out.record.fd = ctx->fd;
 	out.record.start = task->start_boottime;
+	out.record.cgroup = cgroup_of(task);
 	/* The static fill: this program serves kernels older than global functions' pointers. */
 	write(ctx->meta->seq, &out, fill(&out, file));
 	return 0;
