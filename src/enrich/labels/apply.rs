@@ -157,6 +157,9 @@ pub fn process_labels_of(pids: &[u32], sources: Sources<'_>) -> Vec<Arc<Labels>>
 struct HolderLabels<'p> {
     proc: Option<&'p ProcRoot>,
     by_pid: HashMap<u32, Option<Arc<Labels>>>,
+    /// The last pid asked for and its labels: a process's sockets mostly come together (the
+    /// kernel iterator's records, and so the sockets it read, come process by process).
+    last: Option<(u32, Option<Arc<Labels>>)>,
     members: HashMap<u32, u64>,
 }
 
@@ -165,6 +168,7 @@ impl<'p> HolderLabels<'p> {
         HolderLabels {
             proc,
             by_pid: HashMap::new(),
+            last: None,
             members: HashMap::new(),
         }
     }
@@ -182,16 +186,31 @@ impl<'p> HolderLabels<'p> {
 
     /// The labels of process `pid`; `None` if its cgroup cannot be read.
     fn of(&mut self, labeler: &mut Labeler, pid: u32) -> Option<Arc<Labels>> {
-        if let Some(known) = self.by_pid.get(&pid) {
-            return known.clone();
+        if let Some((last, labels)) = &self.last
+            && *last == pid
+        {
+            return labels.clone();
         }
+        let labels = match self.by_pid.get(&pid) {
+            Some(known) => known.clone(),
+            None => {
+                let labels = self.read(labeler, pid);
+                self.by_pid.insert(pid, labels.clone());
+                labels
+            }
+        };
+        self.last = Some((pid, labels.clone()));
+        labels
+    }
+
+    /// The labels of process `pid`, from its cgroup among the members, else from its
+    /// `/proc/PID/cgroup`.
+    fn read(&self, labeler: &mut Labeler, pid: u32) -> Option<Arc<Labels>> {
         let member = self.members.get(&pid).copied();
-        let labels = member.and_then(|id| labeler.for_member_of(id)).or_else(|| {
+        member.and_then(|id| labeler.for_member_of(id)).or_else(|| {
             let content = self.proc?.read_file(&format!("{pid}/cgroup")).ok()?;
             Some(labeler.for_process_cgroup(&content))
-        });
-        self.by_pid.insert(pid, labels.clone());
-        labels
+        })
     }
 }
 
