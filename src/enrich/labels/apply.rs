@@ -125,9 +125,12 @@ fn holders_to_read(
     let needs_holders = |own: &Option<Arc<Labels>>| {
         scope == Scope::SocketsAndHolders || !own.as_ref().is_some_and(named)
     };
+    let mut last = None;
     let pids: HashSet<u32> = (entries.iter().zip(own))
         .filter(|(_, own)| needs_holders(own))
         .flat_map(|(entry, _)| entry.processes.iter().map(|p| p.pid))
+        // A process's sockets mostly come together: a pid like the last costs no lookup.
+        .filter(|&pid| last.replace(pid) != Some(pid))
         .filter(|pid| !known.contains_key(pid))
         .collect();
     pids.len()
