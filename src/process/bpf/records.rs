@@ -1,9 +1,10 @@
 //! The iterator's output: a stream of records, `{ u32 pid; u32 fd; u64 inode; u64 start; u32
-//! netns; u32 extra; u64 cgroup; }` in native byte order (`struct record` in
-//! `task_sockets.bpf.c`), one per socket fd, each followed by `extra` bytes: 0, or, where the loader asked for the
-//! sockets too ([`super::iterator::Emit::Sockets`]), a `struct socket_record` of
-//! [`SOCKET_RECORD_SIZE`] bytes describing the socket as sock_diag would. Both programs write
-//! the same records.
+//! netns; u32 extra; }` in native byte order (`struct record` in `task_sockets.bpf.c`), one
+//! per socket fd, each followed by `extra` bytes: first, after the first record of each process
+//! (after every record, from the `task_file` program), the process's cgroup v2 id, a `u64`
+//! ([`CGROUP_SIZE`]); then, where the loader asked for the sockets too
+//! ([`super::iterator::Emit::Sockets`]), a `struct socket_record` of [`SOCKET_RECORD_SIZE`]
+//! bytes describing the socket as sock_diag would. Both programs write the same records.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -11,7 +12,9 @@ use crate::model::Holder;
 use crate::process::holders::Holders;
 
 /// Size of one record's fixed part in bytes.
-pub const RECORD_SIZE: usize = 40;
+pub const RECORD_SIZE: usize = 32;
+/// Size of the cgroup id that follows a process's first record.
+pub const CGROUP_SIZE: usize = 8;
 /// Size of the socket record that may follow it (`struct socket_record`).
 pub const SOCKET_RECORD_SIZE: usize = 80;
 
@@ -30,9 +33,10 @@ pub struct Record<'a> {
     /// Inode of the socket's network namespace (what `/proc/PID/ns/net` links to for a process
     /// in it); 0 when the kernel's structures could not be read.
     pub netns: u32,
-    /// The cgroup v2 id of the process (`task->cgroups->dfl_cgrp`), the same in each of its
-    /// records; 0 when the kernel's structures could not be read.
-    pub cgroup: u64,
+    /// The cgroup v2 id of the process (`task->cgroups->dfl_cgrp`; 0 when the kernel's
+    /// structures could not be read), on the first record of each process (the fd-table
+    /// walk) or on every record (`task_file`); `None` on the others.
+    pub cgroup: Option<u64>,
     /// The socket's own record (`struct socket_record`, [`SOCKET_RECORD_SIZE`] bytes), where
     /// the walk was asked for it and the socket is a TCP or UDP one.
     pub socket: Option<&'a [u8]>,
@@ -68,14 +72,21 @@ pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record<'_>> + '_ {
             |at: usize| u32::from_ne_bytes(chunk[at..at + 4].try_into().unwrap_or_default());
         let u64_at =
             |at: usize| u64::from_ne_bytes(chunk[at..at + 8].try_into().unwrap_or_default());
-        let socket = &chunk[RECORD_SIZE..];
+        let rest = &chunk[RECORD_SIZE..];
+        // The cgroup id comes first when it comes: the rest is then 8 bytes longer.
+        let with_cgroup = matches!(rest.len() % SOCKET_RECORD_SIZE, CGROUP_SIZE)
+            && rest.len() <= CGROUP_SIZE + SOCKET_RECORD_SIZE;
+        let (cgroup, socket) = match with_cgroup {
+            true => (Some(u64_at(RECORD_SIZE)), &rest[CGROUP_SIZE..]),
+            false => (None, rest),
+        };
         Some(Record {
             pid: u32_at(0),
             fd: u32_at(4),
             inode: u64_at(8),
             start: u64_at(16),
             netns: u32_at(24),
-            cgroup: u64_at(32),
+            cgroup,
             socket: (socket.len() == SOCKET_RECORD_SIZE).then_some(socket),
         })
     })
@@ -101,6 +112,9 @@ pub struct Selection<'a> {
     /// The cgroup v2 id of each process with a kept holder, as the kernel saw it (one entry
     /// per run of a process's records).
     cgroups: Vec<(u32, u64)>,
+    /// The last process whose cgroup id came, and that id: it comes with the process's first
+    /// record, which may hold no wanted socket.
+    last_cgroup: Option<(u32, u64)>,
 }
 
 /// The socket records the walk wrote (`struct socket_record`, raw: the process stage does not
@@ -126,6 +140,7 @@ impl<'a> Selection<'a> {
             seen_unkept: Vec::new(),
             sockets: WalkedRecords::default(),
             cgroups: Vec::new(),
+            last_cgroup: None,
         }
     }
 
@@ -145,6 +160,9 @@ impl<'a> Selection<'a> {
                 pid: record.pid,
                 fd: record.fd,
             };
+            if let Some(cgroup) = record.cgroup {
+                self.last_cgroup = Some((record.pid, cgroup));
+            }
             if record.netns != self.last_netns && record.netns != 0 {
                 self.last_netns = record.netns;
                 self.namespaces.entry(record.netns.into()).or_insert(holder);
@@ -163,8 +181,11 @@ impl<'a> Selection<'a> {
                     .cgroups
                     .last()
                     .is_some_and(|&(pid, _)| pid == record.pid);
-                if record.cgroup != 0 && !known {
-                    self.cgroups.push((record.pid, record.cgroup));
+                match self.last_cgroup {
+                    Some((pid, cgroup)) if pid == record.pid && cgroup != 0 && !known => {
+                        self.cgroups.push((pid, cgroup));
+                    }
+                    _ => {}
                 }
             } else {
                 self.seen_unkept.push(record.inode);
@@ -257,8 +278,7 @@ pub(crate) mod tests {
         )
     }
 
-    /// Records as the kernel writes them: (pid, fd, inode, start, netns), each process in
-    /// cgroup `1000 + pid`.
+    /// Records as the kernel writes them: (pid, fd, inode, start, netns), without cgroup ids.
     pub(crate) fn encode_full(records: &[(u32, u32, u64, u64, u32)]) -> Vec<u8> {
         let mut bytes = Vec::new();
         for &(pid, fd, inode, start, netns) in records {
@@ -268,9 +288,27 @@ pub(crate) mod tests {
             bytes.extend_from_slice(&start.to_ne_bytes());
             bytes.extend_from_slice(&netns.to_ne_bytes());
             bytes.extend_from_slice(&0u32.to_ne_bytes());
-            bytes.extend_from_slice(&(1000 + u64::from(pid)).to_ne_bytes());
         }
         assert_eq!(bytes.len(), records.len() * RECORD_SIZE);
+        bytes
+    }
+
+    /// Records as the fd-table walk writes them, (pid, fd, inode), each process's first one
+    /// followed by its cgroup id from `cgroup(pid)`.
+    pub(crate) fn encode_with_cgroups(
+        records: &[(u32, u32, u64)],
+        cgroup: impl Fn(u32) -> u64,
+    ) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut last = None;
+        for &(pid, fd, inode) in records {
+            let mut record = encode(&[(pid, fd, inode)]);
+            if last.replace(pid) != Some(pid) {
+                record[28..32].copy_from_slice(&(CGROUP_SIZE as u32).to_ne_bytes());
+                record.extend_from_slice(&cgroup(pid).to_ne_bytes());
+            }
+            bytes.extend(record);
+        }
         bytes
     }
 
@@ -288,7 +326,7 @@ pub(crate) mod tests {
                     inode: 1 << 40,
                     start: 700,
                     netns: 4026531840,
-                    cgroup: 1007,
+                    cgroup: None,
                     socket: None,
                 },
                 Record {
@@ -297,7 +335,7 @@ pub(crate) mod tests {
                     inode: 99,
                     start: 800,
                     netns: 4026531840,
-                    cgroup: 1008,
+                    cgroup: None,
                     socket: None,
                 },
             ]
@@ -387,21 +425,48 @@ pub(crate) mod tests {
 
     #[test]
     fn each_kept_process_s_cgroup_is_the_kernel_s_and_unconfirmed_ones_lend_none() {
-        // encode_full puts process P in cgroup 1000 + P. Pid 10 holds two wanted sockets, 20
-        // one whose holder is not confirmed (its pid was reused since), 30 an unwanted one, and
-        // 40's cgroup could not be read (0).
-        let mut bytes = encode_full(&[
-            (10, 3, 1, 1000, 7),
-            (10, 4, 2, 1000, 7),
-            (20, 5, 3, 2000, 7),
-            (30, 6, 9, 3000, 7),
-            (40, 7, 4, 4000, 7),
-        ]);
-        bytes[4 * RECORD_SIZE + 32..5 * RECORD_SIZE].fill(0);
+        // Process P is in cgroup 1000 + P (40's could not be read: 0). Pid 10's first record
+        // holds an unwanted socket, and its cgroup id comes with it; 20's one holder is not
+        // confirmed (its pid was reused since); 30 holds only an unwanted socket.
+        let cgroup = |pid| if pid == 40 { 0 } else { 1000 + u64::from(pid) };
+        let bytes = encode_with_cgroups(
+            &[
+                (10, 2, 9),
+                (10, 3, 1),
+                (10, 4, 2),
+                (20, 5, 3),
+                (30, 6, 9),
+                (40, 7, 4),
+            ],
+            cgroup,
+        );
+        let got: Vec<(u32, Option<u64>)> = decode(&bytes).map(|r| (r.pid, r.cgroup)).collect();
+        assert_eq!(
+            got,
+            [
+                (10, Some(1010)),
+                (10, None),
+                (10, None),
+                (20, Some(1020)),
+                (30, Some(1030)),
+                (40, Some(0))
+            ]
+        );
         let wanted = HashSet::from([1, 2, 3, 4]);
         let mut selection = Selection::new(&wanted);
         selection.add(decode(&bytes), |r, _| r.pid != 20);
         assert_eq!(selection.take_cgroups(), HashMap::from([(10, 1010)]));
+        // A cgroup id followed by a socket's own record: both decode.
+        let mut both = encode(&[(50, 3, 7)]);
+        both[28..32].copy_from_slice(&((CGROUP_SIZE + SOCKET_RECORD_SIZE) as u32).to_ne_bytes());
+        both.extend_from_slice(&1050u64.to_ne_bytes());
+        both.extend_from_slice(&[0xab; SOCKET_RECORD_SIZE]);
+        let record = decode(&both).next().unwrap();
+        assert_eq!(record.cgroup, Some(1050));
+        assert_eq!(
+            record.socket.map(|s| (s.len(), s[0])),
+            Some((SOCKET_RECORD_SIZE, 0xab))
+        );
     }
 
     #[test]

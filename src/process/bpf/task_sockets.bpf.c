@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: (MIT OR GPL-2.0-only) */
 /*
  * task_sockets: for every socket file descriptor of every process, emit one record
- * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 extra; u64 cgroup; } -- the facts
- * lsports' /proc/PID/fd walk reads with one readlinkat per descriptor, gathered by the kernel in
- * a single pass, plus the process's start time (to confirm later that a pid is still that
- * process), the socket's network namespace and the process's cgroup v2 id (what its labels are
- * read from, without a /proc/PID/cgroup read or a cgroup.procs read per cgroup).
+ * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 extra; } -- the facts lsports'
+ * /proc/PID/fd walk reads with one readlinkat per descriptor, gathered by the kernel in a single
+ * pass, plus the process's start time (to confirm later that a pid is still that process) and
+ * the socket's network namespace. The first record of each process is followed by the process's
+ * cgroup v2 id (u64: what its labels are read from, without a /proc/PID/cgroup read or a
+ * cgroup.procs read per cgroup); the task_file program, which sees one file at a time, follows
+ * every record with it.
  *
  * Asked to (emit_sockets, for `--netns all`), the record of a TCP or UDP socket outside the
  * namespace sockets_except_netns is followed by the socket's own `struct socket_record`
@@ -58,15 +60,19 @@ struct record {
 	__u64 start;
 	/* Inode of the socket's network namespace; 0 when it could not be read. */
 	__u32 netns;
-	/* Bytes following this record: 0, or sizeof(struct socket_record). */
-	__u32 extra;
 	/*
-	 * The id of the process's cgroup in the cgroup v2 hierarchy (its kernfs node's id, what
-	 * the cgroup directory's inode number and INET_DIAG_CGROUP_ID say); 0 when it could not be
-	 * read. The same in every record of one process.
+	 * Bytes following this record: CGROUP_BYTES (the process's cgroup id) or none, then
+	 * sizeof(struct socket_record) or none.
 	 */
-	__u64 cgroup;
+	__u32 extra;
 };
+
+/*
+ * The process's cgroup v2 id (its cgroup's kernfs node id, what the cgroup directory's inode
+ * number and INET_DIAG_CGROUP_ID say; 0 when it could not be read), once per process: carried
+ * in every record it would cost 8 bytes a socket, and a process's records must fit in one read.
+ */
+#define CGROUP_BYTES 8
 
 /*
  * Bytes of a file read at once, the members the walk reads taken out of the copy (FROM_COPY):
@@ -136,6 +142,8 @@ struct walk {
 	__u64 start;
 	__u64 cgroup;
 	__u32 pid;
+	/* Whether a record of this process went out, with the cgroup id after it. */
+	__u32 cgroup_sent;
 };
 
 /*
@@ -318,13 +326,26 @@ __attribute__((noinline)) int fill_once(struct record_with_socket *out, __u64 fi
 	return fill(out, (struct file *)file);
 }
 
-/* Write what fill or fill_once filled in `out` (`filled`). */
-static __always_inline void write(struct seq_file *seq, struct record_with_socket *out, int filled)
+/*
+ * Write what fill or fill_once filled in `out` (`filled`), with the cgroup id `*cgroup` between
+ * the record and its socket's where `cgroup` is given.
+ */
+static __always_inline void write(struct seq_file *seq, struct record_with_socket *out, int filled,
+				  __u64 *cgroup)
 {
-	if (filled == FILLED_SOCKET)
-		bpf_seq_write(seq, out, sizeof(*out));
-	else if (filled == FILLED_RECORD)
+	if (filled == FILLED_NOTHING)
+		return;
+	if (cgroup) {
+		out->record.extra += CGROUP_BYTES;
 		bpf_seq_write(seq, &out->record, sizeof(out->record));
+		bpf_seq_write(seq, cgroup, CGROUP_BYTES);
+		if (filled == FILLED_SOCKET)
+			bpf_seq_write(seq, &out->socket, sizeof(out->socket));
+	} else if (filled == FILLED_SOCKET) {
+		bpf_seq_write(seq, out, sizeof(*out));
+	} else {
+		bpf_seq_write(seq, &out->record, sizeof(out->record));
+	}
 }
 
 /* Thread-group leaders only: a thread with its own fd table is not what /proc/PID/fd shows. */
@@ -341,6 +362,7 @@ static long visit_fds(__u32 step, struct walk *walk)
 {
 	struct file *files[FDS_PER_STEP] = {};
 	__u32 first = step * FDS_PER_STEP;
+	__u64 cgroup = walk->cgroup;
 	__u8 open;
 
 	if (step % 8 == 0 &&
@@ -354,6 +376,7 @@ static long visit_fds(__u32 step, struct walk *walk)
 		return 1;
 	for (int i = 0; i < FDS_PER_STEP; i++) {
 		struct record_with_socket out = {};
+		int filled;
 
 		if (!((open >> i) & 1) || !files[i])
 			continue;
@@ -363,8 +386,11 @@ static long visit_fds(__u32 step, struct walk *walk)
 		out.record.pid = walk->pid;
 		out.record.fd = first + i;
 		out.record.start = walk->start;
-		out.record.cgroup = walk->cgroup;
-		write(walk->seq, &out, fill_once(&out, (__u64)files[i]));
+		filled = fill_once(&out, (__u64)files[i]);
+		if (filled == FILLED_NOTHING)
+			continue;
+		write(walk->seq, &out, filled, walk->cgroup_sent ? 0 : &cgroup);
+		walk->cgroup_sent = 1;
 	}
 	return 0;
 }
@@ -441,6 +467,7 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct record_with_socket out = {};
+	__u64 cgroup;
 
 	if (!task || !file || !is_leader(task))
 		return 0;
@@ -451,9 +478,9 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 		return 0;
 	out.record.fd = ctx->fd;
 	out.record.start = task->start_boottime;
-	out.record.cgroup = cgroup_of(task);
+	cgroup = cgroup_of(task);
 	/* The static fill: this program serves kernels older than global functions' pointers. */
-	write(ctx->meta->seq, &out, fill(&out, file));
+	write(ctx->meta->seq, &out, fill(&out, file), &cgroup);
 	return 0;
 }
 
