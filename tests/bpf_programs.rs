@@ -151,7 +151,7 @@ fn world_a() -> World {
 
 /// Another namespace: many sockets in one process, UDP prefork, a connected pair, and (made
 /// by [`add_time_wait`]) a TIME_WAIT socket, which no process holds. The four processes of
-/// "wide" hold 1,600 socket fds, more than one read of the kernel's output holds (1,024
+/// "wide" hold 1,600 socket fds, more than one read of the kernel's output holds (1,023
 /// records): a process whose records do not fit is shown again at the next read, and must
 /// still be walked by the reader that claimed it.
 fn world_b() -> World {
@@ -415,7 +415,7 @@ fn a_process_with_more_sockets_than_one_read_carries_is_listed_by_task_file() {
     let _alone = HOST_PROCESSES
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    // The kernel hands over one process's records whole, at most 1,024 of them a read: this
+    // The kernel hands over one process's records whole, at most 1,023 of them a read: this
     // process's 1,100 sockets make the fd-table walk's read fail, and task_file (which hands
     // over each file apart) must take over and list every one of them.
     let script = r#"

@@ -251,3 +251,39 @@ fn real_cgroups_name_their_processes_and_sockets() {
     }
     assert_eq!(labeler.for_cgroup_id(u64::MAX), None);
 }
+
+/// The cgroup index over the real cgroup2 file system, where a cgroup with no subdirectory is
+/// known from its link count alone (not opened and listed): every cgroup made, leaf or not,
+/// at any depth, has its path under its id (its inode), and files are not cgroups.
+#[test]
+fn the_cgroup_index_of_a_real_tree_names_every_cgroup_leaf_or_not() {
+    let Some((mount, mut tree)) = cgroup_tree() else {
+        return;
+    };
+    let made: Vec<PathBuf> = [
+        "leaf",
+        "system.slice/a.service",
+        "system.slice/b.service",
+        "system.slice/nested.slice/c.scope",
+        "empty.slice/deep/deeper/deepest",
+    ]
+    .iter()
+    .map(|rel| tree.make(rel))
+    .collect();
+    let index = lsports::sys::cgroupfs::CgroupIndex::build(&mount).unwrap();
+    let dirs = tree.dirs.clone();
+    assert!(dirs.len() > made.len(), "parents and leaves: {dirs:?}");
+    for dir in dirs.iter().chain([&tree.parent]) {
+        let rel = dir.strip_prefix(&mount).unwrap();
+        let want = format!("/{}", rel.display());
+        let id = fs::metadata(dir).unwrap().ino();
+        assert_eq!(
+            index.path(id).map(String::from_utf8_lossy).as_deref(),
+            Some(want.as_str()),
+            "{}",
+            dir.display()
+        );
+    }
+    let file = fs::metadata(made[0].join("cgroup.procs")).unwrap().ino();
+    assert_eq!(index.path(file), None, "a cgroup's file is no cgroup");
+}

@@ -180,8 +180,19 @@ impl World {
     /// lsports as [`World::lsports`] runs it, under `strace`: its output, and the path of
     /// every file it opened.
     fn lsports_traced(&self, state: &Path, args: &[&str]) -> (Output, Vec<String>) {
+        self.lsports_traced_with(state, &[], args)
+    }
+
+    /// [`World::lsports_traced`] with `env` set for lsports (`LSPORTS_BPF_ITERATOR`).
+    fn lsports_traced_with(
+        &self,
+        state: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> (Output, Vec<String>) {
         let trace = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = scrubbed("nsenter");
+        cmd.envs(env.iter().copied());
         cmd.arg(self.netns())
             .args([
                 "strace",
@@ -473,7 +484,8 @@ fn a_socket_keeps_the_labels_of_the_cgroup_it_was_made_in() {
 /// lsports opened; the container's state file among them shows the trace sees the labeler's
 /// reads). JSON, which shows each holder's labels, reads the holder's file and names
 /// `backup.service` for the process. A socket whose own cgroup names nothing takes its
-/// holder's labels, read for it alone.
+/// holder's labels, read for it alone. (The /proc walk's reads: the kernel iterator reads
+/// none, see [`a_holder_that_moved_is_labelled_alike_by_the_kernel_iterator_and_the_walk`].)
 #[test]
 fn a_table_of_sockets_with_cgroup_ids_reads_no_process_cgroup() {
     if !common::have("strace") {
@@ -512,7 +524,8 @@ fn a_table_of_sockets_with_cgroup_ids_reads_no_process_cgroup() {
         "no process's cgroup is read"
     );
 
-    let (out, opened) = world.lsports_traced(state.path(), &["-tln", "--json"]);
+    let json = ["-tln", "--json", "--attribution", "walk"];
+    let (out, opened) = world.lsports_traced(state.path(), &json);
     let socket = by_inode(&parse_json(&out.stdout), inode).clone();
     assert_eq!(socket["container"]["name"], "web", "{socket:#}");
     assert_eq!(
@@ -531,7 +544,14 @@ fn a_table_of_sockets_with_cgroup_ids_reads_no_process_cgroup() {
     let unnamed = world.listener_in(&plain);
     let pid = fs::read_to_string(plain.join("cgroup.procs")).unwrap();
     fs::write(podman.join("cgroup.procs"), pid.trim()).unwrap();
-    let (out, opened) = world.lsports_traced(state.path(), &args);
+    let walk = [
+        "-tln",
+        "-o",
+        "inode,container,unit",
+        "--attribution",
+        "walk",
+    ];
+    let (out, opened) = world.lsports_traced(state.path(), &walk);
     let table = common::Table::parse(&String::from_utf8(out.stdout).unwrap());
     let row = (table.rows.iter())
         .find(|r| table.cell(r, "Inode") == unnamed.to_string())
@@ -550,11 +570,13 @@ fn a_table_of_sockets_with_cgroup_ids_reads_no_process_cgroup() {
     assert!(cgroup_files[0].ends_with(&format!("{}/cgroup", pid.trim())));
 }
 
-/// Many holders, few cgroups: their labels come from each cgroup's `cgroup.procs`, read once,
-/// not from each process's `/proc/PID/cgroup`, and are the same: a listener in the Docker
-/// container's cgroup forks more children than the host has cgroups, some of which then move
-/// to `backup.service`; JSON names each holder's own container and unit, and strace shows no
-/// child's cgroup file opened.
+/// Many holders, few cgroups: the /proc walk takes their labels from each cgroup's
+/// `cgroup.procs`, read once, not from each process's `/proc/PID/cgroup`, and they are the
+/// same: a listener in the Docker container's cgroup forks more children than the host has
+/// cgroups, some of which then move to `backup.service`; JSON names each holder's own
+/// container and unit, and strace shows no child's cgroup file opened. The kernel iterator
+/// (each program) gives the same JSON with no cgroup file read at all: it read each
+/// holder's cgroup id as it visited the process.
 #[test]
 fn many_holders_are_labelled_from_their_cgroups_members() {
     if !common::have("strace") {
@@ -577,8 +599,10 @@ fn many_holders_are_labelled_from_their_cgroups_members() {
     for pid in &moved {
         fs::write(backup.join("cgroup.procs"), pid.to_string()).unwrap();
     }
-    let (out, opened) = world.lsports_traced(state.path(), &["-tln", "--json"]);
-    let socket = by_inode(&parse_json(&out.stdout), inode).clone();
+    let walk = ["-tln", "--json", "--attribution", "walk"];
+    let (out, opened) = world.lsports_traced(state.path(), &walk);
+    let listing = parse_json(&out.stdout);
+    let socket = by_inode(&listing, inode).clone();
     let holders = socket["processes"].as_array().unwrap();
     assert_eq!(holders.len(), children.len() + 1, "{socket:#}");
     for holder in holders {
@@ -611,6 +635,90 @@ fn many_holders_are_labelled_from_their_cgroups_members() {
         opened.iter().any(|p| p.ends_with("cgroup.procs")),
         "the cgroups' members are read: {opened:#?}"
     );
+    if !common::can_load_bpf("reading holders' cgroups in the kernel") {
+        return;
+    }
+    assert_kernel_iterator_reads_no_cgroup_file(&world, state.path(), &listing);
+}
+
+/// The JSON listing `-tln` of each kernel iterator program, in `world`: the same as `walked`
+/// (the /proc walk's), and no process's cgroup file nor any `cgroup.procs` opened for it.
+fn assert_kernel_iterator_reads_no_cgroup_file(world: &World, state: &Path, walked: &Value) {
+    for program in ["task", "task_file"] {
+        let env = [(lsports::process::bpf::iterator::FORCE_VARIABLE, program)];
+        let args = ["-tln", "--json", "--attribution", "bpf", "-v"];
+        let (out, opened) = world.lsports_traced_with(state, &env, &args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("from the kernel (BPF"), "{program}: {said}");
+        let listing = parse_json(&out.stdout);
+        assert_eq!(
+            listing, *walked,
+            "the {program} iterator and the walk must give the same JSON"
+        );
+        let cgroup_files: Vec<&String> = (opened.iter())
+            .filter(|p| is_process_cgroup_file(p) || p.ends_with("cgroup.procs"))
+            .collect();
+        assert_eq!(
+            cgroup_files,
+            Vec::<&String>::new(),
+            "the {program} iterator read each holder's cgroup: no file is read for it"
+        );
+    }
+}
+
+/// A holder is labelled by the cgroup it is in now, whichever way it was found: the kernel
+/// iterator reads each process's cgroup v2 id as it visits it (`task->cgroups->dfl_cgrp`),
+/// the /proc walk reads `/proc/PID/cgroup`. Two listeners made in the Docker container's
+/// cgroup, one of them then moved to Podman's, and one made in `nginx.service`: JSON names
+/// the moved holder's Podman container (and the socket Docker's, where it was made), the same
+/// by both iterator programs and by the walk, and the iterator reads no cgroup file.
+#[test]
+fn a_holder_that_moved_is_labelled_alike_by_the_kernel_iterator_and_the_walk() {
+    if !common::have("strace") || !common::can_load_bpf("reading holders' cgroups in the kernel") {
+        return;
+    }
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let docker = world.make(&format!("system.slice/docker-{DOCKER}.scope"));
+    let podman = world.make(&format!("machine.slice/libpod-{PODMAN}.scope"));
+    let nginx = world.make("system.slice/nginx.service");
+    let moved = world.listener_in(&docker);
+    let moved_pid = fs::read_to_string(docker.join("cgroup.procs")).unwrap();
+    let moved_pid = moved_pid.trim().to_owned();
+    fs::write(podman.join("cgroup.procs"), &moved_pid).unwrap();
+    let stays = world.listener_in(&docker);
+    let service = world.listener_in(&nginx);
+    let (out, opened) =
+        world.lsports_traced(state.path(), &["-tln", "--json", "--attribution", "walk"]);
+    assert!(
+        opened
+            .iter()
+            .any(|p| p.ends_with(&format!("{moved_pid}/cgroup"))),
+        "the walk reads the holder's cgroup file: {opened:#?}"
+    );
+    let listing = parse_json(&out.stdout);
+    let expected = [
+        (moved, "web", "db", format!("libpod-{PODMAN}.scope")),
+        (stays, "web", "web", format!("docker-{DOCKER}.scope")),
+    ];
+    for (inode, made_in, holder_in, holder_unit) in &expected {
+        let socket = by_inode(&listing, *inode);
+        assert_eq!(socket["container"]["name"], *made_in, "{socket:#}");
+        let holder = &socket["processes"][0];
+        assert_eq!(holder["container"]["name"], *holder_in, "{holder:#}");
+        assert_eq!(holder["unit"], *holder_unit, "{holder:#}");
+    }
+    assert_eq!(
+        by_inode(&listing, moved)["processes"][0]["pid"].to_string(),
+        moved_pid
+    );
+    let socket = by_inode(&listing, service);
+    assert_eq!(
+        socket["processes"][0]["unit"], "nginx.service",
+        "{socket:#}"
+    );
+    assert_eq!(socket["processes"][0]["container"], Value::Null);
+    assert_kernel_iterator_reads_no_cgroup_file(&world, state.path(), &listing);
 }
 
 /// Wait until process `pid` is in a network namespace other than this test's.

@@ -26,6 +26,7 @@ mod walked;
 
 pub use walked::DUMP_VARIABLE;
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -143,6 +144,9 @@ pub struct Listing {
     /// Which other network namespaces were read and which not (`--netns`), for an audit to
     /// tell a listener gone from one it could not look for.
     pub coverage: crate::model::coverage::Coverage,
+    /// The cgroup v2 id of each holder where the kernel iterator found it (empty from the
+    /// walk): label reads no cgroup file for these.
+    pub holder_cgroups: HashMap<u32, u64>,
 }
 
 /// Attribution begun before the sockets are collected ([`begin`]); `None` when nothing the
@@ -353,6 +357,7 @@ fn attribute_following(
         let begun = Begun(start_plain_attribution(plan), None);
         let extra = attribute(sockets, begun, &plan.clone().polling())?;
         listing.entries.extend(extra.entries);
+        listing.holder_cgroups.extend(extra.holder_cgroups);
     }
     Ok(listing)
 }
@@ -447,6 +452,7 @@ fn attribute_keeping(
         published: None,
         rules,
         coverage: Default::default(),
+        holder_cgroups: std::mem::take(&mut attributed.cgroups),
     };
     if listing.hidden.is_some() {
         blame_hidden_processes(&mut listing.entries);
@@ -468,7 +474,8 @@ pub fn label(mut listing: Listing, plan: &Plan) -> Listing {
             true => labels::apply::Scope::SocketsAndHolders,
             false => labels::apply::Scope::Sockets,
         };
-        labels::apply::label_entries(&mut listing.entries, sources, scope);
+        let known = &listing.holder_cgroups;
+        labels::apply::label_entries(&mut listing.entries, sources, scope, known);
         mark("labels read");
     }
     listing

@@ -149,6 +149,7 @@ impl<'a> Gather<'a> {
         let wanted = self.selection.wanted();
         let socket_netns = self.selection.namespaces().clone();
         let walked = self.sockets.then(|| self.selection.take_sockets());
+        let cgroups = self.selection.take_cgroups();
         let (holders, processes) = self.selection.finish();
         let (details, mut denied) = self.confirm.finish_map();
         // The kernel sees every process, but a process whose fd links are refused (a security
@@ -168,6 +169,7 @@ impl<'a> Gather<'a> {
             socket_netns,
             unwanted: None,
             walked,
+            cgroups,
         }
     }
 }

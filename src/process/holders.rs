@@ -41,6 +41,10 @@ pub struct Scan {
     /// every TCP and UDP socket a process holds outside the reader's namespace, as its own
     /// record; `None` otherwise.
     pub walked: Option<super::bpf::records::WalkedRecords>,
+    /// From the kernel iterator only (empty from the walk): the cgroup v2 id of each process
+    /// holding a wanted inode, as the kernel saw it (`task->cgroups->dfl_cgrp`), for labels to
+    /// take instead of reading each process's cgroup.
+    pub cgroups: HashMap<u32, u64>,
 }
 
 /// Every holder of each inode, sorted by (inode, pid, fd).

@@ -66,6 +66,9 @@ pub struct Attributed {
     pub socket_netns: Option<std::collections::BTreeMap<u64, crate::model::Holder>>,
     /// Where the kernel iterator was asked for sockets: their records ([`Scan::walked`]).
     pub walked: Option<bpf::records::WalkedRecords>,
+    /// Where the kernel iterator ran: each holder's cgroup v2 id ([`Scan::cgroups`]); empty
+    /// from the walk.
+    pub cgroups: std::collections::HashMap<u32, u64>,
 }
 
 /// Something the scan met that the user may need to know, on stderr.
@@ -271,6 +274,7 @@ fn attributed(
         unwanted: scan.unwanted.take(),
         socket_netns,
         walked: scan.walked.take(),
+        cgroups: std::mem::take(&mut scan.cgroups),
     }
 }
 

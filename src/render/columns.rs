@@ -8,10 +8,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::labels::{Labels, device_label, program_cell, push_number, write_program_cell};
+use super::table::display_width;
 use crate::config::Column;
 use crate::enrich::exe::Executables;
 use crate::model::exposure;
@@ -43,10 +45,36 @@ pub struct Cells<'a> {
     owner_cells: Vec<OwnerCells>,
     /// Index into `owner_cells` by the labels' address (the labels are kept there, so no
     /// address is reused while it is a key).
-    owner_index: HashMap<usize, usize>,
+    owner_index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
     /// The address of the labels of the last `container` or `unit` cell and its index:
     /// neighbouring rows often share them, and a hit here skips the lookup.
     last_owner: Option<(usize, usize)>,
+}
+
+/// Hashes an address (`owner_index`'s keys) with one multiplication, its high bits folded
+/// into the low ones that pick a bucket (allocations are aligned: an address's low bits are
+/// all zero). SipHash, the default, guards against keys chosen to collide, which addresses
+/// the allocator picked are not; it cost more than the rest of the lookup, once per row
+/// whose labels differ from the row before's, in each of the table's two passes.
+#[derive(Debug, Default, Clone, Copy)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        let mixed = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        mixed ^ (mixed >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `usize` keys are hashed; any other is folded in a byte at a time.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_usize(&mut self, address: usize) {
+        self.0 = address as u64;
+    }
 }
 
 /// The `container` and `unit` cells of one labels, made once.
@@ -56,6 +84,9 @@ struct OwnerCells {
     _labels: Arc<Owners>,
     container: String,
     unit: String,
+    /// Their display widths.
+    container_width: usize,
+    unit_width: usize,
 }
 
 impl<'a> Cells<'a> {
@@ -66,7 +97,7 @@ impl<'a> Cells<'a> {
             exes,
             style,
             owner_cells: Vec::new(),
-            owner_index: HashMap::new(),
+            owner_index: HashMap::default(),
             last_owner: None,
         }
     }
@@ -87,8 +118,23 @@ impl<'a> Cells<'a> {
     /// table's path, which writes the commonest cells in place instead of through a `String`
     /// each (a 25,000-row table has 175,000 cells).
     pub fn write(&mut self, column: Column, entry: &Entry, out: &mut String) {
+        self.write_measured(column, entry, out);
+    }
+
+    /// [`Cells::write`], returning the cell's display width where it is known without reading
+    /// the text back: the `container` and `unit` cells, made once per distinct labels, keep
+    /// theirs. The table measures every cell it writes, and these are its longest (a Docker
+    /// container's unit is 77 characters): scanning them for each row showed in profiles of
+    /// `--netns all`, where they are on by default.
+    pub fn write_measured(
+        &mut self,
+        column: Column,
+        entry: &Entry,
+        out: &mut String,
+    ) -> Option<usize> {
         let socket = &entry.socket;
         match column {
+            Column::Container | Column::Unit => return Some(self.write_owner(column, entry, out)),
             Column::Proto => {
                 out.push_str(socket.protocol.name());
                 if matches!(self.style, Style::Display { .. }) && socket.family == Family::Ipv6 {
@@ -104,7 +150,6 @@ impl<'a> Cells<'a> {
             Column::Foreign => self.labels.write_remote(socket, out),
             Column::State => out.push_str(socket.state.label(socket.protocol)),
             Column::Process => write_program_cell(&entry.processes, self.whole_lists(), out),
-            Column::Container | Column::Unit => self.write_owner(column, entry, out),
             // Every row's first cell under `--netns all`.
             Column::Netns => match socket.netns.as_deref() {
                 Some(Netns {
@@ -119,6 +164,7 @@ impl<'a> Cells<'a> {
             },
             _ => out.push_str(&self.text(column, entry)),
         }
+        None
     }
 
     /// The text of `column` for `entry`.
@@ -254,15 +300,15 @@ impl<'a> Cells<'a> {
         }
     }
 
-    /// Append the `container` or `unit` cell. Both are made once per distinct labels (every
-    /// socket of a container shares one), since escaping them for each cell of each pass
-    /// showed in profiles of `--netns all`, where they are on by default; rows sorted by port
-    /// interleave the namespaces, so the cells are kept for every labels met, not only the
-    /// last.
-    fn write_owner(&mut self, column: Column, entry: &Entry, out: &mut String) {
+    /// Append the `container` or `unit` cell; its display width. Both are made once per
+    /// distinct labels (every socket of a container shares one), since escaping them for each
+    /// cell of each pass showed in profiles of `--netns all`, where they are on by default;
+    /// rows sorted by port interleave the namespaces, so the cells are kept for every labels
+    /// met, not only the last.
+    fn write_owner(&mut self, column: Column, entry: &Entry, out: &mut String) -> usize {
         let Some(labels) = entry.labels.as_ref() else {
             out.push_str(self.missing());
-            return;
+            return self.missing().len();
         };
         let key = Arc::as_ptr(labels) as usize;
         let index = match self.last_owner {
@@ -274,11 +320,12 @@ impl<'a> Cells<'a> {
         };
         self.last_owner = Some((key, index));
         let cells = &self.owner_cells[index];
-        out.push_str(if column == Column::Container {
-            &cells.container
-        } else {
-            &cells.unit
-        });
+        let (text, width) = match column {
+            Column::Container => (&cells.container, cells.container_width),
+            _ => (&cells.unit, cells.unit_width),
+        };
+        out.push_str(text);
+        width
     }
 
     /// Make and keep the `container` and `unit` cells of `labels` (`entry`'s); their index.
@@ -291,6 +338,8 @@ impl<'a> Cells<'a> {
         let unit = unit.map_or_else(|| self.missing().to_owned(), Cow::into_owned);
         self.owner_cells.push(OwnerCells {
             _labels: Arc::clone(labels),
+            container_width: display_width(&container),
+            unit_width: display_width(&unit),
             container,
             unit,
         });
@@ -495,6 +544,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_width_written_cells_report_is_the_width_of_what_they_wrote() {
+        use crate::model::labels::{Container, Runtime};
+        let labelled = |name: &str, unit: Option<&str>| {
+            let mut e = entry(vec![process(9, b"app", b"")]);
+            e.labels = Some(Arc::new(Owners {
+                unit: unit.map(str::to_owned),
+                container: Some(Container {
+                    runtime: Runtime::Docker,
+                    id: "ab".repeat(32),
+                    name: Some(name.to_owned()),
+                    pod: None,
+                    pod_namespace: None,
+                }),
+            }));
+            e
+        };
+        let entries = [
+            labelled("web", Some("docker-abab.scope")),
+            labelled("ウェブ", Some("サービス.service")),
+            labelled("ev\u{1b}[31mil", None),
+            entry(Vec::new()),
+        ];
+        for style in [Style::Display { wide: false }, Style::Machine] {
+            let mut cells = cells(style);
+            // Twice: the second time the kept cells answer.
+            for e in entries.iter().chain(&entries) {
+                for column in Column::value_variants() {
+                    let mut written = String::new();
+                    let width = cells.write_measured(*column, e, &mut written);
+                    if let Some(width) = width {
+                        assert_eq!(width, display_width(&written), "{column:?} {written:?}");
+                    }
+                    let owner = matches!(column, Column::Container | Column::Unit);
+                    assert_eq!(width.is_some(), owner, "{column:?}");
+                }
+            }
+        }
+        let mut table = cells(Style::Display { wide: false });
+        assert_eq!(table.text(Column::Container, &entries[1]), "ウェブ");
+        assert_eq!(table.text(Column::Container, &entries[2]), "ev\\e[31mil");
+    }
+
+    #[test]
+    fn the_address_hasher_spreads_aligned_addresses_over_the_buckets() {
+        use std::hash::BuildHasher;
+        let hasher = BuildHasherDefault::<AddressHasher>::default();
+        // 256 addresses 64 bytes apart: their low 7 bits, which pick a bucket among 128, are
+        // alike; the hashes' are not.
+        let buckets: std::collections::HashSet<u64> = (0..256usize)
+            .map(|i| hasher.hash_one(0x5555_0000_1000 + i * 64) & 127)
+            .collect();
+        assert!(buckets.len() > 64, "{} buckets of 128", buckets.len());
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn write_table(
             grid.widen(widths);
             for entry in part {
                 for &column in columns {
-                    grid.push_cell_with(|text| cells.write(column, entry, text));
+                    grid.push_cell_measured(|text| cells.write_measured(column, entry, text));
                 }
             }
             let mut bytes = Vec::new();
@@ -78,8 +78,9 @@ fn measure(entries: &[Entry], columns: &[Column], cells: &mut Cells<'_>) -> Vec<
     for entry in entries {
         for (width, &column) in widths.iter_mut().zip(columns) {
             text.clear();
-            cells.write(column, entry, &mut text);
-            *width = (*width).max(usize::from(cell_width(&text)));
+            let known = cells.write_measured(column, entry, &mut text);
+            let cell = known.map_or_else(|| cell_width(&text), saturate);
+            *width = (*width).max(usize::from(cell));
         }
     }
     widths
@@ -123,10 +124,22 @@ impl Grid {
 
     /// Append the next cell as `write` appends it to the grid's text.
     pub fn push_cell_with(&mut self, write: impl FnOnce(&mut String)) {
+        self.push_cell_measured(|text| {
+            write(text);
+            None
+        });
+    }
+
+    /// [`Grid::push_cell_with`] for a `write` that may say the cell's display width (see
+    /// [`Cells::write_measured`]), which is then not measured again.
+    pub fn push_cell_measured(&mut self, write: impl FnOnce(&mut String) -> Option<usize>) {
         let column = self.ends.len() % self.columns.max(1);
         let start = self.text.len();
-        write(&mut self.text);
-        let width = cell_width(&self.text[start..]);
+        let known = write(&mut self.text);
+        let width = match known {
+            Some(width) => saturate(width),
+            None => cell_width(&self.text[start..]),
+        };
         self.ends
             .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
         self.widths.push(width);
@@ -161,7 +174,10 @@ impl Grid {
                 push_blanks(&mut line, GAP);
                 continue;
             }
-            writeln!(out, "{}", line.trim_end())?;
+            // One write per row, the trailing blanks cut and the newline added in place.
+            line.truncate(line.trim_end().len());
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
             line.clear();
         }
         Ok(())
@@ -171,11 +187,16 @@ impl Grid {
 /// Columns `cell` takes on a terminal, as the grid keeps it: cells are short (the widest is a
 /// PID list), so it saturates rather than wraps if not.
 fn cell_width(cell: &str) -> u16 {
-    u16::try_from(display_width(cell)).unwrap_or(u16::MAX)
+    saturate(display_width(cell))
+}
+
+/// A cell's width as the grid keeps it (see [`cell_width`]).
+fn saturate(width: usize) -> u16 {
+    u16::try_from(width).unwrap_or(u16::MAX)
 }
 
 /// Columns `cell` takes on a terminal; printable ASCII, nearly every cell, is one per byte.
-fn display_width(cell: &str) -> usize {
+pub(super) fn display_width(cell: &str) -> usize {
     if cell.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         cell.len()
     } else {
@@ -183,8 +204,15 @@ fn display_width(cell: &str) -> usize {
     }
 }
 
-fn push_blanks(line: &mut String, count: usize) {
-    line.extend(std::iter::repeat_n(' ', count));
+/// Append `count` blanks: a slice at a time, not a `char` at a time (every padded cell of
+/// every row).
+fn push_blanks(line: &mut String, mut count: usize) {
+    const BLANKS: &str = "                                                                ";
+    while count > 0 {
+        let now = count.min(BLANKS.len());
+        line.push_str(&BLANKS[..now]);
+        count -= now;
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use nix::dir::{Dir, Type};
 use nix::sys::stat::fstat;
-use rustix::fs::{Mode, OFlags, openat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, openat, statat};
 
 /// How deep the walk goes (the kernel's own default limit is far deeper, but real trees are
 /// rarely ten levels deep).
@@ -38,6 +38,11 @@ const PARALLEL_FROM: usize = 32;
 #[derive(Debug, Default)]
 pub struct CgroupIndex {
     by_id: HashMap<u64, Box<[u8]>>,
+    /// Whether a directory's link count says how many subdirectories it has (2 + that many,
+    /// as kernfs keeps it): then a cgroup with none (most: every container's, every
+    /// service's) is known from its `stat` alone, and not opened and listed. Only on cgroup2
+    /// itself: other file systems may count otherwise (btrfs gives a directory one link).
+    counts_subdirectories: bool,
 }
 
 impl CgroupIndex {
@@ -47,9 +52,13 @@ impl CgroupIndex {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = rustix::fs::open(mount, flags, Mode::empty())
             .map_err(|e| io::Error::other(format!("{}: {e}", mount.display())))?;
-        let mut index = CgroupIndex::default();
+        let mut index = CgroupIndex {
+            counts_subdirectories: is_cgroup2(mount),
+            ..CgroupIndex::default()
+        };
         let mut path = Vec::new();
-        index.walk(root, &mut path, 0)?;
+        let ino = fstat(root.as_raw_fd())?.st_ino;
+        index.walk(root, ino, &mut path, 0)?;
         Ok(index)
     }
 
@@ -107,11 +116,9 @@ impl CgroupIndex {
         self.by_id.is_empty()
     }
 
-    /// Record `dir` (at `path`, empty for the root) and the directories below it.
-    fn walk(&mut self, dir: OwnedFd, path: &mut Vec<u8>, depth: usize) -> io::Result<()> {
-        let ino = fstat(dir.as_raw_fd())?.st_ino;
-        let shown: &[u8] = if path.is_empty() { b"/" } else { path };
-        self.by_id.insert(ino, shown.into());
+    /// Record `dir` (inode `ino`, at `path`, empty for the root) and the directories below it.
+    fn walk(&mut self, dir: OwnedFd, ino: u64, path: &mut Vec<u8>, depth: usize) -> io::Result<()> {
+        self.record(ino, path);
         if depth >= MAX_DEPTH {
             return Ok(());
         }
@@ -119,17 +126,55 @@ impl CgroupIndex {
             if self.by_id.len() >= MAX_CGROUPS {
                 break;
             }
-            let Some(child) = open_subdirectory(&dir, &name) else {
-                continue; // removed meanwhile, or not a directory after all
-            };
             let len = path.len();
             path.push(b'/');
             path.extend_from_slice(&name);
-            self.walk(child, path, depth + 1)?;
+            match self.leaf(&dir, &name) {
+                Some(Leaf::Yes(ino)) => self.record(ino, path),
+                Some(Leaf::No) => {
+                    // Not known to be a leaf: opened and listed (and never through a link).
+                    if let Some(child) = open_subdirectory(&dir, &name) {
+                        let ino = fstat(child.as_raw_fd())?.st_ino;
+                        self.walk(child, ino, path, depth + 1)?;
+                    }
+                }
+                None => {} // removed meanwhile, or not a directory after all
+            }
             path.truncate(len);
         }
         Ok(())
     }
+
+    /// Record the cgroup `ino` at `path` (empty for the root).
+    fn record(&mut self, ino: u64, path: &[u8]) {
+        let shown: &[u8] = if path.is_empty() { b"/" } else { path };
+        self.by_id.insert(ino, shown.into());
+    }
+
+    /// Whether the subdirectory `name` of `dir` has no subdirectory of its own, from its link
+    /// count where the file system keeps one per subdirectory; `None` if it is not a directory
+    /// (a link, or gone).
+    fn leaf(&self, dir: &OwnedFd, name: &[u8]) -> Option<Leaf> {
+        if !self.counts_subdirectories {
+            return Some(Leaf::No);
+        }
+        let stat = statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+            return None;
+        }
+        Some(match stat.st_nlink {
+            2 => Leaf::Yes(stat.st_ino),
+            _ => Leaf::No,
+        })
+    }
+}
+
+/// What a directory's `stat` says of its subdirectories.
+enum Leaf {
+    /// It has none; its inode.
+    Yes(u64),
+    /// It may have some.
+    No,
 }
 
 /// The names of the directories in `dir` (links and files left out).

@@ -5,7 +5,7 @@
 //!
 //! Each process's cgroup is read at most once, however many sockets it holds, and each cgroup
 //! path is derived once ([`Labeler`]); the cgroup tree is walked only when a socket carries a
-//! cgroup id or many holders are read. Two things keep the reads few (measured in
+//! cgroup id or many holders are read. Three things keep the reads few (measured in
 //! `bench/compare.sh labels`, where the 1,000 processes' `/proc/PID/cgroup` reads were 11 of
 //! the 20 ms the labels cost on a quiet machine):
 //! - when only sockets' labels are shown ([`Scope::Sockets`]: the table's and CSV's columns,
@@ -17,6 +17,9 @@
 //!   namespace's `/proc`, whose pids those are). A process in the root cgroup is still read
 //!   from its `/proc/PID/cgroup`, whose `name=systemd` line may say more on a hybrid host.
 //!   The paths are then the cgroup2 mount's, as for sockets' cgroup ids.
+//! - where the kernel iterator found the holders, it read each one's cgroup v2 id as it
+//!   visited the process (`Listing::holder_cgroups`): those take the place of the members,
+//!   and no file is read for them at all (the root cgroup's, again, excepted).
 //!
 //! A process that cannot be read (gone, or hidden) gets no labels, not an error: labels are a
 //! description, and the listing is right without them.
@@ -52,8 +55,15 @@ pub enum Scope {
 }
 
 /// Label every entry of `entries`, and each of its holders under
-/// [`Scope::SocketsAndHolders`].
-pub fn label_entries(entries: &mut [Entry], sources: Sources<'_>, scope: Scope) {
+/// [`Scope::SocketsAndHolders`]. `known` is the cgroup v2 id of holders whose cgroup is known
+/// already, by pid (the kernel iterator reads each process's): no file is read for those,
+/// unless the id is the root's or names no cgroup of the cgroup2 mount.
+pub fn label_entries(
+    entries: &mut [Entry],
+    sources: Sources<'_>,
+    scope: Scope,
+    known: &HashMap<u32, u64>,
+) {
     let proc = ProcRoot::open(sources.proc_root).ok();
     let mut labeler = Labeler::new(sources.state_root);
     let own: Vec<Option<Arc<Labels>>> = (entries.iter())
@@ -61,8 +71,13 @@ pub fn label_entries(entries: &mut [Entry], sources: Sources<'_>, scope: Scope) 
         .collect();
     mark("labels: sockets' own cgroups");
     let mut holders = HolderLabels::new(proc.as_ref());
-    let wanted = holders_to_read(entries, &own, scope);
-    if wanted >= MEMBERS_FROM && proc.as_ref().is_some_and(is_ours) {
+    // The pids are this PID namespace's: they name these processes only in its `/proc`.
+    let ours = proc.as_ref().is_some_and(is_ours);
+    if ours {
+        holders.members.clone_from(known);
+    }
+    let wanted = holders_to_read(entries, &own, scope, &holders.members);
+    if wanted >= MEMBERS_FROM && ours {
         holders.use_members_if_fewer(&mut labeler, wanted);
         mark("labels: cgroup members read");
     }
@@ -99,14 +114,24 @@ fn named(labels: &Arc<Labels>) -> bool {
 }
 
 /// How many distinct holders' cgroups the run will read at most: every holder's with
-/// [`Scope::SocketsAndHolders`], else those of sockets whose own cgroup names nothing.
-fn holders_to_read(entries: &[Entry], own: &[Option<Arc<Labels>>], scope: Scope) -> usize {
+/// [`Scope::SocketsAndHolders`], else those of sockets whose own cgroup names nothing; those
+/// in `known` left out.
+fn holders_to_read(
+    entries: &[Entry],
+    own: &[Option<Arc<Labels>>],
+    scope: Scope,
+    known: &HashMap<u32, u64>,
+) -> usize {
     let needs_holders = |own: &Option<Arc<Labels>>| {
         scope == Scope::SocketsAndHolders || !own.as_ref().is_some_and(named)
     };
+    let mut last = None;
     let pids: HashSet<u32> = (entries.iter().zip(own))
         .filter(|(_, own)| needs_holders(own))
         .flat_map(|(entry, _)| entry.processes.iter().map(|p| p.pid))
+        // A process's sockets mostly come together: a pid like the last costs no lookup.
+        .filter(|&pid| last.replace(pid) != Some(pid))
+        .filter(|pid| !known.contains_key(pid))
         .collect();
     pids.len()
 }
@@ -135,6 +160,9 @@ pub fn process_labels_of(pids: &[u32], sources: Sources<'_>) -> Vec<Arc<Labels>>
 struct HolderLabels<'p> {
     proc: Option<&'p ProcRoot>,
     by_pid: HashMap<u32, Option<Arc<Labels>>>,
+    /// The last pid asked for and its labels: a process's sockets mostly come together (the
+    /// kernel iterator's records, and so the sockets it read, come process by process).
+    last: Option<(u32, Option<Arc<Labels>>)>,
     members: HashMap<u32, u64>,
 }
 
@@ -143,31 +171,49 @@ impl<'p> HolderLabels<'p> {
         HolderLabels {
             proc,
             by_pid: HashMap::new(),
+            last: None,
             members: HashMap::new(),
         }
     }
 
     /// Read each cgroup's members once, when the cgroups are fewer than the `wanted`
     /// processes (one `cgroup.procs` read per cgroup against one `/proc/PID/cgroup` per
-    /// process).
+    /// process), for the processes whose cgroup is not known already.
     fn use_members_if_fewer(&mut self, labeler: &mut Labeler, wanted: usize) {
         if labeler.cgroup_count() < wanted {
-            self.members = labeler.cgroup_members();
+            for (pid, id) in labeler.cgroup_members() {
+                self.members.entry(pid).or_insert(id);
+            }
         }
     }
 
     /// The labels of process `pid`; `None` if its cgroup cannot be read.
     fn of(&mut self, labeler: &mut Labeler, pid: u32) -> Option<Arc<Labels>> {
-        if let Some(known) = self.by_pid.get(&pid) {
-            return known.clone();
+        if let Some((last, labels)) = &self.last
+            && *last == pid
+        {
+            return labels.clone();
         }
+        let labels = match self.by_pid.get(&pid) {
+            Some(known) => known.clone(),
+            None => {
+                let labels = self.read(labeler, pid);
+                self.by_pid.insert(pid, labels.clone());
+                labels
+            }
+        };
+        self.last = Some((pid, labels.clone()));
+        labels
+    }
+
+    /// The labels of process `pid`, from its cgroup among the members, else from its
+    /// `/proc/PID/cgroup`.
+    fn read(&self, labeler: &mut Labeler, pid: u32) -> Option<Arc<Labels>> {
         let member = self.members.get(&pid).copied();
-        let labels = member.and_then(|id| labeler.for_member_of(id)).or_else(|| {
+        member.and_then(|id| labeler.for_member_of(id)).or_else(|| {
             let content = self.proc?.read_file(&format!("{pid}/cgroup")).ok()?;
             Some(labeler.for_process_cgroup(&content))
-        });
-        self.by_pid.insert(pid, labels.clone());
-        labels
+        })
     }
 }
 

@@ -58,6 +58,9 @@ pub struct Labeler {
     by_path: HashMap<Vec<u8>, Arc<Labels>>,
     /// Socket cgroup ids already resolved (thousands of sockets share a few cgroups).
     by_id: HashMap<u64, Option<Arc<Labels>>>,
+    /// The last id asked for and its labels: sockets come by namespace, each namespace's
+    /// mostly made in one cgroup, so most asks repeat the one before (no hash needed).
+    last_id: Option<(u64, Option<Arc<Labels>>)>,
     cgroup_mount: Option<PathBuf>,
     /// Built on the first cgroup id asked for; `Some(None)` if the walk failed.
     index: Option<Option<CgroupIndex>>,
@@ -71,6 +74,7 @@ impl Labeler {
             state: StateReader::new(root),
             by_path: HashMap::new(),
             by_id: HashMap::new(),
+            last_id: None,
             cgroup_mount: None,
             index: None,
         }
@@ -105,12 +109,21 @@ impl Labeler {
     /// cgroups are walked once, at the first id asked for: ask after the sockets are dumped,
     /// and a cgroup made later in the run stays unknown.
     pub fn for_cgroup_id(&mut self, id: u64) -> Option<Arc<Labels>> {
-        if let Some(known) = self.by_id.get(&id) {
-            return known.clone();
+        if let Some((last, labels)) = &self.last_id
+            && *last == id
+        {
+            return labels.clone();
         }
-        let path = self.cgroup_path(id).map(<[u8]>::to_vec);
-        let labels = path.map(|path| self.for_cgroup_path(&path));
-        self.by_id.insert(id, labels.clone());
+        let labels = match self.by_id.get(&id) {
+            Some(known) => known.clone(),
+            None => {
+                let path = self.cgroup_path(id).map(<[u8]>::to_vec);
+                let labels = path.map(|path| self.for_cgroup_path(&path));
+                self.by_id.insert(id, labels.clone());
+                labels
+            }
+        };
+        self.last_id = Some((id, labels.clone()));
         labels
     }
 

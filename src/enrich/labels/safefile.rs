@@ -40,7 +40,13 @@ pub struct StateFile<'a> {
 /// Read `file` under the directory `root` (see the module docs). Errors name the refusal.
 pub fn read(root: BorrowedFd<'_>, file: &StateFile<'_>) -> io::Result<Vec<u8>> {
     let base = open_base(root, file.base)?;
-    let opened = File::from(open_below(base.as_fd(), file.rel)?);
+    read_below(base.as_fd(), file)
+}
+
+/// [`read`] of `file` below `base`, its `base` opened already by [`open_base`] (a caller
+/// reading many files under one base opens it once).
+pub fn read_below(base: BorrowedFd<'_>, file: &StateFile<'_>) -> io::Result<Vec<u8>> {
+    let opened = File::from(open_below(base, file.rel)?);
     read_capped(opened, file.cap, file.owner)
 }
 
@@ -98,7 +104,8 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
     Ok(rustix::fs::open(path, flags, Mode::empty())?)
 }
 
-fn open_base(root: BorrowedFd<'_>, base: &str) -> io::Result<OwnedFd> {
+/// Open the directory `base` under `root` (see the module docs), for [`read_below`].
+pub fn open_base(root: BorrowedFd<'_>, base: &str) -> io::Result<OwnedFd> {
     let flags = OFlags::PATH | OFlags::DIRECTORY;
     match open2(root, base, flags, in_root()) {
         // No openat2: the administrator's path, links followed as the kernel follows them.

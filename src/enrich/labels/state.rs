@@ -68,6 +68,9 @@ pub struct StateReader {
     names: HashMap<Key, Option<(Runtime, Names)>>,
     podman_lists: HashMap<Option<u32>, Arc<HashMap<String, String>>>,
     homes: Option<HashMap<u32, String>>,
+    /// Each base directory opened so far (`None` if it cannot be): a host's containers'
+    /// files share one (`var/lib/docker/containers`), opened once instead of once per file.
+    bases: HashMap<String, Option<OwnedFd>>,
 }
 
 impl StateReader {
@@ -79,6 +82,7 @@ impl StateReader {
             names: HashMap::new(),
             podman_lists: HashMap::new(),
             homes: None,
+            bases: HashMap::new(),
         }
     }
 
@@ -187,13 +191,23 @@ impl StateReader {
             .root
             .get_or_insert_with(|| safefile::open_root(root_path).ok())
             .as_ref()?;
+        let base_fd = match self.bases.get(base) {
+            Some(opened) => opened.as_ref()?,
+            None => {
+                let opened = safefile::open_base(root.as_fd(), base).ok();
+                self.bases
+                    .entry(base.to_owned())
+                    .or_insert(opened)
+                    .as_ref()?
+            }
+        };
         let file = StateFile {
             base,
             rel,
             cap,
             owner,
         };
-        safefile::read(root.as_fd(), &file).ok()
+        safefile::read_below(base_fd.as_fd(), &file).ok()
     }
 }
 

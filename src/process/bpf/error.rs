@@ -55,10 +55,11 @@ pub enum BpfUnavailable {
     #[error("reading the BPF iterator failed: {0}")]
     Read(#[source] io::Error),
     /// A process holds more sockets than the fd-table walk can give in one read: the kernel
-    /// hands over one process's records whole, in a buffer of 32 KiB (1,024 records), and
+    /// hands over one process's records whole, in a buffer of 32 KiB (1,023 records and the
+    /// process's cgroup id), and
     /// refuses the read (`E2BIG`) when they do not fit. The `task_file` iterator, which hands
     /// over each file apart, has no such limit.
-    #[error("a process holds more sockets than one read of the fd-table walk carries (1,024)")]
+    #[error("a process holds more sockets than one read of the fd-table walk carries (1,023)")]
     TooManySockets,
 }
 

@@ -42,6 +42,7 @@ const READ_BUFFER: usize = 64 * 1024;
 /// with all their members. A struct added to the program must be added here (a test checks).
 pub(crate) const RELOCATED_STRUCTS: &[&str] = &[
     "task_struct",
+    "css_set",
     "pid",
     "upid",
     "super_block",
@@ -516,7 +517,14 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(
             task.1,
-            ["pid", "tgid", "thread_pid", "start_boottime", "files"]
+            [
+                "pid",
+                "tgid",
+                "thread_pid",
+                "start_boottime",
+                "files",
+                "cgroups"
+            ]
         );
         let pid = fields.iter().find(|(name, _)| name == "pid").unwrap();
         assert_eq!(pid.1, ["level", "numbers"]);

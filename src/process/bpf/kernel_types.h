@@ -35,12 +35,28 @@ struct pid {
 
 struct files_struct;
 
+/* The cgroup v2 id, as sockets' own (socket_record.h's cgroup___rec) is read. */
+struct kernfs_node {
+	__u64 id;
+} CORE;
+
+struct cgroup {
+	struct kernfs_node *kn;
+} CORE;
+
+/* A task's cgroups, one per hierarchy; dfl_cgrp is its cgroup in the v2 hierarchy. */
+struct css_set {
+	struct cgroup *dfl_cgrp;
+} CORE;
+
 struct task_struct {
 	int pid;
 	int tgid;
 	struct pid *thread_pid;
 	__u64 start_boottime;
 	struct files_struct *files;
+	/* Absent on a kernel built without CONFIG_CGROUPS (checked with FIELD_EXISTS). */
+	struct css_set *cgroups;
 } CORE;
 
 struct file;

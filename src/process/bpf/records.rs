@@ -1,17 +1,20 @@
 //! The iterator's output: a stream of records, `{ u32 pid; u32 fd; u64 inode; u64 start; u32
 //! netns; u32 extra; }` in native byte order (`struct record` in `task_sockets.bpf.c`), one
-//! per socket fd, each followed by `extra` bytes: 0, or, where the loader asked for the
-//! sockets too ([`super::iterator::Emit::Sockets`]), a `struct socket_record` of
-//! [`SOCKET_RECORD_SIZE`] bytes describing the socket as sock_diag would. Both programs write
-//! the same records.
+//! per socket fd, each followed by `extra` bytes: first, after the first record of each process
+//! (after every record, from the `task_file` program), the process's cgroup v2 id, a `u64`
+//! ([`CGROUP_SIZE`]); then, where the loader asked for the sockets too
+//! ([`super::iterator::Emit::Sockets`]), a `struct socket_record` of [`SOCKET_RECORD_SIZE`]
+//! bytes describing the socket as sock_diag would. Both programs write the same records.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::model::Holder;
 use crate::process::holders::Holders;
 
 /// Size of one record's fixed part in bytes.
 pub const RECORD_SIZE: usize = 32;
+/// Size of the cgroup id that follows a process's first record.
+pub const CGROUP_SIZE: usize = 8;
 /// Size of the socket record that may follow it (`struct socket_record`).
 pub const SOCKET_RECORD_SIZE: usize = 80;
 
@@ -30,6 +33,10 @@ pub struct Record<'a> {
     /// Inode of the socket's network namespace (what `/proc/PID/ns/net` links to for a process
     /// in it); 0 when the kernel's structures could not be read.
     pub netns: u32,
+    /// The cgroup v2 id of the process (`task->cgroups->dfl_cgrp`; 0 when the kernel's
+    /// structures could not be read), on the first record of each process (the fd-table
+    /// walk) or on every record (`task_file`); `None` on the others.
+    pub cgroup: Option<u64>,
     /// The socket's own record (`struct socket_record`, [`SOCKET_RECORD_SIZE`] bytes), where
     /// the walk was asked for it and the socket is a TCP or UDP one.
     pub socket: Option<&'a [u8]>,
@@ -65,13 +72,21 @@ pub fn decode(bytes: &[u8]) -> impl Iterator<Item = Record<'_>> + '_ {
             |at: usize| u32::from_ne_bytes(chunk[at..at + 4].try_into().unwrap_or_default());
         let u64_at =
             |at: usize| u64::from_ne_bytes(chunk[at..at + 8].try_into().unwrap_or_default());
-        let socket = &chunk[RECORD_SIZE..];
+        let rest = &chunk[RECORD_SIZE..];
+        // The cgroup id comes first when it comes: the rest is then 8 bytes longer.
+        let with_cgroup = matches!(rest.len() % SOCKET_RECORD_SIZE, CGROUP_SIZE)
+            && rest.len() <= CGROUP_SIZE + SOCKET_RECORD_SIZE;
+        let (cgroup, socket) = match with_cgroup {
+            true => (Some(u64_at(RECORD_SIZE)), &rest[CGROUP_SIZE..]),
+            false => (None, rest),
+        };
         Some(Record {
             pid: u32_at(0),
             fd: u32_at(4),
             inode: u64_at(8),
             start: u64_at(16),
             netns: u32_at(24),
+            cgroup,
             socket: (socket.len() == SOCKET_RECORD_SIZE).then_some(socket),
         })
     })
@@ -94,6 +109,12 @@ pub struct Selection<'a> {
     seen_unkept: Vec<u64>,
     /// The socket records that came with the holder records, one per socket.
     sockets: WalkedRecords,
+    /// The cgroup v2 id of each process with a kept holder, as the kernel saw it (one entry
+    /// per run of a process's records).
+    cgroups: Vec<(u32, u64)>,
+    /// The last process whose cgroup id came, and that id: it comes with the process's first
+    /// record, which may hold no wanted socket.
+    last_cgroup: Option<(u32, u64)>,
 }
 
 /// The socket records the walk wrote (`struct socket_record`, raw: the process stage does not
@@ -118,6 +139,8 @@ impl<'a> Selection<'a> {
             last_netns: 0,
             seen_unkept: Vec::new(),
             sockets: WalkedRecords::default(),
+            cgroups: Vec::new(),
+            last_cgroup: None,
         }
     }
 
@@ -137,6 +160,9 @@ impl<'a> Selection<'a> {
                 pid: record.pid,
                 fd: record.fd,
             };
+            if let Some(cgroup) = record.cgroup {
+                self.last_cgroup = Some((record.pid, cgroup));
+            }
             if record.netns != self.last_netns && record.netns != 0 {
                 self.last_netns = record.netns;
                 self.namespaces.entry(record.netns.into()).or_insert(holder);
@@ -150,6 +176,17 @@ impl<'a> Selection<'a> {
             }
             if keep(&record, holder) {
                 self.found.push((record.inode, holder));
+                // Only a kept holder's: a pid reused since the kernel's visit is not confirmed.
+                let known = self
+                    .cgroups
+                    .last()
+                    .is_some_and(|&(pid, _)| pid == record.pid);
+                match self.last_cgroup {
+                    Some((pid, cgroup)) if pid == record.pid && cgroup != 0 && !known => {
+                        self.cgroups.push((pid, cgroup));
+                    }
+                    _ => {}
+                }
             } else {
                 self.seen_unkept.push(record.inode);
             }
@@ -190,6 +227,11 @@ impl<'a> Selection<'a> {
     /// the number of distinct processes that hold any socket.
     pub fn finish(self) -> (Holders, usize) {
         (Holders::from_pairs(self.found), self.processes)
+    }
+
+    /// The cgroup v2 id of every process with a kept holder, as the kernel saw it, taken out.
+    pub fn take_cgroups(&mut self) -> HashMap<u32, u64> {
+        std::mem::take(&mut self.cgroups).into_iter().collect()
     }
 
     /// The socket records that came with the holder records, taken out.
@@ -236,7 +278,7 @@ pub(crate) mod tests {
         )
     }
 
-    /// Records as the kernel writes them: (pid, fd, inode, start, netns).
+    /// Records as the kernel writes them: (pid, fd, inode, start, netns), without cgroup ids.
     pub(crate) fn encode_full(records: &[(u32, u32, u64, u64, u32)]) -> Vec<u8> {
         let mut bytes = Vec::new();
         for &(pid, fd, inode, start, netns) in records {
@@ -248,6 +290,25 @@ pub(crate) mod tests {
             bytes.extend_from_slice(&0u32.to_ne_bytes());
         }
         assert_eq!(bytes.len(), records.len() * RECORD_SIZE);
+        bytes
+    }
+
+    /// Records as the fd-table walk writes them, (pid, fd, inode), each process's first one
+    /// followed by its cgroup id from `cgroup(pid)`.
+    pub(crate) fn encode_with_cgroups(
+        records: &[(u32, u32, u64)],
+        cgroup: impl Fn(u32) -> u64,
+    ) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut last = None;
+        for &(pid, fd, inode) in records {
+            let mut record = encode(&[(pid, fd, inode)]);
+            if last.replace(pid) != Some(pid) {
+                record[28..32].copy_from_slice(&(CGROUP_SIZE as u32).to_ne_bytes());
+                record.extend_from_slice(&cgroup(pid).to_ne_bytes());
+            }
+            bytes.extend(record);
+        }
         bytes
     }
 
@@ -265,6 +326,7 @@ pub(crate) mod tests {
                     inode: 1 << 40,
                     start: 700,
                     netns: 4026531840,
+                    cgroup: None,
                     socket: None,
                 },
                 Record {
@@ -273,6 +335,7 @@ pub(crate) mod tests {
                     inode: 99,
                     start: 800,
                     netns: 4026531840,
+                    cgroup: None,
                     socket: None,
                 },
             ]
@@ -358,6 +421,52 @@ pub(crate) mod tests {
         assert_eq!(holders.of(10), want);
         assert!(!holders.contains(11), "unwanted inodes are dropped");
         assert_eq!(processes, 3);
+    }
+
+    #[test]
+    fn each_kept_process_s_cgroup_is_the_kernel_s_and_unconfirmed_ones_lend_none() {
+        // Process P is in cgroup 1000 + P (40's could not be read: 0). Pid 10's first record
+        // holds an unwanted socket, and its cgroup id comes with it; 20's one holder is not
+        // confirmed (its pid was reused since); 30 holds only an unwanted socket.
+        let cgroup = |pid| if pid == 40 { 0 } else { 1000 + u64::from(pid) };
+        let bytes = encode_with_cgroups(
+            &[
+                (10, 2, 9),
+                (10, 3, 1),
+                (10, 4, 2),
+                (20, 5, 3),
+                (30, 6, 9),
+                (40, 7, 4),
+            ],
+            cgroup,
+        );
+        let got: Vec<(u32, Option<u64>)> = decode(&bytes).map(|r| (r.pid, r.cgroup)).collect();
+        assert_eq!(
+            got,
+            [
+                (10, Some(1010)),
+                (10, None),
+                (10, None),
+                (20, Some(1020)),
+                (30, Some(1030)),
+                (40, Some(0))
+            ]
+        );
+        let wanted = HashSet::from([1, 2, 3, 4]);
+        let mut selection = Selection::new(&wanted);
+        selection.add(decode(&bytes), |r, _| r.pid != 20);
+        assert_eq!(selection.take_cgroups(), HashMap::from([(10, 1010)]));
+        // A cgroup id followed by a socket's own record: both decode.
+        let mut both = encode(&[(50, 3, 7)]);
+        both[28..32].copy_from_slice(&((CGROUP_SIZE + SOCKET_RECORD_SIZE) as u32).to_ne_bytes());
+        both.extend_from_slice(&1050u64.to_ne_bytes());
+        both.extend_from_slice(&[0xab; SOCKET_RECORD_SIZE]);
+        let record = decode(&both).next().unwrap();
+        assert_eq!(record.cgroup, Some(1050));
+        assert_eq!(
+            record.socket.map(|s| (s.len(), s[0])),
+            Some((SOCKET_RECORD_SIZE, 0xab))
+        );
     }
 
     #[test]

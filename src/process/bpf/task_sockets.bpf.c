@@ -4,7 +4,10 @@
  * { u32 pid; u32 fd; u64 inode; u64 start; u32 netns; u32 extra; } -- the facts lsports'
  * /proc/PID/fd walk reads with one readlinkat per descriptor, gathered by the kernel in a single
  * pass, plus the process's start time (to confirm later that a pid is still that process) and
- * the socket's network namespace.
+ * the socket's network namespace. The first record of each process is followed by the process's
+ * cgroup v2 id (u64: what its labels are read from, without a /proc/PID/cgroup read or a
+ * cgroup.procs read per cgroup); the task_file program, which sees one file at a time, follows
+ * every record with it.
  *
  * Asked to (emit_sockets, for `--netns all`), the record of a TCP or UDP socket outside the
  * namespace sockets_except_netns is followed by the socket's own `struct socket_record`
@@ -57,9 +60,19 @@ struct record {
 	__u64 start;
 	/* Inode of the socket's network namespace; 0 when it could not be read. */
 	__u32 netns;
-	/* Bytes following this record: 0, or sizeof(struct socket_record). */
+	/*
+	 * Bytes following this record: CGROUP_BYTES (the process's cgroup id) or none, then
+	 * sizeof(struct socket_record) or none.
+	 */
 	__u32 extra;
 };
+
+/*
+ * The process's cgroup v2 id (its cgroup's kernfs node id, what the cgroup directory's inode
+ * number and INET_DIAG_CGROUP_ID say; 0 when it could not be read), once per process: carried
+ * in every record it would cost 8 bytes a socket, and a process's records must fit in one read.
+ */
+#define CGROUP_BYTES 8
 
 /*
  * Bytes of a file read at once, the members the walk reads taken out of the copy (FROM_COPY):
@@ -127,7 +140,10 @@ struct walk {
 	__u64 open_fds;
 	__u64 open_word;
 	__u64 start;
+	__u64 cgroup;
 	__u32 pid;
+	/* Whether a record of this process went out, with the cgroup id after it. */
+	__u32 cgroup_sent;
 };
 
 /*
@@ -233,6 +249,34 @@ static __u32 netns_of(struct sock *sk)
 	return inum;
 }
 
+/*
+ * The cgroup v2 id of `task`: task->cgroups->dfl_cgrp->kn->id, as the kernel's
+ * task_dfl_cgroup() finds it; 0 where the kernel has no cgroups or a pointer is null. Read with
+ * bpf_probe_read_kernel (the css_set is RCU-protected, and the iterator holds the RCU read
+ * lock): a task moving cgroups meanwhile gives the old cgroup or the new one.
+ */
+static __u64 cgroup_of(struct task_struct *task)
+{
+	struct css_set *cset = 0;
+	struct cgroup *cgroup = 0;
+	struct kernfs_node *kn = 0;
+	__u64 id = 0;
+
+	if (!__builtin_preserve_field_info(task->cgroups, FIELD_EXISTS))
+		return 0;
+	bpf_probe_read_kernel(&cset, sizeof(cset), &task->cgroups);
+	if (!cset)
+		return 0;
+	bpf_probe_read_kernel(&cgroup, sizeof(cgroup), &cset->dfl_cgrp);
+	if (!cgroup)
+		return 0;
+	bpf_probe_read_kernel(&kn, sizeof(kn), &cgroup->kn);
+	if (!kn)
+		return 0;
+	bpf_probe_read_kernel(&id, sizeof(id), &kn->id);
+	return id;
+}
+
 /* What fill filled in. */
 #define FILLED_NOTHING 0
 #define FILLED_RECORD 1
@@ -282,13 +326,26 @@ __attribute__((noinline)) int fill_once(struct record_with_socket *out, __u64 fi
 	return fill(out, (struct file *)file);
 }
 
-/* Write what fill or fill_once filled in `out` (`filled`). */
-static __always_inline void write(struct seq_file *seq, struct record_with_socket *out, int filled)
+/*
+ * Write what fill or fill_once filled in `out` (`filled`), with the cgroup id `*cgroup` between
+ * the record and its socket's where `cgroup` is given.
+ */
+static __always_inline void write(struct seq_file *seq, struct record_with_socket *out, int filled,
+				  __u64 *cgroup)
 {
-	if (filled == FILLED_SOCKET)
-		bpf_seq_write(seq, out, sizeof(*out));
-	else if (filled == FILLED_RECORD)
+	if (filled == FILLED_NOTHING)
+		return;
+	if (cgroup) {
+		out->record.extra += CGROUP_BYTES;
 		bpf_seq_write(seq, &out->record, sizeof(out->record));
+		bpf_seq_write(seq, cgroup, CGROUP_BYTES);
+		if (filled == FILLED_SOCKET)
+			bpf_seq_write(seq, &out->socket, sizeof(out->socket));
+	} else if (filled == FILLED_SOCKET) {
+		bpf_seq_write(seq, out, sizeof(*out));
+	} else {
+		bpf_seq_write(seq, &out->record, sizeof(out->record));
+	}
 }
 
 /* Thread-group leaders only: a thread with its own fd table is not what /proc/PID/fd shows. */
@@ -305,6 +362,7 @@ static long visit_fds(__u32 step, struct walk *walk)
 {
 	struct file *files[FDS_PER_STEP] = {};
 	__u32 first = step * FDS_PER_STEP;
+	__u64 cgroup = walk->cgroup;
 	__u8 open;
 
 	if (step % 8 == 0 &&
@@ -318,6 +376,7 @@ static long visit_fds(__u32 step, struct walk *walk)
 		return 1;
 	for (int i = 0; i < FDS_PER_STEP; i++) {
 		struct record_with_socket out = {};
+		int filled;
 
 		if (!((open >> i) & 1) || !files[i])
 			continue;
@@ -327,7 +386,11 @@ static long visit_fds(__u32 step, struct walk *walk)
 		out.record.pid = walk->pid;
 		out.record.fd = first + i;
 		out.record.start = walk->start;
-		write(walk->seq, &out, fill_once(&out, (__u64)files[i]));
+		filled = fill_once(&out, (__u64)files[i]);
+		if (filled == FILLED_NOTHING)
+			continue;
+		write(walk->seq, &out, filled, walk->cgroup_sent ? 0 : &cgroup);
+		walk->cgroup_sent = 1;
 	}
 	return 0;
 }
@@ -392,6 +455,7 @@ int task_fd_walk(struct bpf_iter__task *ctx)
 	walk.fds = (__u64)fdt->fd;
 	walk.open_fds = (__u64)fdt->open_fds;
 	walk.start = task->start_boottime;
+	walk.cgroup = cgroup_of(task);
 	walk.seq = ctx->meta->seq;
 	bpf_loop(fdt->max_fds / FDS_PER_STEP, visit_fds, &walk, 0);
 	return 0;
@@ -403,6 +467,7 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct record_with_socket out = {};
+	__u64 cgroup;
 
 	if (!task || !file || !is_leader(task))
 		return 0;
@@ -413,8 +478,9 @@ int task_sockets(struct bpf_iter__task_file *ctx)
 		return 0;
 	out.record.fd = ctx->fd;
 	out.record.start = task->start_boottime;
+	cgroup = cgroup_of(task);
 	/* The static fill: this program serves kernels older than global functions' pointers. */
-	write(ctx->meta->seq, &out, fill(&out, file));
+	write(ctx->meta->seq, &out, fill(&out, file), &cgroup);
 	return 0;
 }
 
