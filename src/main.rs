@@ -18,10 +18,19 @@ fn main() -> ExitCode {
             return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
         }
     };
-    let mut stdout = io::BufWriter::with_capacity(64 * 1024, standard_output(stdout_closed));
+    // An audit or a wait answers with its exit status: a reader closing the pipe early
+    // (`| head -1`) drops the rest of the text, not the verdict.
+    let verdict = config.action.answers_by_exit_status();
+    let mut stdout = io::BufWriter::with_capacity(
+        64 * 1024,
+        reader_may_leave(standard_output(stdout_closed), verdict),
+    );
     // Every message is escaped where it quotes a name, but one that forgets must still not
     // reach the terminal raw: the last line of defence.
-    let mut stderr = lsports::text::sanitize::SafeLines(io::stderr().lock());
+    let mut stderr = lsports::text::sanitize::SafeLines(reader_may_leave(
+        Box::new(io::stderr().lock()),
+        verdict,
+    ));
     for note in &config.notes {
         let _ = writeln!(stderr, "lsports: {note}");
     }
@@ -72,6 +81,15 @@ fn standard_output(closed: bool) -> Box<dyn Write> {
     match closed {
         true => Box::new(ClosedOutput),
         false => Box::new(io::stdout().lock()),
+    }
+}
+
+/// `output`, going on past a reader that closed the pipe when `verdict` (the exit status is the
+/// answer).
+fn reader_may_leave<'a>(output: Box<dyn Write + 'a>, verdict: bool) -> Box<dyn Write + 'a> {
+    match verdict {
+        true => Box::new(lsports::sys::pipe::ReaderMayLeave::new(output)),
+        false => output,
     }
 }
 

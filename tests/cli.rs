@@ -168,6 +168,45 @@ fn output_that_cannot_be_written_is_an_error_but_a_closed_pipe_is_not() {
     assert!(!err("wait.err").contains("closed"), "{}", err("wait.err"));
 }
 
+/// An audit and a wait answer with their exit status: a reader that closed the pipe before
+/// the text was written (`| head -1`) must not turn "unexpected" or "timed out" into 0, and
+/// no word is said about the pipe. A plain listing still ends quietly with 0.
+#[test]
+fn a_closed_pipe_keeps_the_verdict_of_an_audit_or_a_wait() {
+    let world = World::start(&json!([group("tcp", "127.0.0.1", "pipeverdict")]));
+    let port = world.one(0, "listen").port;
+    // Runs the command with `$1` (stdout or stderr) on a pipe whose reader has already gone,
+    // the other stream to `$2`: what `| head -1` does once it has its line.
+    let script = format!(
+        "gone() {{ python3 -c 'import os, subprocess, sys\n\
+         r, w = os.pipe(); os.close(r)\n\
+         err = open(sys.argv[2], \"w\")\n\
+         pipe, other = (w, err) if sys.argv[1] == \"stdout\" else (err, w)\n\
+         sys.exit(subprocess.run(sys.argv[3:], stdout=pipe, stderr=other).returncode)' \"$@\"; }}\n\
+         gone stdout \"$WORLD_DIR/audit.err\" $LSPORTS audit --policy /dev/null; echo \"audit=$?\"\n\
+         gone stderr \"$WORLD_DIR/free.out\" $LSPORTS --wait-free {port} --timeout 0; echo \"free=$?\"\n\
+         gone stderr \"$WORLD_DIR/wait.out\" $LSPORTS --wait 1 --timeout 0; echo \"wait=$?\"\n\
+         gone stdout \"$WORLD_DIR/list.err\" $LSPORTS -tln; echo \"list=$?\"\n"
+    );
+    let (text, _) = world.script_ok(&script);
+    let read = |name: &str| std::fs::read_to_string(world.dir().join(name)).unwrap();
+    assert!(
+        text.contains("audit=1"),
+        "unexpected listener: {text}\n{}",
+        read("audit.err")
+    );
+    assert!(text.contains("free=1"), "port {port} is not free: {text}");
+    assert!(text.contains("wait=1"), "nothing listens on port 1: {text}");
+    assert!(text.contains("list=0"), "{text}\n{}", read("list.err"));
+    for name in ["audit.err", "list.err", "free.out", "wait.out"] {
+        let said = read(name);
+        assert!(
+            !said.to_lowercase().contains("pipe"),
+            "quietly: {name}: {said}"
+        );
+    }
+}
+
 /// `--port` and `--wait` take the service names the table prints, from a services file the
 /// test writes into a private /etc (a tmpfs in a private mount namespace).
 #[test]
