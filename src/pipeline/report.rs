@@ -185,6 +185,52 @@ pub fn held_outside(shown: usize, err: &mut dyn Write) -> io::Result<()> {
     )
 }
 
+/// Say why `shown` sockets have no owner: `pids`, whose directories under `proc_root` have
+/// something mounted over them, hide what they hold. `named`: the kernel iterator named them
+/// as the holders; otherwise (the walk) they are only the likely ones.
+pub fn hidden_from_proc(
+    shown: usize,
+    pids: &[u32],
+    named: bool,
+    proc_root: &std::path::Path,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    if shown == 0 || pids.is_empty() {
+        return Ok(());
+    }
+    let (sockets, have) = (
+        count(shown, "socket"),
+        if shown == 1 { "has" } else { "have" },
+    );
+    let dirs: Vec<String> = (pids.iter().take(5))
+        .map(|pid| format!("{}/{pid}", proc_root.display()))
+        .collect();
+    let more = match pids.len().saturating_sub(dirs.len()) {
+        0 => String::new(),
+        more => format!(" and {more} more"),
+    };
+    let (processes, they, are) = match pids.len() {
+        1 => (format!("process {}", pids[0]), "it", "is"),
+        _ => (
+            format!("processes {}", crate::text::pids::pid_list(pids, true)),
+            "they",
+            "are",
+        ),
+    };
+    let holder = match named {
+        true => format!("the kernel names {processes} as holder, but {they} {are}"),
+        false => format!("the likely holder, {processes}, {are}"),
+    };
+    writeln!(
+        err,
+        "lsports: {sockets} {have} no owner shown: {holder} hidden from /proc by a mount \
+         over {}{more} (a way to hide a process, listed in /proc/self/mountinfo; `umount {}` \
+         shows it again)",
+        dirs.join(", "),
+        dirs[0],
+    )
+}
+
 /// Whether the proc root is this machine's own `/proc`, not a fixture tree or a snapshot.
 fn is_live_proc(config: &Config) -> bool {
     config.snapshot.is_none() && config.proc_root == std::path::Path::new("/proc")

@@ -150,6 +150,7 @@ impl<'a> Gather<'a> {
         let socket_netns = self.selection.namespaces().clone();
         let walked = self.sockets.then(|| self.selection.take_sockets());
         let (holders, processes) = self.selection.finish();
+        let unshown = self.confirm.take_unshown();
         let (details, mut denied) = self.confirm.finish_map();
         // The kernel sees every process, but a process whose fd links are refused (a security
         // module's, or a sandbox's guarded init) is one the walk cannot inspect, and it may
@@ -168,6 +169,7 @@ impl<'a> Gather<'a> {
             socket_netns,
             unwanted: None,
             walked,
+            unshown,
         }
     }
 }

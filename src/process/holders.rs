@@ -41,6 +41,10 @@ pub struct Scan {
     /// every TCP and UDP socket a process holds outside the reader's namespace, as its own
     /// record; `None` otherwise.
     pub walked: Option<super::bpf::records::WalkedRecords>,
+    /// From the kernel iterator only: holders it named that the process's `/proc` directory
+    /// did not show, as (inode, holder), to tell a process hidden from `/proc` (see
+    /// [`super::info::overmounted_pids`]) from one that exited.
+    pub unshown: Vec<(u64, Holder)>,
 }
 
 /// Every holder of each inode, sorted by (inode, pid, fd).
