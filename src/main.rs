@@ -12,11 +12,7 @@ fn main() -> ExitCode {
     lsports::sys::timing::enable_from_env();
     let config = match Cli::config_from(std::env::args_os()) {
         Ok(config) => config,
-        Err(error) => {
-            // Help and version go to stdout with 0; usage errors to stderr with 2.
-            let _ = error.print();
-            return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
-        }
+        Err(error) => return parse_failed(&error, stdout_closed),
     };
     // An audit or a wait answers with its exit status: a reader closing the pipe early
     // (`| head -1`) drops the rest of the text, not the verdict.
@@ -44,6 +40,38 @@ fn main() -> ExitCode {
         Err(error) => {
             let _ = writeln!(stderr, "lsports: {error}");
             ExitCode::from(lsports::ExitCode::NoSource.code())
+        }
+    }
+}
+
+/// Help and version go to stdout with 0, or 1 with a message when they cannot be written (a
+/// full disk, a closed stdout; a reader closing the pipe early is its choice). Usage errors
+/// go to stderr with 2, escaped as every message is: clap quotes the rejected value as typed
+/// (`-o`, `--format`, an unknown subcommand), and it must not reach the terminal raw. Both are
+/// plain text on stderr: clap's colours could not be told from a value's own escape codes.
+fn parse_failed(error: &clap::Error, stdout_closed: bool) -> ExitCode {
+    use std::io::IsTerminal;
+    let code = ExitCode::from(error.exit_code().clamp(0, 255) as u8);
+    if error.use_stderr() {
+        let mut stderr = lsports::text::sanitize::SafeLines(io::stderr().lock());
+        let _ = write!(stderr, "{}", error.render());
+        return code;
+    }
+    // Help and version quote nothing the user typed: styled on a terminal, as clap prints them.
+    let text = match !stdout_closed && io::stdout().is_terminal() {
+        true => error.render().ansi().to_string(),
+        false => error.render().to_string(),
+    };
+    let mut stdout = standard_output(stdout_closed);
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => code,
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => code,
+        Err(error) => {
+            let _ = writeln!(io::stderr(), "lsports: {error}");
+            ExitCode::from(lsports::ExitCode::Failed.code())
         }
     }
 }

@@ -306,3 +306,75 @@ fn capture_help_shows_only_what_capture_takes() {
         assert_ne!(out.status.code(), Some(0), "capture {refused} is refused");
     }
 }
+
+/// A value clap rejects is quoted in its usage error; one chosen to attack the terminal
+/// (escape sequences, BEL, a bidi override) must come out escaped or left out, never raw, on
+/// a terminal (clap colours its errors there) as off it. Exit 2 all the same.
+#[test]
+fn usage_errors_never_echo_a_rejected_value_raw() {
+    let hostile = "x\u{1b}]0;pwned\u{7}\u{1b}[2Jy\u{202E}z\r";
+    let cases: Vec<Vec<String>> = [
+        &["-o", hostile][..],
+        &["--format", hostile],
+        &["--exposure", hostile],
+        &["--generate", hostile],
+        &["serve", "--listen", hostile],
+        &["--address", hostile],
+        &["watch", "--interval", hostile],
+        &[hostile],
+        &["-t", hostile],
+        &[&format!("--{hostile}")],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| a.to_string()).collect())
+    .collect();
+    let tty = have("script");
+    for args in &cases {
+        let plain: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = usage_error(&plain);
+        assert_terminal_safe(&format!("lsports {args:?}"), err.as_bytes());
+        if !tty {
+            continue;
+        }
+        let line: Vec<String> = std::iter::once(lsports_bin().display().to_string())
+            .chain(args.iter().cloned())
+            .map(|a| sh_quote(&a))
+            .collect();
+        let mut cmd = scrubbed("script");
+        cmd.args(["-qec", &line.join(" "), "/dev/null"]);
+        let out = output_guarded(cmd, &format!("script lsports {args:?}"));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "on a terminal: {args:?}: {out:?}"
+        );
+        // The terminal turns each newline into CR LF.
+        let shown = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+        assert!(shown.contains("error"), "on a terminal: {args:?}: {shown}");
+        assert_terminal_safe(
+            &format!("on a terminal: lsports {args:?}"),
+            shown.as_bytes(),
+        );
+    }
+}
+
+/// Help and version are output too: when it cannot be written (a full disk, a closed stdout)
+/// that is an error (exit 1, said on stderr); a reader closing the pipe early is not.
+#[test]
+fn help_and_version_that_cannot_be_written_are_errors() {
+    for flag in ["-h", "--help", "--version", "-V"] {
+        let script = format!(
+            "\"$0\" {flag} >/dev/full 2>/dev/null; echo full=$?\n\
+             \"$0\" {flag} >&- 2>/dev/null; echo closed=$?\n\
+             \"$0\" {flag} 2>/dev/null | head -c 1 >/dev/null; echo pipe=${{PIPESTATUS[0]}}\n\
+             \"$0\" {flag} 2>/dev/null >/dev/null; echo null=$?"
+        );
+        let mut cmd = scrubbed("bash");
+        cmd.args(["-c", &script]).arg(lsports_bin());
+        let out = output_guarded(cmd, flag);
+        let text = String::from_utf8_lossy(&out.stdout);
+        for want in ["full=1", "closed=1", "pipe=0", "null=0"] {
+            assert!(text.contains(want), "{flag}: {want}: {text}");
+        }
+    }
+}
