@@ -14,6 +14,13 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return parse_failed(&error, stdout_closed),
     };
+    // A watch writes only when a listener opens or closes, which may be never: with nowhere
+    // to write it would run unheard forever, so it fails now, as a listing does at once.
+    if stdout_closed && matches!(config.action, lsports::config::Action::Watch(_)) {
+        let error = ClosedOutput.write(b"").unwrap_err();
+        eprintln!("lsports: {error}");
+        return ExitCode::from(lsports::ExitCode::Failed.code());
+    }
     // An audit or a wait answers with its exit status: a reader closing the pipe early
     // (`| head -1`) drops the rest of the text, not the verdict.
     let verdict = config.action.answers_by_exit_status();

@@ -378,3 +378,23 @@ fn help_and_version_that_cannot_be_written_are_errors() {
         }
     }
 }
+
+/// A watch writes only when a listener opens or closes: with stdout closed it must fail at
+/// once, as a listing does, not run unheard until killed.
+#[test]
+fn a_watch_with_stdout_closed_fails_at_start() {
+    let script = "timeout 10 \"$0\" watch --port 1 >&-; echo watch=$?\n\
+                  timeout 10 \"$0\" watch --port 1 --format jsonl >&-; echo jsonl=$?";
+    let mut cmd = scrubbed("bash");
+    cmd.args(["-c", script]).arg(lsports_bin());
+    let out = output_guarded(cmd, "watch >&-");
+    let text = stdout(&out);
+    // 124 would be the timeout killing a watch that never noticed.
+    assert!(text.contains("watch=1"), "{text}\n{}", stderr(&out));
+    assert!(text.contains("jsonl=1"), "{text}\n{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("standard output is closed"),
+        "{}",
+        stderr(&out)
+    );
+}
