@@ -37,8 +37,13 @@ fn main() -> ExitCode {
     for note in &config.notes {
         let _ = writeln!(stderr, "lsports: {note}");
     }
-    let outcome = lsports::run(&config, &mut stdout, &mut stderr)
-        .and_then(|code| stdout.flush().map(|()| code));
+    // A reader gone at the last flush leaves the exit status the action chose: 0 for a listing,
+    // 1 for a capture it cut short.
+    let outcome =
+        lsports::run(&config, &mut stdout, &mut stderr).and_then(|code| match stdout.flush() {
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+            flushed => flushed.map(|()| code),
+        });
     let _ = lsports::sys::timing::report(&mut stderr);
     match outcome {
         Ok(code) => ExitCode::from(code.code()),

@@ -398,3 +398,47 @@ fn a_watch_with_stdout_closed_fails_at_start() {
         stderr(&out)
     );
 }
+
+/// Root of a user namespace (`unshare -Ur`) is refused the processes outside it: the message
+/// must say so, not blame a security module, for a listing as for a capture. A capture whose
+/// reader left before the end (the pipe closed before it wrote) failed, and says so plainly.
+#[test]
+fn messages_name_the_real_reason() {
+    let world = World::start(&json!([group("tcp", "127.0.0.1", "msgs")]));
+    let script = "unshare -Ur \"$LSPORTS\" -tln >/dev/null 2>\"$WORLD_DIR/userns.err\"; echo userns=$?\n\
+         unshare -Ur \"$LSPORTS\" capture \"$WORLD_DIR/snap.tar\" 2>\"$WORLD_DIR/capture.err\"; echo capture=$?\n\
+         python3 -c 'import os, subprocess, sys\n\
+r, w = os.pipe(); os.close(r)\n\
+sys.exit(subprocess.run(sys.argv[1:], stdout=w).returncode)' \"$LSPORTS\" capture - 2>\"$WORLD_DIR/pipe.err\"; echo pipe=$?\n";
+    let (text, _) = world.script_ok(script);
+    let read = |name: &str| std::fs::read_to_string(world.dir().join(name)).unwrap();
+    assert!(text.contains("userns=0"), "{text}\n{}", read("userns.err"));
+    let said = read("userns.err");
+    assert!(
+        said.contains("could not be inspected")
+            && said.contains("runs as root of a user namespace")
+            && !said.contains("security module"),
+        "{said}"
+    );
+    assert!(
+        text.contains("capture=0"),
+        "{text}\n{}",
+        read("capture.err")
+    );
+    let said = read("capture.err");
+    assert!(
+        said.contains("capture from the host's user namespace to include them")
+            && !said.contains("capture as root"),
+        "{said}"
+    );
+    assert!(
+        text.contains("pipe=1"),
+        "a cut-short capture failed: {text}"
+    );
+    let said = read("pipe.err");
+    assert!(
+        said.starts_with("lsports: cannot write the snapshot to standard output: ")
+            && said.contains("no whole snapshot"),
+        "{said}"
+    );
+}
