@@ -12,21 +12,38 @@ fn main() -> ExitCode {
     lsports::sys::timing::enable_from_env();
     let config = match Cli::config_from(std::env::args_os()) {
         Ok(config) => config,
-        Err(error) => {
-            // Help and version go to stdout with 0; usage errors to stderr with 2.
-            let _ = error.print();
-            return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
-        }
+        Err(error) => return parse_failed(&error, stdout_closed),
     };
-    let mut stdout = io::BufWriter::with_capacity(64 * 1024, standard_output(stdout_closed));
+    // A watch writes only when a listener opens or closes, which may be never: with nowhere
+    // to write it would run unheard forever, so it fails now, as a listing does at once.
+    if stdout_closed && matches!(config.action, lsports::config::Action::Watch(_)) {
+        let error = ClosedOutput.write(b"").unwrap_err();
+        eprintln!("lsports: {error}");
+        return ExitCode::from(lsports::ExitCode::Failed.code());
+    }
+    // An audit or a wait answers with its exit status: a reader closing the pipe early
+    // (`| head -1`) drops the rest of the text, not the verdict.
+    let verdict = config.action.answers_by_exit_status();
+    let mut stdout = io::BufWriter::with_capacity(
+        64 * 1024,
+        reader_may_leave(standard_output(stdout_closed), verdict),
+    );
     // Every message is escaped where it quotes a name, but one that forgets must still not
     // reach the terminal raw: the last line of defence.
-    let mut stderr = lsports::text::sanitize::SafeLines(io::stderr().lock());
+    let mut stderr = lsports::text::sanitize::SafeLines(reader_may_leave(
+        Box::new(io::stderr().lock()),
+        verdict,
+    ));
     for note in &config.notes {
         let _ = writeln!(stderr, "lsports: {note}");
     }
-    let outcome = lsports::run(&config, &mut stdout, &mut stderr)
-        .and_then(|code| stdout.flush().map(|()| code));
+    // A reader gone at the last flush leaves the exit status the action chose: 0 for a listing,
+    // 1 for a capture it cut short.
+    let outcome =
+        lsports::run(&config, &mut stdout, &mut stderr).and_then(|code| match stdout.flush() {
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+            flushed => flushed.map(|()| code),
+        });
     let _ = lsports::sys::timing::report(&mut stderr);
     match outcome {
         Ok(code) => ExitCode::from(code.code()),
@@ -35,6 +52,38 @@ fn main() -> ExitCode {
         Err(error) => {
             let _ = writeln!(stderr, "lsports: {error}");
             ExitCode::from(lsports::ExitCode::NoSource.code())
+        }
+    }
+}
+
+/// Help and version go to stdout with 0, or 1 with a message when they cannot be written (a
+/// full disk, a closed stdout; a reader closing the pipe early is its choice). Usage errors
+/// go to stderr with 2, escaped as every message is: clap quotes the rejected value as typed
+/// (`-o`, `--format`, an unknown subcommand), and it must not reach the terminal raw. Both are
+/// plain text on stderr: clap's colours could not be told from a value's own escape codes.
+fn parse_failed(error: &clap::Error, stdout_closed: bool) -> ExitCode {
+    use std::io::IsTerminal;
+    let code = ExitCode::from(error.exit_code().clamp(0, 255) as u8);
+    if error.use_stderr() {
+        let mut stderr = lsports::text::sanitize::SafeLines(io::stderr().lock());
+        let _ = write!(stderr, "{}", error.render());
+        return code;
+    }
+    // Help and version quote nothing the user typed: styled on a terminal, as clap prints them.
+    let text = match !stdout_closed && io::stdout().is_terminal() {
+        true => error.render().ansi().to_string(),
+        false => error.render().to_string(),
+    };
+    let mut stdout = standard_output(stdout_closed);
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => code,
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => code,
+        Err(error) => {
+            let _ = writeln!(io::stderr(), "lsports: {error}");
+            ExitCode::from(lsports::ExitCode::Failed.code())
         }
     }
 }
@@ -72,6 +121,15 @@ fn standard_output(closed: bool) -> Box<dyn Write> {
     match closed {
         true => Box::new(ClosedOutput),
         false => Box::new(io::stdout().lock()),
+    }
+}
+
+/// `output`, going on past a reader that closed the pipe when `verdict` (the exit status is the
+/// answer).
+fn reader_may_leave<'a>(output: Box<dyn Write + 'a>, verdict: bool) -> Box<dyn Write + 'a> {
+    match verdict {
+        true => Box::new(lsports::sys::pipe::ReaderMayLeave::new(output)),
+        false => output,
     }
 }
 

@@ -655,3 +655,78 @@ time.sleep(60)" &
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// A process hidden from /proc by a mount over its directory
+
+/// `mount --bind EMPTY /proc/PID` hides a process from every /proc reader. Its socket must
+/// not pass for one held outside the PID namespace, nor for a permission problem: the reason
+/// is `hidden_from_proc`, stderr names the directory, and an audit flags it `no-owner`. Once
+/// the mount is gone, the same listing names the process the test started: the truth the
+/// hidden listing is checked against.
+#[test]
+fn a_holder_hidden_by_a_mount_over_its_proc_directory_is_called_hidden() {
+    let world = World::start(&json!([group("tcp", "127.0.0.1", "bystander")]));
+    // The world's own listeners take ephemeral ports, far above this one.
+    let port: u16 = 4719;
+    let mut choices = vec!["walk"];
+    if bpf_skip_reason().is_none() {
+        choices.push("bpf");
+    }
+    for choice in choices {
+        let script = format!(
+            "mkdir -p \"$WORLD_DIR/empty\"\n\
+             exec unshare --fork --pid --mount --propagation private --mount-proc bash -e -c '\n\
+             python3 -c \"import socket, time\n\
+             s = socket.socket(); s.bind((\\\"127.0.0.1\\\", {port})); s.listen(); time.sleep(60)\" &\n\
+             holder=$!\n\
+             \"$LSPORTS\" --wait {port} --timeout 10s\n\
+             mount --bind \"$WORLD_DIR/empty\" /proc/$holder\n\
+             \"$LSPORTS\" --attribution {choice} --port {port} -n --json >\"$WORLD_DIR/hidden.json\" \
+               2>\"$WORLD_DIR/hidden.err\"\n\
+             \"$LSPORTS\" audit --policy /dev/null --attribution {choice} --port {port} -n \
+               --format json --fail-on no-owner >\"$WORLD_DIR/audit.json\" 2>/dev/null || true\n\
+             umount /proc/$holder\n\
+             \"$LSPORTS\" --attribution {choice} --port {port} -n --json >\"$WORLD_DIR/shown.json\"\n\
+             echo holder=$holder\n\
+             kill $holder'"
+        );
+        let (text, _) = world.script_ok(&script);
+        let holder: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("holder="))
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("{choice}: {text}"));
+        let read = |name: &str| std::fs::read_to_string(world.dir().join(name)).unwrap();
+        let json = |name: &str| parse_json(read(name).as_bytes());
+
+        let shown = json("shown.json");
+        assert_eq!(
+            json_pids(by_port(&shown, port)),
+            [holder as u32],
+            "{choice}: {shown}"
+        );
+
+        let hidden = json("hidden.json");
+        assert_json_schema(&hidden);
+        let socket = by_port(&hidden, port);
+        assert_eq!(socket["processes"], json!([]), "{choice}: {socket}");
+        assert_eq!(
+            socket["owner_unknown_reason"], "hidden_from_proc",
+            "{choice}: {socket}"
+        );
+        let said = read("hidden.err");
+        assert!(
+            said.contains(&format!("by a mount over /proc/{holder}")),
+            "{choice}: {said}"
+        );
+        assert!(
+            !said.contains("outside") && !said.contains("security module"),
+            "{choice}: {said}"
+        );
+
+        let audit = read("audit.json");
+        assert!(audit.contains("no-owner"), "{choice}: {audit}");
+        assert!(audit.contains("hidden from /proc"), "{choice}: {audit}");
+    }
+}

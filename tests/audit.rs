@@ -1256,3 +1256,33 @@ fn a_reach_rule_the_unread_firewall_cannot_settle_is_not_checked_and_unknown_sti
         "{nobody}"
     );
 }
+
+/// A baseline or policy that is no such file (a device, a huge log) is refused once it passes
+/// the limit, with the file and the limit named, instead of filling the memory: exit 2, as for
+/// any file the audit cannot use, whether named or piped on standard input.
+#[test]
+fn an_endless_baseline_or_policy_is_refused_at_the_limit() {
+    for args in [
+        &["audit", "--policy", "/dev/zero"][..],
+        &["audit", "--baseline", "/dev/zero"],
+        &["serve", "--policy", "/dev/zero", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = run_host(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = stderr(&out);
+        assert!(err.contains("/dev/zero: the "), "{args:?}: {err}");
+        assert!(err.contains("is larger than 64 MiB"), "{args:?}: {err}");
+    }
+    let mut cmd = scrubbed("bash");
+    cmd.args([
+        "-c",
+        "head -c 70000000 /dev/zero | \"$0\" audit --baseline -; echo rc=$?",
+    ])
+    .arg(lsports_bin());
+    let out = output_guarded(cmd, "a baseline piped on stdin");
+    assert!(stdout(&out).contains("rc=2"), "{out:?}");
+    assert!(
+        stderr(&out).contains("-: the baseline is larger than 64 MiB"),
+        "{out:?}"
+    );
+}

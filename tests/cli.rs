@@ -168,6 +168,45 @@ fn output_that_cannot_be_written_is_an_error_but_a_closed_pipe_is_not() {
     assert!(!err("wait.err").contains("closed"), "{}", err("wait.err"));
 }
 
+/// An audit and a wait answer with their exit status: a reader that closed the pipe before
+/// the text was written (`| head -1`) must not turn "unexpected" or "timed out" into 0, and
+/// no word is said about the pipe. A plain listing still ends quietly with 0.
+#[test]
+fn a_closed_pipe_keeps_the_verdict_of_an_audit_or_a_wait() {
+    let world = World::start(&json!([group("tcp", "127.0.0.1", "pipeverdict")]));
+    let port = world.one(0, "listen").port;
+    // Runs the command with `$1` (stdout or stderr) on a pipe whose reader has already gone,
+    // the other stream to `$2`: what `| head -1` does once it has its line.
+    let script = format!(
+        "gone() {{ python3 -c 'import os, subprocess, sys\n\
+         r, w = os.pipe(); os.close(r)\n\
+         err = open(sys.argv[2], \"w\")\n\
+         pipe, other = (w, err) if sys.argv[1] == \"stdout\" else (err, w)\n\
+         sys.exit(subprocess.run(sys.argv[3:], stdout=pipe, stderr=other).returncode)' \"$@\"; }}\n\
+         gone stdout \"$WORLD_DIR/audit.err\" $LSPORTS audit --policy /dev/null; echo \"audit=$?\"\n\
+         gone stderr \"$WORLD_DIR/free.out\" $LSPORTS --wait-free {port} --timeout 0; echo \"free=$?\"\n\
+         gone stderr \"$WORLD_DIR/wait.out\" $LSPORTS --wait 1 --timeout 0; echo \"wait=$?\"\n\
+         gone stdout \"$WORLD_DIR/list.err\" $LSPORTS -tln; echo \"list=$?\"\n"
+    );
+    let (text, _) = world.script_ok(&script);
+    let read = |name: &str| std::fs::read_to_string(world.dir().join(name)).unwrap();
+    assert!(
+        text.contains("audit=1"),
+        "unexpected listener: {text}\n{}",
+        read("audit.err")
+    );
+    assert!(text.contains("free=1"), "port {port} is not free: {text}");
+    assert!(text.contains("wait=1"), "nothing listens on port 1: {text}");
+    assert!(text.contains("list=0"), "{text}\n{}", read("list.err"));
+    for name in ["audit.err", "list.err", "free.out", "wait.out"] {
+        let said = read(name);
+        assert!(
+            !said.to_lowercase().contains("pipe"),
+            "quietly: {name}: {said}"
+        );
+    }
+}
+
 /// `--port` and `--wait` take the service names the table prints, from a services file the
 /// test writes into a private /etc (a tmpfs in a private mount namespace).
 #[test]
@@ -266,4 +305,140 @@ fn capture_help_shows_only_what_capture_takes() {
         let out = run_host(&["capture", "x.tar", refused]);
         assert_ne!(out.status.code(), Some(0), "capture {refused} is refused");
     }
+}
+
+/// A value clap rejects is quoted in its usage error; one chosen to attack the terminal
+/// (escape sequences, BEL, a bidi override) must come out escaped or left out, never raw, on
+/// a terminal (clap colours its errors there) as off it. Exit 2 all the same.
+#[test]
+fn usage_errors_never_echo_a_rejected_value_raw() {
+    let hostile = "x\u{1b}]0;pwned\u{7}\u{1b}[2Jy\u{202E}z\r";
+    let cases: Vec<Vec<String>> = [
+        &["-o", hostile][..],
+        &["--format", hostile],
+        &["--exposure", hostile],
+        &["--generate", hostile],
+        &["serve", "--listen", hostile],
+        &["--address", hostile],
+        &["watch", "--interval", hostile],
+        &[hostile],
+        &["-t", hostile],
+        &[&format!("--{hostile}")],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| a.to_string()).collect())
+    .collect();
+    let tty = have("script");
+    for args in &cases {
+        let plain: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = usage_error(&plain);
+        assert_terminal_safe(&format!("lsports {args:?}"), err.as_bytes());
+        if !tty {
+            continue;
+        }
+        let line: Vec<String> = std::iter::once(lsports_bin().display().to_string())
+            .chain(args.iter().cloned())
+            .map(|a| sh_quote(&a))
+            .collect();
+        let mut cmd = scrubbed("script");
+        cmd.args(["-qec", &line.join(" "), "/dev/null"]);
+        let out = output_guarded(cmd, &format!("script lsports {args:?}"));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "on a terminal: {args:?}: {out:?}"
+        );
+        // The terminal turns each newline into CR LF.
+        let shown = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+        assert!(shown.contains("error"), "on a terminal: {args:?}: {shown}");
+        assert_terminal_safe(
+            &format!("on a terminal: lsports {args:?}"),
+            shown.as_bytes(),
+        );
+    }
+}
+
+/// Help and version are output too: when it cannot be written (a full disk, a closed stdout)
+/// that is an error (exit 1, said on stderr); a reader closing the pipe early is not.
+#[test]
+fn help_and_version_that_cannot_be_written_are_errors() {
+    for flag in ["-h", "--help", "--version", "-V"] {
+        let script = format!(
+            "\"$0\" {flag} >/dev/full 2>/dev/null; echo full=$?\n\
+             \"$0\" {flag} >&- 2>/dev/null; echo closed=$?\n\
+             \"$0\" {flag} 2>/dev/null | head -c 1 >/dev/null; echo pipe=${{PIPESTATUS[0]}}\n\
+             \"$0\" {flag} 2>/dev/null >/dev/null; echo null=$?"
+        );
+        let mut cmd = scrubbed("bash");
+        cmd.args(["-c", &script]).arg(lsports_bin());
+        let out = output_guarded(cmd, flag);
+        let text = String::from_utf8_lossy(&out.stdout);
+        for want in ["full=1", "closed=1", "pipe=0", "null=0"] {
+            assert!(text.contains(want), "{flag}: {want}: {text}");
+        }
+    }
+}
+
+/// A watch writes only when a listener opens or closes: with stdout closed it must fail at
+/// once, as a listing does, not run unheard until killed.
+#[test]
+fn a_watch_with_stdout_closed_fails_at_start() {
+    let script = "timeout 10 \"$0\" watch --port 1 >&-; echo watch=$?\n\
+                  timeout 10 \"$0\" watch --port 1 --format jsonl >&-; echo jsonl=$?";
+    let mut cmd = scrubbed("bash");
+    cmd.args(["-c", script]).arg(lsports_bin());
+    let out = output_guarded(cmd, "watch >&-");
+    let text = stdout(&out);
+    // 124 would be the timeout killing a watch that never noticed.
+    assert!(text.contains("watch=1"), "{text}\n{}", stderr(&out));
+    assert!(text.contains("jsonl=1"), "{text}\n{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("standard output is closed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Root of a user namespace (`unshare -Ur`) is refused the processes outside it: the message
+/// must say so, not blame a security module, for a listing as for a capture. A capture whose
+/// reader left before the end (the pipe closed before it wrote) failed, and says so plainly.
+#[test]
+fn messages_name_the_real_reason() {
+    let world = World::start(&json!([group("tcp", "127.0.0.1", "msgs")]));
+    let script = "unshare -Ur \"$LSPORTS\" -tln >/dev/null 2>\"$WORLD_DIR/userns.err\"; echo userns=$?\n\
+         unshare -Ur \"$LSPORTS\" capture \"$WORLD_DIR/snap.tar\" 2>\"$WORLD_DIR/capture.err\"; echo capture=$?\n\
+         python3 -c 'import os, subprocess, sys\n\
+r, w = os.pipe(); os.close(r)\n\
+sys.exit(subprocess.run(sys.argv[1:], stdout=w).returncode)' \"$LSPORTS\" capture - 2>\"$WORLD_DIR/pipe.err\"; echo pipe=$?\n";
+    let (text, _) = world.script_ok(script);
+    let read = |name: &str| std::fs::read_to_string(world.dir().join(name)).unwrap();
+    assert!(text.contains("userns=0"), "{text}\n{}", read("userns.err"));
+    let said = read("userns.err");
+    assert!(
+        said.contains("could not be inspected")
+            && said.contains("runs as root of a user namespace")
+            && !said.contains("security module"),
+        "{said}"
+    );
+    assert!(
+        text.contains("capture=0"),
+        "{text}\n{}",
+        read("capture.err")
+    );
+    let said = read("capture.err");
+    assert!(
+        said.contains("capture from the host's user namespace to include them")
+            && !said.contains("capture as root"),
+        "{said}"
+    );
+    assert!(
+        text.contains("pipe=1"),
+        "a cut-short capture failed: {text}"
+    );
+    let said = read("pipe.err");
+    assert!(
+        said.starts_with("lsports: cannot write the snapshot to standard output: ")
+            && said.contains("no whole snapshot"),
+        "{said}"
+    );
 }

@@ -387,6 +387,13 @@ fn container_and_unit_filters_keep_exactly_the_matching_sockets() {
     };
     assert_eq!(kept(&["--container", "web"]), vec![inode_of(DOCKER)]);
     assert_eq!(kept(&["--container", "2222*"]), vec![inode_of(PODMAN)]);
+    // An id is taken by a start of it, as docker takes it: the short id the table shows.
+    assert_eq!(
+        kept(&["--container", &PODMAN[..12]]),
+        vec![inode_of(PODMAN)]
+    );
+    assert_eq!(kept(&["--container", "2222?2"]), vec![inode_of(PODMAN)]);
+    assert_eq!(kept(&["--container", "22222x"]), Vec::<u64>::new());
     assert_eq!(
         kept(&["--container", "web-5d9f"]),
         vec![inode_of(CONTAINERD)]

@@ -42,7 +42,17 @@ pub fn run(
             Ok(ExitCode::Success)
         }
         Err(error) => {
-            writeln!(err, "lsports: {error}")?;
+            // The reader took part of the archive: a failed capture, said so, not a quiet
+            // success as for a listing read by `head`.
+            let partial = match &error {
+                snapshot::SnapshotError::Write { source, .. }
+                    if source.kind() == io::ErrorKind::BrokenPipe =>
+                {
+                    "; the reader stopped before the end, so what it read is no whole snapshot"
+                }
+                _ => "",
+            };
+            writeln!(err, "lsports: {error}{partial}")?;
             Ok(ExitCode::Failed)
         }
     }

@@ -291,8 +291,9 @@ pub struct Cli {
         value_parser = non_empty,
         help_heading = FILTERS,
         long_help = "Only sockets that a container made or whose holder runs in one: NAME \
-            matches the container's name, its id (a prefix glob such as '3f2a*' works) or its \
-            Kubernetes pod, exactly or as a shell glob. Repeat for several.",
+            matches the container's name or its Kubernetes pod, exactly or as a shell glob, or \
+            its id or a start of it, as docker takes ids (the 12-character short id the table \
+            shows, or '3f2a'). Repeat for several.",
         global = true
     )]
     pub containers: Vec<String>,

@@ -41,6 +41,14 @@ pub enum Action {
     Serve(ServeSpec),
 }
 
+impl Action {
+    /// Whether the exit status is the answer (`audit`, `--wait`, `--wait-free`): a reader
+    /// that closes the pipe early must not change it, as it ends a plain listing with 0.
+    pub fn answers_by_exit_status(&self) -> bool {
+        matches!(self, Action::Audit(_) | Action::Wait(_))
+    }
+}
+
 /// A resolved `lsports audit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditSpec {

@@ -6,7 +6,7 @@
 //! | `exe-deleted` | a holder's executable was deleted or replaced after it started (`/proc/PID/exe` ends in ` (deleted)`) |
 //! | `exe-writable-dir` | a holder's executable lies in `/tmp`, `/var/tmp`, `/dev/shm` or any directory every user may write to, or is itself writable by every user |
 //! | `root-exposed` | reachable from outside this host and held by a root process |
-//! | `no-owner` | no process holds it although every process could be inspected |
+//! | `no-owner` | no process holds it although every process could be inspected, or its holder is hidden from `/proc` (a mount over `/proc/PID`) |
 //!
 //! Directories are checked through `/proc/PID/root`, the process's own view of the file
 //! system, so a container's `/srv/app` is the container's, not the host's. Where that link
@@ -168,6 +168,10 @@ fn no_owner(entry: &Entry) -> Option<Finding> {
         OwnerUnknownReason::NotFound => {
             "no process holds it although every process was inspected: its holder exited \
              during the scan, passed it on, or is hidden from /proc"
+        }
+        OwnerUnknownReason::Hidden => {
+            "its holder is hidden from /proc: something is mounted over a process's /proc/PID \
+             directory, so what it runs and holds cannot be read (see stderr for the pid)"
         }
     };
     Some(Finding {

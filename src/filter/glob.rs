@@ -66,12 +66,25 @@ impl Glob {
     /// Whether the whole of `text` matches. Bytes that are not UTF-8 count as one U+FFFD
     /// each, which `?` and `*` match.
     pub fn matches(&self, text: &[u8]) -> bool {
+        self.matches_from_start(text, false)
+    }
+
+    /// Whether `text` or a start of it matches, as if the pattern ended in `*`: the way an id
+    /// is given by a prefix (`docker stop 3f2a9c`).
+    pub fn matches_start_of(&self, text: &[u8]) -> bool {
+        self.matches_from_start(text, true)
+    }
+
+    fn matches_from_start(&self, text: &[u8], prefix: bool) -> bool {
         let text: Vec<char> = String::from_utf8_lossy(text).chars().collect();
         let tokens = &self.tokens;
         let (mut p, mut t) = (0, 0);
         // Where the last `*` was and how much text it has swallowed, to backtrack to.
         let mut star: Option<(usize, usize)> = None;
         while t < text.len() {
+            if prefix && p == tokens.len() {
+                return true;
+            }
             match tokens.get(p) {
                 Some(Token::Star) => {
                     star = Some((p, t));
@@ -148,6 +161,19 @@ mod tests {
 
     fn matches(pattern: &str, text: &str) -> bool {
         Glob::new(pattern).matches(text.as_bytes())
+    }
+
+    #[test]
+    fn a_start_of_the_text_matches_as_if_the_pattern_ended_in_a_star() {
+        let id = b"3f2a9c01bd44e0c5a1b2";
+        let start = |pattern: &str| Glob::new(pattern).matches_start_of(id);
+        assert!(start("3f2a9c01bd44"));
+        assert!(start("3f2a9c01bd44e0c5a1b2"), "the whole id too");
+        assert!(start("3f2a?c") && start("3f[0-9]a") && start("*9c01"));
+        assert!(!start("3f2a9c01bd44e0c5a1b2ff"), "longer than the id");
+        assert!(!start("3f2b") && !start("f2a9"));
+        assert!(!Glob::new("x").matches_start_of(b""));
+        assert!(Glob::new("").matches_start_of(b"anything"));
     }
 
     #[test]

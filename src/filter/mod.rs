@@ -125,19 +125,17 @@ impl Filter {
     }
 }
 
-/// A container matches by name, id (so a prefix glob such as `3f2a*` works), or pod name.
+/// A container matches by name or pod name, or by id or a start of it, as docker takes ids (the
+/// 12-character short id the table shows, `3f2a`, or a glob such as `3f2a?c`).
 fn container_matches(glob: &Glob, labels: &Labels) -> bool {
     let Some(container) = &labels.container else {
         return false;
     };
-    [
-        Some(&container.id),
-        container.name.as_ref(),
-        container.pod.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|text| glob.matches(text.as_bytes()))
+    glob.matches_start_of(container.id.as_bytes())
+        || [container.name.as_ref(), container.pod.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|text| glob.matches(text.as_bytes()))
 }
 
 /// A unit matches whole, or by either side of an activation (`sshd.socket → sshd.service`).

@@ -260,16 +260,23 @@ pub enum OwnerUnknownReason {
     /// is not the initial one: the holder most likely runs outside it (a container sharing
     /// the host's network sees the host's sockets, not its processes).
     OutsidePidNamespace,
+    /// A process is hidden from `/proc`: something is mounted over its `/proc/PID` directory
+    /// (or below it), so its fds cannot be read. The kernel iterator names it as this socket's
+    /// holder; the walk, which cannot see what it holds, blames it for every socket it found
+    /// no holder of.
+    Hidden,
 }
 
 impl OwnerUnknownReason {
-    /// Name used in JSON (`kernel`, `permission`, `not_found`, `outside_pid_namespace`).
+    /// Name used in JSON (`kernel`, `permission`, `not_found`, `outside_pid_namespace`,
+    /// `hidden_from_proc`).
     pub fn name(self) -> &'static str {
         match self {
             OwnerUnknownReason::Kernel => "kernel",
             OwnerUnknownReason::Permission => "permission",
             OwnerUnknownReason::NotFound => "not_found",
             OwnerUnknownReason::OutsidePidNamespace => "outside_pid_namespace",
+            OwnerUnknownReason::Hidden => "hidden_from_proc",
         }
     }
 }

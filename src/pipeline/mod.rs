@@ -128,6 +128,9 @@ pub struct Listing {
     /// Set when the proc mount hides other users' processes from this reader (`hidepid=`):
     /// they cannot be counted as denied, since they are not listed at all.
     pub hidden: Option<ProcVisibility>,
+    /// Processes hidden from `/proc` by a mount over their directory, that may hold a socket
+    /// shown without owner ([`process::Attributed::hidden_pids`]).
+    pub hidden_pids: Vec<u32>,
     /// Which way owners were found (for `--verbose`).
     pub method: Option<process::Method>,
     /// What went wrong while finding owners (a failed walking thread; under `--verbose`, a
@@ -445,6 +448,7 @@ fn attribute_keeping(
         denied: attributed.denied,
         scan_error: attributed.scan_error,
         hidden: hiding(&plan.proc_root),
+        hidden_pids: attributed.hidden_pids,
         entries: attributed.entries,
         exes: Executables::default(),
         scan_warnings: attributed.warnings,
@@ -602,7 +606,14 @@ impl Listing {
             .iter()
             .filter(|e| e.owner_unknown == Some(OwnerUnknownReason::OutsidePidNamespace))
             .count();
-        report::held_outside(outside, err)
+        report::held_outside(outside, err)?;
+        let hidden = self
+            .entries
+            .iter()
+            .filter(|e| e.owner_unknown == Some(OwnerUnknownReason::Hidden))
+            .count();
+        let named = matches!(self.method, Some(process::Method::Bpf(_)));
+        report::hidden_from_proc(hidden, &self.hidden_pids, named, &config.proc_root, err)
     }
 
     /// Whether every process could be inspected, so a socket without holders truly has none.
@@ -611,6 +622,7 @@ impl Listing {
             && self.denied == 0
             && self.scan_error.is_none()
             && self.hidden.is_none()
+            && self.hidden_pids.is_empty()
             && !self.scan_warnings.iter().any(|w| w.hides_owners())
     }
 }

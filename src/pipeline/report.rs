@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::model::SourceKind;
 use crate::process::info::ProcVisibility;
 use crate::source::{Collected, TableReport};
+use crate::sys::privilege::Privilege;
 use crate::text::counts::count;
 
 /// Report sources (all of them under `verbose`; failures always) and parse warnings.
@@ -149,21 +150,45 @@ pub fn attribution(
             "lsports: {processes} could not be inspected when the snapshot was captured, so \
              {their} sockets show no owner; capture as root to record every owner"
         )
-    } else if nix::unistd::geteuid().is_root() && is_live_proc(config) {
+    } else {
+        // Only this machine's own /proc refuses for the reasons its privilege tells.
+        let privilege = match is_live_proc(config) {
+            true => Privilege::current(),
+            false => Privilege::Unprivileged,
+        };
+        refused(&processes, their, privilege, err)
+    }
+}
+
+/// Say that `processes` could not be inspected by a reader with `privilege`, and what would let
+/// it see them.
+fn refused(
+    processes: &str,
+    their: &str,
+    privilege: Privilege,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    match privilege {
         // Root was refused: there is no privilege to suggest.
-        writeln!(
+        Privilege::Root => writeln!(
             err,
             "lsports: {processes} could not be inspected even as root (refused by a security \
              module such as Yama, SELinux, AppArmor or a sandbox's), so {their} sockets show no \
              owner"
-        )
-    } else {
-        writeln!(
+        ),
+        Privilege::NamespacedRoot => writeln!(
+            err,
+            "lsports: {processes} could not be inspected, so {their} sockets show no owner: \
+             lsports runs as root of a user namespace (unshare -U, a rootless container), which \
+             may not look into processes outside it; run it in the host's user namespace to see \
+             every owner"
+        ),
+        Privilege::Unprivileged => writeln!(
             err,
             "lsports: {processes} could not be inspected, so {their} sockets show no owner; \
              run as root, or grant CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE \
              (setcap cap_dac_read_search,cap_sys_ptrace+ep lsports)"
-        )
+        ),
     }
 }
 
@@ -182,6 +207,52 @@ pub fn held_outside(shown: usize, err: &mut dyn Write) -> io::Result<()> {
          container sharing the host's network sees the host's sockets but not its processes; \
          run lsports in the host's PID namespace, or point it at the host's /proc (--proc-root DIR \
          --source auto), to see every owner"
+    )
+}
+
+/// Say why `shown` sockets have no owner: `pids`, whose directories under `proc_root` have
+/// something mounted over them, hide what they hold. `named`: the kernel iterator named them
+/// as the holders; otherwise (the walk) they are only the likely ones.
+pub fn hidden_from_proc(
+    shown: usize,
+    pids: &[u32],
+    named: bool,
+    proc_root: &std::path::Path,
+    err: &mut dyn Write,
+) -> io::Result<()> {
+    if shown == 0 || pids.is_empty() {
+        return Ok(());
+    }
+    let (sockets, have) = (
+        count(shown, "socket"),
+        if shown == 1 { "has" } else { "have" },
+    );
+    let dirs: Vec<String> = (pids.iter().take(5))
+        .map(|pid| format!("{}/{pid}", proc_root.display()))
+        .collect();
+    let more = match pids.len().saturating_sub(dirs.len()) {
+        0 => String::new(),
+        more => format!(" and {more} more"),
+    };
+    let (processes, they, are) = match pids.len() {
+        1 => (format!("process {}", pids[0]), "it", "is"),
+        _ => (
+            format!("processes {}", crate::text::pids::pid_list(pids, true)),
+            "they",
+            "are",
+        ),
+    };
+    let holder = match named {
+        true => format!("the kernel names {processes} as holder, but {they} {are}"),
+        false => format!("the likely holder, {processes}, {are}"),
+    };
+    writeln!(
+        err,
+        "lsports: {sockets} {have} no owner shown: {holder} hidden from /proc by a mount \
+         over {}{more} (a way to hide a process, listed in /proc/self/mountinfo; `umount {}` \
+         shows it again)",
+        dirs.join(", "),
+        dirs[0],
     )
 }
 

@@ -151,6 +151,7 @@ impl<'a> Gather<'a> {
         let walked = self.sockets.then(|| self.selection.take_sockets());
         let cgroups = self.selection.take_cgroups();
         let (holders, processes) = self.selection.finish();
+        let unshown = self.confirm.take_unshown();
         let (details, mut denied) = self.confirm.finish_map();
         // The kernel sees every process, but a process whose fd links are refused (a security
         // module's, or a sandbox's guarded init) is one the walk cannot inspect, and it may
@@ -170,6 +171,7 @@ impl<'a> Gather<'a> {
             unwanted: None,
             walked,
             cgroups,
+            unshown,
         }
     }
 }

@@ -56,6 +56,10 @@ pub struct Confirm {
     details: Vec<(u32, ProcessDetails)>,
     /// Processes whose fd links were refused.
     denied: Vec<u32>,
+    /// Holders dropped because their process's directory did not show them: exited, a
+    /// reused pid, or hidden from `/proc` (the caller tells which, see
+    /// [`Confirm::take_unshown`]).
+    unshown: Vec<(u64, Holder)>,
 }
 
 impl Confirm {
@@ -66,6 +70,7 @@ impl Confirm {
             current: None,
             details: Vec::new(),
             denied: Vec::new(),
+            unshown: Vec::new(),
         }
     }
 
@@ -93,6 +98,7 @@ impl Confirm {
             return false;
         };
         let Some(dir) = &current.dir else {
+            self.unshown.push((inode, holder));
             return false;
         };
         if current.scanned && current.read {
@@ -138,13 +144,17 @@ impl Confirm {
                 // holders rather than shown with half its details.
                 if dir.holds(holder.fd, inode) != Hold::Yes {
                     current.dir = None;
+                    self.unshown.push((inode, holder));
                     return false;
                 }
                 current.read = true;
                 self.details.push((pid, details));
                 true
             }
-            Hold::No => false,
+            Hold::No => {
+                self.unshown.push((inode, holder));
+                false
+            }
             Hold::Denied => {
                 if self.denied.last() != Some(&pid) {
                     self.denied.push(pid);
@@ -165,6 +175,12 @@ impl Confirm {
             started: Started::Unknown,
             scanned: true,
         });
+    }
+
+    /// The holders dropped so far because their process's directory did not show them, as
+    /// (inode, holder): few, unless processes exit in numbers during the pass.
+    pub fn take_unshown(&mut self) -> Vec<(u64, Holder)> {
+        std::mem::take(&mut self.unshown)
     }
 
     /// The details of every confirmed process, and how many processes refused their links.

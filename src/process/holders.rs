@@ -45,6 +45,10 @@ pub struct Scan {
     /// holding a wanted inode, as the kernel saw it (`task->cgroups->dfl_cgrp`), for labels to
     /// take instead of reading each process's cgroup.
     pub cgroups: HashMap<u32, u64>,
+    /// From the kernel iterator only: holders it named that the process's `/proc` directory
+    /// did not show, as (inode, holder), to tell a process hidden from `/proc` (see
+    /// [`super::info::overmounted_pids`]) from one that exited.
+    pub unshown: Vec<(u64, Holder)>,
 }
 
 /// Every holder of each inode, sorted by (inode, pid, fd).

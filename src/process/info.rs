@@ -393,6 +393,45 @@ fn proc_mount_options(line: &[u8], mount_point: &[u8]) -> Option<Vec<u8>> {
     Some(fields.get(dash + 3)?.to_vec())
 }
 
+/// The pids whose directory under `proc_root` has something mounted on it or below it
+/// (`mount --bind /tmp/empty /proc/PID`): a way to hide a process, whose fds and details can
+/// then not be read. Sorted, each once; empty when `proc_root` is not a mount this reader's
+/// `self/mountinfo` lists (a fixture tree, an opened snapshot).
+///
+/// A pid listed is alive: the kernel takes the mounts off a `/proc/PID` directory when its
+/// process exits, so an exit or a reused pid is never taken for hiding.
+pub fn overmounted_pids(proc_root: &Path) -> Vec<u32> {
+    let Ok(mount_point) = std::fs::canonicalize(proc_root) else {
+        return Vec::new();
+    };
+    let mountinfo = ProcRoot::open(proc_root).and_then(|root| root.read_file("self/mountinfo"));
+    mountinfo.map_or_else(
+        |_| Vec::new(),
+        |text| parse_overmounted(&text, &mount_point),
+    )
+}
+
+/// [`overmounted_pids`] from a `mountinfo` text, for the proc mount at `mount_point`.
+pub fn parse_overmounted(mountinfo: &[u8], mount_point: &Path) -> Vec<u32> {
+    let mut prefix = mount_point.as_os_str().as_encoded_bytes().to_vec();
+    if prefix.last() != Some(&b'/') {
+        prefix.push(b'/');
+    }
+    let mut pids: Vec<u32> = mountinfo
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let path = unescape_octal(line.split(|&b| b == b' ').nth(4)?);
+            let below = path.strip_prefix(prefix.as_slice())?;
+            let name = below.split(|&b| b == b'/').next()?;
+            let all_digits = !name.is_empty() && name.iter().all(u8::is_ascii_digit);
+            all_digits.then(|| std::str::from_utf8(name).ok()?.parse().ok())?
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
 /// mountinfo writes space, tab, newline and backslash in paths as `\040`-style octal.
 fn unescape_octal(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
@@ -572,6 +611,26 @@ mod tests {
 86 22 0:41 / /mnt/my\\040proc rw - proc proc rw,hidepid=1
 87 22 0:42 / /srv rw - tmpfs none rw,hidepid=2
 ";
+
+    #[test]
+    fn pid_directories_with_a_mount_on_or_below_them_are_overmounted() {
+        let mountinfo = b"\
+22 1 0:21 / /proc rw,relatime shared:12 - proc proc rw
+71 22 254:0 /tmp/empty /proc/3 rw,relatime - ext4 /dev/vda rw
+72 22 254:0 /tmp/empty /proc/17/fd rw,relatime - ext4 /dev/vda rw
+73 22 254:0 /tmp/empty /proc/17 rw,relatime - ext4 /dev/vda rw
+74 22 0:50 / /proc/sys/fs/binfmt_misc rw - binfmt_misc binfmt_misc rw
+75 22 0:51 /null /proc/kcore rw - tmpfs tmpfs rw
+76 22 0:51 /x /proc/12x rw - tmpfs tmpfs rw
+77 1 0:52 /x /mnt/host\\040proc/9 rw - tmpfs tmpfs rw
+78 1 0:52 /x /procs/5 rw - tmpfs tmpfs rw
+";
+        assert_eq!(parse_overmounted(mountinfo, Path::new("/proc")), [3, 17]);
+        let spaced = parse_overmounted(mountinfo, Path::new("/mnt/host proc"));
+        assert_eq!(spaced, [9]);
+        assert!(parse_overmounted(mountinfo, Path::new("/srv")).is_empty());
+        assert!(parse_overmounted(b"\xff\n\n- -", Path::new("/")).is_empty());
+    }
 
     #[test]
     fn hidepid_of_the_topmost_proc_mount() {

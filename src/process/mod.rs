@@ -69,6 +69,12 @@ pub struct Attributed {
     /// Where the kernel iterator ran: each holder's cgroup v2 id ([`Scan::cgroups`]); empty
     /// from the walk.
     pub cgroups: std::collections::HashMap<u32, u64>,
+    /// Processes hidden from `/proc` by a mount over their directory, sorted: those the
+    /// kernel iterator named as holders, or, from the walk (which cannot tell what they hold),
+    /// every one. Sockets without a holder they may hold say [`OwnerUnknownReason::Hidden`].
+    ///
+    /// [`OwnerUnknownReason::Hidden`]: crate::model::OwnerUnknownReason::Hidden
+    pub hidden_pids: Vec<u32>,
 }
 
 /// Something the scan met that the user may need to know, on stderr.
@@ -184,7 +190,12 @@ impl Started {
     pub fn finish(self, sockets: Vec<Socket>) -> Result<Attributed, BpfUnavailable> {
         let wanted = wanted_inodes(&sockets);
         let (scan, method) = self.plan.finish(&self.proc_root, self.fields, wanted)?;
-        Ok(attributed(sockets, scan, method, self.nested))
+        Ok(attributed(
+            sockets,
+            scan,
+            method,
+            seen(&self.proc_root, self.nested),
+        ))
     }
 
     /// [`Started::finish`] (or, with `or_walk`, [`Started::finish_or_walk`]) of `sockets` and
@@ -216,7 +227,12 @@ impl Started {
         } else {
             sockets.extend(added);
         }
-        Ok(attributed(sockets, scan, method, self.nested))
+        Ok(attributed(
+            sockets,
+            scan,
+            method,
+            seen(&self.proc_root, self.nested),
+        ))
     }
 
     /// Attribute `sockets`, walking `/proc` when the BPF iterator cannot run, whatever the
@@ -226,7 +242,7 @@ impl Started {
         let (scan, method) = self
             .plan
             .finish_or_walk(&self.proc_root, self.fields, wanted);
-        attributed(sockets, scan, method, self.nested)
+        attributed(sockets, scan, method, seen(&self.proc_root, self.nested))
     }
 }
 
@@ -239,13 +255,31 @@ fn wanted_inodes(sockets: &[Socket]) -> HashSet<u64> {
         .collect()
 }
 
-/// One entry per socket, with its holders from `scan` (found the way `method` says); `nested`
-/// when this PID namespace is not the initial one.
+/// What a scan could not see, whatever it found.
+#[derive(Debug, Default)]
+struct Seen {
+    /// This PID namespace is not the initial one.
+    nested: bool,
+    /// Pids whose `/proc` directory has a mount over it ([`info::overmounted_pids`]).
+    overmounted: Vec<u32>,
+}
+
+/// What the scan under `proc_root` could see, asked once it has run: a process hidden from
+/// `/proc` after the scan began is one it could not read.
+fn seen(proc_root: &Path, nested: bool) -> Seen {
+    Seen {
+        nested,
+        overmounted: info::overmounted_pids(proc_root),
+    }
+}
+
+/// One entry per socket, with its holders from `scan` (found the way `method` says), seen as
+/// `seen` says.
 fn attributed(
     sockets: Vec<Socket>,
     scan: io::Result<Scan>,
     method: Method,
-    nested: bool,
+    seen: Seen,
 ) -> Attributed {
     let (mut scan, scan_error) = match scan {
         Ok(scan) => (scan, None),
@@ -256,10 +290,14 @@ fn attributed(
         blind: scan.denied > 0
             || scan_error.is_some()
             || scan.warnings.iter().any(ScanWarning::hides_owners),
-        nested,
+        nested: seen.nested,
     };
     crate::sys::timing::mark("scan finished");
-    let entries = entries::build(sockets, &scan, view);
+    let mut entries = entries::build(sockets, &scan, view);
+    let hidden_pids = match seen.overmounted.is_empty() {
+        true => Vec::new(),
+        false => blame_hidden(&mut entries, &scan, &method, seen.overmounted),
+    };
     let socket_netns =
         matches!(method, Method::Bpf(_)).then(|| std::mem::take(&mut scan.socket_netns));
     let mut warnings = std::mem::take(&mut scan.warnings);
@@ -275,7 +313,56 @@ fn attributed(
         socket_netns,
         walked: scan.walked.take(),
         cgroups: std::mem::take(&mut scan.cgroups),
+        hidden_pids,
     }
+}
+
+/// Mark the sockets whose holder may be one of the `overmounted` processes, hidden from
+/// `/proc`, as [`OwnerUnknownReason::Hidden`]: those the kernel iterator named as held by
+/// one, or, from the walk, which cannot see what they hold, every socket it found no holder
+/// of (but inode 0 ones, which no file refers to). The hidden pids that may hold a socket.
+///
+/// [`OwnerUnknownReason::Hidden`]: crate::model::OwnerUnknownReason::Hidden
+fn blame_hidden(
+    entries: &mut [Entry],
+    scan: &Scan,
+    method: &Method,
+    overmounted: Vec<u32>,
+) -> Vec<u32> {
+    use crate::model::OwnerUnknownReason;
+    let named = matches!(method, Method::Bpf(_)).then(|| {
+        let hidden = |(_, holder): &&(u64, crate::model::Holder)| {
+            overmounted.binary_search(&holder.pid).is_ok()
+        };
+        scan.unshown
+            .iter()
+            .filter(hidden)
+            .copied()
+            .collect::<Vec<_>>()
+    });
+    let mut pids = Vec::new();
+    for entry in entries.iter_mut() {
+        if !entry.processes.is_empty() || entry.socket.inode == 0 {
+            continue;
+        }
+        match &named {
+            Some(named) => {
+                let holders = named
+                    .iter()
+                    .filter(|(inode, _)| *inode == entry.socket.inode);
+                let before = pids.len();
+                pids.extend(holders.map(|(_, holder)| holder.pid));
+                if pids.len() == before {
+                    continue;
+                }
+            }
+            None => pids.clone_from(&overmounted),
+        }
+        entry.owner_unknown = Some(OwnerUnknownReason::Hidden);
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// The files of the holders that did not parse, in pid order.
@@ -313,7 +400,12 @@ mod tests {
             warnings: vec![lost.clone()],
             ..Scan::default()
         };
-        let got = attributed(vec![socket(1), socket(2)], Ok(scan), Method::Walk, false);
+        let got = attributed(
+            vec![socket(1), socket(2)],
+            Ok(scan),
+            Method::Walk,
+            Seen::default(),
+        );
         assert_eq!(got.entries[0].processes[0].pid, 7);
         // Owned by root, held by nobody seen: "kernel" were every process inspected.
         assert_eq!(
@@ -325,7 +417,12 @@ mod tests {
         let line = lost.to_string();
         assert!(line.starts_with("3 processes not inspected: a /proc walk thread failed (boom)"));
         // Without the warning, the same scan says "kernel".
-        let whole = attributed(vec![socket(2)], Ok(Scan::default()), Method::Walk, false);
+        let whole = attributed(
+            vec![socket(2)],
+            Ok(Scan::default()),
+            Method::Walk,
+            Seen::default(),
+        );
         let reason = whole.entries[0].owner_unknown;
         assert_eq!(reason, Some(OwnerUnknownReason::Kernel));
     }
@@ -346,7 +443,7 @@ mod tests {
             details: [(9, details(9)), (4, details(4))].into(),
             ..Scan::default()
         };
-        let got = attributed(Vec::new(), Ok(scan), Method::Walk, false);
+        let got = attributed(Vec::new(), Ok(scan), Method::Walk, Seen::default());
         let want = [4, 9].map(|pid| ScanWarning::Unparsed(unparsed(pid)));
         assert_eq!(got.warnings, want, "in pid order");
         assert!(!want[0].always_shown() && !want[0].hides_owners());

@@ -69,6 +69,13 @@ pub struct CaptureSummary {
 impl CaptureSummary {
     /// One line for stderr, e.g. `captured 4 tables (12 sockets) and 3 processes (5 socket fds)`.
     pub fn describe(&self) -> String {
+        self.describe_as(crate::sys::privilege::Privilege::current())
+    }
+
+    /// [`CaptureSummary::describe`] for a capture run with `privilege`, which decides what
+    /// would have included the processes it could not inspect.
+    pub fn describe_as(&self, privilege: crate::sys::privilege::Privilege) -> String {
+        use crate::sys::privilege::Privilege;
         use crate::text::counts::count;
         let namespaces = match self.namespaces {
             0 => String::new(),
@@ -89,9 +96,19 @@ impl CaptureSummary {
         }
         if self.denied > 0 {
             let their = if self.denied == 1 { "its" } else { "their" };
+            let remedy = match privilege {
+                Privilege::Unprivileged => "capture as root to include them",
+                Privilege::Root => {
+                    "refused even to root, by a security module such as Yama, SELinux, AppArmor \
+                     or a sandbox's"
+                }
+                Privilege::NamespacedRoot => {
+                    "lsports runs as root of a user namespace, which may not look into processes \
+                     outside it: capture from the host's user namespace to include them"
+                }
+            };
             text.push_str(&format!(
-                "; {} could not be inspected, so {their} sockets will show no owner \
-                 (capture as root to include them)",
+                "; {} could not be inspected, so {their} sockets will show no owner ({remedy})",
                 count(self.denied, "process")
             ));
         }
@@ -155,7 +172,7 @@ pub fn write_snapshot_netns<W: Write>(
         netns,
         compression,
         out,
-        Path::new("the output stream"),
+        Path::new("standard output"),
     )
 }
 
@@ -525,6 +542,7 @@ mod tests {
 
     #[test]
     fn the_summary_counts_in_the_right_grammatical_number() {
+        use crate::sys::privilege::Privilege;
         let one = CaptureSummary {
             tables: vec!["tcp"],
             table_errors: Vec::new(),
@@ -536,7 +554,7 @@ mod tests {
             namespaces: 0,
         };
         assert_eq!(
-            one.describe(),
+            one.describe_as(Privilege::Unprivileged),
             "captured 1 table (1 socket) and 1 process (1 socket fd); 1 process exited during \
              the capture and was skipped; 1 process could not be inspected, so its sockets will \
              show no owner (capture as root to include them)"
@@ -551,10 +569,18 @@ mod tests {
             ..one
         };
         assert_eq!(
-            two.describe(),
+            two.describe_as(Privilege::Unprivileged),
             "captured 2 tables (2 sockets) and 2 processes (2 socket fds); 2 processes exited \
              during the capture and were skipped; 2 processes could not be inspected, so their \
              sockets will show no owner (capture as root to include them)"
+        );
+        assert!(two.describe_as(Privilege::Root).ends_with(
+            "(refused even to root, by a security module such as Yama, SELinux, \
+                            AppArmor or a sandbox's)"
+        ),);
+        assert!(
+            two.describe_as(Privilege::NamespacedRoot)
+                .ends_with("capture from the host's user namespace to include them)"),
         );
     }
 }

@@ -57,7 +57,7 @@ pub enum SnapshotError {
         path: PathBuf,
     },
     /// Creating, writing or renaming the output failed; no partial file is left behind.
-    #[error("cannot write snapshot {path}: {source}")]
+    #[error("cannot write the snapshot to {path}: {source}")]
     Write {
         /// The output file (or its directory, when the temporary file could not be made).
         path: PathBuf,

@@ -262,7 +262,13 @@ pub fn assert_json_schema(v: &Value) {
             matches!(o.get("owner_unknown_reason"), Some(Value::Null))
                 || matches!(
                     o.get("owner_unknown_reason").and_then(Value::as_str),
-                    Some("kernel" | "permission" | "not_found" | "outside_pid_namespace")
+                    Some(
+                        "kernel"
+                            | "permission"
+                            | "not_found"
+                            | "outside_pid_namespace"
+                            | "hidden_from_proc"
+                    )
                 ),
             "owner_unknown_reason in {}",
             ctx()

@@ -20,6 +20,19 @@ pub enum FileError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than any baseline or policy ([`MAX_FILE`]): the wrong file (a
+    /// device, a log), read no further.
+    #[error(
+        "{path}: the {what} is larger than {} MiB, the most lsports reads (a baseline of \
+         100,000 listeners is about 15 MiB); is it the right file?",
+        MAX_FILE >> 20
+    )]
+    TooLarge {
+        /// "baseline" or "policy".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+    },
     /// The file was read but is not valid.
     #[error("{at}: {message}")]
     Invalid {
@@ -29,6 +42,11 @@ pub enum FileError {
         message: String,
     },
 }
+
+/// The largest baseline or policy read: a listener's line is 100 to 200 bytes, so this holds
+/// hundreds of thousands of them, and `--policy /dev/zero` stops here instead of filling
+/// the memory.
+pub const MAX_FILE: u64 = 64 << 20;
 
 /// A file and, when known, a 1-based line in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,15 +83,21 @@ impl Source {
             path: path.to_owned(),
             source,
         };
-        let bytes = if path == Path::new("-") {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(read_error)?;
-            bytes
+        let input: Box<dyn Read> = if path == Path::new("-") {
+            Box::new(std::io::stdin())
         } else {
-            std::fs::read(path).map_err(read_error)?
+            Box::new(std::fs::File::open(path).map_err(read_error)?)
         };
+        let mut bytes = Vec::new();
+        (input.take(MAX_FILE + 1))
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_FILE {
+            return Err(FileError::TooLarge {
+                what,
+                path: path.to_owned(),
+            });
+        }
         let text = String::from_utf8(bytes).map_err(|e| {
             let line = line_of(
                 &String::from_utf8_lossy(e.as_bytes()),
@@ -169,6 +193,24 @@ mod tests {
         assert_eq!(line_of("a\nb\nc", 0), 1);
         assert_eq!(line_of("a\nb\nc", 2), 2);
         assert_eq!(line_of("a\nb\nc", 99), 3);
+    }
+
+    #[test]
+    fn a_file_larger_than_the_limit_is_refused_unread() {
+        let error = Source::read(Path::new("/dev/zero"), "policy").unwrap_err();
+        assert!(matches!(error, FileError::TooLarge { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("/dev/zero: the policy is larger than 64 MiB"),
+            "{message}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let exact = dir.path().join("exact.toml");
+        let file = std::fs::File::create(&exact).unwrap();
+        file.set_len(MAX_FILE).unwrap();
+        // At the limit it is read (zero bytes are valid UTF-8).
+        let read = Source::read(&exact, "baseline").unwrap();
+        assert_eq!(read.text.len() as u64, MAX_FILE);
     }
 
     #[test]
