@@ -436,6 +436,8 @@ mod tests {
                 policy_drop: true,
                 nat: false,
                 device: None,
+                handle: 0,
+                table: usize::MAX,
             }),
             rules: vec![],
             index: Default::default(),
