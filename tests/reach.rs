@@ -773,3 +773,65 @@ fn equal_priority_chains_run_newest_first() {
         "iptables-nft INPUT made last: {got:?}"
     );
 }
+
+/// `tcp flags` matches are decided by a new connection's SYN (and, for the rules it meets
+/// after conntrack, by the handshake's ACK): the drop-new-non-SYN guard, `tcp flags syn`,
+/// the masked `== syn` and their negations give verdicts a probe confirms, not `unknown`;
+/// only `tcp flags == syn` (unmasked: a client asking for ECN sets ECE and CWR on its SYN)
+/// stays `unknown`.
+#[test]
+fn tcp_flags_are_decided_by_the_first_packet() {
+    let Some(mut lab) = lab_or_skip() else { return };
+    let rules = "table inet t {\n chain in {\n  type filter hook input priority 0; policy drop\n  \
+        meta l4proto ipv6-icmp accept\n  \
+        tcp flags & (fin|syn|rst|ack) != syn ct state new drop\n  \
+        ct state established,related accept\n  \
+        tcp flags syn tcp dport 22 accept\n  \
+        tcp flags & (fin|syn|rst|ack) == syn tcp dport 80 accept\n  \
+        tcp flags & (fin|syn|rst|ack) != syn tcp dport 443 drop\n  \
+        tcp dport 443 accept\n  \
+        tcp flags ! syn tcp dport 5432 accept\n  \
+        tcp flags & (syn|ack) == syn|ack tcp dport 8080 accept\n  \
+        tcp flags == syn tcp dport 2222 accept\n }\n}\n";
+    lab.apply("nft", &["-f", "-"], rules);
+    let rs = lab.ruleset();
+    let probes: Vec<Probe> = all_probes()
+        .into_iter()
+        .filter(|p| p.proto == Protocol::Tcp)
+        .collect();
+    let (bad, _) = check(&mut lab, &rs, &probes);
+    assert_none("tcp flags", &bad, rules);
+    for (port, want) in [
+        (22, Verdict::Open),
+        (80, Verdict::Open),
+        (443, Verdict::Open),
+        (5432, Verdict::Filtered),
+        (8080, Verdict::Filtered),
+        (9999, Verdict::Filtered),
+        (2222, Verdict::Unknown),
+    ] {
+        for family in [Family::Ipv4, Family::Ipv6] {
+            let got = rs.verdict(&Packet::any(family, Protocol::Tcp, port));
+            assert_eq!(got.verdict, want, "tcp/{port} {family:?}: {got:?}\n{rules}");
+        }
+    }
+    // The same through iptables (`--syn`, `--tcp-flags MASK COMP`).
+    let rules = "*filter\n:INPUT DROP [0:0]\n\
+        -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+        -A INPUT -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j DROP\n\
+        -A INPUT -p tcp -m tcp --dport 22 --syn -j ACCEPT\n\
+        -A INPUT -p tcp -m tcp --dport 80 --tcp-flags SYN,ACK SYN,ACK -j ACCEPT\n\
+        COMMIT\n";
+    lab.apply("iptables-nft-restore", &[], rules);
+    let rs = lab.ruleset();
+    let v4: Vec<Probe> = (probes.iter())
+        .filter(|p| p.family() == Family::Ipv4)
+        .cloned()
+        .collect();
+    let (bad, _) = check(&mut lab, &rs, &v4);
+    assert_none("tcp flags, iptables", &bad, rules);
+    for (port, want) in [(22, Verdict::Open), (80, Verdict::Filtered)] {
+        let got = rs.verdict(&Packet::any(Family::Ipv4, Protocol::Tcp, port));
+        assert_eq!(got.verdict, want, "iptables tcp/{port}: {got:?}\n{rules}");
+    }
+}

@@ -182,6 +182,20 @@ pub enum Match {
         /// `!=`.
         neg: bool,
     },
+    /// `tcp flags`: `(flags & mask) == value`, or with `any`, `flags & value != 0` (`tcp flags
+    /// syn`); `neg` negates. A TCP packet only.
+    TcpFlags {
+        /// The bits compared.
+        mask: u8,
+        /// The bits they must equal (or, with `any`, of which one must be set).
+        value: u8,
+        /// Any of `value`'s bits, rather than equality under `mask`.
+        any: bool,
+        /// Negated.
+        neg: bool,
+        /// The rule text, for a packet whose flags do not decide it.
+        text: Arc<str>,
+    },
     /// A condition on something the packet does not fix, named by its rule text.
     Cond {
         /// What it is about.
