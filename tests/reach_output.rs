@@ -397,19 +397,28 @@ fn audit_holes_name_their_namespace_under_netns_all() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_valid_as(&report, "audit_report", "audit --netns all --format json");
-    let ours: Vec<&Value> = (report["holes"].as_array().unwrap().iter())
-        .filter(|h| h["port"] == 8443)
+    // (Other tests' labs may run beside this one, with the same rules: each hole is told
+    // apart by its namespace.)
+    let holes = report["holes"].as_array().unwrap();
+    let ours: Vec<&Value> = (holes.iter())
+        .filter(|h| h["port"] == 8443 && h["netns"]["inode"] == inode)
         .collect();
     assert_eq!(ours.len(), 1, "{report}");
-    assert_eq!(ours[0]["netns"]["inode"], inode, "{report}");
-    let text = stdout(&run("table"));
-    let line = (text.lines())
-        .find(|l| l.contains("tcp dport 8443 accept"))
-        .unwrap_or_else(|| panic!("no hole row for 8443:\n{text}"));
     assert!(
-        line.contains(&format!("8443 in netns net:[{inode}]")) || line.contains("8443 in "),
-        "the hole's row names its namespace: {line}"
+        holes.iter().all(|h| h["netns"]["inode"].is_u64()),
+        "{report}"
     );
+    let text = stdout(&run("table"));
+    let lines: Vec<&str> = (text.lines())
+        .filter(|l| l.contains("tcp dport 8443 accept"))
+        .collect();
+    assert!(!lines.is_empty(), "no hole row for 8443:\n{text}");
+    for line in lines {
+        assert!(
+            line.contains("8443 in "),
+            "the hole's row names its namespace: {line}"
+        );
+    }
 }
 
 #[test]

@@ -183,7 +183,12 @@ impl Connections {
             let busy = self.conns.len() > MAX_CONNECTIONS / 2;
             let now = Instant::now();
             self.expire(now, busy);
-            let tokens: Vec<u64> = self.conns.keys().copied().collect();
+            // A connection whose answer is being made is not watched: a client that closed
+            // meanwhile would report a hang-up on every poll until the answer comes.
+            let tokens: Vec<u64> = (self.conns.iter())
+                .filter(|(_, c)| !matches!(c.state, State::Answering))
+                .map(|(t, _)| *t)
+                .collect();
             let mut ready = vec![false; tokens.len()];
             let (accept_ready, woken);
             {
@@ -193,9 +198,8 @@ impl Connections {
                 for t in &tokens {
                     let conn = &self.conns[t];
                     let flags = match conn.state {
-                        State::Reading(_) | State::Lingering(_) => PollFlags::IN,
                         State::Writing(..) => PollFlags::OUT,
-                        State::Answering => PollFlags::empty(),
+                        _ => PollFlags::IN,
                     };
                     fds.push(PollFd::new(&conn.stream, flags));
                 }
