@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 use common::{
     assert_success, assert_terminal_safe, assert_valid, cgroup2_mount_as_root, have, lsports_bin,
-    output_guarded, parse_json, put, scrubbed, skip_unless_ci, stderr,
+    need_root, output_guarded, parse_json, put, scrubbed, skip_unless_ci, stderr,
 };
 
 const WEB: &str = "7777777777777777777777777777777777777777777777777777777777777777";
@@ -623,4 +623,87 @@ fn unprivileged_the_rules_are_unreadable_and_the_proxy_row_remains() {
     );
     let reach = &row(&listing, &lab, 8082)["reach"][0];
     assert_eq!(reach["verdict"], "unknown", "{reach}");
+}
+
+/// A named namespace (`ip netns add`) with a DNAT rule in its own nat prerouting, removed on
+/// drop.
+struct NamedNetns(String);
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        let _ = scrubbed("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `--published` reads the rules of the namespaces it lists: `--netns X` X's, `--netns all`
+/// every one's, as `ip netns exec X lsports --published` does from inside; and the current
+/// namespace's listing does not show X's rule as its own.
+#[test]
+fn published_ports_are_read_in_each_listed_namespace() {
+    if !need_root("published ports of another namespace") {
+        return;
+    }
+    for tool in ["ip", "nft"] {
+        if !have(tool) {
+            skip_unless_ci(&format!("published ports of another namespace need {tool}"));
+            return;
+        }
+    }
+    let name = format!("lsports-pub-{}", std::process::id());
+    assert_success(
+        &output_guarded(
+            {
+                let mut c = scrubbed("ip");
+                c.args(["netns", "add", &name]);
+                c
+            },
+            "ip netns add",
+        ),
+        &["ip netns add"],
+    );
+    let ns = NamedNetns(name.clone());
+    let rules = "table ip nat {\n chain pre {\n  type nat hook prerouting priority -100\n  tcp dport 8080 dnat to 10.98.0.1:5555\n }\n}\n";
+    let mut load = scrubbed("ip");
+    load.args(["netns", "exec", &ns.0, "nft", "-f", "-"]);
+    assert_success(
+        &common::run::output_with_input(load, Some(rules.as_bytes()), "nft -f"),
+        &["nft -f"],
+    );
+    let inode = fs::metadata(format!("/run/netns/{name}"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("the namespace's mount");
+    let published = |args: &[&str]| -> Vec<Value> {
+        let mut cmd = scrubbed(lsports_bin());
+        cmd.args(args).args(["--published", "-n", "--json"]);
+        let out = output_guarded(cmd, "lsports --published");
+        assert_success(&out, args);
+        let listing = parse_json(&out.stdout);
+        (listing.as_array().expect("an array").iter())
+            .filter(|r| r["kind"] == "published" && r["local_port"] == 8080)
+            .filter(|r| r["published"]["target_addr"] == "10.98.0.1")
+            .cloned()
+            .collect()
+    };
+    for args in [&["--netns", name.as_str()][..], &["--netns", "all"]] {
+        let rows = published(args);
+        assert_eq!(
+            rows.len(),
+            1,
+            "{args:?}: one row for the DNAT rule of {name}: {rows:#?}"
+        );
+        let row = &rows[0];
+        assert_eq!(row["netns"]["inode"], inode, "{args:?}: {row:#}");
+        assert_eq!(row["published"]["target_port"], 5555, "{args:?}: {row:#}");
+        let by = row["published"]["by"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(by.contains("dnat to 10.98.0.1:5555"), "{args:?}: {row:#}");
+    }
+    // Not in this namespace's own listing (unless this namespace had such a rule itself).
+    let here = published(&[]);
+    assert!(
+        here.iter().all(|r| r["netns"]["inode"] != inode),
+        "the current namespace's listing shows {name}'s rule: {here:#?}"
+    );
+    drop(ns);
 }

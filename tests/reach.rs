@@ -633,3 +633,205 @@ fn random_rulesets_verdicts_agree_with_the_kernel() {
         );
     }
 }
+
+/// Base chains of one hook and priority run newest first (the kernel inserts a new hook
+/// function before those of equal priority): the verdict a probe meets is the drop or reject
+/// of the chain registered last. Within one table nft's chain handles say which that is;
+/// across tables only `nft list hooks` does (kernels with nfnetlink_hook), and without it the
+/// verdict must be `unknown`, naming both rules, never the first table's.
+#[test]
+fn equal_priority_chains_run_newest_first() {
+    let Some(mut lab) = lab_or_skip() else { return };
+    let chain = |name: &str, rule: &str| {
+        format!("chain {name} {{\n type filter hook input priority 0\n tcp dport 5432 {rule}\n}}\n")
+    };
+    let (drop, reset) = ("drop", "reject with tcp reset");
+    let probe = Probe {
+        proto: Protocol::Tcp,
+        src: "192.0.2.2".parse().unwrap(),
+        port: 5432,
+    };
+    // (name, rules, expected probe outcome, the chain that decides, whether nft's listing
+    // alone orders it)
+    let cases = [
+        (
+            "one table, reject made last",
+            format!(
+                "table inet a {{\n{}{}}}\n",
+                chain("c1", drop),
+                chain("c2", reset)
+            ),
+            "refused",
+            "table inet a chain c2",
+            true,
+        ),
+        (
+            "one table, drop made last",
+            format!(
+                "table inet a {{\n{}{}}}\n",
+                chain("c1", reset),
+                chain("c2", drop)
+            ),
+            "timeout",
+            "table inet a chain c2",
+            true,
+        ),
+        (
+            "two tables, reject's made last",
+            format!(
+                "table inet a {{\n{}}}\ntable inet b {{\n{}}}\n",
+                chain("in", drop),
+                chain("in", reset)
+            ),
+            "refused",
+            "table inet b chain in",
+            false,
+        ),
+        (
+            "two tables, drop's made last",
+            format!(
+                "table inet b {{\n{}}}\ntable inet a {{\n{}}}\n",
+                chain("in", reset),
+                chain("in", drop)
+            ),
+            "timeout",
+            "table inet a chain in",
+            false,
+        ),
+    ];
+    let run = |lab: &mut Lab, name: &str, expect: &str, decider: &str, by_handles: bool| {
+        let outcome = lab.probe(std::slice::from_ref(&probe), SLOW).remove(0);
+        assert_eq!(outcome, expect, "{name}: the kernel's own answer");
+        let rs = lab.ruleset();
+        let got = exact(&rs, &probe);
+        let kernel_lists = {
+            let mut list = lab.enter(lab.host.id(), "nft");
+            list.args(["list", "hooks"]);
+            let out = output_guarded(list, "nft list hooks");
+            String::from_utf8_lossy(&out.stdout).contains(" chain ")
+        };
+        if by_handles || kernel_lists {
+            let verdict = if expect == "refused" {
+                Verdict::Rejected
+            } else {
+                Verdict::Filtered
+            };
+            assert_eq!(got.verdict, verdict, "{name}: {got:?}");
+            assert!(
+                got.by.starts_with(decider),
+                "{name}: decided by {decider}, said {got:?}"
+            );
+        } else {
+            assert_eq!(got.verdict, Verdict::Unknown, "{name}: {got:?}");
+            assert!(
+                got.by.contains("table inet a chain in handle")
+                    && got.by.contains("table inet b chain in handle")
+                    && got.by.contains("registered"),
+                "{name}: both candidate rules and why: {got:?}"
+            );
+            eprintln!(
+                "{name}: nft list hooks is not available here; said {:?}",
+                got.by
+            );
+        }
+    };
+    for (name, text, expect, decider, by_handles) in &cases {
+        lab.apply("nft", &["-f", "-"], text);
+        run(&mut lab, name, expect, decider, *by_handles);
+    }
+    // iptables-nft's INPUT chain made after an inet table: a table of its own, at priority 0.
+    lab.apply(
+        "nft",
+        &["-f", "-"],
+        &format!("table inet a {{\n{}}}\n", chain("in", drop)),
+    );
+    let mut ipt = lab.enter(lab.host.id(), "iptables-nft");
+    ipt.args([
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "5432",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ]);
+    sh(&mut ipt);
+    let outcome = lab.probe(std::slice::from_ref(&probe), SLOW).remove(0);
+    assert_eq!(
+        outcome, "refused",
+        "iptables-nft INPUT made last: the kernel's own answer"
+    );
+    let got = exact(&lab.ruleset(), &probe);
+    assert!(
+        got.verdict == Verdict::Unknown
+            && got.by.contains("chain INPUT")
+            && got.by.contains("table inet a chain in")
+            || got.verdict == Verdict::Rejected && got.by.contains("chain INPUT"),
+        "iptables-nft INPUT made last: {got:?}"
+    );
+}
+
+/// `tcp flags` matches are decided by a new connection's SYN (and, for the rules it meets
+/// after conntrack, by the handshake's ACK): the drop-new-non-SYN guard, `tcp flags syn`,
+/// the masked `== syn` and their negations give verdicts a probe confirms, not `unknown`;
+/// only `tcp flags == syn` (unmasked: a client asking for ECN sets ECE and CWR on its SYN)
+/// stays `unknown`.
+#[test]
+fn tcp_flags_are_decided_by_the_first_packet() {
+    let Some(mut lab) = lab_or_skip() else { return };
+    let rules = "table inet t {\n chain in {\n  type filter hook input priority 0; policy drop\n  \
+        meta l4proto ipv6-icmp accept\n  \
+        tcp flags & (fin|syn|rst|ack) != syn ct state new drop\n  \
+        ct state established,related accept\n  \
+        tcp flags syn tcp dport 22 accept\n  \
+        tcp flags & (fin|syn|rst|ack) == syn tcp dport 80 accept\n  \
+        tcp flags & (fin|syn|rst|ack) != syn tcp dport 443 drop\n  \
+        tcp dport 443 accept\n  \
+        tcp flags ! syn tcp dport 5432 accept\n  \
+        tcp flags & (syn|ack) == syn|ack tcp dport 8080 accept\n  \
+        tcp flags == syn tcp dport 2222 accept\n }\n}\n";
+    lab.apply("nft", &["-f", "-"], rules);
+    let rs = lab.ruleset();
+    let probes: Vec<Probe> = all_probes()
+        .into_iter()
+        .filter(|p| p.proto == Protocol::Tcp)
+        .collect();
+    let (bad, _) = check(&mut lab, &rs, &probes);
+    assert_none("tcp flags", &bad, rules);
+    for (port, want) in [
+        (22, Verdict::Open),
+        (80, Verdict::Open),
+        (443, Verdict::Open),
+        (5432, Verdict::Filtered),
+        (8080, Verdict::Filtered),
+        (9999, Verdict::Filtered),
+        (2222, Verdict::Unknown),
+    ] {
+        for family in [Family::Ipv4, Family::Ipv6] {
+            let got = rs.verdict(&Packet::any(family, Protocol::Tcp, port));
+            assert_eq!(got.verdict, want, "tcp/{port} {family:?}: {got:?}\n{rules}");
+        }
+    }
+    // The same through iptables (`--syn`, `--tcp-flags MASK COMP`).
+    let rules = "*filter\n:INPUT DROP [0:0]\n\
+        -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+        -A INPUT -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j DROP\n\
+        -A INPUT -p tcp -m tcp --dport 22 --syn -j ACCEPT\n\
+        -A INPUT -p tcp -m tcp --dport 80 --tcp-flags SYN,ACK SYN,ACK -j ACCEPT\n\
+        COMMIT\n";
+    lab.apply("iptables-nft-restore", &[], rules);
+    let rs = lab.ruleset();
+    let v4: Vec<Probe> = (probes.iter())
+        .filter(|p| p.family() == Family::Ipv4)
+        .cloned()
+        .collect();
+    let (bad, _) = check(&mut lab, &rs, &v4);
+    assert_none("tcp flags, iptables", &bad, rules);
+    for (port, want) in [(22, Verdict::Open), (80, Verdict::Filtered)] {
+        let got = rs.verdict(&Packet::any(Family::Ipv4, Protocol::Tcp, port));
+        assert_eq!(got.verdict, want, "iptables tcp/{port}: {got:?}\n{rules}");
+    }
+}

@@ -370,6 +370,57 @@ fn audit_checks_reach_in_a_policy_and_reports_firewall_holes() {
     assert!(stdout(&out).contains("8443"), "the hole is still reported");
 }
 
+/// Under `--netns all` each firewall hole says which namespace's rules it is in: JSON
+/// `holes[].netns` (the lab's inode, as its sockets give theirs) and the text report's port
+/// cell (`8443 in netns …`), as listener rows say theirs.
+#[test]
+fn audit_holes_name_their_namespace_under_netns_all() {
+    let Some(lab) = ReachLab::start_or_skip(&[22, 5432]) else {
+        return;
+    };
+    lab.nft(AUDITED_RULES);
+    let inode = std::fs::metadata(format!("/proc/{}/ns/net", lab.host_pid()))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("the lab's namespace");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "default = \"allow\"\n").unwrap();
+    let policy = policy.to_str().unwrap();
+    let run = |format: &str| {
+        let mut cmd = scrubbed(lsports_bin());
+        cmd.args([
+            "audit", "--netns", "all", "-t", "--policy", policy, "--format", format,
+        ]);
+        output_guarded(cmd, "lsports audit --netns all")
+    };
+    let out = run("json");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_valid_as(&report, "audit_report", "audit --netns all --format json");
+    // (Other tests' labs may run beside this one, with the same rules: each hole is told
+    // apart by its namespace.)
+    let holes = report["holes"].as_array().unwrap();
+    let ours: Vec<&Value> = (holes.iter())
+        .filter(|h| h["port"] == 8443 && h["netns"]["inode"] == inode)
+        .collect();
+    assert_eq!(ours.len(), 1, "{report}");
+    assert!(
+        holes.iter().all(|h| h["netns"]["inode"].is_u64()),
+        "{report}"
+    );
+    let text = stdout(&run("table"));
+    let lines: Vec<&str> = (text.lines())
+        .filter(|l| l.contains("tcp dport 8443 accept"))
+        .collect();
+    assert!(!lines.is_empty(), "no hole row for 8443:\n{text}");
+    for line in lines {
+        assert!(
+            line.contains("8443 in "),
+            "the hole's row names its namespace: {line}"
+        );
+    }
+}
+
 #[test]
 fn audit_reports_a_reach_changed_since_the_baseline() {
     let Some(mut lab) = ReachLab::start_or_skip(&[22, 5432]) else {

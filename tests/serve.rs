@@ -731,6 +731,45 @@ fn serve_defaults_and_flags_resolve() {
     );
 }
 
+/// Connections that say nothing cost serve no worker: behind 40 of them (more than its
+/// workers) and behind more than it keeps open at once (the oldest of the busiest peer is
+/// closed), a scrape is answered before any idle client's head deadline (5 s) has passed —
+/// which a server giving each connection a worker until then cannot do.
+#[test]
+fn idle_connections_do_not_starve_a_scrape() {
+    if !need_root("entering the world's namespace from a test thread") {
+        return;
+    }
+    let world = world();
+    let mut serve = start_serve(&world, &["--interval", "1s"], false);
+    in_world(&world, || {
+        for count in [40, 900] {
+            let idle: Vec<TcpStream> = (0..count)
+                .map(|_| TcpStream::connect(("127.0.0.1", SERVE_PORT)).expect("connect"))
+                .collect();
+            let mut scrape = TcpStream::connect(("127.0.0.1", SERVE_PORT)).expect("connect");
+            scrape
+                .set_read_timeout(Some(Duration::from_secs(4)))
+                .unwrap();
+            scrape
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = scrape.read_to_end(&mut answer);
+            let text = String::from_utf8_lossy(&answer);
+            assert!(
+                text.starts_with("HTTP/1.1 200 "),
+                "behind {count} idle connections, a scrape got {text:?}"
+            );
+            assert_eq!(sample(&text, "lsports_up"), Some(1.0), "{text}");
+            drop(idle);
+        }
+    });
+    assert_eq!(serve.try_status(), None, "serve is still running");
+    let log = serve_log(&world);
+    assert!(!log.contains("panicked"), "{log}");
+}
+
 /// Unprivileged, serve cannot tell whether root's listener is the program a deny rule names:
 /// nothing is unexpected, and the audit says it is incomplete; as root, the rule fires.
 #[test]

@@ -531,6 +531,7 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
             proc_root: &plan.proc_root,
             netns: &plan.netns,
             rules: &rules.here(),
+            elsewhere: &|inode| rules.elsewhere(inode),
             tables: &plan.request.tables,
             filter: &plan.filter,
         };

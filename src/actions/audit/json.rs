@@ -61,6 +61,8 @@ struct UnlandedJson {
 /// A port a firewall rule accepts with nothing listening there.
 #[derive(Serialize)]
 struct HoleJson {
+    /// The namespace whose rules these are; null when the sockets do not say.
+    netns: Option<crate::render::wire::Netns>,
     proto: &'static str,
     port: u16,
     port_last: u16,
@@ -196,6 +198,7 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
         unexpected: unexpected(audit, &mut labels),
         holes: (audit.holes.iter())
             .map(|h| HoleJson {
+                netns: h.netns.map(|inode| hole_netns(audit, inode)),
                 proto: h.proto.name(),
                 port: h.ports.0,
                 port_last: h.ports.1,
@@ -230,6 +233,16 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
     };
     safe_json::to_writer(&mut *out, &report, true).map_err(io::Error::from)?;
     writeln!(out)
+}
+
+/// A hole's namespace as socket objects give theirs, named from a listener audited there.
+fn hole_netns(audit: &Audit, inode: u64) -> crate::render::wire::Netns {
+    let name = (audit.listeners.iter())
+        .filter_map(|l| l.entry.socket.netns.as_ref())
+        .find(|ns| ns.inode == inode)
+        .and_then(|ns| ns.name.as_deref())
+        .map(|name| crate::text::sanitize::lossy(name).into_owned());
+    crate::render::wire::Netns { inode, name }
 }
 
 fn unexpected(audit: &Audit, labels: &mut Labels) -> Vec<Unexpected> {

@@ -55,7 +55,9 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
     let (failing, reported) = suspicious_rows(audit, &labels);
     section(out, "Suspicious (fails the audit, see --fail-on)", &failing)?;
     section(out, "Suspicious (reported only)", &reported)?;
-    let holes: Vec<Vec<String>> = audit.holes.iter().map(hole_row).collect();
+    let holes: Vec<Vec<String>> = (audit.holes.iter())
+        .map(|h| hole_row(h, hole_place(audit, h)))
+        .collect();
     section(
         out,
         "Firewall holes: accepted, nothing listens (reported only)",
@@ -92,14 +94,36 @@ fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
     }
 }
 
-/// `tcp  8443  ipv4,ipv6  open  table inet filter chain input handle 9: tcp dport 8443 accept`.
-fn hole_row(hole: &Hole) -> Vec<String> {
+/// The namespace of a hole's rules as listener rows say theirs (`netns w1`, `container
+/// web`), from a listener audited there; `None` for the current one. A namespace with no
+/// listener audited is named by its inode.
+pub fn hole_place(audit: &Audit, hole: &Hole) -> Option<String> {
+    let inode = hole.netns?;
+    let there = (audit.listeners.iter()).find(|l| {
+        l.entry
+            .socket
+            .netns
+            .as_ref()
+            .is_some_and(|ns| ns.inode == inode)
+    });
+    match there {
+        Some(listener) => listener.identity.namespace.describe(),
+        None => Some(format!("netns net:[{inode}]")),
+    }
+}
+
+/// `tcp  8443 in netns w1  ipv4,ipv6  open  table inet filter chain input handle 9: tcp dport
+/// 8443 accept` (no namespace for the current one).
+fn hole_row(hole: &Hole, place: Option<String>) -> Vec<String> {
     let (lo, hi) = hole.ports;
-    let ports = if lo == hi {
+    let mut ports = if lo == hi {
         lo.to_string()
     } else {
         format!("{lo}-{hi}")
     };
+    if let Some(place) = place {
+        ports = sanitize::terminal_safe_text(format!("{ports} in {place}"));
+    }
     let families: Vec<&str> = hole.families.iter().map(|f| f.name()).collect();
     let mut verdict = hole.verdict.name().to_string();
     if !hole.conditions.is_empty() {

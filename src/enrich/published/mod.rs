@@ -11,7 +11,9 @@
 //!
 //! The namespaces looked in are those the listing was collected in: the host's alone unless
 //! `--netns all`, so a container's listener is found only then; otherwise its published port
-//! is "not seen", never "without listener". A published port is flagged
+//! is "not seen", never "without listener". The rules read are those of the same namespaces
+//! (`--netns X`: X's; `--netns all`: every one's), each by a thread that entered it, as reach
+//! reads them; a namespace whose rules could not be read is said on stderr. A published port is flagged
 //! `published-without-listener` only when the namespace owning the target was looked in and
 //! nothing there listens on the target.
 
@@ -41,8 +43,13 @@ pub struct Found {
     pub warnings: Vec<String>,
 }
 
+/// Another namespace's rules, read by a thread that entered it (the pipeline's
+/// `firewalls::Rules::elsewhere`), or why it could not be entered.
+pub type Elsewhere<'a> =
+    &'a (dyn Fn(u64) -> Result<Result<Ruleset, reach::LoadError>, String> + Sync);
+
 /// Where published ports are read from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Sources<'a> {
     /// The proc root (processes, namespaces' addresses).
     pub proc_root: &'a Path,
@@ -50,6 +57,8 @@ pub struct Sources<'a> {
     pub netns: &'a NetnsChoice,
     /// This namespace's firewall rules, as read once for the run (reach reads the same).
     pub rules: &'a Result<Arc<Ruleset>, reach::LoadError>,
+    /// The rules of another namespace listed (`--netns X`, `--netns all`).
+    pub elsewhere: Elsewhere<'a>,
     /// The tables collected (`-t`, `-u`, `-4`, `-6`): a published port of another protocol
     /// or family is not listed.
     pub tables: &'a [(Protocol, Family)],
@@ -61,24 +70,41 @@ pub struct Sources<'a> {
 /// The published ports, joined to `entries` (the listing, labelled), with their reach.
 pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
     let mut found = Found::default();
-    let ruleset = match sources.rules {
-        Ok(ruleset) => ruleset.clone(),
-        Err(error) => {
-            found.warnings.push(format!(
-                "published ports from firewall rules: {}",
-                crate::text::sanitize::terminal_safe(error.to_string().as_bytes())
-            ));
-            Arc::new(Ruleset::unavailable(error))
-        }
-    };
-    let mut ports = reach::published::from_rules(&ruleset);
-    ports.retain(|p| selected(p, sources));
     let root = ProcRoot::open(sources.proc_root).ok();
     let discovery = root.as_ref().and_then(|root| netns::discover(root).ok());
     let current = discovery.as_ref().and_then(|d| d.current);
-    let here = current.map(|inode| namespace(inode, discovery.as_ref(), entries));
-    for port in &mut ports {
-        port.netns = here.clone();
+    let mut rulesets: Vec<(Option<u64>, Arc<Ruleset>)> = Vec::new();
+    let mut ports = Vec::new();
+    for (inode, read) in rules_listed(sources, discovery.as_ref(), current) {
+        let ns = inode.map(|inode| namespace(inode, discovery.as_ref(), entries));
+        let where_ = match (&ns, inode == current) {
+            (Some(ns), false) => format!(" of netns {}", netns_name(ns)),
+            _ => String::new(),
+        };
+        let ruleset = match read {
+            Ok(Ok(ruleset)) => ruleset,
+            Ok(Err(error)) => {
+                found.warnings.push(format!(
+                    "published ports from firewall rules{where_}: {}",
+                    crate::text::sanitize::terminal_safe(error.to_string().as_bytes())
+                ));
+                Arc::new(Ruleset::unavailable(&error))
+            }
+            Err(why) => {
+                found.warnings.push(format!(
+                    "published ports from firewall rules{where_}: not read: {}",
+                    crate::text::sanitize::terminal_safe(why.as_bytes())
+                ));
+                continue;
+            }
+        };
+        for mut port in reach::published::from_rules(&ruleset) {
+            port.netns = ns.clone();
+            if selected(&port, sources) {
+                ports.push(port);
+            }
+        }
+        rulesets.push((inode, ruleset));
     }
     if let Some(root) = &root {
         for mut proxied in proxy::scan(root, &mut found.warnings) {
@@ -97,10 +123,20 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
     };
     for port in &mut ports {
         let can_flag = complete(port, sources);
-        port.landing = owners::land(port, &owners, current, entries, can_flag);
+        let inode = port.netns.as_ref().map(|ns| ns.inode).or(current);
+        port.landing = owners::land(port, &owners, inode, entries, can_flag);
         let oif = port.target_addr.and_then(|target| {
+            // The routes of the namespace the port is published in.
+            let dir = match inode == current {
+                true => "thread-self".to_string(),
+                false => discovery
+                    .as_ref()
+                    .and_then(|d| d.get(inode?))
+                    .and_then(|ns| ns.pids.first())?
+                    .to_string(),
+            };
             let read = |name: &str| {
-                let file = root.as_ref()?.read_file(&format!("thread-self/net/{name}"));
+                let file = root.as_ref()?.read_file(&format!("{dir}/net/{name}"));
                 file.ok()
             };
             routes::oif(
@@ -109,10 +145,85 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
                 &read("ipv6_route").unwrap_or_default(),
             )
         });
+        let ruleset = (rulesets.iter())
+            .find(|(i, _)| *i == inode)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| {
+                Arc::new(Ruleset::fixed_unknown(
+                    "the rules of its namespace were not read".into(),
+                ))
+            });
         port.reach = vec![wire_reach(reach::published::reach(&ruleset, port, oif))];
     }
     found.ports = ports;
     found
+}
+
+/// The namespaces whose rules are read (those the listing lists: the current one, the one
+/// chosen, or every one), each with its rules or why they could not be read.
+#[allow(clippy::type_complexity)]
+fn rules_listed(
+    sources: Sources<'_>,
+    discovery: Option<&netns::Discovery>,
+    current: Option<u64>,
+) -> Vec<(
+    Option<u64>,
+    Result<Result<Arc<Ruleset>, reach::LoadError>, String>,
+)> {
+    let inodes: Vec<Option<u64>> = match sources.netns {
+        NetnsChoice::Current => vec![current],
+        NetnsChoice::All => match discovery {
+            Some(d) => {
+                let mut all: Vec<Option<u64>> = vec![current];
+                all.extend(
+                    (d.namespaces.iter())
+                        .map(|ns| Some(ns.inode))
+                        .filter(|&i| i != current),
+                );
+                all
+            }
+            None => {
+                return vec![(
+                    current,
+                    Err("the other namespaces cannot be listed".to_string()),
+                )];
+            }
+        },
+        chosen => match netns::collect::chosen_namespace(sources.proc_root, chosen) {
+            Some(Ok(ns)) => vec![Some(ns.inode)],
+            Some(Err(why)) => return vec![(None, Err(why))],
+            None => vec![current],
+        },
+    };
+    // Other namespaces are read in parallel, a few at a time (each runs nft).
+    let mut out = Vec::new();
+    for chunk in inodes.chunks(8) {
+        let read: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (chunk.iter())
+                .map(|&inode| {
+                    scope.spawn(move || match inode {
+                        Some(i) if Some(i) != current => {
+                            (sources.elsewhere)(i).map(|r| r.map(Arc::new))
+                        }
+                        _ => Ok(sources.rules.clone()),
+                    })
+                })
+                .collect();
+            (handles.into_iter())
+                .map(|h| h.join().unwrap_or_else(|_| Err("its reader failed".into())))
+                .collect()
+        });
+        out.extend(chunk.iter().copied().zip(read));
+    }
+    out
+}
+
+/// A namespace as the table names it: its name, else `net:[INODE]`.
+fn netns_name(ns: &Netns) -> String {
+    match &ns.name {
+        Some(name) => String::from_utf8_lossy(name).into_owned(),
+        None => format!("net:[{}]", ns.inode),
+    }
 }
 
 /// Whether the listing's tables and `--port` keep this published port.

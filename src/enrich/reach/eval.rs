@@ -390,6 +390,23 @@ impl<'a> Eval<'a> {
                     fail.push(p)
                 }
             }
+            Match::TcpFlags {
+                mask,
+                value,
+                any,
+                neg,
+                text,
+            } => match p.tcp_flags_match(*mask, *value, *any, *neg) {
+                Some(true) => hold.push(p),
+                Some(false) => fail.push(p),
+                None => {
+                    let m = Match::Cond {
+                        kind: CondKind::Unknown,
+                        text: text.clone(),
+                    };
+                    self.split(&m, p, hold, fail);
+                }
+            },
             Match::Iface { names, neg } => self.iface(p, names, *neg, hold, fail),
             Match::Oif { names, neg } => match (&p.oif, p.forwarded) {
                 // No output interface on the input path: no name matches.
@@ -528,6 +545,16 @@ fn passes_by(rule: &Rule, p: &Path) -> bool {
                 p.value(*field).is_some_and(|v| set.contains(v) != *neg)
             }
             Match::Bits { field, mask, neg } => (p.bits(*field) & mask != 0) != *neg,
+            Match::TcpFlags {
+                mask,
+                value,
+                any,
+                neg,
+                ..
+            } => match p.tcp_flags_match(*mask, *value, *any, *neg) {
+                Some(holds) => holds,
+                None => return false,
+            },
             _ => return false,
         };
         if !holds {

@@ -55,7 +55,12 @@ fn port_set(rule: &Rule) -> Option<&RangeSet> {
                 set,
                 neg: false,
             }) => return Some(set),
-            Step::Match(Match::Const(_) | Match::Bits { .. } | Match::Values { .. }) => {}
+            Step::Match(
+                Match::Const(_)
+                | Match::Bits { .. }
+                | Match::Values { .. }
+                | Match::TcpFlags { .. },
+            ) => {}
             _ => return None,
         }
     }

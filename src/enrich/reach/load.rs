@@ -138,7 +138,9 @@ pub fn load(sources: &Sources) -> Result<Ruleset, LoadError> {
         let args = ["--debug=netlink", "list", "table", family, table];
         run(sources, &sources.nft, &args).ok()
     };
-    compile_with(&json, xtables, &legacy, netlink)
+    // Only when chains of equal priority from different tables might run either way.
+    let hooks = || run(sources, &sources.nft, &["list", "hooks"]).ok();
+    compile_listed(&json, xtables, &legacy, netlink, hooks)
 }
 
 /// Compile nft's JSON, with the iptables-nft-save text of a table that has `xt` rules (from
@@ -159,6 +161,18 @@ pub fn compile_with(
     xtables: impl Fn(Family, &str) -> Option<Vec<u8>>,
     legacy: &[(Family, Vec<u8>)],
     netlink: impl Fn(&str, &str) -> Option<Vec<u8>>,
+) -> Result<Ruleset, LoadError> {
+    compile_listed(nft_json, xtables, legacy, netlink, || None)
+}
+
+/// [`compile_with`], with `nft list hooks` (from `hooks`, asked only when base chains of
+/// different tables share a hook and priority: see [`super::order`]).
+pub fn compile_listed(
+    nft_json: &[u8],
+    xtables: impl Fn(Family, &str) -> Option<Vec<u8>>,
+    legacy: &[(Family, Vec<u8>)],
+    netlink: impl Fn(&str, &str) -> Option<Vec<u8>>,
+    hooks: impl Fn() -> Option<Vec<u8>>,
 ) -> Result<Ruleset, LoadError> {
     let malformed = |tool: &str, detail: String| LoadError::Malformed {
         tool: tool.into(),
@@ -193,15 +207,25 @@ pub fn compile_with(
                 .map_err(|d| malformed("iptables-legacy-save", d))?,
         );
     }
-    Ok(Ruleset::from_chains(merge(tables)))
+    let chains = merge(tables);
+    let mut listed = super::order::Listed::default();
+    if !super::order::orders(&chains, &listed).ties.is_empty() {
+        if let Some(text) = hooks() {
+            listed = super::order::Listed::parse(&String::from_utf8_lossy(&text));
+        }
+    }
+    Ok(Ruleset::from_chains_listed(chains, &listed))
 }
 
 /// All tables' chains in one list, jump targets renumbered.
 pub fn merge(tables: Vec<Table>) -> Vec<Chain> {
     let mut all = Vec::new();
-    for t in tables {
+    for (ti, t) in tables.into_iter().enumerate() {
         let offset = all.len();
         for mut chain in t.chains {
+            if let Some(base) = &mut chain.base {
+                base.table = ti;
+            }
             for rule in &mut chain.rules {
                 for step in &mut rule.steps {
                     if let Step::Verdict(a) = step {

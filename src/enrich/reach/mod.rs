@@ -25,6 +25,7 @@ pub mod ipt;
 pub mod load;
 pub mod merge;
 pub mod nft;
+pub mod order;
 pub mod path;
 pub mod published;
 pub mod ranges;
@@ -49,8 +50,11 @@ use rules::{Chain, Match, Step};
 #[derive(Debug)]
 pub struct Ruleset {
     chains: Vec<Chain>,
-    /// Base chains in the order a packet passes them.
-    order: Vec<usize>,
+    /// Base chains in the order a packet passes them: more than one order where chains of
+    /// equal priority may run either way ([`order`]).
+    orders: Vec<Vec<usize>>,
+    /// What makes `orders` more than one.
+    ties: Vec<order::Tie>,
     /// Where some rule's answer can change (the cache's key).
     classes: Classes,
     /// A verdict that holds for every packet (no ruleset, or rules that could not be read).
@@ -86,7 +90,8 @@ impl Ruleset {
     fn fixed(verdict: Verdict, by: String) -> Ruleset {
         Ruleset {
             chains: Vec::new(),
-            order: Vec::new(),
+            orders: vec![Vec::new()],
+            ties: Vec::new(),
             classes: Classes::default(),
             fixed: Some((verdict, by)),
             cache: Mutex::new(HashMap::new()),
@@ -95,7 +100,13 @@ impl Ruleset {
 
     /// Compile chains (jump targets are indices into `chains`). No chain at all is "no
     /// ruleset".
-    pub fn from_chains(mut chains: Vec<Chain>) -> Ruleset {
+    pub fn from_chains(chains: Vec<Chain>) -> Ruleset {
+        Ruleset::from_chains_listed(chains, &order::Listed::default())
+    }
+
+    /// [`Ruleset::from_chains`], with the kernel's order of base chains where nft lists it
+    /// (`nft list hooks`, see [`order`]).
+    pub fn from_chains_listed(mut chains: Vec<Chain>, listed: &order::Listed) -> Ruleset {
         if chains.is_empty() {
             return Ruleset::none();
         }
@@ -107,21 +118,55 @@ impl Ruleset {
                 }
             }
         }
-        let mut order: Vec<usize> = (0..chains.len())
-            .filter(|&i| chains[i].base.is_some())
-            .collect();
-        order.sort_by_key(|&i| chains[i].base.as_ref().map(|b| (b.hook, b.prio)));
+        let order::Orders { orders, ties } = order::orders(&chains, listed);
         for chain in &mut chains {
             chain.index = index::PortIndex::of(&chain.rules);
         }
         let classes = Classes::of(&chains);
         Ruleset {
             chains,
-            order,
+            orders,
+            ties,
             classes,
             fixed: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Evaluate `run` over every order the base chains may run in: its answer where they
+    /// agree, else `unknown`, naming the answers and the chains whose order decides.
+    fn over_orders(&self, family: Family, run: impl Fn(&[usize]) -> Reach) -> Reach {
+        let first = run(&self.orders[0]);
+        let Some(other) = (self.orders[1..].iter())
+            .map(|o| run(o))
+            .find(|r| *r != first)
+        else {
+            return first;
+        };
+        let chains: Vec<String> = (self.ties.iter())
+            .map(|t| {
+                format!(
+                    "{} (hook {} priority {})",
+                    t.labels.join(", "),
+                    t.hook.name(),
+                    t.prio
+                )
+            })
+            .collect();
+        Reach::new(
+            Verdict::Unknown,
+            family,
+            format!(
+                "{} ({}) or {} ({}), whichever of the equal-priority chains {} was registered \
+                 last: the kernel runs it first, and nft lists no such order here (`nft list \
+                 hooks` needs a kernel with nfnetlink_hook)",
+                first.verdict.name(),
+                first.by,
+                other.verdict.name(),
+                other.by,
+                chains.join("; "),
+            ),
+        )
     }
 
     /// The runs of ports a rule accepts for a new connection from outside, to any address
@@ -177,7 +222,9 @@ impl Ruleset {
         {
             return hit.clone();
         }
-        let reach = eval::Eval::new(&self.chains).run(packet, &self.order);
+        let reach = self.over_orders(packet.family, |order| {
+            eval::Eval::new(&self.chains).run(packet, order)
+        });
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -192,9 +239,11 @@ impl Ruleset {
         if let Some((verdict, by)) = &self.fixed {
             return Reach::new(*verdict, packet.family, by.clone());
         }
-        eval::Eval::new(&self.chains)
-            .following(follow)
-            .run(packet, &self.order)
+        self.over_orders(packet.family, |order| {
+            eval::Eval::new(&self.chains)
+                .following(follow)
+                .run(packet, order)
+        })
     }
 
     /// The verdicts for a listening socket, one per address family it accepts: `local` when

@@ -188,6 +188,47 @@ impl Path {
         }
     }
 
+    /// The TCP flags of this path's packet, and the bits of them the question leaves open;
+    /// `None` for a packet without a TCP header. The first packet of a connection is a SYN
+    /// (ECE and CWR set when the client asks for ECN); the handshake's last is an ACK (PSH,
+    /// ECE or CWR possibly set on what follows it).
+    pub fn tcp_flags(&self) -> Option<(u8, u8)> {
+        const SYN: u8 = 0x02;
+        const PSH: u8 = 0x08;
+        const ACK: u8 = 0x10;
+        const ECE_CWR: u8 = 0xc0;
+        (self.proto == 6).then_some(match self.established {
+            false => (SYN, ECE_CWR),
+            true => (ACK, PSH | ECE_CWR),
+        })
+    }
+
+    /// Whether a `tcp flags` match holds for this path's packet: `None` where the flags the
+    /// question leaves open decide it.
+    pub fn tcp_flags_match(&self, mask: u8, value: u8, any: bool, neg: bool) -> Option<bool> {
+        let Some((flags, open)) = self.tcp_flags() else {
+            // No TCP header: no flags match, negated or not.
+            return Some(false);
+        };
+        let known = !open;
+        let holds = if any {
+            if flags & value & known != 0 {
+                Some(true)
+            } else if value & open == 0 {
+                Some(false)
+            } else {
+                None
+            }
+        } else if (flags & mask & known) != (value & mask & known) {
+            Some(false)
+        } else if mask & open == 0 {
+            Some(true)
+        } else {
+            None
+        };
+        holds.map(|h| h != neg)
+    }
+
     /// The bits of a conntrack field.
     pub fn bits(&self, field: BitsField) -> u32 {
         match field {

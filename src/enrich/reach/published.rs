@@ -138,6 +138,7 @@ pub fn add(found: &mut Vec<Published>, mapping: Published) {
                 mapping.host_port,
             )
             && (p.target_addr, p.target_port) == (mapping.target_addr, mapping.target_port)
+            && p.netns.as_ref().map(|n| n.inode) == mapping.netns.as_ref().map(|n| n.inode)
     };
     match found.iter_mut().find(same) {
         Some(p) => p.by.extend(mapping.by),
@@ -436,6 +437,8 @@ mod tests {
                 policy_drop: true,
                 nat: false,
                 device: None,
+                handle: 0,
+                table: usize::MAX,
             }),
             rules: vec![],
             index: Default::default(),

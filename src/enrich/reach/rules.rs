@@ -23,6 +23,18 @@ pub enum Hook {
     Forward,
 }
 
+impl Hook {
+    /// nft's name for the hook.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Ingress => "ingress",
+            Hook::Prerouting => "prerouting",
+            Hook::Input => "input",
+            Hook::Forward => "forward",
+        }
+    }
+}
+
 /// Which packets a table sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableFamily {
@@ -58,6 +70,12 @@ pub struct Base {
     pub nat: bool,
     /// For an ingress chain, the device it is attached to.
     pub device: Option<String>,
+    /// The chain's handle in its table (nft numbers a table's chains in the order they were
+    /// made; 0 for iptables-legacy): of two chains of one table on one hook and priority,
+    /// the higher handle was registered last, and so runs first (see `order`).
+    pub handle: u64,
+    /// Which table the chain is in (its position in the merged list, set by `load::merge`).
+    pub table: usize,
 }
 
 /// One chain of one table.
@@ -163,6 +181,20 @@ pub enum Match {
         names: Vec<String>,
         /// `!=`.
         neg: bool,
+    },
+    /// `tcp flags`: `(flags & mask) == value`, or with `any`, `flags & value != 0` (`tcp flags
+    /// syn`); `neg` negates. A TCP packet only.
+    TcpFlags {
+        /// The bits compared.
+        mask: u8,
+        /// The bits they must equal (or, with `any`, of which one must be set).
+        value: u8,
+        /// Any of `value`'s bits, rather than equality under `mask`.
+        any: bool,
+        /// Negated.
+        neg: bool,
+        /// The rule text, for a packet whose flags do not decide it.
+        text: Arc<str>,
     },
     /// A condition on something the packet does not fix, named by its rule text.
     Cond {

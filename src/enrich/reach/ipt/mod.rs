@@ -65,6 +65,8 @@ pub fn parse(text: &str, family: Family, origin: &str) -> Result<Vec<Table>, Str
                 policy_drop: policy == "DROP",
                 nat: table.name == "nat",
                 device: None,
+                handle: 0,
+                table: 0,
             });
             let tf = if family == Family::Ipv4 {
                 TableFamily::Ip

@@ -191,6 +191,23 @@ impl Reader<'_> {
                 self.ct(BitsField::CtState, neg)?
             }
             ("conntrack", "--ctstatus") => self.ct(BitsField::CtStatus, neg)?,
+            ("tcp", "--tcp-flags" | "--syn") => {
+                let (mask, comp) = match opt {
+                    "--syn" => ("FIN,SYN,RST,ACK".to_string(), "SYN".to_string()),
+                    _ => (self.next()?, self.next()?),
+                };
+                let (Some(m), Some(c)) = (tcp_flag_bits(&mask), tcp_flag_bits(&comp)) else {
+                    self.cond(CondKind::Unknown, shown(&format!("{mask} {comp}")));
+                    return Ok(());
+                };
+                self.push(Match::TcpFlags {
+                    mask: m,
+                    value: c & m,
+                    any: false,
+                    neg,
+                    text: shown(&format!("{mask} {comp}")).into(),
+                });
+            }
             ("addrtype", "--dst-type") => {
                 let v = self.next()?;
                 let local = v.split(',').any(|t| t == "LOCAL");
@@ -448,4 +465,24 @@ fn split(line: &str) -> Vec<String> {
         words.push(cur);
     }
     words
+}
+
+/// `FIN,SYN,RST,ACK`, `ALL`, `NONE` as iptables names TCP flags.
+fn tcp_flag_bits(names: &str) -> Option<u8> {
+    names.split(',').try_fold(0u8, |acc, n| {
+        let bit = match n {
+            "FIN" => 0x01,
+            "SYN" => 0x02,
+            "RST" => 0x04,
+            "PSH" => 0x08,
+            "ACK" => 0x10,
+            "URG" => 0x20,
+            "ECE" => 0x40,
+            "CWR" => 0x80,
+            "ALL" => 0xff,
+            "NONE" => 0,
+            _ => return None,
+        };
+        Some(acc | bit)
+    })
 }

@@ -229,6 +229,9 @@ pub fn matching(m: &Value, scope: &Scope) -> Vec<Match> {
         }]
     };
     let (left, right) = (&m["left"], &m["right"]);
+    if let Some(flags) = tcp_flags(m["op"].as_str(), left, right, &shown) {
+        return flags;
+    }
     let neg = match m["op"].as_str() {
         Some("==") | Some("in") => false,
         Some("!=") => true,
@@ -254,6 +257,74 @@ pub fn matching(m: &Value, scope: &Scope) -> Vec<Match> {
         .next()
         .and_then(|k| single(&k, &elems, neg, &shown))
         .unwrap_or_else(unknown)
+}
+
+/// `tcp flags syn` (op `in`: any of the bits), `tcp flags == syn`, `tcp flags != syn`,
+/// `tcp flags ! syn` (none of them), `tcp flags & (fin|syn|rst|ack) == syn` (listed as `tcp
+/// flags syn / fin,syn,rst,ack`): `None` when the left side is not `tcp flags`, a match that
+/// stays unknown when the right side is not flags.
+fn tcp_flags(
+    op: Option<&str>,
+    left: &Value,
+    right: &Value,
+    shown: &Arc<str>,
+) -> Option<Vec<Match>> {
+    let is_flags =
+        |v: &Value| v["payload"]["protocol"] == "tcp" && v["payload"]["field"] == "flags";
+    let (mask, masked) = match left.get("&").and_then(Value::as_array).map(Vec::as_slice) {
+        Some([field, mask]) if is_flags(field) => (flag_bits(mask), true),
+        _ if is_flags(left) => (Some(0xff), false),
+        _ => return None,
+    };
+    let unknown = vec![Match::Cond {
+        kind: CondKind::Unknown,
+        text: shown.clone(),
+    }];
+    let (Some(mask), Some(value)) = (mask, flag_bits(right)) else {
+        return Some(unknown);
+    };
+    let (any, neg) = match (op, masked) {
+        (Some("in"), false) => (true, false),
+        (Some("!"), false) => (true, true),
+        (Some("==") | Some("in"), _) => (false, false),
+        (Some("!="), _) => (false, true),
+        _ => return Some(unknown),
+    };
+    Some(vec![
+        l4proto(6),
+        Match::TcpFlags {
+            mask,
+            value: value & mask,
+            any,
+            neg,
+            text: shown.clone(),
+        },
+    ])
+}
+
+/// TCP flag bits: a name (`syn`), a list of names (`syn|ack`), or a number.
+fn flag_bits(v: &Value) -> Option<u8> {
+    const NAMES: [(&str, u8); 8] = [
+        ("fin", 0x01),
+        ("syn", 0x02),
+        ("rst", 0x04),
+        ("psh", 0x08),
+        ("ack", 0x10),
+        ("urg", 0x20),
+        ("ecn", 0x40),
+        ("cwr", 0x80),
+    ];
+    if let Some(n) = v.as_u64() {
+        return u8::try_from(n).ok();
+    }
+    if let Some(s) = v.as_str() {
+        return NAMES.iter().find(|(n, _)| *n == s).map(|(_, b)| *b);
+    }
+    // A list is the bits together (`syn|ack`); a set (`{ syn, ack }`) is alternatives,
+    // which is not one value: left unknown.
+    let list = v.as_array()?;
+    list.iter()
+        .try_fold(0u8, |acc, e| Some(acc | flag_bits(e)?))
 }
 
 /// `tcp dport < 1024` and the like, on a numeric field.

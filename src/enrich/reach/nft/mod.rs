@@ -126,6 +126,8 @@ fn chain(table: &Table, c: &Value) -> Result<Chain, String> {
         policy_drop: c.get("policy").and_then(Value::as_str) == Some("drop"),
         nat: c.get("type").and_then(Value::as_str) == Some("nat"),
         device: c.get("dev").and_then(Value::as_str).map(str::to_string),
+        handle: c.get("handle").and_then(Value::as_u64).unwrap_or(0),
+        table: 0,
     });
     let family = table_family(&table.family).unwrap_or(TableFamily::Both);
     Ok(Chain {

@@ -99,13 +99,24 @@ pub fn key(v: &Value) -> String {
     if let Some(c) = v.get("concat").and_then(Value::as_array) {
         return c.iter().map(key).collect::<Vec<_>>().join(" . ");
     }
+    for op in ["&", "|", "^"] {
+        if let Some([left, right]) = v.get(op).and_then(Value::as_array).map(Vec::as_slice) {
+            let bits = match right.as_array() {
+                Some(list) => list.iter().map(value).collect::<Vec<_>>().join("|"),
+                None => value(right),
+            };
+            return format!("{} {op} ({bits})", key(left));
+        }
+    }
     short(v)
 }
 
 /// A match: `tcp dport { 22, 80 }`, `ip saddr != 10.0.0.0/8`.
 pub fn matching(m: &Value) -> String {
     let op = m["op"].as_str().unwrap_or("==");
-    let op = if op == "==" || op == "in" {
+    // After a bitwise left side (`tcp flags & (syn|ack)`) an implicit `==` would misread.
+    let bitwise = ["&", "|", "^"].iter().any(|o| m["left"].get(o).is_some());
+    let op = if (op == "==" && !bitwise) || op == "in" {
         String::new()
     } else {
         format!("{op} ")
