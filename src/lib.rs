@@ -84,13 +84,17 @@ pub enum ExitCode {
     Usage,
     /// An audit could not be done (a bad baseline or policy, no source).
     AuditError,
+    /// An audit found nothing unexpected, but could not evaluate a policy's deny rule for a
+    /// listener it might deny (its holder could not be seen), so it cannot pass either.
+    AuditIncomplete,
     /// A watch or `-c` was stopped with Ctrl-C (SIGINT).
     Interrupted,
 }
 
 impl ExitCode {
     /// The process exit status: 0; 1 (no source, a wait timed out, something unexpected, a
-    /// failed capture); 2 (usage, an audit that could not be done); 130 (Ctrl-C).
+    /// failed capture); 2 (usage, an audit that could not be done, or not all of it); 130
+    /// (Ctrl-C).
     pub fn code(self) -> u8 {
         match self {
             ExitCode::Success => 0,
@@ -98,7 +102,7 @@ impl ExitCode {
             | ExitCode::WaitTimedOut
             | ExitCode::Unexpected
             | ExitCode::Failed => 1,
-            ExitCode::Usage | ExitCode::AuditError => 2,
+            ExitCode::Usage | ExitCode::AuditError | ExitCode::AuditIncomplete => 2,
             ExitCode::Interrupted => 130,
         }
     }

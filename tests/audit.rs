@@ -699,3 +699,316 @@ fn a_listener_bound_to_a_device_is_not_the_one_on_every_device() {
         "{gone}"
     );
 }
+
+/// Shell lines that run lsports `args` as nobody (no groups, no capabilities) and print
+/// `=== name`, its stdout, and `rc=N`.
+fn run_section_as_nobody(name: &str, args: &str) -> String {
+    format!(
+        "echo '=== {name}'; setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+         $LSPORTS {args} 2>>\"$WORLD_DIR/{name}.err\"; echo \"rc=$?\"\n"
+    )
+}
+
+/// The row of `section` that holds `place` (`0.0.0.0:18022`).
+fn row_of<'a>(section: &'a str, place: &str) -> &'a str {
+    let at = format!(" {place} ");
+    (section.lines().find(|l| l.contains(&at))).unwrap_or_else(|| panic!("{place}: {section}"))
+}
+
+#[test]
+fn an_unprivileged_audit_decides_what_the_socket_settles_and_says_what_it_could_not() {
+    if !need_root("auditing root's listeners as nobody") {
+        return;
+    }
+    // Root's sshd (tcp 18022) and dnsmasq (udp 18053), and nobody's own web server.
+    let world = base_world();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(files.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    // A safety net on a permissive policy: a deny rule that looks at the holder.
+    let net = policy(
+        "net.toml",
+        "default = \"allow\"\n\n[[rule]]\nname = \"no sshd here\"\naction = \"deny\"\n\
+         program = \"sshd\"\n",
+    );
+    // An allowlist naming programs, then the socket's own keys.
+    let allowlist = policy(
+        "allowlist.toml",
+        "default = \"deny\"\n\n[[rule]]\nname = \"ssh\"\naction = \"allow\"\nport = 18022\n\
+         program = \"sshd\"\nrequired = true\n\n[[rule]]\nname = \"no dns\"\naction = \"deny\"\n\
+         proto = \"udp\"\nport = 18053\n\n[[rule]]\nname = \"nobody's\"\naction = \"allow\"\n\
+         user = \"nobody\"\n",
+    );
+    let web = Listener::new("web", json!([{"addr": "0.0.0.0", "port": 18090}]));
+    let script = format!(
+        "{start}{a}{b}{c}{d}{e}",
+        start = web.start(Some(65534)),
+        a = run_section("net root", &format!("audit --policy {net}")),
+        b = run_section_as_nobody("net nobody", &format!("audit --policy {net}")),
+        c = run_section_as_nobody("net json", &format!("audit --policy {net} --json")),
+        d = run_section("allowlist root", &format!("audit --policy {allowlist}")),
+        e = run_section_as_nobody("allowlist nobody", &format!("audit --policy {allowlist}")),
+    );
+    let (sections, err) = world.script_sections(&script);
+
+    // As root the deny rule fires on sshd.
+    let root = &sections["net root"];
+    assert_eq!(rc(root), 1, "{root}\n{err}");
+    assert!(
+        row_of(root, "0.0.0.0:18022")
+            .ends_with(&format!("denied by rule 1 \"no sshd here\" ({net}:3)")),
+        "{root}"
+    );
+    // As nobody it cannot: root's two listeners are not checked, and the audit, though
+    // nothing is unexpected, does not pass (exit 2). nobody's own listener is judged.
+    let nobody = &sections["net nobody"];
+    assert_eq!(rc(nobody), 2, "{nobody}\n{err}");
+    assert!(
+        nobody.starts_with(
+            "lsports audit: INCOMPLETE: 0 unexpected, 0 missing, 0 suspicious, 2 not checked \
+             (3 listeners;"
+        ),
+        "{nobody}"
+    );
+    assert!(
+        nobody.contains(
+            "\nNot checked, so the audit cannot pass (exit 2): a deny rule looks at the holder, \
+             which could not be inspected (run as root, or grant CAP_DAC_READ_SEARCH and \
+             CAP_SYS_PTRACE)\n"
+        ),
+        "{nobody}"
+    );
+    for place in ["0.0.0.0:18022", "0.0.0.0:18053"] {
+        let row = row_of(nobody, place);
+        assert!(
+            row.contains(" -  root ")
+                && row.ends_with(&format!(
+                    "rule 1 \"no sshd here\" ({net}:3) would deny it if its holder is what the \
+                     rule names; otherwise allowed by the policy's default"
+                )),
+            "{row}"
+        );
+    }
+    assert!(!nobody.contains("18090"), "{nobody}");
+    let report: Value = serde_json::from_str(sections["net json"].rsplit_once("rc=").unwrap().0)
+        .unwrap_or_else(|e| panic!("{e}: {sections:?}"));
+    assert_valid_as(&report, "audit_report", "(nobody) audit --json");
+    assert_eq!(
+        (&report["result"], &report["exit_status"]),
+        (&json!("incomplete"), &json!(2)),
+        "{report:#}"
+    );
+    let not_checked = report["not_checked"].as_array().unwrap();
+    let mut ports: Vec<(u64, &Value, &Value)> = not_checked
+        .iter()
+        .map(|n| {
+            (
+                n["port"].as_u64().unwrap(),
+                &n["blocks_pass"],
+                &n["rule"]["number"],
+            )
+        })
+        .collect();
+    ports.sort_by_key(|p| p.0);
+    assert_eq!(
+        ports,
+        [
+            (18022, &json!(true), &json!(1)),
+            (18053, &json!(true), &json!(1))
+        ],
+        "{report:#}"
+    );
+    assert_eq!(
+        not_checked[0]["listener"]["processes"],
+        json!([]),
+        "{report:#}"
+    );
+
+    // An allowlist: as root, sshd is allowed and dnsmasq denied by a rule on the socket.
+    let root = &sections["allowlist root"];
+    assert_eq!(rc(root), 1, "{root}");
+    assert!(
+        row_of(root, "0.0.0.0:18053")
+            .ends_with(&format!("denied by rule 2 \"no dns\" ({allowlist}:10)")),
+        "{root}"
+    );
+    // As nobody the same deny is decided (it looks at no holder); whether sshd is the program
+    // on 18022 cannot be told (nor whether nobody holds root's socket), which is reported,
+    // not held against it, and the required rule is not missing; nobody's own listener is
+    // allowed by its user.
+    let nobody = &sections["allowlist nobody"];
+    assert_eq!(rc(nobody), 1, "{nobody}");
+    assert!(
+        nobody.starts_with(
+            "lsports audit: FAIL: 1 unexpected, 0 missing, 0 suspicious, 2 not checked"
+        ),
+        "{nobody}"
+    );
+    assert!(
+        row_of(nobody, "0.0.0.0:18053")
+            .ends_with(&format!("denied by rule 2 \"no dns\" ({allowlist}:10)")),
+        "{nobody}"
+    );
+    assert!(
+        row_of(nobody, "0.0.0.0:18022").ends_with(&format!(
+            "rule 1 \"ssh\" ({allowlist}:3) would allow it, rule 3 \"nobody's\" \
+             ({allowlist}:16) would allow it if its holder is what they name; otherwise denied \
+             by the policy's default"
+        )),
+        "{nobody}"
+    );
+    assert!(
+        nobody.contains(&format!(
+            "rule 1 \"ssh\" ({allowlist}:3) is required: no listener surely matches it, but one \
+             whose holder could not be seen might"
+        )),
+        "{nobody}"
+    );
+    assert!(
+        nobody.contains("\nNot checked, reported only: something listens there, but the process holding it could not be inspected"),
+        "{nobody}"
+    );
+    assert!(!nobody.contains("18090"), "{nobody}");
+}
+
+/// A proc root (`--proc-root`) whose one process, pid 100, holds a TCP listener on
+/// 127.0.0.1:8080 (inode 1001) under the name `comm` (raw bytes) running `exe` (raw bytes).
+fn proc_root_with(dir: &Path, comm: &[u8], exe: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let root = dir.join("proc");
+    let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when \
+                  retrnsmt   uid  timeout inode\n";
+    let row = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     \
+               0        0 1001 1 0000000000000000 100 0 0 10 0\n";
+    std::fs::create_dir_all(root.join("net")).unwrap();
+    std::fs::write(root.join("net/tcp"), format!("{header}{row}")).unwrap();
+    std::fs::write(root.join("net/udp"), header).unwrap();
+    std::fs::create_dir_all(root.join("100/fd")).unwrap();
+    std::os::unix::fs::symlink("socket:[1001]", root.join("100/fd/3")).unwrap();
+    std::fs::write(root.join("100/comm"), [comm, b"\n"].concat()).unwrap();
+    std::fs::write(
+        root.join("100/cmdline"),
+        [exe, b"\0--port\08080\0"].concat(),
+    )
+    .unwrap();
+    std::fs::write(root.join("100/status"), "Uid:\t0\t0\t0\t0\n").unwrap();
+    let target = std::ffi::OsStr::from_bytes(exe);
+    std::os::unix::fs::symlink(target, root.join("100/exe")).unwrap();
+    root
+}
+
+#[test]
+fn a_hostile_name_is_written_safely_everywhere_and_a_baseline_of_it_matches_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // Quote, backslash, an escape sequence, a byte that is not UTF-8, a tab, a bidi override.
+    let comm = b"x\"y\\z\x1b[2J\xff\t";
+    let exe = "/opt/ev\"il \\ \x1b[31m\u{202e}"
+        .as_bytes()
+        .iter()
+        .chain(b"\xfe")
+        .copied();
+    let exe: Vec<u8> = exe.collect();
+    let root = proc_root_with(dir.path(), comm, &exe);
+    let run = |args: &[&str]| {
+        let mut cmd = scrubbed(lsports_bin());
+        cmd.arg("--proc-root")
+            .arg(&root)
+            .args(["--source", "proc"])
+            .args(args);
+        let out = output_guarded(cmd, &format!("lsports {args:?}"));
+        assert_terminal_safe(&format!("{args:?} stdout"), &out.stdout);
+        assert_terminal_safe(&format!("{args:?} stderr"), &out.stderr);
+        out
+    };
+
+    // The listing's JSON: the name as the process has it, lossy where it is not UTF-8.
+    let listing = parse_json(&run(&["-lt", "--json"]).stdout);
+    let process = &listing[0]["processes"][0];
+    assert_eq!(
+        process["name"],
+        json!(String::from_utf8_lossy(comm)),
+        "{listing:#}"
+    );
+    assert_eq!(
+        process["exe"],
+        json!(String::from_utf8_lossy(&exe)),
+        "{listing:#}"
+    );
+
+    // The baseline: safe to cat, and read back as it was written.
+    let baseline = dir.path().join("baseline.toml");
+    let saved = run(&["baseline", "save", "-t", baseline.to_str().unwrap()]);
+    assert_success(&saved, &["baseline save"]);
+    let text = std::fs::read(&baseline).unwrap();
+    assert_terminal_safe("the baseline file", &text);
+    let recorded = lsports::actions::audit::load_baseline(&baseline).unwrap();
+    let line = &recorded.expected[0];
+    let (program, exe_text) = (line.program.clone().unwrap(), line.exe.clone().unwrap());
+    assert_eq!(program, r#"x"y\\z\e[2J\xFF\t"#);
+    assert_eq!(exe_text, r#"/opt/ev"il \\ \e[31m\u{202E}\xFE"#);
+
+    // The next audit matches it: nothing new, nothing missing; live and from a snapshot.
+    let audit = ["audit", "-t", "--fail-on", "missing", "--baseline"];
+    let audit = [&audit[..], &[baseline.to_str().unwrap()]].concat();
+    let out = run(&audit);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("lsports audit: OK: 0 unexpected, 0 missing"),
+        "{}",
+        stdout(&out)
+    );
+    let snapshot = dir.path().join("s.tar.gz");
+    assert_success(&run(&["capture", snapshot.to_str().unwrap()]), &["capture"]);
+    let mut cmd = scrubbed(lsports_bin());
+    cmd.arg("--snapshot").arg(&snapshot).args(&audit);
+    let out = output_guarded(cmd, "lsports --snapshot … audit");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // The audit's JSON: the listener as the listing has it, its programs as the baseline
+    // records them, and a missing line's program likewise.
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "version = 1\nlisteners = []\n").unwrap();
+    let out = run(&[
+        "audit",
+        "-t",
+        "--json",
+        "--baseline",
+        empty.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listener = &report["unexpected"][0]["listener"];
+    assert_eq!(listener["processes"][0], *process, "{report:#}");
+    assert_eq!(
+        listener["programs"],
+        json!([{"name": program, "exe": exe_text}]),
+        "{report:#}"
+    );
+    let elsewhere = String::from_utf8(text)
+        .unwrap()
+        .replace("port = 8080", "port = 8081");
+    std::fs::write(&baseline, elsewhere).unwrap();
+    let out = run(&[
+        "audit",
+        "-t",
+        "--json",
+        "--baseline",
+        baseline.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let missing = &report["missing"][0];
+    assert_eq!(
+        (&missing["program"], &missing["exe"]),
+        (&json!(program), &json!(exe_text))
+    );
+}

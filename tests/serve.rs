@@ -730,3 +730,40 @@ fn serve_defaults_and_flags_resolve() {
             .is_some_and(|a| a.policy.is_some() && a.baseline.is_none())
     );
 }
+
+/// Unprivileged, serve cannot tell whether root's listener is the program a deny rule names:
+/// nothing is unexpected, and the audit says it is incomplete; as root, the rule fires.
+#[test]
+fn unprivileged_serve_says_a_deny_rule_could_not_be_evaluated() {
+    if !need_root("running serve as nobody") {
+        return;
+    }
+    let world = world();
+    let files = tempfile::tempdir().unwrap();
+    let policy = files.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = \"allow\"\n[[rule]]\naction = \"deny\"\nprogram = \"sshd\"\n",
+    )
+    .unwrap();
+    for (path, mode) in [(files.path(), 0o755), (policy.as_path(), 0o644)] {
+        let permissions = std::os::unix::fs::PermissionsExt::from_mode(mode);
+        std::fs::set_permissions(path, permissions).unwrap();
+    }
+    let args = ["--interval", "1s", "--policy", policy.to_str().unwrap()];
+    let audit = |text: &str| {
+        ["unexpected_listeners", "not_checked", "incomplete"]
+            .map(|name| sample(text, &format!("lsports_audit_{name}")))
+    };
+    for (as_nobody, want) in [(true, [0.0, 1.0, 1.0]), (false, [1.0, 0.0, 0.0])] {
+        let mut serve = start_serve(&world, &args, as_nobody);
+        let (_, text) = in_world(&world, || get(SERVE_PORT, "/metrics")).unwrap();
+        assert_eq!(
+            audit(&text),
+            want.map(Some),
+            "as nobody: {as_nobody}\n{text}"
+        );
+        serve.signal(nix::sys::signal::Signal::SIGTERM);
+        serve.wait();
+    }
+}

@@ -362,3 +362,95 @@ fn watch_and_continuous_refuse_what_cannot_apply() {
         stderr(&out)
     );
 }
+
+/// The holders of a watch text line's program cell, `(pids, name)`, read as a parser would:
+/// `PIDS/NAME` groups split by `;`, a name in double quotes (with `\"` and `\\` inside) when it
+/// holds a space, a quote or a `;`; and what follows the cell.
+fn parse_program_cell(cell: &str) -> (Vec<(String, String)>, String) {
+    let mut holders = Vec::new();
+    let mut rest = cell;
+    loop {
+        let (pids, after) = rest.split_once('/').unwrap_or_else(|| panic!("{cell}"));
+        let mut name = String::new();
+        let mut chars = after.char_indices();
+        let end = if after.starts_with('"') {
+            chars.next();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => name.extend(
+                        chars
+                            .next()
+                            .map(|(_, c)| c)
+                            .filter(|c| *c == '"' || *c == '\\'),
+                    ),
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => name.push(c),
+                }
+            }
+            end.unwrap_or_else(|| panic!("unterminated name: {cell}"))
+        } else {
+            let end = after.find([' ', ';']).unwrap_or(after.len());
+            name.push_str(&after[..end]);
+            end
+        };
+        holders.push((pids.to_string(), name));
+        match after[end..].strip_prefix(';') {
+            Some(next) => rest = next,
+            None => return (holders, after[end..].to_string()),
+        }
+    }
+}
+
+#[test]
+fn a_name_with_spaces_quotes_or_separators_cannot_forge_a_watch_line() {
+    let world = World::start(&json!([]));
+    let py = world.dir().join("listen.py");
+    let out = "$WORLD_DIR/w.out";
+    // prctl(PR_SET_NAME) names: 15 bytes each, as the kernel keeps them.
+    let names = ["evil open tcp 0", "a\"b;9/c", "x\\\"y z"];
+    let mut script = format!(
+        "$LSPORTS watch --changes-only -v --interval 100ms >{out} 2>$WORLD_DIR/w.err & W=$!\n\
+         wait_for $WORLD_DIR/w.err 'watching 0 listeners,'\n"
+    );
+    for (i, name) in names.iter().enumerate() {
+        script.push_str(&format!(
+            "python3 {py} {name} tcp 127.0.0.1 {port} $WORLD_DIR/{i}.ready & P{i}=$!\n\
+             wait_for $WORLD_DIR/{i}.ready .\necho '=== pid{i}'; echo $P{i}\n\
+             wait_for {out} ':{port} '\n",
+            py = py.display(),
+            name = sh_quote(name),
+            port = 18310 + i,
+        ));
+    }
+    script.push_str("kill -TERM $W; wait $W\n");
+    let s = run_script(&world, &script);
+    let text = read(&world, "w.out");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), names.len(), "{text}");
+    for (i, name) in names.iter().enumerate() {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&format!(":{} ", 18310 + i)))
+            .unwrap_or_else(|| panic!("{name}: {text}"));
+        // time, event, proto, local address, then the program cell, and nothing after it.
+        let mut words = line.split_whitespace();
+        let head: Vec<&str> = words.by_ref().take(4).collect();
+        assert_eq!(
+            head[1..],
+            ["opened", "tcp", &format!("127.0.0.1:{}", 18310 + i)],
+            "{line}"
+        );
+        let cell = line[line.find(head[3]).unwrap() + head[3].len()..].trim_start();
+        let (holders, after) = parse_program_cell(cell);
+        assert_eq!(
+            holders,
+            [(s[&format!("pid{i}")].trim().to_string(), name.to_string())],
+            "{line}"
+        );
+        assert!(after.is_empty(), "{line}: {after:?} after the program");
+    }
+}

@@ -1,5 +1,6 @@
 //! Display text for addresses, ports, users and holders, in netstat's and ss's notation.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -182,6 +183,35 @@ pub fn device_label(index: u32, name: Option<&str>) -> String {
 /// `700/master;701,702/worker`; `-` when no process was found. Without `wide`, a group of many
 /// PIDs shows its first few and how many more (`812,813,814,+37/nginx`), never silently one.
 pub fn program_cell(processes: &[OwnerProcess], wide: bool) -> String {
+    cell_naming(processes, wide, sanitize::terminal_safe)
+}
+
+/// [`program_cell`] for lines read word by word (watch events, audit rows), where a name is
+/// chosen by whoever runs the process: a name that is empty or holds whitespace, a `"` or a
+/// `;` (which separates holders) is written in double quotes, its `"` as `\"`, so that no
+/// name can pass for another field or another holder (`812/"evil open tcp 0"`). Backslashes
+/// are already doubled by [`sanitize::terminal_safe`], so `\"` is unambiguous.
+pub fn program_cell_quoted(processes: &[OwnerProcess], wide: bool) -> String {
+    cell_naming(processes, wide, quoted_name)
+}
+
+/// A process name, terminal-safe, in double quotes when it could be read as more than one
+/// word or holder (see [`program_cell_quoted`]).
+pub fn quoted_name(name: &[u8]) -> Cow<'_, str> {
+    let safe = sanitize::terminal_safe(name);
+    let ambiguous = |c: char| c.is_whitespace() || c == '"' || c == ';';
+    if !safe.is_empty() && !safe.chars().any(ambiguous) {
+        return safe;
+    }
+    Cow::Owned(format!("\"{}\"", safe.replace('"', "\\\"")))
+}
+
+/// The program column with each name written by `name`.
+fn cell_naming(
+    processes: &[OwnerProcess],
+    wide: bool,
+    name: impl Fn(&[u8]) -> Cow<'_, str>,
+) -> String {
     if processes.is_empty() {
         return "-".into();
     }
@@ -193,19 +223,16 @@ pub fn program_cell(processes: &[OwnerProcess], wide: bool) -> String {
             None => groups.push((name, vec![process.pid])),
         }
     }
-    let parts: Vec<String> = groups
-        .iter()
-        .map(|(name, pids)| group_label(*name, pids, wide))
+    let parts: Vec<String> = (groups.iter())
+        .map(|(group, pids)| {
+            let pids = pid_list(pids, wide);
+            match group {
+                Some(group) => format!("{pids}/{}", name(group)),
+                None => pids,
+            }
+        })
         .collect();
     parts.join(";")
-}
-
-fn group_label(name: Option<&[u8]>, pids: &[u32], wide: bool) -> String {
-    let pids = pid_list(pids, wide);
-    match name {
-        Some(name) => format!("{pids}/{}", sanitize::terminal_safe(name)),
-        None => pids,
-    }
 }
 
 /// [`program_cell`], appended to `out`, without building the groups for the commonest case:
@@ -219,5 +246,44 @@ pub fn write_program_cell(processes: &[OwnerProcess], wide: bool, out: &mut Stri
     if let Some(name) = process.name.as_deref() {
         out.push('/');
         out.push_str(&sanitize::terminal_safe(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(pid: u32, name: &[u8]) -> OwnerProcess {
+        OwnerProcess {
+            pid,
+            fd: 3,
+            name: Some(name.into()),
+            cmdline: None,
+            uid: Some(0),
+            labels: None,
+        }
+    }
+
+    #[test]
+    fn a_name_that_could_read_as_more_words_or_holders_is_quoted() {
+        let cell = |names: &[&[u8]]| {
+            let holders: Vec<OwnerProcess> = (names.iter().enumerate())
+                .map(|(i, n)| holder(10 + i as u32, n))
+                .collect();
+            program_cell_quoted(&holders, true)
+        };
+        assert_eq!(cell(&[b"sshd"]), "10/sshd");
+        assert_eq!(cell(&[b"kworker/0:1"]), "10/kworker/0:1");
+        assert_eq!(cell(&[b"evil open tcp 0"]), "10/\"evil open tcp 0\"");
+        assert_eq!(cell(&[b"a;9/b", b"c"]), "10/\"a;9/b\";11/c");
+        assert_eq!(cell(&[b"say \"hi\""]), r#"10/"say \"hi\"""#);
+        // A backslash is doubled, so a quote after it is still told apart.
+        assert_eq!(cell(&[b"x\\\" y"]), r#"10/"x\\\" y""#);
+        // Controls are escaped, never raw; a no-break space is a space to a reader.
+        assert_eq!(cell(&[b"a\tb"]), r"10/a\tb");
+        assert_eq!(cell(&["a\u{a0}b".as_bytes()]), "10/\"a\u{a0}b\"");
+        assert_eq!(cell(&[b""]), "10/\"\"");
+        // The table's cell is unchanged.
+        assert_eq!(program_cell(&[holder(10, b"a b")], true), "10/a b");
     }
 }

@@ -17,8 +17,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::text::{missing_text, reason};
-use super::{Audit, Audited, Missing, Reason, Unchecked};
+use super::text::{missing_text, reason, undecided_text};
+use super::{Audit, Audited, Missing, Reason, Unchecked, Undecided};
 use crate::actions::audit::baseline::PortPattern;
 use crate::actions::audit::identity::{Namespace, Program};
 use crate::render::Labels;
@@ -27,6 +27,7 @@ use crate::text::safe_json;
 
 #[derive(Serialize)]
 struct Report {
+    /// `ok`, `fail`, or `incomplete` (nothing fails, but a deny rule could not be evaluated).
     result: &'static str,
     exit_status: u8,
     baseline: Option<String>,
@@ -34,7 +35,9 @@ struct Report {
     listeners: usize,
     unexpected: Vec<Unexpected>,
     missing: Vec<MissingJson>,
-    /// Baseline lines in namespaces the audit could not read: neither found nor missing.
+    /// Baseline lines in namespaces the audit could not read, or where a listener's holders
+    /// could not be seen: neither found nor missing; and policy checks not done for such
+    /// listeners.
     not_checked: Vec<MissingJson>,
     suspicious: Vec<Suspicious>,
     holes: Vec<HoleJson>,
@@ -146,6 +149,15 @@ struct MissingJson {
     rule: Option<RuleJson>,
     fails: bool,
     explanation: String,
+    /// Not checked only: whether it keeps the audit from passing (exit status 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocks_pass: Option<bool>,
+    /// A policy check not done for a listener: the listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listener: Option<Listener>,
+    /// A policy check not done: every rule it hangs on (`rule` is the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<Vec<RuleJson>>,
 }
 
 #[derive(Serialize)]
@@ -165,8 +177,16 @@ struct FlagJson {
 pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
     let mut labels = Labels::numeric();
     let report = Report {
-        result: if audit.verdict.fails { "fail" } else { "ok" },
-        exit_status: u8::from(audit.verdict.fails),
+        result: match (audit.verdict.fails, audit.verdict.incomplete) {
+            (true, _) => "fail",
+            (false, true) => "incomplete",
+            (false, false) => "ok",
+        },
+        exit_status: match (audit.verdict.fails, audit.verdict.incomplete) {
+            (true, _) => 1,
+            (false, true) => 2,
+            (false, false) => 0,
+        },
         baseline: audit
             .baseline
             .as_ref()
@@ -204,6 +224,7 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
             .collect(),
         not_checked: (audit.verdict.unchecked.iter())
             .map(|u| unchecked_json(audit, u))
+            .chain((audit.verdict.undecided.iter()).map(|u| undecided_json(audit, u, &mut labels)))
             .collect(),
         suspicious: suspicious(audit, &mut labels),
     };
@@ -300,7 +321,49 @@ fn unchecked_json(audit: &Audit, unchecked: &Unchecked) -> MissingJson {
             "not checked: {}",
             super::unchecked_because(audit, unchecked.why)
         ),
+        blocks_pass: Some(false),
         ..missing_json(audit, &line)
+    }
+}
+
+/// A policy check not done: the listener's place, the rules it hangs on.
+fn undecided_json(audit: &Audit, undecided: &Undecided, labels: &mut Labels) -> MissingJson {
+    let explanation = format!(
+        "not checked: {}: {}",
+        super::undecided_because(undecided),
+        undecided_text(audit, undecided)
+    );
+    let (rules, listener) = match undecided {
+        Undecided::Listener { index, rules, .. } => (rules.clone(), Some(&audit.listeners[*index])),
+        Undecided::Required { rule, .. } => (vec![*rule], None),
+    };
+    let rules: Vec<RuleJson> = rules.iter().filter_map(|&i| rule_json(audit, i)).collect();
+    let identity = listener.map(|l| &l.identity);
+    MissingJson {
+        check: "policy",
+        line: rules.first().map(|r| r.line),
+        proto: identity.map(|i| i.protocol.name()),
+        address: identity.map(|i| i.address.to_string()),
+        interface: None,
+        port: identity.map(|i| i.port.into()),
+        user: identity.map(|i| i.user.clone()),
+        program: None,
+        exe: None,
+        namespace: identity.and_then(|i| NamespaceJson::of(&i.namespace)),
+        rule: undecided_first_rule(audit, undecided),
+        fails: false,
+        explanation,
+        blocks_pass: Some(undecided.blocks_pass()),
+        listener: listener.map(|l| self::listener(l, labels)),
+        rules: Some(rules),
+    }
+}
+
+/// The first rule a policy check not done hangs on.
+fn undecided_first_rule(audit: &Audit, undecided: &Undecided) -> Option<RuleJson> {
+    match undecided {
+        Undecided::Listener { rules, .. } => rule_json(audit, *rules.first()?),
+        Undecided::Required { rule, .. } => rule_json(audit, *rule),
     }
 }
 
@@ -324,6 +387,9 @@ fn missing_json(audit: &Audit, missing: &Missing) -> MissingJson {
             rule: None,
             fails: audit.fail.missing,
             explanation,
+            blocks_pass: None,
+            listener: None,
+            rules: None,
         },
         Missing::Rule(index) => MissingJson {
             check: "policy",
@@ -339,6 +405,9 @@ fn missing_json(audit: &Audit, missing: &Missing) -> MissingJson {
             rule: rule_json(audit, *index),
             fails: true,
             explanation,
+            blocks_pass: None,
+            listener: None,
+            rules: None,
         },
     }
 }

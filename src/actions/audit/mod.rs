@@ -1,6 +1,7 @@
 //! `lsports audit`: compare the listeners of now with a baseline and/or a policy, report the
 //! unexpected, missing and suspicious ones, and exit 0 (nothing unexpected), 1 (something is)
-//! or 2 (the audit could not be done), so that cron and CI can act on it.
+//! or 2 (the audit could not be done, or not all of it: a policy's deny rule could not be
+//! evaluated for a listener whose holder could not be seen), so that cron and CI can act on it.
 //!
 //! ```text
 //! baseline file ─┐                        ┌─ text report (people, cron mail)
@@ -35,7 +36,7 @@ use crate::pipeline::{self, Listing, Plan};
 use baseline::Baseline;
 use policy::Policy;
 use scope::Scope;
-pub use verdict::{Audited, Missing, Reason, Unchecked, UncheckedWhy, Verdict};
+pub use verdict::{Audited, Missing, Reason, Unchecked, UncheckedWhy, Undecided, Verdict};
 
 /// What the report is about: the files checked and the audited listeners.
 pub struct Audit {
@@ -104,6 +105,8 @@ pub fn run(
     listing.report_attribution(config, err)?;
     Ok(if audit.verdict.fails {
         ExitCode::Unexpected
+    } else if audit.verdict.incomplete {
+        ExitCode::AuditIncomplete
     } else {
         ExitCode::Success
     })
@@ -152,11 +155,33 @@ impl Audit {
 pub fn unchecked_because(audit: &Audit, why: UncheckedWhy) -> &'static str {
     match why {
         UncheckedWhy::Namespace => audit.unchecked_because,
-        UncheckedWhy::HolderUnseen(OwnerUnknownReason::OutsidePidNamespace) => {
+        UncheckedWhy::HolderUnseen(why) => unchecked_because_unseen(why),
+    }
+}
+
+/// Why the policy checks of `undecided` could not be done, for the report.
+pub fn undecided_because(undecided: &Undecided) -> &'static str {
+    match (undecided.why(), undecided.blocks_pass()) {
+        (OwnerUnknownReason::OutsidePidNamespace, true) => {
+            "a deny rule looks at the holder, which runs outside this PID namespace (run \
+             lsports in the host's PID namespace, or give --proc-root the host's /proc)"
+        }
+        (_, true) => {
+            "a deny rule looks at the holder, which could not be inspected (run as root, or \
+             grant CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)"
+        }
+        (why, false) => unchecked_because_unseen(why),
+    }
+}
+
+/// Why a holder could not be seen, when that left something unchecked.
+fn unchecked_because_unseen(why: OwnerUnknownReason) -> &'static str {
+    match why {
+        OwnerUnknownReason::OutsidePidNamespace => {
             "something listens there, but its holders run outside this PID namespace (run \
              lsports in the host's PID namespace, or give --proc-root the host's /proc)"
         }
-        UncheckedWhy::HolderUnseen(_) => {
+        _ => {
             "something listens there, but the process holding it could not be inspected (run \
              as root, or grant CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)"
         }

@@ -285,3 +285,108 @@ fn a_listener_whose_holder_could_not_be_seen_is_not_checked_unless_its_user_chan
     assert_eq!(verdict.unexpected.len(), 1, "{verdict:?}");
     assert!(verdict.unchecked.is_empty(), "{verdict:?}");
 }
+
+fn policy_of(text: &str) -> policy::Policy {
+    policy::parse::parse(&Source::from_text("p.toml", text)).unwrap()
+}
+
+#[test]
+fn an_unseen_holder_a_deny_rule_cannot_judge_keeps_the_audit_from_passing() {
+    let policy = policy_of(
+        "default = \"allow\"\n[[rule]]\nname = \"no netcat\"\naction = \"deny\"\nprogram = \"nc\"\n",
+    );
+    let nc = listener(Protocol::Tcp, "0.0.0.0", 4444, "nc", 900);
+    let fail = FailSet::default();
+    // Seen, it is denied, and fails.
+    let verdict = judge(std::slice::from_ref(&nc), None, Some(&policy), &fail);
+    assert!(verdict.fails && verdict.undecided.is_empty(), "{verdict:?}");
+    // Unseen: neither denied nor allowed, and not a pass either.
+    let unseen = holder_unseen(nc.clone(), OwnerUnknownReason::Permission);
+    let verdict = judge(std::slice::from_ref(&unseen), None, Some(&policy), &fail);
+    assert!(
+        verdict.unexpected.is_empty() && !verdict.fails,
+        "{verdict:?}"
+    );
+    assert!(verdict.incomplete, "{verdict:?}");
+    assert_eq!(
+        verdict.undecided,
+        [Undecided::Listener {
+            index: 0,
+            rules: vec![0],
+            otherwise: None,
+            why: OwnerUnknownReason::Permission,
+            deny_unevaluated: true,
+        }]
+    );
+    // Something surely unexpected besides: the audit fails (exit 1), which says more.
+    let exposed_by_root = listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812);
+    let strict = policy_of(
+        "default = \"allow\"\n[[rule]]\naction = \"deny\"\nprogram = \"nc\"\n\
+         [[rule]]\naction = \"deny\"\nport = 22\n",
+    );
+    let both = [unseen.clone(), exposed_by_root];
+    let verdict = judge(&both, None, Some(&strict), &fail);
+    assert!(verdict.fails && !verdict.incomplete, "{verdict:?}");
+    assert_eq!(ports(&verdict, &both), [22]);
+    assert_eq!(verdict.undecided.len(), 1, "{verdict:?}");
+    // Denied whatever holds it: a deny rule it may match, then a denying default; the
+    // explanation claims no more than that.
+    let deny_all = policy_of("[[rule]]\naction = \"deny\"\nprogram = \"nc\"\n");
+    let audit = Audit::judge(None, Some(deny_all), vec![unseen], &fail);
+    assert!(audit.verdict.fails && audit.verdict.undecided.is_empty());
+    let [(0, ref reasons)] = audit.verdict.unexpected[..] else {
+        panic!("{:?}", audit.verdict);
+    };
+    assert_eq!(
+        text::reason(&audit, &reasons[0]),
+        "no rule of p.toml allows it, and its default is deny"
+    );
+    // A kernel socket (every process seen, none holds it) is no nc: allowed.
+    let kernel = holder_unseen(nc, OwnerUnknownReason::Kernel);
+    let verdict = judge(&[kernel], None, Some(&policy), &fail);
+    assert!(!verdict.fails && !verdict.incomplete && verdict.undecided.is_empty());
+}
+
+#[test]
+fn an_unseen_holder_an_allow_rule_cannot_confirm_is_reported_only() {
+    let policy = policy_of(
+        "[[rule]]\nname = \"ssh\"\naction = \"allow\"\nport = 22\nprogram = \"sshd\"\n\
+         required = true\n",
+    );
+    let sshd = holder_unseen(
+        listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812),
+        OwnerUnknownReason::Permission,
+    );
+    let verdict = judge(&[sshd], None, Some(&policy), &FailSet::default());
+    // Not denied by the default, not missing, not failing: reported, as a baseline line
+    // whose program cannot be confirmed is.
+    assert!(
+        verdict.unexpected.is_empty() && verdict.missing.is_empty(),
+        "{verdict:?}"
+    );
+    assert!(!verdict.fails && !verdict.incomplete, "{verdict:?}");
+    assert_eq!(
+        verdict.undecided,
+        [
+            Undecided::Listener {
+                index: 0,
+                rules: vec![0],
+                otherwise: None,
+                why: OwnerUnknownReason::Permission,
+                deny_unevaluated: false,
+            },
+            Undecided::Required {
+                rule: 0,
+                why: OwnerUnknownReason::Permission,
+            },
+        ]
+    );
+    // Nothing on 22 at all: the required rule is missing, unseen holders elsewhere or not.
+    let other = holder_unseen(
+        listener(Protocol::Tcp, "0.0.0.0", 2222, "sshd", 812),
+        OwnerUnknownReason::Permission,
+    );
+    let verdict = judge(&[other], None, Some(&policy), &FailSet::default());
+    assert_eq!(verdict.missing, [Missing::Rule(0)]);
+    assert!(verdict.fails, "{verdict:?}");
+}

@@ -12,15 +12,19 @@
 //! Not checked, reported only: their network namespace could not be read (…)
 //!   tcp   0.0.0.0:8080 in container web  nginx  root  b.toml:12
 //! ```
+//!
+//! The first word is `FAIL`, `OK`, or `INCOMPLETE` (nothing fails, but a deny rule could not
+//! be evaluated). Names are quoted where they could be read as more than one word.
 
 use std::io::{self, Write};
 
-use super::{Audit, Audited, Missing, Reason, UncheckedWhy};
+use super::{Audit, Audited, Missing, Reason, Undecided};
 use crate::actions::audit::baseline::Expected;
+use crate::actions::audit::policy::Action;
 use crate::enrich::reach::apply::Hole;
 use crate::model::published::{Published, WITHOUT_LISTENER};
 use crate::render::Labels;
-use crate::render::labels::program_cell;
+use crate::render::labels::program_cell_quoted;
 use crate::text::{counts, sanitize};
 
 /// Write the report.
@@ -45,16 +49,8 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
         .map(|m| missing_row(audit, m))
         .collect();
     section(out, &missing_title(audit), &missing)?;
-    for why in unchecked_reasons(audit) {
-        let unchecked: Vec<Vec<String>> = (audit.verdict.unchecked.iter())
-            .filter(|u| u.why == why)
-            .map(|u| unchecked_row(audit, &u.line))
-            .collect();
-        let title = format!(
-            "Not checked, reported only: {}",
-            super::unchecked_because(audit, why)
-        );
-        section(out, &title, &unchecked)?;
+    for (title, rows) in unchecked_sections(audit, &labels) {
+        section(out, &title, &rows)?;
     }
     let (failing, reported) = suspicious_rows(audit, &labels);
     section(out, "Suspicious (fails the audit, see --fail-on)", &failing)?;
@@ -132,19 +128,28 @@ fn summary(audit: &Audit) -> String {
     if let Some(policy) = &audit.policy {
         checked.push(format!("policy {}", policy.path.display()));
     }
-    let unchecked = match audit.verdict.unchecked.len() {
+    let unchecked = match audit.verdict.unchecked.len() + audit.verdict.undecided.len() {
         0 => String::new(),
         n => format!(", {n} not checked"),
     };
     format!(
         "{}: {} unexpected, {} missing, {} suspicious{unchecked} ({}; {})",
-        if audit.verdict.fails { "FAIL" } else { "OK" },
+        result(audit),
         audit.verdict.unexpected.len(),
         audit.verdict.missing.len(),
         suspicious,
         counts::count(audit.listeners.len(), "listener"),
         checked.join(", ")
     )
+}
+
+/// `FAIL`, `INCOMPLETE` (nothing fails, but a deny rule could not be evaluated) or `OK`.
+fn result(audit: &Audit) -> &'static str {
+    match (audit.verdict.fails, audit.verdict.incomplete) {
+        (true, _) => "FAIL",
+        (false, true) => "INCOMPLETE",
+        (false, false) => "OK",
+    }
 }
 
 fn missing_title(audit: &Audit) -> String {
@@ -175,7 +180,7 @@ fn listener_row(listener: &Audited, labels: &Labels, why: String) -> Vec<String>
     vec![
         proto,
         place,
-        program_cell(&listener.entry.processes, false),
+        program_cell_quoted(&listener.entry.processes, false),
         listener.identity.user.clone(),
         why,
     ]
@@ -222,15 +227,83 @@ fn missing_row(audit: &Audit, missing: &Missing) -> Vec<String> {
     }
 }
 
-/// Each reason some baseline line was not checked for, in the order first met.
-fn unchecked_reasons(audit: &Audit) -> Vec<UncheckedWhy> {
-    let mut reasons: Vec<UncheckedWhy> = Vec::new();
-    for unchecked in &audit.verdict.unchecked {
-        if !reasons.contains(&unchecked.why) {
-            reasons.push(unchecked.why);
+/// The "Not checked" sections, titled by why, in the order first met: baseline lines, then
+/// policy checks, those that keep the audit from passing apart.
+fn unchecked_sections(audit: &Audit, labels: &Labels) -> Vec<(String, Vec<Vec<String>>)> {
+    let reported = |why: &str| format!("Not checked, reported only: {why}");
+    let lines = (audit.verdict.unchecked.iter()).map(|u| {
+        let title = reported(super::unchecked_because(audit, u.why));
+        (title, unchecked_row(audit, &u.line))
+    });
+    let checks = audit.verdict.undecided.iter().map(|u| {
+        let because = super::undecided_because(u);
+        let title = match u.blocks_pass() {
+            true => format!("Not checked, so the audit cannot pass (exit 2): {because}"),
+            false => reported(because),
+        };
+        (title, undecided_row(audit, labels, u))
+    });
+    let mut sections: Vec<(String, Vec<Vec<String>>)> = Vec::new();
+    for (title, row) in lines.chain(checks) {
+        match sections.iter_mut().find(|(t, _)| *t == title) {
+            Some((_, rows)) => rows.push(row),
+            None => sections.push((title, vec![row])),
         }
     }
-    reasons
+    sections
+}
+
+/// A policy check not done: the listener (or `-` for a required rule), and what it hangs on.
+fn undecided_row(audit: &Audit, labels: &Labels, undecided: &Undecided) -> Vec<String> {
+    let why = undecided_text(audit, undecided);
+    match undecided {
+        Undecided::Listener { index, .. } => listener_row(&audit.listeners[*index], labels, why),
+        Undecided::Required { .. } => vec!["-".into(), "-".into(), "-".into(), "-".into(), why],
+    }
+}
+
+/// What a policy check not done hangs on, in words (shared with the JSON report):
+/// `rule 2 "no netcat" (p.toml:9) would deny it if its holder is what the rule names;
+/// otherwise allowed by the policy's default`.
+pub fn undecided_text(audit: &Audit, undecided: &Undecided) -> String {
+    let Some(policy) = &audit.policy else {
+        return "the policy could not be evaluated".into();
+    };
+    let rule = |index: usize| policy.rules[index].describe(&policy.path);
+    let verb = |action: Action| match action {
+        Action::Allow => "allow",
+        Action::Deny => "deny",
+    };
+    match undecided {
+        Undecided::Listener {
+            rules, otherwise, ..
+        } => {
+            let would: Vec<String> = (rules.iter())
+                .map(|&i| format!("{} would {} it", rule(i), verb(policy.rules[i].action)))
+                .collect();
+            let names = match rules.len() {
+                1 => "the rule names",
+                _ => "they name",
+            };
+            let (action, by) = match otherwise {
+                Some(i) => (policy.rules[*i].action, rule(*i)),
+                None => (policy.default, "the policy's default".into()),
+            };
+            let decided = match action {
+                Action::Allow => "allowed",
+                Action::Deny => "denied",
+            };
+            format!(
+                "{} if its holder is what {names}; otherwise {decided} by {by}",
+                would.join(", ")
+            )
+        }
+        Undecided::Required { rule: index, .. } => format!(
+            "{} is required: no listener surely matches it, but one whose holder could not be \
+             seen might",
+            rule(*index)
+        ),
+    }
 }
 
 /// A baseline line not checked: where, who, and the line.

@@ -1,10 +1,17 @@
 //! The verdict of an audit: which listeners are unexpected and why, which expected ones are
-//! missing, which are suspicious, and whether all that fails the audit. Pure: the inputs are
-//! listeners already identified and inspected, so every rule here is tested without sockets.
+//! missing, which are suspicious, what could not be checked, and whether all that fails the
+//! audit (or keeps it from passing). Pure: the inputs are listeners already identified and
+//! inspected, so every rule here is tested without sockets.
+//!
+//! A listener whose holders could not be seen (an unprivileged audit of other users'
+//! processes) is judged by what its socket settles; a baseline line or policy rule that hangs
+//! on its program is not checked, with the reason. Only a deny rule that could not be
+//! evaluated, where it could have denied what is otherwise allowed, keeps the audit from
+//! passing ([`Verdict::incomplete`]): the rest is the expected program unconfirmed.
 
 use crate::actions::audit::baseline::{Baseline, Expected};
 use crate::actions::audit::identity::{Identity, Namespace};
-use crate::actions::audit::policy::{Action, Decision, Policy};
+use crate::actions::audit::policy::{Action, Decision, Match, Outcome, Policy};
 use crate::config::FailSet;
 use crate::model::finding::Finding;
 use crate::model::{Entry, OwnerUnknownReason};
@@ -75,6 +82,55 @@ pub enum UncheckedWhy {
     HolderUnseen(OwnerUnknownReason),
 }
 
+/// A policy check the audit could not do: a rule that looks at holders, for a listener whose
+/// holders could not be seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undecided {
+    /// Rules that look at holders would allow the listener, others deny it, and which one
+    /// matches could not be told.
+    Listener {
+        /// Index into the listeners.
+        index: usize,
+        /// The rules it hangs on (indices into the rules, in order).
+        rules: Vec<usize>,
+        /// What decides when none of them matches: a rule (index) or the default (`None`).
+        otherwise: Option<usize>,
+        /// Why no holder could be seen.
+        why: OwnerUnknownReason,
+        /// A deny rule among `rules` could deny what would otherwise be allowed: the audit
+        /// cannot pass (see [`Verdict::incomplete`]).
+        deny_unevaluated: bool,
+    },
+    /// A `required` rule no listener surely matches, that one whose holders could not be seen
+    /// might.
+    Required {
+        /// Index into the rules.
+        rule: usize,
+        /// Why no holder could be seen (of the first such listener).
+        why: OwnerUnknownReason,
+    },
+}
+
+impl Undecided {
+    /// Whether it keeps the audit from passing.
+    pub fn blocks_pass(&self) -> bool {
+        matches!(
+            self,
+            Undecided::Listener {
+                deny_unevaluated: true,
+                ..
+            }
+        )
+    }
+
+    /// Why no holder could be seen.
+    pub fn why(&self) -> OwnerUnknownReason {
+        match self {
+            Undecided::Listener { why, .. } | Undecided::Required { why, .. } => *why,
+        }
+    }
+}
+
 /// Everything an audit found.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
@@ -86,8 +142,13 @@ pub struct Verdict {
     /// namespace was not read, or something listens there whose holder could not be seen.
     /// Reported, never failing: they may be there, as expected.
     pub unchecked: Vec<Unchecked>,
+    /// Policy checks that could not be done, for listeners whose holders could not be seen.
+    pub undecided: Vec<Undecided>,
     /// Whether the audit fails (exit status 1).
     pub fails: bool,
+    /// Whether, failing nothing, it may not pass either (exit status 2): a deny rule could
+    /// not be evaluated for a listener it could deny (see [`Undecided::blocks_pass`]).
+    pub incomplete: bool,
 }
 
 /// Judge `listeners` against a baseline and/or a policy; both must accept a listener for it
@@ -131,7 +192,12 @@ pub fn judge_within(
             (None, _) => {}
         }
         reasons.extend(baseline.and_then(|b| reach_changed(b, &listener.identity, unseen)));
-        reasons.extend(policy.and_then(|p| policy_reason(p, listener)));
+        if let Some(p) = policy {
+            match policy_reason(p, listener, (index, unseen)) {
+                Ok(reason) => reasons.extend(reason),
+                Err(undecided) => verdict.undecided.push(undecided),
+            }
+        }
         if !reasons.is_empty() {
             verdict.unexpected.push((index, reasons));
         }
@@ -146,9 +212,10 @@ pub fn judge_within(
         line,
         why: UncheckedWhy::Namespace,
     }));
-    let rules_missing = policy
+    let (rules_missing, rules_undecided) = policy
         .map(|p| missing_rules(p, listeners))
         .unwrap_or_default();
+    verdict.undecided.extend(rules_undecided);
     let flag_fails = listeners
         .iter()
         .flat_map(|l| &l.findings)
@@ -157,6 +224,7 @@ pub fn judge_within(
         || (fail.missing && !baseline_missing.is_empty())
         || !rules_missing.is_empty()
         || flag_fails;
+    verdict.incomplete = !verdict.fails && verdict.undecided.iter().any(Undecided::blocks_pass);
     verdict.missing = baseline_missing
         .into_iter()
         .map(Missing::Baseline)
@@ -229,14 +297,42 @@ fn reach_changed(
     })
 }
 
-fn policy_reason(policy: &Policy, listener: &Audited) -> Option<Reason> {
-    match policy.decide(&listener.entry, &listener.identity) {
+/// Why the policy does not expect `listener`, if it does not (`Ok`); or, for a listener
+/// whose holders could not be seen (`unseen`), what could not be decided (`Err`). `index` is
+/// its place among the listeners.
+fn policy_reason(
+    policy: &Policy,
+    listener: &Audited,
+    (index, unseen): (usize, Option<OwnerUnknownReason>),
+) -> Result<Option<Reason>, Undecided> {
+    let decision = match policy.judge(&listener.entry, &listener.identity, unseen.is_some()) {
+        Outcome::Decided(decision) => decision,
+        Outcome::Undecided {
+            rules,
+            otherwise,
+            deny_unevaluated,
+        } => {
+            // Undecided only where some holder is unseen; Permission stands in otherwise.
+            let why = unseen.unwrap_or(OwnerUnknownReason::Permission);
+            return Err(Undecided::Listener {
+                index,
+                rules: rules.iter().map(|r| r.number - 1).collect(),
+                otherwise: match otherwise {
+                    Decision::Rule(rule) => Some(rule.number - 1),
+                    Decision::Default(_) => None,
+                },
+                why,
+                deny_unevaluated,
+            });
+        }
+    };
+    Ok(match decision {
         Decision::Rule(rule) if rule.action == Action::Deny => {
             Some(Reason::Denied(rule.number - 1))
         }
         Decision::Default(Action::Deny) => Some(Reason::NotAllowed),
         _ => None,
-    }
+    })
 }
 
 /// Baseline lines with nothing where they expect a listener. The lines of one socket (one per
@@ -262,17 +358,32 @@ fn missing_lines(baseline: &Baseline, identities: &[&Identity]) -> Vec<Expected>
     missing
 }
 
-fn missing_rules(policy: &Policy, listeners: &[Audited]) -> Vec<usize> {
-    policy
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(_, rule)| rule.required)
-        .filter(|(_, rule)| {
-            !listeners
-                .iter()
-                .any(|l| rule.matcher.matches(&l.entry, &l.identity))
-        })
-        .map(|(index, _)| index)
-        .collect()
+/// The `required` rules no listener matches (indices), and those no listener surely matches
+/// but one whose holders could not be seen might: it may be the program required.
+fn missing_rules(policy: &Policy, listeners: &[Audited]) -> (Vec<usize>, Vec<Undecided>) {
+    let (mut missing, mut undecided) = (Vec::new(), Vec::new());
+    for (index, rule) in policy.rules.iter().enumerate() {
+        if !rule.required {
+            continue;
+        }
+        let mut maybe = None;
+        let mut surely = false;
+        for l in listeners {
+            let unseen = holder_unseen(l);
+            match rule
+                .matcher
+                .evaluate(&l.entry, &l.identity, unseen.is_some())
+            {
+                Match::Yes => surely = true,
+                Match::Unknown => maybe = maybe.or(unseen),
+                Match::No => {}
+            }
+        }
+        match (surely, maybe) {
+            (true, _) => {}
+            (false, Some(why)) => undecided.push(Undecided::Required { rule: index, why }),
+            (false, None) => missing.push(index),
+        }
+    }
+    (missing, undecided)
 }

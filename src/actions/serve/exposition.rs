@@ -155,6 +155,20 @@ pub fn write_audit(
         "gauge",
         "How many listeners the baseline or the policy's required rules expect and are not there.",
         &plain(verdict.missing.len()),
+    )?;
+    write_family(
+        out,
+        "lsports_audit_not_checked",
+        "gauge",
+        "How many baseline lines and policy checks could not be done (a holder that could not be seen, a namespace not read).",
+        &plain(verdict.unchecked.len() + verdict.undecided.len()),
+    )?;
+    write_family(
+        out,
+        "lsports_audit_incomplete",
+        "gauge",
+        "1 when nothing is unexpected but a policy's deny rule could not be evaluated for a listener whose holder could not be seen, so the audit cannot pass.",
+        &plain(u8::from(verdict.incomplete)),
     )
 }
 

@@ -33,7 +33,7 @@ use serde::Serialize;
 use super::tracker::Subject;
 use crate::model::Family;
 use crate::render::Labels;
-use crate::render::labels::program_cell;
+use crate::render::labels::{program_cell_quoted, quoted_name};
 use crate::render::wire::Socket;
 use crate::text::safe_json;
 use crate::text::sanitize;
@@ -132,13 +132,13 @@ impl EventWriter {
         if self.netns {
             let netns = (socket.netns.as_deref())
                 .map_or(std::borrow::Cow::Borrowed(&b"-"[..]), |ns| ns.label());
-            local = format!("{} {local}", sanitize::terminal_safe(&netns));
+            local = format!("{} {local}", quoted_name(&netns));
         }
         let mut line = format!(
             "{time} {:<7} {proto:<5} {:<22} {}",
             kind.name(),
             local,
-            program_cell(&subject.entry.processes, true)
+            program_cell_quoted(&subject.entry.processes, true)
         );
         if !subject.findings.is_empty() {
             let flags: Vec<&str> = subject.findings.iter().map(|f| f.flag.name()).collect();

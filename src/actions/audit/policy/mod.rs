@@ -141,6 +141,40 @@ impl Decision<'_> {
     }
 }
 
+/// Whether a rule matches a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// Every condition holds.
+    Yes,
+    /// Some condition does not.
+    No,
+    /// Every condition the socket settles holds, and one only its holders could settle
+    /// (`program`, `exe`, or a `user`, `container` or `unit` the socket itself is not) cannot
+    /// be evaluated: no holder of it could be seen.
+    Unknown,
+}
+
+/// What a policy says of a listener whose holders could not be seen (see [`Policy::judge`]).
+#[derive(Debug, Clone)]
+pub enum Outcome<'a> {
+    /// The same whatever its holders are: the decision of the first rule that matches it
+    /// surely, or the default.
+    Decided(Decision<'a>),
+    /// It depends on rules that look at holders: allowed by some, denied by others.
+    Undecided {
+        /// The rules that could not be evaluated before the one that decides otherwise, in
+        /// order.
+        rules: Vec<&'a Rule>,
+        /// What decides when none of them matches.
+        otherwise: Decision<'a>,
+        /// Whether a deny rule among them could deny what would otherwise be allowed: then a
+        /// deny the policy's author wrote cannot be checked, and the audit may not pass.
+        /// (When only allow rules could not be evaluated, what hangs on them is whether an
+        /// expected program is the one there, as for a baseline line.)
+        deny_unevaluated: bool,
+    },
+}
+
 impl Policy {
     /// The decision for the listener `entry`, whose identity is `identity`.
     pub fn decide(&self, entry: &Entry, identity: &Identity) -> Decision<'_> {
@@ -150,10 +184,46 @@ impl Policy {
             .map_or(Decision::Default(self.default), Decision::Rule)
     }
 
-    /// Why the default decided, for messages.
+    /// [`Policy::decide`] for a listener whose holders could not be seen when `holders_unseen`
+    /// (an unprivileged audit of other users' processes): the rules are tried in order as
+    /// ever, a rule that looks at holders matches neither surely nor surely not, and the
+    /// outcome is decided only when every rule it could hang on would do the same.
+    pub fn judge(&self, entry: &Entry, identity: &Identity, holders_unseen: bool) -> Outcome<'_> {
+        let mut unknown: Vec<&Rule> = Vec::new();
+        let mut otherwise = Decision::Default(self.default);
+        for rule in &self.rules {
+            match rule.matcher.evaluate(entry, identity, holders_unseen) {
+                Match::No => {}
+                Match::Unknown => unknown.push(rule),
+                Match::Yes => {
+                    otherwise = Decision::Rule(rule);
+                    break;
+                }
+            }
+        }
+        if unknown.iter().all(|r| r.action == otherwise.action()) {
+            return Outcome::Decided(otherwise);
+        }
+        // A deny rule matters when an allow could come after it: a later rule that could not
+        // be evaluated either, or what decides otherwise.
+        let deny_unevaluated = unknown.iter().enumerate().any(|(i, rule)| {
+            rule.action == Action::Deny
+                && (otherwise.action() == Action::Allow
+                    || unknown[i + 1..].iter().any(|r| r.action == Action::Allow))
+        });
+        Outcome::Undecided {
+            rules: unknown,
+            otherwise,
+            deny_unevaluated,
+        }
+    }
+
+    /// Why the default decided, for messages. "Allows" rather than "matches": for a listener
+    /// whose holders could not be seen, a deny rule on holders may match it, and the default
+    /// decides all the same.
     pub fn describe_default(&self) -> String {
         format!(
-            "no rule of {} matches it, and its default is {}",
+            "no rule of {} allows it, and its default is {}",
             self.path.display(),
             match self.default {
                 Action::Allow => "allow",
@@ -183,6 +253,21 @@ impl Rule {
 impl Matcher {
     /// Whether every condition holds for the listener.
     pub fn matches(&self, entry: &Entry, identity: &Identity) -> bool {
+        self.evaluate(entry, identity, false) == Match::Yes
+    }
+
+    /// Whether every condition holds for the listener; with `holders_unseen` (no holder of it
+    /// could be seen, though it may have some), a condition only holders could settle is
+    /// [`Match::Unknown`] rather than false.
+    pub fn evaluate(&self, entry: &Entry, identity: &Identity, holders_unseen: bool) -> Match {
+        if !self.matches_socket(entry, identity) {
+            return Match::No;
+        }
+        self.matches_holders(entry, identity, holders_unseen)
+    }
+
+    /// The conditions the socket settles by itself.
+    fn matches_socket(&self, entry: &Entry, identity: &Identity) -> bool {
         let socket = &entry.socket;
         let protocol_ok = self.protocol.is_none_or(|p| p == socket.protocol);
         let port_ok = match &self.ports {
@@ -201,7 +286,6 @@ impl Matcher {
             && exposure_ok
             && self.matches_netns(socket)
             && self.matches_reach(entry)
-            && self.matches_holders(entry, identity)
     }
 
     /// The namespace's name (or `net:[INODE]`); a socket of unknown namespace matches no
@@ -227,14 +311,23 @@ impl Matcher {
         }
     }
 
-    /// User, program and executable, with `--user` and `--program`'s meaning.
-    fn matches_holders(&self, entry: &Entry, identity: &Identity) -> bool {
+    /// User, program, executable, container and unit, with `--user`, `--program`,
+    /// `--container` and `--unit`'s meaning. A user, container or unit is the socket's own or
+    /// a holder's, so the socket may settle it; program and executable are only holders'.
+    /// Each condition a seen holder does not meet is unknown when `holders_unseen`.
+    fn matches_holders(&self, entry: &Entry, identity: &Identity, holders_unseen: bool) -> Match {
         if self.uids.as_ref().is_some_and(Vec::is_empty) {
-            return false;
+            return Match::No;
         }
-        let filter = Filter {
+        let user = Filter {
             uids: self.uids.clone().unwrap_or_default(),
+            ..Filter::default()
+        };
+        let program = Filter {
             programs: self.programs.clone(),
+            ..Filter::default()
+        };
+        let labels = Filter {
             containers: self.containers.clone(),
             units: self.units.clone(),
             ..Filter::default()
@@ -245,7 +338,17 @@ impl Matcher {
                     .as_ref()
                     .is_some_and(|exe| self.exes.iter().any(|g| g.matches(exe.as_bytes())))
             });
-        filter.keeps_entry(entry) && exe_ok
+        let conditions = [
+            user.keeps_entry(entry),
+            program.keeps_entry(entry),
+            labels.keeps_entry(entry),
+            exe_ok,
+        ];
+        match (conditions.iter().all(|ok| *ok), holders_unseen) {
+            (true, _) => Match::Yes,
+            (false, true) => Match::Unknown,
+            (false, false) => Match::No,
+        }
     }
 }
 

@@ -379,3 +379,143 @@ fn reach_allows_only_when_every_family_is_listed_and_denies_when_any_is() {
         "{bad}"
     );
 }
+
+/// `l` as an unprivileged audit sees it: a socket whose holders could not be seen.
+fn unseen(mut l: (Entry, Identity)) -> (Entry, Identity) {
+    l.0.processes.clear();
+    l.1.programs.clear();
+    l
+}
+
+/// What `judge` says of a listener whose holders could not be seen: `Ok((rule, action))` when
+/// decided (rule 0: the default), else `Err((rules it hangs on, whether a deny is among what
+/// could not be evaluated))`.
+#[allow(clippy::type_complexity)]
+fn judge_unseen(
+    policy: &Policy,
+    l: &(Entry, Identity),
+) -> Result<(usize, Action), (Vec<usize>, bool)> {
+    match policy.judge(&l.0, &l.1, true) {
+        Outcome::Decided(Decision::Rule(rule)) => Ok((rule.number, rule.action)),
+        Outcome::Decided(Decision::Default(action)) => Ok((0, action)),
+        Outcome::Undecided {
+            rules,
+            deny_unevaluated,
+            ..
+        } => Err((rules.iter().map(|r| r.number).collect(), deny_unevaluated)),
+    }
+}
+
+#[test]
+fn rules_on_holders_are_unknown_for_an_unseen_holder_and_the_rest_still_decide() {
+    let policy = example();
+    // Rule 1 (allow sshd) cannot be told; rule 4 (deny external) surely matches: what hangs
+    // on rule 1 is whether the expected program is there, not whether a deny fires.
+    let ssh = unseen(listener(
+        Protocol::Tcp,
+        "0.0.0.0",
+        22,
+        0,
+        "sshd",
+        "/usr/sbin/sshd",
+    ));
+    assert_eq!(judge_unseen(&policy, &ssh), Err((vec![1], false)));
+    // Seen, the same listener is decided as ever, and `judge` agrees with `decide`.
+    let seen = listener(Protocol::Tcp, "0.0.0.0", 22, 0, "sshd", "/usr/sbin/sshd");
+    assert!(matches!(
+        policy.judge(&seen.0, &seen.1, false),
+        Outcome::Decided(Decision::Rule(r)) if r.number == 1
+    ));
+    // Rule 2's user is the socket's owner: settled by the socket, seen or not.
+    let loopback = unseen(listener(
+        Protocol::Tcp,
+        "127.0.0.1",
+        5432,
+        0,
+        "postgres",
+        "/x",
+    ));
+    assert_eq!(judge_unseen(&policy, &loopback), Ok((2, Action::Allow)));
+    // Owned by another user, a holder running as root could still match it; no other rule
+    // could, and the default denies.
+    let other = unseen(listener(
+        Protocol::Tcp,
+        "127.0.0.1",
+        5432,
+        70,
+        "postgres",
+        "/x",
+    ));
+    assert_eq!(judge_unseen(&policy, &other), Err((vec![2], false)));
+    // Exposed on another port: only rule 4 (no holder key) can match, and it denies.
+    let exposed = unseen(listener(
+        Protocol::Tcp,
+        "0.0.0.0",
+        4444,
+        0,
+        "nc",
+        "/usr/bin/nc",
+    ));
+    assert_eq!(judge_unseen(&policy, &exposed), Ok((4, Action::Deny)));
+}
+
+#[test]
+fn an_unevaluated_deny_rule_is_said_only_when_it_could_deny_what_is_otherwise_allowed() {
+    let text = |default: &str, rules: &str| {
+        parse(&Source::from_text(
+            "p.toml",
+            &format!("default = \"{default}\"\n{rules}"),
+        ))
+        .unwrap()
+    };
+    let deny_nc = "[[rule]]\naction = \"deny\"\nprogram = \"nc\"\n";
+    let allow_web = "[[rule]]\naction = \"allow\"\nport = 8080\nexe = \"/usr/sbin/*\"\n";
+    let l = unseen(listener(
+        Protocol::Tcp,
+        "0.0.0.0",
+        8080,
+        33,
+        "nginx",
+        "/usr/sbin/nginx",
+    ));
+    // A safety net on a permissive policy: whether nc holds it cannot be told.
+    assert_eq!(
+        judge_unseen(&text("allow", deny_nc), &l),
+        Err((vec![1], true))
+    );
+    // The deny before an allow that could not be told either: the deny matters.
+    let both = format!("{deny_nc}{allow_web}");
+    assert_eq!(
+        judge_unseen(&text("deny", &both), &l),
+        Err((vec![1, 2], true))
+    );
+    // After the allow, it decides nothing the default would not: denied either way.
+    let after = format!("{allow_web}{deny_nc}");
+    assert_eq!(
+        judge_unseen(&text("deny", &after), &l),
+        Err((vec![1, 2], false))
+    );
+    // Every rule it could hang on denies, as the default does: denied, whatever holds it.
+    assert_eq!(
+        judge_unseen(&text("deny", deny_nc), &l),
+        Ok((0, Action::Deny))
+    );
+    // Likewise allowed: an allow rule before the allowing default.
+    assert_eq!(
+        judge_unseen(&text("allow", allow_web), &l),
+        Ok((0, Action::Allow))
+    );
+    // Holders seen and none is nc: decided, never unknown.
+    let seen = listener(
+        Protocol::Tcp,
+        "0.0.0.0",
+        8080,
+        33,
+        "nginx",
+        "/usr/sbin/nginx",
+    );
+    assert!(matches!(
+        text("allow", deny_nc).judge(&seen.0, &seen.1, false),
+        Outcome::Decided(Decision::Default(Action::Allow))
+    ));
+}
