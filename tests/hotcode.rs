@@ -63,7 +63,12 @@ fn symbols(elf: &[u8], all: &[Section], wanted: impl Fn(&str) -> bool) -> Vec<(S
     let strtab = all[symtab.link as usize].offset as usize;
     (0..symtab.size / symtab.entsize)
         .map(|i| (symtab.offset + i * symtab.entsize) as usize)
-        .map(|at| (c_str(elf, strtab + u32_at(elf, at) as usize), u64_at(elf, at + 8)))
+        .map(|at| {
+            (
+                c_str(elf, strtab + u32_at(elf, at) as usize),
+                u64_at(elf, at + 8),
+            )
+        })
         .filter(|(name, _)| wanted(name))
         .collect()
 }
@@ -79,12 +84,22 @@ fn the_listing_code_is_linked_first() {
     let hot = all.iter().find(|s| s.name == ".text.hot");
     let hot = hot.expect("no .text.hot section: build.rs did not pass link/hotcode.ld");
     let text = all.iter().find(|s| s.name == ".text").expect(".text");
-    assert!(hot.size >= 64 * 1024, ".text.hot holds only {} bytes", hot.size);
+    assert!(
+        hot.size >= 64 * 1024,
+        ".text.hot holds only {} bytes",
+        hot.size
+    );
     assert!(hot.addr < text.addr, ".text.hot is not before .text");
     // Named by hash-less patterns: found whatever hashes this build gave them.
     let inside = |addr: u64| (hot.addr..hot.addr + hot.size).contains(&addr);
-    for name in ["main", "_ZN7lsports7actions3run17h", "_ZN7lsports8pipeline6gather17h"] {
-        let found = symbols(&elf, &all, |s| s == name || (name.ends_with("17h") && s.starts_with(name)));
+    for name in [
+        "main",
+        "_ZN7lsports7actions3run17h",
+        "_ZN7lsports8pipeline6gather17h",
+    ] {
+        let found = symbols(&elf, &all, |s| {
+            s == name || (name.ends_with("17h") && s.starts_with(name))
+        });
         assert!(!found.is_empty(), "no symbol {name} in the binary");
         for (symbol, addr) in found {
             assert!(inside(addr), "{symbol} at {addr:#x} is outside .text.hot");
@@ -98,8 +113,14 @@ fn the_listing_code_is_linked_first() {
 fn the_script_names_only_function_sections() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("link/hotcode.ld");
     let script = std::fs::read_to_string(&path).unwrap();
-    assert!(script.contains(".text.hot :"), "no .text.hot output section");
-    assert!(script.trim_end().ends_with("INSERT BEFORE .text;"), "the script must INSERT");
+    assert!(
+        script.contains(".text.hot :"),
+        "no .text.hot output section"
+    );
+    assert!(
+        script.trim_end().ends_with("INSERT BEFORE .text;"),
+        "the script must INSERT"
+    );
     let patterns: Vec<&str> = script
         .lines()
         .map(str::trim)
