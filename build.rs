@@ -4,7 +4,7 @@
 //! Why: the kernel maps a program's code 64 KiB around each page it faults in, so what a run
 //! keeps resident of the binary is every 64 KiB window holding a function it calls. In the
 //! compiler's own order a listing's 1.1 MB of functions were spread over 54 of the 62 windows
-//! of the 4 MB text, 3.5 MiB resident; linked together they fill about 18. The script only
+//! of the 4 MB text, 3.1-3.5 MiB resident; linked together, about 2 MiB. The script only
 //! names input sections (one per function) and `INSERT`s one output section before `.text`, so
 //! the linker's own layout stays for everything else, and a function it does not name is
 //! linked where it would have been.

@@ -4,8 +4,8 @@
 Why: the kernel maps a program's code 64 KiB around each page it faults in, so the binary's
 resident code is every 64 KiB window that holds some function a run calls. The compiler lays
 functions out in its own order, and a listing's 1.1 MB of functions were spread over 54 of
-the 62 windows of the 4 MB text: 3.5 MiB resident. Linked together (link/hotcode.ld, passed
-to the linker by build.rs), they fill about 18.
+the 62 windows of the 4 MB text: 3.1-3.5 MiB resident. Linked together (link/hotcode.ld,
+passed to the linker by build.rs), about 2 MiB of the text is resident.
 
 How: as root, a uprobe on the entry of every function of the release binary (tracefs), then
 the listings the benchmark times run once each in a world.py world, then every function whose
