@@ -4,7 +4,7 @@
 //! sock_diag (`INET_DIAG_CGROUP_ID`) for a socket the process made, must name the container
 //! and unit the test built.
 //!
-//! The directories live under a test-owned parent, `<cgroup2 mount>/lsports-test-<pid>`,
+//! The directories live under a test-owned parent, `<cgroup2 mount>/lsports-test-<pid>-<n>`,
 //! removed at the end even when the test fails. Needs root; under `CI=true` a cgroup2 mount
 //! that cannot be written is a failure.
 
@@ -35,7 +35,11 @@ struct CgroupTree {
 
 impl CgroupTree {
     fn create(mount: &Path) -> Result<CgroupTree, String> {
-        let parent = mount.join(format!("lsports-test-{}", std::process::id()));
+        // Tests of this binary run in parallel in one process: a counter keeps their parents
+        // apart.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let parent = mount.join(format!("lsports-test-{}-{n}", std::process::id()));
         fs::create_dir(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         Ok(CgroupTree {
             parent,
