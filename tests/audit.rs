@@ -474,10 +474,11 @@ fn a_deleted_or_planted_executable_is_flagged() {
     let (sections, err) = world.script_sections(&script);
     let audit = &sections["audit"];
     // Allowed by the policy, but the flags fail the audit by default.
-    assert_eq!(rc(audit), 1, "{audit}\n{err}");
-    assert!(
-        audit.starts_with("lsports audit: FAIL: 0 unexpected, 0 missing, 2 suspicious"),
-        "{audit}"
+    expect_summary(
+        audit,
+        1,
+        "lsports audit: FAIL: 0 unexpected, 0 missing, 2 suspicious",
+        &err,
     );
     let flag = |port: &str, name: &str| -> String {
         audit
@@ -710,6 +711,13 @@ fn run_section_as_nobody(name: &str, args: &str) -> String {
 }
 
 /// The row of `section` that holds `place` (`0.0.0.0:18022`).
+/// The exit status a section's `rc=` line gives, and how its audit summary starts (`err`: the
+/// script's stderr, shown when the status is not the one wanted).
+fn expect_summary(section: &str, status: i32, summary: &str, err: &str) {
+    assert_eq!(rc(section), status, "{section}\n{err}");
+    assert!(section.starts_with(summary), "{section}");
+}
+
 fn row_of<'a>(section: &'a str, place: &str) -> &'a str {
     let at = format!(" {place} ");
     (section.lines().find(|l| l.contains(&at))).unwrap_or_else(|| panic!("{place}: {section}"))
@@ -767,13 +775,12 @@ fn an_unprivileged_audit_decides_what_the_socket_settles_and_says_what_it_could_
     // As nobody it cannot: root's two listeners are not checked, and the audit, though
     // nothing is unexpected, does not pass (exit 2). nobody's own listener is judged.
     let nobody = &sections["net nobody"];
-    assert_eq!(rc(nobody), 2, "{nobody}\n{err}");
-    assert!(
-        nobody.starts_with(
-            "lsports audit: INCOMPLETE: 0 unexpected, 0 missing, 0 suspicious, 2 not checked \
-             (3 listeners;"
-        ),
-        "{nobody}"
+    expect_summary(
+        nobody,
+        2,
+        "lsports audit: INCOMPLETE: 0 unexpected, 0 missing, 0 suspicious, 2 not checked \
+             (3 listeners;",
+        &err,
     );
     assert!(
         nobody.contains(
@@ -1168,10 +1175,11 @@ fn a_reach_rule_the_unread_firewall_cannot_settle_is_not_checked_and_unknown_sti
     // A deny on "open": root denies dnsmasq. nobody cannot read the rules, so cannot tell
     // which is open: not a silent pass, but not checked, and the audit cannot pass.
     let root = &sections["net root"];
-    assert_eq!(rc(root), 1, "{root}\n{err}");
-    assert!(
-        root.starts_with("lsports audit: FAIL: 1 unexpected, 0 missing, "),
-        "{root}"
+    expect_summary(
+        root,
+        1,
+        "lsports audit: FAIL: 1 unexpected, 0 missing, ",
+        &err,
     );
     assert!(
         row_of(root, "0.0.0.0:18053")
@@ -1179,13 +1187,12 @@ fn a_reach_rule_the_unread_firewall_cannot_settle_is_not_checked_and_unknown_sti
         "{root}"
     );
     let nobody = &sections["net nobody"];
-    assert_eq!(rc(nobody), 2, "{nobody}\n{err}");
-    assert!(
-        nobody.starts_with(
-            "lsports audit: INCOMPLETE: 0 unexpected, 0 missing, 0 suspicious, 3 not checked \
-             (3 listeners;"
-        ),
-        "{nobody}"
+    expect_summary(
+        nobody,
+        2,
+        "lsports audit: INCOMPLETE: 0 unexpected, 0 missing, 0 suspicious, 3 not checked \
+             (3 listeners;",
+        &err,
     );
     assert!(
         nobody.contains(
@@ -1207,19 +1214,19 @@ fn a_reach_rule_the_unread_firewall_cannot_settle_is_not_checked_and_unknown_sti
     // An allow on "filtered": root allows sshd. nobody cannot confirm it, which is reported,
     // not failed; dnsmasq is allowed whatever its reach.
     let root = &sections["fw root"];
-    assert_eq!(rc(root), 0, "{root}\n{err}");
-    assert!(
-        root.starts_with("lsports audit: OK: 0 unexpected, 0 missing, "),
-        "{root}"
+    expect_summary(
+        root,
+        0,
+        "lsports audit: OK: 0 unexpected, 0 missing, ",
+        &err,
     );
     let nobody = &sections["fw nobody"];
-    assert_eq!(rc(nobody), 0, "{nobody}\n{err}");
-    assert!(
-        nobody.starts_with(
-            "lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 1 not checked \
-             (3 listeners;"
-        ),
-        "{nobody}"
+    expect_summary(
+        nobody,
+        0,
+        "lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 1 not checked \
+             (3 listeners;",
+        &err,
     );
     assert!(
         nobody.contains(
@@ -1239,10 +1246,11 @@ fn a_reach_rule_the_unread_firewall_cannot_settle_is_not_checked_and_unknown_sti
     // A deny on "unknown" matches what lsports says: as root, the listener a rule it cannot
     // evaluate decides; as nobody, every one (their reach is unknown to it).
     let root = &sections["unknown root"];
-    assert_eq!(rc(root), 1, "{root}\n{err}");
-    assert!(
-        root.starts_with("lsports audit: FAIL: 1 unexpected, 0 missing, "),
-        "{root}"
+    expect_summary(
+        root,
+        1,
+        "lsports audit: FAIL: 1 unexpected, 0 missing, ",
+        &err,
     );
     assert!(
         row_of(root, "0.0.0.0:18054")
@@ -1250,10 +1258,11 @@ fn a_reach_rule_the_unread_firewall_cannot_settle_is_not_checked_and_unknown_sti
         "{root}"
     );
     let nobody = &sections["unknown nobody"];
-    assert_eq!(rc(nobody), 1, "{nobody}\n{err}");
-    assert!(
-        nobody.starts_with("lsports audit: FAIL: 3 unexpected, 0 missing, 0 suspicious (3"),
-        "{nobody}"
+    expect_summary(
+        nobody,
+        1,
+        "lsports audit: FAIL: 3 unexpected, 0 missing, 0 suspicious (3",
+        &err,
     );
 }
 
