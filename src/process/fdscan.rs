@@ -530,8 +530,8 @@ fn flags_hold_no_files(flags: u64) -> bool {
 /// The `flags` field of `/proc/PID/stat` (the 9th), counted after the `)` that ends the
 /// command name, since the name itself may contain spaces and parentheses.
 fn stat_flags(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_ascii_whitespace().nth(6)?.parse().ok()
+    let (_, mut fields) = super::info::split_stat(stat.as_bytes())?;
+    fields.nth(6)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -217,11 +217,7 @@ impl Stat<'_> {
 /// any byte but NUL, parentheses included, so it ends at the last `)` and the fields are
 /// counted from there; `None` when the line does not parse.
 pub fn parse_stat(stat: &[u8]) -> Option<Stat<'_>> {
-    let open = stat.iter().position(|&b| b == b'(')?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let name = stat.get(open + 1..close)?;
-    let after = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    let mut fields = after.split_ascii_whitespace();
+    let (name, mut fields) = split_stat(stat)?;
     let state = match fields.next()?.as_bytes() {
         [letter] => *letter,
         _ => return None,
@@ -242,9 +238,18 @@ pub fn parse_stat(stat: &[u8]) -> Option<Stat<'_>> {
 /// spaces and parentheses itself, so fields are counted from the last `)`: `state` is the
 /// first after it, `starttime` the twentieth.
 pub fn parse_start_tick(stat: &[u8]) -> Option<u64> {
+    split_stat(stat)?.1.nth(19)?.parse().ok()
+}
+
+/// A `stat` line split at its name (field 2): the name, between the first `(` and the last
+/// `)` since it may hold any byte but NUL, parentheses included; and the fields after it,
+/// `state` (field 3) first. `None` when the line has no name in parentheses.
+pub fn split_stat(stat: &[u8]) -> Option<(&[u8], std::str::SplitAsciiWhitespace<'_>)> {
+    let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
+    let name = stat.get(open + 1..close)?;
     let after = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    after.split_ascii_whitespace().nth(19)?.parse().ok()
+    Some((name, after.split_ascii_whitespace()))
 }
 
 /// `comm` from a reader: the name without the one newline the kernel appends (a name may

@@ -177,21 +177,10 @@ fn write_bracketed(addr: IpAddr, out: &mut String) {
 
 /// Append a number's decimal digits (as `Display` writes them, without its formatter).
 pub fn push_number(out: &mut String, number: impl Into<u64>) {
-    let mut number: u64 = number.into();
-    // u64::MAX has 20 digits.
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // The remainder is below 10: a digit.
-        digits[at] = b'0' + (number % 10) as u8;
-        number /= 10;
-        if number == 0 {
-            break;
-        }
-    }
+    let mut buf = [0u8; 20];
+    let digits = crate::text::digits::decimal(number.into(), &mut buf);
     // Every byte written is an ASCII digit.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
 }
 
 /// A device's name made terminal-safe, or its index when the name is unknown.

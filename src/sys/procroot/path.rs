@@ -57,18 +57,8 @@ impl StackPath {
     }
 
     fn push_u32(&mut self, value: u32) {
-        let mut digits = [0u8; 10];
-        let mut n = value;
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push_bytes(&digits[start..]);
+        let mut buf = [0u8; 20];
+        self.push_bytes(crate::text::digits::decimal(value.into(), &mut buf));
     }
 
     /// The path as a C string.
