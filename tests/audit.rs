@@ -1266,6 +1266,119 @@ fn a_reach_rule_the_unread_firewall_cannot_settle_is_not_checked_and_unknown_sti
     );
 }
 
+/// A baseline records each listener's reach through the firewall. Audited where the rules
+/// cannot be read (as nobody), a recorded reach can be neither confirmed nor denied: not a
+/// silent pass, but "not checked", reported only (as a policy's allow rule on a reach is),
+/// once per listener even when its holder is not seen either. As root, a reach the rules now
+/// leave `unknown` (a rule lsports cannot evaluate) is a change from the one recorded.
+#[test]
+fn a_recorded_reach_the_unread_firewall_cannot_tell_is_not_checked() {
+    if !need_root("auditing a baseline's reach as nobody, who cannot read the firewall") {
+        return;
+    }
+    if !have("nft") {
+        skip_unless_ci("auditing reach needs nft");
+        return;
+    }
+    // Root's sshd (tcp 18022, dropped: filtered), dnsmasq (udp 18053, open), a root UDP
+    // listener on 18054 (open until the lottery rule comes), and nobody's own TCP listener
+    // on 18055 (open), whose holder nobody sees.
+    let world = base_world();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(files.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let baseline = files.path().join("b.toml").to_str().unwrap().to_string();
+    let lottery = Listener::new(
+        "lottery",
+        json!([{"proto": "udp", "addr": "0.0.0.0", "port": 18054}]),
+    );
+    let own = Listener::new(
+        "own",
+        json!([{"proto": "tcp", "addr": "0.0.0.0", "port": 18055}]),
+    );
+    let ports = "--port 18022,18053,18054,18055";
+    let audit = format!("{ports} audit --baseline {baseline}");
+    let script = format!(
+        "nft -f - <<'EOF'\ntable inet f {{\n chain input {{\n  type filter hook input \
+         priority 0; policy accept;\n  tcp dport 18022 drop\n }}\n}}\nEOF\n{}{}\
+         $LSPORTS {ports} baseline save {baseline} 2>/dev/null\nchmod 644 {baseline}\n{}{}\
+         nft add rule inet f input udp dport 18054 numgen random mod 2 0 drop\n{}",
+        lottery.start(None),
+        own.start(Some(65534)),
+        run_section("root", &audit),
+        run_section_as_nobody("nobody", &audit),
+        run_section("root unknown", &audit),
+    );
+    let (sections, err) = world.script_sections(&script);
+    let recorded = std::fs::read_to_string(&baseline).unwrap();
+    for (port, reach) in [
+        (18022, "filtered"),
+        (18053, "open"),
+        (18054, "open"),
+        (18055, "open"),
+    ] {
+        assert!(
+            recorded
+                .lines()
+                .any(|l| l.contains(&format!("port = {port},"))
+                    && l.contains(&format!("reach = \"{reach}\""))),
+            "{port} {reach}: {recorded}"
+        );
+    }
+
+    let root = &sections["root"];
+    expect_summary(
+        root,
+        0,
+        "lsports audit: OK: 0 unexpected, 0 missing, 3 suspicious (4",
+        &err,
+    );
+
+    // nobody: root's three listeners are not checked for their holders (once each, though
+    // their reach is not known either), its own for its reach; the audit passes, saying so.
+    let nobody = &sections["nobody"];
+    expect_summary(
+        nobody,
+        0,
+        "lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 4 not checked (4 listeners;",
+        &err,
+    );
+    let title = "\nNot checked, reported only: the listener is there as expected, but the reach \
+                 through the firewall its line records could not be told: the rules could not be \
+                 read (";
+    assert!(nobody.contains(title), "{nobody}");
+    let section = &nobody[nobody.find(title).unwrap() + 1..];
+    let section = section.split("\n\n").next().unwrap();
+    let rows: Vec<&str> = (section.lines().skip(1))
+        .filter(|l| l.starts_with("  "))
+        .collect();
+    assert!(
+        matches!(&rows[..], [row] if row.contains(" 0.0.0.0:18055 ") && row.contains("nobody")),
+        "{nobody}"
+    );
+    for place in ["0.0.0.0:18022", "0.0.0.0:18053", "0.0.0.0:18054"] {
+        assert_eq!(
+            nobody.matches(&format!(" {place} ")).count(),
+            1,
+            "{place}: {nobody}"
+        );
+    }
+
+    // root, once the rules leave 18054 undecidable: a change from the reach recorded.
+    let root = &sections["root unknown"];
+    expect_summary(
+        root,
+        1,
+        "lsports audit: FAIL: 1 unexpected, 0 missing, ",
+        &err,
+    );
+    let row = row_of(root, "0.0.0.0:18054");
+    assert!(
+        row.contains("reach through the firewall was open in the baseline (line ")
+            && row.ends_with(", now unknown"),
+        "{root}"
+    );
+}
+
 /// A baseline or policy that is no such file (a device, a huge log) is refused once it passes
 /// the limit, with the file and the limit named, instead of filling the memory: exit 2, as for
 /// any file the audit cannot use, whether named or piped on standard input.

@@ -177,14 +177,20 @@ impl Identifier {
 
 /// `open`, or `ipv4:open ipv6:filtered`; `None` when nothing or `unknown` is known.
 pub fn reach_text(reach: &[Reach]) -> Option<String> {
-    if reach.is_empty() || reach.iter().any(|r| r.verdict == Verdict::Unknown) {
+    if reach.iter().any(|r| r.verdict == Verdict::Unknown) {
         return None;
     }
+    reach_words(reach)
+}
+
+/// [`reach_text`] with `unknown` verdicts written too (`unknown`, `ipv4:open ipv6:unknown`),
+/// for saying what a reach is now; `None` when it was not evaluated.
+pub fn reach_words(reach: &[Reach]) -> Option<String> {
     let one = |r: &Reach| match reach.len() {
         1 => r.verdict.name().to_string(),
         _ => format!("{}:{}", r.family.name(), r.verdict.name()),
     };
-    Some(reach.iter().map(one).collect::<Vec<_>>().join(" "))
+    (!reach.is_empty()).then(|| reach.iter().map(one).collect::<Vec<_>>().join(" "))
 }
 
 /// The identity's form of a socket's device binding: the name as the table shows it.

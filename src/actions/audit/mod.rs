@@ -159,6 +159,11 @@ pub fn unchecked_because(audit: &Audit, why: UncheckedWhy) -> &'static str {
     match why {
         UncheckedWhy::Namespace => audit.unchecked_because,
         UncheckedWhy::HolderUnseen(why) => unchecked_because_unseen(why),
+        UncheckedWhy::ReachUnread => {
+            "the listener is there as expected, but the reach through the firewall its line \
+             records could not be told: the rules could not be read (run as root, or grant \
+             CAP_NET_ADMIN, with nft installed; a snapshot records no rules)"
+        }
     }
 }
 

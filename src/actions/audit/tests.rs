@@ -493,3 +493,107 @@ fn a_listener_left_unchecked_by_both_checks_is_counted_once_and_each_check_says_
         "{verdict:?}"
     );
 }
+
+/// `listener` with its reach through the firewall: `verdict` for IPv4, as the enrich stage
+/// gives it, and as identity records it (`unknown` records nothing); `unread`: its rules
+/// could not be read.
+fn with_reach(
+    mut listener: Audited,
+    verdict: crate::model::reach::Verdict,
+    unread: bool,
+) -> Audited {
+    let reach = crate::model::reach::Reach::new(verdict, crate::model::Family::Ipv4, "test");
+    listener.entry.reach = vec![reach].into();
+    listener.identity.reach = identity::reach_text(&listener.entry.reach);
+    listener.reach_unread = unread;
+    listener
+}
+
+#[test]
+fn a_recorded_reach_the_unread_rules_cannot_tell_is_not_checked_and_reported_only() {
+    use crate::model::reach::Verdict as Reach;
+    let sshd = with_reach(
+        listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812),
+        Reach::Filtered,
+        false,
+    );
+    let baseline = baseline_of(std::slice::from_ref(&sshd));
+    assert_eq!(baseline.expected[0].reach.as_deref(), Some("filtered"));
+    let fail = FailSet::from_choices(&[FailOn::All]);
+    let file = || Some((PathBuf::from("b.toml"), baseline.clone()));
+
+    // The rules unread (unprivileged): not a silent pass, but not checked, reported only, as
+    // a policy's allow rule on a reach is.
+    let unread = with_reach(sshd.clone(), Reach::Unknown, true);
+    let audit = Audit::judge(file(), None, vec![unread.clone()], &fail);
+    let verdict = &audit.verdict;
+    assert!(
+        verdict.unexpected.is_empty() && verdict.missing.is_empty(),
+        "{verdict:?}"
+    );
+    assert!(!verdict.fails && !verdict.incomplete, "{verdict:?}");
+    let unchecked: Vec<(UncheckedWhy, &[usize])> = (verdict.unchecked.iter())
+        .map(|u| (u.why, &u.listeners[..]))
+        .collect();
+    assert_eq!(unchecked, [(UncheckedWhy::ReachUnread, &[0][..])]);
+    assert_eq!(verdict.not_checked().total, 1);
+    let mut out = Vec::new();
+    text::write(&audit, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with(
+            "lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 1 not checked (1 listener; \
+             baseline b.toml)\n\nNot checked, reported only: the listener is there as expected, \
+             but the reach through the firewall its line records could not be told: the rules \
+             could not be read ("
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  tcp  0.0.0.0:22  sshd (/usr/sbin/sshd)  root  b.toml:"),
+        "{text}"
+    );
+    let mut out = Vec::new();
+    json::write(&audit, &mut out).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["result"], "ok", "{report}");
+    let not_checked = &report["not_checked"][0];
+    assert_eq!(not_checked["check"], "baseline", "{report}");
+    assert_eq!(not_checked["fails"], false, "{report}");
+    assert!(
+        (not_checked["explanation"].as_str().unwrap()).contains("reach through the firewall"),
+        "{report}"
+    );
+
+    // Read, and unknown (a rule lsports cannot evaluate decides, as root): what lsports says,
+    // which is not the reach recorded.
+    let undecidable = with_reach(sshd.clone(), Reach::Unknown, false);
+    let verdict = judge(&[undecidable], Some(&baseline), None, &fail);
+    assert!(verdict.fails && verdict.unchecked.is_empty(), "{verdict:?}");
+    assert!(
+        matches!(&verdict.unexpected[..], [(0, r)] if matches!(&r[..],
+            [Reason::ReachChanged { now, .. }] if now == "unknown")),
+        "{verdict:?}"
+    );
+    // Read and the same: nothing to say.
+    let verdict = judge(std::slice::from_ref(&sshd), Some(&baseline), None, &fail);
+    assert!(verdict.unexpected.is_empty() && verdict.unchecked.is_empty() && !verdict.fails);
+    // Read and another: changed, as ever.
+    let open = with_reach(sshd.clone(), Reach::Open, false);
+    let verdict = judge(&[open], Some(&baseline), None, &fail);
+    assert!(
+        verdict.fails && verdict.unexpected.len() == 1,
+        "{verdict:?}"
+    );
+
+    // Its holder unseen too: the line is not checked once, for the holder (nothing of it was).
+    let neither = holder_unseen(unread, OwnerUnknownReason::Permission);
+    let verdict = judge(&[neither], Some(&baseline), None, &fail);
+    let unchecked: Vec<UncheckedWhy> = verdict.unchecked.iter().map(|u| u.why).collect();
+    assert_eq!(
+        unchecked,
+        [UncheckedWhy::HolderUnseen(OwnerUnknownReason::Permission)]
+    );
+    assert_eq!(verdict.not_checked().total, 1);
+    assert!(!verdict.fails && !verdict.incomplete, "{verdict:?}");
+}

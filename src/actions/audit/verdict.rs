@@ -6,7 +6,8 @@
 //! A listener whose holders could not be seen (an unprivileged audit of other users'
 //! processes) is judged by what its socket settles; a baseline line or policy rule that hangs
 //! on its program is not checked, with the reason. Likewise a policy rule that hangs on the
-//! reach of a listener whose firewall rules could not be read. Only a deny rule that could not be
+//! reach of a listener whose firewall rules could not be read, and a baseline line's recorded
+//! reach for such a listener ([`UncheckedWhy::ReachUnread`]). Only a deny rule that could not be
 //! evaluated, where it could have denied what is otherwise allowed, keeps the audit from
 //! passing ([`Verdict::incomplete`]): the rest is the expected program unconfirmed.
 
@@ -88,6 +89,12 @@ pub enum UncheckedWhy {
     /// outside this PID namespace), so the program it expects can be neither confirmed nor
     /// denied. An unprivileged audit of a root-owned service lands here, not in "changed".
     HolderUnseen(OwnerUnknownReason),
+    /// The line records a reach through the firewall, and the listener it accepts has its
+    /// reach `unknown` because its namespace's rules could not be read (unprivileged, `nft`
+    /// missing, a snapshot): the reach it expects can be neither confirmed nor denied. As a
+    /// policy's allow rule on a reach is, this is reported, never failing (the listener is
+    /// where the line expects it, as its user and program).
+    ReachUnread,
 }
 
 /// What kept a policy check from being done: what the rules it hangs on look at and could
@@ -185,7 +192,8 @@ pub struct Verdict {
     /// Expected listeners not found.
     pub missing: Vec<Missing>,
     /// Baseline lines (the first of each socket's) not checked, and why: their network
-    /// namespace was not read, or something listens there whose holder could not be seen.
+    /// namespace was not read, or something listens there whose holder could not be seen, or
+    /// whose reach (which the line records) could not be told.
     /// Reported, never failing: they may be there, as expected.
     pub unchecked: Vec<Unchecked>,
     /// Policy checks that could not be done, for listeners whose holders could not be seen or
@@ -285,7 +293,11 @@ pub fn judge_within(
             (Some(b), None) => reasons.extend(baseline_reason(b, &listener.identity)),
             (None, _) => {}
         }
-        reasons.extend(baseline.and_then(|b| reach_changed(b, &listener.identity, unseen)));
+        match baseline.and_then(|b| reach_changed(b, listener, unseen)) {
+            Some(Ok(reason)) => reasons.push(reason),
+            Some(Err(line)) => unchecked_reach(&mut verdict.unchecked, line, index),
+            None => {}
+        }
         if let Some(p) = policy {
             match policy_reason(p, listener, (index, unseen)) {
                 Ok(reason) => reasons.extend(reason),
@@ -375,14 +387,21 @@ fn line_for_unseen_holder<'a>(baseline: &'a Baseline, identity: &Identity) -> Op
 }
 
 /// A listener the baseline accepts, whose every accepting line with a recorded reach says
-/// another one than it has now (when its reach now is known). For a listener whose holders
-/// could not be seen (`unseen`), the lines that would accept it whatever its program.
-fn reach_changed(
-    baseline: &Baseline,
-    identity: &Identity,
+/// another one than it has now (`Ok`); or, when its reach could not be told because its
+/// firewall rules could not be read, the first such line, not checked (`Err`). For a listener
+/// whose holders could not be seen (`unseen`), the lines that would accept it whatever its
+/// program.
+///
+/// A reach `unknown` from rules that were read (a rule lsports cannot evaluate decides) is
+/// what lsports says of the listener, as a policy's `reach = "unknown"` takes it: a line that
+/// recorded another reach reports it changed, to `unknown`. A line records no `unknown`
+/// (nothing to compare), so such a change is a change of the rules.
+fn reach_changed<'a>(
+    baseline: &'a Baseline,
+    listener: &Audited,
     unseen: Option<OwnerUnknownReason>,
-) -> Option<Reason> {
-    let now = identity.reach.as_ref()?;
+) -> Option<Result<Reason, &'a Expected>> {
+    let identity = &listener.identity;
     let accepts = |e: &Expected| match unseen {
         Some(_) => e.accepts_unseen_holder(identity),
         None => e.accepts(identity),
@@ -390,13 +409,38 @@ fn reach_changed(
     let recorded: Vec<&Expected> = (baseline.expected.iter())
         .filter(|e| e.reach.is_some() && accepts(e))
         .collect();
-    if recorded.is_empty() || recorded.iter().any(|e| e.reach.as_ref() == Some(now)) {
+    let first = *recorded.first()?;
+    let now = match &identity.reach {
+        Some(now) => now.clone(),
+        None if listener.reach_unread => return Some(Err(first)),
+        None => crate::actions::audit::identity::reach_words(&listener.entry.reach)?,
+    };
+    if recorded.iter().any(|e| e.reach.as_ref() == Some(&now)) {
         return None;
     }
-    Some(Reason::ReachChanged {
-        expected: recorded[0].clone(),
-        now: now.clone(),
-    })
+    Some(Ok(Reason::ReachChanged {
+        expected: first.clone(),
+        now,
+    }))
+}
+
+/// Record that `line`'s reach could not be checked for listener `index`, unless the line is
+/// already not checked for it (its holder unseen: nothing of the line was checked), once per
+/// line (a socket on both families is two listeners and one line).
+fn unchecked_reach(unchecked: &mut Vec<Unchecked>, line: &Expected, index: usize) {
+    if unchecked.iter().any(|u| u.listeners.contains(&index)) {
+        return;
+    }
+    let said = (unchecked.iter_mut())
+        .find(|u| u.why == UncheckedWhy::ReachUnread && u.line.same_socket(line));
+    match said {
+        Some(u) => u.listeners.push(index),
+        None => unchecked.push(Unchecked {
+            line: line.clone(),
+            why: UncheckedWhy::ReachUnread,
+            listeners: vec![index],
+        }),
+    }
 }
 
 /// What of `listener` could not be known, for a policy: its holders (when `holders`, why
