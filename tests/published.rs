@@ -707,3 +707,104 @@ fn published_ports_are_read_in_each_listed_namespace() {
     );
     drop(ns);
 }
+
+/// `--published` and `--reach` under `--netns all` both need another namespace's rules, and
+/// each namespace's are read once a run: reach (for its listener) and the published ports
+/// (for every namespace listed) share the read. Counted where it happens: `nft -j list
+/// ruleset` is, in a private mount namespace, a wrapper that writes the network namespace it
+/// runs in, then runs the real nft.
+#[test]
+fn another_namespaces_rules_are_read_once_for_reach_and_published_ports() {
+    if !need_root("reading another namespace's rules") {
+        return;
+    }
+    for tool in ["ip", "nft", "unshare"] {
+        if !have(tool) {
+            skip_unless_ci(&format!("reading another namespace's rules needs {tool}"));
+            return;
+        }
+    }
+    let name = format!("lsports-once-{}", std::process::id());
+    let mut add = scrubbed("ip");
+    add.args(["netns", "add", &name]);
+    assert_success(&output_guarded(add, "ip netns add"), &["ip netns add"]);
+    let ns = NamedNetns(name.clone());
+    let inode = fs::metadata(format!("/run/netns/{name}"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("the namespace's mount");
+    // A listener there, so that reach reads its rules too.
+    let mut listener = scrubbed("ip");
+    listener
+        .args(["netns", "exec", &name, "python3", "-c"])
+        .arg(
+            "import socket, time\ns = socket.socket(); s.bind(('0.0.0.0', 0)); s.listen()\n\
+             print(s.getsockname()[1], flush=True); time.sleep(60)",
+        )
+        .stdout(Stdio::piped());
+    let mut listener = listener.spawn().expect("start python3");
+    let mut port = String::new();
+    BufReader::new(listener.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let port: u16 = port.trim().parse().expect("the listener's port");
+
+    let dir = tempfile::tempdir().unwrap();
+    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/bin/nft"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap();
+    let (real, log, wrapper) = (
+        dir.path().join("real-nft"),
+        dir.path().join("reads"),
+        dir.path().join("nft"),
+    );
+    fs::copy(nft, &real).unwrap();
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n[ \"$*\" = \"-j list ruleset\" ] && readlink /proc/self/ns/net >>{}\n\
+             exec {} \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(&wrapper, executable).unwrap();
+    let mut cmd = scrubbed("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"")
+        .arg("sh")
+        .arg(&wrapper)
+        .arg(nft)
+        .arg(lsports_bin())
+        .args(["--netns", "all", "--published", "--reach", "-n", "--json"]);
+    let out = output_guarded(cmd, "lsports --netns all --published --reach");
+    let _ = listener.kill();
+    let _ = listener.wait();
+    drop(ns);
+    assert_success(&out, &["--netns all --published --reach"]);
+    let listing = parse_json(&out.stdout);
+    // The listener is listed, with the reach its namespace's (empty) rules give it.
+    let row = (listing.as_array().unwrap().iter())
+        .find(|r| r["netns"]["inode"] == inode && r["local_port"] == port)
+        .unwrap_or_else(|| panic!("no row for {name}'s :{port}: {listing:#}"));
+    assert_eq!(row["reach"][0]["verdict"], "open", "{row:#}");
+
+    let reads = fs::read_to_string(&log).unwrap_or_default();
+    let mut seen: Vec<&str> = reads.lines().collect();
+    let ours = format!("net:[{inode}]");
+    assert_eq!(
+        seen.iter().filter(|l| **l == ours).count(),
+        1,
+        "{name}'s rules read once: {reads}"
+    );
+    seen.sort_unstable();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!(
+        seen.len(),
+        before,
+        "a namespace's rules read twice: {reads}"
+    );
+}

@@ -21,11 +21,12 @@ use crate::sys::procroot::ProcRoot;
 pub type Here = Result<Arc<Ruleset>, LoadError>;
 
 /// Another namespace's rules, or why it could not be entered.
-pub type Elsewhere = Result<Result<Ruleset, LoadError>, String>;
+pub type Elsewhere = Result<Result<Arc<Ruleset>, LoadError>, String>;
 
 /// A read begun on a thread, or (when none could be spawned, or none was begun) not yet.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 enum Reading<T> {
+    #[default]
     NotBegun,
     Running(JoinHandle<T>),
     Done(T),
@@ -33,12 +34,21 @@ enum Reading<T> {
 
 /// The firewall rules of a run, read once per namespace, on threads begun early where they
 /// could be spawned and on the calling thread where not.
+///
+/// Reach and `--published` both ask for other namespaces' rules (reach for those its
+/// listeners live in, `--published` for every one listed): each namespace has one slot,
+/// which the first to ask fills and the others wait on and share, so its rules are read once
+/// a run (`tests/published.rs` counts `nft` runs per namespace). A slot has a lock of its
+/// own, so `--published`'s parallel reads of different namespaces do not wait on each other.
 #[derive(Debug)]
 pub struct Rules {
     proc_root: PathBuf,
     here: Mutex<Reading<Here>>,
-    elsewhere: Mutex<HashMap<u64, JoinHandle<Elsewhere>>>,
+    elsewhere: Mutex<HashMap<u64, Slot>>,
 }
+
+/// One other namespace's rules: begun, read, or not yet.
+type Slot = Arc<Mutex<Reading<Elsewhere>>>;
 
 impl Rules {
     /// Rules read only when first asked for, on the asking thread.
@@ -91,7 +101,7 @@ impl Rules {
                 .name("lsports-rules".into())
                 .spawn(move || read_entered(&ns, &Sources::default()));
             if let Ok(handle) = spawned {
-                begun.insert(inode, handle);
+                begun.insert(inode, Arc::new(Mutex::new(Reading::Running(handle))));
             }
         }
     }
@@ -110,15 +120,22 @@ impl Rules {
     }
 
     /// The rules of namespace `inode`: joined from the thread begun for it, or read now by a
-    /// thread that enters it.
+    /// thread that enters it, the first time; the same rules every time after.
     pub fn elsewhere(&self, inode: u64) -> Elsewhere {
-        let begun = (self.elsewhere.lock().unwrap_or_else(|e| e.into_inner())).remove(&inode);
-        match begun {
-            Some(handle) => handle
+        let slot = {
+            let mut slots = self.elsewhere.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(slots.entry(inode).or_default())
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let done = match std::mem::replace(&mut *slot, Reading::NotBegun) {
+            Reading::Done(done) => done,
+            Reading::Running(handle) => handle
                 .join()
                 .unwrap_or_else(|_| Err("its reader failed".into())),
-            None => read_in(inode, &self.proc_root, &Sources::default()),
-        }
+            Reading::NotBegun => read_in(inode, &self.proc_root, &Sources::default()),
+        };
+        *slot = Reading::Done(done.clone());
+        done
     }
 }
 
@@ -148,7 +165,7 @@ pub fn read_in(inode: u64, proc_root: &Path, sources: &Sources) -> Elsewhere {
 /// its rules.
 fn read_entered(ns: &NsFd, sources: &Sources) -> Elsewhere {
     ns.enter().map_err(|e| format!("cannot enter it: {e}"))?;
-    Ok(Ruleset::load(sources))
+    Ok(Ruleset::load(sources).map(Arc::new))
 }
 
 /// A handle on namespace `inode`: through a bind mount, else a process living in it.

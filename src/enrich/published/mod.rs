@@ -46,7 +46,7 @@ pub struct Found {
 /// Another namespace's rules, read by a thread that entered it (the pipeline's
 /// `firewalls::Rules::elsewhere`), or why it could not be entered.
 pub type Elsewhere<'a> =
-    &'a (dyn Fn(u64) -> Result<Result<Ruleset, reach::LoadError>, String> + Sync);
+    &'a (dyn Fn(u64) -> Result<Result<Arc<Ruleset>, reach::LoadError>, String> + Sync);
 
 /// Where published ports are read from.
 #[derive(Clone, Copy)]
@@ -202,9 +202,7 @@ fn rules_listed(
             let handles: Vec<_> = (chunk.iter())
                 .map(|&inode| {
                     scope.spawn(move || match inode {
-                        Some(i) if Some(i) != current => {
-                            (sources.elsewhere)(i).map(|r| r.map(Arc::new))
-                        }
+                        Some(i) if Some(i) != current => (sources.elsewhere)(i),
                         _ => Ok(sources.rules.clone()),
                     })
                 })

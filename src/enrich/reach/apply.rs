@@ -64,7 +64,7 @@ pub struct Hole {
 pub type Here<'a> = &'a dyn Fn() -> Result<Arc<Ruleset>, LoadError>;
 
 /// Reads the rules of namespace `inode` from inside it, or says why it cannot enter it.
-pub type Elsewhere<'a> = &'a dyn Fn(u64) -> Result<Result<Ruleset, LoadError>, String>;
+pub type Elsewhere<'a> = &'a dyn Fn(u64) -> Result<Result<Arc<Ruleset>, LoadError>, String>;
 
 /// Fill `reach` of every listening entry, from the rules of its namespace.
 pub fn evaluate(entries: &mut [Entry], from: RulesFrom<'_>) -> Firewalls {
@@ -198,7 +198,7 @@ fn in_other_namespaces(inodes: &[u64], elsewhere: Elsewhere<'_>) -> Rulesets {
         .iter()
         .map(|&inode| {
             let rules = match elsewhere(inode) {
-                Ok(loaded) => read(loaded.map(Arc::new)),
+                Ok(loaded) => read(loaded),
                 // Nothing to do about it (a namespace only a socket keeps alive, or one gone
                 // since): the listeners' `by` says so, stderr does not.
                 Err(why) => (Arc::new(unreadable_namespace(inode, &why).0), None),
