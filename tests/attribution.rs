@@ -664,9 +664,16 @@ time.sleep(60)" &
 /// is `hidden_from_proc`, stderr names the directory, and an audit flags it `no-owner`. Once
 /// the mount is gone, the same listing names the process the test started: the truth the
 /// hidden listing is checked against.
+///
+/// Only the hidden process's socket is blamed on it: the world's bystander, held outside the
+/// PID namespace lsports runs in, is still `outside_pid_namespace`, from the kernel iterator
+/// (which names holders) and from the walk (which reads the hidden fds past the mount). A walk
+/// without `CAP_SYS_ADMIN` cannot, and says the hidden process *may* hold what it found no
+/// holder of.
 #[test]
 fn a_holder_hidden_by_a_mount_over_its_proc_directory_is_called_hidden() {
     let world = World::start(&json!([group("tcp", "127.0.0.1", "bystander")]));
+    let bystander = world.one(0, "listen").inode;
     // The world's own listeners take ephemeral ports, far above this one.
     let port: u16 = 4719;
     let mut choices = vec!["walk"];
@@ -686,6 +693,10 @@ fn a_holder_hidden_by_a_mount_over_its_proc_directory_is_called_hidden() {
                2>\"$WORLD_DIR/hidden.err\"\n\
              \"$LSPORTS\" audit --policy /dev/null --attribution {choice} --port {port} -n \
                --format json --fail-on no-owner >\"$WORLD_DIR/audit.json\" 2>/dev/null || true\n\
+             \"$LSPORTS\" --attribution {choice} -n --json >\"$WORLD_DIR/all.json\" \
+               2>\"$WORLD_DIR/all.err\"\n\
+             setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin \"$LSPORTS\" \
+               --attribution walk -n --json >\"$WORLD_DIR/maybe.json\" 2>\"$WORLD_DIR/maybe.err\"\n\
              umount /proc/$holder\n\
              \"$LSPORTS\" --attribution {choice} --port {port} -n --json >\"$WORLD_DIR/shown.json\"\n\
              echo holder=$holder\n\
@@ -728,5 +739,43 @@ fn a_holder_hidden_by_a_mount_over_its_proc_directory_is_called_hidden() {
         let audit = read("audit.json");
         assert!(audit.contains("no-owner"), "{choice}: {audit}");
         assert!(audit.contains("hidden from /proc"), "{choice}: {audit}");
+
+        // Every socket: the hidden holder is blamed for its own socket only.
+        let all = json("all.json");
+        let reason = |listing: &Value, inode: u64| {
+            let socket = (listing.as_array().unwrap().iter())
+                .find(|s| s["inode"] == inode)
+                .unwrap_or_else(|| panic!("{choice}: no socket {inode} in {listing}"));
+            socket["owner_unknown_reason"].clone()
+        };
+        assert_eq!(
+            reason(&all, bystander),
+            "outside_pid_namespace",
+            "{choice}: {all}"
+        );
+        assert_eq!(
+            by_port(&all, port)["owner_unknown_reason"],
+            "hidden_from_proc",
+            "{choice}: {all}"
+        );
+        let said = read("all.err");
+        let named = match choice {
+            "bpf" => format!("the kernel names process {holder} as holder, but it is hidden"),
+            _ => format!("process {holder} holds it (read past the mount), but it is hidden"),
+        };
+        assert!(said.contains(&named), "{choice}: {said}");
+
+        // The walk that cannot read past the mount: it may hold either.
+        let maybe = json("maybe.json");
+        for inode in [bystander, by_port(&maybe, port)["inode"].as_u64().unwrap()] {
+            assert_eq!(reason(&maybe, inode), "hidden_from_proc", "{maybe}");
+        }
+        let said = read("maybe.err");
+        assert!(
+            said.contains(&format!(
+                "2 sockets have no owner shown: process {holder} may hold them"
+            )),
+            "{said}"
+        );
     }
 }

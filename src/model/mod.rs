@@ -261,9 +261,10 @@ pub enum OwnerUnknownReason {
     /// the host's network sees the host's sockets, not its processes).
     OutsidePidNamespace,
     /// A process is hidden from `/proc`: something is mounted over its `/proc/PID` directory
-    /// (or below it), so its fds cannot be read. The kernel iterator names it as this socket's
-    /// holder; the walk, which cannot see what it holds, blames it for every socket it found
-    /// no holder of.
+    /// (or below it), so its fds cannot be read there. The kernel iterator names it as this
+    /// socket's holder, and so does the walk where it can read the hidden fds past the mount
+    /// (`process::fdscan::hidden_holders`); where it cannot, the hidden process may hold any
+    /// socket the walk found no holder of, and each such socket says so.
     Hidden,
 }
 

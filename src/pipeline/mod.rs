@@ -131,6 +131,8 @@ pub struct Listing {
     /// Processes hidden from `/proc` by a mount over their directory, that may hold a socket
     /// shown without owner ([`process::Attributed::hidden_pids`]).
     pub hidden_pids: Vec<u32>,
+    /// Whether `hidden_pids` hold those sockets, not only may ([`process::Attributed::hidden_named`]).
+    pub hidden_named: bool,
     /// Which way owners were found (for `--verbose`).
     pub method: Option<process::Method>,
     /// What went wrong while finding owners (a failed walking thread; under `--verbose`, a
@@ -449,6 +451,7 @@ fn attribute_keeping(
         scan_error: attributed.scan_error,
         hidden: hiding(&plan.proc_root),
         hidden_pids: attributed.hidden_pids,
+        hidden_named: attributed.hidden_named,
         entries: attributed.entries,
         exes: Executables::default(),
         scan_warnings: attributed.warnings,
@@ -613,7 +616,11 @@ impl Listing {
             .iter()
             .filter(|e| e.owner_unknown == Some(OwnerUnknownReason::Hidden))
             .count();
-        let named = matches!(self.method, Some(process::Method::Bpf(_)));
+        let named = match self.hidden_named {
+            false => report::Named::Maybe,
+            true if matches!(self.method, Some(process::Method::Bpf(_))) => report::Named::Kernel,
+            true => report::Named::PastTheMount,
+        };
         report::hidden_from_proc(hidden, &self.hidden_pids, named, &config.proc_root, err)
     }
 

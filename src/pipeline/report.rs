@@ -210,13 +210,23 @@ pub fn held_outside(shown: usize, err: &mut dyn Write) -> io::Result<()> {
     )
 }
 
+/// How sure lsports is that the hidden processes hold the sockets it blames them for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// The kernel iterator named them as the holders.
+    Kernel,
+    /// The walk read their fds through a copy of the proc mount without the mount over them.
+    PastTheMount,
+    /// The walk could not read their fds: they may hold the sockets, or not.
+    Maybe,
+}
+
 /// Say why `shown` sockets have no owner: `pids`, whose directories under `proc_root` have
-/// something mounted over them, hide what they hold. `named`: the kernel iterator named them
-/// as the holders; otherwise (the walk) they are only the likely ones.
+/// something mounted over them, hide what they hold (`named`: how sure that is).
 pub fn hidden_from_proc(
     shown: usize,
     pids: &[u32],
-    named: bool,
+    named: Named,
     proc_root: &std::path::Path,
     err: &mut dyn Write,
 ) -> io::Result<()> {
@@ -243,8 +253,18 @@ pub fn hidden_from_proc(
         ),
     };
     let holder = match named {
-        true => format!("the kernel names {processes} as holder, but {they} {are}"),
-        false => format!("the likely holder, {processes}, {are}"),
+        Named::Kernel => format!("the kernel names {processes} as holder, but {they} {are}"),
+        Named::PastTheMount => format!(
+            "{processes} {holds} {them} (read past the mount), but {they} {are}",
+            holds = if pids.len() == 1 { "holds" } else { "hold" },
+            them = if shown == 1 { "it" } else { "them" },
+        ),
+        Named::Maybe => format!(
+            "{processes} may hold {them} (what {they} {hold} could not be read past the \
+             mount: that needs CAP_SYS_ADMIN, outside a user namespace), and {are}",
+            them = if shown == 1 { "it" } else { "them" },
+            hold = if pids.len() == 1 { "holds" } else { "hold" },
+        ),
     };
     writeln!(
         err,

@@ -24,6 +24,12 @@
 //! walk listed `/proc`, would be missed: when a wanted inode has no holder at the end, just
 //! those processes are looked at again ([`rescue`]).
 //!
+//! A process hidden by a mount over its `/proc/PID` shows the mount's files, not its own:
+//! when `mountinfo` lists such a mount, [`hidden_holders`] reads its fds afterwards through a
+//! detached copy of the proc mount that leaves the mount behind, so the walk blames it for
+//! exactly the sockets it holds, as the kernel iterator does (and costs nothing more when no
+//! process is hidden, the usual case).
+//!
 //! A process that exits mid-scan is skipped. A process whose fds cannot be read (another
 //! user's, or non-dumpable) is counted, never mistaken for one without sockets. A walking
 //! thread that panics loses the processes it had taken: they are counted and reported
@@ -475,6 +481,48 @@ fn outcome_of(error: &io::Error) -> PidOutcome {
         Some(libc::ENOENT) | Some(libc::ESRCH) => PidOutcome::Gone,
         _ => PidOutcome::Denied,
     }
+}
+
+/// What the walk could learn of the processes hidden from `/proc` by a mount over their
+/// directory ([`hidden_holders`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HiddenHolders {
+    /// Every socket fd of the hidden processes whose fds could be read past the mount.
+    pub holders: Vec<(u64, Holder)>,
+    /// Hidden processes whose fds could not be read, even past the mount: they may hold any
+    /// socket no other process holds.
+    pub unread: Vec<u32>,
+}
+
+/// The socket fds of `hidden` (pids whose directory under `proc_root` has something mounted
+/// over it), read through a copy of the proc mount without its submounts
+/// ([`ProcRoot::without_submounts`]), where the mount covers nothing: the walk then knows
+/// exactly which sockets they hold, as the kernel iterator does.
+///
+/// Where no such copy can be made (without `CAP_SYS_ADMIN`, in a user namespace whose mounts
+/// the kernel locked, before Linux 5.2) every hidden pid is `unread`: what it holds cannot be
+/// known. Nothing narrows that honestly: a socket's network namespace and owner do not bound
+/// its holders (a socket is passed over a UNIX socket, kept across `setns`, inherited by a
+/// worker that dropped root). A hidden process that exited meanwhile holds nothing.
+pub fn hidden_holders(proc_root: &Path, hidden: &[u32]) -> HiddenHolders {
+    let unread = || HiddenHolders {
+        holders: Vec::new(),
+        unread: hidden.to_vec(),
+    };
+    let Ok(root) = ProcRoot::open(proc_root).and_then(|r| r.without_submounts()) else {
+        return unread();
+    };
+    let mut found = HiddenHolders::default();
+    for &pid in hidden {
+        match root.fd_links(pid) {
+            Ok(links) => found.holders.extend(links.iter().filter_map(|(fd, link)| {
+                parse_socket_link(link).map(|inode| (inode, Holder { pid, fd: *fd }))
+            })),
+            Err(e) if matches!(outcome_of(&e), PidOutcome::Gone) => {}
+            Err(_) => found.unread.push(pid),
+        }
+    }
+    found
 }
 
 /// How many processes under `proc_root` refuse their fd links, counted as the walk counts

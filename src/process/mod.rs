@@ -70,11 +70,16 @@ pub struct Attributed {
     /// from the walk.
     pub cgroups: std::collections::HashMap<u32, u64>,
     /// Processes hidden from `/proc` by a mount over their directory, sorted: those the
-    /// kernel iterator named as holders, or, from the walk (which cannot tell what they hold),
-    /// every one. Sockets without a holder they may hold say [`OwnerUnknownReason::Hidden`].
+    /// kernel iterator named as holders, or the walk read holding a socket past the mount; and
+    /// those whose fds the walk could not read (it cannot tell what they hold). Sockets
+    /// without a holder they hold, or may hold, say [`OwnerUnknownReason::Hidden`].
     ///
     /// [`OwnerUnknownReason::Hidden`]: crate::model::OwnerUnknownReason::Hidden
     pub hidden_pids: Vec<u32>,
+    /// Whether `hidden_pids` are the holders, named by the kernel iterator or read past the
+    /// mount by the walk; `false` when some are only possible ones (the walk could not read
+    /// a hidden process's fds: see [`fdscan::hidden_holders`]).
+    pub hidden_named: bool,
 }
 
 /// Something the scan met that the user may need to know, on stderr.
@@ -262,6 +267,8 @@ struct Seen {
     nested: bool,
     /// Pids whose `/proc` directory has a mount over it ([`info::overmounted_pids`]).
     overmounted: Vec<u32>,
+    /// Where they were found, to read their fds past the mount.
+    proc_root: PathBuf,
 }
 
 /// What the scan under `proc_root` could see, asked once it has run: a process hidden from
@@ -270,6 +277,7 @@ fn seen(proc_root: &Path, nested: bool) -> Seen {
     Seen {
         nested,
         overmounted: info::overmounted_pids(proc_root),
+        proc_root: proc_root.to_path_buf(),
     }
 }
 
@@ -294,9 +302,9 @@ fn attributed(
     };
     crate::sys::timing::mark("scan finished");
     let mut entries = entries::build(sockets, &scan, view);
-    let hidden_pids = match seen.overmounted.is_empty() {
-        true => Vec::new(),
-        false => blame_hidden(&mut entries, &scan, &method, seen.overmounted),
+    let (hidden_pids, hidden_named) = match seen.overmounted.is_empty() {
+        true => (Vec::new(), true),
+        false => blame_hidden(&mut entries, &scan, &method, &seen),
     };
     let socket_netns =
         matches!(method, Method::Bpf(_)).then(|| std::mem::take(&mut scan.socket_netns));
@@ -314,55 +322,58 @@ fn attributed(
         walked: scan.walked.take(),
         cgroups: std::mem::take(&mut scan.cgroups),
         hidden_pids,
+        hidden_named,
     }
 }
 
 /// Mark the sockets whose holder may be one of the `overmounted` processes, hidden from
 /// `/proc`, as [`OwnerUnknownReason::Hidden`]: those the kernel iterator named as held by
-/// one, or, from the walk, which cannot see what they hold, every socket it found no holder
-/// of (but inode 0 ones, which no file refers to). The hidden pids that may hold a socket.
+/// one; from the walk, those it read in their fd tables past the mount
+/// ([`fdscan::hidden_holders`]), and, where it could not, every socket it found no holder of
+/// (but inode 0 ones, which no file refers to). The hidden pids that hold, or may hold, a
+/// socket shown, and whether they were named as its holders (not only possible ones).
 ///
 /// [`OwnerUnknownReason::Hidden`]: crate::model::OwnerUnknownReason::Hidden
 fn blame_hidden(
     entries: &mut [Entry],
     scan: &Scan,
     method: &Method,
-    overmounted: Vec<u32>,
-) -> Vec<u32> {
+    seen: &Seen,
+) -> (Vec<u32>, bool) {
     use crate::model::OwnerUnknownReason;
-    let named = matches!(method, Method::Bpf(_)).then(|| {
-        let hidden = |(_, holder): &&(u64, crate::model::Holder)| {
-            overmounted.binary_search(&holder.pid).is_ok()
-        };
-        scan.unshown
-            .iter()
-            .filter(hidden)
-            .copied()
-            .collect::<Vec<_>>()
-    });
+    let overmounted = &seen.overmounted;
+    let (named, unread) = match method {
+        Method::Bpf(_) => {
+            let hidden = |(_, holder): &&(u64, crate::model::Holder)| {
+                overmounted.binary_search(&holder.pid).is_ok()
+            };
+            let named = scan.unshown.iter().filter(hidden).copied().collect();
+            (named, Vec::new())
+        }
+        _ => {
+            let read = fdscan::hidden_holders(&seen.proc_root, overmounted);
+            (read.holders, read.unread)
+        }
+    };
     let mut pids = Vec::new();
     for entry in entries.iter_mut() {
         if !entry.processes.is_empty() || entry.socket.inode == 0 {
             continue;
         }
-        match &named {
-            Some(named) => {
-                let holders = named
-                    .iter()
-                    .filter(|(inode, _)| *inode == entry.socket.inode);
-                let before = pids.len();
-                pids.extend(holders.map(|(_, holder)| holder.pid));
-                if pids.len() == before {
-                    continue;
-                }
-            }
-            None => pids.clone_from(&overmounted),
+        let holders = named
+            .iter()
+            .filter(|(inode, _)| *inode == entry.socket.inode);
+        let before = pids.len();
+        pids.extend(holders.map(|(_, holder)| holder.pid));
+        pids.extend(&unread);
+        if pids.len() == before {
+            continue;
         }
         entry.owner_unknown = Some(OwnerUnknownReason::Hidden);
     }
     pids.sort_unstable();
     pids.dedup();
-    pids
+    (pids, unread.is_empty())
 }
 
 /// The files of the holders that did not parse, in pid order.
@@ -425,6 +436,41 @@ mod tests {
         );
         let reason = whole.entries[0].owner_unknown;
         assert_eq!(reason, Some(OwnerUnknownReason::Kernel));
+    }
+
+    #[test]
+    fn a_walk_that_cannot_read_a_hidden_process_says_it_may_hold_every_ownerless_socket() {
+        // No proc tree to copy: the hidden pid's fds cannot be read past its mount.
+        let seen = Seen {
+            nested: false,
+            overmounted: vec![41],
+            proc_root: PathBuf::from("/nonexistent/proc"),
+        };
+        let scan = Scan {
+            holders: holders::Holders::from_pairs(vec![(1, Holder { pid: 7, fd: 3 })]),
+            ..Scan::default()
+        };
+        let no_file = Socket {
+            inode: 0,
+            ..socket(3)
+        };
+        let got = attributed(
+            vec![socket(1), socket(2), no_file],
+            Ok(scan),
+            Method::Walk,
+            seen,
+        );
+        let reasons: Vec<_> = got.entries.iter().map(|e| e.owner_unknown).collect();
+        assert_eq!(
+            reasons,
+            [
+                None,
+                Some(OwnerUnknownReason::Hidden),
+                Some(OwnerUnknownReason::Kernel)
+            ]
+        );
+        assert_eq!(got.hidden_pids, [41]);
+        assert!(!got.hidden_named, "only a possible holder");
     }
 
     #[test]

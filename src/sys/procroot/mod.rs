@@ -76,6 +76,33 @@ impl ProcRoot {
         })
     }
 
+    /// The same tree with nothing mounted inside it: a private copy of the mount the root is
+    /// on, detached from every mount namespace, made with `open_tree(OPEN_TREE_CLONE)`
+    /// without `AT_RECURSIVE`, so that its submounts are left behind. A mount over
+    /// `/proc/PID` hides that process from every reader of `/proc`; through this copy its
+    /// directory is the kernel's again. The copy vanishes when the returned root is dropped:
+    /// nothing is mounted anywhere, nothing is left behind.
+    ///
+    /// Needs `CAP_SYS_ADMIN` (`EPERM` without). In a mount namespace of a user namespace, the
+    /// kernel refuses to copy a mount whose submounts it locked there (`EINVAL`): what they
+    /// cover stays covered for whoever could not unmount them. Before Linux 5.2, `ENOSYS`.
+    pub fn without_submounts(&self) -> io::Result<ProcRoot> {
+        use rustix::mount::OpenTreeFlags;
+        let flags = OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH;
+        let root = rustix::mount::open_tree(self.root.as_fd(), "", flags)?;
+        let confined_to = match self.confined_to {
+            None => None,
+            Some(_) => Some(real_path(root.as_fd())?),
+        };
+        Ok(ProcRoot {
+            root,
+            path: self.path.clone(),
+            confined_to,
+        })
+    }
+
     /// The path the root was opened at, for messages.
     pub fn path(&self) -> &Path {
         &self.path
