@@ -916,13 +916,22 @@ fn inner_not_checked() {
     let json = [&strict[..], &["--format", "json"]].concat();
 
     // Nobody cannot read n1, n2 (mounts only) nor find the unnamed one (root's process): their
-    // listeners are not checked, and the audit passes even with --fail-on missing.
+    // listeners are not checked, and the audit passes even with --fail-on missing. Nor can it
+    // read the firewall rules: the reach root's baseline recorded for nobody's own three
+    // listeners is not checked either.
     let out = as_nobody(&strict);
     let report = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{report}{}", stderr(&out));
     assert!(
         report.starts_with(
-            "lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 3 not checked (3 listeners;"
+            "lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 6 not checked (3 listeners;"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "\nNot checked, reported only: the listener is there as expected, but the reach \
+             through the firewall its line records could not be told"
         ),
         "{report}"
     );
@@ -942,14 +951,15 @@ fn inner_not_checked() {
     assert_valid_as(&report, "audit_report", "unprivileged audit --format json");
     assert_eq!(
         ports_of(&report, "not_checked"),
-        [5353, 8081, 8082],
+        [2222, 5353, 8081, 8082, 8083, 8084],
         "{report:#}"
     );
     assert_eq!(ports_of(&report, "missing"), [] as [u64; 0], "{report:#}");
     assert!(report["not_checked"][0]["fails"] == false, "{report:#}");
 
     // Nobody's capture records what it could not read: root's audit of that snapshot says
-    // "not checked" for the same listeners, never "missing".
+    // "not checked" for the same listeners, never "missing" (and, as a snapshot records no
+    // firewall rules, not checked for the reach of those it has).
     let drop_box = host.state.path().join("nobody");
     sh_ok(&format!("mkdir -m 0777 {}", drop_box.display()));
     let nobody_snapshot = drop_box.join("nobody.tar");
@@ -963,7 +973,7 @@ fn inner_not_checked() {
     assert_eq!(ports_of(&report, "missing"), [] as [u64; 0], "{report:#}");
     assert_eq!(
         ports_of(&report, "not_checked"),
-        [5353, 8081, 8082],
+        [2222, 5353, 8081, 8082, 8083, 8084],
         "{report:#}"
     );
 
@@ -977,7 +987,7 @@ fn inner_not_checked() {
     assert_eq!(ports_of(&report, "missing"), [2222, 8084], "{report:#}");
     assert_eq!(
         ports_of(&report, "not_checked"),
-        [5353, 8081, 8082],
+        [5353, 8081, 8082, 8083],
         "{report:#}"
     );
 
@@ -1006,6 +1016,7 @@ fn inner_not_checked() {
         "{report:#}"
     );
     // Root's capture found every namespace there was: its snapshot's audit knows n2 is gone.
+    // It records no firewall rules: the reach of the listeners left is not checked.
     let root_snapshot = host.state.path().join("root.tar");
     let root_snapshot = root_snapshot.to_str().unwrap();
     assert_success(
@@ -1021,7 +1032,7 @@ fn inner_not_checked() {
     );
     assert_eq!(
         ports_of(&report, "not_checked"),
-        [] as [u64; 0],
+        [5353, 8081, 8083],
         "{report:#}"
     );
 
