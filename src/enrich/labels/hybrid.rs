@@ -26,8 +26,13 @@
 //! hierarchy at all (a cgroup2-only host: no process's file has that line), a process in the
 //! cgroup2 root is in the root, and no file is read either.
 //!
-//! Measured (namespaces world, BPF path, `world.py --time` interleaved): see
-//! [`super::apply`]'s module documentation.
+//! Measured in the namespaces world (`world.py --procs 1000 --tcp 20000 --udp 5000 --conns
+//! 5000 --fds 100000 --netns 200`, every process in both roots; `--netns all -tlnup`, the BPF
+//! path), main's binary and this one run alternately, 21 runs each, on a loaded machine (load
+//! 8–14 on 2 cores): the stage from "owners found" to "labels read" (`LSPORTS_TIMING=1`) took
+//! a median 6.0 ms (5.1–18.3) before and 1.2 ms (1.0–1.5) after, no `/proc/PID/cgroup` opened
+//! (strace: 1,016 before); the process's CPU time (user + sys, `wait4`) a median 111.4 ms
+//! before, 104.6 ms after. What is left of the stage is the loop over the 25,010 sockets.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
