@@ -648,6 +648,145 @@ fn many_holders_are_labelled_from_their_cgroups_members() {
     assert_kernel_iterator_reads_no_cgroup_file(&world, state.path(), &listing);
 }
 
+/// A cgroup v1 `name=systemd` directory pair made by a test (`<slice>/<service>`, named by
+/// pid and a counter: the tests of this file run in parallel), removed on drop once its
+/// processes are gone: declare it before the [`World`] whose processes it holds.
+struct SystemdV1Unit {
+    slice: PathBuf,
+    service: PathBuf,
+}
+
+impl SystemdV1Unit {
+    /// The unit `lsports-v1-<pid>-<n>.service` in `lsports-v1-<pid>-<n>.slice` of the
+    /// hierarchy mounted at `mount`.
+    fn create(mount: &Path) -> SystemdV1Unit {
+        static UNITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = UNITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("lsports-v1-{}-{n}", std::process::id());
+        let slice = mount.join(format!("{name}.slice"));
+        let service = slice.join(format!("{name}.service"));
+        fs::create_dir_all(&service).unwrap_or_else(|e| panic!("{}: {e}", service.display()));
+        SystemdV1Unit { slice, service }
+    }
+
+    /// The unit's name, as lsports shows it.
+    fn name(&self) -> String {
+        self.service
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+impl Drop for SystemdV1Unit {
+    fn drop(&mut self) {
+        for dir in [&self.service, &self.slice] {
+            for _ in 0..250 {
+                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// The parent of process `pid`, from its `/proc/PID/status`.
+fn parent_of(pid: u32) -> u32 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    (status.lines())
+        .find_map(|line| line.strip_prefix("PPid:"))
+        .and_then(|ppid| ppid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no parent in /proc/{pid}/status"))
+}
+
+/// The mount of the cgroup v1 `name=systemd` hierarchy's root (a hybrid host's), if any.
+fn systemd_v1_mount() -> Option<PathBuf> {
+    let info = fs::read("/proc/self/mountinfo").unwrap();
+    (info.split(|&b| b == b'\n'))
+        .find_map(|line| lsports::sys::cgroupfs::named_v1_mount(line, b"systemd"))
+}
+
+/// On a hybrid host, a process in the cgroup2 root may be in a unit of the v1 `name=systemd`
+/// hierarchy, which its `/proc/PID/cgroup` says, and so must lsports when it takes the
+/// hierarchy's membership from its tree instead of that file. A listener and its children,
+/// all put in the cgroup2 root; the listener and every third child then put in a v1
+/// `…slice/….service` the test made, the others in the v1 root. JSON must name that unit for
+/// exactly the moved holders (and for the socket, made in the cgroup2 root), on the /proc
+/// walk and on each kernel iterator program alike, and strace must show no holder's cgroup
+/// file opened: the unit's `tasks` is read instead.
+#[test]
+fn a_process_in_the_cgroup2_root_keeps_its_name_systemd_unit() {
+    if !common::have("strace") || cgroup2_mount_as_root("making cgroups").is_none() {
+        return;
+    }
+    let Some(v1) = systemd_v1_mount() else {
+        return skip_unless_ci("no cgroup v1 name=systemd hierarchy (not a hybrid host)");
+    };
+    let unit = SystemdV1Unit::create(&v1);
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let v2 = cgroup2_mount_as_root("making cgroups").unwrap();
+    // More holders in the cgroup2 root than either tree has cgroups, whatever else runs on
+    // the host: then its members and the hierarchy's are read, not each process's file.
+    let count = |mount: &Path| {
+        let index = lsports::sys::cgroupfs::CgroupIndex::build(mount).unwrap();
+        index.len()
+    };
+    let cgroups = count(&v2).max(count(&v1));
+    if cgroups > 2000 {
+        return skip_unless_ci(&format!("{cgroups} cgroups: too many holders to start"));
+    }
+    let (inode, children) = world.listener_with_children_in(&v2, (cgroups + 16).max(80));
+    let parent = parent_of(children[0]);
+    let moved: Vec<u32> = (children.iter().copied().step_by(3))
+        .chain([parent])
+        .collect();
+    for pid in children.iter().chain([&parent]) {
+        let to = if moved.contains(pid) {
+            &unit.service
+        } else {
+            &v1
+        };
+        fs::write(to.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+    let walk = ["-tln", "--json", "--attribution", "walk"];
+    let (out, opened) = world.lsports_traced(state.path(), &walk);
+    let listing = parse_json(&out.stdout);
+    let socket = by_inode(&listing, inode);
+    assert_eq!(socket["unit"], unit.name(), "{socket:#}");
+    assert_eq!(socket["container"], Value::Null, "{socket:#}");
+    let holders = socket["processes"].as_array().unwrap();
+    assert_eq!(holders.len(), children.len() + 1, "{socket:#}");
+    for holder in holders {
+        let pid = holder["pid"].as_u64().unwrap() as u32;
+        let want = match moved.contains(&pid) {
+            true => Value::from(unit.name()),
+            false => Value::Null,
+        };
+        assert_eq!(holder["unit"], want, "{holder:#}");
+        assert_eq!(holder["container"], Value::Null, "{holder:#}");
+    }
+    let read: Vec<&String> = (opened.iter())
+        .filter(|p| is_process_cgroup_file(p))
+        .collect();
+    assert_eq!(
+        read,
+        Vec::<&String>::new(),
+        "no holder's cgroup file is read"
+    );
+    let tasks = format!("{}/tasks", unit.name());
+    assert!(
+        opened.iter().any(|p| p.ends_with(&tasks)),
+        "the unit's tasks are read: {opened:#?}"
+    );
+    if !common::can_load_bpf("reading holders' cgroups in the kernel") {
+        return;
+    }
+    assert_kernel_iterator_reads_no_cgroup_file(&world, state.path(), &listing);
+}
+
 /// The JSON listing `-tln` of each kernel iterator program, in `world`: the same as `walked`
 /// (the /proc walk's), and no process's cgroup file nor any `cgroup.procs` opened for it.
 fn assert_kernel_iterator_reads_no_cgroup_file(world: &World, state: &Path, walked: &Value) {

@@ -13,6 +13,11 @@
 //! `bench/compare.sh labels`' world, 1,000 processes in 201 containers: 204 `cgroup.procs`
 //! reads in 3–11 ms against 23–32 ms for the processes' 1,218 `/proc/PID/cgroup`; procfs
 //! takes the cgroup mutex and prints every hierarchy of a hybrid host for each process).
+//!
+//! The walk works on a cgroup v1 hierarchy too (kernfs as well), whose `tasks` say where
+//! each thread is ([`CgroupIndex::threads_below_root`]); a walk cut short by its limits says
+//! so ([`CgroupIndex::is_complete`]), for a reader that infers "in the root" from "listed in
+//! no other cgroup".
 
 use std::collections::HashMap;
 use std::ffi::{CStr, OsStr};
@@ -43,21 +48,35 @@ pub struct CgroupIndex {
     /// service's) is known from its `stat` alone, and not opened and listed. Only on cgroup2
     /// itself: other file systems may count otherwise (btrfs gives a directory one link).
     counts_subdirectories: bool,
+    /// How many cgroups the walk records at most.
+    limit: usize,
+    /// Whether a limit (depth, count) left some directory out.
+    cut: bool,
+    /// The id of the mount's root.
+    root: u64,
 }
 
 impl CgroupIndex {
     /// Walk the cgroup2 file system mounted at `mount`. Paths are relative to the mount and
     /// start with `/`, as `/proc/PID/cgroup` writes them.
     pub fn build(mount: &Path) -> io::Result<CgroupIndex> {
+        CgroupIndex::build_at_most(mount, MAX_CGROUPS)
+    }
+
+    /// [`CgroupIndex::build`], recording at most `limit` cgroups (and never more than
+    /// [`MAX_CGROUPS`]): for a reader that has a use for the index only when it is small.
+    pub fn build_at_most(mount: &Path, limit: usize) -> io::Result<CgroupIndex> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = rustix::fs::open(mount, flags, Mode::empty())
             .map_err(|e| io::Error::other(format!("{}: {e}", mount.display())))?;
         let mut index = CgroupIndex {
-            counts_subdirectories: is_cgroup2(mount),
+            counts_subdirectories: is_cgroup2(mount) || is_cgroup_v1(mount),
+            limit: limit.min(MAX_CGROUPS),
             ..CgroupIndex::default()
         };
         let mut path = Vec::new();
         let ino = fstat(root.as_raw_fd())?.st_ino;
+        index.root = ino;
         index.walk(root, ino, &mut path, 0)?;
         Ok(index)
     }
@@ -79,7 +98,7 @@ impl CgroupIndex {
             .map_err(|e| io::Error::other(format!("{}: {e}", mount.display())))?;
         let cgroups: Vec<(u64, &[u8])> = self.by_id.iter().map(|(&id, p)| (id, &p[..])).collect();
         let (first, second) = cgroups.split_at(cgroups.len() / 2);
-        let read = |part: &[(u64, &[u8])]| read_members(&root, part);
+        let read = |part: &[(u64, &[u8])]| read_members(&root, part, PROCS);
         // Half on another core, when there are enough to pay for a thread: the reads are
         // independent, and at this point of a run the second core is idle.
         let (mine, theirs) = std::thread::scope(|scope| {
@@ -106,6 +125,34 @@ impl CgroupIndex {
         Ok(members)
     }
 
+    /// Each thread in a cgroup other than the root, by thread id, with its cgroup's id: read
+    /// from the `tasks` file of every cgroup the walk saw but the root, on a cgroup v1
+    /// hierarchy mounted at `mount` (the mount walked). A process's own id is the id of its
+    /// main thread, so the process's entry says where that thread is: where `/proc/PID/cgroup`
+    /// says the process is. Thread ids are as this process's PID namespace numbers them (the
+    /// kernel leaves out threads outside it). A cgroup removed meanwhile is skipped.
+    pub fn threads_below_root(&self, mount: &Path) -> io::Result<HashMap<u32, u64>> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root = rustix::fs::open(mount, flags, Mode::empty())
+            .map_err(|e| io::Error::other(format!("{}: {e}", mount.display())))?;
+        let cgroups: Vec<(u64, &[u8])> = (self.by_id.iter())
+            .filter(|(_, path)| path[..] != b"/"[..])
+            .map(|(&id, p)| (id, &p[..]))
+            .collect();
+        Ok(read_members(&root, &cgroups, TASKS).into_iter().collect())
+    }
+
+    /// The id of the root cgroup (the mount's root, path `/`).
+    pub fn root_id(&self) -> u64 {
+        self.root
+    }
+
+    /// Whether the walk recorded every directory below the mount: no limit of depth or number
+    /// cut it short (directories made or removed meanwhile aside).
+    pub fn is_complete(&self) -> bool {
+        !self.cut
+    }
+
     /// How many cgroups the walk recorded.
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -119,11 +166,14 @@ impl CgroupIndex {
     /// Record `dir` (inode `ino`, at `path`, empty for the root) and the directories below it.
     fn walk(&mut self, dir: OwnedFd, ino: u64, path: &mut Vec<u8>, depth: usize) -> io::Result<()> {
         self.record(ino, path);
+        let names = subdirectories(&dir)?;
         if depth >= MAX_DEPTH {
+            self.cut |= !names.is_empty();
             return Ok(());
         }
-        for name in subdirectories(&dir)? {
-            if self.by_id.len() >= MAX_CGROUPS {
+        for name in names {
+            if self.by_id.len() >= self.limit {
+                self.cut = true;
                 break;
             }
             let len = path.len();
@@ -194,12 +244,18 @@ fn subdirectories(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
     Ok(names)
 }
 
-/// Every (pid, cgroup id) of the `cgroup.procs` of `cgroups` (id and path) below `root`.
-fn read_members(root: &OwnedFd, cgroups: &[(u64, &[u8])]) -> Vec<(u32, u64)> {
+/// The file of a cgroup that lists its processes.
+const PROCS: &str = "cgroup.procs";
+/// The file of a cgroup v1 cgroup that lists its threads.
+const TASKS: &str = "tasks";
+
+/// Every (pid, cgroup id) of the `file` ([`PROCS`] or [`TASKS`]) of `cgroups` (id and path)
+/// below `root`.
+fn read_members(root: &OwnedFd, cgroups: &[(u64, &[u8])], file: &str) -> Vec<(u32, u64)> {
     let mut members = Vec::new();
     let mut content = Vec::new();
     for &(id, path) in cgroups {
-        if read_procs(root, path, &mut content) {
+        if read_listing(root, path, file, &mut content) {
             let pids = content.split(|&b| b == b'\n').filter_map(parse_pid);
             members.extend(pids.map(|pid| (pid, id)));
         }
@@ -207,14 +263,14 @@ fn read_members(root: &OwnedFd, cgroups: &[(u64, &[u8])]) -> Vec<(u32, u64)> {
     members
 }
 
-/// Read the `cgroup.procs` of the cgroup at `path` (as the index keeps it, `/` for the root)
-/// below `root` into `content`; false if it cannot be read.
-fn read_procs(root: &OwnedFd, path: &[u8], content: &mut Vec<u8>) -> bool {
+/// Read the `file` of the cgroup at `path` (as the index keeps it, `/` for the root) below
+/// `root` into `content`; false if it cannot be read.
+fn read_listing(root: &OwnedFd, path: &[u8], file: &str, content: &mut Vec<u8>) -> bool {
     let mut rel = path.strip_prefix(b"/").unwrap_or(path).to_vec();
     if !rel.is_empty() {
         rel.push(b'/');
     }
-    rel.extend_from_slice(b"cgroup.procs");
+    rel.extend_from_slice(file.as_bytes());
     // The walk saw only real directories on the way (cgroupfs has no links); O_NONBLOCK, so
     // that a FIFO in a directory given as the mount cannot stall the run.
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
@@ -241,9 +297,37 @@ fn open_subdirectory(dir: &OwnedFd, name: &[u8]) -> Option<OwnedFd> {
 /// Whether `path` is the root of a mounted cgroup2 file system (or a directory in one).
 pub fn is_cgroup2(path: &Path) -> bool {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    file_system_is(path, CGROUP2_SUPER_MAGIC)
+}
+
+/// Whether `path` is the root of a mounted cgroup v1 hierarchy (or a directory in one).
+pub fn is_cgroup_v1(path: &Path) -> bool {
+    const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+    file_system_is(path, CGROUP_SUPER_MAGIC)
+}
+
+/// Whether the file system at `path` has the magic number `magic`.
+fn file_system_is(path: &Path, magic: i64) -> bool {
     // `f_type` is an i64 here, but its type differs between architectures.
     #[allow(clippy::unnecessary_cast)]
-    rustix::fs::statfs(path).is_ok_and(|fs| fs.f_type as i64 == CGROUP2_SUPER_MAGIC)
+    rustix::fs::statfs(path).is_ok_and(|fs| fs.f_type as i64 == magic)
+}
+
+/// The mount point of a `/proc/PID/mountinfo` line if it mounts the root of the cgroup v1
+/// hierarchy named `name` (`name=systemd`: `name` is `systemd`), with the kernel's octal
+/// escapes undone; `None` for any other line, and for a mount of a cgroup below the root
+/// (a container's view of its own cgroup), whose paths are not those `/proc/PID/cgroup`
+/// writes.
+pub fn named_v1_mount(line: &[u8], name: &[u8]) -> Option<PathBuf> {
+    let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    let dash = fields.iter().position(|f| *f == b"-")?;
+    let (root, mount) = (fields.get(3)?, fields.get(4)?);
+    let options = fields.get(dash + 3)?;
+    let named = |option: &[u8]| option.strip_prefix(b"name=") == Some(name);
+    let ours = *fields.get(dash + 1)? == b"cgroup"
+        && *root == b"/"
+        && options.split(|&b| b == b',').any(named);
+    ours.then(|| PathBuf::from(OsStr::from_bytes(&unescape_octal(mount))))
 }
 
 /// The mount point of the first cgroup2 file system in a `/proc/PID/mountinfo`, with the

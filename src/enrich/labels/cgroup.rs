@@ -78,6 +78,12 @@ pub fn process_cgroup_path(content: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// The path on the `name=systemd` v1 line of a `/proc/PID/cgroup`, if it has one (a hybrid or
+/// v1 host).
+pub fn systemd_v1_path(content: &[u8]) -> Option<&[u8]> {
+    content.split(|&b| b == b'\n').find_map(v1_systemd_path)
+}
+
 /// The path of a v1 line `ID:name=systemd:PATH` (the controller list may hold other names).
 fn v1_systemd_path(line: &[u8]) -> Option<&[u8]> {
     let mut fields = line.splitn(3, |&b| b == b':');

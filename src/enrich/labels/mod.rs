@@ -39,6 +39,7 @@
 pub mod activation;
 pub mod apply;
 pub mod cgroup;
+pub mod hybrid;
 pub mod safefile;
 pub mod state;
 
@@ -130,6 +131,12 @@ impl Labeler {
     /// The path of the cgroup v2 `id`, walking the cgroup2 mount the first time.
     pub fn cgroup_path(&mut self, id: u64) -> Option<&[u8]> {
         self.index()?.path(id)
+    }
+
+    /// The id of the cgroup2 mount's root cgroup (walking it the first time); `None` if it
+    /// cannot be walked.
+    pub fn root_id(&mut self) -> Option<u64> {
+        self.index().map(CgroupIndex::root_id)
     }
 
     /// How many cgroups the cgroup2 mount holds (walking it the first time); 0 if it cannot

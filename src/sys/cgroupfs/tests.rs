@@ -109,3 +109,77 @@ fn members_of_many_cgroups_are_the_same_read_on_two_threads() {
         );
     }
 }
+
+#[test]
+fn a_walk_cut_short_says_so() {
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    for dir in ["a/b", "c"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    let whole = CgroupIndex::build(root).unwrap();
+    assert!(whole.is_complete());
+    assert_eq!(whole.root_id(), fs::metadata(root).unwrap().ino());
+    assert!(CgroupIndex::build_at_most(root, 4).unwrap().is_complete());
+    let cut = CgroupIndex::build_at_most(root, 3).unwrap();
+    assert_eq!((cut.len(), cut.is_complete()), (3, false));
+    let mut deep = root.to_path_buf();
+    for _ in 0..MAX_DEPTH + 1 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    let too_deep = CgroupIndex::build(root).unwrap();
+    assert!(!too_deep.is_complete(), "a directory below the depth limit");
+    deep.pop();
+    fs::remove_dir(deep.join("d")).unwrap();
+    assert!(
+        CgroupIndex::build(root).unwrap().is_complete(),
+        "the deepest directory recorded has no subdirectory"
+    );
+}
+
+#[test]
+fn threads_below_the_root_are_read_from_each_cgroups_tasks() {
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    fs::create_dir_all(root.join("a.slice/b.service")).unwrap();
+    fs::write(root.join("tasks"), "1\n2\n").unwrap();
+    fs::write(root.join("cgroup.procs"), "1\n2\n").unwrap();
+    fs::write(root.join("a.slice/tasks"), "").unwrap();
+    fs::write(root.join("a.slice/b.service/tasks"), "10\n11\n0\n").unwrap();
+    fs::write(root.join("a.slice/b.service/cgroup.procs"), "10\n").unwrap();
+    let index = CgroupIndex::build(root).unwrap();
+    let service = fs::metadata(root.join("a.slice/b.service")).unwrap().ino();
+    let threads = index.threads_below_root(root).unwrap();
+    let want: HashMap<u32, u64> = [(10, service), (11, service)].into();
+    assert_eq!(threads, want, "the root's own tasks are not read");
+}
+
+#[test]
+fn a_named_v1_hierarchy_mounted_from_its_root() {
+    let line = |s: &str| named_v1_mount(s.as_bytes(), b"systemd");
+    // Hybrid (Ubuntu 20.04), legacy with other options, and the others.
+    assert_eq!(
+        line(
+            "35 25 0:30 / /sys/fs/cgroup/systemd rw,nosuid shared:10 - cgroup cgroup rw,xattr,name=systemd"
+        ),
+        Some(PathBuf::from("/sys/fs/cgroup/systemd"))
+    );
+    assert_eq!(
+        line("35 25 0:30 / /mnt/sd\\040x rw - cgroup cgroup rw,name=systemd,release_agent=/x"),
+        Some(PathBuf::from("/mnt/sd x"))
+    );
+    let not = [
+        // A container's view of its own cgroup: paths below another root.
+        "35 25 0:30 /docker/abc /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd",
+        "35 25 0:30 / /sys/fs/cgroup/other rw - cgroup cgroup rw,name=other",
+        "35 25 0:30 / /sys/fs/cgroup/x rw - cgroup cgroup rw,name=systemdx",
+        "35 25 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu",
+        "34 25 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,name=systemd",
+        "35 25 0:30 / /sys/fs/cgroup/systemd rw - cgroup",
+        "",
+    ];
+    for text in not {
+        assert_eq!(line(text), None, "{text}");
+    }
+}
