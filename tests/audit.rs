@@ -1295,3 +1295,104 @@ fn an_endless_baseline_or_policy_is_refused_at_the_limit() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_proc_root_whose_tables_cannot_be_read_is_no_source_and_its_lines_are_not_checked() {
+    // A proc tree with a TCP listener (127.0.0.1:8080) and a UDP one (127.0.0.1:5353), both
+    // held by pid 100, and no IPv6 tables (a host booted with ipv6.disable=1).
+    let dir = tempfile::tempdir().unwrap();
+    let root = proc_root_with(dir.path(), b"svc", b"/usr/sbin/svc");
+    let udp_row = "   1: 0100007F:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     \
+                   0        0 1002 2 0000000000000000 0\n";
+    let udp = std::fs::read_to_string(root.join("net/udp")).unwrap();
+    std::fs::write(root.join("net/udp"), format!("{udp}{udp_row}")).unwrap();
+    std::os::unix::fs::symlink("socket:[1002]", root.join("100/fd/4")).unwrap();
+    let missing_root = dir.path().join("nonexistent");
+    let run = |root: &Path, args: &[&str]| {
+        let mut cmd = scrubbed(lsports_bin());
+        cmd.arg("--proc-root").arg(root).args(args);
+        output_guarded(
+            cmd,
+            &format!("lsports --proc-root {} {args:?}", root.display()),
+        )
+    };
+    let baseline = dir.path().join("b.toml");
+    let saved = run(&root, &["baseline", "save", baseline.to_str().unwrap()]);
+    assert_success(&saved, &["baseline", "save"]);
+    assert!(
+        stderr(&saved).contains("saved 2 listeners"),
+        "{}",
+        stderr(&saved)
+    );
+    let baseline = baseline.to_str().unwrap();
+
+    // A root that does not exist: no source could read a table, whatever the action.
+    let listed = run(&missing_root, &["--json"]);
+    assert_eq!(listed.status.code(), Some(1), "{}", stdout(&listed));
+    assert_eq!(stdout(&listed), "", "no listing of nothing read");
+    assert!(stderr(&listed).contains("net/tcp6"), "{}", stderr(&listed));
+    let never = dir.path().join("never.toml");
+    let refused = run(
+        &missing_root,
+        &["baseline", "save", never.to_str().unwrap()],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        !never.exists(),
+        "an empty baseline was written from nothing"
+    );
+    for files in [["--baseline", baseline], ["--policy", "/dev/null"]] {
+        let audit = run(&missing_root, &[&["audit"], &files[..]].concat());
+        assert_eq!(audit.status.code(), Some(2), "{}", stdout(&audit));
+        assert!(
+            stderr(&audit).contains("cannot audit"),
+            "{}",
+            stderr(&audit)
+        );
+    }
+
+    // The tcp table unreadable (a directory where the file should be), the udp one fine.
+    std::fs::remove_file(root.join("net/tcp")).unwrap();
+    std::fs::create_dir(root.join("net/tcp")).unwrap();
+    let listed = run(&root, &["-t"]);
+    assert_eq!(listed.status.code(), Some(1), "{}", stdout(&listed));
+    let refused = run(&root, &["baseline", "save", never.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("tcp/ipv4, tcp/ipv6 tables could not be read"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !never.exists(),
+        "a baseline without its tcp listeners was written"
+    );
+    let audit = run(
+        &root,
+        &["audit", "--fail-on", "missing", "--baseline", baseline],
+    );
+    let report = stdout(&audit);
+    assert_eq!(audit.status.code(), Some(0), "{report}{}", stderr(&audit));
+    assert!(
+        report
+            .starts_with("lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 1 not checked"),
+        "{report}"
+    );
+    let section = report
+        .split("Not checked, reported only: the kernel's table of their sockets could not be read")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no not-checked section: {report}"));
+    assert!(section.contains("127.0.0.1:8080"), "{report}");
+    assert!(!report.contains("nothing listens there now"), "{report}");
+    // The udp table was read: its listener gone is missing, as ever.
+    std::fs::write(root.join("net/udp"), udp).unwrap();
+    let audit = run(
+        &root,
+        &["audit", "--fail-on", "missing", "--baseline", baseline],
+    );
+    let report = stdout(&audit);
+    assert_eq!(audit.status.code(), Some(1), "{report}{}", stderr(&audit));
+    let missing = (report.split("\n\n").find(|s| s.starts_with("Missing"))).unwrap_or_default();
+    assert!(missing.contains("127.0.0.1:5353"), "{report}");
+    assert!(!missing.contains("8080"), "{report}");
+}

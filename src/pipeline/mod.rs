@@ -186,6 +186,7 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
     };
     mark("owners found");
     listing.coverage = std::mem::take(&mut collected.coverage);
+    listing.coverage.unread_tables = collected.unread_tables();
     Ok(Some(refine(listing, plan)))
 }
 
