@@ -1396,3 +1396,50 @@ fn a_proc_root_whose_tables_cannot_be_read_is_no_source_and_its_lines_are_not_ch
     assert!(missing.contains("127.0.0.1:5353"), "{report}");
     assert!(!missing.contains("8080"), "{report}");
 }
+
+#[test]
+fn a_baseline_line_naming_only_an_executable_accepts_only_that_executable() {
+    // The world's "sshd" on TCP 18022, run by python3: a fleet's line names its executable
+    // and no program (names differ across hosts).
+    let world = base_world();
+    let listing = world.json(&["-tln", "--port", "18022"]);
+    let exe = listing[0]["processes"][0]["exe"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = |exe: &str| {
+        format!(
+            "version = 1\nlisteners = [\n  {{ proto = \"tcp\", address = \"0.0.0.0\", port = 18022, \
+             user = \"root\", exe = \"{exe}\" }},\n]\n"
+        )
+    };
+    let audit = |name: &str, text: &str| {
+        let path = world_file(&world, name);
+        std::fs::write(&path, text).unwrap();
+        world.run(&["audit", "-t", "--port", "18022", "--baseline", &path])
+    };
+    let right = audit("right.toml", &line(&exe));
+    assert_eq!(right.status.code(), Some(0), "{}", stdout(&right));
+    let other = audit("other.toml", &line("/usr/bin/other"));
+    let report = stdout(&other);
+    assert_eq!(other.status.code(), Some(1), "{report}");
+    assert!(
+        report.starts_with("lsports audit: FAIL: 1 unexpected, 0 missing"),
+        "{report}"
+    );
+    assert!(
+        report.contains("the baseline expects any program running /usr/bin/other"),
+        "{report}"
+    );
+    // An executable is an absolute path: anything else is a mistake, named with its line.
+    for bad in ["", "*", "python3"] {
+        let out = audit("bad.toml", &line(bad));
+        assert_eq!(out.status.code(), Some(2), "exe {bad:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("bad.toml:3: exe \"")
+                && stderr(&out).contains("not an absolute path"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
