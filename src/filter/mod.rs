@@ -236,14 +236,30 @@ pub fn parse_network(text: &str) -> Result<IpNet, String> {
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(trimmed);
     if let Ok(addr) = unbracketed.parse::<IpAddr>() {
-        return Ok(IpNet::from(addr));
+        return Ok(unmapped_network(IpNet::from(addr)));
     }
     unbracketed
         .parse::<IpNet>()
-        .map(|net| net.trunc())
+        .map(|net| unmapped_network(net.trunc()))
         .map_err(|_| {
             format!("{text:?} is not an address or a network (e.g. 127.0.0.1, ::1, 10.0.0.0/8)")
         })
+}
+
+/// `net` as the IPv4 network it maps, when it lies within `::ffff:0:0/96`
+/// (`::ffff:127.0.0.1` is `127.0.0.1`, `::ffff:0:0/96` is `0.0.0.0/0`): sockets are matched
+/// by their address unmapped ([`exposure::unmapped`]), so a mapped address as the listing
+/// writes it (`[::ffff:127.0.0.1]:5432`) must select the socket bound to it.
+fn unmapped_network(net: IpNet) -> IpNet {
+    let IpNet::V6(v6) = net else {
+        return net;
+    };
+    match v6.network().to_ipv4_mapped() {
+        Some(v4) if v6.prefix_len() >= 96 => {
+            ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4)
+        }
+        _ => net,
+    }
 }
 
 /// Resolve `--user`: a uid, or a name from the passwd database.
@@ -339,6 +355,27 @@ mod tests {
             "TCP is kept"
         );
         assert!(Filter::default().keeps_socket(&udp(40050)));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_and_networks_are_their_ipv4_ones() {
+        for (text, want) in [
+            ("::ffff:127.0.0.1", "127.0.0.1/32"),
+            ("[::ffff:10.1.2.3]", "10.1.2.3/32"),
+            ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+            ("::ffff:0:0/96", "0.0.0.0/0"),
+            ("::/0", "::/0"),
+            ("::1", "::1/128"),
+        ] {
+            assert_eq!(parse_network(text).unwrap().to_string(), want, "{text}");
+        }
+        let filter = Filter {
+            addresses: vec![parse_network("::ffff:127.0.0.1").unwrap()],
+            ..Filter::default()
+        };
+        assert!(filter.keeps_socket(&socket("::ffff:127.0.0.1", 22, 0)));
+        assert!(filter.keeps_socket(&socket("127.0.0.1", 22, 0)));
+        assert!(!filter.keeps_socket(&socket("::1", 22, 0)));
     }
 
     #[test]
