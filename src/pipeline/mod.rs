@@ -542,6 +542,22 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
     listing
 }
 
+/// How `config` says to render a listing whose sockets are in `namespaces` network
+/// namespaces: with the `netns` column first and the `container` and `unit` columns last in a
+/// table or CSV whose columns were not chosen, when every namespace was listed (`--netns all`)
+/// or the sockets are in more than one. Otherwise two namespaces' `0.0.0.0:80` would look
+/// like one, and the namespaces are most often containers' and units'. Decided by what was
+/// listed, not by what the filters left: a container's `:22` alone must not read as the
+/// host's, and a script's CSV columns must not change with the data.
+pub fn listing_options(config: &Config, namespaces: usize) -> RenderOptions {
+    let mut options = config.render_options();
+    if config.columns.is_none() && (config.netns == NetnsChoice::All || namespaces > 1) {
+        options.columns.insert(0, Column::Netns);
+        options.columns.extend([Column::Container, Column::Unit]);
+    }
+    options
+}
+
 /// Write `listing` as `options` say: formatting only, everything it shows was read before.
 pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     match &listing.published {
@@ -553,18 +569,10 @@ pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -
 }
 
 impl Listing {
-    /// How `config` says to render this listing, with the `netns` column first and the
-    /// `container` and `unit` columns last in a table or CSV whose columns were not chosen,
-    /// when the listing spans more than one namespace (`--netns all`): otherwise two
-    /// namespaces' `0.0.0.0:80` would look like one, and the namespaces are most often
-    /// containers' and units'.
+    /// How `config` says to render this listing ([`listing_options`], with the namespaces
+    /// its sockets are in).
     pub fn render_options(&self, config: &Config) -> RenderOptions {
-        let mut options = config.render_options();
-        if config.columns.is_none() && self.namespace_count() > 1 {
-            options.columns.insert(0, Column::Netns);
-            options.columns.extend([Column::Container, Column::Unit]);
-        }
-        options
+        listing_options(config, self.namespace_count())
     }
 
     /// How many network namespaces the entries' sockets belong to.
