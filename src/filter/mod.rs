@@ -19,7 +19,7 @@ use crate::filter::ephemeral::EphemeralPorts;
 use crate::model::exposure::{self, Exposure};
 use crate::model::labels::Labels;
 use crate::model::reach::Verdict;
-use crate::model::{Entry, Family, OwnerProcess, Protocol, Socket};
+use crate::model::{Entry, Family, OwnerProcess, OwnerUnknownReason, Protocol, Socket};
 pub use glob::Glob;
 pub use ports::{PortSet, PortSpecError};
 
@@ -99,6 +99,24 @@ impl Filter {
         pid_ok && user_ok && program_ok && self.keeps_labels(entry)
     }
 
+    /// Whether an entry [`Filter::keeps_entry`] leaves out might be kept had its holders been
+    /// seen: none was (processes this user may not inspect, or holders outside this PID
+    /// namespace), and a filter asks about holders (`--pid`, `--program`; `--container` and
+    /// `--unit` when the socket's own cgroup did not name it). `--user` alone is settled by
+    /// the socket's owner, which is always known.
+    pub fn may_keep_entry(&self, entry: &Entry) -> bool {
+        let unseen = entry.processes.is_empty()
+            && matches!(
+                entry.owner_unknown,
+                Some(OwnerUnknownReason::Permission | OwnerUnknownReason::OutsidePidNamespace)
+            );
+        let asks_holders = !self.pids.is_empty()
+            || !self.programs.is_empty()
+            || (entry.labels.is_none() && !(self.containers.is_empty() && self.units.is_empty()));
+        let user_ok = self.uids.is_empty() || self.uids.contains(&entry.socket.uid);
+        unseen && asks_holders && user_ok
+    }
+
     /// Whether `--reachable` keeps an entry whose reach was evaluated: some family's verdict
     /// lets a packet through, or may (`unknown`: an auditor asking what the network can reach
     /// must not have a listener hidden because a rule could not be read).
@@ -170,15 +188,22 @@ pub fn keep_sockets(sockets: Vec<Socket>, filter: &Filter) -> Vec<Socket> {
 
 /// Keep the entries the process-level criteria keep, sorted for display.
 pub fn keep_entries(entries: Vec<Entry>, filter: &Filter) -> Vec<Entry> {
-    let kept = if filter.needs_processes() {
-        entries
-            .into_iter()
-            .filter(|e| filter.keeps_entry(e))
-            .collect()
-    } else {
-        entries
-    };
-    select(kept)
+    keep_entries_or_undecided(entries, filter).0
+}
+
+/// [`keep_entries`], with apart the entries left out that the filters may have kept, had
+/// their holders been seen ([`Filter::may_keep_entry`]), in display order too.
+pub fn keep_entries_or_undecided(entries: Vec<Entry>, filter: &Filter) -> (Vec<Entry>, Vec<Entry>) {
+    if !filter.needs_processes() {
+        return (select(entries), Vec::new());
+    }
+    let (kept, left_out): (Vec<Entry>, Vec<Entry>) =
+        entries.into_iter().partition(|e| filter.keeps_entry(e));
+    let undecided = left_out
+        .into_iter()
+        .filter(|e| filter.may_keep_entry(e))
+        .collect();
+    (select(kept), select(undecided))
 }
 
 /// Sort entries as netstat users read them: by protocol, then port, then address.

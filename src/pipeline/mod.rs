@@ -117,6 +117,11 @@ impl Plan {
 pub struct Listing {
     /// One entry per socket; from select on, only those kept, in display order.
     pub entries: Vec<Entry>,
+    /// From select on, the entries the process filters left out without knowing
+    /// ([`crate::filter::Filter::may_keep_entry`]): no holder of theirs could be seen, so
+    /// they may be what the filters ask for. `--wait-free` counts them as still in the way,
+    /// and every action says why they are not shown.
+    pub undecided: Vec<Entry>,
     /// Executables of their holders (empty unless asked for).
     pub exes: Executables,
     /// Whether processes were scanned at all.
@@ -444,6 +449,7 @@ fn attribute_keeping(
         socket_netns: attributed.socket_netns.take(),
     };
     let mut listing = Listing {
+        undecided: Vec::new(),
         attributed: true,
         method: Some(attributed.method),
         denied: attributed.denied,
@@ -488,7 +494,9 @@ pub fn label(mut listing: Listing, plan: &Plan) -> Listing {
 
 /// Keep the entries the process filters keep, in display order.
 pub fn select(mut listing: Listing, filter: &Filter) -> Listing {
-    listing.entries = filter::keep_entries(listing.entries, filter);
+    let (kept, undecided) = filter::keep_entries_or_undecided(listing.entries, filter);
+    listing.entries = kept;
+    listing.undecided = undecided;
     listing
 }
 
@@ -623,7 +631,8 @@ impl Listing {
             .filter(|e| e.owner_unknown == Some(OwnerUnknownReason::Hidden))
             .count();
         let named = matches!(self.method, Some(process::Method::Bpf(_)));
-        report::hidden_from_proc(hidden, &self.hidden_pids, named, &config.proc_root, err)
+        report::hidden_from_proc(hidden, &self.hidden_pids, named, &config.proc_root, err)?;
+        report::undecided(self.undecided.len(), err)
     }
 
     /// Whether every process could be inspected, so a socket without holders truly has none.
