@@ -37,7 +37,7 @@ pub const TABLES: [&str; 4] = ["tcp", "tcp6", "udp", "udp6"];
 pub const PROCESS_FILES: [&str; 5] = ["comm", "cmdline", "status", "stat", "cgroup"];
 
 /// What an archive entry is, judged by its name alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EntryKind {
     /// The manifest.
     Manifest,
