@@ -1443,3 +1443,39 @@ fn a_baseline_line_naming_only_an_executable_accepts_only_that_executable() {
         );
     }
 }
+
+/// Loads the Python running it into a `memfd_create` file and runs that instead, as fileless
+/// malware does, named `kworker`; the copy listens on TCP 0.0.0.0:PORT and writes READY.
+const FILELESS_PY: &str = r#"
+import os, sys
+port, ready = sys.argv[1], sys.argv[2]
+fd = os.memfd_create("kworker", 0)
+os.write(fd, open(os.path.realpath(sys.executable), "rb").read())
+code = ("import socket,time,sys\n"
+        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen()\n"
+        "open(sys.argv[2], 'w').close(); time.sleep(120)\n")
+os.execv("/proc/self/fd/%d" % fd, ["kworker", "-c", code, port, ready])
+"#;
+
+#[test]
+fn a_listener_run_from_memory_is_flagged_as_never_on_disk() {
+    let world = World::start(&json!([]));
+    let ready = world.dir().join("fileless.up");
+    let args = ["-c", FILELESS_PY, "18094", ready.to_str().unwrap()];
+    let mut fileless = world.spawn("fileless", "python3", &args);
+    fileless.wait_for_file(&ready);
+    let policy = world_file(&world, "allow-all.toml");
+    std::fs::write(&policy, "default = \"allow\"\n").unwrap();
+    let out = world.run(&["audit", "--policy", &policy, "--port", "18094"]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "fails by default: {report}");
+    let row = (report.lines())
+        .find(|l| l.contains("exe-deleted"))
+        .unwrap_or_else(|| panic!("no exe-deleted row: {report}"));
+    assert!(
+        row.contains("runs from an in-memory file (memfd:kworker), never on disk"),
+        "{row}"
+    );
+    assert!(!row.contains("upgrade"), "{row}");
+}
