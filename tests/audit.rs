@@ -1408,3 +1408,187 @@ fn an_endless_baseline_or_policy_is_refused_at_the_limit() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_proc_root_whose_tables_cannot_be_read_is_no_source_and_its_lines_are_not_checked() {
+    // A proc tree with a TCP listener (127.0.0.1:8080) and a UDP one (127.0.0.1:5353), both
+    // held by pid 100, and no IPv6 tables (a host booted with ipv6.disable=1).
+    let dir = tempfile::tempdir().unwrap();
+    let root = proc_root_with(dir.path(), b"svc", b"/usr/sbin/svc");
+    let udp_row = "   1: 0100007F:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     \
+                   0        0 1002 2 0000000000000000 0\n";
+    let udp = std::fs::read_to_string(root.join("net/udp")).unwrap();
+    std::fs::write(root.join("net/udp"), format!("{udp}{udp_row}")).unwrap();
+    std::os::unix::fs::symlink("socket:[1002]", root.join("100/fd/4")).unwrap();
+    let missing_root = dir.path().join("nonexistent");
+    let run = |root: &Path, args: &[&str]| {
+        let mut cmd = scrubbed(lsports_bin());
+        cmd.arg("--proc-root").arg(root).args(args);
+        output_guarded(
+            cmd,
+            &format!("lsports --proc-root {} {args:?}", root.display()),
+        )
+    };
+    let baseline = dir.path().join("b.toml");
+    let saved = run(&root, &["baseline", "save", baseline.to_str().unwrap()]);
+    assert_success(&saved, &["baseline", "save"]);
+    assert!(
+        stderr(&saved).contains("saved 2 listeners"),
+        "{}",
+        stderr(&saved)
+    );
+    let baseline = baseline.to_str().unwrap();
+
+    // A root that does not exist: no source could read a table, whatever the action.
+    let listed = run(&missing_root, &["--json"]);
+    assert_eq!(listed.status.code(), Some(1), "{}", stdout(&listed));
+    assert_eq!(stdout(&listed), "", "no listing of nothing read");
+    assert!(stderr(&listed).contains("net/tcp6"), "{}", stderr(&listed));
+    let never = dir.path().join("never.toml");
+    let refused = run(
+        &missing_root,
+        &["baseline", "save", never.to_str().unwrap()],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        !never.exists(),
+        "an empty baseline was written from nothing"
+    );
+    for files in [["--baseline", baseline], ["--policy", "/dev/null"]] {
+        let audit = run(&missing_root, &[&["audit"], &files[..]].concat());
+        assert_eq!(audit.status.code(), Some(2), "{}", stdout(&audit));
+        assert!(
+            stderr(&audit).contains("cannot audit"),
+            "{}",
+            stderr(&audit)
+        );
+    }
+
+    // The tcp table unreadable (a directory where the file should be), the udp one fine.
+    std::fs::remove_file(root.join("net/tcp")).unwrap();
+    std::fs::create_dir(root.join("net/tcp")).unwrap();
+    let listed = run(&root, &["-t"]);
+    assert_eq!(listed.status.code(), Some(1), "{}", stdout(&listed));
+    let refused = run(&root, &["baseline", "save", never.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("tcp/ipv4, tcp/ipv6 tables could not be read"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !never.exists(),
+        "a baseline without its tcp listeners was written"
+    );
+    let audit = run(
+        &root,
+        &["audit", "--fail-on", "missing", "--baseline", baseline],
+    );
+    let report = stdout(&audit);
+    assert_eq!(audit.status.code(), Some(0), "{report}{}", stderr(&audit));
+    assert!(
+        report
+            .starts_with("lsports audit: OK: 0 unexpected, 0 missing, 0 suspicious, 1 not checked"),
+        "{report}"
+    );
+    let section = report
+        .split("Not checked, reported only: the kernel's table of their sockets could not be read")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no not-checked section: {report}"));
+    assert!(section.contains("127.0.0.1:8080"), "{report}");
+    assert!(!report.contains("nothing listens there now"), "{report}");
+    // The udp table was read: its listener gone is missing, as ever.
+    std::fs::write(root.join("net/udp"), udp).unwrap();
+    let audit = run(
+        &root,
+        &["audit", "--fail-on", "missing", "--baseline", baseline],
+    );
+    let report = stdout(&audit);
+    assert_eq!(audit.status.code(), Some(1), "{report}{}", stderr(&audit));
+    let missing = (report.split("\n\n").find(|s| s.starts_with("Missing"))).unwrap_or_default();
+    assert!(missing.contains("127.0.0.1:5353"), "{report}");
+    assert!(!missing.contains("8080"), "{report}");
+}
+
+#[test]
+fn a_baseline_line_naming_only_an_executable_accepts_only_that_executable() {
+    // The world's "sshd" on TCP 18022, run by python3: a fleet's line names its executable
+    // and no program (names differ across hosts).
+    let world = base_world();
+    let listing = world.json(&["-tln", "--port", "18022"]);
+    let exe = listing[0]["processes"][0]["exe"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = |exe: &str| {
+        format!(
+            "version = 1\nlisteners = [\n  {{ proto = \"tcp\", address = \"0.0.0.0\", port = 18022, \
+             user = \"root\", exe = \"{exe}\" }},\n]\n"
+        )
+    };
+    let audit = |name: &str, text: &str| {
+        let path = world_file(&world, name);
+        std::fs::write(&path, text).unwrap();
+        world.run(&["audit", "-t", "--port", "18022", "--baseline", &path])
+    };
+    let right = audit("right.toml", &line(&exe));
+    assert_eq!(right.status.code(), Some(0), "{}", stdout(&right));
+    let other = audit("other.toml", &line("/usr/bin/other"));
+    let report = stdout(&other);
+    assert_eq!(other.status.code(), Some(1), "{report}");
+    assert!(
+        report.starts_with("lsports audit: FAIL: 1 unexpected, 0 missing"),
+        "{report}"
+    );
+    assert!(
+        report.contains("the baseline expects any program running /usr/bin/other"),
+        "{report}"
+    );
+    // An executable is an absolute path: anything else is a mistake, named with its line.
+    for bad in ["", "*", "python3"] {
+        let out = audit("bad.toml", &line(bad));
+        assert_eq!(out.status.code(), Some(2), "exe {bad:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("bad.toml:3: exe \"")
+                && stderr(&out).contains("not an absolute path"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Loads the Python running it into a `memfd_create` file and runs that instead, as fileless
+/// malware does, named `kworker`; the copy listens on TCP 0.0.0.0:PORT and writes READY.
+const FILELESS_PY: &str = r#"
+import os, sys
+port, ready = sys.argv[1], sys.argv[2]
+fd = os.memfd_create("kworker", 0)
+os.write(fd, open(os.path.realpath(sys.executable), "rb").read())
+code = ("import socket,time,sys\n"
+        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('0.0.0.0', int(sys.argv[1]))); s.listen()\n"
+        "open(sys.argv[2], 'w').close(); time.sleep(120)\n")
+os.execv("/proc/self/fd/%d" % fd, ["kworker", "-c", code, port, ready])
+"#;
+
+#[test]
+fn a_listener_run_from_memory_is_flagged_as_never_on_disk() {
+    let world = World::start(&json!([]));
+    let ready = world.dir().join("fileless.up");
+    let args = ["-c", FILELESS_PY, "18094", ready.to_str().unwrap()];
+    let mut fileless = world.spawn("fileless", "python3", &args);
+    fileless.wait_for_file(&ready);
+    let policy = world_file(&world, "allow-all.toml");
+    std::fs::write(&policy, "default = \"allow\"\n").unwrap();
+    let out = world.run(&["audit", "--policy", &policy, "--port", "18094"]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "fails by default: {report}");
+    let row = (report.lines())
+        .find(|l| l.contains("exe-deleted"))
+        .unwrap_or_else(|| panic!("no exe-deleted row: {report}"));
+    assert!(
+        row.contains("runs from an in-memory file (memfd:kworker), never on disk"),
+        "{row}"
+    );
+    assert!(!row.contains("upgrade"), "{row}");
+}

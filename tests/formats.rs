@@ -611,3 +611,49 @@ fn ignore_ephemeral_applies_to_every_format_and_action() {
     assert_eq!(from_json_lines(&parts["continuous"], "local_port"), kept);
     assert_eq!(from_json_lines(&parts["watch"], "port"), kept);
 }
+
+/// An address written as the listing writes an IPv4-mapped socket (`[::ffff:127.0.0.1]:7300`)
+/// selects it, in `--address` and in a policy's `address`, as the IPv4 address does.
+#[test]
+fn an_ipv4_mapped_address_selects_the_socket_bound_to_it() {
+    let world = World::start(&json!([
+        group_with(
+            "tcp",
+            "::ffff:127.0.0.1",
+            "mapped",
+            json!({"port": 7300, "v6only": false})
+        ),
+        group_with("tcp", "127.0.0.2", "other", json!({"port": 7301})),
+    ]));
+    for (filters, want) in [
+        (vec!["--address", "::ffff:127.0.0.1"], &[7300][..]),
+        (vec!["--address", "[::ffff:127.0.0.1]"], &[7300]),
+        (vec!["--address", "::ffff:127.0.0.0/104"], &[7300, 7301]),
+        (vec!["--address", "::ffff:0:0/96"], &[7300, 7301]),
+        (vec!["--address", "127.0.0.1"], &[7300]),
+    ] {
+        assert_eq!(ports(&world, &filters), set(want), "lsports {filters:?}");
+    }
+    let policy = world.dir().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = \"allow\"\n[[rule]]\nname = \"no mapped loopback\"\naction = \"deny\"\n\
+         address = \"::ffff:127.0.0.1\"\n",
+    )
+    .unwrap();
+    let out = world.run(&[
+        "audit",
+        "--fail-on",
+        "none",
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let denied: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("no mapped loopback"))
+        .collect();
+    assert_eq!(denied.len(), 1, "{report}");
+    assert!(denied[0].contains(":7300"), "{report}");
+}

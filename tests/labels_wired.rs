@@ -887,3 +887,56 @@ fn wait_for_own_namespace(pid: u32) -> Result<(), String> {
         }
     }
 }
+
+/// A snapshot labels its sockets as the live listing does: the capture records each holder's
+/// cgroup, so the container and unit columns, `--container`, and a policy rule on
+/// `container` judge the snapshot as they judge the live system (a central audit of a
+/// fleet's snapshots must not pass what the live audit fails).
+#[test]
+fn a_snapshot_names_containers_and_units_as_the_live_listing_does() {
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    let built = build(&mut world);
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("s.tar.gz");
+    world.lsports(state.path(), &["capture", snapshot.to_str().unwrap()]);
+    let snap = ["--snapshot", snapshot.to_str().unwrap()];
+    let listing = parse_json(
+        &world
+            .lsports(state.path(), &[&snap[..], &["-tln", "--json"]].concat())
+            .stdout,
+    );
+    for (rel, inode, container, unit) in &built {
+        let socket = by_inode(&listing, *inode);
+        assert_eq!(socket["container"], *container, "socket made in {rel}");
+        assert_eq!(socket["unit"], *unit, "socket made in {rel}");
+    }
+    let kept = parse_json(
+        &world
+            .lsports(
+                state.path(),
+                &[&snap[..], &["-tln", "--json", "--container", "web"]].concat(),
+            )
+            .stdout,
+    );
+    let docker = built.iter().find(|b| b.0.contains(DOCKER)).unwrap().1;
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept:#}");
+    assert_eq!(kept[0]["inode"], docker, "{kept:#}");
+    let policy = dir.path().join("p.toml");
+    fs::write(
+        &policy,
+        "default = \"allow\"\n[[rule]]\naction = \"deny\"\nname = \"no web\"\ncontainer = \"web\"\n",
+    )
+    .unwrap();
+    let mut cmd = scrubbed(common::lsports_bin());
+    cmd.arg("--state-root").arg(state.path()).args(snap);
+    cmd.args(["audit", "--fail-on", "none", "--policy"])
+        .arg(&policy);
+    let audit = output_guarded(cmd, "lsports --snapshot … audit");
+    let report = String::from_utf8_lossy(&audit.stdout);
+    assert_eq!(audit.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("denied by") && report.contains("no web"),
+        "{report}"
+    );
+}

@@ -334,6 +334,24 @@ fn inner_docker_host() {
         3,
         "chosen columns are kept"
     );
+    // A filter that leaves one namespace's sockets keeps the column, in the table and CSV: the
+    // container's port must not read as the host's, nor a script's columns change with it.
+    let filtered = stdout(&host.lsports(&["--netns", "all", "-tln", "--port", "8080"]));
+    assert_eq!(filtered.lines().count(), 2, "{filtered}");
+    assert!(filtered.starts_with("Netns "), "{filtered}");
+    assert!(
+        filtered
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("9a8b7c6d5e4f "),
+        "{filtered}"
+    );
+    let csv = [
+        "--netns", "all", "-tln", "--port", "8080", "--format", "csv",
+    ];
+    let csv = stdout(&host.lsports(&csv));
+    assert!(csv.starts_with("netns,"), "{csv}");
 
     // New listeners: one in the container, one in an `ip netns` namespace.
     sh_ok("ip netns add w1 && ip -n w1 link set lo up");

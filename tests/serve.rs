@@ -10,6 +10,7 @@ mod common;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -64,6 +65,11 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// `lsports serve ARGS` started in the world (as nobody with `as_nobody`), once it answers.
 fn start_serve(world: &World, args: &[&str], as_nobody: bool) -> Spawned {
+    start_serve_from(&lsports_bin(), world, args, as_nobody)
+}
+
+/// [`start_serve`] running the lsports binary at `binary`.
+fn start_serve_from(binary: &Path, world: &World, args: &[&str], as_nobody: bool) -> Spawned {
     let log = File::create(world.dir().join("serve.log")).unwrap();
     let mut cmd = world.enter();
     if as_nobody {
@@ -75,7 +81,7 @@ fn start_serve(world: &World, args: &[&str], as_nobody: bool) -> Spawned {
             "--",
         ]);
     }
-    cmd.arg(lsports_bin())
+    cmd.arg(binary)
         .arg("serve")
         .args(["--listen", &format!("127.0.0.1:{SERVE_PORT}")])
         .args(args)
@@ -814,4 +820,59 @@ fn unprivileged_serve_says_a_deny_rule_could_not_be_evaluated() {
         serve.signal(nix::sys::signal::Signal::SIGTERM);
         serve.wait();
     }
+}
+
+/// A listener flagged `exe-writable-dir` (serve's own, run from a world-writable directory,
+/// as a binary built or dropped under /tmp is) is not a failure serve exports: it must not
+/// hide that a deny rule could not be evaluated for root's listener.
+#[test]
+fn a_flagged_listener_does_not_hide_an_incomplete_audit_from_serve() {
+    if !need_root("running serve as nobody") {
+        return;
+    }
+    let world = world();
+    let files = tempfile::tempdir().unwrap();
+    let policy = files.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "default = \"allow\"\n[[rule]]\naction = \"deny\"\nprogram = \"sshd\"\n",
+    )
+    .unwrap();
+    // A directory anyone may write to (as /tmp), holding serve's binary and the policy.
+    let binary = files.path().join("lsports");
+    std::fs::copy(lsports_bin(), &binary).unwrap();
+    for (path, mode) in [(files.path(), 0o1777), (policy.as_path(), 0o644)] {
+        let permissions = std::os::unix::fs::PermissionsExt::from_mode(mode);
+        std::fs::set_permissions(path, permissions).unwrap();
+    }
+    let ports = format!("2222,{SERVE_PORT}");
+    let args = [
+        "--interval",
+        "1s",
+        "--port",
+        &ports,
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    let mut serve = start_serve_from(&binary, &world, &args, true);
+    let (_, text) = in_world(&world, || get(SERVE_PORT, "/metrics")).unwrap();
+    serve.signal(nix::sys::signal::Signal::SIGTERM);
+    serve.wait();
+    let listed = samples_with(
+        &text,
+        "lsports_listening_socket",
+        &[&format!("port=\"{SERVE_PORT}\"")],
+    );
+    assert!(
+        !listed.is_empty(),
+        "serve's own listener is audited: {text}"
+    );
+    let audit = [
+        "unexpected_listeners",
+        "missing_listeners",
+        "not_checked",
+        "incomplete",
+    ]
+    .map(|name| sample(&text, &format!("lsports_audit_{name}")));
+    assert_eq!(audit, [0.0, 0.0, 1.0, 1.0].map(Some), "{text}");
 }

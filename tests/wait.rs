@@ -212,3 +212,67 @@ fn wait_flags_that_cannot_apply_are_usage_errors() {
         usage_error(args);
     }
 }
+
+/// Unprivileged, the holder of root's listener cannot be seen, so a process filter can neither
+/// keep nor drop it: `--wait-free` must not call the port free (a script would start into
+/// EADDRINUSE), `--wait` must say why it cannot end, and the listing why it shows nothing.
+#[test]
+fn a_holder_that_cannot_be_seen_is_neither_free_nor_ignored() {
+    let world = World::start(&json!([group_with(
+        "tcp",
+        "0.0.0.0",
+        "evil",
+        json!({"port": 18120})
+    )]));
+    let Some(out) = world.run_as_nobody(&[
+        "--wait-free",
+        "18120",
+        "--program",
+        "ev*",
+        "--timeout",
+        "500ms",
+    ]) else {
+        return;
+    };
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--wait-free timed out after 500ms: port 18120 still in use"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tcp 0.0.0.0:18120 held by no process lsports can see"),
+        "{err}"
+    );
+    assert!(err.contains("could not be inspected"), "{err}");
+    // As root the holder is seen, and another program's filter leaves the port free.
+    let root = world.run(&[
+        "--wait-free",
+        "18120",
+        "--program",
+        "other",
+        "--timeout",
+        "0",
+    ]);
+    assert_eq!(root.status.code(), Some(0), "{}", stderr(&root));
+
+    let out = world
+        .run_as_nobody(&["--wait", "18120", "--program", "ev*", "--timeout", "500ms"])
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("something listens on port 18120, but its holder could not be inspected"),
+        "{err}"
+    );
+
+    let out = world
+        .run_as_nobody(&["-tln", "--port", "18120", "--program", "ev*"])
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 socket left out by the process filters"),
+        "{}",
+        stderr(&out)
+    );
+}

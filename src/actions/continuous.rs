@@ -32,7 +32,9 @@ pub fn run(
     let mut last: Option<(Vec<Entry>, Vec<u8>)> = None;
     let mut first = true;
     let plan = Plan::new(config, config.needs()).polling();
-    let options = config.render_options();
+    // As the one-shot listing renders, but fixed for the run: columns that came and went
+    // with the sockets would make every reprint a different table.
+    let options = pipeline::listing_options(config, 0);
     loop {
         let started = Instant::now();
         match pipeline::poll(

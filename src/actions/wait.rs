@@ -35,12 +35,17 @@ impl WaitSpec {
         }
     }
 
-    /// The ports not yet as wanted, given the matching listeners.
-    fn pending(&self, listeners: &[Entry]) -> Vec<u16> {
-        let busy = |port: u16| listeners.iter().any(|e| e.socket.local_port == port);
+    /// The ports not yet as wanted, given the matching listeners and those the filters could
+    /// not judge (`undecided`, whose holders could not be seen): a port is listening when a
+    /// matching listener is there, and free only when no listener there may match, since
+    /// `--wait-free 80 --program nginx && start-server` must not start into EADDRINUSE.
+    fn pending(&self, listeners: &[Entry], undecided: &[Entry]) -> Vec<u16> {
+        let on = |entries: &[Entry], port: u16| entries.iter().any(|e| e.socket.local_port == port);
         match self.until {
-            Until::Listening => self.ports.ports().filter(|&p| !busy(p)).collect(),
-            Until::Free => self.ports.ports().filter(|&p| busy(p)).collect(),
+            Until::Listening => self.ports.ports().filter(|&p| !on(listeners, p)).collect(),
+            Until::Free => (self.ports.ports())
+                .filter(|&p| on(listeners, p) || on(undecided, p))
+                .collect(),
         }
     }
 }
@@ -69,7 +74,7 @@ pub fn run(spec: &WaitSpec, config: &Config, err: &mut dyn Write) -> io::Result<
             listeners.report_attribution(config, err)?;
         }
         first = false;
-        let pending = spec.pending(&listeners.entries);
+        let pending = spec.pending(&listeners.entries, &listeners.undecided);
         if pending.is_empty() {
             report_done(spec, started.elapsed(), config.verbose, err)?;
             if config.verbose {
@@ -96,7 +101,7 @@ fn name_holders(
     config: &Config,
     err: &mut dyn Write,
 ) -> io::Result<()> {
-    if listeners.entries.is_empty() {
+    if listeners.entries.is_empty() && listeners.undecided.is_empty() {
         return Ok(());
     }
     if listeners.attributed {
@@ -117,9 +122,10 @@ fn name_holders(
     holders.report_attribution(config, err)
 }
 
-/// One line per listener: `lsports:   tcp 127.0.0.1:8080 held by 4242/python3`.
+/// One line per listener: `lsports:   tcp 127.0.0.1:8080 held by 4242/python3`; those the
+/// filters could not judge too (held by no process lsports can see).
 fn describe_holders(holders: &Listing, err: &mut dyn Write) -> io::Result<()> {
-    for entry in &holders.entries {
+    for entry in holders.entries.iter().chain(&holders.undecided) {
         writeln!(err, "lsports:   {}", describe_holder(entry))?;
     }
     Ok(())
@@ -168,7 +174,11 @@ fn report_timeout(
                 err,
                 "lsports: {flag} timed out after {timeout}: {what} listens on {}",
                 port_list(pending)
-            )
+            )?;
+            let unjudged: Vec<u16> = (pending.iter().copied())
+                .filter(|&p| (listeners.undecided.iter()).any(|e| e.socket.local_port == p))
+                .collect();
+            unjudged_ports(&unjudged, err)
         }
         Until::Free => {
             writeln!(
@@ -180,6 +190,20 @@ fn report_timeout(
             name_holders(listeners, plan, config, err)
         }
     }
+}
+
+/// Say which of the ports have a listener the filters could not judge, its holder unseen.
+fn unjudged_ports(ports: &[u16], err: &mut dyn Write) -> io::Result<()> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        err,
+        "lsports: something listens on {}, but its holder could not be inspected, so the \
+         filters cannot tell whether it is the one waited for (run as root, or grant \
+         CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE)",
+        port_list(ports)
+    )
 }
 
 /// Whether filters beyond the ports narrow what counts as listening.
@@ -243,16 +267,20 @@ mod tests {
     #[test]
     fn listening_waits_for_every_port() {
         let wait = spec("80,443", Until::Listening);
-        assert_eq!(wait.pending(&[]), [80, 443]);
-        assert_eq!(wait.pending(&[listener(80)]), [443]);
-        assert!(wait.pending(&[listener(443), listener(80)]).is_empty());
+        assert_eq!(wait.pending(&[], &[]), [80, 443]);
+        assert_eq!(wait.pending(&[listener(80)], &[]), [443]);
+        assert!(wait.pending(&[listener(443), listener(80)], &[]).is_empty());
+        // A listener the filters could not judge is not the one waited for, yet.
+        assert_eq!(wait.pending(&[listener(80)], &[listener(443)]), [443]);
     }
 
     #[test]
     fn free_waits_until_no_port_is_used() {
         let wait = spec("8000-8002", Until::Free);
-        assert!(wait.pending(&[]).is_empty());
-        assert_eq!(wait.pending(&[listener(8001)]), [8001]);
+        assert!(wait.pending(&[], &[]).is_empty());
+        assert_eq!(wait.pending(&[listener(8001)], &[]), [8001]);
+        // One the filters could not judge may be in the way.
+        assert_eq!(wait.pending(&[], &[listener(8002)]), [8002]);
     }
 
     #[test]

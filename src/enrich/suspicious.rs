@@ -3,7 +3,7 @@
 //!
 //! | flag | when |
 //! |---|---|
-//! | `exe-deleted` | a holder's executable was deleted or replaced after it started (`/proc/PID/exe` ends in ` (deleted)`) |
+//! | `exe-deleted` | a holder's executable was deleted or replaced after it started (`/proc/PID/exe` ends in ` (deleted)`), or never was on disk (`/memfd:NAME (deleted)`: run from memory) |
 //! | `exe-writable-dir` | a holder's executable lies in `/tmp`, `/var/tmp`, `/dev/shm` or any directory every user may write to, or is itself writable by every user |
 //! | `root-exposed` | reachable from outside this host and held by a root process |
 //! | `no-owner` | no process holds it although every process could be inspected, or its holder is hidden from `/proc` (a mount over `/proc/PID`) |
@@ -26,6 +26,8 @@ use crate::text::sanitize;
 
 /// What the kernel appends to the link of an executable that is no longer on disk.
 const DELETED_SUFFIX: &[u8] = b" (deleted)";
+/// How the kernel names the executable of a process run from a `memfd_create(2)` file.
+const MEMFD_PREFIX: &[u8] = b"/memfd:";
 /// Directories for temporary files, writable by everyone on any normal system.
 const TEMPORARY_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 /// `S_IWOTH`.
@@ -69,6 +71,21 @@ pub fn exe_findings(exe: &[u8], pids: &[u32], proc_root: &Path) -> Vec<Finding> 
         None => (exe, false),
     };
     let shown = sanitize::terminal_safe(path);
+    // `memfd_create(2)` files read back as `/memfd:NAME (deleted)`: never on disk at all, the
+    // shape of fileless malware (or of a program unpacking itself), not an upgrade.
+    let in_memory = (path.strip_prefix(MEMFD_PREFIX)).filter(|_| deleted);
+    if let Some(name) = in_memory {
+        let name = sanitize::terminal_safe(name);
+        findings.push(Finding {
+            flag: Flag::ExeDeleted,
+            explanation: format!(
+                "{who}: runs from an in-memory file (memfd:{name}), never on disk (fileless \
+                 malware runs so, or a program that unpacks itself)"
+            ),
+        });
+        // No directory holds it: nothing more to look up.
+        return findings;
+    }
     if deleted {
         findings.push(Finding {
             flag: Flag::ExeDeleted,

@@ -19,7 +19,7 @@ use crate::filter::ephemeral::EphemeralPorts;
 use crate::model::exposure::{self, Exposure};
 use crate::model::labels::Labels;
 use crate::model::reach::Verdict;
-use crate::model::{Entry, Family, OwnerProcess, Protocol, Socket};
+use crate::model::{Entry, Family, OwnerProcess, OwnerUnknownReason, Protocol, Socket};
 pub use glob::Glob;
 pub use ports::{PortSet, PortSpecError};
 
@@ -99,6 +99,24 @@ impl Filter {
         pid_ok && user_ok && program_ok && self.keeps_labels(entry)
     }
 
+    /// Whether an entry [`Filter::keeps_entry`] leaves out might be kept had its holders been
+    /// seen: none was (processes this user may not inspect, or holders outside this PID
+    /// namespace), and a filter asks about holders (`--pid`, `--program`; `--container` and
+    /// `--unit` when the socket's own cgroup did not name it). `--user` alone is settled by
+    /// the socket's owner, which is always known.
+    pub fn may_keep_entry(&self, entry: &Entry) -> bool {
+        let unseen = entry.processes.is_empty()
+            && matches!(
+                entry.owner_unknown,
+                Some(OwnerUnknownReason::Permission | OwnerUnknownReason::OutsidePidNamespace)
+            );
+        let asks_holders = !self.pids.is_empty()
+            || !self.programs.is_empty()
+            || (entry.labels.is_none() && !(self.containers.is_empty() && self.units.is_empty()));
+        let user_ok = self.uids.is_empty() || self.uids.contains(&entry.socket.uid);
+        unseen && asks_holders && user_ok
+    }
+
     /// Whether `--reachable` keeps an entry whose reach was evaluated: some family's verdict
     /// lets a packet through, or may (`unknown`: an auditor asking what the network can reach
     /// must not have a listener hidden because a rule could not be read).
@@ -170,15 +188,22 @@ pub fn keep_sockets(sockets: Vec<Socket>, filter: &Filter) -> Vec<Socket> {
 
 /// Keep the entries the process-level criteria keep, sorted for display.
 pub fn keep_entries(entries: Vec<Entry>, filter: &Filter) -> Vec<Entry> {
-    let kept = if filter.needs_processes() {
-        entries
-            .into_iter()
-            .filter(|e| filter.keeps_entry(e))
-            .collect()
-    } else {
-        entries
-    };
-    select(kept)
+    keep_entries_or_undecided(entries, filter).0
+}
+
+/// [`keep_entries`], with apart the entries left out that the filters may have kept, had
+/// their holders been seen ([`Filter::may_keep_entry`]), in display order too.
+pub fn keep_entries_or_undecided(entries: Vec<Entry>, filter: &Filter) -> (Vec<Entry>, Vec<Entry>) {
+    if !filter.needs_processes() {
+        return (select(entries), Vec::new());
+    }
+    let (kept, left_out): (Vec<Entry>, Vec<Entry>) =
+        entries.into_iter().partition(|e| filter.keeps_entry(e));
+    let undecided = left_out
+        .into_iter()
+        .filter(|e| filter.may_keep_entry(e))
+        .collect();
+    (select(kept), select(undecided))
 }
 
 /// Sort entries as netstat users read them: by protocol, then port, then address.
@@ -236,14 +261,30 @@ pub fn parse_network(text: &str) -> Result<IpNet, String> {
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(trimmed);
     if let Ok(addr) = unbracketed.parse::<IpAddr>() {
-        return Ok(IpNet::from(addr));
+        return Ok(unmapped_network(IpNet::from(addr)));
     }
     unbracketed
         .parse::<IpNet>()
-        .map(|net| net.trunc())
+        .map(|net| unmapped_network(net.trunc()))
         .map_err(|_| {
             format!("{text:?} is not an address or a network (e.g. 127.0.0.1, ::1, 10.0.0.0/8)")
         })
+}
+
+/// `net` as the IPv4 network it maps, when it lies within `::ffff:0:0/96`
+/// (`::ffff:127.0.0.1` is `127.0.0.1`, `::ffff:0:0/96` is `0.0.0.0/0`): sockets are matched
+/// by their address unmapped ([`exposure::unmapped`]), so a mapped address as the listing
+/// writes it (`[::ffff:127.0.0.1]:5432`) must select the socket bound to it.
+fn unmapped_network(net: IpNet) -> IpNet {
+    let IpNet::V6(v6) = net else {
+        return net;
+    };
+    match v6.network().to_ipv4_mapped() {
+        Some(v4) if v6.prefix_len() >= 96 => {
+            ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4)
+        }
+        _ => net,
+    }
 }
 
 /// Resolve `--user`: a uid, or a name from the passwd database.
@@ -339,6 +380,27 @@ mod tests {
             "TCP is kept"
         );
         assert!(Filter::default().keeps_socket(&udp(40050)));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_and_networks_are_their_ipv4_ones() {
+        for (text, want) in [
+            ("::ffff:127.0.0.1", "127.0.0.1/32"),
+            ("[::ffff:10.1.2.3]", "10.1.2.3/32"),
+            ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+            ("::ffff:0:0/96", "0.0.0.0/0"),
+            ("::/0", "::/0"),
+            ("::1", "::1/128"),
+        ] {
+            assert_eq!(parse_network(text).unwrap().to_string(), want, "{text}");
+        }
+        let filter = Filter {
+            addresses: vec![parse_network("::ffff:127.0.0.1").unwrap()],
+            ..Filter::default()
+        };
+        assert!(filter.keeps_socket(&socket("::ffff:127.0.0.1", 22, 0)));
+        assert!(filter.keeps_socket(&socket("127.0.0.1", 22, 0)));
+        assert!(!filter.keeps_socket(&socket("::1", 22, 0)));
     }
 
     #[test]

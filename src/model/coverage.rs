@@ -3,7 +3,7 @@
 //! from one it could not look for (its namespace was found but not read, or may exist
 //! unfound), and must not learn that by parsing the notes printed for people.
 
-use super::Netns;
+use super::{Family, Netns, Protocol};
 
 /// A network namespace a `--netns` collection found (other than lsports' own).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub struct Coverage {
     /// be read, some held sockets could not be asked for theirs, or the mount table could not
     /// be read.
     pub incomplete: bool,
+    /// The socket tables of the namespace listed first (lsports' own; the one `--netns`
+    /// names) that no source could read: its listeners of those are unknown, not absent.
+    pub unread_tables: Vec<(Protocol, Family)>,
 }
 
 impl Coverage {

@@ -117,6 +117,11 @@ impl Plan {
 pub struct Listing {
     /// One entry per socket; from select on, only those kept, in display order.
     pub entries: Vec<Entry>,
+    /// From select on, the entries the process filters left out without knowing
+    /// ([`crate::filter::Filter::may_keep_entry`]): no holder of theirs could be seen, so
+    /// they may be what the filters ask for. `--wait-free` counts them as still in the way,
+    /// and every action says why they are not shown.
+    pub undecided: Vec<Entry>,
     /// Executables of their holders (empty unless asked for).
     pub exes: Executables,
     /// Whether processes were scanned at all.
@@ -188,6 +193,7 @@ pub fn gather(plan: &Plan, verbose: bool, err: &mut dyn Write) -> io::Result<Opt
     };
     mark("owners found");
     listing.coverage = std::mem::take(&mut collected.coverage);
+    listing.coverage.unread_tables = collected.unread_tables();
     Ok(Some(refine(listing, plan)))
 }
 
@@ -445,6 +451,7 @@ fn attribute_keeping(
         socket_netns: attributed.socket_netns.take(),
     };
     let mut listing = Listing {
+        undecided: Vec::new(),
         attributed: true,
         method: Some(attributed.method),
         denied: attributed.denied,
@@ -490,7 +497,9 @@ pub fn label(mut listing: Listing, plan: &Plan) -> Listing {
 
 /// Keep the entries the process filters keep, in display order.
 pub fn select(mut listing: Listing, filter: &Filter) -> Listing {
-    listing.entries = filter::keep_entries(listing.entries, filter);
+    let (kept, undecided) = filter::keep_entries_or_undecided(listing.entries, filter);
+    listing.entries = kept;
+    listing.undecided = undecided;
     listing
 }
 
@@ -544,6 +553,22 @@ pub fn enrich(mut listing: Listing, plan: &Plan) -> Listing {
     listing
 }
 
+/// How `config` says to render a listing whose sockets are in `namespaces` network
+/// namespaces: with the `netns` column first and the `container` and `unit` columns last in a
+/// table or CSV whose columns were not chosen, when every namespace was listed (`--netns all`)
+/// or the sockets are in more than one. Otherwise two namespaces' `0.0.0.0:80` would look
+/// like one, and the namespaces are most often containers' and units'. Decided by what was
+/// listed, not by what the filters left: a container's `:22` alone must not read as the
+/// host's, and a script's CSV columns must not change with the data.
+pub fn listing_options(config: &Config, namespaces: usize) -> RenderOptions {
+    let mut options = config.render_options();
+    if config.columns.is_none() && (config.netns == NetnsChoice::All || namespaces > 1) {
+        options.columns.insert(0, Column::Netns);
+        options.columns.extend([Column::Container, Column::Unit]);
+    }
+    options
+}
+
 /// Write `listing` as `options` say: formatting only, everything it shows was read before.
 pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     match &listing.published {
@@ -555,18 +580,10 @@ pub fn render(listing: &Listing, options: &RenderOptions, out: &mut dyn Write) -
 }
 
 impl Listing {
-    /// How `config` says to render this listing, with the `netns` column first and the
-    /// `container` and `unit` columns last in a table or CSV whose columns were not chosen,
-    /// when the listing spans more than one namespace (`--netns all`): otherwise two
-    /// namespaces' `0.0.0.0:80` would look like one, and the namespaces are most often
-    /// containers' and units'.
+    /// How `config` says to render this listing ([`listing_options`], with the namespaces
+    /// its sockets are in).
     pub fn render_options(&self, config: &Config) -> RenderOptions {
-        let mut options = config.render_options();
-        if config.columns.is_none() && self.namespace_count() > 1 {
-            options.columns.insert(0, Column::Netns);
-            options.columns.extend([Column::Container, Column::Unit]);
-        }
-        options
+        listing_options(config, self.namespace_count())
     }
 
     /// How many network namespaces the entries' sockets belong to.
@@ -621,7 +638,8 @@ impl Listing {
             true if matches!(self.method, Some(process::Method::Bpf(_))) => report::Named::Kernel,
             true => report::Named::PastTheMount,
         };
-        report::hidden_from_proc(hidden, &self.hidden_pids, named, &config.proc_root, err)
+        report::hidden_from_proc(hidden, &self.hidden_pids, named, &config.proc_root, err)?;
+        report::undecided(self.undecided.len(), err)
     }
 
     /// Whether every process could be inspected, so a socket without holders truly has none.

@@ -192,6 +192,29 @@ fn refused(
     }
 }
 
+/// Say that `left_out` sockets were left out by the process filters without being judged: no
+/// holder of theirs could be seen, so they may be what the filters ask for.
+pub fn undecided(left_out: usize, err: &mut dyn Write) -> io::Result<()> {
+    if left_out == 0 {
+        return Ok(());
+    }
+    let (sockets, their) = (
+        count(left_out, "socket"),
+        if left_out == 1 {
+            "its holder"
+        } else {
+            "their holders"
+        },
+    );
+    writeln!(
+        err,
+        "lsports: {sockets} left out by the process filters (--pid, --user, --program, \
+         --container, --unit) may match them: {their} could not be inspected (run as root, or \
+         grant CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE; in a container, lsports in the host's \
+         PID namespace)"
+    )
+}
+
 /// Report the `shown` sockets whose holders are presumably outside this PID namespace.
 pub fn held_outside(shown: usize, err: &mut dyn Write) -> io::Result<()> {
     if shown == 0 {

@@ -5,6 +5,8 @@
 //! lsports-snapshot.json           manifest: who captured what, where, when (see Manifest)
 //! proc/net/{tcp,tcp6,udp,udp6}    the socket tables, byte for byte as the kernel wrote them
 //! proc/PID/{comm,cmdline,status,stat}
+//! proc/PID/cgroup                 the holder's cgroups: its container and unit labels (absent
+//!                                 from snapshots made before lsports recorded it)
 //! proc/PID/fd/FD -> socket:[N]    one symlink per fd holding a socket in the tables
 //! proc/PID/exe -> /usr/sbin/sshd  the executable, as `readlink` gave it (never followed)
 //! proc/PID/fd                     a regular file instead of the directory: the fd directory
@@ -29,11 +31,13 @@ pub const MANIFEST: &str = "lsports-snapshot.json";
 pub const PROC_DIR: &str = "proc";
 /// The socket tables a snapshot may hold.
 pub const TABLES: [&str; 4] = ["tcp", "tcp6", "udp", "udp6"];
-/// The per-process files a snapshot may hold.
-pub const PROCESS_FILES: [&str; 4] = ["comm", "cmdline", "status", "stat"];
+/// The per-process files a snapshot may hold. `cgroup` names a holder's container and unit,
+/// which container and unit filters, columns and policy rules judge: without it a snapshot's
+/// listeners would be nobody's containers, and a rule denying a container's would pass them.
+pub const PROCESS_FILES: [&str; 5] = ["comm", "cmdline", "status", "stat", "cgroup"];
 
 /// What an archive entry is, judged by its name alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EntryKind {
     /// The manifest.
     Manifest,

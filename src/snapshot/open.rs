@@ -158,6 +158,8 @@ struct Unpacker<'a> {
     entries: usize,
     processes: HashSet<u32>,
     namespaces: HashSet<u64>,
+    /// The files and links written so far, by what they are (a name may be spelt two ways).
+    written: HashSet<EntryKind>,
     skipped: usize,
 }
 
@@ -173,6 +175,7 @@ impl<'a> Unpacker<'a> {
             entries: 0,
             processes: HashSet::new(),
             namespaces: HashSet::new(),
+            written: HashSet::new(),
             skipped: 0,
         }
     }
@@ -196,6 +199,18 @@ impl<'a> Unpacker<'a> {
         }
         let name = entry.path_bytes().into_owned();
         let kind = layout::classify(&name).map_err(|u| self.unsafe_entry(&name, u.reason()))?;
+        // A second copy of a table, a process file or a link would silently replace the first
+        // (a header-only `net/tcp` appended hides every listener): a capture writes each once,
+        // so two are a damaged or doctored archive. Directories may repeat; unknown names are
+        // skipped anyway.
+        let once = !matches!(kind, EntryKind::Directory | EntryKind::Unknown);
+        if once && !self.written.insert(kind.clone()) {
+            return Err(self.unsafe_entry(
+                &name,
+                "it repeats an earlier entry (a damaged or doctored archive: the later copy \
+                 would replace the first)",
+            ));
+        }
         self.count_process(&kind)?;
         let entry_type = entry.header().entry_type();
         match kind {
@@ -215,8 +230,8 @@ impl<'a> Unpacker<'a> {
                 let dir = self.root.join("net");
                 self.create_dir(&dir)?;
                 self.write_file(&dir.join(table), &data)?;
-                // A repeated entry replaces the file; list the table once, or a byte-order
-                // rewrite would be applied twice and undo itself.
+                // Listed once (a repeated entry is refused above): a byte-order rewrite
+                // applied twice would undo itself.
                 if !self.tables.contains(&table) {
                     self.tables.push(table);
                 }

@@ -84,6 +84,14 @@ impl Collected {
     pub fn nothing_read(&self) -> bool {
         self.reports.iter().all(|r| r.source.is_none())
     }
+
+    /// The requested tables no source could read.
+    pub fn unread_tables(&self) -> Vec<(Protocol, Family)> {
+        (self.reports.iter())
+            .filter(|r| r.source.is_none())
+            .map(|r| (r.protocol, r.family))
+            .collect()
+    }
 }
 
 /// Collect sockets for every requested table.

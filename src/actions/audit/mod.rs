@@ -139,7 +139,7 @@ impl Audit {
             baseline.as_ref().map(|(_, b)| b),
             policy.as_ref(),
             fail,
-            &|namespace| scope.is_none_or(|s| s.checks(namespace)),
+            &|line| scope.and_then(|s| s.unchecked(line)),
         );
         Audit {
             baseline,
@@ -158,6 +158,10 @@ impl Audit {
 pub fn unchecked_because(audit: &Audit, why: UncheckedWhy) -> &'static str {
     match why {
         UncheckedWhy::Namespace => audit.unchecked_because,
+        UncheckedWhy::Table => {
+            "the kernel's table of their sockets could not be read (stderr says \
+             which, and why), so they may be listening"
+        }
         UncheckedWhy::HolderUnseen(why) => unchecked_because_unseen(why),
         UncheckedWhy::ReachUnread => {
             "the listener is there as expected, but the reach through the firewall its line \

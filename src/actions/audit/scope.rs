@@ -14,10 +14,14 @@ use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use super::Audited;
+use std::net::IpAddr;
+
+use super::baseline::{AddressPattern, Expected};
 use super::identity::Namespace;
+use super::{Audited, UncheckedWhy};
 use crate::config::{Config, NetnsChoice};
 use crate::enrich::labels::apply::{Sources, process_labels_of};
+use crate::model::Family;
 use crate::model::coverage::{Coverage, FoundNetns};
 use crate::text::sanitize::terminal_safe;
 
@@ -83,6 +87,26 @@ impl Scope {
         read.contains(namespace) || self.present.contains(namespace) || self.everywhere
     }
 
+    /// Why the baseline line `line`, not found, was not looked for (`None`: it was, and is
+    /// missing): its namespace was not, or the socket table it would be in could not be read
+    /// there (`--proc-root` a tree without `net/tcp`, a kernel refusing one table).
+    pub fn unchecked(&self, line: &Expected) -> Option<UncheckedWhy> {
+        if !self.checks(&line.namespace) {
+            return Some(UncheckedWhy::Namespace);
+        }
+        // The tables reported are those of the namespace listed first: lsports' own when it
+        // is listed, else the one `--netns` names, the only other one checked.
+        let in_reported = self.lists_current == (line.namespace == Namespace::Current);
+        let family = match line.address {
+            AddressPattern::Exact(IpAddr::V4(_)) => Some(Family::Ipv4),
+            AddressPattern::Exact(IpAddr::V6(_)) => Some(Family::Ipv6),
+            AddressPattern::Exposure(_) | AddressPattern::Any => None,
+        };
+        let unread = (self.coverage.unread_tables.iter())
+            .any(|&(p, f)| p == line.protocol && family.is_none_or(|family| family == f));
+        (in_reported && unread).then_some(UncheckedWhy::Table)
+    }
+
     /// Why the listeners not checked were not, for the report.
     pub fn why_not(&self) -> &'static str {
         if self.all {
@@ -140,7 +164,8 @@ fn names(found: &FoundNetns, sources: Sources<'_>) -> Vec<Namespace> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Netns;
+    use crate::actions::audit::baseline::PortPattern;
+    use crate::model::{Netns, Protocol};
 
     fn found(name: Option<&str>) -> FoundNetns {
         FoundNetns {
@@ -167,6 +192,7 @@ mod tests {
             read: vec![found(Some("n3"))],
             unread: vec![found(Some("n1")), found(None)],
             incomplete: false,
+            ..Coverage::default()
         };
         let scope = scope(NetnsChoice::All, coverage, &[]);
         assert!(!scope.checks(&netns("n1")), "found, not read");
@@ -189,6 +215,7 @@ mod tests {
             read: vec![found(Some("n3"))],
             unread: Vec::new(),
             incomplete: true,
+            ..Coverage::default()
         };
         let web = Namespace::Container("web".into());
         let scope = scope(NetnsChoice::All, coverage, std::slice::from_ref(&web));
@@ -216,5 +243,62 @@ mod tests {
             "lsports' own was not listed"
         );
         assert!(!named.checks(&netns("n1")));
+    }
+
+    #[test]
+    fn a_line_of_a_table_not_read_is_not_checked_in_the_namespace_it_was_not_read_in() {
+        let coverage = Coverage {
+            read: vec![found(Some("w1"))],
+            unread_tables: vec![(Protocol::Tcp, Family::Ipv4)],
+            ..Coverage::default()
+        };
+        let line = |protocol, address: AddressPattern, namespace| Expected {
+            protocol,
+            port: PortPattern::Number(22),
+            address,
+            interface: None,
+            namespace,
+            user: None,
+            program: None,
+            exe: None,
+            line: None,
+            reach: None,
+        };
+        let v4 = AddressPattern::Exact("0.0.0.0".parse().unwrap());
+        let v6 = AddressPattern::Exact("::".parse().unwrap());
+        let all = scope(NetnsChoice::All, coverage.clone(), &[]);
+        let here = Namespace::Current;
+        let table = Some(UncheckedWhy::Table);
+        assert_eq!(
+            all.unchecked(&line(Protocol::Tcp, v4.clone(), here.clone())),
+            table
+        );
+        assert_eq!(
+            all.unchecked(&line(Protocol::Tcp, AddressPattern::Any, here.clone())),
+            table
+        );
+        assert_eq!(
+            all.unchecked(&line(Protocol::Tcp, v6, here.clone())),
+            None,
+            "tcp6 was read"
+        );
+        assert_eq!(
+            all.unchecked(&line(Protocol::Udp, v4.clone(), here.clone())),
+            None
+        );
+        assert_eq!(
+            all.unchecked(&line(Protocol::Tcp, v4.clone(), netns("w1"))),
+            None,
+            "the tables reported are lsports' own namespace's"
+        );
+        let named = scope(NetnsChoice::Named("w1".into()), coverage, &[]);
+        assert_eq!(
+            named.unchecked(&line(Protocol::Tcp, v4.clone(), netns("w1"))),
+            table
+        );
+        assert_eq!(
+            named.unchecked(&line(Protocol::Tcp, v4, here)),
+            Some(UncheckedWhy::Namespace)
+        );
     }
 }

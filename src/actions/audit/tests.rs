@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::verdict::judge;
 use super::*;
-use crate::actions::audit::baseline::{PortPattern, file};
+use crate::actions::audit::baseline::{Expected, PortPattern, file};
 use crate::actions::audit::identity::{Device, Identity, Namespace, Program};
 use crate::actions::audit::tomlfile::Source;
 use crate::config::FailOn;
@@ -218,7 +218,9 @@ fn a_baseline_line_where_the_audit_did_not_look_is_not_checked_and_never_fails()
     let sshd = listener(Protocol::Tcp, "0.0.0.0", 22, "sshd", 812);
     let baseline = baseline_of(&[web, gone, sshd]);
     let fail = FailSet::from_choices(&[FailOn::Missing]);
-    let not_web = |ns: &Namespace| *ns != Namespace::Container("web".into());
+    let not_web = |line: &Expected| {
+        (line.namespace == Namespace::Container("web".into())).then_some(UncheckedWhy::Namespace)
+    };
     let verdict = verdict::judge_within(&[], Some(&baseline), None, &fail, &not_web);
     let unchecked: Vec<&PortPattern> = verdict.unchecked.iter().map(|u| &u.line.port).collect();
     assert_eq!(unchecked, [&PortPattern::Number(8080)]);

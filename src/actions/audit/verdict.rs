@@ -12,7 +12,7 @@
 //! passing ([`Verdict::incomplete`]): the rest is the expected program unconfirmed.
 
 use crate::actions::audit::baseline::{Baseline, Expected};
-use crate::actions::audit::identity::{Identity, Namespace};
+use crate::actions::audit::identity::Identity;
 use crate::actions::audit::policy::{Action, Decision, Match, Outcome, Policy, Unseen};
 use crate::config::FailSet;
 use crate::model::finding::Finding;
@@ -84,6 +84,9 @@ pub struct Unchecked {
 pub enum UncheckedWhy {
     /// Its network namespace was not read (the audit's scope says why).
     Namespace,
+    /// The socket table it would be in (its protocol, and its family when the line names an
+    /// address) could not be read there: the listener is unknown, not gone.
+    Table,
     /// A socket listens where it expects one, as its user, but no holder of it could be seen
     /// (`Permission`: processes this user may not inspect; `OutsidePidNamespace`: holders
     /// outside this PID namespace), so the program it expects can be neither confirmed nor
@@ -253,17 +256,18 @@ pub fn judge(
     policy: Option<&Policy>,
     fail: &FailSet,
 ) -> Verdict {
-    judge_within(listeners, baseline, policy, fail, &|_| true)
+    judge_within(listeners, baseline, policy, fail, &|_| None)
 }
 
-/// [`judge`], where `checked` says whether the listeners of a network namespace were looked
-/// for: a baseline line not found in one that was not is `unchecked`, not missing.
+/// [`judge`], where `unchecked` says why a baseline line was not looked for, if it was not
+/// (its namespace, or its socket table, was not read): a line not found where lsports did
+/// not look is `unchecked`, not missing.
 pub fn judge_within(
     listeners: &[Audited],
     baseline: Option<&Baseline>,
     policy: Option<&Policy>,
     fail: &FailSet,
-    checked: &dyn Fn(&Namespace) -> bool,
+    unchecked: &dyn Fn(&Expected) -> Option<UncheckedWhy>,
 ) -> Verdict {
     let mut verdict = Verdict::default();
     for (index, listener) in listeners.iter().enumerate() {
@@ -309,16 +313,17 @@ pub fn judge_within(
         }
     }
     let identities: Vec<&Identity> = listeners.iter().map(|l| &l.identity).collect();
-    let (baseline_missing, unchecked): (Vec<Expected>, Vec<Expected>) = baseline
-        .map(|b| missing_lines(b, &identities))
-        .unwrap_or_default()
-        .into_iter()
-        .partition(|line| checked(&line.namespace));
-    (verdict.unchecked).extend(unchecked.into_iter().map(|line| Unchecked {
-        line,
-        why: UncheckedWhy::Namespace,
-        listeners: Vec::new(),
-    }));
+    let mut baseline_missing = Vec::new();
+    for line in baseline.map_or_else(Vec::new, |b| missing_lines(b, &identities)) {
+        match unchecked(&line) {
+            None => baseline_missing.push(line),
+            Some(why) => verdict.unchecked.push(Unchecked {
+                line,
+                why,
+                listeners: Vec::new(),
+            }),
+        }
+    }
     let (rules_missing, rules_undecided) = policy
         .map(|p| missing_rules(p, listeners))
         .unwrap_or_default();

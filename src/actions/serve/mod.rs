@@ -220,8 +220,15 @@ impl Lister {
             &listeners,
             baseline.as_ref().map(|(_, b)| b),
             policy.as_ref(),
-            &FailSet::default(),
-            &|namespace| scope.checks(namespace),
+            // Only what serve exports may fail its audit: with `audit`'s default flags
+            // (exe-deleted, exe-writable-dir), a flagged listener, shown in no series, would
+            // make it "failed" and so never incomplete, silencing the alert on a deny rule
+            // left unevaluated.
+            &FailSet {
+                missing: false,
+                flags: Vec::new(),
+            },
+            &|line| scope.unchecked(line),
         );
         exposition::write_audit(&listeners, &verdict, out)
     }

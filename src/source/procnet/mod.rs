@@ -112,8 +112,10 @@ pub fn table_name(protocol: Protocol, family: Family) -> &'static str {
 }
 
 /// Read DIR/net/<table> under `proc_root` (normally "/proc"). A missing tcp6/udp6 file means
-/// IPv6 is disabled: Ok(empty table), not an error. A missing or unreadable IPv4 table is
-/// SourceError::ProcRead with the path.
+/// IPv6 is disabled (Ok(empty table), not an error), but only beside a readable IPv4 table of
+/// the same protocol: a kernel always writes that one, so without it the tree is not a proc
+/// tree (a typo, a wrong mount, a doctored snapshot) and the IPv6 table is as unknown as the
+/// IPv4 one. Any other missing or unreadable table is SourceError::ProcRead with the path.
 ///
 /// Malformed rows and a read error part-way through are warnings in the returned table, not
 /// errors: what parsed before them is still worth showing.
@@ -124,30 +126,47 @@ pub fn read_table(
 ) -> Result<ParsedTable, SourceError> {
     let name = format!("net/{}", table_name(protocol, family));
     let path = proc_root.join(&name);
+    let unreadable = |source| SourceError::ProcRead {
+        path: path.clone(),
+        source,
+    };
     // Never out of the root, never blocking: a FIFO here would hang the listing forever.
-    let file = match ProcRoot::open(proc_root).and_then(|root| root.open_file(&name)) {
-        Ok(file) => file,
+    let root = ProcRoot::open(proc_root).map_err(unreadable)?;
+    let reader = match open_table(&root, &name) {
+        Ok(reader) => reader,
         // With `ipv6.disable=1` (or no IPv6 in the kernel) the v6 tables are simply absent;
         // that is a machine with no IPv6 sockets, not a failure worth falling back over.
-        Err(e) if e.kind() == io::ErrorKind::NotFound && family == Family::Ipv6 => {
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                && family == Family::Ipv6
+                && open_table(
+                    &root,
+                    &format!("net/{}", table_name(protocol, Family::Ipv4)),
+                )
+                .is_ok() =>
+        {
             return Ok(ParsedTable::default());
         }
-        Err(source) => return Err(SourceError::ProcRead { path, source }),
+        Err(source) => return Err(unreadable(source)),
     };
-    // A large buffer means few read(2) calls; each one makes the kernel re-find its place in
-    // the socket hash, which adds up on tables with tens of thousands of rows.
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    // A file that opens but cannot be read at all (EISDIR, EIO, a security module refusing
-    // the read) gave us nothing, so it is an unreadable table, not an empty one with a warning.
-    if let Err(source) = reader.fill_buf() {
-        return Err(SourceError::ProcRead { path, source });
-    }
     let label = path.display().to_string();
     let mut table = parse_table(reader, protocol, family, ByteOrder::native(), &label);
     // The kernel writes the table a buffer at a time, finding its place again in the socket
     // hash before each one: a busy host's table can repeat a row.
     super::drop_repeated(&mut table.sockets);
     Ok(table)
+}
+
+/// The table `name` of `root`, opened and its first buffer read.
+///
+/// A file that opens but cannot be read at all (EISDIR, EIO, a security module refusing the
+/// read) gave us nothing, so it is an unreadable table, not an empty one with a warning.
+fn open_table(root: &ProcRoot, name: &str) -> io::Result<BufReader<std::fs::File>> {
+    // A large buffer means few read(2) calls; each one makes the kernel re-find its place in
+    // the socket hash, which adds up on tables with tens of thousands of rows.
+    let mut reader = BufReader::with_capacity(64 * 1024, root.open_file(name)?);
+    reader.fill_buf()?;
+    Ok(reader)
 }
 
 /// Parse a table from any reader. `path_label` names the file in warnings.

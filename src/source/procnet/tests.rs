@@ -460,12 +460,38 @@ fn read_table_warnings_name_the_file() {
 }
 
 #[test]
-fn missing_ipv6_table_means_ipv6_disabled() {
+fn missing_ipv6_table_beside_its_ipv4_table_means_ipv6_disabled() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("net")).unwrap();
     for protocol in [Protocol::Tcp, Protocol::Udp] {
+        let v4 = dir
+            .path()
+            .join("net")
+            .join(table_name(protocol, Family::Ipv4));
+        std::fs::write(v4, "  sl  local_address\n").unwrap();
         let t = read_table(dir.path(), protocol, Family::Ipv6).unwrap();
         assert_eq!(t, ParsedTable::default());
     }
+}
+
+#[test]
+fn missing_ipv6_table_without_its_ipv4_table_is_unread() {
+    // No root at all (a typo), an empty root, and a root whose tcp table is a directory (its
+    // udp table fine): the missing tcp6 says nothing about IPv6, so it is not "no sockets".
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("nonexistent");
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(broken.join("net/tcp")).unwrap();
+    std::fs::write(broken.join("net/udp"), "  sl  local_address\n").unwrap();
+    for root in [absent.as_path(), dir.path(), broken.as_path()] {
+        match read_table(root, Protocol::Tcp, Family::Ipv6) {
+            Err(SourceError::ProcRead { path, .. }) => assert_eq!(path, root.join("net/tcp6")),
+            other => panic!("{}: expected ProcRead, got {other:?}", root.display()),
+        }
+    }
+    // The udp table beside it is readable, so udp6's absence is IPv6 disabled.
+    let t = read_table(&broken, Protocol::Udp, Family::Ipv6).unwrap();
+    assert_eq!(t, ParsedTable::default());
 }
 
 #[test]

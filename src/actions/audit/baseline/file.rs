@@ -149,6 +149,17 @@ fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, Fil
         .map(interface)
         .transpose()
         .map_err(|(span, why)| source.error_at(Some(span), why))?;
+    // An executable is where the kernel says it was loaded from: a path from the root. Any
+    // other text ("", "*", "sshd") would match no holder, or be taken for a pattern it is not.
+    if let Some(exe) = raw.exe.as_ref().filter(|exe| !exe.starts_with('/')) {
+        return Err(source.error_at(
+            Some(line_span.clone()),
+            format!(
+                "exe \"{}\" is not an absolute path (as /usr/sbin/sshd): leave it out to accept any",
+                terminal_safe_text(exe.clone())
+            ),
+        ));
+    }
     Ok(Expected {
         protocol,
         port,

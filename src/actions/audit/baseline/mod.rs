@@ -58,7 +58,8 @@ pub struct Expected {
     pub user: Option<String>,
     /// The process name (`comm`); `None` matches any program, and sockets no process holds.
     pub program: Option<String>,
-    /// The executable; `None` matches any.
+    /// The executable (absolute); `None` matches any. Without `program`, a holder running it
+    /// whatever its name.
     pub exe: Option<String>,
     /// Line in the file it was read from (`None` when made here).
     pub line: Option<usize>,
@@ -162,13 +163,15 @@ impl Expected {
 
     /// One holder with the expected name and executable is enough: a socket-activated
     /// service is held by systemd and the service, a prefork server by master and workers.
+    /// A line naming neither accepts any holder (and sockets no process holds); one naming
+    /// only the executable (a fleet's line, where names differ) accepts a holder running it.
     /// An executable that could not be read on either side is not held against it.
     fn accepts_programs(&self, programs: &[Program]) -> bool {
-        let Some(name) = &self.program else {
+        if self.program.is_none() && self.exe.is_none() {
             return true;
-        };
+        }
         programs.iter().any(|p| {
-            p.name == *name
+            self.program.as_ref().is_none_or(|name| p.name == *name)
                 && match (&self.exe, &p.exe) {
                     (Some(expected), Some(found)) => expected == found,
                     _ => true,
@@ -228,7 +231,8 @@ impl Expected {
         let program = match (&self.program, &self.exe) {
             (Some(name), Some(exe)) => format!("{name} ({exe})"),
             (Some(name), None) => name.clone(),
-            (None, _) => "any program".into(),
+            (None, Some(exe)) => format!("any program running {exe}"),
+            (None, None) => "any program".into(),
         };
         match &self.user {
             Some(user) => format!("{program} as {user}"),

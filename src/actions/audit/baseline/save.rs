@@ -65,6 +65,10 @@ pub fn run(
     let Some(listing) = pipeline::gather(&plan, config.verbose, err)? else {
         return Ok(ExitCode::NoSource);
     };
+    if let Some(why) = incomplete(&listing) {
+        writeln!(err, "lsports: cannot save a baseline: {why}")?;
+        return Ok(ExitCode::NoSource);
+    }
     let identities = identify(&listing, config);
     let saved = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let baseline = Baseline::record(&identities, host, Some(saved));
@@ -91,6 +95,27 @@ pub fn run(
             Ok(ExitCode::Failed)
         }
     }
+}
+
+/// Why `listing` cannot be a baseline, if it cannot: a table no source could read (said on
+/// stderr already) would be recorded as nothing listening there, and an audit against the
+/// baseline would then call every listener of that table new.
+fn incomplete(listing: &Listing) -> Option<String> {
+    let unread = &listing.coverage.unread_tables;
+    if unread.is_empty() {
+        return None;
+    }
+    let tables: Vec<String> = (unread.iter())
+        .map(|(protocol, family)| format!("{}/{}", protocol.name(), family.name()))
+        .collect();
+    Some(format!(
+        "the {} could not be read, so what listens there is unknown (fix what is said above, \
+         or record only the other tables with -t, -u, -4 or -6)",
+        match tables.len() {
+            1 => format!("{} table", tables[0]),
+            _ => format!("{} tables", tables.join(", ")),
+        }
+    ))
 }
 
 /// The identities of every listed listener.
