@@ -47,6 +47,8 @@ struct Report {
 /// A published port whose target's namespace listens on nothing there.
 #[derive(Serialize)]
 struct UnlandedJson {
+    /// The namespace whose rules publish it; null when the sockets do not say.
+    netns: Option<crate::render::wire::Netns>,
     proto: &'static str,
     host_addr: String,
     host_port: u16,
@@ -210,6 +212,7 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
             .collect(),
         published_without_listener: (audit.unlanded.iter())
             .map(|p| UnlandedJson {
+                netns: (p.netns.as_ref()).map(|ns| hole_netns(audit, ns.inode)),
                 proto: p.protocol.name(),
                 host_addr: p.host_addr.to_string(),
                 host_port: p.host_port,

@@ -63,7 +63,9 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
         "Firewall holes: accepted, nothing listens (reported only)",
         &holes,
     )?;
-    let unlanded: Vec<Vec<String>> = audit.unlanded.iter().map(unlanded_row).collect();
+    let unlanded: Vec<Vec<String>> = (audit.unlanded.iter())
+        .map(|p| unlanded_row(p, place_of(audit, p.netns.as_ref().map(|ns| ns.inode))))
+        .collect();
     section(
         out,
         "Published ports: forwarded, nothing listens there (reported only)",
@@ -71,16 +73,21 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
     )
 }
 
-/// `tcp  0.0.0.0:8081 → 10.0.0.2:81  published-without-listener  iptables-nft … -j DNAT …`.
-fn unlanded_row(p: &Published) -> Vec<String> {
+/// `tcp  0.0.0.0:8081 → 10.0.0.2:81 in netns w1  published-without-listener  iptables-nft …
+/// -j DNAT …` (no namespace for the current one).
+fn unlanded_row(p: &Published, place: Option<String>) -> Vec<String> {
     let target = match p.target_addr {
         Some(addr) => endpoint(addr, p.target_port),
         None => format!("this host:{}", p.target_port),
     };
     let by: Vec<&str> = p.by.iter().map(|b| b.text.as_str()).collect();
+    let mut path = format!("{} → {target}", endpoint(p.host_addr, p.host_port));
+    if let Some(place) = place {
+        path = sanitize::terminal_safe_text(format!("{path} in {place}"));
+    }
     vec![
         p.protocol.name().into(),
-        format!("{} → {target}", endpoint(p.host_addr, p.host_port)),
+        path,
         WITHOUT_LISTENER.into(),
         sanitize::terminal_safe_text(by.join("; ")),
     ]
@@ -98,7 +105,13 @@ fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
 /// web`), from a listener audited there; `None` for the current one. A namespace with no
 /// listener audited is named by its inode.
 pub fn hole_place(audit: &Audit, hole: &Hole) -> Option<String> {
-    let inode = hole.netns?;
+    place_of(audit, hole.netns)
+}
+
+/// Namespace `inode` as listener rows say theirs (see [`hole_place`]); `None` for no inode or
+/// the current namespace.
+fn place_of(audit: &Audit, inode: Option<u64>) -> Option<String> {
+    let inode = inode?;
     let there = (audit.listeners.iter()).find(|l| {
         l.entry
             .socket
