@@ -59,11 +59,16 @@ pub struct ProcRoot {
 }
 
 impl ProcRoot {
-    /// Open the tree rooted at `path` (which must be a directory).
+    /// Open the tree rooted at `path` (which must be a directory), with the invoking user's
+    /// rights (see [`crate::sys::privilege::as_invoker`]): what lies under it is read with
+    /// whatever capabilities lsports has, as `/proc` needs, but the user must be able to
+    /// open the root itself.
     pub fn open(path: &Path) -> io::Result<ProcRoot> {
         // O_DIRECTORY: a FIFO given as the root fails at once rather than blocking.
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let root = rustix::fs::open(path, flags, Mode::empty())?;
+        let root = crate::sys::privilege::as_invoker(|| {
+            Ok(rustix::fs::open(path, flags, Mode::empty())?)
+        })?;
         let confined_to = if has_openat2(root.as_fd()) {
             None
         } else {
