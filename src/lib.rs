@@ -125,6 +125,19 @@ pub fn run(config: &Config, out: &mut dyn Write, err: &mut dyn Write) -> io::Res
         },
         None => None,
     };
+    // A proc root the user named must be one they may open themselves: a binary given
+    // capabilities reads under it with them (a host /proc mounted elsewhere needs them), so
+    // this is the one check of the user's own rights (see sys::privilege::as_invoker).
+    if opened.is_none() && config.proc_root != std::path::Path::new("/proc") {
+        if let Err(error) = sys::procroot::ProcRoot::open(&config.proc_root) {
+            if matches!(error.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {
+                let root =
+                    text::sanitize::terminal_safe(config.proc_root.as_os_str().as_encoded_bytes());
+                writeln!(err, "lsports: cannot open the proc root {root}: {error}")?;
+                return Ok(failure(config));
+            }
+        }
+    }
     if let Some(opened) = opened.as_ref().filter(|_| config.verbose) {
         writeln!(err, "lsports: {}", opened.describe())?;
     }

@@ -192,7 +192,7 @@ pub struct AuditArgs {
     )]
     pub policy: Option<PathBuf>,
 
-    /// What else fails the audit besides unexpected listeners (default: exe-deleted,exe-writable-dir)
+    /// What else fails the audit besides unexpected listeners (default: exe-deleted,exe-writable-dir,exe-masked)
     #[arg(
         long,
         value_enum,
@@ -200,9 +200,9 @@ pub struct AuditArgs {
         value_name = "CHECKS",
         long_help = "What else makes the audit exit 1 besides unexpected listeners, \
             comma-separated: missing (a baseline listener no longer listens), exe-deleted, \
-            exe-writable-dir, root-exposed, no-owner (the suspicious-listener flags), all, or \
-            none. Default: exe-deleted,exe-writable-dir. Whatever is not named here is still \
-            reported. Unmet `required` policy rules always fail."
+            exe-writable-dir, exe-masked, root-exposed, no-owner (the suspicious-listener \
+            flags), all, or none. Default: exe-deleted,exe-writable-dir,exe-masked. Whatever \
+            is not named here is still reported. Unmet `required` policy rules always fail."
     )]
     pub fail_on: Vec<FailOn>,
 }

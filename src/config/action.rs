@@ -69,6 +69,8 @@ pub enum FailOn {
     ExeDeleted,
     /// A holder's executable is in a temporary or world-writable directory.
     ExeWritableDir,
+    /// A holder's executable path holds only in mounts an unprivileged user made.
+    ExeMasked,
     /// Reachable from outside and held by root.
     RootExposed,
     /// No process holds it although every process could be inspected.
@@ -89,13 +91,14 @@ pub struct FailSet {
 }
 
 impl Default for FailSet {
-    /// Executables that are gone or that anyone could have planted: rare on a healthy host,
+    /// Executables that are gone or that anyone could have planted (or disguised, by a mount
+    /// only they see): rare on a healthy host,
     /// and worth a failing cron job. Root on an exposed port is the normal state of sshd, and
     /// a kernel socket has no owner by nature, so those are reported without failing.
     fn default() -> Self {
         FailSet {
             missing: false,
-            flags: vec![Flag::ExeDeleted, Flag::ExeWritableDir],
+            flags: vec![Flag::ExeDeleted, Flag::ExeWritableDir, Flag::ExeMasked],
         }
     }
 }
@@ -116,6 +119,7 @@ impl FailSet {
                 FailOn::Missing => set.missing = true,
                 FailOn::ExeDeleted => set.flags.push(Flag::ExeDeleted),
                 FailOn::ExeWritableDir => set.flags.push(Flag::ExeWritableDir),
+                FailOn::ExeMasked => set.flags.push(Flag::ExeMasked),
                 FailOn::RootExposed => set.flags.push(Flag::RootExposed),
                 FailOn::NoOwner => set.flags.push(Flag::NoOwner),
                 FailOn::All => {

@@ -69,8 +69,8 @@ pub enum Column {
     Cmdline,
     /// Executables of the processes holding the socket (`readlink /proc/PID/exe`).
     Exe,
-    /// Suspicious-listener flags (`exe-deleted`, `exe-writable-dir`, `root-exposed`,
-    /// `no-owner`), as `lsports audit` explains them.
+    /// Suspicious-listener flags (`exe-deleted`, `exe-writable-dir`, `exe-masked`,
+    /// `root-exposed`, `no-owner`), as `lsports audit` explains them.
     #[value(alias = "suspicious")]
     Flags,
     /// The container that made the socket or runs its holder: its name, else its short id

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `exe-deleted` | a holder's executable was deleted or replaced after it started (`/proc/PID/exe` ends in ` (deleted)`), or never was on disk (`/memfd:NAME (deleted)`: run from memory) |
 //! | `exe-writable-dir` | a holder's executable lies in `/tmp`, `/var/tmp`, `/dev/shm` or any directory every user may write to, or is itself writable by every user |
+//! | `exe-masked` | a holder's executable path holds only in mounts an unprivileged user made (see [`crate::enrich::exe`]): the path is that user's claim, and where the real file lies cannot be checked |
 //! | `root-exposed` | reachable from outside this host and held by a root process |
 //! | `no-owner` | no process holds it although every process could be inspected, or its holder is hidden from `/proc` (a mount over `/proc/PID`) |
 //!
@@ -17,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::enrich::exe::Executables;
+use crate::enrich::exe::{Executables, Masked};
 use crate::model::exposure;
 use crate::model::finding::{Finding, Flag};
 use crate::model::{Entry, OwnerUnknownReason};
@@ -38,7 +39,11 @@ const WORLD_WRITABLE: u32 = 0o002;
 pub fn inspect(entry: &Entry, exes: &Executables, proc_root: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (exe, pids) in executables(entry, exes) {
-        findings.extend(exe_findings(&exe, &pids, proc_root));
+        match pids.first().and_then(|&pid| exes.masked(pid)) {
+            // Its directories are the user's to arrange: no verdict on them would mean anything.
+            Some(masked) => findings.extend(masked_findings(masked, &pids)),
+            None => findings.extend(exe_findings(&exe, &pids, proc_root)),
+        }
     }
     findings.extend(root_exposed(entry));
     findings.extend(no_owner(entry));
@@ -104,6 +109,39 @@ pub fn exe_findings(exe: &[u8], pids: &[u32], proc_root: &Path) -> Vec<Finding> 
             ),
         });
     }
+    findings
+}
+
+/// The flags raised by an executable whose path holds only in an unprivileged user's mounts.
+fn masked_findings(masked: &Masked, pids: &[u32]) -> Vec<Finding> {
+    let who = holders(pids);
+    let (path, deleted) = match masked.link.strip_suffix(DELETED_SUFFIX) {
+        Some(path) => (path, true),
+        None => (&masked.link[..], false),
+    };
+    let shown = sanitize::terminal_safe(path);
+    let user = match masked.user {
+        Some(uid) => format!("user {uid}"),
+        None => "an unprivileged user".into(),
+    };
+    let mut findings = Vec::new();
+    if deleted {
+        findings.push(Finding {
+            flag: Flag::ExeDeleted,
+            explanation: format!(
+                "{who}: executable {shown} was deleted or replaced after it started (in mounts \
+                 {user} made)"
+            ),
+        });
+    }
+    findings.push(Finding {
+        flag: Flag::ExeMasked,
+        explanation: format!(
+            "{who}: executable {shown} is that path only in mounts {user} made (a user \
+             namespace), not in this host's file system, so the path says nothing about what \
+             runs"
+        ),
+    });
     findings
 }
 

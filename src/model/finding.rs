@@ -9,6 +9,9 @@ pub enum Flag {
     ExeDeleted,
     /// The executable lies in a temporary or world-writable directory.
     ExeWritableDir,
+    /// The executable's path holds only in mounts an unprivileged user made (a user
+    /// namespace's bind mount): what really runs is that user's choice.
+    ExeMasked,
     /// Reachable from outside and held by root.
     RootExposed,
     /// Nobody holds it, although every process could be inspected.
@@ -17,9 +20,10 @@ pub enum Flag {
 
 impl Flag {
     /// Every flag, in report order.
-    pub const EVERY: [Flag; 4] = [
+    pub const EVERY: [Flag; 5] = [
         Flag::ExeDeleted,
         Flag::ExeWritableDir,
+        Flag::ExeMasked,
         Flag::RootExposed,
         Flag::NoOwner,
     ];
@@ -29,6 +33,7 @@ impl Flag {
         match self {
             Flag::ExeDeleted => "exe-deleted",
             Flag::ExeWritableDir => "exe-writable-dir",
+            Flag::ExeMasked => "exe-masked",
             Flag::RootExposed => "root-exposed",
             Flag::NoOwner => "no-owner",
         }

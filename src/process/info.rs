@@ -47,6 +47,9 @@ pub struct DetailsReader {
     root: Option<Arc<ProcRoot>>,
     buffer: Vec<u8>,
     fields: DetailFields,
+    /// Files refused for their size since the last details were given out (a copied tree's
+    /// 2 GiB `cmdline`): said, as a file that did not parse is.
+    too_large: Vec<ParseWarning>,
 }
 
 impl DetailsReader {
@@ -65,6 +68,7 @@ impl DetailsReader {
             root,
             buffer: Vec::with_capacity(4096),
             fields: DetailFields::ALL,
+            too_large: Vec::new(),
         }
     }
 
@@ -116,6 +120,7 @@ impl DetailsReader {
                 Err(warning) => details.warnings.push(warning),
             }
         }
+        details.warnings.append(&mut self.too_large);
         details
     }
 
@@ -165,8 +170,20 @@ impl DetailsReader {
             return false;
         };
         let path = StackPath::name(name);
-        root.read_into(Some(dir.fd()), path.as_cstr(), &mut self.buffer)
-            .is_ok()
+        match root.read_into(Some(dir.fd()), path.as_cstr(), &mut self.buffer) {
+            Ok(()) => true,
+            Err(error) if error.kind() == std::io::ErrorKind::FileTooLarge => {
+                let file = String::from_utf8_lossy(name);
+                self.too_large.push(ParseWarning {
+                    path: format!("{}/{}/{file}", root.path().display(), dir.pid()),
+                    line: 1,
+                    field: "size",
+                    problem: format!("{error}; left unread"),
+                });
+                false
+            }
+            Err(_) => false,
+        }
     }
 }
 

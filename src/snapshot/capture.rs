@@ -401,8 +401,13 @@ fn process_files(
 ) -> Option<Vec<(&'static str, Vec<u8>)>> {
     let mut files = Vec::with_capacity(names.len());
     for &name in names {
-        match tree.read_file(&format!("{pid}/{name}")) {
-            Ok(data) => files.push((name, data)),
+        // At most what a snapshot may hold of a process's file (a larger one is left out, as
+        // an unreadable one is), so a copied tree's 2 GiB `cmdline` is neither copied nor
+        // makes a snapshot that cannot be opened.
+        let mut data = Vec::new();
+        let path = format!("{pid}/{name}");
+        match tree.read_into(None, path.as_str(), &mut data) {
+            Ok(()) => files.push((name, data)),
             // A missing file may be a tree written by hand; a missing process has exited.
             Err(e) if is_gone(&e) && !tree.has_process(pid) => return None,
             Err(_) => {}

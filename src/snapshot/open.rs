@@ -93,9 +93,11 @@ impl OpenedSnapshot {
     }
 }
 
-/// Open the snapshot file at `file`.
+/// Open the snapshot file at `file`, with the invoking user's rights (see
+/// [`crate::sys::privilege::as_invoker`]).
 pub fn open(file: &Path) -> Result<OpenedSnapshot, SnapshotError> {
-    let reader = File::open(file).map_err(|source| SnapshotError::Read {
+    let reader = crate::sys::privilege::as_invoker(|| File::open(file));
+    let reader = reader.map_err(|source| SnapshotError::Read {
         path: file.to_owned(),
         source,
     })?;

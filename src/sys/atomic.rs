@@ -29,6 +29,11 @@ pub enum Access {
     /// As the user's shell would make it: 0666 less the umask for a new file, and a replaced
     /// file's mode kept exactly (a 0600 baseline stays 0600 under `--force`).
     LikeShell,
+    /// As the shell would make it, but never writable by anyone but its owner: 0644 less the
+    /// umask for a new file, and a replaced file's mode kept less group and other write. For
+    /// a file that decides what others are allowed (a baseline is an allowlist), whatever
+    /// the umask.
+    OwnerWrites,
 }
 
 /// Why the file could not be written; nothing was replaced and nothing is left behind.
@@ -168,6 +173,8 @@ fn final_mode(path: &Path, access: Access) -> u32 {
         (Access::Private, None) => 0o600,
         (Access::LikeShell, Some(mode)) => mode,
         (Access::LikeShell, None) => 0o666 & !umask(),
+        (Access::OwnerWrites, Some(mode)) => mode & !0o022,
+        (Access::OwnerWrites, None) => 0o644 & !umask(),
     }
 }
 

@@ -5,11 +5,13 @@
 //! cgroup2 file system: where it is mounted and which path each cgroup id names
 //! ([`cgroupfs`]; labels and the kernel event programs both need it), and output whose reader
 //! may leave early without changing a verdict ([`pipe`]); who lsports runs as, for the
-//! messages that say what would let it see more ([`privilege`]).
+//! messages that say what would let it see more ([`privilege`]); whose view of the file system
+//! a holder's executable path is in ([`mountns`]).
 
 pub mod atomic;
 pub mod cgroupfs;
 pub mod memory;
+pub mod mountns;
 pub mod parallel;
 pub mod pipe;
 pub mod privilege;

@@ -1,6 +1,11 @@
 //! Who lsports runs as, for the messages that say what would let it see more: an unprivileged
 //! user is told to run as root; root refused has no privilege left to suggest, and the
 //! reason differs: a security module, or a user namespace whose root is root only inside it.
+//!
+//! And what a user names is opened with that user's own rights ([`as_invoker`]): lsports
+//! tells an unprivileged user to have the binary given `CAP_DAC_READ_SEARCH` and
+//! `CAP_SYS_PTRACE` (`setcap … lsports`), and those are for `/proc`, not for reading a
+//! root-only file the user names as a baseline, policy, snapshot or proc root.
 
 /// The inode of the initial user namespace (`PROC_USER_INIT_INO`): fixed by the kernel.
 const INITIAL_USER_NAMESPACE: u64 = 0xEFFF_FFFD;
@@ -37,6 +42,48 @@ impl Privilege {
 fn namespace_inode(target: &str) -> Option<u64> {
     let (_, inode) = target.split_once(":[")?;
     inode.strip_suffix(']')?.parse().ok()
+}
+
+/// Run `open` (the opening of a file or directory the user named) with this thread's
+/// effective capabilities cleared when the real user is not root, so that a binary given
+/// capabilities (`setcap`) opens only what its user could open without them; the
+/// capabilities are restored afterwards, for `/proc`. Capabilities are per thread, so other
+/// threads keep theirs meanwhile. Root (real uid 0) is left as it is: its rights are its
+/// capabilities. Should the capabilities not be lowered, nothing is opened.
+pub fn as_invoker<T>(open: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    let _lowered = Lowered::now()?;
+    open()
+}
+
+/// This thread's capabilities as they were before [`as_invoker`] cleared the effective set;
+/// put back when dropped.
+struct Lowered(Option<rustix::thread::CapabilitySets>);
+
+impl Lowered {
+    fn now() -> std::io::Result<Lowered> {
+        if rustix::process::getuid().is_root() {
+            return Ok(Lowered(None));
+        }
+        let sets = rustix::thread::capabilities(None)?;
+        if sets.effective.is_empty() {
+            return Ok(Lowered(None));
+        }
+        let lowered = rustix::thread::CapabilitySets {
+            effective: rustix::thread::CapabilitySet::empty(),
+            ..sets
+        };
+        rustix::thread::set_capabilities(None, lowered)?;
+        Ok(Lowered(Some(sets)))
+    }
+}
+
+impl Drop for Lowered {
+    fn drop(&mut self) {
+        if let Some(sets) = self.0 {
+            // Failing leaves fewer rights, never more: /proc then shows less, and says so.
+            let _ = rustix::thread::set_capabilities(None, sets);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,21 @@ pub enum FileError {
         /// The file.
         path: PathBuf,
     },
+    /// Root was asked to trust a file another user may change: whoever can write a baseline or
+    /// policy decides what the audit accepts (as sshd's StrictModes, sudo's sudoers check).
+    #[error(
+        "refusing the {what} {path}: {why}, so someone other than root could change what the \
+         audit accepts. Make it root's and writable by root alone (chown root FILE; chmod \
+         go-w FILE and its directories), or run the audit as that user"
+    )]
+    Untrusted {
+        /// "baseline" or "policy".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Who else may change it: `it is writable by others (mode 0666)`.
+        why: String,
+    },
     /// The file was read but is not valid.
     #[error("{at}: {message}")]
     Invalid {
@@ -86,7 +101,20 @@ impl Source {
         let input: Box<dyn Read> = if path == Path::new("-") {
             Box::new(std::io::stdin())
         } else {
-            Box::new(std::fs::File::open(path).map_err(read_error)?)
+            // The user's own rights: a binary given capabilities must not read a root-only
+            // file for a user who names it (and echo it back in errors).
+            let file = crate::sys::privilege::as_invoker(|| std::fs::File::open(path));
+            let file = file.map_err(read_error)?;
+            if rustix::process::geteuid().is_root() {
+                if let Some(why) = changeable_by_others(&file, path) {
+                    return Err(FileError::Untrusted {
+                        what,
+                        path: path.to_owned(),
+                        why,
+                    });
+                }
+            }
+            Box::new(file)
         };
         let mut bytes = Vec::new();
         (input.take(MAX_FILE + 1))
@@ -154,6 +182,47 @@ impl Source {
             crate::text::sanitize::terminal_safe(message.join("; ").as_bytes()).into_owned();
         self.error_at(error.span(), message)
     }
+}
+
+/// Who besides root could change the opened `file` (named `path`), if anyone: its owner
+/// when not root, group or others when they may write it, or the same of a directory on its
+/// path, through which it could be replaced. A sticky directory (`/tmp`) lets nobody replace
+/// a file root owns. The file itself is judged by its descriptor, the file that is read;
+/// its directories by their path (a swap there needs root's cooperation once they pass).
+fn changeable_by_others(file: &std::fs::File, path: &Path) -> Option<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    const GROUP_OR_OTHER_WRITE: u32 = 0o022;
+    const STICKY: u32 = 0o1000;
+    let by = |meta: &std::fs::Metadata, what: &str| -> Option<String> {
+        if meta.uid() != 0 {
+            return Some(format!("{what} is owned by uid {}", meta.uid()));
+        }
+        let writable = meta.mode() & GROUP_OR_OTHER_WRITE != 0;
+        let sticky_dir = meta.is_dir() && meta.mode() & STICKY != 0;
+        // Writing to a device (`--policy /dev/null`) changes no file anyone reads back.
+        let file_type = meta.file_type();
+        let device = file_type.is_char_device() || file_type.is_block_device();
+        (writable && !sticky_dir && !device).then(|| {
+            format!(
+                "{what} is writable by {} (mode {:04o})",
+                if meta.mode() & 0o002 != 0 {
+                    "every user"
+                } else {
+                    "its group"
+                },
+                meta.mode() & 0o7777
+            )
+        })
+    };
+    if let Some(why) = by(&file.metadata().ok()?, "it") {
+        return Some(why);
+    }
+    let real = std::fs::canonicalize(path).ok()?;
+    real.ancestors().skip(1).find_map(|dir| {
+        let meta = std::fs::metadata(dir).ok()?;
+        let shown = crate::text::sanitize::terminal_safe(dir.as_os_str().as_encoded_bytes());
+        by(&meta, &format!("its directory {shown}"))
+    })
 }
 
 /// The 1-based line holding byte `offset` of `text`.

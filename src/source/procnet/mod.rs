@@ -189,8 +189,15 @@ pub fn parse_table<R: BufRead>(
     loop {
         line.clear();
         line_no += 1;
-        match reader.read_until(b'\n', &mut line) {
+        match read_line(&mut reader, &mut line) {
             Ok(0) => break,
+            Ok(_) if line.len() > MAX_LINE => {
+                let problem = format!("longer than {MAX_LINE} bytes: not a row of the kernel's");
+                table
+                    .warnings
+                    .push(RowError::new("line", problem).at(path_label, line_no));
+                continue;
+            }
             Ok(_) => {}
             Err(e) => {
                 let problem = format!(
@@ -210,6 +217,42 @@ pub fn parse_table<R: BufRead>(
         }
     }
     table
+}
+
+/// The longest row kept: the kernel's are about 150 bytes. A copied tree's table with no
+/// newline in 512 MiB is one "row", skipped as it is read, never held whole.
+const MAX_LINE: usize = 4096;
+
+/// Read one line into `line` (ending in `\n` unless the file does), keeping at most
+/// [`MAX_LINE`] + 1 bytes of it: the rest of a longer line is read and dropped. The number of
+/// bytes kept, 0 at the end.
+fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    // The common case at read_until's speed; a `Take` stops it from growing without end.
+    let mut limited = std::io::Read::take(&mut *reader, MAX_LINE as u64 + 1);
+    let kept = limited.read_until(b'\n', line)?;
+    if line.len() <= MAX_LINE || line.ends_with(b"\n") {
+        return Ok(kept);
+    }
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(kept);
+        }
+        match available.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return Ok(kept);
+            }
+            None => {
+                let all = available.len();
+                reader.consume(all);
+            }
+        }
+    }
 }
 
 /// Columns every row must have; later ones (tcp's timers and pointer, udp's drops, anything a

@@ -549,3 +549,23 @@ fn read_table_drops_repeated_rows() {
     let t = read_table(dir.path(), Protocol::Udp, Family::Ipv4).unwrap();
     assert_eq!(t.sockets.len(), 4);
 }
+
+#[test]
+fn an_endless_line_is_skipped_and_the_next_row_still_read() {
+    let row = "   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0000000000000000 100 0 0 10 0\n";
+    let mut text = b"  sl  local_address rem_address   st\n".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE));
+    text.push(b'\n');
+    text.extend_from_slice(row.as_bytes());
+    // A reader handing out small pieces, so the long line spans many of its buffers.
+    let reader = std::io::BufReader::with_capacity(100, &text[..]);
+    let table = parse_table(reader, Protocol::Tcp, Family::Ipv4, ByteOrder::Little, "t");
+    assert_eq!(table.sockets.len(), 1, "{:?}", table.warnings);
+    assert_eq!(table.sockets[0].inode, 1111);
+    assert_eq!(table.warnings.len(), 1);
+    assert!(
+        table.warnings[0]
+            .to_string()
+            .contains("t:2: field line: longer than 4096 bytes")
+    );
+}

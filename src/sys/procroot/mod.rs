@@ -59,11 +59,16 @@ pub struct ProcRoot {
 }
 
 impl ProcRoot {
-    /// Open the tree rooted at `path` (which must be a directory).
+    /// Open the tree rooted at `path` (which must be a directory), with the invoking user's
+    /// rights (see [`crate::sys::privilege::as_invoker`]): what lies under it is read with
+    /// whatever capabilities lsports has, as `/proc` needs, but the user must be able to
+    /// open the root itself.
     pub fn open(path: &Path) -> io::Result<ProcRoot> {
         // O_DIRECTORY: a FIFO given as the root fails at once rather than blocking.
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let root = rustix::fs::open(path, flags, Mode::empty())?;
+        let root = crate::sys::privilege::as_invoker(|| {
+            Ok(rustix::fs::open(path, flags, Mode::empty())?)
+        })?;
         let confined_to = if has_openat2(root.as_fd()) {
             None
         } else {
@@ -191,8 +196,10 @@ impl ProcRoot {
     }
 
     /// Read the whole of `rel` under `dir` into `buffer` (cleared first; its allocation is
-    /// kept for the next file), as [`ProcRoot::open_file_in`] opens it. Errors keep the
-    /// kernel's errno, for the callers that tell a process gone from one refused.
+    /// kept for the next file), as [`ProcRoot::open_file_in`] opens it: a process's file, at
+    /// most [`MAX_PROCESS_FILE`] (a larger one is refused with [`io::ErrorKind::FileTooLarge`]
+    /// once that much is read). Errors keep the kernel's errno, for the callers that tell a
+    /// process gone from one refused.
     pub fn read_into<P: Arg>(
         &self,
         dir: Option<BorrowedFd<'_>>,
@@ -200,7 +207,7 @@ impl ProcRoot {
         buffer: &mut Vec<u8>,
     ) -> io::Result<()> {
         let file = self.open_file_in(dir, rel)?;
-        read_all(file, buffer)
+        read_all(file, buffer, MAX_PROCESS_FILE)
     }
 
     /// Open the regular file at `rel` (relative to the root) for reading. Errors say, in
@@ -211,9 +218,11 @@ impl ProcRoot {
 
     /// The whole content of the regular file at `rel` (relative to the root). Errors say, in
     /// words, why a file was refused.
+    /// At most [`MAX_TABLE_FILE`], as the snapshot reader's tables.
     pub fn read_file(&self, rel: &str) -> io::Result<Vec<u8>> {
         let mut data = Vec::new();
-        self.read_into(None, rel, &mut data).map_err(explain)?;
+        let file = self.open_file_in(None, rel).map_err(explain)?;
+        read_all(file, &mut data, MAX_TABLE_FILE).map_err(explain)?;
         Ok(data)
     }
 
@@ -307,9 +316,28 @@ fn real_path(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
 
 /// The whole of `file` into `buffer`. Unlike `File::read_to_end`, no `statx` and `lseek` for a
 /// size hint: proc files report a size of 0 anyway.
-fn read_all(mut file: File, buffer: &mut Vec<u8>) -> io::Result<()> {
+/// The most read of one process's file (`comm`, `cmdline`, `status`, `stat`), as the snapshot
+/// reader allows: the kernel's are a few KiB (a command line at most the argument space, a few
+/// MiB), so more is a copied tree's doing (`--proc-root`), read no further than this.
+pub const MAX_PROCESS_FILE: u64 = 16 << 20;
+/// The most read of one file named from the root (a socket table, `mountinfo`), as the
+/// snapshot reader allows tables: 256 MiB is over a million sockets.
+pub const MAX_TABLE_FILE: u64 = 256 << 20;
+
+fn read_all(file: File, buffer: &mut Vec<u8>, limit: u64) -> io::Result<()> {
     buffer.clear();
+    let mut file = file.take(limit + 1);
     loop {
+        if buffer.len() as u64 > limit {
+            buffer.clear();
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "larger than {} MiB, the most lsports reads of it",
+                    limit >> 20
+                ),
+            ));
+        }
         if buffer.capacity() - buffer.len() < 512 {
             buffer.reserve(4096);
         }

@@ -130,10 +130,11 @@ pub fn identify(listing: &Listing, config: &Config) -> Vec<Identity> {
 }
 
 /// Write `contents` to `path` with the one atomic writer ([`atomic`]), made as the shell
-/// would make it (a replaced file keeps its mode); without `force`, fail rather than replace
-/// an existing file.
+/// would make it (a replaced file keeps its mode) but never writable by group or others,
+/// whatever the umask: a baseline is an allowlist, and whoever may write it may add to it;
+/// without `force`, fail rather than replace an existing file.
 pub fn write_atomically(path: &Path, contents: &[u8], force: bool) -> Result<(), SaveError> {
-    atomic::write(path, contents, Access::LikeShell, force).map_err(|error| match error {
+    atomic::write(path, contents, Access::OwnerWrites, force).map_err(|error| match error {
         WriteError::Exists { path } => SaveError::Exists { path },
         WriteError::Io { path, source } => SaveError::Write { path, source },
     })

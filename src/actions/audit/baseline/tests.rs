@@ -253,8 +253,15 @@ fn replacing_a_private_baseline_keeps_it_private() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     save::write_atomically(&path, b"newer", true).unwrap();
     assert_eq!(mode(&path), 0o640);
-    // A new file: 0666 less the umask, as the shell would create it (the test runner's umask
-    // is read the way lsports reads it, from the kernel).
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    save::write_atomically(&path, b"newest", true).unwrap();
+    assert_eq!(
+        mode(&path),
+        0o644,
+        "nobody but its owner may write an allowlist"
+    );
+    // A new file: 0644 less the umask, as the shell would create it but never writable by
+    // others (the test runner's umask is read the way lsports reads it, from the kernel).
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let umask = status
         .lines()
@@ -263,7 +270,7 @@ fn replacing_a_private_baseline_keeps_it_private() {
     let umask = u32::from_str_radix(umask.trim(), 8).unwrap();
     let fresh = dir.path().join("fresh.toml");
     save::write_atomically(&fresh, b"x", false).unwrap();
-    assert_eq!(mode(&fresh), 0o666 & !umask);
+    assert_eq!(mode(&fresh), 0o644 & !umask);
 }
 
 fn bound_to(device: Device, identity: Identity) -> Identity {
