@@ -149,9 +149,10 @@ fn expected(source: &Source, line: Spanned<RawExpected>) -> Result<Expected, Fil
         .map(interface)
         .transpose()
         .map_err(|(span, why)| source.error_at(Some(span), why))?;
-    // An executable is where the kernel says it was loaded from: a path from the root. Any
+    // An executable is where the kernel says it was loaded from: a path from the root (or one
+    // only a user's mounts make true, as lsports writes it: `(uid N's mounts)/path`). Any
     // other text ("", "*", "sshd") would match no holder, or be taken for a pattern it is not.
-    if let Some(exe) = raw.exe.as_ref().filter(|exe| !exe.starts_with('/')) {
+    if let Some(exe) = (raw.exe.as_ref()).filter(|exe| !crate::enrich::exe::is_exe_text(exe)) {
         return Err(source.error_at(
             Some(line_span.clone()),
             format!(
