@@ -10,12 +10,14 @@
 //! directory is open at a time.
 //!
 //! The kernel iterator also says when each process started ([`Confirm::keep_started`]): when
-//! the directory's `stat`, read after the process's other details, shows that same start and
-//! a process not exiting, the directory is the process the kernel saw, alive when its details
-//! were read, and none of its holders needs a link read. A newcomer on a reused pid started
-//! after the kernel's pass began, so this holds only for processes that started before it (the
-//! caller gives no start for the others, which are confirmed fd by fd, as are the holders of a
-//! process whose `stat` says otherwise).
+//! the pid's `stat`, read after the process's other details, shows that same start and a
+//! process not exiting, the pid is still the process the kernel saw, alive when its details
+//! were read, and none of its holders needs a link read, nor its directory opened (a pid is
+//! never reused while its process exists: see `DetailsReader::read_started_pid`). A newcomer
+//! on a reused pid started after the kernel's pass began, so this holds only for processes
+//! that started before it (the caller gives no start for the others, which are confirmed fd
+//! by fd through their directory, as are the holders of a process whose `stat` says
+//! otherwise).
 
 use std::collections::HashMap;
 
@@ -26,14 +28,26 @@ use crate::model::Holder;
 #[derive(Debug)]
 struct Current {
     pid: u32,
-    /// Its directory; `None` when it is gone.
-    dir: Option<ProcessDir>,
+    /// Its directory, opened when first needed: a process whose `stat` vouches for it
+    /// ([`Confirm::keep_started`]) never needs it.
+    dir: Dir,
     /// Whether its details were read (its first holder confirmed).
     read: bool,
     /// What its `stat` said of its start, once asked.
     started: Started,
     /// Whether its holders were all just read through `dir` ([`Confirm::adopt`]).
     scanned: bool,
+}
+
+/// A process's directory, as far as it was needed.
+#[derive(Debug)]
+enum Dir {
+    /// Not opened yet.
+    Unopened,
+    /// Open.
+    Open(ProcessDir),
+    /// The process is gone (no directory for its pid), or exited while being read.
+    Gone,
 }
 
 /// Whether the directory's process started when the kernel said the pid's process did.
@@ -88,7 +102,7 @@ impl Confirm {
         if self.current.as_ref().is_none_or(|c| c.pid != holder.pid) {
             self.current = Some(Current {
                 pid: holder.pid,
-                dir: self.reader.open(holder.pid),
+                dir: Dir::Unopened,
                 read: false,
                 started: Started::Unknown,
                 scanned: false,
@@ -97,20 +111,14 @@ impl Confirm {
         let Some(current) = &mut self.current else {
             return false;
         };
-        let Some(dir) = &current.dir else {
-            self.unshown.push((inode, holder));
-            return false;
-        };
-        if current.scanned && current.read {
-            // Its first holder was confirmed and its details read through the directory its
-            // links were just read through: the same process, so its other holders are too.
-            return true;
-        }
-        if let (Some(start), false, Started::Unknown) = (start, current.read, current.started) {
+        if let (Some(start), false, Started::Unknown, Dir::Unopened) =
+            (start, current.read, current.started, &current.dir)
+        {
             // The first holder of a process older than the pass: its `stat`, read last,
-            // shows whether the directory is still the process the kernel saw, alive; no fd
-            // link is read. Otherwise (a reused pid, an exiting process) its links decide.
-            match self.reader.read_started(dir, start) {
+            // shows whether the pid is still the process the kernel saw, alive; no fd link is
+            // read, and no directory opened (see `DetailsReader::read_started_pid`).
+            // Otherwise (a reused pid, an exiting process, one gone) its links decide.
+            match self.reader.read_started_pid(current.pid, start) {
                 Ok(details) => {
                     current.read = true;
                     current.started = Started::At(start);
@@ -119,6 +127,18 @@ impl Confirm {
                 }
                 Err(shown) => current.started = shown.map_or(Started::Unreadable, Started::At),
             }
+        }
+        if let Dir::Unopened = current.dir {
+            current.dir = self.reader.open(current.pid).map_or(Dir::Gone, Dir::Open);
+        }
+        let Dir::Open(dir) = &current.dir else {
+            self.unshown.push((inode, holder));
+            return false;
+        };
+        if current.scanned && current.read {
+            // Its first holder was confirmed and its details read through the directory its
+            // links were just read through: the same process, so its other holders are too.
+            return true;
         }
         if let (Some(start), true) = (start, current.read) {
             // Its details were read through its links (its `stat` said otherwise above, or
@@ -143,7 +163,7 @@ impl Confirm {
                 // gone from the moment the listing describes; it is dropped with all its
                 // holders rather than shown with half its details.
                 if dir.holds(holder.fd, inode) != Hold::Yes {
-                    current.dir = None;
+                    current.dir = Dir::Gone;
                     self.unshown.push((inode, holder));
                     return false;
                 }
@@ -170,7 +190,7 @@ impl Confirm {
     pub fn adopt(&mut self, dir: ProcessDir) {
         self.current = Some(Current {
             pid: dir.pid(),
-            dir: Some(dir),
+            dir: Dir::Open(dir),
             read: false,
             started: Started::Unknown,
             scanned: true,

@@ -9,7 +9,7 @@ use std::io;
 
 use super::mountinfo;
 use super::{Namespace, Origin};
-use crate::sys::procroot::ProcRoot;
+use crate::sys::procroot::{ProcRoot, StackPath};
 
 /// The namespaces found, and what could not be looked at.
 #[derive(Debug, Default)]
@@ -48,8 +48,9 @@ pub fn discover_telling(root: &ProcRoot, mut met: impl FnMut(u64, u32)) -> io::R
         current: read_inode(root.read_link("thread-self/ns/net")).ok(),
         ..Discovery::default()
     };
+    let links = NetLinks::of(root);
     for pid in root.pids()? {
-        match read_inode(root.process_link(pid, "ns/net")) {
+        match read_inode(links.read(pid)) {
             Ok(inode) => found
                 .entry(inode)
                 .or_insert_with(|| {
@@ -71,6 +72,46 @@ pub fn discover_telling(root: &ProcRoot, mut met: impl FnMut(u64, u32)) -> io::R
     }
     discovery.namespaces = found.into_values().collect();
     Ok(discovery)
+}
+
+/// How each process's `ns/net` link is read: the one call in discovery made once per process,
+/// before the BPF walk may begin (its counts need the namespaces first), so on the critical
+/// path of `--netns all`.
+enum NetLinks<'r> {
+    /// The root is a procfs mount: `readlinkat(root, "PID/ns/net")`, one call. On procfs
+    /// `PID` and `ns` are directories the kernel makes, never links, so the path cannot lead
+    /// out of the root, and the last component is read, never followed.
+    Procfs(&'r ProcRoot),
+    /// Any other tree (a fixture, a copy): the process's directory is opened through the
+    /// root (which refuses links out of it), then its link read and the directory closed.
+    Tree(&'r ProcRoot),
+}
+
+impl<'r> NetLinks<'r> {
+    fn of(root: &'r ProcRoot) -> Self {
+        /// `PROC_SUPER_MAGIC` (linux/magic.h).
+        const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+        let procfs =
+            rustix::fs::fstatfs(root.fd()).is_ok_and(|fs| fs.f_type as u64 == PROC_SUPER_MAGIC);
+        match procfs {
+            true => NetLinks::Procfs(root),
+            false => NetLinks::Tree(root),
+        }
+    }
+
+    /// The target of `pid`'s `ns/net` link.
+    fn read(&self, pid: u32) -> io::Result<Vec<u8>> {
+        match self {
+            NetLinks::Procfs(root) => {
+                let path = StackPath::pid_file(pid, b"ns/net");
+                // `net:[4026531840]`: 16 bytes for any 32-bit inode.
+                let mut target = [0u8; 64];
+                let len = rustix::fs::readlinkat_raw(root.fd(), path.as_cstr(), &mut target[..])?;
+                Ok(target[..len.min(target.len())].to_vec())
+            }
+            NetLinks::Tree(root) => root.process_link(pid, "ns/net"),
+        }
+    }
 }
 
 /// Record each mount on its namespace, naming the namespace after its most telling mount.
@@ -188,6 +229,20 @@ mod tests {
         .unwrap();
         assert_eq!(met, [(200, 5), (300, 12)], "not 100, the caller's own");
         assert_eq!(inodes(&d), vec![100, 200, 300]);
+    }
+
+    #[test]
+    fn the_live_proc_is_read_through_procfs_links_and_finds_this_process() {
+        let root = ProcRoot::open(Path::new("/proc")).unwrap();
+        assert!(matches!(NetLinks::of(&root), NetLinks::Procfs(_)));
+        let d = discover(&root).unwrap();
+        let own = d.current.expect("this thread's namespace");
+        let me = std::process::id();
+        assert!(d.get(own).unwrap().pids.contains(&me), "{d:?}");
+        // A tree that is not procfs is read through each process's directory.
+        let dir = tree(&[(1, "net:[100]")], b"");
+        let tree = ProcRoot::open(dir.path()).unwrap();
+        assert!(matches!(NetLinks::of(&tree), NetLinks::Tree(_)));
     }
 
     #[test]
