@@ -74,6 +74,9 @@ pub struct Confirm {
     /// reused pid, or hidden from `/proc` (the caller tells which, see
     /// [`Confirm::take_unshown`]).
     unshown: Vec<(u64, Holder)>,
+    /// Process directories opened so far (each an open and a close): what
+    /// [`Confirm::keep_started`] spares a process its `stat` vouches for.
+    opened: usize,
 }
 
 impl Confirm {
@@ -85,6 +88,7 @@ impl Confirm {
             details: Vec::new(),
             denied: Vec::new(),
             unshown: Vec::new(),
+            opened: 0,
         }
     }
 
@@ -128,8 +132,13 @@ impl Confirm {
                 Err(shown) => current.started = shown.map_or(Started::Unreadable, Started::At),
             }
         }
+        if start.is_some_and(|start| current.read && current.started == Started::At(start)) {
+            // Its `stat` vouched for it above, for its first holder: for this one too.
+            return true;
+        }
         if let Dir::Unopened = current.dir {
             current.dir = self.reader.open(current.pid).map_or(Dir::Gone, Dir::Open);
+            self.opened += 1;
         }
         let Dir::Open(dir) = &current.dir else {
             self.unshown.push((inode, holder));
@@ -307,6 +316,10 @@ mod tests {
         assert!(
             !confirm.keep_started(120, holder(12, 4), Some(5)),
             "not inspectable"
+        );
+        assert_eq!(
+            confirm.opened, 4,
+            "only the processes whose stat did not vouch for them: 9 to 12, not 8"
         );
         let (details, denied) = confirm.finish_map();
         assert_eq!(details[&8].name.as_deref(), Some(&b"p8"[..]), "from stat");
