@@ -47,7 +47,12 @@ pub fn discover(root: &ProcRoot) -> io::Result<Discovery> {
 ///
 /// The links are read on two threads where there are many processes ([`read_links`]):
 /// `--netns all` cannot begin its walk before every namespace is known, and the BPF program
-/// it waits for is loaded meanwhile on the other core, which is idle once it is.
+/// it waits for is loaded meanwhile on the other core, which is idle once it is. Measured in
+/// the namespaces world (1,216 processes, 201 namespaces; `LSPORTS_TIMING=1`, medians of 9
+/// interleaved runs, load average about 20), the main thread's CPU up to "netns:
+/// discovered" went from 8.0 to 5.0 ms with this and the one-call link read ([`NetLinks`]);
+/// what it gains in wall time depends on the other core being free, which it is not while
+/// the BPF program is still being verified, so it was not measurable on that machine.
 pub fn discover_telling(root: &ProcRoot, met: impl Fn(u64, u32) + Sync) -> io::Result<Discovery> {
     let mut found: BTreeMap<u64, Namespace> = BTreeMap::new();
     let mut discovery = Discovery {
