@@ -10,12 +10,14 @@
 //! directory is open at a time.
 //!
 //! The kernel iterator also says when each process started ([`Confirm::keep_started`]): when
-//! the directory's `stat`, read after the process's other details, shows that same start and
-//! a process not exiting, the directory is the process the kernel saw, alive when its details
-//! were read, and none of its holders needs a link read. A newcomer on a reused pid started
-//! after the kernel's pass began, so this holds only for processes that started before it (the
-//! caller gives no start for the others, which are confirmed fd by fd, as are the holders of a
-//! process whose `stat` says otherwise).
+//! the pid's `stat`, read after the process's other details, shows that same start and a
+//! process not exiting, the pid is still the process the kernel saw, alive when its details
+//! were read, and none of its holders needs a link read, nor its directory opened (a pid is
+//! never reused while its process exists: see `DetailsReader::read_started_pid`). A newcomer
+//! on a reused pid started after the kernel's pass began, so this holds only for processes
+//! that started before it (the caller gives no start for the others, which are confirmed fd
+//! by fd through their directory, as are the holders of a process whose `stat` says
+//! otherwise).
 //!
 //! A holder confirmed by `stat` has no fd link read again, so a socket its process closed
 //! after the pass saw it is still listed with it. That is left so, measured: the kernel saw
@@ -37,14 +39,26 @@ use crate::model::Holder;
 #[derive(Debug)]
 struct Current {
     pid: u32,
-    /// Its directory; `None` when it is gone.
-    dir: Option<ProcessDir>,
+    /// Its directory, opened when first needed: a process whose `stat` vouches for it
+    /// ([`Confirm::keep_started`]) never needs it.
+    dir: Dir,
     /// Whether its details were read (its first holder confirmed).
     read: bool,
     /// What its `stat` said of its start, once asked.
     started: Started,
     /// Whether its holders were all just read through `dir` ([`Confirm::adopt`]).
     scanned: bool,
+}
+
+/// A process's directory, as far as it was needed.
+#[derive(Debug)]
+enum Dir {
+    /// Not opened yet.
+    Unopened,
+    /// Open.
+    Open(ProcessDir),
+    /// The process is gone (no directory for its pid), or exited while being read.
+    Gone,
 }
 
 /// Whether the directory's process started when the kernel said the pid's process did.
@@ -71,6 +85,9 @@ pub struct Confirm {
     /// reused pid, or hidden from `/proc` (the caller tells which, see
     /// [`Confirm::take_unshown`]).
     unshown: Vec<(u64, Holder)>,
+    /// Process directories opened so far (each an open and a close): what
+    /// [`Confirm::keep_started`] spares a process its `stat` vouches for.
+    opened: usize,
 }
 
 impl Confirm {
@@ -82,6 +99,7 @@ impl Confirm {
             details: Vec::new(),
             denied: Vec::new(),
             unshown: Vec::new(),
+            opened: 0,
         }
     }
 
@@ -99,7 +117,7 @@ impl Confirm {
         if self.current.as_ref().is_none_or(|c| c.pid != holder.pid) {
             self.current = Some(Current {
                 pid: holder.pid,
-                dir: self.reader.open(holder.pid),
+                dir: Dir::Unopened,
                 read: false,
                 started: Started::Unknown,
                 scanned: false,
@@ -108,20 +126,14 @@ impl Confirm {
         let Some(current) = &mut self.current else {
             return false;
         };
-        let Some(dir) = &current.dir else {
-            self.unshown.push((inode, holder));
-            return false;
-        };
-        if current.scanned && current.read {
-            // Its first holder was confirmed and its details read through the directory its
-            // links were just read through: the same process, so its other holders are too.
-            return true;
-        }
-        if let (Some(start), false, Started::Unknown) = (start, current.read, current.started) {
+        if let (Some(start), false, Started::Unknown, Dir::Unopened) =
+            (start, current.read, current.started, &current.dir)
+        {
             // The first holder of a process older than the pass: its `stat`, read last,
-            // shows whether the directory is still the process the kernel saw, alive; no fd
-            // link is read. Otherwise (a reused pid, an exiting process) its links decide.
-            match self.reader.read_started(dir, start) {
+            // shows whether the pid is still the process the kernel saw, alive; no fd link is
+            // read, and no directory opened (see `DetailsReader::read_started_pid`).
+            // Otherwise (a reused pid, an exiting process, one gone) its links decide.
+            match self.reader.read_started_pid(current.pid, start) {
                 Ok(details) => {
                     current.read = true;
                     current.started = Started::At(start);
@@ -130,6 +142,23 @@ impl Confirm {
                 }
                 Err(shown) => current.started = shown.map_or(Started::Unreadable, Started::At),
             }
+        }
+        if start.is_some_and(|start| current.read && current.started == Started::At(start)) {
+            // Its `stat` vouched for it above, for its first holder: for this one too.
+            return true;
+        }
+        if let Dir::Unopened = current.dir {
+            current.dir = self.reader.open(current.pid).map_or(Dir::Gone, Dir::Open);
+            self.opened += 1;
+        }
+        let Dir::Open(dir) = &current.dir else {
+            self.unshown.push((inode, holder));
+            return false;
+        };
+        if current.scanned && current.read {
+            // Its first holder was confirmed and its details read through the directory its
+            // links were just read through: the same process, so its other holders are too.
+            return true;
         }
         if let (Some(start), true) = (start, current.read) {
             // Its details were read through its links (its `stat` said otherwise above, or
@@ -154,7 +183,7 @@ impl Confirm {
                 // gone from the moment the listing describes; it is dropped with all its
                 // holders rather than shown with half its details.
                 if dir.holds(holder.fd, inode) != Hold::Yes {
-                    current.dir = None;
+                    current.dir = Dir::Gone;
                     self.unshown.push((inode, holder));
                     return false;
                 }
@@ -181,7 +210,7 @@ impl Confirm {
     pub fn adopt(&mut self, dir: ProcessDir) {
         self.current = Some(Current {
             pid: dir.pid(),
-            dir: Some(dir),
+            dir: Dir::Open(dir),
             read: false,
             started: Started::Unknown,
             scanned: true,
@@ -298,6 +327,10 @@ mod tests {
         assert!(
             !confirm.keep_started(120, holder(12, 4), Some(5)),
             "not inspectable"
+        );
+        assert_eq!(
+            confirm.opened, 4,
+            "only the processes whose stat did not vouch for them: 9 to 12, not 8"
         );
         let (details, denied) = confirm.finish_map();
         assert_eq!(details[&8].name.as_deref(), Some(&b"p8"[..]), "from stat");

@@ -20,6 +20,9 @@ struct Mark {
     label: &'static str,
     thread: String,
     millis: f64,
+    /// CPU time the marking thread has used so far, in milliseconds: on a shared, busy
+    /// machine, what a phase costs rather than how long it waited for a core.
+    cpu: f64,
     memory: Option<Memory>,
 }
 
@@ -39,6 +42,8 @@ pub fn mark(label: &'static str) {
     }
     let millis = START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0;
     let thread = std::thread::current().name().unwrap_or("worker").to_owned();
+    let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let cpu = cpu.tv_sec as f64 * 1000.0 + cpu.tv_nsec as f64 / 1e6;
     if let Ok(mut marks) = MARKS.lock() {
         if marks.len() >= MAX_MARKS {
             return;
@@ -47,6 +52,7 @@ pub fn mark(label: &'static str) {
             label,
             thread,
             millis,
+            cpu,
             memory: Memory::now(),
         });
     }
@@ -63,7 +69,7 @@ pub fn report(err: &mut dyn Write) -> io::Result<()> {
         if let Some(memory) = &mark.memory {
             write!(err, "{memory}  ")?;
         }
-        writeln!(err, "{} [{}]", mark.label, mark.thread)?;
+        writeln!(err, "{} [{}]  cpu {:.1}", mark.label, mark.thread, mark.cpu)?;
     }
     Ok(())
 }
