@@ -468,3 +468,147 @@ fn audit_reports_a_reach_changed_since_the_baseline() {
         stderr(&out)
     );
 }
+
+/// The rows of a `--published --json` listing that the lab's rules publish, by host port:
+/// (verdict, by). (A `docker-proxy` process anywhere on the machine makes a row too, in
+/// every namespace: not the lab's.)
+fn published_verdicts(json: &Value) -> BTreeMap<u16, (String, String)> {
+    let rows = json.as_array().expect("a JSON array");
+    let by_rule = |r: &&Value| {
+        let by = r["published"]["by"].as_array().expect("published.by");
+        by.iter()
+            .all(|b| b["kind"] == "dnat" || b["kind"] == "redirect")
+    };
+    rows.iter()
+        .filter(|r| r["kind"] == "published")
+        .filter(by_rule)
+        .map(|r| {
+            let reach = r["reach"].as_array().expect("reach on a published row");
+            assert_eq!(reach.len(), 1, "one family per published row: {r}");
+            let port = r["local_port"].as_u64().unwrap() as u16;
+            let verdict = reach[0]["verdict"].as_str().unwrap().to_string();
+            (
+                port,
+                (verdict, reach[0]["by"].as_str().unwrap().to_string()),
+            )
+        })
+        .collect()
+}
+
+/// A DNAT to one of the host's own addresses (and a redirect) delivers the packet to the
+/// host: after prerouting it passes the input hook as a packet to the target port, and the
+/// input rules for that port decide it, not the forward hook (a published port's verdict
+/// must never say `open` where the probe from outside times out). Two rulesets: input that
+/// accepts all but drops the target port 5432, and input whose policy drops all but 22.
+#[test]
+fn a_port_published_to_the_host_itself_is_judged_by_its_input_rules() {
+    let Some(mut lab) = ReachLab::start_or_skip(&[22, 5432]) else {
+        return;
+    };
+    let nat = format!(
+        "table ip nat {{\n chain pre {{\n  type nat hook prerouting priority dstnat;\n  \
+         tcp dport 2222 dnat to {HOST_V4}:22\n  tcp dport 2224 dnat to {HOST_V4}:5432\n  \
+         tcp dport 2225 redirect to :22\n  tcp dport 2226 redirect to :5432\n }}\n}}\n"
+    );
+    let inputs = [
+        "policy accept;\n  tcp dport 5432 drop",
+        "policy drop;\n  tcp dport 22 accept",
+    ];
+    for input in inputs {
+        lab.nft(&format!(
+            "{nat}table inet filter {{\n chain input {{\n  type filter hook input priority 0; \
+             {input}\n }}\n}}\n"
+        ));
+        let args = ["--published", "--json", "-t", "-4"];
+        let out = lab.lsports(&args);
+        assert_success(&out, &args);
+        let rows = published_verdicts(&parse_json(&out.stdout));
+        assert_eq!(
+            rows.keys().copied().collect::<Vec<_>>(),
+            [2222, 2224, 2225, 2226],
+            "{input}: {rows:?}"
+        );
+        for (port, (verdict, by)) in &rows {
+            let seen = lab.probe("tcp", OUTSIDE_V4, *port);
+            let (want, probe) = match port {
+                2222 | 2225 => ("open", "pass"),
+                _ => ("filtered", "timeout"),
+            };
+            assert_eq!(seen, probe, "{input}: the kernel's own answer for {port}");
+            assert_eq!(
+                verdict, want,
+                "{input}: {port} is {seen}; lsports said {by}"
+            );
+        }
+        // Filtered by the input rule the listener's own row names.
+        let (_, by) = &rows[&2224];
+        assert!(
+            by.starts_with("table inet filter chain input"),
+            "{input}: decided by the input chain: {by}"
+        );
+    }
+}
+
+/// The table and the CSV fill a published row's Reach cell with the verdict JSON carries
+/// (`--published --reach`, `-o …,reach`), and `-W` adds what decided it.
+#[test]
+fn a_published_row_shows_its_reach_in_the_table_and_csv() {
+    let Some(lab) = ReachLab::start_or_skip(&[22, 5432]) else {
+        return;
+    };
+    lab.nft(&format!(
+        "table ip nat {{\n chain pre {{\n  type nat hook prerouting priority dstnat;\n  \
+         tcp dport 2222 dnat to {HOST_V4}:22\n  tcp dport 2224 dnat to {HOST_V4}:5432\n }}\n}}\n\
+         table inet filter {{\n chain input {{\n  type filter hook input priority 0; \
+         policy accept;\n  tcp dport 5432 drop\n }}\n}}\n"
+    ));
+    let json = parse_json(&lab.lsports(&["--published", "--json", "-t", "-4"]).stdout);
+    let want = published_verdicts(&json);
+    assert_eq!(want[&2222].0, "open");
+    assert_eq!(want[&2224].0, "filtered");
+    let args = [
+        "--published",
+        "--reach",
+        "-n",
+        "-t",
+        "-4",
+        "-o",
+        "port,state,reach",
+    ];
+    let out = lab.lsports(&args);
+    assert_success(&out, &args);
+    let table = stdout(&out);
+    for (port, (verdict, _)) in &want {
+        let row = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&port.to_string()))
+            .unwrap_or_else(|| panic!("no row for {port}:\n{table}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [&port.to_string(), "PUBLISHED", verdict.as_str()],
+            "{table}"
+        );
+    }
+    let args = ["--published", "-n", "-t", "-4", "-W", "-o", "port,reach"];
+    let wide = stdout(&lab.lsports(&args));
+    let row = wide.lines().find(|l| l.starts_with("2224 ")).unwrap();
+    assert!(
+        row.contains("filtered (table inet filter chain input handle"),
+        "-W names the rule: {row}"
+    );
+    let args = [
+        "--published",
+        "--format",
+        "csv",
+        "-t",
+        "-4",
+        "-o",
+        "local_port,state,reach",
+    ];
+    let csv = stdout(&lab.lsports(&args));
+    for (port, (verdict, _)) in &want {
+        let line = format!("{port},PUBLISHED,{verdict}");
+        assert!(csv.lines().any(|l| l == line), "{line} in:\n{csv}");
+    }
+}

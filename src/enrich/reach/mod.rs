@@ -8,7 +8,8 @@
 //! ([`rules`]); the evaluator ([`eval`]) follows the packet as the kernel does — every base
 //! chain on the ingress, prerouting and input hooks in priority order, jumps, gotos, returns,
 //! policies, sets, maps and verdict maps, NAT (and, for a published port, the DNAT to its
-//! target and the forward hook after it: [`Ruleset::verdict_following`]) — with three-valued
+//! target and the forward hook after it, or the input hook where the target is this host's:
+//! [`Ruleset::verdict_following`]) — with three-valued
 //! logic: where a match depends on what the question leaves open (the source address, the
 //! input interface, a rate limit) both outcomes are followed ([`path`]), and where it cannot
 //! be decided at all the verdict is `unknown` unless every outcome agrees. Never a guess presented as a fact.
@@ -232,8 +233,9 @@ impl Ruleset {
         reach
     }
 
-    /// The verdict for `packet` where a DNAT sends it to `follow`: it goes on through the
-    /// forward hook (a published port's packet), rather than ending as not this listener's.
+    /// The verdict for `packet` where a DNAT or redirect sends it to `follow`: it goes on
+    /// through the forward hook (a published port's packet), or the input hook with the
+    /// target port where the target is this host, rather than ending as not this listener's.
     /// Not cached: a published port is asked once.
     pub fn verdict_following(&self, packet: &Packet, follow: &eval::Follow) -> Reach {
         if let Some((verdict, by)) = &self.fixed {
