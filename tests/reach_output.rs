@@ -612,3 +612,59 @@ fn a_published_row_shows_its_reach_in_the_table_and_csv() {
         assert!(csv.lines().any(|l| l == line), "{line} in:\n{csv}");
     }
 }
+
+/// An nft table at priority 0 beside iptables-legacy's INPUT (a legacy Docker host with any
+/// nft table): the kernel's order of the two chains is not listed here, but where both accept
+/// a port, either order accepts it, so it is `open` (and kept by `--reachable` for that reason,
+/// a port one of them drops `filtered` and left out), never `unknown`.
+#[test]
+fn equal_priority_chains_that_agree_give_their_verdict() {
+    let Some(mut lab) = ReachLab::start_or_skip(&[80, 5432]) else {
+        return;
+    };
+    if !have("iptables-legacy") {
+        return;
+    }
+    lab.nft(
+        "table inet f {\n chain input {\n  type filter hook input priority 0; policy accept;\n  \
+         tcp dport 80 drop\n }\n}\n",
+    );
+    let rule = ["-A", "INPUT", "-p", "tcp", "--dport", "9000", "-j", "DROP"];
+    lab.run_in_host("iptables-legacy", &rule);
+    let args = ["--json", "-t", "-W"];
+    let json = parse_json(&lab.lsports(&args).stdout);
+    // Every family's verdict (one reach, or one per family where the rules naming them
+    // differ).
+    let fates = |port: u16| -> Vec<String> {
+        let reach = by_port_proto(&json, "tcp", port)["reach"]
+            .as_array()
+            .unwrap();
+        reach
+            .iter()
+            .map(|r| r["verdict"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 5432), "pass");
+    assert_eq!(lab.probe("tcp", OUTSIDE_V6, 5432), "pass");
+    assert!(fates(5432).iter().all(|v| v == "open"), "{json}");
+    let reach = by_port_proto(&json, "tcp", 5432)["reach"]
+        .as_array()
+        .unwrap();
+    let by = reach[0]["by"].as_str().unwrap();
+    assert!(
+        by.contains("table inet f chain input policy accept")
+            && by.contains("iptables-legacy ip table filter chain INPUT policy accept"),
+        "both chains named: {by}"
+    );
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 80), "timeout");
+    assert_eq!(lab.probe("tcp", OUTSIDE_V6, 80), "timeout");
+    assert_eq!(fates(80), ["filtered"], "{json}");
+    let args = ["--reachable", "-t", "-n", "-o", "port,reach"];
+    let kept = stdout(&lab.lsports(&args));
+    let ports: Vec<&str> = kept
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ports, ["5432"], "{kept}");
+}

@@ -135,25 +135,40 @@ impl Ruleset {
     }
 
     /// Evaluate `run` over every order the base chains may run in: its answer where they
-    /// agree, else `unknown`, naming the answers and the chains whose order decides.
+    /// agree, else `unknown`, naming the answers and the chains whose order decides. They agree
+    /// when the verdict and its conditions are the same, whatever rule decided each: an nft
+    /// table at priority 0 beside iptables' INPUT, both accepting, is `open` whichever runs
+    /// first (`by` then names both).
     fn over_orders(&self, family: Family, run: impl Fn(&[usize]) -> Reach) -> Reach {
         let first = run(&self.orders[0]);
-        let Some(other) = (self.orders[1..].iter())
-            .map(|o| run(o))
-            .find(|r| *r != first)
-        else {
+        let mut also: Vec<String> = Vec::new();
+        for order in &self.orders[1..] {
+            let other = run(order);
+            let same = first.verdict != Verdict::Unknown
+                && (other.verdict, &other.conditions) == (first.verdict, &first.conditions);
+            if !same {
+                return self.undecided(family, &first, &other);
+            }
+            if other.by != first.by && !also.contains(&other.by) {
+                also.push(other.by);
+            }
+        }
+        if also.is_empty() {
             return first;
-        };
-        let chains: Vec<String> = (self.ties.iter())
-            .map(|t| {
-                format!(
-                    "{} (hook {} priority {})",
-                    t.labels.join(", "),
-                    t.hook.name(),
-                    t.prio
-                )
-            })
-            .collect();
+        }
+        also.insert(0, first.by);
+        Reach {
+            by: format!(
+                "{} (the same verdict whichever of the equal-priority chains {} runs first)",
+                also.join(", or "),
+                self.tied_chains(),
+            ),
+            ..first
+        }
+    }
+
+    /// `unknown`: the orders of the equal-priority chains give `first` or `other`.
+    fn undecided(&self, family: Family, first: &Reach, other: &Reach) -> Reach {
         Reach::new(
             Verdict::Unknown,
             family,
@@ -165,9 +180,24 @@ impl Ruleset {
                 first.by,
                 other.verdict.name(),
                 other.by,
-                chains.join("; "),
+                self.tied_chains(),
             ),
         )
+    }
+
+    /// The chains whose order is not known, with their hook and priority.
+    fn tied_chains(&self) -> String {
+        let chains: Vec<String> = (self.ties.iter())
+            .map(|t| {
+                format!(
+                    "{} (hook {} priority {})",
+                    t.labels.join(", "),
+                    t.hook.name(),
+                    t.prio
+                )
+            })
+            .collect();
+        chains.join("; ")
     }
 
     /// The runs of ports a rule accepts for a new connection from outside, to any address

@@ -912,3 +912,50 @@ fn tcp_reset_in_inet_is_rejected_for_the_families_its_bytecode_names() {
     assert_eq!(verdict(&blind, V6, TCP, 25).verdict, Verdict::Unknown);
     assert_eq!(verdict(&blind, V4, TCP, 8080).verdict, Verdict::Rejected);
 }
+
+/// An nft input chain and iptables-legacy's INPUT, both at priority 0, whose order nft does
+/// not list: where both accept (or both drop with the same rule deciding) a port, that is its
+/// verdict whichever runs first, naming both; where they disagree, `unknown`.
+#[test]
+fn equal_priority_chains_that_agree_decide_and_name_both() {
+    let doc = json!({"nftables": [
+        {"table": {"family": "inet", "name": "f", "handle": 1}},
+        {"chain": {"family": "inet", "table": "f", "name": "input", "handle": 1,
+            "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "f", "chain": "input", "handle": 2,
+            "expr": [m(dport("tcp"), json!(80)), drop_()]}},
+    ]});
+    let legacy = b"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+        -A INPUT -p tcp -m tcp --dport 9000 -j DROP\n\
+        -A INPUT -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset\nCOMMIT\n";
+    let rs = compile(
+        doc.to_string().as_bytes(),
+        |_, _| None,
+        &[(V4, legacy.to_vec())],
+    )
+    .unwrap();
+    let open = verdict(&rs, V4, TCP, 5432);
+    assert_eq!(open.verdict, Verdict::Open, "{}", open.by);
+    assert!(
+        open.by.contains("table inet f chain input policy accept")
+            && open
+                .by
+                .contains("iptables-legacy ip table filter chain INPUT policy accept")
+            && open.by.contains("whichever"),
+        "{}",
+        open.by
+    );
+    let dropped = verdict(&rs, V4, TCP, 9000);
+    assert_eq!(dropped.verdict, Verdict::Filtered, "{}", dropped.by);
+    assert!(
+        dropped.by.contains("--dport 9000 -j DROP"),
+        "{}",
+        dropped.by
+    );
+    // A drop in one, a reset in the other: the kernel's order decides, and it is not known.
+    let either = verdict(&rs, V4, TCP, 80);
+    assert_eq!(either.verdict, Verdict::Unknown, "{}", either.by);
+    assert!(either.by.contains("registered last"), "{}", either.by);
+    // IPv6 meets the nft chain alone.
+    assert_eq!(verdict(&rs, V6, TCP, 80).verdict, Verdict::Filtered);
+}
