@@ -668,3 +668,99 @@ fn equal_priority_chains_that_agree_give_their_verdict() {
         .collect();
     assert_eq!(ports, ["5432"], "{kept}");
 }
+
+/// The IPv4 reach of the TCP listener on `port`: (verdict, conditions).
+fn ipv4_reach(lab: &ReachLab, port: u16) -> (String, Vec<String>) {
+    let args = ["--json", "-t"];
+    let out = lab.lsports(&args);
+    assert_success(&out, &args);
+    let json = parse_json(&out.stdout);
+    let reach = by_port_proto(&json, "tcp", port)["reach"]
+        .as_array()
+        .unwrap();
+    let r = (reach.iter())
+        .find(|r| r["family"] == "ipv4" || reach.len() == 1)
+        .unwrap_or_else(|| panic!("no IPv4 reach: {reach:?}"));
+    let conditions = r["conditions"].as_array().unwrap();
+    (
+        r["verdict"].as_str().unwrap().to_string(),
+        conditions
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// A drop keyed on a set of sources filled at run time (a dynamic set a rule adds to, as a
+/// port-knock trap does; a plain set fail2ban fills) is a condition on the source: the port
+/// is `restricted`, not `open` while the set is empty and `unknown` once anyone is in it
+/// (a plain set that holds addresses now is read as them: `restricted` still).
+/// The probes confirm both sides: the banned source times out, another gets through.
+#[test]
+fn a_run_time_set_of_sources_restricts_whatever_it_holds_now() {
+    let Some(mut lab) = ReachLab::start_or_skip(&[22, 9003]) else {
+        return;
+    };
+    lab.nft(
+        "table inet filter {\n set blacklist { type ipv4_addr; flags dynamic,timeout; timeout 5m; }\n \
+         chain input {\n  type filter hook input priority 0; policy drop;\n  \
+         ct state established,related accept\n  ip saddr @blacklist drop\n  \
+         tcp dport 9003 ct state new add @blacklist { ip saddr } accept\n  \
+         tcp dport 22 accept\n }\n}\n",
+    );
+    let trapped = ["not (ip saddr @blacklist)".to_string()];
+    let before = ipv4_reach(&lab, 22);
+    assert_eq!(
+        before,
+        ("restricted".to_string(), trapped.to_vec()),
+        "set empty"
+    );
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "pass");
+    // The trap: connecting to 9003 puts the source in the set.
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 9003), "pass");
+    assert_eq!(
+        ipv4_reach(&lab, 22),
+        before,
+        "the same verdict with a source in the set"
+    );
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "timeout", "now banned");
+    assert_eq!(lab.probe("tcp", OTHER_V4, 22), "pass", "another source");
+
+    // fail2ban's shape: a plain set, empty until the daemon bans someone.
+    lab.nft(
+        "table inet f2b {\n set addr-set-sshd { type ipv4_addr; }\n chain input {\n  \
+         type filter hook input priority -1; policy accept;\n  \
+         tcp dport 22 ip saddr @addr-set-sshd reject\n }\n}\n",
+    );
+    let (verdict, conditions) = ipv4_reach(&lab, 22);
+    assert_eq!(
+        (verdict.as_str(), conditions.len()),
+        ("restricted", 1),
+        "{conditions:?}"
+    );
+    assert!(
+        conditions[0].contains("not (ip saddr @addr-set-sshd)"),
+        "{conditions:?}"
+    );
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "pass");
+    lab.run_in_host(
+        "nft",
+        &[
+            "add",
+            "element",
+            "inet",
+            "f2b",
+            "addr-set-sshd",
+            "{",
+            OUTSIDE_V4,
+            "}",
+        ],
+    );
+    // A plain set with elements is read as its addresses: the same verdict, the banned
+    // source named.
+    let (verdict, after) = ipv4_reach(&lab, 22);
+    assert_eq!(verdict, "restricted", "{after:?}");
+    assert_eq!(after, [format!("ip saddr != {OUTSIDE_V4}")]);
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "refused", "banned");
+    assert_eq!(lab.probe("tcp", OTHER_V4, 22), "pass", "another source");
+}

@@ -342,6 +342,10 @@ fn name_rule(m: &mut Match, by: &str) {
         } => {
             *text = format!("{by} ({text} is not evaluated)").into();
         }
+        // Decided by the flags the question leaves open, it becomes an unknown match.
+        Match::TcpFlags { text, .. } => {
+            *text = format!("{by} ({text} is not evaluated)").into();
+        }
         Match::Any(conjs) => conjs.iter_mut().flatten().for_each(|m| name_rule(m, by)),
         _ => {}
     }

@@ -959,3 +959,93 @@ fn equal_priority_chains_that_agree_decide_and_name_both() {
     // IPv6 meets the nft chain alone.
     assert_eq!(verdict(&rs, V6, TCP, 80).verdict, Verdict::Filtered);
 }
+
+/// A source-address match on a named set that changes at run time (flags dynamic or
+/// timeout, written by a rule's `add @set`, or declared empty for a daemon to fill) is a
+/// condition on the source, `restricted` whatever the set holds now; a static set with
+/// elements is read as its addresses; the set-add statement reads as nft lists it.
+#[test]
+fn a_run_time_set_of_sources_is_a_condition() {
+    let ruleset = |set: Value, written: bool| {
+        let mut trap = vec![m(dport("tcp"), json!(9003))];
+        if written {
+            trap.push(json!({"set": {"op": "add", "elem": saddr(), "set": "@s"}}));
+        }
+        trap.push(accept());
+        let doc = json!({"nftables": [
+            {"table": {"family": "inet", "name": "t", "handle": 1}},
+            {"set": set},
+            {"chain": {"family": "inet", "table": "t", "name": "input", "handle": 1,
+                "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+            {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 2,
+                "expr": [m(saddr(), json!("@s")), drop_()]}},
+            {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 3,
+                "expr": trap}},
+            {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 4,
+                "expr": [m(dport("tcp"), json!(22)), accept()]}},
+        ]});
+        compile(doc.to_string().as_bytes(), |_, _| None, &[]).unwrap()
+    };
+    let set = |extra: Value| {
+        let mut s = json!({"family": "inet", "table": "t", "name": "s", "type": "ipv4_addr"});
+        s.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s
+    };
+    let cases = [
+        ("timeout set", set(json!({"flags": ["timeout"]})), false),
+        (
+            "dynamic set, elements now",
+            set(json!({"flags": ["dynamic"], "elem": ["192.0.2.9"]})),
+            false,
+        ),
+        (
+            "a rule adds to it",
+            set(json!({"elem": ["192.0.2.9"]})),
+            true,
+        ),
+        ("plain and empty", set(json!({})), false),
+    ];
+    for (name, s, written) in cases {
+        let rs = ruleset(s, written);
+        let r = verdict(&rs, V4, TCP, 22);
+        assert_eq!(r.verdict, Verdict::Restricted, "{name}: {r:?}");
+        assert_eq!(r.conditions, ["not (ip saddr @s)"], "{name}");
+    }
+    let fixed = ruleset(set(json!({"elem": ["192.0.2.9"]})), false);
+    let r = verdict(&fixed, V4, TCP, 22);
+    assert_eq!(r.verdict, Verdict::Restricted, "{r:?}");
+    assert_eq!(r.conditions, ["ip saddr != 192.0.2.9"]);
+    let trap = verdict(&ruleset(set(json!({})), true), V4, TCP, 9003);
+    assert!(
+        trap.by
+            .ends_with("tcp dport 9003 add @s { ip saddr } accept"),
+        "{}",
+        trap.by
+    );
+}
+
+/// A `tcp flags` match the question leaves open is `unknown`, naming its rule.
+#[test]
+fn an_undecided_tcp_flags_match_names_its_rule() {
+    let flags = json!({"payload": {"protocol": "tcp", "field": "flags"}});
+    let rs = input(
+        "accept",
+        vec![
+            json!([m(ct_state(), json!("established")), accept()]),
+            json!([
+                m(dport("tcp"), json!(8080)),
+                not(flags, json!("syn")),
+                drop_()
+            ]),
+        ],
+    );
+    let r = verdict(&rs, V4, TCP, 8080);
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(
+        r.by.starts_with("table inet t chain input handle"),
+        "{}",
+        r.by
+    );
+}
