@@ -764,3 +764,37 @@ fn a_run_time_set_of_sources_restricts_whatever_it_holds_now() {
     assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "refused", "banned");
     assert_eq!(lab.probe("tcp", OTHER_V4, 22), "pass", "another source");
 }
+
+/// `--netns X` shows X's listeners, so only X's rules are read: `nft -j list ruleset` runs
+/// once, in X, not also in lsports' own namespace (where, on a large ruleset, it costs
+/// hundreds of milliseconds for nothing). Counted with strace from outside the lab.
+#[test]
+fn netns_x_reads_the_rules_of_x_alone() {
+    let Some(lab) = ReachLab::start_or_skip(&[22]) else {
+        return;
+    };
+    if !have("strace") {
+        return;
+    }
+    lab.nft("table inet f {\n chain input {\n  type filter hook input priority 0; policy drop;\n  tcp dport 22 accept\n }\n}\n");
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let netns = format!("/proc/{}/ns/net", lab.host_pid());
+    let mut cmd = scrubbed("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o"])
+        .arg(trace.path())
+        .arg(lsports_bin())
+        .args(["--netns", &netns, "--json", "-t", "--port", "22"]);
+    let out = output_guarded(cmd, "lsports --netns X under strace");
+    assert_success(&out, &["--netns", &netns]);
+    let json = parse_json(&out.stdout);
+    let reach = &by_port_proto(&json, "tcp", 22)["reach"][0];
+    assert_eq!(
+        reach["verdict"], "open",
+        "the lab's rules were read: {reach}"
+    );
+    let execs = std::fs::read_to_string(trace.path()).unwrap();
+    let runs: Vec<&str> = (execs.lines())
+        .filter(|l| l.contains("execve(") && l.contains("\"list\", \"ruleset\""))
+        .collect();
+    assert_eq!(runs.len(), 1, "nft list ruleset runs:\n{}", runs.join("\n"));
+}
