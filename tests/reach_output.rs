@@ -468,3 +468,333 @@ fn audit_reports_a_reach_changed_since_the_baseline() {
         stderr(&out)
     );
 }
+
+/// The rows of a `--published --json` listing that the lab's rules publish, by host port:
+/// (verdict, by). (A `docker-proxy` process anywhere on the machine makes a row too, in
+/// every namespace: not the lab's.)
+fn published_verdicts(json: &Value) -> BTreeMap<u16, (String, String)> {
+    let rows = json.as_array().expect("a JSON array");
+    let by_rule = |r: &&Value| {
+        let by = r["published"]["by"].as_array().expect("published.by");
+        by.iter()
+            .all(|b| b["kind"] == "dnat" || b["kind"] == "redirect")
+    };
+    rows.iter()
+        .filter(|r| r["kind"] == "published")
+        .filter(by_rule)
+        .map(|r| {
+            let reach = r["reach"].as_array().expect("reach on a published row");
+            assert_eq!(reach.len(), 1, "one family per published row: {r}");
+            let port = r["local_port"].as_u64().unwrap() as u16;
+            let verdict = reach[0]["verdict"].as_str().unwrap().to_string();
+            (
+                port,
+                (verdict, reach[0]["by"].as_str().unwrap().to_string()),
+            )
+        })
+        .collect()
+}
+
+/// A DNAT to one of the host's own addresses (and a redirect) delivers the packet to the
+/// host: after prerouting it passes the input hook as a packet to the target port, and the
+/// input rules for that port decide it, not the forward hook (a published port's verdict
+/// must never say `open` where the probe from outside times out). Two rulesets: input that
+/// accepts all but drops the target port 5432, and input whose policy drops all but 22.
+#[test]
+fn a_port_published_to_the_host_itself_is_judged_by_its_input_rules() {
+    let Some(mut lab) = ReachLab::start_or_skip(&[22, 5432]) else {
+        return;
+    };
+    let nat = format!(
+        "table ip nat {{\n chain pre {{\n  type nat hook prerouting priority dstnat;\n  \
+         tcp dport 2222 dnat to {HOST_V4}:22\n  tcp dport 2224 dnat to {HOST_V4}:5432\n  \
+         tcp dport 2225 redirect to :22\n  tcp dport 2226 redirect to :5432\n }}\n}}\n"
+    );
+    let inputs = [
+        "policy accept;\n  tcp dport 5432 drop",
+        "policy drop;\n  tcp dport 22 accept",
+    ];
+    for input in inputs {
+        lab.nft(&format!(
+            "{nat}table inet filter {{\n chain input {{\n  type filter hook input priority 0; \
+             {input}\n }}\n}}\n"
+        ));
+        let args = ["--published", "--json", "-t", "-4"];
+        let out = lab.lsports(&args);
+        assert_success(&out, &args);
+        let rows = published_verdicts(&parse_json(&out.stdout));
+        assert_eq!(
+            rows.keys().copied().collect::<Vec<_>>(),
+            [2222, 2224, 2225, 2226],
+            "{input}: {rows:?}"
+        );
+        for (port, (verdict, by)) in &rows {
+            let seen = lab.probe("tcp", OUTSIDE_V4, *port);
+            let (want, probe) = match port {
+                2222 | 2225 => ("open", "pass"),
+                _ => ("filtered", "timeout"),
+            };
+            assert_eq!(seen, probe, "{input}: the kernel's own answer for {port}");
+            assert_eq!(
+                verdict, want,
+                "{input}: {port} is {seen}; lsports said {by}"
+            );
+        }
+        // Filtered by the input rule the listener's own row names.
+        let (_, by) = &rows[&2224];
+        assert!(
+            by.starts_with("table inet filter chain input"),
+            "{input}: decided by the input chain: {by}"
+        );
+    }
+}
+
+/// The table and the CSV fill a published row's Reach cell with the verdict JSON carries
+/// (`--published --reach`, `-o …,reach`), and `-W` adds what decided it.
+#[test]
+fn a_published_row_shows_its_reach_in_the_table_and_csv() {
+    let Some(lab) = ReachLab::start_or_skip(&[22, 5432]) else {
+        return;
+    };
+    lab.nft(&format!(
+        "table ip nat {{\n chain pre {{\n  type nat hook prerouting priority dstnat;\n  \
+         tcp dport 2222 dnat to {HOST_V4}:22\n  tcp dport 2224 dnat to {HOST_V4}:5432\n }}\n}}\n\
+         table inet filter {{\n chain input {{\n  type filter hook input priority 0; \
+         policy accept;\n  tcp dport 5432 drop\n }}\n}}\n"
+    ));
+    let json = parse_json(&lab.lsports(&["--published", "--json", "-t", "-4"]).stdout);
+    let want = published_verdicts(&json);
+    assert_eq!(want[&2222].0, "open");
+    assert_eq!(want[&2224].0, "filtered");
+    let args = [
+        "--published",
+        "--reach",
+        "-n",
+        "-t",
+        "-4",
+        "-o",
+        "port,state,reach",
+    ];
+    let out = lab.lsports(&args);
+    assert_success(&out, &args);
+    let table = stdout(&out);
+    for (port, (verdict, _)) in &want {
+        let row = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&port.to_string()))
+            .unwrap_or_else(|| panic!("no row for {port}:\n{table}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [&port.to_string(), "PUBLISHED", verdict.as_str()],
+            "{table}"
+        );
+    }
+    let args = ["--published", "-n", "-t", "-4", "-W", "-o", "port,reach"];
+    let wide = stdout(&lab.lsports(&args));
+    let row = wide.lines().find(|l| l.starts_with("2224 ")).unwrap();
+    assert!(
+        row.contains("filtered (table inet filter chain input handle"),
+        "-W names the rule: {row}"
+    );
+    let args = [
+        "--published",
+        "--format",
+        "csv",
+        "-t",
+        "-4",
+        "-o",
+        "local_port,state,reach",
+    ];
+    let csv = stdout(&lab.lsports(&args));
+    for (port, (verdict, _)) in &want {
+        let line = format!("{port},PUBLISHED,{verdict}");
+        assert!(csv.lines().any(|l| l == line), "{line} in:\n{csv}");
+    }
+}
+
+/// An nft table at priority 0 beside iptables-legacy's INPUT (a legacy Docker host with any
+/// nft table): the kernel's order of the two chains is not listed here, but where both accept
+/// a port, either order accepts it, so it is `open` (and kept by `--reachable` for that reason,
+/// a port one of them drops `filtered` and left out), never `unknown`.
+#[test]
+fn equal_priority_chains_that_agree_give_their_verdict() {
+    let Some(mut lab) = ReachLab::start_or_skip(&[80, 5432]) else {
+        return;
+    };
+    if !have("iptables-legacy") {
+        return;
+    }
+    lab.nft(
+        "table inet f {\n chain input {\n  type filter hook input priority 0; policy accept;\n  \
+         tcp dport 80 drop\n }\n}\n",
+    );
+    let rule = ["-A", "INPUT", "-p", "tcp", "--dport", "9000", "-j", "DROP"];
+    lab.run_in_host("iptables-legacy", &rule);
+    let args = ["--json", "-t", "-W"];
+    let json = parse_json(&lab.lsports(&args).stdout);
+    // Every family's verdict (one reach, or one per family where the rules naming them
+    // differ).
+    let fates = |port: u16| -> Vec<String> {
+        let reach = by_port_proto(&json, "tcp", port)["reach"]
+            .as_array()
+            .unwrap();
+        reach
+            .iter()
+            .map(|r| r["verdict"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 5432), "pass");
+    assert_eq!(lab.probe("tcp", OUTSIDE_V6, 5432), "pass");
+    assert!(fates(5432).iter().all(|v| v == "open"), "{json}");
+    let reach = by_port_proto(&json, "tcp", 5432)["reach"]
+        .as_array()
+        .unwrap();
+    let by = reach[0]["by"].as_str().unwrap();
+    assert!(
+        by.contains("table inet f chain input policy accept")
+            && by.contains("iptables-legacy ip table filter chain INPUT policy accept"),
+        "both chains named: {by}"
+    );
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 80), "timeout");
+    assert_eq!(lab.probe("tcp", OUTSIDE_V6, 80), "timeout");
+    assert_eq!(fates(80), ["filtered"], "{json}");
+    let args = ["--reachable", "-t", "-n", "-o", "port,reach"];
+    let kept = stdout(&lab.lsports(&args));
+    let ports: Vec<&str> = kept
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ports, ["5432"], "{kept}");
+}
+
+/// The IPv4 reach of the TCP listener on `port`: (verdict, conditions).
+fn ipv4_reach(lab: &ReachLab, port: u16) -> (String, Vec<String>) {
+    let args = ["--json", "-t"];
+    let out = lab.lsports(&args);
+    assert_success(&out, &args);
+    let json = parse_json(&out.stdout);
+    let reach = by_port_proto(&json, "tcp", port)["reach"]
+        .as_array()
+        .unwrap();
+    let r = (reach.iter())
+        .find(|r| r["family"] == "ipv4" || reach.len() == 1)
+        .unwrap_or_else(|| panic!("no IPv4 reach: {reach:?}"));
+    let conditions = r["conditions"].as_array().unwrap();
+    (
+        r["verdict"].as_str().unwrap().to_string(),
+        conditions
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// A drop keyed on a set of sources filled at run time (a dynamic set a rule adds to, as a
+/// port-knock trap does; a plain set fail2ban fills) is a condition on the source: the port
+/// is `restricted`, not `open` while the set is empty and `unknown` once anyone is in it
+/// (a plain set that holds addresses now is read as them: `restricted` still).
+/// The probes confirm both sides: the banned source times out, another gets through.
+#[test]
+fn a_run_time_set_of_sources_restricts_whatever_it_holds_now() {
+    let Some(mut lab) = ReachLab::start_or_skip(&[22, 9003]) else {
+        return;
+    };
+    lab.nft(
+        "table inet filter {\n set blacklist { type ipv4_addr; flags dynamic,timeout; timeout 5m; }\n \
+         chain input {\n  type filter hook input priority 0; policy drop;\n  \
+         ct state established,related accept\n  ip saddr @blacklist drop\n  \
+         tcp dport 9003 ct state new add @blacklist { ip saddr } accept\n  \
+         tcp dport 22 accept\n }\n}\n",
+    );
+    let trapped = ["not (ip saddr @blacklist)".to_string()];
+    let before = ipv4_reach(&lab, 22);
+    assert_eq!(
+        before,
+        ("restricted".to_string(), trapped.to_vec()),
+        "set empty"
+    );
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "pass");
+    // The trap: connecting to 9003 puts the source in the set.
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 9003), "pass");
+    assert_eq!(
+        ipv4_reach(&lab, 22),
+        before,
+        "the same verdict with a source in the set"
+    );
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "timeout", "now banned");
+    assert_eq!(lab.probe("tcp", OTHER_V4, 22), "pass", "another source");
+
+    // fail2ban's shape: a plain set, empty until the daemon bans someone.
+    lab.nft(
+        "table inet f2b {\n set addr-set-sshd { type ipv4_addr; }\n chain input {\n  \
+         type filter hook input priority -1; policy accept;\n  \
+         tcp dport 22 ip saddr @addr-set-sshd reject\n }\n}\n",
+    );
+    let (verdict, conditions) = ipv4_reach(&lab, 22);
+    assert_eq!(
+        (verdict.as_str(), conditions.len()),
+        ("restricted", 1),
+        "{conditions:?}"
+    );
+    assert!(
+        conditions[0].contains("not (ip saddr @addr-set-sshd)"),
+        "{conditions:?}"
+    );
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "pass");
+    lab.run_in_host(
+        "nft",
+        &[
+            "add",
+            "element",
+            "inet",
+            "f2b",
+            "addr-set-sshd",
+            "{",
+            OUTSIDE_V4,
+            "}",
+        ],
+    );
+    // A plain set with elements is read as its addresses: the same verdict, the banned
+    // source named.
+    let (verdict, after) = ipv4_reach(&lab, 22);
+    assert_eq!(verdict, "restricted", "{after:?}");
+    assert_eq!(after, [format!("ip saddr != {OUTSIDE_V4}")]);
+    assert_eq!(lab.probe("tcp", OUTSIDE_V4, 22), "refused", "banned");
+    assert_eq!(lab.probe("tcp", OTHER_V4, 22), "pass", "another source");
+}
+
+/// `--netns X` shows X's listeners, so only X's rules are read: `nft -j list ruleset` runs
+/// once, in X, not also in lsports' own namespace (where, on a large ruleset, it costs
+/// hundreds of milliseconds for nothing). Counted with strace from outside the lab.
+#[test]
+fn netns_x_reads_the_rules_of_x_alone() {
+    let Some(lab) = ReachLab::start_or_skip(&[22]) else {
+        return;
+    };
+    if !have("strace") {
+        return;
+    }
+    lab.nft("table inet f {\n chain input {\n  type filter hook input priority 0; policy drop;\n  tcp dport 22 accept\n }\n}\n");
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let netns = format!("/proc/{}/ns/net", lab.host_pid());
+    let mut cmd = scrubbed("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o"])
+        .arg(trace.path())
+        .arg(lsports_bin())
+        .args(["--netns", &netns, "--json", "-t", "--port", "22"]);
+    let out = output_guarded(cmd, "lsports --netns X under strace");
+    assert_success(&out, &["--netns", &netns]);
+    let json = parse_json(&out.stdout);
+    let reach = &by_port_proto(&json, "tcp", 22)["reach"][0];
+    assert_eq!(
+        reach["verdict"], "open",
+        "the lab's rules were read: {reach}"
+    );
+    let execs = std::fs::read_to_string(trace.path()).unwrap();
+    let runs: Vec<&str> = (execs.lines())
+        .filter(|l| l.contains("execve(") && l.contains("\"list\", \"ruleset\""))
+        .collect();
+    assert_eq!(runs.len(), 1, "nft list ruleset runs:\n{}", runs.join("\n"));
+}

@@ -15,10 +15,12 @@ use super::wire::{self, PublishedRow};
 use super::{Labels, csv, json};
 use crate::config::{Column, OutputFormat, RenderOptions};
 use crate::enrich::exe::Executables;
-use crate::model::published::{Landing, Published, PublishedKind, WITHOUT_LISTENER};
+use crate::model::published::{
+    Landing, Published, PublishedKind, PublishedReach, WITHOUT_LISTENER,
+};
 use crate::model::{Entry, Family};
 use crate::text::safe_json;
-use crate::text::sanitize::terminal_safe;
+use crate::text::sanitize::{terminal_safe, terminal_safe_text};
 
 /// Render `entries`, then `published`, as `options` say.
 pub fn render(
@@ -119,7 +121,8 @@ fn write_grid(
 }
 
 /// One cell of a published port's row. Columns about a socket's own kernel state (queues,
-/// uid, inode, v6only, source) have nothing to say: `-` (empty in CSV).
+/// uid, inode, v6only, source) have nothing to say: `-` (empty in CSV). `Reach` is the
+/// verdict of the host port, as for a socket.
 pub fn cell(column: Column, p: &Published, style: Style) -> String {
     let display = matches!(style, Style::Display { .. });
     let text = match column {
@@ -141,10 +144,34 @@ pub fn cell(column: Column, p: &Published, style: Style) -> String {
             _ => None,
         }
         .map(|u| u.into_owned()),
+        Column::Reach => Some(reach(p, style)),
         _ => None,
     };
     text.filter(|t| !t.is_empty())
         .unwrap_or_else(|| if display { "-".into() } else { String::new() })
+}
+
+/// The reach verdict of the host port, as a socket's `reach` cell reads: `open`, one per
+/// family where there are several (`;`-separated in the CSV), under `-w` each followed by what
+/// decided it, escaped (a rule's text can hold any character).
+fn reach(p: &Published, style: Style) -> String {
+    let one = |r: &PublishedReach| {
+        let verdict = match p.reach.len() {
+            1 => r.verdict.to_string(),
+            _ => format!("{}:{}", r.family, r.verdict),
+        };
+        match style {
+            Style::Display { wide: true } => {
+                format!("{verdict} ({})", terminal_safe_text(r.by.clone()))
+            }
+            _ => verdict,
+        }
+    };
+    let separator = match style {
+        Style::Display { .. } => " ",
+        Style::Machine => ";",
+    };
+    p.reach.iter().map(one).collect::<Vec<_>>().join(separator)
 }
 
 fn proto(p: &Published) -> &'static str {
@@ -335,5 +362,41 @@ mod tests {
         assert_eq!(v[1]["published"]["landing"], "not_seen");
         let back: Vec<PublishedRow> = serde_json::from_slice(&out).unwrap();
         assert_eq!(back[1], PublishedRow::of(&rows[1]));
+    }
+
+    #[test]
+    fn a_row_shows_the_reach_of_its_host_port() {
+        let verdict = |verdict: &'static str, family: &'static str| PublishedReach {
+            verdict,
+            family,
+            by: "table ip nat chain pre handle 3: \x1b[2J dnat".into(),
+            conditions: vec![],
+        };
+        let p = Published {
+            reach: vec![verdict("filtered", "ipv4")],
+            ..port(Landing::NotSeen)
+        };
+        assert_eq!(
+            cell(Column::Reach, &p, Style::Display { wide: false }),
+            "filtered"
+        );
+        assert_eq!(cell(Column::Reach, &p, Style::Machine), "filtered");
+        assert_eq!(
+            cell(Column::Reach, &p, Style::Display { wide: true }),
+            "filtered (table ip nat chain pre handle 3: \\e[2J dnat)"
+        );
+        let both = Published {
+            reach: vec![verdict("open", "ipv4"), verdict("unknown", "ipv6")],
+            ..port(Landing::NotSeen)
+        };
+        assert_eq!(
+            cell(Column::Reach, &both, Style::Machine),
+            "ipv4:open;ipv6:unknown"
+        );
+        let none = port(Landing::NotSeen);
+        assert_eq!(
+            cell(Column::Reach, &none, Style::Display { wide: false }),
+            "-"
+        );
     }
 }

@@ -146,6 +146,14 @@ impl ReachLab {
         );
     }
 
+    /// Run `program` with `args` inside the host namespace (another firewall tool:
+    /// `iptables-legacy`, `iptables-nft`), and fail the test if it fails.
+    pub fn run_in_host(&self, program: &str, args: &[&str]) {
+        let mut cmd = self.enter(self.host.id(), program);
+        cmd.args(args);
+        ok(cmd);
+    }
+
     /// Run lsports with `args` inside the host namespace, as root.
     pub fn lsports(&self, args: &[&str]) -> Output {
         let mut cmd = self.enter(self.host.id(), lsports_bin());

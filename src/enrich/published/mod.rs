@@ -22,10 +22,12 @@ pub mod proxy;
 pub mod routes;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::NetnsChoice;
+use crate::enrich::reach::published::Target;
 use crate::enrich::reach::{self, Reach, Ruleset};
 use crate::filter::Filter;
 use crate::model::published::{Published, PublishedReach};
@@ -125,26 +127,21 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
         let can_flag = complete(port, sources);
         let inode = port.netns.as_ref().map(|ns| ns.inode).or(current);
         port.landing = owners::land(port, &owners, inode, entries, can_flag);
-        let oif = port.target_addr.and_then(|target| {
-            // The routes of the namespace the port is published in.
-            let dir = match inode == current {
-                true => "thread-self".to_string(),
-                false => discovery
-                    .as_ref()
-                    .and_then(|d| d.get(inode?))
-                    .and_then(|ns| ns.pids.first())?
-                    .to_string(),
-            };
-            let read = |name: &str| {
-                let file = root.as_ref()?.read_file(&format!("{dir}/net/{name}"));
-                file.ok()
-            };
-            routes::oif(
-                target,
-                &read("route")?,
-                &read("ipv6_route").unwrap_or_default(),
-            )
-        });
+        // The addresses and routes of the namespace the port is published in.
+        let dir = match inode == current {
+            true => Some("thread-self".to_string()),
+            false => (discovery.as_ref())
+                .and_then(|d| d.get(inode?))
+                .and_then(|ns| ns.pids.first())
+                .map(|pid| pid.to_string()),
+        };
+        let read = |name: &str| {
+            let file = root
+                .as_ref()?
+                .read_file(&format!("{}/net/{name}", dir.as_ref()?));
+            file.ok()
+        };
+        let target = target_of(port.target_addr, read);
         let ruleset = (rulesets.iter())
             .find(|(i, _)| *i == inode)
             .map(|(_, r)| r.clone())
@@ -153,10 +150,32 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
                     "the rules of its namespace were not read".into(),
                 ))
             });
-        port.reach = vec![wire_reach(reach::published::reach(&ruleset, port, oif))];
+        port.reach = vec![wire_reach(reach::published::reach(&ruleset, port, target))];
     }
     found.ports = ports;
     found
+}
+
+/// Where a published port's `target_addr` is, from its namespace's files (`read` by name
+/// under `net/`): this host when it is one of the namespace's own addresses (`fib_trie`'s
+/// `/32 host LOCAL`, `if_inet6`) or loopback, so the kernel delivers the DNAT-ed packet
+/// through input; else another host, routed out through the interface `route` or
+/// `ipv6_route` names. A redirect (no address) is this host.
+fn target_of(target: Option<IpAddr>, read: impl Fn(&str) -> Option<Vec<u8>>) -> Target {
+    let Some(addr) = target else {
+        return Target::Local;
+    };
+    let oif = read("route")
+        .and_then(|route| routes::oif(addr, &route, &read("ipv6_route").unwrap_or_default()));
+    let local = read("fib_trie").map(|fib_trie| {
+        let v6 = owners::local_v6(&read("if_inet6").unwrap_or_default());
+        addr.is_loopback() || owners::local_v4(&fib_trie).contains(&addr) || v6.contains(&addr)
+    });
+    match local {
+        Some(true) => Target::Local,
+        Some(false) => Target::Elsewhere(oif),
+        None => Target::Unknown(oif),
+    }
 }
 
 /// The namespaces whose rules are read (those the listing lists: the current one, the one

@@ -1,5 +1,6 @@
 //! The evaluator: follow one packet through every base chain on the ingress, prerouting and
-//! input hooks (forward instead of input, for a packet whose DNAT it follows: [`Follow`]), in
+//! input hooks (forward instead of input, for a packet whose DNAT to another host it follows;
+//! input with the new port, for one DNAT-ed or redirected to this host: [`Follow`]), in
 //! the kernel's order, splitting the path wherever a match depends on what the question leaves
 //! open, and combine where the paths end into one [`Reach`].
 
@@ -45,17 +46,22 @@ pub struct Eval<'a> {
     follow: Option<&'a Follow>,
 }
 
-/// A DNAT target whose packets the evaluation follows through the forward hook (a
-/// published port's), instead of ending their path as not this listener's.
+/// A DNAT or redirect target whose packets the evaluation follows (a published port's),
+/// instead of ending their path as not this listener's: through the forward hook when the
+/// target is another host, through the input hook with the new port when it is this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Follow {
-    /// The target address.
-    pub addr: std::net::IpAddr,
+    /// The target address; `None` for a redirect (to this host, the address unchanged).
+    pub addr: Option<std::net::IpAddr>,
     /// The target port.
     pub port: u16,
     /// The interface the host routes the target through; `None` when unknown (then a match
     /// on the output interface is `unknown`).
     pub oif: Option<String>,
+    /// Whether the target is one of this host's own addresses (always, for a redirect): the
+    /// kernel then delivers the rewritten packet locally, so it passes the input hook, where
+    /// a rule on the target port decides it, not forward.
+    pub local: bool,
 }
 
 impl<'a> Eval<'a> {
@@ -112,7 +118,7 @@ impl<'a> Eval<'a> {
     /// what its own packets met, not by a packet that went to the host's port instead.
     fn forwarded_first(&self, mut ended: Vec<(Path, End, Arc<str>)>) -> Vec<(Path, End, Arc<str>)> {
         if self.follow.is_some() {
-            ended.sort_by_key(|(p, _, _)| !p.forwarded);
+            ended.sort_by_key(|(p, _, _)| !p.followed);
         }
         ended
     }
@@ -313,16 +319,22 @@ impl<'a> Eval<'a> {
             return;
         }
         let to_port = port.unwrap_or(p.dport);
-        if let Some(follow) = self
-            .follow
-            .filter(|f| addr == Some(f.addr) && f.port == to_port)
-        {
+        if let Some(follow) = self.follow.filter(|f| addr == f.addr && f.port == to_port) {
             p.ct_status |= CT_STATUS_DNAT;
-            let target = RangeSet::point(addr_num(follow.addr));
+            let target = match follow.addr {
+                Some(a) => RangeSet::point(addr_num(a)),
+                // A redirect sends it to an address of the interface it came in on.
+                None => p.daddr.clone(),
+            };
             p.before_nat = Some((std::mem::replace(&mut p.daddr, target), p.dport));
             p.dport = to_port;
-            p.forwarded = true;
-            p.oif = follow.oif.clone();
+            p.followed = true;
+            // To another host: the forward hook, out through its route. To this host: the
+            // input hook, as a packet sent to the target port (its rules decide).
+            if !follow.local {
+                p.forwarded = true;
+                p.oif = follow.oif.clone();
+            }
             out.push((p, Flow::Accept(by.clone())));
             return;
         }

@@ -8,7 +8,8 @@
 //! ([`rules`]); the evaluator ([`eval`]) follows the packet as the kernel does — every base
 //! chain on the ingress, prerouting and input hooks in priority order, jumps, gotos, returns,
 //! policies, sets, maps and verdict maps, NAT (and, for a published port, the DNAT to its
-//! target and the forward hook after it: [`Ruleset::verdict_following`]) — with three-valued
+//! target and the forward hook after it, or the input hook where the target is this host's:
+//! [`Ruleset::verdict_following`]) — with three-valued
 //! logic: where a match depends on what the question leaves open (the source address, the
 //! input interface, a rate limit) both outcomes are followed ([`path`]), and where it cannot
 //! be decided at all the verdict is `unknown` unless every outcome agrees. Never a guess presented as a fact.
@@ -134,25 +135,40 @@ impl Ruleset {
     }
 
     /// Evaluate `run` over every order the base chains may run in: its answer where they
-    /// agree, else `unknown`, naming the answers and the chains whose order decides.
+    /// agree, else `unknown`, naming the answers and the chains whose order decides. They agree
+    /// when the verdict and its conditions are the same, whatever rule decided each: an nft
+    /// table at priority 0 beside iptables' INPUT, both accepting, is `open` whichever runs
+    /// first (`by` then names both).
     fn over_orders(&self, family: Family, run: impl Fn(&[usize]) -> Reach) -> Reach {
         let first = run(&self.orders[0]);
-        let Some(other) = (self.orders[1..].iter())
-            .map(|o| run(o))
-            .find(|r| *r != first)
-        else {
+        let mut also: Vec<String> = Vec::new();
+        for order in &self.orders[1..] {
+            let other = run(order);
+            let same = first.verdict != Verdict::Unknown
+                && (other.verdict, &other.conditions) == (first.verdict, &first.conditions);
+            if !same {
+                return self.undecided(family, &first, &other);
+            }
+            if other.by != first.by && !also.contains(&other.by) {
+                also.push(other.by);
+            }
+        }
+        if also.is_empty() {
             return first;
-        };
-        let chains: Vec<String> = (self.ties.iter())
-            .map(|t| {
-                format!(
-                    "{} (hook {} priority {})",
-                    t.labels.join(", "),
-                    t.hook.name(),
-                    t.prio
-                )
-            })
-            .collect();
+        }
+        also.insert(0, first.by);
+        Reach {
+            by: format!(
+                "{} (the same verdict whichever of the equal-priority chains {} runs first)",
+                also.join(", or "),
+                self.tied_chains(),
+            ),
+            ..first
+        }
+    }
+
+    /// `unknown`: the orders of the equal-priority chains give `first` or `other`.
+    fn undecided(&self, family: Family, first: &Reach, other: &Reach) -> Reach {
         Reach::new(
             Verdict::Unknown,
             family,
@@ -164,9 +180,24 @@ impl Ruleset {
                 first.by,
                 other.verdict.name(),
                 other.by,
-                chains.join("; "),
+                self.tied_chains(),
             ),
         )
+    }
+
+    /// The chains whose order is not known, with their hook and priority.
+    fn tied_chains(&self) -> String {
+        let chains: Vec<String> = (self.ties.iter())
+            .map(|t| {
+                format!(
+                    "{} (hook {} priority {})",
+                    t.labels.join(", "),
+                    t.hook.name(),
+                    t.prio
+                )
+            })
+            .collect();
+        chains.join("; ")
     }
 
     /// The runs of ports a rule accepts for a new connection from outside, to any address
@@ -232,8 +263,9 @@ impl Ruleset {
         reach
     }
 
-    /// The verdict for `packet` where a DNAT sends it to `follow`: it goes on through the
-    /// forward hook (a published port's packet), rather than ending as not this listener's.
+    /// The verdict for `packet` where a DNAT or redirect sends it to `follow`: it goes on
+    /// through the forward hook (a published port's packet), or the input hook with the
+    /// target port where the target is this host, rather than ending as not this listener's.
     /// Not cached: a published port is asked once.
     pub fn verdict_following(&self, packet: &Packet, follow: &eval::Follow) -> Reach {
         if let Some((verdict, by)) = &self.fixed {
@@ -308,6 +340,10 @@ fn name_rule(m: &mut Match, by: &str) {
             kind: rules::CondKind::Unknown,
             text,
         } => {
+            *text = format!("{by} ({text} is not evaluated)").into();
+        }
+        // Decided by the flags the question leaves open, it becomes an unknown match.
+        Match::TcpFlags { text, .. } => {
             *text = format!("{by} ({text} is not evaluated)").into();
         }
         Match::Any(conjs) => conjs.iter_mut().flatten().for_each(|m| name_rule(m, by)),

@@ -66,9 +66,12 @@ pub struct Path {
     pub conds: Vec<(CondKind, Arc<str>, bool)>,
     /// The first rule that accepted the packet on this path.
     pub accepted_by: Option<Arc<str>>,
-    /// Set by a followed DNAT (see `Eval::following`): the packet goes on to the forward hook,
-    /// not input.
+    /// Set by a followed DNAT to another host (see `Eval::following`): the packet goes on to
+    /// the forward hook, not input.
     pub forwarded: bool,
+    /// Set by a followed DNAT or redirect, to another host or this one: this path is the
+    /// published port's own packet (the verdict names what it met first).
+    pub followed: bool,
     /// The output interface of a forwarded packet, when known.
     pub oif: Option<String>,
     /// The destination before a followed DNAT, which the chains before NAT see.
@@ -114,6 +117,7 @@ impl Path {
             conds: Vec::new(),
             accepted_by: None,
             forwarded: false,
+            followed: false,
             oif: None,
             before_nat: None,
             nat_pending: None,

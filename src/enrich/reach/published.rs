@@ -239,12 +239,27 @@ fn host_addr(context: &[&Match], family: Family) -> IpAddr {
     }
 }
 
+/// Where a published port's target is, as its namespace's addresses and routes say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Another host: the packet is forwarded, out through this interface (`None` when no
+    /// route holds the target: a match on the output interface is then `unknown`).
+    Elsewhere(Option<String>),
+    /// One of this host's own addresses: the packet is delivered here.
+    Local,
+    /// Not known (the namespace's addresses could not be read); the interface the route
+    /// names, if any.
+    Unknown(Option<String>),
+}
+
 /// The verdict for a new connection from outside to the published port's host side. The
-/// evaluator follows the packet through prerouting and, where the port's own DNAT forwards it
-/// to the target, through the forward hook, the output interface being `oif` (the one the
-/// host routes the target through; `None` when unknown: a match on it is then `unknown`). A
-/// redirect's packet, sent to another port of this host, is the evaluator's `unknown`.
-pub fn reach(ruleset: &Ruleset, published: &Published, oif: Option<String>) -> Reach {
+/// evaluator follows the packet through prerouting to the port's own DNAT or redirect, then:
+/// to another host ([`Target::Elsewhere`]), through the forward hook, out through the
+/// interface the host routes the target through; to this host (a redirect, or a DNAT to one
+/// of its own addresses: [`Target::Local`]), through the input hook as a packet to the target
+/// port, where that port's rules decide it. Where it is not known which, both are followed,
+/// and the verdict is theirs where they agree, else `unknown`.
+pub fn reach(ruleset: &Ruleset, published: &Published, target: Target) -> Reach {
     let packet = super::Packet {
         family: published.family,
         proto: published.protocol,
@@ -253,16 +268,37 @@ pub fn reach(ruleset: &Ruleset, published: &Published, oif: Option<String>) -> R
         dport: published.host_port,
         iif: None,
     };
-    match published.target_addr {
-        Some(addr) => {
-            let follow = super::eval::Follow {
-                addr,
-                port: published.target_port,
-                oif,
-            };
-            ruleset.verdict_following(&packet, &follow)
+    let follow = |local: bool, oif: Option<String>| super::eval::Follow {
+        addr: published.target_addr,
+        port: published.target_port,
+        oif,
+        local: local || published.target_addr.is_none(),
+    };
+    match target {
+        Target::Elsewhere(oif) => ruleset.verdict_following(&packet, &follow(false, oif)),
+        Target::Local => ruleset.verdict_following(&packet, &follow(true, None)),
+        Target::Unknown(_) if published.target_addr.is_none() => {
+            ruleset.verdict_following(&packet, &follow(true, None))
         }
-        None => ruleset.verdict(&packet),
+        Target::Unknown(oif) => {
+            let away = ruleset.verdict_following(&packet, &follow(false, oif));
+            let here = ruleset.verdict_following(&packet, &follow(true, None));
+            if (away.verdict, &away.conditions) == (here.verdict, &here.conditions) {
+                return away;
+            }
+            Reach::new(
+                super::Verdict::Unknown,
+                published.family,
+                format!(
+                    "{} ({}) if the target is another host, {} ({}) if it is this one: \
+                     this namespace's addresses could not be read",
+                    away.verdict.name(),
+                    away.by,
+                    here.verdict.name(),
+                    here.by,
+                ),
+            )
+        }
     }
 }
 
@@ -409,12 +445,12 @@ mod tests {
         // and INPUT accepts it). Were the container routed through another interface,
         // FORWARD's policy would drop the forwarded packet: only the one from docker0 gets
         // through. Through an unknown interface, the verdict cannot be told.
-        let r = reach(&rs, &found[0], Some("docker0".into()));
+        let r = reach(&rs, &found[0], Target::Elsewhere(Some("docker0".into())));
         assert_eq!(r.verdict, Verdict::Open, "{r:?}");
-        let r = reach(&rs, &found[0], Some("eth1".into()));
+        let r = reach(&rs, &found[0], Target::Elsewhere(Some("eth1".into())));
         assert_eq!(r.verdict, Verdict::Restricted, "{}", r.by);
         assert_eq!(r.conditions, [r#"iifname "docker0""#]);
-        let r = reach(&rs, &found[0], None);
+        let r = reach(&rs, &found[0], Target::Elsewhere(None));
         assert_eq!(r.verdict, Verdict::Unknown, "{}", r.by);
     }
 
@@ -446,7 +482,98 @@ mod tests {
         chains.push(raw);
         rs = Ruleset::from_chains(chains);
         let p = &from_rules(&rs)[0];
-        let r = reach(&rs, p, Some("eth0".into()));
+        let r = reach(&rs, p, Target::Elsewhere(Some("eth0".into())));
         assert_eq!(r.verdict, Verdict::Filtered, "{}", r.by);
+    }
+
+    /// A DNAT to one of this host's addresses, and a redirect: the packet is delivered here,
+    /// so the input chain's rules for the target port decide it (forward never sees it).
+    /// Where it is not known whether the target is this host's, both ways are followed.
+    #[test]
+    fn a_port_published_to_this_host_meets_the_input_rules_of_its_target() {
+        let mut rs = nat(
+            vec![
+                json!([
+                    is(payload("tcp", "dport"), json!(2224)),
+                    {"dnat": {"family": "ip", "addr": "192.0.2.1", "port": 5432}}
+                ]),
+                json!([
+                    is(payload("tcp", "dport"), json!(2222)),
+                    {"dnat": {"family": "ip", "addr": "192.0.2.1", "port": 22}}
+                ]),
+                json!([
+                    is(payload("tcp", "dport"), json!(2226)),
+                    {"redirect": {"port": 5432}}
+                ]),
+            ],
+            vec![],
+        );
+        // input: policy drop, 22 accepted; forward: policy accept.
+        let mut chains = rs.chains().to_vec();
+        let base = |hook: Hook, policy_drop: bool| super::super::rules::Base {
+            hook,
+            prio: 0,
+            policy_drop,
+            nat: false,
+            device: None,
+            handle: 0,
+            table: usize::MAX,
+        };
+        let input = compile_input_accepting_22();
+        chains.push(Chain {
+            label: "table inet filter chain input".into(),
+            family: TableFamily::Both,
+            base: Some(base(Hook::Input, true)),
+            rules: input,
+            index: Default::default(),
+        });
+        chains.push(Chain {
+            label: "table inet filter chain forward".into(),
+            family: TableFamily::Both,
+            base: Some(base(Hook::Forward, false)),
+            rules: vec![],
+            index: Default::default(),
+        });
+        rs = Ruleset::from_chains(chains);
+        let found = from_rules(&rs);
+        let port = |n: u16| found.iter().find(|p| p.host_port == n).unwrap();
+        let here = |n: u16| reach(&rs, port(n), Target::Local);
+        assert_eq!(here(2224).verdict, Verdict::Filtered, "{}", here(2224).by);
+        assert!(
+            here(2224).by.contains("chain input policy drop"),
+            "{}",
+            here(2224).by
+        );
+        assert_eq!(here(2222).verdict, Verdict::Open, "{}", here(2222).by);
+        assert_eq!(here(2226).verdict, Verdict::Filtered, "{}", here(2226).by);
+        // Taken for another host's, the same packet would pass forward.
+        let away = reach(&rs, port(2224), Target::Elsewhere(Some("eth0".into())));
+        assert_eq!(away.verdict, Verdict::Open, "{}", away.by);
+        // Not known which: they disagree, so unknown, naming both; where they agree, theirs.
+        let unsure = reach(&rs, port(2224), Target::Unknown(Some("eth0".into())));
+        assert_eq!(unsure.verdict, Verdict::Unknown, "{}", unsure.by);
+        assert!(
+            unsure.by.contains("addresses could not be read"),
+            "{}",
+            unsure.by
+        );
+        let agree = reach(&rs, port(2222), Target::Unknown(Some("eth0".into())));
+        assert_eq!(agree.verdict, Verdict::Open, "{}", agree.by);
+        // A redirect is this host's whatever the addresses say.
+        let redirect = reach(&rs, port(2226), Target::Unknown(None));
+        assert_eq!(redirect.verdict, Verdict::Filtered, "{}", redirect.by);
+    }
+
+    /// `tcp dport 22 accept`, compiled as the nft reader compiles it.
+    fn compile_input_accepting_22() -> Vec<super::super::rules::Rule> {
+        let doc = json!({"nftables": [
+            {"table": {"family": "inet", "name": "x", "handle": 1}},
+            {"chain": {"family": "inet", "table": "x", "name": "input", "handle": 1,
+                "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+            {"rule": {"family": "inet", "table": "x", "chain": "input", "handle": 2,
+                "expr": [is(payload("tcp", "dport"), json!(22)), {"accept": null}]}},
+        ]});
+        let rs = compile(doc.to_string().as_bytes(), |_, _| None, &[]).expect("compiles");
+        rs.chains()[0].rules.clone()
     }
 }

@@ -148,6 +148,10 @@ pub enum CondKind {
     Limit,
     /// The source port (chosen by the sender).
     Sport,
+    /// The source address in a named set whose contents change at run time (a dynamic or
+    /// timeout set, one a rule adds to, an empty one a daemon fills: fail2ban, crowdsec):
+    /// holds for some sources and not others, whatever it holds now.
+    Source,
     /// A match lsports does not evaluate: the verdict is `unknown` if it matters.
     Unknown,
 }

@@ -912,3 +912,140 @@ fn tcp_reset_in_inet_is_rejected_for_the_families_its_bytecode_names() {
     assert_eq!(verdict(&blind, V6, TCP, 25).verdict, Verdict::Unknown);
     assert_eq!(verdict(&blind, V4, TCP, 8080).verdict, Verdict::Rejected);
 }
+
+/// An nft input chain and iptables-legacy's INPUT, both at priority 0, whose order nft does
+/// not list: where both accept (or both drop with the same rule deciding) a port, that is its
+/// verdict whichever runs first, naming both; where they disagree, `unknown`.
+#[test]
+fn equal_priority_chains_that_agree_decide_and_name_both() {
+    let doc = json!({"nftables": [
+        {"table": {"family": "inet", "name": "f", "handle": 1}},
+        {"chain": {"family": "inet", "table": "f", "name": "input", "handle": 1,
+            "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "f", "chain": "input", "handle": 2,
+            "expr": [m(dport("tcp"), json!(80)), drop_()]}},
+    ]});
+    let legacy = b"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+        -A INPUT -p tcp -m tcp --dport 9000 -j DROP\n\
+        -A INPUT -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset\nCOMMIT\n";
+    let rs = compile(
+        doc.to_string().as_bytes(),
+        |_, _| None,
+        &[(V4, legacy.to_vec())],
+    )
+    .unwrap();
+    let open = verdict(&rs, V4, TCP, 5432);
+    assert_eq!(open.verdict, Verdict::Open, "{}", open.by);
+    assert!(
+        open.by.contains("table inet f chain input policy accept")
+            && open
+                .by
+                .contains("iptables-legacy ip table filter chain INPUT policy accept")
+            && open.by.contains("whichever"),
+        "{}",
+        open.by
+    );
+    let dropped = verdict(&rs, V4, TCP, 9000);
+    assert_eq!(dropped.verdict, Verdict::Filtered, "{}", dropped.by);
+    assert!(
+        dropped.by.contains("--dport 9000 -j DROP"),
+        "{}",
+        dropped.by
+    );
+    // A drop in one, a reset in the other: the kernel's order decides, and it is not known.
+    let either = verdict(&rs, V4, TCP, 80);
+    assert_eq!(either.verdict, Verdict::Unknown, "{}", either.by);
+    assert!(either.by.contains("registered last"), "{}", either.by);
+    // IPv6 meets the nft chain alone.
+    assert_eq!(verdict(&rs, V6, TCP, 80).verdict, Verdict::Filtered);
+}
+
+/// A source-address match on a named set that changes at run time (flags dynamic or
+/// timeout, written by a rule's `add @set`, or declared empty for a daemon to fill) is a
+/// condition on the source, `restricted` whatever the set holds now; a static set with
+/// elements is read as its addresses; the set-add statement reads as nft lists it.
+#[test]
+fn a_run_time_set_of_sources_is_a_condition() {
+    let ruleset = |set: Value, written: bool| {
+        let mut trap = vec![m(dport("tcp"), json!(9003))];
+        if written {
+            trap.push(json!({"set": {"op": "add", "elem": saddr(), "set": "@s"}}));
+        }
+        trap.push(accept());
+        let doc = json!({"nftables": [
+            {"table": {"family": "inet", "name": "t", "handle": 1}},
+            {"set": set},
+            {"chain": {"family": "inet", "table": "t", "name": "input", "handle": 1,
+                "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+            {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 2,
+                "expr": [m(saddr(), json!("@s")), drop_()]}},
+            {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 3,
+                "expr": trap}},
+            {"rule": {"family": "inet", "table": "t", "chain": "input", "handle": 4,
+                "expr": [m(dport("tcp"), json!(22)), accept()]}},
+        ]});
+        compile(doc.to_string().as_bytes(), |_, _| None, &[]).unwrap()
+    };
+    let set = |extra: Value| {
+        let mut s = json!({"family": "inet", "table": "t", "name": "s", "type": "ipv4_addr"});
+        s.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s
+    };
+    let cases = [
+        ("timeout set", set(json!({"flags": ["timeout"]})), false),
+        (
+            "dynamic set, elements now",
+            set(json!({"flags": ["dynamic"], "elem": ["192.0.2.9"]})),
+            false,
+        ),
+        (
+            "a rule adds to it",
+            set(json!({"elem": ["192.0.2.9"]})),
+            true,
+        ),
+        ("plain and empty", set(json!({})), false),
+    ];
+    for (name, s, written) in cases {
+        let rs = ruleset(s, written);
+        let r = verdict(&rs, V4, TCP, 22);
+        assert_eq!(r.verdict, Verdict::Restricted, "{name}: {r:?}");
+        assert_eq!(r.conditions, ["not (ip saddr @s)"], "{name}");
+    }
+    let fixed = ruleset(set(json!({"elem": ["192.0.2.9"]})), false);
+    let r = verdict(&fixed, V4, TCP, 22);
+    assert_eq!(r.verdict, Verdict::Restricted, "{r:?}");
+    assert_eq!(r.conditions, ["ip saddr != 192.0.2.9"]);
+    let trap = verdict(&ruleset(set(json!({})), true), V4, TCP, 9003);
+    assert!(
+        trap.by
+            .ends_with("tcp dport 9003 add @s { ip saddr } accept"),
+        "{}",
+        trap.by
+    );
+}
+
+/// A `tcp flags` match the question leaves open is `unknown`, naming its rule.
+#[test]
+fn an_undecided_tcp_flags_match_names_its_rule() {
+    let flags = json!({"payload": {"protocol": "tcp", "field": "flags"}});
+    let rs = input(
+        "accept",
+        vec![
+            json!([m(ct_state(), json!("established")), accept()]),
+            json!([
+                m(dport("tcp"), json!(8080)),
+                not(flags, json!("syn")),
+                drop_()
+            ]),
+        ],
+    );
+    let r = verdict(&rs, V4, TCP, 8080);
+    assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+    assert!(
+        r.by.starts_with("table inet t chain input handle"),
+        "{}",
+        r.by
+    );
+}

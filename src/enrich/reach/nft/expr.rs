@@ -241,6 +241,9 @@ pub fn matching(m: &Value, scope: &Scope) -> Vec<Match> {
     if let Some(fixed) = rpfilter(left, right) {
         return vec![Match::Const(fixed != neg)];
     }
+    if let Some(source) = source_set(left, right, scope, &shown) {
+        return vec![source];
+    }
     let Ok(elems) = values(right, scope) else {
         return unknown();
     };
@@ -429,6 +432,22 @@ fn tuple(keys: &[Key], elem: &Value, shown: &str) -> Option<Vec<Match>> {
         conj.extend(single(k, std::slice::from_ref(v), false, &shown)?);
     }
     Some(conj)
+}
+
+/// A match of the source address against a named set whose contents change at run time: a
+/// dynamic or timeout set, one a rule adds to, or one declared empty (fail2ban's and
+/// crowdsec's sets are plain, filled and emptied by a daemon). What it holds when the rules
+/// are read says nothing about the next packet, so it is a condition on the source, the same
+/// whether the set is empty now or not (`restricted`, never `open` one minute and `unknown`
+/// the next). A non-empty static set is read as its addresses.
+fn source_set(left: &Value, right: &Value, scope: &Scope, shown: &Arc<str>) -> Option<Match> {
+    let name = right.as_str()?.strip_prefix('@')?;
+    let set = scope.sets.get(name)?;
+    let source = matches!(key(left), Key::Num(Field::Saddr(_), _));
+    (source && (set.dynamic || set.elems.is_empty())).then(|| Match::Cond {
+        kind: CondKind::Source,
+        text: shown.clone(),
+    })
 }
 
 /// The elements a right-hand side stands for: a named set's, an anonymous set's, or itself.

@@ -21,8 +21,8 @@ use super::rules::{Base, Chain, Hook, TableFamily};
 #[derive(Debug, Default)]
 struct Set {
     elems: Vec<Value>,
-    /// Filled at run time by the packet path (`flags dynamic`): its contents now are no
-    /// guide to the next packet.
+    /// Changed at run time by the packet path (`flags dynamic` or `timeout`, or a rule's
+    /// `add @set`/`update @set`): its contents now are no guide to the next packet.
     dynamic: bool,
 }
 
@@ -77,8 +77,21 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Table>, String> {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let dynamic = flags(s).contains(&"dynamic");
+            // The kernel lists `flags dynamic` as `timeout` alone when both were given.
+            let dynamic = (flags(s).iter()).any(|f| *f == "dynamic" || *f == "timeout");
             sets[ti].insert(field(s, "name")?, Set { elems, dynamic });
+        }
+    }
+    // A set a rule writes to (`add @blacklist { ip saddr }`) changes with the traffic.
+    for item in items {
+        let Some(r) = item.get("rule") else { continue };
+        let Some(&ti) = index.get(&(field(r, "family")?, field(r, "table")?)) else {
+            continue;
+        };
+        for name in written_sets(&r["expr"]) {
+            if let Some(set) = sets[ti].get_mut(name) {
+                set.dynamic = true;
+            }
         }
     }
     for item in items {
@@ -103,6 +116,18 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Table>, String> {
         tables[ti].chains[ci].rules.push(rule);
     }
     Ok(tables)
+}
+
+/// The named sets a rule's `set` statements (`add`, `update`, `delete`) write to.
+fn written_sets(exprs: &Value) -> Vec<&str> {
+    let statements = exprs.as_array().map(Vec::as_slice).unwrap_or_default();
+    (statements.iter())
+        .filter_map(|s| {
+            let body = s.get("set").or_else(|| s.get("map"))?;
+            let name = body.get("set").or_else(|| body.get("map"))?;
+            name.as_str()?.strip_prefix('@')
+        })
+        .collect()
 }
 
 /// A chain declaration.

@@ -145,6 +145,12 @@ pub fn stmt(s: &Value) -> String {
         "dnat" | "redirect" => nat(name, body),
         "mangle" => format!("{} set {}", key(&body["key"]), value(&body["value"])),
         "xt" => format!("xt {} {}", value(&body["type"]), value(&body["name"])),
+        // `add @blacklist { ip saddr }`, as nft lists it.
+        "set" | "map" if body.get("op").is_some() => {
+            let name = body.get("set").or_else(|| body.get("map"));
+            let name = name.map(value).unwrap_or_default();
+            format!("{} {name} {{ {} }}", value(&body["op"]), key(&body["elem"]))
+        }
         _ => short(s),
     }
 }
