@@ -33,10 +33,12 @@ OUT = os.path.join(ROOT, "link", "hotcode.ld")
 TRACEFS = "/sys/kernel/tracing"
 GROUP = "lsports_hot"
 # The quarter world of bench/compare.sh, and the listings a user runs most: the default (the
-# BPF iterator as root), the /proc walk, no owners, JSON and the user column.
-WORLD_ARGS = ["--procs", "250", "--tcp", "5000", "--udp", "1250", "--conns", "1250", "--fds", "25000"]
+# BPF iterator as root), the /proc walk, no owners, JSON, the user column, and every namespace
+# (the world's processes spread over a few more, as the namespaces bench world has them).
+WORLD_ARGS = ["--procs", "250", "--tcp", "5000", "--udp", "1250", "--conns", "1250", "--fds", "25000",
+              "--netns", "8"]
 RUNS = ["-ltnup", "-ltnup --attribution walk", "-ltnu -o proto,local,state", "-ltnu --json",
-        "-tule", "--version"]
+        "-tule", "--netns all -tlnup", "--version"]
 
 
 def segments(path):
