@@ -349,13 +349,18 @@ impl<'a> Cells<'a> {
     }
 
     /// Append the container's name, else its id (cut to Docker's 12 digits in the table),
-    /// after its pod as `pod-namespace/pod/` under Kubernetes; escaped like process names.
+    /// after its pod as `pod-namespace/pod/` under Kubernetes, and after its user as `alice/`
+    /// for a rootless one; escaped like process names.
     /// Written in place, without a `String` per cell (the column is on by default with
     /// `--netns all`); false if the socket has no container.
     fn push_container(&self, entry: &Entry, out: &mut String) -> bool {
         let Some(container) = entry.labels.as_deref().and_then(|l| l.container.as_ref()) else {
             return false;
         };
+        // A rootless container's user first (`alice/web`): its name is that user's claim.
+        if let Some(owner) = container.owner_prefix() {
+            out.push_str(&owner);
+        }
         if let Some(pod) = container.display_pod() {
             if let Some(namespace) = container.display_pod_namespace() {
                 out.push_str(&namespace);
@@ -559,6 +564,8 @@ mod tests {
                     name: Some(name.to_owned()),
                     pod: None,
                     pod_namespace: None,
+                    rootless_uid: None,
+                    rootless_user: None,
                 }),
             }));
             e

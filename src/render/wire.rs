@@ -160,6 +160,13 @@ pub struct Container {
     pub pod: Option<String>,
     /// Its pod's Kubernetes namespace.
     pub pod_namespace: Option<String>,
+    /// A rootless container's user (the uid of the `user@UID.service` it runs under);
+    /// absent for root's containers, so their objects read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_uid: Option<u32>,
+    /// The rootless user's name; absent for root's containers (null: the uid has no name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_user: Option<Option<String>>,
 }
 
 impl Container {
@@ -172,6 +179,10 @@ impl Container {
             name: container.name.clone(),
             pod: container.pod.clone(),
             pod_namespace: container.pod_namespace.clone(),
+            rootless_uid: container.rootless_uid,
+            rootless_user: container
+                .rootless_uid
+                .map(|_| container.rootless_user.clone()),
         })
     }
 }
