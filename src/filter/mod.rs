@@ -88,7 +88,7 @@ impl Filter {
         let processes = &entry.processes;
         let pid_ok = self.pids.is_empty() || processes.iter().any(|p| self.pids.contains(&p.pid));
         let user_ok = self.uids.is_empty()
-            || self.uids.contains(&entry.socket.uid)
+            || (entry.socket.owner_uid()).is_some_and(|uid| self.uids.contains(&uid))
             || processes
                 .iter()
                 .any(|p| p.uid.is_some_and(|uid| self.uids.contains(&uid)));
@@ -113,7 +113,8 @@ impl Filter {
         let asks_holders = !self.pids.is_empty()
             || !self.programs.is_empty()
             || (entry.labels.is_none() && !(self.containers.is_empty() && self.units.is_empty()));
-        let user_ok = self.uids.is_empty() || self.uids.contains(&entry.socket.uid);
+        let user_ok = self.uids.is_empty()
+            || (entry.socket.owner_uid()).is_some_and(|uid| self.uids.contains(&uid));
         unseen && asks_holders && user_ok
     }
 

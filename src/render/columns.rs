@@ -182,8 +182,12 @@ impl<'a> Cells<'a> {
             Column::RemoteAddr => self.address(socket.remote_addr, socket, false),
             Column::RemotePort => self.port(socket.remote_port, socket),
             Column::State => socket.state.label(socket.protocol).into(),
-            Column::Uid => socket.uid.to_string(),
-            Column::User => self.user(socket.uid),
+            // A minisocket has no owner (the kernel's 0 is no uid): `-`, as ss shows none.
+            Column::Uid => self.or_missing(socket.owner_uid().map(|uid| uid.to_string())),
+            Column::User => match socket.owner_uid() {
+                Some(uid) => self.user(uid),
+                None => self.missing().into(),
+            },
             Column::Inode => socket.inode.to_string(),
             Column::Interface => self.or_missing(interface(socket)),
             Column::V6only => self.v6only(socket.v6only),

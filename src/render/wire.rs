@@ -43,8 +43,8 @@ pub struct Socket {
     pub recv_q: Option<u32>,
     /// Send queue (a TCP listener's backlog limit); `None` from `/proc/net`.
     pub send_q: Option<u32>,
-    /// Owner uid of the socket.
-    pub uid: u32,
+    /// Owner uid of the socket; `None` for a TIME_WAIT or request socket, which has none.
+    pub uid: Option<u32>,
     /// Owner by name; `None` when the uid has none.
     pub user: Option<String>,
     /// Socket inode (0: no file refers to it).
@@ -211,8 +211,8 @@ impl Socket {
             state: Cow::Borrowed(socket.state.label(socket.protocol)),
             recv_q: Some(socket.recv_q),
             send_q: socket.send_q,
-            uid: socket.uid,
-            user: labels.user_name(socket.uid),
+            uid: socket.owner_uid(),
+            user: socket.owner_uid().and_then(|uid| labels.user_name(uid)),
             inode: socket.inode,
             v6only: socket.v6only,
             interface: interface(&socket.device),
