@@ -779,3 +779,71 @@ fn a_holder_hidden_by_a_mount_over_its_proc_directory_is_called_hidden() {
         );
     }
 }
+
+/// A TIME_WAIT socket and a request socket (SYN_RECV, held back by `TCP_DEFER_ACCEPT`) have
+/// no owner: the kernel reports uid 0 for them as a placeholder. `-a` must not show them as
+/// root's, nor say "kernel" (a kernel socket: nfsd, WireGuard), nor flag them `no-owner`
+/// (F14); `--user root` keeps neither. Built in a private network namespace.
+#[test]
+fn time_wait_and_request_sockets_have_no_owner() {
+    if !is_root() {
+        skip_unless_ci("a private network namespace needs root");
+        return;
+    }
+    let script = r#"
+import socket as S, subprocess, sys
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+t = S.socket(); t.bind(("127.0.0.1", 41951)); t.listen()
+c = S.create_connection(("127.0.0.1", 41951)); a, _ = t.accept()
+c.close(); a.recv(1); a.close()   # the client closed first: its end is in TIME_WAIT
+d = S.socket(); d.setsockopt(S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT, 30)
+d.bind(("127.0.0.1", 41952)); d.listen()
+w = S.create_connection(("127.0.0.1", 41952))   # no data: a request socket on d
+for args in (["-tan", "--json"], ["-tan", "-e", "--format", "csv", "-o", "local,foreign,state,uid,user,flags"],
+             ["-tan", "--json", "--user", "root"]):
+    out = subprocess.run([sys.argv[1]] + args, capture_output=True, check=True)
+    sys.stdout.buffer.write(out.stdout + b"\n=====\n")
+"#;
+    let mut cmd = scrubbed("unshare");
+    cmd.args(["--net", "python3", "-c", script])
+        .arg(common::lsports_bin());
+    let out = output_guarded(cmd, "unshare --net python3 …");
+    assert_success(&out, &["unshare --net python3"]);
+    let text = stdout(&out);
+    let parts: Vec<&str> = text.split("\n=====\n").collect();
+    let all = parse_json(parts[0].as_bytes());
+    let sockets = all.as_array().unwrap();
+    let minisocks: Vec<&Value> = (sockets.iter())
+        .filter(|s| s["state"] == "TIME_WAIT" || s["state"] == "SYN_RECV")
+        .collect();
+    let states: HashSet<&str> = minisocks
+        .iter()
+        .filter_map(|s| s["state"].as_str())
+        .collect();
+    assert_eq!(states, HashSet::from(["TIME_WAIT", "SYN_RECV"]), "{all:#}");
+    for s in &minisocks {
+        assert_eq!(s["inode"], 0, "{s}");
+        assert_eq!(s["uid"], Value::Null, "no owner, not root: {s}");
+        assert_eq!(s["user"], Value::Null, "{s}");
+        assert_eq!(s["owner_unknown_reason"], "minisock", "{s}");
+    }
+    common::assert_valid(&all, "a listing with minisockets");
+    let rows = parse_csv(parts[1]);
+    let minirows: Vec<_> = (rows.iter())
+        .filter(|r| r[2] == "TIME_WAIT" || r[2] == "SYN_RECV")
+        .collect();
+    assert_eq!(minirows.len(), minisocks.len(), "{rows:?}");
+    for row in minirows {
+        assert_eq!(row[3..], ["", "", ""], "no uid, no user, no flag: {rows:?}");
+    }
+    // Root's listeners and connections are kept, but no minisocket.
+    let roots = parse_json(parts[2].as_bytes());
+    let kept: Vec<&str> = (roots.as_array().unwrap().iter())
+        .filter_map(|s| s["state"].as_str())
+        .collect();
+    assert!(kept.contains(&"LISTEN"), "{roots:#}");
+    assert!(
+        !kept.contains(&"TIME_WAIT") && !kept.contains(&"SYN_RECV"),
+        "{roots:#}"
+    );
+}

@@ -161,6 +161,8 @@ fn container(
         name: Some(name.to_owned()),
         pod: pod.map(|p| p.0.to_owned()),
         pod_namespace: pod.map(|p| p.1.to_owned()),
+        rootless_uid: None,
+        rootless_user: None,
     })
 }
 

@@ -26,6 +26,7 @@ const DOCKER: &str = "1111111111111111111111111111111111111111111111111111111111
 const PODMAN: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const CONTAINERD: &str = "3333333333333333333333333333333333333333333333333333333333333333";
 const HOSTILE: &str = "5555555555555555555555555555555555555555555555555555555555555555";
+const ROOTLESS: &str = "6666666666666666666666666666666666666666666666666666666666666666";
 /// The name whoever starts the container chose: an escape sequence and a newline.
 const HOSTILE_NAME: &str = "ev\u{1b}[31mil\nx";
 
@@ -938,5 +939,97 @@ fn a_snapshot_names_containers_and_units_as_the_live_listing_does() {
     assert!(
         report.contains("denied by") && report.contains("no web"),
         "{report}"
+    );
+}
+
+/// A rootless container (F21): uid 1000 names a cgroup in its own `user@1000.service`
+/// subtree as Docker would and writes `web` in its own home's state. It must not pass for
+/// root's `web`: shown as `alice/web`, JSON says whose, and `--container web` or a policy
+/// `container = "web"` keep root's only; `alice/web`, `1000/web`, `*/web` the user's.
+#[test]
+fn a_users_rootless_container_is_not_taken_for_roots() {
+    // Needs root, as every world does (and to give the user's files to uid 1000).
+    let Some(mut world) = world() else { return };
+    let state = state_tree();
+    put(
+        state.path(),
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+    );
+    put(
+        state.path(),
+        &format!("home/alice/.local/share/docker/containers/{ROOTLESS}/config.v2.json"),
+        r#"{"Name":"/web"}"#,
+    );
+    let home = state.path().join("home/alice");
+    let chown = scrubbed("chown").arg("-R").arg("1000").arg(&home).status();
+    assert!(chown.unwrap().success(), "chown {}", home.display());
+    let roots = world.make(&format!("system.slice/docker-{DOCKER}.scope"));
+    let roots = world.listener_in(&roots);
+    let users = world.make(&format!(
+        "user.slice/user-1000.slice/user@1000.service/app.slice/docker-{ROOTLESS}.scope"
+    ));
+    let users = world.listener_in(&users);
+
+    let listing = parse_json(&world.lsports(state.path(), &["-tln", "--json"]).stdout);
+    common::assert_valid(&listing, "a listing with a rootless container");
+    let root_container = &by_inode(&listing, roots)["container"];
+    assert_eq!(root_container["name"], "web");
+    assert_eq!(root_container.get("rootless_uid"), None, "{root_container}");
+    let user_container = &by_inode(&listing, users)["container"];
+    assert_eq!(user_container["name"], "web");
+    assert_eq!(user_container["rootless_uid"], 1000, "{user_container}");
+    assert_eq!(user_container["rootless_user"], "alice", "{user_container}");
+
+    let args = ["-tln", "--format", "csv", "-o", "inode,container"];
+    let csv = world.lsports(state.path(), &args);
+    let mut rows = parse_csv(&String::from_utf8(csv.stdout).unwrap());
+    rows.sort();
+    let mut want = [
+        vec![roots.to_string(), "web".to_owned()],
+        vec![users.to_string(), "alice/web".to_owned()],
+    ];
+    want.sort();
+    assert_eq!(rows[..2], want[..], "{rows:?}");
+
+    let kept = |pattern: &str| -> Vec<u64> {
+        let args = ["-tln", "--json", "--container", pattern];
+        let listing = parse_json(&world.lsports(state.path(), &args).stdout);
+        (listing.as_array().unwrap().iter())
+            .map(|s| s["inode"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(kept("web"), vec![roots], "a plain name is root's");
+    assert_eq!(kept("*"), vec![roots], "a plain glob is root's");
+    assert_eq!(kept(&ROOTLESS[..12]), Vec::<u64>::new(), "so is a plain id");
+    assert_eq!(kept("alice/web"), vec![users]);
+    assert_eq!(kept("1000/web"), vec![users]);
+    assert_eq!(kept("*/web"), vec![users]);
+    assert_eq!(kept(&format!("alice/{}", &ROOTLESS[..12])), vec![users]);
+    assert_eq!(kept("bob/web"), Vec::<u64>::new());
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    fs::write(
+        &policy,
+        "default = \"deny\"\n[[rule]]\naction = \"allow\"\ncontainer = \"web\"\n",
+    )
+    .unwrap();
+    let mut cmd = scrubbed("nsenter");
+    cmd.arg(world.netns())
+        .arg(common::lsports_bin())
+        .arg("--state-root")
+        .arg(state.path())
+        .args(["audit", "--format", "json", "--policy"])
+        .arg(&policy);
+    let audit = output_guarded(cmd, "lsports audit --policy");
+    let report: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let unexpected: Vec<u64> = (report["unexpected"].as_array().unwrap().iter())
+        .map(|u| u["listener"]["inode"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        unexpected,
+        vec![users],
+        "only root's web is allowed: {report:#}"
     );
 }

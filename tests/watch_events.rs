@@ -531,3 +531,41 @@ fn a_listener_bound_to_a_device_has_its_device_and_exposure() {
     assert_eq!(opened["exposure"], "loopback", "{opened}");
     assert_eq!(opened["flags"], json!([]), "not root-exposed: {opened}");
 }
+
+/// A dual-stack IPv6 listener (Python's default for `::`) and an IPv6-only one, learned from
+/// kernel events, must say which they are as a poll does (F10): `v6only` false or true, so the
+/// text shows `*:P` for the dual-stack one, not `[::]:P` (IPv6 only), and both reach IPv4
+/// only where they should.
+#[test]
+fn kernel_events_tell_dual_stack_from_ipv6_only() {
+    if !need_root("loading the kernel event programs") {
+        return;
+    }
+    let world = resident_world();
+    let mut watch = Watch::kernel(&world, &["--interval", "100s"]);
+    let script = "import socket as S, os, sys\n\
+        t = S.socket(S.AF_INET6); t.bind(('::', 0)); t.listen(8)\n\
+        u = S.socket(S.AF_INET6, S.SOCK_DGRAM); u.bind(('::', 0))\n\
+        o = S.socket(S.AF_INET6); o.setsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY, 1)\n\
+        o.bind(('::', 0)); o.listen(8)\n\
+        print(os.getpid(), t.getsockname()[1], u.getsockname()[1], o.getsockname()[1], flush=True)\n\
+        sys.stdin.read()\n";
+    let (listeners, printed) = python_in(&world, script, "the IPv6 listeners");
+    let (dual_tcp, dual_udp, only) = (printed[1], printed[2], printed[3]);
+    watch.wait_for("the last listener's open", |e| is(e, "opened", only));
+    watch.wait_for("the UDP listener's open", |e| is(e, "opened", dual_udp));
+    let (events, err) = watch.stop();
+    drop(listeners);
+    for (port, v6only, families) in [
+        (dual_tcp, false, json!(["ipv4", "ipv6"])),
+        (dual_udp, false, json!(["ipv4", "ipv6"])),
+        (only, true, json!(["ipv6"])),
+    ] {
+        let opened = events.iter().find(|e| is(e, "opened", port)).unwrap();
+        assert_eq!(opened["source"], "event", "{opened}; stderr: {err}");
+        assert_eq!(opened["v6only"], v6only, "{opened}");
+        assert_eq!(opened["reachable_families"], families, "{opened}");
+        let unknown = opened["unknown_fields"].as_array().unwrap();
+        assert!(!unknown.contains(&json!("v6only")), "{opened}");
+    }
+}

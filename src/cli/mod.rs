@@ -293,7 +293,9 @@ pub struct Cli {
         long_help = "Only sockets that a container made or whose holder runs in one: NAME \
             matches the container's name or its Kubernetes pod, exactly or as a shell glob, or \
             its id or a start of it, as docker takes ids (the 12-character short id the table \
-            shows, or '3f2a'). Repeat for several.",
+            shows, or '3f2a'). A user's rootless container (cgroup under user@UID.service) \
+            is matched only by a pattern naming its user: 'alice/web', '1000/web', '*/web'; a \
+            plain pattern, even '*', matches root's containers only. Repeat for several.",
         global = true
     )]
     pub containers: Vec<String>,

@@ -216,6 +216,8 @@ fn no_owner(entry: &Entry) -> Option<Finding> {
         // Not every process could be inspected, or not every process is visible from this PID
         // namespace: the holder is probably among those, and "no owner" would be a guess.
         OwnerUnknownReason::Permission | OwnerUnknownReason::OutsidePidNamespace => return None,
+        // No process ever holds a TIME_WAIT or request socket: nothing is missing.
+        OwnerUnknownReason::Minisock => return None,
         OwnerUnknownReason::Kernel => {
             "no process holds it although every process was inspected: a socket of the kernel \
              itself (nfsd, WireGuard, VXLAN) or of a process hidden from /proc"

@@ -88,7 +88,7 @@ impl Filter {
         let processes = &entry.processes;
         let pid_ok = self.pids.is_empty() || processes.iter().any(|p| self.pids.contains(&p.pid));
         let user_ok = self.uids.is_empty()
-            || self.uids.contains(&entry.socket.uid)
+            || (entry.socket.owner_uid()).is_some_and(|uid| self.uids.contains(&uid))
             || processes
                 .iter()
                 .any(|p| p.uid.is_some_and(|uid| self.uids.contains(&uid)));
@@ -113,7 +113,8 @@ impl Filter {
         let asks_holders = !self.pids.is_empty()
             || !self.programs.is_empty()
             || (entry.labels.is_none() && !(self.containers.is_empty() && self.units.is_empty()));
-        let user_ok = self.uids.is_empty() || self.uids.contains(&entry.socket.uid);
+        let user_ok = self.uids.is_empty()
+            || (entry.socket.owner_uid()).is_some_and(|uid| self.uids.contains(&uid));
         unseen && asks_holders && user_ok
     }
 
@@ -145,15 +146,29 @@ impl Filter {
 
 /// A container matches by name or pod name, or by id or a start of it, as docker takes ids (the
 /// 12-character short id the table shows, `3f2a`, or a glob such as `3f2a?c`).
+///
+/// A rootless container (one in a user's `user@UID.service` subtree) is matched only by a
+/// pattern that names its user, `USER/NAME` or `UID/NAME` (`alice/web`, `1000/3f2a`,
+/// `*/web` for any user's): the user made its cgroup and wrote the file naming it, so a
+/// plain `web` (or `*`) means root's containers, never a user's claim to be one.
 fn container_matches(glob: &Glob, labels: &Labels) -> bool {
     let Some(container) = &labels.container else {
         return false;
     };
-    glob.matches_start_of(container.id.as_bytes())
-        || [container.name.as_ref(), container.pod.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|text| glob.matches(text.as_bytes()))
+    let names = [container.name.as_ref(), container.pod.as_ref()];
+    let Some(uid) = container.rootless_uid else {
+        return glob.matches_start_of(container.id.as_bytes())
+            || (names.into_iter().flatten()).any(|text| glob.matches(text.as_bytes()));
+    };
+    if !glob.as_str().contains('/') {
+        return false;
+    }
+    let users = [Some(uid.to_string()), container.rootless_user.clone()];
+    users.into_iter().flatten().any(|user| {
+        let qualified = |text: &str| format!("{user}/{text}").into_bytes();
+        glob.matches_start_of(&qualified(&container.id))
+            || (names.into_iter().flatten()).any(|text| glob.matches(&qualified(text)))
+    })
 }
 
 /// A unit matches whole, or by either side of an activation (`sshd.socket → sshd.service`).

@@ -55,9 +55,35 @@ pub struct Container {
     pub pod: Option<String>,
     /// Its pod's Kubernetes namespace.
     pub pod_namespace: Option<String>,
+    /// A rootless container's user: the uid of the user manager (`user@UID.service`) whose
+    /// cgroup subtree it runs in; `None` for the system's (root's) containers. That user
+    /// made the cgroup and wrote the state file that names it, so its name and id are the
+    /// user's claim: shown and matched qualified by the user ([`Container::owner_prefix`]).
+    pub rootless_uid: Option<u32>,
+    /// The rootless user's name (from `etc/passwd`); `None` for root's containers, or a uid
+    /// with no name.
+    pub rootless_user: Option<String>,
 }
 
 impl Container {
+    /// `alice/` (else `1000/` when the uid has no name) for a rootless container, terminal
+    /// safe; `None` for root's. Put before the name or id wherever a container is shown, so
+    /// a user's `web` never reads as root's `web`.
+    pub fn owner_prefix(&self) -> Option<String> {
+        let uid = self.rootless_uid?;
+        Some(match &self.rootless_user {
+            Some(user) => format!("{}/", terminal_safe(user.as_bytes())),
+            None => format!("{uid}/"),
+        })
+    }
+
+    /// The name (else the whole id) after [`Container::owner_prefix`], terminal-safe:
+    /// `web`, `alice/web`.
+    pub fn display_label(&self) -> String {
+        let name = self.display_name().unwrap_or_else(|| self.display_id());
+        format!("{}{name}", self.owner_prefix().unwrap_or_default())
+    }
+
     /// The name, safe for a terminal.
     pub fn display_name(&self) -> Option<Cow<'_, str>> {
         self.name.as_deref().map(|n| terminal_safe(n.as_bytes()))

@@ -93,6 +93,10 @@ impl SocketState {
     pub const ESTABLISHED: SocketState = SocketState(1);
     /// `TCP_TIME_WAIT`.
     pub const TIME_WAIT: SocketState = SocketState(6);
+    /// `TCP_SYN_RECV`: how sock_diag reports a request socket (a connection not yet set up).
+    pub const SYN_RECV: SocketState = SocketState(3);
+    /// `TCP_NEW_SYN_RECV`: a request socket's own state.
+    pub const NEW_SYN_RECV: SocketState = SocketState(12);
     /// `TCP_CLOSE`: for UDP, a bound but unconnected socket.
     pub const CLOSE: SocketState = SocketState(7);
     /// `TCP_LISTEN`.
@@ -171,7 +175,8 @@ pub struct Socket {
     /// Send queue; for TCP listeners, the accept backlog limit. `None` when the source cannot
     /// tell (the backlog is not in `/proc/net/tcp`).
     pub send_q: Option<u32>,
-    /// Owner uid of the socket (the creating process's effective uid).
+    /// Owner uid of the socket (the creating process's effective uid); 0 as the kernel
+    /// reports it for a minisocket, which has none ([`Socket::owner_uid`]).
     pub uid: u32,
     /// Socket inode: the key that links a socket to the file descriptors holding it. 0 for
     /// sockets no file refers to (TIME_WAIT, not yet accepted).
@@ -266,6 +271,9 @@ pub enum OwnerUnknownReason {
     /// (`process::fdscan::hidden_holders`); where it cannot, the hidden process may hold any
     /// socket the walk found no holder of, and each such socket says so.
     Hidden,
+    /// A minisocket ([`Socket::is_minisock`]: TIME_WAIT, or a request socket in SYN_RECV):
+    /// the kernel keeps it for a connection, no process ever holds one, and it has no owner.
+    Minisock,
 }
 
 impl OwnerUnknownReason {
@@ -278,6 +286,7 @@ impl OwnerUnknownReason {
             OwnerUnknownReason::NotFound => "not_found",
             OwnerUnknownReason::OutsidePidNamespace => "outside_pid_namespace",
             OwnerUnknownReason::Hidden => "hidden_from_proc",
+            OwnerUnknownReason::Minisock => "minisock",
         }
     }
 }
@@ -325,6 +334,26 @@ impl Entry {
             labels: None,
             reach: ThinVec::new(),
         }
+    }
+}
+
+impl Socket {
+    /// Whether this is one of the kernel's minisockets: a TIME_WAIT socket (what is left of a
+    /// closed connection) or a request socket (SYN_RECV, a connection not yet accepted). No
+    /// file refers to one (inode 0) and it has no owner: the kernel reports uid 0 for it, as
+    /// a placeholder, not root (`ss -e` prints no uid for it).
+    pub fn is_minisock(&self) -> bool {
+        let states = [
+            SocketState::TIME_WAIT,
+            SocketState::SYN_RECV,
+            SocketState::NEW_SYN_RECV,
+        ];
+        self.inode == 0 && self.uid == 0 && states.contains(&self.state)
+    }
+
+    /// The owner's uid; `None` for a minisocket ([`Socket::is_minisock`]), which has none.
+    pub fn owner_uid(&self) -> Option<u32> {
+        (!self.is_minisock()).then_some(self.uid)
     }
 }
 

@@ -98,7 +98,9 @@ fn owner_processes(holders: &[Holder], details: &HashMap<u32, ProcessDetails>) -
 
 /// Why nobody was found holding `socket`, given what the scan could see.
 pub fn unknown_reason(socket: &Socket, view: View) -> OwnerUnknownReason {
-    if socket.inode == 0 {
+    if socket.is_minisock() {
+        OwnerUnknownReason::Minisock
+    } else if socket.inode == 0 {
         OwnerUnknownReason::Kernel
     } else if view.blind {
         OwnerUnknownReason::Permission

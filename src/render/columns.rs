@@ -182,8 +182,12 @@ impl<'a> Cells<'a> {
             Column::RemoteAddr => self.address(socket.remote_addr, socket, false),
             Column::RemotePort => self.port(socket.remote_port, socket),
             Column::State => socket.state.label(socket.protocol).into(),
-            Column::Uid => socket.uid.to_string(),
-            Column::User => self.user(socket.uid),
+            // A minisocket has no owner (the kernel's 0 is no uid): `-`, as ss shows none.
+            Column::Uid => self.or_missing(socket.owner_uid().map(|uid| uid.to_string())),
+            Column::User => match socket.owner_uid() {
+                Some(uid) => self.user(uid),
+                None => self.missing().into(),
+            },
             Column::Inode => socket.inode.to_string(),
             Column::Interface => self.or_missing(interface(socket)),
             Column::V6only => self.v6only(socket.v6only),
@@ -349,13 +353,18 @@ impl<'a> Cells<'a> {
     }
 
     /// Append the container's name, else its id (cut to Docker's 12 digits in the table),
-    /// after its pod as `pod-namespace/pod/` under Kubernetes; escaped like process names.
+    /// after its pod as `pod-namespace/pod/` under Kubernetes, and after its user as `alice/`
+    /// for a rootless one; escaped like process names.
     /// Written in place, without a `String` per cell (the column is on by default with
     /// `--netns all`); false if the socket has no container.
     fn push_container(&self, entry: &Entry, out: &mut String) -> bool {
         let Some(container) = entry.labels.as_deref().and_then(|l| l.container.as_ref()) else {
             return false;
         };
+        // A rootless container's user first (`alice/web`): its name is that user's claim.
+        if let Some(owner) = container.owner_prefix() {
+            out.push_str(&owner);
+        }
         if let Some(pod) = container.display_pod() {
             if let Some(namespace) = container.display_pod_namespace() {
                 out.push_str(&namespace);
@@ -559,6 +568,8 @@ mod tests {
                     name: Some(name.to_owned()),
                     pod: None,
                     pod_namespace: None,
+                    rootless_uid: None,
+                    rootless_user: None,
                 }),
             }));
             e

@@ -110,17 +110,17 @@ fn socket_labels(entry: &Entry, labels: &mut Labels) -> LabelSet {
     set
 }
 
-/// `container` (its name, else its id) and `unit`, each only when known: Prometheus reads a
+/// `container` (its name, else its id; `alice/web` for a user's rootless one) and `unit`, each only when known: Prometheus reads a
 /// missing label as an empty one, so hosts without containers keep their series as they were.
 /// Escaped like process names; the format's own escaping follows when written.
 fn ownership_labels(entry: &Entry) -> LabelSet {
     let Some(labels) = entry.labels.as_deref() else {
         return Vec::new();
     };
-    let container = labels.container.as_ref().map(|c| {
-        let name = c.display_name().unwrap_or_else(|| c.display_id());
-        ("container", name.into_owned())
-    });
+    let container = labels
+        .container
+        .as_ref()
+        .map(|c| ("container", c.display_label()));
     let unit = labels.display_unit().map(|u| ("unit", u.into_owned()));
     container.into_iter().chain(unit).collect()
 }

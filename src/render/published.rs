@@ -203,13 +203,18 @@ fn endpoint(addr: IpAddr, port: u16) -> String {
     }
 }
 
-/// The listener's container: its name, else its id (12 digits in the table); escaped.
+/// The listener's container: its name, else its id (12 digits in the table), after its user
+/// (`alice/`) for a rootless one; escaped.
 fn container(p: &Published, display: bool) -> Option<String> {
     let c = p.container()?;
+    let owner = c.owner_prefix().unwrap_or_default();
     Some(match c.display_name() {
-        Some(name) => name.into_owned(),
-        None if display => c.display_id().chars().take(12).collect(),
-        None => c.display_id().into_owned(),
+        Some(name) => format!("{owner}{name}"),
+        None if display => format!(
+            "{owner}{}",
+            c.display_id().chars().take(12).collect::<String>()
+        ),
+        None => format!("{owner}{}", c.display_id()),
     })
 }
 
@@ -306,6 +311,8 @@ mod tests {
                     name: Some(name.into()),
                     pod: None,
                     pod_namespace: None,
+                    rootless_uid: None,
+                    rootless_user: None,
                 }),
             })),
         })

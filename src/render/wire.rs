@@ -43,8 +43,8 @@ pub struct Socket {
     pub recv_q: Option<u32>,
     /// Send queue (a TCP listener's backlog limit); `None` from `/proc/net`.
     pub send_q: Option<u32>,
-    /// Owner uid of the socket.
-    pub uid: u32,
+    /// Owner uid of the socket; `None` for a TIME_WAIT or request socket, which has none.
+    pub uid: Option<u32>,
     /// Owner by name; `None` when the uid has none.
     pub user: Option<String>,
     /// Socket inode (0: no file refers to it).
@@ -160,6 +160,13 @@ pub struct Container {
     pub pod: Option<String>,
     /// Its pod's Kubernetes namespace.
     pub pod_namespace: Option<String>,
+    /// A rootless container's user (the uid of the `user@UID.service` it runs under);
+    /// absent for root's containers, so their objects read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_uid: Option<u32>,
+    /// The rootless user's name; absent for root's containers (null: the uid has no name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_user: Option<Option<String>>,
 }
 
 impl Container {
@@ -172,6 +179,10 @@ impl Container {
             name: container.name.clone(),
             pod: container.pod.clone(),
             pod_namespace: container.pod_namespace.clone(),
+            rootless_uid: container.rootless_uid,
+            rootless_user: container
+                .rootless_uid
+                .map(|_| container.rootless_user.clone()),
         })
     }
 }
@@ -200,8 +211,8 @@ impl Socket {
             state: Cow::Borrowed(socket.state.label(socket.protocol)),
             recv_q: Some(socket.recv_q),
             send_q: socket.send_q,
-            uid: socket.uid,
-            user: labels.user_name(socket.uid),
+            uid: socket.owner_uid(),
+            user: socket.owner_uid().and_then(|uid| labels.user_name(uid)),
             inode: socket.inode,
             v6only: socket.v6only,
             interface: interface(&socket.device),

@@ -74,7 +74,8 @@ impl Namespace {
         let safe = |text: &str| sanitize::terminal_safe(text.as_bytes()).into_owned();
         let labels = entry.labels.as_deref();
         if let Some(container) = labels.and_then(|l| l.container.as_ref()) {
-            return Namespace::Container(safe(container.name.as_deref().unwrap_or(&container.id)));
+            // `alice/web` for a user's rootless container: a baseline's `web` is root's.
+            return Namespace::Container(container.display_label());
         }
         if let Some(name) = &netns.name {
             return Namespace::Netns(sanitize::terminal_safe(name).into_owned());
@@ -326,6 +327,8 @@ mod tests {
                 name: name.map(str::to_string),
                 pod: None,
                 pod_namespace: None,
+                rootless_uid: None,
+                rootless_user: None,
             }),
         };
         let unit = Labels {

@@ -145,7 +145,7 @@ fn names(found: &FoundNetns, sources: Sources<'_>) -> Vec<Namespace> {
     let safe = |text: &str| terminal_safe(text.as_bytes()).into_owned();
     let mut names: Vec<Namespace> = (labels.iter())
         .filter_map(|l| l.container.as_ref())
-        .map(|c| Namespace::Container(safe(c.name.as_deref().unwrap_or(&c.id))))
+        .map(|c| Namespace::Container(c.display_label()))
         .collect();
     if let Some(name) = &found.netns.name {
         names.push(Namespace::Netns(terminal_safe(name).into_owned()));

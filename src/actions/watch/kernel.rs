@@ -287,7 +287,7 @@ pub fn socket_of(event: &ListenEvent, netns: Arc<Netns>) -> Socket {
         send_q: None,
         uid: event.uid,
         inode: event.inode,
-        v6only: None,
+        v6only: event.v6only,
         device: match event.bound_dev_if {
             0 => DeviceBinding::Unbound,
             index => DeviceBinding::Device { index, name: None },

@@ -29,6 +29,11 @@
 //! `user@1000.service/app.service`, which says both whose manager and what to give
 //! `systemctl --user`. Paths are as the reader's cgroup namespace shows them.
 //!
+//! A container in a user's subtree (`user@UID.service/…`, rootless Docker or Podman) carries
+//! that uid and its name ([`Container::rootless_uid`]): the user made its cgroup and wrote
+//! the state file naming it, so it is shown as `alice/web` and matched only by a pattern
+//! naming the user, never taken for root's `web`.
+//!
 //! A socket that systemd's socket activation made and passed on gets its `.socket` unit and
 //! service from [`activation`] (`sshd.socket → sshd.service`).
 //!
@@ -194,6 +199,9 @@ impl Labeler {
     }
 
     fn container(&mut self, found: cgroup::ContainerRef<'_>, user: Option<u32>) -> Container {
+        // Whoever owns the subtree named the cgroup (and, rootless, the state file): the
+        // container is that user's, whatever it is called.
+        let rootless_user = user.and_then(|uid| self.state.user_name(uid));
         if matches!(found.runtime, Runtime::Lxc | Runtime::Machine) {
             let name = cgroup::unescape_unit_name(found.id);
             let name = String::from_utf8_lossy(&name).into_owned();
@@ -203,6 +211,8 @@ impl Labeler {
                 name: Some(name),
                 pod: None,
                 pod_namespace: None,
+                rootless_uid: user,
+                rootless_user,
             };
         }
         let key = Key {
@@ -222,6 +232,8 @@ impl Labeler {
             name: names.name,
             pod: names.pod,
             pod_namespace: names.pod_namespace,
+            rootless_uid: user,
+            rootless_user,
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct StateReader {
     names: HashMap<Key, Option<(Runtime, Names)>>,
     podman_lists: HashMap<Option<u32>, Arc<HashMap<String, String>>>,
     homes: Option<HashMap<u32, String>>,
+    /// uid → user name, from the same `etc/passwd`.
+    user_names: Option<HashMap<u32, String>>,
     /// Each base directory opened so far (`None` if it cannot be): a host's containers'
     /// files share one (`var/lib/docker/containers`), opened once instead of once per file.
     bases: HashMap<String, Option<OwnedFd>>,
@@ -82,6 +84,7 @@ impl StateReader {
             names: HashMap::new(),
             podman_lists: HashMap::new(),
             homes: None,
+            user_names: None,
             bases: HashMap::new(),
         }
     }
@@ -173,6 +176,16 @@ impl StateReader {
         let base = "run/containers/storage/overlay-containers";
         let rel = format!("{id}/userdata/config.json");
         parse_oci_annotations(&self.read(base, &rel, CONFIG_CAP, None)?)
+    }
+
+    /// The name of `uid` from `etc/passwd` (the first line for it), to qualify a rootless
+    /// container by its user. `None` if no line names it.
+    pub fn user_name(&mut self, uid: u32) -> Option<String> {
+        if self.user_names.is_none() {
+            let passwd = self.read("etc", "passwd", PASSWD_CAP, None);
+            self.user_names = Some(passwd.map(|p| parse_passwd_names(&p)).unwrap_or_default());
+        }
+        self.user_names.as_ref()?.get(&uid).cloned()
     }
 
     /// The home of `uid` from `etc/passwd`, relative to the root. `None` for a home that is
@@ -302,6 +315,22 @@ pub fn parse_passwd(data: &[u8]) -> HashMap<u32, String> {
             (!home.is_empty()).then(|| (uid, home.to_owned()))
         })
         .collect()
+}
+
+/// uid → user name from `etc/passwd`; the first line of a uid wins, as `getpwuid` finds it.
+pub fn parse_passwd_names(data: &[u8]) -> HashMap<u32, String> {
+    let text = String::from_utf8_lossy(data);
+    let mut names = HashMap::new();
+    for line in text.lines() {
+        let mut fields = line.split(':');
+        let (Some(name), Some(uid)) = (fields.next(), fields.nth(1)) else {
+            continue;
+        };
+        if let (false, Ok(uid)) = (name.is_empty(), uid.parse::<u32>()) {
+            names.entry(uid).or_insert_with(|| name.to_owned());
+        }
+    }
+    names
 }
 
 #[cfg(test)]

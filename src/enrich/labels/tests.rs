@@ -44,6 +44,8 @@ fn a_docker_process_gets_its_unit_and_container() {
             name: Some("web".to_owned()),
             pod: None,
             pod_namespace: None,
+            rootless_uid: None,
+            rootless_user: None,
         }),
     };
     assert_eq!(*labels, want);

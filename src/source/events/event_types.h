@@ -33,6 +33,10 @@ struct sock_common {
 	__u32 skc_rcv_saddr;
 	__u16 skc_num;
 	unsigned short skc_family;
+	/* Bitfields: read with CO-RE field info (see ipv6only_of), never by plain access. */
+	unsigned char skc_reuse:4;
+	unsigned char skc_reuseport:1;
+	unsigned char skc_ipv6only:1;
 	int skc_bound_dev_if;
 	struct {
 		struct net *net;

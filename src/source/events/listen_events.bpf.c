@@ -38,7 +38,9 @@ struct event {
 	__u8 family;
 	__u8 protocol;
 	__u8 kind;
-	__u8 pad[3];
+	/* IPV6_V6ONLY of an AF_INET6 socket (final by then: it cannot change after bind). */
+	__u8 v6only;
+	__u8 pad[2];
 	char comm[16];
 	/* The device the socket is bound to (SO_BINDTODEVICE), 0 for none. */
 	__u32 bound_dev_if;
@@ -83,8 +85,35 @@ static __attribute__((always_inline)) int watched(struct sock *sk)
 	return !watched_netns || netns_of(sk) == watched_netns;
 }
 
+/* __builtin_preserve_field_info kinds (the kernel's enum bpf_field_info_kind). */
+#define FIELD_BYTE_OFFSET 0
+#define FIELD_BYTE_SIZE 1
+#define FIELD_LSHIFT_U64 4
+#define FIELD_RSHIFT_U64 5
+
 /*
- * Fill what the kernel's struct sock tells: address, port, device, namespace and socket inode.
+ * sk->__sk_common.skc_ipv6only, a one-bit field: its byte offset, size and shifts come from
+ * the running kernel's BTF (CO-RE field info, as libbpf's BPF_CORE_READ_BITFIELD_PROBED on a
+ * little-endian host reads a bitfield).
+ */
+static __attribute__((always_inline)) __u8 ipv6only_of(struct sock *sk)
+{
+	unsigned long long val = 0;
+
+	bpf_probe_read_kernel(&val,
+			      __builtin_preserve_field_info(sk->__sk_common.skc_ipv6only,
+							    FIELD_BYTE_SIZE),
+			      (const void *)sk +
+				      __builtin_preserve_field_info(sk->__sk_common.skc_ipv6only,
+								    FIELD_BYTE_OFFSET));
+	val <<= __builtin_preserve_field_info(sk->__sk_common.skc_ipv6only, FIELD_LSHIFT_U64);
+	val >>= __builtin_preserve_field_info(sk->__sk_common.skc_ipv6only, FIELD_RSHIFT_U64);
+	return val;
+}
+
+/*
+ * Fill what the kernel's struct sock tells: address, port, IPV6_V6ONLY, device, namespace and
+ * socket inode.
  * Read with bpf_probe_read_kernel so that the same code serves the tracepoint's BTF pointer
  * and a cgroup program's context (which is the struct sock behind the uapi bpf_sock).
  */
@@ -101,9 +130,10 @@ static __attribute__((always_inline)) void read_sock(struct event *e, struct soc
 	bpf_probe_read_kernel(&e->port, sizeof(e->port), &sk->__sk_common.skc_num);
 	bpf_probe_read_kernel(&e->bound_dev_if, sizeof(e->bound_dev_if),
 			      &sk->__sk_common.skc_bound_dev_if);
-	if (family == AF_INET6)
+	if (family == AF_INET6) {
 		bpf_probe_read_kernel(e->addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-	else
+		e->v6only = ipv6only_of(sk);
+	} else
 		bpf_probe_read_kernel(e->addr, 4, &sk->__sk_common.skc_rcv_saddr);
 	e->netns = netns_of(sk);
 	bpf_probe_read_kernel(&socket, sizeof(socket), &sk->sk_socket);

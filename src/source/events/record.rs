@@ -56,6 +56,9 @@ pub struct ListenEvent {
     pub cgroup: u64,
     /// The index of the device the socket is bound to (`SO_BINDTODEVICE`); 0 for none.
     pub bound_dev_if: u32,
+    /// For an IPv6 socket, whether `IPV6_V6ONLY` is set (read from the kernel's socket, as
+    /// sock_diag reports it); `None` for IPv4.
+    pub v6only: Option<bool>,
 }
 
 /// Decode one record; `None` for a record of an unknown protocol, family or kind (a program
@@ -101,6 +104,7 @@ pub fn decode(bytes: &[u8]) -> Option<ListenEvent> {
         inode: u64_at(16),
         cgroup: u64_at(24),
         bound_dev_if: u32_at(80),
+        v6only: (family == Family::Ipv6).then_some(bytes[61] != 0),
     })
 }
 
@@ -124,6 +128,21 @@ pub(crate) mod tests {
         bytes[64..71].copy_from_slice(b"python3");
         bytes[80..84].copy_from_slice(&1u32.to_ne_bytes());
         bytes
+    }
+
+    #[test]
+    fn an_ipv6_record_says_whether_the_socket_is_v6only() {
+        let mut bytes = record(1, 6, 10, &[0; 16], 8080);
+        assert_eq!(decode(&bytes).unwrap().v6only, Some(false));
+        bytes[61] = 1;
+        assert_eq!(decode(&bytes).unwrap().v6only, Some(true));
+        let mut bytes = record(1, 6, 2, &[127, 0, 0, 1], 8080);
+        bytes[61] = 1;
+        assert_eq!(
+            decode(&bytes).unwrap().v6only,
+            None,
+            "IPv4 has no such flag"
+        );
     }
 
     #[test]

@@ -316,6 +316,8 @@ fn container_unit_and_netns_rules_match_the_labels_and_the_namespace() {
                 name: Some(name.into()),
                 pod: None,
                 pod_namespace: None,
+                rootless_uid: None,
+                rootless_user: None,
             }),
         }));
         entry.socket.netns = netns.map(|(inode, name)| {

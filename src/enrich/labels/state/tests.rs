@@ -284,3 +284,14 @@ fn passwd_homes() {
     assert_eq!(homes.get(&6), None, "a relative home");
     assert_eq!(homes.get(&7).map(String::as_str), Some("home/\u{fffd}"));
 }
+
+#[test]
+fn user_names_come_from_passwd_first_line_wins() {
+    let names = super::parse_passwd_names(
+        b"root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n\
+          alias:x:1000:1000::/x:/x\n:x:1001:0::/x:/x\nbad:x:zz:0::/x:/x\nshort\n",
+    );
+    assert_eq!(names.get(&0).map(String::as_str), Some("root"));
+    assert_eq!(names.get(&1000).map(String::as_str), Some("alice"));
+    assert_eq!(names.len(), 2, "{names:?}");
+}
