@@ -11,6 +11,7 @@ pub mod published;
 pub mod reach;
 pub mod shared;
 pub mod socket_record;
+pub mod word_hash;
 
 use std::net::IpAddr;
 use std::num::NonZeroU64;

@@ -8,7 +8,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
+
+use crate::model::word_hash::WordHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -45,36 +47,10 @@ pub struct Cells<'a> {
     owner_cells: Vec<OwnerCells>,
     /// Index into `owner_cells` by the labels' address (the labels are kept there, so no
     /// address is reused while it is a key).
-    owner_index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
+    owner_index: HashMap<usize, usize, BuildHasherDefault<WordHasher>>,
     /// The address of the labels of the last `container` or `unit` cell and its index:
     /// neighbouring rows often share them, and a hit here skips the lookup.
     last_owner: Option<(usize, usize)>,
-}
-
-/// Hashes an address (`owner_index`'s keys) with one multiplication, its high bits folded
-/// into the low ones that pick a bucket (allocations are aligned: an address's low bits are
-/// all zero). SipHash, the default, guards against keys chosen to collide, which addresses
-/// the allocator picked are not; it cost more than the rest of the lookup, once per row
-/// whose labels differ from the row before's, in each of the table's two passes.
-#[derive(Debug, Default, Clone, Copy)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        let mixed = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        mixed ^ (mixed >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `usize` keys are hashed; any other is folded in a byte at a time.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_usize(&mut self, address: usize) {
-        self.0 = address as u64;
-    }
 }
 
 /// The `container` and `unit` cells of one labels, made once.
@@ -598,18 +574,6 @@ mod tests {
         let mut table = cells(Style::Display { wide: false });
         assert_eq!(table.text(Column::Container, &entries[1]), "ウェブ");
         assert_eq!(table.text(Column::Container, &entries[2]), "ev\\e[31mil");
-    }
-
-    #[test]
-    fn the_address_hasher_spreads_aligned_addresses_over_the_buckets() {
-        use std::hash::BuildHasher;
-        let hasher = BuildHasherDefault::<AddressHasher>::default();
-        // 256 addresses 64 bytes apart: their low 7 bits, which pick a bucket among 128, are
-        // alike; the hashes' are not.
-        let buckets: std::collections::HashSet<u64> = (0..256usize)
-            .map(|i| hasher.hash_one(0x5555_0000_1000 + i * 64) & 127)
-            .collect();
-        assert!(buckets.len() > 64, "{} buckets of 128", buckets.len());
     }
 
     #[test]

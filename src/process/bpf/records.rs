@@ -7,7 +7,9 @@
 //! bytes describing the socket as sock_diag would. Both programs write the same records.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
+
+use crate::model::word_hash::WordHasher;
 
 use crate::model::Holder;
 use crate::process::holders::Holders;
@@ -125,33 +127,7 @@ pub struct WalkedRecords {
     /// One per socket, in the order first seen.
     pub records: Vec<[u8; SOCKET_RECORD_SIZE]>,
     /// The inodes of those sockets.
-    inodes: HashSet<u64, BuildHasherDefault<InodeHasher>>,
-}
-
-/// Hashes a socket inode with one multiplication, its high bits folded into the low ones that
-/// pick a bucket. SipHash, the default, guards against keys chosen to collide, which inodes
-/// the kernel numbers are not; it was most of the cost of keeping the walk's socket records
-/// once each (25,000 of them in the namespaces world, inserted on the main thread while the
-/// walk's readers want both cores).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct InodeHasher(u64);
-
-impl Hasher for InodeHasher {
-    fn finish(&self) -> u64 {
-        let mixed = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        mixed ^ (mixed >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed; any other is folded in a byte at a time.
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, inode: u64) {
-        self.0 = inode;
-    }
+    inodes: HashSet<u64, BuildHasherDefault<WordHasher>>,
 }
 
 impl<'a> Selection<'a> {
@@ -337,24 +313,6 @@ pub(crate) mod tests {
             bytes.extend(record);
         }
         bytes
-    }
-
-    #[test]
-    fn the_inode_hasher_spreads_consecutive_and_strided_inodes_over_the_buckets() {
-        use std::hash::BuildHasher;
-        let hasher = BuildHasherDefault::<InodeHasher>::default();
-        // The kernel numbers sockets from per-CPU counters: runs of consecutive inodes, and
-        // runs a stride apart. The low 7 bits pick a bucket among 128.
-        for stride in [1u64, 2, 64, 1024] {
-            let buckets: HashSet<u64> = (0..256u64)
-                .map(|i| hasher.hash_one(4_000_000 + i * stride) & 127)
-                .collect();
-            assert!(
-                buckets.len() > 64,
-                "stride {stride}: {} of 128",
-                buckets.len()
-            );
-        }
     }
 
     #[test]
