@@ -112,7 +112,7 @@ impl Filter {
             );
         let asks_holders = !self.pids.is_empty()
             || !self.programs.is_empty()
-            || (entry.labels.is_none() && !(self.containers.is_empty() && self.units.is_empty()));
+            || (entry.labels.is_none() && self.needs_labels());
         let user_ok = self.uids.is_empty()
             || (entry.socket.owner_uid()).is_some_and(|uid| self.uids.contains(&uid));
         unseen && asks_holders && user_ok

@@ -273,8 +273,6 @@ fn start_plain_attribution(plan: &Plan) -> Option<process::Started> {
         .then(|| process::start(&plan.proc_root, plan.attribution, needs.details))
 }
 
-/// Whether reach reads this machine's rules: they describe a snapshot's sockets, or those of
-/// another proc tree, no more than its processes do.
 /// Whether the listing may hold this namespace's sockets. `--netns X` lists X's, whose rules
 /// a thread entering X reads: this namespace's are then read only if asked for (X is this
 /// one), never begun or waited for without need (a second `nft -j list ruleset`, hundreds of
@@ -284,6 +282,8 @@ fn lists_here(plan: &Plan) -> bool {
     matches!(plan.netns, NetnsChoice::Current | NetnsChoice::All)
 }
 
+/// Whether reach reads this machine's rules: they describe a snapshot's sockets, or those of
+/// another proc tree, no more than its processes do.
 fn reads_live_rules(plan: &Plan) -> bool {
     plan.request.snapshot.is_none() && plan.proc_root == Path::new("/proc")
 }

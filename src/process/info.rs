@@ -101,6 +101,9 @@ impl DetailsReader {
 
     /// `comm` if `name`, then `cmdline` and `status` as asked for, of the process `at`.
     fn read_fields(&mut self, at: At<'_>, name: bool) -> ProcessDetails {
+        // A `stat` too large to read (`read_started_at`, `start_tick`) left its warning with no
+        // details to carry it: it is not this process's.
+        self.too_large.clear();
         let mut details = ProcessDetails::default();
         if name && self.read_file(at, b"comm") {
             details.name = Some(strip_newline(&self.buffer).into());

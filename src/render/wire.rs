@@ -121,6 +121,16 @@ pub struct Netns {
     pub name: Option<String>,
 }
 
+impl Netns {
+    /// A namespace of the model as the JSON writes it.
+    pub fn of(ns: &crate::model::Netns) -> Netns {
+        Netns {
+            inode: ns.inode,
+            name: ns.name.as_deref().map(lossy),
+        }
+    }
+}
+
 /// A process holding a socket (`#/$defs/process`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
@@ -216,10 +226,7 @@ impl Socket {
             inode: socket.inode,
             v6only: socket.v6only,
             interface: interface(&socket.device),
-            netns: socket.netns.as_deref().map(|ns| Netns {
-                inode: ns.inode,
-                name: ns.name.as_deref().map(lossy),
-            }),
+            netns: socket.netns.as_deref().map(Netns::of),
             exposure: Cow::Borrowed(exposure::classify(socket).name()),
             reachable_families: exposure::reachable_families(socket)
                 .iter()
@@ -382,10 +389,7 @@ impl PublishedRow {
         use crate::model::published::Landing;
         let listener = match &p.landing {
             Landing::Listener(l) => Some(PublishedListener {
-                netns: l.netns.as_deref().map(|ns| Netns {
-                    inode: ns.inode,
-                    name: ns.name.as_deref().map(lossy),
-                }),
+                netns: l.netns.as_deref().map(Netns::of),
                 local_addr: l.addr.to_string(),
                 local_port: l.port,
                 inode: l.inode,
@@ -406,10 +410,7 @@ impl PublishedRow {
             local_addr: p.host_addr.to_string(),
             local_port: p.host_port,
             state: Cow::Borrowed("PUBLISHED"),
-            netns: p.netns.as_deref().map(|ns| Netns {
-                inode: ns.inode,
-                name: ns.name.as_deref().map(lossy),
-            }),
+            netns: p.netns.as_deref().map(Netns::of),
             container: listener.as_ref().and_then(|l| l.container.clone()),
             published: Published {
                 target_addr: p.target_addr.map(|a| a.to_string()),

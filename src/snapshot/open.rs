@@ -24,10 +24,10 @@ use crate::sys::signals::Cleanup;
 // The bounds keep a hostile archive from costing much memory, disk or time, while leaving
 // room for the largest real hosts. Tables and per-process files are read into memory whole.
 
-/// Largest socket table accepted: ~1.7 million sockets at ~150 bytes each.
-const MAX_TABLE: u64 = 256 << 20;
-/// Largest per-process file (`cmdline` is bounded by ARG_MAX, a few MiB at most).
-const MAX_PROCESS_FILE: u64 = 16 << 20;
+// Largest socket table accepted (~1.7 million sockets at ~150 bytes each), and largest
+// per-process file (`cmdline` is bounded by ARG_MAX, a few MiB at most): the same bounds as a
+// live or copied proc tree is read with.
+use crate::sys::procroot::{MAX_PROCESS_FILE, MAX_TABLE_FILE as MAX_TABLE};
 /// Largest manifest or unreadable-fd note.
 const MAX_SMALL_FILE: u64 = 64 << 10;
 /// Largest total unpacked size.

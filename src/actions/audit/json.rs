@@ -212,7 +212,7 @@ pub fn write(audit: &Audit, out: &mut dyn Write) -> io::Result<()> {
             .collect(),
         published_without_listener: (audit.unlanded.iter())
             .map(|p| UnlandedJson {
-                netns: (p.netns.as_ref()).map(|ns| hole_netns(audit, ns.inode)),
+                netns: p.netns.as_deref().map(crate::render::wire::Netns::of),
                 proto: p.protocol.name(),
                 host_addr: p.host_addr.to_string(),
                 host_port: p.host_port,

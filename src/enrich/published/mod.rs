@@ -80,7 +80,11 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
     for (inode, read) in rules_listed(sources, discovery.as_ref(), current) {
         let ns = inode.map(|inode| namespace(inode, discovery.as_ref(), entries));
         let where_ = match (&ns, inode == current) {
-            (Some(ns), false) => format!(" of netns {}", netns_name(ns)),
+            // A mount name is anyone's bytes: escaped, as every warning's text.
+            (Some(ns), false) => format!(
+                " of netns {}",
+                crate::text::sanitize::terminal_safe(&ns.label())
+            ),
             _ => String::new(),
         };
         let ruleset = match read {
@@ -233,14 +237,6 @@ fn rules_listed(
         out.extend(chunk.iter().copied().zip(read));
     }
     out
-}
-
-/// A namespace as the table names it: its name, else `net:[INODE]`.
-fn netns_name(ns: &Netns) -> String {
-    match &ns.name {
-        Some(name) => String::from_utf8_lossy(name).into_owned(),
-        None => format!("net:[{}]", ns.inode),
-    }
 }
 
 /// Whether the listing's tables and `--port` keep this published port.

@@ -314,8 +314,6 @@ fn real_path(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-/// The whole of `file` into `buffer`. Unlike `File::read_to_end`, no `statx` and `lseek` for a
-/// size hint: proc files report a size of 0 anyway.
 /// The most read of one process's file (`comm`, `cmdline`, `status`, `stat`), as the snapshot
 /// reader allows: the kernel's are a few KiB (a command line at most the argument space, a few
 /// MiB), so more is a copied tree's doing (`--proc-root`), read no further than this.
@@ -324,6 +322,9 @@ pub const MAX_PROCESS_FILE: u64 = 16 << 20;
 /// snapshot reader allows tables: 256 MiB is over a million sockets.
 pub const MAX_TABLE_FILE: u64 = 256 << 20;
 
+/// The whole of `file` into `buffer`, at most `limit` bytes (more is
+/// [`io::ErrorKind::FileTooLarge`]). Unlike `File::read_to_end`, no `statx` and `lseek` for a
+/// size hint: proc files report a size of 0 anyway.
 fn read_all(file: File, buffer: &mut Vec<u8>, limit: u64) -> io::Result<()> {
     buffer.clear();
     let mut file = file.take(limit + 1);
