@@ -21,7 +21,7 @@ pub mod owners;
 pub mod proxy;
 pub mod routes;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -127,6 +127,9 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
         (Some(root), Some(discovery)) => looked_in(root, discovery, sources.netns, entries),
         _ => Vec::new(),
     };
+    // The address and route files of each namespace ports are published in, read once each
+    // however many ports it publishes (Docker publishes dozens in one).
+    let mut net_files: HashMap<(Option<u64>, &'static str), Option<Vec<u8>>> = HashMap::new();
     for port in &mut ports {
         let can_flag = complete(port, sources);
         let inode = port.netns.as_ref().map(|ns| ns.inode).or(current);
@@ -139,13 +142,14 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
                 .and_then(|ns| ns.pids.first())
                 .map(|pid| pid.to_string()),
         };
-        let read = |name: &str| {
-            let file = root
-                .as_ref()?
-                .read_file(&format!("{}/net/{name}", dir.as_ref()?));
-            file.ok()
+        let mut read = |name: &'static str| {
+            let file = net_files.entry((inode, name)).or_insert_with(|| {
+                let path = format!("{}/net/{name}", dir.as_ref()?);
+                root.as_ref()?.read_file(&path).ok()
+            });
+            file.clone()
         };
-        let target = target_of(port.target_addr, read);
+        let target = target_of(port.target_addr, &mut read);
         let ruleset = (rulesets.iter())
             .find(|(i, _)| *i == inode)
             .map(|(_, r)| r.clone())
@@ -165,7 +169,10 @@ pub fn find(entries: &[Entry], sources: Sources<'_>) -> Found {
 /// `/32 host LOCAL`, `if_inet6`) or loopback, so the kernel delivers the DNAT-ed packet
 /// through input; else another host, routed out through the interface `route` or
 /// `ipv6_route` names. A redirect (no address) is this host.
-fn target_of(target: Option<IpAddr>, read: impl Fn(&str) -> Option<Vec<u8>>) -> Target {
+fn target_of(
+    target: Option<IpAddr>,
+    read: &mut impl FnMut(&'static str) -> Option<Vec<u8>>,
+) -> Target {
     let Some(addr) = target else {
         return Target::Local;
     };
