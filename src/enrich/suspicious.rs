@@ -70,37 +70,14 @@ fn executables(entry: &Entry, exes: &Executables) -> Vec<(Vec<u8>, Vec<u32>)> {
 /// `pids`; the directories are looked up through the first pid's root.
 pub fn exe_findings(exe: &[u8], pids: &[u32], proc_root: &Path) -> Vec<Finding> {
     let who = holders(pids);
-    let mut findings = Vec::new();
-    let (path, deleted) = match exe.strip_suffix(DELETED_SUFFIX) {
-        Some(path) => (path, true),
-        None => (exe, false),
-    };
-    let shown = sanitize::terminal_safe(path);
-    // `memfd_create(2)` files read back as `/memfd:NAME (deleted)`: never on disk at all, the
-    // shape of fileless malware (or of a program unpacking itself), not an upgrade.
-    let in_memory = (path.strip_prefix(MEMFD_PREFIX)).filter(|_| deleted);
-    if let Some(name) = in_memory {
-        let name = sanitize::terminal_safe(name);
-        findings.push(Finding {
-            flag: Flag::ExeDeleted,
-            explanation: format!(
-                "{who}: runs from an in-memory file (memfd:{name}), never on disk (fileless \
-                 malware runs so, or a program that unpacks itself)"
-            ),
-        });
+    let gone = gone(exe, &who, "");
+    let mut findings: Vec<Finding> = gone.finding.into_iter().collect();
+    if gone.in_memory {
         // No directory holds it: nothing more to look up.
         return findings;
     }
-    if deleted {
-        findings.push(Finding {
-            flag: Flag::ExeDeleted,
-            explanation: format!(
-                "{who}: executable {shown} was deleted or replaced after it started (an upgrade \
-                 awaiting a restart, or a program hiding its binary)"
-            ),
-        });
-    }
-    let path = Path::new(std::ffi::OsStr::from_bytes(path));
+    let shown = sanitize::terminal_safe(gone.path);
+    let path = Path::new(std::ffi::OsStr::from_bytes(gone.path));
     if let Some(reason) = pids.first().and_then(|&pid| writable(path, pid, proc_root)) {
         findings.push(Finding {
             flag: Flag::ExeWritableDir,
@@ -115,25 +92,13 @@ pub fn exe_findings(exe: &[u8], pids: &[u32], proc_root: &Path) -> Vec<Finding> 
 /// The flags raised by an executable whose path holds only in an unprivileged user's mounts.
 fn masked_findings(masked: &Masked, pids: &[u32]) -> Vec<Finding> {
     let who = holders(pids);
-    let (path, deleted) = match masked.link.strip_suffix(DELETED_SUFFIX) {
-        Some(path) => (path, true),
-        None => (&masked.link[..], false),
-    };
-    let shown = sanitize::terminal_safe(path);
     let user = match masked.user {
         Some(uid) => format!("user {uid}"),
         None => "an unprivileged user".into(),
     };
-    let mut findings = Vec::new();
-    if deleted {
-        findings.push(Finding {
-            flag: Flag::ExeDeleted,
-            explanation: format!(
-                "{who}: executable {shown} was deleted or replaced after it started (in mounts \
-                 {user} made)"
-            ),
-        });
-    }
+    let gone = gone(&masked.link, &who, &format!(" (in mounts {user} made)"));
+    let shown = sanitize::terminal_safe(gone.path);
+    let mut findings: Vec<Finding> = gone.finding.into_iter().collect();
     findings.push(Finding {
         flag: Flag::ExeMasked,
         explanation: format!(
@@ -143,6 +108,49 @@ fn masked_findings(masked: &Masked, pids: &[u32]) -> Vec<Finding> {
         ),
     });
     findings
+}
+
+/// What an executable link (`readlink /proc/PID/exe`) says of a file no longer on disk.
+struct Gone<'a> {
+    /// The path, its ` (deleted)` taken off.
+    path: &'a [u8],
+    /// `exe-deleted`, where the file is gone.
+    finding: Option<Finding>,
+    /// Run from a `memfd_create(2)` file: never on disk, no directory holds it.
+    in_memory: bool,
+}
+
+/// Whether `link` names a file no longer on disk, said for `who`; `context` follows the
+/// deleted file's explanation (whose mounts it was in).
+fn gone<'a>(link: &'a [u8], who: &str, context: &str) -> Gone<'a> {
+    let (path, deleted) = match link.strip_suffix(DELETED_SUFFIX) {
+        Some(path) => (path, true),
+        None => (link, false),
+    };
+    // `memfd_create(2)` files read back as `/memfd:NAME (deleted)`: never on disk at all, the
+    // shape of fileless malware (or of a program unpacking itself), not an upgrade.
+    let in_memory = (path.strip_prefix(MEMFD_PREFIX)).filter(|_| deleted);
+    let explanation = match in_memory {
+        Some(name) => format!(
+            "{who}: runs from an in-memory file (memfd:{}), never on disk (fileless malware \
+             runs so, or a program that unpacks itself)",
+            sanitize::terminal_safe(name)
+        ),
+        None if deleted => format!(
+            "{who}: executable {} was deleted or replaced after it started{context} (an \
+             upgrade awaiting a restart, or a program hiding its binary)",
+            sanitize::terminal_safe(path)
+        ),
+        None => String::new(),
+    };
+    Gone {
+        path,
+        finding: deleted.then_some(Finding {
+            flag: Flag::ExeDeleted,
+            explanation,
+        }),
+        in_memory: in_memory.is_some(),
+    }
 }
 
 /// `pid 812` or `pids 700,701,702`.
